@@ -1,0 +1,148 @@
+"""DSSE envelopes (secure-systems-lab/dsse v1.0.2) carrying several signatures.
+
+Rules:
+- Signatures are over PAE(payloadType, payload); the payload type is the domain separation.
+- ``parse_envelope`` is the one place that turns untrusted bytes into an envelope; it refuses
+  anything malformed with ``FormatError``.
+- A DSSE ``keyid`` is a hint only: ``verify_signatures`` tries the hinted key first and then the
+  other candidates, and reports the *distinct keys* that verified (never a signature count).
+- Two signatures that verify under the same key are refused (``DuplicateSignatureError``).
+- Verification returns the payload bytes it checked; callers parse those bytes, never the
+  envelope again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from crypto.encoding import Fields, b64encode, parse_json_object
+from crypto.signing import SigningKey, VerifyKey
+from custody.errors import DuplicateSignatureError, FormatError
+
+MAX_ENVELOPE_BYTES = 1 << 20
+MAX_SIGNATURES = 16
+# A signature whose key id hint matches no candidate is tried against at most this many keys,
+# so a flood of unhinted signatures cannot make the verifier try every certified key.
+MAX_UNHINTED_CANDIDATES = 32
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding."""
+    t = payload_type.encode("utf-8")
+    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
+
+
+@dataclass(frozen=True)
+class Signature:
+    keyid: str
+    sig: bytes
+
+
+@dataclass(frozen=True)
+class Envelope:
+    payload_type: str
+    payload: bytes
+    signatures: tuple[Signature, ...]
+
+    def to_json_obj(self) -> dict[str, object]:
+        return {
+            "payload": b64encode(self.payload),
+            "payloadType": self.payload_type,
+            "signatures": [{"keyid": s.keyid, "sig": b64encode(s.sig)} for s in self.signatures],
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json_obj(), sort_keys=True, separators=(",", ":")).encode()
+
+    def signed_bytes(self) -> bytes:
+        return pae(self.payload_type, self.payload)
+
+    def with_signature(self, key: SigningKey) -> Envelope:
+        """Add one more signature over the same payload (a countersignature)."""
+        sig = Signature(key.key_id, key.sign(self.signed_bytes()))
+        return Envelope(self.payload_type, self.payload, (*self.signatures, sig))
+
+
+def sign_envelope(payload_type: str, payload: bytes, keys: Iterable[SigningKey]) -> Envelope:
+    env = Envelope(payload_type, payload, ())
+    for key in keys:
+        env = env.with_signature(key)
+    return env
+
+
+def parse_envelope(data: bytes | str | Mapping[str, object], *, what: str = "envelope") -> Envelope:
+    """Parse an untrusted DSSE envelope (JSON bytes or an already-decoded object)."""
+    if isinstance(data, bytes | str):
+        if len(data) > MAX_ENVELOPE_BYTES:
+            raise FormatError(f"{what} is larger than {MAX_ENVELOPE_BYTES} bytes")
+        obj = parse_json_object(data, what=what)
+    elif isinstance(data, Mapping):
+        obj = dict(data)
+    else:
+        raise FormatError(f"{what} must be a JSON object")
+    f = Fields(obj, what=what)
+    extra = set(obj) - {"payload", "payloadType", "signatures"}
+    if extra:
+        raise FormatError(f"{what}: unexpected field(s) {sorted(extra)}")
+    payload_type = f.text("payloadType")
+    payload = f.blob("payload")
+    raw_sigs = f.items("signatures")
+    if not raw_sigs:
+        raise FormatError(f"{what} carries no signature")
+    if len(raw_sigs) > MAX_SIGNATURES:
+        raise FormatError(f"{what} carries more than {MAX_SIGNATURES} signatures")
+    sigs = []
+    for i, raw in enumerate(raw_sigs):
+        if not isinstance(raw, dict):
+            raise FormatError(f"{what}: signature {i} must be an object")
+        sf = Fields(raw, what=f"{what}: signature {i}")
+        keyid = sf.opt_text("keyid") or ""
+        sig = sf.blob("sig")
+        if len(sig) != 64:
+            raise FormatError(f"{what}: signature {i} is {len(sig)} bytes, an Ed25519 one is 64")
+        sigs.append(Signature(keyid, sig))
+    return Envelope(payload_type, payload, tuple(sigs))
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """Which candidate keys signed an envelope, and which signatures matched none."""
+
+    payload_type: str
+    payload: bytes
+    signed_by: frozenset[str]
+    unmatched: tuple[int, ...]
+
+
+def verify_signatures(env: Envelope, candidates: Mapping[str, VerifyKey]) -> SignatureCheck:
+    """Check every signature against the candidate keys (keyid -> key).
+
+    Raises:
+        DuplicateSignatureError: two signatures verify under one key.
+    """
+    message = env.signed_bytes()
+    signed_by: set[str] = set()
+    unmatched: list[int] = []
+    for index, sig in enumerate(env.signatures):
+        hinted = candidates.get(sig.keyid)
+        order = [hinted] if hinted is not None else []
+        matched = None
+        for key in order:
+            if key.is_valid(message, sig.sig):
+                matched = key
+        if matched is None and len(candidates) <= MAX_UNHINTED_CANDIDATES:
+            for kid, key in candidates.items():
+                if kid != sig.keyid and key.is_valid(message, sig.sig):
+                    matched = key
+                    break
+        if matched is None:
+            unmatched.append(index)
+            continue
+        if matched.key_id in signed_by:
+            raise DuplicateSignatureError(
+                f"key {matched.key_id[:16]} signed this {env.payload_type} more than once"
+            )
+        signed_by.add(matched.key_id)
+    return SignatureCheck(env.payload_type, env.payload, frozenset(signed_by), tuple(unmatched))

@@ -1,0 +1,88 @@
+"""The `custody` command line. Every failure is reported the same way: a clear message on
+stderr (or a JSON error object with --json) and an exit code by error class; never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from custody.cli.common import State, parse_cli_time
+from custody.cli.demo_cmd import demo
+from custody.cli.keys_cmd import init, keys_app, trust_app
+from custody.cli.statement_cmd import statement_app
+from custody.errors import CustodyError
+
+app = typer.Typer(
+    name="custody",
+    help="Provable custody of exam question papers, from proposition to destruction.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path,
+        typer.Option(envvar="CUSTODY_HOME", help="The authority's home folder."),
+    ] = Path("custody-home"),
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    now: Annotated[
+        str | None,
+        typer.Option(help="Act as if the UTC time were this (rehearsals and tests)."),
+    ] = None,
+) -> None:
+    ctx.obj = State(
+        home_path=home, json=json_output, now_override=parse_cli_time(now, what="--now")
+    )
+
+
+app.command("init")(init)
+app.command("demo")(demo)
+app.add_typer(keys_app, name="keys")
+app.add_typer(trust_app, name="trust")
+app.add_typer(statement_app, name="statement")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (the console script exits with it)."""
+    args = sys.argv[1:] if argv is None else argv
+    want_json = "--json" in args
+    try:
+        result = app(args=args, prog_name="custody", standalone_mode=False)
+    except CustodyError as e:
+        _report(e, want_json)
+        return e.exit_code
+    except click.exceptions.Abort:
+        Console(stderr=True).print("[red]aborted[/]")
+        return 130
+    except click.exceptions.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def _report(error: CustodyError, want_json: bool) -> None:
+    if want_json:
+        sys.stdout.write(json.dumps({"ok": False, **error.as_dict()}, ensure_ascii=False) + "\n")
+        return
+    console = Console(stderr=True, highlight=False)
+    console.print(f"[bold red]error[/] [dim]({error.code})[/]: {escape(error.message)}")
+    if error.hint:
+        console.print(f"[dim]hint:[/] {escape(error.hint)}")
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""What every command shares: the home, the clock, passphrases, and output (text or --json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from crypto.encoding import format_time, parse_time
+from custody.errors import FormatError, NotFoundError, UsageError
+from custody.home import Home
+
+# Names of environment variables, not secrets.
+PASSPHRASE_ENV = "CUSTODY_PASSPHRASE"  # noqa: S105
+NEW_PASSPHRASE_ENV = "CUSTODY_NEW_PASSPHRASE"  # noqa: S105
+
+
+@dataclass
+class State:
+    home_path: Path = Path("custody-home")
+    json: bool = False
+    now_override: datetime | None = None
+    out: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+
+    @property
+    def home(self) -> Home:
+        return Home(self.home_path)
+
+    def now(self) -> datetime:
+        return self.now_override or datetime.now(UTC).replace(microsecond=0)
+
+    def emit(self, data: dict[str, Any], human: str | None = None) -> None:
+        """Print a command's result: JSON for scripts, or the human rendering."""
+        if self.json:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+        elif human is not None:
+            self.out.print(human)
+
+
+def state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, State)
+    return obj
+
+
+def parse_cli_time(value: str | None, *, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value, what=what)
+    except FormatError as e:
+        raise UsageError(
+            f"{what}: write a UTC time like 2027-03-01T08:00:00Z, not {value!r}"
+        ) from e
+
+
+def passphrase(*, env: str = PASSPHRASE_ENV, prompt: str, confirm: bool = False) -> str:
+    """From the environment variable, else a hidden prompt on a terminal; never an argument."""
+    value = os.environ.get(env)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        raise UsageError(f"no passphrase: set {env} or run on a terminal to be asked")
+    answer: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return answer
+
+
+def fmt_time(moment: datetime | None) -> str:
+    return format_time(moment) if moment is not None else "-"
+
+
+def read_input(path: Path) -> bytes:
+    """Read a file the user named, or '-' for stdin; a clear error if it is not there."""
+    if str(path) == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        raise NotFoundError(f"cannot read {path}: {e.strerror}") from e

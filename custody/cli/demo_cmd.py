@@ -1,0 +1,45 @@
+"""`custody demo --out DIR`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import PASSPHRASE_ENV, state
+from custody.demo import run_demo
+
+
+def demo(
+    ctx: typer.Context,
+    out: Annotated[
+        Path, typer.Option(help="A new folder; everything the demo writes stays in it.")
+    ],
+) -> None:
+    """Play a whole season end to end on the embedded default (SQLite inside --out)."""
+    st = state(ctx)
+    given = os.environ.get(PASSPHRASE_ENV)
+    with st.err.status("playing the season...") as status:
+        summary = run_demo(
+            out,
+            now=st.now(),
+            passphrase=given,
+            say=status.update,
+        )
+    if st.json:
+        st.emit(summary)
+        return
+    st.out.print(f"[bold]Season of[/] {summary['authority']}")
+    st.out.print(f"  authority root key {summary['authority_id']}")
+    st.out.print(f"  people enrolled     {len(summary['people'])}")
+    st.out.print(f"  handover statement  {summary['statements']['handover']}")
+    for label, reason in summary["statements"]["refusals"].items():
+        st.out.print(f"  refused ({label}): {reason}")
+    st.out.print(f"[bold green]done[/]: everything is under {out} (summary.json, trust-bundle)")
+    if not given:
+        st.out.print(
+            f"[dim]key files are sealed under a passphrase generated for this run; set "
+            f"{PASSPHRASE_ENV} to choose it.[/]"
+        )

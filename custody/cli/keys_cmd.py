@@ -1,0 +1,265 @@
+"""`custody init`, `custody keys ...` and `custody trust ...`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from custody import identity
+from custody.cli.common import (
+    NEW_PASSPHRASE_ENV,
+    fmt_time,
+    parse_cli_time,
+    passphrase,
+    read_input,
+    state,
+)
+from custody.errors import UsageError
+from keys.model import RevocationReason, Role
+from keys.trust import load_trust_bundle
+
+keys_app = typer.Typer(help="Enrol people, rotate and revoke their keys.", no_args_is_help=True)
+trust_app = typer.Typer(help="Trust bundles for offline devices.", no_args_is_help=True)
+
+
+def init(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option(help="The exam authority's name.")],
+    database_url: Annotated[
+        str | None, typer.Option(help="Database URL (default: SQLite inside the home).")
+    ] = None,
+) -> None:
+    """Create an exam authority: root, log and system keys, sealed under a passphrase."""
+    st = state(ctx)
+    pw = passphrase(prompt="Passphrase for the authority keys", confirm=True)
+    authority = identity.init_authority(
+        st.home, name=name, passphrase=pw, now=st.now(), database_url=database_url
+    )
+    st.emit(
+        {
+            "authority": authority.name,
+            "authority_id": authority.id,
+            "log_key_id": authority.log_key.key_id,
+            "system_key_id": authority.system_key.key_id,
+            "home": str(st.home_path),
+        },
+        f"[bold green]created[/] authority {authority.name}\n"
+        f"  root key id   {authority.id}\n"
+        f"  log key id    {authority.log_key.key_id}\n"
+        f"  system key id {authority.system_key.key_id}\n"
+        f"  home          {st.home_path}",
+    )
+
+
+@keys_app.command("enroll")
+def enroll(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Option(help="Stable person id, e.g. courier-li.")],
+    name: Annotated[str, typer.Option(help="Full name as on the ID card.")],
+    org: Annotated[str, typer.Option(help="Organisation (unit) of the person.")],
+    role: Annotated[list[Role], typer.Option(help="A role; repeat for several.")],
+    valid_from: Annotated[str | None, typer.Option(help="UTC start (default now).")] = None,
+    valid_until: Annotated[str | None, typer.Option(help="UTC end.")] = None,
+    valid_days: Annotated[int, typer.Option(help="Validity in days if no --valid-until.")] = 180,
+    recuse: Annotated[
+        list[str] | None, typer.Option(help="Withdrawn from scope, e.g. exam:GK2027; repeat.")
+    ] = None,
+    key_out: Annotated[Path | None, typer.Option(help="Where to write the key file.")] = None,
+) -> None:
+    """Enrol a person: new keys sealed under their passphrase, certified by the authority."""
+    st = state(ctx)
+    now = st.now()
+    start = parse_cli_time(valid_from, what="--valid-from") or now
+    end = parse_cli_time(valid_until, what="--valid-until") or start + timedelta(days=valid_days)
+    if end <= start:
+        raise UsageError("--valid-until must be later than --valid-from")
+    root_pw = passphrase(prompt="Authority passphrase")
+    new_pw = passphrase(
+        env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {subject}", confirm=True
+    )
+    result = identity.enroll(
+        st.home,
+        root_passphrase=root_pw,
+        subject=subject,
+        name=name,
+        organisation=org,
+        roles=role,
+        not_before=start,
+        not_after=end,
+        recusals=recuse or (),
+        passphrase=new_pw,
+        now=now,
+        key_out=key_out,
+    )
+    cert = result.certificate
+    st.emit(
+        {
+            "subject": cert.subject,
+            "key_id": cert.key_id,
+            "encryption_key_id": cert.encryption_key_id,
+            "roles": sorted(cert.roles),
+            "not_before": fmt_time(cert.not_before),
+            "not_after": fmt_time(cert.not_after),
+            "recusals": sorted(cert.recusals),
+            "key_file": str(result.key_file),
+        },
+        f"[bold green]enrolled[/] {cert.describe()}\n"
+        f"  valid {fmt_time(cert.not_before)} .. {fmt_time(cert.not_after)}\n"
+        f"  key file {result.key_file} (sealed under the holder's passphrase)",
+    )
+
+
+@keys_app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Argument(help="The person whose key is replaced.")],
+    key_out: Annotated[Path | None, typer.Option(help="Where to write the new key file.")] = None,
+) -> None:
+    """Issue a new key for a person; the old one is superseded from now on."""
+    st = state(ctx)
+    root_pw = passphrase(prompt="Authority passphrase")
+    new_pw = passphrase(
+        env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {subject}", confirm=True
+    )
+    result = identity.rotate(
+        st.home,
+        root_passphrase=root_pw,
+        subject=subject,
+        passphrase=new_pw,
+        now=st.now(),
+        key_out=key_out,
+    )
+    cert = result.certificate
+    st.emit(
+        {"subject": subject, "key_id": cert.key_id, "supersedes": cert.supersedes},
+        f"[bold green]rotated[/] {subject}: new key {cert.key_id[:16]} "
+        f"supersedes {(cert.supersedes or '')[:16]}",
+    )
+
+
+@keys_app.command("revoke")
+def revoke(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="Key id (or a unique prefix of 8+ characters).")],
+    reason: Annotated[RevocationReason, typer.Option(help="Why the key is revoked.")],
+    effective: Annotated[
+        str | None, typer.Option(help="UTC time from which signatures are refused (default now).")
+    ] = None,
+    note: Annotated[str, typer.Option(help="Free text for the record.")] = "",
+) -> None:
+    """Revoke a key from a moment on: signatures dated at or after it are refused."""
+    st = state(ctx)
+    now = st.now()
+    effective_at = parse_cli_time(effective, what="--effective") or now
+    rev = identity.revoke(
+        st.home,
+        root_passphrase=passphrase(prompt="Authority passphrase"),
+        key_id=key_id,
+        reason=reason,
+        effective_at=effective_at,
+        now=now,
+        note=note,
+    )
+    st.emit(
+        {
+            "key_id": rev.key_id,
+            "reason": rev.reason.value,
+            "effective_at": fmt_time(rev.effective_at),
+        },
+        f"[bold yellow]revoked[/] key {rev.key_id[:16]} ({rev.reason.value}) "
+        f"effective {fmt_time(rev.effective_at)}",
+    )
+
+
+@keys_app.command("list")
+def list_keys(ctx: typer.Context) -> None:
+    """List every certified key with its standing now."""
+    st = state(ctx)
+    trust = identity.load_trust(st.home)
+    now = st.now()
+    rows: list[dict[str, Any]] = []
+    for cert in sorted(trust.certificates.values(), key=lambda c: (c.subject, c.issued_at)):
+        rev = trust.revocations.get(cert.key_id)
+        if rev is not None and rev.effective_at <= now:
+            status = f"revoked ({rev.reason.value})"
+        elif now > cert.not_after:
+            status = "expired"
+        elif now < cert.not_before:
+            status = "not yet valid"
+        else:
+            status = "valid"
+        rows.append(
+            {
+                "subject": cert.subject,
+                "name": cert.name,
+                "organisation": cert.organisation,
+                "roles": sorted(cert.roles),
+                "key_id": cert.key_id,
+                "not_after": fmt_time(cert.not_after),
+                "recusals": sorted(cert.recusals),
+                "status": status,
+            }
+        )
+    table = Table("person", "name", "roles", "key id", "valid until", "recusals", "status")
+    for r in rows:
+        table.add_row(
+            r["subject"],
+            r["name"],
+            ",".join(r["roles"]),
+            r["key_id"][:16],
+            r["not_after"],
+            ",".join(r["recusals"]) or "-",
+            r["status"],
+        )
+    if st.json:
+        st.emit({"authority_id": trust.authority.id, "keys": rows})
+    else:
+        st.out.print(table)
+
+
+@trust_app.command("export")
+def trust_export(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Trust bundle file to write.")],
+) -> None:
+    """Write the signed trust bundle an offline device carries."""
+    st = state(ctx)
+    path = identity.export_trust_bundle(
+        st.home, root_passphrase=passphrase(prompt="Authority passphrase"), out=out, now=st.now()
+    )
+    trust = load_trust_bundle(path.read_bytes())
+    st.emit(
+        {
+            "bundle": str(path),
+            "authority_id": trust.authority.id,
+            "certificates": len(trust.certificates),
+        },
+        f"[bold green]wrote[/] {path}: {len(trust.certificates)} certificates, "
+        f"{len(trust.revocations)} revocations, root key {trust.authority.id[:16]}",
+    )
+
+
+@trust_app.command("show")
+def trust_show(
+    ctx: typer.Context,
+    bundle: Annotated[Path, typer.Argument(help="Trust bundle file.")],
+    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+) -> None:
+    """Verify a trust bundle offline and summarise it."""
+    st = state(ctx)
+    trust = load_trust_bundle(read_input(bundle), pinned_root_id=pin)
+    st.emit(
+        {
+            "authority": trust.authority.name,
+            "authority_id": trust.authority.id,
+            "certificates": len(trust.certificates),
+            "revocations": len(trust.revocations),
+        },
+        f"[bold green]valid[/] trust bundle of {trust.authority.name} "
+        f"(root {trust.authority.id[:16]}): {len(trust.certificates)} certificates, "
+        f"{len(trust.revocations)} revocations",
+    )

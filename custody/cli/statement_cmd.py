@@ -1,0 +1,110 @@
+"""`custody statement sign|verify`: sign any payload as a DSSE envelope, verify with roles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crypto.dsse import parse_envelope, sign_envelope
+from custody.cli.common import fmt_time, parse_cli_time, passphrase, read_input, state
+from custody.errors import UsageError
+from keys.keyfile import read_keyfile, write_new_file
+from keys.model import Role
+from keys.statements import SignerRequirement, check_statement, verify_statement
+from keys.trust import load_trust_bundle
+
+statement_app = typer.Typer(help="Sign and verify DSSE statements.", no_args_is_help=True)
+
+
+@statement_app.command("sign")
+def sign(
+    ctx: typer.Context,
+    key: Annotated[Path, typer.Option(help="Your key file.")],
+    out: Annotated[Path, typer.Option(help="Envelope file to write.")],
+    payload: Annotated[Path | None, typer.Option(help="Payload file for a new envelope.")] = None,
+    payload_type: Annotated[str, typer.Option(help="DSSE payload type.")] = "application/json",
+    countersign: Annotated[
+        Path | None, typer.Option(help="Add your signature to this existing envelope.")
+    ] = None,
+) -> None:
+    """Sign a payload, or countersign an envelope someone else signed."""
+    st = state(ctx)
+    if (payload is None) == (countersign is None):
+        raise UsageError("give exactly one of --payload (new envelope) or --countersign ENVELOPE")
+    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    if countersign is not None:
+        env = parse_envelope(read_input(countersign)).with_signature(pair.signing)
+    else:
+        assert payload is not None
+        env = sign_envelope(payload_type, read_input(payload), [pair.signing])
+    write_new_file(out, env.to_bytes() + b"\n", mode=0o644, replace=countersign == out)
+    st.emit(
+        {"envelope": str(out), "signatures": len(env.signatures), "key_id": pair.signing.key_id},
+        f"[bold green]signed[/] {out} with key {pair.signing.key_id[:16]} "
+        f"({len(env.signatures)} signature(s) now)",
+    )
+
+
+def _parse_requirement(text: str) -> SignerRequirement:
+    """``slot=role[|role][@person]``, e.g. ``releaser=courier@courier-li``."""
+    if "=" not in text:
+        raise UsageError(f"--require {text!r}: write slot=role[|role][@person]")
+    slot, rest = text.split("=", 1)
+    person = None
+    if "@" in rest:
+        rest, person = rest.split("@", 1)
+    try:
+        roles = frozenset(Role(r) for r in rest.split("|") if r)
+    except ValueError as e:
+        raise UsageError(f"--require {text!r}: {e}") from e
+    if not slot or not roles:
+        raise UsageError(f"--require {text!r}: a slot name and at least one role are needed")
+    return SignerRequirement(slot, roles, person)
+
+
+@statement_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    envelope: Annotated[Path, typer.Argument(help="Envelope file ('-' for stdin).")],
+    trust: Annotated[Path, typer.Option(help="Trust bundle file.")],
+    require: Annotated[
+        list[str], typer.Option(help="Required signer slot=role[|role][@person]; repeat.")
+    ],
+    at: Annotated[str | None, typer.Option(help="Statement time (UTC; default now).")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="Scope tag of the statement (exam:ID...); repeat.")
+    ] = None,
+    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+) -> None:
+    """Verify an envelope offline: who signed, which required signer is missing."""
+    st = state(ctx)
+    store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
+    env = parse_envelope(read_input(envelope))
+    when = parse_cli_time(at, what="--at") or st.now()
+    reqs = [_parse_requirement(r) for r in require]
+    check = check_statement(env, store, reqs, at=when, scope=scope or ())
+    report = {
+        "ok": check.ok,
+        "payload_type": check.payload_type,
+        "at": fmt_time(when),
+        "signed_by": {slot: c.subject for slot, c in check.filled.items()},
+        "missing": [r.slot for r in check.missing],
+        "problems": [{"error": p.code, "message": p.message} for p in check.problems],
+    }
+    if st.json:
+        st.emit(report)
+    else:
+        for slot, cert in check.filled.items():
+            st.out.print(f"  [green]✓[/] {slot}: {cert.describe()}")
+        for req in check.missing:
+            st.out.print(f"  [red]✗[/] {req.describe()}: not signed")
+    verify_statement(env, store, reqs, at=when, scope=scope or ())
+    if not st.json:
+        st.out.print(f"[bold green]valid[/]: {check.summary()}")
+        try:
+            st.out.print(json.dumps(json.loads(check.payload), ensure_ascii=False, indent=2))
+        except ValueError:
+            st.out.print(f"payload: {len(check.payload)} bytes")

@@ -1,0 +1,203 @@
+"""`custody demo`: a season played end to end on the embedded default, inside one folder.
+
+The demo is also the project's simulator: tests build a ``Season`` and tamper with it freely.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from crypto.dsse import Envelope, sign_envelope
+from crypto.encoding import canonical_json, format_time
+from crypto.sealing import KdfParams
+from custody import identity
+from custody.errors import ConflictError, CustodyError, UsageError
+from custody.home import Home
+from keys.keyfile import KeyPair, read_keyfile, write_new_file
+from keys.model import Authority, Role
+from keys.statements import require, verify_statement
+from keys.trust import TrustStore, load_trust_bundle
+
+AUTHORITY_NAME = "陕西省人事考试中心 (Shaanxi Personnel Examination Centre)"
+EXAM_ID = "SX-2027-INT"
+
+# (person id, name, organisation, roles, recusals)
+PEOPLE: tuple[tuple[str, str, str, tuple[Role, ...], tuple[str, ...]], ...] = (
+    ("prop-zhao", "赵敏 Zhao Min", "命题中心 Proposition Centre", (Role.PROPOSER,), ()),
+    ("print-qian", "钱峰 Qian Feng", "保密印刷厂 Classified Printing Unit", (Role.PRINTER,), ()),
+    ("courier-sun", "孙立 Sun Li", "机要交通 Confidential Courier", (Role.COURIER,), ()),
+    ("courier-li", "李伟 Li Wei", "机要交通 Confidential Courier", (Role.COURIER,), ()),
+    ("custodian-zhou", "周静 Zhou Jing", "西安考点 Xi'an Exam Site", (Role.CUSTODIAN,), ()),
+    ("custodian-wu", "吴刚 Wu Gang", "西安考点 Xi'an Exam Site", (Role.CUSTODIAN,), ()),
+    ("examiner-zheng", "郑华 Zheng Hua", "面试考官组 Interview Panel", (Role.CHIEF_EXAMINER,), ()),
+    ("supervisor-wang", "王芳 Wang Fang", "纪检监察 Discipline Inspection", (Role.SUPERVISOR,), ()),
+    (
+        "destroy-feng",
+        "冯涛 Feng Tao",
+        "保密办 Secrecy Office",
+        (Role.DESTRUCTION_OFFICER,),
+        (),
+    ),
+    (
+        "secrecy-chen",
+        "陈洁 Chen Jie",
+        "省保密局 Provincial Secrecy Bureau",
+        (Role.SECRECY_OFFICER,),
+        (),
+    ),
+    ("auditor-chu", "褚明 Chu Ming", "审计 Audit Office", (Role.AUDITOR,), ()),
+    (
+        "courier-he",
+        "何勇 He Yong",
+        "机要交通 Confidential Courier",
+        (Role.COURIER,),
+        (f"exam:{EXAM_ID}",),  # a relative sits this exam: withdrawn from it
+    ),
+)
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class Season:
+    """A season in progress: the authority home, people's keys in memory, and a clock."""
+
+    out: Path
+    home: Home
+    passphrase: str
+    now: datetime
+    keys: dict[str, KeyPair] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    kdf: KdfParams | None = None
+
+    def tick(self, minutes: int = 5) -> datetime:
+        self.now += timedelta(minutes=minutes)
+        return self.now
+
+    def trust(self) -> TrustStore:
+        return identity.load_trust(self.home)
+
+    @property
+    def authority(self) -> Authority:
+        return self.trust().authority
+
+    def sign(self, payload_type: str, body: dict[str, Any], *people: str) -> Envelope:
+        return sign_envelope(
+            payload_type, canonical_json(body), [self.keys[p].signing for p in people]
+        )
+
+
+def fresh_out_dir(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConflictError(
+            f"{out} already exists and is not empty; the demo refuses to mix two seasons",
+            hint="pass a new folder to --out",
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {out}: {e.strerror}") from e
+
+
+def start_season(
+    out: Path, *, now: datetime, passphrase: str | None = None, kdf: KdfParams | None = None
+) -> Season:
+    """Create the authority and enrol one person per role (plus a recused courier)."""
+    fresh_out_dir(out)
+    home = Home(out / "home")
+    pw = passphrase or secrets.token_urlsafe(18)
+    identity.init_authority(home, name=AUTHORITY_NAME, passphrase=pw, now=now, kdf=kdf)
+    season = Season(out=out, home=home, passphrase=pw, now=now, kdf=kdf)
+    for subject, name, org, roles, recusals in PEOPLE:
+        enrolment = identity.enroll(
+            home,
+            root_passphrase=pw,
+            subject=subject,
+            name=name,
+            organisation=org,
+            roles=roles,
+            not_before=now - timedelta(days=1),
+            not_after=now + timedelta(days=200),
+            recusals=recusals,
+            passphrase=pw,
+            now=now,
+            kdf=kdf,
+        )
+        season.keys[subject] = read_keyfile(enrolment.key_file, pw)
+    identity.export_trust_bundle(home, root_passphrase=pw, out=out / "trust-bundle", now=now)
+    return season
+
+
+HANDOVER_TYPE = "application/vnd.custody.demo-handover.v1+json"
+
+
+def statements_step(season: Season) -> dict[str, Any]:
+    """Sign a countersigned handover and check it offline, then show two refusals."""
+    trust = load_trust_bundle((season.out / "trust-bundle").read_bytes())
+    at = season.tick()
+    body = {
+        "kind": "handover",
+        "exam": EXAM_ID,
+        "from": "courier-sun",
+        "to": "custodian-zhou",
+        "time": format_time(at),
+    }
+    reqs = [
+        require("releaser", Role.COURIER, person="courier-sun"),
+        require("receiver", Role.CUSTODIAN, person="custodian-zhou"),
+    ]
+    scope = [f"exam:{EXAM_ID}"]
+    both = season.sign(HANDOVER_TYPE, body, "courier-sun", "custodian-zhou")
+    check = verify_statement(both, trust, reqs, at=at, scope=scope)
+    statements_dir = season.out / "statements"
+    write_new_file(statements_dir / "handover.dsse.json", both.to_bytes() + b"\n", mode=0o644)
+    refusals: dict[str, str] = {}
+    one = season.sign(HANDOVER_TYPE, body, "courier-sun")
+    recused_body = {**body, "from": "courier-he"}
+    recused = season.sign(HANDOVER_TYPE, recused_body, "courier-he", "custodian-zhou")
+    recused_reqs = [require("releaser", Role.COURIER), reqs[1]]
+    for label, env, rq in (
+        ("receiver missing", one, reqs),
+        ("recused courier", recused, recused_reqs),
+    ):
+        try:
+            verify_statement(env, trust, rq, at=at, scope=scope)
+        except CustodyError as e:
+            refusals[label] = f"{e.code}: {e.message}"
+        else:  # pragma: no cover - a demo that accepts these would be a defect
+            raise AssertionError(f"demo: {label} was accepted")
+    return {"handover": check.summary(), "refusals": refusals}
+
+
+def run_demo(
+    out: Path,
+    *,
+    now: datetime,
+    passphrase: str | None = None,
+    say: Step = lambda _text: None,
+    kdf: KdfParams | None = None,
+) -> dict[str, Any]:
+    say("creating the authority and enrolling people in every role")
+    season = start_season(out, now=now, passphrase=passphrase, kdf=kdf)
+    trust = season.trust()
+    say(f"signing and verifying statements ({len(trust.certificates)} people enrolled)")
+    statements = statements_step(season)
+    summary = {
+        "authority": trust.authority.name,
+        "authority_id": trust.authority.id,
+        "people": {c.subject: sorted(c.roles) for c in trust.certificates.values()},
+        "trust_bundle": str(out / "trust-bundle"),
+        "statements": statements,
+    }
+    write_new_file(
+        out / "summary.json",
+        json.dumps(summary, ensure_ascii=False, indent=2).encode() + b"\n",
+        mode=0o644,
+    )
+    return summary

@@ -1,0 +1,85 @@
+"""A custody home: one authority's folder (config, sealed authority keys, database).
+
+Layout (everything the tool writes stays under the home):
+  custody.json           format, authority id, database URL
+  authority/root.key     root key (issues and revokes certificates only), passphrase-sealed
+  authority/log.key      log key (signs checkpoints), passphrase-sealed
+  authority/system.key   system key (signs incident statements), passphrase-sealed
+  people/*.key           key files written at enrolment, each under its holder's passphrase
+  custody.db             the embedded SQLite database (unless the config names another URL)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from crypto.encoding import Fields, parse_json_object
+from custody.errors import ConflictError, NotFoundError, StorageError
+from custody.store.db import create_schema, make_engine
+from keys.keyfile import KeyPair, read_keyfile, write_new_file
+
+HOME_FORMAT = "custody-home/v1"
+CONFIG_NAME = "custody.json"
+
+
+@dataclass
+class Home:
+    path: Path
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_NAME
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    @cached_property
+    def config(self) -> Fields:
+        try:
+            data = self.config_path.read_bytes()
+        except FileNotFoundError as e:
+            raise NotFoundError(
+                f"{self.path} is not a custody home (no {CONFIG_NAME})",
+                hint="create one with `custody init --home DIR --name AUTHORITY`",
+            ) from e
+        f = Fields(parse_json_object(data, what=CONFIG_NAME), what=CONFIG_NAME)
+        f.expect("format", HOME_FORMAT)
+        return f
+
+    @property
+    def database_url(self) -> str:
+        url = self.config.text("database_url")
+        return url.replace("{home}", str(self.path.resolve()))
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.database_url)
+        create_schema(engine)
+        return engine
+
+    def authority_key_path(self, which: str) -> Path:
+        return self.path / "authority" / f"{which}.key"
+
+    def authority_key(self, which: str, passphrase: str) -> KeyPair:
+        return read_keyfile(self.authority_key_path(which), passphrase)
+
+    def people_dir(self) -> Path:
+        return self.path / "people"
+
+    def write_config(self, authority_id: str, database_url: str | None) -> None:
+        if self.exists():
+            raise ConflictError(f"{self.path} already holds an authority; refusing to mix two")
+        url = database_url or "sqlite:///{home}/custody.db"
+        body = {"format": HOME_FORMAT, "authority_id": authority_id, "database_url": url}
+        write_new_file(self.config_path, json.dumps(body, indent=2).encode() + b"\n", mode=0o644)
+
+    def check_writable(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create {self.path}: {e.strerror}") from e

@@ -1,0 +1,230 @@
+"""Identity services the CLI and the API share: create an authority, enrol, rotate, revoke.
+
+Every function takes the time as an argument and stores only signed envelopes; the trust store
+is rebuilt from those envelopes (and so re-verified) on every load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from crypto.dsse import Envelope, parse_envelope
+from crypto.sealing import KdfParams
+from crypto.signing import check_ed25519_public_key
+from custody.errors import ConflictError, NotFoundError, UsageError
+from custody.home import Home
+from custody.store.tables import AuthorityRow, CertificateRow, RevocationRow
+from keys.keyfile import KeyPair, seal_keypair, write_new_file
+from keys.model import Authority, Certificate, Revocation, RevocationReason, Role
+from keys.trust import TrustStore, issue_authority, issue_certificate, issue_revocation
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    certificate: Certificate
+    key_file: Path
+
+
+def init_authority(
+    home: Home,
+    *,
+    name: str,
+    passphrase: str,
+    now: datetime,
+    database_url: str | None = None,
+    kdf: KdfParams | None = None,
+) -> Authority:
+    if home.exists():
+        raise ConflictError(f"{home.path} already holds an authority; refusing to mix two")
+    if not name.strip():
+        raise UsageError("the authority needs a name")
+    home.check_writable()
+    root = KeyPair.generate("authority root", with_encryption=False)
+    log = KeyPair.generate("authority log", with_encryption=False)
+    system = KeyPair.generate("authority system", with_encryption=False)
+    authority = Authority(
+        name=name,
+        root_key=root.signing.verify_key,
+        log_key=log.signing.verify_key,
+        system_key=system.signing.verify_key,
+        log_origin=f"custody/{root.signing.key_id[:16]}",
+        created_at=now,
+    )
+    for which, pair in (("root", root), ("log", log), ("system", system)):
+        sealed = seal_keypair(pair, passphrase, kdf=kdf or KdfParams.fresh())
+        write_new_file(home.authority_key_path(which), sealed)
+    home.write_config(authority.id, database_url)
+    envelope = issue_authority(authority, root.signing)
+    with Session(home.engine) as session:
+        session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))
+        session.commit()
+    return authority
+
+
+def load_trust(home: Home) -> TrustStore:
+    with Session(home.engine) as session:
+        row = session.exec(select(AuthorityRow)).first()
+        if row is None:
+            raise NotFoundError(f"no authority in the database of {home.path}")
+        certs = [parse_envelope(r.envelope) for r in session.exec(select(CertificateRow))]
+        revs = [parse_envelope(r.envelope) for r in session.exec(select(RevocationRow))]
+    pinned = home.config.text("authority_id")
+    return TrustStore.build(parse_envelope(row.envelope), certs, revs, pinned_root_id=pinned)
+
+
+def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> None:
+    with Session(home.engine) as session:
+        session.add(
+            CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=envelope.to_bytes())
+        )
+        try:
+            session.commit()
+        except IntegrityError as e:
+            raise ConflictError(f"key {cert.key_id[:16]} is already certified") from e
+
+
+def enroll(
+    home: Home,
+    *,
+    root_passphrase: str,
+    subject: str,
+    name: str,
+    organisation: str,
+    roles: Iterable[Role],
+    not_before: datetime,
+    not_after: datetime,
+    recusals: Iterable[str] = (),
+    passphrase: str,
+    now: datetime,
+    key_out: Path | None = None,
+    supersedes: str | None = None,
+    kdf: KdfParams | None = None,
+    pair: KeyPair | None = None,
+) -> Enrolment:
+    """Generate a person's keys, seal them under their passphrase, certify the public keys."""
+    trust = load_trust(home)
+    if not subject or not subject.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise UsageError(f"person id {subject!r}: use letters, digits, '-', '_' or '.'")
+    role_set = frozenset(roles)
+    if not role_set:
+        raise UsageError("enrolment needs at least one --role")
+    if supersedes is None and trust.certificates_of(subject):
+        raise ConflictError(
+            f"{subject} is already enrolled", hint="use `custody keys rotate` for a new key"
+        )
+    for tag in recusals:
+        if ":" not in tag:
+            raise UsageError(f"recusal {tag!r} must be a scope tag such as exam:ID or position:ID")
+    root = home.authority_key("root", root_passphrase)
+    pair = pair or KeyPair.generate(subject)
+    check_ed25519_public_key(pair.signing.verify_key.raw)
+    assert pair.encryption is not None
+    cert = Certificate(
+        authority_id=trust.authority.id,
+        subject=subject,
+        name=name,
+        organisation=organisation,
+        roles=role_set,
+        signing_key=pair.signing.verify_key,
+        encryption_key=pair.encryption.public_raw,
+        not_before=not_before,
+        not_after=not_after,
+        issued_at=now,
+        recusals=frozenset(recusals),
+        supersedes=supersedes,
+    )
+    envelope = issue_certificate(cert, root.signing)
+    out = key_out or home.people_dir() / f"{subject}-{cert.key_id[:8]}.key"
+    write_new_file(out, seal_keypair(pair, passphrase, kdf=kdf))
+    _store_certificate(home, cert, envelope)
+    return Enrolment(cert, out)
+
+
+def rotate(
+    home: Home,
+    *,
+    root_passphrase: str,
+    subject: str,
+    passphrase: str,
+    now: datetime,
+    not_after: datetime | None = None,
+    key_out: Path | None = None,
+    kdf: KdfParams | None = None,
+) -> Enrolment:
+    """A new key for the same person and roles; the old key is superseded from ``now``.
+
+    What the old key signed before ``now`` stays valid: the revocation's effective time is
+    ``now``, and standing is always judged at a statement's own time.
+    """
+    trust = load_trust(home)
+    old = trust.current_certificate(subject, now)
+    enrolment = enroll(
+        home,
+        root_passphrase=root_passphrase,
+        subject=subject,
+        name=old.name,
+        organisation=old.organisation,
+        roles=old.roles,
+        not_before=now,
+        not_after=not_after or old.not_after,
+        recusals=old.recusals,
+        passphrase=passphrase,
+        now=now,
+        key_out=key_out,
+        supersedes=old.key_id,
+        kdf=kdf,
+    )
+    revoke(
+        home,
+        root_passphrase=root_passphrase,
+        key_id=old.key_id,
+        reason=RevocationReason.SUPERSEDED,
+        effective_at=now,
+        now=now,
+        note=f"superseded by {enrolment.certificate.key_id}",
+    )
+    return enrolment
+
+
+def revoke(
+    home: Home,
+    *,
+    root_passphrase: str,
+    key_id: str,
+    reason: RevocationReason,
+    effective_at: datetime,
+    now: datetime,
+    note: str = "",
+) -> Revocation:
+    trust = load_trust(home)
+    matches = [k for k in trust.certificates if k.startswith(key_id)] if len(key_id) >= 8 else []
+    if len(matches) != 1:
+        raise NotFoundError(
+            f"no single certified key starts with {key_id!r}"
+            if not matches
+            else f"key id prefix {key_id!r} is ambiguous"
+        )
+    full = matches[0]
+    if full in trust.revocations:
+        raise ConflictError(f"key {full[:16]} is already revoked")
+    root = home.authority_key("root", root_passphrase)
+    rev = Revocation(trust.authority.id, full, effective_at, reason, now, note)
+    envelope = issue_revocation(rev, root.signing)
+    with Session(home.engine) as session:
+        session.add(RevocationRow(key_id=full, envelope=envelope.to_bytes()))
+        session.commit()
+    return rev
+
+
+def export_trust_bundle(home: Home, *, root_passphrase: str, out: Path, now: datetime) -> Path:
+    trust = load_trust(home)
+    root = home.authority_key("root", root_passphrase)
+    bundle = trust.to_bundle(root.signing, now)
+    write_new_file(out, bundle.to_bytes() + b"\n", mode=0o644, replace=True)
+    return out

@@ -1,0 +1,1 @@
+"""Storage edge: SQLModel tables and the engine; one code path for SQLite and PostgreSQL."""

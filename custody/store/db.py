@@ -1,0 +1,55 @@
+"""Engines for the embedded default (SQLite, WAL, fully synchronous) and PostgreSQL.
+
+Rules:
+- One code path: the same tables and queries serve both; only the engine's connect-time
+  settings differ.
+- Durability: SQLite runs with ``synchronous=FULL`` in WAL mode, so a committed transaction
+  survives a killed process; PostgreSQL commits are durable by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import SQLModel, create_engine
+
+import custody.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
+from custody.errors import StorageError, UsageError
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and pick the psycopg 3 driver for it."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as e:
+        raise UsageError(f"database URL {url!r} is not usable: {e}") from e
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_schema(engine: Engine) -> None:
+    try:
+        SQLModel.metadata.create_all(engine)
+    except OperationalError as e:
+        raise StorageError(f"cannot create the database schema: {e.orig}") from e

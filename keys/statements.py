@@ -1,0 +1,220 @@
+"""Verifying signed statements: which certified people signed, and which required one is missing.
+
+Rules:
+- Each required signer is a *slot* (releaser, receiver, witness...) with the roles that may fill
+  it and, where the step names one, the exact person. Every slot needs its own person: two slots
+  are never filled by one person, whatever keys they hold ("releaser AND receiver", never
+  "any two").
+- Signatures are counted by distinct certified key; a person signing twice (even with two of
+  their keys) is refused.
+- Every signer's standing (validity window, revocation) is judged at the statement's time, and
+  a signer recused for any scope tag of the statement cannot fill a slot.
+- Any signature that matches no certified key, or fails, refuses the whole statement.
+- ``check_statement`` reports; ``verify_statement`` raises the most specific refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from crypto.dsse import Envelope, verify_signatures
+from crypto.encoding import format_time
+from custody.errors import (
+    CustodyError,
+    DuplicateSignatureError,
+    RecusedError,
+    RoleError,
+    SignatureError,
+    ThresholdError,
+    UnknownSignerError,
+    VerificationError,
+)
+from keys.model import Certificate, Role
+from keys.trust import TrustStore
+
+
+@dataclass(frozen=True)
+class SignerRequirement:
+    slot: str
+    roles: frozenset[Role]
+    person: str | None = None
+
+    def describe(self) -> str:
+        roles = "/".join(sorted(self.roles))
+        who = f" {self.person}" if self.person else ""
+        return f"{self.slot} ({roles}{who})"
+
+
+def require(slot: str, *roles: Role, person: str | None = None) -> SignerRequirement:
+    return SignerRequirement(slot, frozenset(roles), person)
+
+
+@dataclass(frozen=True)
+class StatementCheck:
+    """What a verifier learned about one envelope."""
+
+    payload_type: str
+    payload: bytes
+    filled: Mapping[str, Certificate]
+    missing: tuple[SignerRequirement, ...]
+    signers: tuple[Certificate, ...]
+    problems: tuple[CustodyError, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.problems
+
+    def summary(self) -> str:
+        n = len(self.filled) + len(self.missing)
+        text = f"signed by {len(self.filled)}/{n} required signers"
+        if self.missing:
+            text += "; missing " + ", ".join(r.describe() for r in self.missing)
+        return text
+
+
+def _assign(
+    requirements: list[SignerRequirement],
+    eligible: Mapping[str, list[Certificate]],
+    used: frozenset[str],
+) -> dict[str, Certificate] | None:
+    """Fill every slot with a distinct person (small backtracking matching)."""
+    if not requirements:
+        return {}
+    first, rest = requirements[0], requirements[1:]
+    for cert in eligible[first.slot]:
+        if cert.subject in used:
+            continue
+        tail = _assign(rest, eligible, used | {cert.subject})
+        if tail is not None:
+            return {first.slot: cert, **tail}
+    return None
+
+
+def _best_partial(
+    requirements: list[SignerRequirement], eligible: Mapping[str, list[Certificate]]
+) -> dict[str, Certificate]:
+    filled: dict[str, Certificate] = {}
+    used: set[str] = set()
+    for req in requirements:
+        for cert in eligible[req.slot]:
+            if cert.subject not in used:
+                filled[req.slot] = cert
+                used.add(cert.subject)
+                break
+    return filled
+
+
+def check_statement(
+    env: Envelope,
+    trust: TrustStore,
+    requirements: Iterable[SignerRequirement],
+    *,
+    at: datetime,
+    scope: Iterable[str] = (),
+) -> StatementCheck:
+    reqs = list(requirements)
+    scope_tags = frozenset(scope)
+    problems: list[CustodyError] = []
+    try:
+        sigcheck = verify_signatures(env, trust.signing_keys)
+    except DuplicateSignatureError as e:
+        return StatementCheck(env.payload_type, env.payload, {}, tuple(reqs), (), (e,))
+    for index in sigcheck.unmatched:
+        hint = env.signatures[index].keyid
+        if hint in trust.certificates:
+            problems.append(
+                SignatureError(
+                    f"signature {index} claims key of {trust.certificates[hint].describe()} "
+                    "but does not verify"
+                )
+            )
+        else:
+            problems.append(
+                UnknownSignerError(f"signature {index} is by a key no certificate binds")
+            )
+
+    signers: list[Certificate] = []
+    persons: set[str] = set()
+    for kid in sorted(sigcheck.signed_by):
+        try:
+            cert = trust.standing_at(kid, at)
+        except VerificationError as e:
+            problems.append(e)
+            continue
+        if cert.subject in persons:
+            problems.append(
+                DuplicateSignatureError(f"{cert.subject} signed this statement with two keys")
+            )
+            continue
+        persons.add(cert.subject)
+        signers.append(cert)
+
+    eligible: dict[str, list[Certificate]] = {}
+    for req in reqs:
+        eligible[req.slot] = [
+            c
+            for c in signers
+            if c.roles & req.roles
+            and (req.person is None or c.subject == req.person)
+            and not (c.recusals & scope_tags)
+        ]
+    filled = _assign(reqs, eligible, frozenset())
+    if filled is None:
+        filled = _best_partial(reqs, eligible)
+    missing = tuple(r for r in reqs if r.slot not in filled)
+    for req in missing:
+        problems.append(_why_missing(req, signers, scope_tags, at))
+    return StatementCheck(
+        env.payload_type, sigcheck.payload, filled, missing, tuple(signers), tuple(problems)
+    )
+
+
+def _why_missing(
+    req: SignerRequirement, signers: list[Certificate], scope: frozenset[str], at: datetime
+) -> CustodyError:
+    candidates = [c for c in signers if req.person is None or c.subject == req.person]
+    for cert in candidates:
+        if cert.roles & req.roles and cert.recusals & scope:
+            tags = ", ".join(sorted(cert.recusals & scope))
+            return RecusedError(
+                f"{cert.describe()} is recused from {tags}; cannot sign as {req.slot}"
+            )
+    for cert in candidates:
+        if not cert.roles & req.roles:
+            return RoleError(
+                f"{cert.describe()} does not hold a role that may sign as {req.describe()}"
+            )
+    return ThresholdError(
+        f"missing signer: {req.describe()} has not signed (statement time {format_time(at)})"
+    )
+
+
+_PRIORITY: tuple[type[CustodyError], ...] = (
+    DuplicateSignatureError,
+    SignatureError,
+    UnknownSignerError,
+    VerificationError,
+)
+
+
+def verify_statement(
+    env: Envelope,
+    trust: TrustStore,
+    requirements: Iterable[SignerRequirement],
+    *,
+    at: datetime,
+    scope: Iterable[str] = (),
+) -> StatementCheck:
+    """As ``check_statement``, but raises the most specific refusal found."""
+    check = check_statement(env, trust, requirements, at=at, scope=scope)
+    if check.problems:
+        for kind in _PRIORITY:
+            for problem in check.problems:
+                if type(problem) is kind or (
+                    kind is VerificationError and isinstance(problem, VerificationError)
+                ):
+                    raise problem
+        raise check.problems[0]
+    return check
