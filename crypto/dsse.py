@@ -4,8 +4,10 @@ Rules:
 - Signatures are over PAE(payloadType, payload); the payload type is the domain separation.
 - ``parse_envelope`` is the one place that turns untrusted bytes into an envelope; it refuses
   anything malformed with ``FormatError``.
-- A DSSE ``keyid`` is a hint only: ``verify_signatures`` tries the hinted key first and then the
-  other candidates, and reports the *distinct keys* that verified (never a signature count).
+- A DSSE ``keyid`` is a hint only: it never makes a signature count. ``verify_signatures``
+  reports the *distinct keys* that verified (never a signature count). An empty hint is tried
+  against the candidates; a non-empty hint must name the key that verifies, otherwise the
+  signature is unmatched (so no byte of an envelope can change unnoticed).
 - Two signatures that verify under the same key are refused (``DuplicateSignatureError``).
 - Verification returns the payload bytes it checked; callers parse those bytes, never the
   envelope again.
@@ -98,6 +100,8 @@ def parse_envelope(data: bytes | str | Mapping[str, object], *, what: str = "env
         if not isinstance(raw, dict):
             raise FormatError(f"{what}: signature {i} must be an object")
         sf = Fields(raw, what=f"{what}: signature {i}")
+        if set(raw) - {"keyid", "sig"}:
+            raise FormatError(f"{what}: signature {i} has unexpected field(s)")
         keyid = sf.opt_text("keyid") or ""
         sig = sf.blob("sig")
         if len(sig) != 64:
@@ -126,15 +130,14 @@ def verify_signatures(env: Envelope, candidates: Mapping[str, VerifyKey]) -> Sig
     signed_by: set[str] = set()
     unmatched: list[int] = []
     for index, sig in enumerate(env.signatures):
-        hinted = candidates.get(sig.keyid)
-        order = [hinted] if hinted is not None else []
         matched = None
-        for key in order:
-            if key.is_valid(message, sig.sig):
-                matched = key
-        if matched is None and len(candidates) <= MAX_UNHINTED_CANDIDATES:
-            for kid, key in candidates.items():
-                if kid != sig.keyid and key.is_valid(message, sig.sig):
+        if sig.keyid:
+            hinted = candidates.get(sig.keyid)
+            if hinted is not None and hinted.is_valid(message, sig.sig):
+                matched = hinted
+        elif len(candidates) <= MAX_UNHINTED_CANDIDATES:
+            for key in candidates.values():
+                if key.is_valid(message, sig.sig):
                     matched = key
                     break
         if matched is None:

@@ -31,9 +31,14 @@ def b64decode(text: str | bytes, *, what: str = "base64 field") -> bytes:
     if len(raw) % 4 or not _B64_RE.match(raw):
         raise FormatError(f"{what} is not standard padded base64")
     try:
-        return base64.b64decode(raw, validate=True)
+        out = base64.b64decode(raw, validate=True)
     except binascii.Error as e:
         raise FormatError(f"{what} is not valid base64") from e
+    # Non-zero padding bits decode to the same bytes: refuse them so that one value has
+    # exactly one encoding and no byte of a signed document can change unnoticed.
+    if base64.b64encode(out) != raw:
+        raise FormatError(f"{what} is not canonical base64")
+    return out
 
 
 def canonical_json(value: Any) -> bytes:

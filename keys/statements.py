@@ -164,8 +164,10 @@ def check_statement(
     if filled is None:
         filled = _best_partial(reqs, eligible)
     missing = tuple(r for r in reqs if r.slot not in filled)
+    used = {c.subject for c in filled.values()}
+    spare = [c for c in signers if c.subject not in used]
     for req in missing:
-        problems.append(_why_missing(req, signers, scope_tags, at))
+        problems.append(_why_missing(req, spare, scope_tags, at))
     return StatementCheck(
         env.payload_type, sigcheck.payload, filled, missing, tuple(signers), tuple(problems)
     )
@@ -195,8 +197,17 @@ _PRIORITY: tuple[type[CustodyError], ...] = (
     DuplicateSignatureError,
     SignatureError,
     UnknownSignerError,
-    VerificationError,
 )
+
+
+def most_specific(problems: tuple[CustodyError, ...]) -> CustodyError | None:
+    """The refusal to report first: forged or duplicated signatures, then unknown signers,
+    then the first standing or slot problem found."""
+    for kind in _PRIORITY:
+        for problem in problems:
+            if type(problem) is kind:
+                return problem
+    return problems[0] if problems else None
 
 
 def verify_statement(
@@ -209,12 +220,7 @@ def verify_statement(
 ) -> StatementCheck:
     """As ``check_statement``, but raises the most specific refusal found."""
     check = check_statement(env, trust, requirements, at=at, scope=scope)
-    if check.problems:
-        for kind in _PRIORITY:
-            for problem in check.problems:
-                if type(problem) is kind or (
-                    kind is VerificationError and isinstance(problem, VerificationError)
-                ):
-                    raise problem
-        raise check.problems[0]
+    problem = most_specific(check.problems)
+    if problem is not None:
+        raise problem
     return check

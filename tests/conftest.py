@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +13,6 @@ from crypto.encoding import utc
 from crypto.sealing import KdfParams
 from custody.demo import Season, start_season
 from custody.home import Home
-
 
 
 def _find_vectors() -> Path:
@@ -56,9 +54,9 @@ def now() -> datetime:
 
 
 @pytest.fixture
-def season(tmp_path: Path) -> Iterator[Season]:
+def season(tmp_path: Path) -> Season:
     """An authority with one person per role (and a recused courier), keys in memory."""
-    yield start_season(tmp_path / "season", now=T0, passphrase=PASS, kdf=fast_kdf())
+    return start_season(tmp_path / "season", now=T0, passphrase=PASS, kdf=fast_kdf())
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click import exceptions as click_exceptions
 
 from custody.cli.common import State, parse_cli_time
 from custody.cli.demo_cmd import demo
@@ -63,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     except CustodyError as e:
         _report(e, want_json)
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         Console(stderr=True).print("[red]aborted[/]")
         return 130
-    except click.exceptions.ClickException as e:
+    except click_exceptions.ClickException as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
     return result if isinstance(result, int) else 0
 

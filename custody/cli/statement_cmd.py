@@ -13,7 +13,7 @@ from custody.cli.common import fmt_time, parse_cli_time, passphrase, read_input,
 from custody.errors import UsageError
 from keys.keyfile import read_keyfile, write_new_file
 from keys.model import Role
-from keys.statements import SignerRequirement, check_statement, verify_statement
+from keys.statements import SignerRequirement, check_statement, most_specific
 from keys.trust import load_trust_bundle
 
 statement_app = typer.Typer(help="Sign and verify DSSE statements.", no_args_is_help=True)
@@ -86,6 +86,7 @@ def verify(
     when = parse_cli_time(at, what="--at") or st.now()
     reqs = [_parse_requirement(r) for r in require]
     check = check_statement(env, store, reqs, at=when, scope=scope or ())
+    problem = most_specific(check.problems)
     report = {
         "ok": check.ok,
         "payload_type": check.payload_type,
@@ -95,16 +96,20 @@ def verify(
         "problems": [{"error": p.code, "message": p.message} for p in check.problems],
     }
     if st.json:
+        if problem is not None:
+            report["error"] = problem.code
         st.emit(report)
-    else:
-        for slot, cert in check.filled.items():
-            st.out.print(f"  [green]✓[/] {slot}: {cert.describe()}")
-        for req in check.missing:
-            st.out.print(f"  [red]✗[/] {req.describe()}: not signed")
-    verify_statement(env, store, reqs, at=when, scope=scope or ())
-    if not st.json:
-        st.out.print(f"[bold green]valid[/]: {check.summary()}")
-        try:
-            st.out.print(json.dumps(json.loads(check.payload), ensure_ascii=False, indent=2))
-        except ValueError:
-            st.out.print(f"payload: {len(check.payload)} bytes")
+        if problem is not None:
+            raise typer.Exit(problem.exit_code)
+        return
+    for slot, cert in check.filled.items():
+        st.out.print(f"  [green]✓[/] {slot}: {cert.describe()}")
+    for req in check.missing:
+        st.out.print(f"  [red]✗[/] {req.describe()}: not signed")
+    if problem is not None:
+        raise problem
+    st.out.print(f"[bold green]valid[/]: {check.summary()}")
+    try:
+        st.out.print(json.dumps(json.loads(check.payload), ensure_ascii=False, indent=2))
+    except ValueError:
+        st.out.print(f"payload: {len(check.payload)} bytes")

@@ -1,0 +1,150 @@
+"""The `custody` CLI for identities: a session that enrols, rotates, revokes, then is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from custody.cli import main
+from tests.conftest import PASS
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    monkeypatch.setenv("CUSTODY_NEW_PASSPHRASE", PASS)
+    monkeypatch.setenv("CUSTODY_HOME", str(tmp_path / "home"))
+
+    def run(*args: str, now: str = "2027-03-01T08:00:00Z") -> tuple[int, str, str]:
+        code = main(["--now", now, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def _json(out: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(out)
+
+
+def test_keys_session(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("--json", "init", "--name", "测试考试院 Test Authority")
+    assert code == 0, out
+    authority_id = _json(out)["authority_id"]
+
+    code, out, err = cli(
+        "--json",
+        "keys",
+        "enroll",
+        "--subject",
+        "courier-a",
+        "--name",
+        "甲 A",
+        "--org",
+        "交通",
+        "--role",
+        "courier",
+        "--valid-days",
+        "30",
+        "--recuse",
+        "exam:E1",
+    )
+    assert code == 0, err
+    first = _json(out)
+    assert first["roles"] == ["courier"] and first["recusals"] == ["exam:E1"]
+    key_file = Path(first["key_file"])
+    assert key_file.exists() and PASS not in key_file.read_text()
+    cli(
+        "keys",
+        "enroll",
+        "--subject",
+        "custodian-b",
+        "--name",
+        "乙 B",
+        "--org",
+        "考点",
+        "--role",
+        "custodian",
+    )
+
+    code, out, _ = cli("--json", "keys", "rotate", "courier-a", now="2027-03-02T08:00:00Z")
+    assert code == 0
+    assert _json(out)["supersedes"] == first["key_id"]
+
+    code, out, _ = cli("--json", "keys", "list", now="2027-03-02T09:00:00Z")
+    statuses = {(k["subject"], k["status"]) for k in _json(out)["keys"]}
+    assert ("courier-a", "revoked (superseded)") in statuses
+    assert ("courier-a", "valid") in statuses
+
+    custodian_key = next(k for k in _json(out)["keys"] if k["subject"] == "custodian-b")["key_id"]
+    code, out, _ = cli("--json", "keys", "revoke", custodian_key[:12], "--reason", "left_post")
+    assert code == 0
+
+    bundle = tmp_path / "bundle.json"
+    code, out, _ = cli("--json", "trust", "export", "--out", str(bundle))
+    assert code == 0 and bundle.exists()
+    code, out, _ = cli("--json", "trust", "show", str(bundle), "--pin", authority_id)
+    assert code == 0 and _json(out)["certificates"] == 3
+
+    # Sign a handover with both people, verify it; then refusals with clear exit codes.
+    payload = tmp_path / "handover.json"
+    payload.write_text('{"kind":"handover","package":"PK-1"}')
+    env = tmp_path / "h.dsse.json"
+    rotated = sorted(key_file.parent.glob("courier-a-*.key"), key=lambda p: p.stat().st_mtime)[-1]
+    code, _, err = cli(
+        "statement", "sign", "--key", str(rotated), "--payload", str(payload), "--out", str(env)
+    )
+    assert code == 0, err
+    code, out, _ = cli(
+        "--json",
+        "statement",
+        "verify",
+        str(env),
+        "--trust",
+        str(bundle),
+        "--require",
+        "releaser=courier",
+        "--require",
+        "receiver=custodian",
+        now="2027-03-02T10:00:00Z",
+    )
+    assert code != 0
+    assert _json(out)["error"] == "threshold"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "error"),
+    [
+        (["keys", "list"], 4, "not_found"),
+        (
+            ["keys", "enroll", "--subject", "x", "--name", "x", "--org", "o", "--role", "pilot"],
+            2,
+            None,
+        ),
+        (["trust", "show", "/nonexistent/bundle"], 4, "not_found"),
+        (["--now", "yesterday", "keys", "list"], 2, "usage"),
+    ],
+    ids=["no-home", "unknown-role", "missing-bundle", "bad-time"],
+)
+def test_cli_refusals_have_exit_codes(cli, args: list[str], code: int, error: str | None) -> None:  # type: ignore[no-untyped-def]
+    got, out, err = cli(*args)
+    assert got == code
+    assert "Traceback" not in out + err
+
+
+def test_wrong_passphrase_is_a_clean_error(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    assert cli("init", "--name", "A")[0] == 0
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", "wrong")
+    code, _, err = cli(
+        "keys", "enroll", "--subject", "x", "--name", "x", "--org", "o", "--role", "courier"
+    )
+    assert code == 11
+    assert "wrong passphrase" in err and "Traceback" not in err
+
+
+def test_init_twice_refused(cli) -> None:  # type: ignore[no-untyped-def]
+    assert cli("init", "--name", "A")[0] == 0
+    code, _, err = cli("init", "--name", "B")
+    assert code == 5 and "refusing" in err
