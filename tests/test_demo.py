@@ -1,0 +1,44 @@
+"""`custody demo` plays a season into a fresh folder and refuses a used one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from custody.cli import main
+from custody.demo import run_demo
+from custody.errors import ConflictError
+from keys.trust import load_trust_bundle
+from tests.conftest import PASS, T0, fast_kdf
+
+
+def test_demo_writes_everything_under_out(tmp_path: Path) -> None:
+    out = tmp_path / "season"
+    summary = run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())
+    assert (out / "summary.json").exists()
+    assert json.loads((out / "summary.json").read_text())["authority_id"] == summary["authority_id"]
+    trust = load_trust_bundle((out / "trust-bundle").read_bytes(), pinned_root_id=summary["authority_id"])
+    assert len(trust.certificates) == 12
+    assert set(summary["statements"]["refusals"]) == {"receiver missing", "recused courier"}
+    # No secret in clear text anywhere under the folder.
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert PASS.encode() not in path.read_bytes(), path
+
+
+def test_demo_refuses_used_folder(tmp_path: Path) -> None:
+    out = tmp_path / "used"
+    out.mkdir()
+    (out / "something").write_text("x")
+    with pytest.raises(ConflictError):
+        run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())
+
+
+def test_demo_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "used"
+    out.mkdir()
+    (out / "x").write_text("x")
+    assert main(["demo", "--out", str(out)]) == 5
+    assert "not empty" in capsys.readouterr().err
