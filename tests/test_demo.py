@@ -19,7 +19,9 @@ def test_demo_writes_everything_under_out(tmp_path: Path) -> None:
     summary = run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())
     assert (out / "summary.json").exists()
     assert json.loads((out / "summary.json").read_text())["authority_id"] == summary["authority_id"]
-    trust = load_trust_bundle((out / "trust-bundle").read_bytes(), pinned_root_id=summary["authority_id"])
+    trust = load_trust_bundle(
+        (out / "trust-bundle").read_bytes(), pinned_root_id=summary["authority_id"]
+    )
     assert len(trust.certificates) == 12
     assert set(summary["statements"]["refusals"]) == {"receiver missing", "recused courier"}
     # No secret in clear text anywhere under the folder.
