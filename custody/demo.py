@@ -17,8 +17,10 @@ from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import canonical_json, format_time
 from crypto.sealing import KdfParams
 from custody import identity
-from custody.errors import ConflictError, CustodyError, UsageError
+from custody.errors import ConflictError, CustodyError, NotFoundError, UsageError
+from custody.events import Event, Kind
 from custody.home import Home
+from custody.log import CustodyLog, Receipt
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 from keys.model import Authority, Role
 from keys.statements import require, verify_statement
@@ -91,6 +93,51 @@ class Season:
         return sign_envelope(
             payload_type, canonical_json(body), [self.keys[p].signing for p in people]
         )
+
+    def log(self) -> CustodyLog:
+        if "log" not in self.facts:
+            log_key = self.home.authority_key("log", self.passphrase).signing
+            self.facts["log"] = CustodyLog(self.home.engine, self.trust(), log_key)
+        log = self.facts["log"]
+        assert isinstance(log, CustodyLog)
+        return log
+
+    def refresh_trust(self) -> None:
+        """After enrolment or revocation: the log judges signers against the new store."""
+        self.log().trust = self.trust()
+
+    def prev(self, package_id: str) -> str | None:
+        try:
+            return self.log().package_state(package_id).last_event
+        except NotFoundError:
+            return None
+
+    def event(
+        self,
+        kind: Kind,
+        packages: list[str],
+        *,
+        actors: dict[str, str],
+        signers: list[str],
+        body: dict[str, Any] | None = None,
+        place: str = "",
+        at: datetime | None = None,
+        prevs: dict[str, str | None] | None = None,
+    ) -> Envelope:
+        """Build and sign an event; each package's previous event is read from the log."""
+        ev = Event(
+            kind=kind,
+            authority=self.authority.id,
+            time=at or self.tick(),
+            place=place,
+            packages=prevs if prevs is not None else {p: self.prev(p) for p in packages},
+            actors=actors,
+            body=body or {},
+        )
+        return ev.sign([self.keys[p].signing for p in signers])
+
+    def submit(self, env: Envelope) -> Receipt:
+        return self.log().submit(env, now=self.now)
 
 
 def fresh_out_dir(out: Path) -> None:
@@ -201,3 +248,26 @@ def run_demo(
         mode=0o644,
     )
     return summary
+
+
+def seal_body(
+    *,
+    exam: str = EXAM_ID,
+    position: str,
+    paper: str,
+    copies: int,
+    seals: list[str],
+    window: tuple[datetime, datetime],
+    route: list[str],
+    handover_witness: bool = False,
+) -> dict[str, Any]:
+    return {
+        "exam": exam,
+        "position": position,
+        "paper": paper,
+        "copies": copies,
+        "seals": seals,
+        "window": {"start": format_time(window[0]), "end": format_time(window[1])},
+        "route": route,
+        "handover_witness": handover_witness,
+    }

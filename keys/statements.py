@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from crypto.dsse import Envelope, verify_signatures
+from crypto.dsse import Envelope, SignatureCheck, verify_signatures
 from crypto.encoding import format_time
 from custody.errors import (
     CustodyError,
@@ -113,14 +113,21 @@ def check_statement(
     *,
     at: datetime,
     scope: Iterable[str] = (),
+    sigcheck: SignatureCheck | None = None,
 ) -> StatementCheck:
+    """Judge an envelope against signer slots at time ``at``.
+
+    ``sigcheck`` lets a caller that already verified the signatures (e.g. in a worker
+    process) pass the result in, so only the cheap standing and slot checks run here.
+    """
     reqs = list(requirements)
     scope_tags = frozenset(scope)
     problems: list[CustodyError] = []
-    try:
-        sigcheck = verify_signatures(env, trust.signing_keys)
-    except DuplicateSignatureError as e:
-        return StatementCheck(env.payload_type, env.payload, {}, tuple(reqs), (), (e,))
+    if sigcheck is None:
+        try:
+            sigcheck = verify_signatures(env, trust.signing_keys)
+        except DuplicateSignatureError as e:
+            return StatementCheck(env.payload_type, env.payload, {}, tuple(reqs), (), (e,))
     for index in sigcheck.unmatched:
         hint = env.signatures[index].keyid
         if hint in trust.certificates:

@@ -1,0 +1,153 @@
+"""Custody events: the signed statements every movement and act of a package is made of.
+
+An event is a DSSE envelope (payload type ``application/vnd.custody.event.v1+json``) whose
+payload is canonical JSON naming its kind, time, place, the packages it moves with the hash of
+each package's previous event, the people it claims for each signer slot, and a kind-specific
+body. ``parse_event`` is the one place event payload bytes become an ``Event``.
+
+Rules:
+- The statement id is SHA-256 of the payload bytes; a package's chain links events by it.
+- The Merkle leaf is the envelope's canonical bytes (signatures included), so an edited
+  signature breaks the log as surely as an edited payload.
+- Corrections never edit: a ``correction`` event names the statement it corrects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+from crypto.dsse import Envelope, sign_envelope
+from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.signing import SigningKey
+from custody.errors import FormatError
+
+EVENT_TYPE = "application/vnd.custody.event.v1+json"
+MAX_PACKAGES_PER_EVENT = 1000
+
+
+class Kind(StrEnum):
+    SEAL = "seal"
+    DISPATCH = "dispatch"
+    HANDOVER = "handover"
+    RECEIVE = "receive"
+    INSPECT = "inspect"
+    PATROL = "patrol"
+    CHECKIN = "checkin"
+    OPEN = "open"
+    DISTRIBUTE = "distribute"
+    RECOVER = "recover"
+    RETURN = "return"
+    DESTROY = "destroy"
+    FREEZE = "freeze"
+    RELEASE = "release"
+    COMPROMISE = "compromise"
+    REROUTE = "reroute"
+    ACTIVATE_BACKUP = "activate_backup"
+    CORRECTION = "correction"
+    INCIDENT = "incident"
+    LEAK_REPORT = "leak_report"
+
+
+def statement_id(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A parsed event payload. Signatures are judged separately (keys.statements)."""
+
+    kind: Kind
+    authority: str
+    time: datetime
+    place: str
+    packages: Mapping[str, str | None]
+    actors: Mapping[str, str]
+    body: Mapping[str, Any]
+    corrects: str | None = None
+    id: str = field(default="", compare=False)
+
+    def payload(self) -> bytes:
+        return canonical_json(
+            {
+                "type": "custody.event.v1",
+                "kind": self.kind.value,
+                "authority": self.authority,
+                "time": format_time(self.time),
+                "place": self.place,
+                "packages": dict(self.packages),
+                "actors": dict(self.actors),
+                "body": dict(self.body),
+                "corrects": self.corrects,
+            }
+        )
+
+    @property
+    def package_ids(self) -> tuple[str, ...]:
+        return tuple(self.packages)
+
+    def sign(self, keys: list[SigningKey]) -> Envelope:
+        return sign_envelope(EVENT_TYPE, self.payload(), keys)
+
+
+def _string_map(value: object, *, what: str, nullable: bool) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise FormatError(f"{what} must be an object")
+    for k, v in value.items():
+        ok = isinstance(v, str) or (nullable and v is None)
+        if not ok:
+            raise FormatError(f"{what}[{k!r}] must be a string")
+    return dict(value)
+
+
+def parse_event(payload: bytes) -> Event:
+    """Parse verified (or about to be verified) payload bytes into an Event."""
+    what = "event"
+    f = Fields(parse_json_object(payload, what=what), what=what)
+    f.expect("type", "custody.event.v1")
+    extra = set(f.obj) - {
+        "type",
+        "kind",
+        "authority",
+        "time",
+        "place",
+        "packages",
+        "actors",
+        "body",
+        "corrects",
+    }
+    if extra:
+        raise FormatError(f"event: unexpected field(s) {sorted(extra)}")
+    try:
+        kind = Kind(f.text("kind"))
+    except ValueError as e:
+        raise FormatError(f"event: unknown kind {f.obj.get('kind')!r}") from e
+    packages = _string_map(f.obj.get("packages"), what="event.packages", nullable=True)
+    if len(packages) > MAX_PACKAGES_PER_EVENT:
+        raise FormatError(f"event names more than {MAX_PACKAGES_PER_EVENT} packages")
+    body = f.obj.get("body")
+    if not isinstance(body, dict):
+        raise FormatError("event.body must be an object")
+    return Event(
+        kind=kind,
+        authority=f.text("authority"),
+        time=f.time("time"),
+        place=f.text("place"),
+        packages=MappingProxyType(packages),
+        actors=MappingProxyType(
+            _string_map(f.obj.get("actors"), what="event.actors", nullable=False)
+        ),
+        body=MappingProxyType(body),
+        corrects=f.opt_text("corrects"),
+        id=statement_id(payload),
+    )
+
+
+def leaf_bytes(env: Envelope) -> bytes:
+    """The Merkle leaf of an accepted event: the envelope's canonical JSON bytes."""
+    return env.to_bytes()

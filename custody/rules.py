@@ -1,0 +1,458 @@
+"""The rules of custody: which event may follow which, who must sign it, and what it finds.
+
+``apply_event`` is a pure function: (package states, verified event, trust) -> new states and
+findings, or a refusal. The server runs it before appending; ``custody verify`` runs the same
+function over an export, so the rules an auditor checks are the rules the server enforced.
+
+Rules enforced:
+- Chain: every event names, for each package it touches, the id of that package's previous
+  event (``null`` only for ``seal``); times never go backwards within a package.
+- State machine: sealed -> in_transit <-> stored -> opened -> distributed -> recovered ->
+  returned -> destroyed (unopened packages may be destroyed from stored/returned). Anything after
+  destruction is refused (``ClosedError``).
+- Signers per kind (``requirements``): handover = releaser (the current holder) AND receiver
+  (the next planned holder) [+ supervising witness where the package's policy asks]; storage
+  receipt = releaser + two custodians; open/distribute/recover = chief examiner + supervisor;
+  destroy = destruction officer + witness; incident acts = a secrecy officer.
+- Route: the receiver of a transfer must be the next person on the planned route, unless a
+  secrecy officer's ``reroute`` changed it (``RouteError``).
+- Window: opening only inside the package's opening window (``WindowError``).
+- Containment: a frozen package accepts only a move into secure custody (a custodian or a
+  secrecy officer receiving it), inspection, release or destruction (``FrozenError``).
+- Findings (the event is a true record and is accepted, but it is an anomaly): observed seal
+  serials differ from the manifest; copies recovered differ from copies distributed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from crypto.dsse import SignatureCheck
+from crypto.encoding import format_time, parse_time
+from custody.errors import (
+    ChainError,
+    ClosedError,
+    CustodyError,
+    FormatError,
+    FrozenError,
+    RouteError,
+    WindowError,
+)
+from custody.events import Event, Kind
+from keys.model import Role
+from keys.statements import (
+    SignerRequirement,
+    StatementCheck,
+    check_statement,
+    most_specific,
+    require,
+)
+from keys.trust import TrustStore
+
+
+class Status(StrEnum):
+    SEALED = "sealed"
+    IN_TRANSIT = "in_transit"
+    STORED = "stored"
+    OPENED = "opened"
+    DISTRIBUTED = "distributed"
+    RECOVERED = "recovered"
+    RETURNED = "returned"
+    DESTROYED = "destroyed"
+
+
+@dataclass(frozen=True)
+class PackageState:
+    package_id: str
+    exam: str
+    position: str
+    paper: str
+    copies: int
+    seals: tuple[str, ...]
+    window_start: datetime
+    window_end: datetime
+    route: tuple[str, ...]
+    handover_witness: bool
+    status: Status
+    holder: str
+    route_pos: int
+    last_event: str
+    last_time: datetime
+    last_place: str
+    frozen: bool = False
+    compromised: bool = False
+    distributed: int = 0
+    recovered: int = 0
+
+    @property
+    def next_holder(self) -> str | None:
+        nxt = self.route_pos + 1
+        return self.route[nxt] if nxt < len(self.route) else None
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        return (f"exam:{self.exam}", f"position:{self.position}", f"package:{self.package_id}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An anomaly in an accepted event; the incident system turns it into an incident."""
+
+    kind: str
+    package_id: str
+    detail: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    states: Mapping[str, PackageState]
+    findings: tuple[Finding, ...]
+    check: StatementCheck | None
+
+
+HOLDER_ROLES = (
+    Role.PROPOSER,
+    Role.PRINTER,
+    Role.COURIER,
+    Role.CUSTODIAN,
+    Role.CHIEF_EXAMINER,
+    Role.SECRECY_OFFICER,
+)
+WITNESS_ROLES = (Role.SUPERVISOR, Role.SECRECY_OFFICER, Role.AUDITOR)
+TRANSFERS = {Kind.DISPATCH, Kind.HANDOVER, Kind.RECEIVE, Kind.RETURN}
+# Where each kind may happen (the package's status before it).
+ALLOWED_FROM: dict[Kind, frozenset[Status]] = {
+    Kind.DISPATCH: frozenset({Status.SEALED}),
+    Kind.HANDOVER: frozenset({Status.IN_TRANSIT, Status.STORED}),
+    Kind.RECEIVE: frozenset({Status.IN_TRANSIT, Status.SEALED}),
+    Kind.INSPECT: frozenset({Status.SEALED, Status.IN_TRANSIT, Status.STORED, Status.RETURNED}),
+    Kind.PATROL: frozenset({Status.STORED, Status.RETURNED}),
+    Kind.CHECKIN: frozenset({Status.IN_TRANSIT}),
+    Kind.OPEN: frozenset({Status.STORED}),
+    Kind.DISTRIBUTE: frozenset({Status.OPENED}),
+    Kind.RECOVER: frozenset({Status.DISTRIBUTED}),
+    Kind.RETURN: frozenset({Status.RECOVERED, Status.OPENED}),
+    Kind.DESTROY: frozenset({Status.STORED, Status.RETURNED, Status.RECOVERED}),
+}
+ALLOWED_WHEN_FROZEN = {
+    Kind.HANDOVER,
+    Kind.RECEIVE,
+    Kind.INSPECT,
+    Kind.PATROL,
+    Kind.RELEASE,
+    Kind.DESTROY,
+    Kind.COMPROMISE,
+    Kind.REROUTE,
+    Kind.CORRECTION,
+    Kind.INCIDENT,
+    Kind.FREEZE,
+}
+SECURE_CUSTODY_ROLES = frozenset({Role.CUSTODIAN, Role.SECRECY_OFFICER})
+OFFICER_KINDS = {Kind.FREEZE, Kind.RELEASE, Kind.COMPROMISE, Kind.REROUTE, Kind.ACTIVATE_BACKUP}
+
+
+def _actor(event: Event, slot: str) -> str:
+    person = event.actors.get(slot)
+    if not person:
+        raise FormatError(f"{event.kind} event must name its {slot} in actors")
+    return person
+
+
+def requirements(event: Event, state: PackageState | None) -> list[SignerRequirement]:
+    """The signer slots an event of this kind needs, given the package's state."""
+    k = event.kind
+    if k == Kind.SEAL:
+        return [require("sealer", Role.PROPOSER, Role.PRINTER, person=_actor(event, "sealer"))]
+    if k in TRANSFERS:
+        assert state is not None
+        reqs = [
+            require("releaser", *HOLDER_ROLES, person=state.holder),
+            require("receiver", *HOLDER_ROLES, person=_actor(event, "receiver")),
+        ]
+        if k == Kind.RECEIVE:
+            reqs.append(require("custodian2", Role.CUSTODIAN, person=_actor(event, "custodian2")))
+        elif state.handover_witness and k in {Kind.HANDOVER, Kind.DISPATCH}:
+            reqs.append(require("witness", Role.SUPERVISOR, person=_actor(event, "witness")))
+        return reqs
+    if k in {Kind.INSPECT, Kind.PATROL}:
+        roles = (Role.CUSTODIAN, Role.SECRECY_OFFICER, Role.SUPERVISOR, Role.COURIER)
+        return [require("inspector", *roles, person=_actor(event, "inspector"))]
+    if k == Kind.CHECKIN:
+        assert state is not None
+        return [require("escort", Role.COURIER, person=state.holder)]
+    if k in {Kind.OPEN, Kind.DISTRIBUTE, Kind.RECOVER}:
+        return [
+            require("examiner", Role.CHIEF_EXAMINER, person=_actor(event, "examiner")),
+            require("supervisor", Role.SUPERVISOR, person=_actor(event, "supervisor")),
+        ]
+    if k == Kind.DESTROY:
+        return [
+            require("officer", Role.DESTRUCTION_OFFICER, person=_actor(event, "officer")),
+            require("witness", *WITNESS_ROLES, person=_actor(event, "witness")),
+        ]
+    if k in OFFICER_KINDS or k == Kind.CORRECTION:
+        return [require("officer", Role.SECRECY_OFFICER, person=_actor(event, "officer"))]
+    raise FormatError(f"{k} events are not accepted from people")
+
+
+def _seals(body: Mapping[str, Any], *, what: str) -> tuple[str, ...]:
+    seals = body.get("seals")
+    if not isinstance(seals, list) or not all(isinstance(s, str) for s in seals):
+        raise FormatError(f"{what}: body.seals must be a list of seal serials")
+    return tuple(seals)
+
+
+def _count(body: Mapping[str, Any], key: str, *, what: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise FormatError(f"{what}: body.{key} must be a non-negative integer")
+    return value
+
+
+def _sealed_state(event: Event) -> PackageState:
+    b = event.body
+    what = "seal event"
+    (package_id,) = event.packages
+    route = b.get("route")
+    if not isinstance(route, list) or not route or not all(isinstance(p, str) for p in route):
+        raise FormatError(f"{what}: body.route must be a non-empty list of person ids")
+    window = b.get("window")
+    if not isinstance(window, dict):
+        raise FormatError(f"{what}: body.window must be an object with start and end")
+    start = parse_time(window.get("start"), what=f"{what}: window.start")
+    end = parse_time(window.get("end"), what=f"{what}: window.end")
+    if end <= start:
+        raise FormatError(f"{what}: the opening window ends before it starts")
+    seals = _seals(b, what=what)
+    if not seals or len(set(seals)) != len(seals):
+        raise FormatError(f"{what}: seal serials must be present and distinct")
+    copies = _count(b, "copies", what=what)
+    if copies == 0:
+        raise FormatError(f"{what}: a package holds at least one copy")
+    for key in ("exam", "position", "paper"):
+        if not isinstance(b.get(key), str) or not b.get(key):
+            raise FormatError(f"{what}: body.{key} must be a non-empty string")
+    return PackageState(
+        package_id=package_id,
+        exam=str(b["exam"]),
+        position=str(b["position"]),
+        paper=str(b["paper"]),
+        copies=copies,
+        seals=seals,
+        window_start=start,
+        window_end=end,
+        route=tuple(route),
+        handover_witness=bool(b.get("handover_witness", False)),
+        status=Status.SEALED,
+        holder=event.actors["sealer"],
+        route_pos=-1,
+        last_event=event.id,
+        last_time=event.time,
+        last_place=event.place,
+    )
+
+
+def _seal_finding(event: Event, state: PackageState) -> Finding | None:
+    if "seals" not in event.body:
+        return None
+    observed = _seals(event.body, what=f"{event.kind} event")
+    if set(observed) == set(state.seals) and len(observed) == len(state.seals):
+        return None
+    missing = sorted(set(state.seals) - set(observed))
+    unexpected = sorted(set(observed) - set(state.seals))
+    return Finding(
+        "seal_mismatch",
+        state.package_id,
+        f"seal serials seen at {event.kind} differ from the manifest "
+        f"(missing {missing or '-'}, unexpected {unexpected or '-'})",
+        {"expected": list(state.seals), "observed": list(observed), "event": event.id},
+    )
+
+
+def check_signers(
+    event: Event,
+    env_check: SignatureCheck,
+    trust: TrustStore,
+    state: PackageState | None,
+    envelope: Any,
+) -> StatementCheck:
+    """Judge the signatures (already verified by key) against the kind's slots."""
+    reqs = requirements(event, state)
+    scope = state.scope if state is not None else _seal_scope(event)
+    check = check_statement(envelope, trust, reqs, at=event.time, scope=scope, sigcheck=env_check)
+    problem = most_specific(check.problems)
+    if problem is not None:
+        raise problem
+    return check
+
+
+def _seal_scope(event: Event) -> tuple[str, ...]:
+    b = event.body
+    return (
+        f"exam:{b.get('exam')}",
+        f"position:{b.get('position')}",
+        *(f"package:{p}" for p in event.packages),
+    )
+
+
+def transition(
+    event: Event, states: Mapping[str, PackageState | None], check: StatementCheck | None
+) -> Outcome:
+    """The state-machine step for an event whose signatures are already judged."""
+    new: dict[str, PackageState] = {}
+    findings: list[Finding] = []
+    if not event.packages:
+        raise FormatError(f"{event.kind} event names no package")
+    for package_id, prev in event.packages.items():
+        state = states.get(package_id)
+        if event.kind == Kind.SEAL:
+            if len(event.packages) != 1:
+                raise FormatError("a seal event seals exactly one package")
+            if state is not None:
+                raise ChainError(f"package {package_id} is already sealed")
+            if prev is not None:
+                raise ChainError("a seal event starts a chain: its previous event must be null")
+            new[package_id] = _sealed_state(event)
+            continue
+        if state is None:
+            raise ChainError(f"package {package_id} was never sealed")
+        if state.status == Status.DESTROYED:
+            raise ClosedError(f"package {package_id} was destroyed; its chain is closed")
+        if prev != state.last_event:
+            raise ChainError(
+                f"package {package_id}: event names previous {str(prev)[:16]}, "
+                f"but the chain's last event is {state.last_event[:16]}"
+            )
+        if event.time < state.last_time:
+            raise ChainError(
+                f"package {package_id}: event time {format_time(event.time)} is before the "
+                f"previous event ({format_time(state.last_time)})"
+            )
+        new_state, found = _step(event, state, check)
+        new[package_id] = replace(
+            new_state, last_event=event.id, last_time=event.time, last_place=event.place
+        )
+        findings.extend(found)
+    return Outcome(new, tuple(findings), check)
+
+
+def _step(
+    event: Event, state: PackageState, check: StatementCheck | None
+) -> tuple[PackageState, list[Finding]]:
+    k = event.kind
+    findings: list[Finding] = []
+    if state.frozen and k not in ALLOWED_WHEN_FROZEN:
+        raise FrozenError(
+            f"package {state.package_id} is frozen: only a move into secure custody is accepted"
+        )
+    allowed = ALLOWED_FROM.get(k)
+    if allowed is not None and state.status not in allowed:
+        raise ChainError(
+            f"a {k} event cannot follow status {state.status} (package {state.package_id})"
+        )
+    seal = _seal_finding(event, state)
+    if seal is not None:
+        findings.append(seal)
+
+    if k in TRANSFERS:
+        receiver = event.actors["receiver"]
+        if check is not None and state.holder != check.filled["releaser"].subject:
+            raise ChainError(
+                f"package {state.package_id} is held by {state.holder}, who must release it"
+            )
+        if state.frozen:
+            roles = check.filled["receiver"].roles if check is not None else frozenset()
+            if not roles & SECURE_CUSTODY_ROLES:
+                raise FrozenError(
+                    f"package {state.package_id} is frozen: it may only go to a custodian "
+                    "or a secrecy officer"
+                )
+            pos = state.route_pos
+        elif k == Kind.RETURN:
+            pos = state.route_pos
+        elif receiver != state.next_holder:
+            planned = state.next_holder or "nobody (route complete)"
+            raise RouteError(
+                f"package {state.package_id}: {receiver} is not the planned next holder ({planned})"
+            )
+        else:
+            pos = state.route_pos + 1
+        if k == Kind.RETURN:
+            roles = check.filled["receiver"].roles if check is not None else frozenset()
+            if Role.CUSTODIAN not in roles:
+                raise RouteError(f"package {state.package_id} is returned only to a custodian")
+        status = {
+            Kind.RECEIVE: Status.STORED,
+            Kind.RETURN: Status.RETURNED,
+        }.get(k, Status.IN_TRANSIT)
+        return replace(state, holder=receiver, route_pos=pos, status=status), findings
+    if k == Kind.OPEN:
+        if not state.window_start <= event.time <= state.window_end:
+            raise WindowError(
+                f"package {state.package_id} may be opened only between "
+                f"{format_time(state.window_start)} and {format_time(state.window_end)}"
+            )
+        return replace(state, status=Status.OPENED, holder=event.actors["examiner"]), findings
+    if k == Kind.DISTRIBUTE:
+        copies = _count(event.body, "copies", what="distribute event")
+        if copies > state.copies:
+            raise FormatError(f"distribute: {copies} copies, the package holds {state.copies}")
+        return replace(state, status=Status.DISTRIBUTED, distributed=copies), findings
+    if k == Kind.RECOVER:
+        copies = _count(event.body, "copies", what="recover event")
+        if copies != state.distributed:
+            findings.append(
+                Finding(
+                    "count_mismatch",
+                    state.package_id,
+                    f"{copies} copies recovered of {state.distributed} distributed",
+                    {"distributed": state.distributed, "recovered": copies, "event": event.id},
+                )
+            )
+        return replace(state, status=Status.RECOVERED, recovered=copies), findings
+    if k == Kind.DESTROY:
+        return replace(state, status=Status.DESTROYED, holder=""), findings
+    if k == Kind.FREEZE:
+        return replace(state, frozen=True), findings
+    if k == Kind.RELEASE:
+        return replace(state, frozen=False), findings
+    if k == Kind.COMPROMISE:
+        return replace(state, compromised=True), findings
+    if k == Kind.REROUTE:
+        route = event.body.get("route")
+        if not isinstance(route, list) or not all(isinstance(p, str) for p in route):
+            raise FormatError("reroute: body.route must be a list of person ids")
+        return replace(state, route=(*state.route[: state.route_pos + 1], *route)), findings
+    # inspect, patrol, checkin, correction, incident, activate_backup: no change of custody.
+    return state, findings
+
+
+def apply_event(
+    event: Event,
+    env_check: SignatureCheck,
+    envelope: Any,
+    states: Mapping[str, PackageState | None],
+    trust: TrustStore,
+) -> Outcome:
+    """Judge signers and apply the state machine; raises the specific refusal."""
+    if not event.package_ids:
+        raise FormatError(f"{event.kind} event names no package")
+    first = states.get(event.package_ids[0])
+    if event.authority != trust.authority.id:
+        raise FormatError("event names another authority")
+    if first is None and event.kind != Kind.SEAL:
+        raise ChainError(f"package {event.package_ids[0]} was never sealed")
+    if first is not None and first.status == Status.DESTROYED:
+        raise ClosedError(f"package {first.package_id} was destroyed; its chain is closed")
+    check = check_signers(event, env_check, trust, first, envelope)
+    return transition(event, states, check)
+
+
+def refusal_kind(error: CustodyError) -> str:
+    """A stable name for a refusal, used by reports and incidents."""
+    return error.code

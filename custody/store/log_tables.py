@@ -1,0 +1,83 @@
+"""Tables of the custody log. Rows hold signed bytes; everything else is an index or a cache
+that ``custody verify`` never trusts (it re-derives states and the tree from the envelopes)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class LogHead(SQLModel, table=True):
+    """One row (id 1). Appenders lock it, which gives every entry one index, no gap."""
+
+    __tablename__ = "log_head"
+
+    id: int = Field(primary_key=True)
+    size: int = 0
+
+
+class LogEntry(SQLModel, table=True):
+    __tablename__ = "log_entry"
+
+    idx: int = Field(primary_key=True)
+    statement_id: str = Field(unique=True, max_length=64)
+    kind: str = Field(max_length=32)
+    event_time: str = Field(max_length=20)
+    received_at: str = Field(max_length=20)
+    envelope: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class PackageEvent(SQLModel, table=True):
+    """Which log entries touch which package (a package's history in order)."""
+
+    __tablename__ = "package_event"
+
+    package_id: str = Field(primary_key=True, max_length=128)
+    idx: int = Field(primary_key=True)
+
+
+class TreeNode(SQLModel, table=True):
+    """Complete perfect subtrees of the RFC 9162 tree: (level, index) covers leaves
+    [index * 2^level, (index + 1) * 2^level)."""
+
+    __tablename__ = "tree_node"
+
+    level: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True)
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    """Every checkpoint the log key ever signed: the log never signs two for one size."""
+
+    __tablename__ = "checkpoint"
+    __table_args__ = (UniqueConstraint("size"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    size: int
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str
+    signed_at: str = Field(max_length=20)
+
+
+class PackageStateRow(SQLModel, table=True):
+    """The rules engine's cache of each package's state after its last event."""
+
+    __tablename__ = "package_state"
+
+    package_id: str = Field(primary_key=True, max_length=128)
+    state: str
+    last_idx: int
+
+
+class FindingRow(SQLModel, table=True):
+    """Anomalies found in accepted events (seal mismatch, short count)."""
+
+    __tablename__ = "finding"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idx: int = Field(index=True)
+    kind: str = Field(max_length=32)
+    package_id: str = Field(max_length=128)
+    detail: str
+    evidence: str

@@ -1,0 +1,326 @@
+"""The custody log: a package's whole life, every refusal the rules make, receipts and proofs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from crypto import merkle
+from crypto.note import NoteVerifier, open_checkpoint
+from custody import identity
+from custody.demo import Season, seal_body
+from custody.errors import (
+    ChainError,
+    ClosedError,
+    FormatError,
+    FrozenError,
+    RecusedError,
+    RevokedError,
+    RouteError,
+    ThresholdError,
+    UnknownSignerError,
+    WindowError,
+)
+from custody.events import Kind
+from custody.rules import Status
+from keys.model import RevocationReason
+from tests.conftest import PASS
+
+SEALS = ["S-001", "S-002"]
+ROUTE = ["courier-sun", "courier-li", "custodian-zhou"]
+
+
+def seal(
+    season: Season, pkg: str = "PK-1", *, route: list[str] = ROUTE, witness: bool = False
+) -> None:
+    start = season.now + timedelta(hours=4)
+    body = seal_body(
+        position="P-01",
+        paper="PAPER-A",
+        copies=30,
+        seals=SEALS,
+        window=(start, start + timedelta(hours=2)),
+        route=route,
+        handover_witness=witness,
+    )
+    season.submit(
+        season.event(
+            Kind.SEAL, [pkg], actors={"sealer": "print-qian"}, signers=["print-qian"], body=body
+        )
+    )
+
+
+def transfer(
+    season: Season, kind: Kind, pkg: str, frm: str, to: str, seals: list[str] = SEALS, **extra: str
+) -> object:
+    actors = {"releaser": frm, "receiver": to, **extra}
+    signers = [frm, to, *extra.values()]
+    return season.submit(
+        season.event(kind, [pkg], actors=actors, signers=signers, body={"seals": seals})
+    )
+
+
+def to_storage(season: Season, pkg: str = "PK-1") -> None:
+    transfer(season, Kind.DISPATCH, pkg, "print-qian", "courier-sun")
+    transfer(season, Kind.HANDOVER, pkg, "courier-sun", "courier-li")
+    transfer(season, Kind.RECEIVE, pkg, "courier-li", "custodian-zhou", custodian2="custodian-wu")
+
+
+EXAMINERS = {"examiner": "examiner-zheng", "supervisor": "supervisor-wang"}
+
+
+def two(season: Season, kind: Kind, pkg: str, body: dict[str, object], at: object = None) -> object:
+    return season.submit(
+        season.event(
+            kind, [pkg], actors=EXAMINERS, signers=list(EXAMINERS.values()), body=body, at=at
+        )  # type: ignore[arg-type]
+    )
+
+
+def test_whole_life_of_a_package(season: Season) -> None:
+    seal(season)
+    to_storage(season)
+    state = season.log().package_state("PK-1")
+    assert state.status == Status.STORED
+    assert state.holder == "custodian-zhou"
+    season.now = state.window_start + timedelta(minutes=5)
+    two(season, Kind.OPEN, "PK-1", {"seals": SEALS})
+    two(season, Kind.DISTRIBUTE, "PK-1", {"copies": 30})
+    receipt = two(season, Kind.RECOVER, "PK-1", {"copies": 30})
+    assert receipt.findings == ()  # type: ignore[attr-defined]
+    transfer(season, Kind.RETURN, "PK-1", "examiner-zheng", "custodian-zhou", seals=[])
+    final = season.submit(
+        season.event(
+            Kind.DESTROY,
+            ["PK-1"],
+            actors={"officer": "destroy-feng", "witness": "supervisor-wang"},
+            signers=["destroy-feng", "supervisor-wang"],
+            body={"method": "shredding", "copies": {"PK-1": 30}},
+        )
+    )
+    assert final.index == 8
+    assert season.log().package_state("PK-1").status == Status.DESTROYED
+    assert season.log().package_history("PK-1") == list(range(9))
+
+    # The receipt's checkpoint verifies under the authority's log key, and the event is in it.
+    authority = season.trust().authority
+    verifier = NoteVerifier(authority.log_origin, authority.log_key)
+    checkpoint, _ = open_checkpoint(final.checkpoint, [verifier], origin=authority.log_origin)
+    assert checkpoint.size == 9
+    for index, leaf in season.log().entries():
+        proof = season.log().inclusion_proof(index, checkpoint.size)
+        merkle.verify_inclusion(
+            merkle.leaf_hash(leaf), index, checkpoint.size, proof, checkpoint.root
+        )
+
+    # Anything after destruction: refused.
+    with pytest.raises(ClosedError):
+        season.submit(
+            season.event(
+                Kind.INSPECT,
+                ["PK-1"],
+                actors={"inspector": "custodian-zhou"},
+                signers=["custodian-zhou"],
+            )
+        )
+
+
+def test_resubmission_returns_same_receipt(season: Season) -> None:
+    seal(season)
+    env = season.event(
+        Kind.DISPATCH,
+        ["PK-1"],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian", "courier-sun"],
+        body={"seals": SEALS},
+    )
+    first = season.submit(env)
+    again = season.submit(env)
+    assert again.index == first.index
+    assert again.statement_id == first.statement_id
+    assert again.duplicate
+    assert season.log().size() == 2
+
+
+def test_receiver_off_route_refused(season: Season) -> None:
+    seal(season)
+    transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
+    with pytest.raises(RouteError):
+        transfer(season, Kind.HANDOVER, "PK-1", "courier-sun", "custodian-wu")
+    assert season.log().package_state("PK-1").holder == "courier-sun"
+
+
+def test_reroute_by_secrecy_officer_allows_new_holder(season: Season) -> None:
+    seal(season)
+    transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
+    season.submit(
+        season.event(
+            Kind.REROUTE,
+            ["PK-1"],
+            actors={"officer": "secrecy-chen"},
+            signers=["secrecy-chen"],
+            body={"route": ["courier-he", "custodian-zhou"]},
+        )
+    )
+    with pytest.raises(RecusedError):  # courier-he is withdrawn from this exam
+        transfer(season, Kind.HANDOVER, "PK-1", "courier-sun", "courier-he")
+
+
+def test_handover_needs_receiver_signature(season: Season) -> None:
+    seal(season)
+    env = season.event(
+        Kind.DISPATCH,
+        ["PK-1"],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian"],
+        body={"seals": SEALS},
+    )
+    with pytest.raises(ThresholdError):
+        season.submit(env)
+
+
+def test_supervising_witness_required_by_policy(season: Season) -> None:
+    seal(season, witness=True)
+    with pytest.raises(FormatError):  # the witness must be named
+        transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
+    transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun", witness="supervisor-wang")
+
+
+@pytest.mark.parametrize(
+    ("when", "actors", "signers", "error"),
+    [
+        (timedelta(hours=-1), EXAMINERS, ["examiner-zheng", "supervisor-wang"], WindowError),
+        (timedelta(hours=3), EXAMINERS, ["examiner-zheng", "supervisor-wang"], WindowError),
+        (timedelta(minutes=5), EXAMINERS, ["examiner-zheng"], ThresholdError),
+    ],
+    ids=["before-window", "after-window", "without-supervisor"],
+)
+def test_opening_refusals(
+    season: Season, when: timedelta, actors: dict[str, str], signers: list[str], error: type
+) -> None:
+    seal(season)
+    to_storage(season)
+    start = season.log().package_state("PK-1").window_start
+    env = season.event(
+        Kind.OPEN, ["PK-1"], actors=actors, signers=signers, body={"seals": SEALS}, at=start + when
+    )
+    with pytest.raises(error):
+        season.submit(env)
+    assert season.log().package_state("PK-1").status == Status.STORED
+
+
+def test_seal_mismatch_is_recorded_with_a_finding(season: Season) -> None:
+    seal(season)
+    receipt = transfer(
+        season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun", seals=["S-001", "S-999"]
+    )
+    assert [f.kind for f in receipt.findings] == ["seal_mismatch"]  # type: ignore[attr-defined]
+    assert season.log().findings()[0]["package_id"] == "PK-1"
+
+
+def test_short_count_on_recovery_is_a_finding(season: Season) -> None:
+    seal(season)
+    to_storage(season)
+    season.now = season.log().package_state("PK-1").window_start
+    two(season, Kind.OPEN, "PK-1", {"seals": SEALS})
+    two(season, Kind.DISTRIBUTE, "PK-1", {"copies": 30})
+    receipt = two(season, Kind.RECOVER, "PK-1", {"copies": 29})
+    assert [f.kind for f in receipt.findings] == ["count_mismatch"]  # type: ignore[attr-defined]
+
+
+def test_frozen_package_only_goes_to_secure_custody(season: Season) -> None:
+    seal(season)
+    transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
+    season.submit(
+        season.event(
+            Kind.FREEZE,
+            ["PK-1"],
+            actors={"officer": "secrecy-chen"},
+            signers=["secrecy-chen"],
+            body={"reason": "seal"},
+        )
+    )
+    with pytest.raises(FrozenError):
+        transfer(season, Kind.HANDOVER, "PK-1", "courier-sun", "courier-li")
+    transfer(
+        season, Kind.RECEIVE, "PK-1", "courier-sun", "custodian-zhou", custodian2="custodian-wu"
+    )
+
+
+def test_wrong_previous_event_refused(season: Season) -> None:
+    seal(season)
+    env = season.event(
+        Kind.DISPATCH,
+        ["PK-1"],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian", "courier-sun"],
+        body={"seals": SEALS},
+        prevs={"PK-1": "ab" * 32},
+    )
+    with pytest.raises(ChainError):
+        season.submit(env)
+
+
+def test_unsealed_package_refused(season: Season) -> None:
+    env = season.event(
+        Kind.DISPATCH,
+        ["PK-X"],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian", "courier-sun"],
+        body={"seals": SEALS},
+    )
+    with pytest.raises(ChainError):
+        season.submit(env)
+
+
+def test_revoked_key_refused(season: Season) -> None:
+    seal(season)
+    identity.revoke(
+        season.home,
+        root_passphrase=PASS,
+        key_id=season.keys["courier-sun"].signing.key_id,
+        reason=RevocationReason.KEY_COMPROMISE,
+        effective_at=season.now,
+        now=season.now,
+    )
+    season.refresh_trust()
+    with pytest.raises(RevokedError):
+        transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
+
+
+def test_stranger_signature_refused(season: Season) -> None:
+    from crypto.signing import SigningKey
+
+    seal(season)
+    env = season.event(
+        Kind.DISPATCH,
+        ["PK-1"],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian", "courier-sun"],
+        body={"seals": SEALS},
+    ).with_signature(SigningKey.generate())
+    with pytest.raises(UnknownSignerError):
+        season.submit(env)
+
+
+def test_batch_append_accepts_and_rejects_each_alone(season: Season) -> None:
+    seal(season, "PK-1")
+    seal(season, "PK-2")
+    good = season.event(
+        Kind.DISPATCH,
+        ["PK-1"],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian", "courier-sun"],
+        body={"seals": SEALS},
+    )
+    bad = season.event(
+        Kind.DISPATCH,
+        ["PK-2"],
+        actors={"releaser": "print-qian", "receiver": "courier-li"},
+        signers=["print-qian", "courier-li"],
+        body={"seals": SEALS},
+    )
+    result = season.log().submit_many([good, bad], now=season.now)
+    assert [r.index for r in result.receipts] == [2]
+    assert isinstance(result.rejected[0].error, RouteError)
