@@ -153,13 +153,20 @@ def fresh_out_dir(out: Path) -> None:
 
 
 def start_season(
-    out: Path, *, now: datetime, passphrase: str | None = None, kdf: KdfParams | None = None
+    out: Path,
+    *,
+    now: datetime,
+    passphrase: str | None = None,
+    kdf: KdfParams | None = None,
+    database_url: str | None = None,
 ) -> Season:
     """Create the authority and enrol one person per role (plus a recused courier)."""
     fresh_out_dir(out)
     home = Home(out / "home")
     pw = passphrase or secrets.token_urlsafe(18)
-    identity.init_authority(home, name=AUTHORITY_NAME, passphrase=pw, now=now, kdf=kdf)
+    identity.init_authority(
+        home, name=AUTHORITY_NAME, passphrase=pw, now=now, kdf=kdf, database_url=database_url
+    )
     season = Season(out=out, home=home, passphrase=pw, now=now, kdf=kdf)
     for subject, name, org, roles, recusals in PEOPLE:
         enrolment = identity.enroll(

@@ -366,7 +366,7 @@ def _step(
                 f"package {state.package_id} is held by {state.holder}, who must release it"
             )
         if state.frozen:
-            roles = check.filled["receiver"].roles if check is not None else frozenset()
+            roles = check.filled["receiver"].roles if check is not None else SECURE_CUSTODY_ROLES
             if not roles & SECURE_CUSTODY_ROLES:
                 raise FrozenError(
                     f"package {state.package_id} is frozen: it may only go to a custodian "
@@ -382,9 +382,8 @@ def _step(
             )
         else:
             pos = state.route_pos + 1
-        if k == Kind.RETURN:
-            roles = check.filled["receiver"].roles if check is not None else frozenset()
-            if Role.CUSTODIAN not in roles:
+        if k == Kind.RETURN and check is not None:
+            if Role.CUSTODIAN not in check.filled["receiver"].roles:
                 raise RouteError(f"package {state.package_id} is returned only to a custodian")
         status = {
             Kind.RECEIVE: Status.STORED,
@@ -456,3 +455,20 @@ def apply_event(
 def refusal_kind(error: CustodyError) -> str:
     """A stable name for a refusal, used by reports and incidents."""
     return error.code
+
+
+def resync(event: Event, states: dict[str, PackageState | None]) -> None:
+    """After reporting a refused event, follow it anyway so later events are judged on their own.
+
+    Used by verifiers only: the event's chain links are taken as the current ones and its
+    signers are not judged again; any rule it still breaks has already been reported.
+    """
+    prevs = {
+        pid: (s.last_event if (s := states.get(pid)) is not None else None)
+        for pid in event.packages
+    }
+    try:
+        outcome = transition(replace(event, packages=prevs), states, None)
+    except CustodyError:
+        return
+    states.update(outcome.states)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -62,3 +64,50 @@ def season(tmp_path: Path) -> Season:
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home")
+
+
+PG_ENV = "CUSTODY_TEST_PG_URL"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards.
+
+    Skips (with the reason) when CUSTODY_TEST_PG_URL is not set; fails when it is set but the
+    server is unreachable and CUSTODY_REQUIRE_PG=1 (CI must run these tests, not skip them).
+    """
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL server to test against")
+    import psycopg
+
+    name = f"custody_t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(
+            base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+        )
+    except psycopg.OperationalError as e:
+        if os.environ.get("CUSTODY_REQUIRE_PG") == "1":
+            pytest.fail(f"PostgreSQL at {base} is unreachable: {e}")
+        pytest.skip(f"PostgreSQL at {base} is unreachable: {e}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with psycopg.connect(
+            base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+        ) as admin2:
+            admin2.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_season(request: pytest.FixtureRequest, tmp_path: Path) -> Season:
+    """The same season on the embedded default and on PostgreSQL (one code path)."""
+    url = None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    return start_season(
+        tmp_path / "season", now=T0, passphrase=PASS, kdf=fast_kdf(), database_url=url
+    )

@@ -17,6 +17,7 @@ from typer._click import exceptions as click_exceptions
 from custody.cli.common import State, parse_cli_time
 from custody.cli.demo_cmd import demo
 from custody.cli.keys_cmd import init, keys_app, trust_app
+from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.statement_cmd import statement_app
 from custody.errors import CustodyError
 
@@ -52,6 +53,10 @@ app.command("demo")(demo)
 app.add_typer(keys_app, name="keys")
 app.add_typer(trust_app, name="trust")
 app.add_typer(statement_app, name="statement")
+app.add_typer(event_app, name="event")
+app.add_typer(log_app, name="log")
+app.command("export")(export)
+app.command("verify")(verify)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,395 @@
+"""Export a self-contained log bundle, and verify one offline with no trust in the server.
+
+Bundle (a folder; see docs/formats.md "Export bundle"):
+  manifest.json     format, authority id, size, origin, SHA-256 of each file (informative)
+  trust.json        the authority statement, certificates and revocations (each root-signed)
+  checkpoint.note   the latest signed checkpoint (C2SP signed note, log key)
+  events.jsonl      every accepted event envelope, one per line, in log order
+
+Verification rules (``verify_log``; pure over its inputs, it opens no file):
+- The checkpoint verifies under the authority's log key; the tree size and root are taken from
+  it, never from the bundle's other files.
+- The RFC 9162 root over the event lines equals the checkpoint's root and the line count its
+  size; an earlier checkpoint, if given, is consistent (its root is the root of that prefix).
+- Every event: a well-formed envelope of a custody event; signatures by certified keys with
+  the roles, validity, revocation and recusal the kind requires at the event's time; chain
+  links; state machine, route, window and containment rules (the same ``apply_event`` the
+  server runs). Each problem is reported with the event's index and the rule broken.
+- Packages whose chain is not closed by destruction are listed (an error with
+  ``require_closed``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crypto import merkle
+from crypto.dsse import Envelope, SignatureCheck, parse_envelope, verify_signatures
+from crypto.encoding import Fields, parse_json_object
+from crypto.note import NoteVerifier, open_checkpoint
+from crypto.signing import VerifyKey
+from custody.errors import CustodyError, DuplicateSignatureError, FormatError, NotFoundError
+from custody.events import EVENT_TYPE, parse_event
+from custody.log import CustodyLog
+from custody.rules import Finding, PackageState, Status, apply_event, resync
+from keys.keyfile import write_new_file
+from keys.trust import TrustStore
+
+EXPORT_FORMAT = "custody-export/v1"
+CHUNK = 2000
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+def trust_document(trust: TrustStore) -> bytes:
+    return json.dumps(
+        {
+            "authority": trust.authority_envelope.to_json_obj(),
+            "certificates": [e.to_json_obj() for e in trust.certificate_envelopes],
+            "revocations": [e.to_json_obj() for e in trust.revocation_envelopes],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+
+
+def load_trust_document(data: bytes, *, pinned_root_id: str | None) -> TrustStore:
+    f = Fields(parse_json_object(data, what="trust.json"), what="trust.json")
+    return TrustStore.build(
+        parse_envelope(f.sub("authority").obj, what="trust.json authority"),
+        [parse_envelope(c, what="trust.json certificate") for c in f.items("certificates")],
+        [parse_envelope(r, what="trust.json revocation") for r in f.items("revocations")],
+        pinned_root_id=pinned_root_id,
+    )
+
+
+def export_bundle(
+    log: CustodyLog, out: Path, *, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Write the bundle under ``out`` (a new or empty folder)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FormatError(f"{out} exists and is not an empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = log.latest_checkpoint()
+    authority = log.trust.authority
+    size, _ = _checkpoint_of(checkpoint, log.trust)
+    hashes: dict[str, str] = {}
+    events_path = out / "events.jsonl"
+    digest = hashlib.sha256()
+    with events_path.open("wb") as fh:
+        for index, leaf in log.entries(0, size):
+            line = leaf + b"\n"
+            fh.write(line)
+            digest.update(line)
+            if progress is not None:
+                progress(index + 1, size)
+        fh.flush()
+        os.fsync(fh.fileno())
+    hashes["events.jsonl"] = digest.hexdigest()
+    for name, data in (
+        ("trust.json", trust_document(log.trust) + b"\n"),
+        ("checkpoint.note", checkpoint.encode()),
+    ):
+        write_new_file(out / name, data, mode=0o644)
+        hashes[name] = hashlib.sha256(data).hexdigest()
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "authority_id": authority.id,
+        "origin": authority.log_origin,
+        "size": size,
+        "files": hashes,
+    }
+    write_new_file(
+        out / "manifest.json", json.dumps(manifest, indent=2).encode() + b"\n", mode=0o644
+    )
+    return manifest
+
+
+def _checkpoint_of(note: str, trust: TrustStore) -> tuple[int, bytes]:
+    authority = trust.authority
+    verifier = NoteVerifier(authority.log_origin, authority.log_key)
+    checkpoint, _ = open_checkpoint(note, [verifier], origin=authority.log_origin)
+    return checkpoint.size, checkpoint.root
+
+
+# -- verify --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    index: int | None
+    rule: str
+    message: str
+    statement_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "rule": self.rule,
+            "message": self.message,
+            "statement_id": self.statement_id,
+        }
+
+
+@dataclass
+class Report:
+    size: int = 0
+    checked: int = 0
+    signatures: int = 0
+    root_ok: bool = False
+    since_ok: bool | None = None
+    problems: list[Problem] = field(default_factory=list)
+    findings: list[tuple[int, Finding]] = field(default_factory=list)
+    open_chains: list[str] = field(default_factory=list)
+    packages: int = 0
+    destroyed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "events_checked": self.checked,
+            "signatures_checked": self.signatures,
+            "root_matches_checkpoint": self.root_ok,
+            "consistent_with_earlier_checkpoint": self.since_ok,
+            "packages": self.packages,
+            "destroyed": self.destroyed,
+            "open_chains": self.open_chains,
+            "problems": [p.as_dict() for p in self.problems],
+            "findings": [
+                {"index": i, "kind": f.kind, "package": f.package_id, "detail": f.detail}
+                for i, f in self.findings
+            ],
+        }
+
+
+# Worker processes verify signatures; they hold the certified keys, nothing secret.
+_WORKER_KEYS: dict[str, VerifyKey] = {}
+
+
+def _init_worker(keys: dict[str, bytes]) -> None:
+    _WORKER_KEYS.clear()
+    _WORKER_KEYS.update({kid: VerifyKey(raw) for kid, raw in keys.items()})
+
+
+@dataclass(frozen=True)
+class _Checked:
+    envelope: Envelope | None
+    sigcheck: SignatureCheck | None
+    error: CustodyError | None
+
+
+def _check_line(line: bytes, keys: dict[str, VerifyKey]) -> _Checked:
+    try:
+        env = parse_envelope(line.rstrip(b"\n"), what="event envelope")
+        if env.payload_type != EVENT_TYPE:
+            raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+        return _Checked(env, verify_signatures(env, keys), None)
+    except (CustodyError, DuplicateSignatureError) as e:
+        return _Checked(None, None, e)
+
+
+def _check_chunk(lines: list[bytes]) -> list[_Checked]:
+    return [_check_line(line, _WORKER_KEYS) for line in lines]
+
+
+def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _checked_stream(
+    lines: Iterable[bytes], trust: TrustStore, workers: int
+) -> Iterator[tuple[bytes, _Checked]]:
+    if workers <= 1:
+        keys = dict(trust.signing_keys)
+        for line in lines:
+            yield line, _check_line(line, keys)
+        return
+    raw = {kid: k.raw for kid, k in trust.signing_keys.items()}
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(raw,)) as pool:
+        pending: list[tuple[list[bytes], Any]] = []
+        for chunk in _chunks(lines, CHUNK):
+            pending.append((chunk, pool.submit(_check_chunk, chunk)))
+            if len(pending) >= workers * 3:
+                done_chunk, fut = pending.pop(0)
+                yield from zip(done_chunk, fut.result(), strict=True)
+        for done_chunk, fut in pending:
+            yield from zip(done_chunk, fut.result(), strict=True)
+
+
+def verify_log(
+    trust: TrustStore,
+    checkpoint_note: str,
+    lines: Iterable[bytes],
+    *,
+    since_note: str | None = None,
+    require_closed: bool = False,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    report = Report()
+    try:
+        size, root = _checkpoint_of(checkpoint_note, trust)
+    except CustodyError as e:
+        report.problems.append(
+            Problem(None, "checkpoint_signature", f"checkpoint refused: {e.message}")
+        )
+        return report
+    report.size = size
+    since: tuple[int, bytes] | None = None
+    if since_note is not None:
+        try:
+            since = _checkpoint_of(since_note, trust)
+        except CustodyError as e:
+            report.problems.append(
+                Problem(None, "checkpoint_signature", f"earlier checkpoint refused: {e.message}")
+            )
+        if since is not None and since[0] > size:
+            report.problems.append(
+                Problem(
+                    None,
+                    "log_consistency",
+                    f"earlier checkpoint has size {since[0]} > {size}: the log shrank",
+                )
+            )
+            since = None
+
+    tree = _RootBuilder()
+    states: dict[str, PackageState | None] = {}
+    index = -1
+    for index, (line, checked) in enumerate(_checked_stream(lines, trust, workers)):
+        tree.append(merkle.leaf_hash(line.rstrip(b"\n")))
+        if since is not None and index + 1 == since[0]:
+            report.since_ok = tree.root() == since[1]
+            if not report.since_ok:
+                report.problems.append(
+                    Problem(
+                        index,
+                        "log_consistency",
+                        f"the first {since[0]} events do not match the earlier checkpoint: "
+                        "the log was rewritten or forked",
+                    )
+                )
+        report.checked += 1
+        if progress is not None:
+            progress(index + 1)
+        if checked.error is not None or checked.envelope is None or checked.sigcheck is None:
+            err = checked.error or FormatError("unreadable")
+            report.problems.append(Problem(index, err.code, err.message))
+            continue
+        env, sigcheck = checked.envelope, checked.sigcheck
+        report.signatures += len(env.signatures)
+        try:
+            event = parse_event(env.payload)
+        except CustodyError as e:
+            report.problems.append(Problem(index, e.code, e.message))
+            continue
+        for pid in event.package_ids:
+            states.setdefault(pid, None)
+        try:
+            outcome = apply_event(event, sigcheck, env, states, trust)
+        except CustodyError as e:
+            report.problems.append(Problem(index, e.code, e.message, event.id))
+            resync(event, states)
+            continue
+        states.update(outcome.states)
+        report.findings.extend((index, f) for f in outcome.findings)
+
+    count = index + 1
+    if since is not None and since[0] == 0:
+        report.since_ok = since[1] == merkle.EMPTY_ROOT
+    if since is not None and count < since[0]:
+        report.problems.append(
+            Problem(
+                None,
+                "log_consistency",
+                f"the bundle holds {count} events, fewer than the earlier checkpoint's {since[0]}",
+            )
+        )
+    if count != size:
+        report.problems.append(
+            Problem(
+                None,
+                "checkpoint_size",
+                f"the bundle holds {count} events but the signed checkpoint says {size}",
+            )
+        )
+    report.root_ok = count == size and tree.root() == root
+    if count == size and not report.root_ok:
+        report.problems.append(
+            Problem(
+                None,
+                "checkpoint_root",
+                "the Merkle root of the events differs from the signed checkpoint's root: "
+                "an event was altered, removed, added or reordered",
+            )
+        )
+    known = {pid: s for pid, s in states.items() if s is not None}
+    report.packages = len(known)
+    report.destroyed = sum(1 for s in known.values() if s.status == Status.DESTROYED)
+    report.open_chains = sorted(pid for pid, s in known.items() if s.status != Status.DESTROYED)
+    if require_closed:
+        for pid in report.open_chains:
+            report.problems.append(
+                Problem(None, "not_closed", f"package {pid} was never destroyed: its chain is open")
+            )
+    return report
+
+
+class _RootBuilder:
+    """RFC 9162 root of a stream of leaves in O(log n) memory (a stack of perfect subtrees)."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[int, bytes]] = []
+
+    def append(self, leaf: bytes) -> None:
+        level, h = 0, leaf
+        while self.stack and self.stack[-1][0] == level:
+            _, left = self.stack.pop()
+            h = merkle.node_hash(left, h)
+            level += 1
+        self.stack.append((level, h))
+
+    def root(self) -> bytes:
+        if not self.stack:
+            return merkle.EMPTY_ROOT
+        h = self.stack[-1][1]
+        for _, left in reversed(self.stack[:-1]):
+            h = merkle.node_hash(left, h)
+        return h
+
+
+def read_bundle(folder: Path) -> tuple[bytes, str]:
+    """The bundle's trust document and checkpoint (events are streamed separately)."""
+    try:
+        return (folder / "trust.json").read_bytes(), (folder / "checkpoint.note").read_text("utf-8")
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise NotFoundError(
+            f"{folder} is not an export bundle (missing {Path(e.filename).name})"
+        ) from e
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{folder}/checkpoint.note is not UTF-8") from e
+
+
+def stream_lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        yield from fh

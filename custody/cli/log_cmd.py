@@ -1,0 +1,225 @@
+"""`custody event submit`, `custody log ...`, `custody export`, `custody verify`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from crypto.dsse import parse_envelope
+from crypto.encoding import b64encode
+from custody import identity
+from custody.audit import (
+    Report,
+    export_bundle,
+    load_trust_document,
+    read_bundle,
+    stream_lines,
+    verify_log,
+)
+from custody.cli.common import State, passphrase, read_input, state
+from custody.errors import CustodyError, VerificationError
+from custody.log import CustodyLog
+from keys.trust import load_trust_bundle
+
+event_app = typer.Typer(help="Submit signed custody events to the log.", no_args_is_help=True)
+log_app = typer.Typer(help="The custody log: status, proofs, checkpoints.", no_args_is_help=True)
+
+
+def open_log(st: State, *, writable: bool) -> CustodyLog:
+    home = st.home
+    trust = identity.load_trust(home)
+    key = None
+    if writable:
+        key = home.authority_key("log", passphrase(prompt="Passphrase for the log key")).signing
+    return CustodyLog(home.engine, trust, key)
+
+
+def _progress(st: State) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=st.err,
+        transient=True,
+        disable=st.json,
+    )
+
+
+@event_app.command("submit")
+def submit(
+    ctx: typer.Context,
+    envelopes: Annotated[list[Path], typer.Argument(help="Signed event envelope files.")],
+) -> None:
+    """Append events; each gets a receipt (index, checkpoint) or a refusal with its reason."""
+    st = state(ctx)
+    log = open_log(st, writable=True)
+    envs = [parse_envelope(read_input(p), what=str(p)) for p in envelopes]
+    result = log.submit_many(envs, now=st.now())
+    rows = [{"file": str(envelopes[i]), **r.as_dict()} for i, r in enumerate(result.receipts)]
+    refused = [
+        {
+            "file": str(envelopes[r.envelope_index]),
+            "error": r.error.code,
+            "message": r.error.message,
+        }
+        for r in result.rejected
+    ]
+    if st.json:
+        st.emit({"accepted": rows, "refused": refused})
+    else:
+        for r in result.receipts:
+            dup = " (already in the log)" if r.duplicate else ""
+            st.out.print(f"[green]accepted[/] #{r.index} {r.statement_id[:16]}{dup}")
+            for f in r.findings:
+                st.out.print(f"  [yellow]finding[/] {f.kind}: {f.detail}")
+        for item in refused:
+            st.out.print(f"[red]refused[/] {item['file']}: ({item['error']}) {item['message']}")
+    if result.rejected:
+        raise typer.Exit(result.rejected[0].error.exit_code)
+
+
+@log_app.command("status")
+def status(ctx: typer.Context) -> None:
+    """Size, latest checkpoint and findings of the log."""
+    st = state(ctx)
+    log = open_log(st, writable=False)
+    size = log.size()
+    checkpoint = log.latest_checkpoint() if size else ""
+    findings = log.findings()
+    st.emit(
+        {"size": size, "checkpoint": checkpoint, "findings": len(findings)},
+        f"log of {log.trust.authority.name}: {size} events, {len(findings)} findings\n{checkpoint}",
+    )
+
+
+@log_app.command("proof")
+def proof(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Argument(help="Log index of the event.")],
+    size: Annotated[int | None, typer.Option(help="Tree size (default: the latest).")] = None,
+) -> None:
+    """Inclusion proof of one event (RFC 9162), for a receipt or an auditor."""
+    st = state(ctx)
+    log = open_log(st, writable=False)
+    tree_size = size or log.size()
+    hashes = [b64encode(h) for h in log.inclusion_proof(index, tree_size)]
+    st.emit(
+        {"index": index, "tree_size": tree_size, "proof": hashes},
+        f"inclusion proof of #{index} in a tree of {tree_size}:\n" + "\n".join(hashes),
+    )
+
+
+@log_app.command("consistency")
+def consistency(
+    ctx: typer.Context,
+    old_size: Annotated[int, typer.Argument(help="Earlier tree size.")],
+    new_size: Annotated[int | None, typer.Option(help="Later tree size (default latest).")] = None,
+) -> None:
+    """Consistency proof between two tree sizes (RFC 9162)."""
+    st = state(ctx)
+    log = open_log(st, writable=False)
+    size = new_size or log.size()
+    hashes = [b64encode(h) for h in log.consistency_proof(old_size, size)]
+    st.emit(
+        {"old_size": old_size, "new_size": size, "proof": hashes},
+        f"consistency proof {old_size} -> {size}:\n" + "\n".join(hashes),
+    )
+
+
+def export(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="A new folder for the bundle.")],
+) -> None:
+    """Write a self-contained bundle an auditor verifies offline with `custody verify`."""
+    st = state(ctx)
+    log = open_log(st, writable=False)
+    with _progress(st) as bar:
+        task = bar.add_task("exporting", total=None)
+        manifest = export_bundle(
+            log, out, progress=lambda n, total: bar.update(task, completed=n, total=total)
+        )
+    st.emit(
+        {"bundle": str(out), **manifest},
+        f"[bold green]exported[/] {manifest['size']} events to {out}",
+    )
+
+
+def verify(
+    ctx: typer.Context,
+    bundle: Annotated[Path, typer.Argument(help="Export bundle folder.")],
+    since: Annotated[
+        Path | None, typer.Option(help="An earlier signed checkpoint to check consistency with.")
+    ] = None,
+    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    trust: Annotated[
+        Path | None, typer.Option(help="Use this trust bundle instead of the bundle's trust.json.")
+    ] = None,
+    require_closed: Annotated[
+        bool, typer.Option(help="Every package's chain must be closed by destruction.")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option(help="Processes for signature checks (0 = all cores).")
+    ] = 0,
+) -> None:
+    """Re-check a bundle offline: signatures, roles, chains, rules, counts, closure, the root."""
+    st = state(ctx)
+    trust_doc, checkpoint = read_bundle(bundle)
+    if trust is not None:
+        store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
+    else:
+        store = load_trust_document(trust_doc, pinned_root_id=pin)
+    since_note = read_input(since).decode("utf-8", "replace") if since is not None else None
+    events = bundle / "events.jsonl"
+    if not events.exists():
+        raise CustodyError(f"{bundle} has no events.jsonl")
+    n_workers = workers or (os.cpu_count() or 1)
+    with _progress(st) as bar:
+        task = bar.add_task("verifying", total=None)
+        report = verify_log(
+            store,
+            checkpoint,
+            stream_lines(events),
+            since_note=since_note,
+            require_closed=require_closed,
+            workers=n_workers,
+            progress=lambda n: bar.update(task, completed=n) if n % 500 == 0 else None,
+        )
+    if st.json:
+        st.emit(report.as_dict())
+    else:
+        _print_report(st, report, bundle)
+    if not report.ok:
+        raise typer.Exit(VerificationError.exit_code)
+
+
+def _print_report(st: State, report: Report, bundle: Path) -> None:
+    st.out.print(f"[bold]verify[/] {bundle}")
+    st.out.print(f"  events checked       {report.checked} (checkpoint size {report.size})")
+    st.out.print(f"  signatures checked   {report.signatures}")
+    st.out.print(
+        f"  root vs checkpoint   {'[green]matches[/]' if report.root_ok else '[red]DIFFERS[/]'}"
+    )
+    if report.since_ok is not None:
+        verdict = "[green]consistent[/]" if report.since_ok else "[red]INCONSISTENT[/]"
+        st.out.print(f"  earlier checkpoint   {verdict}")
+    st.out.print(f"  packages             {report.packages} ({report.destroyed} destroyed)")
+    if report.open_chains:
+        st.out.print(f"  open chains          {', '.join(report.open_chains[:10])}")
+    if report.findings:
+        st.out.print(f"  findings             {len(report.findings)}")
+        for index, f in report.findings[:20]:
+            st.out.print(f"    #{index} {f.kind} ({f.package_id}): {f.detail}")
+    if report.problems:
+        table = Table("index", "rule", "problem", title="[red]problems[/]")
+        for p in report.problems[:200]:
+            table.add_row("-" if p.index is None else str(p.index), p.rule, p.message)
+        st.out.print(table)
+        st.out.print(f"[bold red]FAILED[/]: {len(report.problems)} problem(s)")
+    else:
+        st.out.print("[bold green]OK[/]: every signature, chain link, rule and the root verify")
