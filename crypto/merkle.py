@@ -118,7 +118,7 @@ def nodes_for_batch(
     for leaf in leaf_hashes:
         if len(leaf) != HASH_SIZE:
             _check_hash(leaf, f"leaf hash {index}")
-        h = bytes(leaf)
+        h = leaf if type(leaf) is bytes else bytes(leaf)
         append((0, index, h))
         level, idx = 0, index
         while idx & 1:
@@ -141,11 +141,12 @@ def _range_nodes(begin: int, end: int) -> list[Node]:
     largest power of two not above their length, so each piece is an aligned stored node.
     """
     out: list[Node] = []
-    pos = begin
-    for level in range((end - begin).bit_length() - 1, -1, -1):
-        if (end - begin) >> level & 1:
-            out.append((level, pos >> level))
-            pos += 1 << level
+    pos, remaining = begin, end - begin
+    while remaining:
+        level = remaining.bit_length() - 1
+        out.append((level, pos >> level))
+        pos += 1 << level
+        remaining -= 1 << level
     return out
 
 
