@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -31,7 +31,6 @@ from crypto.signing import SigningKey
 from custody.errors import (
     ConflictError,
     CustodyError,
-    DuplicateSignatureError,
     FormatError,
     NotFoundError,
     StorageError,
@@ -92,15 +91,54 @@ class Prepared:
 
 @dataclass(frozen=True)
 class Rejected:
+    """A refused submission: its position in the batch, the refusal, and what was refused."""
+
     envelope_index: int
     error: CustodyError
     event: Event | None = None
+    envelope: Envelope | None = None
 
 
 @dataclass
 class AppendResult:
     receipts: list[Receipt] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    system: list[Receipt] = field(default_factory=list)
+
+
+@dataclass
+class _Batch:
+    """Work in progress inside one append transaction."""
+
+    size: int
+    received: str
+    states: dict[str, PackageState | None] = field(default_factory=dict)
+    existing: dict[str, int] = field(default_factory=dict)
+    accepted: list[tuple[int, Prepared, Outcome]] = field(default_factory=list)
+    duplicates: list[tuple[str, int]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    touched: dict[str, PackageState] = field(default_factory=dict)
+    system_ids: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class AppendView:
+    """What an observer sees inside the append transaction (it may write through ``conn``)."""
+
+    conn: Connection
+    now: datetime
+    trust: TrustStore
+    accepted: tuple[tuple[int, Event, Outcome], ...]
+    rejected: tuple[Rejected, ...]
+    states: Mapping[str, PackageState | None]
+
+
+class LogObserver(Protocol):
+    def observe(self, view: AppendView) -> list[Envelope]:
+        """React to an append; return system statements to append in the same transaction."""
+        ...
 
 
 def prepare(env: Envelope, trust: TrustStore) -> Prepared:
@@ -122,8 +160,15 @@ def ensure_head(engine: Engine) -> None:
 class CustodyLog:
     """One authority's log over one database (SQLite or PostgreSQL, same code)."""
 
-    def __init__(self, engine: Engine, trust: TrustStore, log_key: SigningKey | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        trust: TrustStore,
+        log_key: SigningKey | None,
+        observers: Sequence[LogObserver] = (),
+    ) -> None:
         self.engine = engine
+        self.observers = list(observers)
         self.trust = trust
         self.log_key = log_key
         self.origin = trust.authority.log_origin
@@ -141,15 +186,23 @@ class CustodyLog:
         return result.receipts[0]
 
     def submit_many(self, envelopes: Sequence[Envelope], *, now: datetime) -> AppendResult:
-        """Append a batch in one transaction; each envelope is accepted or rejected alone."""
+        """Append a batch in one transaction; each envelope is accepted or rejected alone.
+
+        Observers (the incident system) see every accepted and rejected event inside the same
+        transaction, write their own rows there, and may return system statements (incident,
+        freeze) that are appended in that transaction too: nothing is acknowledged, and no
+        incident exists, unless both are durable together.
+        """
         result = AppendResult()
         prepared: list[tuple[int, Prepared]] = []
+        early: list[Rejected] = []
         for i, env in enumerate(envelopes):
             try:
                 prepared.append((i, prepare(env, self.trust)))
-            except (CustodyError, DuplicateSignatureError) as e:
-                result.rejected.append(Rejected(i, e))
-        if not prepared:
+            except CustodyError as e:
+                early.append(Rejected(i, e, None, env))
+        result.rejected.extend(early)
+        if not prepared and not (early and self.observers):
             return result
         try:
             with self.engine.begin() as conn:
@@ -170,53 +223,101 @@ class CustodyLog:
         size = conn.execute(
             select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update()
         ).scalar_one()
-        ids = [p.event.id for _, p in prepared]
-        existing = {
-            row.statement_id: row.idx
-            for row in conn.execute(
-                select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(ids))
+        batch = _Batch(size=size, received=format_time(now))
+        self._apply(conn, prepared, batch, result)
+        if self.observers:
+            view = AppendView(
+                conn=conn,
+                now=now,
+                trust=self.trust,
+                accepted=tuple((idx, p.event, o) for idx, p, o in batch.accepted),
+                rejected=tuple(result.rejected),
+                states=batch.states,
             )
-        }
-        package_ids = {pid for _, p in prepared for pid in p.event.package_ids}
-        states: dict[str, PackageState | None] = dict.fromkeys(package_ids)
-        for row in conn.execute(
-            select(STATE.c.package_id, STATE.c.state).where(STATE.c.package_id.in_(package_ids))
-        ):
-            states[row.package_id] = state_from_json(row.state)
+            extra: list[tuple[int, Prepared]] = []
+            for observer in self.observers:
+                for env in observer.observe(view):
+                    extra.append((-1, prepare(env, self.trust)))
+            if extra:
+                self._apply(conn, extra, batch, result, system=True)
+        checkpoint_text = ""
+        if batch.accepted:
+            new_size = size + len(batch.accepted)
+            leaves = [merkle.leaf_hash(e["envelope"]) for e in batch.entries]
+            nodes = merkle.nodes_for_batch(size, leaves, lambda lvl, i: self._node(conn, lvl, i))
+            conn.execute(insert(ENTRY), batch.entries)
+            if batch.links:
+                conn.execute(insert(PKG_EVENT), batch.links)
+            conn.execute(insert(NODE), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
+            if batch.findings:
+                conn.execute(insert(FINDING), batch.findings)
+            self._save_states(conn, batch.touched, size)
+            conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=new_size))
+            root = self._root(conn, new_size, fresh={(lv, ix): h for lv, ix, h in nodes})
+            checkpoint_text = self._sign_checkpoint(conn, new_size, root, batch.received)
+        elif batch.duplicates:
+            checkpoint_text = self.latest_checkpoint(conn)
+        for idx, p, outcome in batch.accepted:
+            if p.event.id in batch.system_ids:
+                result.system.append(Receipt(idx, p.event.id, checkpoint_text, outcome.findings))
+            else:
+                result.receipts.append(Receipt(idx, p.event.id, checkpoint_text, outcome.findings))
+        for sid, idx in batch.duplicates:
+            result.receipts.append(Receipt(idx, sid, checkpoint_text, duplicate=True))
 
-        entries: list[dict[str, Any]] = []
-        links: list[dict[str, Any]] = []
-        findings: list[dict[str, Any]] = []
-        touched: dict[str, PackageState] = {}
-        accepted: list[tuple[int, Prepared, Outcome]] = []
-        duplicates: list[tuple[str, int]] = []
-        received = format_time(now)
+    def _apply(
+        self,
+        conn: Connection,
+        prepared: list[tuple[int, Prepared]],
+        batch: _Batch,
+        result: AppendResult,
+        *,
+        system: bool = False,
+    ) -> None:
+        ids = [p.event.id for _, p in prepared]
+        for row in conn.execute(
+            select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(ids))
+        ):
+            batch.existing[row.statement_id] = row.idx
+        wanted = {pid for _, p in prepared for pid in p.event.package_ids} - set(batch.states)
+        batch.states.update(dict.fromkeys(wanted))
+        if wanted:
+            for row in conn.execute(
+                select(STATE.c.package_id, STATE.c.state).where(STATE.c.package_id.in_(wanted))
+            ):
+                batch.states[row.package_id] = state_from_json(row.state)
         for i, p in prepared:
-            if p.event.id in existing:
-                duplicates.append((p.event.id, existing[p.event.id]))
+            if p.event.id in batch.existing:
+                batch.duplicates.append((p.event.id, batch.existing[p.event.id]))
                 continue
             try:
-                outcome = apply_event(p.event, p.sigcheck, p.envelope, states, self.trust)
+                outcome = apply_event(p.event, p.sigcheck, p.envelope, batch.states, self.trust)
             except CustodyError as e:
-                result.rejected.append(Rejected(i, e, p.event))
+                if system:  # pragma: no cover - the system builds its statements from the states
+                    raise StorageError(
+                        f"the system's own statement was refused: {e.message}"
+                    ) from e
+                result.rejected.append(Rejected(i, e, p.event, p.envelope))
                 continue
-            idx = size + len(accepted)
-            existing[p.event.id] = idx
-            accepted.append((idx, p, outcome))
-            states.update(outcome.states)
-            touched.update(outcome.states)
-            entries.append(
+            idx = batch.size + len(batch.accepted)
+            batch.existing[p.event.id] = idx
+            batch.accepted.append((idx, p, outcome))
+            if system:
+                batch.system_ids.add(p.event.id)
+            batch.states.update(outcome.states)
+            batch.touched.update(outcome.states)
+            batch.entries.append(
                 {
                     "idx": idx,
                     "statement_id": p.event.id,
                     "kind": p.event.kind.value,
                     "event_time": format_time(p.event.time),
-                    "received_at": received,
+                    "received_at": batch.received,
                     "envelope": leaf_bytes(p.envelope),
                 }
             )
-            links.extend({"package_id": pid, "idx": idx} for pid in p.event.package_ids)
-            findings.extend(
+            batch.links.extend({"package_id": pid, "idx": idx} for pid in p.event.package_ids)
+            batch.findings.extend(
                 {
                     "idx": idx,
                     "kind": f.kind,
@@ -226,26 +327,6 @@ class CustodyLog:
                 }
                 for f in outcome.findings
             )
-        checkpoint_text = ""
-        if accepted:
-            new_size = size + len(accepted)
-            leaves = [merkle.leaf_hash(e["envelope"]) for e in entries]
-            nodes = merkle.nodes_for_batch(size, leaves, lambda lvl, i: self._node(conn, lvl, i))
-            conn.execute(insert(ENTRY), entries)
-            conn.execute(insert(PKG_EVENT), links)
-            conn.execute(insert(NODE), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
-            if findings:
-                conn.execute(insert(FINDING), findings)
-            self._save_states(conn, touched, size)
-            conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=new_size))
-            root = self._root(conn, new_size, fresh={(lv, ix): h for lv, ix, h in nodes})
-            checkpoint_text = self._sign_checkpoint(conn, new_size, root, received)
-        elif duplicates:
-            checkpoint_text = self.latest_checkpoint(conn)
-        for idx, p, outcome in accepted:
-            result.receipts.append(Receipt(idx, p.event.id, checkpoint_text, outcome.findings))
-        for sid, idx in duplicates:
-            result.receipts.append(Receipt(idx, sid, checkpoint_text, duplicate=True))
 
     def _save_states(self, conn: Connection, touched: dict[str, PackageState], size: int) -> None:
         present = {

@@ -39,7 +39,9 @@ from custody.errors import (
     CustodyError,
     FormatError,
     FrozenError,
+    RoleError,
     RouteError,
+    SignatureError,
     WindowError,
 )
 from custody.events import Event, Kind
@@ -153,6 +155,10 @@ ALLOWED_WHEN_FROZEN = {
     Kind.FREEZE,
 }
 SECURE_CUSTODY_ROLES = frozenset({Role.CUSTODIAN, Role.SECRECY_OFFICER})
+# Statements the system signs with the authority's system key (incidents, containment).
+SYSTEM_KINDS = {Kind.INCIDENT, Kind.FREEZE, Kind.COMPROMISE}
+# Statements that may name no package (an incident about a key, a leak reported by the public).
+PACKAGELESS_KINDS = {Kind.INCIDENT, Kind.LEAK_REPORT}
 OFFICER_KINDS = {Kind.FREEZE, Kind.RELEASE, Kind.COMPROMISE, Kind.REROUTE, Kind.ACTIVATE_BACKUP}
 
 
@@ -195,7 +201,7 @@ def requirements(event: Event, state: PackageState | None) -> list[SignerRequire
             require("officer", Role.DESTRUCTION_OFFICER, person=_actor(event, "officer")),
             require("witness", *WITNESS_ROLES, person=_actor(event, "witness")),
         ]
-    if k in OFFICER_KINDS or k == Kind.CORRECTION:
+    if k in OFFICER_KINDS or k in {Kind.CORRECTION, Kind.INCIDENT, Kind.LEAK_REPORT}:
         return [require("officer", Role.SECRECY_OFFICER, person=_actor(event, "officer"))]
     raise FormatError(f"{k} events are not accepted from people")
 
@@ -280,8 +286,22 @@ def check_signers(
     trust: TrustStore,
     state: PackageState | None,
     envelope: Any,
-) -> StatementCheck:
-    """Judge the signatures (already verified by key) against the kind's slots."""
+) -> StatementCheck | None:
+    """Judge the signatures (already verified by key) against the kind's slots.
+
+    A statement the system makes on its own (``actors.system``) must be signed by the
+    authority's system key alone and be of a kind the system may make; it has no people's
+    slots, so it returns ``None``.
+    """
+    if "system" in event.actors:
+        system_id = trust.authority.system_key.key_id
+        if event.kind not in SYSTEM_KINDS:
+            raise RoleError(f"the system does not make {event.kind} statements")
+        if event.actors["system"] != trust.authority.id:
+            raise FormatError("a system statement names its authority as actors.system")
+        if env_check.signed_by != {system_id} or env_check.unmatched:
+            raise SignatureError("a system statement is signed by the authority's system key alone")
+        return None
     reqs = requirements(event, state)
     scope = state.scope if state is not None else _seal_scope(event)
     check = check_statement(envelope, trust, reqs, at=event.time, scope=scope, sigcheck=env_check)
@@ -382,9 +402,12 @@ def _step(
             )
         else:
             pos = state.route_pos + 1
-        if k == Kind.RETURN and check is not None:
-            if Role.CUSTODIAN not in check.filled["receiver"].roles:
-                raise RouteError(f"package {state.package_id} is returned only to a custodian")
+        if (
+            k == Kind.RETURN
+            and check is not None
+            and Role.CUSTODIAN not in check.filled["receiver"].roles
+        ):
+            raise RouteError(f"package {state.package_id} is returned only to a custodian")
         status = {
             Kind.RECEIVE: Status.STORED,
             Kind.RETURN: Status.RETURNED,
@@ -439,11 +462,13 @@ def apply_event(
     trust: TrustStore,
 ) -> Outcome:
     """Judge signers and apply the state machine; raises the specific refusal."""
-    if not event.package_ids:
-        raise FormatError(f"{event.kind} event names no package")
-    first = states.get(event.package_ids[0])
     if event.authority != trust.authority.id:
         raise FormatError("event names another authority")
+    if not event.package_ids:
+        if event.kind not in PACKAGELESS_KINDS:
+            raise FormatError(f"{event.kind} event names no package")
+        return Outcome({}, (), check_signers(event, env_check, trust, None, envelope))
+    first = states.get(event.package_ids[0])
     if first is None and event.kind != Kind.SEAL:
         raise ChainError(f"package {event.package_ids[0]} was never sealed")
     if first is not None and first.status == Status.DESTROYED:

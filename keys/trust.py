@@ -108,7 +108,10 @@ class TrustStore:
     signing_keys: Mapping[str, VerifyKey] = field(init=False)
 
     def __post_init__(self) -> None:
+        # Every key that may sign a statement: certified people, and the authority's system key
+        # (which signs incidents; it has no certificate and fills no person's slot).
         keys = {kid: cert.signing_key for kid, cert in self.certificates.items()}
+        keys[self.authority.system_key.key_id] = self.authority.system_key
         object.__setattr__(self, "signing_keys", MappingProxyType(keys))
 
     @classmethod

@@ -324,3 +324,68 @@ def test_batch_append_accepts_and_rejects_each_alone(season: Season) -> None:
     result = season.log().submit_many([good, bad], now=season.now)
     assert [r.index for r in result.receipts] == [2]
     assert isinstance(result.rejected[0].error, RouteError)
+
+
+class IncidentOnRefusal:
+    """A minimal observer: every refused submission becomes a system-signed incident."""
+
+    def __init__(self, season: Season) -> None:
+        self.system = season.home.authority_key("system", PASS).signing
+        self.authority = season.trust().authority.id
+
+    def observe(self, view):  # type: ignore[no-untyped-def]
+        from custody.events import Event
+
+        out = []
+        for r in view.rejected:
+            ev = Event(
+                kind=Kind.INCIDENT,
+                authority=self.authority,
+                time=view.now,
+                place="",
+                packages={},
+                actors={"system": self.authority},
+                body={
+                    "refusal": r.error.code,
+                    "scope": list(r.event.package_ids) if r.event else [],
+                },
+            )
+            out.append(ev.sign([self.system]))
+        return out
+
+
+def test_observer_appends_system_incident_in_same_transaction(season: Season) -> None:
+    from custody.log import CustodyLog
+
+    seal(season)
+    log = season.log()
+    watched = CustodyLog(log.engine, log.trust, log.log_key, observers=[IncidentOnRefusal(season)])
+    bad = season.event(
+        Kind.DISPATCH,
+        ["PK-1"],
+        actors={"releaser": "print-qian", "receiver": "courier-li"},
+        signers=["print-qian", "courier-li"],
+        body={"seals": SEALS},
+    )
+    result = watched.submit_many([bad], now=season.now)
+    assert isinstance(result.rejected[0].error, RouteError)
+    assert [r.index for r in result.system] == [1]
+    assert watched.size() == 2
+
+
+def test_people_cannot_sign_as_the_system(season: Season) -> None:
+    from custody.events import Event
+
+    ev = Event(
+        kind=Kind.INCIDENT,
+        authority=season.trust().authority.id,
+        time=season.now,
+        place="",
+        packages={},
+        actors={"system": season.trust().authority.id},
+        body={},
+    )
+    from custody.errors import SignatureError
+
+    with pytest.raises(SignatureError):
+        season.submit(ev.sign([season.keys["secrecy-chen"].signing]))
