@@ -94,7 +94,7 @@ def test_deleted_and_reordered_events_are_named(season: Season, tmp_path: Path) 
     report = verify_folder(tmp_path / "export")
     rules = {p.rule for p in report.problems}
     assert {"checkpoint_size", "chain"} <= rules
-    swapped = lines[:2] + [lines[3], lines[2]] + lines[4:]
+    swapped = [*lines[:2], lines[3], lines[2], *lines[4:]]
     (tmp_path / "export" / "events.jsonl").write_bytes(b"".join(swapped))
     report = verify_folder(tmp_path / "export")
     assert {p.rule for p in report.problems} >= {"checkpoint_root", "chain"}
