@@ -25,19 +25,18 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from crypto import merkle
-from crypto.dsse import Envelope, SignatureCheck, parse_envelope, verify_signatures
+from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint
-from crypto.signing import VerifyKey
-from custody.errors import CustodyError, DuplicateSignatureError, FormatError, NotFoundError
-from custody.events import EVENT_TYPE, parse_event
+from custody.errors import CustodyError, FormatError, NotFoundError
+from custody.events import parse_event
 from custody.log import CustodyLog
+from custody.parallel import Checked, SignaturePool
 from custody.rules import Finding, PackageState, Status, apply_event, resync
 from keys.keyfile import write_new_file
 from keys.trust import TrustStore
@@ -175,67 +174,6 @@ class Report:
         }
 
 
-# Worker processes verify signatures; they hold the certified keys, nothing secret.
-_WORKER_KEYS: dict[str, VerifyKey] = {}
-
-
-def _init_worker(keys: dict[str, bytes]) -> None:
-    _WORKER_KEYS.clear()
-    _WORKER_KEYS.update({kid: VerifyKey(raw) for kid, raw in keys.items()})
-
-
-@dataclass(frozen=True)
-class _Checked:
-    envelope: Envelope | None
-    sigcheck: SignatureCheck | None
-    error: CustodyError | None
-
-
-def _check_line(line: bytes, keys: dict[str, VerifyKey]) -> _Checked:
-    try:
-        env = parse_envelope(line.rstrip(b"\n"), what="event envelope")
-        if env.payload_type != EVENT_TYPE:
-            raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
-        return _Checked(env, verify_signatures(env, keys), None)
-    except (CustodyError, DuplicateSignatureError) as e:
-        return _Checked(None, None, e)
-
-
-def _check_chunk(lines: list[bytes]) -> list[_Checked]:
-    return [_check_line(line, _WORKER_KEYS) for line in lines]
-
-
-def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
-    chunk: list[bytes] = []
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _checked_stream(
-    lines: Iterable[bytes], trust: TrustStore, workers: int
-) -> Iterator[tuple[bytes, _Checked]]:
-    if workers <= 1:
-        keys = dict(trust.signing_keys)
-        for line in lines:
-            yield line, _check_line(line, keys)
-        return
-    raw = {kid: k.raw for kid, k in trust.signing_keys.items()}
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(raw,)) as pool:
-        pending: list[tuple[list[bytes], Any]] = []
-        for chunk in _chunks(lines, CHUNK):
-            pending.append((chunk, pool.submit(_check_chunk, chunk)))
-            if len(pending) >= workers * 3:
-                done_chunk, fut = pending.pop(0)
-                yield from zip(done_chunk, fut.result(), strict=True)
-        for done_chunk, fut in pending:
-            yield from zip(done_chunk, fut.result(), strict=True)
-
-
 def verify_log(
     trust: TrustStore,
     checkpoint_note: str,
@@ -273,86 +211,110 @@ def verify_log(
             )
             since = None
 
-    tree = _RootBuilder()
-    states: dict[str, PackageState | None] = {}
-    index = -1
-    for index, (line, checked) in enumerate(_checked_stream(lines, trust, workers)):
-        tree.append(merkle.leaf_hash(line.rstrip(b"\n")))
-        if since is not None and index + 1 == since[0]:
-            report.since_ok = tree.root() == since[1]
+    replay = _Replay(report, trust, since)
+    pool = SignaturePool(trust.signing_keys, workers)
+    try:
+        for line, checked in pool.stream(lines):
+            replay.step(line, checked)
+            if progress is not None:
+                progress(replay.count)
+    finally:
+        pool.close()
+    replay.conclude(size, root, require_closed)
+    return report
+
+
+class _Replay:
+    """Follows the log event by event: the tree, the package states, the problems."""
+
+    def __init__(self, report: Report, trust: TrustStore, since: tuple[int, bytes] | None) -> None:
+        self.report = report
+        self.trust = trust
+        self.since = since
+        self.tree = _RootBuilder()
+        self.states: dict[str, PackageState | None] = {}
+        self.count = 0
+
+    def step(self, line: bytes, checked: Checked) -> None:
+        report, index = self.report, self.count
+        self.count += 1
+        self.tree.append(merkle.leaf_hash(line.rstrip(b"\n")))
+        if self.since is not None and self.count == self.since[0]:
+            report.since_ok = self.tree.root() == self.since[1]
             if not report.since_ok:
                 report.problems.append(
                     Problem(
                         index,
                         "log_consistency",
-                        f"the first {since[0]} events do not match the earlier checkpoint: "
+                        f"the first {self.since[0]} events do not match the earlier checkpoint: "
                         "the log was rewritten or forked",
                     )
                 )
         report.checked += 1
-        if progress is not None:
-            progress(index + 1)
-        if checked.error is not None or checked.envelope is None or checked.sigcheck is None:
-            err = checked.error or FormatError("unreadable")
+        if checked.envelope is None or checked.sigcheck is None:
+            err = checked.error or FormatError("unreadable event line")
             report.problems.append(Problem(index, err.code, err.message))
-            continue
+            return
         env, sigcheck = checked.envelope, checked.sigcheck
         report.signatures += len(env.signatures)
         try:
             event = parse_event(env.payload)
         except CustodyError as e:
             report.problems.append(Problem(index, e.code, e.message))
-            continue
+            return
         for pid in event.package_ids:
-            states.setdefault(pid, None)
+            self.states.setdefault(pid, None)
         try:
-            outcome = apply_event(event, sigcheck, env, states, trust)
+            outcome = apply_event(event, sigcheck, env, self.states, self.trust)
         except CustodyError as e:
             report.problems.append(Problem(index, e.code, e.message, event.id))
-            resync(event, states)
-            continue
-        states.update(outcome.states)
+            resync(event, self.states)
+            return
+        self.states.update(outcome.states)
         report.findings.extend((index, f) for f in outcome.findings)
 
-    count = index + 1
-    if since is not None and since[0] == 0:
-        report.since_ok = since[1] == merkle.EMPTY_ROOT
-    if since is not None and count < since[0]:
-        report.problems.append(
-            Problem(
-                None,
-                "log_consistency",
-                f"the bundle holds {count} events, fewer than the earlier checkpoint's {since[0]}",
-            )
-        )
-    if count != size:
-        report.problems.append(
-            Problem(
-                None,
-                "checkpoint_size",
-                f"the bundle holds {count} events but the signed checkpoint says {size}",
-            )
-        )
-    report.root_ok = count == size and tree.root() == root
-    if count == size and not report.root_ok:
-        report.problems.append(
-            Problem(
-                None,
-                "checkpoint_root",
-                "the Merkle root of the events differs from the signed checkpoint's root: "
-                "an event was altered, removed, added or reordered",
-            )
-        )
-    known = {pid: s for pid, s in states.items() if s is not None}
-    report.packages = len(known)
-    report.destroyed = sum(1 for s in known.values() if s.status == Status.DESTROYED)
-    report.open_chains = sorted(pid for pid, s in known.items() if s.status != Status.DESTROYED)
-    if require_closed:
-        for pid in report.open_chains:
+    def conclude(self, size: int, root: bytes, require_closed: bool) -> None:
+        report, count, since = self.report, self.count, self.since
+        if since is not None and since[0] == 0:
+            report.since_ok = since[1] == merkle.EMPTY_ROOT
+        if since is not None and count < since[0]:
             report.problems.append(
-                Problem(None, "not_closed", f"package {pid} was never destroyed: its chain is open")
+                Problem(
+                    None,
+                    "log_consistency",
+                    f"the bundle holds {count} events, fewer than the earlier checkpoint's "
+                    f"{since[0]}",
+                )
             )
-    return report
+        if count != size:
+            report.problems.append(
+                Problem(
+                    None,
+                    "checkpoint_size",
+                    f"the bundle holds {count} events but the signed checkpoint says {size}",
+                )
+            )
+        report.root_ok = count == size and self.tree.root() == root
+        if count == size and not report.root_ok:
+            report.problems.append(
+                Problem(
+                    None,
+                    "checkpoint_root",
+                    "the Merkle root of the events differs from the signed checkpoint's root: "
+                    "an event was altered, removed, added or reordered",
+                )
+            )
+        known = {pid: s for pid, s in self.states.items() if s is not None}
+        report.packages = len(known)
+        report.destroyed = sum(1 for s in known.values() if s.status == Status.DESTROYED)
+        report.open_chains = sorted(p for p, s in known.items() if s.status != Status.DESTROYED)
+        if require_closed:
+            for pid in report.open_chains:
+                report.problems.append(
+                    Problem(
+                        None, "not_closed", f"package {pid} was never destroyed: its chain is open"
+                    )
+                )
 
 
 class _RootBuilder:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto import merkle
@@ -36,6 +36,7 @@ from custody.errors import (
     StorageError,
 )
 from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, statement_id
+from custody.parallel import SignaturePool
 from custody.rules import Finding, Outcome, PackageState, apply_event
 from custody.store.log_tables import (
     CheckpointRow,
@@ -49,6 +50,7 @@ from custody.store.log_tables import (
 from custody.store.states import state_from_json, state_to_json
 from keys.trust import TrustStore
 
+PARALLEL_BATCH = 64
 HEAD = LogHead.__table__  # type: ignore[attr-defined]
 ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
 PKG_EVENT = PackageEvent.__table__  # type: ignore[attr-defined]
@@ -166,9 +168,13 @@ class CustodyLog:
         trust: TrustStore,
         log_key: SigningKey | None,
         observers: Sequence[LogObserver] = (),
+        workers: int = 1,
     ) -> None:
         self.engine = engine
         self.observers = list(observers)
+        # Signature checks of large batches run on this many processes (1 = in-process).
+        self.workers = workers
+        self._pool: SignaturePool | None = None
         self.trust = trust
         self.log_key = log_key
         self.origin = trust.authority.log_origin
@@ -194,13 +200,7 @@ class CustodyLog:
         incident exists, unless both are durable together.
         """
         result = AppendResult()
-        prepared: list[tuple[int, Prepared]] = []
-        early: list[Rejected] = []
-        for i, env in enumerate(envelopes):
-            try:
-                prepared.append((i, prepare(env, self.trust)))
-            except CustodyError as e:
-                early.append(Rejected(i, e, None, env))
+        prepared, early = self._prepare_all(envelopes)
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
@@ -210,6 +210,36 @@ class CustodyLog:
         except OperationalError as e:
             raise StorageError(f"the log database refused the append: {e.orig}") from e
         return result
+
+    def _prepare_all(
+        self, envelopes: Sequence[Envelope]
+    ) -> tuple[list[tuple[int, Prepared]], list[Rejected]]:
+        prepared: list[tuple[int, Prepared]] = []
+        early: list[Rejected] = []
+        if self.workers > 1 and len(envelopes) >= PARALLEL_BATCH:
+            if self._pool is None:
+                self._pool = SignaturePool(self.trust.signing_keys, self.workers)
+            checked = self._pool.check_all([env.to_bytes() for env in envelopes])
+            for i, (env, c) in enumerate(zip(envelopes, checked, strict=True)):
+                try:
+                    if c.envelope is None or c.sigcheck is None:
+                        raise c.error or FormatError("unreadable envelope")
+                    event = parse_event(c.envelope.payload)
+                    prepared.append((i, Prepared(c.envelope, event, c.sigcheck)))
+                except CustodyError as e:
+                    early.append(Rejected(i, e, None, env))
+            return prepared, early
+        for i, env in enumerate(envelopes):
+            try:
+                prepared.append((i, prepare(env, self.trust)))
+            except CustodyError as e:
+                early.append(Rejected(i, e, None, env))
+        return prepared, early
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def _append_locked(
         self,
@@ -342,13 +372,18 @@ class CustodyLog:
         ]
         if new_rows:
             conn.execute(insert(STATE), new_rows)
-        for pid, s in touched.items():
-            if pid in present:
-                conn.execute(
-                    update(STATE)
-                    .where(STATE.c.package_id == pid)
-                    .values(state=state_to_json(s), last_idx=size)
-                )
+        changed = [
+            {"pid": pid, "st": state_to_json(s), "li": size}
+            for pid, s in touched.items()
+            if pid in present
+        ]
+        if changed:
+            conn.execute(
+                update(STATE)
+                .where(STATE.c.package_id == bindparam("pid"))
+                .values(state=bindparam("st"), last_idx=bindparam("li")),
+                changed,
+            )
 
     def _sign_checkpoint(self, conn: Connection, size: int, root: bytes, signed_at: str) -> str:
         assert self.log_key is not None

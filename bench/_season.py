@@ -1,0 +1,69 @@
+"""Shared set-up for the log benchmarks: a season and a stream of valid countersigned handovers."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import nacl.pwhash
+
+from crypto.dsse import Envelope
+from crypto.encoding import utc
+from crypto.sealing import KdfParams
+from custody.demo import Season, seal_body, start_season
+from custody.events import Event, Kind
+
+PASS = "bench passphrase"
+T0 = utc(2027, 3, 1, 8)
+
+
+def season(url: str | None = None, folder: Path | None = None) -> Season:
+    kdf = KdfParams.fresh(nacl.pwhash.argon2id.OPSLIMIT_MIN, nacl.pwhash.argon2id.MEMLIMIT_MIN)
+    out = (folder or Path(tempfile.mkdtemp(prefix="custody-bench-"))) / "season"
+    return start_season(out, now=T0, passphrase=PASS, kdf=kdf, database_url=url)
+
+
+def handover_stream(s: Season, packages: int, per_package: int) -> Iterator[list[Envelope]]:
+    """Seal ``packages`` packages, then yield rounds of one handover per package.
+
+    Each package's route alternates between two couriers, so every handover is a valid
+    countersigned transfer from the current holder to the next planned one.
+    """
+    authority = s.authority.id
+    couriers = ["courier-sun", "courier-li"]
+    keys = {p: s.keys[p].signing for p in [*couriers, "print-qian"]}
+    window = (T0 + timedelta(days=30), T0 + timedelta(days=31))
+    route = [couriers[i % 2] for i in range(per_package + 1)]
+    last: dict[str, str] = {}
+    seals = []
+    t = T0
+    for n in range(packages):
+        pid = f"PK-{n:07d}"
+        body = seal_body(position="P-01", paper="PA", copies=30, seals=["S1", "S2"], window=window, route=route)
+        ev = Event(Kind.SEAL, authority, t, "printer", {pid: None}, {"sealer": "print-qian"}, body)
+        env = ev.sign([keys["print-qian"]])
+        last[pid] = Event.__new__(Event).__class__  # placeholder, replaced below
+        from custody.events import statement_id
+
+        last[pid] = statement_id(env.payload)
+        seals.append(env)
+    yield seals
+    holder = {f"PK-{n:07d}": "print-qian" for n in range(packages)}
+    for step in range(per_package):
+        t = t + timedelta(seconds=1)
+        batch = []
+        for n in range(packages):
+            pid = f"PK-{n:07d}"
+            to = route[step] if step == 0 else route[step]
+            kind = Kind.DISPATCH if step == 0 else Kind.HANDOVER
+            frm = holder[pid]
+            ev = Event(kind, authority, t, "road", {pid: last[pid]}, {"releaser": frm, "receiver": to}, {"seals": ["S1", "S2"]})
+            env = ev.sign([keys[frm], keys[to]])
+            from custody.events import statement_id
+
+            last[pid] = statement_id(env.payload)
+            holder[pid] = to
+            batch.append(env)
+        yield batch

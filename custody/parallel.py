@@ -1,0 +1,101 @@
+"""Signature checks on every core: parse envelopes and verify their signatures in worker
+processes, keeping order. Workers hold public keys only; nothing secret crosses to them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from crypto.dsse import Envelope, SignatureCheck, parse_envelope, verify_signatures
+from crypto.signing import VerifyKey
+from custody.errors import CustodyError, FormatError
+from custody.events import EVENT_TYPE
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An envelope and which keys signed it, or why it could not be read."""
+
+    envelope: Envelope | None
+    sigcheck: SignatureCheck | None
+    error: CustodyError | None
+
+
+def check_line(line: bytes, keys: Mapping[str, VerifyKey]) -> Checked:
+    try:
+        env = parse_envelope(line.rstrip(b"\n"), what="event envelope")
+        if env.payload_type != EVENT_TYPE:
+            raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+        return Checked(env, verify_signatures(env, keys), None)
+    except CustodyError as e:
+        return Checked(None, None, e)
+
+
+_WORKER_KEYS: dict[str, VerifyKey] = {}
+
+
+def _init_worker(keys: dict[str, bytes]) -> None:
+    _WORKER_KEYS.clear()
+    _WORKER_KEYS.update({kid: VerifyKey(raw) for kid, raw in keys.items()})
+
+
+def _check_chunk(lines: list[bytes]) -> list[Checked]:
+    return [check_line(line, _WORKER_KEYS) for line in lines]
+
+
+def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class SignaturePool:
+    """A pool of worker processes verifying envelopes against one set of public keys."""
+
+    def __init__(self, keys: Mapping[str, VerifyKey], workers: int) -> None:
+        self.keys = dict(keys)
+        self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
+        if self.workers > 1:
+            raw = {kid: k.raw for kid, k in self.keys.items()}
+            self._pool = ProcessPoolExecutor(
+                self.workers, initializer=_init_worker, initargs=(raw,)
+            )
+
+    def stream(self, lines: Iterable[bytes], chunk: int = CHUNK) -> Iterator[tuple[bytes, Checked]]:
+        """Check lines in order; at most a few chunks per worker are in flight."""
+        if self._pool is None:
+            for line in lines:
+                yield line, check_line(line, self.keys)
+            return
+        pending: list[tuple[list[bytes], Future[list[Checked]]]] = []
+        for part in _chunks(lines, chunk):
+            pending.append((part, self._pool.submit(_check_chunk, part)))
+            if len(pending) >= self.workers * 3:
+                done, fut = pending.pop(0)
+                yield from zip(done, fut.result(), strict=True)
+        for done, fut in pending:
+            yield from zip(done, fut.result(), strict=True)
+
+    def check_all(self, lines: list[bytes]) -> list[Checked]:
+        size = max(1, min(CHUNK, len(lines) // self.workers + 1))
+        return [c for _, c in self.stream(lines, chunk=size)]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> SignaturePool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
