@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto import merkle
@@ -38,6 +38,7 @@ from custody.errors import (
 from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, statement_id
 from custody.parallel import SignaturePool
 from custody.rules import Finding, Outcome, PackageState, apply_event
+from custody.store.db import READ_ONLY
 from custody.store.log_tables import (
     CheckpointRow,
     FindingRow,
@@ -274,7 +275,8 @@ class CustodyLog:
         if batch.accepted:
             new_size = size + len(batch.accepted)
             leaves = [merkle.leaf_hash(e["envelope"]) for e in batch.entries]
-            nodes = merkle.nodes_for_batch(size, leaves, lambda lvl, i: self._node(conn, lvl, i))
+            frontier = self._nodes(conn, merkle.frontier_nodes(size))
+            nodes = merkle.nodes_for_batch(size, leaves, lambda lvl, i: frontier[(lvl, i)])
             conn.execute(insert(ENTRY), batch.entries)
             if batch.links:
                 conn.execute(insert(PKG_EVENT), batch.links)
@@ -404,22 +406,23 @@ class CustodyLog:
 
     # -- reading -------------------------------------------------------------------------
 
-    @staticmethod
-    def _node(conn: Connection, level: int, idx: int) -> bytes:
-        row = conn.execute(
-            select(NODE.c.hash).where(NODE.c.level == level, NODE.c.idx == idx)
-        ).first()
-        if row is None:
-            raise KeyError((level, idx))
-        return bytes(row.hash)
+    def _reader(self) -> Connection:
+        return self.engine.connect().execution_options(**READ_ONLY)
 
     @staticmethod
     def _nodes(conn: Connection, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         wanted = list(wanted)
         if not wanted:
             return {}
-        clauses = [and_(NODE.c.level == lv, NODE.c.idx == ix) for lv, ix in wanted]
-        rows = conn.execute(select(NODE.c.level, NODE.c.idx, NODE.c.hash).where(or_(*clauses)))
+        # A plain OR of primary-key lookups: every engine answers it from the index (row-value
+        # IN makes SQLite scan), and text() skips SQLAlchemy's per-shape compilation.
+        where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(wanted)))
+        params: dict[str, int] = {}
+        for n, (lv, ix) in enumerate(wanted):
+            params[f"l{n}"] = lv
+            params[f"i{n}"] = ix
+        query = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608 (bound ints)
+        rows = conn.execute(text(query), params)
         got = {(r.level, r.idx): bytes(r.hash) for r in rows}
         missing = set(wanted) - set(got)
         if missing:
@@ -435,12 +438,12 @@ class CustodyLog:
         return merkle.root_from_nodes(size, have)
 
     def size(self) -> int:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
 
     def latest_checkpoint(self, conn: Connection | None = None) -> str:
         if conn is None:
-            with self.engine.connect() as c:
+            with self._reader() as c:
                 return self.latest_checkpoint(c)
         row = conn.execute(
             select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size.desc()).limit(1)
@@ -450,24 +453,24 @@ class CustodyLog:
         return str(row.note)
 
     def checkpoints(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return [
                 str(r.note)
                 for r in conn.execute(select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size))
             ]
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             nodes = self._nodes(conn, merkle.inclusion_proof_nodes(index, size))
         return merkle.inclusion_proof_from_nodes(index, size, nodes)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             nodes = self._nodes(conn, merkle.consistency_proof_nodes(old_size, new_size))
         return merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
 
     def entry(self, index: int) -> Envelope:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             row = conn.execute(select(ENTRY.c.envelope).where(ENTRY.c.idx == index)).first()
         if row is None:
             raise NotFoundError(f"no log entry {index}")
@@ -480,7 +483,7 @@ class CustodyLog:
         end = self.size() if end is None else end
         pos = start
         while pos < end:
-            with self.engine.connect() as conn:
+            with self._reader() as conn:
                 rows = conn.execute(
                     select(ENTRY.c.idx, ENTRY.c.envelope)
                     .where(ENTRY.c.idx >= pos, ENTRY.c.idx < min(end, pos + batch))
@@ -491,7 +494,7 @@ class CustodyLog:
             pos += batch
 
     def package_state(self, package_id: str) -> PackageState:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             row = conn.execute(
                 select(STATE.c.state).where(STATE.c.package_id == package_id)
             ).first()
@@ -500,7 +503,7 @@ class CustodyLog:
         return state_from_json(row.state)
 
     def package_history(self, package_id: str) -> list[int]:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return [
                 int(r.idx)
                 for r in conn.execute(
@@ -511,7 +514,7 @@ class CustodyLog:
             ]
 
     def findings(self) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             rows = conn.execute(select(FINDING).order_by(FINDING.c.id)).mappings().all()
         return [dict(r) for r in rows]
 

@@ -40,10 +40,17 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+READ_ONLY = {"custody_read_only": True}
+
+
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Take the write lock at BEGIN: a transaction that reads the log head and then appends
-    # must not find, at its first write, that another process appended meanwhile.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # must not find, at its first write, that another process appended meanwhile. Readers
+    # (connections opened with READ_ONLY options) take a plain snapshot and block nobody.
+    if conn.get_execution_options().get("custody_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

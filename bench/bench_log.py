@@ -1,0 +1,262 @@
+"""Custody log benchmarks: durable countersigned appends, full verification, proofs from the DB.
+
+Every figure is quoted against raw Ed25519 verification (libsodium via pynacl) measured in the
+same run, because these machines are shared and noisy.
+
+    python bench/bench_log.py                      # the figures in docs/benchmarks.md
+    python bench/bench_log.py --quick              # a smoke run
+    CUSTODY_BENCH_PG=postgresql://postgres@127.0.0.1:5432/test python bench/bench_log.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import nacl.bindings as sodium  # noqa: E402
+import nacl.signing  # noqa: E402
+
+import _season  # noqa: E402
+from crypto import merkle  # noqa: E402
+from crypto.note import Checkpoint, sign_checkpoint  # noqa: E402
+from custody.audit import load_trust_document, trust_document, verify_log  # noqa: E402
+from custody.events import Event, Kind, statement_id  # noqa: E402
+from custody.log import CustodyLog  # noqa: E402
+
+CORES = os.cpu_count() or 1
+
+
+def _raw_verify(n: int) -> float:
+    key = nacl.signing.SigningKey.generate()
+    msgs = [os.urandom(200) for _ in range(256)]
+    signed = [bytes(key.sign(m)) for m in msgs]
+    pk = bytes(key.verify_key)
+    t = time.perf_counter()
+    for i in range(n):
+        sodium.crypto_sign_open(signed[i % 256], pk)
+    return n / (time.perf_counter() - t)
+
+
+def raw_rates(n: int) -> tuple[float, float]:
+    one = _raw_verify(n)
+    with ProcessPoolExecutor(CORES) as pool:
+        t = time.perf_counter()
+        list(pool.map(_raw_verify, [n] * CORES))
+        allc = CORES * n / (time.perf_counter() - t)
+    return one, allc
+
+
+def appends(url: str | None, label: str, packages: int, rounds: int, singles: int, workers: int) -> list[tuple[str, float]]:
+    s = _season.season(url)
+    base = s.log()
+    log = CustodyLog(base.engine, base.trust, base.log_key, workers=workers)
+    stream = _season.handover_stream(s, packages, rounds + 1)
+    log.submit_many(next(stream), now=_season.T0)
+    batches = list(stream)
+    # one event per transaction (what a courier's phone does)
+    t = time.perf_counter()
+    for env in batches[0][:singles]:
+        log.submit(env, now=_season.T0)
+    single = singles / (time.perf_counter() - t)
+    rest = batches[0][singles:]
+    if rest:
+        log.submit_many(rest, now=_season.T0)
+    t = time.perf_counter()
+    n = 0
+    for batch in batches[1:]:
+        result = log.submit_many(batch, now=_season.T0)
+        assert not result.rejected, result.rejected[0].error
+        n += len(result.receipts)
+    batched = n / (time.perf_counter() - t)
+    log.close()
+    w = f", {workers} verify processes" if workers > 1 else ""
+    return [(f"{label}: one handover per transaction", single), (f"{label}: batches of {packages}{w}", batched)]
+
+
+def _gen_chains(args: tuple[int, int, int, str, bytes, bytes, bytes]) -> bytes:
+    first, count, length, authority, sk_sealer, sk_a, sk_b = args
+    keys = {"print-qian": nacl.signing.SigningKey(sk_sealer), "courier-sun": nacl.signing.SigningKey(sk_a), "courier-li": nacl.signing.SigningKey(sk_b)}
+    from crypto.signing import SigningKey
+
+    wrapped = {p: SigningKey(bytes(k)) for p, k in keys.items()}
+    window = (_season.T0 + timedelta(days=30), _season.T0 + timedelta(days=31))
+    route = [["courier-sun", "courier-li"][i % 2] for i in range(length)]
+    out = bytearray()
+    from custody.demo import seal_body
+
+    for n in range(first, first + count):
+        pid = f"PK-{n:07d}"
+        t = _season.T0
+        body = seal_body(position="P-01", paper="PA", copies=30, seals=["S1", "S2"], window=window, route=route)
+        env = Event(Kind.SEAL, authority, t, "printer", {pid: None}, {"sealer": "print-qian"}, body).sign([wrapped["print-qian"]])
+        out += env.to_bytes() + b"\n"
+        prev, holder = statement_id(env.payload), "print-qian"
+        for step in range(length - 1):
+            t += timedelta(seconds=1)
+            to = route[step]
+            kind = Kind.DISPATCH if step == 0 else Kind.HANDOVER
+            ev = Event(kind, authority, t, "road", {pid: prev}, {"releaser": holder, "receiver": to}, {"seals": ["S1", "S2"]})
+            env = ev.sign([wrapped[holder], wrapped[to]])
+            out += env.to_bytes() + b"\n"
+            prev, holder = statement_id(env.payload), to
+    return bytes(out)
+
+
+def full_verify(events: int, folder: Path) -> tuple[int, int, float, float]:
+    s = _season.season(folder=folder)
+    trust = s.trust()
+    length = 1000
+    packages = max(1, events // length)
+    seeds = [s.keys[p].signing.seed() for p in ("print-qian", "courier-sun", "courier-li")]
+    path = folder / "events.jsonl"
+    t = time.perf_counter()
+    per = max(1, packages // (CORES * 4))
+    jobs = [(i, min(per, packages - i), length, trust.authority.id, *seeds) for i in range(0, packages, per)]
+    tree = merkle.MemoryTree() if hasattr(merkle, "MemoryTree") else None
+    from custody.audit import _RootBuilder
+
+    rb = _RootBuilder()
+    with path.open("wb") as fh, ProcessPoolExecutor(CORES) as pool:
+        for chunk in pool.map(_gen_chains, jobs):
+            fh.write(chunk)
+            for line in chunk.splitlines():
+                rb.append(merkle.leaf_hash(line))
+    del tree
+    n_lines = packages * length
+    log_key = s.home.authority_key("log", _season.PASS).signing
+    origin = trust.authority.log_origin
+    note = sign_checkpoint(Checkpoint(origin, n_lines, rb.root()), origin, log_key)
+    print(f"  generated {n_lines} events in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    doc = load_trust_document(trust_document(trust), pinned_root_id=trust.authority.id)
+
+    def lines() -> object:
+        with path.open("rb") as fh:
+            yield from fh
+
+    t = time.perf_counter()
+    report = verify_log(doc, note, lines(), workers=CORES)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - t
+    assert report.ok, report.problems[:3]
+    return report.checked, report.signatures, elapsed, report.signatures / elapsed
+
+
+def proofs(leaves_list: list[int], url: str | None) -> list[tuple[int, str, float, float]]:
+    out = []
+    for leaves in leaves_list:
+        s = _season.season(url)
+        log = s.log()
+        hashes = (merkle.leaf_hash(i.to_bytes(8, "big")) for i in range(leaves))
+        nodes_iter = _nodes_stream(hashes, leaves)
+        label = "SQLite" if url is None else "PostgreSQL"
+        _bulk_insert_nodes(s, nodes_iter, url)
+        import random
+
+        rng = random.Random(1)
+        inc, con = [], []
+        for _ in range(300):
+            i = rng.randrange(leaves)
+            t = time.perf_counter()
+            log.inclusion_proof(i, leaves)
+            inc.append(time.perf_counter() - t)
+            m = rng.randrange(1, leaves)
+            t = time.perf_counter()
+            log.consistency_proof(m, leaves)
+            con.append(time.perf_counter() - t)
+        out.append((leaves, label, statistics.median(inc) * 1e3, statistics.median(con) * 1e3))
+    return out
+
+
+def _nodes_stream(hashes: object, leaves: int) -> object:
+    frontier: dict[tuple[int, int], bytes] = {}
+    start = 0
+    batch: list[bytes] = []
+    for h in hashes:  # type: ignore[attr-defined]
+        batch.append(h)
+        if len(batch) == 100_000:
+            nodes = merkle.nodes_for_batch(start, batch, lambda lv, ix: frontier[(lv, ix)])
+            yield from nodes
+            frontier.update({(lv, ix): hh for lv, ix, hh in nodes})
+            frontier = {k: v for k, v in frontier.items() if k in set(merkle.frontier_nodes(start + len(batch)))}
+            start += len(batch)
+            batch = []
+    if batch:
+        yield from merkle.nodes_for_batch(start, batch, lambda lv, ix: frontier[(lv, ix)])
+
+
+def _bulk_insert_nodes(s: object, nodes: object, url: str | None) -> None:
+    home = s.home  # type: ignore[attr-defined]
+    if url is None:
+        db = sqlite3.connect(home.path / "custody.db")
+        db.execute("PRAGMA synchronous=OFF")
+        rows = ((lv, ix, h) for lv, ix, h in nodes)  # type: ignore[attr-defined]
+        db.executemany("INSERT INTO tree_node(level, idx, hash) VALUES (?, ?, ?)", rows)
+        db.commit()
+        db.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        with conn.cursor().copy("COPY tree_node (level, idx, hash) FROM STDIN") as copy:
+            for lv, ix, h in nodes:  # type: ignore[attr-defined]
+                copy.write_row((lv, ix, h))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--verify-events", type=int, default=1_000_000)
+    ap.add_argument("--proof-leaves", default="1000000,10000000")
+    args = ap.parse_args()
+    pg = os.environ.get("CUSTODY_BENCH_PG")
+    quick = args.quick
+    one, allc = raw_rates(5000 if quick else 40000)
+    print(f"## Custody log ({CORES} cores)\n")
+    print(f"Raw Ed25519 verify (libsodium, same run): {one:,.0f}/s on one core, {allc:,.0f}/s on {CORES} cores.")
+    limit = allc / 2
+    print(f"A countersigned handover needs two verifications: the limit is {limit:,.0f} handovers/s.\n")
+    print("| append (durable) | handovers/s | vs limit |\n|---|---:|---:|")
+    rows = appends(None, "SQLite", 200 if quick else 1000, 2 if quick else 6, 100 if quick else 300, 1)
+    rows += appends(None, "SQLite", 200 if quick else 1000, 2 if quick else 6, 20, CORES)
+    if pg:
+        db = _fresh_pg(pg)
+        rows += appends(db, "PostgreSQL", 200 if quick else 1000, 2 if quick else 6, 100 if quick else 300, 1)
+    for label, rate in rows:
+        print(f"| {label} | {rate:,.0f} | {rate / limit:.2f} |")
+    with tempfile.TemporaryDirectory() as tmp:
+        n_events = 20_000 if quick else args.verify_events
+        checked, sigs, elapsed, rate = full_verify(n_events, Path(tmp))
+    print(f"\nFull verification of an exported log of {checked:,} events ({sigs:,} signatures, all checks):")
+    print(f"{elapsed:.1f} s, {rate:,.0f} signatures/s = {rate / allc:.2f} of raw verify on all {CORES} cores.\n")
+    leaves = [10_000] if quick else [int(x) for x in args.proof_leaves.split(",")]
+    print("| leaves | database | inclusion proof (median) | consistency proof (median) |\n|---:|---|---:|---:|")
+    for n, label, inc, con in proofs(leaves, None):
+        print(f"| {n:,} | {label} | {inc:.3f} ms | {con:.3f} ms |")
+    if pg:
+        for n, label, inc, con in proofs(leaves[:1], _fresh_pg(pg)):
+            print(f"| {n:,} | {label} | {inc:.3f} ms | {con:.3f} ms |")
+
+
+def _fresh_pg(base: str) -> str:
+    import uuid
+
+    import psycopg
+
+    name = f"custody_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+if __name__ == "__main__":
+    main()
