@@ -41,7 +41,9 @@ def handover_stream(s: Season, packages: int, per_package: int) -> Iterator[list
     t = T0
     for n in range(packages):
         pid = f"PK-{n:07d}"
-        body = seal_body(position="P-01", paper="PA", copies=30, seals=["S1", "S2"], window=window, route=route)
+        body = seal_body(
+            position="P-01", paper="PA", copies=30, seals=["S1", "S2"], window=window, route=route
+        )
         ev = Event(Kind.SEAL, authority, t, "printer", {pid: None}, {"sealer": "print-qian"}, body)
         env = ev.sign([keys["print-qian"]])
         last[pid] = Event.__new__(Event).__class__  # placeholder, replaced below
@@ -59,7 +61,15 @@ def handover_stream(s: Season, packages: int, per_package: int) -> Iterator[list
             to = route[step] if step == 0 else route[step]
             kind = Kind.DISPATCH if step == 0 else Kind.HANDOVER
             frm = holder[pid]
-            ev = Event(kind, authority, t, "road", {pid: last[pid]}, {"releaser": frm, "receiver": to}, {"seals": ["S1", "S2"]})
+            ev = Event(
+                kind,
+                authority,
+                t,
+                "road",
+                {pid: last[pid]},
+                {"releaser": frm, "receiver": to},
+                {"seals": ["S1", "S2"]},
+            )
             env = ev.sign([keys[frm], keys[to]])
             from custody.events import statement_id
 

@@ -24,15 +24,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nacl.bindings as sodium  # noqa: E402
-import nacl.signing  # noqa: E402
+import _season
+import nacl.bindings as sodium
+import nacl.signing
 
-import _season  # noqa: E402
-from crypto import merkle  # noqa: E402
-from crypto.note import Checkpoint, sign_checkpoint  # noqa: E402
-from custody.audit import load_trust_document, trust_document, verify_log  # noqa: E402
-from custody.events import Event, Kind, statement_id  # noqa: E402
-from custody.log import CustodyLog  # noqa: E402
+from crypto import merkle
+from crypto.note import Checkpoint, sign_checkpoint
+from custody.audit import load_trust_document, trust_document, verify_log
+from custody.events import Event, Kind, statement_id
+from custody.log import CustodyLog
 
 CORES = os.cpu_count() or 1
 
@@ -57,7 +57,9 @@ def raw_rates(n: int) -> tuple[float, float]:
     return one, allc
 
 
-def appends(url: str | None, label: str, packages: int, rounds: int, singles: int, workers: int) -> list[tuple[str, float]]:
+def appends(
+    url: str | None, label: str, packages: int, rounds: int, singles: int, workers: int
+) -> list[tuple[str, float]]:
     s = _season.season(url)
     base = s.log()
     log = CustodyLog(base.engine, base.trust, base.log_key, workers=workers)
@@ -81,12 +83,19 @@ def appends(url: str | None, label: str, packages: int, rounds: int, singles: in
     batched = n / (time.perf_counter() - t)
     log.close()
     w = f", {workers} verify processes" if workers > 1 else ""
-    return [(f"{label}: one handover per transaction", single), (f"{label}: batches of {packages}{w}", batched)]
+    return [
+        (f"{label}: one handover per transaction", single),
+        (f"{label}: batches of {packages}{w}", batched),
+    ]
 
 
 def _gen_chains(args: tuple[int, int, int, str, bytes, bytes, bytes]) -> bytes:
     first, count, length, authority, sk_sealer, sk_a, sk_b = args
-    keys = {"print-qian": nacl.signing.SigningKey(sk_sealer), "courier-sun": nacl.signing.SigningKey(sk_a), "courier-li": nacl.signing.SigningKey(sk_b)}
+    keys = {
+        "print-qian": nacl.signing.SigningKey(sk_sealer),
+        "courier-sun": nacl.signing.SigningKey(sk_a),
+        "courier-li": nacl.signing.SigningKey(sk_b),
+    }
     from crypto.signing import SigningKey
 
     wrapped = {p: SigningKey(bytes(k)) for p, k in keys.items()}
@@ -98,15 +107,27 @@ def _gen_chains(args: tuple[int, int, int, str, bytes, bytes, bytes]) -> bytes:
     for n in range(first, first + count):
         pid = f"PK-{n:07d}"
         t = _season.T0
-        body = seal_body(position="P-01", paper="PA", copies=30, seals=["S1", "S2"], window=window, route=route)
-        env = Event(Kind.SEAL, authority, t, "printer", {pid: None}, {"sealer": "print-qian"}, body).sign([wrapped["print-qian"]])
+        body = seal_body(
+            position="P-01", paper="PA", copies=30, seals=["S1", "S2"], window=window, route=route
+        )
+        env = Event(
+            Kind.SEAL, authority, t, "printer", {pid: None}, {"sealer": "print-qian"}, body
+        ).sign([wrapped["print-qian"]])
         out += env.to_bytes() + b"\n"
         prev, holder = statement_id(env.payload), "print-qian"
         for step in range(length - 1):
             t += timedelta(seconds=1)
             to = route[step]
             kind = Kind.DISPATCH if step == 0 else Kind.HANDOVER
-            ev = Event(kind, authority, t, "road", {pid: prev}, {"releaser": holder, "receiver": to}, {"seals": ["S1", "S2"]})
+            ev = Event(
+                kind,
+                authority,
+                t,
+                "road",
+                {pid: prev},
+                {"releaser": holder, "receiver": to},
+                {"seals": ["S1", "S2"]},
+            )
             env = ev.sign([wrapped[holder], wrapped[to]])
             out += env.to_bytes() + b"\n"
             prev, holder = statement_id(env.payload), to
@@ -122,7 +143,10 @@ def full_verify(events: int, folder: Path) -> tuple[int, int, float, float]:
     path = folder / "events.jsonl"
     t = time.perf_counter()
     per = max(1, packages // (CORES * 4))
-    jobs = [(i, min(per, packages - i), length, trust.authority.id, *seeds) for i in range(0, packages, per)]
+    jobs = [
+        (i, min(per, packages - i), length, trust.authority.id, *seeds)
+        for i in range(0, packages, per)
+    ]
     tree = merkle.MemoryTree() if hasattr(merkle, "MemoryTree") else None
     from custody.audit import _RootBuilder
 
@@ -187,7 +211,11 @@ def _nodes_stream(hashes: object, leaves: int) -> object:
             nodes = merkle.nodes_for_batch(start, batch, lambda lv, ix: frontier[(lv, ix)])
             yield from nodes
             frontier.update({(lv, ix): hh for lv, ix, hh in nodes})
-            frontier = {k: v for k, v in frontier.items() if k in set(merkle.frontier_nodes(start + len(batch)))}
+            frontier = {
+                k: v
+                for k, v in frontier.items()
+                if k in set(merkle.frontier_nodes(start + len(batch)))
+            }
             start += len(batch)
             batch = []
     if batch:
@@ -222,24 +250,38 @@ def main() -> None:
     quick = args.quick
     one, allc = raw_rates(5000 if quick else 40000)
     print(f"## Custody log ({CORES} cores)\n")
-    print(f"Raw Ed25519 verify (libsodium, same run): {one:,.0f}/s on one core, {allc:,.0f}/s on {CORES} cores.")
+    print(
+        f"Raw Ed25519 verify (libsodium, same run): {one:,.0f}/s on one core, {allc:,.0f}/s on {CORES} cores."
+    )
     limit = allc / 2
-    print(f"A countersigned handover needs two verifications: the limit is {limit:,.0f} handovers/s.\n")
+    print(
+        f"A countersigned handover needs two verifications: the limit is {limit:,.0f} handovers/s.\n"
+    )
     print("| append (durable) | handovers/s | vs limit |\n|---|---:|---:|")
-    rows = appends(None, "SQLite", 200 if quick else 1000, 2 if quick else 6, 100 if quick else 300, 1)
+    rows = appends(
+        None, "SQLite", 200 if quick else 1000, 2 if quick else 6, 100 if quick else 300, 1
+    )
     rows += appends(None, "SQLite", 200 if quick else 1000, 2 if quick else 6, 20, CORES)
     if pg:
         db = _fresh_pg(pg)
-        rows += appends(db, "PostgreSQL", 200 if quick else 1000, 2 if quick else 6, 100 if quick else 300, 1)
+        rows += appends(
+            db, "PostgreSQL", 200 if quick else 1000, 2 if quick else 6, 100 if quick else 300, 1
+        )
     for label, rate in rows:
         print(f"| {label} | {rate:,.0f} | {rate / limit:.2f} |")
     with tempfile.TemporaryDirectory() as tmp:
         n_events = 20_000 if quick else args.verify_events
         checked, sigs, elapsed, rate = full_verify(n_events, Path(tmp))
-    print(f"\nFull verification of an exported log of {checked:,} events ({sigs:,} signatures, all checks):")
-    print(f"{elapsed:.1f} s, {rate:,.0f} signatures/s = {rate / allc:.2f} of raw verify on all {CORES} cores.\n")
+    print(
+        f"\nFull verification of an exported log of {checked:,} events ({sigs:,} signatures, all checks):"
+    )
+    print(
+        f"{elapsed:.1f} s, {rate:,.0f} signatures/s = {rate / allc:.2f} of raw verify on all {CORES} cores.\n"
+    )
     leaves = [10_000] if quick else [int(x) for x in args.proof_leaves.split(",")]
-    print("| leaves | database | inclusion proof (median) | consistency proof (median) |\n|---:|---|---:|---:|")
+    print(
+        "| leaves | database | inclusion proof (median) | consistency proof (median) |\n|---:|---|---:|---:|"
+    )
     for n, label, inc, con in proofs(leaves, None):
         print(f"| {n:,} | {label} | {inc:.3f} ms | {con:.3f} ms |")
     if pg:

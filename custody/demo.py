@@ -242,12 +242,34 @@ def run_demo(
     trust = season.trust()
     say(f"signing and verifying statements ({len(trust.certificates)} people enrolled)")
     statements = statements_step(season)
+    from custody import demo_log  # the season's custody part builds on this module
+
+    papers = {
+        (pos, backup): f"{pos}-{'B' if backup else 'M'}-v1"
+        for pos in demo_log.POSITIONS
+        for backup in (False, True)
+    }
+    say("sealing a dozen packages and handing them along their routes")
+    play = demo_log.play_custody(season, papers)
+    say("exporting the log and verifying it offline (and a tampered copy)")
+    audit = demo_log.audit_season(season, out)
+    clean, tampered = audit["clean"], audit["tampered"]
     summary = {
         "authority": trust.authority.name,
         "authority_id": trust.authority.id,
         "people": {c.subject: sorted(c.roles) for c in trust.certificates.values()},
         "trust_bundle": str(out / "trust-bundle"),
         "statements": statements,
+        "packages": [p.package_id for p in play.packages],
+        "events": season.log().size(),
+        "destroyed": play.destroyed,
+        "export": str(out / "export"),
+        "verify_clean": {"ok": clean.ok, "events": clean.checked, "signatures": clean.signatures},
+        "verify_tampered": {
+            "ok": tampered.ok,
+            "tampering": audit["tampering"],
+            "problems": [p.as_dict() for p in tampered.problems],
+        },
     }
     write_new_file(
         out / "summary.json",

@@ -263,8 +263,12 @@ def _sealed_state(event: Event) -> PackageState:
     )
 
 
+OPENED_STATUSES = frozenset({Status.OPENED, Status.DISTRIBUTED, Status.RECOVERED, Status.RETURNED})
+
+
 def _seal_finding(event: Event, state: PackageState) -> Finding | None:
-    if "seals" not in event.body:
+    # Seals are checked until the package is opened; after that they are broken by design.
+    if "seals" not in event.body or state.status in OPENED_STATUSES:
         return None
     observed = _seals(event.body, what=f"{event.kind} event")
     if set(observed) == set(state.seals) and len(observed) == len(state.seals):

@@ -24,6 +24,20 @@ def test_demo_writes_everything_under_out(tmp_path: Path) -> None:
     )
     assert len(trust.certificates) == 12
     assert set(summary["statements"]["refusals"]) == {"receiver missing", "recused courier"}
+    assert len(summary["packages"]) == 12
+    assert summary["destroyed"] == 12
+    assert summary["verify_clean"]["ok"] is True
+    assert summary["verify_tampered"]["ok"] is False
+    rules = {(p["index"], p["rule"]) for p in summary["verify_tampered"]["problems"]}
+    assert (30, "signature") in rules
+    assert (None, "checkpoint_root") in rules
+    for name in (
+        "export/events.jsonl",
+        "export/checkpoint.note",
+        "export/trust.json",
+        "verification.json",
+    ):
+        assert (out / name).exists(), name
     # No secret in clear text anywhere under the folder.
     for path in out.rglob("*"):
         if path.is_file():

@@ -37,7 +37,24 @@ def demo(
     st.out.print(f"  handover statement  {summary['statements']['handover']}")
     for label, reason in summary["statements"]["refusals"].items():
         st.out.print(f"  refused ({label}): {reason}")
-    st.out.print(f"[bold green]done[/]: everything is under {out} (summary.json, trust-bundle)")
+    st.out.print(
+        f"  custody log         {summary['events']} events, {len(summary['packages'])} packages, "
+        f"{summary['destroyed']} destroyed (chains closed)"
+    )
+    clean = summary["verify_clean"]
+    verdict = "[green]OK[/]" if clean["ok"] else "[red]FAILED[/]"
+    st.out.print(
+        f"  verify export       {verdict}: {clean['events']} events, {clean['signatures']} signatures"
+    )
+    tampered = summary["verify_tampered"]
+    st.out.print(f"  verify tampered     {tampered['tampering']}: caught, problems named:")
+    for p in tampered["problems"]:
+        where = "-" if p["index"] is None else f"#{p['index']}"
+        st.out.print(f"    {where} {p['rule']}: {p['message']}")
+    st.out.print(
+        f"[bold green]done[/]: everything is under {out} "
+        "(summary.json, trust-bundle, export/, verification.json)"
+    )
     if not given:
         st.out.print(
             f"[dim]key files are sealed under a passphrase generated for this run; set "

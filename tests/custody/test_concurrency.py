@@ -9,7 +9,6 @@ import multiprocessing as mp
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from custody.audit import export_bundle, load_trust_document, read_bundle, stream_lines, verify_log
