@@ -13,7 +13,7 @@ from crypto.dsse import Envelope
 from crypto.encoding import utc
 from crypto.sealing import KdfParams
 from custody.demo import Season, seal_body, start_season
-from custody.events import Event, Kind
+from custody.events import Event, Kind, statement_id
 
 PASS = "bench passphrase"
 T0 = utc(2027, 3, 1, 8)
@@ -46,9 +46,6 @@ def handover_stream(s: Season, packages: int, per_package: int) -> Iterator[list
         )
         ev = Event(Kind.SEAL, authority, t, "printer", {pid: None}, {"sealer": "print-qian"}, body)
         env = ev.sign([keys["print-qian"]])
-        last[pid] = Event.__new__(Event).__class__  # placeholder, replaced below
-        from custody.events import statement_id
-
         last[pid] = statement_id(env.payload)
         seals.append(env)
     yield seals
@@ -58,7 +55,7 @@ def handover_stream(s: Season, packages: int, per_package: int) -> Iterator[list
         batch = []
         for n in range(packages):
             pid = f"PK-{n:07d}"
-            to = route[step] if step == 0 else route[step]
+            to = route[step]
             kind = Kind.DISPATCH if step == 0 else Kind.HANDOVER
             frm = holder[pid]
             ev = Event(
@@ -71,8 +68,6 @@ def handover_stream(s: Season, packages: int, per_package: int) -> Iterator[list
                 {"seals": ["S1", "S2"]},
             )
             env = ev.sign([keys[frm], keys[to]])
-            from custody.events import statement_id
-
             last[pid] = statement_id(env.payload)
             holder[pid] = to
             batch.append(env)

@@ -208,7 +208,7 @@ def _nodes_stream(hashes: object, leaves: int) -> object:
     for h in hashes:  # type: ignore[attr-defined]
         batch.append(h)
         if len(batch) == 100_000:
-            nodes = merkle.nodes_for_batch(start, batch, lambda lv, ix: frontier[(lv, ix)])
+            nodes = merkle.nodes_for_batch(start, batch, lambda lv, ix, f=frontier: f[(lv, ix)])
             yield from nodes
             frontier.update({(lv, ix): hh for lv, ix, hh in nodes})
             frontier = {
@@ -234,10 +234,12 @@ def _bulk_insert_nodes(s: object, nodes: object, url: str | None) -> None:
         return
     import psycopg
 
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-        with conn.cursor().copy("COPY tree_node (level, idx, hash) FROM STDIN") as copy:
-            for lv, ix, h in nodes:  # type: ignore[attr-defined]
-                copy.write_row((lv, ix, h))
+    with (
+        psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn,
+        conn.cursor().copy("COPY tree_node (level, idx, hash) FROM STDIN") as copy,
+    ):
+        for lv, ix, h in nodes:  # type: ignore[attr-defined]
+            copy.write_row((lv, ix, h))
 
 
 def main() -> None:

@@ -44,7 +44,8 @@ def demo(
     clean = summary["verify_clean"]
     verdict = "[green]OK[/]" if clean["ok"] else "[red]FAILED[/]"
     st.out.print(
-        f"  verify export       {verdict}: {clean['events']} events, {clean['signatures']} signatures"
+        f"  verify export       {verdict}: {clean['events']} events, "
+        f"{clean['signatures']} signatures"
     )
     tampered = summary["verify_tampered"]
     st.out.print(f"  verify tampered     {tampered['tampering']}: caught, problems named:")
