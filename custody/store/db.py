@@ -9,11 +9,14 @@ Rules:
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 import custody.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from custody.errors import StorageError, UsageError
@@ -64,8 +67,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
 def create_schema(engine: Engine) -> None:
+    """Bring the database to the latest migration (alembic), one code path for both engines.
+
+    On PostgreSQL an advisory lock makes concurrent starters wait for the first one; SQLite's
+    BEGIN IMMEDIATE serialises them already.
+    """
+    config = alembic_config(engine)
     try:
-        SQLModel.metadata.create_all(engine)
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262021)")
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
     except OperationalError as e:
-        raise StorageError(f"cannot create the database schema: {e.orig}") from e
+        raise StorageError(f"cannot migrate the database schema: {e.orig}") from e
