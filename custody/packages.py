@@ -185,7 +185,10 @@ class Manifest:
             "bag_size": self.bag_size,
             "seal_serials": list(self.seal_serials),
             "destination": {"site": self.site, "room": self.room},
-            "window": {"opens_at": format_time(self.opens_at), "closes_at": format_time(self.closes_at)},
+            "window": {
+                "opens_at": format_time(self.opens_at),
+                "closes_at": format_time(self.closes_at),
+            },
             "route": [{"person": s.person, "place": s.place} for s in self.route],
             "classification": self.classification.name.lower(),
             "issued_at": format_time(self.issued_at),
@@ -193,14 +196,20 @@ class Manifest:
         }
 
 
-def check_sealer(trust: TrustStore, key_id: str, manifest: Manifest, *, now: datetime) -> Certificate:
+def check_sealer(
+    trust: TrustStore, key_id: str, manifest: Manifest, *, now: datetime
+) -> Certificate:
     """The sealer's certificate if ``key_id`` may seal ``manifest``; raises the refusal otherwise.
 
     ``now`` is when the check happens: it matters only for revocations for key compromise.
     """
     cert = trust.standing_at(key_id, manifest.issued_at)
     rev = trust.revocations.get(key_id)
-    if rev is not None and rev.reason is RevocationReason.KEY_COMPROMISE and rev.effective_at <= now:
+    if (
+        rev is not None
+        and rev.reason is RevocationReason.KEY_COMPROMISE
+        and rev.effective_at <= now
+    ):
         raise RevokedError(
             f"sealer key of {cert.describe()} was revoked for compromise on "
             f"{format_time(rev.effective_at)}; nothing it signed is trusted"

@@ -108,7 +108,8 @@ def wrap_text(cose: bytes) -> str:
     """Base45 under the prefix; zlib only when it makes the label shorter."""
     packed = zlib.compress(cose, 9)
     body = packed if len(packed) < len(cose) else cose
-    return PREFIX + base45.b45encode(body).decode("ascii")
+    encoded: bytes = base45.b45encode(body)
+    return PREFIX + encoded.decode("ascii")
 
 
 def seal_manifest(manifest: Manifest, key: SigningKey) -> str:
@@ -281,9 +282,7 @@ def manifest_from_fields(fields: Mapping[int, Any]) -> Manifest:
         room=_text(dest[1], "destination room"),
         opens_at=from_epoch(_uint(window[0], "window start")),
         closes_at=from_epoch(_uint(window[1], "window end")),
-        route=tuple(
-            RouteStep(_text(p, "route person"), _text(q, "route place")) for p, q in route
-        ),
+        route=tuple(RouteStep(_text(p, "route person"), _text(q, "route place")) for p, q in route),
         classification=classification,
         issued_at=from_epoch(_uint(fields[K_ISSUED], "issued-at")),
         expires_at=from_epoch(_uint(fields[K_EXPIRES], "expiry")),
@@ -319,7 +318,9 @@ class VerifiedLabel:
         }
 
 
-def verify_label(unverified_text: str | bytes, trust: TrustStore, *, now: datetime) -> VerifiedLabel:
+def verify_label(
+    unverified_text: str | bytes, trust: TrustStore, *, now: datetime
+) -> VerifiedLabel:
     """Parse, verify the signature against the trust store, apply every rule; or raise."""
     unverified = parse_label(unverified_text)
     candidates = [k for k in trust.certificates if kid_of(k) == unverified.kid]

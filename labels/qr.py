@@ -79,9 +79,7 @@ def _qrcode(text: str) -> QrSymbol:
 
 def _zxing(text: str) -> QrSymbol:
     barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="Q")
-    image = np.asarray(
-        zxingcpp.write_barcode_to_image(barcode, scale=1, add_quiet_zones=False)
-    )
+    image = np.asarray(zxingcpp.write_barcode_to_image(barcode, scale=1, add_quiet_zones=False))
     dark = (image < 128).astype(np.uint8)
     return _from_matrix([row.tobytes() for row in dark])
 

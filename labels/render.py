@@ -156,7 +156,7 @@ def render_svg(m: Manifest, symbol: QrSymbol) -> bytes:
     module = QR_MM / (symbol.size + 2 * QUIET_ZONE)
     top = (h - QR_MM) / 2
     facts = LabelFacts.of(m)
-    font = f"font-family=\"{CJK_FONT_FAMILY}, Noto Sans CJK SC, sans-serif\""
+    font = f'font-family="{CJK_FONT_FAMILY}, Noto Sans CJK SC, sans-serif"'
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}mm" height="{h}mm" '

@@ -51,7 +51,7 @@ def open_image(data: bytes | Path) -> Image.Image:
 def _read(image: Image.Image, binarizer: zxingcpp.Binarizer) -> list[str]:
     found = zxingcpp.read_barcodes(
         image,
-        formats=zxingcpp.BarcodeFormat.QRCode,
+        formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
         try_rotate=True,
         try_downscale=True,
         try_invert=True,

@@ -17,6 +17,7 @@ from rich.markup import escape
 from custody.cli.common import State, parse_cli_time
 from custody.cli.demo_cmd import demo
 from custody.cli.keys_cmd import init, keys_app, trust_app
+from custody.cli.label_cmd import label_app, package_app
 from custody.cli.statement_cmd import statement_app
 from custody.errors import CustodyError
 
@@ -52,6 +53,8 @@ app.command("demo")(demo)
 app.add_typer(keys_app, name="keys")
 app.add_typer(trust_app, name="trust")
 app.add_typer(statement_app, name="statement")
+app.add_typer(package_app, name="package")
+app.add_typer(label_app, name="label")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,3 +31,5 @@ class RevocationRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key_id: str = Field(index=True, max_length=64)
     envelope: bytes
+
+import custody.store.package_tables  # noqa: E402, F401  (package tables register themselves)
