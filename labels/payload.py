@@ -196,13 +196,13 @@ def parse_label(unverified_text: str | bytes) -> UnverifiedLabel:
     outer = _loads(cose, "COSE_Sign1")
     if not isinstance(outer, cbor2.CBORTag) or outer.tag != COSE_SIGN1_TAG:
         raise FormatError("label: not a tagged COSE_Sign1 (tag 18)")
-    parts = outer.value
-    if not isinstance(parts, list) or len(parts) != 4:
+    parts = outer.value  # cbor2 6 decodes inside a tag as immutable (tuple, frozendict)
+    if not isinstance(parts, list | tuple) or len(parts) != 4:
         raise FormatError("label: COSE_Sign1 must be an array of 4 elements")
     protected, unprotected, payload, signature = parts
     if not all(isinstance(p, bytes) for p in (protected, payload, signature)):
         raise FormatError("label: COSE_Sign1 protected, payload and signature must be bstr")
-    if unprotected != {}:
+    if not isinstance(unprotected, Mapping) or len(unprotected) != 0:
         raise FormatError("label: the unprotected header must be empty")
     if len(signature) != 64:
         raise FormatError("label: an EdDSA signature is 64 bytes")
