@@ -45,9 +45,7 @@ def typical_manifest(now: Any, **changes: Any) -> Manifest:
     return dataclasses.replace(base, **changes)
 
 
-def resign(
-    manifest: Manifest, key: SigningKey, edit: Callable[[dict[int, Any]], None]
-) -> str:
+def resign(manifest: Manifest, key: SigningKey, edit: Callable[[dict[int, Any]], None]) -> str:
     """A label whose CBOR fields were edited and then validly signed by ``key``."""
     fields = cbor2.loads(manifest_to_cbor(manifest))
     edit(fields)

@@ -372,8 +372,10 @@ _cbor_values = st.recursive(
     | st.floats()
     | st.text(max_size=20)
     | st.binary(max_size=70),
-    lambda inner: st.lists(inner, max_size=5)
-    | st.dictionaries(st.integers(-5, 20) | st.text(max_size=3), inner, max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.integers(-5, 20) | st.text(max_size=3), inner, max_size=6)
+    ),
     max_leaves=30,
 )
 
