@@ -11,10 +11,10 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from conftest import PASS, T0, fast_kdf
 from label_fixtures import typical_manifest
 from PIL import Image
 
-from conftest import PASS, T0, fast_kdf
 from crypto.signing import SigningKey
 from custody.demo import Season, start_season
 from custody.packages import Manifest
