@@ -45,19 +45,12 @@ class QrSymbol:
 
     def runs(self) -> list[tuple[int, int, int]]:
         """Horizontal runs of dark modules as (row, start column, length): fewer shapes to draw."""
-        out: list[tuple[int, int, int]] = []
-        for y, row in enumerate(self.rows):
-            x = 0
-            n = len(row)
-            while x < n:
-                if row[x]:
-                    start = x
-                    while x < n and row[x]:
-                        x += 1
-                    out.append((y, start, x - start))
-                else:
-                    x += 1
-        return out
+        dark = np.frombuffer(b"".join(self.rows), dtype=np.int8).reshape(self.size, self.size)
+        edges = np.diff(np.pad(dark, ((0, 0), (1, 1))), axis=1)
+        starts = np.argwhere(edges == 1)
+        ends = np.argwhere(edges == -1)
+        # row-major order pairs each run's start with its end
+        return [(int(y), int(x), int(e - x)) for (y, x), e in zip(starts, ends[:, 1], strict=True)]
 
 
 def _from_matrix(rows: list[bytes]) -> QrSymbol:

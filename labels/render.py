@@ -118,7 +118,7 @@ def render_png(m: Manifest, symbol: QrSymbol, *, dpi: int = 300) -> bytes:
             y += round(size * 1.15)
         y += round(small * 0.3)
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False, dpi=(dpi, dpi))
+    image.save(out, format="PNG", compress_level=1, dpi=(dpi, dpi))
     return out.getvalue()
 
 

@@ -48,15 +48,14 @@ def _draw_label(c: Canvas, m: Manifest, symbol: QrSymbol, x0: float, y0: float) 
     module = QR_MM * mm / (symbol.size + 2 * QUIET_ZONE)
     qr_left = x0 + 3 * mm
     qr_top = y0 + (CELL_H + QR_MM * mm) / 2
-    path = c.beginPath()
-    for y, x, n in symbol.runs():
-        path.rect(
-            qr_left + (x + QUIET_ZONE) * module,
-            qr_top - (y + QUIET_ZONE + 1) * module,
-            n * module,
-            module,
-        )
-    c.drawPath(path, stroke=0, fill=1)
+    c.saveState()
+    c.translate(qr_left, qr_top)
+    c.scale(module, -module)  # one unit per module, y growing down like the matrix rows
+    # Integer rectangles written straight into the content stream: reportlab's path objects
+    # format every coordinate in pure Python (rl_accel absent), 5x slower for ~1,300 runs.
+    ops = " ".join(f"{x + QUIET_ZONE} {y + QUIET_ZONE} {n} 1 re" for y, x, n in symbol.runs())
+    c._code.append(ops + " f")  # noqa: SLF001  (documented PDF operators, see above)
+    c.restoreState()
     facts = LabelFacts.of(m)
     tx = qr_left + QR_MM * mm + 1.5 * mm
     ty = y0 + CELL_H - 6 * mm
