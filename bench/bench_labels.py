@@ -83,12 +83,16 @@ def main() -> None:
     for name, r in sorted(encoder_rates.items(), key=lambda kv: -kv[1]):
         rows.append((f"raw QR encode: {name}", f"{r:,.0f}", f"{r / raw_qr:.3f}"))
 
-    png_rate = rate(n, lambda: [render_png(m, encode_qr(t)) for m, t in zip(manifests, texts)])
-    svg_rate = rate(n, lambda: [render_svg(m, encode_qr(t)) for m, t in zip(manifests, texts)])
+    png_rate = rate(
+        n, lambda: [render_png(m, encode_qr(t)) for m, t in zip(manifests, texts, strict=True)]
+    )
+    svg_rate = rate(
+        n, lambda: [render_svg(m, encode_qr(t)) for m, t in zip(manifests, texts, strict=True)]
+    )
     pdf = tmp / "sheet.pdf"
 
     def sheet() -> None:
-        pairs = ((m, encode_qr(t)) for m, t in zip(manifests, texts))
+        pairs = ((m, encode_qr(t)) for m, t in zip(manifests, texts, strict=True))
         write_sheets(pairs, pdf, total=n)
 
     pdf_rate = rate(n, sheet)
@@ -106,7 +110,7 @@ def main() -> None:
     k = max(20, n // 5)
     images = [
         Image.open(io.BytesIO(render_png(m, encode_qr(t), dpi=200))).convert("L")
-        for m, t in zip(manifests[:k], texts[:k])
+        for m, t in zip(manifests[:k], texts[:k], strict=True)
     ]
     scan_verify = rate(k, lambda: [verify_label(scan_label(i), trust, now=T0) for i in images])
     rows += [

@@ -54,7 +54,7 @@ def _draw_label(c: Canvas, m: Manifest, symbol: QrSymbol, x0: float, y0: float) 
     # Integer rectangles written straight into the content stream: reportlab's path objects
     # format every coordinate in pure Python (rl_accel absent), 5x slower for ~1,300 runs.
     ops = " ".join(f"{x + QUIET_ZONE} {y + QUIET_ZONE} {n} 1 re" for y, x, n in symbol.runs())
-    c._code.append(ops + " f")  # noqa: SLF001  (documented PDF operators, see above)
+    c._code.append(ops + " f")  # documented PDF operators, see above
     c.restoreState()
     facts = LabelFacts.of(m)
     tx = qr_left + QR_MM * mm + 1.5 * mm
