@@ -7,9 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PASS, T0
 from label_fixtures import typical_manifest
 
-from conftest import PASS, T0
 from custody.cli import main
 from custody.demo import Season
 from custody.package_service import label_text
