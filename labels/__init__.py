@@ -1,0 +1,1 @@
+"""Package labels: the QR payload codec (pure), QR rendering, sheets and scanning (edges)."""

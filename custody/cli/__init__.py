@@ -17,6 +17,7 @@ from typer._click import exceptions as click_exceptions
 from custody.cli.common import State, parse_cli_time
 from custody.cli.demo_cmd import demo
 from custody.cli.keys_cmd import init, keys_app, trust_app
+from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.statement_cmd import statement_app
 from custody.errors import CustodyError
@@ -57,6 +58,8 @@ app.add_typer(event_app, name="event")
 app.add_typer(log_app, name="log")
 app.command("export")(export)
 app.command("verify")(verify)
+app.add_typer(package_app, name="package")
+app.add_typer(label_app, name="label")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,4 +33,5 @@ class RevocationRow(SQLModel, table=True):
     envelope: bytes
 
 
+import custody.store.package_tables  # noqa: E402, F401  (package tables register themselves)
 from custody.store import log_tables as _log_tables  # noqa: E402, F401

@@ -1,0 +1,76 @@
+"""Sealing and loading packages: the service the CLI (and later the API) calls.
+
+Rules:
+- A package is stored only after its label verifies against the home's trust store at the
+  sealing time: an unenrolled, revoked, expired, role-less or recused sealer stores nothing.
+- Package ids are unique; sealing an id twice is a ``ConflictError`` and leaves the first intact.
+- Loading re-verifies every stored label (the row is never believed by itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from crypto.encoding import format_time
+from crypto.signing import SigningKey
+from custody import identity
+from custody.errors import ConflictError, NotFoundError
+from custody.home import Home
+from custody.packages import Manifest
+from custody.store.package_tables import PackageRow
+from keys.trust import TrustStore
+from labels.payload import VerifiedLabel, seal_manifest, verify_label
+
+
+def seal_package(
+    home: Home, manifest: Manifest, key: SigningKey, *, now: datetime
+) -> VerifiedLabel:
+    """Sign the manifest with the sealer's key, check it as a courier would, then store it."""
+    trust = identity.load_trust(home)
+    text = seal_manifest(manifest, key)
+    verified = verify_label(text, trust, now=now)
+    with Session(home.engine) as session:
+        session.add(
+            PackageRow(
+                id=manifest.package_id,
+                exam_id=manifest.exam_id,
+                sealer_key_id=verified.key_id,
+                issued_at=format_time(manifest.issued_at),
+                label=text,
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError as e:
+            raise ConflictError(f"package {manifest.package_id} is already sealed") from e
+    return verified
+
+
+def label_text(home: Home, package_id: str) -> str:
+    with Session(home.engine) as session:
+        row = session.get(PackageRow, package_id)
+        if row is None:
+            raise NotFoundError(f"no sealed package {package_id!r}")
+        return row.label
+
+
+def load_labels(
+    home: Home, package_ids: Iterable[str], *, now: datetime, trust: TrustStore | None = None
+) -> Iterator[tuple[str, VerifiedLabel]]:
+    """(label text, verification) for each id, re-verified; one at a time (constant memory)."""
+    store = trust or identity.load_trust(home)
+    for package_id in package_ids:
+        text = label_text(home, package_id)
+        yield text, verify_label(text, store, now=now)
+
+
+def all_package_ids(home: Home, exam_id: str | None = None) -> list[str]:
+    with Session(home.engine) as session:
+        query = select(PackageRow.id).order_by(PackageRow.id)
+        if exam_id is not None:
+            query = query.where(PackageRow.exam_id == exam_id)
+        return list(session.exec(query))
