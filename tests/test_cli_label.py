@@ -7,13 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.conftest import PASS, T0
-from tests.label_fixtures import typical_manifest
 
 from custody.cli import main
 from custody.demo import Season
 from custody.package_service import label_text
 from labels.payload import seal_manifest, unwrap_text, wrap_text
+from tests.conftest import PASS, T0
+from tests.label_fixtures import typical_manifest
 
 NOW = "2027-03-01T08:00:00Z"
 SEAL_ARGS = [

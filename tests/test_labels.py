@@ -11,8 +11,6 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from tests.conftest import PASS, T0, fast_kdf
-from tests.label_fixtures import typical_manifest
 from PIL import Image
 
 from crypto.signing import SigningKey
@@ -24,6 +22,8 @@ from labels.qr import ENCODERS, encode_qr
 from labels.render import LabelFacts, render_png, render_svg
 from labels.scan import read_qr_texts, scan_label
 from labels.sheet import COLUMNS, PER_PAGE, ROWS, write_sheets
+from tests.conftest import PASS, T0, fast_kdf
+from tests.label_fixtures import typical_manifest
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,8 @@ from typing import Any
 import base45
 import cbor2
 import pytest
-from tests.conftest import PASS, T0, fast_kdf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.label_fixtures import resign, typical_manifest
 from pycose.keys import OKPKey
 from pycose.keys.curves import Ed25519
 from pycose.messages import Sign1Message
@@ -51,6 +49,8 @@ from labels.payload import (
     verify_label,
     wrap_text,
 )
+from tests.conftest import PASS, T0, fast_kdf
+from tests.label_fixtures import resign, typical_manifest
 
 
 @pytest.fixture(scope="module")

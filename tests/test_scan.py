@@ -8,8 +8,6 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import segno
-from tests.conftest import T0
-from tests.label_fixtures import typical_manifest
 from PIL import Image, ImageFilter
 
 from crypto.signing import SigningKey
@@ -18,6 +16,8 @@ from labels.payload import seal_manifest
 from labels.qr import encode_qr
 from labels.render import render_png
 from labels.scan import ScanError, open_image, scan_label
+from tests.conftest import T0
+from tests.label_fixtures import typical_manifest
 
 KEY = SigningKey(bytes(range(32)))  # a fixed key: these tests are about pixels, not trust
 
