@@ -5,6 +5,7 @@ The demo is also the project's simulator: tests build a ``Season`` and tamper wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable
@@ -249,8 +250,9 @@ def run_demo(
         for pos in demo_log.POSITIONS
         for backup in (False, True)
     }
-    say("sealing a dozen packages and handing them along their routes")
-    play = demo_log.play_custody(season, papers)
+    commitments = {paper: hashlib.sha256(paper.encode()).digest() for paper in papers.values()}
+    say("sealing a dozen packages, printing their labels, handing them along their routes")
+    play = demo_log.play_custody(season, papers, commitments, out / "labels")
     say("exporting the log and verifying it offline (and a tampered copy)")
     audit = demo_log.audit_season(season, out)
     clean, tampered = audit["clean"], audit["tampered"]
@@ -261,6 +263,7 @@ def run_demo(
         "trust_bundle": str(out / "trust-bundle"),
         "statements": statements,
         "packages": [p.package_id for p in play.packages],
+        "labels": [str(p) for p in play.labels],
         "events": season.log().size(),
         "destroyed": play.destroyed,
         "export": str(out / "export"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,23 @@ from custody.audit import (
     stream_lines,
     verify_log,
 )
-from custody.demo import EXAM_ID, Season, seal_body
+from custody.demo import EXAM_ID, Season
 from custody.events import Kind
+from custody.package_service import label_text, load_labels, seal_event, seal_package
+from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import write_new_file
+from labels.qr import encode_qr
+from labels.render import render_png
+from labels.sheet import write_sheets
 
 POSITIONS = ("P-01", "P-02", "P-03")
-ROOMS = ("A", "B")
-ROUTE = ["courier-sun", "courier-li", "custodian-zhou"]
+ROOMS = ("01", "02")
+ROUTE_PLACES = (
+    ("print-qian", "PRT-01"),
+    ("courier-sun", "ROAD-1"),
+    ("courier-li", "ROAD-2"),
+    ("custodian-zhou", "XA-01"),
+)
 COPIES = 30
 EXAMINERS = {"examiner": "examiner-zheng", "supervisor": "supervisor-wang"}
 
@@ -46,6 +56,7 @@ class CustodyPlay:
     packages: list[PlannedPackage] = field(default_factory=list)
     events: int = 0
     destroyed: int = 0
+    labels: list[Path] = field(default_factory=list)
 
 
 def plan_packages(papers: dict[tuple[str, bool], str]) -> list[PlannedPackage]:
@@ -65,25 +76,71 @@ def plan_packages(papers: dict[tuple[str, bool], str]) -> list[PlannedPackage]:
     return out
 
 
-def play_custody(season: Season, papers: dict[tuple[str, bool], str]) -> CustodyPlay:
+def manifest_for(
+    p: PlannedPackage, commitment: bytes, window: tuple[datetime, datetime], now: datetime
+) -> Manifest:
+    return Manifest(
+        package_id=p.package_id,
+        exam_id=EXAM_ID,
+        session="AM",
+        position=p.position,
+        paper_id=p.paper,
+        paper_commitment=commitment,
+        copy_count=COPIES,
+        bag_size=COPIES // len(p.seals),
+        seal_serials=p.seals,
+        site="西安考点",
+        room=f"第{p.room}考场",
+        opens_at=window[0],
+        closes_at=window[1],
+        route=tuple(RouteStep(person, place) for person, place in ROUTE_PLACES),
+        classification=Classification.TOP_SECRET,
+        issued_at=now,
+        expires_at=window[1] + timedelta(days=30),
+    )
+
+
+def seal_and_label(
+    season: Season,
+    play: CustodyPlay,
+    commitments: dict[str, bytes],
+    window: tuple[datetime, datetime],
+    labels_dir: Path,
+) -> list[Path]:
+    """Seal each package (signed QR manifest + seal event), then print its labels."""
+    sealer = season.keys["print-qian"].signing
+    trust = season.trust()
+    cert = trust.certificate(sealer.key_id)
+    for p in play.packages:
+        manifest = manifest_for(p, commitments[p.paper], window, season.tick(1))
+        seal_package(season.home, manifest, sealer, now=season.now)
+        text = label_text(season.home, p.package_id)
+        receipt = season.submit(seal_event(manifest, text, cert, trust.authority.id, sealer))
+        if receipt.findings:  # pragma: no cover
+            raise AssertionError(f"clean demo season raised findings: {receipt.findings}")
+        play.events += 1
+    written: list[Path] = []
+    labels = list(load_labels(season.home, [p.package_id for p in play.packages], now=season.now))
+    for text, verified in labels:
+        path = labels_dir / f"{verified.manifest.package_id}.png"
+        write_new_file(path, render_png(verified.manifest, encode_qr(text)), mode=0o644)
+        written.append(path)
+    pairs = ((v.manifest, encode_qr(text)) for text, v in labels)
+    written += write_sheets(pairs, labels_dir / "labels.pdf", total=len(labels))
+    return written
+
+
+def play_custody(
+    season: Season,
+    papers: dict[tuple[str, bool], str],
+    commitments: dict[str, bytes],
+    labels_dir: Path,
+) -> CustodyPlay:
     """Every package along its route; main papers opened in their window; all destroyed."""
     play = CustodyPlay(plan_packages(papers))
     window_start = season.now + timedelta(hours=6)
     window = (window_start, window_start + timedelta(hours=3))
-    for p in play.packages:
-        body = seal_body(
-            position=p.position,
-            paper=p.paper,
-            copies=COPIES,
-            seals=list(p.seals),
-            window=window,
-            route=ROUTE,
-            handover_witness=False,
-        )
-        body["destination"] = {"site": "西安考点 Xi'an Exam Site", "room": p.room}
-        _submit(
-            season, play, Kind.SEAL, p, {"sealer": "print-qian"}, ["print-qian"], body, "保密印刷厂"
-        )
+    play.labels = seal_and_label(season, play, commitments, window, labels_dir)
     legs = [
         (Kind.DISPATCH, "print-qian", "courier-sun", "保密印刷厂 printing unit"),
         (Kind.HANDOVER, "courier-sun", "courier-li", "高速服务区 motorway services"),

@@ -15,13 +15,16 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from crypto.dsse import Envelope
 from crypto.encoding import format_time
 from crypto.signing import SigningKey
 from custody import identity
 from custody.errors import ConflictError, NotFoundError
+from custody.events import Event, Kind
 from custody.home import Home
-from custody.packages import Manifest
+from custody.packages import Manifest, seal_event_body
 from custody.store.package_tables import PackageRow
+from keys.model import Certificate
 from keys.trust import TrustStore
 from labels.payload import VerifiedLabel, seal_manifest, verify_label
 
@@ -74,3 +77,19 @@ def all_package_ids(home: Home, exam_id: str | None = None) -> list[str]:
         if exam_id is not None:
             query = query.where(PackageRow.exam_id == exam_id)
         return list(session.exec(query))
+
+
+def seal_event(
+    manifest: Manifest, label: str, sealer: Certificate, authority_id: str, key: SigningKey
+) -> Envelope:
+    """The sealer's signed ``seal`` event that starts the package's chain in the log."""
+    event = Event(
+        kind=Kind.SEAL,
+        authority=authority_id,
+        time=manifest.issued_at,
+        place=manifest.route[0].place if manifest.route else "",
+        packages={manifest.package_id: None},
+        actors={"sealer": sealer.subject},
+        body=seal_event_body(manifest, sealer.subject, label),
+    )
+    return event.sign([key])

@@ -20,6 +20,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -228,3 +229,31 @@ def epoch(moment: datetime) -> int:
 
 def from_epoch(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def seal_event_body(manifest: Manifest, sealer: str, label: str) -> dict[str, object]:
+    """The body of the log's ``seal`` event for a sealed package (see docs/formats.md).
+
+    The route in the log names the holders *after* the sealer; a manifest's route may start
+    with the sealer's own step (where the package is sealed), which is dropped here. The
+    label's SHA-256 binds the printed QR to the event.
+    """
+    steps = list(manifest.route)
+    if steps and steps[0].person == sealer:
+        steps = steps[1:]
+    return {
+        "exam": manifest.exam_id,
+        "session": manifest.session,
+        "position": manifest.position,
+        "paper": manifest.paper_id,
+        "paper_commitment": manifest.paper_commitment.hex(),
+        "copies": manifest.copy_count,
+        "seals": list(manifest.seal_serials),
+        "window": {"start": format_time(manifest.opens_at), "end": format_time(manifest.closes_at)},
+        "route": [s.person for s in steps],
+        "places": [s.place for s in steps],
+        "destination": {"site": manifest.site, "room": manifest.room},
+        "classification": manifest.classification.name.lower(),
+        "handover_witness": False,
+        "label_sha256": hashlib.sha256(label.encode("ascii")).hexdigest(),
+    }

@@ -62,11 +62,18 @@ def parse_cli_time(value: str | None, *, what: str) -> datetime | None:
         ) from e
 
 
-def passphrase(*, env: str = PASSPHRASE_ENV, prompt: str, confirm: bool = False) -> str:
-    """From the environment variable, else a hidden prompt on a terminal; never an argument."""
-    value = os.environ.get(env)
-    if value:
-        return value
+LOG_PASSPHRASE_ENV = "CUSTODY_LOG_PASSPHRASE"  # noqa: S105 (a variable name)
+
+
+def passphrase(
+    *, env: str = PASSPHRASE_ENV, prompt: str, confirm: bool = False, fallback: str | None = None
+) -> str:
+    """From the environment variable (or its fallback), else a hidden prompt on a terminal;
+    never a command-line argument (it would sit in the shell history and the process list)."""
+    for name in (env, fallback):
+        value = os.environ.get(name) if name else None
+        if value:
+            return value
     if not sys.stdin.isatty():
         raise UsageError(f"no passphrase: set {env} or run on a terminal to be asked")
     answer: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)

@@ -12,8 +12,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from custody.cli.common import parse_cli_time, passphrase, read_input, state
+from custody.cli.log_cmd import open_log
 from custody.errors import FormatError, NotFoundError, UsageError
-from custody.package_service import all_package_ids, label_text, load_labels, seal_package
+from custody.package_service import (
+    all_package_ids,
+    label_text,
+    load_labels,
+    seal_event,
+    seal_package,
+)
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import read_keyfile, write_new_file
 from keys.trust import load_trust_bundle
@@ -120,11 +127,20 @@ def seal(
     )
     pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
     verified = seal_package(st.home, manifest, pair.signing, now=now)
-    symbol = encode_qr(label_text(st.home, package))
+    text = label_text(st.home, package)
+    symbol = encode_qr(text)
+    log = open_log(st, writable=True)
+    event = seal_event(manifest, text, verified.certificate, log.trust.authority.id, pair.signing)
+    receipt = log.submit(event, now=now)
     st.emit(
-        {**verified.report(), "qr": {"version": symbol.version, "modules": symbol.size}},
+        {
+            **verified.report(),
+            "qr": {"version": symbol.version, "modules": symbol.size},
+            "receipt": receipt.as_dict(),
+        },
         f"[bold green]sealed[/] {package} by {verified.certificate.describe()}; "
-        f"QR version {symbol.designator} ({symbol.size} modules)",
+        f"QR version {symbol.designator} ({symbol.size} modules); "
+        f"seal event #{receipt.index} in the log",
     )
 
 

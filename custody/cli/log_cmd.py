@@ -21,7 +21,14 @@ from custody.audit import (
     stream_lines,
     verify_log,
 )
-from custody.cli.common import State, passphrase, read_input, state
+from custody.cli.common import (
+    LOG_PASSPHRASE_ENV,
+    PASSPHRASE_ENV,
+    State,
+    passphrase,
+    read_input,
+    state,
+)
 from custody.errors import CustodyError, VerificationError
 from custody.log import CustodyLog
 from keys.trust import load_trust_bundle
@@ -35,7 +42,10 @@ def open_log(st: State, *, writable: bool) -> CustodyLog:
     trust = identity.load_trust(home)
     key = None
     if writable:
-        key = home.authority_key("log", passphrase(prompt="Passphrase for the log key")).signing
+        secret = passphrase(
+            env=LOG_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt="Passphrase for the log key"
+        )
+        key = home.authority_key("log", secret).signing
     return CustodyLog(home.engine, trust, key)
 
 
