@@ -200,7 +200,8 @@ def encrypt_stream(
         chunk = _read_full(src, header.chunk_size)
         while True:
             # Read one chunk ahead: the last chunk is the one followed by end of input.
-            following = _read_full(src, header.chunk_size) if len(chunk) == header.chunk_size else b""
+            full = len(chunk) == header.chunk_size
+            following = _read_full(src, header.chunk_size) if full else b""
             tag = TAG_FINAL if not following else TAG_MESSAGE
             sealed = sodium.crypto_secretstream_xchacha20poly1305_push(state, chunk, ad, tag)
             hasher.feed(sealed)
@@ -229,7 +230,8 @@ def read_header(src: BinaryIO) -> tuple[StreamHeader, bytes, bytes]:
     body = _read_full(src, length)
     if len(body) != length:
         raise FormatError("encrypted paper ends inside its header")
-    f = Fields(parse_json_object(body, what="encrypted paper header"), what="encrypted paper header")
+    what = "encrypted paper header"
+    f = Fields(parse_json_object(body, what=what), what=what)
     f.expect("alg", ALG)
     unverified = StreamHeader(
         paper_id=f.text("paper_id"),
@@ -245,9 +247,7 @@ def read_header(src: BinaryIO) -> tuple[StreamHeader, bytes, bytes]:
     return unverified, magic + raw_len + body, ss_header
 
 
-def _chunks(
-    src: BinaryIO, key: bytes, expect: StreamHeader, hasher: _Hasher
-) -> Iterator[bytes]:
+def _chunks(src: BinaryIO, key: bytes, expect: StreamHeader, hasher: _Hasher) -> Iterator[bytes]:
     """Yield authenticated plaintext chunks; raise DecryptionError on any fault.
 
     A caller must not let a chunk escape before the generator ends normally: the final-tag and

@@ -58,6 +58,8 @@ from custody.papers import (
     Slot,
     build_proposal,
     check_people,
+    open_with_quorum,
+    release_to_printer,
     sign_proposal,
     verify_proposal,
     wrap_keys,
@@ -65,7 +67,6 @@ from custody.papers import (
 from custody.papers import activate_backup as activate_backup_rule
 from custody.papers import break_glass as break_glass_rule
 from custody.papers import destroy as destroy_rule
-from custody.papers import open_with_quorum, release_to_printer
 from custody.store.paper_tables import PaperActRow, PaperIncidentRow, PaperKeyRow, PaperRow
 from keys.keyfile import KeyPair
 from keys.trust import TrustStore
@@ -123,8 +124,13 @@ def propose(
         material = wrap_keys(data_key, plan, people, enc.commitment)
         del data_key  # only the sealed copies remain (Python cannot wipe bytes reliably)
         proposal = build_proposal(
-            plan, people, material, commitment=enc.commitment,
-            ciphertext_bytes=enc.ciphertext_bytes, chunk_size=chunk_size, at=now,
+            plan,
+            people,
+            material,
+            commitment=enc.commitment,
+            ciphertext_bytes=enc.ciphertext_bytes,
+            chunk_size=chunk_size,
+            at=now,
         )
         envelope = sign_proposal(proposal, proposer)
         verify_proposal(envelope, trust)
@@ -137,11 +143,18 @@ def propose(
                 session.add(old)
             session.add(
                 PaperRow(
-                    ref=proposal.ref, paper_id=proposal.paper_id, version=proposal.version,
-                    exam=proposal.exam, position=proposal.position, role=proposal.role.value,
-                    backup_of=proposal.backup_of, classification=proposal.classification.value,
-                    status=PaperStatus.ACTIVE.value, commitment=proposal.commitment,
-                    proposed_at=format_time(now), proposal=envelope.to_bytes(),
+                    ref=proposal.ref,
+                    paper_id=proposal.paper_id,
+                    version=proposal.version,
+                    exam=proposal.exam,
+                    position=proposal.position,
+                    role=proposal.role.value,
+                    backup_of=proposal.backup_of,
+                    classification=proposal.classification.value,
+                    status=PaperStatus.ACTIVE.value,
+                    commitment=proposal.commitment,
+                    proposed_at=format_time(now),
+                    proposal=envelope.to_bytes(),
                 )
             )
             for (slot, subject), sealed in material.sealed.items():
@@ -174,9 +187,7 @@ def _check_versions(session: Session, plan: PaperPlan) -> None:
         if row.status == PaperStatus.DESTROYED.value:
             raise ConflictError(f"paper {plan.paper_id} was destroyed; use a new paper id")
     if plan.role is PaperRole.BACKUP:
-        main = session.exec(
-            select(PaperRow).where(PaperRow.paper_id == plan.backup_of)
-        ).first()
+        main = session.exec(select(PaperRow).where(PaperRow.paper_id == plan.backup_of)).first()
         if main is None:
             raise NotFoundError(f"no paper {plan.backup_of} to back up")
         if (main.exam, main.position, main.role) != (plan.exam, plan.position, "main"):
@@ -227,7 +238,9 @@ def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> Paper
         proposal = verify_proposal(parse_envelope(row.proposal, what="paper proposal"), trust)
         status = PaperStatus(row.status)
     if (proposal.paper_id, proposal.version, proposal.commitment) != (
-        row.paper_id, row.version, row.commitment,
+        row.paper_id,
+        row.version,
+        row.commitment,
     ):
         raise ChainError(f"stored row {row.ref} does not match its signed proposal")
     sealed = {(Slot(k.slot), k.subject): k.sealed for k in keys}
@@ -239,7 +252,10 @@ def _store_act(
 ) -> int:
     with Session(home.engine) as session:
         act = PaperActRow(
-            paper_ref=ref, kind=kind, at=format_time(at), incident=incident is not None,
+            paper_ref=ref,
+            kind=kind,
+            at=format_time(at),
+            incident=incident is not None,
             envelope=env.to_bytes(),
         )
         session.add(act)
@@ -248,8 +264,12 @@ def _store_act(
         if incident is not None:
             session.add(
                 PaperIncidentRow(
-                    paper_ref=ref, kind=incident.kind, at=format_time(at), act_id=act.id,
-                    act_sha256=incident.act_sha256, summary=incident.summary,
+                    paper_ref=ref,
+                    kind=incident.kind,
+                    at=format_time(at),
+                    act_id=act.id,
+                    act_sha256=incident.act_sha256,
+                    summary=incident.summary,
                 )
             )
         session.commit()
@@ -288,15 +308,23 @@ class Opened:
     def write_file(self, out: Path, progress: Progress = _no_progress) -> int:
         with self._source() as src:
             return decrypt_to_path(
-                src, self.release.data_key, self._header(), out,
-                commitment=self.release.proposal.commitment, progress=progress,
+                src,
+                self.release.data_key,
+                self._header(),
+                out,
+                commitment=self.release.proposal.commitment,
+                progress=progress,
             )
 
     def write_stream(self, out: BinaryIO, progress: Progress = _no_progress) -> int:
         with self._source() as src:
             return decrypt_to_writer(
-                src, self.release.data_key, self._header(), out,
-                commitment=self.release.proposal.commitment, progress=progress,
+                src,
+                self.release.data_key,
+                self._header(),
+                out,
+                commitment=self.release.proposal.commitment,
+                progress=progress,
             )
 
 
@@ -342,8 +370,10 @@ def activate_backup(
         session.add(row)
         session.add(
             PaperActRow(
-                paper_ref=compromised.proposal.ref, kind="backup_activation",
-                at=format_time(now), envelope=env.to_bytes(),
+                paper_ref=compromised.proposal.ref,
+                kind="backup_activation",
+                at=format_time(now),
+                envelope=env.to_bytes(),
             )
         )
         session.commit()
@@ -386,7 +416,9 @@ def destroy(home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime) -> 
             session.add(row)
             session.add(
                 PaperActRow(
-                    paper_ref=ref, kind="destruction", at=format_time(now),
+                    paper_ref=ref,
+                    kind="destruction",
+                    at=format_time(now),
                     envelope=env.to_bytes(),
                 )
             )
@@ -420,11 +452,21 @@ def list_papers(home: Home, exam: str | None = None) -> list[PaperSummary]:
         rows = list(session.exec(query))
         out = []
         for r in rows:
-            n = len(list(session.exec(select(PaperKeyRow.id).where(PaperKeyRow.paper_ref == r.ref))))
+            held = select(PaperKeyRow.id).where(PaperKeyRow.paper_ref == r.ref)
+            n = len(list(session.exec(held)))
             out.append(
                 PaperSummary(
-                    r.ref, r.paper_id, r.version, r.exam, r.position, r.role, r.backup_of,
-                    r.classification, r.status, r.commitment, n,
+                    r.ref,
+                    r.paper_id,
+                    r.version,
+                    r.exam,
+                    r.position,
+                    r.role,
+                    r.backup_of,
+                    r.classification,
+                    r.status,
+                    r.commitment,
+                    n,
                 )
             )
     return out

@@ -82,7 +82,7 @@ MAX_OFFICERS = 16
 class Classification(StrEnum):
     """The three PRC secrecy levels (绝密 / 机密 / 秘密)."""
 
-    TOP_SECRET = "top-secret"
+    TOP_SECRET = "top-secret"  # noqa: S105  (a classification level, not a password)
     CONFIDENTIAL = "confidential"
     SECRET = "secret"  # noqa: S105  (a classification level, not a password)
 
@@ -221,7 +221,10 @@ class Proposal:
                 raise FormatError(f"{what}: recipient {i} has an unknown slot") from e
             recipients.append(
                 Recipient(
-                    slot, rf.text("subject"), rf.text("key_id"), rf.integer("x"),
+                    slot,
+                    rf.text("subject"),
+                    rf.text("key_id"),
+                    rf.integer("x"),
                     rf.text("sealed_sha256"),
                 )
             )
@@ -312,7 +315,11 @@ class PaperPeople:
 
 
 def _person(
-    trust: TrustStore, subject: str, roles: Sequence[Role], scope: frozenset[str], at: datetime,
+    trust: TrustStore,
+    subject: str,
+    roles: Sequence[Role],
+    scope: frozenset[str],
+    at: datetime,
     what: str,
 ) -> Certificate:
     cert = trust.current_certificate(subject, at)
@@ -349,7 +356,12 @@ def check_people(
 
 
 def wrap_payload(
-    kind: str, paper_id: str, version: int, commitment: str, recipient: Recipient, secret: bytes,
+    kind: str,
+    paper_id: str,
+    version: int,
+    commitment: str,
+    recipient: Recipient,
+    secret: bytes,
     threshold: int,
 ) -> bytes:
     """The plaintext sealed to one recipient (docs/formats.md "Wrapped key and share")."""
@@ -395,9 +407,7 @@ def wrap_keys(
         )
         blob = seal_to(cert.encryption_key, plain)
         sealed[(slot, cert.subject)] = blob
-        recipients.append(
-            Recipient(slot, cert.subject, draft.key_id, x, sha256_hex(blob))
-        )
+        recipients.append(Recipient(slot, cert.subject, draft.key_id, x, sha256_hex(blob)))
 
     seal(Slot.PRINTER, people.printer, 0, data_key, WRAP_TYPE)
     for (slot, cert), share in zip(holders, shares, strict=True):
@@ -406,8 +416,14 @@ def wrap_keys(
 
 
 def build_proposal(
-    plan: PaperPlan, people: PaperPeople, material: KeyMaterial, *, commitment: str,
-    ciphertext_bytes: int, chunk_size: int, at: datetime,
+    plan: PaperPlan,
+    people: PaperPeople,
+    material: KeyMaterial,
+    *,
+    commitment: str,
+    ciphertext_bytes: int,
+    chunk_size: int,
+    at: datetime,
 ) -> Proposal:
     return Proposal(
         paper_id=plan.paper_id,
@@ -507,21 +523,29 @@ def _open_blob(pair: KeyPair, recipient: Recipient, blob: bytes) -> bytes:
     return open_sealed(pair.encryption.private_key(), blob)
 
 
-def _parse_wrapped(
-    plain: bytes, kind: str, proposal: Proposal, recipient: Recipient
-) -> Fields:
+def _parse_wrapped(plain: bytes, kind: str, proposal: Proposal, recipient: Recipient) -> Fields:
     """A sealed plaintext must name this paper, version, commitment and recipient."""
     try:
         f = Fields(parse_json_object(plain, what="sealed key"), what="sealed key")
         bound = (
-            f.text("type"), f.text("paper_id"), f.integer("version"), f.text("commitment"),
-            f.text("slot"), f.text("subject"), f.text("key_id"),
+            f.text("type"),
+            f.text("paper_id"),
+            f.integer("version"),
+            f.text("commitment"),
+            f.text("slot"),
+            f.text("subject"),
+            f.text("key_id"),
         )
     except FormatError as e:
         raise DecryptionError() from e
     expected = (
-        kind, proposal.paper_id, proposal.version, proposal.commitment,
-        recipient.slot.value, recipient.subject, recipient.key_id,
+        kind,
+        proposal.paper_id,
+        proposal.version,
+        proposal.commitment,
+        recipient.slot.value,
+        recipient.subject,
+        recipient.key_id,
     )
     if bound != expected:
         raise DecryptionError()  # a share replayed from another paper, version or officer
@@ -604,8 +628,13 @@ def act_payload(
 
 
 def _sign_act(
-    payload_type: str, payload: bytes, holders: Sequence[Holder], trust: TrustStore,
-    requirements: Sequence[SignerRequirement], at: datetime, scope: Iterable[str],
+    payload_type: str,
+    payload: bytes,
+    holders: Sequence[Holder],
+    trust: TrustStore,
+    requirements: Sequence[SignerRequirement],
+    at: datetime,
+    scope: Iterable[str],
 ) -> Envelope:
     env = sign_envelope(payload_type, payload, [h.pair.signing for h in holders])
     # The act must pass the same verifier an auditor runs; refuse to hand out one that would not.
@@ -665,9 +694,7 @@ def open_with_quorum(
         shares.append(open_share(h.pair, p, r, blob))
     data_key = shamir.combine(shares[: p.threshold])
     people = [h.certificate.subject for h in holders]
-    reqs = [
-        require(f"officer-{i + 1}", *OPENING_ROLES, person=s) for i, s in enumerate(people)
-    ]
+    reqs = [require(f"officer-{i + 1}", *OPENING_ROLES, person=s) for i, s in enumerate(people)]
     payload = act_payload("custody.paper-opening.v1", p, at, people, break_glass=False)
     env = _sign_act(OPENING_TYPE, payload, holders, trust, reqs, at, p.scope)
     return Release(p, env, data_key)
@@ -710,7 +737,12 @@ def break_glass(
     named = {r.subject for r in p.officers()}
     absent = sorted(named - {h.certificate.subject for h in officers})
     payload = act_payload(
-        "custody.paper-opening.v1", p, at, people, break_glass=True, reason=reason,
+        "custody.paper-opening.v1",
+        p,
+        at,
+        people,
+        break_glass=True,
+        reason=reason,
         absent=absent,
     )
     env = _sign_act(OPENING_TYPE, payload, holders, trust, reqs, at, p.scope)
@@ -751,8 +783,12 @@ def release_to_printer(
 
 
 def activate_backup(
-    compromised: PaperState, backup: PaperState, trust: TrustStore, pair: KeyPair,
-    at: datetime, reason: str,
+    compromised: PaperState,
+    backup: PaperState,
+    trust: TrustStore,
+    pair: KeyPair,
+    at: datetime,
+    reason: str,
 ) -> Envelope:
     """A secrecy officer replaces a compromised paper by its backup (every package follows)."""
     c, b = compromised.proposal, backup.proposal
@@ -771,8 +807,12 @@ def activate_backup(
     (holder,) = identify([pair], trust, at)
     reqs = [require("secrecy_officer", Role.SECRECY_OFFICER)]
     payload = act_payload(
-        "custody.paper-backup-activation.v1", c, at, [holder.certificate.subject],
-        backup=b.subject_ref(), reason=reason,
+        "custody.paper-backup-activation.v1",
+        c,
+        at,
+        [holder.certificate.subject],
+        backup=b.subject_ref(),
+        reason=reason,
     )
     return _sign_act(BACKUP_TYPE, payload, [holder], trust, reqs, at, c.scope)
 
@@ -790,7 +830,10 @@ def destroy(
         require("witness", *WITNESS_ROLES),
     ]
     payload = act_payload(
-        "custody.paper-destruction.v1", p, at, [h.certificate.subject for h in holders],
+        "custody.paper-destruction.v1",
+        p,
+        at,
+        [h.certificate.subject for h in holders],
         shredded=[r.to_obj() for r in p.recipients],
     )
     return _sign_act(DESTRUCTION_TYPE, payload, holders, trust, reqs, at, p.scope)

@@ -17,6 +17,7 @@ from rich.markup import escape
 from custody.cli.common import State, parse_cli_time
 from custody.cli.demo_cmd import demo
 from custody.cli.keys_cmd import init, keys_app, trust_app
+from custody.cli.paper_cmd import paper_app
 from custody.cli.statement_cmd import statement_app
 from custody.errors import CustodyError
 
@@ -52,6 +53,7 @@ app.command("demo")(demo)
 app.add_typer(keys_app, name="keys")
 app.add_typer(trust_app, name="trust")
 app.add_typer(statement_app, name="statement")
+app.add_typer(paper_app, name="paper")
 
 
 def main(argv: list[str] | None = None) -> int:
