@@ -178,9 +178,7 @@ def test_backup_activation_replaces_the_main_paper(world: World) -> None:
     with pytest.raises(FrozenError):
         ps.open_paper(world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW)
     sink = io.BytesIO()
-    ps.open_paper(world.season.home, "SX-INT-P01-B", world.k(*QUORUM), IN_WINDOW).write_stream(
-        sink
-    )
+    ps.open_paper(world.season.home, "SX-INT-P01-B", world.k(*QUORUM), IN_WINDOW).write_stream(sink)
     assert sink.getvalue() == b"backup paper"
 
 
@@ -217,7 +215,10 @@ def test_crypto_shredding_leaves_nothing_that_opens(world: World, tmp_path: Path
 def _wrong_encryption_key(w: World) -> list[KeyPair]:
     real = w.season.keys["examiner-zheng"]
     impostor = KeyPair.generate("examiner-zheng")
-    return [KeyPair(real.label, real.signing, impostor.encryption), w.season.keys["supervisor-wang"]]
+    return [
+        KeyPair(real.label, real.signing, impostor.encryption),
+        w.season.keys["supervisor-wang"],
+    ]
 
 
 def _other_paper_share(w: World) -> None:
@@ -248,20 +249,32 @@ def _destroyed(w: World) -> None:
     ps.destroy(w.season.home, "SX-INT-P01-A", w.k("destroy-feng", "secrecy-chen"), T0)
 
 
-REFUSALS: list[tuple[str, Callable[[World], None] | None, Callable[[World], list[KeyPair]], str, object, type[CustodyError]]] = [
-    ("wrong-key", None, _wrong_encryption_key, "SX-INT-P01-A", IN_WINDOW, DecryptionError),
-    ("too-few-shares", None, lambda w: w.k("supervisor-wang"), "SX-INT-P01-A", IN_WINDOW, ThresholdError),
-    ("same-officer-twice", None, lambda w: w.k("supervisor-wang", "supervisor-wang"), "SX-INT-P01-A", IN_WINDOW, DuplicateSignatureError),
-    ("no-opening-role", None, lambda w: w.k("courier-sun", "supervisor-wang"), "SX-INT-P01-A", IN_WINDOW, RoleError),
-    ("not-a-named-officer", None, lambda w: w.k("print-qian", "supervisor-wang"), "SX-INT-P01-A", IN_WINDOW, RoleError),
-    ("standby-in-normal-opening", None, lambda w: w.k("secrecy-chen", "supervisor-wang"), "SX-INT-P01-A", IN_WINDOW, RoleError),
-    ("before-window", None, lambda w: w.k(*QUORUM), "SX-INT-P01-A", START - timedelta(seconds=1), WindowError),
-    ("after-window", None, lambda w: w.k(*QUORUM), "SX-INT-P01-A", END + timedelta(seconds=1), WindowError),
-    ("replayed-older-version", _newer_version, lambda w: w.k(*QUORUM), "SX-INT-P01-A@v1", IN_WINDOW, ChainError),
-    ("destroyed-paper", _destroyed, lambda w: w.k(*QUORUM), "SX-INT-P01-A", IN_WINDOW, ClosedError),
-    ("share-replayed-from-other-paper", _other_paper_share, lambda w: w.k(*QUORUM), "SX-INT-P01-A", IN_WINDOW, SignatureError),
-    ("proposal-edited-in-db", _edit_proposal_in_db, lambda w: w.k(*QUORUM), "SX-INT-P01-A", IN_WINDOW, SignatureError),
-    ("unknown-paper", None, lambda w: w.k(*QUORUM), "NOPE", IN_WINDOW, NotFoundError),
+A = "SX-INT-P01-A"
+W = IN_WINDOW
+Setup = Callable[[World], None] | None
+Keys = Callable[[World], list[KeyPair]]
+
+
+def _k(*people: str) -> Keys:
+    return lambda w: w.k(*people)
+
+
+Q = _k(*QUORUM)
+SUP = "supervisor-wang"
+REFUSALS: list[tuple[str, Setup, Keys, str, object, type[CustodyError]]] = [
+    ("wrong-key", None, _wrong_encryption_key, A, W, DecryptionError),
+    ("too-few-shares", None, _k(SUP), A, W, ThresholdError),
+    ("same-officer-twice", None, _k(SUP, SUP), A, W, DuplicateSignatureError),
+    ("no-opening-role", None, _k("courier-sun", SUP), A, W, RoleError),
+    ("not-a-named-officer", None, _k("print-qian", SUP), A, W, RoleError),
+    ("standby-in-normal-opening", None, _k("secrecy-chen", SUP), A, W, RoleError),
+    ("before-window", None, Q, A, START - timedelta(seconds=1), WindowError),
+    ("after-window", None, Q, A, END + timedelta(seconds=1), WindowError),
+    ("replayed-older-version", _newer_version, Q, f"{A}@v1", W, ChainError),
+    ("destroyed-paper", _destroyed, Q, A, W, ClosedError),
+    ("share-replayed-from-other-paper", _other_paper_share, Q, A, W, SignatureError),
+    ("proposal-edited-in-db", _edit_proposal_in_db, Q, A, W, SignatureError),
+    ("unknown-paper", None, Q, "NOPE", W, NotFoundError),
 ]  # fmt: skip
 
 
@@ -284,9 +297,13 @@ def test_opening_refusals(
     before = len(list(ps.incidents(world.season.home)))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    with pytest.raises(expected):
+
+    def attempt() -> None:
         opened = ps.open_paper(world.season.home, paper, keys(world), at)  # type: ignore[arg-type]
         opened.write_file(out_dir / "paper.pdf")
+
+    with pytest.raises(expected):
+        attempt()
     assert list(out_dir.iterdir()) == []  # nothing reached any output
     assert len(ps.incidents(world.season.home)) == before
 
@@ -417,16 +434,17 @@ def test_print_refusals(world: World, who: str, at: object, expected: type[Custo
         ps.print_decrypt(world.season.home, "SX-INT-P01-A", world.k(who)[0], at)  # type: ignore[arg-type]
 
 
+BACKUP = PaperRole.BACKUP
 PROPOSE_REFUSALS: list[tuple[str, dict[str, object], type[CustodyError]]] = [
     ("printer-without-role", {"printer": "courier-sun"}, RoleError),
     ("officer-without-role", {"officers": ("examiner-zheng", "courier-li")}, RoleError),
     ("no-supervisor", {"officers": ("examiner-zheng",), "threshold": 1}, ThresholdError),
     ("threshold-above-officers", {"threshold": 3}, ThresholdError),
-    ("officer-twice", {"officers": ("supervisor-wang", "supervisor-wang")}, DuplicateSignatureError),
+    ("officer-twice", {"officers": (SUP, SUP)}, DuplicateSignatureError),
     ("standby-without-role", {"standby": "auditor-chu"}, RoleError),
     ("courier-as-standby", {"standby": "courier-he"}, RoleError),
     ("window-reversed", {"window_end": START - timedelta(hours=1)}, WindowError),
-    ("backup-of-missing", {"role": PaperRole.BACKUP, "backup_of": "NOPE", "paper_id": "B"}, NotFoundError),
+    ("backup-of-missing", {"role": BACKUP, "backup_of": "NO", "paper_id": "B"}, NotFoundError),
     ("second-main", {"paper_id": "OTHER-MAIN"}, ConflictError),
     ("replayed-version", {"version": 1}, ConflictError),
     ("unknown-person", {"printer": "nobody"}, CustodyError),
