@@ -341,8 +341,8 @@ def decrypt_to_path(
             finally:
                 actual = hasher.finish()
             _check_commitment(actual, commitment)
-            fh.flush()
-            os.fsync(fh.fileno())
+            # No fsync: a decrypted paper is a working copy, not a record (the signed act in
+            # the database is); forcing 1 GiB of plaintext to disk would only add latency.
         try:
             os.link(tmp, out)  # never replaces a file that appeared meanwhile
         except FileExistsError as e:
