@@ -31,4 +31,6 @@ class RevocationRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key_id: str = Field(index=True, max_length=64)
     envelope: bytes
+
+
 from custody.store import paper_tables as _paper_tables  # noqa: E402, F401
