@@ -62,6 +62,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
+    # Deleted rows (shredded key shares) are overwritten with zeros, not left in free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
@@ -92,3 +94,15 @@ def create_schema(engine: Engine) -> None:
             command.upgrade(config, "head")
     except OperationalError as e:
         raise StorageError(f"cannot migrate the database schema: {e.orig}") from e
+
+
+def checkpoint_wal(engine: Engine) -> None:
+    """SQLite: fold the WAL into the database file and truncate it, so bytes deleted with
+    ``secure_delete`` do not survive in the log file. Runs outside any transaction."""
+    if engine.dialect.name != "sqlite":
+        return
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()

@@ -1,0 +1,475 @@
+"""Paper services the CLI (and later the API) call: the edge around custody/papers.py.
+
+Rules:
+- The plaintext is read from the caller's stream and only ciphertext is written: to a temp
+  file in ``<home>/papers/`` renamed to ``<commitment>.cpaper`` once complete; the data key
+  lives in memory only and is sealed to people's keys before anything is stored.
+- A proposal is stored in one transaction with its sealed keys; if the transaction fails the
+  ciphertext file is removed again.
+- A version at or below one already stored for the same paper id is refused (``ConflictError``).
+- An act (opening, print, break-glass, backup activation, destruction) is stored as its signed
+  envelope before any plaintext is produced; break-glass also stores an incident row.
+- Destruction deletes every sealed key of every version of the paper (SQLite: with
+  ``secure_delete`` and a WAL checkpoint, so the bytes leave the database file).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+import nacl.utils
+from sqlalchemy import Engine
+from sqlmodel import Session, col, delete, select
+
+from crypto.dsse import Envelope, parse_envelope
+from crypto.encoding import format_time
+from crypto.stream import (
+    DEFAULT_CHUNK,
+    Progress,
+    StreamHeader,
+    decrypt_to_path,
+    decrypt_to_writer,
+    encrypt_stream,
+)
+from custody import identity
+from custody.errors import (
+    ChainError,
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+)
+from custody.home import Home
+from custody.papers import (
+    Incident,
+    PaperPlan,
+    PaperRole,
+    PaperState,
+    PaperStatus,
+    Proposal,
+    Release,
+    Slot,
+    build_proposal,
+    check_people,
+    open_with_quorum,
+    release_to_printer,
+    sign_proposal,
+    verify_proposal,
+    wrap_keys,
+)
+from custody.papers import activate_backup as activate_backup_rule
+from custody.papers import break_glass as break_glass_rule
+from custody.papers import destroy as destroy_rule
+from custody.store.db import checkpoint_wal
+from custody.store.paper_tables import PaperActRow, PaperIncidentRow, PaperKeyRow, PaperRow
+from keys.keyfile import KeyPair
+from keys.trust import TrustStore
+
+
+def _no_progress(_n: int) -> None:
+    return None
+
+
+def papers_dir(home: Home) -> Path:
+    return home.path / "papers"
+
+
+def blob_path(home: Home, commitment: str) -> Path:
+    return papers_dir(home) / f"{commitment}.cpaper"
+
+
+@dataclass(frozen=True)
+class Proposed:
+    proposal: Proposal
+    envelope: Envelope
+    blob: Path
+
+
+def propose(
+    home: Home,
+    *,
+    source: BinaryIO,
+    plan: PaperPlan,
+    proposer: KeyPair,
+    now: datetime,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress: Progress = _no_progress,
+) -> Proposed:
+    """Encrypt at once, wrap the key to people, sign and store the proposal."""
+    trust = identity.load_trust(home)
+    people = check_people(plan, trust, proposer, now)
+    with Session(home.engine) as session:
+        _check_versions(session, plan)
+    folder = papers_dir(home)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".incoming-", suffix=".cpaper")
+    except OSError as e:
+        raise StorageError(f"cannot write under {folder}: {e.strerror}") from e
+    tmp = Path(tmp_name)
+    final: Path | None = None
+    try:
+        data_key = nacl.utils.random(32)
+        header = StreamHeader(plan.paper_id, plan.version, plan.classification.value, chunk_size)
+        with os.fdopen(fd, "wb") as fh:
+            enc = encrypt_stream(source, fh, data_key, header, progress=progress)
+            fh.flush()
+            os.fsync(fh.fileno())
+        material = wrap_keys(data_key, plan, people, enc.commitment)
+        del data_key  # only the sealed copies remain (Python cannot wipe bytes reliably)
+        proposal = build_proposal(
+            plan,
+            people,
+            material,
+            commitment=enc.commitment,
+            ciphertext_bytes=enc.ciphertext_bytes,
+            chunk_size=chunk_size,
+            at=now,
+        )
+        envelope = sign_proposal(proposal, proposer)
+        verify_proposal(envelope, trust)
+        final = blob_path(home, enc.commitment)
+        os.replace(tmp, final)
+        with Session(home.engine) as session:
+            _check_versions(session, plan)
+            for old in session.exec(select(PaperRow).where(PaperRow.paper_id == plan.paper_id)):
+                old.status = PaperStatus.SUPERSEDED.value
+                session.add(old)
+            session.add(
+                PaperRow(
+                    ref=proposal.ref,
+                    paper_id=proposal.paper_id,
+                    version=proposal.version,
+                    exam=proposal.exam,
+                    position=proposal.position,
+                    role=proposal.role.value,
+                    backup_of=proposal.backup_of,
+                    classification=proposal.classification.value,
+                    status=PaperStatus.ACTIVE.value,
+                    commitment=proposal.commitment,
+                    proposed_at=format_time(now),
+                    proposal=envelope.to_bytes(),
+                )
+            )
+            for (slot, subject), sealed in material.sealed.items():
+                session.add(
+                    PaperKeyRow(
+                        paper_ref=proposal.ref, slot=slot.value, subject=subject, sealed=sealed
+                    )
+                )
+            session.commit()
+    except BaseException:
+        if final is not None:
+            final.unlink(missing_ok=True)
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Proposed(proposal, envelope, final)
+
+
+def _check_versions(session: Session, plan: PaperPlan) -> None:
+    rows = list(session.exec(select(PaperRow).where(PaperRow.paper_id == plan.paper_id)))
+    for row in rows:
+        if row.version >= plan.version:
+            raise ConflictError(
+                f"paper {plan.paper_id} already has version {row.version}; "
+                f"version {plan.version} would replay or repeat it",
+                hint="a new version needs a higher --version",
+            )
+        if (row.exam, row.position, row.role) != (plan.exam, plan.position, plan.role.value):
+            raise ConflictError(f"paper {plan.paper_id} belongs to another exam, position or role")
+        if row.status == PaperStatus.DESTROYED.value:
+            raise ConflictError(f"paper {plan.paper_id} was destroyed; use a new paper id")
+    if plan.role is PaperRole.BACKUP:
+        main = session.exec(select(PaperRow).where(PaperRow.paper_id == plan.backup_of)).first()
+        if main is None:
+            raise NotFoundError(f"no paper {plan.backup_of} to back up")
+        if (main.exam, main.position, main.role) != (plan.exam, plan.position, "main"):
+            raise ChainError(
+                f"{plan.backup_of} is not the main paper of exam {plan.exam} "
+                f"position {plan.position}"
+            )
+    else:
+        other = session.exec(
+            select(PaperRow).where(
+                PaperRow.exam == plan.exam,
+                PaperRow.position == plan.position,
+                PaperRow.role == PaperRole.MAIN.value,
+                PaperRow.paper_id != plan.paper_id,
+            )
+        ).first()
+        if other is not None:
+            raise ConflictError(
+                f"position {plan.position} of exam {plan.exam} already has main paper "
+                f"{other.paper_id}; propose this one as --role backup"
+            )
+
+
+def parse_ref(text: str) -> tuple[str, int | None]:
+    """``ID`` (newest version) or ``ID@vN``."""
+    if "@v" in text:
+        pid, _, ver = text.rpartition("@v")
+        if not ver.isdigit():
+            raise UsageError(f"paper {text!r}: write ID or ID@vN")
+        return pid, int(ver)
+    return text, None
+
+
+def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> PaperState:
+    """The verified proposal, status and sealed keys of one paper version."""
+    trust = trust or identity.load_trust(home)
+    pid, version = parse_ref(paper)
+    with Session(home.engine) as session:
+        rows = list(session.exec(select(PaperRow).where(PaperRow.paper_id == pid)))
+        if not rows:
+            raise NotFoundError(f"no paper {pid}")
+        newest = max(r.version for r in rows)
+        want = newest if version is None else version
+        row = next((r for r in rows if r.version == want), None)
+        if row is None:
+            raise NotFoundError(f"paper {pid} has no version {want}")
+        keys = list(session.exec(select(PaperKeyRow).where(PaperKeyRow.paper_ref == row.ref)))
+        proposal = verify_proposal(parse_envelope(row.proposal, what="paper proposal"), trust)
+        status = PaperStatus(row.status)
+    if (proposal.paper_id, proposal.version, proposal.commitment) != (
+        row.paper_id,
+        row.version,
+        row.commitment,
+    ):
+        raise ChainError(f"stored row {row.ref} does not match its signed proposal")
+    sealed = {(Slot(k.slot), k.subject): k.sealed for k in keys}
+    return PaperState(proposal, status, newest, sealed)
+
+
+def _store_act(
+    home: Home, ref: str, kind: str, env: Envelope, at: datetime, incident: Incident | None = None
+) -> int:
+    with Session(home.engine) as session:
+        act = PaperActRow(
+            paper_ref=ref,
+            kind=kind,
+            at=format_time(at),
+            incident=incident is not None,
+            envelope=env.to_bytes(),
+        )
+        session.add(act)
+        session.flush()
+        assert act.id is not None
+        if incident is not None:
+            session.add(
+                PaperIncidentRow(
+                    paper_ref=ref,
+                    kind=incident.kind,
+                    at=format_time(at),
+                    act_id=act.id,
+                    act_sha256=incident.act_sha256,
+                    summary=incident.summary,
+                )
+            )
+        session.commit()
+        return act.id
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A signed release plus the decrypted stream, produced only on request.
+
+    ``write_file`` and ``write_stream`` authenticate everything before the caller sees a byte.
+    """
+
+    release: Release
+    blob: Path
+    act_id: int
+
+    @property
+    def envelope(self) -> Envelope:
+        return self.release.envelope
+
+    @property
+    def incident(self) -> Incident | None:
+        return self.release.incident
+
+    def _header(self) -> StreamHeader:
+        p = self.release.proposal
+        return StreamHeader(p.paper_id, p.version, p.classification.value, p.chunk_size)
+
+    def _source(self) -> BinaryIO:
+        try:
+            return self.blob.open("rb")
+        except FileNotFoundError as e:
+            raise NotFoundError(f"the ciphertext of {self.release.proposal.ref} is missing") from e
+
+    def write_file(self, out: Path, progress: Progress = _no_progress) -> int:
+        with self._source() as src:
+            return decrypt_to_path(
+                src,
+                self.release.data_key,
+                self._header(),
+                out,
+                commitment=self.release.proposal.commitment,
+                progress=progress,
+            )
+
+    def write_stream(self, out: BinaryIO, progress: Progress = _no_progress) -> int:
+        with self._source() as src:
+            return decrypt_to_writer(
+                src,
+                self.release.data_key,
+                self._header(),
+                out,
+                commitment=self.release.proposal.commitment,
+                progress=progress,
+            )
+
+
+def open_paper(home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime) -> Opened:
+    trust = identity.load_trust(home)
+    state = load_state(home, paper, trust)
+    release = open_with_quorum(state, trust, pairs, now)
+    act = _store_act(home, state.proposal.ref, "opening", release.envelope, now)
+    return Opened(release, blob_path(home, state.proposal.commitment), act)
+
+
+def break_glass(
+    home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime, reason: str
+) -> Opened:
+    trust = identity.load_trust(home)
+    state = load_state(home, paper, trust)
+    release = break_glass_rule(state, trust, pairs, now, reason)
+    act = _store_act(
+        home, state.proposal.ref, "break_glass", release.envelope, now, release.incident
+    )
+    return Opened(release, blob_path(home, state.proposal.commitment), act)
+
+
+def print_decrypt(home: Home, paper: str, pair: KeyPair, now: datetime) -> Opened:
+    trust = identity.load_trust(home)
+    state = load_state(home, paper, trust)
+    release = release_to_printer(state, trust, pair, now)
+    act = _store_act(home, state.proposal.ref, "print", release.envelope, now)
+    return Opened(release, blob_path(home, state.proposal.commitment), act)
+
+
+def activate_backup(
+    home: Home, paper: str, backup: str, pair: KeyPair, now: datetime, reason: str
+) -> Envelope:
+    trust = identity.load_trust(home)
+    compromised = load_state(home, paper, trust)
+    replacement = load_state(home, backup, trust)
+    env = activate_backup_rule(compromised, replacement, trust, pair, now, reason)
+    with Session(home.engine) as session:
+        row = session.get(PaperRow, compromised.proposal.ref)
+        assert row is not None
+        row.status = PaperStatus.COMPROMISED.value
+        session.add(row)
+        session.add(
+            PaperActRow(
+                paper_ref=compromised.proposal.ref,
+                kind="backup_activation",
+                at=format_time(now),
+                envelope=env.to_bytes(),
+            )
+        )
+        session.commit()
+    return env
+
+
+def _secure_delete(engine: Engine, session: Session) -> None:
+    if engine.dialect.name == "sqlite":
+        session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
+
+
+def destroy(home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime) -> list[Envelope]:
+    """Destroy every version of a paper: signed acts, then every sealed key is deleted."""
+    trust = identity.load_trust(home)
+    pid, _ = parse_ref(paper)
+    with Session(home.engine) as session:
+        refs = [
+            r.ref
+            for r in session.exec(
+                select(PaperRow).where(PaperRow.paper_id == pid).order_by(col(PaperRow.version))
+            )
+        ]
+    if not refs:
+        raise NotFoundError(f"no paper {pid}")
+    envelopes: list[Envelope] = []
+    states = [load_state(home, ref, trust) for ref in refs]
+    live = [s for s in states if s.status is not PaperStatus.DESTROYED]
+    if not live:
+        destroy_rule(states[-1], trust, pairs, now)  # raises ClosedError
+    for state in live:
+        envelopes.append(destroy_rule(state, trust, pairs, now))
+    with Session(home.engine) as session:
+        _secure_delete(home.engine, session)
+        for state, env in zip(live, envelopes, strict=True):
+            ref = state.proposal.ref
+            session.exec(delete(PaperKeyRow).where(col(PaperKeyRow.paper_ref) == ref))
+            row = session.get(PaperRow, ref)
+            assert row is not None
+            row.status = PaperStatus.DESTROYED.value
+            session.add(row)
+            session.add(
+                PaperActRow(
+                    paper_ref=ref,
+                    kind="destruction",
+                    at=format_time(now),
+                    envelope=env.to_bytes(),
+                )
+            )
+        session.commit()
+    checkpoint_wal(home.engine)
+    return envelopes
+
+
+@dataclass(frozen=True)
+class PaperSummary:
+    ref: str
+    paper_id: str
+    version: int
+    exam: str
+    position: str
+    role: str
+    backup_of: str | None
+    classification: str
+    status: str
+    commitment: str
+    keys_held: int
+
+
+def list_papers(home: Home, exam: str | None = None) -> list[PaperSummary]:
+    with Session(home.engine) as session:
+        query = select(PaperRow).order_by(col(PaperRow.exam), col(PaperRow.ref))
+        if exam is not None:
+            query = query.where(PaperRow.exam == exam)
+        rows = list(session.exec(query))
+        out = []
+        for r in rows:
+            held = select(PaperKeyRow.id).where(PaperKeyRow.paper_ref == r.ref)
+            n = len(list(session.exec(held)))
+            out.append(
+                PaperSummary(
+                    r.ref,
+                    r.paper_id,
+                    r.version,
+                    r.exam,
+                    r.position,
+                    r.role,
+                    r.backup_of,
+                    r.classification,
+                    r.status,
+                    r.commitment,
+                    n,
+                )
+            )
+    return out
+
+
+def incidents(home: Home) -> list[PaperIncidentRow]:
+    with Session(home.engine) as session:
+        return list(session.exec(select(PaperIncidentRow).order_by(col(PaperIncidentRow.id))))

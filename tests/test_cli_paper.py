@@ -1,0 +1,210 @@
+"""`custody paper ...` in-process: the propose -> quorum open session, refusals, --json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crypto.encoding import format_time
+from custody.cli import main
+from custody.demo import EXAM_ID, Season
+from tests.conftest import PASS, T0
+
+SAMPLES = Path(__file__).resolve().parents[1] / "custody" / "samples"
+START, END = "2027-03-03T08:00:00Z", "2027-03-03T11:00:00Z"
+IN_WINDOW = "2027-03-03T08:30:00Z"
+
+
+def keyfile(season: Season, subject: str) -> str:
+    (path,) = season.home.people_dir().glob(f"{subject}-*.key")
+    return str(path)
+
+
+def run(season: Season, *args: str, now: str = format_time(T0)) -> int:
+    return main(["--home", str(season.home.path), "--now", now, *args])
+
+
+def run_json(
+    season: Season, capsys: pytest.CaptureFixture[str], *args: str, now: str = format_time(T0)
+) -> tuple[int, dict]:  # type: ignore[type-arg]
+    capsys.readouterr()
+    code = main(["--home", str(season.home.path), "--now", now, "--json", *args])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+@pytest.fixture
+def proposed(
+    season: Season, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Season:
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    for name, pid, extra in (
+        ("interview-main.json", "SX-INT-P01-A", []),
+        (
+            "interview-backup.json",
+            "SX-INT-P01-B",
+            ["--role", "backup", "--backup-of", "SX-INT-P01-A"],
+        ),
+    ):
+        code, data = run_json(
+            season, capsys, "paper", "propose", str(SAMPLES / name), "--structured",
+            "--exam", EXAM_ID, "--position", "P01", "--paper-id", pid,
+            "--printer", "print-qian",
+            "--officer", "examiner-zheng", "--officer", "supervisor-wang",
+            "--threshold", "2", "--standby", "secrecy-chen",
+            "--window-start", START, "--window-end", END,
+            "--key", keyfile(season, "prop-zhao"), *extra,
+        )  # fmt: skip
+        assert code == 0, data
+        assert data["paper"] == f"{pid}@v1"
+        assert len(data["recipients"]) == 4
+    return season
+
+
+def test_propose_list_open_to_file_and_stdout(
+    proposed: Season, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, listing = run_json(proposed, capsys, "paper", "list")
+    assert code == 0
+    assert [(p["ref"], p["role"], p["keys_held"]) for p in listing["papers"]] == [
+        ("SX-INT-P01-A@v1", "main", 4),
+        ("SX-INT-P01-B@v1", "backup", 4),
+    ]
+    out = tmp_path / "paper.json"
+    keys = [
+        "--key",
+        keyfile(proposed, "examiner-zheng"),
+        "--key",
+        keyfile(proposed, "supervisor-wang"),
+    ]
+    code, act = run_json(
+        proposed, capsys, "paper", "open", "SX-INT-P01-A", *keys, "--out", str(out), now=IN_WINDOW
+    )
+    assert code == 0, act
+    assert out.read_bytes() == (SAMPLES / "interview-main.json").read_bytes()
+    assert act["incident"] is None
+    capsys.readouterr()
+    assert run(proposed, "paper", "open", "SX-INT-P01-A", *keys, "--out", "-", now=IN_WINDOW) == 0
+    assert "结构化面试" in capsys.readouterr().out
+
+
+def test_open_outside_window_refused_with_exit_code(
+    proposed: Season, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "paper.json"
+    keys = [
+        "--key",
+        keyfile(proposed, "examiner-zheng"),
+        "--key",
+        keyfile(proposed, "supervisor-wang"),
+    ]
+    code, err = run_json(
+        proposed, capsys, "paper", "open", "SX-INT-P01-A", *keys, "--out", str(out)
+    )
+    assert (code, err["error"]) == (10, "window")
+    assert not out.exists()
+    code, err = run_json(
+        proposed, capsys, "paper", "open", "SX-INT-P01-A",
+        "--key", keyfile(proposed, "supervisor-wang"), "--out", str(out), now=IN_WINDOW,
+    )  # fmt: skip
+    assert err["error"] == "threshold"
+    assert not out.exists()
+
+
+def test_per_key_passphrase_variables(
+    proposed: Season,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("CUSTODY_PASSPHRASE")
+    monkeypatch.setenv("CUSTODY_PASSPHRASE_1", PASS)
+    monkeypatch.setenv("CUSTODY_PASSPHRASE_2", "wrong")
+    keys = [
+        "--key",
+        keyfile(proposed, "examiner-zheng"),
+        "--key",
+        keyfile(proposed, "supervisor-wang"),
+    ]
+    out = tmp_path / "p"
+    code, err = run_json(
+        proposed, capsys, "paper", "open", "SX-INT-P01-A", *keys, "--out", str(out), now=IN_WINDOW
+    )
+    assert (code, err["error"]) == (11, "decryption")
+    monkeypatch.setenv("CUSTODY_PASSPHRASE_2", PASS)
+    code, _ = run_json(
+        proposed, capsys, "paper", "open", "SX-INT-P01-A", *keys, "--out", str(out), now=IN_WINDOW
+    )
+    assert code == 0
+    assert out.exists()
+
+
+def test_break_glass_backup_and_destroy(
+    proposed: Season, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    act = tmp_path / "bg.dsse.json"
+    code, data = run_json(
+        proposed, capsys, "paper", "break-glass", "SX-INT-P01-A",
+        "--key", keyfile(proposed, "examiner-zheng"), "--key", keyfile(proposed, "secrecy-chen"),
+        "--reason", "supervisor's device broke", "--out", str(tmp_path / "bg.json"),
+        "--act-out", str(act), now=IN_WINDOW,
+    )  # fmt: skip
+    assert code == 0, data
+    assert data["incident"]["kind"] == "break_glass_opening"
+    assert json.loads(act.read_bytes())["payloadType"].endswith("paper-opening.v1+json")
+    code, data = run_json(
+        proposed, capsys, "paper", "activate-backup", "SX-INT-P01-A", "--backup", "SX-INT-P01-B",
+        "--key", keyfile(proposed, "secrecy-chen"), "--reason", "leak suspected",
+    )  # fmt: skip
+    assert code == 0, data
+    code, data = run_json(
+        proposed, capsys, "paper", "destroy", "SX-INT-P01-A",
+        "--key", keyfile(proposed, "destroy-feng"), "--key", keyfile(proposed, "secrecy-chen"),
+    )  # fmt: skip
+    assert code == 0, data
+    code, listing = run_json(proposed, capsys, "paper", "list")
+    assert {p["ref"]: (p["status"], p["keys_held"]) for p in listing["papers"]} == {
+        "SX-INT-P01-A@v1": ("destroyed", 0),
+        "SX-INT-P01-B@v1": ("active", 4),
+    }
+    code, err = run_json(
+        proposed, capsys, "paper", "print-decrypt", "SX-INT-P01-A",
+        "--key", keyfile(proposed, "print-qian"), "--out", str(tmp_path / "x"),
+    )  # fmt: skip
+    assert err["error"] == "closed"
+    assert not (tmp_path / "x").exists()
+
+
+def test_print_decrypt(
+    proposed: Season, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "print.json"
+    code, data = run_json(
+        proposed, capsys, "paper", "print-decrypt", "SX-INT-P01-B",
+        "--key", keyfile(proposed, "print-qian"), "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, data
+    assert out.read_bytes() == (SAMPLES / "interview-backup.json").read_bytes()
+
+
+def test_malformed_structured_paper_refused(
+    season: Season,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "custody-interview-paper/v1", "questions": []}')
+    code, err = run_json(
+        season, capsys, "paper", "propose", str(bad), "--structured", "--exam", EXAM_ID,
+        "--position", "P01", "--paper-id", "X", "--printer", "print-qian",
+        "--officer", "examiner-zheng", "--officer", "supervisor-wang",
+        "--window-start", START, "--window-end", END, "--key", keyfile(season, "prop-zhao"),
+    )  # fmt: skip
+    assert (code, err["error"]) == (3, "format")
+    assert not (season.home.path / "papers").exists() or not any(
+        (season.home.path / "papers").iterdir()
+    )
