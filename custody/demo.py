@@ -5,7 +5,6 @@ The demo is also the project's simulator: tests build a ``Season`` and tamper wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from collections.abc import Callable
@@ -243,16 +242,22 @@ def run_demo(
     trust = season.trust()
     say(f"signing and verifying statements ({len(trust.certificates)} people enrolled)")
     statements = statements_step(season)
-    from custody import demo_log  # noqa: PLC0415 (demo_log imports this module)
+    from custody import demo_log, demo_papers  # noqa: PLC0415 (both import this module)
 
-    papers = {
-        (pos, backup): f"{pos}-{'B' if backup else 'M'}-v1"
-        for pos in demo_log.POSITIONS
-        for backup in (False, True)
-    }
-    commitments = {paper: hashlib.sha256(paper.encode()).digest() for paper in papers.values()}
+    window = (season.now + timedelta(hours=6), season.now + timedelta(hours=9))
+    say("proposing papers: encrypted at once, keys sealed to the printer and the officers")
+    papers = demo_papers.propose_papers(season, demo_log.POSITIONS, window)
     say("sealing a dozen packages, printing their labels, handing them along their routes")
-    play = demo_log.play_custody(season, papers, commitments, out / "labels")
+    play = demo_log.play_custody(
+        season,
+        papers.refs,
+        papers.commitments,
+        out / "labels",
+        window,
+        open_paper=lambda ref: demo_papers.open_paper(season, papers, ref),
+    )
+    say("shredding the papers' keys after destruction")
+    demo_papers.shred_papers(season, papers)
     say("exporting the log and verifying it offline (and a tampered copy)")
     audit = demo_log.audit_season(season, out)
     clean, tampered = audit["clean"], audit["tampered"]
@@ -264,6 +269,11 @@ def run_demo(
         "statements": statements,
         "packages": [p.package_id for p in play.packages],
         "labels": [str(p) for p in play.labels],
+        "papers": {
+            "proposed": sorted(papers.commitments),
+            "opened_by_quorum": sorted(papers.openings),
+            "shredded": papers.shredded,
+        },
         "events": season.log().size(),
         "destroyed": play.destroyed,
         "export": str(out / "export"),

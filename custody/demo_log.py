@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -84,7 +85,7 @@ def manifest_for(
         exam_id=EXAM_ID,
         session="AM",
         position=p.position,
-        paper_id=p.paper,
+        paper_id=p.paper.split("@")[0],  # the commitment names the exact version
         paper_commitment=commitment,
         copy_count=COPIES,
         bag_size=COPIES // len(p.seals),
@@ -135,11 +136,16 @@ def play_custody(
     papers: dict[tuple[str, bool], str],
     commitments: dict[str, bytes],
     labels_dir: Path,
+    window: tuple[datetime, datetime],
+    open_paper: Callable[[str], str] = lambda _paper: "",
 ) -> CustodyPlay:
-    """Every package along its route; main papers opened in their window; all destroyed."""
+    """Every package along its route; main papers opened in their window; all destroyed.
+
+    ``open_paper(paper)`` performs the quorum decryption and returns the statement id of its
+    signed act, which the package's ``open`` event records.
+    """
     play = CustodyPlay(plan_packages(papers))
-    window_start = season.now + timedelta(hours=6)
-    window = (window_start, window_start + timedelta(hours=3))
+    window_start = window[0]
     play.labels = seal_and_label(season, play, commitments, window, labels_dir)
     legs = [
         (Kind.DISPATCH, "print-qian", "courier-sun", "保密印刷厂 printing unit"),
@@ -182,16 +188,8 @@ def play_custody(
         if p.backup:
             continue
         signers = list(EXAMINERS.values())
-        _submit(
-            season,
-            play,
-            Kind.OPEN,
-            p,
-            EXAMINERS,
-            signers,
-            {"seals": list(p.seals)},
-            f"考场 room {p.room}",
-        )
+        opened = {"seals": list(p.seals), "paper_act": open_paper(p.paper)}
+        _submit(season, play, Kind.OPEN, p, EXAMINERS, signers, opened, f"考场 room {p.room}")
         _submit(
             season,
             play,

@@ -26,6 +26,10 @@ def test_demo_writes_everything_under_out(tmp_path: Path) -> None:
     assert set(summary["statements"]["refusals"]) == {"receiver missing", "recused courier"}
     assert len(summary["packages"]) == 12
     assert summary["destroyed"] == 12
+    assert len(summary["papers"]["opened_by_quorum"]) == 3
+    assert len(summary["papers"]["shredded"]) == 6
+    assert (out / "labels" / "labels.pdf").exists()
+    assert len(list((out / "labels").glob("*.png"))) == 12
     assert summary["verify_clean"]["ok"] is True
     assert summary["verify_tampered"]["ok"] is False
     rules = {(p["index"], p["rule"]) for p in summary["verify_tampered"]["problems"]}

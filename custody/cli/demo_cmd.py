@@ -37,6 +37,13 @@ def demo(
     st.out.print(f"  handover statement  {summary['statements']['handover']}")
     for label, reason in summary["statements"]["refusals"].items():
         st.out.print(f"  refused ({label}): {reason}")
+    papers = summary["papers"]
+    st.out.print(
+        f"  papers              {len(papers['proposed'])} encrypted at proposition, "
+        f"{len(papers['opened_by_quorum'])} opened by quorum in window, "
+        f"{len(papers['shredded'])} shredded"
+    )
+    st.out.print(f"  labels              {len(summary['labels'])} files under {out / 'labels'}")
     st.out.print(
         f"  custody log         {summary['events']} events, {len(summary['packages'])} packages, "
         f"{summary['destroyed']} destroyed (chains closed)"
