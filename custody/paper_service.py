@@ -44,6 +44,7 @@ from custody.errors import (
     NotFoundError,
     StorageError,
     UsageError,
+    WindowError,
 )
 from custody.home import Home
 from custody.papers import (
@@ -473,3 +474,36 @@ def list_papers(home: Home, exam: str | None = None) -> list[PaperSummary]:
 def incidents(home: Home) -> list[PaperIncidentRow]:
     with Session(home.engine) as session:
         return list(session.exec(select(PaperIncidentRow).order_by(col(PaperIncidentRow.id))))
+
+
+@dataclass(frozen=True)
+class Purge:
+    purged: tuple[str, ...]
+    kept: tuple[str, ...]
+    bytes_freed: int
+
+
+def purge(
+    home: Home, *, retention_until: datetime, now: datetime, exam: str | None = None
+) -> Purge:
+    """After the retention date (the new hires' probation end), delete the ciphertext of
+    destroyed papers. The custody log keeps only hashes and signatures, so it still verifies;
+    papers not yet destroyed are kept and listed.
+    """
+    if now < retention_until:
+        raise WindowError(
+            f"records are kept until {format_time(retention_until)}; it is now {format_time(now)}"
+        )
+    purged: list[str] = []
+    kept: list[str] = []
+    freed = 0
+    for row in list_papers(home, exam):
+        if row.status != PaperStatus.DESTROYED.value:
+            kept.append(row.ref)
+            continue
+        path = blob_path(home, row.commitment)
+        if path.exists():
+            freed += path.stat().st_size
+            path.unlink()
+        purged.append(row.ref)
+    return Purge(tuple(purged), tuple(kept), freed)

@@ -62,3 +62,70 @@ def test_demo_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (out / "x").write_text("x")
     assert main(["demo", "--out", str(out)]) == 5
     assert "not empty" in capsys.readouterr().err
+
+
+def test_retention_purge_keeps_the_log_verifiable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from custody.demo_log import verify_export
+
+    out = tmp_path / "season"
+    run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())
+    monkeypatch.setenv("CUSTODY_HOME", str(out / "home"))
+    blobs = list((out / "home" / "papers").glob("*.cpaper"))
+    assert len(blobs) == 6
+    later = T0 + timedelta(days=400)
+    # Before the retention date: refused, nothing deleted.
+    assert (
+        main(
+            [
+                "--now",
+                "2027-03-02T00:00:00Z",
+                "paper",
+                "purge",
+                "--retention-until",
+                "2028-01-01T00:00:00Z",
+            ]
+        )
+        == 10
+    )
+    assert len(list((out / "home" / "papers").glob("*.cpaper"))) == 6
+    stamp = later.strftime("%Y-%m-%dT%H:%M:%SZ")
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "--now",
+                stamp,
+                "--json",
+                "paper",
+                "purge",
+                "--retention-until",
+                "2028-01-01T00:00:00Z",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["purged"]) == 6
+    assert report["kept"] == []
+    assert list((out / "home" / "papers").glob("*.cpaper")) == []
+    assert main(["export", "--out", str(tmp_path / "after")]) == 0
+    assert verify_export(tmp_path / "after").ok
+
+
+def test_no_paper_plaintext_under_the_demo_folder(tmp_path: Path) -> None:
+    from importlib import resources
+
+    out = tmp_path / "season"
+    run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())
+    sample = json.loads(
+        resources.files("custody.samples").joinpath("interview-main.json").read_text("utf-8")
+    )
+    marker = sample["questions"][0]["text"][:20].encode()  # a question, in any encoding of the file
+    assert len(marker) > 30
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert marker not in path.read_bytes(), path

@@ -333,3 +333,28 @@ def list_(
             f"{r.ref:24} {r.exam}/{r.position} {r.role}{backup} {r.classification} "
             f"[bold]{r.status}[/] keys={r.keys_held} {r.commitment[:16]}"
         )
+
+
+@paper_app.command("purge")
+def purge(
+    ctx: typer.Context,
+    retention_until: Annotated[
+        str, typer.Option(help="End of the retention period (UTC), e.g. the probation's end.")
+    ],
+    exam: Annotated[str | None, typer.Option(help="Only this exam.")] = None,
+) -> None:
+    """Delete the ciphertext of destroyed papers once their retention period is over."""
+    st = state(ctx)
+    until = parse_cli_time(retention_until, what="--retention-until")
+    assert until is not None
+    result = service.purge(st.home, retention_until=until, now=st.now(), exam=exam)
+    st.emit(
+        {
+            "purged": list(result.purged),
+            "kept": list(result.kept),
+            "bytes_freed": result.bytes_freed,
+        },
+        f"[bold green]purged[/] {len(result.purged)} destroyed paper(s), "
+        f"{result.bytes_freed} bytes of ciphertext; kept {len(result.kept)} not yet "
+        f"destroyed: {', '.join(result.kept) or '-'}",
+    )
