@@ -38,7 +38,7 @@ from custody.errors import (
 from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, statement_id
 from custody.parallel import SignaturePool
 from custody.rules import Finding, Outcome, PackageState, apply_event
-from custody.store.db import READ_ONLY
+from custody.store.db import read_options
 from custody.store.log_tables import (
     CheckpointRow,
     FindingRow,
@@ -407,7 +407,7 @@ class CustodyLog:
     # -- reading -------------------------------------------------------------------------
 
     def _reader(self) -> Connection:
-        return self.engine.connect().execution_options(**READ_ONLY)
+        return self.engine.connect().execution_options(**read_options(self.engine))
 
     @staticmethod
     def _nodes(conn: Connection, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
