@@ -88,7 +88,7 @@ def _report(error: CustodyError, want_json: bool) -> None:
     if want_json:
         sys.stdout.write(json.dumps({"ok": False, **error.as_dict()}, ensure_ascii=False) + "\n")
         return
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     console.print(f"[bold red]error[/] [dim]({error.code})[/]: {escape(error.message)}")
     if error.hint:
         console.print(f"[dim]hint:[/] {escape(error.hint)}")
