@@ -116,7 +116,7 @@ def test_wrong_log_passphrase(
         signers=["print-qian", "courier-sun"],
         body={"seals": SEALS},
     )
-    code, _, err = cli("event", "submit", str(_write(tmp_path, "d.json", env)))
+    code, _, _err = cli("event", "submit", str(_write(tmp_path, "d.json", env)))
     assert code == 11
     assert season.log().size() == 1
 
@@ -165,9 +165,9 @@ def test_statement_sign_countersign_verify(cli, season: Season, tmp_path: Path) 
     )
     assert code == 10
     assert "✗" in out
-    code, _, err = cli(
+    code, _, _ = cli(
         "statement", "verify", str(env), "--trust", str(bundle), "--require", "nonsense"
     )
     assert code == 2
-    code, _, err = cli("statement", "sign", "--key", str(sun), "--out", str(tmp_path / "x.json"))
+    code, _, _err = cli("statement", "sign", "--key", str(sun), "--out", str(tmp_path / "x.json"))
     assert code == 2
