@@ -21,6 +21,7 @@ from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.paper_cmd import paper_app
 from custody.cli.statement_cmd import statement_app
+from custody.cli.witness_cmd import witness_app
 from custody.errors import CustodyError
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ app.add_typer(trust_app, name="trust")
 app.add_typer(statement_app, name="statement")
 app.add_typer(event_app, name="event")
 app.add_typer(log_app, name="log")
+app.add_typer(witness_app, name="witness")
 app.command("export")(export)
 app.command("verify")(verify)
 app.add_typer(package_app, name="package")

@@ -27,8 +27,10 @@ class State:
     home_path: Path = Path("custody-home")
     json: bool = False
     now_override: datetime | None = None
-    out: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
+    err: Console = field(
+        default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
+    )
 
     @property
     def home(self) -> Home:

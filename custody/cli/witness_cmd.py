@@ -1,0 +1,98 @@
+"""`custody log vkey|witness-request` (the log's side) and `custody witness cosign` (a witness,
+typically another authority, cosigning after checking consistency; c2sp.org/tlog-witness)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crypto.note import NoteVerifier, parse_checkpoint, parse_note, parse_vkey
+from custody.cli.common import passphrase, read_input, state
+from custody.cli.log_cmd import log_app, open_log
+from custody.errors import FormatError, UsageError
+from custody.witness import (
+    Cosigner,
+    WitnessRecord,
+    WitnessState,
+    format_add_checkpoint,
+    witness_add_checkpoint,
+)
+from keys.keyfile import read_keyfile, write_new_file
+
+witness_app = typer.Typer(help="Witness another log: cosign its checkpoints.", no_args_is_help=True)
+
+
+@log_app.command("vkey")
+def vkey(ctx: typer.Context) -> None:
+    """The log's verifier key (signed-note format), for witnesses and auditors to configure."""
+    st = state(ctx)
+    authority = open_log(st, writable=False).trust.authority
+    key = NoteVerifier(authority.log_origin, authority.log_key).vkey()
+    st.emit({"origin": authority.log_origin, "vkey": key}, key)
+
+
+@log_app.command("witness-request")
+def witness_request(
+    ctx: typer.Context,
+    old_size: Annotated[int, typer.Option(help="The size the witness last cosigned (0 at first).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the request here (default stdout).")
+    ] = None,
+) -> None:
+    """An add-checkpoint request: the latest checkpoint with a consistency proof from OLD_SIZE."""
+    st = state(ctx)
+    log = open_log(st, writable=False)
+    note = log.latest_checkpoint()
+    size = parse_checkpoint(parse_note(note).text).size
+    proof = log.consistency_proof(old_size, size) if 0 < old_size < size else []
+    body = format_add_checkpoint(old_size, proof, note)
+    if out is None:
+        st.out.file.write(body.decode())
+        return
+    write_new_file(out, body, mode=0o644, replace=True)
+    st.emit(
+        {"request": str(out), "old_size": old_size, "size": size},
+        f"wrote {out} ({old_size} -> {size})",
+    )
+
+
+def _load_state(path: Path) -> WitnessState:
+    if not path.exists():
+        return WitnessState()
+    try:
+        notes = json.loads(path.read_text("utf-8"))["cosigned"]
+        records = [WitnessRecord(parse_checkpoint(parse_note(n).text), n) for n in notes]
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"{path} is not a witness state file") from e
+    return WitnessState(tuple(records))
+
+
+@witness_app.command("cosign")
+def cosign(
+    ctx: typer.Context,
+    request: Annotated[Path, typer.Argument(help="An add-checkpoint request file ('-' = stdin).")],
+    log_vkey: Annotated[str, typer.Option(help="The witnessed log's verifier key.")],
+    state_file: Annotated[Path, typer.Option("--state", help="This witness's state file.")],
+    key: Annotated[Path, typer.Option(help="The witness's key file.")],
+    name: Annotated[str, typer.Option(help="The witness's key name.")],
+) -> None:
+    """Check the request against what this witness last cosigned, then cosign it."""
+    st = state(ctx)
+    verifier = parse_vkey(log_vkey)
+    if not isinstance(verifier, NoteVerifier):
+        raise UsageError("--log-vkey must be an Ed25519 signed-note key (type 0x01)")
+    current = _load_state(state_file)
+    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    new_state, line = witness_add_checkpoint(
+        current, verifier, read_input(request), Cosigner(name, pair.signing), st.now()
+    )
+    body = {"cosigned": [r.note for r in new_state.records]}
+    write_new_file(
+        state_file, json.dumps(body, indent=2).encode() + b"\n", mode=0o600, replace=True
+    )
+    record = new_state.latest(verifier.name)
+    size = record.checkpoint.size if record else None
+    st.emit({"origin": verifier.name, "size": size, "cosignature": line}, line.rstrip("\n"))
