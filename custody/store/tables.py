@@ -34,3 +34,4 @@ class RevocationRow(SQLModel, table=True):
 
 
 from custody.store import log_tables as _log_tables  # noqa: E402, F401
+from custody.store import incident_tables as _incident_tables  # noqa: E402, F401
