@@ -212,3 +212,9 @@ class KeyBlockedError(VerificationError):
 
     code = "blocked_key"
     http_status = 403
+
+    def __init__(
+        self, message: str, *, key_ids: tuple[str, ...] = (), hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.key_ids = key_ids

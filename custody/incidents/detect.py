@@ -45,6 +45,7 @@ from custody.errors import (
     ExpiredError,
     FormatError,
     FrozenError,
+    KeyBlockedError,
     LogConsistencyError,
     RecusedError,
     RevokedError,
@@ -436,8 +437,8 @@ def detect_refusal(
                 facts=facts,
             )
         ]
-    if error.code == "blocked_key":
-        suspects = tuple(sorted(signed))
+    if isinstance(error, KeyBlockedError):
+        suspects = tuple(sorted(error.key_ids))
         return [
             _detection(
                 DetectionKind.BLOCKED_KEY_USED,

@@ -350,6 +350,7 @@ class IncidentDesk:
             err = KeyBlockedError(
                 f"key of {who} is blocked by incident {blocked[hit[0]]} until a secrecy "
                 "officer decides",
+                key_ids=tuple(hit),
                 hint="a secrecy officer lifts the block with `custody incident unblock`",
             )
             rejected.append(Rejected(i, err, p.event, p.envelope))
