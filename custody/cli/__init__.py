@@ -16,6 +16,7 @@ from typer._click import exceptions as click_exceptions
 
 from custody.cli.common import State, parse_cli_time
 from custody.cli.demo_cmd import demo
+from custody.cli.incident_cmd import incident_app
 from custody.cli.keys_cmd import init, keys_app, trust_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.statement_cmd import statement_app
@@ -57,6 +58,7 @@ app.add_typer(event_app, name="event")
 app.add_typer(log_app, name="log")
 app.command("export")(export)
 app.command("verify")(verify)
+app.add_typer(incident_app, name="incident")
 
 
 def main(argv: list[str] | None = None) -> int:

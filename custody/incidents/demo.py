@@ -13,7 +13,13 @@ from custody.demo import Season, seal_body
 from custody.errors import RouteError
 from custody.events import Kind
 from custody.incidents.detect import Policy
-from custody.incidents.model import IncidentDesk, WatchedLog, list_incidents, policy_from_json
+from custody.incidents.model import (
+    Act,
+    IncidentDesk,
+    WatchedLog,
+    list_incidents,
+    policy_from_json,
+)
 from custody.incidents.report import write_reports
 
 BREACH_SEALS = ["BR-S1", "BR-S2"]
@@ -79,6 +85,20 @@ def play_breaches(season: Season, out_dir: Path) -> list[Path]:
         pass
     else:  # pragma: no cover - the rules refuse it
         raise AssertionError("an off-route handover was accepted")
+    # The secrecy officer takes charge and, having heard the custodian, lifts the block on
+    # the custodian's key (a signed decision), so the rest of the season can use it.
+    (route_incident,) = [
+        i for i in list_incidents(log.engine) if i.id not in before and i.kind == "off_route"
+    ]
+    officer = season.keys["secrecy-chen"].signing
+    authority = season.authority.id
+    for what, key in (
+        ("acknowledge", None),
+        *(("unblock", k) for k in route_incident.containment["blocked_keys"]),
+    ):
+        season.tick()
+        act = Act(authority, route_incident.id, what, "secrecy-chen", season.now, "demo", key)
+        log.act(act.sign(officer), season.now)
     # 3. 29 copies come back of 30: incident, paper compromised, backup offered.
     _seal(season, "BR-COUNT", "PAPER-BR-3", start)
     _move(season, Kind.DISPATCH, "BR-COUNT", "print-qian", "courier-sun", BREACH_SEALS)
