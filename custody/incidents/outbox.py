@@ -20,6 +20,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -67,7 +68,8 @@ class DeliveryError(Exception):
 
 
 def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
-    return min(cap, base * (2 ** max(attempts - 1, 0)))
+    delay: timedelta = base * (2 ** max(attempts - 1, 0))
+    return min(cap, delay)
 
 
 def _send_webhook(row: object, timeout: float) -> None:
@@ -97,8 +99,6 @@ def _send_email(row: object, mailer: Mailer | None) -> None:
         raise DeliveryError("no SMTP relay configured")
     payload = bytes(row.payload)  # type: ignore[attr-defined]
     env = parse_envelope(payload, what="outbox payload")
-    import json
-
     note = json.loads(env.payload)
     msg = EmailMessage()
     msg["From"] = mailer.sender

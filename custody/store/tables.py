@@ -33,5 +33,5 @@ class RevocationRow(SQLModel, table=True):
     envelope: bytes
 
 
-from custody.store import log_tables as _log_tables  # noqa: E402, F401
 from custody.store import incident_tables as _incident_tables  # noqa: E402, F401
+from custody.store import log_tables as _log_tables  # noqa: E402, F401

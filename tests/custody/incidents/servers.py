@@ -41,7 +41,7 @@ class WebhookReceiver:
         got = self.got
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 got.requests.append((headers, body))
@@ -101,7 +101,7 @@ class _Collect:
     def __init__(self) -> None:
         self.messages: list[tuple[bool, str, list[str], bytes]] = []
 
-    async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(
             (session.ssl is not None, envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
         )

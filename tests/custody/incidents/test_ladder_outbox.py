@@ -123,8 +123,8 @@ def test_blocked_key_refused_until_officer_unblocks(season: Season) -> None:
 
 
 def test_incidents_verify_in_an_export(season: Season, tmp_path: Path) -> None:
-    from tests.custody.test_audit import verify_folder
     from custody.audit import export_bundle
+    from tests.custody.test_audit import verify_folder
 
     log = watched_log(season)
     incident_id = off_route(season)
