@@ -205,3 +205,16 @@ class DecryptionError(CustodyError):
 class PassphraseError(DecryptionError):
     def __init__(self, message: str = "wrong passphrase, or the key file was altered") -> None:
         super().__init__(message)
+
+
+class KeyBlockedError(VerificationError):
+    """A key the incident system blocked as suspect, until a secrecy officer decides."""
+
+    code = "blocked_key"
+    http_status = 403
+
+    def __init__(
+        self, message: str, *, key_ids: tuple[str, ...] = (), hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.key_ids = key_ids

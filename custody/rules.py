@@ -13,7 +13,8 @@ Rules enforced:
 - Signers per kind (``requirements``): handover = releaser (the current holder) AND receiver
   (the next planned holder) [+ supervising witness where the package's policy asks]; storage
   receipt = releaser + two custodians; open/distribute/recover = chief examiner + supervisor;
-  destroy = destruction officer + witness; incident acts = a secrecy officer.
+  destroy = destruction officer + witness; incident acts = a secrecy officer; a leak report =
+  any enrolled person.
 - Route: the receiver of a transfer must be the next person on the planned route, unless a
   secrecy officer's ``reroute`` changed it (``RouteError``).
 - Window: opening only inside the package's opening window (``WindowError``).
@@ -201,7 +202,10 @@ def requirements(event: Event, state: PackageState | None) -> list[SignerRequire
             require("officer", Role.DESTRUCTION_OFFICER, person=_actor(event, "officer")),
             require("witness", *WITNESS_ROLES, person=_actor(event, "witness")),
         ]
-    if k in OFFICER_KINDS or k in {Kind.CORRECTION, Kind.INCIDENT, Kind.LEAK_REPORT}:
+    if k == Kind.LEAK_REPORT:
+        # The rules let anyone report a leak: every enrolled person, whatever their role.
+        return [require("reporter", *Role, person=_actor(event, "reporter"))]
+    if k in OFFICER_KINDS or k in {Kind.CORRECTION, Kind.INCIDENT}:
         return [require("officer", Role.SECRECY_OFFICER, person=_actor(event, "officer"))]
     raise FormatError(f"{k} events are not accepted from people")
 

@@ -1,0 +1,1 @@
+"""Breach detection, incidents, containment, escalation, notifications and reports."""

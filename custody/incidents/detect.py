@@ -1,0 +1,729 @@
+"""Breach detectors: pure functions from (event or refusal, states, time, policy) to detections.
+
+Nothing here reads the clock, opens a file or touches the database: time is an argument, the
+place registry and limits come in a ``Policy``, package states come in as ``PackageState``s.
+
+Detectors and what they fire on:
+- ``detect_refusal``: a refused submission whose refusal is a breach sign: forged/invalid
+  signature, unknown key, expired or revoked key (suspect key named), recused signer, holder
+  not on the planned route, opening before/after the window or without both persons, any act
+  after destruction, a move of a frozen package, a blocked key used again. Chain and format
+  refusals of honest devices (a stale previous-event id) are not incidents.
+- ``detect_accepted``: findings of an accepted event (seal serials differ from the manifest;
+  copies short or over on recovery), a seal reported broken (``body.broken_seals``), a leak
+  reported by an enrolled person (``leak_report`` event).
+- ``detect_travel``: the same package seen at two registered places further apart than the
+  policy's maximum speed allows in the time between.
+- ``sweep``: over (state, since) pairs and ``now``: handover/receipt overdue (dwell limit per
+  status), a missed escort check-in while in transit, a missed patrol while stored, recovery
+  overdue after the window.
+- ``detect_fork``: two verified checkpoints of one log that are not consistent.
+- ``detect_public_report``: unsigned text from a candidate or the public (untrusted: it opens
+  an incident but triggers no automatic containment).
+- ``due_escalation``: the escalation ladder (a level whose acknowledgement deadline passed
+  climbs one level; the top level renews its deadline and notifies again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from crypto.dsse import Envelope, verify_signatures
+from crypto.encoding import format_time
+from crypto.note import Checkpoint, NoteVerifier, open_checkpoint
+from custody.errors import (
+    ClosedError,
+    CustodyError,
+    DuplicateSignatureError,
+    ExpiredError,
+    FormatError,
+    FrozenError,
+    KeyBlockedError,
+    LogConsistencyError,
+    RecusedError,
+    RevokedError,
+    RoleError,
+    RouteError,
+    SignatureError,
+    ThresholdError,
+    UnknownSignerError,
+    VerificationError,
+    WindowError,
+)
+from custody.events import Event, Kind
+from custody.rules import Outcome, PackageState, Status
+from custody.witness import check_checkpoint_consistency
+from keys.model import Role
+from keys.trust import TrustStore
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class DetectionKind(StrEnum):
+    FORGED_SIGNATURE = "forged_signature"
+    UNKNOWN_KEY = "unknown_key"
+    EXPIRED_KEY = "expired_key"
+    REVOKED_KEY = "revoked_key"
+    BLOCKED_KEY_USED = "blocked_key_used"
+    RECUSED_SIGNER = "recused_signer"
+    OFF_ROUTE = "off_route"
+    SEAL_MISMATCH = "seal_mismatch"
+    SEAL_BROKEN = "seal_broken"
+    COUNT_SHORT = "count_short"
+    COUNT_OVER = "count_over"
+    IMPOSSIBLE_TRAVEL = "impossible_travel"
+    OVERDUE = "overdue"
+    MISSED_CHECKIN = "missed_checkin"
+    MISSED_PATROL = "missed_patrol"
+    OPENING_OUT_OF_WINDOW = "opening_out_of_window"
+    OPENING_WITHOUT_BOTH = "opening_without_both"
+    ACT_AFTER_DESTRUCTION = "act_after_destruction"
+    FROZEN_VIOLATION = "frozen_violation"
+    LOG_FORK = "log_fork"
+    LEAK_REPORT = "leak_report"
+    PUBLIC_REPORT = "public_report"
+
+
+SEVERITY: Mapping[DetectionKind, Severity] = {
+    DetectionKind.FORGED_SIGNATURE: Severity.HIGH,
+    DetectionKind.UNKNOWN_KEY: Severity.HIGH,
+    DetectionKind.EXPIRED_KEY: Severity.HIGH,
+    DetectionKind.REVOKED_KEY: Severity.HIGH,
+    DetectionKind.BLOCKED_KEY_USED: Severity.HIGH,
+    DetectionKind.RECUSED_SIGNER: Severity.HIGH,
+    DetectionKind.OFF_ROUTE: Severity.HIGH,
+    DetectionKind.SEAL_MISMATCH: Severity.HIGH,
+    DetectionKind.SEAL_BROKEN: Severity.HIGH,
+    DetectionKind.COUNT_SHORT: Severity.CRITICAL,
+    DetectionKind.COUNT_OVER: Severity.HIGH,
+    DetectionKind.IMPOSSIBLE_TRAVEL: Severity.HIGH,
+    DetectionKind.OVERDUE: Severity.MEDIUM,
+    DetectionKind.MISSED_CHECKIN: Severity.MEDIUM,
+    DetectionKind.MISSED_PATROL: Severity.MEDIUM,
+    DetectionKind.OPENING_OUT_OF_WINDOW: Severity.HIGH,
+    DetectionKind.OPENING_WITHOUT_BOTH: Severity.HIGH,
+    DetectionKind.ACT_AFTER_DESTRUCTION: Severity.HIGH,
+    DetectionKind.FROZEN_VIOLATION: Severity.HIGH,
+    DetectionKind.LOG_FORK: Severity.CRITICAL,
+    DetectionKind.LEAK_REPORT: Severity.CRITICAL,
+    DetectionKind.PUBLIC_REPORT: Severity.HIGH,
+}
+
+
+@dataclass(frozen=True)
+class Place:
+    name: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Level:
+    """One rung of the escalation ladder."""
+
+    name: str
+    title: str
+    ack_within: timedelta
+    ack_roles: frozenset[Role]
+
+
+DEFAULT_LADDER = (
+    Level(
+        "custodian",
+        "custodian on site",
+        timedelta(minutes=15),
+        frozenset({Role.CUSTODIAN, Role.SECRECY_OFFICER}),
+    ),
+    Level(
+        "municipal", "municipal officer", timedelta(minutes=30), frozenset({Role.SECRECY_OFFICER})
+    ),
+    Level(
+        "provincial",
+        "provincial secrecy officer",
+        timedelta(minutes=60),
+        frozenset({Role.SECRECY_OFFICER}),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A notification recipient: a webhook URL or an e-mail address."""
+
+    name: str
+    channel: str  # "webhook" | "email"
+    address: str
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Limits, places, ladder and recipients. Defaults follow the national exam rules."""
+
+    places: Mapping[str, Place] = field(default_factory=dict)
+    max_speed_kmh: float = 120.0
+    # Distances under this are one site (GPS noise, two buildings of one exam site).
+    same_site_km: float = 2.0
+    # Dwell limit per status (None: no limit). In transit: the handover or receipt is due.
+    dwell: Mapping[Status, timedelta] = field(
+        default_factory=lambda: {
+            Status.IN_TRANSIT: timedelta(hours=6),
+            Status.RECOVERED: timedelta(hours=2),
+        }
+    )
+    checkin_every: timedelta = timedelta(minutes=60)
+    patrol_every: timedelta = timedelta(minutes=30)
+    # After the window closes, an opened package must be recovered within this grace.
+    recovery_grace: timedelta = timedelta(hours=1)
+    ladder: tuple[Level, ...] = DEFAULT_LADDER
+    # Level name -> recipients notified while the incident is at that level (and above).
+    recipients: Mapping[str, tuple[Target, ...]] = field(default_factory=dict)
+    # Paper -> its backup paper (offered when a paper is compromised).
+    backups: Mapping[str, str] = field(default_factory=dict)
+
+
+def parse_places(data: bytes) -> dict[str, Place]:
+    """A place registry: ``{"place": {"lat": 34.26, "lon": 108.94}, ...}``."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise FormatError("place registry: not JSON") from e
+    if not isinstance(obj, dict):
+        raise FormatError("place registry: must be an object of place -> {lat, lon}")
+    places = {}
+    for name, spot in obj.items():
+        if not isinstance(spot, dict):
+            raise FormatError(f"place registry: {name!r} must be an object with lat and lon")
+        lat, lon = spot.get("lat"), spot.get("lon")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+            raise FormatError(f"place registry: {name!r} needs numeric lat and lon")
+        assert isinstance(lat, int | float)
+        assert isinstance(lon, int | float)
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise FormatError(f"place registry: {name!r} has coordinates out of range")
+        places[name] = Place(name, float(lat), float(lon))
+    return places
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One breach sign. ``subject`` joins detections into one open incident with ``kind``."""
+
+    kind: DetectionKind
+    severity: Severity
+    detail: str
+    at: datetime
+    subject: str
+    package_id: str | None = None
+    paper: str | None = None
+    statements: tuple[str, ...] = ()
+    checkpoints: tuple[str, ...] = ()
+    suspect_keys: tuple[str, ...] = ()
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    # False for unsigned reports: they open an incident but contain nothing by themselves.
+    trusted: bool = True
+
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "at": format_time(self.at),
+            "detail": self.detail,
+            "statements": list(self.statements),
+            "checkpoints": list(self.checkpoints),
+            "suspect_keys": list(self.suspect_keys),
+            "facts": dict(self.facts),
+        }
+
+
+def _detection(
+    kind: DetectionKind,
+    detail: str,
+    at: datetime,
+    *,
+    state: PackageState | None = None,
+    subject: str | None = None,
+    **kw: Any,
+) -> Detection:
+    return Detection(
+        kind=kind,
+        severity=SEVERITY[kind],
+        detail=detail,
+        at=at,
+        subject=subject or (state.package_id if state is not None else kind.value),
+        package_id=state.package_id if state is not None else None,
+        paper=state.paper if state is not None else None,
+        **kw,
+    )
+
+
+# -- refusals --------------------------------------------------------------------------------
+
+
+def _signers(env: Envelope, trust: TrustStore) -> tuple[frozenset[str], tuple[str, ...]]:
+    """(key ids whose signature verifies, key ids named by signatures that do not verify)."""
+    try:
+        check = verify_signatures(env, trust.signing_keys)
+    except DuplicateSignatureError:
+        return frozenset(), ()
+    named = tuple(env.signatures[i].keyid or "" for i in check.unmatched)
+    return check.signed_by, named
+
+
+def detect_refusal(
+    error: CustodyError,
+    event: Event | None,
+    envelope: Envelope | None,
+    states: Mapping[str, PackageState | None],
+    trust: TrustStore,
+    at: datetime,
+) -> list[Detection]:
+    """Which breach, if any, a refused submission is a sign of."""
+    state = None
+    if event is not None and event.package_ids:
+        state = states.get(event.package_ids[0])
+    sid = (event.id,) if event is not None else ()
+    signed, unmatched = _signers(envelope, trust) if envelope is not None else (frozenset(), ())
+    when = event.time if event is not None else at
+    opening = event is not None and event.kind == Kind.OPEN
+    facts: dict[str, Any] = {"refusal": error.code, "message": error.message}
+    if event is not None:
+        facts["event_kind"] = event.kind.value
+
+    def keys_where(bad: type[CustodyError]) -> tuple[str, ...]:
+        found = []
+        for kid in sorted(signed | {k for k in unmatched if k in trust.certificates}):
+            try:
+                trust.standing_at(kid, when)
+            except bad:
+                found.append(kid)
+            except CustodyError:
+                continue
+        return tuple(found)
+
+    if isinstance(error, ClosedError):
+        return [
+            _detection(
+                DetectionKind.ACT_AFTER_DESTRUCTION,
+                f"a {facts.get('event_kind', 'statement')} was attempted after destruction",
+                at,
+                state=state,
+                statements=sid,
+                facts=facts,
+            )
+        ]
+    if isinstance(error, RevokedError | ExpiredError):
+        kind = (
+            DetectionKind.REVOKED_KEY
+            if isinstance(error, RevokedError)
+            else DetectionKind.EXPIRED_KEY
+        )
+        suspects = keys_where(RevokedError if kind == DetectionKind.REVOKED_KEY else ExpiredError)
+        return [
+            _detection(
+                kind,
+                error.message,
+                at,
+                state=state,
+                subject=suspects[0] if suspects else None,
+                statements=sid,
+                suspect_keys=suspects,
+                facts=facts,
+            )
+        ]
+    if isinstance(error, RecusedError):
+        scope = set(state.scope) if state is not None else set()
+        suspects = tuple(sorted(kid for kid in signed if trust.certificates[kid].recusals & scope))
+        return [
+            _detection(
+                DetectionKind.RECUSED_SIGNER,
+                error.message,
+                at,
+                state=state,
+                statements=sid,
+                suspect_keys=suspects,
+                facts=facts,
+            )
+        ]
+    if isinstance(error, UnknownSignerError):
+        strangers = tuple(sorted(k for k in unmatched if k not in trust.certificates))
+        return [
+            _detection(
+                DetectionKind.UNKNOWN_KEY,
+                error.message,
+                at,
+                state=state,
+                subject=strangers[0] if strangers else None,
+                statements=sid,
+                facts={**facts, "unknown_keys": list(strangers)},
+            )
+        ]
+    if isinstance(error, SignatureError | DuplicateSignatureError) or (
+        isinstance(error, FormatError) and envelope is not None and unmatched
+    ):
+        return [
+            _detection(
+                DetectionKind.FORGED_SIGNATURE,
+                error.message,
+                at,
+                state=state,
+                subject=unmatched[0] if unmatched else None,
+                statements=sid,
+                facts={**facts, "keys_named": list(unmatched)},
+            )
+        ]
+    if isinstance(error, WindowError):
+        return [
+            _detection(
+                DetectionKind.OPENING_OUT_OF_WINDOW,
+                error.message,
+                at,
+                state=state,
+                statements=sid,
+                facts=facts,
+            )
+        ]
+    if opening and isinstance(error, ThresholdError | RoleError):
+        return [
+            _detection(
+                DetectionKind.OPENING_WITHOUT_BOTH,
+                error.message,
+                at,
+                state=state,
+                statements=sid,
+                facts=facts,
+            )
+        ]
+    if isinstance(error, RouteError) and event is not None:
+        receiver = event.actors.get("receiver", "")
+        suspects = tuple(sorted(k for k in signed if trust.certificates[k].subject == receiver))
+        return [
+            _detection(
+                DetectionKind.OFF_ROUTE,
+                error.message,
+                at,
+                state=state,
+                statements=sid,
+                suspect_keys=suspects,
+                facts={
+                    **facts,
+                    "receiver": receiver,
+                    "planned": state.next_holder if state else None,
+                },
+            )
+        ]
+    if isinstance(error, FrozenError):
+        return [
+            _detection(
+                DetectionKind.FROZEN_VIOLATION,
+                error.message,
+                at,
+                state=state,
+                statements=sid,
+                facts=facts,
+            )
+        ]
+    if isinstance(error, KeyBlockedError):
+        suspects = tuple(sorted(error.key_ids))
+        return [
+            _detection(
+                DetectionKind.BLOCKED_KEY_USED,
+                error.message,
+                at,
+                state=state,
+                subject=suspects[0] if suspects else None,
+                statements=sid,
+                suspect_keys=suspects,
+                facts=facts,
+            )
+        ]
+    # Chain, format and other refusals: an honest device's mistake until shown otherwise.
+    if isinstance(error, VerificationError | FormatError):
+        return []
+    return []
+
+
+# -- accepted events -------------------------------------------------------------------------
+
+
+def detect_accepted(event: Event, outcome: Outcome, at: datetime) -> list[Detection]:
+    """Findings of an accepted event, seals reported broken, and people's leak reports."""
+    out: list[Detection] = []
+    for f in outcome.findings:
+        state = outcome.states.get(f.package_id)
+        if f.kind == "seal_mismatch":
+            out.append(
+                _detection(
+                    DetectionKind.SEAL_MISMATCH,
+                    f.detail,
+                    at,
+                    state=state,
+                    statements=(event.id,),
+                    facts=dict(f.evidence),
+                )
+            )
+        elif f.kind == "count_mismatch":
+            recovered = int(f.evidence.get("recovered", 0))
+            distributed = int(f.evidence.get("distributed", 0))
+            kind = (
+                DetectionKind.COUNT_SHORT if recovered < distributed else DetectionKind.COUNT_OVER
+            )
+            out.append(
+                _detection(
+                    kind, f.detail, at, state=state, statements=(event.id,), facts=dict(f.evidence)
+                )
+            )
+    broken = event.body.get("broken_seals")
+    if isinstance(broken, list) and broken:
+        for pid in event.package_ids:
+            out.append(
+                _detection(
+                    DetectionKind.SEAL_BROKEN,
+                    f"seal(s) {', '.join(map(str, broken))} reported broken at {event.kind}",
+                    at,
+                    state=outcome.states.get(pid),
+                    statements=(event.id,),
+                    facts={"broken_seals": [str(s) for s in broken]},
+                )
+            )
+    if event.kind == Kind.LEAK_REPORT:
+        out.append(_leak_detection(event, at))
+    return out
+
+
+def _leak_detection(event: Event, at: datetime) -> Detection:
+    named = event.body.get("packages")
+    packages = [p for p in named if isinstance(p, str)] if isinstance(named, list) else []
+    paper = event.body.get("paper") if isinstance(event.body.get("paper"), str) else None
+    reporter = event.actors.get("reporter", "")
+    return Detection(
+        kind=DetectionKind.LEAK_REPORT,
+        severity=SEVERITY[DetectionKind.LEAK_REPORT],
+        detail=f"leak reported by {reporter}: {str(event.body.get('text', ''))[:200]}",
+        at=at,
+        subject=packages[0] if packages else (paper or event.id),
+        package_id=packages[0] if packages else None,
+        paper=paper,
+        statements=(event.id,),
+        facts={"reporter": reporter, "packages": packages},
+    )
+
+
+def distance_km(a: Place, b: Place) -> float:
+    """Great-circle distance (haversine, mean Earth radius 6371 km)."""
+    p1, p2 = math.radians(a.lat), math.radians(b.lat)
+    dp, dl = p2 - p1, math.radians(b.lon - a.lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
+
+
+def detect_travel(
+    state: PackageState,
+    previous: tuple[str, datetime, str] | None,
+    event: Event,
+    policy: Policy,
+    at: datetime,
+) -> Detection | None:
+    """``previous`` = (place, time, statement id) where the package was last seen."""
+    if previous is None:
+        return None
+    here, there = policy.places.get(event.place), policy.places.get(previous[0])
+    if here is None or there is None:
+        return None
+    km = distance_km(there, here)
+    if km <= policy.same_site_km:
+        return None
+    hours = (event.time - previous[1]).total_seconds() / 3600
+    reachable = policy.max_speed_kmh * max(hours, 0.0)
+    if km <= reachable:
+        return None
+    speed = "instantly" if hours <= 0 else f"at {km / hours:.0f} km/h"
+    return _detection(
+        DetectionKind.IMPOSSIBLE_TRAVEL,
+        f"package {state.package_id} seen at {previous[0]} and {event.place}, {km:.0f} km apart, "
+        f"{hours * 60:.0f} min later ({speed}; the limit is {policy.max_speed_kmh:.0f} km/h)",
+        at,
+        state=state,
+        statements=(previous[2], event.id),
+        facts={
+            "from": previous[0],
+            "to": event.place,
+            "km": round(km, 1),
+            "minutes": round(hours * 60),
+        },
+    )
+
+
+# -- the periodic sweep ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Watched:
+    state: PackageState
+    since: datetime  # when the package entered its current status
+
+
+def sweep(items: Iterable[Watched], now: datetime, policy: Policy) -> list[Detection]:
+    """Time-based detections over every live package at ``now``."""
+    out: list[Detection] = []
+    for w in items:
+        s = w.state
+        if s.status == Status.DESTROYED:
+            continue
+        limit = policy.dwell.get(s.status)
+        if limit is not None and now - w.since > limit:
+            out.append(
+                _detection(
+                    DetectionKind.OVERDUE,
+                    f"package {s.package_id} has been {s.status.value} since "
+                    f"{format_time(w.since)} (limit {limit}); the handover or receipt is overdue",
+                    now,
+                    state=s,
+                    statements=(s.last_event,),
+                    facts={
+                        "status": s.status.value,
+                        "since": format_time(w.since),
+                        "holder": s.holder,
+                    },
+                )
+            )
+        if (
+            s.status in {Status.OPENED, Status.DISTRIBUTED}
+            and now > s.window_end + policy.recovery_grace
+        ):
+            out.append(
+                _detection(
+                    DetectionKind.OVERDUE,
+                    f"package {s.package_id} is still {s.status.value} after its window closed "
+                    f"at {format_time(s.window_end)}; recovery is overdue",
+                    now,
+                    state=s,
+                    statements=(s.last_event,),
+                    facts={
+                        "status": s.status.value,
+                        "since": format_time(w.since),
+                        "holder": s.holder,
+                    },
+                )
+            )
+        quiet = now - s.last_time
+        if s.status == Status.IN_TRANSIT and quiet > policy.checkin_every:
+            out.append(
+                _detection(
+                    DetectionKind.MISSED_CHECKIN,
+                    f"no check-in from escort {s.holder} with package {s.package_id} since "
+                    f"{format_time(s.last_time)} (every {policy.checkin_every})",
+                    now,
+                    state=s,
+                    statements=(s.last_event,),
+                    facts={"holder": s.holder, "last": format_time(s.last_time)},
+                )
+            )
+        if s.status in {Status.STORED, Status.RETURNED} and quiet > policy.patrol_every:
+            out.append(
+                _detection(
+                    DetectionKind.MISSED_PATROL,
+                    f"no patrol of the room holding package {s.package_id} since "
+                    f"{format_time(s.last_time)} (every {policy.patrol_every})",
+                    now,
+                    state=s,
+                    statements=(s.last_event,),
+                    facts={"holder": s.holder, "last": format_time(s.last_time)},
+                )
+            )
+    return out
+
+
+# -- checkpoints and reports -----------------------------------------------------------------
+
+
+def detect_fork(
+    old_note: str, new_note: str, proof: Sequence[bytes], trust: TrustStore, at: datetime
+) -> Detection | None:
+    """Two checkpoints signed by the authority's log key that cannot both be true.
+
+    Both notes are verified first (a note that does not verify proves nothing and is refused
+    with its error); sizes and roots come only from the verified notes.
+    """
+    authority = trust.authority
+    verifier = NoteVerifier(authority.log_origin, authority.log_key)
+    old, _ = open_checkpoint(old_note, [verifier], origin=authority.log_origin)
+    new, _ = open_checkpoint(new_note, [verifier], origin=authority.log_origin)
+    if old.size > new.size:
+        old, new = new, old
+        old_note, new_note = new_note, old_note
+    try:
+        check_checkpoint_consistency(old, new, proof)
+    except LogConsistencyError as e:
+        return Detection(
+            kind=DetectionKind.LOG_FORK,
+            severity=SEVERITY[DetectionKind.LOG_FORK],
+            detail=e.message,
+            at=at,
+            subject=f"log:{authority.log_origin}",
+            checkpoints=(old_note, new_note),
+            facts={"old": _describe(old), "new": _describe(new)},
+        )
+    return None
+
+
+def _describe(c: Checkpoint) -> dict[str, Any]:
+    return {"origin": c.origin, "size": c.size, "root": c.root.hex()}
+
+
+MAX_REPORT_CHARS = 4000
+
+
+def detect_public_report(
+    text: str, at: datetime, *, package_id: str | None = None, contact: str = ""
+) -> Detection:
+    """A leak reported by a candidate or the public: unsigned, so untrusted."""
+    text = text.strip()
+    if not text:
+        raise FormatError("a report needs some text")
+    if len(text) > MAX_REPORT_CHARS:
+        raise FormatError(f"a report holds at most {MAX_REPORT_CHARS} characters")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Detection(
+        kind=DetectionKind.PUBLIC_REPORT,
+        severity=SEVERITY[DetectionKind.PUBLIC_REPORT],
+        detail=f"public report: {text[:200]}",
+        at=at,
+        subject=f"report:{digest[:16]}",
+        package_id=package_id,
+        facts={"text": text, "sha256": digest, "contact": contact[:200]},
+        trusted=False,
+    )
+
+
+# -- escalation ------------------------------------------------------------------------------
+
+
+def due_escalation(
+    level: int, deadline: datetime, now: datetime, ladder: Sequence[Level]
+) -> tuple[int, datetime] | None:
+    """The (level, new deadline) an unacknowledged incident climbs to at ``now``, if any.
+
+    One step per deadline passed: an incident left alone for two deadlines climbs two levels
+    (a sweep that ran late catches up). At the top it stays, and its deadline renews.
+    """
+    if now <= deadline:
+        return None
+    while now > deadline:
+        level = min(level + 1, len(ladder) - 1)
+        deadline = deadline + ladder[level].ack_within
+    return level, deadline
