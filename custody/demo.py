@@ -188,6 +188,9 @@ def start_season(
     return season
 
 
+INCIDENT_SUMMARY = (
+    *("id", "kind", "severity", "status", "package", "level_name", "scope", "containment"),
+)
 HANDOVER_TYPE = "application/vnd.custody.demo-handover.v1+json"
 
 
@@ -243,6 +246,11 @@ def run_demo(
     say(f"signing and verifying statements ({len(trust.certificates)} people enrolled)")
     statements = statements_step(season)
     from custody import demo_log, demo_papers  # noqa: PLC0415 (both import this module)
+    from custody.incidents import demo as incident_demo  # noqa: PLC0415 (imports this module)
+    from custody.incidents.model import list_incidents  # noqa: PLC0415
+
+    say("attaching the incident desk: every statement is watched from here on")
+    incident_demo.attach(season)
 
     window = (season.now + timedelta(hours=6), season.now + timedelta(hours=9))
     say("proposing papers: encrypted at once, keys sealed to the printer and the officers")
@@ -258,6 +266,10 @@ def run_demo(
     )
     say("shredding the papers' keys after destruction")
     demo_papers.shred_papers(season, papers)
+    clean_incidents = list_incidents(season.home.engine)
+    say("playing three breaches on packages of their own: incidents, containment, reports")
+    reports = incident_demo.play_breaches(season, out)
+    incidents = list_incidents(season.home.engine)
     say("exporting the log and verifying it offline (and a tampered copy)")
     audit = demo_log.audit_season(season, out)
     clean, tampered = audit["clean"], audit["tampered"]
@@ -276,6 +288,13 @@ def run_demo(
         },
         "events": season.log().size(),
         "destroyed": play.destroyed,
+        "incidents": {
+            "raised_by_clean_season": len(clean_incidents),
+            "breaches": [
+                {k: v for k, v in i.as_dict().items() if k in INCIDENT_SUMMARY} for i in incidents
+            ],
+            "reports": [str(p) for p in reports],
+        },
         "export": str(out / "export"),
         "verify_clean": {"ok": clean.ok, "events": clean.checked, "signatures": clean.signatures},
         "verify_tampered": {

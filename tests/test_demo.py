@@ -26,6 +26,10 @@ def test_demo_writes_everything_under_out(tmp_path: Path) -> None:
     assert set(summary["statements"]["refusals"]) == {"receiver missing", "recused courier"}
     assert len(summary["packages"]) == 12
     assert summary["destroyed"] == 12
+    assert summary["incidents"]["raised_by_clean_season"] == 0
+    kinds = sorted(i["kind"] for i in summary["incidents"]["breaches"])
+    assert kinds == ["count_short", "off_route", "seal_mismatch"]
+    assert len(list((out / "incidents").glob("*.pdf"))) == 3
     assert len(summary["papers"]["opened_by_quorum"]) == 3
     assert len(summary["papers"]["shredded"]) == 6
     assert (out / "labels" / "labels.pdf").exists()

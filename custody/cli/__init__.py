@@ -5,6 +5,7 @@ stderr (or a JSON error object with --json) and an exit code by error class; nev
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -85,6 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except typer.Exit as e:
         return e.exit_code
+    except Exception as e:
+        if os.environ.get("CUSTODY_DEBUG"):
+            raise
+        console = Console(stderr=True, highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]internal error[/] ({type(e).__name__}): this is a defect in custody, "
+            "not something you did; nothing was acknowledged that is not stored."
+        )
+        console.print("[dim]hint:[/] run again with CUSTODY_DEBUG=1 to see where, and report it")
+        return 70
     return result if isinstance(result, int) else 0
 
 

@@ -48,6 +48,19 @@ def demo(
         f"  custody log         {summary['events']} events, {len(summary['packages'])} packages, "
         f"{summary['destroyed']} destroyed (chains closed)"
     )
+    incidents = summary["incidents"]
+    st.out.print(
+        f"  incidents           {incidents['raised_by_clean_season']} from the clean season; "
+        f"{len(incidents['breaches'])} from the three breaches:"
+    )
+    for i in incidents["breaches"]:
+        contained = ", ".join(k for k, v in i["containment"].items() if v) or "-"
+        st.out.print(
+            f"    {i['id']} {i['kind']} ({i['severity']}) package {i['package']}: {contained}"
+        )
+    st.out.print(
+        f"  incident reports    {len(incidents['reports'])} files under {out / 'incidents'}"
+    )
     clean = summary["verify_clean"]
     verdict = "[green]OK[/]" if clean["ok"] else "[red]FAILED[/]"
     st.out.print(
