@@ -138,6 +138,15 @@ class AppendView:
     states: Mapping[str, PackageState | None]
 
 
+class LogGate(Protocol):
+    def gate(
+        self, conn: Connection, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
+    ) -> list[tuple[int, Prepared]]:
+        """Under the append lock, before the rules: keep what may proceed, reject the rest
+        (appending each refusal to ``rejected``), e.g. statements by a blocked key."""
+        ...
+
+
 class LogObserver(Protocol):
     def observe(self, view: AppendView) -> list[Envelope]:
         """React to an append; return system statements to append in the same transaction."""
@@ -170,9 +179,11 @@ class CustodyLog:
         log_key: SigningKey | None,
         observers: Sequence[LogObserver] = (),
         workers: int = 1,
+        gates: Sequence[LogGate] = (),
     ) -> None:
         self.engine = engine
         self.observers = list(observers)
+        self.gates = list(gates)
         # Signature checks of large batches run on this many processes (1 = in-process).
         self.workers = workers
         self._pool: SignaturePool | None = None
@@ -208,6 +219,17 @@ class CustodyLog:
         try:
             with self.engine.begin() as conn:
                 self._append_locked(conn, prepared, result, now)
+        except OperationalError as e:
+            raise StorageError(f"the log database refused the append: {e.orig}") from e
+        return result
+
+    def append_system_work(self, now: datetime) -> AppendResult:
+        """Run the observers alone under the append lock (a sweep, a person's act on an
+        incident): whatever statements they return are appended in that one transaction."""
+        result = AppendResult()
+        try:
+            with self.engine.begin() as conn:
+                self._append_locked(conn, [], result, now)
         except OperationalError as e:
             raise StorageError(f"the log database refused the append: {e.orig}") from e
         return result
@@ -306,6 +328,9 @@ class CustodyLog:
         *,
         system: bool = False,
     ) -> None:
+        if not system:
+            for gate in self.gates:
+                prepared = gate.gate(conn, prepared, result.rejected)
         ids = [p.event.id for _, p in prepared]
         for row in conn.execute(
             select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(ids))

@@ -67,7 +67,7 @@ from custody.incidents.detect import (
     parse_places,
     sweep,
 )
-from custody.log import AppendResult, AppendView, CustodyLog, Prepared, Rejected, _Batch
+from custody.log import AppendResult, AppendView, CustodyLog, Prepared, Rejected
 from custody.rules import PackageState, Status
 from custody.store.incident_tables import (
     BlockedKeyRow,
@@ -363,33 +363,17 @@ class WatchedLog(CustodyLog):
     def __init__(
         self, engine: Engine, trust: TrustStore, log_key: SigningKey | None, desk: IncidentDesk
     ) -> None:
-        super().__init__(engine, trust, log_key, observers=[desk])
+        super().__init__(engine, trust, log_key, observers=[desk], gates=[desk])
         self.desk = desk
-
-    def _apply(
-        self,
-        conn: Connection,
-        prepared: list[tuple[int, Prepared]],
-        batch: _Batch,
-        result: AppendResult,
-        *,
-        system: bool = False,
-    ) -> None:
-        if not system and prepared:
-            prepared = self.desk.gate(conn, prepared, result.rejected)
-        super()._apply(conn, prepared, batch, result, system=system)
 
     def run(self, now: datetime, task: Task) -> AppendResult:
         """Run the desk's own work under the append lock, in one transaction with its
         statements (the same path as a submission with nothing submitted)."""
         self.desk.queue(task)
-        result = AppendResult()
         try:
-            with self.engine.begin() as conn:
-                self._append_locked(conn, [], result, now)
+            return self.append_system_work(now)
         finally:
             self.desk._tasks.clear()
-        return result
 
     # -- the desk's work, each one transaction -------------------------------------------
 
