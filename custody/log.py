@@ -52,6 +52,11 @@ from custody.store.states import state_from_json, state_to_json
 from keys.trust import TrustStore
 
 PARALLEL_BATCH = 64
+_PG_NODES = text(
+    "SELECT t.level, t.idx, t.hash FROM tree_node t "
+    "JOIN unnest(CAST(:lv AS integer[]), CAST(:ix AS integer[])) AS w(level, idx) "
+    "ON t.level = w.level AND t.idx = w.idx"
+)
 HEAD = LogHead.__table__  # type: ignore[attr-defined]
 ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
 PKG_EVENT = PackageEvent.__table__  # type: ignore[attr-defined]
@@ -439,15 +444,22 @@ class CustodyLog:
         wanted = list(wanted)
         if not wanted:
             return {}
-        # A plain OR of primary-key lookups: every engine answers it from the index (row-value
-        # IN makes SQLite scan), and text() skips SQLAlchemy's per-shape compilation.
-        where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(wanted)))
-        params: dict[str, int] = {}
-        for n, (lv, ix) in enumerate(wanted):
-            params[f"l{n}"] = lv
-            params[f"i{n}"] = ix
-        query = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608 (bound ints)
-        rows = conn.execute(text(query), params)
+        if conn.dialect.name == "postgresql":
+            # Two arrays as two parameters: one short statement however many nodes (planning
+            # a long OR and binding dozens of parameters cost more than the lookup itself).
+            rows = conn.execute(
+                _PG_NODES, {"lv": [w[0] for w in wanted], "ix": [w[1] for w in wanted]}
+            )
+        else:
+            # A plain OR of primary-key lookups: SQLite answers it from the index (row-value IN
+            # makes it scan), and text() skips SQLAlchemy's per-shape compilation.
+            where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(wanted)))
+            params: dict[str, int] = {}
+            for n, (lv, ix) in enumerate(wanted):
+                params[f"l{n}"] = lv
+                params[f"i{n}"] = ix
+            query = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608 (ints)
+            rows = conn.execute(text(query), params)
         got = {(r.level, r.idx): bytes(r.hash) for r in rows}
         missing = set(wanted) - set(got)
         if missing:
