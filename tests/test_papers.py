@@ -492,3 +492,25 @@ def test_status_reflects_supersession(world: World) -> None:
     }
     envs = [parse_envelope(r) for r in [world.main.envelope.to_bytes()]]
     assert envs[0].payload_type.endswith("paper-proposal.v1+json")
+
+
+def test_break_glass_becomes_an_incident_once(world: World) -> None:
+    from custody.incidents.demo import attach
+    from custody.incidents.model import list_incidents
+
+    ps.break_glass(
+        world.season.home,
+        "SX-INT-P01-A",
+        world.k("examiner-zheng", "secrecy-chen"),
+        IN_WINDOW,
+        "supervisor's token failed to unlock",
+    )
+    log = attach(world.season)
+    first = log.ingest_paper_incidents(IN_WINDOW)
+    assert len(first) == 1
+    assert log.ingest_paper_incidents(IN_WINDOW) == []  # taken once
+    (incident,) = list_incidents(world.season.home.engine)
+    assert incident.kind == "break_glass"
+    assert incident.paper == "SX-INT-P01-A"
+    # The incident is itself a system statement on the custody log.
+    assert log.size() >= 1

@@ -187,9 +187,10 @@ def public_report(
 
 @incident_app.command("sweep")
 def sweep_cmd(ctx: typer.Context) -> None:
-    """Run the time-based detectors and the escalation ladder at now (or --now)."""
+    """Take in break-glass openings, run the time-based detectors and the escalation ladder."""
     st = state(ctx)
-    touched = open_desk(st).sweep(st.now())
+    desk = open_desk(st)
+    touched = desk.ingest_paper_incidents(st.now()) + desk.sweep(st.now())
     st.emit(
         {"incidents": touched}, f"sweep: {len(touched)} incident(s) opened, joined or escalated"
     )

@@ -98,6 +98,7 @@ class DetectionKind(StrEnum):
     LOG_FORK = "log_fork"
     LEAK_REPORT = "leak_report"
     PUBLIC_REPORT = "public_report"
+    BREAK_GLASS = "break_glass"
 
 
 SEVERITY: Mapping[DetectionKind, Severity] = {
@@ -123,6 +124,9 @@ SEVERITY: Mapping[DetectionKind, Severity] = {
     DetectionKind.LOG_FORK: Severity.CRITICAL,
     DetectionKind.LEAK_REPORT: Severity.CRITICAL,
     DetectionKind.PUBLIC_REPORT: Severity.HIGH,
+    # An emergency opening: a malfunction and tampering leave the same trace, so it is always
+    # reviewed; the exam goes on, so nothing is frozen by it (the paper has no package here).
+    DetectionKind.BREAK_GLASS: Severity.HIGH,
 }
 
 
@@ -707,6 +711,20 @@ def detect_public_report(
         package_id=package_id,
         facts={"text": text, "sha256": digest, "contact": contact[:200]},
         trusted=False,
+    )
+
+
+def detect_break_glass(paper_ref: str, at: datetime, act_sha256: str, summary: str) -> Detection:
+    """A paper opened by break-glass (a secrecy officer's standby share stood in)."""
+    return Detection(
+        kind=DetectionKind.BREAK_GLASS,
+        severity=SEVERITY[DetectionKind.BREAK_GLASS],
+        detail=f"break-glass opening of {paper_ref}: {summary}",
+        at=at,
+        subject=f"paper:{paper_ref}:{act_sha256[:16]}",
+        paper=paper_ref.split("@", maxsplit=1)[0],
+        statements=(act_sha256,),
+        facts={"paper": paper_ref, "act_sha256": act_sha256},
     )
 
 

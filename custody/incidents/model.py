@@ -59,6 +59,7 @@ from custody.incidents.detect import (
     Target,
     Watched,
     detect_accepted,
+    detect_break_glass,
     detect_fork,
     detect_public_report,
     detect_refusal,
@@ -77,6 +78,7 @@ from custody.store.incident_tables import (
     WatchRow,
 )
 from custody.store.log_tables import PackageStateRow
+from custody.store.paper_tables import PaperIncidentRow
 from custody.store.states import state_from_json
 from keys.model import Role
 from keys.statements import require, verify_statement
@@ -88,6 +90,7 @@ BLOCKED = BlockedKeyRow.__table__  # type: ignore[attr-defined]
 OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 WATCH = WatchRow.__table__  # type: ignore[attr-defined]
 STATE = PackageStateRow.__table__  # type: ignore[attr-defined]
+PAPER_INCIDENT = PaperIncidentRow.__table__  # type: ignore[attr-defined]
 
 ACT_TYPE = "application/vnd.custody.incident-act.v1+json"
 NOTIFY_TYPE = "application/vnd.custody.notification.v1+json"
@@ -392,6 +395,30 @@ class WatchedLog(CustodyLog):
             raise FormatError(f"incident act is dated in the future ({format_time(act.time)})")
         self.run(now, lambda txn: txn.record_act(act, env))
         return get_incident(self.engine, act.incident)
+
+    def ingest_paper_incidents(self, now: datetime) -> list[str]:
+        """Turn break-glass openings recorded by the papers service into incidents (each
+        once: the paper row is marked taken in the same transaction)."""
+        ids: list[str] = []
+
+        def task(txn: _Txn) -> None:
+            rows = txn.conn.execute(
+                select(PAPER_INCIDENT).where(PAPER_INCIDENT.c.acknowledged.is_(False))
+            ).all()
+            for row in rows:
+                at = parse_time(row.at, what="paper incident time")
+                found = txn.handle(
+                    detect_break_glass(row.paper_ref, at, row.act_sha256, row.summary)
+                )
+                ids.append(found or "")
+                txn.conn.execute(
+                    update(PAPER_INCIDENT)
+                    .where(PAPER_INCIDENT.c.id == row.id)
+                    .values(acknowledged=True)
+                )
+
+        self.run(now, task)
+        return [i for i in ids if i]
 
     def report_public(
         self, text: str, now: datetime, *, package_id: str | None = None, contact: str = ""
