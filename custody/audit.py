@@ -33,7 +33,7 @@ from crypto import merkle
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import CustodyError, FormatError, NotFoundError
+from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import parse_event
 from custody.log import CustodyLog
 from custody.parallel import Checked, SignaturePool
@@ -234,6 +234,8 @@ class _Replay:
         self.tree = _RootBuilder()
         self.states: dict[str, PackageState | None] = {}
         self.count = 0
+        # Statement ids seen so far (16-byte prefixes: corrections must name an earlier one).
+        self.seen: set[bytes] = set()
 
     def step(self, line: bytes, checked: Checked) -> None:
         report, index = self.report, self.count
@@ -264,7 +266,12 @@ class _Replay:
             return
         for pid in event.package_ids:
             self.states.setdefault(pid, None)
+        self.seen.add(bytes.fromhex(event.id)[:16])
         try:
+            if event.corrects and bytes.fromhex(event.corrects)[:16] not in self.seen:
+                raise ChainError(
+                    f"the correction names statement {event.corrects[:16]}, not earlier in the log"
+                )
             outcome = apply_event(event, sigcheck, env, self.states, self.trust)
         except CustodyError as e:
             report.problems.append(Problem(index, e.code, e.message, event.id))

@@ -15,6 +15,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ from custody.errors import FormatError
 
 EVENT_TYPE = "application/vnd.custody.event.v1+json"
 MAX_PACKAGES_PER_EVENT = 1000
+_STATEMENT_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 class Kind(StrEnum):
@@ -130,6 +132,9 @@ def parse_event(payload: bytes) -> Event:
     packages = _string_map(f.obj.get("packages"), what="event.packages", nullable=True)
     if len(packages) > MAX_PACKAGES_PER_EVENT:
         raise FormatError(f"event names more than {MAX_PACKAGES_PER_EVENT} packages")
+    corrects = f.opt_text("corrects")
+    if corrects is not None and not _STATEMENT_ID.match(corrects):
+        raise FormatError("event.corrects must be a statement id (64 lowercase hex digits)")
     body = f.obj.get("body")
     if not isinstance(body, dict):
         raise FormatError("event.body must be an object")
@@ -143,7 +148,7 @@ def parse_event(payload: bytes) -> Event:
             _string_map(f.obj.get("actors"), what="event.actors", nullable=False)
         ),
         body=MappingProxyType(body),
-        corrects=f.opt_text("corrects"),
+        corrects=corrects,
         id=statement_id(payload),
     )
 

@@ -29,6 +29,7 @@ from crypto.encoding import b64encode, format_time
 from crypto.note import Checkpoint, sign_checkpoint
 from crypto.signing import SigningKey
 from custody.errors import (
+    ChainError,
     ConflictError,
     CustodyError,
     FormatError,
@@ -348,11 +349,24 @@ class CustodyLog:
                 select(STATE.c.package_id, STATE.c.state).where(STATE.c.package_id.in_(wanted))
             ):
                 batch.states[row.package_id] = state_from_json(row.state)
+        corrected = {p.event.corrects for _, p in prepared if p.event.corrects} - set(
+            batch.existing
+        )
+        if corrected:
+            for row in conn.execute(
+                select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(corrected))
+            ):
+                batch.existing[row.statement_id] = row.idx
         for i, p in prepared:
             if p.event.id in batch.existing:
                 batch.duplicates.append((p.event.id, batch.existing[p.event.id]))
                 continue
             try:
+                if p.event.corrects and p.event.corrects not in batch.existing:
+                    raise ChainError(
+                        f"the correction names statement {p.event.corrects[:16]}, "
+                        "which is not in the log"
+                    )
                 outcome = apply_event(p.event, p.sigcheck, p.envelope, batch.states, self.trust)
             except CustodyError as e:
                 if system:  # pragma: no cover - the system builds its statements from the states

@@ -336,6 +336,8 @@ def transition(
     findings: list[Finding] = []
     if not event.packages:
         raise FormatError(f"{event.kind} event names no package")
+    if event.kind == Kind.CORRECTION and not event.corrects:
+        raise FormatError("a correction names the statement it corrects (field 'corrects')")
     for package_id, prev in event.packages.items():
         state = states.get(package_id)
         if event.kind == Kind.SEAL:

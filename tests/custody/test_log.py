@@ -389,3 +389,42 @@ def test_people_cannot_sign_as_the_system(season: Season) -> None:
 
     with pytest.raises(SignatureError):
         season.submit(ev.sign([season.keys["secrecy-chen"].signing]))
+
+
+def test_corrections_name_an_earlier_statement_and_edit_nothing(
+    season: Season, tmp_path: object
+) -> None:
+    from custody.audit import export_bundle
+    from custody.demo_log import verify_export
+    from custody.events import Event
+
+    seal(season)
+    wrong = transfer(
+        season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun", seals=["S-001", "S-00Z"]
+    )
+    assert [f.kind for f in wrong.findings] == ["seal_mismatch"]  # type: ignore[attr-defined]
+
+    def correction(corrects: str | None) -> object:
+        ev = Event(
+            kind=Kind.CORRECTION,
+            authority=season.authority.id,
+            time=season.tick(),
+            place="",
+            packages={"PK-1": season.prev("PK-1")},
+            actors={"officer": "secrecy-chen"},
+            body={"reason": "serial S-002 was typed as S-00Z", "seals": SEALS},
+            corrects=corrects,
+        )
+        return ev.sign([season.keys["secrecy-chen"].signing])
+
+    with pytest.raises(FormatError):
+        season.submit(correction(None))
+    with pytest.raises(ChainError):
+        season.submit(correction("ab" * 32))
+    receipt = season.submit(correction(wrong.statement_id))  # type: ignore[attr-defined]
+    assert receipt.index == 2
+    # The corrected event is still in the log, unchanged; the export verifies.
+    assert season.log().entry(1).payload
+    out = tmp_path / "export"  # type: ignore[operator]
+    export_bundle(season.log(), out)
+    assert verify_export(out).ok
