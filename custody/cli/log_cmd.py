@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,8 +11,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from crypto import merkle
 from crypto.dsse import parse_envelope
-from crypto.encoding import b64encode
+from crypto.encoding import Fields, b64decode, b64encode, parse_json_object
+from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from custody import identity
 from custody.audit import (
     Report,
@@ -30,7 +33,9 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import CustodyError, VerificationError
-from custody.log import CustodyLog
+from custody.events import leaf_bytes
+from custody.log import CustodyLog, Receipt
+from keys.keyfile import write_new_file
 from keys.trust import load_trust_bundle
 
 event_app = typer.Typer(help="Submit signed custody events to the log.", no_args_is_help=True)
@@ -65,12 +70,24 @@ def _progress(st: State) -> Progress:
 def submit(
     ctx: typer.Context,
     envelopes: Annotated[list[Path], typer.Argument(help="Signed event envelope files.")],
+    receipts: Annotated[
+        Path | None,
+        typer.Option(help="Write a receipt per accepted event here (for both parties)."),
+    ] = None,
 ) -> None:
     """Append events; each gets a receipt (index, checkpoint) or a refusal with its reason."""
     st = state(ctx)
     log = open_log(st, writable=True)
     envs = [parse_envelope(read_input(p), what=str(p)) for p in envelopes]
     result = log.submit_many(envs, now=st.now())
+    if receipts is not None:
+        for r in result.receipts:
+            write_new_file(
+                receipts / f"{r.statement_id[:16]}.receipt.json",
+                json.dumps(receipt_document(log, r), indent=2).encode() + b"\n",
+                mode=0o644,
+                replace=True,
+            )
     rows = [{"file": str(envelopes[i]), **r.as_dict()} for i, r in enumerate(result.receipts)]
     refused = [
         {
@@ -92,6 +109,48 @@ def submit(
             st.out.print(f"[red]refused[/] {item['file']}: ({item['error']}) {item['message']}")
     if result.rejected:
         raise typer.Exit(result.rejected[0].error.exit_code)
+
+
+def receipt_document(log: CustodyLog, receipt: Receipt) -> dict[str, object]:
+    """A receipt both parties keep: the signed checkpoint and the event's inclusion proof."""
+    size = parse_checkpoint(parse_note(receipt.checkpoint).text).size
+    return {
+        "format": "custody-receipt/v1",
+        "index": receipt.index,
+        "statement_id": receipt.statement_id,
+        "tree_size": size,
+        "checkpoint": receipt.checkpoint,
+        "inclusion_proof": [b64encode(h) for h in log.inclusion_proof(receipt.index, size)],
+    }
+
+
+@log_app.command("check-receipt")
+def check_receipt(
+    ctx: typer.Context,
+    receipt: Annotated[Path, typer.Argument(help="A receipt file.")],
+    envelope: Annotated[Path, typer.Argument(help="The event envelope it is for.")],
+    trust: Annotated[Path, typer.Option(help="Trust bundle (carries the log key).")],
+    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+) -> None:
+    """Offline: the checkpoint is signed by the log key and the event is included in it."""
+    st = state(ctx)
+    store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
+    f = Fields(parse_json_object(read_input(receipt), what="receipt"), what="receipt")
+    f.expect("format", "custody-receipt/v1")
+    authority = store.authority
+    verifier = NoteVerifier(authority.log_origin, authority.log_key)
+    checkpoint, _ = open_checkpoint(f.text("checkpoint"), [verifier], origin=authority.log_origin)
+    env = parse_envelope(read_input(envelope), what=str(envelope))
+    proof = [b64decode(h, what="receipt proof") for h in f.texts("inclusion_proof")]
+    index = f.integer("index")
+    merkle.verify_inclusion(
+        merkle.leaf_hash(leaf_bytes(env)), index, checkpoint.size, proof, checkpoint.root
+    )
+    st.emit(
+        {"ok": True, "index": index, "tree_size": checkpoint.size},
+        f"[bold green]included[/]: event #{index} is in the log of {authority.name} "
+        f"at size {checkpoint.size} (checkpoint signed by the log key)",
+    )
 
 
 @log_app.command("status")

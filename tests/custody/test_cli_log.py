@@ -171,3 +171,40 @@ def test_statement_sign_countersign_verify(cli, season: Season, tmp_path: Path) 
     assert code == 2
     code, _, _err = cli("statement", "sign", "--key", str(sun), "--out", str(tmp_path / "x.json"))
     assert code == 2
+
+
+def test_receipts_for_both_parties_verify_offline(cli, season: Season, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    seal(season)
+    env = season.event(
+        Kind.DISPATCH,
+        ["PK-1"],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian", "courier-sun"],
+        body={"seals": SEALS},
+    )
+    path = _write(tmp_path, "d.json", env)
+    receipts = tmp_path / "receipts"
+    assert cli("event", "submit", str(path), "--receipts", str(receipts))[0] == 0
+    (receipt,) = receipts.glob("*.receipt.json")
+    bundle = season.out / "trust-bundle"
+    code, out, _ = cli("log", "check-receipt", str(receipt), str(path), "--trust", str(bundle))
+    assert code == 0, out
+    assert "included" in out
+    # The receipt does not vouch for another event.
+    other = season.event(
+        Kind.INSPECT,
+        ["PK-1"],
+        actors={"inspector": "courier-sun"},
+        signers=["courier-sun"],
+        body={},
+    )
+    code, _, err = cli(
+        "log",
+        "check-receipt",
+        str(receipt),
+        str(_write(tmp_path, "o.json", other)),
+        "--trust",
+        str(bundle),
+    )
+    assert code == 10
+    assert "Traceback" not in err
