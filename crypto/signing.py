@@ -47,6 +47,18 @@ def check_ed25519_public_key(raw: bytes) -> None:
         )
 
 
+def check_x25519_public_key(raw: bytes) -> None:
+    """Refuse an X25519 public key of low order (every shared secret with it is zero)."""
+    if len(raw) != 32:
+        raise WeakKeyError(f"an X25519 public key is 32 bytes, not {len(raw)}")
+    probe = nacl.public.PrivateKey.generate()
+    try:
+        # libsodium refuses a result of all zeros, which is what a low-order point gives.
+        sodium.crypto_scalarmult(bytes(probe), raw)
+    except (nacl.exceptions.RuntimeError, RuntimeError) as e:
+        raise WeakKeyError("X25519 public key refused: it has low order") from e
+
+
 @dataclass(frozen=True)
 class VerifyKey:
     """An Ed25519 public key that passed the canonical, prime-order check."""

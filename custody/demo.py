@@ -183,6 +183,7 @@ def start_season(
             now=now,
             kdf=kdf,
         )
+        assert enrolment.key_file is not None  # the demo generates every key itself
         season.keys[subject] = read_keyfile(enrolment.key_file, pw)
     identity.export_trust_bundle(home, root_passphrase=pw, out=out / "trust-bundle", now=now)
     return season

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from crypto.dsse import Envelope, parse_envelope
 from crypto.sealing import KdfParams
-from crypto.signing import check_ed25519_public_key
+from crypto.signing import VerifyKey, check_ed25519_public_key, check_x25519_public_key
 from custody.errors import ConflictError, NotFoundError, UsageError
 from custody.home import Home
 from custody.store.tables import AuthorityRow, CertificateRow, RevocationRow
@@ -28,7 +28,7 @@ from keys.trust import TrustStore, issue_authority, issue_certificate, issue_rev
 @dataclass(frozen=True)
 class Enrolment:
     certificate: Certificate
-    key_file: Path
+    key_file: Path | None
 
 
 def init_authority(
@@ -106,8 +106,14 @@ def enroll(
     supersedes: str | None = None,
     kdf: KdfParams | None = None,
     pair: KeyPair | None = None,
+    public_keys: tuple[bytes, bytes] | None = None,
 ) -> Enrolment:
-    """Generate a person's keys, seal them under their passphrase, certify the public keys."""
+    """Generate a person's keys, seal them under their passphrase, certify the public keys.
+
+    With ``public_keys`` (Ed25519, X25519) the keys were made on the person's own device:
+    only the public halves are certified, after the weak-key checks, and no key file is
+    written here.
+    """
     trust = load_trust(home)
     if not subject or not subject.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UsageError(f"person id {subject!r}: use letters, digits, '-', '_' or '.'")
@@ -121,18 +127,23 @@ def enroll(
     for tag in recusals:
         if ":" not in tag:
             raise UsageError(f"recusal {tag!r} must be a scope tag such as exam:ID or position:ID")
+    if public_keys is not None:
+        signing_raw, encryption_raw = public_keys
+    else:
+        pair = pair or KeyPair.generate(subject)
+        assert pair.encryption is not None
+        signing_raw, encryption_raw = pair.signing.verify_key.raw, pair.encryption.public_raw
+    check_ed25519_public_key(signing_raw)
+    check_x25519_public_key(encryption_raw)
     root = home.authority_key("root", root_passphrase)
-    pair = pair or KeyPair.generate(subject)
-    check_ed25519_public_key(pair.signing.verify_key.raw)
-    assert pair.encryption is not None
     cert = Certificate(
         authority_id=trust.authority.id,
         subject=subject,
         name=name,
         organisation=organisation,
         roles=role_set,
-        signing_key=pair.signing.verify_key,
-        encryption_key=pair.encryption.public_raw,
+        signing_key=VerifyKey(signing_raw),
+        encryption_key=encryption_raw,
         not_before=not_before,
         not_after=not_after,
         issued_at=now,
@@ -140,8 +151,10 @@ def enroll(
         supersedes=supersedes,
     )
     envelope = issue_certificate(cert, root.signing)
-    out = key_out or home.people_dir() / f"{subject}-{cert.key_id[:8]}.key"
-    write_new_file(out, seal_keypair(pair, passphrase, kdf=kdf))
+    out: Path | None = None
+    if pair is not None:
+        out = key_out or home.people_dir() / f"{subject}-{cert.key_id[:8]}.key"
+        write_new_file(out, seal_keypair(pair, passphrase, kdf=kdf))
     _store_certificate(home, cert, envelope)
     return Enrolment(cert, out)
 

@@ -148,3 +148,66 @@ def test_init_twice_refused(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("init", "--name", "A")[0] == 0
     code, _, err = cli("init", "--name", "B")
     assert code == 5 and "refusing" in err
+
+
+def test_device_keys_enrolled_and_weak_keys_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("init", "--name", "A")[0] == 0
+    key, pub = tmp_path / "li.key", tmp_path / "li.pub.json"
+    assert (
+        cli("keys", "keygen", "--label", "courier-li", "--out", str(key), "--public-out", str(pub))[
+            0
+        ]
+        == 0
+    )
+    code, out, err = cli(
+        "--json",
+        "keys",
+        "enroll",
+        "--subject",
+        "courier-li",
+        "--name",
+        "李伟",
+        "--org",
+        "交通",
+        "--role",
+        "courier",
+        "--public-keys",
+        str(pub),
+    )
+    assert code == 0, err
+    enrolled = json.loads(out)
+    assert enrolled["key_file"] is None
+    from keys.keyfile import read_keyfile
+
+    assert read_keyfile(key, PASS).signing.key_id == enrolled["key_id"]
+
+    good = json.loads(pub.read_text())
+    weak_ed = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="  # the identity point (small order)
+    weak_x = "A" * 43 + "="  # X25519 u = 0 (low order)
+    non_canonical = "7v///////////////////////////////////////38="  # y = p + 1, not reduced
+    for label, ed, x in (
+        ("small-order", weak_ed, good["x25519"]),
+        ("non-canonical", non_canonical, good["x25519"]),
+        ("low-order-x25519", good["ed25519"], weak_x),
+    ):
+        bad = tmp_path / f"{label}.json"
+        bad.write_text(json.dumps({**good, "ed25519": ed, "x25519": x}))
+        code, out, err = cli(
+            "--json",
+            "keys",
+            "enroll",
+            "--subject",
+            f"p-{label}",
+            "--name",
+            "x",
+            "--org",
+            "o",
+            "--role",
+            "courier",
+            "--public-keys",
+            str(bad),
+        )
+        assert code == 10, (label, out)
+        assert json.loads(out)["error"] == "weak_key"
+    code, out, _ = cli("--json", "keys", "list")
+    assert [k["subject"] for k in json.loads(out)["keys"]] == ["courier-li"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from crypto.encoding import Fields, b64encode, parse_json_object
 from custody import identity
 from custody.cli.common import (
     NEW_PASSPHRASE_ENV,
@@ -19,9 +21,11 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import UsageError
+from keys.keyfile import KeyPair, seal_keypair, write_new_file
 from keys.model import RevocationReason, Role
 from keys.trust import load_trust_bundle
 
+PUBLIC_KEYS_FORMAT = "custody-public-keys/v1"
 keys_app = typer.Typer(help="Enrol people, rotate and revoke their keys.", no_args_is_help=True)
 trust_app = typer.Typer(help="Trust bundles for offline devices.", no_args_is_help=True)
 
@@ -69,8 +73,13 @@ def enroll(
         list[str] | None, typer.Option(help="Withdrawn from scope, e.g. exam:GK2027; repeat.")
     ] = None,
     key_out: Annotated[Path | None, typer.Option(help="Where to write the key file.")] = None,
+    public_keys: Annotated[
+        Path | None,
+        typer.Option(help="Certify keys made on the person's device (from `custody keys keygen`)."),
+    ] = None,
 ) -> None:
-    """Enrol a person: new keys sealed under their passphrase, certified by the authority."""
+    """Enrol a person: new keys sealed under their passphrase (or public keys made on their
+    own device), certified by the authority."""
     st = state(ctx)
     now = st.now()
     start = parse_cli_time(valid_from, what="--valid-from") or now
@@ -78,8 +87,13 @@ def enroll(
     if end <= start:
         raise UsageError("--valid-until must be later than --valid-from")
     root_pw = passphrase(prompt="Authority passphrase")
-    new_pw = passphrase(
-        env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {subject}", confirm=True
+    device_keys = _read_public_keys(public_keys) if public_keys is not None else None
+    new_pw = (
+        ""
+        if device_keys is not None
+        else passphrase(
+            env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {subject}", confirm=True
+        )
     )
     result = identity.enroll(
         st.home,
@@ -94,8 +108,14 @@ def enroll(
         passphrase=new_pw,
         now=now,
         key_out=key_out,
+        public_keys=device_keys,
     )
     cert = result.certificate
+    where = (
+        f"key file {result.key_file} (sealed under the holder's passphrase)"
+        if result.key_file
+        else "private keys stay on the holder's device"
+    )
     st.emit(
         {
             "subject": cert.subject,
@@ -105,11 +125,43 @@ def enroll(
             "not_before": fmt_time(cert.not_before),
             "not_after": fmt_time(cert.not_after),
             "recusals": sorted(cert.recusals),
-            "key_file": str(result.key_file),
+            "key_file": str(result.key_file) if result.key_file else None,
         },
         f"[bold green]enrolled[/] {cert.describe()}\n"
-        f"  valid {fmt_time(cert.not_before)} .. {fmt_time(cert.not_after)}\n"
-        f"  key file {result.key_file} (sealed under the holder's passphrase)",
+        f"  valid {fmt_time(cert.not_before)} .. {fmt_time(cert.not_after)}\n  {where}",
+    )
+
+
+def _read_public_keys(path: Path) -> tuple[bytes, bytes]:
+    f = Fields(parse_json_object(read_input(path), what=str(path)), what=str(path))
+    f.expect("format", PUBLIC_KEYS_FORMAT)
+    return f.blob("ed25519"), f.blob("x25519")
+
+
+@keys_app.command("keygen")
+def keygen(
+    ctx: typer.Context,
+    label: Annotated[str, typer.Option(help="Who the keys are for (person id).")],
+    out: Annotated[Path, typer.Option(help="The key file to write (sealed).")],
+    public_out: Annotated[Path, typer.Option(help="Public keys to hand to the authority.")],
+) -> None:
+    """On a person's own device: make keys, seal them, write the public half for enrolment."""
+    st = state(ctx)
+    pw = passphrase(env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {label}", confirm=True)
+    pair = KeyPair.generate(label)
+    assert pair.encryption is not None
+    write_new_file(out, seal_keypair(pair, pw))
+    public = {
+        "format": PUBLIC_KEYS_FORMAT,
+        "label": label,
+        "ed25519": b64encode(pair.signing.verify_key.raw),
+        "x25519": b64encode(pair.encryption.public_raw),
+    }
+    write_new_file(public_out, json.dumps(public, indent=2).encode() + b"\n", mode=0o644)
+    st.emit(
+        {"key_file": str(out), "public_keys": str(public_out), "key_id": pair.signing.key_id},
+        f"[bold green]keys made[/] for {label}: key id {pair.signing.key_id[:16]}; "
+        f"give {public_out} to the authority, keep {out}",
     )
 
 
