@@ -22,6 +22,7 @@ from custody.cli.keys_cmd import init, keys_app, trust_app
 from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.paper_cmd import paper_app
+from custody.cli.serve_cmd import serve
 from custody.cli.statement_cmd import statement_app
 from custody.cli.witness_cmd import witness_app
 from custody.errors import CustodyError
@@ -63,6 +64,7 @@ app.add_typer(log_app, name="log")
 app.add_typer(witness_app, name="witness")
 app.command("export")(export)
 app.command("verify")(verify)
+app.command("serve")(serve)
 app.add_typer(package_app, name="package")
 app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
