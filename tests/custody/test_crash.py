@@ -1,0 +1,99 @@
+"""A process killed in the middle of writing: on restart nothing acknowledged is lost and the
+log still verifies (SIGKILL, no chance to clean up; SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from custody import identity
+from custody.audit import export_bundle
+from custody.demo import Season, seal_body
+from custody.demo_log import verify_export
+from custody.events import Kind
+from custody.log import CustodyLog
+from tests.conftest import PASS
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from crypto.dsse import parse_envelope
+    from crypto.encoding import utc
+    from custody import identity
+    from custody.home import Home
+    from custody.log import CustodyLog
+
+    home = Home(Path(sys.argv[1]))
+    key = home.authority_key("log", sys.argv[2]).signing
+    log = CustodyLog(home.engine, identity.load_trust(home), key)
+    for line in open(sys.argv[3], "rb"):
+        receipt = log.submit(parse_envelope(line), now=utc(2027, 3, 1, 9))
+        # Acknowledged: only now does the writer tell anyone the index.
+        print(receipt.index, flush=True)
+    """
+)
+
+
+def test_killed_writer_loses_nothing_acknowledged(any_season: Season, tmp_path: Path) -> None:
+    season = any_season
+    window = (season.now + timedelta(hours=5), season.now + timedelta(hours=7))
+    lines = []
+    for n in range(400):
+        body = seal_body(
+            position="P",
+            paper="PA",
+            copies=1,
+            seals=[f"S{n}"],
+            window=window,
+            route=["courier-sun"],
+        )
+        env = season.event(
+            Kind.SEAL,
+            [f"PK-{n}"],
+            actors={"sealer": "print-qian"},
+            signers=["print-qian"],
+            body=body,
+            prevs={f"PK-{n}": None},
+        )
+        lines.append(env.to_bytes())
+    feed = tmp_path / "events.jsonl"
+    feed.write_bytes(b"\n".join(lines) + b"\n")
+    season.log()  # the log head exists before the writer starts
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(season.home.path), PASS, str(feed)],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    acknowledged: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(acknowledged) < 40 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        acknowledged.append(int(line))
+    os.kill(proc.pid, signal.SIGKILL)  # in the middle of the next append
+    proc.wait()
+    acknowledged += [int(x) for x in proc.stdout.read().split()]
+    assert len(acknowledged) >= 40
+
+    # Restart: a fresh process view of the same database.
+    reopened = CustodyLog(season.home.engine, identity.load_trust(season.home), None)
+    size = reopened.size()
+    assert size >= max(acknowledged) + 1
+    assert set(acknowledged) <= {i for i, _ in reopened.entries()}
+    assert len(reopened.checkpoints()) == size  # every append signed one, none lost
+    export_bundle(reopened, tmp_path / "export")
+    report = verify_export(tmp_path / "export")
+    assert report.ok, report.problems[:3]
+    assert report.checked == size
