@@ -26,13 +26,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from crypto.dsse import parse_envelope
-from crypto.encoding import b64encode, parse_json_object
+from crypto.encoding import b64encode
 from custody import identity
 from custody.audit import trust_document
 from custody.errors import CustodyError, FormatError, StorageError, UsageError
 from custody.home import Home
 from custody.log import AppendResult, CustodyLog
-from custody.store.states import state_to_json
+from custody.store.states import state_as_dict
 from labels.payload import verify_label
 
 MAX_BODY = 1 << 20
@@ -176,7 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
     def package(package_id: str) -> dict[str, Any]:
         state = service.log.package_state(package_id)
         return {
-            "state": parse_json_object(state_to_json(state), what="state"),
+            "state": state_as_dict(state),
             "history": service.log.package_history(package_id),
         }
 

@@ -1,61 +1,131 @@
-"""Mapping between the rules' ``PackageState`` and its cached JSON row (an edge)."""
+"""Mapping between the rules' ``PackageState`` and its cached row (an edge).
+
+The row is a cache the rules engine reads under the append lock; ``custody verify`` never
+trusts it. It is a compact JSON array (times as Unix seconds) because it is rewritten for
+every event: on the append path its cost matters.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import UTC, datetime
 
-from crypto.encoding import format_time, parse_time
 from custody.rules import PackageState, Status
+
+_VERSION = 2
+
+
+def _ts(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _dt(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def state_to_json(state: PackageState) -> str:
-    body: dict[str, Any] = {
+    return json.dumps(
+        [
+            _VERSION,
+            state.package_id,
+            state.exam,
+            state.position,
+            state.paper,
+            state.copies,
+            list(state.seals),
+            _ts(state.window_start),
+            _ts(state.window_end),
+            list(state.route),
+            state.handover_witness,
+            state.status.value,
+            state.holder,
+            state.route_pos,
+            state.last_event,
+            _ts(state.last_time),
+            state.last_place,
+            state.frozen,
+            state.compromised,
+            state.distributed,
+            state.recovered,
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def state_from_json(text: str) -> PackageState:
+    (
+        version,
+        package_id,
+        exam,
+        position,
+        paper,
+        copies,
+        seals,
+        window_start,
+        window_end,
+        route,
+        handover_witness,
+        status,
+        holder,
+        route_pos,
+        last_event,
+        last_time,
+        last_place,
+        frozen,
+        compromised,
+        distributed,
+        recovered,
+    ) = json.loads(text)
+    if version != _VERSION:  # pragma: no cover - a database from another release
+        raise ValueError(f"package state cache version {version}, expected {_VERSION}")
+    return PackageState(
+        package_id=package_id,
+        exam=exam,
+        position=position,
+        paper=paper,
+        copies=copies,
+        seals=tuple(seals),
+        window_start=_dt(window_start),
+        window_end=_dt(window_end),
+        route=tuple(route),
+        handover_witness=handover_witness,
+        status=Status(status),
+        holder=holder,
+        route_pos=route_pos,
+        last_event=last_event,
+        last_time=_dt(last_time),
+        last_place=last_place,
+        frozen=frozen,
+        compromised=compromised,
+        distributed=distributed,
+        recovered=recovered,
+    )
+
+
+def state_as_dict(state: PackageState) -> dict[str, object]:
+    """A readable view of a package's state (for the API and reports)."""
+    return {
         "package_id": state.package_id,
         "exam": state.exam,
         "position": state.position,
         "paper": state.paper,
         "copies": state.copies,
         "seals": list(state.seals),
-        "window_start": format_time(state.window_start),
-        "window_end": format_time(state.window_end),
+        "window": {"start": _iso(state.window_start), "end": _iso(state.window_end)},
         "route": list(state.route),
-        "handover_witness": state.handover_witness,
         "status": state.status.value,
         "holder": state.holder,
-        "route_pos": state.route_pos,
+        "next_holder": state.next_holder,
         "last_event": state.last_event,
-        "last_time": format_time(state.last_time),
+        "last_time": _iso(state.last_time),
         "last_place": state.last_place,
         "frozen": state.frozen,
         "compromised": state.compromised,
         "distributed": state.distributed,
         "recovered": state.recovered,
     }
-    return json.dumps(body, ensure_ascii=False, sort_keys=True)
 
 
-def state_from_json(text: str) -> PackageState:
-    b = json.loads(text)
-    return PackageState(
-        package_id=b["package_id"],
-        exam=b["exam"],
-        position=b["position"],
-        paper=b["paper"],
-        copies=b["copies"],
-        seals=tuple(b["seals"]),
-        window_start=parse_time(b["window_start"]),
-        window_end=parse_time(b["window_end"]),
-        route=tuple(b["route"]),
-        handover_witness=b["handover_witness"],
-        status=Status(b["status"]),
-        holder=b["holder"],
-        route_pos=b["route_pos"],
-        last_event=b["last_event"],
-        last_time=parse_time(b["last_time"]),
-        last_place=b["last_place"],
-        frozen=b["frozen"],
-        compromised=b["compromised"],
-        distributed=b["distributed"],
-        recovered=b["recovered"],
-    )
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
