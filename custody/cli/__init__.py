@@ -20,6 +20,7 @@ from custody.cli.keys_cmd import init, keys_app, trust_app
 from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.paper_cmd import paper_app
+from custody.cli.serve_cmd import serve
 from custody.cli.statement_cmd import statement_app
 from custody.errors import CustodyError
 
@@ -62,6 +63,7 @@ app.command("verify")(verify)
 app.add_typer(package_app, name="package")
 app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
+app.command("serve")(serve)
 
 
 def main(argv: list[str] | None = None) -> int:
