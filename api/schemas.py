@@ -126,9 +126,7 @@ EVENTS_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "application/json": {
-                "schema": {
-                    "oneOf": [ENVELOPE_SCHEMA, {"type": "array", "items": ENVELOPE_SCHEMA}]
-                }
+                "schema": {"oneOf": [ENVELOPE_SCHEMA, {"type": "array", "items": ENVELOPE_SCHEMA}]}
             }
         },
     }
