@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 from datetime import timedelta
 
 import cbor2
@@ -98,3 +99,9 @@ def blank_png() -> bytes:
     out = io.BytesIO()
     Image.new("L", (200, 200), 255).save(out, format="PNG")
     return out.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

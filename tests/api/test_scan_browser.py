@@ -8,7 +8,6 @@ good label and REFUSED, with the reason, for a tampered one.
 from __future__ import annotations
 
 import io
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from PIL import Image
 
 from api.app import Settings, create_app
 from custody.demo import Season
-from tests.api.helpers import good_label, label_png, stranger_label
+from tests.api.helpers import free_port, good_label, label_png, stranger_label
 from tests.conftest import PASS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,12 +46,6 @@ def write_y4m(png: bytes, path: Path, frames: int = 3) -> Path:
         for _ in range(frames):
             fh.write(b"FRAME\n" + planes)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
