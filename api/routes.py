@@ -48,8 +48,8 @@ router = APIRouter()
 
 # Largest index or size SQLite and PostgreSQL store as a signed 64-bit integer.
 MAX_INDEX = (1 << 63) - 1
-# Package ids are free text in events; control characters cannot be stored by PostgreSQL.
-PACKAGE_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,200}$"
+# The event parser's rule for package ids (custody/events.py), checked before any query.
+PACKAGE_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
 
 
 def backend(request: Request) -> Backend:

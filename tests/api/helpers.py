@@ -54,7 +54,12 @@ def seal_event(season: Season, pkg: str = "PK-1") -> Envelope:
         route=ROUTE,
     )
     return season.event(
-        Kind.SEAL, [pkg], actors={"sealer": "print-qian"}, signers=["print-qian"], body=body
+        Kind.SEAL,
+        [pkg],
+        actors={"sealer": "print-qian"},
+        signers=["print-qian"],
+        body=body,
+        prevs={pkg: None},  # a seal starts the chain (and odd ids are never looked up here)
     )
 
 
