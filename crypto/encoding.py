@@ -59,15 +59,20 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
 
 
-def parse_json_object(data: bytes | str, *, what: str) -> dict[str, Any]:
-    """Parse untrusted JSON that must be an object; duplicate keys are refused."""
+def parse_json(data: bytes | str, *, what: str) -> Any:
+    """Parse untrusted JSON of any shape; duplicate keys are refused."""
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = _DECODER.decode(text)
+        return _DECODER.decode(text)
     except FormatError as e:
         raise FormatError(f"{what}: {e.message}") from e
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise FormatError(f"{what} is not valid JSON") from e
+
+
+def parse_json_object(data: bytes | str, *, what: str) -> dict[str, Any]:
+    """Parse untrusted JSON that must be an object; duplicate keys are refused."""
+    value = parse_json(data, what=what)
     if not isinstance(value, dict):
         raise FormatError(f"{what} must be a JSON object")
     return value

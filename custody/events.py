@@ -10,6 +10,9 @@ Rules:
 - The Merkle leaf is the envelope's canonical bytes (signatures included), so an edited
   signature breaks the log as surely as an edited payload.
 - Corrections never edit: a ``correction`` event names the statement it corrects.
+- Package ids are 1-128 characters without control characters, and no string anywhere in an
+  event holds U+0000: what the log stores must fit its columns on every engine (PostgreSQL text
+  cannot hold NUL), so such an event is a format refusal, never a storage fault.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from custody.errors import FormatError
 EVENT_TYPE = "application/vnd.custody.event.v1+json"
 MAX_PACKAGES_PER_EVENT = 1000
 _STATEMENT_ID = re.compile(r"^[0-9a-f]{64}$")
+MAX_PACKAGE_ID = 128  # the width of the log's package_id columns
+_PACKAGE_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_PACKAGE_ID}}}")
 
 
 class Kind(StrEnum):
@@ -107,10 +112,26 @@ def _string_map(value: object, *, what: str, nullable: bool) -> dict[str, Any]:
     return dict(value)
 
 
+def _refuse_nul(value: object) -> None:
+    """No U+0000 in any key or string (iterative: nesting depth is the parser's business)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise FormatError("event: a string holds U+0000 (NUL), which is not allowed")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 def parse_event(payload: bytes) -> Event:
     """Parse verified (or about to be verified) payload bytes into an Event."""
     what = "event"
     f = Fields(parse_json_object(payload, what=what), what=what)
+    _refuse_nul(f.obj)
     f.expect("type", "custody.event.v1")
     extra = set(f.obj) - {
         "type",
@@ -135,6 +156,12 @@ def parse_event(payload: bytes) -> Event:
     corrects = f.opt_text("corrects")
     if corrects is not None and not _STATEMENT_ID.match(corrects):
         raise FormatError("event.corrects must be a statement id (64 lowercase hex digits)")
+    for package_id in packages:
+        if not _PACKAGE_ID_RE.fullmatch(package_id):
+            raise FormatError(
+                f"event.packages: package id {package_id[:40]!r} must be 1-{MAX_PACKAGE_ID} "
+                "characters without control characters"
+            )
     body = f.obj.get("body")
     if not isinstance(body, dict):
         raise FormatError("event.body must be an object")

@@ -35,6 +35,7 @@ from custody.errors import (
     FormatError,
     NotFoundError,
     StorageError,
+    UsageError,
 )
 from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, statement_id
 from custody.parallel import SignaturePool
@@ -510,14 +511,25 @@ class CustodyLog:
                 for r in conn.execute(select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size))
             ]
 
+    @staticmethod
+    def _within(conn: Connection, size: int) -> None:
+        """A tree size the log has not reached is the caller's mistake, not a storage fault."""
+        current = int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+        if size > current:
+            raise UsageError(f"tree size {size} is beyond the log's {current} entries")
+
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         with self._reader() as conn:
-            nodes = self._nodes(conn, merkle.inclusion_proof_nodes(index, size))
+            wanted = merkle.inclusion_proof_nodes(index, size)
+            self._within(conn, size)
+            nodes = self._nodes(conn, wanted)
         return merkle.inclusion_proof_from_nodes(index, size, nodes)
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         with self._reader() as conn:
-            nodes = self._nodes(conn, merkle.consistency_proof_nodes(old_size, new_size))
+            wanted = merkle.consistency_proof_nodes(old_size, new_size)
+            self._within(conn, new_size)
+            nodes = self._nodes(conn, wanted)
         return merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
 
     def entry(self, index: int) -> Envelope:

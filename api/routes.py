@@ -1,0 +1,317 @@
+"""The JSON routes of the HTTP API (documented in the OpenAPI schema at /openapi.json).
+
+Rules:
+- A route parses its input with the project's one parser for that input, calls the service the
+  CLI calls too, and shapes the answer; it decides nothing else and raises no HTTP error itself.
+- Request bodies are read with a cap per route (413 ``too_large`` beyond it) before any parsing.
+- Blocking work (database, signatures, image decoding) runs on the thread pool.
+- POST /v1/events: one envelope answers 201 (appended) or 200 (already in the log), or the
+  refusal's own status; a list is judged envelope by envelope in one transaction and answers
+  201 if anything was appended, else 200, with each item's own status in the body.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from api.backend import Backend
+from api.errors import ReadOnlyError, TooLargeError
+from api.schemas import (
+    EVENTS_BODY,
+    IMAGE_BODY,
+    LABEL_TEXT_BODY,
+    BatchResult,
+    ConsistencyProof,
+    EntryOut,
+    ErrorBody,
+    Health,
+    InclusionProof,
+    PackageOut,
+    ReceiptOut,
+    VerifiedLabelOut,
+)
+from crypto.dsse import Envelope, parse_envelope
+from crypto.encoding import b64encode, parse_json
+from custody.audit import trust_document
+from custody.errors import CustodyError, FormatError
+from custody.log import AppendResult, Receipt, statement_id_of
+from custody.store.states import state_as_dict
+from labels.payload import verify_label
+from labels.scan import scan_label
+
+router = APIRouter()
+
+# Largest index or size SQLite and PostgreSQL store as a signed 64-bit integer.
+MAX_INDEX = (1 << 63) - 1
+# The event parser's rule for package ids (custody/events.py), checked before any query.
+PACKAGE_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
+
+
+def backend(request: Request) -> Backend:
+    return cast(Backend, request.app.state.backend)
+
+
+Service = Annotated[Backend, Depends(backend)]
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorBody} for s in statuses}
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request body, refused as soon as it exceeds ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(f"{what}: {declared} bytes, more than the {limit} accepted")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise TooLargeError(f"{what}: more than the {limit} bytes accepted")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _receipt(r: Receipt) -> dict[str, Any]:
+    return r.as_dict()
+
+
+@router.get("/healthz", response_model=Health, tags=["service"], responses=_errors(503))
+def healthz(service: Service) -> dict[str, Any]:
+    """Liveness and the database's reachability (the log's size is read)."""
+    authority = service.trust().authority
+    return {
+        "ok": True,
+        "authority_id": authority.id,
+        "log_origin": authority.log_origin,
+        "log_size": service.log.size(),
+        "writable": service.writable,
+    }
+
+
+@router.get(
+    "/v1/trust-bundle",
+    tags=["trust"],
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+def trust_bundle(service: Service) -> Response:
+    """The authority statement, certificates and revocations, each signed by the root key.
+
+    The same document as ``trust.json`` in an export bundle: verify each envelope under the
+    root key you pinned; nothing here is to be believed because this server sent it.
+    """
+    return Response(trust_document(service.trust()), media_type="application/json")
+
+
+@router.get(
+    "/v1/checkpoint",
+    tags=["log"],
+    response_class=PlainTextResponse,
+    responses=_errors(404),
+)
+def checkpoint(service: Service) -> PlainTextResponse:
+    """The latest signed checkpoint (C2SP signed note; 404 while the log is empty)."""
+    return PlainTextResponse(service.log.latest_checkpoint())
+
+
+def _parse_submission(body: bytes) -> tuple[list[Envelope | CustodyError], bool]:
+    """Envelopes (or each item's format refusal) and whether the body was a list."""
+    value = parse_json(body, what="request body")
+    if isinstance(value, dict):
+        return [parse_envelope(value)], False
+    if not isinstance(value, list):
+        raise FormatError("request body must be a DSSE envelope (JSON object) or a list of them")
+    if not value:
+        raise FormatError("request body is an empty list: nothing to submit")
+    items: list[Envelope | CustodyError] = []
+    for i, item in enumerate(value):
+        try:
+            if not isinstance(item, dict):
+                raise FormatError(f"envelope {i} must be a JSON object")
+            items.append(parse_envelope(item, what=f"envelope {i}"))
+        except CustodyError as e:
+            items.append(e)
+    return items, True
+
+
+def _batch_answer(items: list[Envelope | CustodyError], result: AppendResult) -> JSONResponse:
+    positions = [i for i, item in enumerate(items) if isinstance(item, Envelope)]
+    refused: dict[int, CustodyError] = {
+        i: item for i, item in enumerate(items) if isinstance(item, CustodyError)
+    }
+    for rejected in result.rejected:
+        refused[positions[rejected.envelope_index]] = rejected.error
+    # Receipts name statement ids, not positions: hand each id's positions out in order
+    # (new appends are listed before duplicates, as the first occurrence is the one appended).
+    queue: dict[str, list[int]] = {}
+    for pos in positions:
+        env = items[pos]
+        if pos not in refused and isinstance(env, Envelope):
+            queue.setdefault(statement_id_of(env), []).append(pos)
+    accepted = []
+    for r in result.receipts:
+        pos = queue[r.statement_id].pop(0)
+        status = 200 if r.duplicate else 201
+        accepted.append({"position": pos, "status": status, **_receipt(r)})
+    accepted.sort(key=lambda a: int(a["position"]))
+    body = {
+        "accepted": accepted,
+        "refused": [
+            {"position": pos, "status": e.http_status, **e.as_dict()}
+            for pos, e in sorted(refused.items())
+        ],
+        "system": [_receipt(r) for r in result.system],
+    }
+    appended = any(a["status"] == 201 for a in accepted)
+    return JSONResponse(body, status_code=201 if appended else 200)
+
+
+@router.post(
+    "/v1/events",
+    tags=["log"],
+    status_code=201,
+    openapi_extra=EVENTS_BODY,
+    responses={
+        201: {"model": ReceiptOut, "description": "Appended (a list: `BatchResult`)."},
+        200: {"model": BatchResult, "description": "Already in the log (a list: nothing new)."},
+        **_errors(400, 403, 404, 409, 413, 422, 423, 503),
+    },
+)
+async def submit_events(request: Request, service: Service) -> JSONResponse:
+    """Append one signed custody event (a DSSE envelope), or a list of them.
+
+    Each envelope is verified (signatures, roles, chain, route, window, containment) and
+    appended, or refused with its reason; an accepted event is durable before it is answered.
+    """
+    if not service.writable:
+        raise ReadOnlyError(
+            "this service was started without the log key: it answers reads only",
+            hint="restart it with the log key's passphrase to accept events",
+        )
+    body = await read_body(request, service.settings.max_event_body, "request body")
+    items, is_batch = _parse_submission(body)
+    if len(items) > service.settings.max_batch:
+        raise TooLargeError(
+            f"{len(items)} envelopes in one request; at most {service.settings.max_batch}"
+        )
+    envelopes = [item for item in items if isinstance(item, Envelope)]
+
+    def append() -> AppendResult:
+        service.trust()  # reload first if someone was enrolled or revoked meanwhile
+        return service.log.submit_many(envelopes, now=service.now())
+
+    result = await run_in_threadpool(append) if envelopes else AppendResult()
+    if is_batch:
+        return _batch_answer(items, result)
+    if result.rejected:
+        raise result.rejected[0].error
+    receipt = result.receipts[0]
+    return JSONResponse(_receipt(receipt), status_code=200 if receipt.duplicate else 201)
+
+
+Index = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Log index (from 0).")]
+
+
+@router.get(
+    "/v1/entries/{index}", response_model=EntryOut, tags=["log"], responses=_errors(404, 422)
+)
+def entry(index: Index, service: Service) -> dict[str, Any]:
+    """One log entry: the DSSE envelope exactly as hashed into the tree."""
+    env = service.log.entry(index)
+    return {"index": index, "statement_id": statement_id_of(env), "envelope": env.to_json_obj()}
+
+
+@router.get(
+    "/v1/proofs/inclusion",
+    response_model=InclusionProof,
+    tags=["log"],
+    responses=_errors(400, 422),
+)
+def inclusion(
+    service: Service,
+    index: Annotated[int, Query(ge=0, le=MAX_INDEX)],
+    size: Annotated[int, Query(ge=1, le=MAX_INDEX, description="Tree size of a checkpoint.")],
+) -> dict[str, Any]:
+    """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` entries."""
+    proof = service.log.inclusion_proof(index, size)
+    return {"index": index, "tree_size": size, "proof": [b64encode(h) for h in proof]}
+
+
+@router.get(
+    "/v1/proofs/consistency",
+    response_model=ConsistencyProof,
+    tags=["log"],
+    responses=_errors(400, 422),
+)
+def consistency(
+    service: Service,
+    old: Annotated[int, Query(ge=1, le=MAX_INDEX, description="Earlier tree size.")],
+    new: Annotated[int, Query(ge=1, le=MAX_INDEX, description="Later tree size.")],
+) -> dict[str, Any]:
+    """RFC 9162 consistency proof between two tree sizes."""
+    proof = service.log.consistency_proof(old, new)
+    return {"old_size": old, "new_size": new, "proof": [b64encode(h) for h in proof]}
+
+
+@router.get(
+    "/v1/packages/{package_id}",
+    response_model=PackageOut,
+    tags=["packages"],
+    responses=_errors(404, 422),
+)
+def package(
+    package_id: Annotated[str, Path(pattern=PACKAGE_ID_PATTERN)], service: Service
+) -> dict[str, Any]:
+    """A package's state after its latest event, and the log indexes of all its events."""
+    state = service.log.package_state(package_id)
+    return {
+        "package_id": package_id,
+        "state": state_as_dict(state),
+        "history": service.log.package_history(package_id),
+    }
+
+
+@router.post(
+    "/v1/labels/verify",
+    response_model=VerifiedLabelOut,
+    response_model_exclude_none=True,
+    tags=["labels"],
+    openapi_extra=LABEL_TEXT_BODY,
+    responses=_errors(400, 403, 413, 422),
+)
+async def verify_label_text(request: Request, service: Service) -> dict[str, object]:
+    """Verify a label's text (what its QR code holds) as a courier's scanner would."""
+    body = await read_body(request, service.settings.max_label_body, "label text")
+
+    def check() -> dict[str, object]:
+        return verify_label(body, service.trust(), now=service.now()).report()
+
+    return await run_in_threadpool(check)
+
+
+@router.post(
+    "/v1/labels/scan",
+    response_model=VerifiedLabelOut,
+    response_model_exclude_none=True,
+    tags=["labels"],
+    openapi_extra=IMAGE_BODY,
+    responses=_errors(400, 403, 413, 422),
+)
+async def scan_label_image(request: Request, service: Service) -> dict[str, object]:
+    """Read the one QR code in a photo (PNG, JPEG...) and verify the label it holds.
+
+    No code, or several, is refused with the code ``scan`` (aim again; nothing was read).
+    """
+    body = await read_body(request, service.settings.max_image_body, "image")
+
+    def check() -> dict[str, object]:
+        text = scan_label(body)
+        return {"label": text, **verify_label(text, service.trust(), now=service.now()).report()}
+
+    return await run_in_threadpool(check)

@@ -1,0 +1,150 @@
+"""Response bodies of the HTTP API (pydantic, for the OpenAPI schema only).
+
+These models describe what the routes send; they hold no rule. The request bodies are parsed
+by the project's own strict parsers (``parse_envelope``, ``verify_label``, ``scan_label``), so
+their OpenAPI descriptions are written out by hand below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="Stable error code (the CustodyError class's `code`).")
+    message: str = Field(description="What is wrong, for a person.")
+    hint: str | None = Field(default=None, description="What to do about it, when known.")
+
+
+class Health(BaseModel):
+    ok: bool
+    authority_id: str
+    log_origin: str
+    log_size: int
+    writable: bool = Field(description="False when started without the log key (read-only).")
+
+
+class FindingOut(BaseModel):
+    kind: str
+    package: str
+    detail: str
+
+
+class ReceiptOut(BaseModel):
+    index: int = Field(description="The event's index in the log.")
+    statement_id: str
+    checkpoint: str = Field(description="Signed checkpoint (C2SP signed note) covering it.")
+    findings: list[FindingOut]
+    duplicate: bool = Field(description="True when the event was already in the log.")
+
+
+class BatchAccepted(ReceiptOut):
+    position: int = Field(description="Position of the envelope in the submitted list.")
+    status: int = Field(description="201 appended now, 200 already in the log.")
+
+
+class BatchRefused(ErrorBody):
+    position: int
+    status: int = Field(description="The status a single submission of it would have had.")
+
+
+class BatchResult(BaseModel):
+    accepted: list[BatchAccepted]
+    refused: list[BatchRefused]
+    system: list[ReceiptOut] = Field(
+        description="Statements the service appended itself in the same transaction."
+    )
+
+
+class EntryOut(BaseModel):
+    index: int
+    statement_id: str
+    envelope: dict[str, Any] = Field(description="The DSSE envelope as stored (the leaf).")
+
+
+class InclusionProof(BaseModel):
+    index: int
+    tree_size: int
+    proof: list[str] = Field(description="RFC 9162 audit path, standard base64 hashes.")
+
+
+class ConsistencyProof(BaseModel):
+    old_size: int
+    new_size: int
+    proof: list[str] = Field(description="RFC 9162 consistency path, standard base64 hashes.")
+
+
+class PackageOut(BaseModel):
+    package_id: str
+    state: dict[str, Any] = Field(description="The package's state after its latest event.")
+    history: list[int] = Field(description="Log indexes of every event naming the package.")
+
+
+class SealedBy(BaseModel):
+    subject: str
+    name: str
+    roles: list[str]
+    key_id: str
+
+
+class VerifiedLabelOut(BaseModel):
+    ok: bool
+    manifest: dict[str, Any]
+    sealed_by: SealedBy
+    authority_id: str
+    checked_at: str
+    label: str | None = Field(default=None, description="The label text read (scan only).")
+
+
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["payloadType", "payload", "signatures"],
+    "additionalProperties": False,
+    "properties": {
+        "payloadType": {"type": "string", "example": "application/vnd.custody.event.v1+json"},
+        "payload": {"type": "string", "format": "byte"},
+        "signatures": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["sig"],
+                "additionalProperties": False,
+                "properties": {
+                    "keyid": {"type": "string"},
+                    "sig": {"type": "string", "format": "byte"},
+                },
+            },
+        },
+    },
+}
+
+EVENTS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [ENVELOPE_SCHEMA, {"type": "array", "items": ENVELOPE_SCHEMA}]}
+            }
+        },
+    }
+}
+
+LABEL_TEXT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"text/plain": {"schema": {"type": "string", "example": "CP1:..."}}},
+    }
+}
+
+IMAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}

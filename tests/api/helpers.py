@@ -1,0 +1,112 @@
+"""Builders shared by the API tests: events along a route, labels good and bad, app clients."""
+
+from __future__ import annotations
+
+import io
+import socket
+from datetime import timedelta
+
+import cbor2
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.app import Settings, create_app
+from crypto.dsse import Envelope
+from crypto.signing import SigningKey
+from custody.demo import Season, seal_body
+from custody.events import Kind
+from custody.package_service import label_text, seal_package
+from labels.payload import (
+    COSE_SIGN1_TAG,
+    kid_of,
+    manifest_to_cbor,
+    protected_header,
+    sig_structure,
+    wrap_text,
+)
+from labels.qr import encode_qr
+from labels.render import render_png
+from tests.conftest import PASS
+from tests.label_fixtures import resign, typical_manifest
+
+SEALS = ["S-001", "S-002"]
+ROUTE = ["courier-sun", "courier-li", "custodian-zhou"]
+STRANGER = SigningKey(bytes(range(1, 33)))  # certified by nobody
+
+
+def client(season: Season, *, writable: bool = True) -> TestClient:
+    settings = Settings(
+        home=season.home.path,
+        log_passphrase=PASS if writable else None,
+        clock=lambda: season.now,
+    )
+    return TestClient(create_app(settings))
+
+
+def seal_event(season: Season, pkg: str = "PK-1") -> Envelope:
+    start = season.now + timedelta(hours=4)
+    body = seal_body(
+        position="P-01",
+        paper="PAPER-A",
+        copies=30,
+        seals=SEALS,
+        window=(start, start + timedelta(hours=2)),
+        route=ROUTE,
+    )
+    return season.event(
+        Kind.SEAL,
+        [pkg],
+        actors={"sealer": "print-qian"},
+        signers=["print-qian"],
+        body=body,
+        prevs={pkg: None},  # a seal starts the chain (and odd ids are never looked up here)
+    )
+
+
+def transfer_event(
+    season: Season, kind: Kind, pkg: str, frm: str, to: str, *, signers: list[str] | None = None
+) -> Envelope:
+    return season.event(
+        kind,
+        [pkg],
+        actors={"releaser": frm, "receiver": to},
+        signers=signers if signers is not None else [frm, to],
+        body={"seals": SEALS},
+    )
+
+
+def good_label(season: Season) -> str:
+    """A package sealed by the printer; its label text as the QR code holds it."""
+    manifest = typical_manifest(season.now)
+    seal_package(season.home, manifest, season.keys["print-qian"].signing, now=season.now)
+    return label_text(season.home, manifest.package_id)
+
+
+def stranger_label(season: Season) -> str:
+    """The manifest with its copy count changed, re-signed by a key no certificate binds."""
+    return resign(typical_manifest(season.now), STRANGER, lambda f: f.update({7: 29}))
+
+
+def forged_label(season: Season) -> str:
+    """Claims the printer's key id but is signed by another key."""
+    payload = manifest_to_cbor(typical_manifest(season.now, copy_count=29))
+    protected = protected_header(kid_of(season.keys["print-qian"].signing.key_id))
+    signature = STRANGER.sign(sig_structure(protected, payload))
+    cose = cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, signature]))
+    return wrap_text(cose)
+
+
+def label_png(season: Season, text: str, dpi: int = 200) -> bytes:
+    return render_png(typical_manifest(season.now), encode_qr(text), dpi=dpi)
+
+
+def blank_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("L", (200, 200), 255).save(out, format="PNG")
+    return out.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,100 @@
+"""`custody serve` in its own process, and the last-resort guard against bugs (500, no secret)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import Settings, create_app
+from custody.demo import Season
+from tests.api.helpers import free_port, seal_event
+from tests.conftest import PASS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _serve(season: Season, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUSTODY_LOG_PASSPHRASE": PASS}
+    argv = ["--home", str(season.home.path), "serve", "--port", str(port), *extra]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            pytest.fail(f"custody serve exited with {proc.returncode}: {out}")
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.kill()
+    pytest.fail("custody serve did not answer within 30 s")
+
+
+@pytest.mark.parametrize(
+    ("extra", "writable", "status"),
+    [((), True, 201), (("--read-only",), False, 503)],
+    ids=["with-log-key", "read-only"],
+)
+def test_serve_runs_the_api(
+    season: Season, extra: tuple[str, ...], writable: bool, status: int
+) -> None:
+    proc, base = _serve(season, *extra)
+    try:
+        assert httpx.get(f"{base}/healthz").json()["writable"] is writable
+        r = httpx.post(f"{base}/v1/events", content=seal_event(season).to_bytes())
+        assert r.status_code == status
+        assert httpx.get(f"{base}/scan").status_code == 200
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert PASS.encode() not in out  # the passphrase is never printed
+
+
+def test_wrong_log_passphrase_stops_serve_before_listening(season: Season) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUSTODY_LOG_PASSPHRASE": "wrong"}
+    argv = ["--home", str(season.home.path), "serve", "--port", str(port)]
+    done = subprocess.run(
+        [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 11  # DecryptionError's exit code
+    assert b"Traceback" not in done.stderr
+
+
+def test_a_bug_answers_500_in_our_shape_and_logs_no_message(
+    season: Season, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(home=season.home.path, clock=lambda: season.now))
+
+    @app.get("/boom")
+    def boom() -> None:
+        secret = "hunter" + str(2)  # built at run time: the source line does not show it
+        raise RuntimeError(f"passphrase={secret}")  # a bug whose message holds a secret
+
+    with caplog.at_level(logging.ERROR, logger="custody.api"):
+        r = TestClient(app).get("/boom")
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal", "message": "internal error; it was logged"}
+    assert "RuntimeError" in caplog.text and "/boom" in caplog.text
+    assert "hunter2" not in caplog.text
+    assert "hunter2" not in r.text
