@@ -247,7 +247,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--verify-events", type=int, default=1_000_000)
     ap.add_argument("--proof-leaves", default="1000000,10000000")
+    ap.add_argument("--only", choices=["appends", "verify", "proofs"], help="Run one part.")
     args = ap.parse_args()
+    part = args.only
     pg = os.environ.get("CUSTODY_BENCH_PG")
     quick = args.quick
     one, allc = raw_rates(5000 if quick else 40000)
@@ -259,6 +261,15 @@ def main() -> None:
     print(
         f"A countersigned handover needs two verifications: the limit is {limit:,.0f} handovers/s.\n"
     )
+    if part in (None, "appends"):
+        run_appends(quick, pg, limit)
+    if part in (None, "verify"):
+        run_verify(quick, args.verify_events, allc)
+    if part in (None, "proofs"):
+        run_proofs(quick, args.proof_leaves, pg)
+
+
+def run_appends(quick: bool, pg: str | None, limit: float) -> None:
     print("| append (durable) | handovers/s | vs limit |\n|---|---:|---:|")
     rows = appends(
         None, "SQLite", 200 if quick else 1000, 2 if quick else 6, 100 if quick else 300, 1
@@ -271,8 +282,11 @@ def main() -> None:
         )
     for label, rate in rows:
         print(f"| {label} | {rate:,.0f} | {rate / limit:.2f} |")
+
+
+def run_verify(quick: bool, events: int, allc: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        n_events = 20_000 if quick else args.verify_events
+        n_events = 20_000 if quick else events
         checked, sigs, elapsed, rate = full_verify(n_events, Path(tmp))
     print(
         f"\nFull verification of an exported log of {checked:,} events ({sigs:,} signatures, all checks):"
@@ -280,7 +294,10 @@ def main() -> None:
     print(
         f"{elapsed:.1f} s, {rate:,.0f} signatures/s = {rate / allc:.2f} of raw verify on all {CORES} cores.\n"
     )
-    leaves = [10_000] if quick else [int(x) for x in args.proof_leaves.split(",")]
+
+
+def run_proofs(quick: bool, proof_leaves: str, pg: str | None) -> None:
+    leaves = [10_000] if quick else [int(x) for x in proof_leaves.split(",")]
     print(
         "| leaves | database | inclusion proof (median) | consistency proof (median) |\n|---:|---|---:|---:|"
     )
