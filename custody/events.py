@@ -112,26 +112,19 @@ def _string_map(value: object, *, what: str, nullable: bool) -> dict[str, Any]:
     return dict(value)
 
 
-def _refuse_nul(value: object) -> None:
-    """No U+0000 in any key or string (iterative: nesting depth is the parser's business)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise FormatError("event: a string holds U+0000 (NUL), which is not allowed")
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+def _refuse_nul(payload: bytes) -> None:
+    """No U+0000 in any key or string. Strict JSON has no raw control characters, so a NUL
+    can only arrive as the escape ``\\u0000``; refusing that byte sequence (even where it
+    is an escaped backslash followed by "u0000") is cheap and errs on the strict side."""
+    if b"\\u0000" in payload:
+        raise FormatError("event: a string holds U+0000 (NUL), which is not allowed")
 
 
 def parse_event(payload: bytes) -> Event:
     """Parse verified (or about to be verified) payload bytes into an Event."""
     what = "event"
+    _refuse_nul(payload)
     f = Fields(parse_json_object(payload, what=what), what=what)
-    _refuse_nul(f.obj)
     f.expect("type", "custody.event.v1")
     extra = set(f.obj) - {
         "type",
