@@ -333,3 +333,28 @@ def seal_body(
         "route": route,
         "handover_witness": handover_witness,
     }
+
+
+def seal_events(season: Season, package_ids: list[str]) -> list[bytes]:
+    """Independent one-copy ``seal`` events (no chain between them): load for races and crashes."""
+    window = (season.now + timedelta(hours=5), season.now + timedelta(hours=7))
+    out = []
+    for n, pid in enumerate(package_ids):
+        body = seal_body(
+            position="P",
+            paper="PA",
+            copies=1,
+            seals=[f"S-{n}"],
+            window=window,
+            route=["courier-sun"],
+        )
+        env = season.event(
+            Kind.SEAL,
+            [pid],
+            actors={"sealer": "print-qian"},
+            signers=["print-qian"],
+            body=body,
+            prevs={pid: None},
+        )
+        out.append(env.to_bytes())
+    return out

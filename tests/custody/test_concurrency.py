@@ -6,14 +6,12 @@ Runs on the real PostgreSQL (and on SQLite, whose writers serialise on BEGIN IMM
 from __future__ import annotations
 
 import multiprocessing as mp
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
 
 from custody.audit import export_bundle, load_trust_document, read_bundle, stream_lines, verify_log
-from custody.demo import Season, seal_body
-from custody.events import Kind
+from custody.demo import Season, seal_events
 from tests.conftest import PASS
 
 WRITERS = 4
@@ -37,29 +35,9 @@ def _writer(home: str, envelopes: list[bytes], queue: mp.Queue) -> None:  # type
 
 def test_parallel_writers_keep_one_gapless_order(any_season: Season, tmp_path: Path) -> None:
     season = any_season
-    window = (season.now + timedelta(hours=5), season.now + timedelta(hours=7))
-    batches: list[list[bytes]] = []
-    for w in range(WRITERS):
-        batch = []
-        for n in range(PER_WRITER):
-            body = seal_body(
-                position="P",
-                paper="PA",
-                copies=1,
-                seals=[f"S{w}-{n}"],
-                window=window,
-                route=["courier-sun"],
-            )
-            env = season.event(
-                Kind.SEAL,
-                [f"PK-{w}-{n}"],
-                actors={"sealer": "print-qian"},
-                signers=["print-qian"],
-                body=body,
-                prevs={f"PK-{w}-{n}": None},
-            )
-            batch.append(env.to_bytes())
-        batches.append(batch)
+    batches = [
+        seal_events(season, [f"PK-{w}-{n}" for n in range(PER_WRITER)]) for w in range(WRITERS)
+    ]
     season.log()  # creates the log head before the writers race
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

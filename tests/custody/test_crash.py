@@ -9,14 +9,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import timedelta
 from pathlib import Path
 
 from custody import identity
 from custody.audit import export_bundle
-from custody.demo import Season, seal_body
+from custody.demo import Season, seal_events
 from custody.demo_log import verify_export
-from custody.events import Kind
 from custody.log import CustodyLog
 from tests.conftest import PASS
 
@@ -43,26 +41,7 @@ WRITER = textwrap.dedent(
 
 def test_killed_writer_loses_nothing_acknowledged(any_season: Season, tmp_path: Path) -> None:
     season = any_season
-    window = (season.now + timedelta(hours=5), season.now + timedelta(hours=7))
-    lines = []
-    for n in range(400):
-        body = seal_body(
-            position="P",
-            paper="PA",
-            copies=1,
-            seals=[f"S{n}"],
-            window=window,
-            route=["courier-sun"],
-        )
-        env = season.event(
-            Kind.SEAL,
-            [f"PK-{n}"],
-            actors={"sealer": "print-qian"},
-            signers=["print-qian"],
-            body=body,
-            prevs={f"PK-{n}": None},
-        )
-        lines.append(env.to_bytes())
+    lines = seal_events(season, [f"PK-{n}" for n in range(400)])
     feed = tmp_path / "events.jsonl"
     feed.write_bytes(b"\n".join(lines) + b"\n")
     season.log()  # the log head exists before the writer starts
