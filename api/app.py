@@ -11,17 +11,61 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 
 from api import errors, routes, web
 from api.backend import Backend, Settings
+from custody.errors import CustodyError
+
+log = logging.getLogger("custody.desk")
+
+
+async def desk_loop(backend: Backend, every: float) -> None:
+    """The desk's clock work, one round every ``every`` seconds while the service runs. A
+    failed round is logged (by error code and message, which hold no secret) and retried."""
+    while True:
+        try:
+            touched, report = await asyncio.to_thread(backend.desk_round)
+            if touched or (report is not None and (report.sent or report.failed)):
+                log.info(
+                    "desk round: %d incident(s) touched, %d notification(s) sent, %d failed",
+                    len(touched),
+                    len(report.sent) if report else 0,
+                    len(report.failed) if report else 0,
+                )
+        except CustodyError as e:
+            log.warning("desk round failed (%s): %s", e.code, e.message)
+        except Exception as e:  # noqa: BLE001 - a round must never stop the loop
+            log.error("desk round failed: %s", type(e).__name__)
+        await asyncio.sleep(every)
+
 
 __all__ = ["Settings", "create_app"]
 
 
 def create_app(settings: Settings) -> FastAPI:
     backend = Backend(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if backend.writable and settings.desk_every > 0:
+            task = asyncio.create_task(desk_loop(backend, settings.desk_every))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     app = FastAPI(
+        lifespan=lifespan,
         title="custody",
         summary="Custody log of exam question papers: events, proofs, labels.",
         version="1",

@@ -1,8 +1,12 @@
 """The service objects one app shares: settings, the home, the log, the trust store.
 
 Rules:
-- The log key is unsealed once, when the app is created; without a passphrase the log is
-  read-only.
+- The log service is opened the one way every path opens it (``custody.service``): rules,
+  blocked-key gate and incident desk. The log and system keys are unsealed once, when the app
+  is created, each with its own passphrase; without them the log is read-only.
+- The desk's clock work (break-glass intake, overdue handovers, missed check-ins and patrols,
+  the escalation ladder) and the outbox's delivery run in the service on their own schedule
+  (``desk_every``), not only when someone runs ``custody incident sweep``.
 - The trust store is re-read whenever a certificate or revocation was added since the last
   request (rows are only ever added), so an enrolment or a revocation made with the CLI counts
   at once.
@@ -11,7 +15,7 @@ Rules:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +25,10 @@ from sqlmodel import Session, select
 
 from custody import identity
 from custody.home import Home
-from custody.log import CustodyLog, LogObserver
+from custody.incidents.model import WatchedLog
+from custody.incidents.outbox import DeliveryReport, Mailer, deliver_outbox
+from custody.log import CustodyLog
+from custody.service import ServiceSecrets, open_reader, open_writer
 from custody.store.tables import CertificateRow, RevocationRow
 from keys.trust import TrustStore
 
@@ -38,8 +45,10 @@ class Settings:
 
     home: Path
     log_passphrase: str | None = field(default=None, repr=False)
+    system_passphrase: str | None = field(default=None, repr=False)
     clock: Callable[[], datetime] = system_clock
-    observers: Sequence[LogObserver] = ()
+    desk_every: float = 60.0  # seconds between two rounds of the desk's clock work; 0: never
+    mailer: Mailer | None = None
     max_event_body: int = 16 * MIB
     max_batch: int = 1000
     max_image_body: int = 8 * MIB
@@ -52,17 +61,33 @@ class Backend:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.home = Home(settings.home)
-        trust = identity.load_trust(self.home)
-        key = None
+        self.log: CustodyLog
         if settings.log_passphrase is not None:
-            key = self.home.authority_key("log", settings.log_passphrase).signing
-        self.log = CustodyLog(self.home.engine, trust, key, observers=settings.observers)
+            secrets = ServiceSecrets(
+                log=settings.log_passphrase,
+                system=settings.system_passphrase or settings.log_passphrase,
+            )
+            self.log = open_writer(self.home, secrets)
+        else:
+            self.log = open_reader(self.home)
         self._lock = threading.Lock()
         self._trust_version = self._version()
 
     @property
     def writable(self) -> bool:
         return self.log.log_key is not None
+
+    def desk_round(self) -> tuple[list[str], DeliveryReport | None]:
+        """One round of the desk's clock work at the service's time: take in break-glass
+        openings, sweep (overdue, missed check-ins and patrols, escalation), deliver the
+        outbox. Returns the incidents touched and the delivery report."""
+        if not isinstance(self.log, WatchedLog):
+            return [], None
+        self.trust()  # enrolments and revocations made since count
+        now = self.now()
+        touched = self.log.ingest_paper_incidents(now) + self.log.sweep(now)
+        report = deliver_outbox(self.home.engine, now, mailer=self.settings.mailer)
+        return touched, report
 
     def now(self) -> datetime:
         return self.settings.clock()
@@ -78,6 +103,6 @@ class Backend:
         version = self._version()
         with self._lock:
             if version != self._trust_version:
-                self.log.trust = identity.load_trust(self.home)
+                self.log.set_trust(identity.load_trust(self.home))
                 self._trust_version = version
             return self.log.trust

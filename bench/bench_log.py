@@ -32,7 +32,7 @@ from crypto import merkle
 from crypto.note import Checkpoint, sign_checkpoint
 from custody.audit import load_trust_document, trust_document, verify_log
 from custody.events import Event, Kind, statement_id
-from custody.log import CustodyLog
+from custody.service import ServiceSecrets, open_writer
 
 CORES = os.cpu_count() or 1
 
@@ -61,8 +61,8 @@ def appends(
     url: str | None, label: str, packages: int, rounds: int, singles: int, workers: int
 ) -> list[tuple[str, float]]:
     s = _season.season(url)
-    base = s.log()
-    log = CustodyLog(base.engine, base.trust, base.log_key, workers=workers)
+    secrets = ServiceSecrets(log=_season.PASS, system=_season.PASS)
+    log = open_writer(s.home, secrets, workers=workers)  # the service as `custody serve` runs it
     stream = _season.handover_stream(s, packages, rounds + 1)
     log.submit_many(next(stream), now=_season.T0)
     batches = list(stream)

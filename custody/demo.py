@@ -20,7 +20,9 @@ from custody import identity
 from custody.errors import ConflictError, CustodyError, NotFoundError, UsageError
 from custody.events import Event, Kind
 from custody.home import Home
-from custody.log import CustodyLog, Receipt
+from custody.incidents.model import WatchedLog
+from custody.log import Receipt
+from custody.service import ServiceSecrets, open_writer
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 from keys.model import Authority, Role
 from keys.statements import require, verify_statement
@@ -94,17 +96,18 @@ class Season:
             payload_type, canonical_json(body), [self.keys[p].signing for p in people]
         )
 
-    def log(self) -> CustodyLog:
+    def log(self) -> WatchedLog:
+        """The season's log service, assembled as every other path assembles it."""
         if "log" not in self.facts:
-            log_key = self.home.authority_key("log", self.passphrase).signing
-            self.facts["log"] = CustodyLog(self.home.engine, self.trust(), log_key)
+            secrets = ServiceSecrets(log=self.passphrase, system=self.passphrase)
+            self.facts["log"] = open_writer(self.home, secrets)
         log = self.facts["log"]
-        assert isinstance(log, CustodyLog)
+        assert isinstance(log, WatchedLog)
         return log
 
     def refresh_trust(self) -> None:
         """After enrolment or revocation: the log judges signers against the new store."""
-        self.log().trust = self.trust()
+        self.log().set_trust(self.trust())
 
     def prev(self, package_id: str) -> str | None:
         try:

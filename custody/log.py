@@ -201,6 +201,13 @@ class CustodyLog:
             raise ConflictError("this is not the authority's log key")
         ensure_head(engine)
 
+    def set_trust(self, trust: TrustStore) -> None:
+        """After an enrolment or a revocation: judge signers against the new store."""
+        if trust.authority.id != self.trust.authority.id:
+            raise ConflictError("the new trust store is another authority's")
+        self.trust = trust
+        self.close()  # the signature workers hold the old keys
+
     # -- appending -----------------------------------------------------------------------
 
     def submit(self, env: Envelope, *, now: datetime) -> Receipt:

@@ -14,8 +14,11 @@ import typer
 from rich.console import Console
 
 from crypto.encoding import format_time, parse_time
+from custody import service
 from custody.errors import FormatError, NotFoundError, UsageError
 from custody.home import Home
+from custody.incidents.model import WatchedLog
+from custody.service import ServiceSecrets
 
 # Names of environment variables, not secrets.
 PASSPHRASE_ENV = "CUSTODY_PASSPHRASE"  # noqa: S105
@@ -65,6 +68,7 @@ def parse_cli_time(value: str | None, *, what: str) -> datetime | None:
 
 
 LOG_PASSPHRASE_ENV = "CUSTODY_LOG_PASSPHRASE"  # noqa: S105 (a variable name)
+SYSTEM_PASSPHRASE_ENV = "CUSTODY_SYSTEM_PASSPHRASE"  # noqa: S105 (a variable name)
 
 
 def passphrase(
@@ -80,6 +84,26 @@ def passphrase(
         raise UsageError(f"no passphrase: set {env} or run on a terminal to be asked")
     answer: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return answer
+
+
+def service_secrets() -> ServiceSecrets:
+    """The log key's and the system key's passphrases, each from its own variable (or the
+    shared CUSTODY_PASSPHRASE), else asked on the terminal."""
+    return ServiceSecrets(
+        log=passphrase(
+            env=LOG_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt="Passphrase for the log key"
+        ),
+        system=passphrase(
+            env=SYSTEM_PASSPHRASE_ENV,
+            fallback=PASSPHRASE_ENV,
+            prompt="Passphrase for the system key",
+        ),
+    )
+
+
+def open_writer(st: State) -> WatchedLog:
+    """The home's log service for appending (rules, gate and incident desk attached)."""
+    return service.open_writer(st.home, service_secrets())
 
 
 def fmt_time(moment: datetime | None) -> str:

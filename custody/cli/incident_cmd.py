@@ -15,21 +15,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from custody import identity
-from custody.cli.common import PASSPHRASE_ENV, State, passphrase, state
+from custody.cli.common import PASSPHRASE_ENV, State, open_writer, passphrase, state
 from custody.errors import NotFoundError, UsageError
 from custody.incidents.model import (
     Act,
-    IncidentDesk,
     WatchedLog,
     get_incident,
     incident_acts,
     list_incidents,
-    policy_from_json,
 )
 from custody.incidents.outbox import Mailer, deliver_outbox, outbox_rows
 from custody.incidents.report import build_report, render_pdf, render_text, report_json
 from custody.log import CustodyLog
+from custody.service import open_reader
 from keys.keyfile import read_keyfile, write_new_file
 
 incident_app = typer.Typer(
@@ -41,18 +39,11 @@ POLICY_FILE = "incidents.json"
 
 
 def open_desk(st: State) -> WatchedLog:
-    home = st.home
-    trust = identity.load_trust(home)
-    pw = passphrase(prompt="Passphrase for the authority's log and system keys")
-    policy_path = home.path / POLICY_FILE
-    policy = policy_from_json(policy_path.read_bytes() if policy_path.exists() else None)
-    desk = IncidentDesk(trust, home.authority_key("system", pw).signing, policy)
-    return WatchedLog(home.engine, trust, home.authority_key("log", pw).signing, desk)
+    return open_writer(st)
 
 
 def read_log(st: State) -> CustodyLog:
-    home = st.home
-    return CustodyLog(home.engine, identity.load_trust(home), None)
+    return open_reader(st.home)
 
 
 @incident_app.command("list")

@@ -15,7 +15,6 @@ from crypto import merkle
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, b64decode, b64encode, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
-from custody import identity
 from custody.audit import (
     Report,
     export_bundle,
@@ -25,16 +24,15 @@ from custody.audit import (
     verify_log,
 )
 from custody.cli.common import (
-    LOG_PASSPHRASE_ENV,
-    PASSPHRASE_ENV,
     State,
-    passphrase,
+    open_writer,
     read_input,
     state,
 )
 from custody.errors import CustodyError, VerificationError
 from custody.events import leaf_bytes
 from custody.log import CustodyLog, Receipt
+from custody.service import open_reader
 from keys.keyfile import write_new_file
 from keys.trust import load_trust_bundle
 
@@ -43,15 +41,7 @@ log_app = typer.Typer(help="The custody log: status, proofs, checkpoints.", no_a
 
 
 def open_log(st: State, *, writable: bool) -> CustodyLog:
-    home = st.home
-    trust = identity.load_trust(home)
-    key = None
-    if writable:
-        secret = passphrase(
-            env=LOG_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt="Passphrase for the log key"
-        )
-        key = home.authority_key("log", secret).signing
-    return CustodyLog(home.engine, trust, key)
+    return open_writer(st) if writable else open_reader(st.home)
 
 
 def _progress(st: State) -> Progress:

@@ -1,7 +1,9 @@
 """`custody serve`: the HTTP API and the courier's scanning page, on uvicorn.
 
-The log key's passphrase comes from CUSTODY_LOG_PASSPHRASE (or CUSTODY_PASSPHRASE) or a prompt,
-as for `custody event submit`; `--read-only` serves reads only and never asks for it.
+The log key's and the system key's passphrases come from CUSTODY_LOG_PASSPHRASE and
+CUSTODY_SYSTEM_PASSPHRASE (or CUSTODY_PASSPHRASE) or prompts, as for `custody event submit`;
+`--read-only` serves reads only and never asks for them. While it serves, the incident desk's
+clock work (sweep, escalation, outbox delivery) runs every `--desk-every` seconds.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import LOG_PASSPHRASE_ENV, PASSPHRASE_ENV, passphrase, state
+from custody.cli.common import service_secrets, state
+from custody.errors import UsageError
+from custody.incidents.outbox import Mailer
 
 
 def serve(
@@ -20,6 +24,14 @@ def serve(
     read_only: Annotated[
         bool, typer.Option("--read-only", help="No log key: reads only, POST /v1/events is 503.")
     ] = False,
+    desk_every: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds between rounds of the incident desk's sweep and delivery (0: off)."
+        ),
+    ] = 60.0,
+    smtp: Annotated[str | None, typer.Option(help="SMTP relay host:port for e-mail.")] = None,
+    sender: Annotated[str, typer.Option(help="From address of e-mail.")] = "custody@localhost",
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
     # Imported here: fastapi and uvicorn would slow every other command's start.
@@ -28,12 +40,22 @@ def serve(
     from api.app import Settings, create_app  # noqa: PLC0415
 
     st = state(ctx)
-    secret = None
-    if not read_only:
-        secret = passphrase(
-            env=LOG_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt="Passphrase for the log key"
-        )
-    app = create_app(Settings(home=st.home_path, log_passphrase=secret, clock=st.now))
+    secrets = None if read_only else service_secrets()
+    mailer = None
+    if smtp:
+        host_name, _, smtp_port = smtp.rpartition(":")
+        if not host_name or not smtp_port.isdigit():
+            raise UsageError(f"--smtp: write host:port, not {smtp!r}")
+        mailer = Mailer(host_name, int(smtp_port), sender)
+    settings = Settings(
+        home=st.home_path,
+        log_passphrase=secrets.log if secrets else None,
+        system_passphrase=secrets.system if secrets else None,
+        clock=st.now,
+        desk_every=desk_every,
+        mailer=mailer,
+    )
+    app = create_app(settings)
     mode = "read-only" if read_only else "accepting events"
     st.err.print(f"serving {st.home_path} on http://{host}:{port}/ ({mode}); scan page at /scan")
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

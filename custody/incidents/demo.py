@@ -15,12 +15,12 @@ from custody.events import Kind
 from custody.incidents.detect import Policy
 from custody.incidents.model import (
     Act,
-    IncidentDesk,
     WatchedLog,
     list_incidents,
     policy_from_json,
 )
 from custody.incidents.report import write_reports
+from custody.service import ServiceSecrets, open_writer
 
 BREACH_SEALS = ["BR-S1", "BR-S2"]
 BREACH_ROUTE = ["courier-sun", "courier-li", "custodian-zhou"]
@@ -28,12 +28,9 @@ EXAMINERS = {"examiner": "examiner-zheng", "supervisor": "supervisor-wang"}
 
 
 def attach(season: Season, policy: Policy | None = None) -> WatchedLog:
-    """Replace the season's log with the same log watched by the incident desk."""
-    trust = season.trust()
-    system = season.home.authority_key("system", season.passphrase).signing
-    log_key = season.home.authority_key("log", season.passphrase).signing
-    desk = IncidentDesk(trust, system, policy or policy_from_json(None))
-    watched = WatchedLog(season.home.engine, trust, log_key, desk)
+    """Re-open the season's log service with this incident policy (defaults when None)."""
+    secrets = ServiceSecrets(log=season.passphrase, system=season.passphrase)
+    watched = open_writer(season.home, secrets, policy=policy or policy_from_json(None))
     season.facts["log"] = watched
     return watched
 
@@ -69,8 +66,6 @@ def play_breaches(season: Season, out_dir: Path) -> list[Path]:
     """A seal mismatch, a holder off the route, a short count on recovery; one report each
     (text, JSON and PDF) under ``out_dir/incidents/``. Returns the report paths."""
     log = season.log()
-    if not isinstance(log, WatchedLog):
-        log = attach(season)
     before = {i.id for i in list_incidents(log.engine)}
     start = season.now + timedelta(hours=3)
     # 1. Seal serials seen at dispatch differ from the manifest: incident, package frozen.

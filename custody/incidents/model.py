@@ -364,10 +364,20 @@ class WatchedLog(CustodyLog):
     """The custody log with the incident desk attached (observer and blocked-key gate)."""
 
     def __init__(
-        self, engine: Engine, trust: TrustStore, log_key: SigningKey | None, desk: IncidentDesk
+        self,
+        engine: Engine,
+        trust: TrustStore,
+        log_key: SigningKey | None,
+        desk: IncidentDesk,
+        *,
+        workers: int = 1,
     ) -> None:
-        super().__init__(engine, trust, log_key, observers=[desk], gates=[desk])
+        super().__init__(engine, trust, log_key, observers=[desk], gates=[desk], workers=workers)
         self.desk = desk
+
+    def set_trust(self, trust: TrustStore) -> None:
+        super().set_trust(trust)
+        self.desk.trust = trust
 
     def run(self, now: datetime, task: Task) -> AppendResult:
         """Run the desk's own work under the append lock, in one transaction with its

@@ -14,7 +14,7 @@ from api.app import Settings, create_app
 from crypto.dsse import Envelope
 from crypto.signing import SigningKey
 from custody.demo import Season, seal_body
-from custody.events import Kind
+from custody.events import Kind, parse_event
 from custody.package_service import label_text, seal_package
 from labels.payload import (
     COSE_SIGN1_TAG,
@@ -41,6 +41,14 @@ def client(season: Season, *, writable: bool = True) -> TestClient:
         clock=lambda: season.now,
     )
     return TestClient(create_app(settings))
+
+
+def people_entries(season: Season) -> int:
+    """Entries on the log made by people (the incident desk's system statements left out)."""
+    log = season.log()
+    return sum(
+        1 for i in range(log.size()) if "system" not in parse_event(log.entry(i).payload).actors
+    )
 
 
 def seal_event(season: Season, pkg: str = "PK-1") -> Envelope:

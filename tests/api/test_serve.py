@@ -23,7 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _serve(season: Season, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUSTODY_LOG_PASSPHRASE": PASS}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CUSTODY_LOG_PASSPHRASE": PASS,
+        "CUSTODY_SYSTEM_PASSPHRASE": PASS,
+    }
     argv = ["--home", str(season.home.path), "serve", "--port", str(port), *extra]
     proc = subprocess.Popen(
         [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],
@@ -68,7 +73,12 @@ def test_serve_runs_the_api(
 
 def test_wrong_log_passphrase_stops_serve_before_listening(season: Season) -> None:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUSTODY_LOG_PASSPHRASE": "wrong"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CUSTODY_LOG_PASSPHRASE": "wrong",
+        "CUSTODY_SYSTEM_PASSPHRASE": PASS,
+    }
     argv = ["--home", str(season.home.path), "serve", "--port", str(port)]
     done = subprocess.run(
         [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],

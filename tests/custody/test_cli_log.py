@@ -89,8 +89,12 @@ def test_submit_refusal_is_reported_with_exit_code(cli, season: Season, tmp_path
     assert "refused" in out
     assert "route" in out
     assert "Traceback" not in out + err
+    # The refusal opened an incident that blocked the off-route receiver's key: the same
+    # statement again is refused at the gate, before the rules.
     code, out, _ = cli("--json", "event", "submit", str(_write(tmp_path, "bad2.json", off_route)))
-    assert json.loads(out)["refused"][0]["error"] == "route"
+    assert json.loads(out)["refused"][0]["error"] == "blocked_key"
+    code, out, _ = cli("--json", "incident", "list")
+    assert [i["kind"] for i in json.loads(out)["incidents"]] == ["off_route", "blocked_key_used"]
     (tmp_path / "junk.json").write_text("{not json")
     code, _, err = cli("event", "submit", str(tmp_path / "junk.json"))
     assert code == 3

@@ -1,0 +1,64 @@
+"""The one assembly of the custody log service: rules, blocked-key gate, incident desk.
+
+Every path that appends to the log (``custody event submit``, ``custody serve``, the incident
+commands, the demo and its simulator, the benchmarks) opens it here, so the same rules, the
+same gate and the same incident desk judge every submission, whichever door it came through.
+
+Rules:
+- A writer holds the log key (it signs checkpoints) and the system key (the incident desk signs
+  incident and containment statements with it); each is unsealed with its own passphrase.
+- A reader holds neither: it serves reads, proofs and exports, and refuses appends.
+- The incident policy is the home's ``incidents.json`` (defaults when absent).
+- ``ServiceClock`` is the only source of "now" for a service; a fixed clock exists for the
+  demo and tests, and a home that did not allow it refuses it (``clock_override``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from custody import identity
+from custody.home import Home
+from custody.incidents.detect import Policy
+from custody.incidents.model import IncidentDesk, WatchedLog, policy_from_json
+from custody.log import CustodyLog
+
+POLICY_FILE = "incidents.json"
+
+
+@dataclass(frozen=True)
+class ServiceSecrets:
+    """The passphrases a writer needs, one per authority key (never printed)."""
+
+    log: str = field(repr=False)
+    system: str = field(repr=False)
+
+
+def system_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def home_policy(home: Home) -> Policy:
+    """The home's incident policy (``incidents.json``), or the defaults."""
+    policy_path = home.path / POLICY_FILE
+    return policy_from_json(policy_path.read_bytes() if policy_path.exists() else None)
+
+
+def open_writer(
+    home: Home, secrets: ServiceSecrets, *, workers: int = 1, policy: Policy | None = None
+) -> WatchedLog:
+    """The log with its rules, the blocked-key gate and the incident desk attached.
+
+    ``policy`` replaces the home's incident policy (the demo's breaches, tests)."""
+    trust = identity.load_trust(home)
+    log_key = home.authority_key("log", secrets.log).signing
+    system_key = home.authority_key("system", secrets.system).signing
+    policy = policy if policy is not None else home_policy(home)
+    desk = IncidentDesk(trust, system_key, policy)
+    return WatchedLog(home.engine, trust, log_key, desk, workers=workers)
+
+
+def open_reader(home: Home) -> CustodyLog:
+    """The log for reading only (no key: appends are refused)."""
+    return CustodyLog(home.engine, identity.load_trust(home), None)
