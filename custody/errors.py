@@ -116,6 +116,12 @@ class ThresholdError(VerificationError):
     code = "threshold"
 
 
+class MixedPackagesError(VerificationError):
+    """One statement names packages whose policies need different signers."""
+
+    code = "mixed_packages"
+
+
 class RoleError(VerificationError):
     """A signer does not hold the role the step requires."""
 

@@ -15,6 +15,10 @@ Rules enforced:
   receipt = releaser + two custodians; open/distribute/recover = chief examiner + supervisor;
   destroy = destruction officer + witness; incident acts = a secrecy officer; a leak report =
   any enrolled person.
+- Every package named is judged by its own state and policy: the signer slots (holder,
+  receiver, witness policy) must be the same for all of them, or the event is refused
+  (``MixedPackagesError``); a signer recused for any package's exam, position or package is
+  refused for the whole event; route, state and containment are checked package by package.
 - Route: the receiver of a transfer must be the next person on the planned route, unless a
   secrecy officer's ``reroute`` changed it (``RouteError``).
 - Window: opening only inside the package's opening window (``WindowError``).
@@ -26,7 +30,7 @@ Rules enforced:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +44,7 @@ from custody.errors import (
     CustodyError,
     FormatError,
     FrozenError,
+    MixedPackagesError,
     RoleError,
     RouteError,
     SignatureError,
@@ -288,14 +293,57 @@ def _seal_finding(event: Event, state: PackageState) -> Finding | None:
     )
 
 
+def joint_requirements(
+    event: Event, states: Sequence[PackageState]
+) -> tuple[list[SignerRequirement], tuple[str, ...]]:
+    """The signer slots and the recusal scope of an event over every package it names.
+
+    Each package is judged by its own policy: the slots its state asks for must be the same
+    for every package (same people, same roles, same witness policy), else the event is
+    refused; the scope is the union of the packages' scopes, so a signer recused for any one
+    of them is refused for the whole statement."""
+    asked: list[list[SignerRequirement] | FormatError] = []
+    for state in states:
+        try:
+            asked.append(requirements(event, state))
+        except FormatError as e:  # a slot this package needs is not named in the actors
+            asked.append(e)
+    first = asked[0]
+    for state, theirs in zip(states[1:], asked[1:], strict=True):
+        same = (isinstance(first, FormatError) and isinstance(theirs, FormatError)) or (
+            not isinstance(first, FormatError)
+            and not isinstance(theirs, FormatError)
+            and set(theirs) == set(first)
+        )
+        if not same:
+            raise MixedPackagesError(
+                f"packages {states[0].package_id} and {state.package_id} need different "
+                f"signers for a {event.kind} ({_describe(first)} / {_describe(theirs)}): "
+                "submit them as separate statements"
+            )
+    if isinstance(first, FormatError):
+        raise first
+    scope: list[str] = []
+    for state in states:
+        scope.extend(t for t in state.scope if t not in scope)
+    return first, tuple(scope)
+
+
+def _describe(reqs: list[SignerRequirement] | FormatError) -> str:
+    if isinstance(reqs, FormatError):
+        return reqs.message
+    return ", ".join(r.describe() for r in reqs)
+
+
 def check_signers(
     event: Event,
     env_check: SignatureCheck,
     trust: TrustStore,
-    state: PackageState | None,
+    states: Sequence[PackageState],
     envelope: Any,
 ) -> StatementCheck | None:
-    """Judge the signatures (already verified by key) against the kind's slots.
+    """Judge the signatures (already verified by key) against the kind's slots, for every
+    package the event names (``states``: empty for a seal or a packageless statement).
 
     A statement the system makes on its own (``actors.system``) must be signed by the
     authority's system key alone and be of a kind the system may make; it has no people's
@@ -310,8 +358,10 @@ def check_signers(
         if env_check.signed_by != {system_id} or env_check.unmatched:
             raise SignatureError("a system statement is signed by the authority's system key alone")
         return None
-    reqs = requirements(event, state)
-    scope = state.scope if state is not None else _seal_scope(event)
+    if states:
+        reqs, scope = joint_requirements(event, states)
+    else:
+        reqs, scope = requirements(event, None), _seal_scope(event)
     check = check_statement(envelope, trust, reqs, at=event.time, scope=scope, sigcheck=env_check)
     problem = most_specific(check.problems)
     if problem is not None:
@@ -478,13 +528,18 @@ def apply_event(
     if not event.package_ids:
         if event.kind not in PACKAGELESS_KINDS:
             raise FormatError(f"{event.kind} event names no package")
-        return Outcome({}, (), check_signers(event, env_check, trust, None, envelope))
-    first = states.get(event.package_ids[0])
-    if first is None and event.kind != Kind.SEAL:
-        raise ChainError(f"package {event.package_ids[0]} was never sealed")
-    if first is not None and first.status == Status.DESTROYED:
-        raise ClosedError(f"package {first.package_id} was destroyed; its chain is closed")
-    check = check_signers(event, env_check, trust, first, envelope)
+        return Outcome({}, (), check_signers(event, env_check, trust, (), envelope))
+    known: list[PackageState] = []
+    for package_id in event.package_ids:
+        state = states.get(package_id)
+        if state is None:
+            if event.kind != Kind.SEAL:
+                raise ChainError(f"package {package_id} was never sealed")
+            continue
+        if state.status == Status.DESTROYED:
+            raise ClosedError(f"package {package_id} was destroyed; its chain is closed")
+        known.append(state)
+    check = check_signers(event, env_check, trust, known, envelope)
     return transition(event, states, check)
 
 
