@@ -35,9 +35,10 @@ from api.schemas import (
     VerifiedLabelOut,
 )
 from crypto.dsse import Envelope, parse_envelope
-from crypto.encoding import b64encode, parse_json
+from crypto.encoding import b64encode, format_time, parse_json
 from custody.audit import trust_document
 from custody.errors import CustodyError, FormatError
+from custody.events import parse_leaf
 from custody.log import AppendResult, Receipt, statement_id_of
 from custody.store.states import state_as_dict
 from labels.payload import verify_label
@@ -222,9 +223,16 @@ Index = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Log index (from 0).
     "/v1/entries/{index}", response_model=EntryOut, tags=["log"], responses=_errors(404, 422)
 )
 def entry(index: Index, service: Service) -> dict[str, Any]:
-    """One log entry: the DSSE envelope exactly as hashed into the tree."""
-    env = service.log.entry(index)
-    return {"index": index, "statement_id": statement_id_of(env), "envelope": env.to_json_obj()}
+    """One log entry: the DSSE envelope, its receive time, and the leaf as hashed."""
+    leaf = service.log.leaf(index)
+    entry = parse_leaf(leaf)
+    return {
+        "index": index,
+        "statement_id": statement_id_of(entry.envelope),
+        "received": format_time(entry.received),
+        "envelope": entry.envelope.to_json_obj(),
+        "leaf": b64encode(leaf),
+    }
 
 
 @router.get(

@@ -35,6 +35,7 @@ class FindingOut(BaseModel):
 class ReceiptOut(BaseModel):
     index: int = Field(description="The event's index in the log.")
     statement_id: str
+    received: str = Field(description="When the log received it (its clock; part of the leaf).")
     checkpoint: str = Field(description="Signed checkpoint (C2SP signed note) covering it.")
     findings: list[FindingOut]
     duplicate: bool = Field(description="True when the event was already in the log.")
@@ -61,7 +62,9 @@ class BatchResult(BaseModel):
 class EntryOut(BaseModel):
     index: int
     statement_id: str
-    envelope: dict[str, Any] = Field(description="The DSSE envelope as stored (the leaf).")
+    received: str = Field(description="When the log received it (the log's clock).")
+    envelope: dict[str, Any] = Field(description="The DSSE envelope as submitted.")
+    leaf: str = Field(description="The leaf exactly as hashed into the tree (base64).")
 
 
 class InclusionProof(BaseModel):

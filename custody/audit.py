@@ -26,12 +26,13 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from crypto import merkle
 from crypto.dsse import parse_envelope
-from crypto.encoding import Fields, parse_json_object
+from crypto.encoding import Fields, format_time, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import parse_event
@@ -214,7 +215,7 @@ def verify_log(
     replay = _Replay(report, trust, since)
     pool = SignaturePool(trust.signing_keys, workers)
     try:
-        for line, checked in pool.stream(lines):
+        for line, checked in pool.stream(lines, leaves=True):
             replay.step(line, checked)
             if progress is not None:
                 progress(replay.count)
@@ -236,6 +237,7 @@ class _Replay:
         self.count = 0
         # Statement ids seen so far (16-byte prefixes: corrections must name an earlier one).
         self.seen: set[bytes] = set()
+        self.last_received: datetime | None = None
 
     def step(self, line: bytes, checked: Checked) -> None:
         report, index = self.report, self.count
@@ -257,8 +259,19 @@ class _Replay:
             err = checked.error or FormatError("unreadable event line")
             report.problems.append(Problem(index, err.code, err.message))
             return
-        env, sigcheck = checked.envelope, checked.sigcheck
+        env, sigcheck, received = checked.envelope, checked.sigcheck, checked.received
+        assert received is not None  # a leaf always carries its receive time
         report.signatures += len(env.signatures)
+        if self.last_received is not None and received < self.last_received:
+            report.problems.append(
+                Problem(
+                    index,
+                    "receive_order",
+                    f"received {format_time(received)} before the previous entry's "
+                    f"{format_time(self.last_received)}: the log's clock never runs backwards",
+                )
+            )
+        self.last_received = received
         try:
             event = parse_event(env.payload)
         except CustodyError as e:
@@ -272,7 +285,7 @@ class _Replay:
                 raise ChainError(
                     f"the correction names statement {event.corrects[:16]}, not earlier in the log"
                 )
-            outcome = apply_event(event, sigcheck, env, self.states, self.trust)
+            outcome = apply_event(event, sigcheck, env, self.states, self.trust, received=received)
         except CustodyError as e:
             report.problems.append(Problem(index, e.code, e.message, event.id))
             resync(event, self.states)

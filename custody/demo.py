@@ -168,7 +168,13 @@ def start_season(
     home = Home(out / "home")
     pw = passphrase or secrets.token_urlsafe(18)
     identity.init_authority(
-        home, name=AUTHORITY_NAME, passphrase=pw, now=now, kdf=kdf, database_url=database_url
+        home,
+        name=AUTHORITY_NAME,
+        passphrase=pw,
+        now=now,
+        kdf=kdf,
+        database_url=database_url,
+        rehearsal=True,  # the demo drives its own clock
     )
     season = Season(out=out, home=home, passphrase=pw, now=now, kdf=kdf)
     for subject, name, org, roles, recusals in PEOPLE:
@@ -358,6 +364,7 @@ def seal_events(season: Season, package_ids: list[str]) -> list[bytes]:
             signers=["print-qian"],
             body=body,
             prevs={pid: None},
+            at=season.now,  # all at one moment: they are submitted at that moment
         )
         out.append(env.to_bytes())
     return out

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crypto.dsse import parse_envelope
-from crypto.encoding import b64encode, canonical_json
+from crypto.dsse import Envelope
+from crypto.encoding import canonical_json
 from custody.audit import (
     Report,
     export_bundle,
@@ -22,7 +22,7 @@ from custody.audit import (
     verify_log,
 )
 from custody.demo import EXAM_ID, Season
-from custody.events import Kind
+from custody.events import Kind, leaf_bytes, parse_leaf
 from custody.package_service import label_text, load_labels, seal_event, seal_package
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import write_new_file
@@ -283,12 +283,11 @@ def tamper_copy(export: Path, target: Path, index: int) -> str:
     shutil.copytree(export, target)
     path = target / "events.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
-    env = parse_envelope(lines[index])
-    payload = json.loads(env.payload)
+    entry = parse_leaf(lines[index].rstrip(b"\n"))
+    payload = json.loads(entry.envelope.payload)
     payload["body"]["seals"] = ["SN9999", *payload["body"].get("seals", [])[1:]]
-    obj = env.to_json_obj()
-    obj["payload"] = b64encode(canonical_json(payload))
-    lines[index] = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    env = Envelope(entry.envelope.payload_type, canonical_json(payload), entry.envelope.signatures)
+    lines[index] = leaf_bytes(env, entry.received) + b"\n"
     path.write_bytes(b"".join(lines))
     return f"event #{index}: seal serials rewritten in {path.name}"
 

@@ -163,6 +163,12 @@ class RouteError(VerificationError):
     http_status = 403
 
 
+class ClockError(VerificationError):
+    """A statement dated too far from when the log received it (the log's clock decides)."""
+
+    code = "clock"
+
+
 class WindowError(VerificationError):
     """An act outside its time window (opening before or after the window)."""
 

@@ -26,7 +26,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from crypto.dsse import Envelope, sign_envelope
+from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
 from crypto.signing import SigningKey
 from custody.errors import FormatError
@@ -173,6 +173,41 @@ def parse_event(payload: bytes) -> Event:
     )
 
 
-def leaf_bytes(env: Envelope) -> bytes:
-    """The Merkle leaf of an accepted event: the envelope's canonical JSON bytes."""
-    return env.to_bytes()
+ENTRY_TYPE = "custody.entry.v1"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One leaf of the log: the event's envelope and when the log received it (its clock)."""
+
+    envelope: Envelope
+    received: datetime
+
+
+def leaf_bytes(env: Envelope, received: datetime) -> bytes:
+    """The Merkle leaf of an accepted event: canonical JSON of the envelope (its own canonical
+    bytes) and the log's receive time, so the checkpoint commits to when each event arrived."""
+    return b"".join(
+        (
+            b'{"envelope":',
+            env.to_bytes(),
+            b',"received":"',
+            format_time(received).encode(),
+            b'","type":"' + ENTRY_TYPE.encode() + b'"}',
+        )
+    )
+
+
+def parse_leaf(leaf: bytes) -> Entry:
+    """A log leaf (an export line, an entry) back to its envelope and receive time; only the
+    exact canonical bytes ``leaf_bytes`` writes are accepted."""
+    what = "log entry"
+    f = Fields(parse_json_object(leaf, what=what), what=what)
+    f.expect("type", ENTRY_TYPE)
+    if set(f.obj) != {"envelope", "received", "type"}:
+        raise FormatError(f"{what}: fields must be exactly envelope, received, type")
+    env = parse_envelope(f.obj["envelope"], what=f"{what} envelope")
+    received = f.time("received")
+    if leaf_bytes(env, received) != leaf:
+        raise FormatError(f"{what}: not in canonical form")
+    return Entry(env, received)

@@ -71,11 +71,25 @@ class Home:
     def people_dir(self) -> Path:
         return self.path / "people"
 
-    def write_config(self, authority_id: str, database_url: str | None) -> None:
+    @property
+    def rehearsal(self) -> bool:
+        """A rehearsal home (the demo, tests, training) accepts a clock set by hand (``--now``);
+        a home made without it runs on the real clock for good: no command turns it on."""
+        return self.config.obj.get("rehearsal") is True
+
+    def write_config(
+        self, authority_id: str, database_url: str | None, *, rehearsal: bool = False
+    ) -> None:
         if self.exists():
             raise ConflictError(f"{self.path} already holds an authority; refusing to mix two")
         url = database_url or "sqlite:///{home}/custody.db"
-        body = {"format": HOME_FORMAT, "authority_id": authority_id, "database_url": url}
+        body: dict[str, object] = {
+            "format": HOME_FORMAT,
+            "authority_id": authority_id,
+            "database_url": url,
+        }
+        if rehearsal:
+            body["rehearsal"] = True
         write_new_file(self.config_path, json.dumps(body, indent=2).encode() + b"\n", mode=0o644)
 
     def check_writable(self) -> None:

@@ -39,6 +39,7 @@ def init_authority(
     now: datetime,
     database_url: str | None = None,
     kdf: KdfParams | None = None,
+    rehearsal: bool = False,
 ) -> Authority:
     if home.exists():
         raise ConflictError(f"{home.path} already holds an authority; refusing to mix two")
@@ -59,7 +60,7 @@ def init_authority(
     for which, pair in (("root", root), ("log", log), ("system", system)):
         sealed = seal_keypair(pair, passphrase, kdf=kdf or KdfParams.fresh())
         write_new_file(home.authority_key_path(which), sealed)
-    home.write_config(authority.id, database_url)
+    home.write_config(authority.id, database_url, rehearsal=rehearsal)
     envelope = issue_authority(authority, root.signing)
     with Session(home.engine) as session:
         session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))

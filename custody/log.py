@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, text, upda
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto import merkle
-from crypto.dsse import Envelope, SignatureCheck, parse_envelope, verify_signatures
+from crypto.dsse import Envelope, SignatureCheck, verify_signatures
 from crypto.encoding import b64encode, format_time
 from crypto.note import Checkpoint, sign_checkpoint
 from crypto.signing import SigningKey
@@ -37,9 +37,9 @@ from custody.errors import (
     StorageError,
     UsageError,
 )
-from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, statement_id
+from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, parse_leaf, statement_id
 from custody.parallel import SignaturePool
-from custody.rules import Finding, Outcome, PackageState, apply_event
+from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store.db import read_options
 from custody.store.log_tables import (
     CheckpointRow,
@@ -77,11 +77,13 @@ class Receipt:
     checkpoint: str
     findings: tuple[Finding, ...] = ()
     duplicate: bool = False
+    received: str = ""  # the log's receive time (part of the leaf)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
             "statement_id": self.statement_id,
+            "received": self.received,
             "checkpoint": self.checkpoint,
             "findings": [
                 {"kind": f.kind, "package": f.package_id, "detail": f.detail} for f in self.findings
@@ -122,8 +124,10 @@ class _Batch:
 
     size: int
     received: str
+    now: datetime
     states: dict[str, PackageState | None] = field(default_factory=dict)
     existing: dict[str, int] = field(default_factory=dict)
+    existing_received: dict[str, str] = field(default_factory=dict)
     accepted: list[tuple[int, Prepared, Outcome]] = field(default_factory=list)
     duplicates: list[tuple[str, int]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
@@ -187,8 +191,10 @@ class CustodyLog:
         observers: Sequence[LogObserver] = (),
         workers: int = 1,
         gates: Sequence[LogGate] = (),
+        clock_rules: ClockRules = DEFAULT_CLOCK,
     ) -> None:
         self.engine = engine
+        self.clock_rules = clock_rules
         self.observers = list(observers)
         self.gates = list(gates)
         # Signature checks of large batches run on this many processes (1 = in-process).
@@ -290,7 +296,7 @@ class CustodyLog:
         size = conn.execute(
             select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update()
         ).scalar_one()
-        batch = _Batch(size=size, received=format_time(now))
+        batch = _Batch(size=size, received=format_time(now), now=now)
         self._apply(conn, prepared, batch, result)
         if self.observers:
             view = AppendView(
@@ -326,12 +332,18 @@ class CustodyLog:
         elif batch.duplicates:
             checkpoint_text = self.latest_checkpoint(conn)
         for idx, p, outcome in batch.accepted:
+            receipt = Receipt(
+                idx, p.event.id, checkpoint_text, outcome.findings, received=batch.received
+            )
             if p.event.id in batch.system_ids:
-                result.system.append(Receipt(idx, p.event.id, checkpoint_text, outcome.findings))
+                result.system.append(receipt)
             else:
-                result.receipts.append(Receipt(idx, p.event.id, checkpoint_text, outcome.findings))
+                result.receipts.append(receipt)
         for sid, idx in batch.duplicates:
-            result.receipts.append(Receipt(idx, sid, checkpoint_text, duplicate=True))
+            received = batch.existing_received.get(sid, batch.received)
+            result.receipts.append(
+                Receipt(idx, sid, checkpoint_text, duplicate=True, received=received)
+            )
 
     def _apply(
         self,
@@ -347,9 +359,12 @@ class CustodyLog:
                 prepared = gate.gate(conn, prepared, result.rejected)
         ids = [p.event.id for _, p in prepared]
         for row in conn.execute(
-            select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(ids))
+            select(ENTRY.c.statement_id, ENTRY.c.idx, ENTRY.c.received_at).where(
+                ENTRY.c.statement_id.in_(ids)
+            )
         ):
             batch.existing[row.statement_id] = row.idx
+            batch.existing_received[row.statement_id] = row.received_at
         wanted = {pid for _, p in prepared for pid in p.event.package_ids} - set(batch.states)
         batch.states.update(dict.fromkeys(wanted))
         if wanted:
@@ -375,7 +390,15 @@ class CustodyLog:
                         f"the correction names statement {p.event.corrects[:16]}, "
                         "which is not in the log"
                     )
-                outcome = apply_event(p.event, p.sigcheck, p.envelope, batch.states, self.trust)
+                outcome = apply_event(
+                    p.event,
+                    p.sigcheck,
+                    p.envelope,
+                    batch.states,
+                    self.trust,
+                    received=batch.now,
+                    clock=self.clock_rules,
+                )
             except CustodyError as e:
                 if system:  # pragma: no cover - the system builds its statements from the states
                     raise StorageError(
@@ -397,7 +420,7 @@ class CustodyLog:
                     "kind": p.event.kind.value,
                     "event_time": format_time(p.event.time),
                     "received_at": batch.received,
-                    "envelope": leaf_bytes(p.envelope),
+                    "envelope": leaf_bytes(p.envelope, batch.now),
                 }
             )
             batch.links.extend({"package_id": pid, "idx": idx} for pid in p.event.package_ids)
@@ -539,12 +562,16 @@ class CustodyLog:
             nodes = self._nodes(conn, wanted)
         return merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
 
-    def entry(self, index: int) -> Envelope:
+    def leaf(self, index: int) -> bytes:
+        """The leaf bytes of one entry, exactly as hashed into the tree."""
         with self._reader() as conn:
             row = conn.execute(select(ENTRY.c.envelope).where(ENTRY.c.idx == index)).first()
         if row is None:
             raise NotFoundError(f"no log entry {index}")
-        return parse_envelope(bytes(row.envelope))
+        return bytes(row.envelope)
+
+    def entry(self, index: int) -> Envelope:
+        return parse_leaf(self.leaf(index)).envelope
 
     def entries(
         self, start: int = 0, end: int | None = None, batch: int = 5000

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from crypto.dsse import Envelope, SignatureCheck, parse_envelope, verify_signatures
 from crypto.signing import VerifyKey
 from custody.errors import CustodyError, FormatError
-from custody.events import EVENT_TYPE
+from custody.events import EVENT_TYPE, parse_leaf
 
 CHUNK = 1000
 
@@ -22,14 +23,21 @@ class Checked:
     envelope: Envelope | None
     sigcheck: SignatureCheck | None
     error: CustodyError | None
+    received: datetime | None = None  # a log leaf's receive time
 
 
-def check_line(line: bytes, keys: Mapping[str, VerifyKey]) -> Checked:
+def check_line(line: bytes, keys: Mapping[str, VerifyKey], leaf: bool = False) -> Checked:
+    """One submitted envelope, or (``leaf``) one log leaf: the envelope and its receive time."""
     try:
-        env = parse_envelope(line.rstrip(b"\n"), what="event envelope")
+        received = None
+        if leaf:
+            entry = parse_leaf(line.rstrip(b"\n"))
+            env, received = entry.envelope, entry.received
+        else:
+            env = parse_envelope(line.rstrip(b"\n"), what="event envelope")
         if env.payload_type != EVENT_TYPE:
             raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
-        return Checked(env, verify_signatures(env, keys), None)
+        return Checked(env, verify_signatures(env, keys), None, received)
     except CustodyError as e:
         return Checked(None, None, e)
 
@@ -42,8 +50,8 @@ def _init_worker(keys: dict[str, bytes]) -> None:
     _WORKER_KEYS.update({kid: VerifyKey(raw) for kid, raw in keys.items()})
 
 
-def _check_chunk(lines: list[bytes]) -> list[Checked]:
-    return [check_line(line, _WORKER_KEYS) for line in lines]
+def _check_chunk(lines: list[bytes], leaf: bool) -> list[Checked]:
+    return [check_line(line, _WORKER_KEYS, leaf) for line in lines]
 
 
 def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
@@ -70,15 +78,18 @@ class SignaturePool:
                 self.workers, initializer=_init_worker, initargs=(raw,)
             )
 
-    def stream(self, lines: Iterable[bytes], chunk: int = CHUNK) -> Iterator[tuple[bytes, Checked]]:
-        """Check lines in order; at most a few chunks per worker are in flight."""
+    def stream(
+        self, lines: Iterable[bytes], chunk: int = CHUNK, *, leaves: bool = False
+    ) -> Iterator[tuple[bytes, Checked]]:
+        """Check lines (envelopes, or log leaves) in order; at most a few chunks per worker
+        are in flight."""
         if self._pool is None:
             for line in lines:
-                yield line, check_line(line, self.keys)
+                yield line, check_line(line, self.keys, leaves)
             return
         pending: list[tuple[list[bytes], Future[list[Checked]]]] = []
         for part in _chunks(lines, chunk):
-            pending.append((part, self._pool.submit(_check_chunk, part)))
+            pending.append((part, self._pool.submit(_check_chunk, part, leaves)))
             if len(pending) >= self.workers * 3:
                 done, fut = pending.pop(0)
                 yield from zip(done, fut.result(), strict=True)

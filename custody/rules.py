@@ -21,7 +21,15 @@ Rules enforced:
   refused for the whole event; route, state and containment are checked package by package.
 - Route: the receiver of a transfer must be the next person on the planned route, unless a
   secrecy officer's ``reroute`` changed it (``RouteError``).
-- Window: opening only inside the package's opening window (``WindowError``).
+- Time: the log's receive time decides, never the statement's own ``time`` (a claim). A
+  statement dated more than ``skew`` after it was received is refused; one dated more than
+  ``skew`` before it is refused too, unless its kind may be captured offline (handover,
+  inspect, check-in, patrol) and it arrived within ``max_lag``: then it is accepted and marked
+  late (a ``late`` finding) (``ClockError``). A key revoked for compromise is refused for
+  every statement received after the revocation was issued, whatever time it claims.
+- Window: opening only inside the package's opening window, judged on the receive time
+  (``WindowError``).
+- Inspection: a courier inspects only a package they hold or are on the route of.
 - Containment: a frozen package accepts only a move into secure custody (a custodian or a
   secrecy officer receiving it), inspection, release or destruction (``FrozenError``).
 - Findings (the event is a true record and is accepted, but it is an anomaly): observed seal
@@ -32,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +48,7 @@ from crypto.dsse import SignatureCheck
 from crypto.encoding import format_time, parse_time
 from custody.errors import (
     ChainError,
+    ClockError,
     ClosedError,
     CustodyError,
     FormatError,
@@ -168,6 +177,49 @@ PACKAGELESS_KINDS = {Kind.INCIDENT, Kind.LEAK_REPORT}
 OFFICER_KINDS = {Kind.FREEZE, Kind.RELEASE, Kind.COMPROMISE, Kind.REROUTE, Kind.ACTIVATE_BACKUP}
 
 
+@dataclass(frozen=True)
+class ClockRules:
+    """How far a statement's own time may stray from the log's receive time."""
+
+    skew: timedelta = timedelta(minutes=5)
+    max_lag: timedelta = timedelta(hours=24)
+    offline_kinds: frozenset[Kind] = frozenset(
+        {Kind.HANDOVER, Kind.INSPECT, Kind.CHECKIN, Kind.PATROL}
+    )
+
+
+DEFAULT_CLOCK = ClockRules()
+
+
+def judge_time(event: Event, received: datetime, rules: ClockRules = DEFAULT_CLOCK) -> bool:
+    """Raise ``ClockError`` if the event's time is not acceptable at ``received``; return
+    whether it is late (captured offline and synced later, within the lag)."""
+    if event.time > received + rules.skew:
+        raise ClockError(
+            f"{event.kind} statement is dated {format_time(event.time)}, after the log received "
+            f"it ({format_time(received)}); the log's clock decides, and it allows "
+            f"{_minutes(rules.skew)} of skew"
+        )
+    if event.time >= received - rules.skew:
+        return False
+    if event.kind in rules.offline_kinds and received - event.time <= rules.max_lag:
+        return True
+    allowed = (
+        f"{_minutes(rules.max_lag)} for offline capture"
+        if event.kind in rules.offline_kinds
+        else f"{_minutes(rules.skew)} (a {event.kind} is made online)"
+    )
+    raise ClockError(
+        f"{event.kind} statement is dated {format_time(event.time)}, too long before the log "
+        f"received it ({format_time(received)}); at most {allowed}"
+    )
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 and minutes >= 60 else f"{minutes} min"
+
+
 def _actor(event: Event, slot: str) -> str:
     person = event.actors.get(slot)
     if not person:
@@ -210,7 +262,9 @@ def requirements(event: Event, state: PackageState | None) -> list[SignerRequire
     if k == Kind.LEAK_REPORT:
         # The rules let anyone report a leak: every enrolled person, whatever their role.
         return [require("reporter", *Role, person=_actor(event, "reporter"))]
-    if k in OFFICER_KINDS or k in {Kind.CORRECTION, Kind.INCIDENT}:
+    if k == Kind.INCIDENT:
+        raise RoleError("incident statements are made by the system (its key) alone")
+    if k in OFFICER_KINDS or k == Kind.CORRECTION:
         return [require("officer", Role.SECRECY_OFFICER, person=_actor(event, "officer"))]
     raise FormatError(f"{k} events are not accepted from people")
 
@@ -341,6 +395,7 @@ def check_signers(
     trust: TrustStore,
     states: Sequence[PackageState],
     envelope: Any,
+    received: datetime | None = None,
 ) -> StatementCheck | None:
     """Judge the signatures (already verified by key) against the kind's slots, for every
     package the event names (``states``: empty for a seal or a packageless statement).
@@ -362,7 +417,9 @@ def check_signers(
         reqs, scope = joint_requirements(event, states)
     else:
         reqs, scope = requirements(event, None), _seal_scope(event)
-    check = check_statement(envelope, trust, reqs, at=event.time, scope=scope, sigcheck=env_check)
+    check = check_statement(
+        envelope, trust, reqs, at=event.time, scope=scope, sigcheck=env_check, received=received
+    )
     problem = most_specific(check.problems)
     if problem is not None:
         raise problem
@@ -379,9 +436,16 @@ def _seal_scope(event: Event) -> tuple[str, ...]:
 
 
 def transition(
-    event: Event, states: Mapping[str, PackageState | None], check: StatementCheck | None
+    event: Event,
+    states: Mapping[str, PackageState | None],
+    check: StatementCheck | None,
+    received: datetime | None = None,
 ) -> Outcome:
-    """The state-machine step for an event whose signatures are already judged."""
+    """The state-machine step for an event whose signatures are already judged.
+
+    ``received`` (the log's receive time) judges windows; without it (a verifier following a
+    refused event) the event's own time is used."""
+    at = received if received is not None else event.time
     new: dict[str, PackageState] = {}
     findings: list[Finding] = []
     if not event.packages:
@@ -413,7 +477,7 @@ def transition(
                 f"package {package_id}: event time {format_time(event.time)} is before the "
                 f"previous event ({format_time(state.last_time)})"
             )
-        changes, found = _step(event, state, check)
+        changes, found = _step(event, state, check, at)
         # One copy per event: the step's changes and the chain's new head together.
         new[package_id] = replace(
             state, **changes, last_event=event.id, last_time=event.time, last_place=event.place
@@ -423,7 +487,7 @@ def transition(
 
 
 def _step(
-    event: Event, state: PackageState, check: StatementCheck | None
+    event: Event, state: PackageState, check: StatementCheck | None, at: datetime
 ) -> tuple[dict[str, Any], list[Finding]]:
     k = event.kind
     findings: list[Finding] = []
@@ -475,10 +539,11 @@ def _step(
         }.get(k, Status.IN_TRANSIT)
         return {"holder": receiver, "route_pos": pos, "status": status}, findings
     if k == Kind.OPEN:
-        if not state.window_start <= event.time <= state.window_end:
+        if not state.window_start <= at <= state.window_end:
             raise WindowError(
                 f"package {state.package_id} may be opened only between "
-                f"{format_time(state.window_start)} and {format_time(state.window_end)}"
+                f"{format_time(state.window_start)} and {format_time(state.window_end)} "
+                f"(received {format_time(at)}, by the log's clock)"
             )
         return {"status": Status.OPENED, "holder": event.actors["examiner"]}, findings
     if k == Kind.DISTRIBUTE:
@@ -511,6 +576,15 @@ def _step(
         if not isinstance(route, list) or not all(isinstance(p, str) for p in route):
             raise FormatError("reroute: body.route must be a list of person ids")
         return {"route": (*state.route[: state.route_pos + 1], *route)}, findings
+    if k in {Kind.INSPECT, Kind.PATROL} and check is not None:
+        inspector = check.filled["inspector"]
+        if inspector.roles <= {Role.COURIER} and not (
+            inspector.subject == state.holder or inspector.subject in state.route
+        ):
+            raise RoleError(
+                f"{inspector.subject} is a courier with no part in package {state.package_id}: "
+                "a courier inspects only a package they hold or carry on its route"
+            )
     # inspect, patrol, checkin, correction, incident, activate_backup: no change of custody.
     return {}, findings
 
@@ -521,14 +595,20 @@ def apply_event(
     envelope: Any,
     states: Mapping[str, PackageState | None],
     trust: TrustStore,
+    *,
+    received: datetime,
+    clock: ClockRules = DEFAULT_CLOCK,
 ) -> Outcome:
-    """Judge signers and apply the state machine; raises the specific refusal."""
+    """Judge time, signers and the state machine at the log's receive time ``received``;
+    raises the specific refusal."""
     if event.authority != trust.authority.id:
         raise FormatError("event names another authority")
+    late = judge_time(event, received, clock)
     if not event.package_ids:
         if event.kind not in PACKAGELESS_KINDS:
             raise FormatError(f"{event.kind} event names no package")
-        return Outcome({}, (), check_signers(event, env_check, trust, (), envelope))
+        check = check_signers(event, env_check, trust, (), envelope, received)
+        return Outcome({}, (), check)
     known: list[PackageState] = []
     for package_id in event.package_ids:
         state = states.get(package_id)
@@ -539,8 +619,22 @@ def apply_event(
         if state.status == Status.DESTROYED:
             raise ClosedError(f"package {package_id} was destroyed; its chain is closed")
         known.append(state)
-    check = check_signers(event, env_check, trust, known, envelope)
-    return transition(event, states, check)
+    check = check_signers(event, env_check, trust, known, envelope, received)
+    outcome = transition(event, states, check, received)
+    if not late:
+        return outcome
+    lag = received - event.time
+    marks = tuple(
+        Finding(
+            "late",
+            pid,
+            f"{event.kind} captured offline at {format_time(event.time)} and received "
+            f"{_minutes(lag)} later",
+            {"event": event.id, "time": format_time(event.time), "received": format_time(received)},
+        )
+        for pid in event.package_ids
+    )
+    return replace(outcome, findings=(*outcome.findings, *marks))
 
 
 def refusal_kind(error: CustodyError) -> str:

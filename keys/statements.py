@@ -114,6 +114,7 @@ def check_statement(
     at: datetime,
     scope: Iterable[str] = (),
     sigcheck: SignatureCheck | None = None,
+    received: datetime | None = None,
 ) -> StatementCheck:
     """Judge an envelope against signer slots at time ``at``.
 
@@ -146,7 +147,7 @@ def check_statement(
     persons: set[str] = set()
     for kid in sorted(sigcheck.signed_by):
         try:
-            cert = trust.standing_at(kid, at)
+            cert = trust.standing_at(kid, at, received=received)
         except VerificationError as e:
             problems.append(e)
             continue

@@ -36,6 +36,7 @@ from keys.model import (
     Authority,
     Certificate,
     Revocation,
+    RevocationReason,
 )
 
 
@@ -153,8 +154,14 @@ class TrustStore:
                 f"no certificate of this authority binds key {kid[:16]}"
             ) from None
 
-    def standing_at(self, kid: str, at: datetime) -> Certificate:
-        """The key's certificate if it may sign at ``at``; raises the specific refusal otherwise."""
+    def standing_at(
+        self, kid: str, at: datetime, *, received: datetime | None = None
+    ) -> Certificate:
+        """The key's certificate if it may sign at ``at``; raises the specific refusal otherwise.
+
+        ``received`` is when the log received the statement (its own clock): a key revoked for
+        compromise is refused for every statement received once the revocation was issued,
+        whatever earlier time the statement claims (a thief dates nothing honestly)."""
         cert = self.certificate(kid)
         if at < cert.not_before:
             raise NotYetValidError(
@@ -166,6 +173,17 @@ class TrustStore:
                 f"certificate of {cert.describe()} expired at {format_time(cert.not_after)}"
             )
         rev = self.revocations.get(kid)
+        if (
+            rev is not None
+            and rev.reason == RevocationReason.KEY_COMPROMISE
+            and received is not None
+            and rev.issued_at <= received
+        ):
+            raise RevokedError(
+                f"key of {cert.describe()} was revoked for compromise "
+                f"(issued {format_time(rev.issued_at)}): nothing it signs is accepted after that, "
+                "whatever time the statement claims"
+            )
         if rev is not None and rev.effective_at <= at:
             raise RevokedError(
                 f"key of {cert.describe()} was revoked ({rev.reason.value}) "

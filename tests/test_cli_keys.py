@@ -30,7 +30,7 @@ def _json(out: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_keys_session(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = cli("--json", "init", "--name", "测试考试院 Test Authority")
+    code, out, _ = cli("--json", "init", "--rehearsal", "--name", "测试考试院 Test Authority")
     assert code == 0, out
     authority_id = _json(out)["authority_id"]
 
@@ -135,7 +135,7 @@ def test_cli_refusals_have_exit_codes(cli, args: list[str], code: int, error: st
 
 
 def test_wrong_passphrase_is_a_clean_error(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    assert cli("init", "--name", "A")[0] == 0
+    assert cli("init", "--rehearsal", "--name", "A")[0] == 0
     monkeypatch.setenv("CUSTODY_PASSPHRASE", "wrong")
     code, _, err = cli(
         "keys", "enroll", "--subject", "x", "--name", "x", "--org", "o", "--role", "courier"
@@ -145,13 +145,13 @@ def test_wrong_passphrase_is_a_clean_error(cli, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_init_twice_refused(cli) -> None:  # type: ignore[no-untyped-def]
-    assert cli("init", "--name", "A")[0] == 0
-    code, _, err = cli("init", "--name", "B")
+    assert cli("init", "--rehearsal", "--name", "A")[0] == 0
+    code, _, err = cli("init", "--rehearsal", "--name", "B")
     assert code == 5 and "refusing" in err
 
 
 def test_device_keys_enrolled_and_weak_keys_refused(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    assert cli("init", "--name", "A")[0] == 0
+    assert cli("init", "--rehearsal", "--name", "A")[0] == 0
     key, pub = tmp_path / "li.key", tmp_path / "li.pub.json"
     assert (
         cli("keys", "keygen", "--label", "courier-li", "--out", str(key), "--public-out", str(pub))[

@@ -52,6 +52,8 @@ def _root(
     ctx.obj = State(
         home_path=home, json=json_output, now_override=parse_cli_time(now, what="--now")
     )
+    if now is not None:
+        ctx.obj.now()  # refused at once in a home that runs on the real clock
 
 
 app.command("init")(init)

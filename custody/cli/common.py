@@ -40,7 +40,17 @@ class State:
         return Home(self.home_path)
 
     def now(self) -> datetime:
-        return self.now_override or datetime.now(UTC).replace(microsecond=0)
+        """The service's clock. ``--now`` sets it only in a rehearsal home: in a real home the
+        real clock decides when a statement is late, early or revoked."""
+        if self.now_override is None:
+            return datetime.now(UTC).replace(microsecond=0)
+        home = self.home
+        if home.exists() and not home.rehearsal:
+            raise UsageError(
+                "--now works only in a rehearsal home (made with `custody init --rehearsal`); "
+                f"{self.home_path} runs on the real clock"
+            )
+        return self.now_override
 
     def emit(self, data: dict[str, Any], human: str | None = None) -> None:
         """Print a command's result: JSON for scripts, or the human rendering."""

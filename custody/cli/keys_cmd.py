@@ -36,12 +36,27 @@ def init(
     database_url: Annotated[
         str | None, typer.Option(help="Database URL (default: SQLite inside the home).")
     ] = None,
+    rehearsal: Annotated[
+        bool,
+        typer.Option(
+            "--rehearsal",
+            help="A rehearsal home: --now may set its clock (training, tests); never for a "
+            "real season.",
+        ),
+    ] = False,
 ) -> None:
     """Create an exam authority: root, log and system keys, sealed under a passphrase."""
     st = state(ctx)
+    if st.now_override is not None and not rehearsal:
+        raise UsageError("--now is for rehearsal homes only: add --rehearsal, or drop --now")
     pw = passphrase(prompt="Passphrase for the authority keys", confirm=True)
     authority = identity.init_authority(
-        st.home, name=name, passphrase=pw, now=st.now(), database_url=database_url
+        st.home,
+        name=name,
+        passphrase=pw,
+        now=st.now(),
+        database_url=database_url,
+        rehearsal=rehearsal,
     )
     st.emit(
         {

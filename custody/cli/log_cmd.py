@@ -108,6 +108,7 @@ def receipt_document(log: CustodyLog, receipt: Receipt) -> dict[str, object]:
         "format": "custody-receipt/v1",
         "index": receipt.index,
         "statement_id": receipt.statement_id,
+        "received": receipt.received,
         "tree_size": size,
         "checkpoint": receipt.checkpoint,
         "inclusion_proof": [b64encode(h) for h in log.inclusion_proof(receipt.index, size)],
@@ -133,8 +134,9 @@ def check_receipt(
     env = parse_envelope(read_input(envelope), what=str(envelope))
     proof = [b64decode(h, what="receipt proof") for h in f.texts("inclusion_proof")]
     index = f.integer("index")
+    received = f.time("received")
     merkle.verify_inclusion(
-        merkle.leaf_hash(leaf_bytes(env)), index, checkpoint.size, proof, checkpoint.root
+        merkle.leaf_hash(leaf_bytes(env, received)), index, checkpoint.size, proof, checkpoint.root
     )
     st.emit(
         {"ok": True, "index": index, "tree_size": checkpoint.size},

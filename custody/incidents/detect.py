@@ -39,6 +39,7 @@ from crypto.dsse import Envelope, verify_signatures
 from crypto.encoding import format_time
 from crypto.note import Checkpoint, NoteVerifier, open_checkpoint
 from custody.errors import (
+    ClockError,
     ClosedError,
     CustodyError,
     DuplicateSignatureError,
@@ -93,6 +94,7 @@ class DetectionKind(StrEnum):
     MISSED_PATROL = "missed_patrol"
     OPENING_OUT_OF_WINDOW = "opening_out_of_window"
     OPENING_WITHOUT_BOTH = "opening_without_both"
+    CLOCK_SKEW = "clock_skew"
     ACT_AFTER_DESTRUCTION = "act_after_destruction"
     FROZEN_VIOLATION = "frozen_violation"
     LOG_FORK = "log_fork"
@@ -115,6 +117,7 @@ SEVERITY: Mapping[DetectionKind, Severity] = {
     DetectionKind.COUNT_OVER: Severity.HIGH,
     DetectionKind.IMPOSSIBLE_TRAVEL: Severity.HIGH,
     DetectionKind.OVERDUE: Severity.MEDIUM,
+    DetectionKind.CLOCK_SKEW: Severity.MEDIUM,
     DetectionKind.MISSED_CHECKIN: Severity.MEDIUM,
     DetectionKind.MISSED_PATROL: Severity.MEDIUM,
     DetectionKind.OPENING_OUT_OF_WINDOW: Severity.HIGH,
@@ -312,7 +315,7 @@ def detect_refusal(
         found = []
         for kid in sorted(signed | {k for k in unmatched if k in trust.certificates}):
             try:
-                trust.standing_at(kid, when)
+                trust.standing_at(kid, when, received=at)
             except bad:
                 found.append(kid)
             except CustodyError:
@@ -350,7 +353,12 @@ def detect_refusal(
             )
         ]
     if isinstance(error, RecusedError):
-        scope = set(state.scope) if state is not None else set()
+        scope = {
+            tag
+            for pid in (event.package_ids if event is not None else ())
+            if (s := states.get(pid)) is not None
+            for tag in s.scope
+        }
         suspects = tuple(sorted(kid for kid in signed if trust.certificates[kid].recusals & scope))
         return [
             _detection(
@@ -388,6 +396,18 @@ def detect_refusal(
                 subject=unmatched[0] if unmatched else None,
                 statements=sid,
                 facts={**facts, "keys_named": list(unmatched)},
+            )
+        ]
+    if isinstance(error, ClockError):
+        # An opening dated into its window but received before it is a backdating attempt.
+        return [
+            _detection(
+                DetectionKind.OPENING_OUT_OF_WINDOW if opening else DetectionKind.CLOCK_SKEW,
+                error.message,
+                at,
+                state=state,
+                statements=sid,
+                facts=facts,
             )
         ]
     if isinstance(error, WindowError):

@@ -42,6 +42,7 @@ from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object, parse_time
 from crypto.signing import SigningKey
 from custody.errors import (
+    ClockError,
     ConflictError,
     CustodyError,
     FormatError,
@@ -80,7 +81,7 @@ from custody.store.incident_tables import (
 from custody.store.log_tables import PackageStateRow
 from custody.store.paper_tables import PaperIncidentRow
 from custody.store.states import state_from_json
-from keys.model import Role
+from keys.model import Certificate, Role
 from keys.statements import require, verify_statement
 from keys.trust import TrustStore
 
@@ -402,7 +403,12 @@ class WatchedLog(CustodyLog):
         if act.authority != self.trust.authority.id:
             raise FormatError("incident act names another authority")
         if act.time > now + MAX_ACT_SKEW:
-            raise FormatError(f"incident act is dated in the future ({format_time(act.time)})")
+            raise ClockError(f"incident act is dated in the future ({format_time(act.time)})")
+        if act.time < now - MAX_ACT_SKEW:
+            raise ClockError(
+                f"incident act is dated {format_time(act.time)}, more than "
+                f"{MAX_ACT_SKEW} before the service received it ({format_time(now)})"
+            )
         self.run(now, lambda txn: txn.record_act(act, env))
         return get_incident(self.engine, act.incident)
 
@@ -902,6 +908,41 @@ class _Txn:
 
     # -- people's acts -------------------------------------------------------------------
 
+    def check_actor(self, act: Act, row: Any, signers: Sequence[Certificate]) -> None:
+        """Acts by the right people, at the right time: not dated before the incident opened,
+        not by a suspect of this incident (a key it names or blocked, or any key of that
+        person), and not by a key any incident still blocks."""
+        opened = parse_time(row.opened_at, what="incident.opened_at")
+        if act.time < opened:
+            raise ClockError(
+                f"the {act.act} act is dated {format_time(act.time)}, before incident "
+                f"{act.incident} opened ({format_time(opened)})"
+            )
+        suspects = set(json.loads(row.containment).get("blocked_keys", []))
+        for entry in json.loads(row.evidence):
+            suspects |= set(entry.get("suspect_keys", []))
+        suspect_people = {
+            self.desk.trust.certificates[k].subject
+            for k in suspects
+            if k in self.desk.trust.certificates
+        }
+        if act.person in suspect_people:
+            raise RoleError(
+                f"{act.person} is a suspect in incident {act.incident} and may not act on it: "
+                "another secrecy officer decides"
+            )
+        kids = [c.key_id for c in signers]
+        still_blocked = self.conn.execute(
+            select(BLOCKED.c.key_id, BLOCKED.c.incident_id).where(
+                BLOCKED.c.key_id.in_(kids), BLOCKED.c.unblocked_at.is_(None)
+            )
+        ).first()
+        if still_blocked is not None:
+            raise KeyBlockedError(
+                f"the key that signed this act is blocked by incident {still_blocked.incident_id}",
+                key_ids=(still_blocked.key_id,),
+            )
+
     def record_act(self, act: Act, env: Envelope) -> None:
         row = self._row(act.incident)
         ladder = self.policy.ladder
@@ -926,7 +967,7 @@ class _Txn:
                 f"{act.person} may not {act.act} incident {act.incident} at level "
                 f"{ladder[min(row.level, len(ladder) - 1)].name}: {e.message}"
             ) from e
-        del check
+        self.check_actor(act, row, check.signers)
         sid_act = statement_id(env.payload)
         if self.conn.execute(select(ACT.c.id).where(ACT.c.statement_id == sid_act)).first():
             raise ConflictError("this act was already recorded")

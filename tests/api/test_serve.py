@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import Settings, create_app
+from crypto.encoding import format_time
 from custody.demo import Season
 from tests.api.helpers import free_port, seal_event
 from tests.conftest import PASS
@@ -29,7 +30,9 @@ def _serve(season: Season, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
         "CUSTODY_LOG_PASSPHRASE": PASS,
         "CUSTODY_SYSTEM_PASSPHRASE": PASS,
     }
-    argv = ["--home", str(season.home.path), "serve", "--port", str(port), *extra]
+    # the season's clock (a rehearsal home): its statements are dated by it
+    argv = ["--home", str(season.home.path), "--now", format_time(season.now), "serve"]
+    argv += ["--port", str(port), *extra]
     proc = subprocess.Popen(
         [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],
         env=env,

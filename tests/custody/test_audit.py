@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from crypto.dsse import Envelope
+from crypto.encoding import canonical_json
 from crypto.note import Checkpoint, sign_checkpoint
 from crypto.signing import SigningKey
 from custody.audit import export_bundle, load_trust_document, read_bundle, stream_lines, verify_log
 from custody.cli import main
 from custody.demo import Season
-from custody.events import Kind
+from custody.events import Kind, leaf_bytes, parse_leaf
 from tests.custody.test_log import SEALS, seal, to_storage, transfer, two
 
 
@@ -64,17 +66,15 @@ def test_insider_row_edit_is_named(any_season: Season, tmp_path: Path, workers: 
     # An insider rewrites the seal serials observed at the handover (index 2) in the database.
     with any_season.home.engine.begin() as conn:
         raw = conn.execute(text("SELECT envelope FROM log_entry WHERE idx = 2")).scalar_one()
-        env = json.loads(bytes(raw))
-        import base64
-
-        payload = json.loads(base64.b64decode(env["payload"]))
+        entry = parse_leaf(bytes(raw))
+        payload = json.loads(entry.envelope.payload)
         payload["body"]["seals"] = ["S-001", "S-777"]
-        env["payload"] = base64.b64encode(
-            json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        ).decode()
+        edited = Envelope(
+            entry.envelope.payload_type, canonical_json(payload), entry.envelope.signatures
+        )
         conn.execute(
             text("UPDATE log_entry SET envelope = :e WHERE idx = 2"),
-            {"e": json.dumps(env, sort_keys=True, separators=(",", ":")).encode()},
+            {"e": leaf_bytes(edited, entry.received)},
         )
     export_bundle(any_season.log(), tmp_path / "export")
     report = verify_folder(tmp_path / "export", workers=workers)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crypto import merkle
-from crypto.encoding import b64decode
+from crypto.encoding import b64decode, format_time
 from crypto.note import NoteVerifier, open_checkpoint
 from custody.cli import main
 from custody.demo import Season
@@ -23,7 +23,7 @@ def cli(season: Season, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
 
     def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--now", "2027-03-01T10:00:00Z", *args])
+        code = main(["--now", format_time(season.now), *args])  # the log's clock
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -64,7 +64,7 @@ def test_submit_status_and_proofs(cli, season: Season, tmp_path: Path) -> None: 
 
     code, out, _ = cli("--json", "log", "proof", "1")
     proof = [b64decode(h) for h in json.loads(out)["proof"]]
-    leaf = merkle.leaf_hash(season.log().entry(1).to_bytes())
+    leaf = merkle.leaf_hash(season.log().leaf(1))
     merkle.verify_inclusion(leaf, 1, checkpoint.size, proof, checkpoint.root)
 
     code, out, _ = cli("--json", "log", "consistency", "1")

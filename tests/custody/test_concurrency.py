@@ -6,6 +6,7 @@ Runs on the real PostgreSQL (and on SQLite, whose writers serialise on BEGIN IMM
 from __future__ import annotations
 
 import multiprocessing as mp
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import text
@@ -18,18 +19,15 @@ WRITERS = 4
 PER_WRITER = 25
 
 
-def _writer(home: str, envelopes: list[bytes], queue: mp.Queue) -> None:  # type: ignore[type-arg]
+def _writer(home: str, envelopes: list[bytes], now: datetime, queue: mp.Queue) -> None:  # type: ignore[type-arg]
     from crypto.dsse import parse_envelope
-    from crypto.encoding import utc
-    from custody import identity
     from custody.home import Home
-    from custody.log import CustodyLog
+    from custody.service import ServiceSecrets, open_writer
 
-    h = Home(Path(home))
-    log = CustodyLog(h.engine, identity.load_trust(h), h.authority_key("log", PASS).signing)
+    log = open_writer(Home(Path(home)), ServiceSecrets(log=PASS, system=PASS))
     indexes = []
     for raw in envelopes:  # one row per transaction: maximum interleaving between writers
-        indexes.append(log.submit(parse_envelope(raw), now=utc(2027, 3, 1, 9)).index)
+        indexes.append(log.submit(parse_envelope(raw), now=now).index)
     queue.put(indexes)
 
 
@@ -41,7 +39,10 @@ def test_parallel_writers_keep_one_gapless_order(any_season: Season, tmp_path: P
     season.log()  # creates the log head before the writers race
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(str(season.home.path), b, queue)) for b in batches]
+    procs = [
+        ctx.Process(target=_writer, args=(str(season.home.path), b, season.now, queue))
+        for b in batches
+    ]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]

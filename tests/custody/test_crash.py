@@ -11,11 +11,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from custody import identity
+from crypto.encoding import format_time
 from custody.audit import export_bundle
 from custody.demo import Season, seal_events
 from custody.demo_log import verify_export
-from custody.log import CustodyLog
+from custody.service import open_reader
 from tests.conftest import PASS
 
 WRITER = textwrap.dedent(
@@ -23,16 +23,15 @@ WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     from crypto.dsse import parse_envelope
-    from crypto.encoding import utc
-    from custody import identity
+    from crypto.encoding import parse_time
     from custody.home import Home
-    from custody.log import CustodyLog
+    from custody.service import ServiceSecrets, open_writer
 
     home = Home(Path(sys.argv[1]))
-    key = home.authority_key("log", sys.argv[2]).signing
-    log = CustodyLog(home.engine, identity.load_trust(home), key)
+    log = open_writer(home, ServiceSecrets(log=sys.argv[2], system=sys.argv[2]))
+    now = parse_time(sys.argv[4], what="now")
     for line in open(sys.argv[3], "rb"):
-        receipt = log.submit(parse_envelope(line), now=utc(2027, 3, 1, 9))
+        receipt = log.submit(parse_envelope(line), now=now)
         # Acknowledged: only now does the writer tell anyone the index.
         print(receipt.index, flush=True)
     """
@@ -49,7 +48,14 @@ def test_killed_writer_loses_nothing_acknowledged(any_season: Season, tmp_path: 
     script.write_text(WRITER)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(season.home.path), PASS, str(feed)],
+        [
+            sys.executable,
+            str(script),
+            str(season.home.path),
+            PASS,
+            str(feed),
+            format_time(season.now),
+        ],
         stdout=subprocess.PIPE,
         env=env,
     )
@@ -67,7 +73,7 @@ def test_killed_writer_loses_nothing_acknowledged(any_season: Season, tmp_path: 
     assert len(acknowledged) >= 40
 
     # Restart: a fresh process view of the same database.
-    reopened = CustodyLog(season.home.engine, identity.load_trust(season.home), None)
+    reopened = open_reader(season.home)
     size = reopened.size()
     assert size >= max(acknowledged) + 1
     assert set(acknowledged) <= {i for i, _ in reopened.entries()}

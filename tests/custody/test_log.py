@@ -202,9 +202,8 @@ def test_opening_refusals(
     seal(season)
     to_storage(season)
     start = season.log().package_state("PK-1").window_start
-    env = season.event(
-        Kind.OPEN, ["PK-1"], actors=actors, signers=signers, body={"seals": SEALS}, at=start + when
-    )
+    season.now = start + when - timedelta(minutes=5)  # the log's clock: the next tick is then
+    env = season.event(Kind.OPEN, ["PK-1"], actors=actors, signers=signers, body={"seals": SEALS})
     with pytest.raises(error):
         season.submit(env)
     assert season.log().package_state("PK-1").status == Status.STORED

@@ -75,6 +75,11 @@ def test_courier_recused_from_the_second_packages_exam_is_refused(season: Season
     assert _post(c, _dispatch_both(season, "courier-he")) == (403, "recused")
     assert people_entries(season) == before
     assert season.log().package_state("PK-2").holder == "print-qian"
+
+
+def test_recusal_in_any_package_refuses_whatever_the_order(season: Season) -> None:
+    _seal(season, "PK-1", route=["courier-he"], exam="SX-2027-OTHER")
+    _seal(season, "PK-2", route=["courier-he"])
     with pytest.raises(RecusedError):
         season.log().submit(
             season.event(
@@ -164,10 +169,10 @@ def test_any_event_over_packages_of_mixed_policies_is_refused(
     sigcheck = verify_signatures(env, trust.signing_keys)
     if mixed:
         with pytest.raises(MixedPackagesError):
-            apply_event(event, sigcheck, env, states, trust)
+            apply_event(event, sigcheck, env, states, trust, received=season.now)
     else:
         try:
-            apply_event(event, sigcheck, env, states, trust)
+            apply_event(event, sigcheck, env, states, trust, received=season.now)
         except MixedPackagesError:  # pragma: no cover - the assertion below is the test
             pytest.fail("packages with one policy were refused as mixed")
         except CustodyError:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from crypto.encoding import format_time
 from crypto.note import Checkpoint, CosignatureVerifier, parse_note, sign_checkpoint
 from custody.cli import main
 from custody.demo import Season, start_season
@@ -28,7 +29,7 @@ def test_witness_cosigns_growth_and_refuses_a_fork(
     state_file = tmp_path / "witness-state.json"
 
     def run(*args: str) -> tuple[int, str, str]:
-        code = main(["--now", "2027-03-01T10:00:00Z", *args])
+        code = main(["--now", format_time(season.now), *args])  # the log's clock
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from crypto.dsse import parse_envelope, verify_signatures
 from custody.demo import Season
 from custody.errors import ConflictError, KeyBlockedError, RoleError
-from custody.events import Kind
+from custody.events import Kind, parse_leaf
 from custody.incidents.demo import attach
 from custody.incidents.detect import Policy, Target
 from custody.incidents.model import (
@@ -134,7 +134,7 @@ def test_incidents_verify_in_an_export(season: Season, tmp_path: Path) -> None:
     assert report.ok, report.problems
     # The act embedded in the system statement verifies under the officer's key.
     lines = (tmp_path / "export" / "events.jsonl").read_bytes().splitlines()
-    bodies = [json.loads(parse_envelope(line).payload)["body"] for line in lines]
+    bodies = [json.loads(parse_leaf(line).envelope.payload)["body"] for line in lines]
     embedded = [b["act"] for b in bodies if "act" in b]
     env = parse_envelope(embedded[0])
     assert verify_signatures(env, log.trust.signing_keys).signed_by == {
