@@ -107,10 +107,14 @@ def export_bundle(
         "size": size,
         "files": hashes,
     }
-    write_new_file(
-        out / "manifest.json", json.dumps(manifest, indent=2).encode() + b"\n", mode=0o644
-    )
+    write_new_file(out / "manifest.json", _manifest_bytes(manifest), mode=0o644)
     return manifest
+
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The one form of ``manifest.json`` (keys in export's order, two-space indent, a final
+    newline); a verifier compares the file with this rendering of its own content."""
+    return json.dumps(manifest, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
 def _checkpoint_of(note: str, trust: TrustStore) -> tuple[int, bytes]:
@@ -151,6 +155,9 @@ class Report:
     open_chains: list[str] = field(default_factory=list)
     packages: int = 0
     destroyed: int = 0
+    authority_id: str = ""
+    authority_name: str = ""
+    checkpoint_root: str = ""
 
     @property
     def ok(self) -> bool:
@@ -159,6 +166,8 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "authority": {"id": self.authority_id, "name": self.authority_name},
+            "checkpoint": {"size": self.size, "root": self.checkpoint_root},
             "size": self.size,
             "events_checked": self.checked,
             "signatures_checked": self.signatures,
@@ -185,7 +194,7 @@ def verify_log(
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
-    report = Report()
+    report = Report(authority_id=trust.authority.id, authority_name=trust.authority.name)
     try:
         size, root = _checkpoint_of(checkpoint_note, trust)
     except CustodyError as e:
@@ -194,6 +203,7 @@ def verify_log(
         )
         return report
     report.size = size
+    report.checkpoint_root = root.hex()
     since: tuple[int, bytes] | None = None
     if since_note is not None:
         try:
@@ -358,6 +368,92 @@ class _RootBuilder:
         for _, left in reversed(self.stack[:-1]):
             h = merkle.node_hash(left, h)
         return h
+
+
+def verify_bundle(
+    folder: Path,
+    trust: TrustStore,
+    *,
+    since_note: str | None = None,
+    require_closed: bool = False,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Verify an export folder against a trust store the caller chose (pinned, or its own
+    bundle): every event (``verify_log``), and every file the manifest lists. The bundle's own
+    ``trust.json`` must be the same authority's as ``trust``."""
+    trust_doc, checkpoint = read_bundle(folder)
+    events = folder / "events.jsonl"
+    if not events.is_file():
+        raise NotFoundError(f"{folder} is not an export bundle (missing events.jsonl)")
+    digest = hashlib.sha256()
+
+    def lines() -> Iterator[bytes]:
+        for line in stream_lines(events):
+            digest.update(line)
+            yield line
+
+    report = verify_log(
+        trust,
+        checkpoint,
+        lines(),
+        since_note=since_note,
+        require_closed=require_closed,
+        workers=workers,
+        progress=progress,
+    )
+    hashes = {
+        "events.jsonl": digest.hexdigest(),
+        "trust.json": hashlib.sha256(trust_doc).hexdigest(),
+        "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
+    }
+    report.problems.extend(_manifest_problems(folder, trust, trust_doc, report.size, hashes))
+    return report
+
+
+def _manifest_problems(
+    folder: Path, trust: TrustStore, trust_doc: bytes, size: int, hashes: dict[str, str]
+) -> list[Problem]:
+    """Everything ``manifest.json`` says, checked against the files and the pinned trust."""
+    problems: list[Problem] = []
+
+    def problem(message: str) -> None:
+        problems.append(Problem(None, "manifest", message))
+
+    try:
+        own = load_trust_document(trust_doc, pinned_root_id=None)
+        if own.authority.id != trust.authority.id:
+            problem(
+                f"trust.json is authority {own.authority.id[:16]} ({own.authority.name}), not "
+                f"the pinned {trust.authority.id[:16]} ({trust.authority.name})"
+            )
+    except CustodyError as e:
+        problem(f"trust.json is not a valid trust document: {e.message}")
+    try:
+        data = (folder / "manifest.json").read_bytes()
+        f = Fields(parse_json_object(data, what="manifest.json"), what="manifest.json")
+        if _manifest_bytes(f.obj) != data:
+            problem("manifest.json is not in the exact form export writes (it was edited)")
+        f.expect("format", EXPORT_FORMAT)
+        if f.text("authority_id") != trust.authority.id:
+            problem(
+                f"manifest.json names authority {f.text('authority_id')[:16]}, not the pinned one"
+            )
+        if f.text("origin") != trust.authority.log_origin:
+            problem(f"manifest.json names log origin {f.text('origin')!r}, not the authority's")
+        if f.integer("size") != size:
+            problem(f"manifest.json says {f.integer('size')} events, the checkpoint {size}")
+        listed = f.sub("files").obj
+        if set(listed) != set(hashes):
+            problem(f"manifest.json lists files {sorted(listed)}, expected {sorted(hashes)}")
+        for name, want in hashes.items():
+            if name in listed and listed[name] != want:
+                problem(f"{name} does not match the SHA-256 that manifest.json lists for it")
+    except FileNotFoundError:
+        problem("manifest.json is missing")
+    except CustodyError as e:
+        problem(f"manifest.json is unreadable: {e.message}")
+    return problems
 
 
 def read_bundle(folder: Path) -> tuple[bytes, str]:

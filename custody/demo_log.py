@@ -18,8 +18,7 @@ from custody.audit import (
     export_bundle,
     load_trust_document,
     read_bundle,
-    stream_lines,
-    verify_log,
+    verify_bundle,
 )
 from custody.demo import EXAM_ID, Season
 from custody.events import Kind, leaf_bytes, parse_leaf
@@ -272,10 +271,11 @@ def _transfer(
     _submit(season, play, kind, p, actors, [frm, to], {"seals": list(p.seals)}, place)
 
 
-def verify_export(folder: Path) -> Report:
-    trust_doc, checkpoint = read_bundle(folder)
-    trust = load_trust_document(trust_doc, pinned_root_id=None)
-    return verify_log(trust, checkpoint, stream_lines(folder / "events.jsonl"))
+def verify_export(folder: Path, pinned_root_id: str | None = None) -> Report:
+    """Verify an export the demo wrote (its own trust.json, pinned when the id is given)."""
+    trust_doc, _ = read_bundle(folder)
+    trust = load_trust_document(trust_doc, pinned_root_id=pinned_root_id)
+    return verify_bundle(folder, trust)
 
 
 def tamper_copy(export: Path, target: Path, index: int) -> str:
@@ -295,10 +295,10 @@ def tamper_copy(export: Path, target: Path, index: int) -> str:
 def audit_season(season: Season, out: Path) -> dict[str, Any]:
     export = out / "export"
     manifest = export_bundle(season.log(), export)
-    clean = verify_export(export)
+    clean = verify_export(export, season.authority.id)
     tampered_dir = out / "export-tampered"
     what = tamper_copy(export, tampered_dir, index=30)
-    tampered = verify_export(tampered_dir)
+    tampered = verify_export(tampered_dir, season.authority.id)
     results = {"clean": clean.as_dict(), "tampered": {"tampering": what, **tampered.as_dict()}}
     write_new_file(
         out / "verification.json",

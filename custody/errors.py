@@ -45,6 +45,12 @@ class UsageError(CustodyError):
     exit_code = 2
 
 
+class WeakPassphraseError(UsageError):
+    """A new passphrase too short to protect a sealed key."""
+
+    code = "weak_passphrase"
+
+
 class FormatError(CustodyError):
     """Untrusted bytes could not be parsed into a domain value."""
 

@@ -124,7 +124,17 @@ def parse_event(payload: bytes) -> Event:
     """Parse verified (or about to be verified) payload bytes into an Event."""
     what = "event"
     _refuse_nul(payload)
-    f = Fields(parse_json_object(payload, what=what), what=what)
+    obj = parse_json_object(payload, what=what)
+    try:
+        canonical = canonical_json(obj)
+    except ValueError as e:  # NaN or Infinity: not JSON numbers
+        raise FormatError("event: NaN and Infinity are not JSON numbers") from e
+    if canonical != payload:
+        raise FormatError(
+            "event: the payload is not canonical JSON (keys sorted, no whitespace, UTF-8, "
+            "as docs/formats.md says)"
+        )
+    f = Fields(obj, what=what)
     f.expect("type", "custody.event.v1")
     extra = set(f.obj) - {
         "type",

@@ -21,7 +21,13 @@ from typing import Any
 from crypto.encoding import Fields, b64encode, canonical_json, parse_json_object
 from crypto.sealing import AEAD_ALG, KDF_ALG, KdfParams, aead_decrypt, aead_encrypt, new_nonce
 from crypto.signing import EncryptionKey, SigningKey
-from custody.errors import ConflictError, FormatError, NotFoundError, PassphraseError
+from custody.errors import (
+    ConflictError,
+    FormatError,
+    NotFoundError,
+    PassphraseError,
+    WeakPassphraseError,
+)
 
 KEYFILE_FORMAT = "custody-keyfile/v1"
 MAX_KEYFILE_BYTES = 64 * 1024
@@ -59,9 +65,18 @@ def _header(label: str, kdf: KdfParams, nonce: bytes, pair: KeyPair) -> dict[str
     }
 
 
+MIN_PASSPHRASE_CHARS = 12
+
+
 def seal_keypair(pair: KeyPair, passphrase: str, *, kdf: KdfParams | None = None) -> bytes:
     if not passphrase:
         raise PassphraseError("an empty passphrase cannot seal a key file")
+    if len(passphrase) < MIN_PASSPHRASE_CHARS:
+        raise WeakPassphraseError(
+            f"a passphrase that seals a key has at least {MIN_PASSPHRASE_CHARS} characters "
+            f"(this one has {len(passphrase)})",
+            hint="use several words, e.g. four unrelated words with spaces",
+        )
     kdf = kdf or KdfParams.fresh()
     secret = {"ed25519_seed": b64encode(pair.signing.seed())}
     if pair.encryption is not None:

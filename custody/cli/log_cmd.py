@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -20,8 +21,7 @@ from custody.audit import (
     export_bundle,
     load_trust_document,
     read_bundle,
-    stream_lines,
-    verify_log,
+    verify_bundle,
 )
 from custody.cli.common import (
     State,
@@ -29,7 +29,7 @@ from custody.cli.common import (
     read_input,
     state,
 )
-from custody.errors import CustodyError, VerificationError
+from custody.errors import UsageError, VerificationError
 from custody.events import leaf_bytes
 from custody.log import CustodyLog, Receipt
 from custody.service import open_reader
@@ -228,24 +228,28 @@ def verify(
         int, typer.Option(help="Processes for signature checks (0 = all cores).")
     ] = 0,
 ) -> None:
-    """Re-check a bundle offline: signatures, roles, chains, rules, counts, closure, the root."""
+    """Re-check a bundle offline against a pinned authority: signatures, roles, chains, rules,
+    counts, closure, the root, and every file the manifest lists."""
     st = state(ctx)
-    trust_doc, checkpoint = read_bundle(bundle)
+    trust_doc, _ = read_bundle(bundle)
+    if pin is None and trust is None and st.home.exists():
+        pin = st.home.config.text("authority_id")  # inside a home: its own authority
     if trust is not None:
         store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
-    else:
+    elif pin is not None:
         store = load_trust_document(trust_doc, pinned_root_id=pin)
+    else:
+        raise UsageError(
+            "verify needs the authority to check against: --pin ROOT_KEY_ID or --trust BUNDLE "
+            "(a bundle's own trust.json vouches only for itself)"
+        )
     since_note = read_input(since).decode("utf-8", "replace") if since is not None else None
-    events = bundle / "events.jsonl"
-    if not events.exists():
-        raise CustodyError(f"{bundle} has no events.jsonl")
     n_workers = workers or (os.cpu_count() or 1)
     with _progress(st) as bar:
         task = bar.add_task("verifying", total=None)
-        report = verify_log(
+        report = verify_bundle(
+            bundle,
             store,
-            checkpoint,
-            stream_lines(events),
             since_note=since_note,
             require_closed=require_closed,
             workers=n_workers,
@@ -260,7 +264,10 @@ def verify(
 
 
 def _print_report(st: State, report: Report, bundle: Path) -> None:
-    st.out.print(f"[bold]verify[/] {bundle}")
+    st.out.print(f"[bold]verify[/] {escape(str(bundle))}")
+    st.out.print(f"  authority            {escape(report.authority_name)}")
+    st.out.print(f"  authority id         {report.authority_id}")
+    st.out.print(f"  checkpoint           size {report.size}, root {report.checkpoint_root}")
     st.out.print(f"  events checked       {report.checked} (checkpoint size {report.size})")
     st.out.print(f"  signatures checked   {report.signatures}")
     st.out.print(
@@ -271,15 +278,15 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
         st.out.print(f"  earlier checkpoint   {verdict}")
     st.out.print(f"  packages             {report.packages} ({report.destroyed} destroyed)")
     if report.open_chains:
-        st.out.print(f"  open chains          {', '.join(report.open_chains[:10])}")
+        st.out.print(f"  open chains          {escape(', '.join(report.open_chains[:10]))}")
     if report.findings:
         st.out.print(f"  findings             {len(report.findings)}")
         for index, f in report.findings[:20]:
-            st.out.print(f"    #{index} {f.kind} ({f.package_id}): {f.detail}")
+            st.out.print(f"    #{index} {f.kind} ({escape(f.package_id)}): {escape(f.detail)}")
     if report.problems:
         table = Table("index", "rule", "problem", title="[red]problems[/]")
         for p in report.problems[:200]:
-            table.add_row("-" if p.index is None else str(p.index), p.rule, p.message)
+            table.add_row("-" if p.index is None else str(p.index), p.rule, escape(p.message))
         st.out.print(table)
         st.out.print(f"[bold red]FAILED[/]: {len(report.problems)} problem(s)")
     else:

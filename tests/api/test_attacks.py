@@ -167,3 +167,60 @@ def test_now_is_refused_in_a_real_home(
     assert json.loads(capsys.readouterr().out)["error"] == "usage"
     assert main(["--home", str(tmp_path / "x"), "--now", "2027-03-20T08:00:00Z", "init",
                  "--name", "A"]) == 2  # fmt: skip
+
+
+def _signed_raw(season: Season, payload: bytes) -> bytes:
+    from crypto.dsse import sign_envelope
+    from custody.events import EVENT_TYPE
+
+    return sign_envelope(EVENT_TYPE, payload, [season.keys["print-qian"].signing]).to_bytes()
+
+
+NOT_CANONICAL = [
+    ("whitespace", lambda p: p.replace(b'","', b'", "', 1)),
+    (
+        "unsorted-keys",
+        lambda p: (
+            b'{"type":"custody.event.v1",' + p[1:].replace(b',"type":"custody.event.v1"', b"")
+        ),
+    ),
+    ("nan", lambda p: p.replace(b'"copies":30', b'"copies":NaN')),
+    ("infinity", lambda p: p.replace(b'"copies":30', b'"copies":Infinity')),
+    ("escaped-ascii", lambda p: p.replace(b'"seal"', b'"s\\u0065al"', 1)),
+]
+
+
+@pytest.mark.parametrize("mangle", [m for _, m in NOT_CANONICAL], ids=[n for n, _ in NOT_CANONICAL])
+def test_payloads_that_are_not_canonical_are_refused(season: Season, mangle) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.helpers import seal_event
+
+    payload = seal_event(season).payload
+    bad = mangle(payload)
+    assert bad != payload
+    c = client(season)
+    assert _post(c, _signed_raw(season, bad)) == (400, "format")
+    assert people_entries(season) == 0
+
+
+def test_a_short_passphrase_is_refused_at_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", "short pass")  # 10 characters
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "--json", "init", "--name", "A"]) == 2
+    assert json.loads(capsys.readouterr().out)["error"] == "weak_passphrase"
+    assert not (home / "custody.json").exists()
+
+
+def test_markup_in_a_package_id_is_printed_as_text(
+    cli,
+    season: Season,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    seal(season, "EVIL[/bold]")
+    from custody.audit import export_bundle
+
+    export_bundle(season.log(), tmp_path / "export")
+    code, out, err = cli("verify", str(tmp_path / "export"), "--workers", "1")
+    assert code == 0, err
+    assert "EVIL[/bold]" in out
