@@ -1,10 +1,12 @@
 """A custody home: one authority's folder (config, sealed authority keys, database).
 
-Layout (everything the tool writes stays under the home):
+Layout (what the service reads stays under the home; the root key does not):
   custody.json           format, authority id, database URL
-  authority/root.key     root key (issues and revokes certificates only), passphrase-sealed
-  authority/log.key      log key (signs checkpoints), passphrase-sealed
-  authority/system.key   system key (signs incident statements), passphrase-sealed
+  authority/log.key      log key (signs checkpoints), sealed under its own passphrase
+  authority/system.key   system key (signs incident statements), sealed under its own passphrase
+  ../HOME.root.key       root key (issues and revokes certificates only), sealed under its own
+                         passphrase, written beside the home, never inside it: move it to
+                         offline media; commands that need it take --root-key (CUSTODY_ROOT_KEY)
   people/*.key           key files written at enrolment, each under its holder's passphrase
   custody.db             the embedded SQLite database (unless the config names another URL)
 """
@@ -30,6 +32,7 @@ CONFIG_NAME = "custody.json"
 @dataclass
 class Home:
     path: Path
+    root_key: Path | None = None  # where the offline root key is (default: beside the home)
 
     @property
     def config_path(self) -> Path:
@@ -62,11 +65,26 @@ class Home:
         create_schema(engine)
         return engine
 
+    @property
+    def root_key_path(self) -> Path:
+        if self.root_key is not None:
+            return self.root_key
+        return self.path.parent / f"{self.path.name}.root.key"
+
     def authority_key_path(self, which: str) -> Path:
+        if which == "root":
+            return self.root_key_path
         return self.path / "authority" / f"{which}.key"
 
     def authority_key(self, which: str, passphrase: str) -> KeyPair:
-        return read_keyfile(self.authority_key_path(which), passphrase)
+        path = self.authority_key_path(which)
+        if which == "root" and not path.exists():
+            raise NotFoundError(
+                f"the authority's root key is not at {path}",
+                hint="bring the offline root key and name it with --root-key FILE "
+                "(or CUSTODY_ROOT_KEY)",
+            )
+        return read_keyfile(path, passphrase)
 
     def people_dir(self) -> Path:
         return self.path / "people"

@@ -40,7 +40,32 @@ def init_authority(
     database_url: str | None = None,
     kdf: KdfParams | None = None,
     rehearsal: bool = False,
+    log_passphrase: str | None = None,
+    system_passphrase: str | None = None,
 ) -> Authority:
+    """Create the authority: its root key beside the home (for offline media), its log and
+    system keys inside it, each sealed under its own passphrase (``passphrase`` seals the
+    root). Only a rehearsal home may use one passphrase for all three."""
+    secrets = {
+        "root": passphrase,
+        "log": log_passphrase or passphrase,
+        "system": system_passphrase or passphrase,
+    }
+    if not rehearsal and len(set(secrets.values())) != len(secrets):
+        raise UsageError(
+            "each authority key needs its own passphrase: root, log and system "
+            "(whoever runs the service must not be able to issue certificates)",
+            hint="set CUSTODY_ROOT_PASSPHRASE, CUSTODY_LOG_PASSPHRASE and "
+            "CUSTODY_SYSTEM_PASSPHRASE to three different passphrases",
+        )
+    if home.root_key_path.resolve().is_relative_to(home.path.resolve()):
+        raise UsageError(
+            f"the root key must not be written inside the serving home ({home.root_key_path})"
+        )
+    if home.root_key_path.exists():
+        raise ConflictError(
+            f"{home.root_key_path} already exists; refusing to overwrite a root key"
+        )
     if home.exists():
         raise ConflictError(f"{home.path} already holds an authority; refusing to mix two")
     if not name.strip():
@@ -58,7 +83,7 @@ def init_authority(
         created_at=now,
     )
     for which, pair in (("root", root), ("log", log), ("system", system)):
-        sealed = seal_keypair(pair, passphrase, kdf=kdf or KdfParams.fresh())
+        sealed = seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
         write_new_file(home.authority_key_path(which), sealed)
     home.write_config(authority.id, database_url, rehearsal=rehearsal)
     envelope = issue_authority(authority, root.signing)

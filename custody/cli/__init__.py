@@ -46,11 +46,21 @@ def _root(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     now: Annotated[
         str | None,
-        typer.Option(help="Act as if the UTC time were this (rehearsals and tests)."),
+        typer.Option(help="Act as if the UTC time were this (rehearsal homes only)."),
+    ] = None,
+    root_key: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="CUSTODY_ROOT_KEY",
+            help="The offline root key file (default: HOME.root.key beside the home).",
+        ),
     ] = None,
 ) -> None:
     ctx.obj = State(
-        home_path=home, json=json_output, now_override=parse_cli_time(now, what="--now")
+        home_path=home,
+        json=json_output,
+        now_override=parse_cli_time(now, what="--now"),
+        root_key=root_key,
     )
     if now is not None:
         ctx.obj.now()  # refused at once in a home that runs on the real clock

@@ -30,6 +30,7 @@ class State:
     home_path: Path = Path("custody-home")
     json: bool = False
     now_override: datetime | None = None
+    root_key: Path | None = None
     out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
     err: Console = field(
         default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True)
@@ -37,7 +38,7 @@ class State:
 
     @property
     def home(self) -> Home:
-        return Home(self.home_path)
+        return Home(self.home_path, self.root_key)
 
     def now(self) -> datetime:
         """The service's clock. ``--now`` sets it only in a rehearsal home: in a real home the
@@ -79,35 +80,53 @@ def parse_cli_time(value: str | None, *, what: str) -> datetime | None:
 
 LOG_PASSPHRASE_ENV = "CUSTODY_LOG_PASSPHRASE"  # noqa: S105 (a variable name)
 SYSTEM_PASSPHRASE_ENV = "CUSTODY_SYSTEM_PASSPHRASE"  # noqa: S105 (a variable name)
+ROOT_PASSPHRASE_ENV = "CUSTODY_ROOT_PASSPHRASE"  # noqa: S105 (a variable name)
 
 
 def passphrase(
     *, env: str = PASSPHRASE_ENV, prompt: str, confirm: bool = False, fallback: str | None = None
 ) -> str:
-    """From the environment variable (or its fallback), else a hidden prompt on a terminal;
+    """From the environment variable, or the file its ``NAME_FILE`` variable names (a secret
+    mounted for a service), or the fallback variable, else a hidden prompt on a terminal;
     never a command-line argument (it would sit in the shell history and the process list)."""
     for name in (env, fallback):
-        value = os.environ.get(name) if name else None
+        if not name:
+            continue
+        value = os.environ.get(name)
         if value:
             return value
+        file = os.environ.get(f"{name}_FILE")
+        if file:
+            try:
+                text = Path(file).read_text("utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                raise UsageError(f"{name}_FILE: cannot read the passphrase file {file}") from e
+            return text.rstrip("\r\n")
     if not sys.stdin.isatty():
         raise UsageError(f"no passphrase: set {env} or run on a terminal to be asked")
     answer: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return answer
 
 
-def service_secrets() -> ServiceSecrets:
-    """The log key's and the system key's passphrases, each from its own variable (or the
-    shared CUSTODY_PASSPHRASE), else asked on the terminal."""
+def service_secrets(*, shared_fallback: bool = True) -> ServiceSecrets:
+    """The log key's and the system key's passphrases, each from its own variable or file
+    (or, for one-off commands, the shared CUSTODY_PASSPHRASE), else asked on the terminal.
+    ``custody serve`` takes no shared fallback: it never runs on one shared secret."""
+    fallback = PASSPHRASE_ENV if shared_fallback else None
     return ServiceSecrets(
         log=passphrase(
-            env=LOG_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt="Passphrase for the log key"
+            env=LOG_PASSPHRASE_ENV, fallback=fallback, prompt="Passphrase for the log key"
         ),
         system=passphrase(
-            env=SYSTEM_PASSPHRASE_ENV,
-            fallback=PASSPHRASE_ENV,
-            prompt="Passphrase for the system key",
+            env=SYSTEM_PASSPHRASE_ENV, fallback=fallback, prompt="Passphrase for the system key"
         ),
+    )
+
+
+def root_passphrase() -> str:
+    """The offline root key's passphrase (CUSTODY_ROOT_PASSPHRASE, or CUSTODY_PASSPHRASE)."""
+    return passphrase(
+        env=ROOT_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt="Passphrase for the root key"
     )
 
 

@@ -13,11 +13,16 @@ from rich.table import Table
 from crypto.encoding import Fields, b64encode, parse_json_object
 from custody import identity
 from custody.cli.common import (
+    LOG_PASSPHRASE_ENV,
     NEW_PASSPHRASE_ENV,
+    PASSPHRASE_ENV,
+    ROOT_PASSPHRASE_ENV,
+    SYSTEM_PASSPHRASE_ENV,
     fmt_time,
     parse_cli_time,
     passphrase,
     read_input,
+    root_passphrase,
     state,
 )
 from custody.errors import UsageError
@@ -49,11 +54,30 @@ def init(
     st = state(ctx)
     if st.now_override is not None and not rehearsal:
         raise UsageError("--now is for rehearsal homes only: add --rehearsal, or drop --now")
-    pw = passphrase(prompt="Passphrase for the authority keys", confirm=True)
+    root_pw = passphrase(
+        env=ROOT_PASSPHRASE_ENV,
+        fallback=PASSPHRASE_ENV,
+        prompt="Passphrase for the root key",
+        confirm=True,
+    )
+    log_pw = passphrase(
+        env=LOG_PASSPHRASE_ENV,
+        fallback=PASSPHRASE_ENV,
+        prompt="Passphrase for the log key",
+        confirm=True,
+    )
+    system_pw = passphrase(
+        env=SYSTEM_PASSPHRASE_ENV,
+        fallback=PASSPHRASE_ENV,
+        prompt="Passphrase for the system key",
+        confirm=True,
+    )
     authority = identity.init_authority(
         st.home,
         name=name,
-        passphrase=pw,
+        passphrase=root_pw,
+        log_passphrase=log_pw,
+        system_passphrase=system_pw,
         now=st.now(),
         database_url=database_url,
         rehearsal=rehearsal,
@@ -65,12 +89,14 @@ def init(
             "log_key_id": authority.log_key.key_id,
             "system_key_id": authority.system_key.key_id,
             "home": str(st.home_path),
+            "root_key": str(st.home.root_key_path),
         },
         f"[bold green]created[/] authority {authority.name}\n"
         f"  root key id   {authority.id}\n"
         f"  log key id    {authority.log_key.key_id}\n"
         f"  system key id {authority.system_key.key_id}\n"
-        f"  home          {st.home_path}",
+        f"  home          {st.home_path}\n"
+        f"  root key      {st.home.root_key_path} (outside the home: move it to offline media)",
     )
 
 
@@ -101,7 +127,7 @@ def enroll(
     end = parse_cli_time(valid_until, what="--valid-until") or start + timedelta(days=valid_days)
     if end <= start:
         raise UsageError("--valid-until must be later than --valid-from")
-    root_pw = passphrase(prompt="Authority passphrase")
+    root_pw = root_passphrase()
     device_keys = _read_public_keys(public_keys) if public_keys is not None else None
     new_pw = (
         ""
@@ -188,7 +214,7 @@ def rotate(
 ) -> None:
     """Issue a new key for a person; the old one is superseded from now on."""
     st = state(ctx)
-    root_pw = passphrase(prompt="Authority passphrase")
+    root_pw = root_passphrase()
     new_pw = passphrase(
         env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {subject}", confirm=True
     )
@@ -224,7 +250,7 @@ def revoke(
     effective_at = parse_cli_time(effective, what="--effective") or now
     rev = identity.revoke(
         st.home,
-        root_passphrase=passphrase(prompt="Authority passphrase"),
+        root_passphrase=root_passphrase(),
         key_id=key_id,
         reason=reason,
         effective_at=effective_at,
@@ -296,7 +322,7 @@ def trust_export(
     """Write the signed trust bundle an offline device carries."""
     st = state(ctx)
     path = identity.export_trust_bundle(
-        st.home, root_passphrase=passphrase(prompt="Authority passphrase"), out=out, now=st.now()
+        st.home, root_passphrase=root_passphrase(), out=out, now=st.now()
     )
     trust = load_trust_bundle(path.read_bytes())
     st.emit(

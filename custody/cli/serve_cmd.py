@@ -40,7 +40,7 @@ def serve(
     from api.app import Settings, create_app  # noqa: PLC0415
 
     st = state(ctx)
-    secrets = None if read_only else service_secrets()
+    secrets = None if read_only else service_secrets(shared_fallback=False)
     mailer = None
     if smtp:
         host_name, _, smtp_port = smtp.rpartition(":")

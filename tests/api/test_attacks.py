@@ -155,10 +155,17 @@ def test_backdated_opening_through_the_cli(cli, season: Season, tmp_path: Path) 
     assert people_entries(season) == before
 
 
+def _three_passphrases(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUSTODY_PASSPHRASE", raising=False)
+    monkeypatch.setenv("CUSTODY_ROOT_PASSPHRASE", "root: offline media only")
+    monkeypatch.setenv("CUSTODY_LOG_PASSPHRASE", "log: the service's own")
+    monkeypatch.setenv("CUSTODY_SYSTEM_PASSPHRASE", "system: the desk's own")
+
+
 def test_now_is_refused_in_a_real_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    _three_passphrases(monkeypatch)
     home = str(tmp_path / "real")
     assert main(["--home", home, "init", "--name", "陕西省人事考试中心"]) == 0
     capsys.readouterr()
@@ -205,7 +212,8 @@ def test_payloads_that_are_not_canonical_are_refused(season: Season, mangle) -> 
 def test_a_short_passphrase_is_refused_at_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("CUSTODY_PASSPHRASE", "short pass")  # 10 characters
+    _three_passphrases(monkeypatch)
+    monkeypatch.setenv("CUSTODY_ROOT_PASSPHRASE", "short pass")  # 10 characters
     home = tmp_path / "home"
     assert main(["--home", str(home), "--json", "init", "--name", "A"]) == 2
     assert json.loads(capsys.readouterr().out)["error"] == "weak_passphrase"
