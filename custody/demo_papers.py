@@ -82,7 +82,12 @@ def propose_papers(
             )
             source: BinaryIO = io.BytesIO(plain)
             proposed = paper_service.propose(
-                season.home, source=source, plan=plan, proposer=proposer, now=season.tick(1)
+                season.home,
+                source=source,
+                plan=plan,
+                proposer=proposer,
+                now=season.tick(1),
+                log=season.log(),
             )
             ref = proposed.proposal.ref
             papers.refs[(position, backup)] = ref
@@ -94,7 +99,7 @@ def propose_papers(
 def open_paper(season: Season, papers: DemoPapers, ref: str) -> str:
     """Quorum opening into a hash; returns the signed act's statement id for the log."""
     pairs = [season.keys[p] for p in OFFICERS]
-    opened = paper_service.open_paper(season.home, ref, pairs, season.now)
+    opened = paper_service.open_paper(season.home, ref, pairs, season.now, log=season.log())
     sink = _HashSink()
     opened.write_stream(sink)  # type: ignore[arg-type]
     if sink.digest.hexdigest() != papers.plaintext_sha256[ref]:  # pragma: no cover
@@ -111,6 +116,6 @@ def shred_papers(season: Season, papers: DemoPapers) -> None:
         paper_id = ref.split("@")[0]
         if paper_id in done:
             continue
-        paper_service.destroy(season.home, paper_id, pairs, season.now)
+        paper_service.destroy(season.home, paper_id, pairs, season.now, log=season.log())
         done.add(paper_id)
         papers.shredded.append(paper_id)

@@ -59,6 +59,7 @@ class Kind(StrEnum):
     CORRECTION = "correction"
     INCIDENT = "incident"
     LEAK_REPORT = "leak_report"
+    PAPER_ACT = "paper_act"
 
 
 def statement_id(payload: bytes) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ from custody.errors import (
     WindowError,
 )
 from custody.home import Home
+from custody.incidents.model import WatchedLog
 from custody.papers import (
     Incident,
     PaperPlan,
@@ -101,9 +102,11 @@ def propose(
     now: datetime,
     chunk_size: int = DEFAULT_CHUNK,
     progress: Progress = _no_progress,
+    log: WatchedLog,
 ) -> Proposed:
-    """Encrypt at once, wrap the key to people, sign and store the proposal."""
-    trust = identity.load_trust(home)
+    """Encrypt at once, wrap the key to people, sign the proposal, put it on the custody log,
+    then store it."""
+    trust = _fresh_trust(home, log)
     people = check_people(plan, trust, proposer, now)
     with Session(home.engine) as session:
         _check_versions(session, plan)
@@ -135,6 +138,7 @@ def propose(
         )
         envelope = sign_proposal(proposal, proposer)
         verify_proposal(envelope, trust)
+        _recorder(log, "proposal", proposal.ref, now)(envelope)
         final = blob_path(home, enc.commitment)
         os.replace(tmp, final)
         with Session(home.engine) as session:
@@ -248,31 +252,19 @@ def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> Paper
     return PaperState(proposal, status, newest, sealed)
 
 
-def _store_act(
-    home: Home, ref: str, kind: str, env: Envelope, at: datetime, incident: Incident | None = None
-) -> int:
+def _store_act(home: Home, ref: str, kind: str, env: Envelope, at: datetime) -> int:
+    """The act's row (a convenience index: the act itself is on the custody log)."""
     with Session(home.engine) as session:
         act = PaperActRow(
             paper_ref=ref,
             kind=kind,
             at=format_time(at),
-            incident=incident is not None,
+            incident=kind == "break_glass",
             envelope=env.to_bytes(),
         )
         session.add(act)
         session.flush()
         assert act.id is not None
-        if incident is not None:
-            session.add(
-                PaperIncidentRow(
-                    paper_ref=ref,
-                    kind=incident.kind,
-                    at=format_time(at),
-                    act_id=act.id,
-                    act_sha256=incident.act_sha256,
-                    summary=incident.summary,
-                )
-            )
         session.commit()
         return act.id
 
@@ -329,41 +321,81 @@ class Opened:
             )
 
 
-def open_paper(home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime) -> Opened:
+def _fresh_trust(home: Home, log: WatchedLog) -> TrustStore:
+    """The home's trust store now (an enrolment or revocation made since counts), which the
+    log then judges with too."""
     trust = identity.load_trust(home)
+    log.set_trust(trust)
+    return trust
+
+
+def _recorder(
+    log: WatchedLog, act_kind: str, ref: str, now: datetime
+) -> Callable[[Envelope], object]:
+    """Puts a signed paper act on the custody log (the papers rules call it before opening
+    any wrapped key or share)."""
+
+    def record(env: Envelope) -> object:
+        return log.append_paper_act(env, act_kind=act_kind, paper=ref, now=now)
+
+    return record
+
+
+def open_paper(
+    home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime, *, log: WatchedLog
+) -> Opened:
+    trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
-    release = open_with_quorum(state, trust, pairs, now)
-    act = _store_act(home, state.proposal.ref, "opening", release.envelope, now)
+    ref = state.proposal.ref
+    release = open_with_quorum(state, trust, pairs, now, _recorder(log, "opening", ref, now))
+    act = _store_act(home, ref, "opening", release.envelope, now)
     return Opened(release, blob_path(home, state.proposal.commitment), act)
 
 
 def break_glass(
-    home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime, reason: str
+    home: Home,
+    paper: str,
+    pairs: Sequence[KeyPair],
+    now: datetime,
+    reason: str,
+    *,
+    log: WatchedLog,
 ) -> Opened:
-    trust = identity.load_trust(home)
+    trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
-    release = break_glass_rule(state, trust, pairs, now, reason)
-    act = _store_act(
-        home, state.proposal.ref, "break_glass", release.envelope, now, release.incident
-    )
+    ref = state.proposal.ref
+    record = _recorder(log, "break_glass", ref, now)
+    release = break_glass_rule(state, trust, pairs, now, reason, record)
+    act = _store_act(home, ref, "break_glass", release.envelope, now)
     return Opened(release, blob_path(home, state.proposal.commitment), act)
 
 
-def print_decrypt(home: Home, paper: str, pair: KeyPair, now: datetime) -> Opened:
-    trust = identity.load_trust(home)
+def print_decrypt(
+    home: Home, paper: str, pair: KeyPair, now: datetime, *, log: WatchedLog
+) -> Opened:
+    trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
-    release = release_to_printer(state, trust, pair, now)
-    act = _store_act(home, state.proposal.ref, "print", release.envelope, now)
+    ref = state.proposal.ref
+    release = release_to_printer(state, trust, pair, now, _recorder(log, "print", ref, now))
+    act = _store_act(home, ref, "print", release.envelope, now)
     return Opened(release, blob_path(home, state.proposal.commitment), act)
 
 
 def activate_backup(
-    home: Home, paper: str, backup: str, pair: KeyPair, now: datetime, reason: str
+    home: Home,
+    paper: str,
+    backup: str,
+    pair: KeyPair,
+    now: datetime,
+    reason: str,
+    *,
+    log: WatchedLog,
 ) -> Envelope:
-    trust = identity.load_trust(home)
+    trust = _fresh_trust(home, log)
     compromised = load_state(home, paper, trust)
     replacement = load_state(home, backup, trust)
     env = activate_backup_rule(compromised, replacement, trust, pair, now, reason)
+    _recorder(log, "backup_activation", compromised.proposal.ref, now)(env)
     with Session(home.engine) as session:
         row = session.get(PaperRow, compromised.proposal.ref)
         assert row is not None
@@ -386,9 +418,12 @@ def _secure_delete(engine: Engine, session: Session) -> None:
         session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
 
 
-def destroy(home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime) -> list[Envelope]:
-    """Destroy every version of a paper: signed acts, then every sealed key is deleted."""
-    trust = identity.load_trust(home)
+def destroy(
+    home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime, *, log: WatchedLog
+) -> list[Envelope]:
+    """Destroy every version of a paper: signed acts on the log, then every sealed key is
+    deleted."""
+    trust = _fresh_trust(home, log)
     pid, _ = parse_ref(paper)
     with Session(home.engine) as session:
         refs = [
@@ -406,6 +441,8 @@ def destroy(home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime) -> 
         destroy_rule(states[-1], trust, pairs, now)  # raises ClosedError
     for state in live:
         envelopes.append(destroy_rule(state, trust, pairs, now))
+    for state, env in zip(live, envelopes, strict=True):
+        _recorder(log, "destruction", state.proposal.ref, now)(env)
     with Session(home.engine) as session:
         _secure_delete(home.engine, session)
         for state, env in zip(live, envelopes, strict=True):

@@ -30,13 +30,15 @@ Rules enforced here:
 - Destruction: a destruction officer and a witness (secrecy officer, supervisor or auditor);
   afterwards nothing about the paper may happen (``ClosedError``).
 - Every act is a DSSE statement signed by the people who perform it, verified with the
-  multi-signer rule of keys/statements.py at the act's time.
+  multi-signer rule of keys/statements.py at the act's time, and recorded on the custody log
+  (the caller's ``record``) before any wrapped key or share is opened: no log entry, no
+  decryption.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -667,10 +669,15 @@ class Release:
     incident: Incident | None = None
 
 
+Record = Callable[[Envelope], object]
+
+
 def open_with_quorum(
-    state: PaperState, trust: TrustStore, pairs: Sequence[KeyPair], at: datetime
+    state: PaperState, trust: TrustStore, pairs: Sequence[KeyPair], at: datetime, record: Record
 ) -> Release:
-    """The opening rule: k named officers (with a supervisor), in the window, on a live paper."""
+    """The opening rule: k named officers (with a supervisor), in the window, on a live paper.
+
+    ``record`` puts the signed act on the log; only after it returns is any share opened."""
     p = state.proposal
     check_usable(state)
     check_window(p, at)
@@ -688,20 +695,27 @@ def open_with_quorum(
         )
     if not any(Role.SUPERVISOR in h.certificate.roles for h in holders):
         raise ThresholdError(f"paper {p.ref}: no supervisor present, no opening")
-    shares = []
-    for h, r in zip(holders, recipients, strict=True):
-        _, blob = state.check_sealed(Slot.OFFICER, h.certificate.subject)
-        shares.append(open_share(h.pair, p, r, blob))
-    data_key = shamir.combine(shares[: p.threshold])
+    blobs = [state.check_sealed(Slot.OFFICER, h.certificate.subject)[1] for h in holders]
     people = [h.certificate.subject for h in holders]
     reqs = [require(f"officer-{i + 1}", *OPENING_ROLES, person=s) for i, s in enumerate(people)]
     payload = act_payload("custody.paper-opening.v1", p, at, people, break_glass=False)
     env = _sign_act(OPENING_TYPE, payload, holders, trust, reqs, at, p.scope)
+    record(env)  # on the log first
+    shares = [
+        open_share(h.pair, p, r, blob)
+        for h, r, blob in zip(holders, recipients, blobs, strict=True)
+    ]
+    data_key = shamir.combine(shares[: p.threshold])
     return Release(p, env, data_key)
 
 
 def break_glass(
-    state: PaperState, trust: TrustStore, pairs: Sequence[KeyPair], at: datetime, reason: str
+    state: PaperState,
+    trust: TrustStore,
+    pairs: Sequence[KeyPair],
+    at: datetime,
+    reason: str,
+    record: Record,
 ) -> Release:
     """The standby secrecy officer stands in for one missing officer; always an incident."""
     p = state.proposal
@@ -721,13 +735,8 @@ def break_glass(
             f"break-glass on {p.ref}: the standby stands in for exactly one officer; "
             f"{p.threshold - 1} officer(s) must present their shares, not {len(officers)}"
         )
-    shares = []
-    for h, r in zip(officers, recipients, strict=True):
-        _, blob = state.check_sealed(Slot.OFFICER, h.certificate.subject)
-        shares.append(open_share(h.pair, p, r, blob))
-    _, blob = state.check_sealed(Slot.STANDBY, standby[0].certificate.subject)
-    shares.append(open_share(standby[0].pair, p, standby_recipient, blob))
-    data_key = shamir.combine(shares)
+    blobs = [state.check_sealed(Slot.OFFICER, h.certificate.subject)[1] for h in officers]
+    _, standby_blob = state.check_sealed(Slot.STANDBY, standby[0].certificate.subject)
     people = [h.certificate.subject for h in holders]
     reqs = [require("standby", Role.SECRECY_OFFICER, person=standby[0].certificate.subject)]
     reqs += [
@@ -757,11 +766,18 @@ def break_glass(
         summary=f"break-glass opening of {p.ref} by {', '.join(sorted(people))} "
         f"standing in for {', '.join(absent)}: {reason}",
     )
+    record(env)  # on the log first (the desk opens the incident in that transaction)
+    shares = [
+        open_share(h.pair, p, r, blob)
+        for h, r, blob in zip(officers, recipients, blobs, strict=True)
+    ]
+    shares.append(open_share(standby[0].pair, p, standby_recipient, standby_blob))
+    data_key = shamir.combine(shares)
     return Release(p, env, data_key, incident)
 
 
 def release_to_printer(
-    state: PaperState, trust: TrustStore, pair: KeyPair, at: datetime
+    state: PaperState, trust: TrustStore, pair: KeyPair, at: datetime, record: Record
 ) -> Release:
     """The printing unit decrypts (to print) before the window ends; a signed act."""
     p = state.proposal
@@ -775,10 +791,11 @@ def release_to_printer(
     if cert.recusals & set(p.scope):
         raise RecusedError(f"{cert.describe()} is recused from {sorted(cert.recusals)}")
     recipient, blob = state.check_sealed(Slot.PRINTER, cert.subject)
-    data_key = open_wrapped_key(pair, p, recipient, blob)
     payload = act_payload("custody.paper-print.v1", p, at, [cert.subject])
     reqs = [require("printer", Role.PRINTER, person=cert.subject)]
     env = _sign_act(PRINT_TYPE, payload, [holder], trust, reqs, at, p.scope)
+    record(env)  # on the log first
+    data_key = open_wrapped_key(pair, p, recipient, blob)
     return Release(p, env, data_key)
 
 

@@ -44,8 +44,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from crypto.dsse import SignatureCheck
-from crypto.encoding import format_time, parse_time
+from crypto.dsse import SignatureCheck, parse_envelope, verify_signatures
+from crypto.encoding import Fields, format_time, parse_json_object, parse_time
 from custody.errors import (
     ChainError,
     ClockError,
@@ -171,9 +171,19 @@ ALLOWED_WHEN_FROZEN = {
 }
 SECURE_CUSTODY_ROLES = frozenset({Role.CUSTODIAN, Role.SECRECY_OFFICER})
 # Statements the system signs with the authority's system key (incidents, containment).
-SYSTEM_KINDS = {Kind.INCIDENT, Kind.FREEZE, Kind.COMPROMISE}
-# Statements that may name no package (an incident about a key, a leak reported by the public).
-PACKAGELESS_KINDS = {Kind.INCIDENT, Kind.LEAK_REPORT}
+SYSTEM_KINDS = {Kind.INCIDENT, Kind.FREEZE, Kind.COMPROMISE, Kind.PAPER_ACT}
+# Statements that may name no package (an incident about a key, a leak reported by the public,
+# a paper act).
+PACKAGELESS_KINDS = {Kind.INCIDENT, Kind.LEAK_REPORT, Kind.PAPER_ACT}
+# What a ``paper_act`` statement embeds: the people's signed act, by the act's kind.
+PAPER_ACT_TYPES: Mapping[str, str] = {
+    "proposal": "application/vnd.custody.paper-proposal.v1+json",
+    "print": "application/vnd.custody.paper-print.v1+json",
+    "opening": "application/vnd.custody.paper-opening.v1+json",
+    "break_glass": "application/vnd.custody.paper-opening.v1+json",
+    "backup_activation": "application/vnd.custody.paper-backup-activation.v1+json",
+    "destruction": "application/vnd.custody.paper-destruction.v1+json",
+}
 OFFICER_KINDS = {Kind.FREEZE, Kind.RELEASE, Kind.COMPROMISE, Kind.REROUTE, Kind.ACTIVATE_BACKUP}
 
 
@@ -608,6 +618,8 @@ def apply_event(
         if event.kind not in PACKAGELESS_KINDS:
             raise FormatError(f"{event.kind} event names no package")
         check = check_signers(event, env_check, trust, (), envelope, received)
+        if event.kind == Kind.PAPER_ACT:
+            check_paper_act(event, trust, received)
         return Outcome({}, (), check)
     known: list[PackageState] = []
     for package_id in event.package_ids:
@@ -635,6 +647,36 @@ def apply_event(
         for pid in event.package_ids
     )
     return replace(outcome, findings=(*outcome.findings, *marks))
+
+
+def check_paper_act(event: Event, trust: TrustStore, received: datetime) -> None:
+    """A ``paper_act`` statement (the system's record of a paper act, appended before anything
+    is decrypted) embeds the people's signed act: its type fits the act's kind, it names the
+    paper the statement names, every signature verifies under a key certified and standing at
+    the act's time (and not revoked for compromise when received), and it is dated within the
+    skew of the receive time (a paper act is made online, at the service)."""
+    body = event.body
+    act_kind, paper = body.get("act_kind"), body.get("paper")
+    if act_kind not in PAPER_ACT_TYPES or not isinstance(paper, str) or not paper:
+        raise FormatError("paper_act: body.act_kind must be a known act and body.paper a ref")
+    act = parse_envelope(body.get("act"), what="paper_act body.act")  # type: ignore[arg-type]
+    if act.payload_type != PAPER_ACT_TYPES[str(act_kind)]:
+        raise FormatError(f"paper_act: a {act_kind} act has payload type {act.payload_type!r}")
+    f = Fields(parse_json_object(act.payload, what="paper act"), what="paper act")
+    subject = f.sub("paper") if "paper" in f.obj else f  # a proposal names itself
+    named = f"{subject.text('paper_id')}@v{subject.integer('version')}"
+    if named != paper:
+        raise FormatError(f"paper_act: the embedded act is about {named!r}, not {paper!r}")
+    at = f.time("at") if "at" in f.obj else f.time("proposed_at")
+    if abs(at - received) > DEFAULT_CLOCK.skew:
+        raise ClockError(
+            f"paper {act_kind} act dated {format_time(at)}, received {format_time(received)}"
+        )
+    sigcheck = verify_signatures(act, trust.signing_keys)
+    if not sigcheck.signed_by or sigcheck.unmatched:
+        raise SignatureError(f"paper_act: the embedded {act_kind} act's signatures do not verify")
+    for kid in sorted(sigcheck.signed_by):
+        trust.standing_at(kid, at, received=received)
 
 
 def refusal_kind(error: CustodyError) -> str:

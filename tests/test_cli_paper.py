@@ -120,6 +120,8 @@ def test_per_key_passphrase_variables(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.delenv("CUSTODY_PASSPHRASE")
+    monkeypatch.setenv("CUSTODY_LOG_PASSPHRASE", PASS)  # the service records the act first
+    monkeypatch.setenv("CUSTODY_SYSTEM_PASSPHRASE", PASS)
     monkeypatch.setenv("CUSTODY_PASSPHRASE_1", PASS)
     monkeypatch.setenv("CUSTODY_PASSPHRASE_2", "wrong")
     keys = [

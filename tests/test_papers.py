@@ -32,6 +32,7 @@ from custody.errors import (
     UsageError,
     WindowError,
 )
+from custody.incidents.model import list_incidents
 from custody.interview_paper import parse_interview_paper
 from custody.papers import (
     OPENING_ROLES,
@@ -81,6 +82,7 @@ def propose(season: Season, p: PaperPlan, plain: bytes = PLAIN) -> ps.Proposed:
         proposer=season.keys["prop-zhao"],
         now=T0,
         chunk_size=CHUNK,
+        log=season.log(),
     )
 
 
@@ -109,7 +111,9 @@ def home_bytes(season: Season) -> bytes:
 
 
 def test_quorum_opens_inside_window_as_a_signed_act(world: World, tmp_path: Path) -> None:
-    opened = ps.open_paper(world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW)
+    opened = ps.open_paper(
+        world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW, log=world.season.log()
+    )
     out = tmp_path / "paper.pdf"
     assert opened.write_file(out) == len(PLAIN)
     assert out.read_bytes() == PLAIN
@@ -126,13 +130,15 @@ def test_quorum_opens_inside_window_as_a_signed_act(world: World, tmp_path: Path
 
 
 def test_plaintext_and_key_never_rest_in_the_home(world: World, tmp_path: Path) -> None:
-    release = ps.print_decrypt(world.season.home, "SX-INT-P01-A", world.k("print-qian")[0], T0)
+    release = ps.print_decrypt(
+        world.season.home, "SX-INT-P01-A", world.k("print-qian")[0], T0, log=world.season.log()
+    )
     sink = io.BytesIO()
     release.write_stream(sink)
     assert sink.getvalue() == PLAIN
-    ps.open_paper(world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW).write_stream(
-        io.BytesIO()
-    )
+    ps.open_paper(
+        world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW, log=world.season.log()
+    ).write_stream(io.BytesIO())
     stored = home_bytes(world.season)
     assert MARKER not in stored
     assert release.release.data_key not in stored
@@ -146,6 +152,7 @@ def test_break_glass_opens_and_records_an_incident(world: World) -> None:
         world.k("examiner-zheng", "secrecy-chen"),
         IN_WINDOW,
         "supervisor's token failed to unlock",
+        log=world.season.log(),
     )
     sink = io.BytesIO()
     opened.write_stream(sink)
@@ -154,8 +161,9 @@ def test_break_glass_opens_and_records_an_incident(world: World) -> None:
     assert opened.incident.incident
     assert opened.incident.kind == "break_glass_opening"
     assert b'"absent":["supervisor-wang"]' in opened.envelope.payload
-    rows = ps.incidents(world.season.home)
-    assert [(r.kind, r.act_id) for r in rows] == [("break_glass_opening", opened.act_id)]
+    # the act is on the custody log, and the desk opened the incident in that transaction
+    (incident,) = list_incidents(world.season.home.engine)
+    assert (incident.kind, incident.paper) == ("break_glass", "SX-INT-P01-A")
 
 
 def test_backup_activation_replaces_the_main_paper(world: World) -> None:
@@ -171,14 +179,19 @@ def test_backup_activation_replaces_the_main_paper(world: World) -> None:
         world.k("secrecy-chen")[0],
         T0 + timedelta(hours=1),
         "photo of question 2 seen online",
+        log=world.season.log(),
     )
     assert backup.proposal.commitment.encode() in env.payload
     statuses = {s.paper_id: s.status for s in ps.list_papers(world.season.home)}
     assert statuses == {"SX-INT-P01-A": "compromised", "SX-INT-P01-B": "active"}
     with pytest.raises(FrozenError):
-        ps.open_paper(world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW)
+        ps.open_paper(
+            world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW, log=world.season.log()
+        )
     sink = io.BytesIO()
-    ps.open_paper(world.season.home, "SX-INT-P01-B", world.k(*QUORUM), IN_WINDOW).write_stream(sink)
+    ps.open_paper(
+        world.season.home, "SX-INT-P01-B", world.k(*QUORUM), IN_WINDOW, log=world.season.log()
+    ).write_stream(sink)
     assert sink.getvalue() == b"backup paper"
 
 
@@ -187,7 +200,9 @@ def test_crypto_shredding_leaves_nothing_that_opens(world: World, tmp_path: Path
     with Session(home.engine) as s:
         sealed = [r.sealed for r in s.exec(select(PaperKeyRow))]
     assert len(sealed) == 4  # printer, two officers, standby
-    ps.destroy(home, "SX-INT-P01-A", world.k("destroy-feng", "secrecy-chen"), END)
+    ps.destroy(
+        home, "SX-INT-P01-A", world.k("destroy-feng", "secrecy-chen"), END, log=world.season.log()
+    )
     with Session(home.engine) as s:
         assert list(s.exec(select(PaperKeyRow))) == []
     stored = home_bytes(world.season)
@@ -196,17 +211,32 @@ def test_crypto_shredding_leaves_nothing_that_opens(world: World, tmp_path: Path
     assert world.main.blob.exists()  # the ciphertext stays, useless
     out = tmp_path / "x"
     for attempt in (
-        lambda: ps.open_paper(home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW),
-        lambda: ps.print_decrypt(home, "SX-INT-P01-A", world.k("print-qian")[0], T0),
+        lambda: ps.open_paper(
+            home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW, log=world.season.log()
+        ),
+        lambda: ps.print_decrypt(
+            home, "SX-INT-P01-A", world.k("print-qian")[0], T0, log=world.season.log()
+        ),
         lambda: ps.break_glass(
-            home, "SX-INT-P01-A", world.k("examiner-zheng", "secrecy-chen"), IN_WINDOW, "x"
+            home,
+            "SX-INT-P01-A",
+            world.k("examiner-zheng", "secrecy-chen"),
+            IN_WINDOW,
+            "x",
+            log=world.season.log(),
         ),
     ):
         with pytest.raises(ClosedError):
             attempt()
     assert not out.exists()
     with pytest.raises(ClosedError):
-        ps.destroy(home, "SX-INT-P01-A", world.k("destroy-feng", "secrecy-chen"), END)
+        ps.destroy(
+            home,
+            "SX-INT-P01-A",
+            world.k("destroy-feng", "secrecy-chen"),
+            END,
+            log=world.season.log(),
+        )
 
 
 # --- every refusal of opening -------------------------------------------------------------------
@@ -246,7 +276,9 @@ def _newer_version(w: World) -> None:
 
 
 def _destroyed(w: World) -> None:
-    ps.destroy(w.season.home, "SX-INT-P01-A", w.k("destroy-feng", "secrecy-chen"), T0)
+    ps.destroy(
+        w.season.home, "SX-INT-P01-A", w.k("destroy-feng", "secrecy-chen"), T0, log=w.season.log()
+    )
 
 
 A = "SX-INT-P01-A"
@@ -299,7 +331,7 @@ def test_opening_refusals(
     out_dir.mkdir()
 
     def attempt() -> None:
-        opened = ps.open_paper(world.season.home, paper, keys(world), at)  # type: ignore[arg-type]
+        opened = ps.open_paper(world.season.home, paper, keys(world), at, log=world.season.log())  # type: ignore[arg-type]
         opened.write_file(out_dir / "paper.pdf")
 
     with pytest.raises(expected):
@@ -327,7 +359,11 @@ def test_two_of_three_opens_with_any_two_including_a_supervisor(
 ) -> None:
     season, ma = three
     opened = ps.open_paper(
-        season.home, "SX-INT-P01-A", [ma, season.keys["supervisor-wang"]], IN_WINDOW
+        season.home,
+        "SX-INT-P01-A",
+        [ma, season.keys["supervisor-wang"]],
+        IN_WINDOW,
+        log=season.log(),
     )
     sink = io.BytesIO()
     opened.write_stream(sink)
@@ -337,7 +373,13 @@ def test_two_of_three_opens_with_any_two_including_a_supervisor(
 def test_two_examiners_without_supervisor_refused(three: tuple[Season, KeyPair]) -> None:
     season, ma = three
     with pytest.raises(ThresholdError):
-        ps.open_paper(season.home, "SX-INT-P01-A", [ma, season.keys["examiner-zheng"]], IN_WINDOW)
+        ps.open_paper(
+            season.home,
+            "SX-INT-P01-A",
+            [ma, season.keys["examiner-zheng"]],
+            IN_WINDOW,
+            log=season.log(),
+        )
 
 
 def test_recused_officer_refused(three: tuple[Season, KeyPair]) -> None:
@@ -358,7 +400,11 @@ def test_recused_officer_refused(three: tuple[Season, KeyPair]) -> None:
     )  # fmt: skip
     with pytest.raises(RecusedError):
         ps.open_paper(
-            season.home, "SX-INT-P01-A", [recused, season.keys["supervisor-wang"]], IN_WINDOW
+            season.home,
+            "SX-INT-P01-A",
+            [recused, season.keys["supervisor-wang"]],
+            IN_WINDOW,
+            log=season.log(),
         )
 
 
@@ -369,7 +415,9 @@ def test_stored_ciphertext_tampering_refused_without_output(world: World, tmp_pa
     tmp_path.mkdir()
     for bad in (original[:-1] + bytes([original[-1] ^ 1]), original[:-200], original + b"\0"):
         blob.write_bytes(bad)
-        opened = ps.open_paper(world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW)
+        opened = ps.open_paper(
+            world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW, log=world.season.log()
+        )
         out = tmp_path / "paper.pdf"
         with pytest.raises(DecryptionError):
             opened.write_file(out)
@@ -385,7 +433,9 @@ def test_replayed_older_ciphertext_refused(world: World, tmp_path: Path) -> None
     v1 = world.main.blob.read_bytes()
     v2 = propose(world.season, plan(version=2), b"second version")
     v2.blob.write_bytes(v1)
-    opened = ps.open_paper(world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW)
+    opened = ps.open_paper(
+        world.season.home, "SX-INT-P01-A", world.k(*QUORUM), IN_WINDOW, log=world.season.log()
+    )
     sink = io.BytesIO()
     with pytest.raises(DecryptionError):
         opened.write_stream(sink)
@@ -409,7 +459,14 @@ def test_break_glass_refusals(
     world: World, people: tuple[str, ...], reason: str, expected: type[CustodyError]
 ) -> None:
     with pytest.raises(expected):
-        ps.break_glass(world.season.home, "SX-INT-P01-A", world.k(*people), IN_WINDOW, reason)
+        ps.break_glass(
+            world.season.home,
+            "SX-INT-P01-A",
+            world.k(*people),
+            IN_WINDOW,
+            reason,
+            log=world.season.log(),
+        )
     with Session(world.season.home.engine) as s:
         assert list(s.exec(select(PaperIncidentRow))) == []
 
@@ -417,7 +474,12 @@ def test_break_glass_refusals(
 def test_break_glass_outside_window_refused(world: World) -> None:
     with pytest.raises(WindowError):
         ps.break_glass(
-            world.season.home, "SX-INT-P01-A", world.k("examiner-zheng", "secrecy-chen"), T0, "x"
+            world.season.home,
+            "SX-INT-P01-A",
+            world.k("examiner-zheng", "secrecy-chen"),
+            T0,
+            "x",
+            log=world.season.log(),
         )
 
 
@@ -431,7 +493,9 @@ def test_break_glass_outside_window_refused(world: World) -> None:
 )
 def test_print_refusals(world: World, who: str, at: object, expected: type[CustodyError]) -> None:
     with pytest.raises(expected):
-        ps.print_decrypt(world.season.home, "SX-INT-P01-A", world.k(who)[0], at)  # type: ignore[arg-type]
+        ps.print_decrypt(
+            world.season.home, "SX-INT-P01-A", world.k(who)[0], at, log=world.season.log()
+        )  # type: ignore[arg-type]
 
 
 BACKUP = PaperRole.BACKUP
@@ -471,6 +535,7 @@ def test_proposer_must_hold_the_role(season: Season) -> None:
             plan=plan(),
             proposer=season.keys["courier-sun"],
             now=T0,
+            log=season.log(),
         )
 
 
@@ -495,8 +560,7 @@ def test_status_reflects_supersession(world: World) -> None:
 
 
 def test_break_glass_becomes_an_incident_once(world: World) -> None:
-    from custody.incidents.demo import attach
-    from custody.incidents.model import list_incidents
+    from custody.events import Kind, parse_event
 
     ps.break_glass(
         world.season.home,
@@ -504,13 +568,13 @@ def test_break_glass_becomes_an_incident_once(world: World) -> None:
         world.k("examiner-zheng", "secrecy-chen"),
         IN_WINDOW,
         "supervisor's token failed to unlock",
+        log=world.season.log(),
     )
-    log = attach(world.season)
-    first = log.ingest_paper_incidents(IN_WINDOW)
-    assert len(first) == 1
-    assert log.ingest_paper_incidents(IN_WINDOW) == []  # taken once
+    log = world.season.log()
+    assert log.ingest_paper_incidents(IN_WINDOW) == []  # nothing left to take in: it is done
     (incident,) = list_incidents(world.season.home.engine)
     assert incident.kind == "break_glass"
     assert incident.paper == "SX-INT-P01-A"
-    # The incident is itself a system statement on the custody log.
-    assert log.size() >= 1
+    kinds = [parse_event(log.entry(i).payload) for i in range(log.size())]
+    acts = [e.body["act_kind"] for e in kinds if e.kind == Kind.PAPER_ACT]
+    assert acts == ["proposal", "break_glass"]

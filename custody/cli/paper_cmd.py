@@ -24,7 +24,7 @@ from crypto.dsse import Envelope
 from crypto.stream import DEFAULT_CHUNK
 from crypto.stream import Progress as Progress_
 from custody import paper_service as service
-from custody.cli.common import PASSPHRASE_ENV, parse_cli_time, passphrase, state
+from custody.cli.common import PASSPHRASE_ENV, open_writer, parse_cli_time, passphrase, state
 from custody.errors import NotFoundError
 from custody.interview_paper import MAX_BYTES as INTERVIEW_MAX_BYTES
 from custody.interview_paper import parse_interview_paper
@@ -180,6 +180,7 @@ def propose(
             parse_interview_paper(data)
             source.close()
             source = io.BytesIO(data)
+        log = open_writer(st)  # the proposal goes on the custody log before it is stored
         with _progress(size, "encrypting") as advance:
             done = service.propose(
                 st.home,
@@ -189,6 +190,7 @@ def propose(
                 now=st.now(),
                 chunk_size=chunk_size,
                 progress=advance,
+                log=log,
             )
     finally:
         source.close()
@@ -221,7 +223,7 @@ def open_(
 ) -> None:
     """Open a paper with a quorum of its officers, inside its window (a signed act)."""
     st = state(ctx)
-    opened = service.open_paper(st.home, paper, _keys(key), st.now())
+    opened = service.open_paper(st.home, paper, _keys(key), st.now(), log=open_writer(st))
     _act_out(act_out, opened.envelope)
     written = _deliver(opened, out)
     _emit(
@@ -242,7 +244,7 @@ def print_decrypt(
 ) -> None:
     """The printing unit decrypts a paper to print it (a signed act)."""
     st = state(ctx)
-    opened = service.print_decrypt(st.home, paper, _keys([key])[0], st.now())
+    opened = service.print_decrypt(st.home, paper, _keys([key])[0], st.now(), log=open_writer(st))
     written = _deliver(opened, out)
     _emit(
         st,
@@ -266,7 +268,7 @@ def break_glass(
     Always recorded as an incident.
     """
     st = state(ctx)
-    opened = service.break_glass(st.home, paper, _keys(key), st.now(), reason)
+    opened = service.break_glass(st.home, paper, _keys(key), st.now(), reason, log=open_writer(st))
     _act_out(act_out, opened.envelope)
     written = _deliver(opened, out)
     _emit(
@@ -289,7 +291,9 @@ def activate_backup(
 ) -> None:
     """Declare a paper compromised and replace it by its backup (a signed act)."""
     st = state(ctx)
-    env = service.activate_backup(st.home, paper, backup, _keys([key])[0], st.now(), reason)
+    env = service.activate_backup(
+        st.home, paper, backup, _keys([key])[0], st.now(), reason, log=open_writer(st)
+    )
     _act_out(act_out, env)
     st.emit(
         {"compromised": paper, "backup": backup, "act_sha256": sha256_hex(env.to_bytes())},
@@ -305,7 +309,7 @@ def destroy(
 ) -> None:
     """Crypto-shred a paper: a destruction officer and a witness sign; every sealed key goes."""
     st = state(ctx)
-    envs = service.destroy(st.home, paper, _keys(key), st.now())
+    envs = service.destroy(st.home, paper, _keys(key), st.now(), log=open_writer(st))
     st.emit(
         {"paper": paper, "acts": [sha256_hex(e.to_bytes()) for e in envs]},
         f"[bold green]destroyed[/] {paper}: every wrapped key and share deleted "

@@ -511,6 +511,18 @@ def detect_accepted(event: Event, outcome: Outcome, at: datetime) -> list[Detect
                     kind, f.detail, at, state=state, statements=(event.id,), facts=dict(f.evidence)
                 )
             )
+    if event.kind == Kind.PAPER_ACT and event.body.get("act_kind") == "break_glass":
+        act = event.body.get("act")
+        digest = hashlib.sha256(json.dumps(act, sort_keys=True).encode()).hexdigest()
+        out.append(
+            detect_break_glass(
+                str(event.body.get("paper", "")),
+                at,
+                digest,
+                "a standby share stood in for an absent officer (see the act on the log, "
+                f"statement {event.id[:16]})",
+            )
+        )
     broken = event.body.get("broken_seals")
     if isinstance(broken, list) and broken:
         for pid in event.package_ids:

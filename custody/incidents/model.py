@@ -69,7 +69,7 @@ from custody.incidents.detect import (
     parse_places,
     sweep,
 )
-from custody.log import AppendResult, AppendView, CustodyLog, Prepared, Rejected
+from custody.log import AppendResult, AppendView, CustodyLog, Prepared, Receipt, Rejected
 from custody.rules import PackageState, Status
 from custody.store.incident_tables import (
     BlockedKeyRow,
@@ -411,6 +411,24 @@ class WatchedLog(CustodyLog):
             )
         self.run(now, lambda txn: txn.record_act(act, env))
         return get_incident(self.engine, act.incident)
+
+    def append_paper_act(
+        self, act: Envelope, *, act_kind: str, paper: str, now: datetime
+    ) -> Receipt:
+        """Put a person-signed paper act on the log, as a system statement that embeds it,
+        before anything is decrypted: no log entry, no release. A break-glass opening becomes
+        an incident in the same transaction (the desk sees the accepted statement)."""
+        authority = self.trust.authority.id
+        event = Event(
+            kind=Kind.PAPER_ACT,
+            authority=authority,
+            time=now,
+            place="",
+            packages={},
+            actors={"system": authority},
+            body={"act": act.to_json_obj(), "act_kind": act_kind, "paper": paper},
+        )
+        return self.submit(event.sign([self.desk.system_key]), now=now)
 
     def ingest_paper_incidents(self, now: datetime) -> list[str]:
         """Turn break-glass openings recorded by the papers service into incidents (each
