@@ -31,8 +31,8 @@ from typing import Any
 import base45
 import cbor2
 
+from crypto.errors import FormatError, SignatureError, UnknownSignerError
 from crypto.signing import SigningKey
-from custody.errors import FormatError, SignatureError, UnknownSignerError
 from custody.packages import (
     Classification,
     Manifest,

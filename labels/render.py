@@ -23,7 +23,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from custody.errors import StorageError
+from crypto.errors import StorageError
 from custody.packages import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
 
