@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from crypto.errors import StorageError
-from custody.packages import Manifest
+from labels.manifest import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
 
 CJK_FONT_ENV = "CUSTODY_CJK_FONT"

@@ -25,7 +25,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from crypto.errors import StorageError
-from custody.packages import Manifest
+from labels.manifest import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
 from labels.render import QR_MM, LabelFacts, _wrap, cjk_font_path
 
