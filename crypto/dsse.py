@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from crypto.encoding import Fields, b64encode, parse_json_object
+from crypto.errors import DuplicateSignatureError, FormatError
 from crypto.signing import SigningKey, VerifyKey
-from custody.errors import DuplicateSignatureError, FormatError
 
 MAX_ENVELOPE_BYTES = 1 << 20
 MAX_SIGNATURES = 16

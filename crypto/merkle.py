@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from custody.errors import FormatError, LogConsistencyError, UsageError
+from crypto.errors import FormatError, LogConsistencyError, UsageError
 
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"

@@ -36,8 +36,7 @@ from datetime import datetime
 from typing import Protocol
 
 from crypto.encoding import b64decode, b64encode
-from crypto.signing import SigningKey, VerifyKey
-from custody.errors import (
+from crypto.errors import (
     DuplicateSignatureError,
     FormatError,
     SignatureError,
@@ -45,6 +44,7 @@ from custody.errors import (
     UsageError,
     WeakKeyError,
 )
+from crypto.signing import SigningKey, VerifyKey
 
 SIG_ED25519 = 0x01
 SIG_COSIGNATURE_V1 = 0x04

@@ -17,7 +17,7 @@ import nacl.public
 import nacl.pwhash
 import nacl.utils
 
-from custody.errors import DecryptionError
+from crypto.errors import DecryptionError
 
 KDF_ALG = "argon2id13"
 AEAD_ALG = "xchacha20poly1305-ietf"

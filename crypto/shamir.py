@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from custody.errors import FormatError, ThresholdError
+from crypto.errors import FormatError, ThresholdError
 
 MAX_SHARES = 255
 

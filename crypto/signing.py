@@ -21,7 +21,7 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 
-from custody.errors import SignatureError, WeakKeyError
+from crypto.errors import SignatureError, WeakKeyError
 
 ED25519 = "ed25519"
 X25519 = "x25519"

@@ -43,7 +43,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 
 from crypto.encoding import Fields, canonical_json, parse_json_object
-from custody.errors import ConflictError, DecryptionError, FormatError, StorageError
+from crypto.errors import ConflictError, DecryptionError, FormatError, StorageError
 
 MAGIC = b"custody-paper/v1\n"
 ALG = "secretstream-xchacha20poly1305"

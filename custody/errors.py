@@ -1,238 +1,76 @@
-"""One error hierarchy for every layer.
+"""The error hierarchy, re-exported from ``crypto.errors`` where it lives (below every layer).
 
-Rules:
-- Every failure a caller must tell apart has its own class; callers and tests match on the
-  class (or its stable ``code``), never on message text.
-- A message names what is wrong for the person at the terminal; it never contains a secret.
-- Decryption failures are detail-free on purpose: wrong key, wrong passphrase and a flipped
-  byte all look the same to the caller (as pyca's Fernet ``InvalidToken``).
-- The CLI maps ``exit_code`` and the HTTP layer maps ``http_status`` in one place each.
+Custody code, the API and the tests keep importing ``custody.errors``; ``crypto`` and ``keys``
+import ``crypto.errors`` so that the ground floor never imports the package above it.
+A class added to ``crypto.errors`` is listed here too (``tests/crypto/test_errors.py`` checks).
 """
 
-from __future__ import annotations
-
-
-class CustodyError(Exception):
-    """Root of every error the product raises on purpose."""
-
-    code = "custody_error"
-    exit_code = 1
-    http_status = 400
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def diagnostics(self) -> str:
-        """A multi-line explanation for a terminal."""
-        text = f"{self.message}"
-        if self.hint:
-            text += f"\nhint: {self.hint}"
-        return text
-
-    def as_dict(self) -> dict[str, str]:
-        body = {"error": self.code, "message": self.message}
-        if self.hint:
-            body["hint"] = self.hint
-        return body
-
-
-class UsageError(CustodyError):
-    """The command or request itself is wrong (a missing option, a bad value)."""
-
-    code = "usage"
-    exit_code = 2
-
-
-class WeakPassphraseError(UsageError):
-    """A new passphrase too short to protect a sealed key."""
-
-    code = "weak_passphrase"
-
-
-class FormatError(CustodyError):
-    """Untrusted bytes could not be parsed into a domain value."""
-
-    code = "format"
-    exit_code = 3
-
-
-class NotFoundError(CustodyError):
-    code = "not_found"
-    exit_code = 4
-    http_status = 404
-
-
-class ConflictError(CustodyError):
-    """The request conflicts with what is already stored (a used folder, a duplicate id)."""
-
-    code = "conflict"
-    exit_code = 5
-    http_status = 409
-
-
-class StorageError(CustodyError):
-    code = "storage"
-    exit_code = 6
-    http_status = 503
-
-
-class VerificationError(CustodyError):
-    """Base of every failed trust check: signatures, roles, certificates, chains, rules."""
-
-    code = "verification"
-    exit_code = 10
-    http_status = 422
-
-
-class SignatureError(VerificationError):
-    """A signature does not verify, or a key is not acceptable for signing."""
-
-    code = "signature"
-
-
-class WeakKeyError(SignatureError):
-    """A public key is small-order or non-canonically encoded."""
-
-    code = "weak_key"
-
-
-class UnknownSignerError(VerificationError):
-    """A signature by a key that no certificate of this authority binds."""
-
-    code = "unknown_signer"
-
-
-class IssuerError(VerificationError):
-    """A certificate or bundle not issued by this authority's root key."""
-
-    code = "issuer"
-
-
-class DuplicateSignatureError(VerificationError):
-    """The same key (or the same person) signed one statement more than once."""
-
-    code = "duplicate_signature"
-
-
-class ThresholdError(VerificationError):
-    """A required signer is missing."""
-
-    code = "threshold"
-
-
-class MixedPackagesError(VerificationError):
-    """One statement names packages whose policies need different signers."""
-
-    code = "mixed_packages"
-
-
-class RoleError(VerificationError):
-    """A signer does not hold the role the step requires."""
-
-    code = "role"
-    http_status = 403
-
-
-class RecusedError(RoleError):
-    """A signer is withdrawn (conflict of interest) from this exam or position."""
-
-    code = "recused"
-
-
-class RevokedError(VerificationError):
-    code = "revoked"
-
-
-class ExpiredError(VerificationError):
-    """A certificate or manifest is outside its validity window (expired or not yet valid)."""
-
-    code = "expired"
-
-
-class NotYetValidError(ExpiredError):
-    code = "not_yet_valid"
-
-
-class ChainError(VerificationError):
-    """An event does not link to its package's previous event, or breaks the state machine."""
-
-    code = "chain"
-    http_status = 409
-
-
-class RouteError(VerificationError):
-    """A holder who is not the planned next one."""
-
-    code = "route"
-    http_status = 403
-
-
-class ClockError(VerificationError):
-    """A statement dated too far from when the log received it (the log's clock decides)."""
-
-    code = "clock"
-
-
-class WindowError(VerificationError):
-    """An act outside its time window (opening before or after the window)."""
-
-    code = "window"
-    http_status = 403
-
-
-class SealMismatchError(VerificationError):
-    code = "seal_mismatch"
-
-
-class CountMismatchError(VerificationError):
-    code = "count_mismatch"
-
-
-class FrozenError(VerificationError):
-    """A package under containment accepts only a move into secure custody."""
-
-    code = "frozen"
-    http_status = 423
-
-
-class ClosedError(ChainError):
-    """Any act after destruction."""
-
-    code = "closed"
-
-
-class LogConsistencyError(VerificationError):
-    """Two checkpoints or proofs that cannot both be true."""
-
-    code = "log_consistency"
-
-
-class DecryptionError(CustodyError):
-    """Detail-free on purpose: wrong key, wrong passphrase or altered ciphertext."""
-
-    code = "decryption"
-    exit_code = 11
-    http_status = 422
-
-    def __init__(self, message: str = "decryption failed: wrong key or altered data") -> None:
-        super().__init__(message)
-
-
-class PassphraseError(DecryptionError):
-    def __init__(self, message: str = "wrong passphrase, or the key file was altered") -> None:
-        super().__init__(message)
-
-
-class KeyBlockedError(VerificationError):
-    """A key the incident system blocked as suspect, until a secrecy officer decides."""
-
-    code = "blocked_key"
-    http_status = 403
-
-    def __init__(
-        self, message: str, *, key_ids: tuple[str, ...] = (), hint: str | None = None
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.key_ids = key_ids
+from crypto.errors import (
+    ChainError,
+    ClockError,
+    ClosedError,
+    ConflictError,
+    CountMismatchError,
+    CustodyError,
+    DecryptionError,
+    DuplicateSignatureError,
+    ExpiredError,
+    FormatError,
+    FrozenError,
+    IssuerError,
+    KeyBlockedError,
+    LogConsistencyError,
+    MixedPackagesError,
+    NotFoundError,
+    NotYetValidError,
+    PassphraseError,
+    RecusedError,
+    RevokedError,
+    RoleError,
+    RouteError,
+    SealMismatchError,
+    SignatureError,
+    StorageError,
+    ThresholdError,
+    UnknownSignerError,
+    UsageError,
+    VerificationError,
+    WeakKeyError,
+    WeakPassphraseError,
+    WindowError,
+)
+
+__all__ = [
+    "ChainError",
+    "ClockError",
+    "ClosedError",
+    "ConflictError",
+    "CountMismatchError",
+    "CustodyError",
+    "DecryptionError",
+    "DuplicateSignatureError",
+    "ExpiredError",
+    "FormatError",
+    "FrozenError",
+    "IssuerError",
+    "KeyBlockedError",
+    "LogConsistencyError",
+    "MixedPackagesError",
+    "NotFoundError",
+    "NotYetValidError",
+    "PassphraseError",
+    "RecusedError",
+    "RevokedError",
+    "RoleError",
+    "RouteError",
+    "SealMismatchError",
+    "SignatureError",
+    "StorageError",
+    "ThresholdError",
+    "UnknownSignerError",
+    "UsageError",
+    "VerificationError",
+    "WeakKeyError",
+    "WeakPassphraseError",
+    "WindowError",
+]

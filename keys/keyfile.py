@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from crypto.encoding import Fields, b64encode, canonical_json, parse_json_object
-from crypto.sealing import AEAD_ALG, KDF_ALG, KdfParams, aead_decrypt, aead_encrypt, new_nonce
-from crypto.signing import EncryptionKey, SigningKey
-from custody.errors import (
+from crypto.errors import (
     ConflictError,
     FormatError,
     NotFoundError,
     PassphraseError,
     WeakPassphraseError,
 )
+from crypto.sealing import AEAD_ALG, KDF_ALG, KdfParams, aead_decrypt, aead_encrypt, new_nonce
+from crypto.signing import EncryptionKey, SigningKey
 
 KEYFILE_FORMAT = "custody-keyfile/v1"
 MAX_KEYFILE_BYTES = 64 * 1024

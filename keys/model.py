@@ -18,8 +18,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
+from crypto.errors import FormatError
 from crypto.signing import ED25519, X25519, VerifyKey, key_id
-from custody.errors import FormatError
 
 CERTIFICATE_TYPE = "application/vnd.custody.certificate.v1+json"
 REVOCATION_TYPE = "application/vnd.custody.revocation.v1+json"

@@ -21,7 +21,7 @@ from datetime import datetime
 
 from crypto.dsse import Envelope, SignatureCheck, verify_signatures
 from crypto.encoding import format_time
-from custody.errors import (
+from crypto.errors import (
     CustodyError,
     DuplicateSignatureError,
     RecusedError,

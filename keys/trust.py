@@ -18,8 +18,7 @@ from types import MappingProxyType
 
 from crypto.dsse import Envelope, parse_envelope, sign_envelope, verify_signatures
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
-from crypto.signing import SigningKey, VerifyKey
-from custody.errors import (
+from crypto.errors import (
     ExpiredError,
     FormatError,
     IssuerError,
@@ -28,6 +27,7 @@ from custody.errors import (
     SignatureError,
     UnknownSignerError,
 )
+from crypto.signing import SigningKey, VerifyKey
 from keys.model import (
     AUTHORITY_TYPE,
     CERTIFICATE_TYPE,

@@ -1,1 +1,3 @@
-"""Package labels: the QR payload codec (pure), QR rendering, sheets and scanning (edges)."""
+"""Package labels: the manifest value and the QR payload codec (pure), QR rendering, sheets and
+scanning (edges).
+"""

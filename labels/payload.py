@@ -31,9 +31,11 @@ from typing import Any
 import base45
 import cbor2
 
+from crypto.errors import FormatError, SignatureError, UnknownSignerError
 from crypto.signing import SigningKey
-from custody.errors import FormatError, SignatureError, UnknownSignerError
-from custody.packages import (
+from keys.model import Certificate
+from keys.trust import TrustStore
+from labels.manifest import (
     Classification,
     Manifest,
     RouteStep,
@@ -41,8 +43,6 @@ from custody.packages import (
     epoch,
     from_epoch,
 )
-from keys.model import Certificate
-from keys.trust import TrustStore
 
 PREFIX = "CP1:"
 COSE_SIGN1_TAG = 18

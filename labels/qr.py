@@ -21,7 +21,7 @@ import qrcode.constants
 import segno
 import zxingcpp
 
-from custody.errors import FormatError
+from crypto.errors import FormatError
 
 QUIET_ZONE = 4
 Backend = Literal["zxing", "segno", "qrcode"]

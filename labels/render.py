@@ -23,8 +23,8 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from custody.errors import StorageError
-from custody.packages import Manifest
+from crypto.errors import StorageError
+from labels.manifest import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
 
 CJK_FONT_ENV = "CUSTODY_CJK_FONT"

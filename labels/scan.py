@@ -18,7 +18,7 @@ from pathlib import Path
 import zxingcpp
 from PIL import Image, UnidentifiedImageError
 
-from custody.errors import FormatError
+from crypto.errors import FormatError
 from labels.payload import PREFIX
 
 

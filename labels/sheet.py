@@ -24,8 +24,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from custody.errors import StorageError
-from custody.packages import Manifest
+from crypto.errors import StorageError
+from labels.manifest import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
 from labels.render import QR_MM, LabelFacts, _wrap, cjk_font_path
 

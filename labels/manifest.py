@@ -1,0 +1,233 @@
+"""Sealed packages: what a package holds, where it goes, and who may seal it (pure).
+
+It lives in ``labels`` (below ``custody``) because the label codec builds and checks it;
+``custody.packages`` re-exports it.
+
+Rules:
+- A manifest is only constructed valid: every field is checked in ``__post_init__`` and a bad
+  one raises ``FormatError`` naming the field.
+- Ids (package, exam, session, position, paper, people) are 1-32 characters of
+  ``A-Z a-z 0-9 . _ -``; places (site, room, route places) are 1-32 characters of any script.
+- Copies and seals: copies are packed in inner bags of at most ``bag_size`` copies and every
+  inner bag carries one numbered seal, so ``len(seal_serials) == ceil(copy_count / bag_size)``;
+  serials are distinct. A signature over a manifest that breaks this is still refused.
+- Times are whole UTC seconds; ``issued_at <= opens_at < closes_at`` and
+  ``issued_at < expires_at``; a manifest is usable only within ``[issued_at, expires_at]``.
+- The planned route is 1-8 ordered (person, place) steps, no person twice in a row.
+- Sealing: the sealer's key must stand (certified, in validity, not revoked) at ``issued_at``
+  and hold the proposer or printer role, and must not be recused for the package's exam,
+  position or package scope. A key revoked for compromise is refused for anything it signed,
+  whatever ``issued_at`` claims, once the revocation is in force at the time of checking:
+  a thief can back-date.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+
+from crypto.encoding import format_time
+from crypto.errors import (
+    ExpiredError,
+    FormatError,
+    NotYetValidError,
+    RecusedError,
+    RevokedError,
+    RoleError,
+)
+from keys.model import Certificate, RevocationReason, Role
+from keys.trust import TrustStore
+
+SEALING_ROLES = frozenset({Role.PROPOSER, Role.PRINTER})
+MAX_ID = 32
+MAX_PLACE = 32
+MAX_SEALS = 16
+MAX_ROUTE = 8
+MAX_COPIES = 10_000
+COMMITMENT_SIZE = 32
+_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+
+
+class Classification(IntEnum):
+    """China's three secrecy levels; the integer is what the QR payload carries."""
+
+    SECRET = 1  # 秘密 mimi
+    CONFIDENTIAL = 2  # 机密 jimi
+    TOP_SECRET = 3  # 绝密 juemi
+
+    @property
+    def label(self) -> str:
+        return {1: "秘密 Secret", 2: "机密 Confidential", 3: "绝密 Top secret"}[self.value]
+
+
+def _check_id(value: object, what: str) -> None:
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise FormatError(f"manifest: {what} must be 1-{MAX_ID} characters of A-Z a-z 0-9 . _ -")
+
+
+def _check_place(value: object, what: str) -> None:
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > MAX_PLACE
+        or any(ord(c) < 0x20 for c in value)
+    ):
+        raise FormatError(f"manifest: {what} must be 1-{MAX_PLACE} printable characters")
+
+
+def _check_time(value: object, what: str) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.microsecond:
+        raise FormatError(f"manifest: {what} must be an aware UTC time in whole seconds")
+
+
+@dataclass(frozen=True)
+class RouteStep:
+    """One planned holder of the package and where they hold it."""
+
+    person: str
+    place: str
+
+    def __post_init__(self) -> None:
+        _check_id(self.person, "route person")
+        _check_place(self.place, "route place")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The signed facts of one sealed package (what its QR label carries)."""
+
+    package_id: str
+    exam_id: str
+    session: str
+    position: str
+    paper_id: str
+    paper_commitment: bytes
+    copy_count: int
+    bag_size: int
+    seal_serials: tuple[str, ...]
+    site: str
+    room: str
+    opens_at: datetime
+    closes_at: datetime
+    route: tuple[RouteStep, ...]
+    classification: Classification
+    issued_at: datetime
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        for name in ("package_id", "exam_id", "session", "position", "paper_id"):
+            _check_id(getattr(self, name), name.replace("_", " "))
+        _check_place(self.site, "destination site")
+        _check_place(self.room, "destination room")
+        if not isinstance(self.paper_commitment, bytes) or len(self.paper_commitment) != 32:
+            raise FormatError(f"manifest: paper commitment must be {COMMITMENT_SIZE} bytes")
+        for name in ("copy_count", "bag_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_COPIES:
+                raise FormatError(f"manifest: {name.replace('_', ' ')} must be 1-{MAX_COPIES}")
+        serials = self.seal_serials
+        if not isinstance(serials, tuple) or not 0 < len(serials) <= MAX_SEALS:
+            raise FormatError(f"manifest: 1-{MAX_SEALS} seal serials are required")
+        for serial in serials:
+            _check_id(serial, "seal serial")
+        if len(set(serials)) != len(serials):
+            raise FormatError("manifest: a seal serial is listed twice")
+        bags = -(-self.copy_count // self.bag_size)
+        if len(serials) != bags:
+            raise FormatError(
+                f"manifest: {self.copy_count} copies in bags of {self.bag_size} make {bags} "
+                f"sealed bag(s), but {len(serials)} seal serial(s) are listed"
+            )
+        for name in ("opens_at", "closes_at", "issued_at", "expires_at"):
+            _check_time(getattr(self, name), name.replace("_", " "))
+        if not self.opens_at < self.closes_at:
+            raise FormatError("manifest: the opening window must end after it starts")
+        if self.opens_at < self.issued_at:
+            raise FormatError("manifest: the opening window starts before the package was sealed")
+        if not self.issued_at < self.expires_at:
+            raise FormatError("manifest: expiry must be later than issue")
+        if not isinstance(self.route, tuple) or not 0 < len(self.route) <= MAX_ROUTE:
+            raise FormatError(f"manifest: the planned route needs 1-{MAX_ROUTE} steps")
+        for a, b in zip(self.route, self.route[1:], strict=False):
+            if a.person == b.person:
+                raise FormatError(f"manifest: route names {a.person} twice in a row")
+        if not isinstance(self.classification, Classification):
+            raise FormatError("manifest: unknown classification")
+
+    @property
+    def scope(self) -> frozenset[str]:
+        """The recusal scope tags this package falls under."""
+        return frozenset(
+            {f"exam:{self.exam_id}", f"position:{self.position}", f"package:{self.package_id}"}
+        )
+
+    def check_current(self, now: datetime) -> None:
+        """Refuse a manifest used before its issue or after its expiry."""
+        if now < self.issued_at:
+            raise NotYetValidError(
+                f"manifest of {self.package_id} is issued at {format_time(self.issued_at)}, "
+                f"later than now ({format_time(now)})"
+            )
+        if now > self.expires_at:
+            raise ExpiredError(
+                f"manifest of {self.package_id} expired at {format_time(self.expires_at)}"
+            )
+
+    def facts(self) -> dict[str, object]:
+        """A JSON-ready view (for --json output and reports)."""
+        return {
+            "package_id": self.package_id,
+            "exam_id": self.exam_id,
+            "session": self.session,
+            "position": self.position,
+            "paper_id": self.paper_id,
+            "paper_commitment": self.paper_commitment.hex(),
+            "copy_count": self.copy_count,
+            "bag_size": self.bag_size,
+            "seal_serials": list(self.seal_serials),
+            "destination": {"site": self.site, "room": self.room},
+            "window": {
+                "opens_at": format_time(self.opens_at),
+                "closes_at": format_time(self.closes_at),
+            },
+            "route": [{"person": s.person, "place": s.place} for s in self.route],
+            "classification": self.classification.name.lower(),
+            "issued_at": format_time(self.issued_at),
+            "expires_at": format_time(self.expires_at),
+        }
+
+
+def check_sealer(
+    trust: TrustStore, key_id: str, manifest: Manifest, *, now: datetime
+) -> Certificate:
+    """The sealer's certificate if ``key_id`` may seal ``manifest``; raises the refusal otherwise.
+
+    ``now`` is when the check happens: it matters only for revocations for key compromise.
+    """
+    cert = trust.standing_at(key_id, manifest.issued_at)
+    rev = trust.revocations.get(key_id)
+    if (
+        rev is not None
+        and rev.reason is RevocationReason.KEY_COMPROMISE
+        and rev.effective_at <= now
+    ):
+        raise RevokedError(
+            f"sealer key of {cert.describe()} was revoked for compromise on "
+            f"{format_time(rev.effective_at)}; nothing it signed is trusted"
+        )
+    if not cert.roles & SEALING_ROLES:
+        raise RoleError(f"{cert.describe()} holds no sealing role (proposer or printer)")
+    recused = cert.recusals & manifest.scope
+    if recused:
+        raise RecusedError(f"{cert.describe()} is recused from {', '.join(sorted(recused))}")
+    return cert
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.astimezone(UTC).timestamp())
+
+
+def from_epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
