@@ -71,6 +71,14 @@ def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> byt
         raise DecryptionError() from e
 
 
+def derive_key(seed: bytes, info: bytes) -> bytes:
+    """A 32-byte key for one purpose (``info``) from a secret seed (HKDF-SHA256, RFC 5869)."""
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - only where used
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF  # noqa: PLC0415
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(seed)
+
+
 def seal_to(recipient_public: bytes, plaintext: bytes) -> bytes:
     """Anonymous X25519 sealed box (libsodium crypto_box_seal)."""
     return nacl.public.SealedBox(nacl.public.PublicKey(recipient_public)).encrypt(plaintext)

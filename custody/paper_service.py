@@ -29,6 +29,7 @@ from sqlmodel import Session, col, delete, select
 
 from crypto.dsse import Envelope, parse_envelope
 from crypto.encoding import format_time
+from crypto.sealing import seal_to
 from crypto.stream import (
     DEFAULT_CHUNK,
     Progress,
@@ -49,6 +50,7 @@ from custody.errors import (
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.papers import (
+    LOG_SUBJECT,
     Incident,
     PaperPlan,
     PaperRole,
@@ -59,6 +61,7 @@ from custody.papers import (
     Slot,
     build_proposal,
     check_people,
+    open_log_part,
     open_with_quorum,
     release_to_printer,
     sign_proposal,
@@ -125,7 +128,11 @@ def propose(
             enc = encrypt_stream(source, fh, data_key, header, progress=progress)
             fh.flush()
             os.fsync(fh.fileno())
-        material = wrap_keys(data_key, plan, people, enc.commitment)
+        log_part = nacl.utils.random(32)
+        material = wrap_keys(
+            data_key, plan, people, enc.commitment, log.escrow.public_raw, log_part
+        )
+        del log_part
         del data_key  # only the sealed copies remain (Python cannot wipe bytes reliably)
         proposal = build_proposal(
             plan,
@@ -138,7 +145,7 @@ def propose(
         )
         envelope = sign_proposal(proposal, proposer)
         verify_proposal(envelope, trust)
-        _recorder(log, "proposal", proposal.ref, now)(envelope)
+        _recorder(log, "proposal", proposal.ref, now)(envelope, None)
         final = blob_path(home, enc.commitment)
         os.replace(tmp, final)
         with Session(home.engine) as session:
@@ -330,13 +337,19 @@ def _fresh_trust(home: Home, log: WatchedLog) -> TrustStore:
 
 
 def _recorder(
-    log: WatchedLog, act_kind: str, ref: str, now: datetime
-) -> Callable[[Envelope], object]:
-    """Puts a signed paper act on the custody log (the papers rules call it before opening
-    any wrapped key or share)."""
+    log: WatchedLog, act_kind: str, ref: str, now: datetime, state: PaperState | None = None
+) -> Callable[[Envelope, bytes | None], bytes | None]:
+    """Puts a signed paper act on the custody log; then, and only then, opens the log's part
+    of the paper's key and seals it to the acting person who asked (the papers rules call it
+    before they open any wrapped key or share)."""
 
-    def record(env: Envelope) -> object:
-        return log.append_paper_act(env, act_kind=act_kind, paper=ref, now=now)
+    def record(env: Envelope, release_to: bytes | None) -> bytes | None:
+        log.append_paper_act(env, act_kind=act_kind, paper=ref, now=now)
+        if release_to is None or state is None:
+            return None
+        recipient, blob = state.check_sealed(Slot.LOG, LOG_SUBJECT)
+        part = open_log_part(log.escrow, state.proposal, recipient, blob)
+        return seal_to(release_to, part)
 
     return record
 
@@ -347,7 +360,7 @@ def open_paper(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    release = open_with_quorum(state, trust, pairs, now, _recorder(log, "opening", ref, now))
+    release = open_with_quorum(state, trust, pairs, now, _recorder(log, "opening", ref, now, state))
     act = _store_act(home, ref, "opening", release.envelope, now)
     return Opened(release, blob_path(home, state.proposal.commitment), act)
 
@@ -364,7 +377,7 @@ def break_glass(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    record = _recorder(log, "break_glass", ref, now)
+    record = _recorder(log, "break_glass", ref, now, state)
     release = break_glass_rule(state, trust, pairs, now, reason, record)
     act = _store_act(home, ref, "break_glass", release.envelope, now)
     return Opened(release, blob_path(home, state.proposal.commitment), act)
@@ -376,7 +389,7 @@ def print_decrypt(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    release = release_to_printer(state, trust, pair, now, _recorder(log, "print", ref, now))
+    release = release_to_printer(state, trust, pair, now, _recorder(log, "print", ref, now, state))
     act = _store_act(home, ref, "print", release.envelope, now)
     return Opened(release, blob_path(home, state.proposal.commitment), act)
 
@@ -395,7 +408,7 @@ def activate_backup(
     compromised = load_state(home, paper, trust)
     replacement = load_state(home, backup, trust)
     env = activate_backup_rule(compromised, replacement, trust, pair, now, reason)
-    _recorder(log, "backup_activation", compromised.proposal.ref, now)(env)
+    _recorder(log, "backup_activation", compromised.proposal.ref, now)(env, None)
     with Session(home.engine) as session:
         row = session.get(PaperRow, compromised.proposal.ref)
         assert row is not None
@@ -442,7 +455,7 @@ def destroy(
     for state in live:
         envelopes.append(destroy_rule(state, trust, pairs, now))
     for state, env in zip(live, envelopes, strict=True):
-        _recorder(log, "destruction", state.proposal.ref, now)(env)
+        _recorder(log, "destruction", state.proposal.ref, now)(env, None)
     with Session(home.engine) as session:
         _secure_delete(home.engine, session)
         for state, env in zip(live, envelopes, strict=True):

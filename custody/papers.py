@@ -48,7 +48,7 @@ from crypto import shamir
 from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
 from crypto.sealing import open_sealed, seal_to
-from crypto.signing import X25519, key_id
+from crypto.signing import X25519, EncryptionKey, key_id
 from custody.errors import (
     ChainError,
     ClosedError,
@@ -105,6 +105,17 @@ class Slot(StrEnum):
     PRINTER = "printer"
     OFFICER = "officer"
     STANDBY = "standby"
+    LOG = "log"  # the log service's part of the key, released only for a logged act
+
+
+LOG_SUBJECT = "custody-log"
+
+
+def xor_parts(a: bytes, b: bytes) -> bytes:
+    """The data key from its people's part and the log's part (or one part from the other)."""
+    if len(a) != len(b):
+        raise DecryptionError()
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
 
 def _check_id(value: str, what: str) -> str:
@@ -392,28 +403,39 @@ class KeyMaterial:
 
 
 def wrap_keys(
-    data_key: bytes, plan: PaperPlan, people: PaperPeople, commitment: str
+    data_key: bytes,
+    plan: PaperPlan,
+    people: PaperPeople,
+    commitment: str,
+    log_public: bytes,
+    log_part: bytes,
 ) -> KeyMaterial:
-    """Seal the whole key to the printer and one Shamir share to each officer (and standby)."""
+    """Split the data key into the people's part (``data_key`` XOR ``log_part``) and the log's
+    part; seal the people's part whole to the printer and as one Shamir share to each officer
+    (and standby), and the log's part to the log service's X25519 key ``log_public``. Neither
+    part alone, nor any number of people's shares, opens the paper."""
+    people_part = xor_parts(data_key, log_part)
     holders: list[tuple[Slot, Certificate]] = [(Slot.OFFICER, c) for c in people.officers]
     if people.standby is not None:
         holders.append((Slot.STANDBY, people.standby))
-    shares = shamir.split(data_key, plan.threshold, len(holders))
+    shares = shamir.split(people_part, plan.threshold, len(holders))
     sealed: dict[tuple[Slot, str], bytes] = {}
     recipients: list[Recipient] = []
 
-    def seal(slot: Slot, cert: Certificate, x: int, secret: bytes, kind: str) -> None:
-        draft = Recipient(slot, cert.subject, key_id(X25519, cert.encryption_key), x, "")
+    def seal(slot: Slot, subject: str, public: bytes, x: int, secret: bytes, kind: str) -> None:
+        draft = Recipient(slot, subject, key_id(X25519, public), x, "")
         plain = wrap_payload(
             kind, plan.paper_id, plan.version, commitment, draft, secret, plan.threshold
         )
-        blob = seal_to(cert.encryption_key, plain)
-        sealed[(slot, cert.subject)] = blob
-        recipients.append(Recipient(slot, cert.subject, draft.key_id, x, sha256_hex(blob)))
+        blob = seal_to(public, plain)
+        sealed[(slot, subject)] = blob
+        recipients.append(Recipient(slot, subject, draft.key_id, x, sha256_hex(blob)))
 
-    seal(Slot.PRINTER, people.printer, 0, data_key, WRAP_TYPE)
+    printer = people.printer
+    seal(Slot.PRINTER, printer.subject, printer.encryption_key, 0, people_part, WRAP_TYPE)
     for (slot, cert), share in zip(holders, shares, strict=True):
-        seal(slot, cert, share.x, share.y, SHARE_TYPE)
+        seal(slot, cert.subject, cert.encryption_key, share.x, share.y, SHARE_TYPE)
+    seal(Slot.LOG, LOG_SUBJECT, log_public, 0, log_part, WRAP_TYPE)
     return KeyMaterial(sealed, tuple(recipients))
 
 
@@ -566,6 +588,29 @@ def open_share(
         raise DecryptionError() from e
 
 
+def open_log_part(
+    escrow: EncryptionKey, proposal: Proposal, recipient: Recipient, blob: bytes
+) -> bytes:
+    """The log service opens its part of a paper's key (only after the act is on the log)."""
+    if escrow.key_id != recipient.key_id:
+        raise DecryptionError()
+    plain = open_sealed(escrow.private_key(), blob)
+    return _parse_wrapped(plain, WRAP_TYPE, proposal, recipient).blob("key")
+
+
+def _take_release(holder: Holder, released: bytes | None) -> bytes:
+    """The log's part, sealed by the service to the acting person who asked for it."""
+    if released is None or holder.pair.encryption is None:
+        raise DecryptionError()
+    return open_sealed(holder.pair.encryption.private_key(), released)
+
+
+def _release_to(holder: Holder) -> bytes:
+    if holder.pair.encryption is None:
+        raise DecryptionError()
+    return holder.pair.encryption.public_raw
+
+
 def open_wrapped_key(pair: KeyPair, proposal: Proposal, recipient: Recipient, blob: bytes) -> bytes:
     f = _parse_wrapped(_open_blob(pair, recipient, blob), WRAP_TYPE, proposal, recipient)
     try:
@@ -669,7 +714,9 @@ class Release:
     incident: Incident | None = None
 
 
-Record = Callable[[Envelope], object]
+# Puts the signed act on the log, then (given an X25519 public key) releases the log's part of
+# the paper's key sealed to it; ``None`` when nothing is to be released.
+Record = Callable[[Envelope, bytes | None], bytes | None]
 
 
 def open_with_quorum(
@@ -700,12 +747,13 @@ def open_with_quorum(
     reqs = [require(f"officer-{i + 1}", *OPENING_ROLES, person=s) for i, s in enumerate(people)]
     payload = act_payload("custody.paper-opening.v1", p, at, people, break_glass=False)
     env = _sign_act(OPENING_TYPE, payload, holders, trust, reqs, at, p.scope)
-    record(env)  # on the log first
+    released = record(env, _release_to(holders[0]))  # on the log first
     shares = [
         open_share(h.pair, p, r, blob)
         for h, r, blob in zip(holders, recipients, blobs, strict=True)
     ]
-    data_key = shamir.combine(shares[: p.threshold])
+    people_part = shamir.combine(shares[: p.threshold])
+    data_key = xor_parts(people_part, _take_release(holders[0], released))
     return Release(p, env, data_key)
 
 
@@ -766,13 +814,14 @@ def break_glass(
         summary=f"break-glass opening of {p.ref} by {', '.join(sorted(people))} "
         f"standing in for {', '.join(absent)}: {reason}",
     )
-    record(env)  # on the log first (the desk opens the incident in that transaction)
+    # on the log first (the desk opens the incident in that transaction)
+    released = record(env, _release_to(standby[0]))
     shares = [
         open_share(h.pair, p, r, blob)
         for h, r, blob in zip(officers, recipients, blobs, strict=True)
     ]
     shares.append(open_share(standby[0].pair, p, standby_recipient, standby_blob))
-    data_key = shamir.combine(shares)
+    data_key = xor_parts(shamir.combine(shares), _take_release(standby[0], released))
     return Release(p, env, data_key, incident)
 
 
@@ -794,8 +843,9 @@ def release_to_printer(
     payload = act_payload("custody.paper-print.v1", p, at, [cert.subject])
     reqs = [require("printer", Role.PRINTER, person=cert.subject)]
     env = _sign_act(PRINT_TYPE, payload, [holder], trust, reqs, at, p.scope)
-    record(env)  # on the log first
-    data_key = open_wrapped_key(pair, p, recipient, blob)
+    released = record(env, _release_to(holder))  # on the log first
+    people_part = open_wrapped_key(pair, p, recipient, blob)
+    data_key = xor_parts(people_part, _take_release(holder, released))
     return Release(p, env, data_key)
 
 

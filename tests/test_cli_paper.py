@@ -59,7 +59,7 @@ def proposed(
         )  # fmt: skip
         assert code == 0, data
         assert data["paper"] == f"{pid}@v1"
-        assert len(data["recipients"]) == 4
+        assert len(data["recipients"]) == 5  # printer, 2 officers, standby, the log
     return season
 
 
@@ -69,8 +69,8 @@ def test_propose_list_open_to_file_and_stdout(
     code, listing = run_json(proposed, capsys, "paper", "list")
     assert code == 0
     assert [(p["ref"], p["role"], p["keys_held"]) for p in listing["papers"]] == [
-        ("SX-INT-P01-A@v1", "main", 4),
-        ("SX-INT-P01-B@v1", "backup", 4),
+        ("SX-INT-P01-A@v1", "main", 5),
+        ("SX-INT-P01-B@v1", "backup", 5),
     ]
     out = tmp_path / "paper.json"
     keys = [
@@ -169,7 +169,7 @@ def test_break_glass_backup_and_destroy(
     code, listing = run_json(proposed, capsys, "paper", "list")
     assert {p["ref"]: (p["status"], p["keys_held"]) for p in listing["papers"]} == {
         "SX-INT-P01-A@v1": ("destroyed", 0),
-        "SX-INT-P01-B@v1": ("active", 4),
+        "SX-INT-P01-B@v1": ("active", 5),
     }
     code, err = run_json(
         proposed, capsys, "paper", "print-decrypt", "SX-INT-P01-A",

@@ -199,7 +199,7 @@ def test_crypto_shredding_leaves_nothing_that_opens(world: World, tmp_path: Path
     home = world.season.home
     with Session(home.engine) as s:
         sealed = [r.sealed for r in s.exec(select(PaperKeyRow))]
-    assert len(sealed) == 4  # printer, two officers, standby
+    assert len(sealed) == 5  # printer, two officers, standby, the log service
     ps.destroy(
         home, "SX-INT-P01-A", world.k("destroy-feng", "secrecy-chen"), END, log=world.season.log()
     )

@@ -40,7 +40,8 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object, parse_time
-from crypto.signing import SigningKey
+from crypto.sealing import derive_key
+from crypto.signing import EncryptionKey, SigningKey
 from custody.errors import (
     ClockError,
     ConflictError,
@@ -411,6 +412,12 @@ class WatchedLog(CustodyLog):
             )
         self.run(now, lambda txn: txn.record_act(act, env))
         return get_incident(self.engine, act.incident)
+
+    @property
+    def escrow(self) -> EncryptionKey:
+        """The log service's X25519 key for its part of every paper's key, derived from the
+        system key (so it is unsealed with it, and never stored)."""
+        return EncryptionKey(derive_key(self.desk.system_key.seed(), b"custody paper log part v1"))
 
     def append_paper_act(
         self, act: Envelope, *, act_kind: str, paper: str, now: datetime
