@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto import merkle
 from crypto.dsse import Envelope, SignatureCheck, verify_signatures
-from crypto.encoding import b64encode, format_time
+from crypto.encoding import format_time
 from crypto.note import Checkpoint, sign_checkpoint
 from crypto.signing import SigningKey
 from custody.errors import (
@@ -614,10 +614,6 @@ class CustodyLog:
         with self._reader() as conn:
             rows = conn.execute(select(FINDING).order_by(FINDING.c.id)).mappings().all()
         return [dict(r) for r in rows]
-
-
-def receipt_proof(log: CustodyLog, receipt: Receipt, size: int) -> list[str]:
-    return [b64encode(h) for h in log.inclusion_proof(receipt.index, size)]
 
 
 def statement_id_of(env: Envelope) -> str:

@@ -679,11 +679,6 @@ def check_paper_act(event: Event, trust: TrustStore, received: datetime) -> None
         trust.standing_at(kid, at, received=received)
 
 
-def refusal_kind(error: CustodyError) -> str:
-    """A stable name for a refusal, used by reports and incidents."""
-    return error.code
-
-
 def resync(event: Event, states: dict[str, PackageState | None]) -> None:
     """After reporting a refused event, follow it anyway so later events are judged on their own.
 

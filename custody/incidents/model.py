@@ -38,7 +38,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from crypto.dsse import Envelope, parse_envelope, sign_envelope
+from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object, parse_time
 from crypto.sealing import derive_key
 from crypto.signing import EncryptionKey, SigningKey
@@ -1047,12 +1047,6 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
     items = list(items)
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-def parse_act_bytes(data: bytes, *, what: str = "incident act") -> Envelope:
-    env = parse_envelope(data, what=what)
-    parse_act(env)
-    return env
 
 
 __all__ = [

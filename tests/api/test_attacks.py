@@ -14,14 +14,14 @@ from fastapi.testclient import TestClient
 from crypto.encoding import format_time
 from custody import identity
 from custody.cli import main
-from custody.demo import Season, seal_body
+from custody.demo import Season
 from custody.events import Kind
 from custody.incidents.model import list_incidents
 from custody.rules import Status
 from keys.model import RevocationReason
 from tests.api.helpers import client, people_entries
 from tests.conftest import PASS
-from tests.custody.test_log import ROUTE, SEALS, seal, to_storage, transfer
+from tests.custody.test_log import SEALS, seal, to_storage, transfer
 
 EXAMINERS = {"examiner": "examiner-zheng", "supervisor": "supervisor-wang"}
 
@@ -32,20 +32,7 @@ def _post(c: TestClient, body: bytes) -> tuple[int, str]:
 
 
 def _stored_with_window_in_two_days(season: Season) -> None:
-    start = season.now + timedelta(days=2)
-    body = seal_body(
-        position="P-01",
-        paper="PAPER-A",
-        copies=30,
-        seals=SEALS,
-        window=(start, start + timedelta(hours=2)),
-        route=ROUTE,
-    )
-    season.submit(
-        season.event(
-            Kind.SEAL, ["PK-1"], actors={"sealer": "print-qian"}, signers=["print-qian"], body=body
-        )
-    )
+    seal(season, opens_in=timedelta(days=2))
     to_storage(season)
 
 

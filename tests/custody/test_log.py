@@ -9,7 +9,7 @@ import pytest
 from crypto import merkle
 from crypto.note import NoteVerifier, open_checkpoint
 from custody import identity
-from custody.demo import Season, seal_body
+from custody.demo import EXAM_ID, Season, seal_body
 from custody.errors import (
     ChainError,
     ClosedError,
@@ -32,10 +32,17 @@ ROUTE = ["courier-sun", "courier-li", "custodian-zhou"]
 
 
 def seal(
-    season: Season, pkg: str = "PK-1", *, route: list[str] = ROUTE, witness: bool = False
+    season: Season,
+    pkg: str = "PK-1",
+    *,
+    route: list[str] = ROUTE,
+    witness: bool = False,
+    exam: str = EXAM_ID,
+    opens_in: timedelta = timedelta(hours=4),
 ) -> None:
-    start = season.now + timedelta(hours=4)
+    start = season.now + opens_in
     body = seal_body(
+        exam=exam,
         position="P-01",
         paper="PAPER-A",
         copies=30,

@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crypto.dsse import verify_signatures
-from custody.demo import Season, seal_body
+from custody.demo import EXAM_ID, Season
 from custody.errors import CustodyError, MixedPackagesError, RecusedError
 from custody.events import Event, Kind, parse_event
 from custody.rules import PackageState, Status, apply_event, requirements
 from tests.api.helpers import client, people_entries
+from tests.custody.test_log import seal
 
 SEALS = ["S-001", "S-002"]
 
@@ -23,23 +24,7 @@ SEALS = ["S-001", "S-002"]
 def _seal(
     season: Season, pkg: str, *, route: list[str], witness: bool = False, exam: str | None = None
 ) -> None:
-    start = season.now + timedelta(hours=4)
-    kw = {"exam": exam} if exam else {}
-    body = seal_body(
-        position="P-01",
-        paper="PAPER-A",
-        copies=30,
-        seals=SEALS,
-        window=(start, start + timedelta(hours=2)),
-        route=route,
-        handover_witness=witness,
-        **kw,
-    )
-    season.submit(
-        season.event(
-            Kind.SEAL, [pkg], actors={"sealer": "print-qian"}, signers=["print-qian"], body=body
-        )
-    )
+    seal(season, pkg, route=route, witness=witness, exam=exam or EXAM_ID)
 
 
 def _dispatch_both(season: Season, to: str) -> bytes:
