@@ -1,4 +1,4 @@
-"""Deliver the incident outbox: webhooks (signed JSON) and e-mail (SMTP over TLS).
+"""Deliver the incident outbox: webhooks (signed JSON over https) and e-mail (SMTP over TLS).
 
 Rows are written by the incident desk in the same transaction as the incident change, so a
 notification is never lost: if the process dies after the commit, the row is still pending.
@@ -15,10 +15,12 @@ Rules:
 - Webhook body: the DSSE envelope signed by the authority's system key (payload type
   ``application/vnd.custody.notification.v1+json``); a 2xx answer is a delivery, anything
   else (or no answer) a failure.
-- Transport (``custody.incidents.endpoints``): e-mail goes over STARTTLS (verified with the
-  default trust store unless the mailer names a context) or implicit TLS; clear text only
-  when the mailer allows it and the relay is loopback, and a mailer allowing it for any other
-  host is refused when it is made.
+- Transport (``custody.incidents.endpoints``): a webhook goes to an ``https://`` URL, or
+  ``http://`` on loopback only; a row whose URL breaks that rule is never sent (dead at once:
+  the policy check when ``incidents.json`` is read is the first line, this the second).
+  E-mail goes over STARTTLS (verified with the default trust store unless the mailer names a
+  context) or implicit TLS; clear text only when the mailer allows it and the relay is
+  loopback, and a mailer allowing it for any other host is refused when it is made.
 - Time is an argument (``now``), as everywhere in the rules.
 """
 
@@ -37,7 +39,8 @@ from sqlalchemy import Engine, or_, select, update
 
 from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
-from custody.incidents.endpoints import check_plain_smtp, is_loopback_host
+from custody.errors import FormatError
+from custody.incidents.endpoints import check_plain_smtp, check_webhook_url, is_loopback_host
 from custody.store.incident_tables import OutboxRow
 
 OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -90,18 +93,26 @@ class DeliveryError(Exception):
     """One attempt failed (kept inside this module: a failure is a retry, not a refusal)."""
 
 
+class UndeliverableError(DeliveryError):
+    """The row can never be sent as it stands (a target the transport rules refuse): dead."""
+
+
 def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
     delay: timedelta = base * (2 ** max(attempts - 1, 0))
     return min(cap, delay)
 
 
 def _send_webhook(row: object, timeout: float) -> None:
+    try:
+        url = check_webhook_url(row.address, what=f"recipient {row.target!r}")  # type: ignore[attr-defined]
+    except FormatError as e:
+        raise UndeliverableError(e.message) from e
     payload = bytes(row.payload)  # type: ignore[attr-defined]
     env = parse_envelope(payload, what="outbox payload")
     key_ids = ",".join(s.keyid or "" for s in env.signatures)
     try:
         response = httpx.post(
-            row.address,  # type: ignore[attr-defined]
+            url,
             content=payload,
             headers={
                 "Content-Type": "application/json",
@@ -223,7 +234,7 @@ def deliver_outbox(
                 _send_email(row, mailer)
         except DeliveryError as e:
             attempts = row.attempts + 1
-            dead = attempts >= max_attempts
+            dead = attempts >= max_attempts or isinstance(e, UndeliverableError)
             with engine.begin() as conn:
                 conn.execute(
                     update(OUTBOX)

@@ -1,5 +1,5 @@
-"""Notifications leave the machine over TLS only: e-mail over STARTTLS or implicit TLS (clear
-text to a loopback relay only when told).
+"""Notifications leave the machine over TLS only: webhooks to https (http on loopback for
+tests), e-mail over STARTTLS or implicit TLS (clear text to a loopback relay only when told).
 
 Through the operator's path: ``incidents.json`` in the home, ``custody incident public-report``
 opens an incident, ``custody incident deliver`` sends to real receivers on loopback.
@@ -19,11 +19,14 @@ import pytest
 
 from custody.cli import main
 from custody.demo import Season
-from custody.errors import UsageError
-from custody.incidents.endpoints import is_loopback_host
-from custody.incidents.outbox import Mailer, outbox_rows
+from custody.errors import FormatError, UsageError
+from custody.incidents.detect import Policy, Target
+from custody.incidents.endpoints import check_webhook_url, is_loopback_host
+from custody.incidents.model import policy_from_json
+from custody.incidents.outbox import Mailer, deliver_outbox, outbox_rows
+from custody.service import ServiceSecrets, open_writer
 from tests.conftest import PASS
-from tests.custody.incidents.servers import SmtpServer, free_port
+from tests.custody.incidents.servers import SmtpServer, WebhookReceiver, free_port
 
 EMAIL = {"name": "city", "channel": "email", "address": "city@secrecy.example"}
 
@@ -51,6 +54,39 @@ def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.org/custody",
+        "https://10.0.0.1:8443/h",
+        "http://127.0.0.1:9000/hook",
+        "http://localhost/hook",
+        "http://[::1]:8080/hook",
+    ],
+)
+def test_webhook_urls_allowed(url: str) -> None:
+    assert check_webhook_url(url, what="test") == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.org/custody",
+        "http://10.0.0.1/h",
+        "http://127.0.0.1.nip.io/h",
+        "ftp://127.0.0.1/h",
+        "file:///etc/passwd",
+        "https:///no-host",
+        "hooks.example.org/custody",
+        "http://127.0.0.1:notaport/h",
+        "http://[::1/h",
+    ],
+)
+def test_webhook_urls_refused(url: str) -> None:
+    with pytest.raises(FormatError):
+        check_webhook_url(url, what="test")
+
+
 def cli(season: Season, *args: str, at: datetime | None = None) -> tuple[int, dict[str, Any]]:
     """Run the CLI in-process with --json at the season's time (or ``at``)."""
     now = (at or season.now).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -74,6 +110,61 @@ def _passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
 def open_public_report(season: Season) -> None:
     code, out = cli(season, "incident", "public-report", "答案已泄露")
     assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://hooks.example.org/custody", "http://192.0.2.1:8080/h", "gopher://127.0.0.1/h"],
+)
+def test_policy_with_plain_http_webhook_is_refused_when_read(season: Season, url: str) -> None:
+    write_policy(season, {"name": "province", "channel": "webhook", "address": url})
+    code, out = cli(season, "incident", "public-report", "答案已泄露")
+    assert code == FormatError.exit_code
+    assert out["error"] == FormatError.code
+    code, listed = cli(season, "incident", "list")
+    assert code == 0 and listed["incidents"] == []
+
+
+@pytest.mark.parametrize(
+    "recipients",
+    [
+        ["https://hooks.example.org/custody"],
+        [{"name": "x", "channel": "webhook"}],
+        [{"name": "x", "channel": "webhook", "address": 7}],
+    ],
+    ids=["not an object", "no address", "address not a string"],
+)
+def test_policy_recipient_shape(recipients: list[Any]) -> None:
+    with pytest.raises(FormatError):
+        policy_from_json(json.dumps({"recipients": {"custodian": recipients}}).encode())
+
+
+def test_policy_with_loopback_http_webhook_delivers(season: Season) -> None:
+    hook = WebhookReceiver()
+    try:
+        write_policy(season, {"name": "site", "channel": "webhook", "address": hook.url})
+        open_public_report(season)
+        code, report = cli(season, "incident", "deliver")
+        assert code == 0 and len(report["sent"]) == 1
+    finally:
+        hook.stop()
+    assert len(hook.got.requests) == 1
+
+
+def test_plain_http_row_is_never_sent(season: Season) -> None:
+    """Defence in depth: a row whose URL the transport rules refuse (written by a policy
+    made in code, or by an older version) is dead at once, without a request."""
+    policy = Policy(
+        places=policy_from_json(None).places,
+        recipients={"custodian": (Target("far", "webhook", "http://192.0.2.1:9/hook"),)},
+    )
+    secrets = ServiceSecrets(log=season.passphrase, system=season.passphrase)
+    log = open_writer(season.home, secrets, policy=policy)
+    log.report_public("答案已泄露", season.now)
+    report = deliver_outbox(log.engine, season.now)
+    assert report.sent == [] and report.failed == [] and len(report.dead) == 1
+    (row,) = outbox_rows(log.engine)
+    assert row["status"] == "dead" and row["attempts"] == 1
 
 
 @pytest.fixture
