@@ -2,6 +2,7 @@
 
 Layout (everything the tool writes stays under the home):
   custody.json           format, authority id, database URL
+  exams.json             the authority's per-exam policy (handover witness, retention), by hand
   authority/root.key     root key (issues and revokes certificates only), passphrase-sealed
   authority/log.key      log key (signs checkpoints), passphrase-sealed
   authority/system.key   system key (signs incident statements), passphrase-sealed
@@ -20,6 +21,7 @@ from sqlalchemy import Engine
 
 from crypto.encoding import Fields, parse_json_object
 from custody.errors import ConflictError, NotFoundError, StorageError
+from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
 from custody.store.db import create_schema, make_engine
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
@@ -70,6 +72,22 @@ class Home:
 
     def people_dir(self) -> Path:
         return self.path / "people"
+
+    def exam_policies(self) -> ExamPolicies:
+        """The authority's ``exams.json``; a home without one has no exam policy at all."""
+        path = self.path / EXAMS_FILE
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as e:
+            raise NotFoundError(
+                f"{path} is missing: the authority's exam policies (handover witness, retention)",
+                hint='write {"exams": {"EXAM-ID": {"handover_witness": true, '
+                '"retention_until": "2028-03-01T00:00:00Z"}}} (docs/formats.md, "Small files")',
+            ) from e
+        return exams_from_json(data, source=str(path))
+
+    def exam_policy(self, exam_id: str) -> ExamPolicy:
+        return self.exam_policies().of(exam_id)
 
     @property
     def rehearsal(self) -> bool:
