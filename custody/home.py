@@ -8,6 +8,9 @@ Layout (everything the tool writes stays under the home):
   authority/system.key   system key (signs incident statements), passphrase-sealed
   people/*.key           key files written at enrolment, each under its holder's passphrase
   custody.db             the embedded SQLite database (unless the config names another URL)
+
+The home is made 0700 when the authority is created, and the CLI runs every command under
+umask 077, so the database, its WAL files and every key file are the authority account's alone.
 """
 
 from __future__ import annotations
@@ -108,10 +111,15 @@ class Home:
         }
         if rehearsal:
             body["rehearsal"] = True
-        write_new_file(self.config_path, json.dumps(body, indent=2).encode() + b"\n", mode=0o644)
+        # Private: the database URL may carry a password.
+        write_new_file(self.config_path, json.dumps(body, indent=2).encode() + b"\n", mode=0o600)
 
-    def check_writable(self) -> None:
+    def make_private(self) -> None:
+        """Create the home folder (and its parents) if needed, then make the home 0700:
+        sealed keys and the database are for the authority's account alone, whatever the
+        umask, and a folder made beforehand by hand is tightened too."""
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.path.chmod(0o700)
         except OSError as e:
-            raise StorageError(f"cannot create {self.path}: {e.strerror}") from e
+            raise StorageError(f"cannot create {self.path} (mode 0700): {e.strerror}") from e
