@@ -19,6 +19,7 @@ from crypto.sealing import KdfParams
 from custody import identity
 from custody.errors import ConflictError, CustodyError, NotFoundError, UsageError
 from custody.events import Event, Kind
+from custody.exams import EXAMS_FILE
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.log import Receipt
@@ -155,6 +156,20 @@ def fresh_out_dir(out: Path) -> None:
         raise UsageError(f"cannot create {out}: {e.strerror}") from e
 
 
+def write_exam_policy(home: Home, now: datetime) -> None:
+    """The demo exam's policy in ``exams.json``: its packages move between couriers and
+    custodians without a supervising witness, and its records are kept for a year."""
+    body = {
+        "exams": {
+            EXAM_ID: {
+                "handover_witness": False,
+                "retention_until": format_time(now + timedelta(days=365)),
+            }
+        }
+    }
+    write_new_file(home.path / EXAMS_FILE, json.dumps(body, indent=2).encode() + b"\n")
+
+
 def start_season(
     out: Path,
     *,
@@ -176,6 +191,7 @@ def start_season(
         database_url=database_url,
         rehearsal=True,  # the demo drives its own clock
     )
+    write_exam_policy(home, now)
     season = Season(out=out, home=home, passphrase=pw, now=now, kdf=kdf)
     for subject, name, org, roles, recusals in PEOPLE:
         enrolment = identity.enroll(

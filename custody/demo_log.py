@@ -111,11 +111,15 @@ def seal_and_label(
     sealer = season.keys["print-qian"].signing
     trust = season.trust()
     cert = trust.certificate(sealer.key_id)
+    witness = season.home.exam_policy(EXAM_ID).handover_witness
     for p in play.packages:
         manifest = manifest_for(p, commitments[p.paper], window, season.tick(1))
         seal_package(season.home, manifest, sealer, now=season.now)
         text = label_text(season.home, p.package_id)
-        receipt = season.submit(seal_event(manifest, text, cert, trust.authority.id, sealer))
+        event = seal_event(
+            manifest, text, cert, trust.authority.id, sealer, handover_witness=witness
+        )
+        receipt = season.submit(event)
         if receipt.findings:  # pragma: no cover
             raise AssertionError(f"clean demo season raised findings: {receipt.findings}")
         play.events += 1

@@ -2,6 +2,7 @@
 
 Layout (what the service reads stays under the home; the root key does not):
   custody.json           format, authority id, database URL
+  exams.json             the authority's per-exam policy (handover witness, retention), by hand
   authority/log.key      log key (signs checkpoints), sealed under its own passphrase
   authority/system.key   system key (signs incident statements), sealed under its own passphrase
   ../HOME.root.key       root key (issues and revokes certificates only), sealed under its own
@@ -9,6 +10,9 @@ Layout (what the service reads stays under the home; the root key does not):
                          offline media; commands that need it take --root-key (CUSTODY_ROOT_KEY)
   people/*.key           key files written at enrolment, each under its holder's passphrase
   custody.db             the embedded SQLite database (unless the config names another URL)
+
+The home is made 0700 when the authority is created, and the CLI runs every command under
+umask 077, so the database, its WAL files and every key file are the authority account's alone.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy import Engine
 
 from crypto.encoding import Fields, parse_json_object
 from custody.errors import ConflictError, NotFoundError, StorageError
+from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
 from custody.store.db import create_schema, make_engine
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
@@ -89,6 +94,22 @@ class Home:
     def people_dir(self) -> Path:
         return self.path / "people"
 
+    def exam_policies(self) -> ExamPolicies:
+        """The authority's ``exams.json``; a home without one has no exam policy at all."""
+        path = self.path / EXAMS_FILE
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as e:
+            raise NotFoundError(
+                f"{path} is missing: the authority's exam policies (handover witness, retention)",
+                hint='write {"exams": {"EXAM-ID": {"handover_witness": true, '
+                '"retention_until": "2028-03-01T00:00:00Z"}}} (docs/formats.md, "Small files")',
+            ) from e
+        return exams_from_json(data, source=str(path))
+
+    def exam_policy(self, exam_id: str) -> ExamPolicy:
+        return self.exam_policies().of(exam_id)
+
     @property
     def rehearsal(self) -> bool:
         """A rehearsal home (the demo, tests, training) accepts a clock set by hand (``--now``);
@@ -108,10 +129,15 @@ class Home:
         }
         if rehearsal:
             body["rehearsal"] = True
-        write_new_file(self.config_path, json.dumps(body, indent=2).encode() + b"\n", mode=0o644)
+        # Private: the database URL may carry a password.
+        write_new_file(self.config_path, json.dumps(body, indent=2).encode() + b"\n", mode=0o600)
 
-    def check_writable(self) -> None:
+    def make_private(self) -> None:
+        """Create the home folder (and its parents) if needed, then make the home 0700:
+        sealed keys and the database are for the authority's account alone, whatever the
+        umask, and a folder made beforehand by hand is tightened too."""
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.path.chmod(0o700)
         except OSError as e:
-            raise StorageError(f"cannot create {self.path}: {e.strerror}") from e
+            raise StorageError(f"cannot create {self.path} (mode 0700): {e.strerror}") from e

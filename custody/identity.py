@@ -70,7 +70,7 @@ def init_authority(
         raise ConflictError(f"{home.path} already holds an authority; refusing to mix two")
     if not name.strip():
         raise UsageError("the authority needs a name")
-    home.check_writable()
+    home.make_private()
     root = KeyPair.generate("authority root", with_encryption=False)
     log = KeyPair.generate("authority log", with_encryption=False)
     system = KeyPair.generate("authority system", with_encryption=False)

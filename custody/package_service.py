@@ -80,9 +80,18 @@ def all_package_ids(home: Home, exam_id: str | None = None) -> list[str]:
 
 
 def seal_event(
-    manifest: Manifest, label: str, sealer: Certificate, authority_id: str, key: SigningKey
+    manifest: Manifest,
+    label: str,
+    sealer: Certificate,
+    authority_id: str,
+    key: SigningKey,
+    *,
+    handover_witness: bool,
 ) -> Envelope:
-    """The sealer's signed ``seal`` event that starts the package's chain in the log."""
+    """The sealer's signed ``seal`` event that starts the package's chain in the log.
+
+    ``handover_witness`` comes from the exam's policy (``Home.exam_policy``), never from the
+    sealer: it decides for the whole chain whether handovers need a supervising witness."""
     event = Event(
         kind=Kind.SEAL,
         authority=authority_id,
@@ -90,6 +99,6 @@ def seal_event(
         place=manifest.route[0].place if manifest.route else "",
         packages={manifest.package_id: None},
         actors={"sealer": sealer.subject},
-        body=seal_event_body(manifest, sealer.subject, label),
+        body=seal_event_body(manifest, sealer.subject, label, handover_witness=handover_witness),
     )
     return event.sign([key])

@@ -44,12 +44,15 @@ __all__ = [
 ]
 
 
-def seal_event_body(manifest: Manifest, sealer: str, label: str) -> dict[str, object]:
+def seal_event_body(
+    manifest: Manifest, sealer: str, label: str, *, handover_witness: bool
+) -> dict[str, object]:
     """The body of the log's ``seal`` event for a sealed package (see docs/formats.md).
 
     The route in the log names the holders *after* the sealer; a manifest's route may start
     with the sealer's own step (where the package is sealed), which is dropped here. The
-    label's SHA-256 binds the printed QR to the event.
+    label's SHA-256 binds the printed QR to the event. ``handover_witness`` is the exam's
+    policy (``exams.json``): whether every dispatch and handover needs a supervising witness.
     """
     steps = list(manifest.route)
     if steps and steps[0].person == sealer:
@@ -67,6 +70,6 @@ def seal_event_body(manifest: Manifest, sealer: str, label: str) -> dict[str, ob
         "places": [s.place for s in steps],
         "destination": {"site": manifest.site, "room": manifest.room},
         "classification": manifest.classification.name.lower(),
-        "handover_witness": False,
+        "handover_witness": handover_witness,
         "label_sha256": hashlib.sha256(label.encode("ascii")).hexdigest(),
     }

@@ -533,22 +533,34 @@ class Purge:
     bytes_freed: int
 
 
-def purge(
-    home: Home, *, retention_until: datetime, now: datetime, exam: str | None = None
-) -> Purge:
+def purge(home: Home, *, now: datetime, exam: str | None = None) -> Purge:
     """After the retention date (the new hires' probation end), delete the ciphertext of
     destroyed papers. The custody log keeps only hashes and signatures, so it still verifies;
     papers not yet destroyed are kept and listed.
+
+    The retention date is the exam's policy (``retention_until`` in the home's ``exams.json``),
+    judged for ``exam``, or without it for every exam whose destroyed papers would go: if any
+    of them is still within its retention, or has no policy, nothing is deleted.
     """
-    if now < retention_until:
+    rows = list_papers(home, exam)
+    judged = {exam} if exam is not None else {r.exam for r in rows if _destroyed(r)}
+    retained = []
+    if judged:  # a home with nothing to judge needs no exams.json
+        policies = home.exam_policies()
+        for name in sorted(judged):
+            until = policies.of(name).retention_until
+            if now < until:
+                retained.append(f"{name} until {format_time(until)}")
+    if retained:
         raise WindowError(
-            f"records are kept until {format_time(retention_until)}; it is now {format_time(now)}"
+            f"records are kept ({'; '.join(retained)}); it is now {format_time(now)}",
+            hint=None if exam is not None else "purge an exam whose retention is over: --exam ID",
         )
     purged: list[str] = []
     kept: list[str] = []
     freed = 0
-    for row in list_papers(home, exam):
-        if row.status != PaperStatus.DESTROYED.value:
+    for row in rows:
+        if not _destroyed(row):
             kept.append(row.ref)
             continue
         path = blob_path(home, row.commitment)
@@ -557,3 +569,7 @@ def purge(
             path.unlink()
         purged.append(row.ref)
     return Purge(tuple(purged), tuple(kept), freed)
+
+
+def _destroyed(row: PaperSummary) -> bool:
+    return row.status == PaperStatus.DESTROYED.value

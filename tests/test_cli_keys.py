@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,29 @@ def test_device_keys_enrolled_and_weak_keys_refused(cli, tmp_path: Path) -> None
         assert json.loads(out)["error"] == "weak_key"
     code, out, _ = cli("--json", "keys", "list")
     assert [k["subject"] for k in json.loads(out)["keys"]] == ["courier-li"]
+
+
+@pytest.mark.parametrize("made_before", [False, True], ids=["new folder", "folder made by hand"])
+def test_init_makes_a_private_home(cli, tmp_path: Path, made_before: bool) -> None:  # type: ignore[no-untyped-def]
+    home = tmp_path / "home"
+    if made_before:
+        home.mkdir(mode=0o755)
+    shell_umask = os.umask(0o022)  # a usual shell's: files 0644, folders 0755
+    try:
+        assert cli("init", "--rehearsal", "--name", "A")[0] == 0
+        enroll = ("keys", "enroll", "--subject", "x", "--name", "x", "--org", "o")
+        assert cli(*enroll, "--role", "courier")[0] == 0
+        assert os.umask(0o022) == 0o022  # the caller's umask is back after each command
+    finally:
+        os.umask(shell_umask)
+    config = home / "custody.json"
+    db = home / "custody.db"
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(config.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(db.stat().st_mode) & 0o077 == 0
+    assert stat.S_IMODE(config.stat().st_mode) & 0o077 == 0
+    # Everything the commands wrote under the home: keys, people, WAL files.
+    written = list(home.rglob("*"))
+    assert any(p.parent.name == "people" for p in written)
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

@@ -10,9 +10,12 @@ import pytest
 
 from custody.cli import main
 from custody.demo import Season
+from custody.errors import CustodyError, FormatError, NotFoundError
+from custody.events import Kind
 from custody.package_service import label_text
 from labels.payload import seal_manifest, unwrap_text, wrap_text
 from tests.conftest import PASS, T0
+from tests.custody.test_log import transfer
 from tests.label_fixtures import typical_manifest
 
 NOW = "2027-03-01T08:00:00Z"
@@ -25,6 +28,7 @@ SEAL_ARGS = [
     "--route", "print-qian@PRT-01", "--route", "courier-sun@ROAD",
     "--route", "custodian-zhou@XA-01",
 ]  # fmt: skip
+SERIALS = ["S0012345", "S0012346", "S0012347"]
 
 
 @pytest.fixture(autouse=True)
@@ -163,3 +167,74 @@ def test_seal_refuses_inconsistent_seals_as_usage(season: Season) -> None:
     )  # fmt: skip
     assert code == 3
     assert json.loads(out)["error"] == "format"
+
+
+def write_exams(season: Season, exams: object) -> None:
+    """The authority edits its exams.json by hand (the season wrote the demo exam's)."""
+    (season.home.path / "exams.json").write_text(json.dumps(exams))
+
+
+RETAIN = "2028-03-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("witness", [True, False])
+def test_seal_takes_the_handover_witness_from_the_exam_policy(
+    season: Season, witness: bool
+) -> None:
+    write_exams(
+        season, {"exams": {"SX-2027-INT": {"handover_witness": witness, "retention_until": RETAIN}}}
+    )
+    code, out = seal(season, "SX27-INT-0001")
+    assert code == 0, out
+    assert json.loads(out)["handover_witness"] is witness
+    assert season.log().package_state("SX27-INT-0001").handover_witness is witness
+    # The chain follows the policy: with it, a dispatch needs the supervising witness too.
+    dispatch = ("print-qian", "courier-sun")
+    if witness:
+        with pytest.raises(FormatError):
+            transfer(season, Kind.DISPATCH, "SX27-INT-0001", *dispatch, seals=SERIALS)
+        transfer(
+            season, Kind.DISPATCH, "SX27-INT-0001", *dispatch, seals=SERIALS,
+            witness="supervisor-wang",
+        )  # fmt: skip
+    else:
+        transfer(season, Kind.DISPATCH, "SX27-INT-0001", *dispatch, seals=SERIALS)
+    assert season.log().package_state("SX27-INT-0001").holder == "courier-sun"
+
+
+@pytest.mark.parametrize(
+    ("exams", "error"),
+    [
+        pytest.param(None, NotFoundError, id="no exams.json"),
+        pytest.param(
+            {"exams": {"SX-2026-INT": {"handover_witness": True, "retention_until": RETAIN}}},
+            NotFoundError,
+            id="exam not in the file",
+        ),
+        pytest.param({"exams": {"SX-2027-INT": {"retention_until": RETAIN}}}, FormatError,
+                     id="no handover_witness"),
+        pytest.param(
+            {"exams": {"SX-2027-INT": {"handover_witness": "yes", "retention_until": RETAIN}}},
+            FormatError,
+            id="handover_witness not a bool",
+        ),
+        pytest.param(
+            {"exams": {"SX-2027-INT": {"handover_witnes": True, "handover_witness": False,
+                                       "retention_until": RETAIN}}},
+            FormatError,
+            id="unknown field",
+        ),
+    ],
+)  # fmt: skip
+def test_seal_without_a_policy_stores_nothing(
+    season: Season, exams: object, error: type[CustodyError]
+) -> None:
+    if exams is None:
+        (season.home.path / "exams.json").unlink()
+    else:
+        write_exams(season, exams)
+    code, out = seal(season, "SX27-INT-0001")
+    assert code == error.exit_code
+    assert json.loads(out)["error"] == error.code
+    assert run(season, "label", "render", "SX27-INT-0001", "--out", "x.pdf")[0] == 4
+    assert season.log().size() == 0

@@ -10,6 +10,7 @@ import pytest
 from crypto.encoding import format_time
 from custody.cli import main
 from custody.demo import EXAM_ID, Season
+from custody.errors import NotFoundError, WindowError
 from tests.conftest import PASS, T0
 
 SAMPLES = Path(__file__).resolve().parents[1] / "custody" / "samples"
@@ -210,3 +211,62 @@ def test_malformed_structured_paper_refused(
     assert not (season.home.path / "papers").exists() or not any(
         (season.home.path / "papers").iterdir()
     )
+
+
+def blobs(season: Season) -> set[str]:
+    return {p.name for p in (season.home.path / "papers").glob("*.cpaper")}
+
+
+def test_purge_takes_each_exam_retention_from_its_policy(
+    proposed: Season, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "SX-2027-WRI"
+    code, data = run_json(
+        proposed, capsys, "paper", "propose", str(SAMPLES / "interview-main.json"),
+        "--exam", other, "--position", "P01", "--paper-id", "SX-WRI-P01-A",
+        "--printer", "print-qian", "--officer", "examiner-zheng", "--officer", "supervisor-wang",
+        "--window-start", START, "--window-end", END, "--key", keyfile(proposed, "prop-zhao"),
+    )  # fmt: skip
+    assert code == 0, data
+    for paper in ("SX-INT-P01-A", "SX-WRI-P01-A"):
+        code, data = run_json(
+            proposed, capsys, "paper", "destroy", paper,
+            "--key", keyfile(proposed, "destroy-feng"), "--key", keyfile(proposed, "secrecy-chen"),
+        )  # fmt: skip
+        assert code == 0, data
+    code, listing = run_json(proposed, capsys, "paper", "list")
+    commitments = {p["ref"]: p["commitment"] for p in listing["papers"]}
+    assert len(blobs(proposed)) == 3
+    policy = {
+        EXAM_ID: {"handover_witness": False, "retention_until": "2028-03-01T00:00:00Z"},
+        other: {"handover_witness": True, "retention_until": "2028-06-01T00:00:00Z"},
+    }
+    exams_json = proposed.home.path / "exams.json"
+    exams_json.write_text(json.dumps({"exams": {EXAM_ID: policy[EXAM_ID]}}))
+    april, july = "2028-04-01T00:00:00Z", "2028-07-01T00:00:00Z"
+
+    # The date is the policy's, never an argument.
+    assert run(proposed, "paper", "purge", "--retention-until", START, now=july) == 2
+    # An exam with destroyed papers and no policy: nothing is deleted.
+    code, err = run_json(proposed, capsys, "paper", "purge", now=july)
+    assert (code, err["error"]) == (NotFoundError.exit_code, NotFoundError.code)
+    assert len(blobs(proposed)) == 3
+
+    exams_json.write_text(json.dumps({"exams": policy}))
+    # In April the writing exam is still within its retention: a purge of everything refuses.
+    code, err = run_json(proposed, capsys, "paper", "purge", now=april)
+    assert (code, err["error"]) == (WindowError.exit_code, WindowError.code)
+    code, err = run_json(proposed, capsys, "paper", "purge", "--exam", other, now=april)
+    assert (code, err["error"]) == (WindowError.exit_code, WindowError.code)
+    assert len(blobs(proposed)) == 3
+    # The interview's retention is over: its destroyed paper goes, its live backup stays.
+    code, data = run_json(proposed, capsys, "paper", "purge", "--exam", EXAM_ID, now=april)
+    assert code == 0, data
+    assert (data["purged"], data["kept"]) == (["SX-INT-P01-A@v1"], ["SX-INT-P01-B@v1"])
+    assert f"{commitments['SX-INT-P01-A@v1']}.cpaper" not in blobs(proposed)
+    assert len(blobs(proposed)) == 2
+    # In July both retentions are over.
+    code, data = run_json(proposed, capsys, "paper", "purge", now=july)
+    assert code == 0, data
+    assert "SX-WRI-P01-A@v1" in data["purged"] and data["kept"] == ["SX-INT-P01-B@v1"]
+    assert blobs(proposed) == {f"{commitments['SX-INT-P01-B@v1']}.cpaper"}

@@ -83,9 +83,25 @@ app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
 
 
+PRIVATE_UMASK = 0o077
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (the console script exits with it)."""
-    args = sys.argv[1:] if argv is None else argv
+    """Run the CLI; return the exit code (the console script exits with it).
+
+    Every file and folder a command creates (the home, its database and WAL files, sealed
+    keys) is private to the user running it: umask 077 while the command runs, whatever the
+    shell's umask (files meant to be handed on, such as labels and reports, set their mode
+    themselves). The caller's umask is restored afterwards (tests run many commands in one
+    process)."""
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        return _run(sys.argv[1:] if argv is None else argv)
+    finally:
+        os.umask(previous)
+
+
+def _run(args: list[str]) -> int:
     want_json = "--json" in args
     try:
         result = app(args=args, prog_name="custody", standalone_mode=False)

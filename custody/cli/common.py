@@ -18,6 +18,7 @@ from custody import service
 from custody.errors import FormatError, NotFoundError, UsageError
 from custody.home import Home
 from custody.incidents.model import WatchedLog
+from custody.incidents.outbox import Mailer
 from custody.service import ServiceSecrets
 
 # Names of environment variables, not secrets.
@@ -133,6 +134,32 @@ def root_passphrase() -> str:
 def open_writer(st: State) -> WatchedLog:
     """The home's log service for appending (rules, gate and incident desk attached)."""
     return service.open_writer(st.home, service_secrets())
+
+
+SMTP_HELP = "SMTP relay host:port for e-mail (STARTTLS, certificate checked)."
+SMTPS_HELP = "Implicit TLS (SMTPS, usually port 465) instead of STARTTLS."
+SMTP_PLAIN_HELP = (
+    "Tests and rehearsals only: a loopback relay (127.0.0.1, ::1, localhost) that offers no "
+    "STARTTLS gets e-mail in clear; refused for any other host."
+)
+
+
+def make_mailer(
+    smtp: str | None, sender: str, *, implicit_tls: bool = False, plain_loopback: bool = False
+) -> Mailer | None:
+    """The relay named by ``--smtp host:port`` (``[::1]:port`` for IPv6), or None."""
+    if smtp is None:
+        if implicit_tls or plain_loopback:
+            raise UsageError("--smtps and --smtp-plain-loopback need --smtp host:port")
+        return None
+    host, _, port = smtp.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit():
+        raise UsageError(f"--smtp: write host:port, not {smtp!r}")
+    return Mailer(
+        host, int(port), sender, implicit_tls=implicit_tls, allow_plain_loopback=plain_loopback
+    )
 
 
 def fmt_time(moment: datetime | None) -> str:

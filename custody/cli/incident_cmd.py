@@ -15,7 +15,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from custody.cli.common import PASSPHRASE_ENV, State, open_writer, passphrase, state
+from custody.cli.common import (
+    PASSPHRASE_ENV,
+    SMTP_HELP,
+    SMTP_PLAIN_HELP,
+    SMTPS_HELP,
+    State,
+    make_mailer,
+    open_writer,
+    passphrase,
+    state,
+)
 from custody.errors import NotFoundError, UsageError
 from custody.incidents.model import (
     Act,
@@ -24,7 +34,7 @@ from custody.incidents.model import (
     incident_acts,
     list_incidents,
 )
-from custody.incidents.outbox import Mailer, deliver_outbox, outbox_rows
+from custody.incidents.outbox import deliver_outbox, outbox_rows
 from custody.incidents.report import build_report, render_pdf, render_text, report_json
 from custody.log import CustodyLog
 from custody.service import open_reader
@@ -190,17 +200,16 @@ def sweep_cmd(ctx: typer.Context) -> None:
 @incident_app.command("deliver")
 def deliver(
     ctx: typer.Context,
-    smtp: Annotated[str | None, typer.Option(help="SMTP relay host:port.")] = None,
+    smtp: Annotated[str | None, typer.Option(help=SMTP_HELP)] = None,
     sender: Annotated[str, typer.Option(help="From address.")] = "custody@localhost",
+    smtps: Annotated[bool, typer.Option("--smtps", help=SMTPS_HELP)] = False,
+    smtp_plain_loopback: Annotated[
+        bool, typer.Option("--smtp-plain-loopback", help=SMTP_PLAIN_HELP)
+    ] = False,
 ) -> None:
     """Deliver due notifications from the outbox (webhooks and e-mail)."""
     st = state(ctx)
-    mailer = None
-    if smtp:
-        host, _, port = smtp.rpartition(":")
-        if not host or not port.isdigit():
-            raise UsageError(f"--smtp: write host:port, not {smtp!r}")
-        mailer = Mailer(host, int(port), sender)
+    mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
     rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer)
     st.emit(
         rep.as_dict(),

@@ -88,8 +88,13 @@ def seal(
     ] = "top_secret",
     valid_days: Annotated[int, typer.Option(help="Manifest lifetime after the window.")] = 30,
 ) -> None:
-    """Sign a package's manifest with the sealer's key and store it."""
+    """Sign a package's manifest with the sealer's key and store it.
+
+    Whether its handovers need a supervising witness is the exam's policy (the home's
+    exams.json), not an option: an exam without a policy there is refused before anything is
+    signed or stored."""
     st = state(ctx)
+    policy = st.home.exam_policy(exam)
     if (commitment is None) == (paper_file is None):
         raise UsageError("give exactly one of --commitment HEX or --paper-file FILE")
     digest = (
@@ -130,17 +135,26 @@ def seal(
     text = label_text(st.home, package)
     symbol = encode_qr(text)
     log = open_log(st, writable=True)
-    event = seal_event(manifest, text, verified.certificate, log.trust.authority.id, pair.signing)
+    event = seal_event(
+        manifest,
+        text,
+        verified.certificate,
+        log.trust.authority.id,
+        pair.signing,
+        handover_witness=policy.handover_witness,
+    )
     receipt = log.submit(event, now=now)
     st.emit(
         {
             **verified.report(),
             "qr": {"version": symbol.version, "modules": symbol.size},
+            "handover_witness": policy.handover_witness,
             "receipt": receipt.as_dict(),
         },
         f"[bold green]sealed[/] {package} by {verified.certificate.describe()}; "
         f"QR version {symbol.designator} ({symbol.size} modules); "
-        f"seal event #{receipt.index} in the log",
+        f"seal event #{receipt.index} in the log"
+        + ("; handovers need a supervising witness" if policy.handover_witness else ""),
     )
 
 

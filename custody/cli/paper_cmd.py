@@ -342,16 +342,15 @@ def list_(
 @paper_app.command("purge")
 def purge(
     ctx: typer.Context,
-    retention_until: Annotated[
-        str, typer.Option(help="End of the retention period (UTC), e.g. the probation's end.")
-    ],
     exam: Annotated[str | None, typer.Option(help="Only this exam.")] = None,
 ) -> None:
-    """Delete the ciphertext of destroyed papers once their retention period is over."""
+    """Delete the ciphertext of destroyed papers once their exam's retention period is over.
+
+    The retention date is the exam's policy (``retention_until`` in the home's exams.json):
+    nothing is deleted while any exam concerned is still within it, or has no policy there.
+    """
     st = state(ctx)
-    until = parse_cli_time(retention_until, what="--retention-until")
-    assert until is not None
-    result = service.purge(st.home, retention_until=until, now=st.now(), exam=exam)
+    result = service.purge(st.home, now=st.now(), exam=exam)
     st.emit(
         {
             "purged": list(result.purged),

@@ -12,9 +12,14 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import service_secrets, state
-from custody.errors import UsageError
-from custody.incidents.outbox import Mailer
+from custody.cli.common import (
+    SMTP_HELP,
+    SMTP_PLAIN_HELP,
+    SMTPS_HELP,
+    make_mailer,
+    service_secrets,
+    state,
+)
 
 
 def serve(
@@ -30,8 +35,12 @@ def serve(
             min=0, help="Seconds between rounds of the incident desk's sweep and delivery (0: off)."
         ),
     ] = 60.0,
-    smtp: Annotated[str | None, typer.Option(help="SMTP relay host:port for e-mail.")] = None,
+    smtp: Annotated[str | None, typer.Option(help=SMTP_HELP)] = None,
     sender: Annotated[str, typer.Option(help="From address of e-mail.")] = "custody@localhost",
+    smtps: Annotated[bool, typer.Option("--smtps", help=SMTPS_HELP)] = False,
+    smtp_plain_loopback: Annotated[
+        bool, typer.Option("--smtp-plain-loopback", help=SMTP_PLAIN_HELP)
+    ] = False,
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
     # Imported here: fastapi and uvicorn would slow every other command's start.
@@ -40,13 +49,9 @@ def serve(
     from api.app import Settings, create_app  # noqa: PLC0415
 
     st = state(ctx)
+    # Checked before any passphrase is asked: a relay refused here stops the start.
+    mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
     secrets = None if read_only else service_secrets(shared_fallback=False)
-    mailer = None
-    if smtp:
-        host_name, _, smtp_port = smtp.rpartition(":")
-        if not host_name or not smtp_port.isdigit():
-            raise UsageError(f"--smtp: write host:port, not {smtp!r}")
-        mailer = Mailer(host_name, int(smtp_port), sender)
     settings = Settings(
         home=st.home_path,
         log_passphrase=secrets.log if secrets else None,

@@ -70,6 +70,7 @@ from custody.incidents.detect import (
     parse_places,
     sweep,
 )
+from custody.incidents.endpoints import check_webhook_url
 from custody.log import AppendResult, AppendView, CustodyLog, Prepared, Receipt, Rejected
 from custody.rules import PackageState, Status
 from custody.store.incident_tables import (
@@ -109,7 +110,9 @@ def default_places() -> bytes:
 
 
 def policy_from_json(data: bytes | None) -> Policy:
-    """``incidents.json`` in the home: recipients, backups, limits (all optional)."""
+    """``incidents.json`` in the home: recipients, backups, limits (all optional).
+
+    A webhook recipient's URL must be ``https://`` (``http://`` on loopback only)."""
     places = parse_places(default_places())
     if data is None:
         return Policy(places=places)
@@ -125,11 +128,15 @@ def policy_from_json(data: bytes | None) -> Policy:
             raise FormatError(f"incidents.json: recipients.{level} must be a list")
         targets = []
         for item in items:
+            if not isinstance(item, dict):
+                raise FormatError(f"incidents.json: recipients.{level} holds a non-object")
             t = Fields(item, what=f"incidents.json recipients.{level}")
-            channel = t.text("channel")
+            name, channel, address = t.text("name"), t.text("channel"), t.text("address")
             if channel not in {"webhook", "email"}:
                 raise FormatError(f"incidents.json: channel {channel!r} is not webhook or email")
-            targets.append(Target(t.text("name"), channel, t.text("address")))
+            if channel == "webhook":
+                check_webhook_url(address, what=f"incidents.json: recipient {name!r}")
+            targets.append(Target(name, channel, address))
         recipients[level] = tuple(targets)
     backups = f.obj.get("backups", {})
     if not isinstance(backups, dict) or not all(isinstance(v, str) for v in backups.values()):

@@ -1,4 +1,4 @@
-"""Deliver the incident outbox: webhooks (signed JSON) and e-mail (SMTP, STARTTLS if offered).
+"""Deliver the incident outbox: webhooks (signed JSON over https) and e-mail (SMTP over TLS).
 
 Rows are written by the incident desk in the same transaction as the incident change, so a
 notification is never lost: if the process dies after the commit, the row is still pending.
@@ -15,6 +15,12 @@ Rules:
 - Webhook body: the DSSE envelope signed by the authority's system key (payload type
   ``application/vnd.custody.notification.v1+json``); a 2xx answer is a delivery, anything
   else (or no answer) a failure.
+- Transport (``custody.incidents.endpoints``): a webhook goes to an ``https://`` URL, or
+  ``http://`` on loopback only; a row whose URL breaks that rule is never sent (dead at once:
+  the policy check when ``incidents.json`` is read is the first line, this the second).
+  E-mail goes over STARTTLS (verified with the default trust store unless the mailer names a
+  context) or implicit TLS; clear text only when the mailer allows it and the relay is
+  loopback, and a mailer allowing it for any other host is refused when it is made.
 - Time is an argument (``now``), as everywhere in the rules.
 """
 
@@ -24,7 +30,7 @@ import json
 import smtplib
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -33,6 +39,8 @@ from sqlalchemy import Engine, or_, select, update
 
 from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
+from custody.errors import FormatError
+from custody.incidents.endpoints import check_plain_smtp, check_webhook_url, is_loopback_host
 from custody.store.incident_tables import OutboxRow
 
 OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
@@ -40,17 +48,35 @@ OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
 
 @dataclass(frozen=True)
 class Mailer:
-    """An SMTP relay. STARTTLS is used whenever the server offers it (``require_tls``: refuse
-    to send in clear when it does not)."""
+    """An SMTP relay, spoken to over TLS.
+
+    STARTTLS by default (a relay that does not offer it gets nothing), or implicit TLS
+    (``implicit_tls``, SMTPS, usually port 465); the certificate is checked with
+    ``ssl_context``, else the system's default trust store. ``allow_plain_loopback`` (tests and
+    rehearsals only) lets a loopback relay that offers no STARTTLS receive in clear; set for
+    any other host it is a ``UsageError`` here, before anything is sent.
+    """
 
     host: str
     port: int
     sender: str
+    _: KW_ONLY
     ssl_context: ssl.SSLContext | None = None
-    require_tls: bool = False
+    implicit_tls: bool = False
+    allow_plain_loopback: bool = False
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        check_plain_smtp(self.host, allow_plain_loopback=self.allow_plain_loopback)
+
+    def tls_context(self) -> ssl.SSLContext:
+        return self.ssl_context or ssl.create_default_context()
+
+    @property
+    def may_send_plain(self) -> bool:
+        return self.allow_plain_loopback and is_loopback_host(self.host)
 
 
 @dataclass
@@ -67,18 +93,26 @@ class DeliveryError(Exception):
     """One attempt failed (kept inside this module: a failure is a retry, not a refusal)."""
 
 
+class UndeliverableError(DeliveryError):
+    """The row can never be sent as it stands (a target the transport rules refuse): dead."""
+
+
 def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
     delay: timedelta = base * (2 ** max(attempts - 1, 0))
     return min(cap, delay)
 
 
 def _send_webhook(row: object, timeout: float) -> None:
+    try:
+        url = check_webhook_url(row.address, what=f"recipient {row.target!r}")  # type: ignore[attr-defined]
+    except FormatError as e:
+        raise UndeliverableError(e.message) from e
     payload = bytes(row.payload)  # type: ignore[attr-defined]
     env = parse_envelope(payload, what="outbox payload")
     key_ids = ",".join(s.keyid or "" for s in env.signatures)
     try:
         response = httpx.post(
-            row.address,  # type: ignore[attr-defined]
+            url,
             content=payload,
             headers={
                 "Content-Type": "application/json",
@@ -121,18 +155,36 @@ def _send_email(row: object, mailer: Mailer | None) -> None:
         payload, maintype="application", subtype="json", filename="notification.dsse.json"
     )
     try:
-        with smtplib.SMTP(mailer.host, mailer.port, timeout=mailer.timeout) as smtp:
-            smtp.ehlo()
-            if smtp.has_extn("starttls"):
-                smtp.starttls(context=mailer.ssl_context or ssl.create_default_context())
-                smtp.ehlo()
-            elif mailer.require_tls:
-                raise DeliveryError("the SMTP server does not offer STARTTLS")
+        with _connect(mailer) as smtp:
             if mailer.username and mailer.password:
                 smtp.login(mailer.username, mailer.password)
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException) as e:
         raise DeliveryError(f"{type(e).__name__}: {e}") from e
+
+
+def _connect(mailer: Mailer) -> smtplib.SMTP:
+    """A session ready for the message: TLS up (or clear text on loopback, if allowed)."""
+    smtp: smtplib.SMTP
+    if mailer.implicit_tls:
+        smtp = smtplib.SMTP_SSL(
+            mailer.host, mailer.port, timeout=mailer.timeout, context=mailer.tls_context()
+        )
+    else:
+        smtp = smtplib.SMTP(mailer.host, mailer.port, timeout=mailer.timeout)
+    try:
+        smtp.ehlo()
+        if not mailer.implicit_tls:
+            if smtp.has_extn("starttls"):
+                smtp.starttls(context=mailer.tls_context())
+                smtp.ehlo()
+            elif not mailer.may_send_plain:
+                # Nothing of the message (not even the envelope) has gone out yet.
+                raise DeliveryError(f"the SMTP relay {mailer.host} does not offer STARTTLS")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
 
 
 def deliver_outbox(
@@ -182,7 +234,7 @@ def deliver_outbox(
                 _send_email(row, mailer)
         except DeliveryError as e:
             attempts = row.attempts + 1
-            dead = attempts >= max_attempts
+            dead = attempts >= max_attempts or isinstance(e, UndeliverableError)
             with engine.begin() as conn:
                 conn.execute(
                     update(OUTBOX)

@@ -30,7 +30,7 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=False)
     hook = WebhookReceiver()
     smtp = SmtpServer(out)
-    mailer = Mailer("127.0.0.1", smtp.port, "custody@exam.example", smtp.client_ctx, True)
+    mailer = Mailer("127.0.0.1", smtp.port, "custody@exam.example", ssl_context=smtp.client_ctx)
     policy = Policy(
         places=policy_from_json(None).places,
         recipients={

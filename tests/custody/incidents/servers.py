@@ -109,22 +109,23 @@ class _Collect:
 
 
 class SmtpServer:
-    """aiosmtpd on loopback offering STARTTLS (and requiring it)."""
+    """aiosmtpd on loopback: STARTTLS offered and required (the default), implicit TLS
+    (``tls="implicit"``, SMTPS), or clear text only (``tls="none"``, no STARTTLS offered)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, tls: str = "starttls") -> None:
         cert, key = self_signed(folder)
+        self.cert = cert
         server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server_ctx.load_cert_chain(cert, key)
         self.client_ctx = ssl.create_default_context(cafile=str(cert))
         self.handler = _Collect()
         self.port = free_port()
-        self.controller = Controller(
-            self.handler,
-            hostname="127.0.0.1",
-            port=self.port,
-            tls_context=server_ctx,
-            require_starttls=True,
-        )
+        kwargs: dict[str, Any] = {}
+        if tls == "starttls":
+            kwargs = {"tls_context": server_ctx, "require_starttls": True}
+        elif tls == "implicit":
+            kwargs = {"ssl_context": server_ctx}
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
         self.controller.start()
 
     @property

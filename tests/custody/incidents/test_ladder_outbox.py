@@ -171,7 +171,6 @@ def test_outbox_delivers_to_real_receivers_with_retries(
         smtp.port,
         "custody@exam.example",
         ssl_context=smtp.client_ctx,
-        require_tls=True,
     )
     incident_id = off_route(season)
     t0 = season.now

@@ -1,0 +1,87 @@
+"""The authority's per-exam policy (``exams.json`` in the home), parsed from bytes.
+
+Example::
+
+    {"exams": {"SX-2027-INT": {"handover_witness": true,
+                               "retention_until": "2028-03-01T00:00:00Z"}}}
+
+Rules:
+- ``handover_witness`` (bool): every dispatch and handover of the exam's packages needs a
+  supervising witness; ``custody package seal`` writes it into the seal event, which fixes it
+  for the package's whole chain.
+- ``retention_until`` (RFC 3339 UTC): the ciphertext of the exam's destroyed papers is kept
+  until then (``custody paper purge``).
+- Both fields are required and no other field is accepted: a misspelt field must not quietly
+  leave a package without its witness. An exam the file does not name has no policy, and the
+  commands that need one refuse (``NotFoundError`` naming the exam and the file) rather than
+  guess a default.
+- Pure: bytes in, values or ``FormatError`` out (the home reads the file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from crypto.encoding import Fields, parse_json_object
+from custody.errors import FormatError, NotFoundError
+
+EXAMS_FILE = "exams.json"
+MAX_EXAM_ID = 200
+FIELDS = frozenset({"handover_witness", "retention_until"})
+
+
+@dataclass(frozen=True)
+class ExamPolicy:
+    exam_id: str
+    handover_witness: bool
+    retention_until: datetime
+
+
+@dataclass(frozen=True)
+class ExamPolicies:
+    exams: Mapping[str, ExamPolicy]
+    source: str = EXAMS_FILE
+
+    def of(self, exam_id: str) -> ExamPolicy:
+        """The exam's policy, or ``NotFoundError`` naming the exam and the file."""
+        policy = self.exams.get(exam_id)
+        if policy is None:
+            raise NotFoundError(
+                f"exam {exam_id!r} has no policy in {self.source}",
+                hint='add {"handover_witness": ..., "retention_until": ...} for it under "exams"',
+            )
+        return policy
+
+
+def _exam_id(text: str, what: str) -> str:
+    if not text or len(text) > MAX_EXAM_ID or not text.isprintable() or text != text.strip():
+        raise FormatError(f"{what}: exam id {text!r} must be 1-{MAX_EXAM_ID} printable characters")
+    return text
+
+
+def exams_from_json(data: bytes, *, source: str = EXAMS_FILE) -> ExamPolicies:
+    """Parse ``exams.json``; ``source`` names the file in messages."""
+    top = parse_json_object(data, what=source)
+    unknown = set(top) - {"exams"}
+    if unknown:
+        raise FormatError(f"{source}: unknown field(s) {sorted(unknown)}")
+    exams = Fields(top, what=source).sub("exams")
+    out: dict[str, ExamPolicy] = {}
+    for exam_id, raw in exams.obj.items():
+        what = f"{source}: exams.{exam_id}"
+        if not isinstance(raw, dict):
+            raise FormatError(f"{what} must be an object")
+        unknown = set(raw) - FIELDS
+        if unknown:
+            raise FormatError(f"{what}: unknown field(s) {sorted(unknown)}")
+        f = Fields(raw, what=what)
+        witness = f.obj.get("handover_witness")
+        if not isinstance(witness, bool):
+            raise FormatError(f"{what}: field 'handover_witness' must be true or false")
+        out[_exam_id(exam_id, source)] = ExamPolicy(exam_id, witness, f.time("retention_until"))
+    return ExamPolicies(out, source)
+
+
+__all__ = ["EXAMS_FILE", "ExamPolicies", "ExamPolicy", "exams_from_json"]
