@@ -81,6 +81,17 @@ class StorageError(CustodyError):
     http_status = 503
 
 
+class ShredIncompleteError(StorageError):
+    """A destruction is recorded and its keys deleted, but the database may still hold a copy.
+
+    An old read snapshot kept SQLite from truncating its write-ahead log, or PostgreSQL's
+    VACUUM from removing old row versions, or a file still contains a destroyed blob. Running
+    the destruction again repeats only the erase and its check.
+    """
+
+    code = "shred_incomplete"
+
+
 class VerificationError(CustodyError):
     """Base of every failed trust check: signatures, roles, certificates, chains, rules."""
 

@@ -10,7 +10,10 @@ Rules:
 - An act (opening, print, break-glass, backup activation, destruction) is stored as its signed
   envelope before any plaintext is produced; break-glass also stores an incident row.
 - Destruction deletes every sealed key of every version of the paper (SQLite: with
-  ``secure_delete`` and a WAL checkpoint, so the bytes leave the database file).
+  ``secure_delete``), then proves the bytes left the database (custody/store/shred.py): SQLite's
+  WAL truncated and no database file holding a copy; PostgreSQL's table vacuumed with no old
+  row version left. If that proof fails the destruction stays recorded and
+  ``ShredIncompleteError`` names what is left; running destroy again finishes the erase.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from custody import identity
 from custody.errors import (
     ChainError,
     ConflictError,
+    FormatError,
     NotFoundError,
+    ShredIncompleteError,
     StorageError,
     UsageError,
     WindowError,
@@ -64,6 +69,7 @@ from custody.papers import (
     open_log_part,
     open_with_quorum,
     release_to_printer,
+    sha256_hex,
     sign_proposal,
     verify_proposal,
     wrap_keys,
@@ -71,8 +77,14 @@ from custody.papers import (
 from custody.papers import activate_backup as activate_backup_rule
 from custody.papers import break_glass as break_glass_rule
 from custody.papers import destroy as destroy_rule
-from custody.store.db import checkpoint_wal
-from custody.store.paper_tables import PaperActRow, PaperIncidentRow, PaperKeyRow, PaperRow
+from custody.store.paper_tables import (
+    PaperActRow,
+    PaperEraseRow,
+    PaperIncidentRow,
+    PaperKeyRow,
+    PaperRow,
+)
+from custody.store.shred import ERASE_WAIT, Destroyed, check_erased, locator
 from keys.keyfile import KeyPair
 from keys.trust import TrustStore
 
@@ -427,15 +439,52 @@ def activate_backup(
 
 
 def _secure_delete(engine: Engine, session: Session) -> None:
+    """SQLite: the deleting connection overwrites deleted rows and freed pages with zeros."""
     if engine.dialect.name == "sqlite":
-        session.connection().exec_driver_sql("PRAGMA secure_delete=ON")
+        on = session.connection().exec_driver_sql("PRAGMA secure_delete=ON").scalar()
+        if on != 1:
+            raise StorageError(
+                "this SQLite cannot overwrite deleted rows (secure_delete is off); "
+                "nothing was destroyed"
+            )
 
 
 def destroy(
-    home: Home, paper: str, pairs: Sequence[KeyPair], now: datetime, *, log: WatchedLog
+    home: Home,
+    paper: str,
+    pairs: Sequence[KeyPair],
+    now: datetime,
+    *,
+    erase_wait: float = ERASE_WAIT,
+    log: WatchedLog,
 ) -> list[Envelope]:
-    """Destroy every version of a paper: signed acts on the log, then every sealed key is
-    deleted."""
+    """Destroy every version of a paper, then prove its sealed keys left the database.
+
+    A destruction officer and a witness sign one act per live version; each goes on the
+    custody log first (the log's part of the key is deleted with the rest). One transaction
+    deletes every sealed key row (SQLite: with ``secure_delete``), stores the acts, marks the
+    versions destroyed and writes a ``paper_erase`` row per deleted key. After the commit,
+    ``check_erased`` makes the engine drop its old copies and looks for them; once none is
+    left the ``paper_erase`` rows go.
+
+    Decision (docs/adr/0005-checked-shredding.md): when the check fails, the destruction stays
+    recorded. The deletion happened and custody will never hand out those keys again; what is
+    incomplete is the physical erase, and the error says exactly that. Running ``destroy``
+    again on such a paper signs and records nothing new: it repeats the erase and its check
+    (the keys given are not needed for that). A paper whose erase is proven is refused with
+    ``ClosedError`` as before.
+
+    Args:
+        erase_wait: seconds the SQLite checkpoint is retried while a reader holds a snapshot.
+
+    Returns:
+        The paper's destruction acts (the stored ones when only the erase was repeated).
+
+    Raises:
+        ShredIncompleteError: (a ``StorageError``) the destruction is recorded but a copy of a
+            destroyed key may survive: the message names the paper, the key and the file (or
+            table, or session) that still holds it, never the bytes.
+    """
     trust = _fresh_trust(home, log)
     pid, _ = parse_ref(paper)
     with Session(home.engine) as session:
@@ -447,19 +496,63 @@ def destroy(
         ]
     if not refs:
         raise NotFoundError(f"no paper {pid}")
-    envelopes: list[Envelope] = []
     states = [load_state(home, ref, trust) for ref in refs]
     live = [s for s in states if s.status is not PaperStatus.DESTROYED]
-    if not live:
+    pending = _pending_erase(home, refs)
+    if not live and not pending:
         destroy_rule(states[-1], trust, pairs, now)  # raises ClosedError
-    for state in live:
-        envelopes.append(destroy_rule(state, trust, pairs, now))
+    envelopes = [destroy_rule(state, trust, pairs, now) for state in live]
     for state, env in zip(live, envelopes, strict=True):
         _recorder(log, "destruction", state.proposal.ref, now)(env, None)
+    destroyed = pending + (_delete_keys(home, live, envelopes, now) if live else [])
+    check = check_erased(home.engine, PAPER_KEY_TABLE, "sealed", destroyed, wait=erase_wait)
+    if not check.complete:
+        raise ShredIncompleteError(
+            f"paper {pid} is destroyed (acts recorded, sealed keys deleted) but not yet erased "
+            f"from the database: {check.describe()}",
+            hint="close whatever holds an old snapshot of the database (another custody "
+            "process, a backup, an sqlite3 or psql session) and run the same destroy command "
+            "again: it records nothing new and repeats the erase and its check",
+        )
+    with Session(home.engine) as session:
+        session.exec(delete(PaperEraseRow).where(col(PaperEraseRow.paper_ref).in_(refs)))
+        session.commit()
+    return envelopes if live else _destruction_acts(home, refs)
+
+
+PAPER_KEY_TABLE = "paper_key"
+
+
+def _key_label(slot: str, subject: str, ref: str) -> str:
+    return f"the {slot} key of {subject} for {ref}"
+
+
+def _delete_keys(
+    home: Home, live: Sequence[PaperState], envelopes: Sequence[Envelope], now: datetime
+) -> list[Destroyed]:
+    """One transaction: delete the sealed keys, record the acts and what is to be erased."""
+    destroyed: list[Destroyed] = []
     with Session(home.engine) as session:
         _secure_delete(home.engine, session)
         for state, env in zip(live, envelopes, strict=True):
             ref = state.proposal.ref
+            for key in session.exec(select(PaperKeyRow).where(PaperKeyRow.paper_ref == ref)):
+                digest = sha256_hex(key.sealed)
+                found_by = locator(key.sealed)
+                destroyed.append(
+                    Destroyed(
+                        _key_label(key.slot, key.subject, ref), digest, (key.sealed, found_by)
+                    )
+                )
+                session.add(
+                    PaperEraseRow(
+                        paper_ref=ref,
+                        slot=key.slot,
+                        subject=key.subject,
+                        sealed_sha256=digest,
+                        locator=found_by.hex(),
+                    )
+                )
             session.exec(delete(PaperKeyRow).where(col(PaperKeyRow.paper_ref) == ref))
             row = session.get(PaperRow, ref)
             assert row is not None
@@ -474,8 +567,34 @@ def destroy(
                 )
             )
         session.commit()
-    checkpoint_wal(home.engine)
-    return envelopes
+    return destroyed
+
+
+def _pending_erase(home: Home, refs: Sequence[str]) -> list[Destroyed]:
+    """Destroyed keys of these versions whose erase a previous run could not prove."""
+    with Session(home.engine) as session:
+        rows = list(
+            session.exec(select(PaperEraseRow).where(col(PaperEraseRow.paper_ref).in_(refs)))
+        )
+    out = []
+    for r in rows:
+        try:
+            found_by = bytes.fromhex(r.locator)
+        except ValueError as e:
+            raise FormatError(f"paper_erase row {r.id} for {r.paper_ref} is damaged") from e
+        label = _key_label(r.slot, r.subject, r.paper_ref)
+        out.append(Destroyed(label, r.sealed_sha256, (found_by,)))
+    return out
+
+
+def _destruction_acts(home: Home, refs: Sequence[str]) -> list[Envelope]:
+    with Session(home.engine) as session:
+        rows = session.exec(
+            select(PaperActRow)
+            .where(col(PaperActRow.paper_ref).in_(refs), PaperActRow.kind == "destruction")
+            .order_by(col(PaperActRow.id))
+        )
+        return [parse_envelope(r.envelope, what="destruction act") for r in rows]
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
 from crypto.encoding import format_time
 from custody.cli import main
 from custody.demo import EXAM_ID, Season
 from custody.errors import NotFoundError, WindowError
+from custody.store.paper_tables import PaperKeyRow
 from tests.conftest import PASS, T0
+from tests.snapshot_reader import files_with_copies, snapshot_reader
 
 SAMPLES = Path(__file__).resolve().parents[1] / "custody" / "samples"
 START, END = "2027-03-03T08:00:00Z", "2027-03-03T11:00:00Z"
@@ -178,6 +181,30 @@ def test_break_glass_backup_and_destroy(
     )  # fmt: skip
     assert err["error"] == "closed"
     assert not (tmp_path / "x").exists()
+
+
+def test_destroy_fails_loudly_while_a_reader_holds_a_snapshot(
+    proposed: Season, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = proposed.home
+    with Session(home.engine) as s:
+        query = select(PaperKeyRow).where(PaperKeyRow.paper_ref == "SX-INT-P01-A@v1")
+        blobs = [r.sealed for r in s.exec(query)]
+    assert len(blobs) == 5  # printer, two officers, standby, the log service
+    destroy = (
+        "paper", "destroy", "SX-INT-P01-A",
+        "--key", keyfile(proposed, "destroy-feng"), "--key", keyfile(proposed, "secrecy-chen"),
+    )  # fmt: skip
+    with snapshot_reader(home.engine):
+        code, err = run_json(proposed, capsys, *destroy)
+        assert (code, err["error"]) == (6, "shred_incomplete")
+        assert files_with_copies(home.path, blobs)  # it did not claim an erase that is not done
+    code, data = run_json(proposed, capsys, *destroy)  # the reader is gone: run it again
+    assert code == 0, data
+    assert data["erased"] is True
+    assert files_with_copies(home.path, blobs) == []
+    code, err = run_json(proposed, capsys, *destroy)
+    assert (code, err["error"]) == (10, "closed")
 
 
 def test_print_decrypt(

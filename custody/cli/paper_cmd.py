@@ -307,13 +307,19 @@ def destroy(
     paper: Annotated[str, typer.Argument(help="Paper id: every version is destroyed.")],
     key: Annotated[list[Path], typer.Option(help=KEYS_HELP)],
 ) -> None:
-    """Crypto-shred a paper: a destruction officer and a witness sign; every sealed key goes."""
+    """Crypto-shred a paper: a destruction officer and a witness sign; every sealed key goes.
+
+    The command then checks that no copy of a destroyed key is left in the database and fails
+    (exit 6, ``shred_incomplete``) naming what is left if it cannot; the destruction stays
+    recorded, and running the command again once the obstacle is gone finishes the erase.
+    """
     st = state(ctx)
     envs = service.destroy(st.home, paper, _keys(key), st.now(), log=open_writer(st))
     st.emit(
-        {"paper": paper, "acts": [sha256_hex(e.to_bytes()) for e in envs]},
+        {"paper": paper, "acts": [sha256_hex(e.to_bytes()) for e in envs], "erased": True},
         f"[bold green]destroyed[/] {paper}: every wrapped key and share deleted "
-        f"({len(envs)} version(s)); the ciphertext is now unreadable by anyone",
+        f"({len(envs)} version(s)) and checked gone from the database; the ciphertext is now "
+        "unreadable by anyone",
     )
 
 

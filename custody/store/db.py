@@ -21,6 +21,8 @@ from sqlmodel import create_engine
 import custody.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from custody.errors import StorageError, UsageError
 
+BUSY_TIMEOUT_MS = 30000  # how long a SQLite statement waits for another connection's lock
+
 
 def normalise_url(url: str) -> str:
     """Accept ``postgresql://`` and pick the psycopg 3 driver for it."""
@@ -75,7 +77,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Deleted rows (shredded key shares) are overwritten with zeros, not left in free pages.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
@@ -104,15 +106,3 @@ def create_schema(engine: Engine) -> None:
             command.upgrade(config, "head")
     except OperationalError as e:
         raise StorageError(f"cannot migrate the database schema: {e.orig}") from e
-
-
-def checkpoint_wal(engine: Engine) -> None:
-    """SQLite: fold the WAL into the database file and truncate it, so bytes deleted with
-    ``secure_delete`` do not survive in the log file. Runs outside any transaction."""
-    if engine.dialect.name != "sqlite":
-        return
-    raw = engine.raw_connection()
-    try:
-        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        raw.close()

@@ -5,6 +5,11 @@ Rules:
   commitment, exam...) are for finding rows, and every load re-verifies the proposal.
 - Sealed keys live in their own table so that destruction deletes them row by row (and, on
   SQLite, with ``secure_delete`` so their bytes do not linger in free pages).
+- A destroyed key whose erase from the database files is not yet proven has a ``paper_erase``
+  row, written in the same transaction as the delete and removed once the check passes
+  (docs/adr/0005-checked-shredding.md). It holds no key material: the SHA-256 the proposal
+  already publishes, and a locator (the first bytes of the sealed box's ephemeral public key,
+  as hex) that lets a later run find a surviving copy without keeping the copy.
 - The ciphertext is not in the database: it is a file under the home named by its
   commitment (docs/adr/0003-papers-encryption.md says why).
 """
@@ -39,6 +44,19 @@ class PaperKeyRow(SQLModel, table=True):
     slot: str = Field(max_length=16)
     subject: str = Field(max_length=128)
     sealed: bytes
+
+
+class PaperEraseRow(SQLModel, table=True):
+    """A destroyed sealed key whose physical erase is still to be proven (see module rules)."""
+
+    __tablename__ = "paper_erase"
+
+    id: int | None = Field(default=None, primary_key=True)
+    paper_ref: str = Field(index=True, max_length=160)
+    slot: str = Field(max_length=16)
+    subject: str = Field(max_length=128)
+    sealed_sha256: str = Field(max_length=64)
+    locator: str = Field(max_length=64)  # hex of the blob's first LOCATOR_BYTES bytes
 
 
 class PaperActRow(SQLModel, table=True):
