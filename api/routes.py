@@ -36,6 +36,7 @@ from api.schemas import (
 )
 from crypto.dsse import Envelope, parse_envelope
 from crypto.encoding import b64encode, format_time, parse_json
+from crypto.vocabulary import MAX_ID, check_id
 from custody.audit import trust_document
 from custody.errors import CustodyError, FormatError
 from custody.events import parse_leaf
@@ -49,7 +50,8 @@ router = APIRouter()
 # Largest index or size SQLite and PostgreSQL store as a signed 64-bit integer.
 MAX_INDEX = (1 << 63) - 1
 # The event parser's rule for package ids (custody/events.py), checked before any query.
-PACKAGE_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,128}$"
+# The one id rule (crypto.vocabulary): letters or digits of any script, '.', '_', '-'.
+PACKAGE_ID_PATTERN = rf"^[\w.\-]{{1,{MAX_ID}}}$"
 
 
 def backend(request: Request) -> Backend:
@@ -277,6 +279,7 @@ def package(
     package_id: Annotated[str, Path(pattern=PACKAGE_ID_PATTERN)], service: Service
 ) -> dict[str, Any]:
     """A package's state after its latest event, and the log indexes of all its events."""
+    check_id(package_id, "package id")  # the pattern admits '_' marks; the rule is exact
     state = service.log.package_state(package_id)
     return {
         "package_id": package_id,

@@ -15,9 +15,10 @@ from datetime import datetime
 from importlib import resources
 from typing import BinaryIO
 
+from crypto.vocabulary import Classification
 from custody import paper_service
 from custody.demo import EXAM_ID, Season
-from custody.papers import Classification, PaperPlan, PaperRole
+from custody.papers import PaperPlan, PaperRole
 
 OFFICERS = ("examiner-zheng", "supervisor-wang")
 

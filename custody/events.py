@@ -10,7 +10,7 @@ Rules:
 - The Merkle leaf is the envelope's canonical bytes (signatures included), so an edited
   signature breaks the log as surely as an edited payload.
 - Corrections never edit: a ``correction`` event names the statement it corrects.
-- Package ids are 1-128 characters without control characters, and no string anywhere in an
+- Package ids follow the one id rule (``crypto.vocabulary``), and no string anywhere in an
   event holds U+0000: what the log stores must fit its columns on every engine (PostgreSQL text
   cannot hold NUL), so such an event is a format refusal, never a storage fault.
 """
@@ -29,13 +29,13 @@ from typing import Any
 from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
 from crypto.signing import SigningKey
+from crypto.vocabulary import MAX_ID, check_id
 from custody.errors import FormatError
 
 EVENT_TYPE = "application/vnd.custody.event.v1+json"
 MAX_PACKAGES_PER_EVENT = 1000
 _STATEMENT_ID = re.compile(r"^[0-9a-f]{64}$")
-MAX_PACKAGE_ID = 128  # the width of the log's package_id columns
-_PACKAGE_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_PACKAGE_ID}}}")
+MAX_PACKAGE_ID = MAX_ID  # within the width of the log's package_id columns (128)
 
 
 class Kind(StrEnum):
@@ -161,11 +161,7 @@ def parse_event(payload: bytes) -> Event:
     if corrects is not None and not _STATEMENT_ID.match(corrects):
         raise FormatError("event.corrects must be a statement id (64 lowercase hex digits)")
     for package_id in packages:
-        if not _PACKAGE_ID_RE.fullmatch(package_id):
-            raise FormatError(
-                f"event.packages: package id {package_id[:40]!r} must be 1-{MAX_PACKAGE_ID} "
-                "characters without control characters"
-            )
+        check_id(package_id, "event.packages: package id")
     body = f.obj.get("body")
     if not isinstance(body, dict):
         raise FormatError("event.body must be an object")

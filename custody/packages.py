@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 
 from crypto.encoding import format_time
+from crypto.vocabulary import MAX_ID, Classification
 from labels.manifest import (
     COMMITMENT_SIZE,
     MAX_COPIES,
-    MAX_ID,
     MAX_PLACE,
     MAX_ROUTE,
     MAX_SEALS,
     SEALING_ROLES,
-    Classification,
     Manifest,
     RouteStep,
     check_sealer,

@@ -135,7 +135,7 @@ def propose(
     final: Path | None = None
     try:
         data_key = nacl.utils.random(32)
-        header = StreamHeader(plan.paper_id, plan.version, plan.classification.value, chunk_size)
+        header = StreamHeader(plan.paper_id, plan.version, plan.classification.slug, chunk_size)
         with os.fdopen(fd, "wb") as fh:
             enc = encrypt_stream(source, fh, data_key, header, progress=progress)
             fh.flush()
@@ -174,7 +174,7 @@ def propose(
                     position=proposal.position,
                     role=proposal.role.value,
                     backup_of=proposal.backup_of,
-                    classification=proposal.classification.value,
+                    classification=proposal.classification.slug,
                     status=PaperStatus.ACTIVE.value,
                     commitment=proposal.commitment,
                     proposed_at=format_time(now),
@@ -309,7 +309,7 @@ class Opened:
 
     def _header(self) -> StreamHeader:
         p = self.release.proposal
-        return StreamHeader(p.paper_id, p.version, p.classification.value, p.chunk_size)
+        return StreamHeader(p.paper_id, p.version, p.classification.slug, p.chunk_size)
 
     def _source(self) -> BinaryIO:
         try:

@@ -49,6 +49,7 @@ from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
 from crypto.sealing import open_sealed, seal_to
 from crypto.signing import X25519, EncryptionKey, key_id
+from crypto.vocabulary import Classification, Window, check_id
 from custody.errors import (
     ChainError,
     ClosedError,
@@ -81,14 +82,6 @@ WITNESS_ROLES = (Role.SECRECY_OFFICER, Role.SUPERVISOR, Role.AUDITOR)
 MAX_OFFICERS = 16
 
 
-class Classification(StrEnum):
-    """The three PRC secrecy levels (绝密 / 机密 / 秘密)."""
-
-    TOP_SECRET = "top-secret"  # noqa: S105  (a classification level, not a password)
-    CONFIDENTIAL = "confidential"
-    SECRET = "secret"  # noqa: S105  (a classification level, not a password)
-
-
 class PaperRole(StrEnum):
     MAIN = "main"
     BACKUP = "backup"
@@ -119,10 +112,7 @@ def xor_parts(a: bytes, b: bytes) -> bytes:
 
 
 def _check_id(value: str, what: str) -> str:
-    ok = value and len(value) <= 128 and all(c.isalnum() or c in "-_." for c in value)
-    if not ok:
-        raise UsageError(f"{what} {value!r}: use 1-128 letters, digits, '-', '_' or '.'")
-    return value
+    return check_id(value, what)
 
 
 def sha256_hex(data: bytes) -> str:
@@ -197,7 +187,7 @@ class Proposal:
                 "type": "custody.paper-proposal.v1",
                 "paper_id": self.paper_id,
                 "version": self.version,
-                "classification": self.classification.value,
+                "classification": self.classification.slug,
                 "exam": self.exam,
                 "position": self.position,
                 "role": self.role.value,
@@ -242,7 +232,7 @@ class Proposal:
                 )
             )
         try:
-            classification = Classification(f.text("classification"))
+            classification = Classification.from_slug(f.text("classification"))
             role = PaperRole(f.text("role"))
         except ValueError as e:
             raise FormatError(f"{what}: unknown classification or role") from e
@@ -530,6 +520,8 @@ def check_usable(state: PaperState) -> None:
 
 
 def check_window(proposal: Proposal, at: datetime) -> None:
+    if Window(proposal.window_start, proposal.window_end).contains(at):
+        return
     if at < proposal.window_start:
         raise WindowError(
             f"paper {proposal.ref} opens from {format_time(proposal.window_start)}, "
@@ -666,7 +658,7 @@ def act_payload(
             "paper": proposal.subject_ref(),
             "exam": proposal.exam,
             "position": proposal.position,
-            "classification": proposal.classification.value,
+            "classification": proposal.classification.slug,
             "at": format_time(at),
             "by": sorted(people),
             **extra,

@@ -46,6 +46,7 @@ from typing import Any
 
 from crypto.dsse import SignatureCheck, parse_envelope, verify_signatures
 from crypto.encoding import Fields, format_time, parse_json_object, parse_time
+from crypto.vocabulary import Window
 from custody.errors import (
     ChainError,
     ClockError,
@@ -305,8 +306,10 @@ def _sealed_state(event: Event) -> PackageState:
         raise FormatError(f"{what}: body.window must be an object with start and end")
     start = parse_time(window.get("start"), what=f"{what}: window.start")
     end = parse_time(window.get("end"), what=f"{what}: window.end")
-    if end <= start:
-        raise FormatError(f"{what}: the opening window ends before it starts")
+    try:
+        Window(start, end)
+    except FormatError as e:
+        raise FormatError(f"{what}: {e.message}") from e
     seals = _seals(b, what=what)
     if not seals or len(set(seals)) != len(seals):
         raise FormatError(f"{what}: seal serials must be present and distinct")
@@ -549,7 +552,7 @@ def _step(
         }.get(k, Status.IN_TRANSIT)
         return {"holder": receiver, "route_pos": pos, "status": status}, findings
     if k == Kind.OPEN:
-        if not state.window_start <= at <= state.window_end:
+        if not Window(state.window_start, state.window_end).contains(at):
             raise WindowError(
                 f"package {state.package_id} may be opened only between "
                 f"{format_time(state.window_start)} and {format_time(state.window_end)} "

@@ -23,10 +23,8 @@ Rules:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import IntEnum
 
 from crypto.encoding import format_time
 from crypto.errors import (
@@ -37,34 +35,20 @@ from crypto.errors import (
     RevokedError,
     RoleError,
 )
+from crypto.vocabulary import Classification, check_id
 from keys.model import Certificate, RevocationReason, Role
 from keys.trust import TrustStore
 
 SEALING_ROLES = frozenset({Role.PROPOSER, Role.PRINTER})
-MAX_ID = 32
 MAX_PLACE = 32
 MAX_SEALS = 16
 MAX_ROUTE = 8
 MAX_COPIES = 10_000
 COMMITMENT_SIZE = 32
-_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
-
-
-class Classification(IntEnum):
-    """China's three secrecy levels; the integer is what the QR payload carries."""
-
-    SECRET = 1  # 秘密 mimi
-    CONFIDENTIAL = 2  # 机密 jimi
-    TOP_SECRET = 3  # 绝密 juemi
-
-    @property
-    def label(self) -> str:
-        return {1: "秘密 Secret", 2: "机密 Confidential", 3: "绝密 Top secret"}[self.value]
 
 
 def _check_id(value: object, what: str) -> None:
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise FormatError(f"manifest: {what} must be 1-{MAX_ID} characters of A-Z a-z 0-9 . _ -")
+    check_id(value, f"manifest: {what}")
 
 
 def _check_place(value: object, what: str) -> None:

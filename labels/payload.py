@@ -33,10 +33,10 @@ import cbor2
 
 from crypto.errors import FormatError, SignatureError, UnknownSignerError
 from crypto.signing import SigningKey
+from crypto.vocabulary import Classification
 from keys.model import Certificate
 from keys.trust import TrustStore
 from labels.manifest import (
-    Classification,
     Manifest,
     RouteStep,
     check_sealer,

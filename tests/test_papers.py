@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from crypto.dsse import parse_envelope
 from crypto.signing import SigningKey
+from crypto.vocabulary import Classification
 from custody import identity
 from custody import paper_service as ps
 from custody.demo import EXAM_ID, Season
@@ -36,7 +37,6 @@ from custody.incidents.model import list_incidents
 from custody.interview_paper import parse_interview_paper
 from custody.papers import (
     OPENING_ROLES,
-    Classification,
     PaperPlan,
     PaperRole,
     PaperStatus,

@@ -33,7 +33,7 @@ from labels.sheet import write_sheets
 package_app = typer.Typer(help="Seal packages (signed manifests).", no_args_is_help=True)
 label_app = typer.Typer(help="Render and verify package QR labels.", no_args_is_help=True)
 
-_CLASSES = {c.name.lower(): c for c in Classification}
+_CLASSES = {c.slug: c for c in Classification}  # one spelling: secret, confidential, top-secret
 
 
 def _route_step(text: str) -> RouteStep:
@@ -84,8 +84,8 @@ def seal(
         int | None, typer.Option(help="Copies per inner bag (default: all in one bag per seal).")
     ] = None,
     classification: Annotated[
-        str, typer.Option(help="secret | confidential | top_secret")
-    ] = "top_secret",
+        str, typer.Option(help="secret | confidential | top-secret")
+    ] = "top-secret",
     valid_days: Annotated[int, typer.Option(help="Manifest lifetime after the window.")] = 30,
 ) -> None:
     """Sign a package's manifest with the sealer's key and store it.

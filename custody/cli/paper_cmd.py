@@ -23,12 +23,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 from crypto.dsse import Envelope
 from crypto.stream import DEFAULT_CHUNK
 from crypto.stream import Progress as Progress_
+from crypto.vocabulary import Classification
 from custody import paper_service as service
 from custody.cli.common import PASSPHRASE_ENV, open_writer, parse_cli_time, passphrase, state
 from custody.errors import NotFoundError
 from custody.interview_paper import MAX_BYTES as INTERVIEW_MAX_BYTES
 from custody.interview_paper import parse_interview_paper
-from custody.papers import Classification, PaperPlan, PaperRole, sha256_hex
+from custody.papers import PaperPlan, PaperRole, sha256_hex
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
 KEYS_HELP = (
@@ -120,8 +121,8 @@ def propose(
     key: Annotated[Path, typer.Option(help=f"Proposer's key file ({PASSPHRASE_ENV}).")],
     version: Annotated[int, typer.Option(help="Version; a new one must be higher.")] = 1,
     classification: Annotated[
-        Classification, typer.Option(help="Secrecy level.")
-    ] = Classification.TOP_SECRET,
+        str, typer.Option(help="Secrecy level: secret | confidential | top-secret.")
+    ] = "top-secret",
     role: Annotated[PaperRole, typer.Option(help="main, or backup of --backup-of.")] = (
         PaperRole.MAIN
     ),
@@ -149,7 +150,7 @@ def propose(
     plan = PaperPlan(
         paper_id=paper_id,
         version=version,
-        classification=classification,
+        classification=Classification.from_slug(classification),
         exam=exam,
         position=position,
         role=role,
@@ -200,13 +201,13 @@ def propose(
             "paper": p.ref,
             "commitment": p.commitment,
             "ciphertext_bytes": p.ciphertext_bytes,
-            "classification": p.classification.value,
+            "classification": p.classification.slug,
             "role": p.role.value,
             "threshold": p.threshold,
             "recipients": [r.to_obj() for r in p.recipients],
             "proposal_sha256": sha256_hex(done.envelope.to_bytes()),
         },
-        f"[bold green]encrypted[/] {p.ref} ({p.classification.value}, {p.role.value})\n"
+        f"[bold green]encrypted[/] {p.ref} ({p.classification.slug}, {p.role.value})\n"
         f"  commitment  {p.commitment}\n"
         f"  key sealed  to printer {plan.printer}; {p.threshold}-of-{len(plan.officers)} shares to "
         f"{', '.join(plan.officers)}" + (f"; standby {standby}" if standby else ""),

@@ -15,6 +15,7 @@ from crypto.encoding import format_time
 from custody import identity
 from custody.cli import main
 from custody.demo import Season
+from custody.errors import FormatError
 from custody.events import Kind
 from custody.incidents.model import list_incidents
 from custody.rules import Status
@@ -207,14 +208,19 @@ def test_a_short_passphrase_is_refused_at_init(
     assert not (home / "custody.json").exists()
 
 
-def test_markup_in_a_package_id_is_printed_as_text(
+def test_markup_in_user_text_is_printed_as_text(
     cli,
     season: Season,
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    seal(season, "EVIL[/bold]")
     from custody.audit import export_bundle
 
+    # markup cannot be an id at all (the one id rule) ...
+    with pytest.raises(FormatError):
+        seal(season, "EVIL[/bold]")
+    # ... and where people write free text (observed seal serials), it is printed as text
+    seal(season)
+    transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun", seals=["EVIL[/bold]"])
     export_bundle(season.log(), tmp_path / "export")
     code, out, err = cli("verify", str(tmp_path / "export"), "--workers", "1")
     assert code == 0, err

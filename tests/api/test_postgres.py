@@ -28,11 +28,24 @@ def test_routes_on_both_engines(any_season: Season) -> None:
         ("PK\x00NUL", 400),
         ("PK\x01", 400),
         ("PK\n", 400),
-        ("P" * 129, 400),
+        ("P" * 65, 400),
+        ("PK 1", 400),
+        ("EVIL[/bold]", 400),
         ("包裹-一", 201),
-        ("P" * 128, 201),
+        ("面试01", 201),
+        ("P" * 64, 201),
     ],
-    ids=["nul", "control", "trailing-newline", "too-long", "cjk", "longest"],
+    ids=[
+        "nul",
+        "control",
+        "trailing-newline",
+        "too-long",
+        "space",
+        "markup",
+        "cjk",
+        "cjk-digits",
+        "longest",
+    ],
 )
 def test_signed_event_with_odd_package_id_is_refused_or_stored_never_500(
     any_season: Season, package_id: str, status: int
