@@ -284,11 +284,11 @@ class PaperPlan:
         _check_id(self.exam, "exam id")
         _check_id(self.position, "position id")
         if self.version < 1:
-            raise UsageError("--version must be 1 or more")
+            raise UsageError("a paper's version is 1 or more")
         if self.role is PaperRole.BACKUP and not self.backup_of:
-            raise UsageError("a backup paper names its main paper (--backup-of)")
+            raise UsageError("a backup paper names the main paper it backs up")
         if self.role is PaperRole.MAIN and self.backup_of:
-            raise UsageError("a main paper backs up nothing; use --role backup")
+            raise UsageError("a main paper backs up nothing: only a backup paper names one")
         if self.backup_of == self.paper_id:
             raise UsageError("a paper cannot be its own backup")
         if len(set(self.officers)) != len(self.officers):

@@ -112,7 +112,7 @@ def test_keys_session(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
         "receiver=custodian",
         now="2027-03-02T10:00:00Z",
     )
-    assert code != 0
+    assert code == 10
     assert _json(out)["error"] == "threshold"
 
 

@@ -27,7 +27,7 @@ from crypto.stream import (
     encrypt_stream,
     verify_stream,
 )
-from custody.errors import DecryptionError, FormatError, ThresholdError
+from custody.errors import ConflictError, DecryptionError, FormatError, ThresholdError
 
 CHUNK = 1024
 KEY = bytes(range(32))
@@ -172,7 +172,7 @@ def test_output_file_is_never_replaced(tmp_path: Path) -> None:
     blob, _ = encrypt(PLAIN)
     out = tmp_path / "paper.pdf"
     out.write_bytes(b"mine")
-    with pytest.raises(Exception, match="exists"):
+    with pytest.raises(ConflictError):
         decrypt_to_path(io.BytesIO(blob), KEY, HEADER, out)
     assert out.read_bytes() == b"mine"
 

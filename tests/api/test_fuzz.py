@@ -25,7 +25,12 @@ from tests.conftest import PASS, T0, fast_kdf
 FUZZ = settings(
     max_examples=120,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # each test has its own season (function scope); its examples share it, read-mostly
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
 )
 
 json_values = st.recursive(
@@ -41,11 +46,9 @@ json_values = st.recursive(
 )
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Season, TestClient]:
-    season = start_season(
-        Path(tmp_path_factory.mktemp("fuzz")) / "s", now=T0, passphrase=PASS, kdf=fast_kdf()
-    )
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Season, TestClient]:
+    season = start_season(tmp_path / "s", now=T0, passphrase=PASS, kdf=fast_kdf())
     c = client(season)
     c.post("/v1/events", content=seal_event(season).to_bytes())
     good_label(season)
@@ -109,7 +112,11 @@ def test_any_label_text(world: tuple[Season, TestClient], text: str, prefix: str
     assert_answered(c.post("/v1/labels/verify", content=(prefix + text).encode("utf-8")))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     width=st.integers(1, 300),
     height=st.integers(1, 300),

@@ -103,8 +103,9 @@ def test_submit_refusal_is_reported_with_exit_code(cli, season: Season, tmp_path
 
 def test_proof_out_of_range_is_a_clean_error(cli, season: Season) -> None:  # type: ignore[no-untyped-def]
     seal(season)
-    code, _, err = cli("log", "proof", "5")
-    assert code != 0
+    code, out, err = cli("--json", "log", "proof", "5")
+    assert code == 2  # a tree size beyond the log is the caller's mistake, not a defect
+    assert json.loads(out)["error"] == "usage"
     assert "Traceback" not in err
 
 
