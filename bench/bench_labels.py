@@ -22,10 +22,10 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "labels"))
 
 import nacl.pwhash
-from label_fixtures import typical_manifest
+from fixtures import typical_manifest
 from PIL import Image
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 

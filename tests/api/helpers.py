@@ -27,7 +27,7 @@ from labels.payload import (
 from labels.qr import encode_qr
 from labels.render import render_png
 from tests.conftest import PASS
-from tests.label_fixtures import resign, typical_manifest
+from tests.labels.fixtures import resign, typical_manifest
 
 SEALS = ["S-001", "S-002"]
 ROUTE = ["courier-sun", "courier-li", "custodian-zhou"]

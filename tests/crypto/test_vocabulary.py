@@ -10,7 +10,7 @@ from crypto.encoding import utc
 from crypto.errors import FormatError
 from crypto.vocabulary import MAX_ID, Classification, Window, check_id, is_id
 from custody.events import Event, Kind, parse_event
-from tests.label_fixtures import typical_manifest
+from tests.labels.fixtures import typical_manifest
 
 IDS = [
     ("SX27-P01-M-A", True),

@@ -16,7 +16,7 @@ from custody.package_service import label_text
 from labels.payload import seal_manifest, unwrap_text, wrap_text
 from tests.conftest import PASS, T0
 from tests.custody.test_log import transfer
-from tests.label_fixtures import typical_manifest
+from tests.labels.fixtures import typical_manifest
 
 NOW = "2027-03-01T08:00:00Z"
 SEAL_ARGS = [

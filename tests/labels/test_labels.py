@@ -23,7 +23,7 @@ from labels.render import LabelFacts, render_png, render_svg
 from labels.scan import read_qr_texts, scan_label
 from labels.sheet import COLUMNS, PER_PAGE, ROWS, write_sheets
 from tests.conftest import PASS, T0, fast_kdf
-from tests.label_fixtures import typical_manifest
+from tests.labels.fixtures import typical_manifest
 
 
 @pytest.fixture(scope="module")

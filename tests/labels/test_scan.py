@@ -17,7 +17,7 @@ from labels.qr import encode_qr
 from labels.render import render_png
 from labels.scan import ScanError, open_image, scan_label
 from tests.conftest import T0
-from tests.label_fixtures import typical_manifest
+from tests.labels.fixtures import typical_manifest
 
 KEY = SigningKey(bytes(range(32)))  # a fixed key: these tests are about pixels, not trust
 

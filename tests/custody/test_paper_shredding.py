@@ -15,8 +15,8 @@ from custody.demo import Season
 from custody.errors import ClosedError, ShredIncompleteError, StorageError
 from custody.store.paper_tables import PaperActRow, PaperEraseRow, PaperKeyRow
 from custody.store.shred import SCAN_CHUNK, Destroyed, files_holding
-from tests.snapshot_reader import leftovers, snapshot_reader
-from tests.test_papers import END, IN_WINDOW, QUORUM, World, plan, propose
+from tests.custody.snapshot_reader import leftovers, snapshot_reader
+from tests.custody.test_papers import END, IN_WINDOW, QUORUM, World, plan, propose
 
 PAPER = "SX-INT-P01-A"
 DESTROYERS = ("destroy-feng", "secrecy-chen")

@@ -14,9 +14,9 @@ from custody.demo import EXAM_ID, Season
 from custody.errors import NotFoundError, WindowError
 from custody.store.paper_tables import PaperKeyRow
 from tests.conftest import PASS, T0
-from tests.snapshot_reader import files_with_copies, snapshot_reader
+from tests.custody.snapshot_reader import files_with_copies, snapshot_reader
 
-SAMPLES = Path(__file__).resolve().parents[1] / "custody" / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "custody" / "samples"
 START, END = "2027-03-03T08:00:00Z", "2027-03-03T11:00:00Z"
 IN_WINDOW = "2027-03-03T08:30:00Z"
 

@@ -17,7 +17,7 @@ from custody.demo import Season
 from custody.events import Kind, parse_event
 from custody.papers import LOG_SUBJECT, Release, Slot, open_log_part, open_share
 from custody.store.paper_tables import PaperKeyRow
-from tests.test_papers import END, IN_WINDOW, PLAIN, QUORUM, T0, World, plan, propose
+from tests.custody.test_papers import END, IN_WINDOW, PLAIN, QUORUM, T0, World, plan, propose
 
 REF = "SX-INT-P01-A"
 

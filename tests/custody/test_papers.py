@@ -540,7 +540,7 @@ def test_proposer_must_hold_the_role(season: Season) -> None:
 
 
 def test_samples_are_valid_interview_papers() -> None:
-    root = Path(__file__).resolve().parents[1] / "custody" / "samples"
+    root = Path(__file__).resolve().parents[2] / "custody" / "samples"
     main = parse_interview_paper((root / "interview-main.json").read_bytes())
     backup = parse_interview_paper((root / "interview-backup.json").read_bytes())
     assert main.total_points == backup.total_points

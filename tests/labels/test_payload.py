@@ -50,7 +50,7 @@ from labels.payload import (
     wrap_text,
 )
 from tests.conftest import PASS, T0, fast_kdf
-from tests.label_fixtures import resign, typical_manifest
+from tests.labels.fixtures import resign, typical_manifest
 
 
 @pytest.fixture(scope="module")
@@ -435,7 +435,7 @@ def test_manifest_constructor_refuses_inconsistent_values() -> None:
 
 def test_docs_example_matches_the_codec(vectors: Path) -> None:
     """The example in docs/formats.md decodes with this codec (keeps the doc honest)."""
-    doc = (Path(__file__).parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).parents[2] / "docs" / "formats.md").read_text(encoding="utf-8")
     start = doc.index("<!-- label-example -->")
     example = doc[start:].split("```")[1].strip()
     unverified = parse_label(example)
