@@ -12,13 +12,13 @@ from pathlib import Path
 from custody.demo import Season, seal_body
 from custody.errors import RouteError
 from custody.events import Kind
-from custody.incidents.detect import Policy
 from custody.incidents.model import (
     Act,
     WatchedLog,
     list_incidents,
     policy_from_json,
 )
+from custody.incidents.policy import Policy
 from custody.incidents.report import write_reports
 from custody.service import ServiceSecrets, open_writer
 

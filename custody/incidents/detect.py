@@ -22,8 +22,9 @@ Detectors and what they fire on:
 - ``detect_fork``: two verified checkpoints of one log that are not consistent.
 - ``detect_public_report``: unsigned text from a candidate or the public (untrusted: it opens
   an incident but triggers no automatic containment).
-- ``due_escalation``: the escalation ladder (a level whose acknowledgement deadline passed
-  climbs one level; the top level renews its deadline and notifies again).
+- ``detect_break_glass``: a paper opened with a standby share standing in for an officer.
+
+Severities, the ladder and the limits are the policy's (``policy.py``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -60,21 +61,10 @@ from custody.errors import (
     WindowError,
 )
 from custody.events import Event, Kind
+from custody.incidents.policy import Place, Policy, Severity
 from custody.rules import Outcome, PackageState, Status
 from custody.witness import check_checkpoint_consistency
-from keys.model import Role
 from keys.trust import TrustStore
-
-
-class Severity(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return list(Severity).index(self)
 
 
 class DetectionKind(StrEnum):
@@ -132,100 +122,6 @@ SEVERITY: Mapping[DetectionKind, Severity] = {
     # reviewed; the exam goes on, so nothing is frozen by it (the paper has no package here).
     DetectionKind.BREAK_GLASS: Severity.HIGH,
 }
-
-
-@dataclass(frozen=True)
-class Place:
-    name: str
-    lat: float
-    lon: float
-
-
-@dataclass(frozen=True)
-class Level:
-    """One rung of the escalation ladder."""
-
-    name: str
-    title: str
-    ack_within: timedelta
-    ack_roles: frozenset[Role]
-
-
-DEFAULT_LADDER = (
-    Level(
-        "custodian",
-        "custodian on site",
-        timedelta(minutes=15),
-        frozenset({Role.CUSTODIAN, Role.SECRECY_OFFICER}),
-    ),
-    Level(
-        "municipal", "municipal officer", timedelta(minutes=30), frozenset({Role.SECRECY_OFFICER})
-    ),
-    Level(
-        "provincial",
-        "provincial secrecy officer",
-        timedelta(minutes=60),
-        frozenset({Role.SECRECY_OFFICER}),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Target:
-    """A notification recipient: a webhook URL or an e-mail address."""
-
-    name: str
-    channel: str  # "webhook" | "email"
-    address: str
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Limits, places, ladder and recipients. Defaults follow the national exam rules."""
-
-    places: Mapping[str, Place] = field(default_factory=dict)
-    max_speed_kmh: float = 120.0
-    # Distances under this are one site (GPS noise, two buildings of one exam site).
-    same_site_km: float = 2.0
-    # Dwell limit per status (None: no limit). In transit: the handover or receipt is due.
-    dwell: Mapping[Status, timedelta] = field(
-        default_factory=lambda: {
-            Status.IN_TRANSIT: timedelta(hours=6),
-            Status.RECOVERED: timedelta(hours=2),
-        }
-    )
-    checkin_every: timedelta = timedelta(minutes=60)
-    patrol_every: timedelta = timedelta(minutes=30)
-    # After the window closes, an opened package must be recovered within this grace.
-    recovery_grace: timedelta = timedelta(hours=1)
-    ladder: tuple[Level, ...] = DEFAULT_LADDER
-    # Level name -> recipients notified while the incident is at that level (and above).
-    recipients: Mapping[str, tuple[Target, ...]] = field(default_factory=dict)
-    # Paper -> its backup paper (offered when a paper is compromised).
-    backups: Mapping[str, str] = field(default_factory=dict)
-
-
-def parse_places(data: bytes) -> dict[str, Place]:
-    """A place registry: ``{"place": {"lat": 34.26, "lon": 108.94}, ...}``."""
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise FormatError("place registry: not JSON") from e
-    if not isinstance(obj, dict):
-        raise FormatError("place registry: must be an object of place -> {lat, lon}")
-    places = {}
-    for name, spot in obj.items():
-        if not isinstance(spot, dict):
-            raise FormatError(f"place registry: {name!r} must be an object with lat and lon")
-        lat, lon = spot.get("lat"), spot.get("lon")
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
-            raise FormatError(f"place registry: {name!r} needs numeric lat and lon")
-        assert isinstance(lat, int | float)
-        assert isinstance(lon, int | float)
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise FormatError(f"place registry: {name!r} has coordinates out of range")
-        places[name] = Place(name, float(lat), float(lon))
-    return places
 
 
 @dataclass(frozen=True)
@@ -763,22 +659,3 @@ def detect_break_glass(paper_ref: str, at: datetime, act_sha256: str, summary: s
         statements=(act_sha256,),
         facts={"paper": paper_ref, "act_sha256": act_sha256},
     )
-
-
-# -- escalation ------------------------------------------------------------------------------
-
-
-def due_escalation(
-    level: int, deadline: datetime, now: datetime, ladder: Sequence[Level]
-) -> tuple[int, datetime] | None:
-    """The (level, new deadline) an unacknowledged incident climbs to at ``now``, if any.
-
-    One step per deadline passed: an incident left alone for two deadlines climbs two levels
-    (a sweep that ran late catches up). At the top it stays, and its deadline renews.
-    """
-    if now <= deadline:
-        return None
-    while now > deadline:
-        level = min(level + 1, len(ladder) - 1)
-        deadline = deadline + ladder[level].ack_within
-    return level, deadline

@@ -33,13 +33,12 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from importlib import resources
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from crypto.dsse import Envelope, sign_envelope
-from crypto.encoding import Fields, canonical_json, format_time, parse_json_object, parse_time
+from crypto.encoding import canonical_json, format_time, parse_time
 from crypto.sealing import derive_key
 from crypto.signing import EncryptionKey, SigningKey
 from custody.errors import (
@@ -52,13 +51,10 @@ from custody.errors import (
     RoleError,
 )
 from custody.events import Event, Kind, statement_id
+from custody.incidents.acts import ACT_TYPE, Act, parse_act
+from custody.incidents.config import policy_from_json
 from custody.incidents.detect import (
-    DEFAULT_LADDER,
     Detection,
-    Level,
-    Policy,
-    Severity,
-    Target,
     Watched,
     detect_accepted,
     detect_break_glass,
@@ -66,11 +62,16 @@ from custody.incidents.detect import (
     detect_public_report,
     detect_refusal,
     detect_travel,
-    due_escalation,
-    parse_places,
     sweep,
 )
-from custody.incidents.endpoints import check_webhook_url
+from custody.incidents.policy import (
+    DEFAULT_LADDER,
+    Level,
+    Policy,
+    Severity,
+    Target,
+    due_escalation,
+)
 from custody.log import AppendResult, AppendView, CustodyLog, Prepared, Receipt, Rejected
 from custody.rules import PackageState, Status
 from custody.store.incident_tables import (
@@ -95,59 +96,9 @@ WATCH = WatchRow.__table__  # type: ignore[attr-defined]
 STATE = PackageStateRow.__table__  # type: ignore[attr-defined]
 PAPER_INCIDENT = PaperIncidentRow.__table__  # type: ignore[attr-defined]
 
-ACT_TYPE = "application/vnd.custody.incident-act.v1+json"
 NOTIFY_TYPE = "application/vnd.custody.notification.v1+json"
-ACTS = ("acknowledge", "contain", "resolve", "unblock")
 OPEN, ACKED, CONTAINED, RESOLVED = "open", "acknowledged", "contained", "resolved"
 MAX_ACT_SKEW = timedelta(minutes=5)
-
-
-# -- policy (an edge: JSON to Policy) ----------------------------------------------------------
-
-
-def default_places() -> bytes:
-    return resources.files("custody.incidents").joinpath("places.json").read_bytes()
-
-
-def policy_from_json(data: bytes | None) -> Policy:
-    """``incidents.json`` in the home: recipients, backups, limits (all optional).
-
-    A webhook recipient's URL must be ``https://`` (``http://`` on loopback only)."""
-    places = parse_places(default_places())
-    if data is None:
-        return Policy(places=places)
-    f = Fields(parse_json_object(data, what="incidents.json"), what="incidents.json")
-    if "places" in f.obj:
-        places.update(parse_places(json.dumps(f.obj["places"]).encode()))
-    recipients: dict[str, tuple[Target, ...]] = {}
-    raw = f.obj.get("recipients", {})
-    if not isinstance(raw, dict):
-        raise FormatError("incidents.json: recipients must be an object of level -> list")
-    for level, items in raw.items():
-        if not isinstance(items, list):
-            raise FormatError(f"incidents.json: recipients.{level} must be a list")
-        targets = []
-        for item in items:
-            if not isinstance(item, dict):
-                raise FormatError(f"incidents.json: recipients.{level} holds a non-object")
-            t = Fields(item, what=f"incidents.json recipients.{level}")
-            name, channel, address = t.text("name"), t.text("channel"), t.text("address")
-            if channel not in {"webhook", "email"}:
-                raise FormatError(f"incidents.json: channel {channel!r} is not webhook or email")
-            if channel == "webhook":
-                check_webhook_url(address, what=f"incidents.json: recipient {name!r}")
-            targets.append(Target(name, channel, address))
-        recipients[level] = tuple(targets)
-    backups = f.obj.get("backups", {})
-    if not isinstance(backups, dict) or not all(isinstance(v, str) for v in backups.values()):
-        raise FormatError("incidents.json: backups must map paper -> backup paper")
-    kw: dict[str, Any] = {}
-    if "max_speed_kmh" in f.obj:
-        kw["max_speed_kmh"] = float(f.obj["max_speed_kmh"])
-    for key in ("checkin_every", "patrol_every"):
-        if key in f.obj:
-            kw[key] = timedelta(minutes=float(f.obj[f"{key}"]))
-    return Policy(places=places, recipients=recipients, backups=dict(backups), **kw)
 
 
 # -- domain values ---------------------------------------------------------------------------
@@ -244,59 +195,6 @@ def incident_acts(engine: Engine, incident_id: str) -> list[dict[str, Any]]:
 def blocked_keys(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(BLOCKED).order_by(BLOCKED.c.key_id))]
-
-
-# -- people's acts ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Act:
-    authority: str
-    incident: str
-    act: str
-    person: str
-    time: datetime
-    note: str = ""
-    key: str | None = None  # the key an ``unblock`` act lifts
-
-    def payload(self) -> bytes:
-        return canonical_json(
-            {
-                "type": "custody.incident-act.v1",
-                "authority": self.authority,
-                "incident": self.incident,
-                "act": self.act,
-                "person": self.person,
-                "time": format_time(self.time),
-                "note": self.note,
-                "key": self.key,
-            }
-        )
-
-    def sign(self, key: SigningKey) -> Envelope:
-        return sign_envelope(ACT_TYPE, self.payload(), [key])
-
-
-def parse_act(env: Envelope) -> Act:
-    if env.payload_type != ACT_TYPE:
-        raise FormatError(f"not an incident act: payload type {env.payload_type!r}")
-    f = Fields(parse_json_object(env.payload, what="incident act"), what="incident act")
-    f.expect("type", "custody.incident-act.v1")
-    act = f.text("act")
-    if act not in ACTS:
-        raise FormatError(f"incident act: unknown act {act!r} (known: {', '.join(ACTS)})")
-    note = f.obj.get("note", "")
-    if not isinstance(note, str) or len(note) > 4000:
-        raise FormatError("incident act: note must be a string of at most 4000 characters")
-    return Act(
-        authority=f.text("authority"),
-        incident=f.text("incident"),
-        act=act,
-        person=f.text("person"),
-        time=f.time("time"),
-        note=note,
-        key=f.opt_text("key"),
-    )
 
 
 # -- the desk --------------------------------------------------------------------------------

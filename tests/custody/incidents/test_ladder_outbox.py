@@ -19,7 +19,6 @@ from custody.demo import Season
 from custody.errors import ConflictError, KeyBlockedError, RoleError
 from custody.events import Kind, parse_leaf
 from custody.incidents.demo import attach
-from custody.incidents.detect import Policy, Target
 from custody.incidents.model import (
     NOTIFY_TYPE,
     Act,
@@ -30,6 +29,7 @@ from custody.incidents.model import (
     policy_from_json,
 )
 from custody.incidents.outbox import Mailer, deliver_outbox, outbox_rows
+from custody.incidents.policy import Policy, Target
 from custody.store.incident_tables import OutboxRow
 from tests.custody.incidents.servers import SmtpServer, WebhookReceiver, free_port
 from tests.custody.test_log import seal, transfer
