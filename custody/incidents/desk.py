@@ -267,12 +267,10 @@ def blocked_keys(engine: Engine) -> list[dict[str, Any]]:
 # -- what the desk writes --------------------------------------------------------------------
 
 
-def statement_body(
-    incident: Incident, action: str, ladder: Sequence[Level], extra: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """The body of the system ``incident`` statement recording one change."""
+def incident_fields(incident: Incident, action: str, ladder: Sequence[Level]) -> dict[str, Any]:
+    """What every statement and notification about an incident says of it (the incident as it
+    stands after ``action``)."""
     return {
-        "type": "custody.incident.v1",
         "incident": incident.id,
         "action": action,
         "kind": incident.kind,
@@ -280,10 +278,20 @@ def statement_body(
         "status": incident.status.value,
         "level": incident.level,
         "level_name": level_at(ladder, incident.level).name,
-        "ack_deadline": _time_or_none(incident.ack_deadline),
+        "ack_deadline": format_time(incident.ack_deadline) if incident.ack_deadline else None,
         "detail": incident.detail,
         "scope": dict(incident.scope),
         "containment": dict(incident.containment),
+    }
+
+
+def statement_body(
+    incident: Incident, action: str, ladder: Sequence[Level], extra: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The body of the system ``incident`` statement recording one change."""
+    return {
+        "type": "custody.incident.v1",
+        **incident_fields(incident, action, ladder),
         **(extra or {}),
     }
 
@@ -299,22 +307,11 @@ def notification_body(
     now: datetime,
 ) -> dict[str, Any]:
     """The body of one signed notification (payload type ``NOTIFY_TYPE``)."""
-    level = level_at(ladder, incident.level)
     return {
         "type": "custody.notification.v1",
         "authority": authority,
-        "incident": incident.id,
-        "action": action,
-        "kind": incident.kind,
-        "severity": incident.severity.value,
-        "status": incident.status.value,
-        "level": incident.level,
-        "level_name": level.name,
-        "level_title": level.title,
-        "ack_deadline": _time_or_none(incident.ack_deadline),
-        "detail": incident.detail,
-        "scope": dict(incident.scope),
-        "containment": dict(incident.containment),
+        **incident_fields(incident, action, ladder),
+        "level_title": level_at(ladder, incident.level).title,
         "statement": sid,
         "time": format_time(now),
         "recipient": recipient,
@@ -325,10 +322,6 @@ def notification_body(
 def idempotency_key(sid: str, recipient: str) -> str:
     """One per (statement, recipient): a receiver told twice can tell."""
     return _key(sid, recipient)[:48]
-
-
-def _time_or_none(moment: datetime | None) -> str | None:
-    return format_time(moment) if moment else None
 
 
 def _key(*parts: str) -> str:
@@ -706,6 +699,7 @@ __all__ = [
     "blocked_keys",
     "get_incident",
     "incident_acts",
+    "incident_fields",
     "list_incidents",
     "notification_body",
     "statement_body",
