@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 
 from custody import identity
 from custody.home import Home
-from custody.incidents.detect import Policy
 from custody.incidents.model import IncidentDesk, WatchedLog, policy_from_json
+from custody.incidents.policy import Policy
 from custody.log import CustodyLog
 
 POLICY_FILE = "incidents.json"

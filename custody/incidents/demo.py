@@ -12,13 +12,10 @@ from pathlib import Path
 from custody.demo import Season, seal_body
 from custody.errors import RouteError
 from custody.events import Kind
-from custody.incidents.detect import Policy
-from custody.incidents.model import (
-    Act,
-    WatchedLog,
-    list_incidents,
-    policy_from_json,
-)
+from custody.incidents.acts import Act
+from custody.incidents.config import policy_from_json
+from custody.incidents.desk import WatchedLog, list_incidents
+from custody.incidents.policy import Policy
 from custody.incidents.report import write_reports
 from custody.service import ServiceSecrets, open_writer
 

@@ -8,7 +8,9 @@ Detectors and what they fire on:
   signature, unknown key, expired or revoked key (suspect key named), recused signer, holder
   not on the planned route, opening before/after the window or without both persons, any act
   after destruction, a move of a frozen package, a blocked key used again. Chain and format
-  refusals of honest devices (a stale previous-event id) are not incidents.
+  refusals of honest devices (a stale previous-event id) are not incidents. The rules are a
+  table, ``REFUSAL_RULES`` (error class -> rule), looked up by the refusal's class, most
+  specific first.
 - ``detect_accepted``: findings of an accepted event (seal serials differ from the manifest;
   copies short or over on recovery), a seal reported broken (``body.broken_seals``), a leak
   reported by an enrolled person (``leak_report`` event).
@@ -20,8 +22,9 @@ Detectors and what they fire on:
 - ``detect_fork``: two verified checkpoints of one log that are not consistent.
 - ``detect_public_report``: unsigned text from a candidate or the public (untrusted: it opens
   an incident but triggers no automatic containment).
-- ``due_escalation``: the escalation ladder (a level whose acknowledgement deadline passed
-  climbs one level; the top level renews its deadline and notifies again).
+- ``detect_break_glass``: a paper opened with a standby share standing in for an officer.
+
+Severities, the ladder and the limits are the policy's (``policy.py``).
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -55,25 +58,13 @@ from custody.errors import (
     SignatureError,
     ThresholdError,
     UnknownSignerError,
-    VerificationError,
     WindowError,
 )
 from custody.events import Event, Kind
+from custody.incidents.policy import Place, Policy, Severity
 from custody.rules import Outcome, PackageState, Status
 from custody.witness import check_checkpoint_consistency
-from keys.model import Role
 from keys.trust import TrustStore
-
-
-class Severity(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return list(Severity).index(self)
 
 
 class DetectionKind(StrEnum):
@@ -131,100 +122,6 @@ SEVERITY: Mapping[DetectionKind, Severity] = {
     # reviewed; the exam goes on, so nothing is frozen by it (the paper has no package here).
     DetectionKind.BREAK_GLASS: Severity.HIGH,
 }
-
-
-@dataclass(frozen=True)
-class Place:
-    name: str
-    lat: float
-    lon: float
-
-
-@dataclass(frozen=True)
-class Level:
-    """One rung of the escalation ladder."""
-
-    name: str
-    title: str
-    ack_within: timedelta
-    ack_roles: frozenset[Role]
-
-
-DEFAULT_LADDER = (
-    Level(
-        "custodian",
-        "custodian on site",
-        timedelta(minutes=15),
-        frozenset({Role.CUSTODIAN, Role.SECRECY_OFFICER}),
-    ),
-    Level(
-        "municipal", "municipal officer", timedelta(minutes=30), frozenset({Role.SECRECY_OFFICER})
-    ),
-    Level(
-        "provincial",
-        "provincial secrecy officer",
-        timedelta(minutes=60),
-        frozenset({Role.SECRECY_OFFICER}),
-    ),
-)
-
-
-@dataclass(frozen=True)
-class Target:
-    """A notification recipient: a webhook URL or an e-mail address."""
-
-    name: str
-    channel: str  # "webhook" | "email"
-    address: str
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Limits, places, ladder and recipients. Defaults follow the national exam rules."""
-
-    places: Mapping[str, Place] = field(default_factory=dict)
-    max_speed_kmh: float = 120.0
-    # Distances under this are one site (GPS noise, two buildings of one exam site).
-    same_site_km: float = 2.0
-    # Dwell limit per status (None: no limit). In transit: the handover or receipt is due.
-    dwell: Mapping[Status, timedelta] = field(
-        default_factory=lambda: {
-            Status.IN_TRANSIT: timedelta(hours=6),
-            Status.RECOVERED: timedelta(hours=2),
-        }
-    )
-    checkin_every: timedelta = timedelta(minutes=60)
-    patrol_every: timedelta = timedelta(minutes=30)
-    # After the window closes, an opened package must be recovered within this grace.
-    recovery_grace: timedelta = timedelta(hours=1)
-    ladder: tuple[Level, ...] = DEFAULT_LADDER
-    # Level name -> recipients notified while the incident is at that level (and above).
-    recipients: Mapping[str, tuple[Target, ...]] = field(default_factory=dict)
-    # Paper -> its backup paper (offered when a paper is compromised).
-    backups: Mapping[str, str] = field(default_factory=dict)
-
-
-def parse_places(data: bytes) -> dict[str, Place]:
-    """A place registry: ``{"place": {"lat": 34.26, "lon": 108.94}, ...}``."""
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise FormatError("place registry: not JSON") from e
-    if not isinstance(obj, dict):
-        raise FormatError("place registry: must be an object of place -> {lat, lon}")
-    places = {}
-    for name, spot in obj.items():
-        if not isinstance(spot, dict):
-            raise FormatError(f"place registry: {name!r} must be an object with lat and lon")
-        lat, lon = spot.get("lat"), spot.get("lon")
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
-            raise FormatError(f"place registry: {name!r} needs numeric lat and lon")
-        assert isinstance(lat, int | float)
-        assert isinstance(lon, int | float)
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise FormatError(f"place registry: {name!r} has coordinates out of range")
-        places[name] = Place(name, float(lat), float(lon))
-    return places
 
 
 @dataclass(frozen=True)
@@ -291,6 +188,216 @@ def _signers(env: Envelope, trust: TrustStore) -> tuple[frozenset[str], tuple[st
     return check.signed_by, named
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A refused submission, with what the rules read from it worked out once."""
+
+    error: CustodyError
+    event: Event | None
+    states: Mapping[str, PackageState | None]
+    trust: TrustStore
+    at: datetime
+    has_envelope: bool
+    signed: frozenset[str]  # key ids whose signature verifies
+    unmatched: tuple[str, ...]  # key ids named by signatures that do not verify
+    facts: Mapping[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        error: CustodyError,
+        event: Event | None,
+        envelope: Envelope | None,
+        states: Mapping[str, PackageState | None],
+        trust: TrustStore,
+        at: datetime,
+    ) -> Refusal:
+        signed, unmatched = _signers(envelope, trust) if envelope is not None else (frozenset(), ())
+        facts: dict[str, Any] = {"refusal": error.code, "message": error.message}
+        if event is not None:
+            facts["event_kind"] = event.kind.value
+        return cls(error, event, states, trust, at, envelope is not None, signed, unmatched, facts)
+
+    @property
+    def state(self) -> PackageState | None:
+        """The state of the first package the refused event names, if known."""
+        if self.event is not None and self.event.package_ids:
+            return self.states.get(self.event.package_ids[0])
+        return None
+
+    @property
+    def opening(self) -> bool:
+        return self.event is not None and self.event.kind == Kind.OPEN
+
+    def keys_where(self, bad: type[CustodyError]) -> tuple[str, ...]:
+        """Known keys that signed (or were named) and stand refused with ``bad`` at the
+        event's time."""
+        when = self.event.time if self.event is not None else self.at
+        named = {k for k in self.unmatched if k in self.trust.certificates}
+        found = []
+        for kid in sorted(self.signed | named):
+            try:
+                self.trust.standing_at(kid, when, received=self.at)
+            except bad:
+                found.append(kid)
+            except CustodyError:
+                continue
+        return tuple(found)
+
+    def detection(
+        self,
+        kind: DetectionKind,
+        *,
+        detail: str | None = None,
+        suspects: tuple[str, ...] = (),
+        subject: str | None = None,
+        facts: Mapping[str, Any] | None = None,
+    ) -> list[Detection]:
+        """The one detection a refusal makes (detail: the refusal's message by default)."""
+        return [
+            _detection(
+                kind,
+                self.error.message if detail is None else detail,
+                self.at,
+                state=self.state,
+                subject=subject,
+                statements=(self.event.id,) if self.event is not None else (),
+                suspect_keys=suspects,
+                facts=self.facts if facts is None else facts,
+            )
+        ]
+
+
+Rule = Callable[[Refusal], list[Detection]]
+
+
+def _plain(kind: DetectionKind) -> Rule:
+    """A refusal that is the breach itself: its message is the detail."""
+    return lambda r: r.detection(kind)
+
+
+def _after_destruction(r: Refusal) -> list[Detection]:
+    what = r.facts.get("event_kind", "statement")
+    return r.detection(
+        DetectionKind.ACT_AFTER_DESTRUCTION, detail=f"a {what} was attempted after destruction"
+    )
+
+
+def _standing(kind: DetectionKind, bad: type[CustodyError]) -> Rule:
+    """A key signed outside its standing: the keys refused with ``bad`` are the suspects."""
+
+    def rule(r: Refusal) -> list[Detection]:
+        suspects = r.keys_where(bad)
+        return r.detection(kind, subject=_first(suspects), suspects=suspects)
+
+    return rule
+
+
+def _recused(r: Refusal) -> list[Detection]:
+    scope = {
+        tag
+        for pid in (r.event.package_ids if r.event is not None else ())
+        if (s := r.states.get(pid)) is not None
+        for tag in s.scope
+    }
+    suspects = tuple(sorted(kid for kid in r.signed if r.trust.certificates[kid].recusals & scope))
+    return r.detection(DetectionKind.RECUSED_SIGNER, suspects=suspects)
+
+
+def _unknown_key(r: Refusal) -> list[Detection]:
+    strangers = tuple(sorted(k for k in r.unmatched if k not in r.trust.certificates))
+    return r.detection(
+        DetectionKind.UNKNOWN_KEY,
+        subject=_first(strangers),
+        facts={**r.facts, "unknown_keys": list(strangers)},
+    )
+
+
+def _forged(r: Refusal) -> list[Detection]:
+    return r.detection(
+        DetectionKind.FORGED_SIGNATURE,
+        subject=_first(r.unmatched),
+        facts={**r.facts, "keys_named": list(r.unmatched)},
+    )
+
+
+def _malformed(r: Refusal) -> list[Detection]:
+    """A format refusal is an honest device's mistake, unless it names keys whose signatures
+    do not verify."""
+    return _forged(r) if r.has_envelope and r.unmatched else []
+
+
+def _clock(r: Refusal) -> list[Detection]:
+    # An opening dated into its window but received before it is a backdating attempt.
+    return r.detection(
+        DetectionKind.OPENING_OUT_OF_WINDOW if r.opening else DetectionKind.CLOCK_SKEW
+    )
+
+
+def _short_handed(r: Refusal) -> list[Detection]:
+    """Too few or the wrong signers: a breach sign only for an opening."""
+    return r.detection(DetectionKind.OPENING_WITHOUT_BOTH) if r.opening else []
+
+
+def _off_route(r: Refusal) -> list[Detection]:
+    if r.event is None:
+        return []
+    receiver = r.event.actors.get("receiver", "")
+    state = r.state
+    suspects = tuple(sorted(k for k in r.signed if r.trust.certificates[k].subject == receiver))
+    return r.detection(
+        DetectionKind.OFF_ROUTE,
+        suspects=suspects,
+        facts={
+            **r.facts,
+            "receiver": receiver,
+            "planned": state.next_holder if state else None,
+        },
+    )
+
+
+def _blocked_key_used(r: Refusal) -> list[Detection]:
+    assert isinstance(r.error, KeyBlockedError)
+    suspects = tuple(sorted(r.error.key_ids))
+    return r.detection(DetectionKind.BLOCKED_KEY_USED, subject=_first(suspects), suspects=suspects)
+
+
+def _first(keys: tuple[str, ...]) -> str | None:
+    return keys[0] if keys else None
+
+
+# Which refusals are breach signs. Looked up along the refusal's class hierarchy, most specific
+# class first (a ``RecusedError`` is a ``RoleError``: the recusal rule decides). A class in no
+# row (chain refusals, ``VerificationError`` itself) is an honest device's mistake until shown
+# otherwise: no detection.
+REFUSAL_RULES: Mapping[type[CustodyError], Rule] = {
+    ClosedError: _after_destruction,
+    RevokedError: _standing(DetectionKind.REVOKED_KEY, RevokedError),
+    ExpiredError: _standing(DetectionKind.EXPIRED_KEY, ExpiredError),
+    RecusedError: _recused,
+    UnknownSignerError: _unknown_key,
+    SignatureError: _forged,
+    DuplicateSignatureError: _forged,
+    FormatError: _malformed,
+    ClockError: _clock,
+    WindowError: _plain(DetectionKind.OPENING_OUT_OF_WINDOW),
+    ThresholdError: _short_handed,
+    RoleError: _short_handed,
+    RouteError: _off_route,
+    FrozenError: _plain(DetectionKind.FROZEN_VIOLATION),
+    KeyBlockedError: _blocked_key_used,
+}
+
+
+def refusal_rule(error: CustodyError) -> Rule | None:
+    """The rule for a refusal: the row of its class, or of the nearest class it derives from."""
+    for cls in type(error).__mro__:
+        rule = REFUSAL_RULES.get(cls)
+        if rule is not None:
+            return rule
+    return None
+
+
 def detect_refusal(
     error: CustodyError,
     event: Event | None,
@@ -300,185 +407,9 @@ def detect_refusal(
     at: datetime,
 ) -> list[Detection]:
     """Which breach, if any, a refused submission is a sign of."""
-    state = None
-    if event is not None and event.package_ids:
-        state = states.get(event.package_ids[0])
-    sid = (event.id,) if event is not None else ()
-    signed, unmatched = _signers(envelope, trust) if envelope is not None else (frozenset(), ())
-    when = event.time if event is not None else at
-    opening = event is not None and event.kind == Kind.OPEN
-    facts: dict[str, Any] = {"refusal": error.code, "message": error.message}
-    if event is not None:
-        facts["event_kind"] = event.kind.value
-
-    def keys_where(bad: type[CustodyError]) -> tuple[str, ...]:
-        found = []
-        for kid in sorted(signed | {k for k in unmatched if k in trust.certificates}):
-            try:
-                trust.standing_at(kid, when, received=at)
-            except bad:
-                found.append(kid)
-            except CustodyError:
-                continue
-        return tuple(found)
-
-    if isinstance(error, ClosedError):
-        return [
-            _detection(
-                DetectionKind.ACT_AFTER_DESTRUCTION,
-                f"a {facts.get('event_kind', 'statement')} was attempted after destruction",
-                at,
-                state=state,
-                statements=sid,
-                facts=facts,
-            )
-        ]
-    if isinstance(error, RevokedError | ExpiredError):
-        kind = (
-            DetectionKind.REVOKED_KEY
-            if isinstance(error, RevokedError)
-            else DetectionKind.EXPIRED_KEY
-        )
-        suspects = keys_where(RevokedError if kind == DetectionKind.REVOKED_KEY else ExpiredError)
-        return [
-            _detection(
-                kind,
-                error.message,
-                at,
-                state=state,
-                subject=suspects[0] if suspects else None,
-                statements=sid,
-                suspect_keys=suspects,
-                facts=facts,
-            )
-        ]
-    if isinstance(error, RecusedError):
-        scope = {
-            tag
-            for pid in (event.package_ids if event is not None else ())
-            if (s := states.get(pid)) is not None
-            for tag in s.scope
-        }
-        suspects = tuple(sorted(kid for kid in signed if trust.certificates[kid].recusals & scope))
-        return [
-            _detection(
-                DetectionKind.RECUSED_SIGNER,
-                error.message,
-                at,
-                state=state,
-                statements=sid,
-                suspect_keys=suspects,
-                facts=facts,
-            )
-        ]
-    if isinstance(error, UnknownSignerError):
-        strangers = tuple(sorted(k for k in unmatched if k not in trust.certificates))
-        return [
-            _detection(
-                DetectionKind.UNKNOWN_KEY,
-                error.message,
-                at,
-                state=state,
-                subject=strangers[0] if strangers else None,
-                statements=sid,
-                facts={**facts, "unknown_keys": list(strangers)},
-            )
-        ]
-    if isinstance(error, SignatureError | DuplicateSignatureError) or (
-        isinstance(error, FormatError) and envelope is not None and unmatched
-    ):
-        return [
-            _detection(
-                DetectionKind.FORGED_SIGNATURE,
-                error.message,
-                at,
-                state=state,
-                subject=unmatched[0] if unmatched else None,
-                statements=sid,
-                facts={**facts, "keys_named": list(unmatched)},
-            )
-        ]
-    if isinstance(error, ClockError):
-        # An opening dated into its window but received before it is a backdating attempt.
-        return [
-            _detection(
-                DetectionKind.OPENING_OUT_OF_WINDOW if opening else DetectionKind.CLOCK_SKEW,
-                error.message,
-                at,
-                state=state,
-                statements=sid,
-                facts=facts,
-            )
-        ]
-    if isinstance(error, WindowError):
-        return [
-            _detection(
-                DetectionKind.OPENING_OUT_OF_WINDOW,
-                error.message,
-                at,
-                state=state,
-                statements=sid,
-                facts=facts,
-            )
-        ]
-    if opening and isinstance(error, ThresholdError | RoleError):
-        return [
-            _detection(
-                DetectionKind.OPENING_WITHOUT_BOTH,
-                error.message,
-                at,
-                state=state,
-                statements=sid,
-                facts=facts,
-            )
-        ]
-    if isinstance(error, RouteError) and event is not None:
-        receiver = event.actors.get("receiver", "")
-        suspects = tuple(sorted(k for k in signed if trust.certificates[k].subject == receiver))
-        return [
-            _detection(
-                DetectionKind.OFF_ROUTE,
-                error.message,
-                at,
-                state=state,
-                statements=sid,
-                suspect_keys=suspects,
-                facts={
-                    **facts,
-                    "receiver": receiver,
-                    "planned": state.next_holder if state else None,
-                },
-            )
-        ]
-    if isinstance(error, FrozenError):
-        return [
-            _detection(
-                DetectionKind.FROZEN_VIOLATION,
-                error.message,
-                at,
-                state=state,
-                statements=sid,
-                facts=facts,
-            )
-        ]
-    if isinstance(error, KeyBlockedError):
-        suspects = tuple(sorted(error.key_ids))
-        return [
-            _detection(
-                DetectionKind.BLOCKED_KEY_USED,
-                error.message,
-                at,
-                state=state,
-                subject=suspects[0] if suspects else None,
-                statements=sid,
-                suspect_keys=suspects,
-                facts=facts,
-            )
-        ]
-    # Chain, format and other refusals: an honest device's mistake until shown otherwise.
-    if isinstance(error, VerificationError | FormatError):
-        return []
-    return []
+    refusal = Refusal.of(error, event, envelope, states, trust, at)
+    rule = refusal_rule(error)
+    return rule(refusal) if rule is not None else []
 
 
 # -- accepted events -------------------------------------------------------------------------
@@ -488,29 +419,22 @@ def detect_accepted(event: Event, outcome: Outcome, at: datetime) -> list[Detect
     """Findings of an accepted event, seals reported broken, and people's leak reports."""
     out: list[Detection] = []
     for f in outcome.findings:
-        state = outcome.states.get(f.package_id)
         if f.kind == "seal_mismatch":
-            out.append(
-                _detection(
-                    DetectionKind.SEAL_MISMATCH,
-                    f.detail,
-                    at,
-                    state=state,
-                    statements=(event.id,),
-                    facts=dict(f.evidence),
-                )
-            )
+            kind = DetectionKind.SEAL_MISMATCH
         elif f.kind == "count_mismatch":
             recovered = int(f.evidence.get("recovered", 0))
             distributed = int(f.evidence.get("distributed", 0))
             kind = (
                 DetectionKind.COUNT_SHORT if recovered < distributed else DetectionKind.COUNT_OVER
             )
-            out.append(
-                _detection(
-                    kind, f.detail, at, state=state, statements=(event.id,), facts=dict(f.evidence)
-                )
+        else:
+            continue
+        state = outcome.states.get(f.package_id)
+        out.append(
+            _detection(
+                kind, f.detail, at, state=state, statements=(event.id,), facts=dict(f.evidence)
             )
+        )
     if event.kind == Kind.PAPER_ACT and event.body.get("act_kind") == "break_glass":
         act = event.body.get("act")
         digest = hashlib.sha256(json.dumps(act, sort_keys=True).encode()).hexdigest()
@@ -620,68 +544,45 @@ def sweep(items: Iterable[Watched], now: datetime, policy: Policy) -> list[Detec
         s = w.state
         if s.status == Status.DESTROYED:
             continue
+        dwelling = {"status": s.status.value, "since": format_time(w.since), "holder": s.holder}
+        silent = {"holder": s.holder, "last": format_time(s.last_time)}
         limit = policy.dwell.get(s.status)
         if limit is not None and now - w.since > limit:
-            out.append(
-                _detection(
-                    DetectionKind.OVERDUE,
-                    f"package {s.package_id} has been {s.status.value} since "
-                    f"{format_time(w.since)} (limit {limit}); the handover or receipt is overdue",
-                    now,
-                    state=s,
-                    statements=(s.last_event,),
-                    facts={
-                        "status": s.status.value,
-                        "since": format_time(w.since),
-                        "holder": s.holder,
-                    },
-                )
+            detail = (
+                f"package {s.package_id} has been {s.status.value} since "
+                f"{format_time(w.since)} (limit {limit}); the handover or receipt is overdue"
             )
+            out.append(_swept(DetectionKind.OVERDUE, detail, s, now, dwelling))
         if (
             s.status in {Status.OPENED, Status.DISTRIBUTED}
             and now > s.window_end + policy.recovery_grace
         ):
-            out.append(
-                _detection(
-                    DetectionKind.OVERDUE,
-                    f"package {s.package_id} is still {s.status.value} after its window closed "
-                    f"at {format_time(s.window_end)}; recovery is overdue",
-                    now,
-                    state=s,
-                    statements=(s.last_event,),
-                    facts={
-                        "status": s.status.value,
-                        "since": format_time(w.since),
-                        "holder": s.holder,
-                    },
-                )
+            detail = (
+                f"package {s.package_id} is still {s.status.value} after its window closed "
+                f"at {format_time(s.window_end)}; recovery is overdue"
             )
+            out.append(_swept(DetectionKind.OVERDUE, detail, s, now, dwelling))
         quiet = now - s.last_time
         if s.status == Status.IN_TRANSIT and quiet > policy.checkin_every:
-            out.append(
-                _detection(
-                    DetectionKind.MISSED_CHECKIN,
-                    f"no check-in from escort {s.holder} with package {s.package_id} since "
-                    f"{format_time(s.last_time)} (every {policy.checkin_every})",
-                    now,
-                    state=s,
-                    statements=(s.last_event,),
-                    facts={"holder": s.holder, "last": format_time(s.last_time)},
-                )
+            detail = (
+                f"no check-in from escort {s.holder} with package {s.package_id} since "
+                f"{format_time(s.last_time)} (every {policy.checkin_every})"
             )
+            out.append(_swept(DetectionKind.MISSED_CHECKIN, detail, s, now, silent))
         if s.status in {Status.STORED, Status.RETURNED} and quiet > policy.patrol_every:
-            out.append(
-                _detection(
-                    DetectionKind.MISSED_PATROL,
-                    f"no patrol of the room holding package {s.package_id} since "
-                    f"{format_time(s.last_time)} (every {policy.patrol_every})",
-                    now,
-                    state=s,
-                    statements=(s.last_event,),
-                    facts={"holder": s.holder, "last": format_time(s.last_time)},
-                )
+            detail = (
+                f"no patrol of the room holding package {s.package_id} since "
+                f"{format_time(s.last_time)} (every {policy.patrol_every})"
             )
+            out.append(_swept(DetectionKind.MISSED_PATROL, detail, s, now, silent))
     return out
+
+
+def _swept(
+    kind: DetectionKind, detail: str, s: PackageState, now: datetime, facts: Mapping[str, Any]
+) -> Detection:
+    """A sweep's detection: about the package's state as its last event left it."""
+    return _detection(kind, detail, now, state=s, statements=(s.last_event,), facts=dict(facts))
 
 
 # -- checkpoints and reports -----------------------------------------------------------------
@@ -758,22 +659,3 @@ def detect_break_glass(paper_ref: str, at: datetime, act_sha256: str, summary: s
         statements=(act_sha256,),
         facts={"paper": paper_ref, "act_sha256": act_sha256},
     )
-
-
-# -- escalation ------------------------------------------------------------------------------
-
-
-def due_escalation(
-    level: int, deadline: datetime, now: datetime, ladder: Sequence[Level]
-) -> tuple[int, datetime] | None:
-    """The (level, new deadline) an unacknowledged incident climbs to at ``now``, if any.
-
-    One step per deadline passed: an incident left alone for two deadlines climbs two levels
-    (a sweep that ran late catches up). At the top it stays, and its deadline renews.
-    """
-    if now <= deadline:
-        return None
-    while now > deadline:
-        level = min(level + 1, len(ladder) - 1)
-        deadline = deadline + ladder[level].ack_within
-    return level, deadline

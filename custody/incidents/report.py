@@ -27,7 +27,8 @@ from sqlalchemy import select
 
 from crypto.encoding import format_time
 from custody.events import Kind, parse_event
-from custody.incidents.model import Incident, get_incident, incident_acts
+from custody.incidents.desk import get_incident, incident_acts
+from custody.incidents.policy import Incident
 from custody.log import CustodyLog
 from custody.rules import TRANSFERS
 from custody.store.log_tables import LogEntry

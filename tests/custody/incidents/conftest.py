@@ -6,7 +6,7 @@ import pytest
 
 from custody.demo import Season
 from custody.incidents.demo import attach
-from custody.incidents.model import WatchedLog
+from custody.incidents.desk import WatchedLog
 
 
 @pytest.fixture

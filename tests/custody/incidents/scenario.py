@@ -17,10 +17,11 @@ from pathlib import Path
 
 from crypto.dsse import parse_envelope
 from custody.demo import start_season
+from custody.incidents.config import policy_from_json
 from custody.incidents.demo import attach, play_breaches
-from custody.incidents.detect import Policy, Target
-from custody.incidents.model import get_incident, list_incidents, policy_from_json
+from custody.incidents.desk import get_incident, list_incidents
 from custody.incidents.outbox import Mailer, deliver_outbox
+from custody.incidents.policy import Policy, Target
 from tests.conftest import PASS, T0, fast_kdf
 from tests.custody.incidents.servers import SmtpServer, WebhookReceiver
 from tests.custody.incidents.test_detect import SCENARIOS

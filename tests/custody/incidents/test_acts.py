@@ -12,7 +12,8 @@ from custody import identity
 from custody.demo import Season
 from custody.errors import ClockError, KeyBlockedError, RoleError
 from custody.events import EVENT_TYPE, Event, Kind
-from custody.incidents.model import Act, blocked_keys, get_incident, list_incidents
+from custody.incidents.acts import Act
+from custody.incidents.desk import blocked_keys, get_incident, list_incidents
 from keys.keyfile import read_keyfile
 from keys.model import Role
 from tests.conftest import PASS

@@ -15,8 +15,8 @@ from custody import identity
 from custody.demo import Season
 from custody.errors import CustodyError
 from custody.events import Kind
+from custody.incidents.desk import list_incidents
 from custody.incidents.detect import DetectionKind
-from custody.incidents.model import list_incidents
 from keys.model import RevocationReason
 from tests.conftest import PASS
 from tests.custody.incidents.conftest import desk_log

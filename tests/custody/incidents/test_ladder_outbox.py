@@ -18,18 +18,18 @@ from crypto.dsse import parse_envelope, verify_signatures
 from custody.demo import Season
 from custody.errors import ConflictError, KeyBlockedError, RoleError
 from custody.events import Kind, parse_leaf
+from custody.incidents.acts import Act
+from custody.incidents.config import policy_from_json
 from custody.incidents.demo import attach
-from custody.incidents.detect import Policy, Target
-from custody.incidents.model import (
+from custody.incidents.desk import (
     NOTIFY_TYPE,
-    Act,
     WatchedLog,
     blocked_keys,
     get_incident,
     list_incidents,
-    policy_from_json,
 )
 from custody.incidents.outbox import Mailer, deliver_outbox, outbox_rows
+from custody.incidents.policy import Policy, Target
 from custody.store.incident_tables import OutboxRow
 from tests.custody.incidents.servers import SmtpServer, WebhookReceiver, free_port
 from tests.custody.test_log import seal, transfer

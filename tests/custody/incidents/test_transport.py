@@ -20,10 +20,10 @@ import pytest
 from custody.cli import main
 from custody.demo import Season
 from custody.errors import FormatError, UsageError
-from custody.incidents.detect import Policy, Target
+from custody.incidents.config import policy_from_json
 from custody.incidents.endpoints import check_webhook_url, is_loopback_host
-from custody.incidents.model import policy_from_json
 from custody.incidents.outbox import Mailer, deliver_outbox, outbox_rows
+from custody.incidents.policy import Policy, Target
 from custody.service import ServiceSecrets, open_writer
 from tests.conftest import PASS
 from tests.custody.incidents.servers import SmtpServer, WebhookReceiver, free_port
