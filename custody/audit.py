@@ -3,8 +3,11 @@
 Bundle (a folder; see docs/formats.md "Export bundle"):
   manifest.json     format, authority id, size, origin, SHA-256 of each file (informative)
   trust.json        the authority statement, certificates and revocations (each root-signed)
-  checkpoint.note   the latest signed checkpoint (C2SP signed note, log key)
+  checkpoint.note   the latest signed checkpoint (C2SP signed note, log key), followed by the
+                    witness cosignature lines the log holds for it
   events.jsonl      every accepted event envelope, one per line, in log order
+  witnesses.json    the authority's witness policy when the home has one (informative: a
+                    verifier brings its own, or uses its home's)
 
 Verification rules (``verify_log``; pure over its inputs, it opens no file):
 - The checkpoint verifies under the authority's log key; the tree size and root are taken from
@@ -17,6 +20,10 @@ Verification rules (``verify_log``; pure over its inputs, it opens no file):
   server runs). Each problem is reported with the event's index and the rule broken.
 - Packages whose chain is not closed by destruction are listed (an error with
   ``require_closed``).
+- With a witness policy (k of n), at least k of the n listed witnesses must have a valid
+  cosignature/v1 on the checkpoint verified (problem ``witness_policy`` otherwise, naming the
+  witnesses counted); a line that does not verify is not counted. Without a policy, no
+  cosignature is checked and the report says so.
 """
 
 from __future__ import annotations
@@ -33,12 +40,13 @@ from typing import Any
 from crypto import merkle
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, format_time, parse_json_object
-from crypto.note import NoteVerifier, open_checkpoint
+from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import parse_event
 from custody.log import CustodyLog
 from custody.parallel import Checked, SignaturePool
 from custody.rules import Finding, PackageState, Status, apply_event, resync
+from custody.witnesses import WITNESSES_FILE, CosignatureCount, WitnessPolicy, count_cosignatures
 from keys.keyfile import write_new_file
 from keys.trust import TrustStore
 
@@ -72,13 +80,18 @@ def load_trust_document(data: bytes, *, pinned_root_id: str | None) -> TrustStor
 
 
 def export_bundle(
-    log: CustodyLog, out: Path, *, progress: Callable[[int, int], None] | None = None
+    log: CustodyLog,
+    out: Path,
+    *,
+    witnesses: bytes | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Write the bundle under ``out`` (a new or empty folder)."""
+    """Write the bundle under ``out`` (a new or empty folder); ``witnesses`` is the home's
+    ``witnesses.json``, copied as it is."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FormatError(f"{out} exists and is not an empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = log.latest_checkpoint()
+    checkpoint = log.cosigned_checkpoint()
     authority = log.trust.authority
     size, _ = _checkpoint_of(checkpoint, log.trust)
     hashes: dict[str, str] = {}
@@ -94,10 +107,13 @@ def export_bundle(
         fh.flush()
         os.fsync(fh.fileno())
     hashes["events.jsonl"] = digest.hexdigest()
-    for name, data in (
+    files = [
         ("trust.json", trust_document(log.trust) + b"\n"),
         ("checkpoint.note", checkpoint.encode()),
-    ):
+    ]
+    if witnesses is not None:
+        files.append((WITNESSES_FILE, witnesses))
+    for name, data in files:
         write_new_file(out / name, data, mode=0o644)
         hashes[name] = hashlib.sha256(data).hexdigest()
     manifest = {
@@ -158,6 +174,8 @@ class Report:
     authority_id: str = ""
     authority_name: str = ""
     checkpoint_root: str = ""
+    witnesses: CosignatureCount | None = None
+    witness_policy_source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -176,6 +194,9 @@ class Report:
             "packages": self.packages,
             "destroyed": self.destroyed,
             "open_chains": self.open_chains,
+            "witness_policy": None
+            if self.witnesses is None
+            else {"source": self.witness_policy_source, **self.witnesses.as_dict()},
             "problems": [p.as_dict() for p in self.problems],
             "findings": [
                 {"index": i, "kind": f.kind, "package": f.package_id, "detail": f.detail}
@@ -191,6 +212,7 @@ def verify_log(
     *,
     since_note: str | None = None,
     require_closed: bool = False,
+    witness_policy: WitnessPolicy | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
@@ -204,6 +226,12 @@ def verify_log(
         return report
     report.size = size
     report.checkpoint_root = root.hex()
+    if witness_policy is not None:
+        note = parse_note(checkpoint_note)  # verified above: its text is the checkpoint's
+        count = count_cosignatures(witness_policy, parse_checkpoint(note.text), note.signatures)
+        report.witnesses = count
+        if not count.ok:
+            report.problems.append(Problem(None, "witness_policy", count.describe()))
     since: tuple[int, bytes] | None = None
     if since_note is not None:
         try:
@@ -376,6 +404,7 @@ def verify_bundle(
     *,
     since_note: str | None = None,
     require_closed: bool = False,
+    witness_policy: WitnessPolicy | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
@@ -399,6 +428,7 @@ def verify_bundle(
         lines(),
         since_note=since_note,
         require_closed=require_closed,
+        witness_policy=witness_policy,
         workers=workers,
         progress=progress,
     )
@@ -407,6 +437,10 @@ def verify_bundle(
         "trust.json": hashlib.sha256(trust_doc).hexdigest(),
         "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
     }
+    for optional in (WITNESSES_FILE,):
+        path = folder / optional
+        if path.is_file():
+            hashes[optional] = hashlib.sha256(path.read_bytes()).hexdigest()
     report.problems.extend(_manifest_problems(folder, trust, trust_doc, report.size, hashes))
     return report
 
