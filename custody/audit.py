@@ -8,6 +8,8 @@ Bundle (a folder; see docs/formats.md "Export bundle"):
   events.jsonl      every accepted event envelope, one per line, in log order
   witnesses.json    the authority's witness policy when the home has one (informative: a
                     verifier brings its own, or uses its home's)
+  labels.jsonl      each sealed package whose seal event is in the export: its signed label
+                    text, one canonical JSON object {"label", "package_id"} a line, by id
 
 Verification rules (``verify_log``; pure over its inputs, it opens no file):
 - The checkpoint verifies under the authority's log key; the tree size and root are taken from
@@ -20,6 +22,11 @@ Verification rules (``verify_log``; pure over its inputs, it opens no file):
   server runs). Each problem is reported with the event's index and the rule broken.
 - Packages whose chain is not closed by destruction are listed (an error with
   ``require_closed``).
+- Labels (``labels.jsonl``): each verifies (signature, sealer's certificate and roles) at
+  its own issued-at time, names the package it is listed under, and agrees with that
+  package's ``seal`` event on the log (``packages.label_disagreements``); a seal event that
+  commits to a label (``label_sha256``) whose label the bundle lacks is named too. Each is
+  the problem ``label`` naming the package.
 - With a witness policy (k of n), at least k of the n listed witnesses must have a valid
   cosignature/v1 on the checkpoint verified (problem ``witness_policy`` otherwise, naming the
   witnesses counted); a line that does not verify is not counted. Without a policy, no
@@ -39,18 +46,22 @@ from typing import Any
 
 from crypto import merkle
 from crypto.dsse import parse_envelope
-from crypto.encoding import Fields, format_time, parse_json_object
+from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
-from custody.events import parse_event
+from custody.events import Kind, parse_event
 from custody.log import CustodyLog
+from custody.package_service import sealed_labels
+from custody.packages import label_disagreements
 from custody.parallel import Checked, SignaturePool
 from custody.rules import Finding, PackageState, Status, apply_event, resync
 from custody.witnesses import WITNESSES_FILE, CosignatureCount, WitnessPolicy, count_cosignatures
 from keys.keyfile import write_new_file
 from keys.trust import TrustStore
+from labels.payload import manifest_from_fields, parse_label, verify_label
 
 EXPORT_FORMAT = "custody-export/v1"
+LABELS_FILE = "labels.jsonl"
 CHUNK = 2000
 
 
@@ -107,7 +118,13 @@ def export_bundle(
         fh.flush()
         os.fsync(fh.fileno())
     hashes["events.jsonl"] = digest.hexdigest()
+    labels = b"".join(
+        canonical_json({"label": label, "package_id": pid}) + b"\n"
+        for pid, label in sealed_labels(log.engine)
+        if (history := log.package_history(pid)) and history[0] < size
+    )
     files = [
+        (LABELS_FILE, labels),
         ("trust.json", trust_document(log.trust) + b"\n"),
         ("checkpoint.note", checkpoint.encode()),
     ]
@@ -174,6 +191,7 @@ class Report:
     authority_id: str = ""
     authority_name: str = ""
     checkpoint_root: str = ""
+    labels: int = 0
     witnesses: CosignatureCount | None = None
     witness_policy_source: str = ""
 
@@ -194,6 +212,7 @@ class Report:
             "packages": self.packages,
             "destroyed": self.destroyed,
             "open_chains": self.open_chains,
+            "labels_checked": self.labels,
             "witness_policy": None
             if self.witnesses is None
             else {"source": self.witness_policy_source, **self.witnesses.as_dict()},
@@ -213,9 +232,12 @@ def verify_log(
     since_note: str | None = None,
     require_closed: bool = False,
     witness_policy: WitnessPolicy | None = None,
+    labels: Iterable[bytes] | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
+    """Verify a log given as bytes (module rules); ``labels`` are the lines of
+    ``labels.jsonl`` (None: labels are not checked)."""
     report = Report(authority_id=trust.authority.id, authority_name=trust.authority.name)
     try:
         size, root = _checkpoint_of(checkpoint_note, trust)
@@ -260,7 +282,77 @@ def verify_log(
     finally:
         pool.close()
     replay.conclude(size, root, require_closed)
+    if labels is not None:
+        report.problems.extend(_label_problems(report, trust, labels, replay.seals))
     return report
+
+
+def _label_problems(
+    report: Report,
+    trust: TrustStore,
+    lines: Iterable[bytes],
+    seals: dict[str, tuple[int, str, dict[str, Any]]],
+) -> list[Problem]:
+    """Every label of ``labels.jsonl`` against the pinned trust and its package's seal event."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, start=1):
+        where = f"{LABELS_FILE} line {number}"
+        try:
+            obj = parse_json_object(line.rstrip(b"\n"), what=where)
+            if set(obj) != {"label", "package_id"}:
+                raise FormatError(f"{where} holds exactly label and package_id")
+            f = Fields(obj, what=where)
+            pid, text = f.text("package_id"), f.text("label")
+        except CustodyError as e:
+            problems.append(Problem(None, "label", e.message))
+            continue
+        if pid in seen:
+            problems.append(Problem(None, "label", f"package {pid}: listed twice in {LABELS_FILE}"))
+            continue
+        seen.add(pid)
+        report.labels += 1
+        seal = seals.get(pid)
+        try:
+            # The label is judged at its own issued-at time (the signature binds that time).
+            issued_at = manifest_from_fields(parse_label(text).fields).issued_at
+            verified = verify_label(text, trust, now=issued_at)
+        except CustodyError as e:
+            problems.append(Problem(None, "label", f"package {pid}: label refused: {e.message}"))
+            continue
+        if verified.manifest.package_id != pid:
+            problems.append(
+                Problem(
+                    None,
+                    "label",
+                    f"package {pid}: the label is package {verified.manifest.package_id}'s",
+                )
+            )
+            continue
+        if seal is None:
+            problems.append(Problem(None, "label", f"package {pid}: no seal event on the log"))
+            continue
+        index, sealer, body = seal
+        differ = label_disagreements(verified.manifest, text, sealer, body)
+        if differ:
+            problems.append(
+                Problem(
+                    index,
+                    "label",
+                    f"package {pid}: the label disagrees with its seal event on "
+                    f"{', '.join(differ)}",
+                )
+            )
+    for pid, (index, _, body) in sorted(seals.items()):
+        if pid not in seen and "label_sha256" in body:
+            problems.append(
+                Problem(
+                    index,
+                    "label",
+                    f"package {pid}: its seal event commits to a label the bundle lacks",
+                )
+            )
+    return problems
 
 
 class _Replay:
@@ -276,6 +368,8 @@ class _Replay:
         # Statement ids seen so far (16-byte prefixes: corrections must name an earlier one).
         self.seen: set[bytes] = set()
         self.last_received: datetime | None = None
+        # Each package's accepted seal event: (index, sealer, body), for the label checks.
+        self.seals: dict[str, tuple[int, str, dict[str, Any]]] = {}
 
     def step(self, line: bytes, checked: Checked) -> None:
         report, index = self.report, self.count
@@ -330,6 +424,10 @@ class _Replay:
             return
         self.states.update(outcome.states)
         report.findings.extend((index, f) for f in outcome.findings)
+        if event.kind == Kind.SEAL:
+            for pid in event.package_ids:
+                sealer = event.actors.get("sealer", "")
+                self.seals.setdefault(pid, (index, sealer, dict(event.body)))
 
     def conclude(self, size: int, root: bytes, require_closed: bool) -> None:
         report, count, since = self.report, self.count, self.since
@@ -422,6 +520,8 @@ def verify_bundle(
             digest.update(line)
             yield line
 
+    labels_path = folder / LABELS_FILE
+    label_lines = labels_path.read_bytes().splitlines() if labels_path.is_file() else []
     report = verify_log(
         trust,
         checkpoint,
@@ -429,6 +529,7 @@ def verify_bundle(
         since_note=since_note,
         require_closed=require_closed,
         witness_policy=witness_policy,
+        labels=label_lines,
         workers=workers,
         progress=progress,
     )
@@ -437,7 +538,7 @@ def verify_bundle(
         "trust.json": hashlib.sha256(trust_doc).hexdigest(),
         "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
     }
-    for optional in (WITNESSES_FILE,):
+    for optional in (WITNESSES_FILE, LABELS_FILE):
         path = folder / optional
         if path.is_file():
             hashes[optional] = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -298,6 +298,7 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
     if report.since_ok is not None:
         verdict = "[green]consistent[/]" if report.since_ok else "[red]INCONSISTENT[/]"
         st.out.print(f"  earlier checkpoint   {verdict}")
+    st.out.print(f"  labels checked       {report.labels} (each against its seal event)")
     if report.witnesses is None:
         st.out.print(
             "  witnesses            none checked (no witness policy: --witness-policy FILE)"

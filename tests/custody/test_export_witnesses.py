@@ -64,6 +64,7 @@ def test_two_of_three_cosigned_passes_two_of_three_and_fails_three_of_three(
         "trust.json",
         "checkpoint.note",
         "witnesses.json",
+        "labels.jsonl",
     }
     assert (bundle / "witnesses.json").read_bytes() == policy_document(2)
 
