@@ -53,6 +53,7 @@ class Settings:
     max_batch: int = 1000
     max_image_body: int = 8 * MIB
     max_label_body: int = 16 * 1024
+    max_cosignature_body: int = 64 * 1024
 
 
 class Backend:

@@ -8,6 +8,9 @@ Rules:
 - POST /v1/events: one envelope answers 201 (appended) or 200 (already in the log), or the
   refusal's own status; a list is judged envelope by envelope in one transaction and answers
   201 if anything was appended, else 200, with each item's own status in the body.
+- POST /v1/cosignatures: a witness's cosignature, verified under its key in the home's
+  witnesses.json against the checkpoint the log signed for that size; 201 stored, 200 held
+  already. The checkpoint routes answer the log's note with every stored cosignature appended.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from starlette.concurrency import run_in_threadpool
 from api.backend import Backend
 from api.errors import ReadOnlyError, TooLargeError
 from api.schemas import (
+    COSIGNATURE_BODY,
     EVENTS_BODY,
     IMAGE_BODY,
     LABEL_TEXT_BODY,
     BatchResult,
     ConsistencyProof,
+    CosignaturesOut,
     EntryOut,
     ErrorBody,
     Health,
@@ -40,7 +45,7 @@ from crypto.vocabulary import MAX_ID, check_id
 from custody.audit import trust_document
 from custody.errors import CustodyError, FormatError
 from custody.events import parse_leaf
-from custody.log import AppendResult, Receipt, statement_id_of
+from custody.log import AppendResult, CosignatureAdded, Receipt, statement_id_of
 from custody.store.states import state_as_dict
 from labels.payload import verify_label
 from labels.scan import scan_label
@@ -119,8 +124,66 @@ def trust_bundle(service: Service) -> Response:
     responses=_errors(404),
 )
 def checkpoint(service: Service) -> PlainTextResponse:
-    """The latest signed checkpoint (C2SP signed note; 404 while the log is empty)."""
-    return PlainTextResponse(service.log.latest_checkpoint())
+    """The latest signed checkpoint (C2SP signed note; 404 while the log is empty), with the
+    witnesses' cosignature lines the log holds for it after the log's own signature."""
+    return PlainTextResponse(service.log.cosigned_checkpoint())
+
+
+Size = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Tree size of a checkpoint.")]
+
+
+@router.get(
+    "/v1/checkpoint/{size}",
+    tags=["log"],
+    response_class=PlainTextResponse,
+    responses=_errors(404, 422),
+)
+def checkpoint_of_size(size: Size, service: Service) -> PlainTextResponse:
+    """The checkpoint the log signed for ``size``, with its stored cosignature lines."""
+    return PlainTextResponse(service.log.cosigned_checkpoint(size))
+
+
+@router.post(
+    "/v1/cosignatures",
+    tags=["log"],
+    status_code=201,
+    openapi_extra=COSIGNATURE_BODY,
+    responses={
+        201: {"model": CosignaturesOut, "description": "Stored."},
+        200: {"model": CosignaturesOut, "description": "Every cosignature was held already."},
+        **_errors(400, 404, 409, 413, 422, 503),
+    },
+)
+async def add_cosignatures(
+    request: Request,
+    service: Service,
+    size: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_INDEX, description="For lines alone: the size they cosign."),
+    ] = None,
+) -> JSONResponse:
+    """Store a witness's cosignature (c2sp.org/tlog-cosignature) on one of the log's
+    checkpoints: the body is the cosigned checkpoint note, or the cosignature lines alone for
+    the checkpoint of ``size`` (default: the latest). Each line must verify under the key the
+    authority's witnesses.json lists for that witness."""
+    if not service.writable:
+        raise ReadOnlyError(
+            "this service was started read-only: it stores nothing",
+            hint="restart it with the log key's passphrase to store cosignatures",
+        )
+    body = await read_body(request, service.settings.max_cosignature_body, "cosignature")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError("a cosigned checkpoint must be UTF-8") from e
+
+    def store() -> list[CosignatureAdded]:
+        policy = service.home.require_witness_policy()
+        return service.log.add_cosignatures(text, policy, now=service.now(), size=size)
+
+    added = await run_in_threadpool(store)
+    status = 200 if all(a.duplicate for a in added) else 201
+    return JSONResponse({"cosignatures": [a.as_dict() for a in added]}, status_code=status)
 
 
 def _parse_submission(body: bytes) -> tuple[list[Envelope | CustodyError], bool]:

@@ -79,6 +79,18 @@ class ConsistencyProof(BaseModel):
     proof: list[str] = Field(description="RFC 9162 consistency path, standard base64 hashes.")
 
 
+class CosignatureOut(BaseModel):
+    size: int = Field(description="The tree size of the checkpoint cosigned.")
+    witness: str = Field(description="The witness's key name (from witnesses.json).")
+    cosigned_at: int = Field(description="The cosignature's time, POSIX seconds.")
+    line: str = Field(description="The cosignature/v1 line the log holds.")
+    duplicate: bool = Field(description="The log held this witness's cosignature already.")
+
+
+class CosignaturesOut(BaseModel):
+    cosignatures: list[CosignatureOut]
+
+
 class PackageOut(BaseModel):
     package_id: str
     state: dict[str, Any] = Field(description="The package's state after its latest event.")
@@ -139,6 +151,21 @@ LABEL_TEXT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {"text/plain": {"schema": {"type": "string", "example": "CP1:..."}}},
+    }
+}
+
+COSIGNATURE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/plain": {
+                "schema": {
+                    "type": "string",
+                    "example": "custody/ab12...\n4\nq7x...=\n\n— custody/ab12... ...\n"
+                    "— witness.example/w1 3xwKNQ...\n",
+                }
+            }
+        },
     }
 }
 

@@ -3,8 +3,13 @@
 Bundle (a folder; see docs/formats.md "Export bundle"):
   manifest.json     format, authority id, size, origin, SHA-256 of each file (informative)
   trust.json        the authority statement, certificates and revocations (each root-signed)
-  checkpoint.note   the latest signed checkpoint (C2SP signed note, log key)
+  checkpoint.note   the latest signed checkpoint (C2SP signed note, log key), followed by the
+                    witness cosignature lines the log holds for it
   events.jsonl      every accepted event envelope, one per line, in log order
+  witnesses.json    the authority's witness policy when the home has one (informative: a
+                    verifier brings its own, or uses its home's)
+  labels.jsonl      each sealed package whose seal event is in the export: its signed label
+                    text, one canonical JSON object {"label", "package_id"} a line, by id
 
 Verification rules (``verify_log``; pure over its inputs, it opens no file):
 - The checkpoint verifies under the authority's log key; the tree size and root are taken from
@@ -17,6 +22,15 @@ Verification rules (``verify_log``; pure over its inputs, it opens no file):
   server runs). Each problem is reported with the event's index and the rule broken.
 - Packages whose chain is not closed by destruction are listed (an error with
   ``require_closed``).
+- Labels (``labels.jsonl``): each verifies (signature, sealer's certificate and roles) at
+  its own issued-at time, names the package it is listed under, and agrees with that
+  package's ``seal`` event on the log (``packages.label_disagreements``); a seal event that
+  commits to a label (``label_sha256``) whose label the bundle lacks is named too. Each is
+  the problem ``label`` naming the package.
+- With a witness policy (k of n), at least k of the n listed witnesses must have a valid
+  cosignature/v1 on the checkpoint verified (problem ``witness_policy`` otherwise, naming the
+  witnesses counted); a line that does not verify is not counted. Without a policy, no
+  cosignature is checked and the report says so.
 """
 
 from __future__ import annotations
@@ -32,17 +46,22 @@ from typing import Any
 
 from crypto import merkle
 from crypto.dsse import parse_envelope
-from crypto.encoding import Fields, format_time, parse_json_object
-from crypto.note import NoteVerifier, open_checkpoint
+from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
-from custody.events import parse_event
+from custody.events import Kind, parse_event
 from custody.log import CustodyLog
+from custody.package_service import sealed_labels
+from custody.packages import label_disagreements
 from custody.parallel import Checked, SignaturePool
 from custody.rules import Finding, PackageState, Status, apply_event, resync
+from custody.witnesses import WITNESSES_FILE, CosignatureCount, WitnessPolicy, count_cosignatures
 from keys.keyfile import write_new_file
 from keys.trust import TrustStore
+from labels.payload import manifest_from_fields, parse_label, verify_label
 
 EXPORT_FORMAT = "custody-export/v1"
+LABELS_FILE = "labels.jsonl"
 CHUNK = 2000
 
 
@@ -72,13 +91,18 @@ def load_trust_document(data: bytes, *, pinned_root_id: str | None) -> TrustStor
 
 
 def export_bundle(
-    log: CustodyLog, out: Path, *, progress: Callable[[int, int], None] | None = None
+    log: CustodyLog,
+    out: Path,
+    *,
+    witnesses: bytes | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Write the bundle under ``out`` (a new or empty folder)."""
+    """Write the bundle under ``out`` (a new or empty folder); ``witnesses`` is the home's
+    ``witnesses.json``, copied as it is."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FormatError(f"{out} exists and is not an empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = log.latest_checkpoint()
+    checkpoint = log.cosigned_checkpoint()
     authority = log.trust.authority
     size, _ = _checkpoint_of(checkpoint, log.trust)
     hashes: dict[str, str] = {}
@@ -94,10 +118,19 @@ def export_bundle(
         fh.flush()
         os.fsync(fh.fileno())
     hashes["events.jsonl"] = digest.hexdigest()
-    for name, data in (
+    labels = b"".join(
+        canonical_json({"label": label, "package_id": pid}) + b"\n"
+        for pid, label in sealed_labels(log.engine)
+        if (history := log.package_history(pid)) and history[0] < size
+    )
+    files = [
+        (LABELS_FILE, labels),
         ("trust.json", trust_document(log.trust) + b"\n"),
         ("checkpoint.note", checkpoint.encode()),
-    ):
+    ]
+    if witnesses is not None:
+        files.append((WITNESSES_FILE, witnesses))
+    for name, data in files:
         write_new_file(out / name, data, mode=0o644)
         hashes[name] = hashlib.sha256(data).hexdigest()
     manifest = {
@@ -158,6 +191,9 @@ class Report:
     authority_id: str = ""
     authority_name: str = ""
     checkpoint_root: str = ""
+    labels: int = 0
+    witnesses: CosignatureCount | None = None
+    witness_policy_source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -176,6 +212,10 @@ class Report:
             "packages": self.packages,
             "destroyed": self.destroyed,
             "open_chains": self.open_chains,
+            "labels_checked": self.labels,
+            "witness_policy": None
+            if self.witnesses is None
+            else {"source": self.witness_policy_source, **self.witnesses.as_dict()},
             "problems": [p.as_dict() for p in self.problems],
             "findings": [
                 {"index": i, "kind": f.kind, "package": f.package_id, "detail": f.detail}
@@ -191,9 +231,13 @@ def verify_log(
     *,
     since_note: str | None = None,
     require_closed: bool = False,
+    witness_policy: WitnessPolicy | None = None,
+    labels: Iterable[bytes] | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
+    """Verify a log given as bytes (module rules); ``labels`` are the lines of
+    ``labels.jsonl`` (None: labels are not checked)."""
     report = Report(authority_id=trust.authority.id, authority_name=trust.authority.name)
     try:
         size, root = _checkpoint_of(checkpoint_note, trust)
@@ -204,6 +248,12 @@ def verify_log(
         return report
     report.size = size
     report.checkpoint_root = root.hex()
+    if witness_policy is not None:
+        note = parse_note(checkpoint_note)  # verified above: its text is the checkpoint's
+        count = count_cosignatures(witness_policy, parse_checkpoint(note.text), note.signatures)
+        report.witnesses = count
+        if not count.ok:
+            report.problems.append(Problem(None, "witness_policy", count.describe()))
     since: tuple[int, bytes] | None = None
     if since_note is not None:
         try:
@@ -232,7 +282,77 @@ def verify_log(
     finally:
         pool.close()
     replay.conclude(size, root, require_closed)
+    if labels is not None:
+        report.problems.extend(_label_problems(report, trust, labels, replay.seals))
     return report
+
+
+def _label_problems(
+    report: Report,
+    trust: TrustStore,
+    lines: Iterable[bytes],
+    seals: dict[str, tuple[int, str, dict[str, Any]]],
+) -> list[Problem]:
+    """Every label of ``labels.jsonl`` against the pinned trust and its package's seal event."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, start=1):
+        where = f"{LABELS_FILE} line {number}"
+        try:
+            obj = parse_json_object(line.rstrip(b"\n"), what=where)
+            if set(obj) != {"label", "package_id"}:
+                raise FormatError(f"{where} holds exactly label and package_id")
+            f = Fields(obj, what=where)
+            pid, text = f.text("package_id"), f.text("label")
+        except CustodyError as e:
+            problems.append(Problem(None, "label", e.message))
+            continue
+        if pid in seen:
+            problems.append(Problem(None, "label", f"package {pid}: listed twice in {LABELS_FILE}"))
+            continue
+        seen.add(pid)
+        report.labels += 1
+        seal = seals.get(pid)
+        try:
+            # The label is judged at its own issued-at time (the signature binds that time).
+            issued_at = manifest_from_fields(parse_label(text).fields).issued_at
+            verified = verify_label(text, trust, now=issued_at)
+        except CustodyError as e:
+            problems.append(Problem(None, "label", f"package {pid}: label refused: {e.message}"))
+            continue
+        if verified.manifest.package_id != pid:
+            problems.append(
+                Problem(
+                    None,
+                    "label",
+                    f"package {pid}: the label is package {verified.manifest.package_id}'s",
+                )
+            )
+            continue
+        if seal is None:
+            problems.append(Problem(None, "label", f"package {pid}: no seal event on the log"))
+            continue
+        index, sealer, body = seal
+        differ = label_disagreements(verified.manifest, text, sealer, body)
+        if differ:
+            problems.append(
+                Problem(
+                    index,
+                    "label",
+                    f"package {pid}: the label disagrees with its seal event on "
+                    f"{', '.join(differ)}",
+                )
+            )
+    for pid, (index, _, body) in sorted(seals.items()):
+        if pid not in seen and "label_sha256" in body:
+            problems.append(
+                Problem(
+                    index,
+                    "label",
+                    f"package {pid}: its seal event commits to a label the bundle lacks",
+                )
+            )
+    return problems
 
 
 class _Replay:
@@ -248,6 +368,8 @@ class _Replay:
         # Statement ids seen so far (16-byte prefixes: corrections must name an earlier one).
         self.seen: set[bytes] = set()
         self.last_received: datetime | None = None
+        # Each package's accepted seal event: (index, sealer, body), for the label checks.
+        self.seals: dict[str, tuple[int, str, dict[str, Any]]] = {}
 
     def step(self, line: bytes, checked: Checked) -> None:
         report, index = self.report, self.count
@@ -302,6 +424,10 @@ class _Replay:
             return
         self.states.update(outcome.states)
         report.findings.extend((index, f) for f in outcome.findings)
+        if event.kind == Kind.SEAL:
+            for pid in event.package_ids:
+                sealer = event.actors.get("sealer", "")
+                self.seals.setdefault(pid, (index, sealer, dict(event.body)))
 
     def conclude(self, size: int, root: bytes, require_closed: bool) -> None:
         report, count, since = self.report, self.count, self.since
@@ -376,6 +502,7 @@ def verify_bundle(
     *,
     since_note: str | None = None,
     require_closed: bool = False,
+    witness_policy: WitnessPolicy | None = None,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
@@ -393,12 +520,16 @@ def verify_bundle(
             digest.update(line)
             yield line
 
+    labels_path = folder / LABELS_FILE
+    label_lines = labels_path.read_bytes().splitlines() if labels_path.is_file() else []
     report = verify_log(
         trust,
         checkpoint,
         lines(),
         since_note=since_note,
         require_closed=require_closed,
+        witness_policy=witness_policy,
+        labels=label_lines,
         workers=workers,
         progress=progress,
     )
@@ -407,6 +538,10 @@ def verify_bundle(
         "trust.json": hashlib.sha256(trust_doc).hexdigest(),
         "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
     }
+    for optional in (WITNESSES_FILE, LABELS_FILE):
+        path = folder / optional
+        if path.is_file():
+            hashes[optional] = hashlib.sha256(path.read_bytes()).hexdigest()
     report.problems.extend(_manifest_problems(folder, trust, trust_doc, report.size, hashes))
     return report
 

@@ -3,6 +3,7 @@
 Layout (what the service reads stays under the home; the root key does not):
   custody.json           format, authority id, database URL
   exams.json             the authority's per-exam policy (handover witness, retention), by hand
+  witnesses.json         the authority's witnesses and its witness policy (k of n), by hand
   authority/log.key      log key (signs checkpoints), sealed under its own passphrase
   authority/system.key   system key (signs incident statements), sealed under its own passphrase
   ../HOME.root.key       root key (issues and revokes certificates only), sealed under its own
@@ -28,6 +29,7 @@ from crypto.encoding import Fields, parse_json_object
 from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
 from custody.store.db import create_schema, make_engine
+from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
 HOME_FORMAT = "custody-home/v1"
@@ -109,6 +111,28 @@ class Home:
 
     def exam_policy(self, exam_id: str) -> ExamPolicy:
         return self.exam_policies().of(exam_id)
+
+    @property
+    def witnesses_path(self) -> Path:
+        return self.path / WITNESSES_FILE
+
+    def witness_policy(self) -> WitnessPolicy | None:
+        """The authority's ``witnesses.json`` (k of n), or None when the home has none."""
+        try:
+            data = self.witnesses_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return witness_policy_from_json(data, source=str(self.witnesses_path))
+
+    def require_witness_policy(self) -> WitnessPolicy:
+        policy = self.witness_policy()
+        if policy is None:
+            raise NotFoundError(
+                f"{self.witnesses_path} is missing: the authority lists no witnesses",
+                hint='write {"quorum": K, "witnesses": [{"name": ..., "vkey": ...}]} '
+                '(docs/formats.md, "Small files")',
+            )
+        return policy
 
     @property
     def rehearsal(self) -> bool:

@@ -26,7 +26,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from crypto import merkle
 from crypto.dsse import Envelope, SignatureCheck, verify_signatures
 from crypto.encoding import format_time
-from crypto.note import Checkpoint, sign_checkpoint
+from crypto.note import (
+    Checkpoint,
+    NoteSignature,
+    cosignature_timestamp,
+    parse_checkpoint,
+    sign_checkpoint,
+)
 from crypto.signing import SigningKey
 from custody.errors import (
     ChainError,
@@ -43,6 +49,7 @@ from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageSt
 from custody.store.db import read_options
 from custody.store.log_tables import (
     CheckpointRow,
+    CosignatureRow,
     FindingRow,
     LogEntry,
     LogHead,
@@ -51,6 +58,7 @@ from custody.store.log_tables import (
     TreeNode,
 )
 from custody.store.states import state_from_json, state_to_json
+from custody.witnesses import WitnessPolicy, open_cosignatures, split_cosigned
 from keys.trust import TrustStore
 
 PARALLEL_BATCH = 64
@@ -66,6 +74,7 @@ NODE = TreeNode.__table__  # type: ignore[attr-defined]
 CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
 STATE = PackageStateRow.__table__  # type: ignore[attr-defined]
 FINDING = FindingRow.__table__  # type: ignore[attr-defined]
+COSIGNATURE = CosignatureRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,26 @@ class Receipt:
             "findings": [
                 {"kind": f.kind, "package": f.package_id, "detail": f.detail} for f in self.findings
             ],
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass(frozen=True)
+class CosignatureAdded:
+    """A witness's cosignature the log now holds (``duplicate``: it held it already)."""
+
+    size: int
+    witness: str
+    line: str
+    cosigned_at: int
+    duplicate: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "witness": self.witness,
+            "cosigned_at": self.cosigned_at,
+            "line": self.line,
             "duplicate": self.duplicate,
         }
 
@@ -533,6 +562,115 @@ class CustodyLog:
         if row is None:
             raise NotFoundError("the log is empty: no checkpoint signed yet")
         return str(row.note)
+
+    def checkpoint_note(self, size: int, conn: Connection | None = None) -> str:
+        """The checkpoint the log signed for ``size`` (``NotFoundError`` if it signed none)."""
+        if conn is None:
+            with self._reader() as c:
+                return self.checkpoint_note(size, c)
+        row = conn.execute(select(CHECKPOINT.c.note).where(CHECKPOINT.c.size == size)).first()
+        if row is None:
+            raise NotFoundError(f"the log signed no checkpoint of size {size}")
+        return str(row.note)
+
+    def cosignature_lines(self, size: int, conn: Connection | None = None) -> list[str]:
+        """The witnesses' cosignature lines stored for the checkpoint of ``size``, by name."""
+        if conn is None:
+            with self._reader() as c:
+                return self.cosignature_lines(size, c)
+        rows = conn.execute(
+            select(COSIGNATURE.c.line)
+            .where(COSIGNATURE.c.size == size)
+            .order_by(COSIGNATURE.c.witness, COSIGNATURE.c.key_hash)
+        )
+        return [str(r.line) for r in rows]
+
+    def cosigned_checkpoint(self, size: int | None = None) -> str:
+        """The checkpoint of ``size`` (default: the latest) with the log's signature and every
+        stored cosignature line after it (a C2SP note may carry several signatures)."""
+        with self._reader() as conn:
+            if size is None:
+                note = self.latest_checkpoint(conn)
+            else:
+                note = self.checkpoint_note(size, conn)
+            tree_size = parse_checkpoint(note.split("\n\n", 1)[0] + "\n").size
+            return note + "".join(self.cosignature_lines(tree_size, conn))
+
+    def add_cosignatures(
+        self, unverified: str, policy: WitnessPolicy, *, now: datetime, size: int | None = None
+    ) -> list[CosignatureAdded]:
+        """Store the cosignatures a witness returned, each verified first.
+
+        ``unverified`` is the cosigned checkpoint note, or the cosignature lines alone for the
+        checkpoint of ``size`` (default: the latest). The note's text must be exactly the
+        checkpoint this log signed for its size. Only witnesses of ``policy`` are accepted
+        (``witnesses.open_cosignatures``); a witness already stored for that size is a
+        duplicate and keeps its first line.
+        """
+        text, lines = split_cosigned(unverified)
+        try:
+            with self.engine.begin() as conn:
+                if text is None:
+                    note = (
+                        self.latest_checkpoint(conn)
+                        if size is None
+                        else self.checkpoint_note(size, conn)
+                    )
+                    checkpoint = parse_checkpoint(note.split("\n\n", 1)[0] + "\n")
+                else:
+                    checkpoint = parse_checkpoint(text)
+                    if checkpoint.origin != self.origin:
+                        raise FormatError(
+                            f"a checkpoint of log {checkpoint.origin!r}, not of {self.origin!r}"
+                        )
+                    if size is not None and size != checkpoint.size:
+                        raise UsageError(
+                            f"the note is a checkpoint of size {checkpoint.size}, not {size}"
+                        )
+                    stored = self.checkpoint_note(checkpoint.size, conn)
+                    if not stored.startswith(text + "\n"):
+                        raise ConflictError(
+                            f"the note is not the checkpoint this log signed for size "
+                            f"{checkpoint.size}: {checkpoint.describe()}"
+                        )
+                verified = open_cosignatures(policy, checkpoint, lines)
+                return [self._store_cosignature(conn, checkpoint.size, s, now) for s in verified]
+        except OperationalError as e:
+            raise StorageError(f"the log database refused the cosignature: {e.orig}") from e
+
+    @staticmethod
+    def _store_cosignature(
+        conn: Connection, size: int, sig: NoteSignature, now: datetime
+    ) -> CosignatureAdded:
+        key_hash = sig.key_hash.hex()
+        where = (
+            (COSIGNATURE.c.size == size)
+            & (COSIGNATURE.c.witness == sig.name)
+            & (COSIGNATURE.c.key_hash == key_hash)
+        )
+        held = conn.execute(select(COSIGNATURE.c.line, COSIGNATURE.c.cosigned_at).where(where))
+        row = held.first()
+        if row is not None:
+            return CosignatureAdded(size, sig.name, str(row.line), int(row.cosigned_at), True)
+        added = CosignatureAdded(size, sig.name, sig.line(), cosignature_timestamp(sig), False)
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    insert(COSIGNATURE).values(
+                        size=size,
+                        witness=sig.name,
+                        key_hash=key_hash,
+                        cosigned_at=added.cosigned_at,
+                        line=added.line,
+                        added_at=format_time(now),
+                    )
+                )
+        except IntegrityError:  # another request stored this witness's line first
+            first = conn.execute(
+                select(COSIGNATURE.c.line, COSIGNATURE.c.cosigned_at).where(where)
+            ).one()
+            return CosignatureAdded(size, sig.name, str(first.line), int(first.cosigned_at), True)
+        return added
 
     def checkpoints(self) -> list[str]:
         with self._reader() as conn:

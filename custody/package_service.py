@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -77,6 +78,14 @@ def all_package_ids(home: Home, exam_id: str | None = None) -> list[str]:
         if exam_id is not None:
             query = query.where(PackageRow.exam_id == exam_id)
         return list(session.exec(query))
+
+
+def sealed_labels(engine: Engine) -> Iterator[tuple[str, str]]:
+    """(package id, label text) of every sealed package, by id, as stored (not re-verified:
+    for an export, whose verifier checks each label itself)."""
+    with Session(engine) as session:
+        for row in session.exec(select(PackageRow.id, PackageRow.label).order_by(PackageRow.id)):
+            yield row[0], row[1]
 
 
 def seal_event(

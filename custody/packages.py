@@ -1,4 +1,5 @@
-"""Sealed packages in the custody log: the body of the ``seal`` event.
+"""Sealed packages in the custody log: the body of the ``seal`` event, and where a sealed
+label disagrees with it (``label_disagreements``, for ``custody verify``).
 
 The manifest value (``Manifest``, ``RouteStep``, ``Classification``) and the sealing rule
 (``check_sealer``) live in ``labels.manifest``, below ``custody``, because the label codec
@@ -39,6 +40,7 @@ __all__ = [
     "check_sealer",
     "epoch",
     "from_epoch",
+    "label_disagreements",
     "seal_event_body",
 ]
 
@@ -72,3 +74,17 @@ def seal_event_body(
         "handover_witness": handover_witness,
         "label_sha256": hashlib.sha256(label.encode("ascii")).hexdigest(),
     }
+
+
+def label_disagreements(
+    manifest: Manifest, label: str, sealer: str, body: dict[str, object]
+) -> list[str]:
+    """The fields of a ``seal`` event's body that differ from what the sealed label says.
+
+    Only fields the body holds are compared (``seal_event_body`` writes them all; an event
+    made by hand may hold fewer): a ``label_sha256`` binds the exact label text, the others
+    bind the manifest's facts. An empty list means they agree.
+    """
+    witness = body.get("handover_witness")
+    expected = seal_event_body(manifest, sealer, label, handover_witness=witness is True)
+    return sorted(key for key, value in expected.items() if key in body and body[key] != value)

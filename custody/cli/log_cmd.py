@@ -33,6 +33,7 @@ from custody.errors import UsageError, VerificationError
 from custody.events import leaf_bytes
 from custody.log import CustodyLog, Receipt
 from custody.service import open_reader
+from custody.witnesses import WitnessPolicy, witness_policy_from_json
 from keys.keyfile import write_new_file
 from keys.trust import load_trust_bundle
 
@@ -202,8 +203,12 @@ def export(
     log = open_log(st, writable=False)
     with _progress(st) as bar:
         task = bar.add_task("exporting", total=None)
+        policy = st.home.witnesses_path
         manifest = export_bundle(
-            log, out, progress=lambda n, total: bar.update(task, completed=n, total=total)
+            log,
+            out,
+            witnesses=policy.read_bytes() if policy.is_file() else None,
+            progress=lambda n, total: bar.update(task, completed=n, total=total),
         )
     st.emit(
         {"bundle": str(out), **manifest},
@@ -227,6 +232,13 @@ def verify(
     workers: Annotated[
         int, typer.Option(help="Processes for signature checks (0 = all cores).")
     ] = 0,
+    witness_policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="A witnesses.json: at least k of its n witnesses must have cosigned the "
+            "checkpoint (default: the home's, when run inside one)."
+        ),
+    ] = None,
 ) -> None:
     """Re-check a bundle offline against a pinned authority: signatures, roles, chains, rules,
     counts, closure, the root, and every file the manifest lists."""
@@ -244,6 +256,14 @@ def verify(
             "(a bundle's own trust.json vouches only for itself)"
         )
     since_note = read_input(since).decode("utf-8", "replace") if since is not None else None
+    policy: WitnessPolicy | None = None
+    source = ""
+    if witness_policy is not None:
+        source = str(witness_policy)
+        policy = witness_policy_from_json(read_input(witness_policy), source=source)
+    elif st.home.exists():
+        policy = st.home.witness_policy()  # inside a home: its own witnesses
+        source = str(st.home.witnesses_path) if policy is not None else ""
     n_workers = workers or (os.cpu_count() or 1)
     with _progress(st) as bar:
         task = bar.add_task("verifying", total=None)
@@ -252,9 +272,11 @@ def verify(
             store,
             since_note=since_note,
             require_closed=require_closed,
+            witness_policy=policy,
             workers=n_workers,
             progress=lambda n: bar.update(task, completed=n) if n % 500 == 0 else None,
         )
+    report.witness_policy_source = source
     if st.json:
         st.emit(report.as_dict())
     else:
@@ -276,6 +298,19 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
     if report.since_ok is not None:
         verdict = "[green]consistent[/]" if report.since_ok else "[red]INCONSISTENT[/]"
         st.out.print(f"  earlier checkpoint   {verdict}")
+    st.out.print(f"  labels checked       {report.labels} (each against its seal event)")
+    if report.witnesses is None:
+        st.out.print(
+            "  witnesses            none checked (no witness policy: --witness-policy FILE)"
+        )
+    else:
+        count = report.witnesses
+        verdict = "[green]met[/]" if count.ok else "[red]NOT MET[/]"
+        st.out.print(
+            f"  witnesses            {verdict}: policy {count.policy.describe()}, cosigned by "
+            f"{len(count.valid)} ({escape(', '.join(count.valid) or 'none')})"
+            + (f"; invalid: {escape(', '.join(count.invalid))}" if count.invalid else "")
+        )
     st.out.print(f"  packages             {report.packages} ({report.destroyed} destroyed)")
     if report.open_chains:
         st.out.print(f"  open chains          {escape(', '.join(report.open_chains[:10]))}")

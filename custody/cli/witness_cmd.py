@@ -1,5 +1,6 @@
-"""`custody log vkey|witness-request` (the log's side) and `custody witness cosign` (a witness,
-typically another authority, cosigning after checking consistency; c2sp.org/tlog-witness)."""
+"""`custody log vkey|witness-request|add-cosignature|checkpoint` (the log's side) and `custody
+witness cosign` (a witness, typically another authority, cosigning after checking consistency;
+c2sp.org/tlog-witness)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note, parse_vkey
 from custody.cli.common import passphrase, read_input, state
@@ -57,6 +59,51 @@ def witness_request(
         {"request": str(out), "old_size": old_size, "size": size},
         f"wrote {out} ({old_size} -> {size})",
     )
+
+
+@log_app.command("add-cosignature")
+def add_cosignature(
+    ctx: typer.Context,
+    cosigned: Annotated[
+        Path,
+        typer.Argument(help="The cosigned checkpoint note, or the witness's lines ('-' = stdin)."),
+    ],
+    size: Annotated[
+        int | None,
+        typer.Option(help="For lines alone: the checkpoint size they cosign (default latest)."),
+    ] = None,
+) -> None:
+    """Store a witness's cosignature, verified under its key in the home's witnesses.json."""
+    st = state(ctx)
+    policy = st.home.require_witness_policy()
+    log = open_log(st, writable=False)
+    try:
+        text = read_input(cosigned).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"{cosigned} is not UTF-8") from e
+    added = log.add_cosignatures(text, policy, now=st.now(), size=size)
+    st.emit(
+        {"cosignatures": [a.as_dict() for a in added]},
+        "\n".join(
+            f"{'already held' if a.duplicate else 'stored'}: cosignature by {escape(a.witness)} "
+            f"on the checkpoint of size {a.size}"
+            for a in added
+        ),
+    )
+
+
+@log_app.command("checkpoint")
+def checkpoint(
+    ctx: typer.Context,
+    size: Annotated[int | None, typer.Option(help="Tree size (default: the latest).")] = None,
+) -> None:
+    """A signed checkpoint with every witness cosignature the log holds for it."""
+    st = state(ctx)
+    note = open_log(st, writable=False).cosigned_checkpoint(size)
+    if st.json:
+        st.emit({"checkpoint": note})
+    else:
+        st.out.file.write(note)
 
 
 def _load_state(path: Path) -> WitnessState:

@@ -3,7 +3,7 @@ that ``custody verify`` never trusts (it re-derives states and the tree from the
 
 from __future__ import annotations
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -58,6 +58,22 @@ class CheckpointRow(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     note: str
     signed_at: str = Field(max_length=20)
+
+
+class CosignatureRow(SQLModel, table=True):
+    """A witness's cosignature/v1 line on the checkpoint of one size, stored after it verified
+    under the witness's key from the authority's witness policy; one per witness key and size."""
+
+    __tablename__ = "cosignature"
+    __table_args__ = (UniqueConstraint("size", "witness", "key_hash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    size: int = Field(index=True)
+    witness: str = Field(max_length=255)
+    key_hash: str = Field(max_length=8)
+    cosigned_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    line: str
+    added_at: str = Field(max_length=20)
 
 
 class PackageStateRow(SQLModel, table=True):

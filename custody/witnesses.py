@@ -1,0 +1,186 @@
+"""The authority's witnesses and its witness policy (``witnesses.json``), and counting
+cosignatures against it, pure: bytes in, values or ``FormatError`` out.
+
+Example::
+
+    {"quorum": 2,
+     "witnesses": [{"name": "witness.example/w1", "vkey": "witness.example/w1+df1c0a35+BIE5..."},
+                   ...]}
+
+Rules:
+- ``witnesses`` lists 1-32 witnesses; each ``vkey`` is a C2SP verifier key of type 0x04
+  (cosignature/v1) whose key name is ``name``; names and keys are distinct.
+- ``quorum`` (k) is an integer with 1 <= k <= n: a checkpoint is witnessed when at least k of
+  the n listed witnesses cosigned it. No other field is accepted (a misspelt field is a format
+  error, not a quiet default).
+- Counting (``count_cosignatures``): a signature line whose (name, key hash) matches no listed
+  witness is ignored; one that matches but does not verify over the checkpoint is not counted
+  and is named as invalid; a witness counts once however many lines it has.
+- ``check_quorum`` raises ``ThresholdError`` ("cosigned by 1/2 witnesses") when short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from crypto.encoding import Fields, parse_json_object
+from crypto.note import (
+    SIGNATURE_PREFIX,
+    Checkpoint,
+    CosignatureVerifier,
+    NoteSignature,
+    parse_note,
+    parse_vkey,
+    verify_note,
+)
+from custody.errors import FormatError, ThresholdError
+
+WITNESSES_FILE = "witnesses.json"
+MAX_WITNESSES = 32
+_FIELDS = frozenset({"quorum", "witnesses"})
+_WITNESS_FIELDS = frozenset({"name", "vkey"})
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """k of n: the listed witnesses' cosignature keys and how many must cosign."""
+
+    witnesses: tuple[CosignatureVerifier, ...]
+    quorum: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.witnesses) <= MAX_WITNESSES:
+            raise FormatError(f"a witness policy lists 1-{MAX_WITNESSES} witnesses")
+        if not 1 <= self.quorum <= len(self.witnesses):
+            raise FormatError(
+                f"a witness quorum is between 1 and {len(self.witnesses)}, not {self.quorum}"
+            )
+        if len({w.name for w in self.witnesses}) != len(self.witnesses):
+            raise FormatError("a witness policy names a witness twice")
+        if len({w.public_key.raw for w in self.witnesses}) != len(self.witnesses):
+            raise FormatError("a witness policy lists one key under two names")
+
+    def of(self, name: str, key_hash: bytes) -> CosignatureVerifier | None:
+        for w in self.witnesses:
+            if w.name == name and w.key_hash == key_hash:
+                return w
+        return None
+
+    def describe(self) -> str:
+        return f"{self.quorum} of {len(self.witnesses)}"
+
+
+@dataclass(frozen=True)
+class CosignatureCount:
+    """Which listed witnesses validly cosigned a checkpoint, and which lines were bad."""
+
+    policy: WitnessPolicy
+    valid: tuple[str, ...]
+    invalid: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return len(self.valid) >= self.policy.quorum
+
+    def describe(self) -> str:
+        names = ", ".join(self.valid) or "none"
+        text = (
+            f"cosigned by {len(self.valid)} of the {len(self.policy.witnesses)} listed witnesses "
+            f"({names}); the policy needs {self.policy.quorum}"
+        )
+        if self.invalid:
+            text += f"; not counted, signatures that do not verify: {', '.join(self.invalid)}"
+        return text
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "quorum": self.policy.quorum,
+            "witnesses": [w.name for w in self.policy.witnesses],
+            "cosigned_by": list(self.valid),
+            "invalid": list(self.invalid),
+            "ok": self.ok,
+        }
+
+
+def witness_policy_from_json(data: bytes, *, source: str = WITNESSES_FILE) -> WitnessPolicy:
+    """Parse ``witnesses.json``; ``source`` names the file in messages."""
+    top = parse_json_object(data, what=source)
+    unknown = set(top) - _FIELDS
+    if unknown:
+        raise FormatError(f"{source}: unknown field(s) {sorted(unknown)}")
+    f = Fields(top, what=source)
+    quorum = f.integer("quorum")
+    witnesses = []
+    for number, raw in enumerate(f.items("witnesses")):
+        what = f"{source}: witnesses[{number}]"
+        if not isinstance(raw, dict):
+            raise FormatError(f"{what} must be an object")
+        unknown = set(raw) - _WITNESS_FIELDS
+        if unknown:
+            raise FormatError(f"{what}: unknown field(s) {sorted(unknown)}")
+        w = Fields(raw, what=what)
+        name, vkey = w.text("name"), w.text("vkey")
+        try:
+            verifier = parse_vkey(vkey)
+        except FormatError as e:
+            raise FormatError(f"{what}: {e.message}") from e
+        if not isinstance(verifier, CosignatureVerifier):
+            raise FormatError(f"{what}: the vkey is not a cosignature/v1 key (type 0x04)")
+        if verifier.name != name:
+            raise FormatError(f"{what}: the vkey is named {verifier.name!r}, not {name!r}")
+        witnesses.append(verifier)
+    try:
+        return WitnessPolicy(tuple(witnesses), quorum)
+    except FormatError as e:
+        raise FormatError(f"{source}: {e.message}") from e
+
+
+def count_cosignatures(
+    policy: WitnessPolicy, checkpoint: Checkpoint, signatures: Iterable[NoteSignature]
+) -> CosignatureCount:
+    """Count the listed witnesses whose cosignature/v1 verifies over ``checkpoint``."""
+    text = checkpoint.body().encode("utf-8")
+    valid: list[str] = []
+    invalid: list[str] = []
+    for sig in signatures:
+        verifier = policy.of(sig.name, sig.key_hash)
+        if verifier is None:
+            continue
+        if verifier.verify(text, sig.signature):
+            if sig.name not in valid:
+                valid.append(sig.name)
+        elif sig.name not in invalid:
+            invalid.append(sig.name)
+    return CosignatureCount(policy, tuple(sorted(valid)), tuple(sorted(invalid)))
+
+
+def check_quorum(count: CosignatureCount) -> None:
+    """Raise ``ThresholdError`` unless at least k of the n witnesses cosigned."""
+    if not count.ok:
+        raise ThresholdError(count.describe())
+
+
+def split_cosigned(unverified: str) -> tuple[str | None, str]:
+    """Split a submission into (checkpoint note text or None, signature lines).
+
+    A submission is either a cosigned checkpoint note (its text, a blank line, signature lines)
+    or the signature lines alone (what a witness returns), each ``"— name base64\\n"``.
+    """
+    if unverified.startswith(SIGNATURE_PREFIX):
+        if not unverified.endswith("\n"):
+            unverified += "\n"
+        return None, unverified
+    note = parse_note(unverified)
+    return note.text, "".join(s.line() for s in note.signatures)
+
+
+def open_cosignatures(
+    policy: WitnessPolicy, checkpoint: Checkpoint, unverified_lines: str
+) -> tuple[NoteSignature, ...]:
+    """The listed witnesses' cosignatures among ``unverified_lines``, each verified over
+    ``checkpoint``: lines by unlisted keys are ignored, a listed witness's line that does not
+    verify refuses the whole submission (``SignatureError``), so does a witness twice
+    (``DuplicateSignatureError``) or no listed witness at all (``UnknownSignerError``)."""
+    note = parse_note(checkpoint.body() + "\n" + unverified_lines)
+    return verify_note(note, policy.witnesses).verified
