@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,9 +29,10 @@ import nacl.bindings as sodium
 import nacl.signing
 
 from crypto import merkle
+from crypto.dsse import Envelope
 from crypto.note import Checkpoint, sign_checkpoint
 from custody.audit import load_trust_document, trust_document, verify_log
-from custody.events import Event, Kind, statement_id
+from custody.events import Event, Kind, leaf_bytes, parse_event, statement_id
 from custody.service import ServiceSecrets, open_writer
 
 CORES = os.cpu_count() or 1
@@ -57,6 +58,13 @@ def raw_rates(n: int) -> tuple[float, float]:
     return one, allc
 
 
+def _now(batch: list[Envelope] | None) -> datetime:
+    """The service's clock for a batch: when its (simultaneous) events were made."""
+    if not batch:
+        return _season.T0
+    return parse_event(batch[0].payload).time
+
+
 def appends(
     url: str | None, label: str, packages: int, rounds: int, singles: int, workers: int
 ) -> list[tuple[str, float]]:
@@ -64,20 +72,20 @@ def appends(
     secrets = ServiceSecrets(log=_season.PASS, system=_season.PASS)
     log = open_writer(s.home, secrets, workers=workers)  # the service as `custody serve` runs it
     stream = _season.handover_stream(s, packages, rounds + 1)
-    log.submit_many(next(stream), now=_season.T0)
+    log.submit_many(next(stream), now=_now(None))
     batches = list(stream)
     # one event per transaction (what a courier's phone does)
     t = time.perf_counter()
     for env in batches[0][:singles]:
-        log.submit(env, now=_season.T0)
+        log.submit(env, now=_now([env]))
     single = singles / (time.perf_counter() - t)
     rest = batches[0][singles:]
     if rest:
-        log.submit_many(rest, now=_season.T0)
+        log.submit_many(rest, now=_now(rest))
     t = time.perf_counter()
     n = 0
     for batch in batches[1:]:
-        result = log.submit_many(batch, now=_season.T0)
+        result = log.submit_many(batch, now=_now(batch))
         assert not result.rejected, result.rejected[0].error
         n += len(result.receipts)
     batched = n / (time.perf_counter() - t)
@@ -106,14 +114,15 @@ def _gen_chains(args: tuple[int, int, int, str, bytes, bytes, bytes]) -> bytes:
 
     for n in range(first, first + count):
         pid = f"PK-{n:07d}"
-        t = _season.T0
+        # each package's chain in its own second range: the log's receive times never go back
+        t = _season.T0 + timedelta(seconds=n * length)
         body = seal_body(
             position="P-01", paper="PA", copies=30, seals=["S1", "S2"], window=window, route=route
         )
         env = Event(
             Kind.SEAL, authority, t, "printer", {pid: None}, {"sealer": "print-qian"}, body
         ).sign([wrapped["print-qian"]])
-        out += env.to_bytes() + b"\n"
+        out += leaf_bytes(env, t) + b"\n"
         prev, holder = statement_id(env.payload), "print-qian"
         for step in range(length - 1):
             t += timedelta(seconds=1)
@@ -129,7 +138,7 @@ def _gen_chains(args: tuple[int, int, int, str, bytes, bytes, bytes]) -> bytes:
                 {"seals": ["S1", "S2"]},
             )
             env = ev.sign([wrapped[holder], wrapped[to]])
-            out += env.to_bytes() + b"\n"
+            out += leaf_bytes(env, t) + b"\n"
             prev, holder = statement_id(env.payload), to
     return bytes(out)
 
@@ -183,7 +192,7 @@ def proofs(leaves_list: list[int], url: str | None) -> list[tuple[int, str, floa
         hashes = (merkle.leaf_hash(i.to_bytes(8, "big")) for i in range(leaves))
         nodes_iter = _nodes_stream(hashes, leaves)
         label = "SQLite" if url is None else "PostgreSQL"
-        _bulk_insert_nodes(s, nodes_iter, url)
+        _bulk_insert_nodes(s, nodes_iter, url, leaves)
         import random
 
         rng = random.Random(1)
@@ -222,13 +231,15 @@ def _nodes_stream(hashes: object, leaves: int) -> object:
         yield from merkle.nodes_for_batch(start, batch, lambda lv, ix: frontier[(lv, ix)])
 
 
-def _bulk_insert_nodes(s: object, nodes: object, url: str | None) -> None:
+def _bulk_insert_nodes(s: object, nodes: object, url: str | None, leaves: int) -> None:
+    """The tree's stored nodes, and the log head at that size (the proofs check the size)."""
     home = s.home  # type: ignore[attr-defined]
     if url is None:
         db = sqlite3.connect(home.path / "custody.db")
         db.execute("PRAGMA synchronous=OFF")
         rows = ((lv, ix, h) for lv, ix, h in nodes)  # type: ignore[attr-defined]
         db.executemany("INSERT INTO tree_node(level, idx, hash) VALUES (?, ?, ?)", rows)
+        db.execute("UPDATE log_head SET size = ? WHERE id = 1", (leaves,))
         db.commit()
         db.close()
         return
@@ -240,6 +251,8 @@ def _bulk_insert_nodes(s: object, nodes: object, url: str | None) -> None:
     ):
         for lv, ix, h in nodes:  # type: ignore[attr-defined]
             copy.write_row((lv, ix, h))
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute("UPDATE log_head SET size = %s WHERE id = 1", (leaves,))
 
 
 def main() -> None:
