@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from custody.cli.common import PASSPHRASE_ENV, state
-from custody.demo import run_demo
+from custody.demo.play import run_demo
 
 
 def demo(

@@ -14,7 +14,7 @@ from pathlib import Path
 from crypto.encoding import format_time
 from custody.audit import export_bundle
 from custody.demo import Season, seal_events
-from custody.demo_log import verify_export
+from custody.demo.log import verify_export
 from custody.service import open_reader
 from tests.conftest import PASS
 

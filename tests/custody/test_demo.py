@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from custody.cli import main
-from custody.demo import run_demo
+from custody.demo.play import run_demo
 from custody.errors import ConflictError
 from keys.trust import load_trust_bundle
 from tests.conftest import PASS, T0, fast_kdf
@@ -73,7 +73,7 @@ def test_retention_purge_keeps_the_log_verifiable(
 ) -> None:
     from datetime import timedelta
 
-    from custody.demo_log import verify_export
+    from custody.demo.log import verify_export
 
     out = tmp_path / "season"
     run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())

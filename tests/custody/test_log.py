@@ -401,7 +401,7 @@ def test_corrections_name_an_earlier_statement_and_edit_nothing(
     season: Season, tmp_path: object
 ) -> None:
     from custody.audit import export_bundle
-    from custody.demo_log import verify_export
+    from custody.demo.log import verify_export
     from custody.events import Event
 
     seal(season)

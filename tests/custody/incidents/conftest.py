@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from custody.demo import Season
-from custody.incidents.demo import attach
+from custody.demo.breaches import attach
 from custody.incidents.desk import WatchedLog
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from crypto.dsse import parse_envelope
 from custody.demo import start_season
+from custody.demo.breaches import attach, play_breaches
 from custody.incidents.config import policy_from_json
-from custody.incidents.demo import attach, play_breaches
 from custody.incidents.desk import get_incident, list_incidents
 from custody.incidents.outbox import Mailer, deliver_outbox
 from custody.incidents.policy import Policy, Target

@@ -16,11 +16,11 @@ from sqlalchemy import select
 
 from crypto.dsse import parse_envelope, verify_signatures
 from custody.demo import Season
+from custody.demo.breaches import attach
 from custody.errors import ConflictError, KeyBlockedError, RoleError
 from custody.events import Kind, parse_leaf
 from custody.incidents.acts import Act
 from custody.incidents.config import policy_from_json
-from custody.incidents.demo import attach
 from custody.incidents.desk import (
     NOTIFY_TYPE,
     WatchedLog,

@@ -12,7 +12,7 @@ import pytest
 
 from custody.cli import main
 from custody.demo import Season
-from custody.incidents.demo import attach, play_breaches
+from custody.demo.breaches import attach, play_breaches
 from custody.incidents.desk import list_incidents
 from tests.conftest import PASS
 from tests.custody.test_audit import full_life
