@@ -15,14 +15,32 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from crypto.dsse import Envelope, parse_envelope
+from crypto.encoding import Fields, parse_json_object
 from crypto.sealing import KdfParams
 from crypto.signing import VerifyKey, check_ed25519_public_key, check_x25519_public_key
-from custody.errors import ConflictError, NotFoundError, UsageError
+from custody.errors import ConflictError, FormatError, NotFoundError, UsageError
 from custody.home import Home
 from custody.store.tables import AuthorityRow, CertificateRow, RevocationRow
 from keys.keyfile import KeyPair, seal_keypair, write_new_file
-from keys.model import Authority, Certificate, Revocation, RevocationReason, Role
-from keys.trust import TrustStore, issue_authority, issue_certificate, issue_revocation
+from keys.model import (
+    CERTIFICATE_TYPE,
+    REVOCATION_TYPE,
+    TRUST_BUNDLE_TYPE,
+    Authority,
+    Certificate,
+    Revocation,
+    RevocationReason,
+    Role,
+)
+from keys.trust import (
+    TrustStore,
+    issue_authority,
+    issue_certificate,
+    issue_revocation,
+    load_trust_bundle,
+    verify_certificate,
+    verify_revocation,
+)
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,65 @@ def load_trust(home: Home) -> TrustStore:
         revs = [parse_envelope(r.envelope) for r in session.exec(select(RevocationRow))]
     pinned = home.config.text("authority_id")
     return TrustStore.build(parse_envelope(row.envelope), certs, revs, pinned_root_id=pinned)
+
+
+@dataclass(frozen=True)
+class Imported:
+    certificates: tuple[str, ...]  # key ids newly stored
+    revocations: tuple[str, ...]
+    already: int  # items the home held already
+
+
+def import_signed(home: Home, data: bytes) -> Imported:
+    """Store root-signed certificates and revocations issued offline (a trust document, a
+    trust bundle's content, or one envelope), after checking every one against this home's
+    authority: all are stored, or none."""
+    trust = load_trust(home)
+    f = parse_json_object(data, what="import file")
+    if f.get("payloadType") == TRUST_BUNDLE_TYPE:  # a trust bundle the offline side exported
+        bundle = load_trust_bundle(data, pinned_root_id=trust.authority.id)
+        envelopes = [*bundle.certificate_envelopes, *bundle.revocation_envelopes]
+    elif "payloadType" in f:
+        envelopes = [parse_envelope(f, what="import file")]
+    else:
+        doc = Fields(f, what="import file")
+        envelopes = [parse_envelope(c, what="certificate") for c in doc.items("certificates")]
+        envelopes += [parse_envelope(r, what="revocation") for r in doc.items("revocations")]
+    certs = [e for e in envelopes if e.payload_type == CERTIFICATE_TYPE]
+    revs = [e for e in envelopes if e.payload_type == REVOCATION_TYPE]
+    if len(certs) + len(revs) != len(envelopes):
+        raise FormatError("import file: only certificates and revocations can be imported")
+    # the same checks as loading: root signature, authority, consistency with what is held
+    TrustStore.build(
+        trust.authority_envelope,
+        [*trust.certificate_envelopes, *certs],
+        [*trust.revocation_envelopes, *revs],
+        pinned_root_id=trust.authority.id,
+    )
+    held_certs = {e.to_bytes() for e in trust.certificate_envelopes}
+    held_revs = {e.to_bytes() for e in trust.revocation_envelopes}
+    new_certs = [
+        (verify_certificate(e, trust.authority), e) for e in certs if e.to_bytes() not in held_certs
+    ]
+    new_revs = [
+        (verify_revocation(e, trust.authority), e) for e in revs if e.to_bytes() not in held_revs
+    ]
+    with Session(home.engine) as session:
+        for cert, env in new_certs:
+            session.add(
+                CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=env.to_bytes())
+            )
+        for rev, env in new_revs:
+            session.add(RevocationRow(key_id=rev.key_id, envelope=env.to_bytes()))
+        try:
+            session.commit()
+        except IntegrityError as e:
+            raise ConflictError("a certificate for one of these keys is already held") from e
+    return Imported(
+        tuple(c.key_id for c, _ in new_certs),
+        tuple(r.key_id for r, _ in new_revs),
+        len(envelopes) - len(new_certs) - len(new_revs),
+    )
 
 
 def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> None:

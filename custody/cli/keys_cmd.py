@@ -314,6 +314,28 @@ def list_keys(ctx: typer.Context) -> None:
         st.out.print(table)
 
 
+@keys_app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="Certificates and revocations issued offline (trust.json form).")
+    ],
+) -> None:
+    """Take in certificates and revocations the root key signed offline: each is checked against
+    this home's authority, and all are stored or none. The serving home needs no root key."""
+    st = state(ctx)
+    done = identity.import_signed(st.home, read_input(file))
+    st.emit(
+        {
+            "certificates": list(done.certificates),
+            "revocations": list(done.revocations),
+            "already_held": done.already,
+        },
+        f"[bold green]imported[/] {len(done.certificates)} certificate(s) and "
+        f"{len(done.revocations)} revocation(s); {done.already} already held",
+    )
+
+
 @trust_app.command("export")
 def trust_export(
     ctx: typer.Context,
