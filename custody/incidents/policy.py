@@ -41,12 +41,12 @@ from crypto.dsse import Envelope
 from crypto.encoding import format_time
 from custody.errors import ClockError, ConflictError, FormatError, RoleError
 from custody.incidents.acts import Act, ActKind
-from custody.rules import PackageState, Status
+from custody.rules import DEFAULT_CLOCK, PackageState, Status
 from keys.model import Certificate, Role
 from keys.statements import require, verify_statement
 from keys.trust import TrustStore
 
-MAX_ACT_SKEW = timedelta(minutes=5)
+MAX_ACT_SKEW = DEFAULT_CLOCK.skew  # one skew for every statement the service receives
 
 
 class Severity(StrEnum):
