@@ -142,6 +142,13 @@ class MixedPackagesError(VerificationError):
     code = "mixed_packages"
 
 
+class ExamPolicyError(VerificationError):
+    """A seal that does not follow its exam's policy on the log, or names an exam that has
+    no policy there."""
+
+    code = "exam_policy"
+
+
 class RoleError(VerificationError):
     """A signer does not hold the role the step requires."""
 

@@ -29,8 +29,10 @@ Verification rules (``verify_log``; pure over its inputs, it opens no file):
   the problem ``label`` naming the package.
 - With a witness policy (k of n), at least k of the n listed witnesses must have a valid
   cosignature/v1 on the checkpoint verified (problem ``witness_policy`` otherwise, naming the
-  witnesses counted); a line that does not verify is not counted. Without a policy, no
-  cosignature is checked and the report says so.
+  witnesses counted); a line that does not verify is not counted, and a line that names a
+  listed witness and its key yet does not verify is a problem of its own
+  (``witness_cosignature``), even when the quorum is met: nobody but a forger writes one.
+  Without a policy, no cosignature is checked and the report says so.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from crypto.encoding import Fields, canonical_json, format_time, parse_json_obje
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
+from custody.exams import ExamPolicy
 from custody.log import CustodyLog
 from custody.package_service import sealed_labels
 from custody.packages import label_disagreements
@@ -254,6 +257,15 @@ def verify_log(
         report.witnesses = count
         if not count.ok:
             report.problems.append(Problem(None, "witness_policy", count.describe()))
+        for name in count.invalid:  # a listed witness's line that does not verify: forged
+            report.problems.append(
+                Problem(
+                    None,
+                    "witness_cosignature",
+                    f"the cosignature line of listed witness {name} does not verify over the "
+                    "checkpoint: it was altered or forged",
+                )
+            )
     since: tuple[int, bytes] | None = None
     if since_note is not None:
         try:
@@ -364,6 +376,7 @@ class _Replay:
         self.since = since
         self.tree = _RootBuilder()
         self.states: dict[str, PackageState | None] = {}
+        self.exams: dict[str, ExamPolicy] = {}  # each exam's policy, as the log's statements set
         self.count = 0
         # Statement ids seen so far (16-byte prefixes: corrections must name an earlier one).
         self.seen: set[bytes] = set()
@@ -417,12 +430,16 @@ class _Replay:
                 raise ChainError(
                     f"the correction names statement {event.corrects[:16]}, not earlier in the log"
                 )
-            outcome = apply_event(event, sigcheck, env, self.states, self.trust, received=received)
+            outcome = apply_event(
+                event, sigcheck, env, self.states, self.trust, received=received, exams=self.exams
+            )
         except CustodyError as e:
             report.problems.append(Problem(index, e.code, e.message, event.id))
             resync(event, self.states)
             return
         self.states.update(outcome.states)
+        if outcome.exam is not None:
+            self.exams[outcome.exam.exam_id] = outcome.exam
         report.findings.extend((index, f) for f in outcome.findings)
         if event.kind == Kind.SEAL:
             for pid in event.package_ids:

@@ -40,6 +40,7 @@ from crypto.sealing import derive_key
 from crypto.signing import EncryptionKey, SigningKey
 from custody.errors import ConflictError, FormatError, KeyBlockedError, NotFoundError
 from custody.events import Event, Kind, statement_id
+from custody.exams import ExamPolicy, exam_policy_body
 from custody.incidents.acts import Act, ActKind, parse_act
 from custody.incidents.detect import (
     Detection,
@@ -210,6 +211,50 @@ class WatchedLog(CustodyLog):
             packages={},
             actors={"system": authority},
             body={"act": act.to_json_obj(), "act_kind": act_kind, "paper": paper},
+        )
+        return self.submit(event.sign([self.desk.system_key]), now=now)
+
+    def append_purges(
+        self, papers: Sequence[tuple[str, str, str]], *, now: datetime
+    ) -> list[Receipt]:
+        """Put the purge of each ``(paper ref, exam, commitment)`` on the log, in one
+        transaction, before any ciphertext is deleted: the log refuses them all unless every
+        exam's retention on the log is over."""
+        authority = self.trust.authority.id
+        envelopes = [
+            Event(
+                kind=Kind.PAPER_ACT,
+                authority=authority,
+                time=now,
+                place="",
+                packages={},
+                actors={"system": authority},
+                body={"act_kind": "purge", "paper": ref, "exam": exam, "commitment": commitment},
+            ).sign([self.desk.system_key])
+            for ref, exam, commitment in papers
+        ]
+        result = self.submit_many(envelopes, now=now)
+        if result.rejected:
+            raise result.rejected[0].error
+        return result.receipts
+
+    def publish_exam_policy(self, policy: ExamPolicy, *, now: datetime) -> Receipt | None:
+        """Put an exam's policy on the log (a system statement), unless the log already holds
+        exactly this policy for the exam; returns the receipt, or None when nothing changed."""
+        try:
+            if self.exam_policy(policy.exam_id) == policy:
+                return None
+        except NotFoundError:
+            pass
+        authority = self.trust.authority.id
+        event = Event(
+            kind=Kind.EXAM_POLICY,
+            authority=authority,
+            time=now,
+            place="",
+            packages={},
+            actors={"system": authority},
+            body=exam_policy_body(policy),
         )
         return self.submit(event.sign([self.desk.system_key]), now=now)
 
