@@ -45,9 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from crypto import merkle
-from crypto.dsse import parse_envelope
-from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.dsse import parse_envelope, sign_envelope
+from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
+from crypto.signing import SigningKey
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
 from custody.log import CustodyLog
@@ -606,3 +607,44 @@ def read_bundle(folder: Path) -> tuple[bytes, str]:
 def stream_lines(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         yield from fh
+
+
+# -- the directory (issue 12) ----------------------------------------------------------------
+
+DIRECTORY_TYPE = "application/vnd.custody.directory.v1+json"
+
+
+def directory_document(trust: TrustStore, system_key: SigningKey, now: datetime) -> bytes:
+    """What a courier's device needs about people, and no more: for each certificate the
+    display name, roles, signing key and validity, signed as a whole by the system key; with
+    the authority statement (which names the system key) and the revocations as issued."""
+    people = [
+        {
+            "subject": cert.subject,
+            "name": cert.name,
+            "roles": sorted(r.value for r in cert.roles),
+            "key_id": cert.key_id,
+            "signing_key": b64encode(cert.signing_key.raw),
+            "not_before": format_time(cert.not_before),
+            "not_after": format_time(cert.not_after),
+        }
+        for cert in sorted(trust.certificates.values(), key=lambda c: (c.subject, c.key_id))
+    ]
+    payload = canonical_json(
+        {
+            "type": "custody.directory.v1",
+            "authority": trust.authority.id,
+            "issued_at": format_time(now),
+            "people": people,
+        }
+    )
+    directory = sign_envelope(DIRECTORY_TYPE, payload, [system_key])
+    return json.dumps(
+        {
+            "authority": trust.authority_envelope.to_json_obj(),
+            "directory": directory.to_json_obj(),
+            "revocations": [e.to_json_obj() for e in trust.revocation_envelopes],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()

@@ -1,0 +1,280 @@
+"""The access log: every read of personal data, append-only, chained and checkpointed.
+
+Its own origin (the custody log's origin followed by ``/access``) keeps its checkpoints apart
+from the custody log's, though the same log key signs both.
+
+Record (one leaf, canonical JSON; docs/formats.md "Access log"):
+    {"type": "custody.access.v1", "at": RFC 3339, "who": person, "key_id": hex,
+     "roles": [...], "route": "GET /v1/packages/{package_id}", "objects": ["package:PK-1"],
+     "prev": hex SHA-256 leaf hash of the record before (64 zeros for the first)}
+
+Rules:
+- A record is written before the answer it records leaves the service (the route calls
+  ``record`` and only then answers): a read that could not be recorded is not answered.
+- Records get consecutive indexes under a lock on one head row (as the custody log's entries).
+- Every record names the leaf hash of the one before: deleting or editing one breaks the chain
+  at that place, and the RFC 9162 root in a checkpoint signed by the log key fixes the whole.
+- ``verify_access`` is pure over the exported lines and checkpoint: origin, signature, size,
+  root, each record's form and its link to the one before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from crypto import merkle
+from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.note import Checkpoint, NoteVerifier, open_checkpoint, sign_checkpoint
+from crypto.signing import SigningKey
+from custody.access import Principal
+from custody.errors import CustodyError, FormatError, NotFoundError, StorageError
+from custody.store.access_tables import (
+    AccessCheckpoint,
+    AccessHead,
+    AccessObject,
+    AccessRecord,
+)
+from keys.keyfile import write_new_file
+from keys.model import Authority
+
+HEAD = AccessHead.__table__  # type: ignore[attr-defined]
+RECORDS = AccessRecord.__table__  # type: ignore[attr-defined]
+OBJECTS = AccessObject.__table__  # type: ignore[attr-defined]
+CHECKPOINTS = AccessCheckpoint.__table__  # type: ignore[attr-defined]
+
+ACCESS_TYPE = "custody.access.v1"
+ACCESS_FILE = "access.jsonl"
+ACCESS_CHECKPOINT_FILE = "access-checkpoint.note"
+GENESIS = "0" * 64
+MAX_OBJECTS = 100  # objects named in one record (a list route names its first ones)
+
+
+def access_origin(authority: Authority) -> str:
+    return authority.log_origin + "/access"
+
+
+def _root(leaves: Iterable[bytes]) -> tuple[int, bytes]:
+    """RFC 9162 root of a stream of leaves, in O(log n) memory."""
+    stack: list[tuple[int, bytes]] = []
+    count = 0
+    for leaf in leaves:
+        count += 1
+        level, h = 0, merkle.leaf_hash(leaf)
+        while stack and stack[-1][0] == level:
+            _, left = stack.pop()
+            h = merkle.node_hash(left, h)
+            level += 1
+        stack.append((level, h))
+    if not stack:
+        return 0, merkle.EMPTY_ROOT
+    h = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        h = merkle.node_hash(left, h)
+    return count, h
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    index: int
+    at: str
+    who: str
+    key_id: str
+    roles: tuple[str, ...]
+    route: str
+    objects: tuple[str, ...]
+    prev: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "at": self.at,
+            "who": self.who,
+            "key_id": self.key_id,
+            "roles": list(self.roles),
+            "route": self.route,
+            "objects": list(self.objects),
+        }
+
+
+def parse_access_leaf(index: int, leaf: bytes) -> AccessEntry:
+    f = Fields(
+        parse_json_object(leaf, what=f"access record {index}"), what=f"access record {index}"
+    )
+    f.expect("type", ACCESS_TYPE)
+    return AccessEntry(
+        index,
+        f.text("at"),
+        f.text("who"),
+        f.text("key_id"),
+        f.texts("roles"),
+        f.text("route"),
+        f.texts("objects"),
+        f.text("prev"),
+    )
+
+
+class AccessLog:
+    """The access log of one home (``log_key`` signs its checkpoints; None: read only)."""
+
+    def __init__(self, engine: Engine, authority: Authority, log_key: SigningKey | None) -> None:
+        self.engine = engine
+        self.origin = access_origin(authority)
+        self.log_key = log_key
+        self.verifier = NoteVerifier(self.origin, authority.log_key)
+        with engine.begin() as conn:
+            if conn.execute(select(HEAD.c.id).where(HEAD.c.id == 1)).first() is None:
+                conn.execute(insert(HEAD).values(id=1, size=0))
+
+    def record(self, principal: Principal, route: str, objects: Sequence[str], at: datetime) -> int:
+        """Append one read; its index. Raises ``StorageError`` if it could not be stored."""
+        named = sorted(set(objects))[:MAX_OBJECTS]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size + 1))
+                size = int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+                index = size - 1
+                prev = GENESIS
+                if index > 0:
+                    before = conn.execute(
+                        select(RECORDS.c.leaf).where(RECORDS.c.idx == index - 1)
+                    ).scalar_one()
+                    prev = merkle.leaf_hash(bytes(before)).hex()
+                leaf = canonical_json(
+                    {
+                        "type": ACCESS_TYPE,
+                        "at": format_time(at),
+                        "who": principal.subject,
+                        "key_id": principal.key_id,
+                        "roles": sorted(r.value for r in principal.roles),
+                        "route": route,
+                        "objects": named,
+                        "prev": prev,
+                    }
+                )
+                conn.execute(
+                    insert(RECORDS).values(
+                        idx=index, subject=principal.subject, at=format_time(at), leaf=leaf
+                    )
+                )
+                if named:
+                    conn.execute(insert(OBJECTS), [{"object": o, "idx": index} for o in named])
+        except CustodyError:
+            raise
+        except Exception as e:
+            raise StorageError("the read could not be recorded on the access log") from e
+        return index
+
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+
+    def leaves(self, start: int = 0, end: int | None = None) -> list[bytes]:
+        query = select(RECORDS.c.leaf).where(RECORDS.c.idx >= start).order_by(RECORDS.c.idx)
+        if end is not None:
+            query = query.where(RECORDS.c.idx < end)
+        with self.engine.connect() as conn:
+            return [bytes(r.leaf) for r in conn.execute(query)]
+
+    def who_read(
+        self, *, obj: str | None = None, who: str | None = None, limit: int = 1000
+    ) -> list[AccessEntry]:
+        """The reads that named ``obj`` (``package:ID``, ``person:ID``...) or were made by
+        ``who``, oldest first."""
+        query = select(RECORDS.c.idx, RECORDS.c.leaf).order_by(RECORDS.c.idx).limit(limit)
+        if obj is not None:
+            query = query.where(
+                RECORDS.c.idx.in_(select(OBJECTS.c.idx).where(OBJECTS.c.object == obj))
+            )
+        if who is not None:
+            query = query.where(RECORDS.c.subject == who)
+        with self.engine.connect() as conn:
+            return [parse_access_leaf(r.idx, bytes(r.leaf)) for r in conn.execute(query)]
+
+    def checkpoint(self, now: datetime) -> str:
+        """The signed checkpoint of the access log as it is now (signed once per size)."""
+        with self.engine.begin() as conn:
+            # Lock the head so no record lands between reading the size and the leaves.
+            conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size))
+            size = int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+            held = conn.execute(
+                select(CHECKPOINTS.c.note).where(CHECKPOINTS.c.size == size)
+            ).scalar_one_or_none()
+            if held is not None:
+                return str(held)
+            if self.log_key is None:
+                raise NotFoundError(
+                    f"the access log has no checkpoint for its {size} records, and this "
+                    "service holds no log key to sign one"
+                )
+            rows = conn.execute(select(RECORDS.c.leaf).order_by(RECORDS.c.idx))
+            count, root = _root(bytes(r.leaf) for r in rows)
+            if count != size:  # pragma: no cover - would need an edited table
+                raise StorageError(f"the access log holds {count} records, its head says {size}")
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.log_key)
+            conn.execute(
+                insert(CHECKPOINTS).values(
+                    size=size, root=root, note=note, signed_at=format_time(now)
+                )
+            )
+            return note
+
+    def export(self, out: Path, now: datetime) -> dict[str, str]:
+        """Write ``access.jsonl`` and ``access-checkpoint.note`` into ``out``; their SHA-256s."""
+        note = self.checkpoint(now)
+        checkpoint, _ = open_checkpoint(note, [self.verifier], origin=self.origin)
+        lines = b"".join(leaf + b"\n" for leaf in self.leaves(0, checkpoint.size))
+        files = {ACCESS_FILE: lines, ACCESS_CHECKPOINT_FILE: note.encode()}
+        for name, data in files.items():
+            write_new_file(out / name, data, mode=0o644)
+        return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+
+def verify_access(authority: Authority, note: str, lines: Sequence[bytes]) -> list[str]:
+    """Problems with an exported access log (empty: it verifies)."""
+    origin = access_origin(authority)
+    try:
+        checkpoint, _ = open_checkpoint(
+            note, [NoteVerifier(origin, authority.log_key)], origin=origin
+        )
+    except CustodyError as e:
+        return [f"access checkpoint does not verify under the log key: {e.message}"]
+    problems: list[str] = []
+    leaves = [line.rstrip(b"\n") for line in lines]
+    if len(leaves) != checkpoint.size:
+        problems.append(
+            f"the access log holds {len(leaves)} records, its checkpoint {checkpoint.size}"
+        )
+    prev = GENESIS
+    for index, leaf in enumerate(leaves):
+        try:
+            entry = parse_access_leaf(index, leaf)
+            if canonical_json(parse_json_object(leaf, what="access record")) != leaf:
+                raise FormatError(f"access record {index} is not canonical JSON")
+        except FormatError as e:
+            problems.append(e.message)
+            prev = merkle.leaf_hash(leaf).hex()
+            continue
+        if entry.prev != prev:
+            problems.append(f"access record {index} does not link to the record before it")
+        prev = merkle.leaf_hash(leaf).hex()
+    _, root = _root(leaves)
+    if root != checkpoint.root:
+        problems.append("the access log's records do not hash to its checkpoint's root")
+    return problems
+
+
+__all__ = [
+    "ACCESS_CHECKPOINT_FILE",
+    "ACCESS_FILE",
+    "AccessEntry",
+    "AccessLog",
+    "access_origin",
+    "verify_access",
+]
