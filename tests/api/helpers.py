@@ -122,8 +122,8 @@ def free_port() -> int:
 
 def login_token(c: TestClient, season: Season, person: str) -> str:
     """A session token for ``person``: a fresh challenge, signed with their enrolled key."""
-    from custody.sessions import Challenge, sign_login
     from crypto.encoding import parse_time
+    from custody.sessions import Challenge, sign_login
 
     got = c.post("/v1/login/challenge").json()
     challenge = Challenge(got["challenge"], got["origin"], parse_time(got["expires_at"]))

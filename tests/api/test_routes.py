@@ -144,7 +144,9 @@ def test_batch_judges_each_envelope_alone(season: Season) -> None:
     dispatch = transfer_event(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     off_route = seal_event(season, "PK-9")
     stranger = Envelope(
-        off_route.payload_type, off_route.payload, (Signature(STRANGER.key_id, STRANGER.sign(b"x")),)
+        off_route.payload_type,
+        off_route.payload,
+        (Signature(STRANGER.key_id, STRANGER.sign(b"x")),),
     )
     batch = [
         seal.to_json_obj(),  # 0: duplicate
