@@ -109,6 +109,7 @@ class Backend:
         self.trust()  # enrolments and revocations made since count
         now = self.now()
         touched = self.log.ingest_paper_incidents(now) + self.log.sweep(now)
+        self.access.checkpoint(now)  # the access log is checkpointed on the desk's clock too
         report = deliver_outbox(self.home.engine, now, mailer=self.settings.mailer)
         return touched, report
 

@@ -225,9 +225,21 @@ class AccessLog:
             )
             return note
 
+    def latest_checkpoint(self) -> str | None:
+        with self.engine.connect() as conn:
+            note = conn.execute(
+                select(CHECKPOINTS.c.note).order_by(CHECKPOINTS.c.size.desc()).limit(1)
+            ).scalar_one_or_none()
+        return None if note is None else str(note)
+
     def export(self, out: Path, now: datetime) -> dict[str, str]:
-        """Write ``access.jsonl`` and ``access-checkpoint.note`` into ``out``; their SHA-256s."""
-        note = self.checkpoint(now)
+        """Write ``access.jsonl`` and ``access-checkpoint.note`` into ``out``; their SHA-256s.
+
+        A writer signs a checkpoint of the access log as it is now; a reader (no log key)
+        exports up to the latest checkpoint the service signed (an empty dict: none yet)."""
+        note = self.checkpoint(now) if self.log_key is not None else self.latest_checkpoint()
+        if note is None:
+            return {}
         checkpoint, _ = open_checkpoint(note, [self.verifier], origin=self.origin)
         lines = b"".join(leaf + b"\n" for leaf in self.leaves(0, checkpoint.size))
         files = {ACCESS_FILE: lines, ACCESS_CHECKPOINT_FILE: note.encode()}

@@ -49,6 +49,7 @@ from crypto.dsse import parse_envelope, sign_envelope
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from crypto.signing import SigningKey
+from custody.access_log import ACCESS_CHECKPOINT_FILE, ACCESS_FILE, AccessLog, verify_access
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
 from custody.log import CustodyLog
@@ -97,9 +98,12 @@ def export_bundle(
     *,
     witnesses: bytes | None = None,
     progress: Callable[[int, int], None] | None = None,
+    access: AccessLog | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Write the bundle under ``out`` (a new or empty folder); ``witnesses`` is the home's
-    ``witnesses.json``, copied as it is."""
+    ``witnesses.json``, copied as it is; ``access`` adds the access log up to its latest
+    checkpoint (``access.jsonl``, ``access-checkpoint.note``)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FormatError(f"{out} exists and is not an empty folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -134,6 +138,8 @@ def export_bundle(
     for name, data in files:
         write_new_file(out / name, data, mode=0o644)
         hashes[name] = hashlib.sha256(data).hexdigest()
+    if access is not None and now is not None:
+        hashes.update(access.export(out, now))
     manifest = {
         "format": EXPORT_FORMAT,
         "authority_id": authority.id,
@@ -195,6 +201,7 @@ class Report:
     labels: int = 0
     witnesses: CosignatureCount | None = None
     witness_policy_source: str = ""
+    access_records: int | None = None  # None: the bundle holds no access log
 
     @property
     def ok(self) -> bool:
@@ -214,6 +221,7 @@ class Report:
             "destroyed": self.destroyed,
             "open_chains": self.open_chains,
             "labels_checked": self.labels,
+            "access_records_checked": self.access_records,
             "witness_policy": None
             if self.witnesses is None
             else {"source": self.witness_policy_source, **self.witnesses.as_dict()},
@@ -539,12 +547,26 @@ def verify_bundle(
         "trust.json": hashlib.sha256(trust_doc).hexdigest(),
         "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
     }
-    for optional in (WITNESSES_FILE, LABELS_FILE):
+    for optional in (WITNESSES_FILE, LABELS_FILE, ACCESS_FILE, ACCESS_CHECKPOINT_FILE):
         path = folder / optional
         if path.is_file():
             hashes[optional] = hashlib.sha256(path.read_bytes()).hexdigest()
+    report.problems.extend(_access_problems(folder, trust, report))
     report.problems.extend(_manifest_problems(folder, trust, trust_doc, report.size, hashes))
     return report
+
+
+def _access_problems(folder: Path, trust: TrustStore, report: Report) -> list[Problem]:
+    """The access log in the bundle (when exported with it): chain, root and checkpoint."""
+    lines_path, note_path = folder / ACCESS_FILE, folder / ACCESS_CHECKPOINT_FILE
+    if not lines_path.is_file() and not note_path.is_file():
+        return []
+    if not lines_path.is_file() or not note_path.is_file():
+        return [Problem(None, "access", "the access log is exported without its checkpoint")]
+    lines = lines_path.read_bytes().splitlines()
+    report.access_records = len(lines)
+    note = note_path.read_text("utf-8", errors="replace")
+    return [Problem(None, "access", m) for m in verify_access(trust.authority, note, lines)]
 
 
 def _manifest_problems(
