@@ -13,7 +13,7 @@ Rules:
 - Sessions (``custody.sessions``) are issued with the system key (a writer only) and checked
   on every process with the authority's public system key; the access log
   (``custody.access_log``) records every read of personal data. The limits below are settings
-  with their defaults documented in docs/api.md ("Limits").
+  with their defaults documented in docs/formats.md ("Limits").
 """
 
 from __future__ import annotations

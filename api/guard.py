@@ -1,6 +1,6 @@
 """Limits that hold under abuse: bodies, media types, time, rates, and the answer's headers.
 
-Rules (the numbers are ``api.backend.Settings``, documented in docs/api.md "Limits"):
+Rules (the numbers are ``api.backend.Settings``, documented in docs/formats.md "Limits"):
 - A request body is read with the route's cap, counted while it arrives (413 ``too_large``
   the moment it is exceeded, whatever Content-Length claimed), and must arrive whole within
   ``body_timeout`` seconds (408 ``request_timeout``): a client sending a byte every few seconds
