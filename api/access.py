@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -34,7 +35,7 @@ from custody import access as policy
 from custody.access import PackageFacts, Principal
 from custody.errors import LoginRequiredError, NotFoundError
 from custody.events import Event, parse_event
-from custody.log import CustodyLog
+from custody.rules import PackageState
 from custody.sessions import issue_challenge
 
 router = APIRouter()
@@ -70,24 +71,53 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 # -- the facts the policy judges -------------------------------------------------------------
 
 
-def _seal_facts(log: CustodyLog, package_id: str) -> tuple[str, str, list[str]]:
-    """The exam, destination site and sealer of a package, from its first event."""
-    history = log.package_history(package_id)
+SEAL_CACHE = 100_000  # packages whose seal facts one process keeps (they never change)
+
+
+def _seal_facts(
+    service: Backend, package_id: str, history: list[int]
+) -> tuple[str, str, tuple[str, ...]]:
+    """The exam, destination site and sealer of a package, from its first event (a seal
+    event is immutable: read once per process)."""
+    held = service.seal_facts.get(package_id)
+    if held is not None:
+        return held
     if not history:
         raise NotFoundError(f"no package {package_id!r} on this log")
-    event = parse_event(log.entry(history[0]).payload)
+    event = parse_event(service.log.entry(history[0]).payload)
     body = event.body
     dest = body.get("destination")
     site = str(dest.get("site", "")) if isinstance(dest, dict) else ""
-    return str(body.get("exam", "")), site, list(event.actors.values())
+    facts = (str(body.get("exam", "")), site, tuple(event.actors.values()))
+    if len(service.seal_facts) >= SEAL_CACHE:
+        service.seal_facts.clear()
+    service.seal_facts[package_id] = facts
+    return facts
+
+
+@dataclass(frozen=True)
+class PackageView:
+    """A package as read once for a request: the policy's facts, its state and history."""
+
+    facts: PackageFacts
+    state: PackageState
+    history: list[int]
+
+
+def package_view(service: Backend, package_id: str) -> PackageView:
+    """Read a package once (404 if the log has none of that id) with the facts the policy
+    judges; the route answers from the same state and history."""
+    state = service.log.package_state(package_id)
+    history = service.log.package_history(package_id)
+    exam, site, sealers = _seal_facts(service, package_id, history)
+    people = [*state.route, state.holder, *sealers]
+    facts = PackageFacts.build(package_id, exam=exam or state.exam, site=site, people=people)
+    return PackageView(facts, state, history)
 
 
 def package_facts(service: Backend, package_id: str) -> PackageFacts:
     """What the policy needs of a package (404 if the log has none of that id)."""
-    state = service.log.package_state(package_id)
-    exam, site, sealers = _seal_facts(service.log, package_id)
-    people = [*state.route, state.holder, *sealers]
-    return PackageFacts.build(package_id, exam=exam or state.exam, site=site, people=people)
+    return package_view(service, package_id).facts
 
 
 def event_facts(service: Backend, event: Event) -> list[PackageFacts]:

@@ -95,6 +95,7 @@ class Backend:
             self.log.trust, system_key, ttl=timedelta(minutes=settings.session_minutes)
         )
         self.access = AccessLog(self.home.engine, self.log.trust.authority, self.log.log_key)
+        self.seal_facts: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # api.access
 
     @property
     def writable(self) -> bool:

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.access import Viewer, event_facts, package_facts, package_objects, record
+from api.access import Viewer, event_facts, package_objects, package_view, record
 from api.backend import Backend
 from api.errors import ReadOnlyError, TooLargeError
 from api.guard import rate_check, read_body
@@ -406,14 +406,13 @@ def package(
     Needs a login whose roles and assignments cover the package; the read is recorded."""
     check_id(package_id, "package id")  # the pattern admits '_' marks; the rule is exact
     policy.require(p is not None, p, f"package {package_id}")
-    facts = package_facts(service, package_id)
-    viewer = policy.require(policy.may_read_package(p, facts), p, f"package {package_id}")
-    record(service, viewer, "GET /v1/packages/{package_id}", package_objects(facts))
-    state = service.log.package_state(package_id)
+    view = package_view(service, package_id)
+    viewer = policy.require(policy.may_read_package(p, view.facts), p, f"package {package_id}")
+    record(service, viewer, "GET /v1/packages/{package_id}", package_objects(view.facts))
     return {
         "package_id": package_id,
-        "state": state_as_dict(state),
-        "history": service.log.package_history(package_id),
+        "state": state_as_dict(view.state),
+        "history": view.history,
     }
 
 

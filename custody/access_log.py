@@ -21,13 +21,14 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from crypto import merkle
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
@@ -41,6 +42,7 @@ from custody.store.access_tables import (
     AccessObject,
     AccessRecord,
 )
+from custody.store.db import read_options
 from keys.keyfile import write_new_file
 from keys.model import Authority
 
@@ -120,66 +122,128 @@ def parse_access_leaf(index: int, leaf: bytes) -> AccessEntry:
     )
 
 
+@dataclass
+class _Pending:
+    """One read waiting for its record to be committed (``index``) or refused (``error``)."""
+
+    principal: Principal
+    route: str
+    objects: list[str]
+    at: datetime
+    index: int | None = None
+    error: CustodyError | None = None
+
+    def leaf(self, prev: str) -> bytes:
+        return canonical_json(
+            {
+                "type": ACCESS_TYPE,
+                "at": format_time(self.at),
+                "who": self.principal.subject,
+                "key_id": self.principal.key_id,
+                "roles": sorted(r.value for r in self.principal.roles),
+                "route": self.route,
+                "objects": self.objects,
+                "prev": prev,
+            }
+        )
+
+
 class AccessLog:
     """The access log of one home (``log_key`` signs its checkpoints; None: read only)."""
 
     def __init__(self, engine: Engine, authority: Authority, log_key: SigningKey | None) -> None:
         self.engine = engine
+        self._turn = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._writing = False
         self.origin = access_origin(authority)
         self.log_key = log_key
         self.verifier = NoteVerifier(self.origin, authority.log_key)
         with engine.begin() as conn:
             if conn.execute(select(HEAD.c.id).where(HEAD.c.id == 1)).first() is None:
-                conn.execute(insert(HEAD).values(id=1, size=0))
+                conn.execute(insert(HEAD).values(id=1, size=0, last=GENESIS))
 
     def record(self, principal: Principal, route: str, objects: Sequence[str], at: datetime) -> int:
-        """Append one read; its index. Raises ``StorageError`` if it could not be stored."""
-        named = sorted(set(objects))[:MAX_OBJECTS]
+        """Append one read and return its index once it is durable. Raises ``StorageError``
+        if it could not be stored (the read is then not answered).
+
+        Group commit: the reads of this process that arrive while a transaction is being
+        written go into the next one together, so concurrent reads share one fsync instead
+        of queueing one each; every caller still returns only after its own record is
+        committed."""
+        mine = _Pending(principal, route, sorted(set(objects))[:MAX_OBJECTS], at)
+        with self._turn:
+            self._pending.append(mine)
+            while self._writing and mine.index is None and mine.error is None:
+                self._turn.wait()
+            if mine.index is None and mine.error is None:
+                self._writing = True
+                batch, self._pending = self._pending, []
+            else:
+                batch = []
+        if batch:
+            try:
+                self._write(batch)
+            finally:
+                with self._turn:
+                    self._writing = False
+                    self._turn.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.index is not None
+        return mine.index
+
+    def _write(self, batch: list[_Pending]) -> None:
         try:
             with self.engine.begin() as conn:
-                conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size + 1))
-                size = int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
-                index = size - 1
-                prev = GENESIS
-                if index > 0:
-                    before = conn.execute(
-                        select(RECORDS.c.leaf).where(RECORDS.c.idx == index - 1)
-                    ).scalar_one()
-                    prev = merkle.leaf_hash(bytes(before)).hex()
-                leaf = canonical_json(
-                    {
-                        "type": ACCESS_TYPE,
-                        "at": format_time(at),
-                        "who": principal.subject,
-                        "key_id": principal.key_id,
-                        "roles": sorted(r.value for r in principal.roles),
-                        "route": route,
-                        "objects": named,
-                        "prev": prev,
-                    }
-                )
-                conn.execute(
-                    insert(RECORDS).values(
-                        idx=index, subject=principal.subject, at=format_time(at), leaf=leaf
+                # One statement takes the head's lock, the indexes and the previous link.
+                head = conn.execute(
+                    update(HEAD)
+                    .where(HEAD.c.id == 1)
+                    .values(size=HEAD.c.size + len(batch))
+                    .returning(HEAD.c.size, HEAD.c.last)
+                ).one()
+                first = int(head.size) - len(batch)
+                prev = str(head.last)
+                rows: list[dict[str, object]] = []
+                named: list[dict[str, object]] = []
+                for n, item in enumerate(batch):
+                    leaf = item.leaf(prev)
+                    rows.append(
+                        {
+                            "idx": first + n,
+                            "subject": item.principal.subject,
+                            "at": format_time(item.at),
+                            "leaf": leaf,
+                        }
                     )
-                )
+                    named += [{"object": o, "idx": first + n} for o in item.objects]
+                    prev = merkle.leaf_hash(leaf).hex()
+                conn.execute(insert(RECORDS), rows)
+                conn.execute(update(HEAD).where(HEAD.c.id == 1).values(last=prev))
                 if named:
-                    conn.execute(insert(OBJECTS), [{"object": o, "idx": index} for o in named])
-        except CustodyError:
-            raise
-        except Exception as e:
-            raise StorageError("the read could not be recorded on the access log") from e
-        return index
+                    conn.execute(insert(OBJECTS), named)
+        except Exception as e:  # noqa: BLE001 - any database failure: the reads are not answered
+            error = StorageError("the read could not be recorded on the access log")
+            error.__cause__ = e
+            for item in batch:
+                item.error = error
+            return
+        for n, item in enumerate(batch):
+            item.index = first + n
+
+    def _reader(self) -> Connection:
+        return self.engine.connect().execution_options(**read_options(self.engine))
 
     def size(self) -> int:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
 
     def leaves(self, start: int = 0, end: int | None = None) -> list[bytes]:
         query = select(RECORDS.c.leaf).where(RECORDS.c.idx >= start).order_by(RECORDS.c.idx)
         if end is not None:
             query = query.where(RECORDS.c.idx < end)
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return [bytes(r.leaf) for r in conn.execute(query)]
 
     def who_read(
@@ -194,7 +258,7 @@ class AccessLog:
             )
         if who is not None:
             query = query.where(RECORDS.c.subject == who)
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return [parse_access_leaf(r.idx, bytes(r.leaf)) for r in conn.execute(query)]
 
     def checkpoint(self, now: datetime) -> str:
@@ -226,7 +290,7 @@ class AccessLog:
             return note
 
     def latest_checkpoint(self) -> str | None:
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             note = conn.execute(
                 select(CHECKPOINTS.c.note).order_by(CHECKPOINTS.c.size.desc()).limit(1)
             ).scalar_one_or_none()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete, insert, update
 
@@ -37,6 +38,7 @@ from keys.trust import TrustStore
 LOGIN_TYPE = "application/vnd.custody.login.v1+json"
 CHALLENGE_TTL = timedelta(minutes=2)
 SESSION_TTL = timedelta(minutes=15)
+OPENED_CACHE = 10_000  # verified tokens kept per process
 TOKEN_TYPE = "custody.session.v1"  # noqa: S105 - a claim type, not a secret
 
 CHALLENGES = LoginChallenge.__table__  # type: ignore[attr-defined]
@@ -114,6 +116,9 @@ class Sessions:
         self.ttl = ttl
         self._signer = TokenSigner(signer, self.audience) if signer is not None else None
         self._verifier = TokenVerifier(authority.system_key, self.audience)
+        # Tokens whose signature verified (bytes -> claims; the same bytes verify the same way
+        # every time). Expiry and the key's standing are still judged on every request.
+        self._opened: dict[str, dict[str, Any]] = {}
 
     @property
     def can_issue(self) -> bool:
@@ -163,7 +168,12 @@ class Sessions:
 
     def principal_of(self, token: str, trust: TrustStore, now: datetime) -> Principal:
         """The person a token names, if it verifies, is not expired and the key still stands."""
-        claims = self._verifier.open(token)
+        claims = self._opened.get(token)
+        if claims is None:
+            claims = self._verifier.open(token)
+            if len(self._opened) >= OPENED_CACHE:
+                self._opened.clear()
+            self._opened[token] = claims
         try:
             f = Fields(claims, what="session token")
             f.expect("type", TOKEN_TYPE)

@@ -27,6 +27,7 @@ class AccessHead(SQLModel, table=True):
 
     id: int = Field(primary_key=True)
     size: int = 0
+    last: str = Field(default="0" * 64, max_length=64)  # hex leaf hash of the last record
 
 
 class AccessRecord(SQLModel, table=True):

@@ -32,6 +32,7 @@ def upgrade() -> None:
         "access_head",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("last", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
