@@ -71,6 +71,7 @@ class Settings:
     body_timeout: float = 30.0  # seconds for a whole request body to arrive (slow-loris)
     rate_per_address: str = "600/minute"  # every request, per client address
     rate_per_key: str = "300/minute"  # per signing key: logins, logged-in reads, events
+    access_flush: str = "full"  # access records: "full" (fsync each) or "lazy" (see access_log)
 
 
 class Backend:
@@ -94,7 +95,12 @@ class Backend:
         self.sessions = Sessions(
             self.log.trust, system_key, ttl=timedelta(minutes=settings.session_minutes)
         )
-        self.access = AccessLog(self.home.engine, self.log.trust.authority, self.log.log_key)
+        self.access = AccessLog(
+            self.home.engine,
+            self.log.trust.authority,
+            self.log.log_key,
+            flush=settings.access_flush,
+        )
         self.seal_facts: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # api.access
 
     @property

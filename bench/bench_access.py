@@ -38,7 +38,7 @@ from custody.sessions import Challenge, sign_login
 from custody.store.states import state_as_dict
 
 
-def _setup(packages: int) -> tuple[Any, TestClient, list[str]]:
+def _setup(packages: int, flush: str = "full") -> tuple[Any, TestClient, list[str]]:
     s = _season.season()
     ids = [f"PK-{n:05d}" for n in range(packages)]
     window = (s.now + timedelta(days=2), s.now + timedelta(days=2, hours=2))
@@ -74,6 +74,7 @@ def _setup(packages: int) -> tuple[Any, TestClient, list[str]]:
             desk_every=0,
             rate_per_address="1000000/minute",
             rate_per_key="1000000/minute",
+            access_flush=flush,
         )
     )
 
@@ -133,9 +134,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="a smoke run (seconds)")
     ap.add_argument("--json", type=Path, help="write the figures to this file")
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients (second run)")
+    ap.add_argument(
+        "--flush", choices=("full", "lazy"), default="full", help="access records' disk flush"
+    )
     args = ap.parse_args()
     packages, seconds, rounds = (50, 1.0, 2) if args.quick else (1000, 5.0, 5)
-    s, c, ids = _setup(packages)
+    s, c, ids = _setup(packages, args.flush)
     authed = [f"/v1/packages/{p}" for p in ids]
     bare = [f"/bench/unauthenticated/{p}" for p in ids]
     _rate(c, authed[:10], 0.5)  # warm up both paths
@@ -153,6 +157,7 @@ def main() -> None:
     recorded = s.home.engine.connect().exec_driver_sql("SELECT count(*) FROM access_record")
     figures = {
         "packages": packages,
+        "access_flush": args.flush,
         "rounds": rounds,
         "seconds_per_round": seconds,
         "unauthenticated_reads_per_s": round(u, 1),

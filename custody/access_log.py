@@ -20,9 +20,10 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +36,7 @@ from crypto.encoding import Fields, canonical_json, format_time, parse_json_obje
 from crypto.note import Checkpoint, NoteVerifier, open_checkpoint, sign_checkpoint
 from crypto.signing import SigningKey
 from custody.access import Principal
-from custody.errors import CustodyError, FormatError, NotFoundError, StorageError
+from custody.errors import CustodyError, FormatError, NotFoundError, StorageError, UsageError
 from custody.store.access_tables import (
     AccessCheckpoint,
     AccessHead,
@@ -55,6 +56,10 @@ ACCESS_TYPE = "custody.access.v1"
 ACCESS_FILE = "access.jsonl"
 ACCESS_CHECKPOINT_FILE = "access-checkpoint.note"
 GENESIS = "0" * 64
+# "full": each commit waits for the disk (a record survives a power loss once answered);
+# "lazy": commits are durable against a process crash, flushed to disk by the next full
+# commit (a checkpoint, the custody log's next append) or the OS within a moment.
+FLUSH_MODES = ("full", "lazy")
 MAX_OBJECTS = 100  # objects named in one record (a list route names its first ones)
 
 
@@ -151,8 +156,18 @@ class _Pending:
 class AccessLog:
     """The access log of one home (``log_key`` signs its checkpoints; None: read only)."""
 
-    def __init__(self, engine: Engine, authority: Authority, log_key: SigningKey | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        authority: Authority,
+        log_key: SigningKey | None,
+        *,
+        flush: str = "full",
+    ) -> None:
+        if flush not in FLUSH_MODES:
+            raise UsageError(f"access log flush {flush!r}: one of {', '.join(FLUSH_MODES)}")
         self.engine = engine
+        self.flush = flush
         self._turn = threading.Condition()
         self._pending: list[_Pending] = []
         self._writing = False
@@ -195,7 +210,9 @@ class AccessLog:
 
     def _write(self, batch: list[_Pending]) -> None:
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, self._relaxed(conn), conn.begin():
+                if self.flush == "lazy" and conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 # One statement takes the head's lock, the indexes and the previous link.
                 head = conn.execute(
                     update(HEAD)
@@ -231,6 +248,23 @@ class AccessLog:
             return
         for n, item in enumerate(batch):
             item.index = first + n
+
+    @contextlib.contextmanager
+    def _relaxed(self, conn: Connection) -> Iterator[None]:
+        """SQLite, ``flush="lazy"``: this connection commits without waiting for the disk
+        (``synchronous=NORMAL`` in WAL mode: durable against a process crash; a power loss may
+        take the last records back, never a checkpointed one, as signing a checkpoint commits
+        with a full flush, which flushes every earlier commit of the WAL too)."""
+        if self.flush != "lazy" or conn.dialect.name != "sqlite":
+            yield
+            return
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            raw.execute("PRAGMA synchronous=FULL")
 
     def _reader(self) -> Connection:
         return self.engine.connect().execution_options(**read_options(self.engine))

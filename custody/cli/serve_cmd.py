@@ -55,6 +55,13 @@ def serve(
     rate_per_key: Annotated[
         str, typer.Option(help="Logins, logged-in reads and submissions per key.")
     ] = "300/minute",
+    access_flush: Annotated[
+        str,
+        typer.Option(
+            help="Access records: 'full' (each waits for the disk) or 'lazy' (durable against a "
+            "crash of the service, flushed with the next full commit)."
+        ),
+    ] = "full",
     max_connections: Annotated[
         int, typer.Option(min=1, help="Open connections at most; beyond them answers 503.")
     ] = 256,
@@ -80,6 +87,7 @@ def serve(
         body_timeout=body_timeout,
         rate_per_address=_rate(rate_per_address, "--rate-per-address"),
         rate_per_key=_rate(rate_per_key, "--rate-per-key"),
+        access_flush=access_flush,
     )
     app = create_app(settings)
     mode = "read-only" if read_only else "accepting events"

@@ -136,3 +136,31 @@ def test_an_edited_access_log_fails_verification(
     assert done.returncode == 10
     problems = [p for p in json.loads(done.stdout)["problems"] if p["rule"] == "access"]
     assert problems, done.stdout
+
+
+@pytest.mark.parametrize("flush", ["full", "lazy"])
+def test_reads_are_recorded_in_either_flush_mode(season: Season, flush: str) -> None:
+    from api.app import Settings, create_app
+
+    season.submit(seal_event(season))
+    settings = Settings(
+        home=season.home.path, log_passphrase=PASS, clock=lambda: season.now, access_flush=flush
+    )
+    c = TestClient(create_app(settings))
+    auth = as_person(c, season, "courier-sun")
+    for _ in range(3):
+        assert c.get("/v1/packages/PK-1", headers=auth).status_code == 200
+    log = c.app.state.backend.access  # type: ignore[attr-defined]
+    assert [e.who for e in log.who_read(obj="package:PK-1")] == ["courier-sun"] * 3
+    from custody.access_log import verify_access
+
+    note = log.checkpoint(season.now)
+    assert verify_access(season.authority, note, log.leaves()) == []
+
+
+def test_an_unknown_flush_mode_is_refused(season: Season) -> None:
+    from custody.access_log import AccessLog
+    from custody.errors import UsageError
+
+    with pytest.raises(UsageError):
+        AccessLog(season.home.engine, season.authority, None, flush="never")
