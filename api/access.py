@@ -173,7 +173,7 @@ def login_challenge(request: Request) -> dict[str, str]:
     tags=["login"],
     response_model=SessionOut,
     openapi_extra=LOGIN_BODY,
-    responses=_errors(400, 401, 413, 415, 422, 429),
+    responses=_errors(400, 401, 408, 413, 415, 422, 429),
 )
 async def login(request: Request) -> JSONResponse:
     """Exchange a login statement (the challenge, signed by your enrolled key) for a session

@@ -161,7 +161,7 @@ def checkpoint_of_size(size: Size, service: Service) -> PlainTextResponse:
     responses={
         201: {"model": CosignaturesOut, "description": "Stored."},
         200: {"model": CosignaturesOut, "description": "Every cosignature was held already."},
-        **_errors(400, 404, 409, 413, 422, 503),
+        **_errors(400, 404, 408, 409, 413, 415, 422, 503),
     },
 )
 async def add_cosignatures(
@@ -282,7 +282,7 @@ def _batch_answer(items: list[Envelope | CustodyError], result: AppendResult) ->
     responses={
         201: {"model": ReceiptOut, "description": "Appended (a list: `BatchResult`)."},
         200: {"model": BatchResult, "description": "Already in the log (a list: nothing new)."},
-        **_errors(400, 403, 404, 409, 413, 422, 423, 503),
+        **_errors(400, 403, 404, 408, 409, 413, 415, 422, 423, 429, 503),
     },
 )
 async def submit_events(request: Request, service: Service) -> JSONResponse:
@@ -422,7 +422,7 @@ def package(
     response_model_exclude_none=True,
     tags=["labels"],
     openapi_extra=LABEL_TEXT_BODY,
-    responses=_errors(400, 403, 413, 422),
+    responses=_errors(400, 403, 408, 413, 415, 422),
 )
 async def verify_label_text(request: Request, service: Service) -> dict[str, object]:
     """Verify a label's text (what its QR code holds) as a courier's scanner would."""
@@ -442,7 +442,7 @@ async def verify_label_text(request: Request, service: Service) -> dict[str, obj
     response_model_exclude_none=True,
     tags=["labels"],
     openapi_extra=IMAGE_BODY,
-    responses=_errors(400, 403, 413, 422),
+    responses=_errors(400, 403, 408, 413, 415, 422),
 )
 async def scan_label_image(request: Request, service: Service) -> dict[str, object]:
     """Read the one QR code in a photo (PNG, JPEG...) and verify the label it holds.
