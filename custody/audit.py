@@ -47,9 +47,11 @@ from pathlib import Path
 from typing import Any
 
 from crypto import merkle
-from crypto.dsse import parse_envelope
-from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.dsse import parse_envelope, sign_envelope
+from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
+from crypto.signing import SigningKey
+from custody.access_log import ACCESS_CHECKPOINT_FILE, ACCESS_FILE, AccessLog, verify_access
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
 from custody.exams import ExamPolicy
@@ -99,9 +101,12 @@ def export_bundle(
     *,
     witnesses: bytes | None = None,
     progress: Callable[[int, int], None] | None = None,
+    access: AccessLog | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Write the bundle under ``out`` (a new or empty folder); ``witnesses`` is the home's
-    ``witnesses.json``, copied as it is."""
+    ``witnesses.json``, copied as it is; ``access`` adds the access log up to its latest
+    checkpoint (``access.jsonl``, ``access-checkpoint.note``)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FormatError(f"{out} exists and is not an empty folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -136,6 +141,8 @@ def export_bundle(
     for name, data in files:
         write_new_file(out / name, data, mode=0o644)
         hashes[name] = hashlib.sha256(data).hexdigest()
+    if access is not None and now is not None:
+        hashes.update(access.export(out, now))
     manifest = {
         "format": EXPORT_FORMAT,
         "authority_id": authority.id,
@@ -197,6 +204,7 @@ class Report:
     labels: int = 0
     witnesses: CosignatureCount | None = None
     witness_policy_source: str = ""
+    access_records: int | None = None  # None: the bundle holds no access log
 
     @property
     def ok(self) -> bool:
@@ -216,6 +224,7 @@ class Report:
             "destroyed": self.destroyed,
             "open_chains": self.open_chains,
             "labels_checked": self.labels,
+            "access_records_checked": self.access_records,
             "witness_policy": None
             if self.witnesses is None
             else {"source": self.witness_policy_source, **self.witnesses.as_dict()},
@@ -555,12 +564,26 @@ def verify_bundle(
         "trust.json": hashlib.sha256(trust_doc).hexdigest(),
         "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
     }
-    for optional in (WITNESSES_FILE, LABELS_FILE):
+    for optional in (WITNESSES_FILE, LABELS_FILE, ACCESS_FILE, ACCESS_CHECKPOINT_FILE):
         path = folder / optional
         if path.is_file():
             hashes[optional] = hashlib.sha256(path.read_bytes()).hexdigest()
+    report.problems.extend(_access_problems(folder, trust, report))
     report.problems.extend(_manifest_problems(folder, trust, trust_doc, report.size, hashes))
     return report
+
+
+def _access_problems(folder: Path, trust: TrustStore, report: Report) -> list[Problem]:
+    """The access log in the bundle (when exported with it): chain, root and checkpoint."""
+    lines_path, note_path = folder / ACCESS_FILE, folder / ACCESS_CHECKPOINT_FILE
+    if not lines_path.is_file() and not note_path.is_file():
+        return []
+    if not lines_path.is_file() or not note_path.is_file():
+        return [Problem(None, "access", "the access log is exported without its checkpoint")]
+    lines = lines_path.read_bytes().splitlines()
+    report.access_records = len(lines)
+    note = note_path.read_text("utf-8", errors="replace")
+    return [Problem(None, "access", m) for m in verify_access(trust.authority, note, lines)]
 
 
 def _manifest_problems(
@@ -623,3 +646,44 @@ def read_bundle(folder: Path) -> tuple[bytes, str]:
 def stream_lines(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         yield from fh
+
+
+# -- the directory (issue 12) ----------------------------------------------------------------
+
+DIRECTORY_TYPE = "application/vnd.custody.directory.v1+json"
+
+
+def directory_document(trust: TrustStore, system_key: SigningKey, now: datetime) -> bytes:
+    """What a courier's device needs about people, and no more: for each certificate the
+    display name, roles, signing key and validity, signed as a whole by the system key; with
+    the authority statement (which names the system key) and the revocations as issued."""
+    people = [
+        {
+            "subject": cert.subject,
+            "name": cert.name,
+            "roles": sorted(r.value for r in cert.roles),
+            "key_id": cert.key_id,
+            "signing_key": b64encode(cert.signing_key.raw),
+            "not_before": format_time(cert.not_before),
+            "not_after": format_time(cert.not_after),
+        }
+        for cert in sorted(trust.certificates.values(), key=lambda c: (c.subject, c.key_id))
+    ]
+    payload = canonical_json(
+        {
+            "type": "custody.directory.v1",
+            "authority": trust.authority.id,
+            "issued_at": format_time(now),
+            "people": people,
+        }
+    )
+    directory = sign_envelope(DIRECTORY_TYPE, payload, [system_key])
+    return json.dumps(
+        {
+            "authority": trust.authority_envelope.to_json_obj(),
+            "directory": directory.to_json_obj(),
+            "revocations": [e.to_json_obj() for e in trust.revocation_envelopes],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()

@@ -22,6 +22,7 @@ from custody.cli.incident_cmd import incident_app
 from custody.cli.keys_cmd import init, keys_app, trust_app
 from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
+from custody.cli.login_cmd import login
 from custody.cli.paper_cmd import paper_app
 from custody.cli.serve_cmd import serve
 from custody.cli.statement_cmd import statement_app
@@ -83,6 +84,7 @@ app.add_typer(exam_app, name="exam")
 app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
+app.command("login")(login)
 
 
 PRIVATE_UMASK = 0o077

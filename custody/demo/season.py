@@ -65,6 +65,14 @@ PEOPLE: tuple[tuple[str, str, str, tuple[Role, ...], tuple[str, ...]], ...] = (
     ),
 )
 
+# What each person's reads are limited to (certificate ``scopes``; custody/access.py).
+SCOPES: dict[str, tuple[str, ...]] = {
+    "custodian-zhou": ("site:西安考点",),
+    "custodian-wu": ("site:西安考点",),
+    "examiner-zheng": (f"exam:{EXAM_ID}",),
+    "supervisor-wang": (f"exam:{EXAM_ID}",),
+}
+
 Step = Callable[[str], None]
 
 
@@ -219,6 +227,7 @@ def start_season(
             not_before=now - timedelta(days=1),
             not_after=now + timedelta(days=200),
             recusals=recusals,
+            scopes=SCOPES.get(subject, ()),
             passphrase=pw,
             now=now,
             kdf=kdf,

@@ -22,6 +22,7 @@ from custody.events import Kind, leaf_bytes
 from keys.model import RevocationReason
 from tests.api.helpers import (
     STRANGER,
+    as_person,
     blank_png,
     client,
     forged_label,
@@ -60,7 +61,8 @@ def test_healthz_reports_authority_size_and_mode(season: Season) -> None:
 
 
 def test_trust_bundle_verifies_under_the_pinned_root(season: Season) -> None:
-    r = client(season).get("/v1/trust-bundle")
+    c = client(season)
+    r = c.get("/v1/trust-bundle", headers=as_person(c, season, "secrecy-chen"))
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
     store = load_trust_document(r.content, pinned_root_id=season.authority.id)
@@ -107,6 +109,7 @@ def test_whole_route_entries_package_and_proofs(season: Season) -> None:
     post_env(c, transfer_event(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun"))
     post_env(c, transfer_event(season, Kind.HANDOVER, "PK-1", "courier-sun", "courier-li"))
     post_env(c, seal_event(season, "PK-2"))
+    c.headers.update(as_person(c, season, "auditor-chu"))  # a session of 15 min of its clock
 
     pkg = c.get("/v1/packages/PK-1").json()
     assert pkg["history"] == [1, 2, 3]
@@ -140,12 +143,15 @@ def test_whole_route_entries_package_and_proofs(season: Season) -> None:
 
 def test_batch_judges_each_envelope_alone(season: Season) -> None:
     c = client(season)
+    c.headers.update(as_person(c, season, "auditor-chu"))
     seal = seal_event(season)
     post_env(c, seal)  # already in the log before the batch
     dispatch = transfer_event(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     off_route = seal_event(season, "PK-9")
     stranger = Envelope(
-        off_route.payload_type, off_route.payload, (Signature("", STRANGER.sign(b"x")),)
+        off_route.payload_type,
+        off_route.payload,
+        (Signature(STRANGER.key_id, STRANGER.sign(b"x")),),
     )
     batch = [
         seal.to_json_obj(),  # 0: duplicate
@@ -291,6 +297,8 @@ def test_read_only_service_refuses_appends_with_503_and_still_reads(season: Seas
     r = c.post("/v1/events", content=seal_event(season, "PK-2").to_bytes())
     assert (r.status_code, r.json()["error"]) == (503, "read_only")
     assert r.json()["hint"]
+    # a read-only replica checks the sessions the writer issued (public system key)
+    c.headers.update(as_person(client(season), season, "auditor-chu"))
     assert c.get("/v1/packages/PK-1").status_code == 200
     assert c.get("/v1/checkpoint").status_code == 200
     assert season.log().size() == 2
@@ -331,6 +339,7 @@ READ_REFUSALS = [
 )
 def test_read_refusals(season: Season, path: str, status: int, code: str) -> None:
     c = client(season)
+    c.headers.update(as_person(c, season, "auditor-chu"))
     post_env(c, seal_event(season))
     post_env(c, seal_event(season, "PK-2"))
     r = c.get(path)
