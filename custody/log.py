@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -43,8 +44,15 @@ from custody.errors import (
     StorageError,
     UsageError,
 )
-from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, parse_leaf, statement_id
-from custody.parallel import SignaturePool
+from custody.events import (
+    EVENT_TYPE,
+    Event,
+    leaf_bytes_at,
+    parse_event,
+    parse_leaf,
+    statement_id,
+)
+from custody.parallel import SignaturePool, signature_check
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store.db import read_options
 from custody.store.log_tables import (
@@ -164,6 +172,7 @@ class _Batch:
     findings: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, PackageState] = field(default_factory=dict)
     system_ids: set[str] = field(default_factory=set)
+    present: set[str] = field(default_factory=set)  # packages with a row in package_state
 
 
 @dataclass(frozen=True)
@@ -234,6 +243,11 @@ class CustodyLog:
         self.origin = trust.authority.log_origin
         if log_key is not None and log_key.key_id != trust.authority.log_key.key_id:
             raise ConflictError("this is not the authority's log key")
+        # Package states as this writer last committed them, valid while the log's size is
+        # ``_states_at`` (another writer's append changes the size and empties the cache).
+        self._states: dict[str, PackageState] = {}
+        self._states_at = -1
+        self._states_lock = threading.Lock()
         ensure_head(engine)
 
     def set_trust(self, trust: TrustStore) -> None:
@@ -265,23 +279,42 @@ class CustodyLog:
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
-        try:
-            with self.engine.begin() as conn:
-                self._append_locked(conn, prepared, result, now)
-        except OperationalError as e:
-            raise StorageError(f"the log database refused the append: {e.orig}") from e
+        self._committed(lambda conn: self._append_locked(conn, prepared, result, now))
         return result
 
     def append_system_work(self, now: datetime) -> AppendResult:
         """Run the observers alone under the append lock (a sweep, a person's act on an
         incident): whatever statements they return are appended in that one transaction."""
         result = AppendResult()
+        self._committed(lambda conn: self._append_locked(conn, [], result, now))
+        return result
+
+    def _committed(self, append: Callable[[Connection], _Batch]) -> None:
+        """Run ``append(conn)`` in one transaction; once it is durable, keep the package states
+        it wrote (only if the cache was exactly at the size this append started from)."""
         try:
             with self.engine.begin() as conn:
-                self._append_locked(conn, [], result, now)
+                batch = append(conn)
         except OperationalError as e:
+            self._forget_states()
             raise StorageError(f"the log database refused the append: {e.orig}") from e
-        return result
+        except BaseException:
+            self._forget_states()
+            raise
+        if not batch.accepted:
+            return
+        with self._states_lock:
+            if self._states_at == batch.size:
+                self._states.update(batch.touched)
+                self._states_at = batch.size + len(batch.accepted)
+            else:
+                self._states.clear()
+                self._states_at = -1
+
+    def _forget_states(self) -> None:
+        with self._states_lock:
+            self._states.clear()
+            self._states_at = -1
 
     def _prepare_all(
         self, envelopes: Sequence[Envelope]
@@ -291,13 +324,15 @@ class CustodyLog:
         if self.workers > 1 and len(envelopes) >= PARALLEL_BATCH:
             if self._pool is None:
                 self._pool = SignaturePool(self.trust.signing_keys, self.workers)
-            checked = self._pool.check_all([env.to_bytes() for env in envelopes])
-            for i, (env, c) in enumerate(zip(envelopes, checked, strict=True)):
+            signers = self._pool.signers(list(envelopes))
+            for i, (env, found) in enumerate(zip(envelopes, signers, strict=True)):
                 try:
-                    if c.envelope is None or c.sigcheck is None:
-                        raise c.error or FormatError("unreadable envelope")
-                    event = parse_event(c.envelope.payload)
-                    prepared.append((i, Prepared(c.envelope, event, c.sigcheck)))
+                    if isinstance(found, CustodyError):
+                        raise found
+                    if env.payload_type != EVENT_TYPE:
+                        raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+                    event = parse_event(env.payload)
+                    prepared.append((i, Prepared(env, event, signature_check(env, found))))
                 except CustodyError as e:
                     early.append(Rejected(i, e, None, env))
             return prepared, early
@@ -319,13 +354,17 @@ class CustodyLog:
         prepared: list[tuple[int, Prepared]],
         result: AppendResult,
         now: datetime,
-    ) -> None:
+    ) -> _Batch:
         if self.log_key is None:
             raise ConflictError("this log was opened read-only (no log key)")
         size = conn.execute(
             select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update()
         ).scalar_one()
         batch = _Batch(size=size, received=format_time(now), now=now)
+        with self._states_lock:
+            if self._states_at != size:  # another writer appended meanwhile: start afresh
+                self._states.clear()
+                self._states_at = size
         self._apply(conn, prepared, batch, result)
         if self.observers:
             view = AppendView(
@@ -354,7 +393,7 @@ class CustodyLog:
             conn.execute(insert(NODE), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
             if batch.findings:
                 conn.execute(insert(FINDING), batch.findings)
-            self._save_states(conn, batch.touched, size)
+            self._save_states(conn, batch.touched, size, batch.present)
             conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=new_size))
             root = self._root(conn, new_size, fresh={(lv, ix): h for lv, ix, h in nodes})
             checkpoint_text = self._sign_checkpoint(conn, new_size, root, batch.received)
@@ -373,6 +412,7 @@ class CustodyLog:
             result.receipts.append(
                 Receipt(idx, sid, checkpoint_text, duplicate=True, received=received)
             )
+        return batch
 
     def _apply(
         self,
@@ -396,11 +436,20 @@ class CustodyLog:
             batch.existing_received[row.statement_id] = row.received_at
         wanted = {pid for _, p in prepared for pid in p.event.package_ids} - set(batch.states)
         batch.states.update(dict.fromkeys(wanted))
+        with self._states_lock:
+            if self._states_at == batch.size:
+                for pid in list(wanted):
+                    cached = self._states.get(pid)
+                    if cached is not None:
+                        batch.states[pid] = cached
+                        batch.present.add(pid)
+                        wanted.discard(pid)
         if wanted:
             for row in conn.execute(
                 select(STATE.c.package_id, STATE.c.state).where(STATE.c.package_id.in_(wanted))
             ):
                 batch.states[row.package_id] = state_from_json(row.state)
+                batch.present.add(row.package_id)
         corrected = {p.event.corrects for _, p in prepared if p.event.corrects} - set(
             batch.existing
         )
@@ -449,7 +498,7 @@ class CustodyLog:
                     "kind": p.event.kind.value,
                     "event_time": format_time(p.event.time),
                     "received_at": batch.received,
-                    "envelope": leaf_bytes(p.envelope, batch.now),
+                    "envelope": leaf_bytes_at(p.envelope, batch.received),
                 }
             )
             batch.links.extend({"package_id": pid, "idx": idx} for pid in p.event.package_ids)
@@ -464,13 +513,9 @@ class CustodyLog:
                 for f in outcome.findings
             )
 
-    def _save_states(self, conn: Connection, touched: dict[str, PackageState], size: int) -> None:
-        present = {
-            row.package_id
-            for row in conn.execute(
-                select(STATE.c.package_id).where(STATE.c.package_id.in_(list(touched)))
-            )
-        }
+    def _save_states(
+        self, conn: Connection, touched: dict[str, PackageState], size: int, present: set[str]
+    ) -> None:
         new_rows = [
             {"package_id": pid, "state": state_to_json(s), "last_idx": size}
             for pid, s in touched.items()

@@ -8,7 +8,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from crypto.dsse import Envelope, SignatureCheck, parse_envelope, verify_signatures
+from crypto.dsse import Envelope, Signature, SignatureCheck, parse_envelope, verify_signatures
 from crypto.signing import VerifyKey
 from custody.errors import CustodyError, FormatError
 from custody.events import EVENT_TYPE, parse_leaf
@@ -54,6 +54,38 @@ def _check_chunk(lines: list[bytes], leaf: bool) -> list[Checked]:
     return [check_line(line, _WORKER_KEYS, leaf) for line in lines]
 
 
+# An envelope as it crosses to a worker (payload type, payload, (key id hint, signature)...), and
+# what comes back: the key ids that verified and the unmatched signatures' indexes, or the
+# refusal. Plain tuples pickle in a fraction of the time the dataclasses take.
+Parts = tuple[str, bytes, tuple[tuple[str, bytes], ...]]
+Signers = tuple[tuple[str, ...], tuple[int, ...]] | CustodyError
+
+
+def envelope_parts(env: Envelope) -> Parts:
+    return env.payload_type, env.payload, tuple((s.keyid, s.sig) for s in env.signatures)
+
+
+def _signers(parts: Parts, keys: Mapping[str, VerifyKey]) -> Signers:
+    payload_type, payload, sigs = parts
+    env = Envelope(payload_type, payload, tuple(Signature(k, s) for k, s in sigs))
+    try:
+        check = verify_signatures(env, keys)
+    except CustodyError as e:
+        return e
+    return tuple(sorted(check.signed_by)), check.unmatched
+
+
+def _signers_chunk(chunk: list[Parts]) -> list[Signers]:
+    return [_signers(parts, _WORKER_KEYS) for parts in chunk]
+
+
+def signature_check(
+    env: Envelope, signers: tuple[tuple[str, ...], tuple[int, ...]]
+) -> SignatureCheck:
+    """A worker's compact answer back to the check of the envelope it was about."""
+    return SignatureCheck(env.payload_type, env.payload, frozenset(signers[0]), signers[1])
+
+
 def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
     chunk: list[bytes] = []
     for line in lines:
@@ -95,6 +127,18 @@ class SignaturePool:
                 yield from zip(done, fut.result(), strict=True)
         for done, fut in pending:
             yield from zip(done, fut.result(), strict=True)
+
+    def signers(self, envelopes: list[Envelope]) -> list[Signers]:
+        """Verify the signatures of already parsed envelopes, in order, on every worker."""
+        parts = [envelope_parts(env) for env in envelopes]
+        if self._pool is None:
+            return [_signers(p, self.keys) for p in parts]
+        size = max(1, min(CHUNK, len(parts) // (self.workers * 2) + 1))
+        futures = [
+            self._pool.submit(_signers_chunk, parts[i : i + size])
+            for i in range(0, len(parts), size)
+        ]
+        return [s for fut in futures for s in fut.result()]
 
     def check_all(self, lines: list[bytes]) -> list[Checked]:
         size = max(1, min(CHUNK, len(lines) // self.workers + 1))
