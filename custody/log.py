@@ -274,8 +274,16 @@ class CustodyLog:
         freeze) that are appended in that transaction too: nothing is acknowledged, and no
         incident exists, unless both are durable together.
         """
-        result = AppendResult()
         prepared, early = self._prepare_all(envelopes)
+        return self.append_prepared(prepared, early, now=now)
+
+    def append_prepared(
+        self, prepared: list[tuple[int, Prepared]], early: list[Rejected], *, now: datetime
+    ) -> AppendResult:
+        """``submit_many`` after its signature checks: envelopes already parsed and verified
+        (``prepare``, by the caller's threads or workers) and those refused on the way, by
+        their position in the batch. The rules, the observers and the commit run here."""
+        result = AppendResult()
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
