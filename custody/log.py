@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto import merkle
@@ -70,11 +70,25 @@ from custody.witnesses import WitnessPolicy, open_cosignatures, split_cosigned
 from keys.trust import TrustStore
 
 PARALLEL_BATCH = 64
-_PG_NODES = text(
+# Stored nodes by (level, idx), as the driver's own SQL: one fixed statement on PostgreSQL (two
+# array parameters, however many nodes), and on SQLite one OR of primary-key lookups per node
+# count (SQLite answers it from the index; row-value IN makes it scan). With ``_SIZE`` the log's
+# size comes back in the same round trip, as a row of level -1.
+_PG_NODES = (
     "SELECT t.level, t.idx, t.hash FROM tree_node t "
-    "JOIN unnest(CAST(:lv AS integer[]), CAST(:ix AS integer[])) AS w(level, idx) "
+    "JOIN unnest(%s::integer[], %s::integer[]) AS w(level, idx) "
     "ON t.level = w.level AND t.idx = w.idx"
 )
+_SIZE = " UNION ALL SELECT -1, size, NULL FROM log_head WHERE id = 1"
+_SQLITE_NODES: dict[int, str] = {}
+
+
+def _sqlite_nodes_sql(count: int) -> str:
+    sql = _SQLITE_NODES.get(count)
+    if sql is None:
+        where = " OR ".join(["(level = ? AND idx = ?)"] * count)
+        sql = _SQLITE_NODES[count] = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608
+    return sql
 HEAD = LogHead.__table__  # type: ignore[attr-defined]
 ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
 PKG_EVENT = PackageEvent.__table__  # type: ignore[attr-defined]
@@ -568,30 +582,38 @@ class CustodyLog:
 
     @staticmethod
     def _nodes(conn: Connection, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        wanted = list(wanted)
-        if not wanted:
-            return {}
+        got, _ = CustodyLog._fetch_nodes(conn, list(wanted), with_size=False)
+        return got
+
+    @staticmethod
+    def _fetch_nodes(
+        conn: Connection, wanted: list[tuple[int, int]], *, with_size: bool
+    ) -> tuple[dict[tuple[int, int], bytes], int]:
+        """The stored nodes ``wanted`` (and, ``with_size``, the log's size; else -1), in one
+        statement the driver runs as it is (no per-call SQL compilation)."""
+        if not wanted and not with_size:
+            return {}, -1
+        tail = _SIZE if with_size else ""
+        params: tuple[Any, ...]
         if conn.dialect.name == "postgresql":
-            # Two arrays as two parameters: one short statement however many nodes (planning
-            # a long OR and binding dozens of parameters cost more than the lookup itself).
-            rows = conn.execute(
-                _PG_NODES, {"lv": [w[0] for w in wanted], "ix": [w[1] for w in wanted]}
-            )
+            sql = _PG_NODES + tail
+            params = ([w[0] for w in wanted], [w[1] for w in wanted])
+        elif wanted:
+            sql = _sqlite_nodes_sql(len(wanted)) + tail
+            params = tuple(x for w in wanted for x in w)
         else:
-            # A plain OR of primary-key lookups: SQLite answers it from the index (row-value IN
-            # makes it scan), and text() skips SQLAlchemy's per-shape compilation.
-            where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(wanted)))
-            params: dict[str, int] = {}
-            for n, (lv, ix) in enumerate(wanted):
-                params[f"l{n}"] = lv
-                params[f"i{n}"] = ix
-            query = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608 (ints)
-            rows = conn.execute(text(query), params)
-        got = {(r.level, r.idx): bytes(r.hash) for r in rows}
+            sql, params = tail.removeprefix(" UNION ALL "), ()
+        got: dict[tuple[int, int], bytes] = {}
+        size = -1
+        for level, idx, node in conn.exec_driver_sql(sql, params):
+            if level == -1:
+                size = int(idx)
+            else:
+                got[(level, idx)] = bytes(node)
         missing = set(wanted) - set(got)
         if missing:
             raise StorageError(f"the tree table lacks node(s) {sorted(missing)[:3]}")
-        return got
+        return got, size
 
     def _root(
         self, conn: Connection, size: int, fresh: dict[tuple[int, int], bytes] | None = None
@@ -739,18 +761,28 @@ class CustodyLog:
         if size > current:
             raise UsageError(f"tree size {size} is beyond the log's {current} entries")
 
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+    def _proof_nodes(
+        self, wanted: list[tuple[int, int]], size: int
+    ) -> dict[tuple[int, int], bytes]:
+        """A proof's nodes and the log's size in one round trip; a size the log has not reached
+        is the caller's mistake (``UsageError``), not a storage fault."""
         with self._reader() as conn:
-            wanted = merkle.inclusion_proof_nodes(index, size)
-            self._within(conn, size)
-            nodes = self._nodes(conn, wanted)
-        return merkle.inclusion_proof_from_nodes(index, size, nodes)
+            try:
+                nodes, current = self._fetch_nodes(conn, wanted, with_size=True)
+            except StorageError:
+                self._within(conn, size)  # nodes missing because the size is beyond the log
+                raise
+        if size > current:
+            raise UsageError(f"tree size {size} is beyond the log's {current} entries")
+        return nodes
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        wanted = merkle.inclusion_proof_nodes(index, size)
+        return merkle.inclusion_proof_from_nodes(index, size, self._proof_nodes(wanted, size))
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        with self._reader() as conn:
-            wanted = merkle.consistency_proof_nodes(old_size, new_size)
-            self._within(conn, new_size)
-            nodes = self._nodes(conn, wanted)
+        wanted = merkle.consistency_proof_nodes(old_size, new_size)
+        nodes = self._proof_nodes(wanted, new_size)
         return merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
 
     def leaf(self, index: int) -> bytes:

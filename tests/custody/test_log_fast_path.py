@@ -6,16 +6,20 @@ answers judge as the in-process check does."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from crypto import merkle
 from crypto.dsse import Envelope, Signature, sign_envelope
 from crypto.encoding import canonical_json
-from custody.demo import Season
-from custody.errors import ChainError, FormatError, SignatureError, ThresholdError
+from crypto.note import parse_checkpoint
+from custody.demo import EXAM_ID, Season, seal_body, start_season
+from custody.errors import ChainError, FormatError, SignatureError, ThresholdError, UsageError
 from custody.events import EVENT_TYPE, Kind, parse_event
 from custody.service import ServiceSecrets, open_writer
-from tests.conftest import PASS
+from tests.conftest import PASS, T0, fast_kdf
 from tests.custody.test_log import SEALS, seal, transfer
 
 
@@ -165,3 +169,51 @@ def test_signature_workers_judge_a_batch_as_one_process_does(season: Season) -> 
     assert [r.envelope_index for r in result.rejected] == [0]
     assert isinstance(result.rejected[0].error, SignatureError)
     assert [r.duplicate for r in result.receipts] == [False] + [True] * 70
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
+def test_proofs_read_in_one_statement_verify_at_every_size(
+    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = None if engine_name == "sqlite" else request.getfixturevalue("pg_url")
+    s = start_season(tmp_path / "s", now=T0, passphrase=PASS, kdf=fast_kdf(), database_url=url)
+    log = s.log()
+    for n in range(11):  # 11 entries: perfect subtrees and ragged edges
+        log.submit(
+            s.event(
+                Kind.SEAL,
+                [f"PK-{n}"],
+                actors={"sealer": "print-qian"},
+                signers=["print-qian"],
+                body=_seal_body(s),
+            ),
+            now=s.now,
+        )
+    size = log.size()
+    signed = [parse_checkpoint(note.split("\n\n", 1)[0] + "\n") for note in log.checkpoints()]
+    roots = {c.size: c.root for c in signed}
+    assert sorted(roots) == list(range(1, size + 1))
+    for n in range(1, size + 1):
+        for i in range(n):
+            proof = log.inclusion_proof(i, n)
+            merkle.verify_inclusion(merkle.leaf_hash(log.leaf(i)), i, n, proof, roots[n])
+        for m in range(1, n + 1):
+            merkle.verify_consistency(m, n, roots[m], roots[n], log.consistency_proof(m, n))
+    with pytest.raises(UsageError):
+        log.inclusion_proof(0, size + 1)
+    with pytest.raises(UsageError):
+        log.consistency_proof(1, size + 5)
+    s.log().close()
+
+
+def _seal_body(s: Season) -> dict[str, object]:
+    start = s.now + timedelta(hours=4)
+    return seal_body(
+        exam=EXAM_ID,
+        position="P-01",
+        paper="PAPER-A",
+        copies=30,
+        seals=SEALS,
+        window=(start, start + timedelta(hours=2)),
+        route=["courier-sun"],
+    )
