@@ -241,7 +241,13 @@ def parse_leaf(leaf: bytes) -> Entry:
     """A log leaf (an export line, an entry) back to its envelope and receive time; only the
     exact canonical bytes ``leaf_bytes`` writes are accepted."""
     what = "log entry"
-    f = Fields(parse_json_object(leaf, what=what), what=what)
+    try:
+        obj = orjson.loads(leaf)  # exactness is checked below: the bytes are rebuilt
+    except orjson.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        obj = parse_json_object(leaf, what=what)  # refuses with the exact reason
+    f = Fields(obj, what=what)
     f.expect("type", ENTRY_TYPE)
     if set(f.obj) != {"envelope", "received", "type"}:
         raise FormatError(f"{what}: fields must be exactly envelope, received, type")
