@@ -13,6 +13,7 @@ Layout (what the service reads stays under the home; the root key does not):
   custody.db             the embedded SQLite database (unless the config names another URL)
   trust.version          a token rewritten after every enrolment, revocation and import, so a
                          running service reloads its trust store only when it changed
+  desk.lock              held by the one `custody serve --workers N` process running the desk
 
 The home is made 0700 when the authority is created, and the CLI runs every command under
 umask 077, so the database, its WAL files and every key file are the authority account's alone.
