@@ -346,17 +346,23 @@ class CustodyLog:
         if self.workers > 1 and len(envelopes) >= PARALLEL_BATCH:
             if self._pool is None:
                 self._pool = SignaturePool(self.trust.signing_keys, self.workers)
-            signers = self._pool.signers(list(envelopes))
-            for i, (env, found) in enumerate(zip(envelopes, signers, strict=True)):
+            answers = self._pool.signers(list(envelopes))
+            # the events are parsed here while the workers verify the signatures
+            events: list[Event | CustodyError] = []
+            for env in envelopes:
                 try:
-                    if isinstance(found, CustodyError):
-                        raise found
                     if env.payload_type != EVENT_TYPE:
                         raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
-                    event = parse_event(env.payload)
-                    prepared.append((i, Prepared(env, event, signature_check(env, found))))
+                    events.append(parse_event(env.payload))
                 except CustodyError as e:
-                    early.append(Rejected(i, e, None, env))
+                    events.append(e)
+            for i, (env, event, found) in enumerate(zip(envelopes, events, answers(), strict=True)):
+                if isinstance(found, CustodyError) or isinstance(event, CustodyError):
+                    error = event if isinstance(event, CustodyError) else found  # as prepare()
+                    assert isinstance(error, CustodyError)
+                    early.append(Rejected(i, error, None, env))
+                    continue
+                prepared.append((i, Prepared(env, event, signature_check(env, found))))
             return prepared, early
         for i, env in enumerate(envelopes):
             try:

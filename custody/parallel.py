@@ -3,7 +3,7 @@ processes, keeping order. Workers hold public keys only; nothing secret crosses 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,17 +160,18 @@ class SignaturePool:
         for done, fut in pending:
             yield from zip(done, fut.result(), strict=True)
 
-    def signers(self, envelopes: list[Envelope]) -> list[Signers]:
-        """Verify the signatures of already parsed envelopes, in order, on every worker."""
+    def signers(self, envelopes: list[Envelope]) -> Callable[[], list[Signers]]:
+        """Start verifying the signatures of already parsed envelopes on every worker; the
+        returned call waits for the answers, in order (the caller works meanwhile)."""
         parts = [envelope_parts(env) for env in envelopes]
         if self._pool is None:
-            return [_signers(p, self.keys) for p in parts]
+            return lambda: [_signers(p, self.keys) for p in parts]
         size = max(1, min(CHUNK, len(parts) // (self.workers * 2) + 1))
         futures = [
             self._pool.submit(_signers_chunk, parts[i : i + size])
             for i in range(0, len(parts), size)
         ]
-        return [s for fut in futures for s in fut.result()]
+        return lambda: [s for fut in futures for s in fut.result()]
 
     def leaves(self, lines: Iterable[bytes], chunk: int = CHUNK) -> Iterator[Leaf]:
         """Hash, parse and verify log leaves in order on every worker (a few chunks per worker
