@@ -283,7 +283,9 @@ def main() -> None:
     _report.add_arguments(ap)
     ap.add_argument("--verify-events", type=int, default=1_000_000)
     ap.add_argument("--proof-leaves", default="1000000,10000000")
-    ap.add_argument("--only", choices=["appends", "verify", "proofs"], help="Run one part.")
+    ap.add_argument(
+        "--only", choices=["appends", "verify", "proofs", "profile"], help="Run one part."
+    )
     args = ap.parse_args()
     part = args.only
     pg = os.environ.get("CUSTODY_BENCH_PG")
@@ -305,6 +307,8 @@ def main() -> None:
         run_verify(quick, args.verify_events, allc, report)
     if part in (None, "proofs"):
         run_proofs(quick, args.proof_leaves, pg, report)
+    if part in (None, "profile"):
+        run_profile(quick, report)
     print(f"\nload average at end: {_report.load_average()}")
     report.write(args.json)
 
@@ -401,6 +405,61 @@ def run_proofs(quick: bool, proof_leaves: str, pg: str | None, report: _report.R
             inclusion_ms=round(inc, 4),
             consistency_ms=round(con, 4),
         )
+
+
+def run_profile(quick: bool, report: _report.Report) -> None:
+    """Where one batched append's time goes (one process, SQLite): the wall time of the batch
+    against the wall time of verifying its signatures alone, then cProfile's top functions."""
+    import cProfile
+    import pstats
+
+    from crypto.dsse import verify_signatures
+
+    packages = 1000 if quick else 3000
+    s = _season.season()
+    log = open_writer(s.home, ServiceSecrets(log=_season.PASS, system=_season.PASS))
+    stream = _season.handover_stream(s, packages, 3)
+    log.submit_many(next(stream), now=_season.T0)
+    first, second, third = next(stream), next(stream), next(stream)
+    log.submit_many(first, now=_now(first))
+    keys = s.trust().signing_keys
+    t = time.perf_counter()
+    for env in second:
+        verify_signatures(env, keys)
+    sig = time.perf_counter() - t
+    t = time.perf_counter()
+    result = log.submit_many(second, now=_now(second))
+    total = time.perf_counter() - t
+    assert not result.rejected
+    prof = cProfile.Profile()
+    prof.enable()
+    log.submit_many(third, now=_now(third))
+    prof.disable()
+    log.close()
+    stats = pstats.Stats(prof)
+    profiled = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    sodium_time = sum(
+        v[2] for k, v in stats.stats.items() if k[2] == "<built-in method _sodium.crypto_sign_open>"  # type: ignore[attr-defined]
+    )
+    load = _report.load_average()
+    print(
+        f"\nOne batch of {packages} countersigned handovers, one process, SQLite (load {load}):\n"
+        f"{total * 1e6 / packages:.0f} µs per event, of which verifying its two signatures "
+        f"{sig * 1e6 / packages:.0f} µs: signatures are {sig / total:.0%} of the append "
+        f"(under cProfile: {sodium_time / profiled:.0%}).\n"
+    )
+    print("cProfile, the same append (top 15 by own time):\n```")
+    stats.sort_stats("tottime").print_stats(15)
+    print("```")
+    report.add(
+        "append_signature_share",
+        sig / total,
+        limit=1.0,
+        limit_is="share of a batched append's wall time spent verifying its signatures",
+        us_per_event=round(total * 1e6 / packages, 1),
+        signature_us_per_event=round(sig * 1e6 / packages, 1),
+        profiled_share=round(sodium_time / profiled, 3),
+    )
 
 
 def _fresh_pg(base: str) -> str:
