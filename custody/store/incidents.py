@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from crypto.dsse import Envelope
 from crypto.encoding import format_time, parse_time
@@ -287,6 +287,24 @@ def save_watch(conn: Connection, w: Watch) -> None:
     )
 
 
+_SAVE_WATCHES = (
+    update(WATCH)
+    .where(WATCH.c.package_id == bindparam("pid"))
+    .values({c: bindparam(f"v_{c}") for c in ("paper", "status", "since", "last_place",
+                                              "last_place_time", "last_place_event")})
+)  # fmt: skip
+
+
+def save_watches(conn: Connection, ws: Sequence[Watch]) -> None:
+    """``save_watch`` for many, as one statement executed for all (a batch's dispatches)."""
+    if ws:
+        rows = [
+            {"pid": w.package_id, **{f"v_{k}": v for k, v in _watch_columns(w).items()}}
+            for w in ws
+        ]
+        conn.execute(_SAVE_WATCHES, rows)
+
+
 def watched_since(conn: Connection) -> list[tuple[str, datetime]]:
     """(package id, since) for every package not destroyed."""
     return [
@@ -407,6 +425,7 @@ __all__ = [
     "pending_paper_incidents",
     "save_incident",
     "save_watch",
+    "save_watches",
     "take_paper_incident",
     "unacknowledged_past",
     "unblock_key",
