@@ -281,12 +281,6 @@ def insert_watches(conn: Connection, new: Sequence[Watch]) -> None:
     conn.execute(insert(WATCH), [{"package_id": w.package_id, **_watch_columns(w)} for w in new])
 
 
-def save_watch(conn: Connection, w: Watch) -> None:
-    conn.execute(
-        update(WATCH).where(WATCH.c.package_id == w.package_id).values(**_watch_columns(w))
-    )
-
-
 _SAVE_WATCHES = (
     update(WATCH)
     .where(WATCH.c.package_id == bindparam("pid"))
@@ -296,7 +290,7 @@ _SAVE_WATCHES = (
 
 
 def save_watches(conn: Connection, ws: Sequence[Watch]) -> None:
-    """``save_watch`` for many, as one statement executed for all (a batch's dispatches)."""
+    """Save changed watches: one statement executed for all (a batch's dispatches)."""
     if ws:
         rows = [
             {"pid": w.package_id, **{f"v_{k}": v for k, v in _watch_columns(w).items()}}
@@ -424,7 +418,6 @@ __all__ = [
     "packages_of_paper",
     "pending_paper_incidents",
     "save_incident",
-    "save_watch",
     "save_watches",
     "take_paper_incident",
     "unacknowledged_past",
