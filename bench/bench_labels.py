@@ -70,7 +70,7 @@ def main() -> None:
     n = args.labels
     tmp = Path(tempfile.mkdtemp(prefix="custody-bench-labels-"))
     kdf = KdfParams.fresh(nacl.pwhash.argon2id.OPSLIMIT_MIN, nacl.pwhash.argon2id.MEMLIMIT_MIN)
-    season = start_season(tmp / "season", now=T0, passphrase="bench", kdf=kdf)
+    season = start_season(tmp / "season", now=T0, passphrase="bench passphrase", kdf=kdf)
     trust = season.trust()
     key = season.keys["print-qian"].signing
     manifests = [typical_manifest(T0, package_id=f"SX27-INT-{i:04d}") for i in range(n)]

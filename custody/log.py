@@ -89,6 +89,8 @@ def _sqlite_nodes_sql(count: int) -> str:
         where = " OR ".join(["(level = ? AND idx = ?)"] * count)
         sql = _SQLITE_NODES[count] = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608
     return sql
+
+
 HEAD = LogHead.__table__  # type: ignore[attr-defined]
 ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
 PKG_EVENT = PackageEvent.__table__  # type: ignore[attr-defined]
