@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crypto import merkle
 from crypto.dsse import parse_envelope
@@ -50,8 +50,6 @@ from crypto.encoding import Fields, canonical_json, format_time, parse_json_obje
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
-from custody.log import CustodyLog
-from custody.package_service import sealed_labels
 from custody.packages import label_disagreements
 from custody.parallel import Checked, SignaturePool
 from custody.rules import Finding, PackageState, Status, apply_event, resync
@@ -59,6 +57,9 @@ from custody.witnesses import WITNESSES_FILE, CosignatureCount, WitnessPolicy, c
 from keys.keyfile import write_new_file
 from keys.trust import TrustStore
 from labels.payload import manifest_from_fields, parse_label, verify_label
+
+if TYPE_CHECKING:  # verifying a bundle never loads the database layer: export alone needs it
+    from custody.log import CustodyLog
 
 EXPORT_FORMAT = "custody-export/v1"
 LABELS_FILE = "labels.jsonl"
@@ -99,6 +100,8 @@ def export_bundle(
 ) -> dict[str, Any]:
     """Write the bundle under ``out`` (a new or empty folder); ``witnesses`` is the home's
     ``witnesses.json``, copied as it is."""
+    from custody.package_service import sealed_labels  # noqa: PLC0415 (verify stays light)
+
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FormatError(f"{out} exists and is not an empty folder")
     out.mkdir(parents=True, exist_ok=True)

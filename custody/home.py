@@ -22,15 +22,16 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from crypto.encoding import Fields, parse_json_object
 from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
-from custody.store.db import create_schema, make_engine
 from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
+
+if TYPE_CHECKING:  # reading a home's config never loads the database layer
+    from sqlalchemy import Engine
 
 HOME_FORMAT = "custody-home/v1"
 CONFIG_NAME = "custody.json"
@@ -68,6 +69,8 @@ class Home:
 
     @cached_property
     def engine(self) -> Engine:
+        from custody.store.db import create_schema, make_engine  # noqa: PLC0415 (fast start)
+
         engine = make_engine(self.database_url)
         create_schema(engine)
         return engine

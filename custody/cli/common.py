@@ -8,18 +8,19 @@ import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
 from crypto.encoding import format_time, parse_time
-from custody import service
 from custody.errors import FormatError, NotFoundError, UsageError
-from custody.home import Home
-from custody.incidents.model import WatchedLog
-from custody.incidents.outbox import Mailer
-from custody.service import ServiceSecrets
+
+if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
+    from custody.home import Home
+    from custody.incidents.model import WatchedLog
+    from custody.incidents.outbox import Mailer
+    from custody.service import ServiceSecrets
 
 # Names of environment variables, not secrets.
 PASSPHRASE_ENV = "CUSTODY_PASSPHRASE"  # noqa: S105
@@ -39,6 +40,8 @@ class State:
 
     @property
     def home(self) -> Home:
+        from custody.home import Home
+
         return Home(self.home_path, self.root_key)
 
     def now(self) -> datetime:
@@ -113,6 +116,8 @@ def service_secrets(*, shared_fallback: bool = True) -> ServiceSecrets:
     """The log key's and the system key's passphrases, each from its own variable or file
     (or, for one-off commands, the shared CUSTODY_PASSPHRASE), else asked on the terminal.
     ``custody serve`` takes no shared fallback: it never runs on one shared secret."""
+    from custody.service import ServiceSecrets
+
     fallback = PASSPHRASE_ENV if shared_fallback else None
     return ServiceSecrets(
         log=passphrase(
@@ -133,6 +138,8 @@ def root_passphrase() -> str:
 
 def open_writer(st: State) -> WatchedLog:
     """The home's log service for appending (rules, gate and incident desk attached)."""
+    from custody import service
+
     return service.open_writer(st.home, service_secrets())
 
 
@@ -152,6 +159,8 @@ def make_mailer(
         if implicit_tls or plain_loopback:
             raise UsageError("--smtps and --smtp-plain-loopback need --smtp host:port")
         return None
+    from custody.incidents.outbox import Mailer
+
     host, _, port = smtp.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

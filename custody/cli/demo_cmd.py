@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from custody.cli.common import PASSPHRASE_ENV, state
-from custody.demo.play import run_demo
 
 
 def demo(
@@ -19,15 +19,16 @@ def demo(
     ],
 ) -> None:
     """Play a whole season end to end on the embedded default (SQLite inside --out)."""
+    from custody.demo.play import STEPS, run_demo
+
     st = state(ctx)
     given = os.environ.get(PASSPHRASE_ENV)
-    with st.err.status("playing the season...") as status:
-        summary = run_demo(
-            out,
-            now=st.now(),
-            passphrase=given,
-            say=status.update,
-        )
+    steps = iter(range(1, STEPS + 1))
+
+    def say(text: str) -> None:  # each step on its own line as it starts: progress that stays
+        st.err.print(f"[dim][{next(steps, STEPS)}/{STEPS}][/] {text}")
+
+    summary = run_demo(out, now=st.now(), passphrase=given, say=say)
     if st.json:
         st.emit(summary)
         return
@@ -72,6 +73,12 @@ def demo(
     for p in tampered["problems"]:
         where = "-" if p["index"] is None else f"#{p['index']}"
         st.out.print(f"    {where} {p['rule']}: {p['message']}")
+    pending = summary["statements"]
+    st.out.print(
+        f"  your turn           package {pending['pending_package']} is sealed; its next "
+        f"{len(pending['to_submit'])} statements are signed and wait in {out / 'statements'}:"
+    )
+    st.out.print(f"    {escape(pending['submit_with'])}")
     st.out.print(
         f"[bold green]done[/]: everything is under {out} "
         "(summary.json, trust-bundle, export/, verification.json)"

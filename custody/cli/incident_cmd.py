@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -27,18 +27,11 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import NotFoundError, UsageError
-from custody.incidents.model import (
-    Act,
-    WatchedLog,
-    get_incident,
-    incident_acts,
-    list_incidents,
-)
-from custody.incidents.outbox import deliver_outbox, outbox_rows
-from custody.incidents.report import build_report, render_pdf, render_text, report_json
-from custody.log import CustodyLog
-from custody.service import open_reader
 from keys.keyfile import read_keyfile, write_new_file
+
+if TYPE_CHECKING:  # storage, the desk and the reports load only in the commands that use them
+    from custody.incidents.model import WatchedLog
+    from custody.log import CustodyLog
 
 incident_app = typer.Typer(
     help="Incidents: list, acknowledge, contain, resolve, report; sweep and deliver.",
@@ -53,6 +46,8 @@ def open_desk(st: State) -> WatchedLog:
 
 
 def read_log(st: State) -> CustodyLog:
+    from custody.service import open_reader
+
     return open_reader(st.home)
 
 
@@ -64,6 +59,8 @@ def list_cmd(
     ] = None,
 ) -> None:
     """Every incident, newest last."""
+    from custody.incidents.model import list_incidents
+
     st = state(ctx)
     incidents = list_incidents(st.home.engine, status=status)
     if st.json:
@@ -78,6 +75,9 @@ def list_cmd(
 @incident_app.command("show")
 def show(ctx: typer.Context, incident_id: Annotated[str, typer.Argument()]) -> None:
     """One incident with its scope, containment, evidence, acts and notifications."""
+    from custody.incidents.model import get_incident, incident_acts
+    from custody.incidents.outbox import outbox_rows
+
     st = state(ctx)
     incident = get_incident(st.home.engine, incident_id)
     data = {
@@ -91,6 +91,8 @@ def show(ctx: typer.Context, incident_id: Annotated[str, typer.Argument()]) -> N
 def _act(
     ctx: typer.Context, incident_id: str, what: str, key: Path, note: str, key_id: str | None
 ) -> None:
+    from custody.incidents.model import Act
+
     st = state(ctx)
     pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(prompt=f"Passphrase for {key}")
     pair = read_keyfile(key, pw)
@@ -151,6 +153,8 @@ def report(
     out: Annotated[Path | None, typer.Option(help="File to write (required for pdf).")] = None,
 ) -> None:
     """The report for the provincial department: timeline, holders, scope, containment."""
+    from custody.incidents.report import build_report, render_pdf, render_text, report_json
+
     st = state(ctx)
     if fmt not in {"text", "json", "pdf"}:
         raise UsageError(f"--format must be text, json or pdf, not {fmt!r}")
@@ -208,6 +212,8 @@ def deliver(
     ] = False,
 ) -> None:
     """Deliver due notifications from the outbox (webhooks and e-mail)."""
+    from custody.incidents.outbox import deliver_outbox
+
     st = state(ctx)
     mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
     rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer)

@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from crypto.encoding import Fields, b64encode, parse_json_object
-from custody import identity
 from custody.cli.common import (
     LOG_PASSPHRASE_ENV,
     NEW_PASSPHRASE_ENV,
@@ -51,6 +50,8 @@ def init(
     ] = False,
 ) -> None:
     """Create an exam authority: root, log and system keys, sealed under a passphrase."""
+    from custody import identity
+
     st = state(ctx)
     if st.now_override is not None and not rehearsal:
         raise UsageError("--now is for rehearsal homes only: add --rehearsal, or drop --now")
@@ -121,6 +122,8 @@ def enroll(
 ) -> None:
     """Enrol a person: new keys sealed under their passphrase (or public keys made on their
     own device), certified by the authority."""
+    from custody import identity
+
     st = state(ctx)
     now = st.now()
     start = parse_cli_time(valid_from, what="--valid-from") or now
@@ -213,6 +216,8 @@ def rotate(
     key_out: Annotated[Path | None, typer.Option(help="Where to write the new key file.")] = None,
 ) -> None:
     """Issue a new key for a person; the old one is superseded from now on."""
+    from custody import identity
+
     st = state(ctx)
     root_pw = root_passphrase()
     new_pw = passphrase(
@@ -245,6 +250,8 @@ def revoke(
     note: Annotated[str, typer.Option(help="Free text for the record.")] = "",
 ) -> None:
     """Revoke a key from a moment on: signatures dated at or after it are refused."""
+    from custody import identity
+
     st = state(ctx)
     now = st.now()
     effective_at = parse_cli_time(effective, what="--effective") or now
@@ -271,6 +278,8 @@ def revoke(
 @keys_app.command("list")
 def list_keys(ctx: typer.Context) -> None:
     """List every certified key with its standing now."""
+    from custody import identity
+
     st = state(ctx)
     trust = identity.load_trust(st.home)
     now = st.now()
@@ -323,6 +332,8 @@ def import_(
 ) -> None:
     """Take in certificates and revocations the root key signed offline: each is checked against
     this home's authority, and all are stored or none. The serving home needs no root key."""
+    from custody import identity
+
     st = state(ctx)
     done = identity.import_signed(st.home, read_input(file))
     st.emit(
@@ -342,6 +353,8 @@ def trust_export(
     out: Annotated[Path, typer.Option(help="Trust bundle file to write.")],
 ) -> None:
     """Write the signed trust bundle an offline device carries."""
+    from custody import identity
+
     st = state(ctx)
     path = identity.export_trust_bundle(
         st.home, root_passphrase=root_passphrase(), out=out, now=st.now()

@@ -9,26 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from custody.cli.common import parse_cli_time, passphrase, read_input, state
-from custody.cli.log_cmd import open_log
 from custody.errors import FormatError, NotFoundError, UsageError
-from custody.package_service import (
-    all_package_ids,
-    label_text,
-    load_labels,
-    seal_event,
-    seal_package,
-)
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import read_keyfile, write_new_file
 from keys.trust import load_trust_bundle
 from labels.payload import PREFIX, VerifiedLabel, verify_label
-from labels.qr import encode_qr
-from labels.render import render_png, render_svg
-from labels.scan import scan_label
-from labels.sheet import write_sheets
 
 package_app = typer.Typer(help="Seal packages (signed manifests).", no_args_is_help=True)
 label_app = typer.Typer(help="Render and verify package QR labels.", no_args_is_help=True)
@@ -93,6 +80,10 @@ def seal(
     Whether its handovers need a supervising witness is the exam's policy (the home's
     exams.json), not an option: an exam without a policy there is refused before anything is
     signed or stored."""
+    from custody.cli.log_cmd import open_log
+    from custody.package_service import label_text, seal_event, seal_package
+    from labels.qr import encode_qr
+
     st = state(ctx)
     policy = st.home.exam_policy(exam)
     if (commitment is None) == (paper_file is None):
@@ -168,6 +159,13 @@ def render(
     out: Annotated[Path, typer.Option(help="PDF file, or a folder for png/svg.")] = Path("labels"),
 ) -> None:
     """Render labels of sealed packages (each re-verified first)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from custody.package_service import all_package_ids, load_labels
+    from labels.qr import encode_qr
+    from labels.render import render_png, render_svg
+    from labels.sheet import write_sheets
+
     st = state(ctx)
     if fmt not in ("png", "svg", "pdf"):
         raise UsageError("--format: png, svg or pdf")
@@ -221,6 +219,8 @@ def _label_source(source: str) -> str:
         data = read_input(path)
     if data.lstrip().startswith(PREFIX.encode()):
         return data.decode("ascii", "replace").strip()
+    from labels.scan import scan_label
+
     return scan_label(data)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,13 +16,6 @@ from crypto import merkle
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, b64decode, b64encode, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
-from custody.audit import (
-    Report,
-    export_bundle,
-    load_trust_document,
-    read_bundle,
-    verify_bundle,
-)
 from custody.cli.common import (
     State,
     open_writer,
@@ -31,17 +24,21 @@ from custody.cli.common import (
 )
 from custody.errors import UsageError, VerificationError
 from custody.events import leaf_bytes
-from custody.log import CustodyLog, Receipt
-from custody.service import open_reader
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
 from keys.keyfile import write_new_file
 from keys.trust import load_trust_bundle
+
+if TYPE_CHECKING:  # storage and the services are imported only by the commands that use them
+    from custody.audit import Report
+    from custody.log import CustodyLog, Receipt
 
 event_app = typer.Typer(help="Submit signed custody events to the log.", no_args_is_help=True)
 log_app = typer.Typer(help="The custody log: status, proofs, checkpoints.", no_args_is_help=True)
 
 
 def open_log(st: State, *, writable: bool) -> CustodyLog:
+    from custody.service import open_reader
+
     return open_writer(st) if writable else open_reader(st.home)
 
 
@@ -199,6 +196,8 @@ def export(
     out: Annotated[Path, typer.Option(help="A new folder for the bundle.")],
 ) -> None:
     """Write a self-contained bundle an auditor verifies offline with `custody verify`."""
+    from custody.audit import export_bundle
+
     st = state(ctx)
     log = open_log(st, writable=False)
     with _progress(st) as bar:
@@ -242,6 +241,8 @@ def verify(
 ) -> None:
     """Re-check a bundle offline against a pinned authority: signatures, roles, chains, rules,
     counts, closure, the root, and every file the manifest lists."""
+    from custody.audit import load_trust_document, read_bundle, verify_bundle
+
     st = state(ctx)
     trust_doc, _ = read_bundle(bundle)
     if pin is None and trust is None and st.home.exists():

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
@@ -24,13 +24,15 @@ from crypto.dsse import Envelope
 from crypto.stream import DEFAULT_CHUNK
 from crypto.stream import Progress as Progress_
 from crypto.vocabulary import Classification
-from custody import paper_service as service
 from custody.cli.common import PASSPHRASE_ENV, open_writer, parse_cli_time, passphrase, state
 from custody.errors import NotFoundError
 from custody.interview_paper import MAX_BYTES as INTERVIEW_MAX_BYTES
 from custody.interview_paper import parse_interview_paper
 from custody.papers import PaperPlan, PaperRole, sha256_hex
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
+
+if TYPE_CHECKING:  # the paper service (and storage) load only in the commands that use them
+    from custody import paper_service as service
 
 KEYS_HELP = (
     "Key file of a person taking part; repeat, one per person. The passphrase of the N-th "
@@ -140,6 +142,8 @@ def propose(
     ),
 ) -> None:
     """Encrypt a paper at once and wrap its key to the printer and the opening officers."""
+    from custody import paper_service as service
+
     st = state(ctx)
     if backup_of is not None and role is PaperRole.MAIN:
         role = PaperRole.BACKUP
@@ -223,6 +227,8 @@ def open_(
     act_out: Annotated[Path | None, typer.Option(help="Also write the signed act here.")] = None,
 ) -> None:
     """Open a paper with a quorum of its officers, inside its window (a signed act)."""
+    from custody import paper_service as service
+
     st = state(ctx)
     opened = service.open_paper(st.home, paper, _keys(key), st.now(), log=open_writer(st))
     _act_out(act_out, opened.envelope)
@@ -244,6 +250,8 @@ def print_decrypt(
     out: Annotated[Path, typer.Option(help=OUT_HELP)],
 ) -> None:
     """The printing unit decrypts a paper to print it (a signed act)."""
+    from custody import paper_service as service
+
     st = state(ctx)
     opened = service.print_decrypt(st.home, paper, _keys([key])[0], st.now(), log=open_writer(st))
     written = _deliver(opened, out)
@@ -268,6 +276,8 @@ def break_glass(
 
     Always recorded as an incident.
     """
+    from custody import paper_service as service
+
     st = state(ctx)
     opened = service.break_glass(st.home, paper, _keys(key), st.now(), reason, log=open_writer(st))
     _act_out(act_out, opened.envelope)
@@ -291,6 +301,8 @@ def activate_backup(
     act_out: Annotated[Path | None, typer.Option(help="Also write the signed act here.")] = None,
 ) -> None:
     """Declare a paper compromised and replace it by its backup (a signed act)."""
+    from custody import paper_service as service
+
     st = state(ctx)
     env = service.activate_backup(
         st.home, paper, backup, _keys([key])[0], st.now(), reason, log=open_writer(st)
@@ -314,6 +326,8 @@ def destroy(
     (exit 6, ``shred_incomplete``) naming what is left if it cannot; the destruction stays
     recorded, and running the command again once the obstacle is gone finishes the erase.
     """
+    from custody import paper_service as service
+
     st = state(ctx)
     envs = service.destroy(st.home, paper, _keys(key), st.now(), log=open_writer(st))
     st.emit(
@@ -330,6 +344,8 @@ def list_(
     exam: Annotated[str | None, typer.Option(help="Only this exam.")] = None,
 ) -> None:
     """Papers with their status and how many sealed keys the system still holds."""
+    from custody import paper_service as service
+
     st = state(ctx)
     rows = service.list_papers(st.home, exam)
     if st.json:
@@ -356,6 +372,8 @@ def purge(
     The retention date is the exam's policy (``retention_until`` in the home's exams.json):
     nothing is deleted while any exam concerned is still within it, or has no policy there.
     """
+    from custody import paper_service as service
+
     st = state(ctx)
     result = service.purge(st.home, now=st.now(), exam=exam)
     st.emit(
