@@ -48,7 +48,7 @@ from crypto import merkle
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
-from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
+from custody.errors import ChainError, ConflictError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
 from custody.packages import label_disagreements
 from custody.parallel import Checked, SignaturePool
@@ -103,7 +103,9 @@ def export_bundle(
     from custody.package_service import sealed_labels  # noqa: PLC0415 (verify stays light)
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FormatError(f"{out} exists and is not an empty folder")
+        raise ConflictError(
+            f"{out} exists and is not an empty folder", hint="pass a new folder to --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = log.cosigned_checkpoint()
     authority = log.trust.authority
