@@ -110,7 +110,7 @@ def test_no_paper_plaintext_under_the_demo_folder(tmp_path: Path) -> None:
             assert marker not in path.read_bytes(), path
 
 
-class _Stop(RuntimeError):
+class _StopError(RuntimeError):
     """A failure forced in the middle of the season."""
 
 
@@ -124,9 +124,9 @@ def test_failed_demo_removes_what_it_wrote_and_runs_again(tmp_path: Path, existi
     def fail_midway(text: str) -> None:
         steps.append(text)
         if len(steps) == 5:  # after the authority, people, papers and packages are written
-            raise _Stop(text)
+            raise _StopError(text)
 
-    with pytest.raises(_Stop):
+    with pytest.raises(_StopError):
         run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf(), say=fail_midway)
     assert (out / "home").exists() is False
     assert not out.exists() or list(out.iterdir()) == []
