@@ -585,7 +585,10 @@ def _manifest_problems(
             problem(f"manifest.json says {f.integer('size')} events, the checkpoint {size}")
         listed = f.sub("files").obj
         if set(listed) != set(hashes):
-            problem(f"manifest.json lists files {sorted(listed)}, expected {sorted(hashes)}")
+            problem(
+                f"manifest.json lists files {', '.join(sorted(listed))}, "
+                f"expected {', '.join(sorted(hashes))}"
+            )
         for name, want in hashes.items():
             if name in listed and listed[name] != want:
                 problem(f"{name} does not match the SHA-256 that manifest.json lists for it")

@@ -56,7 +56,7 @@ class Home:
         except FileNotFoundError as e:
             raise NotFoundError(
                 f"{self.path} is not a custody home (no {CONFIG_NAME})",
-                hint="create one with `custody init --home DIR --name AUTHORITY`",
+                hint="create one with `custody --home DIR init --name AUTHORITY`",
             ) from e
         f = Fields(parse_json_object(data, what=CONFIG_NAME), what=CONFIG_NAME)
         f.expect("format", HOME_FORMAT)

@@ -308,6 +308,9 @@ def rotate(
     return enrolment
 
 
+MIN_KEY_PREFIX = 8  # hex digits: a shorter prefix could name the wrong person's key
+
+
 def revoke(
     home: Home,
     *,
@@ -318,8 +321,13 @@ def revoke(
     now: datetime,
     note: str = "",
 ) -> Revocation:
+    if len(key_id) < MIN_KEY_PREFIX:
+        raise UsageError(
+            f"key id prefix {key_id!r} is shorter than the {MIN_KEY_PREFIX}-character minimum",
+            hint="give at least the first 8 hex digits of the key id (`custody keys list`)",
+        )
     trust = load_trust(home)
-    matches = [k for k in trust.certificates if k.startswith(key_id)] if len(key_id) >= 8 else []
+    matches = [k for k in trust.certificates if k.startswith(key_id)]
     if len(matches) != 1:
         raise NotFoundError(
             f"no single certified key starts with {key_id!r}"

@@ -70,7 +70,7 @@ def seal_event_body(
         "route": [s.person for s in steps],
         "places": [s.place for s in steps],
         "destination": {"site": manifest.site, "room": manifest.room},
-        "classification": manifest.classification.name.lower(),
+        "classification": manifest.classification.slug,  # one spelling: top-secret
         "handover_witness": handover_witness,
         "label_sha256": hashlib.sha256(label.encode("ascii")).hexdigest(),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from crypto.encoding import format_time, parse_time
 from custody.errors import FormatError, NotFoundError, UsageError
+from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 
 if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
     from custody.home import Home
@@ -52,10 +55,40 @@ class State:
         home = self.home
         if home.exists() and not home.rehearsal:
             raise UsageError(
-                "--now works only in a rehearsal home (made with `custody init --rehearsal`); "
-                f"{self.home_path} runs on the real clock"
+                _(
+                    "--now works only in a rehearsal home (made with `custody init "
+                    "--rehearsal`); {home} runs on the real clock"
+                ).format(home=self.home_path)
             )
         return self.now_override
+
+    @property
+    def time_zone(self) -> str:
+        """The authority's time zone (``time_zone`` in the home's custody.json, else
+        Asia/Shanghai): people read times in it; everything stored stays UTC."""
+        home = self.home
+        if home.exists():
+            zone = home.config.obj.get("time_zone")
+            if isinstance(zone, str) and zone:
+                return zone
+        return DEFAULT_TIME_ZONE
+
+    def show_time(self, moment: datetime | None) -> str:
+        """``moment`` in the authority's zone, named: ``2027-03-01 16:00:00 Asia/Shanghai``."""
+        try:
+            return show_time(moment, self.time_zone)
+        except ValueError as e:
+            raise UsageError(
+                _("custody.json names an unknown time zone: {error}").format(error=e)
+            ) from e
+
+    @staticmethod
+    def rows(*pairs: tuple[str, str]) -> str:
+        """Label-value lines, the labels aligned (how human output shows one record)."""
+        width = max((_width(label) for label, _value in pairs), default=0)
+        return "\n".join(
+            f"  {label}{' ' * (width - _width(label))}  {escape(value)}" for label, value in pairs
+        )
 
     def emit(self, data: dict[str, Any], human: str | None = None) -> None:
         """Print a command's result: JSON for scripts, or the human rendering."""
@@ -63,6 +96,11 @@ class State:
             sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
         elif human is not None:
             self.out.print(human)
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives ``text`` (a Chinese character takes two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def state(ctx: typer.Context) -> State:
@@ -78,7 +116,9 @@ def parse_cli_time(value: str | None, *, what: str) -> datetime | None:
         return parse_time(value, what=what)
     except FormatError as e:
         raise UsageError(
-            f"{what}: write a UTC time like 2027-03-01T08:00:00Z, not {value!r}"
+            _("{what}: write a UTC time like 2027-03-01T08:00:00Z, not {value!r}").format(
+                what=what, value=value
+            )
         ) from e
 
 
@@ -104,10 +144,16 @@ def passphrase(
             try:
                 text = Path(file).read_text("utf-8")
             except (OSError, UnicodeDecodeError) as e:
-                raise UsageError(f"{name}_FILE: cannot read the passphrase file {file}") from e
+                raise UsageError(
+                    _("{name}_FILE: cannot read the passphrase file {file}").format(
+                        name=name, file=file
+                    )
+                ) from e
             return text.rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise UsageError(f"no passphrase: set {env} or run on a terminal to be asked")
+        raise UsageError(
+            _("no passphrase: set {env} or run on a terminal to be asked").format(env=env)
+        )
     answer: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return answer
 
@@ -121,10 +167,12 @@ def service_secrets(*, shared_fallback: bool = True) -> ServiceSecrets:
     fallback = PASSPHRASE_ENV if shared_fallback else None
     return ServiceSecrets(
         log=passphrase(
-            env=LOG_PASSPHRASE_ENV, fallback=fallback, prompt="Passphrase for the log key"
+            env=LOG_PASSPHRASE_ENV, fallback=fallback, prompt=_("Passphrase for the log key")
         ),
         system=passphrase(
-            env=SYSTEM_PASSPHRASE_ENV, fallback=fallback, prompt="Passphrase for the system key"
+            env=SYSTEM_PASSPHRASE_ENV,
+            fallback=fallback,
+            prompt=_("Passphrase for the system key"),
         ),
     )
 
@@ -132,7 +180,7 @@ def service_secrets(*, shared_fallback: bool = True) -> ServiceSecrets:
 def root_passphrase() -> str:
     """The offline root key's passphrase (CUSTODY_ROOT_PASSPHRASE, or CUSTODY_PASSPHRASE)."""
     return passphrase(
-        env=ROOT_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt="Passphrase for the root key"
+        env=ROOT_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt=_("Passphrase for the root key")
     )
 
 
@@ -161,7 +209,7 @@ def make_mailer(
         return None
     from custody.incidents.outbox import Mailer
 
-    host, _, port = smtp.rpartition(":")
+    host, _sep, port = smtp.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host or not port.isdigit():
@@ -182,4 +230,6 @@ def read_input(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        raise NotFoundError(f"cannot read {path}: {e.strerror}") from e
+        raise NotFoundError(
+            _("cannot read {path}: {reason}").format(path=path, reason=e.strerror)
+        ) from e

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from custody.cli.common import (
@@ -27,14 +28,16 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import NotFoundError, UsageError
+from custody.i18n import _
 from keys.keyfile import read_keyfile, write_new_file
 
 if TYPE_CHECKING:  # storage, the desk and the reports load only in the commands that use them
     from custody.incidents.model import WatchedLog
+    from custody.incidents.policy import Incident
     from custody.log import CustodyLog
 
 incident_app = typer.Typer(
-    help="Incidents: list, acknowledge, contain, resolve, report; sweep and deliver.",
+    help=_("Incidents: list, acknowledge, contain, resolve, report; sweep and deliver."),
     no_args_is_help=True,
 )
 KEY_PASSPHRASE_ENV = "CUSTODY_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
@@ -55,7 +58,7 @@ def read_log(st: State) -> CustodyLog:
 def list_cmd(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option(help="open, acknowledged, contained, resolved")
+        str | None, typer.Option(help=_("open, acknowledged, contained, resolved"))
     ] = None,
 ) -> None:
     """Every incident, newest last."""
@@ -66,10 +69,14 @@ def list_cmd(
     if st.json:
         st.emit({"incidents": [i.as_dict() for i in incidents]})
         return
-    table = Table("id", "kind", "severity", "status", "level", "subject", "opened")
+    table = Table(
+        _("id"), _("kind"), _("severity"), _("status"), _("level"), _("subject"), _("opened")
+    )
     for i in incidents:
-        table.add_row(i.id, i.kind, i.severity, i.status, str(i.level), i.subject, str(i.opened_at))
-    st.out.print(table if incidents else "no incidents")
+        table.add_row(
+            i.id, i.kind, i.severity, i.status, str(i.level), i.subject, st.show_time(i.opened_at)
+        )
+    st.out.print(table if incidents else _("no incidents"))
 
 
 @incident_app.command("show")
@@ -85,7 +92,77 @@ def show(ctx: typer.Context, incident_id: Annotated[str, typer.Argument()]) -> N
         "acts": incident_acts(st.home.engine, incident_id),
         "notifications": outbox_rows(st.home.engine, incident_id),
     }
-    st.emit(data, json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    if st.json:
+        st.emit(data)
+        return
+    _print_incident(st, incident, data)
+
+
+def _plain(value: object) -> str:
+    """A value of an incident's record as a person reads it (no Python or JSON syntax)."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value) or "-"
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    return str(value)
+
+
+def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None:
+    """One incident as a readable page: its facts, containment, evidence, acts, notices."""
+    st.out.print(
+        _("[bold]incident {id}[/]: {kind} ({severity}), {status}").format(
+            id=incident.id, kind=incident.kind, severity=incident.severity, status=incident.status
+        )
+    )
+    st.out.print(
+        st.rows(
+            (_("subject"), incident.subject),
+            (_("package"), incident.package_id or "-"),
+            (_("paper"), incident.paper or "-"),
+            (_("opened"), st.show_time(incident.opened_at)),
+            (_("updated"), st.show_time(incident.updated_at)),
+            (_("escalation level"), f"{data['level']} ({data['level_name']})"),
+            (_("acknowledge by"), st.show_time(incident.ack_deadline)),
+            (_("what happened"), incident.detail),
+            (_("scope"), _plain(data["scope"])),
+            (_("statements"), _plain([s[:16] for s in data["statements"]])),
+        )
+    )
+    taken = [k for k, v in data["containment"].items() if v]
+    st.out.print("  " + _("containment: {taken}").format(taken=escape(", ".join(taken) or "-")))
+    if data["evidence"]:
+        table = Table(_("evidence"), _("detail"), title=_("evidence"))
+        for n, item in enumerate(data["evidence"], start=1):
+            table.add_row(str(n), escape(_plain(item)))
+        st.out.print(table)
+    acts = data["acts"]
+    if acts:
+        table = Table(_("act"), _("detail"), title=_("acts"))
+        for act in acts:
+            record = act if isinstance(act, dict) else {"act": act}
+            table.add_row(
+                escape(str(record.get("what") or record.get("act") or "-")),
+                escape(_plain({k: v for k, v in record.items() if k not in ("what", "act")})),
+            )
+        st.out.print(table)
+    else:
+        st.out.print("  " + _("acts: none yet"))
+    notices = data["notifications"]
+    if notices:
+        table = Table(_("notification"), _("detail"), title=_("notifications"))
+        for row in notices:
+            record = row if isinstance(row, dict) else {"notification": row}
+            table.add_row(
+                escape(str(record.get("channel") or record.get("kind") or "-")),
+                escape(_plain(record)),
+            )
+        st.out.print(table)
+    else:
+        st.out.print("  " + _("notifications: none"))
 
 
 def _act(

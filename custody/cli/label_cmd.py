@@ -12,13 +12,14 @@ import typer
 
 from custody.cli.common import parse_cli_time, passphrase, read_input, state
 from custody.errors import FormatError, NotFoundError, UsageError
+from custody.i18n import _
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import read_keyfile, write_new_file
 from keys.trust import load_trust_bundle
 from labels.payload import PREFIX, VerifiedLabel, verify_label
 
-package_app = typer.Typer(help="Seal packages (signed manifests).", no_args_is_help=True)
-label_app = typer.Typer(help="Render and verify package QR labels.", no_args_is_help=True)
+package_app = typer.Typer(help=_("Seal packages (signed manifests)."), no_args_is_help=True)
+label_app = typer.Typer(help=_("Render and verify package QR labels."), no_args_is_help=True)
 
 _CLASSES = {c.slug: c for c in Classification}  # one spelling: secret, confidential, top-secret
 
@@ -215,7 +216,11 @@ def _label_source(source: str) -> str:
     if data is None:
         path = Path(source)
         if not path.is_file():
-            raise NotFoundError(f"{source!r} is neither label text ({PREFIX}...) nor a file")
+            raise NotFoundError(
+                _("{source!r} is neither label text ({prefix}...) nor a file").format(
+                    source=source, prefix=PREFIX
+                )
+            )
         data = read_input(path)
     if data.lstrip().startswith(PREFIX.encode()):
         return data.decode("ascii", "replace").strip()
@@ -227,18 +232,31 @@ def _label_source(source: str) -> str:
 @label_app.command("verify")
 def verify(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Label text, a text file, or an image ('-').")],
-    trust: Annotated[Path, typer.Option(help="Trust bundle file.")],
-    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    source: Annotated[str, typer.Argument(help=_("Label text, a text file, or an image ('-')."))],
+    trust: Annotated[Path, typer.Option(help=_("Trust bundle file."))],
+    pin: Annotated[str | None, typer.Option(help=_("Expected authority root key id."))] = None,
 ) -> None:
     """Verify a package label offline: exit 0 and the manifest, or the reason it is refused."""
     st = state(ctx)
     store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
     verified: VerifiedLabel = verify_label(_label_source(source), store, now=st.now())
     m = verified.manifest
-    human = [
-        f"[bold green]valid[/] package {m.package_id}, sealed by {verified.certificate.describe()}"
-    ]
-    for key, value in m.facts().items():
-        human.append(f"  {key}: {value}")
-    st.emit(verified.report(), "\n".join(human))
+    title = _("[bold green]valid[/] package {package}, sealed by {who}").format(
+        package=m.package_id, who=verified.certificate.describe()
+    )
+    route = " → ".join(f"{step.person}@{step.place}" for step in m.route)
+    facts = st.rows(
+        (_("exam"), f"{m.exam_id} · {m.session} · {m.position}"),
+        (_("paper"), m.paper_id),
+        (_("paper commitment"), m.paper_commitment.hex()),
+        (_("copies"), _("{copies} in bags of {size}").format(copies=m.copy_count, size=m.bag_size)),
+        (_("seals"), ", ".join(m.seal_serials)),
+        (_("destination"), f"{m.site} {m.room}"),
+        (_("window opens"), st.show_time(m.opens_at)),
+        (_("window closes"), st.show_time(m.closes_at)),
+        (_("route"), route),
+        (_("classification"), m.classification.slug),
+        (_("issued"), st.show_time(m.issued_at)),
+        (_("expires"), st.show_time(m.expires_at)),
+    )
+    st.emit(verified.report(), f"{title}\n{facts}")

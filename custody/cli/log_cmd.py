@@ -24,6 +24,7 @@ from custody.cli.common import (
 )
 from custody.errors import UsageError, VerificationError
 from custody.events import leaf_bytes
+from custody.i18n import _, ngettext
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
 from keys.keyfile import write_new_file
 from keys.trust import load_trust_bundle
@@ -32,8 +33,8 @@ if TYPE_CHECKING:  # storage and the services are imported only by the commands 
     from custody.audit import Report
     from custody.log import CustodyLog, Receipt
 
-event_app = typer.Typer(help="Submit signed custody events to the log.", no_args_is_help=True)
-log_app = typer.Typer(help="The custody log: status, proofs, checkpoints.", no_args_is_help=True)
+event_app = typer.Typer(help=_("Submit signed custody events to the log."), no_args_is_help=True)
+log_app = typer.Typer(help=_("The custody log: status, proofs, checkpoints."), no_args_is_help=True)
 
 
 def open_log(st: State, *, writable: bool) -> CustodyLog:
@@ -57,10 +58,10 @@ def _progress(st: State) -> Progress:
 @event_app.command("submit")
 def submit(
     ctx: typer.Context,
-    envelopes: Annotated[list[Path], typer.Argument(help="Signed event envelope files.")],
+    envelopes: Annotated[list[Path], typer.Argument(help=_("Signed event envelope files."))],
     receipts: Annotated[
         Path | None,
-        typer.Option(help="Write a receipt per accepted event here (for both parties)."),
+        typer.Option(help=_("Write a receipt per accepted event here (for both parties).")),
     ] = None,
 ) -> None:
     """Append events; each gets a receipt (index, checkpoint) or a refusal with its reason."""
@@ -89,12 +90,24 @@ def submit(
         st.emit({"accepted": rows, "refused": refused})
     else:
         for r in result.receipts:
-            dup = " (already in the log)" if r.duplicate else ""
-            st.out.print(f"[green]accepted[/] #{r.index} {r.statement_id[:16]}{dup}")
+            line = (
+                _("[green]accepted[/] #{index} {statement} (already in the log)")
+                if r.duplicate
+                else _("[green]accepted[/] #{index} {statement}")
+            )
+            st.out.print(line.format(index=r.index, statement=r.statement_id[:16]))
             for f in r.findings:
-                st.out.print(f"  [yellow]finding[/] {f.kind}: {f.detail}")
+                st.out.print(
+                    _("  [yellow]finding[/] {kind}: {detail}").format(
+                        kind=f.kind, detail=escape(f.detail)
+                    )
+                )
         for item in refused:
-            st.out.print(f"[red]refused[/] {item['file']}: ({item['error']}) {item['message']}")
+            st.out.print(
+                _("[red]refused[/] {file}: ({code}) {message}").format(
+                    file=escape(item["file"]), code=item["error"], message=escape(item["message"])
+                )
+            )
     if result.rejected:
         raise typer.Exit(result.rejected[0].error.exit_code)
 
@@ -128,7 +141,9 @@ def check_receipt(
     f.expect("format", "custody-receipt/v1")
     authority = store.authority
     verifier = NoteVerifier(authority.log_origin, authority.log_key)
-    checkpoint, _ = open_checkpoint(f.text("checkpoint"), [verifier], origin=authority.log_origin)
+    checkpoint, _note = open_checkpoint(
+        f.text("checkpoint"), [verifier], origin=authority.log_origin
+    )
     env = parse_envelope(read_input(envelope), what=str(envelope))
     proof = [b64decode(h, what="receipt proof") for h in f.texts("inclusion_proof")]
     index = f.integer("index")
@@ -193,7 +208,7 @@ def consistency(
 
 def export(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option(help="A new folder for the bundle.")],
+    out: Annotated[Path, typer.Option(help=_("A new folder for the bundle."))],
 ) -> None:
     """Write a self-contained bundle an auditor verifies offline with `custody verify`."""
     from custody.audit import export_bundle
@@ -201,7 +216,7 @@ def export(
     st = state(ctx)
     log = open_log(st, writable=False)
     with _progress(st) as bar:
-        task = bar.add_task("exporting", total=None)
+        task = bar.add_task(_("exporting"), total=None)
         policy = st.home.witnesses_path
         manifest = export_bundle(
             log,
@@ -211,31 +226,34 @@ def export(
         )
     st.emit(
         {"bundle": str(out), **manifest},
-        f"[bold green]exported[/] {manifest['size']} events to {out}",
+        _("[bold green]exported[/] {size} events to {out}").format(size=manifest["size"], out=out),
     )
 
 
 def verify(
     ctx: typer.Context,
-    bundle: Annotated[Path, typer.Argument(help="Export bundle folder.")],
+    bundle: Annotated[Path, typer.Argument(help=_("Export bundle folder."))],
     since: Annotated[
-        Path | None, typer.Option(help="An earlier signed checkpoint to check consistency with.")
+        Path | None, typer.Option(help=_("An earlier signed checkpoint to check consistency with."))
     ] = None,
     pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
     trust: Annotated[
-        Path | None, typer.Option(help="Use this trust bundle instead of the bundle's trust.json.")
+        Path | None,
+        typer.Option(help=_("Use this trust bundle instead of the bundle's trust.json.")),
     ] = None,
     require_closed: Annotated[
-        bool, typer.Option(help="Every package's chain must be closed by destruction.")
+        bool, typer.Option(help=_("Every package's chain must be closed by destruction."))
     ] = False,
     workers: Annotated[
-        int, typer.Option(help="Processes for signature checks (0 = all cores).")
+        int, typer.Option(help=_("Processes for signature checks (0 = all cores)."))
     ] = 0,
     witness_policy: Annotated[
         Path | None,
         typer.Option(
-            help="A witnesses.json: at least k of its n witnesses must have cosigned the "
-            "checkpoint (default: the home's, when run inside one)."
+            help=_(
+                "A witnesses.json: at least k of its n witnesses must have cosigned the "
+                "checkpoint (default: the home's, when run inside one)."
+            )
         ),
     ] = None,
 ) -> None:
@@ -244,7 +262,7 @@ def verify(
     from custody.audit import load_trust_document, read_bundle, verify_bundle
 
     st = state(ctx)
-    trust_doc, _ = read_bundle(bundle)
+    trust_doc, _files = read_bundle(bundle)
     if pin is None and trust is None and st.home.exists():
         pin = st.home.config.text("authority_id")  # inside a home: its own authority
     if trust is not None:
@@ -253,8 +271,10 @@ def verify(
         store = load_trust_document(trust_doc, pinned_root_id=pin)
     else:
         raise UsageError(
-            "verify needs the authority to check against: --pin ROOT_KEY_ID or --trust BUNDLE "
-            "(a bundle's own trust.json vouches only for itself)"
+            _(
+                "verify needs the authority to check against: --pin ROOT_KEY_ID or --trust "
+                "BUNDLE (a bundle's own trust.json vouches only for itself)"
+            )
         )
     since_note = read_input(since).decode("utf-8", "replace") if since is not None else None
     policy: WitnessPolicy | None = None
@@ -267,7 +287,7 @@ def verify(
         source = str(st.home.witnesses_path) if policy is not None else ""
     n_workers = workers or (os.cpu_count() or 1)
     with _progress(st) as bar:
-        task = bar.add_task("verifying", total=None)
+        task = bar.add_task(_("verifying"), total=None)
         report = verify_bundle(
             bundle,
             store,
@@ -287,43 +307,75 @@ def verify(
 
 
 def _print_report(st: State, report: Report, bundle: Path) -> None:
-    st.out.print(f"[bold]verify[/] {escape(str(bundle))}")
-    st.out.print(f"  authority            {escape(report.authority_name)}")
-    st.out.print(f"  authority id         {report.authority_id}")
-    st.out.print(f"  checkpoint           size {report.size}, root {report.checkpoint_root}")
-    st.out.print(f"  events checked       {report.checked} (checkpoint size {report.size})")
-    st.out.print(f"  signatures checked   {report.signatures}")
+    def verdict(ok: bool, good: str, bad: str) -> str:
+        return f"[green]{good}[/]" if ok else f"[red]{bad}[/]"
+
+    st.out.print(_("[bold]verify[/] {bundle}").format(bundle=escape(str(bundle))))
+    lines: list[tuple[str, str]] = [
+        (_("authority"), report.authority_name),
+        (_("authority id"), report.authority_id),
+        (
+            _("checkpoint"),
+            _("size {size}, root {root}").format(size=report.size, root=report.checkpoint_root),
+        ),
+        (_("events checked"), str(report.checked)),
+        (_("signatures checked"), str(report.signatures)),
+        (_("labels checked"), _("{n} (each against its seal event)").format(n=report.labels)),
+        (
+            _("packages"),
+            _("{packages} ({destroyed} destroyed)").format(
+                packages=report.packages, destroyed=report.destroyed
+            ),
+        ),
+    ]
+    st.out.print(st.rows(*lines))
     st.out.print(
-        f"  root vs checkpoint   {'[green]matches[/]' if report.root_ok else '[red]DIFFERS[/]'}"
+        "  " + _("root vs checkpoint") + "  " + verdict(report.root_ok, _("matches"), _("DIFFERS"))
     )
     if report.since_ok is not None:
-        verdict = "[green]consistent[/]" if report.since_ok else "[red]INCONSISTENT[/]"
-        st.out.print(f"  earlier checkpoint   {verdict}")
-    st.out.print(f"  labels checked       {report.labels} (each against its seal event)")
-    if report.witnesses is None:
         st.out.print(
-            "  witnesses            none checked (no witness policy: --witness-policy FILE)"
+            "  "
+            + _("earlier checkpoint")
+            + "  "
+            + verdict(report.since_ok, _("consistent"), _("INCONSISTENT"))
         )
+    if report.witnesses is None:
+        st.out.print("  " + _("witnesses: none checked (no witness policy: --witness-policy FILE)"))
     else:
         count = report.witnesses
-        verdict = "[green]met[/]" if count.ok else "[red]NOT MET[/]"
         st.out.print(
-            f"  witnesses            {verdict}: policy {count.policy.describe()}, cosigned by "
-            f"{len(count.valid)} ({escape(', '.join(count.valid) or 'none')})"
-            + (f"; invalid: {escape(', '.join(count.invalid))}" if count.invalid else "")
+            "  "
+            + _("witnesses: {verdict}, policy {policy}, cosigned by {valid}").format(
+                verdict=verdict(count.ok, _("met"), _("NOT MET")),
+                policy=escape(count.policy.describe()),
+                valid=escape(", ".join(count.valid) or _("none")),
+            )
+            + (
+                _("; invalid: {names}").format(names=escape(", ".join(count.invalid)))
+                if count.invalid
+                else ""
+            )
         )
-    st.out.print(f"  packages             {report.packages} ({report.destroyed} destroyed)")
     if report.open_chains:
-        st.out.print(f"  open chains          {escape(', '.join(report.open_chains[:10]))}")
+        st.out.print(
+            "  " + _("open chains: {ids}").format(ids=escape(", ".join(report.open_chains[:10])))
+        )
     if report.findings:
-        st.out.print(f"  findings             {len(report.findings)}")
+        table = Table(_("index"), _("finding"), _("package"), _("detail"), title=_("findings"))
         for index, f in report.findings[:20]:
-            st.out.print(f"    #{index} {f.kind} ({escape(f.package_id)}): {escape(f.detail)}")
+            table.add_row(f"#{index}", f.kind, escape(f.package_id), escape(f.detail))
+        st.out.print(table)
     if report.problems:
-        table = Table("index", "rule", "problem", title="[red]problems[/]")
+        table = Table(_("index"), _("rule"), _("problem"), title="[red]" + _("problems") + "[/]")
         for p in report.problems[:200]:
             table.add_row("-" if p.index is None else str(p.index), p.rule, escape(p.message))
         st.out.print(table)
-        st.out.print(f"[bold red]FAILED[/]: {len(report.problems)} problem(s)")
+        st.out.print(
+            ngettext(
+                "[bold red]FAILED[/]: {n} problem",
+                "[bold red]FAILED[/]: {n} problems",
+                len(report.problems),
+            ).format(n=len(report.problems))
+        )
     else:
-        st.out.print("[bold green]OK[/]: every signature, chain link, rule and the root verify")
+        st.out.print(_("[bold green]OK[/]: every signature, chain link, rule and the root verify"))

@@ -20,26 +20,29 @@ from custody.cli.common import (
     service_secrets,
     state,
 )
+from custody.i18n import _
 
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
+    host: Annotated[str, typer.Option(help=_("Address to listen on."))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help=_("TCP port."))] = 8080,
     read_only: Annotated[
-        bool, typer.Option("--read-only", help="No log key: reads only, POST /v1/events is 503.")
+        bool,
+        typer.Option("--read-only", help=_("No log key: reads only, POST /v1/events is 503.")),
     ] = False,
     desk_every: Annotated[
         float,
         typer.Option(
-            min=0, help="Seconds between rounds of the incident desk's sweep and delivery (0: off)."
+            min=0,
+            help=_("Seconds between rounds of the incident desk's sweep and delivery (0: off)."),
         ),
     ] = 60.0,
-    smtp: Annotated[str | None, typer.Option(help=SMTP_HELP)] = None,
-    sender: Annotated[str, typer.Option(help="From address of e-mail.")] = "custody@localhost",
-    smtps: Annotated[bool, typer.Option("--smtps", help=SMTPS_HELP)] = False,
+    smtp: Annotated[str | None, typer.Option(help=_(SMTP_HELP))] = None,
+    sender: Annotated[str, typer.Option(help=_("From address of e-mail."))] = "custody@localhost",
+    smtps: Annotated[bool, typer.Option("--smtps", help=_(SMTPS_HELP))] = False,
     smtp_plain_loopback: Annotated[
-        bool, typer.Option("--smtp-plain-loopback", help=SMTP_PLAIN_HELP)
+        bool, typer.Option("--smtp-plain-loopback", help=_(SMTP_PLAIN_HELP))
     ] = False,
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
@@ -61,6 +64,10 @@ def serve(
         mailer=mailer,
     )
     app = create_app(settings)
-    mode = "read-only" if read_only else "accepting events"
-    st.err.print(f"serving {st.home_path} on http://{host}:{port}/ ({mode}); scan page at /scan")
+    mode = _("read-only") if read_only else _("accepting events")
+    st.err.print(
+        _("serving {home} on http://{host}:{port}/ ({mode}); scan page at /scan").format(
+            home=st.home_path, host=host, port=port, mode=mode
+        )
+    )
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -126,7 +126,7 @@ def _play(
     say("creating the authority and enrolling people in every role")
     season = start_season(out, now=season_start(now), passphrase=passphrase, kdf=kdf)
     trust = season.trust()
-    say(f"signing and verifying statements ({len(trust.certificates)} people enrolled)")
+    say("signing and verifying statements, and refusing two bad ones")
     statements = statements_step(season)
 
     say("attaching the incident desk: every statement is watched from here on")

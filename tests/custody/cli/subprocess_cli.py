@@ -11,10 +11,15 @@ ENTRY = "from custody.cli import entry; entry()"
 
 
 def run_custody(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: int = 600
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: int = 600,
+    inherit: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """``custody ARGS`` in a subprocess (PYTHONPATH inherited), text output captured."""
-    full_env = {**os.environ, **(env or {})}
+    """``custody ARGS`` in a subprocess, text output captured. ``env`` is added to this
+    process's environment (PYTHONPATH inherited), or replaces it when ``inherit`` is false."""
+    full_env = {**os.environ, **(env or {})} if inherit else dict(env or {})
     return subprocess.run(
         [sys.executable, "-c", ENTRY, *args],
         env=full_env,

@@ -97,7 +97,11 @@ def test_demo_statements_are_accepted_by_event_submit(
     submitted = run_custody(*command[1:], env={"CUSTODY_PASSPHRASE": PASSPHRASE})
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     answer = run_custody(
-        *command[1:5], "--json", "event", "submit", *statements["to_submit"],
+        *command[1:5],
+        "--json",
+        "event",
+        "submit",
+        *statements["to_submit"],
         env={"CUSTODY_PASSPHRASE": PASSPHRASE},
     )
     accepted = json.loads(answer.stdout)["accepted"]
@@ -119,3 +123,38 @@ def test_demo_and_export_refuse_a_used_folder_with_one_exit_code(
     assert demo.returncode == 5, demo.stderr
     assert export.returncode == 5, export.stderr
     assert [p.name for p in used.iterdir()] == ["something"]
+
+
+def test_incident_show_prints_a_readable_page_and_json_only_when_asked(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    home = ("--home", str(out / "home"))
+    page = run_custody(*home, "incident", "show", "INC-00001", env={"LANG": "C.UTF-8"})
+    assert page.returncode == 0, page.stderr
+    assert not page.stdout.lstrip().startswith("{")
+    assert "incident INC-00001" in page.stdout
+    assert "Asia/Shanghai" in page.stdout  # times in the authority's zone, named
+    assert "': " not in page.stdout  # no Python dict or list syntax
+    assert "['" not in page.stdout
+    chinese = run_custody(*home, "incident", "show", "INC-00001", env={"LANG": "zh_CN.UTF-8"})
+    assert "事件 INC-00001" in chinese.stdout
+    data = json.loads(run_custody(*home, "--json", "incident", "show", "INC-00001").stdout)
+    assert data["id"] == "INC-00001"
+
+
+def test_label_verify_shows_one_spelling_and_no_python_syntax(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    args = ("label", "verify", str(out / "labels" / "SX27-P-01-M-01.png"))
+    shown = run_custody(*args, "--trust", str(out / "trust-bundle"), env={"LANG": "C.UTF-8"})
+    assert shown.returncode == 0, shown.stderr
+    assert "top-secret" in shown.stdout
+    assert "top_secret" not in shown.stdout
+    assert "{'" not in shown.stdout
+    assert "['" not in shown.stdout
+    report = json.loads(run_custody("--json", *args, "--trust", str(out / "trust-bundle")).stdout)
+    assert report["manifest"]["classification"] == "top-secret"

@@ -38,9 +38,7 @@ with open(sys.argv[1], "w") as fh:
 
 def _modules_after(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
     out = tmp_path / "modules.json"
-    subprocess.run(  # noqa: S603 - our interpreter, our probe
-        [sys.executable, "-c", PROBE, str(out), *args], check=False, capture_output=True
-    )
+    subprocess.run([sys.executable, "-c", PROBE, str(out), *args], check=False, capture_output=True)
     result = json.loads(out.read_text())
     return result["code"], set(result["modules"])
 
@@ -73,7 +71,14 @@ def test_label_verify_imports_no_database_pdf_or_web(
 ) -> None:
     now = format_time(T0 + timedelta(minutes=1))
     code, modules = _modules_after(
-        tmp_path, "--now", now, "label", "verify", str(small["image"]), "--trust", str(small["trust"])
+        tmp_path,
+        "--now",
+        now,
+        "label",
+        "verify",
+        str(small["image"]),
+        "--trust",
+        str(small["trust"]),
     )
     assert code == 0
     assert "zxingcpp" in modules  # the image was scanned
