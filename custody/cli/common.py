@@ -191,9 +191,9 @@ def open_writer(st: State) -> WatchedLog:
     return service.open_writer(st.home, service_secrets())
 
 
-SMTP_HELP = "SMTP relay host:port for e-mail (STARTTLS, certificate checked)."
-SMTPS_HELP = "Implicit TLS (SMTPS, usually port 465) instead of STARTTLS."
-SMTP_PLAIN_HELP = (
+SMTP_HELP = _("SMTP relay host:port for e-mail (STARTTLS, certificate checked).")
+SMTPS_HELP = _("Implicit TLS (SMTPS, usually port 465) instead of STARTTLS.")
+SMTP_PLAIN_HELP = _(
     "Tests and rehearsals only: a loopback relay (127.0.0.1, ::1, localhost) that offers no "
     "STARTTLS gets e-mail in clear; refused for any other host."
 )
@@ -205,7 +205,7 @@ def make_mailer(
     """The relay named by ``--smtp host:port`` (``[::1]:port`` for IPv6), or None."""
     if smtp is None:
         if implicit_tls or plain_loopback:
-            raise UsageError("--smtps and --smtp-plain-loopback need --smtp host:port")
+            raise UsageError(_("--smtps and --smtp-plain-loopback need --smtp host:port"))
         return None
     from custody.incidents.outbox import Mailer
 
@@ -213,7 +213,7 @@ def make_mailer(
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host or not port.isdigit():
-        raise UsageError(f"--smtp: write host:port, not {smtp!r}")
+        raise UsageError(_("--smtp: write host:port, not {smtp!r}").format(smtp=smtp))
     return Mailer(
         host, int(port), sender, implicit_tls=implicit_tls, allow_plain_loopback=plain_loopback
     )

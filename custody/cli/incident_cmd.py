@@ -171,12 +171,16 @@ def _act(
     from custody.incidents.model import Act
 
     st = state(ctx)
-    pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(prompt=f"Passphrase for {key}")
+    pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(
+        prompt=_("Passphrase for {key}").format(key=key)
+    )
     pair = read_keyfile(key, pw)
     log = open_desk(st)
     cert = log.trust.certificates.get(pair.signing.key_id)
     if cert is None:
-        raise NotFoundError(f"{key} holds a key no certificate of this authority binds")
+        raise NotFoundError(
+            _("{key} holds a key no certificate of this authority binds").format(key=key)
+        )
     now = st.now()
     env = Act(log.trust.authority.id, incident_id, what, cert.subject, now, note, key_id).sign(
         pair.signing
@@ -184,12 +188,14 @@ def _act(
     incident = log.act(env, now)
     st.emit(
         incident.as_dict(),
-        f"[green]{what}[/] {incident_id} by {cert.subject}: now {incident.status}",
+        _("[green]{act}[/] {incident} by {who}: now {status}").format(
+            act=what, incident=incident_id, who=cert.subject, status=incident.status
+        ),
     )
 
 
-KeyOpt = Annotated[Path, typer.Option(help="Your key file (you sign the act).")]
-NoteOpt = Annotated[str, typer.Option(help="What you did or decided.")]
+KeyOpt = Annotated[Path, typer.Option(help=_("Your key file (you sign the act)."))]
+NoteOpt = Annotated[str, typer.Option(help=_("What you did or decided."))]
 
 
 @incident_app.command("ack")
@@ -215,7 +221,7 @@ def unblock(
     ctx: typer.Context,
     incident_id: str,
     key: KeyOpt,
-    key_id: Annotated[str, typer.Option(help="The blocked key to lift.")],
+    key_id: Annotated[str, typer.Option(help=_("The blocked key to lift."))],
     note: NoteOpt = "",
 ) -> None:
     """Lift a blocked key (secrecy officer's decision)."""
@@ -226,21 +232,21 @@ def unblock(
 def report(
     ctx: typer.Context,
     incident_id: str,
-    fmt: Annotated[str, typer.Option("--format", help="text, json or pdf")] = "text",
-    out: Annotated[Path | None, typer.Option(help="File to write (required for pdf).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=_("text, json or pdf"))] = "text",
+    out: Annotated[Path | None, typer.Option(help=_("File to write (required for pdf)."))] = None,
 ) -> None:
     """The report for the provincial department: timeline, holders, scope, containment."""
     from custody.incidents.report import build_report, render_pdf, render_text, report_json
 
     st = state(ctx)
     if fmt not in {"text", "json", "pdf"}:
-        raise UsageError(f"--format must be text, json or pdf, not {fmt!r}")
+        raise UsageError(_("--format must be text, json or pdf, not {fmt!r}").format(fmt=fmt))
     rep = build_report(read_log(st), incident_id)
     if fmt == "pdf":
         if out is None:
-            raise UsageError("--format pdf writes a file: give --out FILE.pdf")
+            raise UsageError(_("--format pdf writes a file: give --out FILE.pdf"))
         write_new_file(out, render_pdf(rep, st.now()), mode=0o644)
-        st.emit({"pdf": str(out)}, f"[green]wrote[/] {out}")
+        st.emit({"pdf": str(out)}, _("[green]wrote[/] {path}").format(path=out))
         return
     data = (
         json.dumps(report_json(rep), ensure_ascii=False, indent=2) + "\n"
@@ -249,7 +255,7 @@ def report(
     )
     if out is not None:
         write_new_file(out, data.encode(), mode=0o644)
-        st.emit({"file": str(out)}, f"[green]wrote[/] {out}")
+        st.emit({"file": str(out)}, _("[green]wrote[/] {path}").format(path=out))
     else:
         typer.echo(data, nl=False)
 
@@ -257,14 +263,17 @@ def report(
 @incident_app.command("public-report")
 def public_report(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="What the candidate or citizen reports.")],
-    package: Annotated[str | None, typer.Option(help="A package the report names.")] = None,
-    contact: Annotated[str, typer.Option(help="How to reach the reporter.")] = "",
+    text: Annotated[str, typer.Argument(help=_("What the candidate or citizen reports."))],
+    package: Annotated[str | None, typer.Option(help=_("A package the report names."))] = None,
+    contact: Annotated[str, typer.Option(help=_("How to reach the reporter."))] = "",
 ) -> None:
     """Record a leak reported by a candidate or the public (unsigned text)."""
     st = state(ctx)
     incident = open_desk(st).report_public(text, st.now(), package_id=package, contact=contact)
-    st.emit(incident.as_dict(), f"[yellow]incident[/] {incident.id} opened ({incident.kind})")
+    st.emit(
+        incident.as_dict(),
+        _("[yellow]incident[/] {id} opened ({kind})").format(id=incident.id, kind=incident.kind),
+    )
 
 
 @incident_app.command("sweep")
@@ -274,7 +283,8 @@ def sweep_cmd(ctx: typer.Context) -> None:
     desk = open_desk(st)
     touched = desk.ingest_paper_incidents(st.now()) + desk.sweep(st.now())
     st.emit(
-        {"incidents": touched}, f"sweep: {len(touched)} incident(s) opened, joined or escalated"
+        {"incidents": touched},
+        _("sweep: {n} incident(s) opened, joined or escalated").format(n=len(touched)),
     )
 
 
@@ -282,7 +292,7 @@ def sweep_cmd(ctx: typer.Context) -> None:
 def deliver(
     ctx: typer.Context,
     smtp: Annotated[str | None, typer.Option(help=SMTP_HELP)] = None,
-    sender: Annotated[str, typer.Option(help="From address.")] = "custody@localhost",
+    sender: Annotated[str, typer.Option(help=_("From address."))] = "custody@localhost",
     smtps: Annotated[bool, typer.Option("--smtps", help=SMTPS_HELP)] = False,
     smtp_plain_loopback: Annotated[
         bool, typer.Option("--smtp-plain-loopback", help=SMTP_PLAIN_HELP)
@@ -296,7 +306,9 @@ def deliver(
     rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer)
     st.emit(
         rep.as_dict(),
-        f"sent {len(rep.sent)}, failed {len(rep.failed)} (retried later), dead {len(rep.dead)}",
+        _("sent {sent}, failed {failed} (retried later), dead {dead}").format(
+            sent=len(rep.sent), failed=len(rep.failed), dead=len(rep.dead)
+        ),
     )
 
 

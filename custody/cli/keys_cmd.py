@@ -205,13 +205,17 @@ def _read_public_keys(path: Path) -> tuple[bytes, bytes]:
 @keys_app.command("keygen")
 def keygen(
     ctx: typer.Context,
-    label: Annotated[str, typer.Option(help="Who the keys are for (person id).")],
-    out: Annotated[Path, typer.Option(help="The key file to write (sealed).")],
-    public_out: Annotated[Path, typer.Option(help="Public keys to hand to the authority.")],
+    label: Annotated[str, typer.Option(help=_("Who the keys are for (person id)."))],
+    out: Annotated[Path, typer.Option(help=_("The key file to write (sealed)."))],
+    public_out: Annotated[Path, typer.Option(help=_("Public keys to hand to the authority."))],
 ) -> None:
     """On a person's own device: make keys, seal them, write the public half for enrolment."""
     st = state(ctx)
-    pw = passphrase(env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {label}", confirm=True)
+    pw = passphrase(
+        env=NEW_PASSPHRASE_ENV,
+        prompt=_("New passphrase for {who}").format(who=label),
+        confirm=True,
+    )
     pair = KeyPair.generate(label)
     assert pair.encryption is not None
     write_new_file(out, seal_keypair(pair, pw))
@@ -224,8 +228,10 @@ def keygen(
     write_new_file(public_out, json.dumps(public, indent=2).encode() + b"\n", mode=0o644)
     st.emit(
         {"key_file": str(out), "public_keys": str(public_out), "key_id": pair.signing.key_id},
-        f"[bold green]keys made[/] for {label}: key id {pair.signing.key_id[:16]}; "
-        f"give {public_out} to the authority, keep {out}",
+        _(
+            "[bold green]keys made[/] for {who}: key id {key}; give {public} to the authority, "
+            "keep {private}"
+        ).format(who=label, key=pair.signing.key_id[:16], public=public_out, private=out),
     )
 
 
@@ -311,16 +317,20 @@ def list_keys(ctx: typer.Context) -> None:
     trust = identity.load_trust(st.home)
     now = st.now()
     rows: list[dict[str, Any]] = []
+    human: list[tuple[Any, str]] = []
     for cert in sorted(trust.certificates.values(), key=lambda c: (c.subject, c.issued_at)):
         rev = trust.revocations.get(cert.key_id)
+        # JSON keeps the stable English words; the table shows them in the user's language.
         if rev is not None and rev.effective_at <= now:
-            status = _("revoked ({reason})").format(reason=rev.reason.value)
+            status = f"revoked ({rev.reason.value})"
+            shown = _("revoked ({reason})").format(reason=rev.reason.value)
         elif now > cert.not_after:
-            status = _("expired")
+            status, shown = "expired", _("expired")
         elif now < cert.not_before:
-            status = _("not yet valid")
+            status, shown = "not yet valid", _("not yet valid")
         else:
-            status = _("valid")
+            status, shown = "valid", _("valid")
+        human.append((cert, shown))
         rows.append(
             {
                 "subject": cert.subject,
@@ -342,15 +352,15 @@ def list_keys(ctx: typer.Context) -> None:
         _("recusals"),
         _("status"),
     )
-    for r in rows:
+    for cert, shown in human:
         table.add_row(
-            r["subject"],
-            r["name"],
-            ",".join(r["roles"]),
-            r["key_id"][:16],
-            st.show_time(parse_cli_time(r["not_after"], what="not_after")),
-            ",".join(r["recusals"]) or "-",
-            r["status"],
+            cert.subject,
+            cert.name,
+            ", ".join(sorted(cert.roles)),
+            cert.key_id[:16],
+            st.show_time(cert.not_after),
+            ", ".join(sorted(cert.recusals)) or "-",
+            shown,
         )
     if st.json:
         st.emit({"authority_id": trust.authority.id, "keys": rows})

@@ -27,54 +27,58 @@ _CLASSES = {c.slug: c for c in Classification}  # one spelling: secret, confiden
 def _route_step(text: str) -> RouteStep:
     person, sep, place = text.partition("@")
     if not sep:
-        raise UsageError(f"--route {text!r}: write PERSON@PLACE, e.g. courier-sun@ROAD")
+        raise UsageError(
+            _("--route {text!r}: write PERSON@PLACE, e.g. courier-sun@ROAD").format(text=text)
+        )
     try:
         return RouteStep(person, place)
     except FormatError as e:
-        raise UsageError(f"--route {text!r}: {e.message}") from e
+        raise UsageError(_("--route {text!r}: {reason}").format(text=text, reason=e.message)) from e
 
 
 def _commitment(value: str) -> bytes:
     try:
         raw = bytes.fromhex(value)
     except ValueError as e:
-        raise UsageError("--commitment: 64 hex digits (the paper's SHA-256 commitment)") from e
+        raise UsageError(_("--commitment: 64 hex digits (the paper's SHA-256 commitment)")) from e
     if len(raw) != 32:
-        raise UsageError("--commitment: 64 hex digits (the paper's SHA-256 commitment)")
+        raise UsageError(_("--commitment: 64 hex digits (the paper's SHA-256 commitment)"))
     return raw
 
 
 @package_app.command("seal")
 def seal(
     ctx: typer.Context,
-    key: Annotated[Path, typer.Option(help="The sealer's key file (proposer or printer).")],
-    package: Annotated[str, typer.Option("--package", help="Package id.")],
-    exam: Annotated[str, typer.Option(help="Exam id.")],
-    session: Annotated[str, typer.Option(help="Exam session (e.g. AM).")],
-    position: Annotated[str, typer.Option(help="Position (post) id.")],
-    paper: Annotated[str, typer.Option(help="Paper id.")],
-    copies: Annotated[int, typer.Option(help="Number of copies in the package.")],
+    key: Annotated[Path, typer.Option(help=_("The sealer's key file (proposer or printer)."))],
+    package: Annotated[str, typer.Option("--package", help=_("Package id."))],
+    exam: Annotated[str, typer.Option(help=_("Exam id."))],
+    session: Annotated[str, typer.Option(help=_("Exam session (e.g. AM)."))],
+    position: Annotated[str, typer.Option(help=_("Position (post) id."))],
+    paper: Annotated[str, typer.Option(help=_("Paper id."))],
+    copies: Annotated[int, typer.Option(help=_("Number of copies in the package."))],
     seal_serial: Annotated[
-        list[str], typer.Option("--seal", help="Seal serial, one per inner bag; repeat.")
+        list[str], typer.Option("--seal", help=_("Seal serial, one per inner bag; repeat."))
     ],
-    site: Annotated[str, typer.Option(help="Destination exam site (Chinese allowed).")],
-    room: Annotated[str, typer.Option(help="Destination room.")],
-    opens: Annotated[str, typer.Option(help="Opening window start (UTC).")],
-    closes: Annotated[str, typer.Option(help="Opening window end (UTC).")],
-    route: Annotated[list[str], typer.Option(help="Planned step PERSON@PLACE, in order; repeat.")],
+    site: Annotated[str, typer.Option(help=_("Destination exam site (Chinese allowed)."))],
+    room: Annotated[str, typer.Option(help=_("Destination room."))],
+    opens: Annotated[str, typer.Option(help=_("Opening window start (UTC)."))],
+    closes: Annotated[str, typer.Option(help=_("Opening window end (UTC)."))],
+    route: Annotated[
+        list[str], typer.Option(help=_("Planned step PERSON@PLACE, in order; repeat."))
+    ],
     commitment: Annotated[
-        str | None, typer.Option(help="Paper commitment: 64 hex digits (SHA-256).")
+        str | None, typer.Option(help=_("Paper commitment: 64 hex digits (SHA-256)."))
     ] = None,
     paper_file: Annotated[
-        Path | None, typer.Option(help="Or: the encrypted paper file, hashed with SHA-256.")
+        Path | None, typer.Option(help=_("Or: the encrypted paper file, hashed with SHA-256."))
     ] = None,
     bag_size: Annotated[
-        int | None, typer.Option(help="Copies per inner bag (default: all in one bag per seal).")
+        int | None, typer.Option(help=_("Copies per inner bag (default: all in one bag per seal)."))
     ] = None,
     classification: Annotated[
-        str, typer.Option(help="secret | confidential | top-secret")
+        str, typer.Option(help=_("secret | confidential | top-secret"))
     ] = "top-secret",
-    valid_days: Annotated[int, typer.Option(help="Manifest lifetime after the window.")] = 30,
+    valid_days: Annotated[int, typer.Option(help=_("Manifest lifetime after the window."))] = 30,
 ) -> None:
     """Sign a package's manifest with the sealer's key and store it.
 
@@ -88,14 +92,14 @@ def seal(
     st = state(ctx)
     policy = st.home.exam_policy(exam)
     if (commitment is None) == (paper_file is None):
-        raise UsageError("give exactly one of --commitment HEX or --paper-file FILE")
+        raise UsageError(_("give exactly one of --commitment HEX or --paper-file FILE"))
     digest = (
         _commitment(commitment)
         if commitment is not None
         else hashlib.sha256(read_input(paper_file or Path("-"))).digest()
     )
     if classification not in _CLASSES:
-        raise UsageError(f"--classification: one of {', '.join(_CLASSES)}")
+        raise UsageError(_("--classification: one of {levels}").format(levels=", ".join(_CLASSES)))
     opens_at = parse_cli_time(opens, what="--opens")
     closes_at = parse_cli_time(closes, what="--closes")
     assert opens_at is not None
@@ -122,7 +126,7 @@ def seal(
         issued_at=now,
         expires_at=max(closes_at, now) + timedelta(days=valid_days),
     )
-    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     verified = seal_package(st.home, manifest, pair.signing, now=now)
     text = label_text(st.home, package)
     symbol = encode_qr(text)
@@ -143,10 +147,17 @@ def seal(
             "handover_witness": policy.handover_witness,
             "receipt": receipt.as_dict(),
         },
-        f"[bold green]sealed[/] {package} by {verified.certificate.describe()}; "
-        f"QR version {symbol.designator} ({symbol.size} modules); "
-        f"seal event #{receipt.index} in the log"
-        + ("; handovers need a supervising witness" if policy.handover_witness else ""),
+        _(
+            "[bold green]sealed[/] {package} by {who}; QR version {version} ({modules} "
+            "modules); seal event #{index} in the log"
+        ).format(
+            package=package,
+            who=verified.certificate.describe(),
+            version=symbol.designator,
+            modules=symbol.size,
+            index=receipt.index,
+        )
+        + (_("; handovers need a supervising witness") if policy.handover_witness else ""),
     )
 
 
@@ -154,25 +165,32 @@ def seal(
 def render(
     ctx: typer.Context,
     packages: Annotated[
-        list[str] | None, typer.Argument(help="Package ids (default: every sealed package).")
+        list[str] | None, typer.Argument(help=_("Package ids (default: every sealed package)."))
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="png | svg | pdf")] = "pdf",
-    out: Annotated[Path, typer.Option(help="PDF file, or a folder for png/svg.")] = Path("labels"),
+    fmt: Annotated[str, typer.Option("--format", help=_("png | svg | pdf"))] = "pdf",
+    out: Annotated[Path, typer.Option(help=_("PDF file, or a folder for png/svg."))] = Path(
+        "labels"
+    ),
+    font: Annotated[
+        Path | None,
+        typer.Option(help=_("A TrueType CJK font (default: the one that ships with custody).")),
+    ] = None,
 ) -> None:
     """Render labels of sealed packages (each re-verified first)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from custody.package_service import all_package_ids, load_labels
+    from labels.fonts import CJK_FONT
     from labels.qr import encode_qr
     from labels.render import render_png, render_svg
     from labels.sheet import write_sheets
 
     st = state(ctx)
     if fmt not in ("png", "svg", "pdf"):
-        raise UsageError("--format: png, svg or pdf")
+        raise UsageError(_("--format: png, svg or pdf"))
     ids = packages or all_package_ids(st.home)
     if not ids:
-        raise NotFoundError("no sealed packages to render")
+        raise NotFoundError(_("no sealed packages to render"))
     now = st.now()
     progress = Progress(
         "[progress.description]{task.description}",
@@ -184,25 +202,33 @@ def render(
     )
     written: list[Path] = []
     with progress:
-        task = progress.add_task("rendering labels", total=len(ids))
+        task = progress.add_task(_("rendering labels"), total=len(ids))
         labels = load_labels(st.home, ids, now=now)
         if fmt == "pdf":
             pairs = ((v.manifest, encode_qr(text)) for text, v in labels)
             written = write_sheets(
-                pairs, out, total=len(ids), advance=lambda n: progress.advance(task, n)
+                pairs,
+                out,
+                total=len(ids),
+                advance=lambda n: progress.advance(task, n),
+                font=font or CJK_FONT,
             )
         else:
             for text, verified in labels:
                 symbol = encode_qr(text)
                 m = verified.manifest
-                data = render_png(m, symbol) if fmt == "png" else render_svg(m, symbol)
+                data = (
+                    render_png(m, symbol, font=font or CJK_FONT)
+                    if fmt == "png"
+                    else render_svg(m, symbol)
+                )
                 path = out / f"{m.package_id}.{fmt}"
                 write_new_file(path, data, mode=0o644, replace=True)
                 written.append(path)
                 progress.advance(task)
     st.emit(
         {"ok": True, "format": fmt, "labels": len(ids), "files": [str(p) for p in written]},
-        f"[bold green]rendered[/] {len(ids)} label(s) as {fmt}: "
+        _("[bold green]rendered[/] {n} label(s) as {format}: ").format(n=len(ids), format=fmt)
         + ", ".join(str(p) for p in written[:5])
         + (" ..." if len(written) > 5 else ""),
     )

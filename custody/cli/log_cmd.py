@@ -129,10 +129,10 @@ def receipt_document(log: CustodyLog, receipt: Receipt) -> dict[str, object]:
 @log_app.command("check-receipt")
 def check_receipt(
     ctx: typer.Context,
-    receipt: Annotated[Path, typer.Argument(help="A receipt file.")],
-    envelope: Annotated[Path, typer.Argument(help="The event envelope it is for.")],
-    trust: Annotated[Path, typer.Option(help="Trust bundle (carries the log key).")],
-    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    receipt: Annotated[Path, typer.Argument(help=_("A receipt file."))],
+    envelope: Annotated[Path, typer.Argument(help=_("The event envelope it is for."))],
+    trust: Annotated[Path, typer.Option(help=_("Trust bundle (carries the log key)."))],
+    pin: Annotated[str | None, typer.Option(help=_("Expected authority root key id."))] = None,
 ) -> None:
     """Offline: the checkpoint is signed by the log key and the event is included in it."""
     st = state(ctx)
@@ -153,8 +153,10 @@ def check_receipt(
     )
     st.emit(
         {"ok": True, "index": index, "tree_size": checkpoint.size},
-        f"[bold green]included[/]: event #{index} is in the log of {authority.name} "
-        f"at size {checkpoint.size} (checkpoint signed by the log key)",
+        _(
+            "[bold green]included[/]: event #{index} is in the log of {name} at size {size} "
+            "(checkpoint signed by the log key)"
+        ).format(index=index, name=authority.name, size=checkpoint.size),
     )
 
 
@@ -168,15 +170,18 @@ def status(ctx: typer.Context) -> None:
     findings = log.findings()
     st.emit(
         {"size": size, "checkpoint": checkpoint, "findings": len(findings)},
-        f"log of {log.trust.authority.name}: {size} events, {len(findings)} findings\n{checkpoint}",
+        _("log of {name}: {size} events, {findings} findings").format(
+            name=log.trust.authority.name, size=size, findings=len(findings)
+        )
+        + f"\n{checkpoint}",
     )
 
 
 @log_app.command("proof")
 def proof(
     ctx: typer.Context,
-    index: Annotated[int, typer.Argument(help="Log index of the event.")],
-    size: Annotated[int | None, typer.Option(help="Tree size (default: the latest).")] = None,
+    index: Annotated[int, typer.Argument(help=_("Log index of the event."))],
+    size: Annotated[int | None, typer.Option(help=_("Tree size (default: the latest)."))] = None,
 ) -> None:
     """Inclusion proof of one event (RFC 9162), for a receipt or an auditor."""
     st = state(ctx)
@@ -185,15 +190,19 @@ def proof(
     hashes = [b64encode(h) for h in log.inclusion_proof(index, tree_size)]
     st.emit(
         {"index": index, "tree_size": tree_size, "proof": hashes},
-        f"inclusion proof of #{index} in a tree of {tree_size}:\n" + "\n".join(hashes),
+        _("inclusion proof of #{index} in a tree of {size}:").format(index=index, size=tree_size)
+        + "\n"
+        + "\n".join(hashes),
     )
 
 
 @log_app.command("consistency")
 def consistency(
     ctx: typer.Context,
-    old_size: Annotated[int, typer.Argument(help="Earlier tree size.")],
-    new_size: Annotated[int | None, typer.Option(help="Later tree size (default latest).")] = None,
+    old_size: Annotated[int, typer.Argument(help=_("Earlier tree size."))],
+    new_size: Annotated[
+        int | None, typer.Option(help=_("Later tree size (default latest)."))
+    ] = None,
 ) -> None:
     """Consistency proof between two tree sizes (RFC 9162)."""
     st = state(ctx)
@@ -202,7 +211,9 @@ def consistency(
     hashes = [b64encode(h) for h in log.consistency_proof(old_size, size)]
     st.emit(
         {"old_size": old_size, "new_size": size, "proof": hashes},
-        f"consistency proof {old_size} -> {size}:\n" + "\n".join(hashes),
+        _("consistency proof {old} -> {new}:").format(old=old_size, new=size)
+        + "\n"
+        + "\n".join(hashes),
     )
 
 
@@ -236,7 +247,7 @@ def verify(
     since: Annotated[
         Path | None, typer.Option(help=_("An earlier signed checkpoint to check consistency with."))
     ] = None,
-    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    pin: Annotated[str | None, typer.Option(help=_("Expected authority root key id."))] = None,
     trust: Annotated[
         Path | None,
         typer.Option(help=_("Use this trust bundle instead of the bundle's trust.json.")),

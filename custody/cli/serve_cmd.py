@@ -38,11 +38,11 @@ def serve(
             help=_("Seconds between rounds of the incident desk's sweep and delivery (0: off)."),
         ),
     ] = 60.0,
-    smtp: Annotated[str | None, typer.Option(help=_(SMTP_HELP))] = None,
+    smtp: Annotated[str | None, typer.Option(help=SMTP_HELP)] = None,
     sender: Annotated[str, typer.Option(help=_("From address of e-mail."))] = "custody@localhost",
-    smtps: Annotated[bool, typer.Option("--smtps", help=_(SMTPS_HELP))] = False,
+    smtps: Annotated[bool, typer.Option("--smtps", help=SMTPS_HELP)] = False,
     smtp_plain_loopback: Annotated[
-        bool, typer.Option("--smtp-plain-loopback", help=_(SMTP_PLAIN_HELP))
+        bool, typer.Option("--smtp-plain-loopback", help=SMTP_PLAIN_HELP)
     ] = False,
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
