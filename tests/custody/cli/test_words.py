@@ -216,3 +216,64 @@ def test_revoke_with_a_short_prefix_names_the_minimum(season: Season) -> None:
     error = json.loads(done.stdout)
     assert error["error"] == "usage"
     assert "8-character minimum" in error["message"]
+
+
+def test_a_new_authority_in_chinese_from_init_to_verify(tmp_path: Path) -> None:
+    """init, keys enroll, keys list, export and verify, as a Chinese user runs them."""
+    home = tmp_path / "home"
+    env = _locale_env(
+        LANG="zh_CN.UTF-8",
+        CUSTODY_HOME=str(home),
+        CUSTODY_ROOT_PASSPHRASE="the root passphrase, long",
+        CUSTODY_LOG_PASSPHRASE="the log passphrase, long",
+        CUSTODY_SYSTEM_PASSPHRASE="the system passphrase, long",
+        CUSTODY_NEW_PASSPHRASE="another passphrase, long",
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = run_custody(*args, env=env, inherit=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    created = run("init", "--name", "陕西省人事考试中心")
+    assert "已创建" in created.stdout
+    assert "根密钥编号" in created.stdout
+    enrolled = run(
+        "keys",
+        "enroll",
+        "--subject",
+        "courier-li",
+        "--name",
+        "李伟",
+        "--org",
+        "机要交通",
+        "--role",
+        "courier",
+        "--valid-days",
+        "30",
+    )
+    assert "已登记" in enrolled.stdout
+    assert "Asia/Shanghai" in enrolled.stdout
+    listed = " ".join(run("keys", "list").stdout.split())  # a table, in Chinese
+    assert "有效期至" in listed
+    assert "有效" in listed
+    assert "valid until" not in listed
+    wrote = run("trust", "export", "--out", str(tmp_path / "trust-bundle"))
+    assert "已写入" in wrote.stdout
+
+
+def test_export_and_verify_in_chinese(season: Season, tmp_path: Path) -> None:
+    from custody.audit import export_bundle
+
+    seal(season)
+    export_bundle(season.log(), tmp_path / "bundle")
+    env = {"LANG": "zh_CN.UTF-8"}
+    checked = run_custody("verify", str(tmp_path / "bundle"), "--pin", season.authority.id, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "已检查签名" in checked.stdout
+    assert "通过" in checked.stdout
+    again = run_custody(
+        "--home", str(season.home.path), "export", "--out", str(tmp_path / "bundle"), env=env
+    )
+    assert again.returncode == 5
+    assert "与已存储的内容冲突" in again.stderr
