@@ -311,6 +311,15 @@ def rotate(
 MIN_KEY_PREFIX = 8  # hex digits: a shorter prefix could name the wrong person's key
 
 
+def check_key_prefix(key_id: str) -> None:
+    """Refuse a key id prefix shorter than ``MIN_KEY_PREFIX`` (before anything is asked)."""
+    if len(key_id) < MIN_KEY_PREFIX:
+        raise UsageError(
+            f"key id prefix {key_id!r} is shorter than the {MIN_KEY_PREFIX}-character minimum",
+            hint="give at least the first 8 hex digits of the key id (`custody keys list`)",
+        )
+
+
 def revoke(
     home: Home,
     *,
@@ -321,11 +330,7 @@ def revoke(
     now: datetime,
     note: str = "",
 ) -> Revocation:
-    if len(key_id) < MIN_KEY_PREFIX:
-        raise UsageError(
-            f"key id prefix {key_id!r} is shorter than the {MIN_KEY_PREFIX}-character minimum",
-            hint="give at least the first 8 hex digits of the key id (`custody keys list`)",
-        )
+    check_key_prefix(key_id)
     trust = load_trust(home)
     matches = [k for k in trust.certificates if k.startswith(key_id)]
     if len(matches) != 1:

@@ -88,7 +88,8 @@ def label_disagreements(
     witness = body.get("handover_witness")
     expected = seal_event_body(manifest, sealer, label, handover_witness=witness is True)
     found = dict(body)
-    if isinstance(found.get("classification"), str):
+    level = found.get("classification")
+    if isinstance(level, str):
         # Seal events written before the one spelling said "top_secret": the same level.
-        found["classification"] = found["classification"].replace("_", "-")
+        found["classification"] = level.replace("_", "-")
     return sorted(key for key, value in expected.items() if key in found and found[key] != value)

@@ -285,6 +285,7 @@ def revoke(
     from custody import identity
 
     st = state(ctx)
+    identity.check_key_prefix(key_id)  # before the root passphrase is asked for
     now = st.now()
     effective_at = parse_cli_time(effective, what="--effective") or now
     rev = identity.revoke(

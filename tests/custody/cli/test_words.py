@@ -212,6 +212,21 @@ def test_revoke_with_a_short_prefix_names_the_minimum(season: Season) -> None:
         "key_compromise",
         env={"CUSTODY_PASSPHRASE": PASS},
     )
+    # Said before any passphrase is asked for: the same answer with none set.
+    bare = run_custody(
+        "--home",
+        str(season.home.path),
+        "--json",
+        "keys",
+        "revoke",
+        "0533",
+        "--reason",
+        "key_compromise",
+        env=_locale_env(LANG="C.UTF-8"),
+        inherit=False,
+    )
+    assert bare.returncode == 2
+    assert "8-character minimum" in json.loads(bare.stdout)["message"]
     assert done.returncode == 2
     error = json.loads(done.stdout)
     assert error["error"] == "usage"
