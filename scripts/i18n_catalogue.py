@@ -87,7 +87,9 @@ def main() -> int:
             print(f"untranslated: {m!r}")
         return 1 if missing else 0
     buf = BytesIO()
-    write_po(buf, want, width=100, omit_header=False, sort_output=False)
+    # No source locations: line numbers would change the .po (and conflict in merges) whenever
+    # code moves; messages are kept in the order they are first found.
+    write_po(buf, want, width=100, omit_header=False, sort_output=False, no_location=True)
     PO.parent.mkdir(parents=True, exist_ok=True)
     PO.write_bytes(buf.getvalue())
     with MO.open("wb") as fh:

@@ -96,10 +96,10 @@ def demo(
         ),
         (
             _("verify export"),
-            (_("OK") if clean["ok"] else _("FAILED"))
-            + ": "
-            + _("{events} events, {signatures} signatures").format(
-                events=clean["events"], signatures=clean["signatures"]
+            _("{verdict}: {events} events, {signatures} signatures").format(
+                verdict=_("OK") if clean["ok"] else _("FAILED"),
+                events=clean["events"],
+                signatures=clean["signatures"],
             ),
         ),
         (
