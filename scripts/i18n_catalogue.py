@@ -72,6 +72,9 @@ def main() -> int:
     args = parser.parse_args()
     want = wanted()
     have = read_po(PO.open("rb"), locale="zh_CN", domain="custody") if PO.exists() else None
+    if have is not None:  # header dates stay as they were: no churn from a run that adds nothing
+        want.creation_date = have.creation_date
+        want.revision_date = have.revision_date
     missing = []
     for msg in want:
         if not msg.id:
