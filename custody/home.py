@@ -144,7 +144,12 @@ class Home:
         return self.config.obj.get("rehearsal") is True
 
     def write_config(
-        self, authority_id: str, database_url: str | None, *, rehearsal: bool = False
+        self,
+        authority_id: str,
+        database_url: str | None,
+        *,
+        rehearsal: bool = False,
+        time_zone: str | None = None,
     ) -> None:
         if self.exists():
             raise ConflictError(f"{self.path} already holds an authority; refusing to mix two")
@@ -156,6 +161,8 @@ class Home:
         }
         if rehearsal:
             body["rehearsal"] = True
+        if time_zone:  # the zone people read times in (stored times stay UTC)
+            body["time_zone"] = time_zone
         # Private: the database URL may carry a password.
         write_new_file(self.config_path, json.dumps(body, indent=2).encode() + b"\n", mode=0o600)
 

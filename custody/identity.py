@@ -58,6 +58,7 @@ def init_authority(
     database_url: str | None = None,
     kdf: KdfParams | None = None,
     rehearsal: bool = False,
+    time_zone: str | None = None,
     log_passphrase: str | None = None,
     system_passphrase: str | None = None,
 ) -> Authority:
@@ -103,7 +104,7 @@ def init_authority(
     for which, pair in (("root", root), ("log", log), ("system", system)):
         sealed = seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
         write_new_file(home.authority_key_path(which), sealed)
-    home.write_config(authority.id, database_url, rehearsal=rehearsal)
+    home.write_config(authority.id, database_url, rehearsal=rehearsal, time_zone=time_zone)
     envelope = issue_authority(authority, root.signing)
     with Session(home.engine) as session:
         session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))

@@ -25,7 +25,7 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import UsageError
-from custody.i18n import _
+from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 from keys.keyfile import KeyPair, seal_keypair, write_new_file
 from keys.model import RevocationReason, Role
 from keys.trust import load_trust_bundle
@@ -51,6 +51,10 @@ def init(
             ),
         ),
     ] = False,
+    time_zone: Annotated[
+        str,
+        typer.Option(help=_("The authority's time zone (IANA name): people read times in it.")),
+    ] = DEFAULT_TIME_ZONE,
 ) -> None:
     """Create an exam authority: root, log and system keys, sealed under a passphrase."""
     from custody import identity
@@ -58,6 +62,14 @@ def init(
     st = state(ctx)
     if st.now_override is not None and not rehearsal:
         raise UsageError(_("--now is for rehearsal homes only: add --rehearsal, or drop --now"))
+    try:
+        show_time(st.now(), time_zone)  # an unknown zone is refused before anything is made
+    except ValueError as e:
+        raise UsageError(
+            _("--time-zone: {zone!r} is not a time zone (e.g. Asia/Shanghai)").format(
+                zone=time_zone
+            )
+        ) from e
     root_pw = passphrase(
         env=ROOT_PASSPHRASE_ENV,
         fallback=PASSPHRASE_ENV,
@@ -85,6 +97,7 @@ def init(
         now=st.now(),
         database_url=database_url,
         rehearsal=rehearsal,
+        time_zone=None if time_zone == DEFAULT_TIME_ZONE else time_zone,
     )
     st.emit(
         {
@@ -102,6 +115,7 @@ def init(
             (_("log key id"), authority.log_key.key_id),
             (_("system key id"), authority.system_key.key_id),
             (_("home"), str(st.home_path)),
+            (_("time zone"), time_zone),
             (
                 _("root key"),
                 _("{path} (outside the home: move it to offline media)").format(

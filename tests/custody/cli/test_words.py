@@ -292,3 +292,51 @@ def test_export_and_verify_in_chinese(season: Season, tmp_path: Path) -> None:
     )
     assert again.returncode == 5
     assert "与已存储的内容冲突" in again.stderr
+
+
+def test_the_authority_names_its_time_zone_at_init(tmp_path: Path) -> None:
+    env = _locale_env(
+        LANG="C.UTF-8",
+        CUSTODY_ROOT_PASSPHRASE="the root passphrase, long",
+        CUSTODY_LOG_PASSPHRASE="the log passphrase, long",
+        CUSTODY_SYSTEM_PASSPHRASE="the system passphrase, long",
+        CUSTODY_NEW_PASSPHRASE="another passphrase, long",
+    )
+    bad = run_custody(
+        "--home",
+        str(tmp_path / "bad"),
+        "init",
+        "--name",
+        "X",
+        "--time-zone",
+        "Mars/Base",
+        env=env,
+        inherit=False,
+    )
+    assert bad.returncode == 2
+    assert not (tmp_path / "bad").exists()  # refused before anything is made
+    home = str(tmp_path / "utc")
+    made = run_custody(
+        "--home", home, "init", "--name", "X", "--time-zone", "UTC", env=env, inherit=False
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads((tmp_path / "utc" / "custody.json").read_text())["time_zone"] == "UTC"
+    enrolled = run_custody(
+        "--home",
+        home,
+        "keys",
+        "enroll",
+        "--subject",
+        "courier-li",
+        "--name",
+        "Li Wei",
+        "--org",
+        "Courier",
+        "--role",
+        "courier",
+        env=env,
+        inherit=False,
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert " UTC" in enrolled.stdout
+    assert "Asia/Shanghai" not in enrolled.stdout
