@@ -7,6 +7,7 @@ import os
 import sys
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +63,7 @@ class State:
             )
         return self.now_override
 
-    @property
+    @cached_property
     def time_zone(self) -> str:
         """The authority's time zone (``time_zone`` in the home's custody.json, else
         Asia/Shanghai): people read times in it; everything stored stays UTC."""
