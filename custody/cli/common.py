@@ -83,6 +83,15 @@ class State:
                 _("custody.json names an unknown time zone: {error}").format(error=e)
             ) from e
 
+    def table_time(self, moment: datetime | None) -> str:
+        """``moment`` in the authority's zone to the minute, for a table column whose header
+        names the zone (``in_zone``)."""
+        return self.show_time(moment).rsplit(" ", 1)[0][:16] if moment is not None else "-"
+
+    def in_zone(self, header: str) -> str:
+        """A table header for times: ``opened (Asia/Shanghai)``."""
+        return f"{header} ({self.time_zone})"
+
     @staticmethod
     def rows(*pairs: tuple[str, str]) -> str:
         """Label-value lines, the labels aligned (how human output shows one record)."""

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from crypto.encoding import parse_time
 from custody.cli.common import (
     PASSPHRASE_ENV,
     SMTP_HELP,
@@ -70,11 +71,17 @@ def list_cmd(
         st.emit({"incidents": [i.as_dict() for i in incidents]})
         return
     table = Table(
-        _("id"), _("kind"), _("severity"), _("status"), _("level"), _("subject"), _("opened")
+        _("id"),
+        _("kind"),
+        _("severity"),
+        _("status"),
+        _("level"),
+        _("subject"),
+        st.in_zone(_("opened")),
     )
     for i in incidents:
         table.add_row(
-            i.id, i.kind, i.severity, i.status, str(i.level), i.subject, st.show_time(i.opened_at)
+            i.id, i.kind, i.severity, i.status, str(i.level), i.subject, st.table_time(i.opened_at)
         )
     st.out.print(table if incidents else _("no incidents"))
 
@@ -141,12 +148,14 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
         st.out.print(table)
     acts = data["acts"]
     if acts:
-        table = Table(_("act"), _("detail"), title=_("acts"))
+        table = Table(_("act"), _("person"), st.in_zone(_("time")), _("statement"), title=_("acts"))
         for act in acts:
-            record = act if isinstance(act, dict) else {"act": act}
+            when = act.get("time")
             table.add_row(
-                escape(str(record.get("what") or record.get("act") or "-")),
-                escape(_plain({k: v for k, v in record.items() if k not in ("what", "act")})),
+                escape(str(act.get("act") or "-")),
+                escape(str(act.get("person") or "-")),
+                st.table_time(parse_time(when, what="act time")) if when else "-",
+                str(act.get("statement_id") or "-")[:16],
             )
         st.out.print(table)
     else:

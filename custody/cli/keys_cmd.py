@@ -363,7 +363,7 @@ def list_keys(ctx: typer.Context) -> None:
         _("name"),
         _("roles"),
         _("key id"),
-        _("valid until"),
+        st.in_zone(_("valid until")),
         _("recusals"),
         _("status"),
     )
@@ -373,7 +373,7 @@ def list_keys(ctx: typer.Context) -> None:
             cert.name,
             ", ".join(sorted(cert.roles)),
             cert.key_id[:16],
-            st.show_time(cert.not_after),
+            st.table_time(cert.not_after),
             ", ".join(sorted(cert.recusals)) or "-",
             shown,
         )
