@@ -146,3 +146,21 @@ def test_demo_season_ends_before_now_and_leaves_statements_dated_now(tmp_path: P
     for path in summary["statements"]["to_submit"]:
         event = parse_event(parse_envelope(Path(path).read_bytes(), what=path).payload)
         assert event.time == T0
+
+
+def test_demo_cli_tells_the_season_as_it_plays(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process `custody demo`: numbered progress on stderr, a summary of rows on stdout
+    (no generated passphrase note when one is given)."""
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "season"
+    assert main(["--now", "2027-03-01T08:00:00Z", "demo", "--out", str(out)]) == 0
+    shown = capsys.readouterr()
+    steps = [line for line in shown.err.splitlines() if line.startswith("[")]
+    assert [s.split("]")[0] for s in steps] == [f"[{n}/9" for n in range(1, 10)]
+    assert "Season of" in shown.out
+    assert "verify export" in shown.out
+    assert "event submit" in shown.out  # the command for the statements left to submit
+    assert "generated for this run" not in shown.out
