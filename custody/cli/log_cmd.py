@@ -222,6 +222,7 @@ def export(
     out: Annotated[Path, typer.Option(help=_("A new folder for the bundle."))],
 ) -> None:
     """Write a self-contained bundle an auditor verifies offline with `custody verify`."""
+    from custody.access_log import AccessLog
     from custody.audit import export_bundle
 
     st = state(ctx)
@@ -234,6 +235,8 @@ def export(
             out,
             witnesses=policy.read_bytes() if policy.is_file() else None,
             progress=lambda n, total: bar.update(task, completed=n, total=total),
+            access=AccessLog(log.engine, log.trust.authority, None),
+            now=st.now(),
         )
     st.emit(
         {"bundle": str(out), **manifest},
@@ -339,6 +342,13 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
             ),
         ),
     ]
+    if report.access_records is not None:
+        lines.append(
+            (
+                _("access log"),
+                _("{n} reads, chained to its checkpoint").format(n=report.access_records),
+            )
+        )
     st.out.print(st.rows(*lines))
     st.out.print(
         "  " + _("root vs checkpoint") + "  " + verdict(report.root_ok, _("matches"), _("DIFFERS"))
