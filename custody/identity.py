@@ -58,6 +58,7 @@ def init_authority(
     database_url: str | None = None,
     kdf: KdfParams | None = None,
     rehearsal: bool = False,
+    time_zone: str | None = None,
     log_passphrase: str | None = None,
     system_passphrase: str | None = None,
 ) -> Authority:
@@ -103,7 +104,7 @@ def init_authority(
     for which, pair in (("root", root), ("log", log), ("system", system)):
         sealed = seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
         write_new_file(home.authority_key_path(which), sealed)
-    home.write_config(authority.id, database_url, rehearsal=rehearsal)
+    home.write_config(authority.id, database_url, rehearsal=rehearsal, time_zone=time_zone)
     envelope = issue_authority(authority, root.signing)
     with Session(home.engine) as session:
         session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))
@@ -318,6 +319,18 @@ def rotate(
     return enrolment
 
 
+MIN_KEY_PREFIX = 8  # hex digits: a shorter prefix could name the wrong person's key
+
+
+def check_key_prefix(key_id: str) -> None:
+    """Refuse a key id prefix shorter than ``MIN_KEY_PREFIX`` (before anything is asked)."""
+    if len(key_id) < MIN_KEY_PREFIX:
+        raise UsageError(
+            f"key id prefix {key_id!r} is shorter than the {MIN_KEY_PREFIX}-character minimum",
+            hint="give at least the first 8 hex digits of the key id (`custody keys list`)",
+        )
+
+
 def revoke(
     home: Home,
     *,
@@ -328,8 +341,9 @@ def revoke(
     now: datetime,
     note: str = "",
 ) -> Revocation:
+    check_key_prefix(key_id)
     trust = load_trust(home)
-    matches = [k for k in trust.certificates if k.startswith(key_id)] if len(key_id) >= 8 else []
+    matches = [k for k in trust.certificates if k.startswith(key_id)]
     if len(matches) != 1:
         raise NotFoundError(
             f"no single certified key starts with {key_id!r}"

@@ -46,7 +46,7 @@ from enum import StrEnum
 from typing import Any
 
 from crypto.dsse import SignatureCheck, parse_envelope, verify_signatures
-from crypto.encoding import Fields, format_time, parse_json_object, parse_time
+from crypto.encoding import Fields, distinct_prefixes, format_time, parse_json_object, parse_time
 from crypto.vocabulary import Window
 from custody.errors import (
     ChainError,
@@ -359,7 +359,7 @@ def _seal_finding(event: Event, state: PackageState) -> Finding | None:
         "seal_mismatch",
         state.package_id,
         f"seal serials seen at {event.kind} differ from the manifest "
-        f"(missing {missing or '-'}, unexpected {unexpected or '-'})",
+        f"(missing {', '.join(missing) or '-'}, unexpected {', '.join(unexpected) or '-'})",
         {"expected": list(state.seals), "observed": list(observed), "event": event.id},
     )
 
@@ -485,9 +485,10 @@ def transition(
         if state.status == Status.DESTROYED:
             raise ClosedError(f"package {package_id} was destroyed; its chain is closed")
         if prev != state.last_event:
+            named, last = distinct_prefixes(str(prev), state.last_event)
             raise ChainError(
-                f"package {package_id}: event names previous {str(prev)[:16]}, "
-                f"but the chain's last event is {state.last_event[:16]}"
+                f"package {package_id}: event names previous {named}, "
+                f"but the chain's last event is {last}"
             )
         if event.time < state.last_time:
             raise ChainError(
