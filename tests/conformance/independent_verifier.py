@@ -1,0 +1,904 @@
+"""An independent verifier, written from docs/formats.md alone.
+
+It imports nothing of the project (no ``crypto``, ``keys``, ``labels``, ``custody``, ``api``):
+only the standard library, PyNaCl (Ed25519), cbor2 (CBOR) and the document's rules, section by
+section. It judges the conformance vectors of docs/vectors/ (section "Conformance vectors") and
+must reach the same answer as the project on every case: that is what shows the document is
+enough to write a client.
+
+    python tests/conformance/independent_verifier.py docs/vectors
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import sys
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import nacl.exceptions
+import nacl.signing
+
+EVENT_TYPE = "application/vnd.custody.event.v1+json"
+AUTHORITY_TYPE = "application/vnd.custody.authority.v1+json"
+CERTIFICATE_TYPE = "application/vnd.custody.certificate.v1+json"
+REVOCATION_TYPE = "application/vnd.custody.revocation.v1+json"
+SKEW = timedelta(minutes=5)
+MAX_LAG = timedelta(hours=24)
+OFFLINE = {"handover", "inspect", "checkin", "patrol"}
+KINDS = {
+    "seal", "dispatch", "handover", "receive", "inspect", "patrol", "checkin", "open",
+    "distribute", "recover", "return", "destroy", "freeze", "release", "compromise", "reroute",
+    "activate_backup", "correction", "incident", "leak_report", "paper_act",
+}
+PACKAGELESS = {"incident", "leak_report", "paper_act"}
+SYSTEM_KINDS = {"incident", "freeze", "compromise", "paper_act"}
+HOLDER_ROLES = {"proposer", "printer", "courier", "custodian", "chief_examiner", "secrecy_officer"}
+ALL_ROLES = HOLDER_ROLES | {"supervisor", "destruction_officer", "auditor"}
+TRANSFERS = {"dispatch", "handover", "receive", "return"}
+ALLOWED_FROM = {
+    "dispatch": {"sealed"},
+    "handover": {"in_transit", "stored"},
+    "receive": {"in_transit", "sealed"},
+    "inspect": {"sealed", "in_transit", "stored", "returned"},
+    "patrol": {"stored", "returned"},
+    "checkin": {"in_transit"},
+    "open": {"stored"},
+    "distribute": {"opened"},
+    "recover": {"distributed"},
+    "return": {"recovered", "opened"},
+    "destroy": {"stored", "returned", "recovered"},
+}
+WHEN_FROZEN = {
+    "handover", "receive", "inspect", "patrol", "release", "destroy", "compromise", "reroute",
+    "correction", "incident", "freeze",
+}
+OPENED = {"opened", "distributed", "recovered", "returned"}
+TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Refused(Exception):
+    def __init__(self, code: str, why: str = "") -> None:
+        super().__init__(f"{code}: {why}")
+        self.code = code
+
+
+# --- conventions ----------------------------------------------------------------------------
+
+
+def b64d(value: object) -> bytes:
+    """Standard alphabet, padded, canonical (re-encodes to the same text)."""
+    if not isinstance(value, str) or len(value) % 4:
+        raise Refused("format", "base64")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise Refused("format", "base64") from e
+    if base64.b64encode(raw).decode() != value:
+        raise Refused("format", "non-canonical base64")
+    return raw
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise Refused("format", "duplicate key")
+        out[k] = v
+    return out
+
+
+def json_obj(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_pairs)
+    except (ValueError, RecursionError) as e:
+        raise Refused("format", "not JSON") from e
+    if not isinstance(value, dict):
+        raise Refused("format", "not an object")
+    return value
+
+
+def canonical(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def time_of(value: object) -> datetime:
+    if not isinstance(value, str) or not TIME_RE.match(value):
+        raise Refused("format", "time")
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError as e:
+        raise Refused("format", "time") from e
+
+
+def is_id(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 64
+        and all(c.isalnum() or c in "._-" for c in value)
+    )
+
+
+def key_id(raw: bytes) -> str:
+    return hashlib.sha256(b"ed25519:" + raw).hexdigest()
+
+
+def ed_ok(raw_key: bytes, message: bytes, sig: bytes) -> bool:
+    try:
+        nacl.signing.VerifyKey(raw_key).verify(message, sig)
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+# --- DSSE -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Env:
+    payload_type: str
+    payload: bytes
+    sigs: tuple[tuple[str, bytes], ...]
+
+    def pae(self) -> bytes:
+        t = self.payload_type.encode()
+        return b"DSSEv1 %d %s %d %s" % (len(t), t, len(self.payload), self.payload)
+
+
+def parse_env(obj: object) -> Env:
+    if not isinstance(obj, dict) or set(obj) - {"payload", "payloadType", "signatures"}:
+        raise Refused("format", "envelope fields")
+    if not isinstance(obj.get("payloadType"), str):
+        raise Refused("format", "payloadType")
+    payload = b64d(obj.get("payload"))
+    sigs = obj.get("signatures")
+    if not isinstance(sigs, list) or not 1 <= len(sigs) <= 16:
+        raise Refused("format", "1 to 16 signatures")
+    out = []
+    for s in sigs:
+        if not isinstance(s, dict) or set(s) - {"keyid", "sig"}:
+            raise Refused("format", "signature fields")
+        hint = s.get("keyid")
+        if hint is None:
+            hint = ""
+        if not isinstance(hint, str):
+            raise Refused("format", "keyid")
+        sig = b64d(s.get("sig"))
+        if len(sig) != 64:
+            raise Refused("format", "64-byte signature")
+        out.append((hint, sig))
+    return Env(obj["payloadType"], payload, tuple(out))
+
+
+def signed_by(env: Env, keys: Mapping[str, bytes]) -> tuple[set[str], list[int]]:
+    """Distinct keys that verify, and the signatures that match none (hint rules)."""
+    message = env.pae()
+    found: set[str] = set()
+    unmatched: list[int] = []
+    for i, (hint, sig) in enumerate(env.sigs):
+        match = None
+        if hint:
+            if hint in keys and ed_ok(keys[hint], message, sig):
+                match = hint
+        elif len(keys) <= 32:
+            match = next((k for k, raw in keys.items() if ed_ok(raw, message, sig)), None)
+        if match is None:
+            unmatched.append(i)
+        elif match in found:
+            raise Refused("duplicate_signature", "one key twice")
+        else:
+            found.add(match)
+    return found, unmatched
+
+
+# --- trust ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cert:
+    key_id: str
+    key: bytes
+    subject: str
+    roles: frozenset[str]
+    not_before: datetime
+    not_after: datetime
+    recusals: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Rev:
+    effective_at: datetime
+    issued_at: datetime
+    reason: str
+
+
+class Trust:
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        auth_env = parse_env(doc["authority"])
+        auth = json_obj(auth_env.payload)
+        root = b64d(auth["root_key"])
+        assert auth_env.payload_type == AUTHORITY_TYPE and self._root_only(auth_env, root)
+        self.id = key_id(root)
+        self.system_key = b64d(auth["system_key"])
+        self.system_id = key_id(self.system_key)
+        self.certs: dict[str, Cert] = {}
+        self.revs: dict[str, Rev] = {}
+        for raw in doc["certificates"]:
+            env = parse_env(raw)
+            assert env.payload_type == CERTIFICATE_TYPE and self._root_only(env, root)
+            c = json_obj(env.payload)
+            assert c["authority"] == self.id
+            key = b64d(c["signing_key"]["key"])
+            self.certs[key_id(key)] = Cert(
+                key_id(key), key, c["subject"], frozenset(c["roles"]),
+                time_of(c["not_before"]), time_of(c["not_after"]), frozenset(c["recusals"]),
+            )
+        for raw in doc["revocations"]:
+            env = parse_env(raw)
+            assert env.payload_type == REVOCATION_TYPE and self._root_only(env, root)
+            r = json_obj(env.payload)
+            assert r["authority"] == self.id
+            rev = Rev(time_of(r["effective_at"]), time_of(r["issued_at"]), r["reason"])
+            held = self.revs.get(r["key_id"])
+            if held is None or rev.effective_at < held.effective_at:
+                self.revs[r["key_id"]] = rev
+        self.keys = {k: c.key for k, c in self.certs.items()}
+        self.keys[self.system_id] = self.system_key
+
+    @staticmethod
+    def _root_only(env: Env, root: bytes) -> bool:
+        found, unmatched = signed_by(env, {key_id(root): root})
+        return found == {key_id(root)} and not unmatched
+
+    def standing(self, kid: str, at: datetime, received: datetime | None) -> Cert:
+        cert = self.certs.get(kid)
+        if cert is None:
+            raise Refused("unknown_signer", "no certificate")
+        if at < cert.not_before:
+            raise Refused("not_yet_valid")
+        if at > cert.not_after:
+            raise Refused("expired")
+        rev = self.revs.get(kid)
+        if rev and rev.reason == "key_compromise" and received and rev.issued_at <= received:
+            raise Refused("revoked", "compromised, published")
+        if rev and rev.effective_at <= at:
+            raise Refused("revoked")
+        return cert
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    kind: str
+    time: datetime
+    place: str
+    packages: dict[str, str | None]
+    actors: dict[str, str]
+    body: dict[str, Any]
+    corrects: str | None
+    authority: str
+
+
+def parse_event(payload: bytes) -> Event:
+    if b"\\u0000" in payload:
+        raise Refused("format", "NUL")
+    obj = json_obj(payload)
+    try:
+        if canonical(obj) != payload:
+            raise Refused("format", "not canonical")
+    except ValueError as e:
+        raise Refused("format", "NaN") from e
+    if obj.get("type") != "custody.event.v1":
+        raise Refused("format", "type")
+    if set(obj) - {"type", "kind", "authority", "time", "place", "packages", "actors", "body", "corrects"}:
+        raise Refused("format", "extra field")
+    if obj.get("kind") not in KINDS:
+        raise Refused("format", "kind")
+    packages, actors, body = obj.get("packages"), obj.get("actors"), obj.get("body")
+    if not isinstance(packages, dict) or not all(v is None or isinstance(v, str) for v in packages.values()):
+        raise Refused("format", "packages")
+    if len(packages) > 1000 or not all(is_id(p) for p in packages):
+        raise Refused("format", "package ids")
+    corrects = obj.get("corrects")
+    if corrects is not None and not (isinstance(corrects, str) and HEX64.match(corrects)):
+        raise Refused("format", "corrects")
+    if not isinstance(body, dict):
+        raise Refused("format", "body")
+    if not isinstance(obj.get("authority"), str) or not isinstance(obj.get("place"), str):
+        raise Refused("format", "authority/place")
+    if not isinstance(actors, dict) or not all(isinstance(v, str) for v in actors.values()):
+        raise Refused("format", "actors")
+    return Event(
+        hashlib.sha256(payload).hexdigest(), obj["kind"], time_of(obj.get("time")), obj["place"],
+        packages, actors, body, corrects, obj["authority"],
+    )
+
+
+@dataclass(frozen=True)
+class State:
+    exam: str
+    position: str
+    package: str
+    copies: int
+    seals: tuple[str, ...]
+    start: datetime
+    end: datetime
+    route: tuple[str, ...]
+    witness: bool
+    status: str
+    holder: str
+    pos: int
+    last: str
+    last_time: datetime
+    frozen: bool = False
+    distributed: int = 0
+
+    @property
+    def scope(self) -> list[str]:
+        return [f"exam:{self.exam}", f"position:{self.position}", f"package:{self.package}"]
+
+    @property
+    def next(self) -> str | None:
+        return self.route[self.pos + 1] if self.pos + 1 < len(self.route) else None
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    roles: frozenset[str]
+    person: str | None
+
+
+def slot(name: str, roles: set[str] | frozenset[str], person: str | None) -> Slot:
+    return Slot(name, frozenset(roles), person)
+
+
+def actor(e: Event, name: str) -> str:
+    person = e.actors.get(name)
+    if not person:
+        raise Refused("threshold", f"actors names no {name}")
+    return person
+
+
+def slots(e: Event, s: State | None) -> list[Slot]:
+    """docs/formats.md, "Signer slots": the table of kinds."""
+    k = e.kind
+    if k == "seal":
+        return [slot("sealer", {"proposer", "printer"}, actor(e, "sealer"))]
+    if k in TRANSFERS:
+        assert s is not None
+        out = [slot("releaser", HOLDER_ROLES, s.holder), slot("receiver", HOLDER_ROLES, actor(e, "receiver"))]
+        if k == "receive":
+            out.append(slot("custodian2", {"custodian"}, actor(e, "custodian2")))
+        elif s.witness and k in {"dispatch", "handover"}:
+            out.append(slot("witness", {"supervisor"}, actor(e, "witness")))
+        return out
+    if k in {"inspect", "patrol"}:
+        return [slot("inspector", {"custodian", "secrecy_officer", "supervisor", "courier"}, actor(e, "inspector"))]
+    if k == "checkin":
+        assert s is not None
+        return [slot("escort", {"courier"}, s.holder)]
+    if k in {"open", "distribute", "recover"}:
+        return [slot("examiner", {"chief_examiner"}, actor(e, "examiner")),
+                slot("supervisor", {"supervisor"}, actor(e, "supervisor"))]
+    if k == "destroy":
+        return [slot("officer", {"destruction_officer"}, actor(e, "officer")),
+                slot("witness", {"supervisor", "secrecy_officer", "auditor"}, actor(e, "witness"))]
+    if k == "leak_report":
+        return [slot("reporter", ALL_ROLES, actor(e, "reporter"))]
+    if k == "incident":
+        raise Refused("role", "incident by a person")
+    if k in {"freeze", "release", "compromise", "reroute", "activate_backup", "correction"}:
+        return [slot("officer", {"secrecy_officer"}, actor(e, "officer"))]
+    raise Refused("format", f"{k} not from people")
+
+
+def assign(reqs: list[Slot], eligible: dict[str, list[Cert]], used: frozenset[str]) -> dict[str, Cert] | None:
+    if not reqs:
+        return {}
+    for cert in eligible[reqs[0].name]:
+        if cert.subject in used:
+            continue
+        rest = assign(reqs[1:], eligible, used | {cert.subject})
+        if rest is not None:
+            return {reqs[0].name: cert, **rest}
+    return None
+
+
+class Log:
+    def __init__(self, trust: Trust) -> None:
+        self.trust = trust
+        self.states: dict[str, State] = {}
+        self.ids: set[str] = set()
+
+    def submit(self, obj: object, received: datetime) -> tuple[str | None, list[str]]:
+        try:
+            findings = self._submit(obj, received)
+        except Refused as r:
+            return r.code, []
+        return None, sorted(findings)
+
+    def _submit(self, obj: object, received: datetime) -> list[str]:
+        env = parse_env(obj)
+        if env.payload_type != EVENT_TYPE:
+            raise Refused("format", "payload type")
+        e = parse_event(env.payload)
+        found, unmatched = signed_by(env, self.trust.keys)
+        if e.id in self.ids:
+            raise Refused("<duplicate>")
+        if e.corrects and e.corrects not in self.ids:
+            raise Refused("chain", "corrects unknown")
+        if e.authority != self.trust.id:
+            raise Refused("format", "authority")
+        late = self._time(e, received)
+        if not e.packages:
+            if e.kind not in PACKAGELESS:
+                raise Refused("format", "no package")
+            self._signers(e, env, found, unmatched, [], received)
+            if e.kind == "paper_act":
+                raise Refused("format", "this verifier does not judge paper acts")
+            self.ids.add(e.id)
+            return []
+        known = []
+        for p in e.packages:
+            s = self.states.get(p)
+            if s is None:
+                if e.kind != "seal":
+                    raise Refused("chain", "never sealed")
+                continue
+            if s.status == "destroyed":
+                raise Refused("closed")
+            known.append(s)
+        filled = self._signers(e, env, found, unmatched, known, received)
+        new, findings = self._transition(e, filled, received)
+        self.states.update(new)
+        self.ids.add(e.id)
+        if late:
+            findings += ["late"] * len(e.packages)
+        return findings
+
+    @staticmethod
+    def _time(e: Event, received: datetime) -> bool:
+        if e.time > received + SKEW:
+            raise Refused("clock", "future")
+        if e.time >= received - SKEW:
+            return False
+        if e.kind in OFFLINE and received - e.time <= MAX_LAG:
+            return True
+        raise Refused("clock", "too early")
+
+    def _signers(self, e: Event, env: Env, found: set[str], unmatched: list[int],
+                 states: list[State], received: datetime) -> dict[str, Cert] | None:
+        t = self.trust
+        if "system" in e.actors:
+            if e.kind not in SYSTEM_KINDS:
+                raise Refused("role", "system kind")
+            if e.actors["system"] != t.id:
+                raise Refused("format", "actors.system")
+            if found != {t.system_id} or unmatched:
+                raise Refused("signature", "system key alone")
+            return None
+        if states:
+            asked: list[list[Slot] | Refused] = []
+            for s in states:
+                try:
+                    asked.append(slots(e, s))
+                except Refused as r:
+                    if r.code != "threshold":
+                        raise
+                    asked.append(r)
+            first = asked[0]
+            for theirs in asked[1:]:
+                same = (isinstance(first, Refused) and isinstance(theirs, Refused)) or (
+                    not isinstance(first, Refused) and not isinstance(theirs, Refused)
+                    and set(first) == set(theirs))
+                if not same:
+                    raise Refused("mixed_packages")
+            if isinstance(first, Refused):
+                raise first
+            reqs = first
+            scope: list[str] = []
+            for s in states:
+                scope += [x for x in s.scope if x not in scope]
+        else:
+            reqs = slots(e, None)
+            scope = [f"exam:{e.body.get('exam')}", f"position:{e.body.get('position')}",
+                     *(f"package:{p}" for p in e.packages)]
+        tags = frozenset(scope)
+        problems: list[Refused] = []
+        for i in unmatched:
+            hint = env.sigs[i][0]
+            problems.append(Refused("signature" if hint in t.certs else "unknown_signer"))
+        signers: list[Cert] = []
+        persons: set[str] = set()
+        for kid in sorted(found):
+            try:
+                cert = t.standing(kid, e.time, received)
+            except Refused as r:
+                problems.append(r)
+                continue
+            if cert.subject in persons:
+                problems.append(Refused("duplicate_signature", "one person twice"))
+                continue
+            persons.add(cert.subject)
+            signers.append(cert)
+        eligible = {
+            r.name: [c for c in signers if c.roles & r.roles
+                     and (r.person is None or c.subject == r.person) and not c.recusals & tags]
+            for r in reqs
+        }
+        filled = assign(reqs, eligible, frozenset())
+        if filled is None:
+            filled, used = {}, set()
+            for r in reqs:
+                for c in eligible[r.name]:
+                    if c.subject not in used:
+                        filled[r.name] = c
+                        used.add(c.subject)
+                        break
+        used_subjects = {c.subject for c in filled.values()}
+        spare = [c for c in signers if c.subject not in used_subjects]
+        for r in reqs:
+            if r.name in filled:
+                continue
+            cands = [c for c in spare if r.person is None or c.subject == r.person]
+            if any(c.roles & r.roles and c.recusals & tags for c in cands):
+                problems.append(Refused("recused"))
+            elif any(not c.roles & r.roles for c in cands):
+                problems.append(Refused("role"))
+            else:
+                problems.append(Refused("threshold"))
+        for code in ("duplicate_signature", "signature", "unknown_signer"):
+            for p in problems:
+                if p.code == code:
+                    raise p
+        if problems:
+            raise problems[0]
+        return filled
+
+    def _transition(self, e: Event, filled: dict[str, Cert] | None, received: datetime
+                    ) -> tuple[dict[str, State], list[str]]:
+        if e.kind == "correction" and not e.corrects:
+            raise Refused("format", "correction names what it corrects")
+        new: dict[str, State] = {}
+        findings: list[str] = []
+        for p, prev in e.packages.items():
+            s = self.states.get(p)
+            if e.kind == "seal":
+                if len(e.packages) != 1:
+                    raise Refused("format", "one package")
+                if s is not None:
+                    raise Refused("chain", "sealed already")
+                if prev is not None:
+                    raise Refused("chain", "seal link")
+                new[p] = self._sealed(e, p)
+                continue
+            assert s is not None
+            if prev != s.last:
+                raise Refused("chain", "link")
+            if e.time < s.last_time:
+                raise Refused("chain", "time goes back")
+            changes = self._step(e, s, filled, received, findings)
+            new[p] = replace(s, **changes, last=e.id, last_time=e.time)
+        return new, findings
+
+    @staticmethod
+    def _sealed(e: Event, p: str) -> State:
+        b = e.body
+        route, window, seals, copies = b.get("route"), b.get("window"), b.get("seals"), b.get("copies")
+        if not isinstance(route, list) or not route or not all(isinstance(x, str) for x in route):
+            raise Refused("format", "route")
+        if not isinstance(window, dict):
+            raise Refused("format", "window")
+        start, end = time_of(window.get("start")), time_of(window.get("end"))
+        if end <= start:
+            raise Refused("format", "window order")
+        if not isinstance(seals, list) or not all(isinstance(x, str) for x in seals) \
+                or not seals or len(set(seals)) != len(seals):
+            raise Refused("format", "seals")
+        if not isinstance(copies, int) or isinstance(copies, bool) or copies <= 0:
+            raise Refused("format", "copies")
+        for k in ("exam", "position", "paper"):
+            if not isinstance(b.get(k), str) or not b.get(k):
+                raise Refused("format", k)
+        return State(b["exam"], b["position"], p, copies, tuple(seals), start, end, tuple(route),
+                     bool(b.get("handover_witness", False)), "sealed", e.actors["sealer"], -1,
+                     e.id, e.time)
+
+    @staticmethod
+    def _step(e: Event, s: State, filled: dict[str, Cert] | None, at: datetime,
+              findings: list[str]) -> dict[str, Any]:
+        k = e.kind
+        if s.frozen and k not in WHEN_FROZEN:
+            raise Refused("frozen")
+        if k in ALLOWED_FROM and s.status not in ALLOWED_FROM[k]:
+            raise Refused("chain", f"{k} after {s.status}")
+        if "seals" in e.body and s.status not in OPENED:
+            seen = e.body["seals"]
+            if not isinstance(seen, list) or not all(isinstance(x, str) for x in seen):
+                raise Refused("format", "seals")
+            if sorted(seen) != sorted(s.seals) or len(set(seen)) != len(seen):
+                findings.append("seal_mismatch")
+        if k in TRANSFERS:
+            receiver = e.actors["receiver"]
+            receiver_roles = filled["receiver"].roles if filled else frozenset()
+            if s.frozen:
+                if not receiver_roles & {"custodian", "secrecy_officer"}:
+                    raise Refused("frozen", "secure custody only")
+                pos = s.pos
+            elif k == "return":
+                pos = s.pos
+            elif receiver != s.next:
+                raise Refused("route")
+            else:
+                pos = s.pos + 1
+            if k == "return" and "custodian" not in receiver_roles:
+                raise Refused("route", "return to a custodian")
+            status = {"receive": "stored", "return": "returned"}.get(k, "in_transit")
+            return {"holder": receiver, "pos": pos, "status": status}
+        if k == "open":
+            if not s.start <= at <= s.end:
+                raise Refused("window")
+            return {"status": "opened", "holder": e.actors["examiner"]}
+        if k in {"distribute", "recover"}:
+            copies = e.body.get("copies")
+            if not isinstance(copies, int) or isinstance(copies, bool) or copies < 0:
+                raise Refused("format", "copies")
+            if k == "distribute":
+                if copies > s.copies:
+                    raise Refused("format", "more than the package holds")
+                return {"status": "distributed", "distributed": copies}
+            if copies != s.distributed:
+                findings.append("count_mismatch")
+            return {"status": "recovered"}
+        if k == "destroy":
+            return {"status": "destroyed", "holder": ""}
+        if k in {"freeze", "release"}:
+            return {"frozen": k == "freeze"}
+        if k == "reroute":
+            route = e.body.get("route")
+            if not isinstance(route, list) or not all(isinstance(x, str) for x in route):
+                raise Refused("format", "reroute route")
+            return {"route": (*s.route[: s.pos + 1], *route)}
+        if k in {"inspect", "patrol"} and filled is not None:
+            ins = filled["inspector"]
+            if ins.roles <= {"courier"} and not (ins.subject == s.holder or ins.subject in s.route):
+                raise Refused("role", "courier with no part")
+        return {}
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+
+
+def base45_decode(text: str) -> bytes:
+    if len(text) % 3 == 1:
+        raise Refused("format", "dangling base45")
+    values = []
+    for ch in text:
+        i = B45.find(ch)
+        if i < 0:
+            raise Refused("format", "base45 alphabet")
+        values.append(i)
+    out = bytearray()
+    for j in range(0, len(values), 3):
+        group = values[j : j + 3]
+        n = sum(v * 45**i for i, v in enumerate(group))
+        if len(group) == 3:
+            if n > 0xFFFF:
+                raise Refused("format", "base45 group")
+            out += n.to_bytes(2, "big")
+        else:
+            if n > 0xFF:
+                raise Refused("format", "base45 group")
+            out.append(n)
+    return bytes(out)
+
+
+def cbor(data: bytes) -> Any:
+    try:
+        return cbor2.loads(data, max_depth=4, allow_indefinite=False, allow_duplicate_keys=False)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a format refusal
+        raise Refused("format", "CBOR") from e
+
+
+def verify_label(text: str, trust: Trust, now: datetime) -> None:  # noqa: C901, PLR0912
+    text = text.strip()
+    if len(text) > 1600:
+        raise Refused("format", "too long")
+    if not text.startswith("CP1:"):
+        raise Refused("format", "prefix")
+    raw = base45_decode(text[4:])
+    if not raw:
+        raise Refused("format", "empty")
+    if raw[0] == 0x78:
+        d = zlib.decompressobj()
+        try:
+            cose = d.decompress(raw, 2048)
+        except zlib.error as e:
+            raise Refused("format", "zlib") from e
+        if d.unconsumed_tail or not d.eof or d.unused_data:
+            raise Refused("format", "zlib cap/trailing")
+    elif raw[0] == 0xD2:
+        cose = raw
+    else:
+        raise Refused("format", "first byte")
+    outer = cbor(cose)
+    if not isinstance(outer, cbor2.CBORTag) or outer.tag != 18:
+        raise Refused("format", "tag 18")
+    parts = outer.value
+    if not isinstance(parts, list | tuple) or len(parts) != 4:
+        raise Refused("format", "4 parts")
+    protected, unprotected, payload, sig = parts
+    if not all(isinstance(x, bytes) for x in (protected, payload, sig)):
+        raise Refused("format", "bstr parts")
+    if not isinstance(unprotected, Mapping) or unprotected:
+        raise Refused("format", "unprotected")
+    if len(sig) != 64:
+        raise Refused("format", "sig size")
+    header = cbor(protected)
+    if not isinstance(header, Mapping) or set(header) != {1, 4} or header[1] != -8 \
+            or not isinstance(header[4], bytes) or len(header[4]) != 8:
+        raise Refused("format", "protected header")
+    kid = header[4]
+    if protected != b"\xa2\x01\x27\x04\x48" + kid:
+        raise Refused("format", "protected encoding")
+    m = cbor(payload)
+    if not isinstance(m, Mapping) or set(m) != set(range(1, 16)):
+        raise Refused("format", "manifest keys")
+    try:
+        if cbor2.dumps(dict(m), canonical=True) != payload:
+            raise Refused("format", "not deterministic")
+    except (cbor2.CBOREncodeError, TypeError, ValueError) as e:
+        raise Refused("format", "value type") from e
+    candidates = [k for k in trust.certs if bytes.fromhex(k)[:8] == kid]
+    if not candidates:
+        raise Refused("unknown_signer")
+    message = cbor2.dumps(["Signature1", protected, b"", payload], canonical=True)
+    signer = next((k for k in candidates if ed_ok(trust.certs[k].key, message, sig)), None)
+    if signer is None:
+        raise Refused("signature")
+    fields = _manifest(m)
+    cert = trust.standing(signer, fields["issued"], None)
+    rev = trust.revs.get(signer)
+    if rev and rev.reason == "key_compromise" and rev.effective_at <= now:
+        raise Refused("revoked", "compromise in force")
+    if not cert.roles & {"proposer", "printer"}:
+        raise Refused("role")
+    if cert.recusals & {f"exam:{m[2]}", f"position:{m[4]}", f"package:{m[1]}"}:
+        raise Refused("recused")
+    if now < fields["issued"]:
+        raise Refused("not_yet_valid")
+    if now > fields["expires"]:
+        raise Refused("expired")
+
+
+def _manifest(m: Mapping[int, Any]) -> dict[str, datetime]:  # noqa: C901
+    def uint(v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**40:
+            raise Refused("format", "uint")
+        return v
+
+    def place(v: Any) -> None:
+        if not isinstance(v, str) or not v.strip() or len(v) > 32 or any(ord(c) < 0x20 for c in v):
+            raise Refused("format", "place")
+
+    def array(v: Any, n: int | None = None) -> list[Any]:
+        if not isinstance(v, list) or (n is not None and len(v) != n):
+            raise Refused("format", "array")
+        return v
+
+    for key in (1, 2, 3, 4, 5):
+        if not is_id(m[key]):
+            raise Refused("format", "id")
+    dest = array(m[10], 2)
+    place(dest[0])
+    place(dest[1])
+    if not isinstance(m[6], bytes) or len(m[6]) != 32:
+        raise Refused("format", "commitment")
+    copies, bag = uint(m[7]), uint(m[8])
+    if not 0 < copies <= 10000 or not 0 < bag <= 10000:
+        raise Refused("format", "counts")
+    seals = array(m[9])
+    if not 0 < len(seals) <= 16 or not all(is_id(s) for s in seals) or len(set(seals)) != len(seals):
+        raise Refused("format", "seals")
+    if len(seals) != -(-copies // bag):
+        raise Refused("format", "one seal per bag")
+    window = [uint(x) for x in array(m[11], 2)]
+    issued, expires = uint(m[14]), uint(m[15])
+    if not window[0] < window[1] or window[0] < issued or not issued < expires:
+        raise Refused("format", "times")
+    route = [array(step, 2) for step in array(m[12])]
+    if not 0 < len(route) <= 8:
+        raise Refused("format", "route length")
+    for person, where in route:
+        if not is_id(person):
+            raise Refused("format", "route person")
+        place(where)
+    if any(a[0] == b[0] for a, b in zip(route, route[1:], strict=False)):
+        raise Refused("format", "twice in a row")
+    if uint(m[13]) not in (1, 2, 3):
+        raise Refused("format", "classification")
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return {"issued": epoch + timedelta(seconds=issued), "expires": epoch + timedelta(seconds=expires)}
+
+
+# --- the vectors ----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    kind: str
+    name: str
+    expected: str
+    got: str
+    ok: bool = field(default=False)
+
+
+def run(directory: Path) -> list[Result]:
+    season = json.loads((directory / "season.json").read_text("utf-8"))
+    trust = Trust(season["trust"])
+    files = [json.loads(p.read_text("utf-8")) for p in sorted(directory.glob("*.json"))
+             if p.name != "season.json"]
+    log = Log(trust)
+    results: list[Result] = []
+    # Passes by receive clock, earliest first: a log's receive time never goes back.
+    clocks = sorted({time_of(f["received"]) for f in files}
+                    | {time_of(c["setup_received"]) for f in files for c in f["cases"] if "setup_received" in c})
+    for clock in clocks:
+        for f in files:
+            for case in f["cases"]:
+                setup_clock = time_of(case.get("setup_received", f["received"]))
+                expected = case["expect"]
+                if setup_clock == clock:
+                    bad = next(((i, got) for i, step in enumerate(case["setup"])
+                                if (got := log.submit(step, clock))[0] is not None), None)
+                    if bad is not None:
+                        results.append(Result(f["kind"], case["name"], expected, f"setup {bad[0]}: {bad[1][0]}"))
+                        continue
+                if time_of(f["received"]) != clock:
+                    continue
+                if f["kind"] == "label":
+                    try:
+                        verify_label(case["input"], trust, clock)
+                        code, findings = None, []
+                    except Refused as r:
+                        code, findings = r.code, []
+                else:
+                    code, findings = log.submit(case["input"], clock)
+                got = "accept" if code is None else f"refuse {code}"
+                ok = got == expected and (code is not None or findings == sorted(case.get("findings", [])))
+                results.append(Result(f["kind"], case["name"], expected, got + (f" {findings}" if findings else ""), ok))
+    return results
+
+
+def main(argv: list[str]) -> int:
+    results = run(Path(argv[1]) if len(argv) > 1 else Path("docs/vectors"))
+    counts: dict[str, list[int]] = {}
+    for r in results:
+        counts.setdefault(r.kind, [0, 0])[0 if r.ok else 1] += 1
+        if not r.ok:
+            print(f"DISAGREE {r.kind}/{r.name}: expected {r.expected}, got {r.got}")
+    for kind, (good, bad) in sorted(counts.items()):
+        print(f"{kind}: {good + bad} vectors, {good} agree" + (f", {bad} DISAGREE" if bad else ""))
+    return 1 if any(not r.ok for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
