@@ -16,6 +16,7 @@ from rich.markup import escape
 from typer._click import exceptions as click_exceptions
 
 from custody.cli.common import State, parse_cli_time
+from custody.cli.conformance_cmd import conformance
 from custody.cli.demo_cmd import demo
 from custody.cli.incident_cmd import incident_app
 from custody.cli.keys_cmd import init, keys_app, trust_app
@@ -81,6 +82,7 @@ app.add_typer(package_app, name="package")
 app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
+app.command("conformance")(conformance)
 
 
 PRIVATE_UMASK = 0o077
