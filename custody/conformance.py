@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from crypto.dsse import parse_envelope
-from crypto.encoding import Fields, canonical_json, parse_json_object, parse_time
+from crypto.encoding import Fields, canonical_json, parse_json_object
 from crypto.signing import SigningKey
 from custody import identity
 from custody.errors import ConflictError, FormatError, NotFoundError, UsageError
@@ -369,7 +369,9 @@ def _run_case(
         for i, step in enumerate(case.setup):
             answer = client.submit(step)
             if answer.code is not None:
-                return CaseResult(f.kind, case.name, str(case.expect), f"setup {i}: {answer}", False)
+                return CaseResult(
+                    f.kind, case.name, str(case.expect), f"setup {i}: {answer}", False
+                )
     if f.received != received:
         return None
     answer = client.verify_label(case.input) if f.kind == LABEL_KIND else client.submit(case.input)

@@ -53,7 +53,6 @@ from labels.payload import (
     protected_header,
     seal_manifest,
     sig_structure,
-    wrap_text,
 )
 
 FORMAT = "custody-vectors/v1"
@@ -259,7 +258,9 @@ class Case:
         }
 
     def sign(self, payload: Mapping[str, Any], signers: Sequence[str]) -> Any:
-        keys = [self.season.keys[self.who(s)] if s in CAST else self.season.keys[s] for s in signers]
+        keys = [
+            self.season.keys[self.who(s)] if s in CAST else self.season.keys[s] for s in signers
+        ]
         return sign_raw(canonical_json(payload), keys)
 
     def event(
@@ -371,7 +372,11 @@ class Case:
             named = list(packages)
             body = {"seals": self.serials(named[0])} if len(named) == 1 else {}
         return self.event(
-            kind, packages, actors, body, signers if signers is not None else list(names.values()),
+            kind,
+            packages,
+            actors,
+            body,
+            signers if signers is not None else list(names.values()),
             **kw,
         )
 
@@ -391,8 +396,15 @@ class Case:
     def to(self, status: str, *packages_n: int, witness: bool = False) -> None:
         """Run the standard chain of each package up to ``status`` (setup statements)."""
         order = [
-            "sealed", "in_transit", "handed", "stored", "opened", "distributed", "recovered",
-            "returned", "destroyed",
+            "sealed",
+            "in_transit",
+            "handed",
+            "stored",
+            "opened",
+            "distributed",
+            "recovered",
+            "returned",
+            "destroyed",
         ]
         for n in packages_n or (1,):
             p = self.pkg(n)
@@ -428,12 +440,12 @@ class Case:
         actors = kw.pop(
             "actors", {"officer": self.who("officer"), "witness": self.who("supervisor")}
         )
-        body = kw.pop(
-            "body", {"method": "shredding", "copies": {p: 30 for p in packages}}
-        )
+        body = kw.pop("body", {"method": "shredding", "copies": dict.fromkeys(packages, 30)})
         return self.event("destroy", packages, actors, body, signers, **kw)
 
-    def officer_env(self, kind: str, packages: Sequence[str], body: Mapping[str, Any], **kw: Any) -> Any:
+    def officer_env(
+        self, kind: str, packages: Sequence[str], body: Mapping[str, Any], **kw: Any
+    ) -> Any:
         signers = kw.pop("signers", ["secrecy"])
         actors = kw.pop("actors", {"officer": self.who("secrecy")})
         return self.event(kind, packages, actors, body, signers, **kw)
@@ -561,7 +573,9 @@ def envelope_vectors(f: VectorFile) -> None:
     payload_case(
         "payload-bad-package-id",
         "a package id with a space",
-        lambda p: p.replace(b'"packages":{"', b'"packages":{"PK ').replace(b'.PK1":null', b'.PK1":null'),
+        lambda p: p.replace(b'"packages":{"', b'"packages":{"PK ').replace(
+            b'.PK1":null', b'.PK1":null'
+        ),
     )
     payload_case(
         "payload-corrects-prefix",
@@ -569,7 +583,9 @@ def envelope_vectors(f: VectorFile) -> None:
         lambda p: p.replace(b'"corrects":null', b'"corrects":"0123456789abcdef"'),
     )
 
-    c = f.case("envelope-extra-field", "the envelope has a field beyond payload, payloadType, signatures")
+    c = f.case(
+        "envelope-extra-field", "the envelope has a field beyond payload, payloadType, signatures"
+    )
     env, _ = sealed(c)
     c.done({**env, "note": "x"}, "refuse format")
 
@@ -612,7 +628,10 @@ def envelope_vectors(f: VectorFile) -> None:
     env, _ = sealed(c)
     sig = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
     sig[0] ^= 1
-    c.done({**env, "signatures": [{**env["signatures"][0], "sig": b64(bytes(sig))}]}, "refuse signature")
+    c.done(
+        {**env, "signatures": [{**env["signatures"][0], "sig": b64(bytes(sig))}]},
+        "refuse signature",
+    )
 
     c = f.case("hint-names-other-key", "a good signature whose hint names another certified key")
     env, _ = sealed(c)
@@ -650,10 +669,20 @@ def seal_vectors(f: VectorFile) -> None:
     c.done(c.seal_env(sealer="printer"), "accept")
     c = f.case("accept-minimal-body", "only the fields the rules read (label fields absent)")
     c.done(
-        c.seal_env(body={k: DROP for k in (
-            "session", "paper_commitment", "places", "destination", "classification",
-            "label_sha256", "handover_witness",
-        )}),
+        c.seal_env(
+            body=dict.fromkeys(
+                (
+                    "session",
+                    "paper_commitment",
+                    "places",
+                    "destination",
+                    "classification",
+                    "label_sha256",
+                    "handover_witness",
+                ),
+                DROP,
+            )
+        ),
         "accept",
     )
     c = f.case("sealer-courier", "a courier holds no sealing role")
@@ -685,8 +714,14 @@ def seal_vectors(f: VectorFile) -> None:
         ("copies-string", {"copies": "30"}),
         ("seals-duplicate", {"seals": ["A", "A"]}),
         ("seals-empty", {"seals": []}),
-        ("window-reversed", {"window": {"start": "2027-03-03T12:00:00Z", "end": "2027-03-03T08:00:00Z"}}),
-        ("window-bad-time", {"window": {"start": "2027-03-03 08:00", "end": "2027-03-03T12:00:00Z"}}),
+        (
+            "window-reversed",
+            {"window": {"start": "2027-03-03T12:00:00Z", "end": "2027-03-03T08:00:00Z"}},
+        ),
+        (
+            "window-bad-time",
+            {"window": {"start": "2027-03-03 08:00", "end": "2027-03-03T12:00:00Z"}},
+        ),
         ("route-empty", {"route": []}),
         ("route-not-list", {"route": "courier"}),
         ("exam-missing", {"exam": DROP}),
@@ -807,7 +842,10 @@ def handover_extra(f: VectorFile) -> None:
 def receive_vectors(f: VectorFile) -> None:
     c = f.case("accept", "two custodians take the package into storage")
     c.to("handed")
-    c.done(c.transfer_env("receive", [c.pkg()], "courier2", "custodian1", custodian2="custodian2"), "accept")
+    c.done(
+        c.transfer_env("receive", [c.pkg()], "courier2", "custodian1", custodian2="custodian2"),
+        "accept",
+    )
     c = f.case("accept-from-sealed", "received straight from the sealer")
     c.to("sealed")
     c.done(
@@ -827,7 +865,11 @@ def receive_vectors(f: VectorFile) -> None:
     c.to("handed")
     c.done(
         c.transfer_env(
-            "receive", [c.pkg()], "courier2", "custodian1", custodian2="custodian1",
+            "receive",
+            [c.pkg()],
+            "courier2",
+            "custodian1",
+            custodian2="custodian1",
             signers=["courier2", "custodian1"],
         ),
         "refuse threshold",
@@ -844,42 +886,87 @@ def inspect_vectors(f: VectorFile, kind: str) -> None:
     at = "stored" if kind == "patrol" else "in_transit"
     c = f.case("accept-custodian", f"a custodian's {kind}")
     c.to(at)
-    c.done(c.event(kind, [c.pkg()], {"inspector": c.who("custodian2")}, {"seals": c.serials(c.pkg())}, ["custodian2"]), "accept")
+    c.done(
+        c.event(
+            kind,
+            [c.pkg()],
+            {"inspector": c.who("custodian2")},
+            {"seals": c.serials(c.pkg())},
+            ["custodian2"],
+        ),
+        "accept",
+    )
     c = f.case("accept-courier-on-route", "a courier on the package's route")
     c.to(at)
     c.done(c.event(kind, [c.pkg()], {"inspector": c.who("courier2")}, {}, ["courier2"]), "accept")
     c = f.case("courier-no-part", "a courier neither holding nor on the route")
     c.to(at)
-    c.done(c.event(kind, [c.pkg()], {"inspector": c.who("courier3")}, {}, ["courier3"]), "refuse role")
+    c.done(
+        c.event(kind, [c.pkg()], {"inspector": c.who("courier3")}, {}, ["courier3"]), "refuse role"
+    )
     c = f.case("examiner-not-inspector", "a chief examiner holds no inspector role")
     c.to(at)
-    c.done(c.event(kind, [c.pkg()], {"inspector": c.who("examiner")}, {}, ["examiner"]), "refuse role")
+    c.done(
+        c.event(kind, [c.pkg()], {"inspector": c.who("examiner")}, {}, ["examiner"]), "refuse role"
+    )
     c = f.case("offline-3h", "captured offline 3 hours before it arrived: accepted, late")
     c.early().to(at)
     c.done(
-        c.event(kind, [c.pkg()], {"inspector": c.who("custodian2")}, {}, ["custodian2"], time=RECEIVED - 3 * HOUR),
+        c.event(
+            kind,
+            [c.pkg()],
+            {"inspector": c.who("custodian2")},
+            {},
+            ["custodian2"],
+            time=RECEIVED - 3 * HOUR,
+        ),
         "accept",
         ["late"],
     )
     c = f.case("offline-25h", "captured offline 25 hours before: beyond the lag")
     c.early().to(at)
     c.done(
-        c.event(kind, [c.pkg()], {"inspector": c.who("custodian2")}, {}, ["custodian2"], time=RECEIVED - 25 * HOUR),
+        c.event(
+            kind,
+            [c.pkg()],
+            {"inspector": c.who("custodian2")},
+            {},
+            ["custodian2"],
+            time=RECEIVED - 25 * HOUR,
+        ),
         "refuse clock",
     )
-    c = f.case("offline-before-previous", "captured offline, but dated before the package's previous event")
+    c = f.case(
+        "offline-before-previous", "captured offline, but dated before the package's previous event"
+    )
     c.to(at)
     c.done(
-        c.event(kind, [c.pkg()], {"inspector": c.who("custodian2")}, {}, ["custodian2"], time=RECEIVED - 2 * HOUR),
+        c.event(
+            kind,
+            [c.pkg()],
+            {"inspector": c.who("custodian2")},
+            {},
+            ["custodian2"],
+            time=RECEIVED - 2 * HOUR,
+        ),
         "refuse chain",
     )
     c = f.case("seal-mismatch", "observed seals differ: accepted, a finding")
     c.to(at)
-    c.done(c.event(kind, [c.pkg()], {"inspector": c.who("custodian2")}, {"seals": ["X"]}, ["custodian2"]), "accept", ["seal_mismatch"])
+    c.done(
+        c.event(
+            kind, [c.pkg()], {"inspector": c.who("custodian2")}, {"seals": ["X"]}, ["custodian2"]
+        ),
+        "accept",
+        ["seal_mismatch"],
+    )
     wrong = "opened"
     c = f.case(f"from-{wrong}", f"no {kind} of an opened package")
     c.to(wrong)
-    c.done(c.event(kind, [c.pkg()], {"inspector": c.who("custodian2")}, {}, ["custodian2"]), "refuse chain")
+    c.done(
+        c.event(kind, [c.pkg()], {"inspector": c.who("custodian2")}, {}, ["custodian2"]),
+        "refuse chain",
+    )
 
 
 def checkin_vectors(f: VectorFile) -> None:
@@ -888,21 +975,40 @@ def checkin_vectors(f: VectorFile) -> None:
     c.done(c.event("checkin", [c.pkg()], {"escort": c.who("courier1")}, {}, ["courier1"]), "accept")
     c = f.case("offline-23h", "captured offline 23 hours before: accepted, late")
     c.early().to("in_transit")
-    c.done(c.event("checkin", [c.pkg()], {"escort": c.who("courier1")}, {}, ["courier1"], time=RECEIVED - 23 * HOUR), "accept", ["late"])
+    c.done(
+        c.event(
+            "checkin",
+            [c.pkg()],
+            {"escort": c.who("courier1")},
+            {},
+            ["courier1"],
+            time=RECEIVED - 23 * HOUR,
+        ),
+        "accept",
+        ["late"],
+    )
     c = f.case("not-holder", "a courier who does not hold the package")
     c.to("in_transit")
-    c.done(c.event("checkin", [c.pkg()], {"escort": c.who("courier2")}, {}, ["courier2"]), "refuse threshold")
+    c.done(
+        c.event("checkin", [c.pkg()], {"escort": c.who("courier2")}, {}, ["courier2"]),
+        "refuse threshold",
+    )
     c = f.case(
         "from-stored",
         "the escort slot is the holder as a courier: a stored package's holder is a custodian",
     )
     c.to("stored")
-    c.done(c.event("checkin", [c.pkg()], {"escort": c.who("custodian1")}, {}, ["custodian1"]), "refuse role")
+    c.done(
+        c.event("checkin", [c.pkg()], {"escort": c.who("custodian1")}, {}, ["custodian1"]),
+        "refuse role",
+    )
 
 
 def pair_vectors(f: VectorFile, kind: str) -> None:
     before = {"open": "stored", "distribute": "opened", "recover": "distributed"}[kind]
-    body: dict[str, Any] = {"open": {}, "distribute": {"copies": 30}, "recover": {"copies": 30}}[kind]
+    body: dict[str, Any] = {"open": {}, "distribute": {"copies": 30}, "recover": {"copies": 30}}[
+        kind
+    ]
     c = f.case("accept", f"chief examiner and supervisor {kind} together")
     c.to(before)
     c.done(c.pair_env(kind, [c.pkg()], body), "accept")
@@ -911,12 +1017,19 @@ def pair_vectors(f: VectorFile, kind: str) -> None:
     c.done(c.pair_env(kind, [c.pkg()], body, signers=["examiner"]), "refuse threshold")
     c = f.case("supervisor-not-named", "actors names no supervisor")
     c.to(before)
-    c.done(c.pair_env(kind, [c.pkg()], body, actors={"examiner": c.who("examiner")}, signers=["examiner"]), "refuse threshold")
+    c.done(
+        c.pair_env(
+            kind, [c.pkg()], body, actors={"examiner": c.who("examiner")}, signers=["examiner"]
+        ),
+        "refuse threshold",
+    )
     c = f.case("examiner-a-supervisor", "the examiner slot needs a chief examiner")
     c.to(before)
     c.done(
         c.pair_env(
-            kind, [c.pkg()], body,
+            kind,
+            [c.pkg()],
+            body,
             actors={"examiner": c.who("supervisor2"), "supervisor": c.who("supervisor")},
             signers=["supervisor2", "supervisor"],
         ),
@@ -927,7 +1040,9 @@ def pair_vectors(f: VectorFile, kind: str) -> None:
     c.to(before)
     c.done(
         c.pair_env(
-            kind, [c.pkg()], body,
+            kind,
+            [c.pkg()],
+            body,
             actors={"examiner": c.who("examiner2"), "supervisor": c.who("supervisor")},
             signers=["examiner2", "supervisor"],
         ),
@@ -996,13 +1111,30 @@ def destroy_vectors(f: VectorFile) -> None:
     c.done(c.destroy_env([c.pkg(1), c.pkg(2), c.pkg(3)]), "accept")
     c = f.case("accept-witness-auditor", "an auditor may witness a destruction")
     c.to("stored")
-    c.done(c.destroy_env([c.pkg()], actors={"officer": c.who("officer"), "witness": c.who("auditor")}, signers=["officer", "auditor"]), "accept")
+    c.done(
+        c.destroy_env(
+            [c.pkg()],
+            actors={"officer": c.who("officer"), "witness": c.who("auditor")},
+            signers=["officer", "auditor"],
+        ),
+        "accept",
+    )
     c = f.case("witness-missing", "no witness")
     c.to("returned")
-    c.done(c.destroy_env([c.pkg()], actors={"officer": c.who("officer")}, signers=["officer"]), "refuse threshold")
+    c.done(
+        c.destroy_env([c.pkg()], actors={"officer": c.who("officer")}, signers=["officer"]),
+        "refuse threshold",
+    )
     c = f.case("witness-a-courier", "a courier cannot witness destruction")
     c.to("returned")
-    c.done(c.destroy_env([c.pkg()], actors={"officer": c.who("officer"), "witness": c.who("courier1")}, signers=["officer", "courier1"]), "refuse role")
+    c.done(
+        c.destroy_env(
+            [c.pkg()],
+            actors={"officer": c.who("officer"), "witness": c.who("courier1")},
+            signers=["officer", "courier1"],
+        ),
+        "refuse role",
+    )
     c = f.case("twice", "a destroyed package's chain is closed")
     c.to("destroyed")
     c.done(c.destroy_env([c.pkg()]), "refuse closed")
@@ -1023,7 +1155,16 @@ def officer_vectors(f: VectorFile) -> None:
         c.done(c.officer_env(kind, [c.pkg()], body), "accept")
         c = f.case(f"{kind}-by-custodian", f"{kind} needs a secrecy officer")
         c.to("stored")
-        c.done(c.officer_env(kind, [c.pkg()], body, actors={"officer": c.who("custodian1")}, signers=["custodian1"]), "refuse role")
+        c.done(
+            c.officer_env(
+                kind,
+                [c.pkg()],
+                body,
+                actors={"officer": c.who("custodian1")},
+                signers=["custodian1"],
+            ),
+            "refuse role",
+        )
     c = f.case("reroute-accept", "a new rest of the route")
     c.to("in_transit")
     c.done(c.officer_env("reroute", [c.pkg()], {"route": [c.who("courier3")]}), "accept")
@@ -1041,48 +1182,111 @@ def officer_vectors(f: VectorFile) -> None:
     c.done(c.pair_env("open", [c.pkg()], {}), "accept")
     c = f.case("correction-accept", "a correction names the full id of the statement it corrects")
     c.to("in_transit")
-    c.done(c.officer_env("correction", [c.pkg()], {"reason": "wrong place"}, corrects=c.last_id(c.pkg())), "accept")
+    c.done(
+        c.officer_env(
+            "correction", [c.pkg()], {"reason": "wrong place"}, corrects=c.last_id(c.pkg())
+        ),
+        "accept",
+    )
     c = f.case("correction-without-corrects", "a correction names what it corrects")
     c.to("in_transit")
     c.done(c.officer_env("correction", [c.pkg()], {"reason": "x"}), "refuse format")
     c = f.case("correction-unknown", "the corrected statement is not in the log")
     c.to("in_transit")
-    c.done(c.officer_env("correction", [c.pkg()], {"reason": "x"}, corrects="2" * 64), "refuse chain")
+    c.done(
+        c.officer_env("correction", [c.pkg()], {"reason": "x"}, corrects="2" * 64), "refuse chain"
+    )
 
 
 def packageless_vectors(f: VectorFile) -> None:
     season = f.season
     c = f.case("leak-report-accept", "anyone enrolled reports a leak (no package in the chain)")
     c.to("stored")
-    c.done(c.event("leak_report", {}, {"reporter": c.who("auditor")}, {"packages": [c.pkg()], "text": "题目外泄 paper seen online"}, ["auditor"]), "accept")
+    c.done(
+        c.event(
+            "leak_report",
+            {},
+            {"reporter": c.who("auditor")},
+            {"packages": [c.pkg()], "text": "题目外泄 paper seen online"},
+            ["auditor"],
+        ),
+        "accept",
+    )
     c = f.case("leak-report-unsigned-reporter", "the reporter must sign")
     c.who("auditor")
-    c.done(c.event("leak_report", {}, {"reporter": c.who("auditor")}, {"packages": [], "text": "x"}, ["courier1"]), "refuse threshold")
+    c.done(
+        c.event(
+            "leak_report",
+            {},
+            {"reporter": c.who("auditor")},
+            {"packages": [], "text": "x"},
+            ["courier1"],
+        ),
+        "refuse threshold",
+    )
     c = f.case("incident-by-person", "incident statements come from the system key alone")
-    c.done(c.event("incident", {}, {"officer": c.who("secrecy")}, {"incident": "INC-00001"}, ["secrecy"]), "refuse role")
+    c.done(
+        c.event(
+            "incident", {}, {"officer": c.who("secrecy")}, {"incident": "INC-00001"}, ["secrecy"]
+        ),
+        "refuse role",
+    )
     c = f.case("system-by-person-key", "actors.system, signed by a person's key")
     c.who("secrecy")
-    c.done(c.event("incident", {}, {"system": season.authority.id}, {"incident": "INC-00001"}, ["secrecy"]), "refuse signature")
-    c = f.case("system-freeze-accept", "a freeze made by the system, signed by the system key alone")
+    c.done(
+        c.event(
+            "incident", {}, {"system": season.authority.id}, {"incident": "INC-00001"}, ["secrecy"]
+        ),
+        "refuse signature",
+    )
+    c = f.case(
+        "system-freeze-accept", "a freeze made by the system, signed by the system key alone"
+    )
     c.to("in_transit")
-    payload = c.payload("freeze", [c.pkg()], {"system": season.authority.id}, {"incident": "INC-99999", "reason": "vector"})
+    payload = c.payload(
+        "freeze",
+        [c.pkg()],
+        {"system": season.authority.id},
+        {"incident": "INC-99999", "reason": "vector"},
+    )
     c.done(sign_raw(canonical_json(payload), [season.system]), "accept")
     c = f.case("system-other-authority", "actors.system must be the authority id")
     c.to("in_transit")
-    payload = c.payload("freeze", [c.pkg()], {"system": "0" * 64}, {"incident": "INC-99999", "reason": "x"})
+    payload = c.payload(
+        "freeze", [c.pkg()], {"system": "0" * 64}, {"incident": "INC-99999", "reason": "x"}
+    )
     c.done(sign_raw(canonical_json(payload), [season.system]), "refuse format")
     c = f.case("system-and-person", "a system statement carries no other signature")
     c.to("in_transit")
-    payload = c.payload("freeze", [c.pkg()], {"system": season.authority.id}, {"incident": "INC-99999", "reason": "x"})
+    payload = c.payload(
+        "freeze",
+        [c.pkg()],
+        {"system": season.authority.id},
+        {"incident": "INC-99999", "reason": "x"},
+    )
     c.done(sign_raw(canonical_json(payload), [season.system, c.key("secrecy")]), "refuse signature")
     c = f.case("system-dispatch", "the system makes only incident, freeze, compromise, paper_act")
     c.to("sealed")
     payload = c.payload("dispatch", [c.pkg()], {"system": season.authority.id}, {})
     c.done(sign_raw(canonical_json(payload), [season.system]), "refuse role")
     c = f.case("paper-act-by-person", "paper acts are recorded by the system")
-    c.done(c.event("paper_act", {}, {"officer": c.who("secrecy")}, {"act_kind": "print"}, ["secrecy"]), "refuse format")
-    c = f.case("dispatch-no-package", "only incident, leak_report and paper_act may name no package")
-    c.done(c.event("dispatch", {}, {"releaser": c.who("courier1"), "receiver": c.who("courier2")}, {}, ["courier1", "courier2"]), "refuse format")
+    c.done(
+        c.event("paper_act", {}, {"officer": c.who("secrecy")}, {"act_kind": "print"}, ["secrecy"]),
+        "refuse format",
+    )
+    c = f.case(
+        "dispatch-no-package", "only incident, leak_report and paper_act may name no package"
+    )
+    c.done(
+        c.event(
+            "dispatch",
+            {},
+            {"releaser": c.who("courier1"), "receiver": c.who("courier2")},
+            {},
+            ["courier1", "courier2"],
+        ),
+        "refuse format",
+    )
 
 
 def multi_vectors(f: VectorFile) -> None:
@@ -1091,19 +1295,35 @@ def multi_vectors(f: VectorFile) -> None:
     c.done(c.transfer_env("dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1"), "accept")
     c = f.case("dispatch-two-witness-accept", "both ask for a witness, who signs once for both")
     c.to("sealed", 1, 2, witness=True)
-    c.done(c.transfer_env("dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1", witness="supervisor"), "accept")
+    c.done(
+        c.transfer_env(
+            "dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1", witness="supervisor"
+        ),
+        "accept",
+    )
     c = f.case("mixed-witness-policy", "one package asks for a witness, the other does not")
     c.step(c.seal_env(1, witness=False))
     c.step(c.seal_env(2, witness=True))
-    c.done(c.transfer_env("dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1", witness="supervisor"), "refuse mixed_packages")
+    c.done(
+        c.transfer_env(
+            "dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1", witness="supervisor"
+        ),
+        "refuse mixed_packages",
+    )
     c = f.case("mixed-witness-policy-unnamed", "the second package's witness is skipped")
     c.step(c.seal_env(1, witness=False))
     c.step(c.seal_env(2, witness=True))
-    c.done(c.transfer_env("dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1"), "refuse mixed_packages")
+    c.done(
+        c.transfer_env("dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1"),
+        "refuse mixed_packages",
+    )
     c = f.case("mixed-holders", "the packages are held by different people")
     c.to("in_transit", 1)
     c.to("sealed", 2)
-    c.done(c.transfer_env("handover", [c.pkg(1), c.pkg(2)], "courier1", "courier2"), "refuse mixed_packages")
+    c.done(
+        c.transfer_env("handover", [c.pkg(1), c.pkg(2)], "courier1", "courier2"),
+        "refuse mixed_packages",
+    )
     c = f.case("recused-second", "the receiver is recused from the second package only")
     c.who("courier1", recusals=[f"package:{c.pkg(2)}"])
     c.to("sealed", 1, 2)
@@ -1115,7 +1335,10 @@ def multi_vectors(f: VectorFile) -> None:
     c = f.case("state-second", "the second package was dispatched already")
     c.to("sealed", 1)
     c.to("in_transit", 2)
-    c.done(c.transfer_env("dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1"), "refuse mixed_packages")
+    c.done(
+        c.transfer_env("dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1"),
+        "refuse mixed_packages",
+    )
     c = f.case("link-second", "the second package's link is stale")
     c.to("sealed", 1, 2)
     links = {c.pkg(1): c.last_id(c.pkg(1)), c.pkg(2): "3" * 64}
@@ -1130,11 +1353,19 @@ def multi_vectors(f: VectorFile) -> None:
     for reached in ("in_transit", "handed", "stored"):
         c.step(c.lifecycle(reached, c.pkg(2), 2, False))
     c.done(c.pair_env("open", [c.pkg(1), c.pkg(2)], {}), "refuse window")
-    c = f.case("seals-union", "body.seals of a two-package event is compared with each package's own serials")
+    c = f.case(
+        "seals-union",
+        "body.seals of a two-package event is compared with each package's own serials",
+    )
     c.to("sealed", 1, 2)
     c.done(
-        c.transfer_env("dispatch", [c.pkg(1), c.pkg(2)], "sealer", "courier1",
-                       body={"seals": c.serials(c.pkg(1)) + c.serials(c.pkg(2))}),
+        c.transfer_env(
+            "dispatch",
+            [c.pkg(1), c.pkg(2)],
+            "sealer",
+            "courier1",
+            body={"seals": c.serials(c.pkg(1)) + c.serials(c.pkg(2))},
+        ),
         "accept",
         ["seal_mismatch", "seal_mismatch"],
     )
@@ -1151,7 +1382,10 @@ def clock_vectors(f: VectorFile) -> None:
     ):
         c = f.case(name, f"a dispatch (made online) dated {offset} from the receive time")
         c.step(c.seal_env(time=RECEIVED - 5 * MIN))
-        c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1", time=RECEIVED + offset), expect)
+        c.done(
+            c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1", time=RECEIVED + offset),
+            expect,
+        )
     # Offline kinds: the package was sealed and dispatched at the earlier clock.
     for name, offset, expect, findings in (
         ("handover-minus-5min", -5 * MIN, "accept", []),
@@ -1161,7 +1395,9 @@ def clock_vectors(f: VectorFile) -> None:
         ("handover-minus-24h-1s", -24 * HOUR - SEC, "refuse clock", []),
         ("handover-plus-6min", 6 * MIN, "refuse clock", []),
     ):
-        c = f.case(name, f"a handover (may be captured offline) dated {offset} from the receive time")
+        c = f.case(
+            name, f"a handover (may be captured offline) dated {offset} from the receive time"
+        )
         c.early().to("in_transit")
         c.done(
             c.transfer_env("handover", [c.pkg()], "courier1", "courier2", time=RECEIVED + offset),
@@ -1170,24 +1406,63 @@ def clock_vectors(f: VectorFile) -> None:
         )
     c = f.case("inspect-next-june", "an inspection dated next June")
     c.to("in_transit")
-    c.done(c.event("inspect", [c.pkg()], {"inspector": c.who("courier1")}, {}, ["courier1"], time=utc(2027, 6, 1)), "refuse clock")
+    c.done(
+        c.event(
+            "inspect",
+            [c.pkg()],
+            {"inspector": c.who("courier1")},
+            {},
+            ["courier1"],
+            time=utc(2027, 6, 1),
+        ),
+        "refuse clock",
+    )
     c = f.case("patrol-plus-6min", "a patrol dated 6 minutes ahead")
     c.to("stored")
-    c.done(c.event("patrol", [c.pkg()], {"inspector": c.who("custodian2")}, {}, ["custodian2"], time=RECEIVED + 6 * MIN), "refuse clock")
+    c.done(
+        c.event(
+            "patrol",
+            [c.pkg()],
+            {"inspector": c.who("custodian2")},
+            {},
+            ["custodian2"],
+            time=RECEIVED + 6 * MIN,
+        ),
+        "refuse clock",
+    )
     c = f.case("receive-minus-6min", "a receive into storage is made online")
     c.early().to("handed")
-    c.done(c.transfer_env("receive", [c.pkg()], "courier2", "custodian1", custodian2="custodian2", time=RECEIVED - 6 * MIN), "refuse clock")
+    c.done(
+        c.transfer_env(
+            "receive",
+            [c.pkg()],
+            "courier2",
+            "custodian1",
+            custodian2="custodian2",
+            time=RECEIVED - 6 * MIN,
+        ),
+        "refuse clock",
+    )
 
 
 def revocation_vectors(f: VectorFile) -> None:
     s = f.season
     c = f.case("superseded-before", "revoked (superseded) effective before the statement's time")
     c.to("sealed")
-    s.revoke(c.key("courier1"), RevocationReason.SUPERSEDED, effective=SETUP - HOUR, issued=SETUP - HOUR)
+    s.revoke(
+        c.key("courier1"), RevocationReason.SUPERSEDED, effective=SETUP - HOUR, issued=SETUP - HOUR
+    )
     c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1"), "refuse revoked")
-    c = f.case("left-post-after", "revoked (left post) effective after the statement's time: still good")
+    c = f.case(
+        "left-post-after", "revoked (left post) effective after the statement's time: still good"
+    )
     c.to("sealed")
-    s.revoke(c.key("courier1"), RevocationReason.LEFT_POST, effective=RECEIVED + HOUR, issued=RECEIVED - HOUR)
+    s.revoke(
+        c.key("courier1"),
+        RevocationReason.LEFT_POST,
+        effective=RECEIVED + HOUR,
+        issued=RECEIVED - HOUR,
+    )
     c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1"), "accept")
     c = f.case(
         "compromise-published-backdated",
@@ -1195,27 +1470,57 @@ def revocation_vectors(f: VectorFile) -> None:
         "statement's claimed time: refused whatever the statement claims",
     )
     c.to("sealed")
-    s.revoke(c.key("courier1"), RevocationReason.KEY_COMPROMISE, effective=RECEIVED + HOUR, issued=RECEIVED - MIN)
+    s.revoke(
+        c.key("courier1"),
+        RevocationReason.KEY_COMPROMISE,
+        effective=RECEIVED + HOUR,
+        issued=RECEIVED - MIN,
+    )
     c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1"), "refuse revoked")
     c = f.case(
         "compromise-not-yet-published",
         "revoked for key_compromise, but the revocation is issued after the receive time",
     )
     c.to("sealed")
-    s.revoke(c.key("courier1"), RevocationReason.KEY_COMPROMISE, effective=RECEIVED + DAY, issued=RECEIVED + DAY)
+    s.revoke(
+        c.key("courier1"),
+        RevocationReason.KEY_COMPROMISE,
+        effective=RECEIVED + DAY,
+        issued=RECEIVED + DAY,
+    )
     c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1"), "accept")
     c = f.case(
         "compromise-offline-late",
         "an offline handover dated before a compromise revocation, received after it was issued",
     )
     c.early().to("in_transit")
-    s.revoke(c.key("courier2"), RevocationReason.KEY_COMPROMISE, effective=RECEIVED - MIN, issued=RECEIVED - MIN)
-    c.done(c.transfer_env("handover", [c.pkg()], "courier1", "courier2", time=RECEIVED - 10 * MIN), "refuse revoked")
+    s.revoke(
+        c.key("courier2"),
+        RevocationReason.KEY_COMPROMISE,
+        effective=RECEIVED - MIN,
+        issued=RECEIVED - MIN,
+    )
+    c.done(
+        c.transfer_env("handover", [c.pkg()], "courier1", "courier2", time=RECEIVED - 10 * MIN),
+        "refuse revoked",
+    )
     c = f.case("superseded-offline-late", "a late handover dated before a superseded revocation")
     c.early().to("in_transit")
-    s.revoke(c.key("courier2"), RevocationReason.SUPERSEDED, effective=RECEIVED - MIN, issued=RECEIVED - MIN)
-    c.done(c.transfer_env("handover", [c.pkg()], "courier1", "courier2", time=RECEIVED - 10 * MIN), "accept", ["late"])
-    c = f.case("earliest-revocation-applies", "two revocations name the key: the earliest effective one counts")
+    s.revoke(
+        c.key("courier2"),
+        RevocationReason.SUPERSEDED,
+        effective=RECEIVED - MIN,
+        issued=RECEIVED - MIN,
+    )
+    c.done(
+        c.transfer_env("handover", [c.pkg()], "courier1", "courier2", time=RECEIVED - 10 * MIN),
+        "accept",
+        ["late"],
+    )
+    c = f.case(
+        "earliest-revocation-applies",
+        "two revocations name the key: the earliest effective one counts",
+    )
     c.to("sealed")
     key = c.key("courier1")
     s.revoke(key, RevocationReason.SUSPENDED, effective=RECEIVED + DAY, issued=SETUP - HOUR)
@@ -1238,16 +1543,28 @@ def label_vectors(f: VectorFile) -> None:
     s = f.season
 
     def manifest(c: Case, **over: Any) -> Manifest:
-        fields: dict[str, Any] = dict(
-            package_id=c.pkg(), exam_id=EXAM, session="AM", position="P014",
-            paper_id="P014-A", paper_commitment=hashlib.sha256(c.code.encode()).digest(),
-            copy_count=30, bag_size=10, seal_serials=("S1", "S2", "S3"),
-            site="西安市第一考点", room="第3考场",
-            opens_at=RECEIVED + DAY, closes_at=RECEIVED + DAY + HOUR,
-            route=(RouteStep("print-qian", "PRT-01"), RouteStep("courier-sun", "ROAD"),
-                   RouteStep("custodian-zhou", "XA-01")),
+        fields: dict[str, Any] = dict(  # noqa: C408 - the Manifest's keyword names
+            package_id=c.pkg(),
+            exam_id=EXAM,
+            session="AM",
+            position="P014",
+            paper_id="P014-A",
+            paper_commitment=hashlib.sha256(c.code.encode()).digest(),
+            copy_count=30,
+            bag_size=10,
+            seal_serials=("S1", "S2", "S3"),
+            site="西安市第一考点",
+            room="第3考场",
+            opens_at=RECEIVED + DAY,
+            closes_at=RECEIVED + DAY + HOUR,
+            route=(
+                RouteStep("print-qian", "PRT-01"),
+                RouteStep("courier-sun", "ROAD"),
+                RouteStep("custodian-zhou", "XA-01"),
+            ),
             classification=Classification.TOP_SECRET,
-            issued_at=RECEIVED - DAY, expires_at=RECEIVED + 30 * DAY,
+            issued_at=RECEIVED - DAY,
+            expires_at=RECEIVED + 30 * DAY,
         )
         fields.update(over)
         return Manifest(**fields)
@@ -1255,8 +1572,13 @@ def label_vectors(f: VectorFile) -> None:
     def fields_of(m: Manifest) -> dict[int, Any]:
         return dict(cbor2.loads(manifest_to_cbor(m)))
 
-    def cose_over(payload: bytes, key: SigningKey, *, protected: bytes | None = None,
-                  unprotected: dict[Any, Any] | None = None) -> bytes:
+    def cose_over(
+        payload: bytes,
+        key: SigningKey,
+        *,
+        protected: bytes | None = None,
+        unprotected: dict[Any, Any] | None = None,
+    ) -> bytes:
         prot = protected if protected is not None else protected_header(kid_of(key.key_id))
         sig = key.sign(sig_structure(prot, payload))
         return cbor2.dumps(cbor2.CBORTag(18, [prot, unprotected or {}, payload, sig]))
@@ -1278,7 +1600,7 @@ def label_vectors(f: VectorFile) -> None:
     label = seal_manifest(manifest(c), c.key("sealer"))
     c.done(label[:10] + "a" + label[11:], "refuse format")
     c = f.case("base45-dangling", "one dangling Base45 character")
-    tail = seal_manifest(manifest(c), c.key("sealer"))[len(PREFIX):]
+    tail = seal_manifest(manifest(c), c.key("sealer"))[len(PREFIX) :]
     tail = tail + "0" if len(tail) % 3 == 0 else tail[:-1] if len(tail) % 3 == 2 else tail
     assert len(tail) % 3 == 1
     c.done(PREFIX + tail, "refuse format")
@@ -1299,9 +1621,14 @@ def label_vectors(f: VectorFile) -> None:
     cose[idx + 5] = ord("B")
     c.done(text(bytes(cose)), "refuse signature")
     c = f.case("unknown-kid", "signed by a key no certificate binds")
-    c.done(seal_manifest(manifest(c), SigningKey(seed(f"stranger {c.code}"))), "refuse unknown_signer")
+    c.done(
+        seal_manifest(manifest(c), SigningKey(seed(f"stranger {c.code}"))), "refuse unknown_signer"
+    )
     c = f.case("unprotected-not-empty", "the unprotected header carries a field")
-    c.done(text(cose_over(manifest_to_cbor(manifest(c)), c.key("sealer"), unprotected={1: -8})), "refuse format")
+    c.done(
+        text(cose_over(manifest_to_cbor(manifest(c)), c.key("sealer"), unprotected={1: -8})),
+        "refuse format",
+    )
     c = f.case("protected-extra", "the protected header has a third entry")
     key = c.key("sealer")
     prot = cbor2.dumps({1: -8, 4: kid_of(key.key_id), 3: 0}, canonical=True)
@@ -1311,7 +1638,9 @@ def label_vectors(f: VectorFile) -> None:
     c.done(text(cose_over(manifest_to_cbor(manifest(c)), key, protected=prot)), "refuse format")
     c = f.case("manifest-not-deterministic", "a manifest map in non-deterministic key order")
     flds = fields_of(manifest(c))
-    body = b"\xaf" + b"".join(cbor2.dumps(k) + cbor2.dumps(flds[k]) for k in sorted(flds, reverse=True))
+    body = b"\xaf" + b"".join(
+        cbor2.dumps(k) + cbor2.dumps(flds[k]) for k in sorted(flds, reverse=True)
+    )
     c.done(text(cose_over(body, c.key("sealer"))), "refuse format")
     c = f.case("manifest-extra-key", "key 16 is not a manifest field")
     flds = fields_of(manifest(c))
@@ -1328,20 +1657,64 @@ def label_vectors(f: VectorFile) -> None:
         return text(cose_over(cbor2.dumps(flds, canonical=True), c.key("sealer")))
 
     for name, note, mutate in (
-        ("seals-count", "30 copies in bags of 10 with two seal serials", lambda d: d.__setitem__(9, ["S1", "S2"])),
+        (
+            "seals-count",
+            "30 copies in bags of 10 with two seal serials",
+            lambda d: d.__setitem__(9, ["S1", "S2"]),
+        ),
         ("seals-duplicate", "a seal serial twice", lambda d: d.__setitem__(9, ["S1", "S1", "S2"])),
         ("copies-zero", "copy count 0", lambda d: d.__setitem__(7, 0)),
-        ("copies-over", "copy count 10001", lambda d: (d.__setitem__(7, 10001), d.__setitem__(8, 10000), d.__setitem__(9, ["S1", "S2"]))),
-        ("window-before-issue", "the window opens before issued-at", lambda d: d.__setitem__(11, [d[14] - 1, d[14] + 3600])),
-        ("window-reversed", "the window ends before it starts", lambda d: d.__setitem__(11, [d[11][1], d[11][0]])),
-        ("expiry-before-issue", "expiry not later than issued-at", lambda d: d.__setitem__(15, d[14])),
-        ("route-repeat", "one person twice in a row", lambda d: d.__setitem__(12, [["a", "X"], ["a", "Y"]])),
-        ("route-nine-steps", "more than 8 route steps", lambda d: d.__setitem__(12, [[f"p{i}", "X"] for i in range(9)])),
+        (
+            "copies-over",
+            "copy count 10001",
+            lambda d: (
+                d.__setitem__(7, 10001),
+                d.__setitem__(8, 10000),
+                d.__setitem__(9, ["S1", "S2"]),
+            ),
+        ),
+        (
+            "window-before-issue",
+            "the window opens before issued-at",
+            lambda d: d.__setitem__(11, [d[14] - 1, d[14] + 3600]),
+        ),
+        (
+            "window-reversed",
+            "the window ends before it starts",
+            lambda d: d.__setitem__(11, [d[11][1], d[11][0]]),
+        ),
+        (
+            "expiry-before-issue",
+            "expiry not later than issued-at",
+            lambda d: d.__setitem__(15, d[14]),
+        ),
+        (
+            "route-repeat",
+            "one person twice in a row",
+            lambda d: d.__setitem__(12, [["a", "X"], ["a", "Y"]]),
+        ),
+        (
+            "route-nine-steps",
+            "more than 8 route steps",
+            lambda d: d.__setitem__(12, [[f"p{i}", "X"] for i in range(9)]),
+        ),
         ("classification-4", "classification is 1, 2 or 3", lambda d: d.__setitem__(13, 4)),
-        ("commitment-31", "the paper commitment is 32 bytes", lambda d: d.__setitem__(6, b"\x00" * 31)),
+        (
+            "commitment-31",
+            "the paper commitment is 32 bytes",
+            lambda d: d.__setitem__(6, b"\x00" * 31),
+        ),
         ("package-id-space", "an id with a space", lambda d: d.__setitem__(1, "PK 1")),
-        ("place-too-long", "a destination of 33 characters", lambda d: d.__setitem__(10, ["考" * 33, "R"])),
-        ("destination-three", "destination is [site, room]", lambda d: d.__setitem__(10, ["A", "B", "C"])),
+        (
+            "place-too-long",
+            "a destination of 33 characters",
+            lambda d: d.__setitem__(10, ["考" * 33, "R"]),
+        ),
+        (
+            "destination-three",
+            "destination is [site, room]",
+            lambda d: d.__setitem__(10, ["A", "B", "C"]),
+        ),
     ):
         c = f.case(f"manifest-{name}", f"valid signature, inconsistent manifest: {note}")
         c.done(signed_fields(c, mutate), "refuse format")
@@ -1352,36 +1725,89 @@ def label_vectors(f: VectorFile) -> None:
     c = f.case("sealer-recused", "the sealer is recused from the position")
     c.who("sealer", recusals=["position:P014"])
     c.done(seal_manifest(manifest(c), c.key("sealer")), "refuse recused")
-    c = f.case("sealer-superseded-later", "revoked (superseded) after issued-at: the label stays good")
+    c = f.case(
+        "sealer-superseded-later", "revoked (superseded) after issued-at: the label stays good"
+    )
     c.who("sealer")
-    s.revoke(c.key("sealer"), RevocationReason.SUPERSEDED, effective=RECEIVED - HOUR, issued=RECEIVED - HOUR)
+    s.revoke(
+        c.key("sealer"),
+        RevocationReason.SUPERSEDED,
+        effective=RECEIVED - HOUR,
+        issued=RECEIVED - HOUR,
+    )
     c.done(seal_manifest(manifest(c), c.key("sealer")), "accept")
     c = f.case("sealer-revoked-before", "revoked (left post) before issued-at")
     c.who("sealer")
-    s.revoke(c.key("sealer"), RevocationReason.LEFT_POST, effective=RECEIVED - 2 * DAY, issued=RECEIVED - 2 * DAY)
+    s.revoke(
+        c.key("sealer"),
+        RevocationReason.LEFT_POST,
+        effective=RECEIVED - 2 * DAY,
+        issued=RECEIVED - 2 * DAY,
+    )
     c.done(seal_manifest(manifest(c), c.key("sealer")), "refuse revoked")
-    c = f.case("sealer-compromised-backdated", "revoked for key_compromise (in force now) after the issued-at it claims")
+    c = f.case(
+        "sealer-compromised-backdated",
+        "revoked for key_compromise (in force now) after the issued-at it claims",
+    )
     c.who("sealer")
-    s.revoke(c.key("sealer"), RevocationReason.KEY_COMPROMISE, effective=RECEIVED - HOUR, issued=RECEIVED - HOUR)
+    s.revoke(
+        c.key("sealer"),
+        RevocationReason.KEY_COMPROMISE,
+        effective=RECEIVED - HOUR,
+        issued=RECEIVED - HOUR,
+    )
     c.done(seal_manifest(manifest(c), c.key("sealer")), "refuse revoked")
-    c = f.case("sealer-compromise-in-future", "a key_compromise revocation not yet in force at verification")
+    c = f.case(
+        "sealer-compromise-in-future",
+        "a key_compromise revocation not yet in force at verification",
+    )
     c.who("sealer")
-    s.revoke(c.key("sealer"), RevocationReason.KEY_COMPROMISE, effective=RECEIVED + HOUR, issued=RECEIVED - HOUR)
+    s.revoke(
+        c.key("sealer"),
+        RevocationReason.KEY_COMPROMISE,
+        effective=RECEIVED + HOUR,
+        issued=RECEIVED - HOUR,
+    )
     c.done(seal_manifest(manifest(c), c.key("sealer")), "accept")
     c = f.case("expired", "used after its expiry")
-    c.done(seal_manifest(manifest(c, issued_at=RECEIVED - 10 * DAY, opens_at=RECEIVED - 9 * DAY, closes_at=RECEIVED - 8 * DAY, expires_at=RECEIVED - SEC), c.key("sealer")), "refuse expired")
+    c.done(
+        seal_manifest(
+            manifest(
+                c,
+                issued_at=RECEIVED - 10 * DAY,
+                opens_at=RECEIVED - 9 * DAY,
+                closes_at=RECEIVED - 8 * DAY,
+                expires_at=RECEIVED - SEC,
+            ),
+            c.key("sealer"),
+        ),
+        "refuse expired",
+    )
     c = f.case("issued-in-future", "issued-at after the verifier's now")
-    c.done(seal_manifest(manifest(c, issued_at=RECEIVED + SEC), c.key("sealer")), "refuse not_yet_valid")
+    c.done(
+        seal_manifest(manifest(c, issued_at=RECEIVED + SEC), c.key("sealer")),
+        "refuse not_yet_valid",
+    )
     c = f.case("sealer-cert-expired", "the sealer's certificate ended before issued-at")
     c.who("sealer", not_after=RECEIVED - 2 * DAY)
     c.done(seal_manifest(manifest(c), c.key("sealer")), "refuse expired")
 
 
 FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
-    ("envelope", "env", "DSSE envelopes and canonical payload bytes (submitted as events)", envelope_vectors),
+    (
+        "envelope",
+        "env",
+        "DSSE envelopes and canonical payload bytes (submitted as events)",
+        envelope_vectors,
+    ),
     ("event.seal", "sea", "seal events", seal_vectors),
     ("event.dispatch", "dis", "dispatch events", lambda f: transfer_vectors(f, "dispatch")),
-    ("event.handover", "han", "handover events", lambda f: (transfer_vectors(f, "handover"), handover_extra(f))),
+    (
+        "event.handover",
+        "han",
+        "handover events",
+        lambda f: (transfer_vectors(f, "handover"), handover_extra(f)),
+    ),
     ("event.receive", "rec", "receive events (into storage)", receive_vectors),
     ("event.inspect", "ins", "inspect events", lambda f: inspect_vectors(f, "inspect")),
     ("event.patrol", "pat", "patrol events", lambda f: inspect_vectors(f, "patrol")),
@@ -1391,8 +1817,18 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
     ("event.recover", "rcv", "recover events", lambda f: pair_vectors(f, "recover")),
     ("event.return", "ret", "return events", return_vectors),
     ("event.destroy", "des", "destroy events", destroy_vectors),
-    ("event.officer", "off", "freeze, release, compromise, reroute, activate_backup, correction", officer_vectors),
-    ("event.packageless", "pkl", "leak_report, incident, system statements, paper_act", packageless_vectors),
+    (
+        "event.officer",
+        "off",
+        "freeze, release, compromise, reroute, activate_backup, correction",
+        officer_vectors,
+    ),
+    (
+        "event.packageless",
+        "pkl",
+        "leak_report, incident, system statements, paper_act",
+        packageless_vectors,
+    ),
     ("event.multi-package", "mul", "events naming several packages", multi_vectors),
     ("event.clock", "clk", "the server's clock: skew, offline capture, lag", clock_vectors),
     ("event.revocation", "rev", "revocation, expiry and compromise", revocation_vectors),
@@ -1423,7 +1859,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = build()
     if args.check:
-        stale = [n for n, b in files.items() if not (args.out / n).is_file() or (args.out / n).read_bytes() != b]
+        stale = [
+            n
+            for n, b in files.items()
+            if not (args.out / n).is_file() or (args.out / n).read_bytes() != b
+        ]
         for name in stale:
             print(f"stale: {args.out / name}")
         return 1 if stale else 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import re
 import sys
@@ -36,9 +37,27 @@ SKEW = timedelta(minutes=5)
 MAX_LAG = timedelta(hours=24)
 OFFLINE = {"handover", "inspect", "checkin", "patrol"}
 KINDS = {
-    "seal", "dispatch", "handover", "receive", "inspect", "patrol", "checkin", "open",
-    "distribute", "recover", "return", "destroy", "freeze", "release", "compromise", "reroute",
-    "activate_backup", "correction", "incident", "leak_report", "paper_act",
+    "seal",
+    "dispatch",
+    "handover",
+    "receive",
+    "inspect",
+    "patrol",
+    "checkin",
+    "open",
+    "distribute",
+    "recover",
+    "return",
+    "destroy",
+    "freeze",
+    "release",
+    "compromise",
+    "reroute",
+    "activate_backup",
+    "correction",
+    "incident",
+    "leak_report",
+    "paper_act",
 }
 PACKAGELESS = {"incident", "leak_report", "paper_act"}
 SYSTEM_KINDS = {"incident", "freeze", "compromise", "paper_act"}
@@ -59,15 +78,24 @@ ALLOWED_FROM = {
     "destroy": {"stored", "returned", "recovered"},
 }
 WHEN_FROZEN = {
-    "handover", "receive", "inspect", "patrol", "release", "destroy", "compromise", "reroute",
-    "correction", "incident", "freeze",
+    "handover",
+    "receive",
+    "inspect",
+    "patrol",
+    "release",
+    "destroy",
+    "compromise",
+    "reroute",
+    "correction",
+    "incident",
+    "freeze",
 }
 OPENED = {"opened", "distributed", "recovered", "returned"}
 TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class Refused(Exception):
+class Refused(Exception):  # noqa: N818 - a refusal, as the document names it
     def __init__(self, code: str, why: str = "") -> None:
         super().__init__(f"{code}: {why}")
         self.code = code
@@ -242,8 +270,13 @@ class Trust:
             assert c["authority"] == self.id
             key = b64d(c["signing_key"]["key"])
             self.certs[key_id(key)] = Cert(
-                key_id(key), key, c["subject"], frozenset(c["roles"]),
-                time_of(c["not_before"]), time_of(c["not_after"]), frozenset(c["recusals"]),
+                key_id(key),
+                key,
+                c["subject"],
+                frozenset(c["roles"]),
+                time_of(c["not_before"]),
+                time_of(c["not_after"]),
+                frozenset(c["recusals"]),
             )
         for raw in doc["revocations"]:
             env = parse_env(raw)
@@ -305,12 +338,24 @@ def parse_event(payload: bytes) -> Event:
         raise Refused("format", "NaN") from e
     if obj.get("type") != "custody.event.v1":
         raise Refused("format", "type")
-    if set(obj) - {"type", "kind", "authority", "time", "place", "packages", "actors", "body", "corrects"}:
+    if set(obj) - {
+        "type",
+        "kind",
+        "authority",
+        "time",
+        "place",
+        "packages",
+        "actors",
+        "body",
+        "corrects",
+    }:
         raise Refused("format", "extra field")
     if obj.get("kind") not in KINDS:
         raise Refused("format", "kind")
     packages, actors, body = obj.get("packages"), obj.get("actors"), obj.get("body")
-    if not isinstance(packages, dict) or not all(v is None or isinstance(v, str) for v in packages.values()):
+    if not isinstance(packages, dict) or not all(
+        v is None or isinstance(v, str) for v in packages.values()
+    ):
         raise Refused("format", "packages")
     if len(packages) > 1000 or not all(is_id(p) for p in packages):
         raise Refused("format", "package ids")
@@ -324,8 +369,15 @@ def parse_event(payload: bytes) -> Event:
     if not isinstance(actors, dict) or not all(isinstance(v, str) for v in actors.values()):
         raise Refused("format", "actors")
     return Event(
-        hashlib.sha256(payload).hexdigest(), obj["kind"], time_of(obj.get("time")), obj["place"],
-        packages, actors, body, corrects, obj["authority"],
+        hashlib.sha256(payload).hexdigest(),
+        obj["kind"],
+        time_of(obj.get("time")),
+        obj["place"],
+        packages,
+        actors,
+        body,
+        corrects,
+        obj["authority"],
     )
 
 
@@ -382,23 +434,36 @@ def slots(e: Event, s: State | None) -> list[Slot]:
         return [slot("sealer", {"proposer", "printer"}, actor(e, "sealer"))]
     if k in TRANSFERS:
         assert s is not None
-        out = [slot("releaser", HOLDER_ROLES, s.holder), slot("receiver", HOLDER_ROLES, actor(e, "receiver"))]
+        out = [
+            slot("releaser", HOLDER_ROLES, s.holder),
+            slot("receiver", HOLDER_ROLES, actor(e, "receiver")),
+        ]
         if k == "receive":
             out.append(slot("custodian2", {"custodian"}, actor(e, "custodian2")))
         elif s.witness and k in {"dispatch", "handover"}:
             out.append(slot("witness", {"supervisor"}, actor(e, "witness")))
         return out
     if k in {"inspect", "patrol"}:
-        return [slot("inspector", {"custodian", "secrecy_officer", "supervisor", "courier"}, actor(e, "inspector"))]
+        return [
+            slot(
+                "inspector",
+                {"custodian", "secrecy_officer", "supervisor", "courier"},
+                actor(e, "inspector"),
+            )
+        ]
     if k == "checkin":
         assert s is not None
         return [slot("escort", {"courier"}, s.holder)]
     if k in {"open", "distribute", "recover"}:
-        return [slot("examiner", {"chief_examiner"}, actor(e, "examiner")),
-                slot("supervisor", {"supervisor"}, actor(e, "supervisor"))]
+        return [
+            slot("examiner", {"chief_examiner"}, actor(e, "examiner")),
+            slot("supervisor", {"supervisor"}, actor(e, "supervisor")),
+        ]
     if k == "destroy":
-        return [slot("officer", {"destruction_officer"}, actor(e, "officer")),
-                slot("witness", {"supervisor", "secrecy_officer", "auditor"}, actor(e, "witness"))]
+        return [
+            slot("officer", {"destruction_officer"}, actor(e, "officer")),
+            slot("witness", {"supervisor", "secrecy_officer", "auditor"}, actor(e, "witness")),
+        ]
     if k == "leak_report":
         return [slot("reporter", ALL_ROLES, actor(e, "reporter"))]
     if k == "incident":
@@ -408,7 +473,9 @@ def slots(e: Event, s: State | None) -> list[Slot]:
     raise Refused("format", f"{k} not from people")
 
 
-def assign(reqs: list[Slot], eligible: dict[str, list[Cert]], used: frozenset[str]) -> dict[str, Cert] | None:
+def assign(
+    reqs: list[Slot], eligible: dict[str, list[Cert]], used: frozenset[str]
+) -> dict[str, Cert] | None:
     if not reqs:
         return {}
     for cert in eligible[reqs[0].name]:
@@ -482,8 +549,15 @@ class Log:
             return True
         raise Refused("clock", "too early")
 
-    def _signers(self, e: Event, env: Env, found: set[str], unmatched: list[int],
-                 states: list[State], received: datetime) -> dict[str, Cert] | None:
+    def _signers(
+        self,
+        e: Event,
+        env: Env,
+        found: set[str],
+        unmatched: list[int],
+        states: list[State],
+        received: datetime,
+    ) -> dict[str, Cert] | None:
         t = self.trust
         if "system" in e.actors:
             if e.kind not in SYSTEM_KINDS:
@@ -505,8 +579,10 @@ class Log:
             first = asked[0]
             for theirs in asked[1:]:
                 same = (isinstance(first, Refused) and isinstance(theirs, Refused)) or (
-                    not isinstance(first, Refused) and not isinstance(theirs, Refused)
-                    and set(first) == set(theirs))
+                    not isinstance(first, Refused)
+                    and not isinstance(theirs, Refused)
+                    and set(first) == set(theirs)
+                )
                 if not same:
                     raise Refused("mixed_packages")
             if isinstance(first, Refused):
@@ -517,8 +593,11 @@ class Log:
                 scope += [x for x in s.scope if x not in scope]
         else:
             reqs = slots(e, None)
-            scope = [f"exam:{e.body.get('exam')}", f"position:{e.body.get('position')}",
-                     *(f"package:{p}" for p in e.packages)]
+            scope = [
+                f"exam:{e.body.get('exam')}",
+                f"position:{e.body.get('position')}",
+                *(f"package:{p}" for p in e.packages),
+            ]
         tags = frozenset(scope)
         problems: list[Refused] = []
         for i in unmatched:
@@ -538,8 +617,13 @@ class Log:
             persons.add(cert.subject)
             signers.append(cert)
         eligible = {
-            r.name: [c for c in signers if c.roles & r.roles
-                     and (r.person is None or c.subject == r.person) and not c.recusals & tags]
+            r.name: [
+                c
+                for c in signers
+                if c.roles & r.roles
+                and (r.person is None or c.subject == r.person)
+                and not c.recusals & tags
+            ]
             for r in reqs
         }
         filled = assign(reqs, eligible, frozenset())
@@ -571,8 +655,9 @@ class Log:
             raise problems[0]
         return filled
 
-    def _transition(self, e: Event, filled: dict[str, Cert] | None, received: datetime
-                    ) -> tuple[dict[str, State], list[str]]:
+    def _transition(
+        self, e: Event, filled: dict[str, Cert] | None, received: datetime
+    ) -> tuple[dict[str, State], list[str]]:
         if e.kind == "correction" and not e.corrects:
             raise Refused("format", "correction names what it corrects")
         new: dict[str, State] = {}
@@ -600,7 +685,12 @@ class Log:
     @staticmethod
     def _sealed(e: Event, p: str) -> State:
         b = e.body
-        route, window, seals, copies = b.get("route"), b.get("window"), b.get("seals"), b.get("copies")
+        route, window, seals, copies = (
+            b.get("route"),
+            b.get("window"),
+            b.get("seals"),
+            b.get("copies"),
+        )
         if not isinstance(route, list) or not route or not all(isinstance(x, str) for x in route):
             raise Refused("format", "route")
         if not isinstance(window, dict):
@@ -608,21 +698,39 @@ class Log:
         start, end = time_of(window.get("start")), time_of(window.get("end"))
         if end <= start:
             raise Refused("format", "window order")
-        if not isinstance(seals, list) or not all(isinstance(x, str) for x in seals) \
-                or not seals or len(set(seals)) != len(seals):
+        if (
+            not isinstance(seals, list)
+            or not all(isinstance(x, str) for x in seals)
+            or not seals
+            or len(set(seals)) != len(seals)
+        ):
             raise Refused("format", "seals")
         if not isinstance(copies, int) or isinstance(copies, bool) or copies <= 0:
             raise Refused("format", "copies")
         for k in ("exam", "position", "paper"):
             if not isinstance(b.get(k), str) or not b.get(k):
                 raise Refused("format", k)
-        return State(b["exam"], b["position"], p, copies, tuple(seals), start, end, tuple(route),
-                     bool(b.get("handover_witness", False)), "sealed", e.actors["sealer"], -1,
-                     e.id, e.time)
+        return State(
+            b["exam"],
+            b["position"],
+            p,
+            copies,
+            tuple(seals),
+            start,
+            end,
+            tuple(route),
+            bool(b.get("handover_witness", False)),
+            "sealed",
+            e.actors["sealer"],
+            -1,
+            e.id,
+            e.time,
+        )
 
     @staticmethod
-    def _step(e: Event, s: State, filled: dict[str, Cert] | None, at: datetime,
-              findings: list[str]) -> dict[str, Any]:
+    def _step(
+        e: Event, s: State, filled: dict[str, Cert] | None, at: datetime, findings: list[str]
+    ) -> dict[str, Any]:
         k = e.kind
         if s.frozen and k not in WHEN_FROZEN:
             raise Refused("frozen")
@@ -714,11 +822,11 @@ def base45_decode(text: str) -> bytes:
 def cbor(data: bytes) -> Any:
     try:
         return cbor2.loads(data, max_depth=4, allow_indefinite=False, allow_duplicate_keys=False)
-    except Exception as e:  # noqa: BLE001 - any decoder failure is a format refusal
+    except Exception as e:
         raise Refused("format", "CBOR") from e
 
 
-def verify_label(text: str, trust: Trust, now: datetime) -> None:  # noqa: C901, PLR0912
+def verify_label(text: str, trust: Trust, now: datetime) -> None:
     text = text.strip()
     if len(text) > 1600:
         raise Refused("format", "too long")
@@ -753,8 +861,13 @@ def verify_label(text: str, trust: Trust, now: datetime) -> None:  # noqa: C901,
     if len(sig) != 64:
         raise Refused("format", "sig size")
     header = cbor(protected)
-    if not isinstance(header, Mapping) or set(header) != {1, 4} or header[1] != -8 \
-            or not isinstance(header[4], bytes) or len(header[4]) != 8:
+    if (
+        not isinstance(header, Mapping)
+        or set(header) != {1, 4}
+        or header[1] != -8
+        or not isinstance(header[4], bytes)
+        or len(header[4]) != 8
+    ):
         raise Refused("format", "protected header")
     kid = header[4]
     if protected != b"\xa2\x01\x27\x04\x48" + kid:
@@ -789,7 +902,7 @@ def verify_label(text: str, trust: Trust, now: datetime) -> None:  # noqa: C901,
         raise Refused("expired")
 
 
-def _manifest(m: Mapping[int, Any]) -> dict[str, datetime]:  # noqa: C901
+def _manifest(m: Mapping[int, Any]) -> dict[str, datetime]:
     def uint(v: Any) -> int:
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**40:
             raise Refused("format", "uint")
@@ -816,7 +929,11 @@ def _manifest(m: Mapping[int, Any]) -> dict[str, datetime]:  # noqa: C901
     if not 0 < copies <= 10000 or not 0 < bag <= 10000:
         raise Refused("format", "counts")
     seals = array(m[9])
-    if not 0 < len(seals) <= 16 or not all(is_id(s) for s in seals) or len(set(seals)) != len(seals):
+    if (
+        not 0 < len(seals) <= 16
+        or not all(is_id(s) for s in seals)
+        or len(set(seals)) != len(seals)
+    ):
         raise Refused("format", "seals")
     if len(seals) != -(-copies // bag):
         raise Refused("format", "one seal per bag")
@@ -831,12 +948,15 @@ def _manifest(m: Mapping[int, Any]) -> dict[str, datetime]:  # noqa: C901
         if not is_id(person):
             raise Refused("format", "route person")
         place(where)
-    if any(a[0] == b[0] for a, b in zip(route, route[1:], strict=False)):
+    if any(a[0] == b[0] for a, b in itertools.pairwise(route)):
         raise Refused("format", "twice in a row")
     if uint(m[13]) not in (1, 2, 3):
         raise Refused("format", "classification")
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return {"issued": epoch + timedelta(seconds=issued), "expires": epoch + timedelta(seconds=expires)}
+    return {
+        "issued": epoch + timedelta(seconds=issued),
+        "expires": epoch + timedelta(seconds=expires),
+    }
 
 
 # --- the vectors ----------------------------------------------------------------------------
@@ -854,23 +974,38 @@ class Result:
 def run(directory: Path) -> list[Result]:
     season = json.loads((directory / "season.json").read_text("utf-8"))
     trust = Trust(season["trust"])
-    files = [json.loads(p.read_text("utf-8")) for p in sorted(directory.glob("*.json"))
-             if p.name != "season.json"]
+    files = [
+        json.loads(p.read_text("utf-8"))
+        for p in sorted(directory.glob("*.json"))
+        if p.name != "season.json"
+    ]
     log = Log(trust)
     results: list[Result] = []
     # Passes by receive clock, earliest first: a log's receive time never goes back.
-    clocks = sorted({time_of(f["received"]) for f in files}
-                    | {time_of(c["setup_received"]) for f in files for c in f["cases"] if "setup_received" in c})
+    clocks = sorted(
+        {time_of(f["received"]) for f in files}
+        | {time_of(c["setup_received"]) for f in files for c in f["cases"] if "setup_received" in c}
+    )
     for clock in clocks:
         for f in files:
             for case in f["cases"]:
                 setup_clock = time_of(case.get("setup_received", f["received"]))
                 expected = case["expect"]
                 if setup_clock == clock:
-                    bad = next(((i, got) for i, step in enumerate(case["setup"])
-                                if (got := log.submit(step, clock))[0] is not None), None)
+                    bad = next(
+                        (
+                            (i, got)
+                            for i, step in enumerate(case["setup"])
+                            if (got := log.submit(step, clock))[0] is not None
+                        ),
+                        None,
+                    )
                     if bad is not None:
-                        results.append(Result(f["kind"], case["name"], expected, f"setup {bad[0]}: {bad[1][0]}"))
+                        results.append(
+                            Result(
+                                f["kind"], case["name"], expected, f"setup {bad[0]}: {bad[1][0]}"
+                            )
+                        )
                         continue
                 if time_of(f["received"]) != clock:
                     continue
@@ -883,8 +1018,18 @@ def run(directory: Path) -> list[Result]:
                 else:
                     code, findings = log.submit(case["input"], clock)
                 got = "accept" if code is None else f"refuse {code}"
-                ok = got == expected and (code is not None or findings == sorted(case.get("findings", [])))
-                results.append(Result(f["kind"], case["name"], expected, got + (f" {findings}" if findings else ""), ok))
+                ok = got == expected and (
+                    code is not None or findings == sorted(case.get("findings", []))
+                )
+                results.append(
+                    Result(
+                        f["kind"],
+                        case["name"],
+                        expected,
+                        got + (f" {findings}" if findings else ""),
+                        ok,
+                    )
+                )
     return results
 
 

@@ -27,14 +27,29 @@ def test_it_imports_nothing_of_the_project() -> None:
             imported.add(node.module.split(".")[0])
     assert not imported & PROJECT, sorted(imported & PROJECT)
     assert imported <= {
-        "__future__", "base64", "binascii", "hashlib", "json", "re", "sys", "zlib",
-        "collections", "dataclasses", "datetime", "pathlib", "typing", "cbor2", "nacl",
+        "__future__",
+        "base64",
+        "binascii",
+        "hashlib",
+        "json",
+        "re",
+        "sys",
+        "zlib",
+        "collections",
+        "dataclasses",
+        "datetime",
+        "pathlib",
+        "typing",
+        "cbor2",
+        "nacl",
     }, sorted(imported)
 
 
 def test_it_agrees_with_every_vector() -> None:
     results = independent_verifier.run(VECTORS)
-    files = [json.loads(p.read_text("utf-8")) for p in VECTORS.glob("*.json") if p.name != "season.json"]
+    files = [
+        json.loads(p.read_text("utf-8")) for p in VECTORS.glob("*.json") if p.name != "season.json"
+    ]
     assert len(results) == sum(len(f["cases"]) for f in files)
     wrong = [f"{r.kind}/{r.name}: expected {r.expected}, got {r.got}" for r in results if not r.ok]
     assert not wrong, "\n".join(wrong)
@@ -55,4 +70,6 @@ def test_it_catches_a_wrong_expectation(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
     results = independent_verifier.run(copy)
     wrong = [r for r in results if not r.ok]
-    assert [(r.kind, r.name, r.got) for r in wrong] == [("event.open", "before-window", "refuse window")]
+    assert [(r.kind, r.name, r.got) for r in wrong] == [
+        ("event.open", "before-window", "refuse window")
+    ]

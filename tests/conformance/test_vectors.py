@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -88,8 +87,10 @@ def run_all(tmp: Path) -> tuple[Season, list[VectorFile], list[CaseResult]]:
 
 
 @pytest.fixture(scope="module")
-def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Season, list[VectorFile], list[CaseResult]]]:
-    yield run_all(tmp_path_factory.mktemp("vectors"))
+def outcome(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Season, list[VectorFile], list[CaseResult]]:
+    return run_all(tmp_path_factory.mktemp("vectors"))
 
 
 def test_committed_vectors_are_what_the_generator_writes() -> None:
@@ -126,12 +127,42 @@ def test_vectors_cover_every_kind_and_code(
             if case.expect.code is not None:
                 codes.add(case.expect.code)
     assert kinds >= {
-        "seal", "dispatch", "handover", "receive", "inspect", "patrol", "checkin", "open",
-        "distribute", "recover", "return", "destroy", "freeze", "release", "compromise",
-        "reroute", "activate_backup", "correction", "leak_report",
+        "seal",
+        "dispatch",
+        "handover",
+        "receive",
+        "inspect",
+        "patrol",
+        "checkin",
+        "open",
+        "distribute",
+        "recover",
+        "return",
+        "destroy",
+        "freeze",
+        "release",
+        "compromise",
+        "reroute",
+        "activate_backup",
+        "correction",
+        "leak_report",
     }
     assert codes >= {
-        "format", "signature", "unknown_signer", "duplicate_signature", "threshold", "role",
-        "recused", "route", "window", "chain", "closed", "frozen", "clock", "mixed_packages",
-        "revoked", "expired", "not_yet_valid",
+        "format",
+        "signature",
+        "unknown_signer",
+        "duplicate_signature",
+        "threshold",
+        "role",
+        "recused",
+        "route",
+        "window",
+        "chain",
+        "closed",
+        "frozen",
+        "clock",
+        "mixed_packages",
+        "revoked",
+        "expired",
+        "not_yet_valid",
     }

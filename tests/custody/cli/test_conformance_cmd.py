@@ -29,7 +29,11 @@ ENV = {
 
 def custody(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({list(argv)!r}))"],
+        [
+            sys.executable,
+            "-c",
+            f"from custody.cli import main; raise SystemExit(main({list(argv)!r}))",
+        ],
         env=ENV,
         capture_output=True,
         text=True,
@@ -41,9 +45,23 @@ def custody(*argv: str) -> subprocess.CompletedProcess[str]:
 class Serve:
     def __init__(self, home: Path, now: str) -> None:
         port = free_port()
-        argv = ["--home", str(home), "--now", now, "serve", "--port", str(port), "--desk-every", "0"]
+        argv = [
+            "--home",
+            str(home),
+            "--now",
+            now,
+            "serve",
+            "--port",
+            str(port),
+            "--desk-every",
+            "0",
+        ]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],
+            [
+                sys.executable,
+                "-c",
+                f"from custody.cli import main; raise SystemExit(main({argv!r}))",
+            ],
             env=ENV,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -78,7 +96,9 @@ def test_conformance_against_a_live_service(tmp_path: Path) -> None:
     for clock in clocks:
         serve = Serve(home, clock)
         try:
-            run = custody("--json", "conformance", str(VECTORS), "--url", serve.url, "--received", clock)
+            run = custody(
+                "--json", "conformance", str(VECTORS), "--url", serve.url, "--received", clock
+            )
         finally:
             serve.stop()
         assert run.returncode == 0, run.stdout + run.stderr
