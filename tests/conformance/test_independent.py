@@ -31,6 +31,7 @@ def test_it_imports_nothing_of_the_project() -> None:
         "base64",
         "binascii",
         "hashlib",
+        "itertools",
         "json",
         "re",
         "sys",
