@@ -199,6 +199,7 @@ class Case:
     clock: datetime = SETUP
     policy: dict[str, bool] = field(default_factory=dict)  # package -> handover witness
     setup_received: datetime | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # label SHA-256 -> label text
 
     def early(self) -> Case:
         """Receive this case's setup at the earlier clock (EARLY), its input at RECEIVED."""
@@ -332,6 +333,7 @@ class Case:
             expires_at=at + 30 * DAY,
         )
         label = seal_manifest(manifest, self.key(sealer))
+        self.labels[hashlib.sha256(label.encode()).hexdigest()] = label
         seal_body = seal_event_body(manifest, self.who(sealer), label, handover_witness=witness)
         if body is not None:
             seal_body = {**seal_body, **body}
