@@ -142,6 +142,8 @@ def examples() -> dict[str, str]:
     story.append(("seal-3", c.setup[-1]))
     refused = c.transfer_env("dispatch", [c.pkg(3)], "sealer", "courier1")
 
+    fourth = c.seal_env(4, sealer="printer")  # enrolled before the season is made
+
     with tempfile.TemporaryDirectory() as tmp:
         home = Home(Path(tmp) / "season")
         create_season_home(
@@ -164,6 +166,13 @@ def examples() -> dict[str, str]:
                 answers[name] = r
             bad = client.post("/v1/events", content=json.dumps(refused).encode())
             assert bad.status_code == 422, bad.text
+            batch = client.post("/v1/events", content=json.dumps([fourth, refused]).encode())
+            assert batch.status_code == 201, batch.text
+            out["api-post-batch"] = _http(
+                "POST /v1/events",
+                "[<a seal of a fourth package>, <the refused dispatch again>]",
+                batch,
+            )
             backend = app.state.backend
             first = answers["seal"].json()
             out["api-post-event"] = _http(
