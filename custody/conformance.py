@@ -24,8 +24,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +43,8 @@ VECTOR_FORMAT = "custody-vectors/v1"
 SEASON_FORMAT = "custody-vector-season/v1"
 SEASON_FILE = "season.json"
 LABEL_KIND = "label"
+# Kinds a verifier checks offline, with keys the file names: a service has no route for them.
+OFFLINE_KINDS = frozenset({"trust-bundle", "checkpoint"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class VectorFile:
     title: str
     received: datetime
     cases: tuple[VectorCase, ...]
+    extra: Mapping[str, Any] = field(default_factory=dict)  # file-level keys (pin, vkeys)
 
     def setup_clock(self, case: VectorCase) -> datetime:
         return case.setup_received or self.received
@@ -158,7 +161,9 @@ def parse_vector_file(data: bytes) -> VectorFile:
                 findings=tuple(sorted(findings)),
             )
         )
-    return VectorFile(kind, str(f.obj.get("title", "")), f.time("received"), tuple(cases))
+    known = {"format", "kind", "title", "season", "received", "cases"}
+    extra = {k: v for k, v in f.obj.items() if k not in known}
+    return VectorFile(kind, str(f.obj.get("title", "")), f.time("received"), tuple(cases), extra)
 
 
 def load_vectors(directory: Path) -> tuple[Season, list[VectorFile]]:
@@ -287,6 +292,10 @@ class Client:
         status, body = self.request("POST", "/v1/events", json.dumps(envelope).encode())
         return _answer(status, body, event=True)
 
+    def offline(self, file: VectorFile, text: Any) -> Answer | None:
+        """A service has no route for trust bundles or checkpoints: checked offline only."""
+        return None
+
     def verify_label(self, text: Any) -> Answer:
         data = text.encode("utf-8") if isinstance(text, str) else b""
         status, body = self.request("POST", "/v1/labels/verify", data)
@@ -337,11 +346,16 @@ def run_http(
 
 
 class Door(Protocol):
-    """Where vectors are submitted: a live service (``Client``), or a log in process."""
+    """Where vectors are submitted: a live service (``Client``), or a log in process.
+
+    ``offline`` judges a case of an offline kind (``OFFLINE_KINDS``) with the file's keys, or
+    answers ``None`` where there is nothing to submit it to (a service)."""
 
     def submit(self, envelope: Any) -> Answer: ...
 
     def verify_label(self, text: Any) -> Answer: ...
+
+    def offline(self, file: VectorFile, text: Any) -> Answer | None: ...
 
 
 def run_pass(
@@ -349,7 +363,7 @@ def run_pass(
 ) -> tuple[list[CaseResult], int]:
     """One pass at one clock: every statement received at ``received`` is submitted, in file
     and case order; the cases whose input is received then are judged. Returns the results
-    and the number of cases judged in another pass."""
+    and the number of cases not judged in this pass (another clock's, or offline only)."""
     results: list[CaseResult] = []
     elsewhere = 0
     for f in files:
@@ -360,6 +374,15 @@ def run_pass(
             else:
                 results.append(result)
     return results, elsewhere
+
+
+def offline_only(door: Door, files: Sequence[VectorFile]) -> int:
+    """How many cases ``door`` cannot judge (offline kinds, for a service)."""
+    return sum(
+        len(f.cases)
+        for f in files
+        if f.kind in OFFLINE_KINDS and f.cases and door.offline(f, f.cases[0].input) is None
+    )
 
 
 def _run_case(
@@ -374,7 +397,15 @@ def _run_case(
                 )
     if f.received != received:
         return None
-    answer = client.verify_label(case.input) if f.kind == LABEL_KIND else client.submit(case.input)
+    if f.kind in OFFLINE_KINDS:
+        offline = client.offline(f, case.input)
+        if offline is None:
+            return None
+        answer = offline
+    elif f.kind == LABEL_KIND:
+        answer = client.verify_label(case.input)
+    else:
+        answer = client.submit(case.input)
     return CaseResult(f.kind, case.name, _expected(case), str(answer), judge(case, answer))
 
 

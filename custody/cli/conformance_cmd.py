@@ -24,6 +24,7 @@ from custody.conformance import (
     clocks,
     create_season_home,
     load_vectors,
+    offline_only,
     run_http,
 )
 from custody.errors import UsageError, VerificationError
@@ -76,7 +77,10 @@ def conformance(
             f"--received {format_time(clock)} is not a clock of these vectors "
             f"({', '.join(format_time(t) for t in needed)})"
         )
-    results, elsewhere = run_http(Client(url), season, files, received=clock)
+    client = Client(url)
+    results, elsewhere = run_http(client, season, files, received=clock)
+    offline = offline_only(client, files)
+    elsewhere -= offline
     total = Counter(r.kind for r in results)
     passed = Counter(r.kind for r in results if r.ok)
     failed = [r for r in results if not r.ok]
@@ -87,6 +91,7 @@ def conformance(
                 "received": format_time(clock),
                 "per_kind": {k: {"cases": total[k], "passed": passed[k]} for k in sorted(total)},
                 "judged_in_other_passes": elsewhere,
+                "offline_only": offline,
                 "failed": [r.as_dict() for r in failed],
             }
         )
@@ -103,6 +108,7 @@ def conformance(
         st.out.print(
             f"  {sum(passed.values())}/{len(results)} agree"
             + (f"; {elsewhere} case(s) are judged in another pass" if elsewhere else "")
+            + (f"; {offline} offline-only case(s) (trust bundles, checkpoints)" if offline else "")
         )
     if failed:
         raise typer.Exit(VerificationError.exit_code)

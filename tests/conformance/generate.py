@@ -33,6 +33,15 @@ import nacl.public
 
 from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import canonical_json, format_time, utc
+from crypto.note import (
+    Checkpoint,
+    CosignatureVerifier,
+    NoteVerifier,
+    cosign,
+    sign_checkpoint,
+    sign_note,
+    signature_line,
+)
 from crypto.signing import SigningKey
 from crypto.vocabulary import Classification
 from custody.events import EVENT_TYPE
@@ -478,6 +487,7 @@ class VectorFile:
     def __init__(self, season: Season, kind: str, code: str, title: str) -> None:
         self.season, self.kind, self.code, self.title = season, kind, code, title
         self.cases: list[Case] = []
+        self.extra: dict[str, Any] = {}  # file-level inputs (keys to verify with)
 
     def case(self, name: str, note: str = "") -> Case:
         c = Case(self.season, f"{self.code}{len(self.cases) + 1:02d}", name, note)
@@ -495,6 +505,7 @@ class VectorFile:
             "title": self.title,
             "season": "season.json",
             "received": format_time(RECEIVED),
+            **self.extra,
             "cases": [c.as_json() for c in self.cases],
         }
 
@@ -901,6 +912,15 @@ def inspect_vectors(f: VectorFile, kind: str) -> None:
     c = f.case("accept-courier-on-route", "a courier on the package's route")
     c.to(at)
     c.done(c.event(kind, [c.pkg()], {"inspector": c.who("courier2")}, {}, ["courier2"]), "accept")
+    c = f.case("inspector-not-signed", "the inspector actors names did not sign; another did")
+    c.to(at)
+    c.done(
+        c.event(kind, [c.pkg()], {"inspector": c.who("custodian2")}, {}, ["custodian1"]),
+        "refuse threshold",
+    )
+    c = f.case("inspector-not-named", "actors names no inspector")
+    c.to(at)
+    c.done(c.event(kind, [c.pkg()], {}, {}, ["custodian2"]), "refuse threshold")
     c = f.case("courier-no-part", "a courier neither holding nor on the route")
     c.to(at)
     c.done(
@@ -1017,6 +1037,9 @@ def pair_vectors(f: VectorFile, kind: str) -> None:
     c = f.case("supervisor-not-signed", "no supervisor, no opening")
     c.to(before)
     c.done(c.pair_env(kind, [c.pkg()], body, signers=["examiner"]), "refuse threshold")
+    c = f.case("examiner-not-signed", "the chief examiner did not sign")
+    c.to(before)
+    c.done(c.pair_env(kind, [c.pkg()], body, signers=["supervisor"]), "refuse threshold")
     c = f.case("supervisor-not-named", "actors names no supervisor")
     c.to(before)
     c.done(
@@ -1121,6 +1144,9 @@ def destroy_vectors(f: VectorFile) -> None:
         ),
         "accept",
     )
+    c = f.case("officer-not-signed", "the destruction officer did not sign")
+    c.to("returned")
+    c.done(c.destroy_env([c.pkg()], signers=["supervisor"]), "refuse threshold")
     c = f.case("witness-missing", "no witness")
     c.to("returned")
     c.done(
@@ -1167,6 +1193,18 @@ def officer_vectors(f: VectorFile) -> None:
             ),
             "refuse role",
         )
+    c = f.case("officer-not-signed", "the secrecy officer actors names did not sign")
+    c.to("stored")
+    c.done(
+        c.officer_env("freeze", [c.pkg()], {"reason": "x"}, signers=["custodian1"]),
+        "refuse threshold",
+    )
+    c = f.case("officer-not-named", "actors names no officer")
+    c.to("stored")
+    c.done(
+        c.officer_env("freeze", [c.pkg()], {"reason": "x"}, actors={}, signers=["secrecy"]),
+        "refuse threshold",
+    )
     c = f.case("reroute-accept", "a new rest of the route")
     c.to("in_transit")
     c.done(c.officer_env("reroute", [c.pkg()], {"route": [c.who("courier3")]}), "accept")
@@ -1795,6 +1833,221 @@ def label_vectors(f: VectorFile) -> None:
     c.done(seal_manifest(manifest(c), c.key("sealer")), "refuse expired")
 
 
+# --- trust bundles and checkpoints (verified offline) ---------------------------------------
+
+
+def _signed(
+    payload: dict[str, Any] | bytes, payload_type: str, *keys: SigningKey
+) -> dict[str, Any]:
+    raw = payload if isinstance(payload, bytes) else canonical_json(payload)
+    return env_obj(sign_envelope(payload_type, raw, keys))
+
+
+def trust_bundle_vectors(f: VectorFile) -> None:
+    s = f.season
+    root = s.root
+    stranger = SigningKey(seed("stranger root"))
+    cert_type = "application/vnd.custody.certificate.v1+json"
+    rev_type = "application/vnd.custody.revocation.v1+json"
+    bundle_type = "application/vnd.custody.trust-bundle.v1+json"
+
+    def person(c: Case, role: str) -> dict[str, Any]:
+        c.who(role)
+        return json.loads(base64.b64decode(s.certificates[-1].to_json_obj()["payload"]))
+
+    def bundle(
+        authority: Any,
+        certs: list[Any],
+        revs: list[Any],
+        *signers: SigningKey,
+        payload_type: str = bundle_type,
+        kind: str = "custody.trust-bundle.v1",
+    ) -> str:
+        payload = {
+            "type": kind,
+            "authority": authority,
+            "certificates": certs,
+            "revocations": revs,
+            "issued_at": format_time(RECEIVED),
+        }
+        return json.dumps(_signed(payload, payload_type, *(signers or (root,))))
+
+    auth = s.authority_envelope.to_json_obj()
+    f.extra = {"pin": s.authority.id}
+
+    c = f.case("accept", "the authority, two certificates and a revocation, all root-signed")
+    one, two = person(c, "courier1"), person(c, "custodian1")
+    rev = Revocation(
+        s.authority.id, c.key("courier1").key_id, RECEIVED, RevocationReason.LEFT_POST, RECEIVED, ""
+    )
+    c.done(
+        bundle(
+            auth,
+            [_signed(one, cert_type, root), _signed(two, cert_type, root)],
+            [_signed(rev.payload(), rev_type, root)],
+        ),
+        "accept",
+    )
+    c = f.case("accept-empty", "the authority alone")
+    c.done(bundle(auth, [], []), "accept")
+    c = f.case("bundle-signed-by-another-key", "the bundle's signature is not the root key's")
+    c.done(bundle(auth, [], [], stranger), "refuse signature")
+    c = f.case("bundle-extra-signature", "the root's signature and another one")
+    c.done(bundle(auth, [], [], root, stranger), "refuse signature")
+    c = f.case(
+        "another-authority", "a self-consistent bundle of another authority, against the pinned one"
+    )
+    other = Authority(
+        "其他 Other",
+        stranger.verify_key,
+        s.log.verify_key,
+        s.system.verify_key,
+        f"custody/{stranger.key_id[:16]}",
+        CERT_FROM,
+    )
+    c.done(
+        bundle(issue_authority(other, stranger).to_json_obj(), [], [], stranger), "refuse issuer"
+    )
+    c = f.case("authority-not-self-signed", "the authority statement signed by another key")
+    c.done(
+        bundle(
+            _signed(s.authority.payload(), "application/vnd.custody.authority.v1+json", stranger),
+            [],
+            [],
+        ),
+        "refuse issuer",
+    )
+    c = f.case("certificate-not-root-signed", "a certificate signed by another key")
+    c.done(bundle(auth, [_signed(person(c, "courier1"), cert_type, stranger)], []), "refuse issuer")
+    c = f.case("certificate-extra-signature", "a certificate signed by the root and another key")
+    c.done(
+        bundle(auth, [_signed(person(c, "courier1"), cert_type, root, stranger)], []),
+        "refuse issuer",
+    )
+    c = f.case("certificate-other-authority", "a root-signed certificate naming another authority")
+    cert = {**person(c, "courier1"), "authority": "0" * 64}
+    c.done(bundle(auth, [_signed(cert, cert_type, root)], []), "refuse issuer")
+    c = f.case("certificate-wrong-type", "a certificate under the revocation payload type")
+    c.done(bundle(auth, [_signed(person(c, "courier1"), rev_type, root)], []), "refuse format")
+    for name, change in (
+        (
+            "window-reversed",
+            {"not_before": "2027-12-31T00:00:00Z", "not_after": "2027-01-01T00:00:00Z"},
+        ),
+        ("no-role", {"roles": []}),
+        ("unknown-role", {"roles": ["driver"]}),
+        ("time-format", {"not_before": "2027-01-01"}),
+        ("key-alg", {"signing_key": {"alg": "rsa", "key": "AAAA"}}),
+    ):
+        c = f.case(f"certificate-{name}", f"a root-signed certificate: {name.replace('-', ' ')}")
+        cert = {**person(c, "courier1"), **change}
+        c.done(bundle(auth, [_signed(cert, cert_type, root)], []), "refuse format")
+    c = f.case(
+        "certificate-small-order-key", "a root-signed certificate binding a small-order point"
+    )
+    cert = {
+        **person(c, "courier1"),
+        "signing_key": {"alg": "ed25519", "key": b64(bytes([1]) + bytes(31))},
+    }
+    c.done(bundle(auth, [_signed(cert, cert_type, root)], []), "refuse weak_key")
+    c = f.case("revocation-not-root-signed", "a revocation signed by another key")
+    rev = Revocation(
+        s.authority.id, c.key("courier1").key_id, RECEIVED, RevocationReason.SUSPENDED, RECEIVED, ""
+    )
+    c.done(bundle(auth, [], [_signed(rev.payload(), rev_type, stranger)]), "refuse issuer")
+    c = f.case(
+        "revocation-unknown-reason", "a root-signed revocation with a reason not in the list"
+    )
+    rev_obj = json.loads(rev.payload())
+    rev_obj["reason"] = "lost"
+    c.done(bundle(auth, [], [_signed(rev_obj, rev_type, root)]), "refuse format")
+    c = f.case("bundle-wrong-payload-type", "a bundle under the certificate payload type")
+    c.done(bundle(auth, [], [], payload_type=cert_type), "refuse format")
+    c = f.case("bundle-type-v2", "the payload's type is not custody.trust-bundle.v1")
+    c.done(bundle(auth, [], [], kind="custody.trust-bundle.v2"), "refuse format")
+    c = f.case("not-json", "not a JSON document")
+    c.done("custody trust bundle", "refuse format")
+
+
+def checkpoint_vectors(f: VectorFile) -> None:
+    s = f.season
+    origin = s.authority.log_origin
+    witness = SigningKey(seed("witness w1"))
+    stranger = SigningKey(seed("stranger log"))
+    cp = Checkpoint(origin, 5, hashlib.sha256(b"vector tree").digest())
+    signed = sign_checkpoint(cp, origin, s.log)
+    cosig = cosign(cp, WITNESS, witness, 1804150800)
+    f.extra = {
+        "origin": origin,
+        "verifier_keys": [
+            NoteVerifier(origin, s.log.verify_key).vkey(),
+            CosignatureVerifier(WITNESS, witness.verify_key).vkey(),
+        ],
+    }
+
+    def alter(line: str) -> str:
+        head, b64sig = line.rsplit(" ", 1)
+        raw = bytearray(base64.b64decode(b64sig))
+        raw[-1] ^= 1
+        return f"{head} {b64(bytes(raw))}\n"
+
+    c = f.case("accept", "a checkpoint signed by the log key")
+    c.done(signed, "accept")
+    c = f.case("accept-cosigned", "with a known witness's cosignature/v1 line")
+    c.done(signed + cosig, "accept")
+    c = f.case("accept-unknown-line", "with a signature by an unknown key: ignored")
+    c.done(signed + signature_line(cp.body(), "someone.example/other", stranger), "accept")
+    c = f.case("accept-name-known-hash-not", "a line with the log's name and another key: ignored")
+    c.done(signed + signature_line(cp.body(), origin, stranger), "accept")
+    c = f.case("accept-size-0-empty-root", "the empty tree with SHA-256 of nothing as its root")
+    c.done(
+        sign_checkpoint(Checkpoint(origin, 0, hashlib.sha256(b"").digest()), origin, s.log),
+        "accept",
+    )
+    c = f.case("signature-altered", "the log's signature does not verify")
+    c.done(cp.body() + "\n" + alter(signed.split("\n\n", 1)[1]), "refuse signature")
+    c = f.case("cosignature-altered", "a known witness's cosignature does not verify")
+    c.done(signed + alter(cosig), "refuse signature")
+    c = f.case("log-key-twice", "the log's signature line twice")
+    line = signed.split("\n\n", 1)[1]
+    c.done(signed + line, "refuse duplicate_signature")
+    c = f.case("unknown-only", "signed by an unknown key only")
+    c.done(sign_checkpoint(cp, "someone.example/other", stranger), "refuse unknown_signer")
+    c = f.case("cosignature-only", "a witness cosignature, no log signature")
+    c.done(cp.body() + "\n" + cosig, "refuse unknown_signer")
+    c = f.case("text-altered", "the size changed after signing")
+    c.done(signed.replace("\n5\n", "\n6\n", 1), "refuse signature")
+    c = f.case("no-blank-line", "no blank line before the signatures")
+    c.done(signed.replace("\n\n", "\n", 1), "refuse format")
+    c = f.case("no-final-newline", "the last signature line does not end in a newline")
+    c.done(signed[:-1], "refuse format")
+    c = f.case("size-leading-zero", "size 05")
+    c.done(sign_note(f"{origin}\n05\n{b64(cp.root)}\n", origin, s.log), "refuse format")
+    c = f.case("root-31-bytes", "a root of 31 bytes")
+    c.done(sign_note(f"{origin}\n5\n{b64(cp.root[:31])}\n", origin, s.log), "refuse format")
+    c = f.case("size-0-other-root", "the empty tree with another root")
+    c.done(sign_note(f"{origin}\n0\n{b64(cp.root)}\n", origin, s.log), "refuse format")
+    c = f.case("other-origin", "signed by the log key, but the origin line is another log's")
+    c.done(
+        sign_note(f"custody/0000000000000000\n5\n{b64(cp.root)}\n", origin, s.log), "refuse format"
+    )
+    c = f.case("control-character", "a tab in the origin line")
+    c.done(signed.replace(origin, origin + "\t", 1), "refuse format")
+    c = f.case("signature-base64-noncanonical", "the signature's base64 has non-zero padding bits")
+    head, tail = signed.rsplit(" ", 1)
+    b = tail.rstrip("\n")
+    pad = b.rstrip("=")
+    last = B64_ALPHABET.index(pad[-1])
+    bumped = pad[:-1] + B64_ALPHABET[last ^ 1] + b[len(pad) :]
+    c.done(f"{head} {bumped}\n", "refuse format")
+    c = f.case("dash-not-em", "a signature line starting with a hyphen")
+    c.done(signed.replace("\u2014 ", "- ", 1), "refuse format")
+
+
+WITNESS = "witness.example/w1"
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
 FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
     (
         "envelope",
@@ -1835,6 +2088,18 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
     ("event.clock", "clk", "the server's clock: skew, offline capture, lag", clock_vectors),
     ("event.revocation", "rev", "revocation, expiry and compromise", revocation_vectors),
     ("label", "lab", "package labels (QR payload CP1), verified at the fixed clock", label_vectors),
+    (
+        "trust-bundle",
+        "tru",
+        "trust bundles, verified against the pinned authority",
+        trust_bundle_vectors,
+    ),
+    (
+        "checkpoint",
+        "cpt",
+        "signed checkpoints and cosignatures, verified with the file's keys",
+        checkpoint_vectors,
+    ),
 ]
 
 

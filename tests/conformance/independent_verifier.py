@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
@@ -959,6 +960,202 @@ def _manifest(m: Mapping[int, Any]) -> dict[str, datetime]:
     }
 
 
+# --- trust bundles ----------------------------------------------------------------------------
+
+BUNDLE_TYPE = "application/vnd.custody.trust-bundle.v1+json"
+ROLES = ALL_ROLES
+REASONS = {"key_compromise", "superseded", "left_post", "conflict_of_interest", "suspended"}
+
+
+def ed_point(value: object) -> bytes:
+    raw = b64d(value)
+    if len(raw) != 32 or not nacl.bindings.crypto_core_ed25519_is_valid_point(raw):
+        raise Refused("weak_key", "not a canonical prime-order point")
+    return raw
+
+
+def root_only(env: Env, root: bytes) -> bool:
+    found, unmatched = signed_by(env, {key_id(root): root})
+    return found == {key_id(root)} and not unmatched
+
+
+def verify_authority(env: Env, pin: str | None) -> tuple[str, bytes]:
+    if env.payload_type != AUTHORITY_TYPE:
+        raise Refused("format", "authority type")
+    a = json_obj(env.payload)
+    if a.get("type") != "custody.authority.v1":
+        raise Refused("format", "authority")
+    for k in ("name", "log_origin"):
+        if not isinstance(a.get(k), str):
+            raise Refused("format", k)
+    root = ed_point(a.get("root_key"))
+    ed_point(a.get("log_key"))
+    ed_point(a.get("system_key"))
+    time_of(a.get("created_at"))
+    if pin is not None and key_id(root) != pin:
+        raise Refused("issuer", "not the pinned root")
+    if not root_only(env, root):
+        raise Refused("issuer", "authority not self-signed")
+    return key_id(root), root
+
+
+def verify_certificate(env: Env, root: bytes, authority: str) -> None:
+    if env.payload_type != CERTIFICATE_TYPE:
+        raise Refused("format", "certificate type")
+    if not root_only(env, root):
+        raise Refused("issuer", "certificate not root-signed")
+    c = json_obj(env.payload)
+    sk, ek = c.get("signing_key"), c.get("encryption_key")
+    if (
+        c.get("type") != "custody.certificate.v1"
+        or not isinstance(sk, dict)
+        or not isinstance(ek, dict)
+    ):
+        raise Refused("format", "certificate")
+    if sk.get("alg") != "ed25519" or ek.get("alg") != "x25519":
+        raise Refused("format", "algorithms")
+    for k in ("authority", "subject", "name", "organisation"):
+        if not isinstance(c.get(k), str):
+            raise Refused("format", k)
+    roles = c.get("roles")
+    if not isinstance(roles, list) or not all(isinstance(r, str) and r in ROLES for r in roles):
+        raise Refused("format", "roles")
+    ed_point(sk.get("key"))
+    if len(b64d(ek.get("key"))) != 32:
+        raise Refused("format", "x25519 key")
+    nb, na = time_of(c.get("not_before")), time_of(c.get("not_after"))
+    time_of(c.get("issued_at"))
+    rec = c.get("recusals")
+    if not isinstance(rec, list) or not all(isinstance(r, str) for r in rec):
+        raise Refused("format", "recusals")
+    if c.get("supersedes") is not None and not isinstance(c.get("supersedes"), str):
+        raise Refused("format", "supersedes")
+    if na <= nb or not roles:
+        raise Refused("format", "window or roles")
+    if c["authority"] != authority:
+        raise Refused("issuer", "another authority")
+
+
+def verify_revocation(env: Env, root: bytes, authority: str) -> None:
+    if env.payload_type != REVOCATION_TYPE:
+        raise Refused("format", "revocation type")
+    if not root_only(env, root):
+        raise Refused("issuer", "revocation not root-signed")
+    r = json_obj(env.payload)
+    if r.get("type") != "custody.revocation.v1" or r.get("reason") not in REASONS:
+        raise Refused("format", "revocation")
+    for k in ("authority", "key_id", "note"):
+        if not isinstance(r.get(k), str):
+            raise Refused("format", k)
+    time_of(r.get("effective_at"))
+    time_of(r.get("issued_at"))
+    if r["authority"] != authority:
+        raise Refused("issuer", "another authority")
+
+
+def verify_trust_bundle(text: str, pin: str) -> None:
+    env = parse_env(json_obj(text.encode("utf-8")))
+    if env.payload_type != BUNDLE_TYPE:
+        raise Refused("format", "bundle type")
+    b = json_obj(env.payload)
+    if b.get("type") != "custody.trust-bundle.v1":
+        raise Refused("format", "bundle")
+    authority, root = verify_authority(parse_env(b.get("authority")), pin)
+    if not root_only(env, root):
+        raise Refused("signature", "bundle not signed by its root key")
+    certs, revs = b.get("certificates"), b.get("revocations")
+    if not isinstance(certs, list) or not isinstance(revs, list):
+        raise Refused("format", "lists")
+    cert_envs = [parse_env(c) for c in certs]
+    rev_envs = [parse_env(r) for r in revs]
+    for e in cert_envs:
+        verify_certificate(e, root, authority)
+    for e in rev_envs:
+        verify_revocation(e, root, authority)
+
+
+# --- signed notes and checkpoints --------------------------------------------------------------
+
+EM = "\u2014 "
+
+
+def key_hash(name: str, sig_type: int, public: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\n" + bytes([sig_type]) + public).digest()[:4]
+
+
+def note_b64(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise Refused("format", "base64") from e
+    if base64.b64encode(raw).decode() != text:
+        raise Refused("format", "non-canonical base64")
+    return raw
+
+
+def verify_checkpoint(text: str, origin: str, vkeys: list[str]) -> None:  # noqa: C901, PLR0912
+    known: dict[tuple[str, bytes], tuple[int, bytes]] = {}
+    for vkey in vkeys:
+        name, khash, key = vkey.split("+", 2)
+        raw = base64.b64decode(key)
+        known[(name, bytes.fromhex(khash))] = (raw[0], raw[1:])
+    if any(ord(ch) < 0x20 and ch != "\n" for ch in text):
+        raise Refused("format", "control character")
+    split = text.rfind("\n\n")
+    if split < 0:
+        raise Refused("format", "no blank line")
+    body, block = text[: split + 1], text[split + 2 :]
+    if not block or not block.endswith("\n"):
+        raise Refused("format", "signature block")
+    lines = block[:-1].split("\n")
+    if len(lines) > 100:
+        raise Refused("format", "too many signatures")
+    sigs = []
+    for line in lines:
+        if not line.startswith(EM):
+            raise Refused("format", "em dash")
+        name, sep, b64sig = line[len(EM) :].partition(" ")
+        if not sep or not name or "+" in name or any(c.isspace() for c in name):
+            raise Refused("format", "key name")
+        raw = note_b64(b64sig)
+        if len(raw) < 5:
+            raise Refused("format", "short signature")
+        sigs.append((name, raw[:4], raw[4:]))
+    seen: set[tuple[str, bytes]] = set()
+    for name, khash, sig in sigs:
+        if (name, khash) not in known:
+            continue  # a signature by an unknown key is ignored
+        if (name, khash) in seen:
+            raise Refused("duplicate_signature", "one key twice")
+        sig_type, public = known[(name, khash)]
+        if sig_type == 0x01:
+            ok = len(sig) == 64 and ed_ok(public, body.encode(), sig)
+        else:
+            t = int.from_bytes(sig[:8], "big")
+            message = f"cosignature/v1\ntime {t}\n".encode() + body.encode()
+            ok = len(sig) == 72 and t < 2**63 and ed_ok(public, message, sig[8:])
+        if not ok:
+            raise Refused("signature", "known key, bad signature")
+        seen.add((name, khash))
+    if not seen:
+        raise Refused("unknown_signer", "no known key signed")
+    parts = body[:-1].split("\n")
+    if len(parts) < 3:
+        raise Refused("format", "checkpoint lines")
+    got_origin, size, root_text = parts[:3]
+    if not re.fullmatch(r"0|[1-9][0-9]{0,19}", size) or int(size) >= 2**64:
+        raise Refused("format", "size")
+    root = note_b64(root_text)
+    if len(root) != 32:
+        raise Refused("format", "root size")
+    if size == "0" and root != hashlib.sha256(b"").digest():
+        raise Refused("format", "empty tree root")
+    if any(not ext for ext in parts[3:]):
+        raise Refused("format", "empty extension line")
+    if got_origin != origin:
+        raise Refused("format", "another origin")
+
+
 # --- the vectors ----------------------------------------------------------------------------
 
 
@@ -1009,9 +1206,14 @@ def run(directory: Path) -> list[Result]:
                         continue
                 if time_of(f["received"]) != clock:
                     continue
-                if f["kind"] == "label":
+                if f["kind"] in ("label", "trust-bundle", "checkpoint"):
                     try:
-                        verify_label(case["input"], trust, clock)
+                        if f["kind"] == "label":
+                            verify_label(case["input"], trust, clock)
+                        elif f["kind"] == "trust-bundle":
+                            verify_trust_bundle(case["input"], f["pin"])
+                        else:
+                            verify_checkpoint(case["input"], f["origin"], f["verifier_keys"])
                         code, findings = None, []
                     except Refused as r:
                         code, findings = r.code, []

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from crypto.dsse import parse_envelope
+from crypto.note import open_checkpoint, parse_vkey
 from custody.conformance import (
     Answer,
     CaseResult,
@@ -34,7 +35,7 @@ from custody.errors import CustodyError
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.service import ServiceSecrets, open_writer
-from keys.trust import TrustStore
+from keys.trust import TrustStore, load_trust_bundle
 from labels.payload import verify_label
 from tests.conformance import generate
 
@@ -60,6 +61,19 @@ class LocalDoor:
         if receipt.duplicate:
             return Answer("<duplicate>")
         return Answer(None, tuple(sorted(f.kind for f in receipt.findings)))
+
+    def offline(self, file: VectorFile, text: Any) -> Answer | None:
+        try:
+            if file.kind == "trust-bundle":
+                load_trust_bundle(str(text).encode("utf-8"), pinned_root_id=file.extra["pin"])
+            elif file.kind == "checkpoint":
+                keys = [parse_vkey(k) for k in file.extra["verifier_keys"]]
+                open_checkpoint(str(text), keys, origin=file.extra["origin"])
+            else:
+                raise AssertionError(file.kind)
+        except CustodyError as e:
+            return Answer(e.code)
+        return Answer(None)
 
     def verify_label(self, text: Any) -> Answer:
         try:
