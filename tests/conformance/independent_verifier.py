@@ -1206,7 +1206,7 @@ def run(directory: Path) -> list[Result]:
                         continue
                 if time_of(f["received"]) != clock:
                     continue
-                if f["kind"] in ("label", "trust-bundle", "checkpoint"):
+                if f["kind"] in ("label", "trust-bundle", "checkpoint", "cosignature"):
                     try:
                         if f["kind"] == "label":
                             verify_label(case["input"], trust, clock)

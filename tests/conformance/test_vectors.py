@@ -66,7 +66,7 @@ class LocalDoor:
         try:
             if file.kind == "trust-bundle":
                 load_trust_bundle(str(text).encode("utf-8"), pinned_root_id=file.extra["pin"])
-            elif file.kind == "checkpoint":
+            elif file.kind in ("checkpoint", "cosignature"):
                 keys = [parse_vkey(k) for k in file.extra["verifier_keys"]]
                 open_checkpoint(str(text), keys, origin=file.extra["origin"])
             else:
