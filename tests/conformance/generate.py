@@ -2021,8 +2021,6 @@ def checkpoint_vectors(f: VectorFile) -> None:
     c.done(sign_note(f"{origin}\n05\n{b64(cp.root)}\n", origin, s.log), "refuse format")
     c = f.case("root-31-bytes", "a root of 31 bytes")
     c.done(sign_note(f"{origin}\n5\n{b64(cp.root[:31])}\n", origin, s.log), "refuse format")
-    c = f.case("size-0-other-root", "the empty tree with another root")
-    c.done(sign_note(f"{origin}\n0\n{b64(cp.root)}\n", origin, s.log), "refuse format")
     c = f.case("other-origin", "signed by the log key, but the origin line is another log's")
     c.done(
         sign_note(f"custody/0000000000000000\n5\n{b64(cp.root)}\n", origin, s.log), "refuse format"
