@@ -30,7 +30,7 @@ from crypto.dsse import parse_envelope
 from crypto.encoding import canonical_json
 from custody.audit import export_bundle
 from custody.cli.log_cmd import receipt_document
-from custody.conformance import create_season_home, parse_season
+from custody.conformance import OFFLINE_KINDS, create_season_home, parse_season
 from custody.events import leaf_bytes
 from custody.home import Home
 from custody.log import Receipt
@@ -314,6 +314,28 @@ def error_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def vector_counts() -> str:
+    """The committed vectors per kind, and where each kind runs."""
+    folder = DOC.parent / "vectors"
+    rows = ["| file | kind | cases | runs against |", "|---|---|---|---|"]
+    total = 0
+    for path in sorted(folder.glob("*.json")):
+        if path.name == "season.json":
+            continue
+        doc = json.loads(path.read_text("utf-8"))
+        total += len(doc["cases"])
+        where = (
+            "verifiers (offline)"
+            if doc["kind"] in OFFLINE_KINDS
+            else "verifiers and a service (`POST /v1/labels/verify`)"
+            if doc["kind"] == "label"
+            else "verifiers and a service (`POST /v1/events`)"
+        )
+        rows.append(f"| `{path.name}` | {doc['title']} | {len(doc['cases'])} | {where} |")
+    rows.append(f"| | **total** | **{total}** | |")
+    return "\n".join(rows) + "\n"
+
+
 def render(doc: str, found: dict[str, str]) -> str:
     def repl(m: re.Match[str]) -> str:
         name = m.group(1)
@@ -323,7 +345,7 @@ def render(doc: str, found: dict[str, str]) -> str:
         return f"<!-- example: {name} -->\n{fence}\n{found[name]}```\n"
 
     doc = MARK.sub(repl, doc)
-    tables = {"error-codes": error_table()}
+    tables = {"error-codes": error_table(), "vector-counts": vector_counts()}
     return TABLE.sub(
         lambda m: f"<!-- table: {m.group(1)} -->\n{tables[m.group(1)]}<!-- /table -->\n", doc
     )
