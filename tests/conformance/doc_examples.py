@@ -28,6 +28,8 @@ from fastapi.testclient import TestClient
 from api.app import Settings, create_app
 from crypto.dsse import parse_envelope
 from crypto.encoding import canonical_json
+from crypto.note import CosignatureVerifier, cosign, parse_checkpoint
+from crypto.signing import SigningKey
 from custody.audit import export_bundle
 from custody.cli.log_cmd import receipt_document
 from custody.conformance import OFFLINE_KINDS, create_season_home, parse_season
@@ -35,7 +37,7 @@ from custody.events import leaf_bytes
 from custody.home import Home
 from custody.log import Receipt
 from keys.model import Role
-from tests.conformance.generate import RECEIVED, Case, Season
+from tests.conformance.generate import RECEIVED, Case, Season, seed
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 PASS = "doc examples passphrase"
@@ -204,6 +206,28 @@ def examples() -> dict[str, str]:
                 client.post("/v1/labels/verify", content=_tampered_label(c, season).encode()),
             )
             out["checkpoint"] = client.get("/v1/checkpoint/2").text
+            out["api-consistency"] = _http(
+                "GET /v1/proofs/consistency?old=2&new=5",
+                "",
+                client.get("/v1/proofs/consistency", params={"old": 2, "new": 5}),
+            )
+            # A witness listed in the home's witnesses.json cosigns the checkpoint of size 2.
+            witness = SigningKey(seed("witness w1"))
+            vkey = CosignatureVerifier("witness.example/w1", witness.verify_key).vkey()
+            policy = {"quorum": 1, "witnesses": [{"name": "witness.example/w1", "vkey": vkey}]}
+            home.witnesses_path.write_text(json.dumps(policy), "utf-8")
+            line = cosign(
+                parse_checkpoint(out["checkpoint"].split("\n\n")[0] + "\n"),
+                "witness.example/w1",
+                witness,
+                1804150800,
+            )
+            out["api-cosignature"] = _http(
+                "POST /v1/cosignatures?size=2",
+                line.rstrip("\n"),
+                client.post("/v1/cosignatures", params={"size": 2}, content=line.encode()),
+            )
+            out["checkpoint-cosigned"] = client.get("/v1/checkpoint/2").text
             manifest = export_bundle(backend.log, Path(tmp) / "export")
             out["export-manifest"] = (Path(tmp) / "export" / "manifest.json").read_text("utf-8")
             assert manifest["size"] == backend.log.size()
