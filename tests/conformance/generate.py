@@ -29,7 +29,9 @@ from typing import Any
 
 import base45
 import cbor2
+import nacl.bindings
 import nacl.public
+import nacl.pwhash
 
 from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import canonical_json, format_time, utc
@@ -42,6 +44,7 @@ from crypto.note import (
     sign_note,
     signature_line,
 )
+from crypto.sealing import KdfParams
 from crypto.signing import SigningKey
 from crypto.vocabulary import Classification
 from custody.events import EVENT_TYPE
@@ -2084,6 +2087,107 @@ def cosignature_vectors(f: VectorFile) -> None:
     c.done(signed + cosign(other, WITNESS, w1, 1804150800), "refuse signature")
 
 
+def keyfile_vectors(f: VectorFile) -> None:
+    """Key files sealed under the file's passphrase, with the smallest KDF cost accepted."""
+    passphrase = "correct horse battery staple"
+    f.extra = {"passphrase": passphrase}
+    kdf = KdfParams(1, 8192, seed("keyfile salt")[:16])
+    nonce = seed("keyfile nonce")[:24]
+
+    def sealed(
+        label: str = "kf.courier1",
+        *,
+        enc: bool = True,
+        secret_of: str = "kf.courier1",
+        public_of: str = "kf.courier1",
+        key_kdf: KdfParams = kdf,
+        header_kdf: KdfParams | None = None,
+        phrase: str = passphrase,
+        n: bytes = nonce,
+        fmt: str = "custody-keyfile/v1",
+        alter: Callable[[dict[str, Any]], None] | None = None,
+    ) -> str:
+        signing = SigningKey(seed(f"person {secret_of}"))
+        public = {"ed25519": b64(SigningKey(seed(f"person {public_of}")).verify_key.raw)}
+        secret = {"ed25519_seed": b64(seed(f"person {secret_of}"))}
+        if enc:
+            x = nacl.public.PrivateKey(seed(f"x25519 {secret_of}"))
+            public["x25519"] = b64(bytes(x.public_key))
+            secret["x25519_secret"] = b64(bytes(x))
+        hk = header_kdf or key_kdf
+        header: dict[str, Any] = {
+            "format": fmt,
+            "label": label,
+            "kdf": {
+                "alg": "argon2id13",
+                "opslimit": hk.opslimit,
+                "memlimit": hk.memlimit,
+                "salt": b64(hk.salt),
+            },
+            "aead": {"alg": "xchacha20poly1305-ietf", "nonce": b64(n)},
+            "public": public,
+        }
+        key = nacl.pwhash.argon2id.kdf(
+            32, phrase.encode(), key_kdf.salt, opslimit=key_kdf.opslimit, memlimit=key_kdf.memlimit
+        )
+        ct = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            canonical_json(secret), canonical_json(header), n, key
+        )
+        doc = {**header, "ciphertext": b64(ct)}
+        if alter is not None:
+            alter(doc)
+        del signing
+        return canonical_json(doc).decode() + "\n"
+
+    c = f.case("accept", "a person's keys (Ed25519 seed and X25519 secret)")
+    c.done(sealed(), "accept")
+    c = f.case("accept-authority", "an authority key: no X25519 part")
+    c.done(sealed("authority log", enc=False), "accept")
+    c = f.case("wrong-passphrase", "sealed under another passphrase")
+    c.done(sealed(phrase="another passphrase entirely"), "refuse decryption")
+    c = f.case("ciphertext-altered", "one ciphertext byte changed")
+
+    def flip(doc: dict[str, Any]) -> None:
+        raw = bytearray(base64.b64decode(doc["ciphertext"]))
+        raw[0] ^= 1
+        doc["ciphertext"] = b64(bytes(raw))
+
+    c.done(sealed(alter=flip), "refuse decryption")
+    c = f.case("label-altered", "the header (associated data) changed after sealing")
+    c.done(sealed(alter=lambda d: d.__setitem__("label", "kf.courier2")), "refuse decryption")
+    c = f.case("opslimit-17", "a KDF cost above the accepted range")
+    c.done(sealed(header_kdf=KdfParams(17, 8192, kdf.salt)), "refuse decryption")
+    c = f.case("memlimit-4096", "a KDF memory below the accepted range")
+    c.done(sealed(header_kdf=KdfParams(1, 4096, kdf.salt)), "refuse decryption")
+    c = f.case("salt-15-bytes", "a salt of 15 bytes")
+    c.done(
+        sealed(alter=lambda d: d["kdf"].__setitem__("salt", b64(kdf.salt[:15]))),
+        "refuse decryption",
+    )
+    c = f.case("nonce-23-bytes", "a nonce of 23 bytes")
+    c.done(
+        sealed(alter=lambda d: d["aead"].__setitem__("nonce", b64(nonce[:23]))), "refuse decryption"
+    )
+    c = f.case("public-mismatch", "sealed consistently, but public.ed25519 is another key's")
+    c.done(sealed(public_of="kf.courier2"), "refuse format")
+    c = f.case("format-v2", "another format")
+    c.done(sealed(fmt="custody-keyfile/v2"), "refuse format")
+    c = f.case("kdf-scrypt", "another KDF")
+    c.done(sealed(alter=lambda d: d["kdf"].__setitem__("alg", "scrypt")), "refuse format")
+    c = f.case("no-public", "no public keys")
+    c.done(sealed(alter=lambda d: d.pop("public")), "refuse format")
+    c = f.case("ciphertext-urlsafe", "the ciphertext in URL-safe base64")
+
+    def urlsafe(doc: dict[str, Any]) -> None:
+        raw = base64.b64decode(doc["ciphertext"])
+        doc["ciphertext"] = base64.urlsafe_b64encode(raw).decode()
+        assert doc["ciphertext"] != b64(raw)
+
+    c.done(sealed(alter=urlsafe), "refuse format")
+    c = f.case("not-json", "not a JSON document")
+    c.done("custody key file\n", "refuse format")
+
+
 WITNESS = "witness.example/w1"
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -2140,6 +2244,7 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
         "signed checkpoints, verified under the log's key",
         checkpoint_vectors,
     ),
+    ("keyfile", "kf", "key files: private keys sealed under a passphrase", keyfile_vectors),
     (
         "cosignature",
         "cos",

@@ -28,6 +28,7 @@ from typing import Any
 import cbor2
 import nacl.bindings
 import nacl.exceptions
+import nacl.pwhash
 import nacl.signing
 
 EVENT_TYPE = "application/vnd.custody.event.v1+json"
@@ -1154,6 +1155,50 @@ def verify_checkpoint(text: str, origin: str, vkeys: list[str]) -> None:
         raise Refused("format", "another origin")
 
 
+# --- key files ----------------------------------------------------------------------------------
+
+
+def open_keyfile(text: str, passphrase: str) -> None:
+    """docs/formats.md, "Key file": parse, derive, decrypt with the header as AAD, compare."""
+    doc = json_obj(text.encode("utf-8"))
+    kdf, aead, public = doc.get("kdf"), doc.get("aead"), doc.get("public")
+    if (
+        doc.get("format") != "custody-keyfile/v1"
+        or not isinstance(kdf, dict)
+        or not isinstance(aead, dict)
+        or not isinstance(public, dict)
+    ):
+        raise Refused("format", "key file fields")
+    if kdf.get("alg") != "argon2id13" or aead.get("alg") != "xchacha20poly1305-ietf":
+        raise Refused("format", "algorithms")
+    ops, mem = kdf.get("opslimit"), kdf.get("memlimit")
+    if (
+        not isinstance(ops, int)
+        or not isinstance(mem, int)
+        or not isinstance(doc.get("label"), str)
+    ):
+        raise Refused("format", "kdf numbers")
+    salt, nonce, ciphertext = (
+        b64d(kdf.get("salt")),
+        b64d(aead.get("nonce")),
+        b64d(doc.get("ciphertext")),
+    )
+    header = {k: v for k, v in doc.items() if k != "ciphertext"}
+    if not (1 <= ops <= 16 and 8192 <= mem <= 1 << 30) or len(salt) != 16 or len(nonce) != 24:
+        raise Refused("decryption")
+    key = nacl.pwhash.argon2id.kdf(32, passphrase.encode(), salt, opslimit=ops, memlimit=mem)
+    try:
+        plain = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            ciphertext, canonical(header), nonce, key
+        )
+    except nacl.exceptions.CryptoError as e:
+        raise Refused("decryption") from e
+    secret = json_obj(plain)
+    seed_bytes = b64d(secret.get("ed25519_seed"))
+    if bytes(nacl.signing.SigningKey(seed_bytes).verify_key) != b64d(public.get("ed25519")):
+        raise Refused("format", "public key mismatch")
+
+
 # --- the vectors ----------------------------------------------------------------------------
 
 
@@ -1204,10 +1249,12 @@ def run(directory: Path) -> list[Result]:
                         continue
                 if time_of(f["received"]) != clock:
                     continue
-                if f["kind"] in ("label", "trust-bundle", "checkpoint", "cosignature"):
+                if f["kind"] in ("label", "trust-bundle", "checkpoint", "cosignature", "keyfile"):
                     try:
                         if f["kind"] == "label":
                             verify_label(case["input"], trust, clock)
+                        elif f["kind"] == "keyfile":
+                            open_keyfile(case["input"], f["passphrase"])
                         elif f["kind"] == "trust-bundle":
                             verify_trust_bundle(case["input"], f["pin"])
                         else:

@@ -35,6 +35,7 @@ from custody.errors import CustodyError
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.service import ServiceSecrets, open_writer
+from keys.keyfile import open_keypair
 from keys.trust import TrustStore, load_trust_bundle
 from labels.payload import verify_label
 from tests.conformance import generate
@@ -66,6 +67,8 @@ class LocalDoor:
         try:
             if file.kind == "trust-bundle":
                 load_trust_bundle(str(text).encode("utf-8"), pinned_root_id=file.extra["pin"])
+            elif file.kind == "keyfile":
+                open_keypair(str(text).encode("utf-8"), file.extra["passphrase"])
             elif file.kind in ("checkpoint", "cosignature"):
                 keys = [parse_vkey(k) for k in file.extra["verifier_keys"]]
                 open_checkpoint(str(text), keys, origin=file.extra["origin"])
