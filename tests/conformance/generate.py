@@ -33,8 +33,9 @@ import nacl.bindings
 import nacl.public
 import nacl.pwhash
 
-from crypto.dsse import Envelope, sign_envelope
+from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import canonical_json, format_time, utc
+from crypto.merkle import MemoryTree
 from crypto.note import (
     Checkpoint,
     CosignatureVerifier,
@@ -47,7 +48,7 @@ from crypto.note import (
 from crypto.sealing import KdfParams
 from crypto.signing import SigningKey
 from crypto.vocabulary import Classification
-from custody.events import EVENT_TYPE
+from custody.events import EVENT_TYPE, leaf_bytes
 from custody.packages import Manifest, RouteStep, seal_event_body
 from keys.model import (
     Authority,
@@ -2188,6 +2189,163 @@ def keyfile_vectors(f: VectorFile) -> None:
     c.done("custody key file\n", "refuse format")
 
 
+def receipt_vectors(f: VectorFile) -> None:
+    """Receipts (custody event submit --receipts) checked offline against the log's key."""
+    s = f.season
+    origin = s.authority.log_origin
+    f.extra = {"origin": origin, "verifier_keys": [NoteVerifier(origin, s.log.verify_key).vkey()]}
+    c0 = Case(s, "rct", "receipts")
+    envs = [c0.seal_env(n) for n in range(1, 6)]
+    leaves = [leaf_bytes(parse_envelope(e), RECEIVED) for e in envs]
+    tree = MemoryTree()
+    tree.extend(leaves)
+    size = tree.size
+
+    def receipt(
+        index: int,
+        *,
+        at: int | None = None,
+        key: SigningKey | None = None,
+        name: str | None = None,
+        cp_origin: str | None = None,
+        **over: Any,
+    ) -> dict[str, Any]:
+        n = at if at is not None else size
+        cp = Checkpoint(cp_origin or origin, n, tree.root(n))
+        doc: dict[str, Any] = {
+            "format": "custody-receipt/v1",
+            "index": index,
+            "statement_id": hashlib.sha256(base64.b64decode(envs[index]["payload"])).hexdigest(),
+            "received": format_time(RECEIVED),
+            "tree_size": n,
+            "checkpoint": sign_checkpoint(cp, name or origin, key or s.log),
+            "inclusion_proof": [b64(h) for h in tree.inclusion_proof(min(index, n - 1), n)],
+        }
+        doc.update(over)
+        return doc
+
+    def case(name: str, note: str, doc: dict[str, Any], env: Any, expect: str) -> None:
+        c = f.case(name, note)
+        c.done({"receipt": doc, "envelope": env}, expect)
+
+    case("accept", "entry 2 of a tree of 5", receipt(2), envs[2], "accept")
+    case("accept-last", "the last entry", receipt(4), envs[4], "accept")
+    case(
+        "accept-size-1",
+        "the only entry of a tree of 1: an empty proof",
+        receipt(0, at=1),
+        envs[0],
+        "accept",
+    )
+    case(
+        "accept-tree-size-lies",
+        "the receipt's tree_size is informative: the checkpoint's size counts",
+        receipt(2, tree_size=3),
+        envs[2],
+        "accept",
+    )
+    bad = receipt(2)
+    h = bytearray(base64.b64decode(bad["inclusion_proof"][0]))
+    h[0] ^= 1
+    case(
+        "proof-altered",
+        "one proof hash changed",
+        {**bad, "inclusion_proof": [b64(bytes(h)), *bad["inclusion_proof"][1:]]},
+        envs[2],
+        "refuse log_consistency",
+    )
+    case(
+        "index-wrong",
+        "the proof of entry 2 given as entry 3",
+        {**receipt(2), "index": 3},
+        envs[2],
+        "refuse log_consistency",
+    )
+    case(
+        "received-other",
+        "another receive time: another leaf",
+        receipt(2, received="2027-03-03T09:00:01Z"),
+        envs[2],
+        "refuse log_consistency",
+    )
+    case(
+        "envelope-other",
+        "another envelope than the one logged",
+        receipt(2),
+        envs[3],
+        "refuse log_consistency",
+    )
+    signed_twice = {
+        **envs[2],
+        "signatures": envs[2]["signatures"]
+        + [sign_raw(base64.b64decode(envs[2]["payload"]), [c0.key("printer")])["signatures"][0]],
+    }
+    case(
+        "envelope-more-signatures",
+        "the logged event with one more signature: another leaf",
+        receipt(2),
+        signed_twice,
+        "refuse log_consistency",
+    )
+    case(
+        "proof-short",
+        "the proof without its last hash",
+        {**receipt(2), "inclusion_proof": receipt(2)["inclusion_proof"][:-1]},
+        envs[2],
+        "refuse log_consistency",
+    )
+    case(
+        "proof-long",
+        "the proof with one hash too many",
+        {**receipt(2), "inclusion_proof": [*receipt(2)["inclusion_proof"], b64(bytes(32))]},
+        envs[2],
+        "refuse log_consistency",
+    )
+    case(
+        "index-beyond",
+        "index 5 in a tree of 5",
+        {**receipt(4), "index": 5},
+        envs[4],
+        "refuse log_consistency",
+    )
+    case(
+        "proof-hash-31",
+        "a proof hash of 31 bytes",
+        {**receipt(2), "inclusion_proof": [b64(bytes(31))]},
+        envs[2],
+        "refuse format",
+    )
+    stranger = SigningKey(seed("stranger log"))
+    case(
+        "checkpoint-other-key",
+        "a checkpoint signed by another key under another name",
+        receipt(2, key=stranger, name="someone.example/log"),
+        envs[2],
+        "refuse unknown_signer",
+    )
+    case(
+        "checkpoint-other-origin",
+        "signed by the log key, for another origin",
+        receipt(2, cp_origin="custody/0000000000000000"),
+        envs[2],
+        "refuse format",
+    )
+    case(
+        "format-v2",
+        "another receipt format",
+        receipt(2, format="custody-receipt/v2"),
+        envs[2],
+        "refuse format",
+    )
+    case(
+        "received-not-a-time",
+        "received is not a time",
+        receipt(2, received="2027-03-03 09:00"),
+        envs[2],
+        "refuse format",
+    )
+
+
 WITNESS = "witness.example/w1"
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -2245,6 +2403,7 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
         checkpoint_vectors,
     ),
     ("keyfile", "kf", "key files: private keys sealed under a passphrase", keyfile_vectors),
+    ("receipt", "rct", "receipts, checked offline against the log's key", receipt_vectors),
     (
         "cosignature",
         "cos",

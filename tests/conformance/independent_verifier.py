@@ -1094,7 +1094,7 @@ def note_b64(text: str) -> bytes:
     return raw
 
 
-def verify_checkpoint(text: str, origin: str, vkeys: list[str]) -> None:
+def verify_checkpoint(text: str, origin: str, vkeys: list[str]) -> tuple[int, bytes]:
     known: dict[tuple[str, bytes], tuple[int, bytes]] = {}
     for vkey in vkeys:
         name, khash, key = vkey.split("+", 2)
@@ -1153,6 +1153,7 @@ def verify_checkpoint(text: str, origin: str, vkeys: list[str]) -> None:
         raise Refused("format", "empty extension line")
     if got_origin != origin:
         raise Refused("format", "another origin")
+    return int(size), root
 
 
 # --- key files ----------------------------------------------------------------------------------
@@ -1197,6 +1198,74 @@ def open_keyfile(text: str, passphrase: str) -> None:
     seed_bytes = b64d(secret.get("ed25519_seed"))
     if bytes(nacl.signing.SigningKey(seed_bytes).verify_key) != b64d(public.get("ed25519")):
         raise Refused("format", "public key mismatch")
+
+
+# --- receipts -------------------------------------------------------------------------------------
+
+
+def node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes) -> None:
+    """RFC 9162 2.1.3.2, with the document's refusals."""
+    if any(len(p) != 32 for p in proof):
+        raise Refused("format", "proof hash size")
+    if index >= size:
+        raise Refused("log_consistency", "index outside the tree")
+    fn, sn, r = index, size - 1, hashlib.sha256(b"\x00" + leaf).digest()
+    for p in proof:
+        if sn == 0:
+            raise Refused("log_consistency", "proof too long")
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0 or r != root:
+        raise Refused("log_consistency", "the proof does not lead to the root")
+
+
+def entry_bytes(envelope: object, received: str) -> bytes:
+    """docs/formats.md, "Log entry": the envelope's canonical JSON and the receive time."""
+    env = parse_env(envelope)
+    obj = {
+        "payload": base64.b64encode(env.payload).decode(),
+        "payloadType": env.payload_type,
+        "signatures": [{"keyid": k, "sig": base64.b64encode(sig).decode()} for k, sig in env.sigs],
+    }
+    return (
+        b'{"envelope":'
+        + canonical(obj)
+        + b',"received":"'
+        + received.encode()
+        + b'","type":"custody.entry.v1"}'
+    )
+
+
+def check_receipt(value: Mapping[str, Any], origin: str, vkeys: list[str]) -> None:
+    receipt = value["receipt"]
+    if not isinstance(receipt, dict) or receipt.get("format") != "custody-receipt/v1":
+        raise Refused("format", "receipt")
+    cp = receipt.get("checkpoint")
+    if not isinstance(cp, str):
+        raise Refused("format", "checkpoint")
+    size, root = verify_checkpoint(cp, origin, vkeys)
+    proof_text = receipt.get("inclusion_proof")
+    if not isinstance(proof_text, list) or not all(isinstance(h, str) for h in proof_text):
+        raise Refused("format", "proof")
+    proof = [b64d(h) for h in proof_text]
+    index = receipt.get("index")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise Refused("format", "index")
+    received = receipt.get("received")
+    time_of(received)
+    leaf = entry_bytes(value["envelope"], str(received))
+    verify_inclusion(leaf, index, size, proof, root)
 
 
 # --- the vectors ----------------------------------------------------------------------------
@@ -1249,10 +1318,19 @@ def run(directory: Path) -> list[Result]:
                         continue
                 if time_of(f["received"]) != clock:
                     continue
-                if f["kind"] in ("label", "trust-bundle", "checkpoint", "cosignature", "keyfile"):
+                if f["kind"] in (
+                    "label",
+                    "trust-bundle",
+                    "checkpoint",
+                    "cosignature",
+                    "keyfile",
+                    "receipt",
+                ):
                     try:
                         if f["kind"] == "label":
                             verify_label(case["input"], trust, clock)
+                        elif f["kind"] == "receipt":
+                            check_receipt(case["input"], f["origin"], f["verifier_keys"])
                         elif f["kind"] == "keyfile":
                             open_keyfile(case["input"], f["passphrase"])
                         elif f["kind"] == "trust-bundle":
