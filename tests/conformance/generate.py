@@ -2346,6 +2346,109 @@ def receipt_vectors(f: VectorFile) -> None:
     )
 
 
+def paper_act_vectors(f: VectorFile) -> None:
+    """The system's record of a paper act (kind paper_act), embedding the people's signed act."""
+    s = f.season
+    types = {
+        "proposal": "application/vnd.custody.paper-proposal.v1+json",
+        "print": "application/vnd.custody.paper-print.v1+json",
+        "opening": "application/vnd.custody.paper-opening.v1+json",
+    }
+
+    def act(
+        c: Case,
+        kind: str,
+        signer: str,
+        *,
+        at: datetime = RECEIVED - MIN,
+        paper: str = "P01-A",
+        payload_type: str | None = None,
+        extra_key: SigningKey | None = None,
+    ) -> Any:
+        if kind == "proposal":
+            body: dict[str, Any] = {
+                "type": "custody.paper-proposal.v1",
+                "paper_id": paper,
+                "version": 1,
+                "proposed_at": format_time(at),
+                "proposer": c.who(signer),
+                "exam": EXAM,
+            }
+        else:
+            body = {
+                "type": f"custody.paper-{kind}.v1",
+                "paper": {"paper_id": paper, "version": 1, "commitment": "00" * 32},
+                "exam": EXAM,
+                "position": "P014",
+                "classification": "top-secret",
+                "at": format_time(at),
+                "by": [c.who(signer)],
+            }
+        keys = [c.key(signer)] + ([extra_key] if extra_key is not None else [])
+        return sign_raw(canonical_json(body), keys, payload_type or types[kind])
+
+    def record(c: Case, kind: str, embedded: Any, paper_ref: str = "P01-A@v1") -> Any:
+        payload = c.payload(
+            "paper_act",
+            {},
+            {"system": s.authority.id},
+            {"act_kind": kind, "paper": paper_ref, "act": embedded},
+            time=RECEIVED,
+        )
+        return sign_raw(canonical_json(payload), [s.system])
+
+    c = f.case("print-accept", "the printer's print act, recorded by the system")
+    c.done(record(c, "print", act(c, "print", "printer")), "accept")
+    c = f.case("proposal-accept", "a proposal names itself (paper_id, version, proposed_at)")
+    c.done(record(c, "proposal", act(c, "proposal", "sealer")), "accept")
+    c = f.case("type-not-the-kind", "a print act under the opening payload type")
+    c.done(
+        record(c, "print", act(c, "print", "printer", payload_type=types["opening"])),
+        "refuse format",
+    )
+    c = f.case("unknown-act-kind", "act_kind is not one of the six")
+    c.done(record(c, "reprint", act(c, "print", "printer")), "refuse format")
+    c = f.case("other-paper", "the embedded act is about another paper")
+    c.done(record(c, "print", act(c, "print", "printer", paper="P02-A")), "refuse format")
+    c = f.case("act-6-min-early", "the act's own time 6 minutes before the receive time")
+    c.done(record(c, "print", act(c, "print", "printer", at=RECEIVED - 6 * MIN)), "refuse clock")
+    c = f.case("act-6-min-late", "the act's own time 6 minutes after the receive time")
+    c.done(record(c, "print", act(c, "print", "printer", at=RECEIVED + 6 * MIN)), "refuse clock")
+    c = f.case("act-unknown-signer", "one more signature by a key no certificate binds")
+    c.done(
+        record(
+            c, "print", act(c, "print", "printer", extra_key=SigningKey(seed(f"stranger {c.code}")))
+        ),
+        "refuse signature",
+    )
+    c = f.case(
+        "act-signer-compromised",
+        "the printer's key revoked for compromise, published before the act was received",
+    )
+    c.who("printer")
+    s.revoke(
+        c.key("printer"),
+        RevocationReason.KEY_COMPROMISE,
+        effective=RECEIVED + HOUR,
+        issued=RECEIVED - HOUR,
+    )
+    c.done(record(c, "print", act(c, "print", "printer")), "refuse revoked")
+    c = f.case("act-signer-expired", "the printer's certificate ended before the act")
+    c.who("printer", not_after=RECEIVED - DAY)
+    c.done(record(c, "print", act(c, "print", "printer")), "refuse expired")
+    c = f.case("by-a-person", "a paper_act signed by a person, not the system")
+    c.done(
+        c.event(
+            "paper_act",
+            {},
+            {"printer": c.who("printer")},
+            {"act_kind": "print", "paper": "P01-A@v1", "act": act(c, "print", "printer")},
+            ["printer"],
+        ),
+        "refuse format",
+    )
+
+
 WITNESS = "witness.example/w1"
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -2401,6 +2504,12 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
         "cpt",
         "signed checkpoints, verified under the log's key",
         checkpoint_vectors,
+    ),
+    (
+        "event.paper-act",
+        "pap",
+        "paper_act: the system's record of a people-signed paper act",
+        paper_act_vectors,
     ),
     ("keyfile", "kf", "key files: private keys sealed under a passphrase", keyfile_vectors),
     ("receipt", "rct", "receipts, checked offline against the log's key", receipt_vectors),

@@ -62,6 +62,14 @@ KINDS = {
     "paper_act",
 }
 PACKAGELESS = {"incident", "leak_report", "paper_act"}
+PAPER_ACT_TYPES = {
+    "proposal": "application/vnd.custody.paper-proposal.v1+json",
+    "print": "application/vnd.custody.paper-print.v1+json",
+    "opening": "application/vnd.custody.paper-opening.v1+json",
+    "break_glass": "application/vnd.custody.paper-opening.v1+json",
+    "backup_activation": "application/vnd.custody.paper-backup-activation.v1+json",
+    "destruction": "application/vnd.custody.paper-destruction.v1+json",
+}
 SYSTEM_KINDS = {"incident", "freeze", "compromise", "paper_act"}
 HOLDER_ROLES = {"proposer", "printer", "courier", "custodian", "chief_examiner", "secrecy_officer"}
 ALL_ROLES = HOLDER_ROLES | {"supervisor", "destruction_officer", "auditor"}
@@ -520,7 +528,7 @@ class Log:
                 raise Refused("format", "no package")
             self._signers(e, env, found, unmatched, [], received)
             if e.kind == "paper_act":
-                raise Refused("format", "this verifier does not judge paper acts")
+                self._paper_act(e, received)
             self.ids.add(e.id)
             return []
         known = []
@@ -540,6 +548,33 @@ class Log:
         if late:
             findings += ["late"] * len(e.packages)
         return findings
+
+    def _paper_act(self, e: Event, received: datetime) -> None:
+        """docs/formats.md, "Paper acts": the embedded act fits its kind and paper, is dated
+        within 5 minutes of the receive time, and every signature is a standing certified key."""
+        kind, paper = e.body.get("act_kind"), e.body.get("paper")
+        if kind not in PAPER_ACT_TYPES or not isinstance(paper, str) or not paper:
+            raise Refused("format", "act_kind or paper")
+        act = parse_env(e.body.get("act"))
+        if act.payload_type != PAPER_ACT_TYPES[kind]:
+            raise Refused("format", "payload type of the act")
+        obj = json_obj(act.payload)
+        subject = obj.get("paper") if "paper" in obj else obj
+        if not isinstance(subject, dict):
+            raise Refused("format", "paper")
+        pid, version = subject.get("paper_id"), subject.get("version")
+        if not isinstance(pid, str) or not isinstance(version, int) or isinstance(version, bool):
+            raise Refused("format", "paper id or version")
+        if f"{pid}@v{version}" != paper:
+            raise Refused("format", "another paper")
+        at = time_of(obj.get("at") if "at" in obj else obj.get("proposed_at"))
+        if abs(at - received) > SKEW:
+            raise Refused("clock", "paper act")
+        found, unmatched = signed_by(act, self.trust.keys)
+        if not found or unmatched:
+            raise Refused("signature", "the act's signatures")
+        for kid in sorted(found):
+            self.trust.standing(kid, at, received)
 
     @staticmethod
     def _time(e: Event, received: datetime) -> bool:

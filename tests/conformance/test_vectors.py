@@ -185,6 +185,7 @@ def test_vectors_cover_every_kind_and_code(
         "activate_backup",
         "correction",
         "leak_report",
+        "paper_act",
     }
     assert codes >= {
         "format",
