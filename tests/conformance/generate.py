@@ -1294,6 +1294,19 @@ def packageless_vectors(f: VectorFile) -> None:
         {"incident": "INC-99999", "reason": "vector"},
     )
     c.done(sign_raw(canonical_json(payload), [season.system]), "accept")
+    c = f.case("system-incident-accept", "an incident statement: the system key alone, no package")
+    payload = c.payload(
+        "incident",
+        {},
+        {"system": season.authority.id},
+        {
+            "type": "custody.incident.v1",
+            "incident": "INC-90001",
+            "action": "open",
+            "kind": "public_report",
+        },
+    )
+    c.done(sign_raw(canonical_json(payload), [season.system]), "accept")
     c = f.case("system-other-authority", "actors.system must be the authority id")
     c.to("in_transit")
     payload = c.payload(

@@ -186,6 +186,7 @@ def test_vectors_cover_every_kind_and_code(
         "correction",
         "leak_report",
         "paper_act",
+        "incident",
     }
     assert codes >= {
         "format",
