@@ -228,6 +228,9 @@ def examples() -> dict[str, str]:
                 client.post("/v1/cosignatures", params={"size": 2}, content=line.encode()),
             )
             out["checkpoint-cosigned"] = client.get("/v1/checkpoint/2").text
+            out["api-checkpoint-latest"] = _http(
+                "GET /v1/checkpoint", "", client.get("/v1/checkpoint")
+            )
             manifest = export_bundle(backend.log, Path(tmp) / "export")
             out["export-manifest"] = (Path(tmp) / "export" / "manifest.json").read_text("utf-8")
             assert manifest["size"] == backend.log.size()
