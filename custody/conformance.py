@@ -268,12 +268,14 @@ class Client:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, *, kind: str = "application/json"
+    ) -> tuple[int, bytes]:
         req = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
             self.url + path, data=body, method=method
         )
         if body is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", kind)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
                 return int(resp.status), resp.read()
@@ -293,12 +295,12 @@ class Client:
         return _answer(status, body, event=True)
 
     def offline(self, file: VectorFile, text: Any) -> Answer | None:
-        """A service has no route for trust bundles or checkpoints: checked offline only."""
+        """A service has no route for the offline kinds (``OFFLINE_KINDS``): verifiers only."""
         return None
 
     def verify_label(self, text: Any) -> Answer:
         data = text.encode("utf-8") if isinstance(text, str) else b""
-        status, body = self.request("POST", "/v1/labels/verify", data)
+        status, body = self.request("POST", "/v1/labels/verify", data, kind="text/plain")
         return _answer(status, body, event=False)
 
 
