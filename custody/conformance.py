@@ -44,7 +44,9 @@ SEASON_FORMAT = "custody-vector-season/v1"
 SEASON_FILE = "season.json"
 LABEL_KIND = "label"
 # Kinds a verifier checks offline, with keys the file names: a service has no route for them.
-OFFLINE_KINDS = frozenset({"trust-bundle", "checkpoint", "cosignature", "keyfile", "receipt"})
+OFFLINE_KINDS = frozenset(
+    {"trust-bundle", "checkpoint", "cosignature", "keyfile", "receipt", "export"}
+)
 
 
 @dataclass(frozen=True)

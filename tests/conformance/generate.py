@@ -2462,6 +2462,178 @@ def paper_act_vectors(f: VectorFile) -> None:
     )
 
 
+def export_vectors(f: VectorFile) -> None:
+    """Export bundles (custody export), verified offline against the pinned authority."""
+    import tempfile
+
+    from custody.audit import export_bundle
+    from custody.conformance import create_season_home, parse_season
+    from custody.home import Home
+    from custody.service import ServiceSecrets, open_writer
+
+    s = f.season
+    f.extra = {"pin": s.authority.id}
+    small = Season()  # the same authority (same seeds), with only this file's people
+    c = Case(small, "exp", "export")
+    for n in (1, 2):
+        c.step(c.seal_env(n))
+    for reached in ("in_transit", "handed", "stored"):
+        c.step(c.lifecycle(reached, c.pkg(1), 1, False))
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Home(Path(tmp) / "season")
+        phrase = "export vectors passphrase"
+        create_season_home(
+            home, parse_season(json.dumps(small.document()).encode()), passphrase=phrase
+        )
+        log = open_writer(home, ServiceSecrets(log=phrase, system=phrase))
+        try:
+            for env in c.setup:
+                log.submit(parse_envelope(env), now=RECEIVED)
+            export_bundle(log, Path(tmp) / "out")
+        finally:
+            log.close()
+        files = {p.name: p.read_text("utf-8") for p in sorted((Path(tmp) / "out").iterdir())}
+    # The packages were sealed by hand-made events: their labels go in labels.jsonl here.
+    labels = "".join(
+        canonical_json(
+            {
+                "label": c.labels[
+                    json.loads(base64.b64decode(e["payload"]))["body"]["label_sha256"]
+                ],
+                "package_id": pid,
+            }
+        ).decode()
+        + "\n"
+        for pid, e in ((c.pkg(1), c.setup[0]), (c.pkg(2), c.setup[1]))
+    )
+    files["labels.jsonl"] = labels
+    # The certificates this bundle needs are in the vectors' season too (one trust for all).
+    s.certificates.extend(small.certificates)
+
+    def manifest(fs: dict[str, str], *, size: int | None = None, drop: str = "") -> dict[str, str]:
+        m = json.loads(fs["manifest.json"])
+        order = ["events.jsonl", "labels.jsonl", "trust.json", "checkpoint.note"]
+        m["files"] = {
+            name: hashlib.sha256(fs[name].encode()).hexdigest() for name in order if name != drop
+        }
+        if size is not None:
+            m["size"] = size
+        return {**fs, "manifest.json": json.dumps(m, indent=2, ensure_ascii=False) + "\n"}
+
+    good = manifest(files)
+    lines = good["events.jsonl"].splitlines(keepends=True)
+
+    def with_lines(new: list[str]) -> dict[str, str]:
+        return manifest({**good, "events.jsonl": "".join(new)})
+
+    def case(name: str, note: str, fs: dict[str, str], expect: str) -> None:
+        cs = f.case(name, note)
+        cs.done({"files": fs}, expect)
+
+    case(
+        "accept",
+        "five events, two labels, the checkpoint and the manifest as export writes them",
+        good,
+        "accept",
+    )
+    entry = json.loads(lines[1])
+    sig = bytearray(base64.b64decode(entry["envelope"]["signatures"][0]["sig"]))
+    sig[0] ^= 1
+    entry["envelope"]["signatures"][0]["sig"] = b64(bytes(sig))
+    altered = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
+    case(
+        "event-signature-altered",
+        "entry 1's first signature changed",
+        with_lines([lines[0], altered, *lines[2:]]),
+        "refuse signature",
+    )
+    case(
+        "event-line-not-canonical",
+        "entry 1 with a space after a colon",
+        with_lines([lines[0], lines[1].replace('{"envelope":', '{"envelope": ', 1), *lines[2:]]),
+        "refuse format",
+    )
+    case(
+        "last-event-removed",
+        "the last entry is missing",
+        with_lines(lines[:-1]),
+        "refuse checkpoint_size",
+    )
+    case(
+        "event-removed",
+        "entry 2 (the handover) is missing: entry 3's releaser is not the holder, who signs first",
+        with_lines([*lines[:2], *lines[3:]]),
+        "refuse threshold",
+    )
+    case(
+        "events-swapped",
+        "entries 2 and 3 swapped: signers are judged before the link",
+        with_lines([lines[0], lines[1], lines[3], lines[2], *lines[4:]]),
+        "refuse threshold",
+    )
+    earlier = lines[3].replace(
+        '"received":"2027-03-03T09:00:00Z"', '"received":"2027-03-03T08:00:00Z"'
+    )
+    case(
+        "receive-time-back",
+        "entry 3 received before entry 2",
+        with_lines([*lines[:3], earlier, *lines[4:]]),
+        "refuse receive_order",
+    )
+    stranger = SigningKey(seed("stranger log"))
+    cp_text = good["checkpoint.note"].split("\n\n", 1)[0] + "\n"
+    case(
+        "checkpoint-other-key",
+        "the checkpoint signed by another key",
+        manifest({**good, "checkpoint.note": sign_note(cp_text, "someone.example/log", stranger)}),
+        "refuse checkpoint_signature",
+    )
+    root_line = cp_text.split("\n")[2]
+    forged = cp_text.replace(root_line, b64(hashlib.sha256(b"another root").digest()))
+    case(
+        "checkpoint-root-other",
+        "a checkpoint the log key signed over another root",
+        manifest({**good, "checkpoint.note": sign_note(forged, s.authority.log_origin, s.log)}),
+        "refuse checkpoint_root",
+    )
+    case(
+        "manifest-size",
+        "manifest.json says another size",
+        manifest(good, size=4),
+        "refuse manifest",
+    )
+    case(
+        "manifest-drops-labels",
+        "manifest.json does not list labels.jsonl",
+        manifest(good, drop="labels.jsonl"),
+        "refuse manifest",
+    )
+    case(
+        "manifest-hash-stale",
+        "trust.json re-spaced (the same document) after the manifest was written",
+        {**good, "trust.json": good["trust.json"].replace(",", ", ", 1)},
+        "refuse manifest",
+    )
+    label_lines = good["labels.jsonl"].splitlines(keepends=True)
+    one, two = c.pkg(1), c.pkg(2)
+    swapped = [
+        label_lines[1].replace(f'"package_id":"{two}"', f'"package_id":"{one}"'),
+        label_lines[0].replace(f'"package_id":"{one}"', f'"package_id":"{two}"'),
+    ]
+    case(
+        "labels-swapped",
+        "each label listed under the other package",
+        manifest({**good, "labels.jsonl": "".join(swapped)}),
+        "refuse label",
+    )
+    case(
+        "label-missing",
+        "a seal event commits to a label the bundle lacks",
+        manifest({**good, "labels.jsonl": label_lines[1]}),
+        "refuse label",
+    )
+
+
 WITNESS = "witness.example/w1"
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -2526,6 +2698,12 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
     ),
     ("keyfile", "kf", "key files: private keys sealed under a passphrase", keyfile_vectors),
     ("receipt", "rct", "receipts, checked offline against the log's key", receipt_vectors),
+    (
+        "export",
+        "exp",
+        "export bundles, verified offline against the pinned authority",
+        export_vectors,
+    ),
     (
         "cosignature",
         "cos",

@@ -269,6 +269,8 @@ class Trust:
         root = b64d(auth["root_key"])
         assert auth_env.payload_type == AUTHORITY_TYPE and self._root_only(auth_env, root)
         self.id = key_id(root)
+        self.log_key = b64d(auth["log_key"])
+        self.log_origin = auth["log_origin"]
         self.system_key = b64d(auth["system_key"])
         self.system_id = key_id(self.system_key)
         self.certs: dict[str, Cert] = {}
@@ -502,6 +504,7 @@ class Log:
         self.trust = trust
         self.states: dict[str, State] = {}
         self.ids: set[str] = set()
+        self.seals: dict[str, tuple[str, dict[str, Any]]] = {}  # package -> (sealer, seal body)
 
     def submit(self, obj: object, received: datetime) -> tuple[str | None, list[str]]:
         try:
@@ -545,6 +548,8 @@ class Log:
         new, findings = self._transition(e, filled, received)
         self.states.update(new)
         self.ids.add(e.id)
+        if e.kind == "seal":
+            self.seals.setdefault(next(iter(e.packages)), (e.actors["sealer"], dict(e.body)))
         if late:
             findings += ["late"] * len(e.packages)
         return findings
@@ -863,7 +868,8 @@ def cbor(data: bytes) -> Any:
         raise Refused("format", "CBOR") from e
 
 
-def verify_label(text: str, trust: Trust, now: datetime) -> None:
+def verify_label(text: str, trust: Trust, now: datetime | None) -> Mapping[int, Any]:
+    """Returns the manifest's fields; ``now`` None: judged at its own issued-at time."""
     text = text.strip()
     if len(text) > 1600:
         raise Refused("format", "too long")
@@ -925,6 +931,7 @@ def verify_label(text: str, trust: Trust, now: datetime) -> None:
     if signer is None:
         raise Refused("signature")
     fields = _manifest(m)
+    now = now if now is not None else fields["issued"]
     cert = trust.standing(signer, fields["issued"], None)
     rev = trust.revs.get(signer)
     if rev and rev.reason == "key_compromise" and rev.effective_at <= now:
@@ -937,6 +944,7 @@ def verify_label(text: str, trust: Trust, now: datetime) -> None:
         raise Refused("not_yet_valid")
     if now > fields["expires"]:
         raise Refused("expired")
+    return m
 
 
 def _manifest(m: Mapping[int, Any]) -> dict[str, datetime]:
@@ -1303,6 +1311,144 @@ def check_receipt(value: Mapping[str, Any], origin: str, vkeys: list[str]) -> No
     verify_inclusion(leaf, index, size, proof, root)
 
 
+# --- export bundles ---------------------------------------------------------------------------
+
+CLASSIFICATIONS = {1: "secret", 2: "confidential", 3: "top_secret"}
+
+
+def mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162 Merkle tree hash of leaf hashes."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return node(mth(leaves[:k]), mth(leaves[k:]))
+
+
+def seal_body_of(m: Mapping[int, Any], text: str, sealer: str) -> dict[str, Any]:
+    """What the seal event's body holds for a label (docs/formats.md, "The seal body")."""
+    steps = list(m[12])
+    if steps and steps[0][0] == sealer:
+        steps = steps[1:]
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return {
+        "exam": m[2],
+        "session": m[3],
+        "position": m[4],
+        "paper": m[5],
+        "paper_commitment": m[6].hex(),
+        "copies": m[7],
+        "seals": list(m[9]),
+        "window": {
+            "start": (epoch + timedelta(seconds=m[11][0])).strftime(fmt),
+            "end": (epoch + timedelta(seconds=m[11][1])).strftime(fmt),
+        },
+        "route": [p for p, _ in steps],
+        "places": [q for _, q in steps],
+        "destination": {"site": m[10][0], "room": m[10][1]},
+        "classification": CLASSIFICATIONS[m[13]],
+        "label_sha256": hashlib.sha256(text.encode("ascii")).hexdigest(),
+    }
+
+
+def verify_export(files: Mapping[str, str], pin: str) -> str | None:
+    """docs/formats.md, "Export bundle": the first problem's rule, or None."""
+    trust = Trust(json.loads(files["trust.json"]))
+    if trust.id != pin:
+        raise Refused("issuer", "not the pinned authority")
+    problems: list[str] = []
+    khash = key_hash(trust.log_origin, 0x01, trust.log_key).hex()
+    vkey = f"{trust.log_origin}+{khash}+" + base64.b64encode(b"\x01" + trust.log_key).decode()
+    try:
+        size, root = verify_checkpoint(files["checkpoint.note"], trust.log_origin, [vkey])
+    except Refused:
+        return "checkpoint_signature"
+    log = Log(trust)
+    leaves: list[bytes] = []
+    last: datetime | None = None
+    for line in files["events.jsonl"].splitlines():
+        raw = line.encode("utf-8")
+        leaves.append(hashlib.sha256(b"\x00" + raw).digest())
+        try:
+            entry = json_obj(raw)
+            if (
+                set(entry) != {"envelope", "received", "type"}
+                or entry["type"] != "custody.entry.v1"
+            ):
+                raise Refused("format", "entry fields")
+            received = time_of(entry["received"])
+            if entry_bytes(entry["envelope"], entry["received"]) != raw:
+                raise Refused("format", "entry not canonical")
+        except Refused as r:
+            problems.append(r.code)
+            continue
+        if last is not None and received < last:
+            problems.append("receive_order")
+        last = received
+        code, _ = log.submit(entry["envelope"], received)
+        if code is not None:
+            problems.append(code)
+    if len(leaves) != size:
+        problems.append("checkpoint_size")
+    elif mth(leaves) != root:
+        problems.append("checkpoint_root")
+    seen: set[str] = set()
+    for line in files.get("labels.jsonl", "").splitlines():
+        try:
+            obj = json_obj(line.encode("utf-8"))
+            if set(obj) != {"label", "package_id"}:
+                raise Refused("label", "fields")
+            pid, text = obj["package_id"], obj["label"]
+            if pid in seen:
+                raise Refused("label", "listed twice")
+            seen.add(pid)
+            m = verify_label(text, trust, None)
+            if m[1] != pid:
+                raise Refused("label", "another package's label")
+            if pid not in log.seals:
+                raise Refused("label", "no seal event")
+            sealer, body = log.seals[pid]
+            expected = seal_body_of(m, text, sealer)
+            if any(k in body and body[k] != v for k, v in expected.items()):
+                raise Refused("label", "disagrees with the seal event")
+        except Refused:
+            problems.append("label")
+    for pid, (_, body) in sorted(log.seals.items()):
+        if pid not in seen and "label_sha256" in body:
+            problems.append("label")
+    problems += _export_manifest(files, trust, size)
+    return problems[0] if problems else None
+
+
+def _export_manifest(files: Mapping[str, str], trust: Trust, size: int) -> list[str]:
+    try:
+        m = json_obj(files["manifest.json"].encode("utf-8"))
+    except (Refused, KeyError):
+        return ["manifest"]
+    found = []
+    if json.dumps(m, indent=2, ensure_ascii=False) + "\n" != files["manifest.json"]:
+        found.append("manifest")
+    listed = m.get("files")
+    names = {"events.jsonl", "trust.json", "checkpoint.note"} | {
+        n for n in ("labels.jsonl", "witnesses.json") if n in files
+    }
+    if (
+        m.get("format") != "custody-export/v1"
+        or m.get("authority_id") != trust.id
+        or m.get("origin") != trust.log_origin
+        or m.get("size") != size
+        or not isinstance(listed, dict)
+        or set(listed) != names
+        or any(listed[n] != hashlib.sha256(files[n].encode("utf-8")).hexdigest() for n in names)
+    ):
+        found.append("manifest")
+    return found
+
+
 # --- the vectors ----------------------------------------------------------------------------
 
 
@@ -1353,7 +1499,9 @@ def run(directory: Path) -> list[Result]:
                         continue
                 if time_of(f["received"]) != clock:
                     continue
-                if f["kind"] in (
+                if f["kind"] == "export":
+                    code, findings = verify_export(case["input"]["files"], f["pin"]), []
+                elif f["kind"] in (
                     "label",
                     "trust-bundle",
                     "checkpoint",

@@ -11,6 +11,7 @@ writes.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from crypto import merkle
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, b64decode, parse_json_object
 from crypto.note import open_checkpoint, parse_vkey
+from custody.audit import load_trust_document, verify_bundle
 from custody.conformance import (
     Answer,
     CaseResult,
@@ -71,6 +73,8 @@ class LocalDoor:
         try:
             if file.kind == "trust-bundle":
                 load_trust_bundle(str(text).encode("utf-8"), pinned_root_id=file.extra["pin"])
+            elif file.kind == "export":
+                return Answer(verify_export(text, file.extra["pin"]))
             elif file.kind == "receipt":
                 check_receipt(text, file.extra)
             elif file.kind == "keyfile":
@@ -106,6 +110,17 @@ def check_receipt(value: Any, extra: Mapping[str, Any]) -> None:
     merkle.verify_inclusion(
         merkle.leaf_hash(leaf_bytes(env, received)), index, checkpoint.size, proof, checkpoint.root
     )
+
+
+def verify_export(value: Any, pin: str) -> str | None:
+    """`custody verify DIR --pin ID`: the first problem's rule, or None."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, text in value["files"].items():
+            (folder / name).write_text(text, "utf-8")
+        store = load_trust_document((folder / "trust.json").read_bytes(), pinned_root_id=pin)
+        report = verify_bundle(folder, store)
+    return report.problems[0].rule if report.problems else None
 
 
 def run_all(tmp: Path) -> tuple[Season, list[VectorFile], list[CaseResult]]:
