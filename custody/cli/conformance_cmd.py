@@ -108,7 +108,11 @@ def conformance(
         st.out.print(
             f"  {sum(passed.values())}/{len(results)} agree"
             + (f"; {elsewhere} case(s) are judged in another pass" if elsewhere else "")
-            + (f"; {offline} offline-only case(s) (trust bundles, checkpoints)" if offline else "")
+            + (
+                f"; {offline} case(s) of offline kinds (no service route: the verifiers check them)"
+                if offline
+                else ""
+            )
         )
     if failed:
         raise typer.Exit(VerificationError.exit_code)
