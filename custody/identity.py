@@ -216,6 +216,7 @@ def enroll(
     now: datetime,
     key_out: Path | None = None,
     supersedes: str | None = None,
+    scopes: Iterable[str] = (),
     kdf: KdfParams | None = None,
     pair: KeyPair | None = None,
     public_keys: tuple[bytes, bytes] | None = None,
@@ -239,6 +240,10 @@ def enroll(
     for tag in recusals:
         if ":" not in tag:
             raise UsageError(f"recusal {tag!r} must be a scope tag such as exam:ID or position:ID")
+    for tag in scopes:
+        kind, _, value = tag.partition(":")
+        if kind not in ("site", "exam") or not value or value != value.strip():
+            raise UsageError(f"assignment {tag!r} must be a scope tag site:NAME or exam:ID")
     if public_keys is not None:
         signing_raw, encryption_raw = public_keys
     else:
@@ -261,6 +266,7 @@ def enroll(
         issued_at=now,
         recusals=frozenset(recusals),
         supersedes=supersedes,
+        scopes=frozenset(scopes),
     )
     envelope = issue_certificate(cert, root.signing)
     out: Path | None = None
@@ -299,6 +305,7 @@ def rotate(
         not_before=now,
         not_after=not_after or old.not_after,
         recusals=old.recusals,
+        scopes=old.scopes,
         passphrase=passphrase,
         now=now,
         key_out=key_out,
