@@ -99,6 +99,8 @@ class Season:
     log_seed: bytes
     system_seed: bytes
     trust_document: dict[str, Any]
+    setup: tuple[Any, ...] = ()  # statements every run submits first (the exams' policies)
+    setup_received: datetime | None = None
 
     @property
     def authority(self) -> Authority:
@@ -132,6 +134,8 @@ def parse_season(data: bytes) -> Season:
         log_seed=_seed(seeds, "log"),
         system_seed=_seed(seeds, "system"),
         trust_document=dict(trust.obj),
+        setup=tuple(f.items("setup")) if "setup" in f.obj else (),
+        setup_received=f.opt_time("setup_received"),
     )
 
 
@@ -320,11 +324,13 @@ def _answer(status: int, body: bytes, *, event: bool) -> Answer:
     return Answer(str(obj.get("error", f"<HTTP {status}>")), status=status)
 
 
-def clocks(files: Sequence[VectorFile]) -> list[datetime]:
+def clocks(files: Sequence[VectorFile], season: Season | None = None) -> list[datetime]:
     """Every receive time the vectors need, earliest first (one service pass each)."""
     times = {f.received for f in files} | {
         f.setup_clock(c) for f in files for c in f.cases if c.setup
     }
+    if season is not None and season.setup:
+        times.add(season.setup_received or season.received)
     return sorted(times)
 
 
@@ -341,12 +347,12 @@ def run_http(
             f"vectors' {season.authority.id[:16]}",
             hint="serve a home made with `custody conformance DIR --setup`",
         )
-    if received == clocks(files)[0] and health.get("log_size") != 0:
+    if received == clocks(files, season)[0] and health.get("log_size") != 0:
         raise UsageError(
             f"{client.url} holds {health.get('log_size')} entries: the vectors need a fresh season",
             hint="make a new home with `custody conformance DIR --setup` and serve it",
         )
-    return run_pass(client, files, received=received)
+    return run_pass(client, files, received=received, season=season)
 
 
 class Door(Protocol):
@@ -363,13 +369,22 @@ class Door(Protocol):
 
 
 def run_pass(
-    door: Door, files: Sequence[VectorFile], *, received: datetime
+    door: Door,
+    files: Sequence[VectorFile],
+    *,
+    received: datetime,
+    season: Season | None = None,
 ) -> tuple[list[CaseResult], int]:
     """One pass at one clock: every statement received at ``received`` is submitted, in file
     and case order; the cases whose input is received then are judged. Returns the results
     and the number of cases not judged in this pass (another clock's, or offline only)."""
     results: list[CaseResult] = []
     elsewhere = 0
+    if season is not None and (season.setup_received or season.received) == received:
+        for i, step in enumerate(season.setup):
+            answer = door.submit(step)
+            if answer.code is not None:
+                results.append(CaseResult("season", f"setup {i}", "accept", str(answer), False))
     for f in files:
         for case in f.cases:
             result = _run_case(door, f, case, received)

@@ -49,7 +49,7 @@ def conformance(
     if setup == (url is not None):
         raise UsageError("give either --setup (make the season's home) or --url (run the vectors)")
     season, files = load_vectors(directory)
-    needed = clocks(files)
+    needed = clocks(files, season)
     if setup:
         secret = passphrase(env=PASSPHRASE_ENV, prompt="Passphrase for the season's keys")
         authority = create_season_home(st.home, season, passphrase=secret)

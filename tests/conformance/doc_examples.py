@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 
 from api.app import Settings, create_app
 from crypto.dsse import parse_envelope
-from crypto.encoding import canonical_json
+from crypto.encoding import canonical_json, parse_time
 from crypto.note import CosignatureVerifier, cosign, parse_checkpoint
 from crypto.signing import SigningKey
 from custody.audit import export_bundle
@@ -36,8 +36,9 @@ from custody.conformance import OFFLINE_KINDS, create_season_home, parse_season
 from custody.events import leaf_bytes
 from custody.home import Home
 from custody.log import Receipt
+from custody.sessions import Challenge, sign_login
 from keys.model import Role
-from tests.conformance.generate import RECEIVED, Case, Season, seed
+from tests.conformance.generate import EXAM, EXAM_WITNESS, RECEIVED, Case, Season, seed, sign_raw
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "formats.md"
 PASS = "doc examples passphrase"
@@ -68,6 +69,18 @@ def examples() -> dict[str, str]:
         story.append((name, env))
         return env
 
+    # The exams' policies first: a seal must follow its exam's policy on the log.
+    for name, exam, witness in (
+        ("exam_policy", EXAM_WITNESS, True),
+        ("exam_policy-int", EXAM, False),
+    ):
+        body = {
+            "exam": exam,
+            "handover_witness": witness,
+            "retention_until": "2028-03-01T00:00:00Z",
+        }
+        payload = c.payload("exam_policy", {}, {"system": season.authority.id}, body)
+        add(name, sign_raw(canonical_json(payload), [season.system]))
     add("seal", c.seal_env(1, witness=True))
     add("dispatch", c.transfer_env("dispatch", [pk], "sealer", "courier1", witness="supervisor"))
     add(
@@ -177,6 +190,9 @@ def examples() -> dict[str, str]:
             )
             backend = app.state.backend
             first = answers["seal"].json()
+            at = answers["dispatch"].json()["index"]  # the dispatch's log index
+            size = at + 1  # the checkpoint its receipt carries
+            login = {"authorization": f"Bearer {_login(client, season.keys[c.who('sealer')])}"}
             out["api-post-event"] = _http(
                 "POST /v1/events",
                 "<the dispatch envelope of the example above>",
@@ -185,15 +201,24 @@ def examples() -> dict[str, str]:
             out["api-post-event-refused"] = _http(
                 "POST /v1/events", "<the dispatch above, without the witness>", bad
             )
-            out["api-entry"] = _http("GET /v1/entries/0", "", client.get("/v1/entries/0"))
+            seal_at = first["index"]
+            out["api-entry"] = _http(
+                f"GET /v1/entries/{seal_at}\nAuthorization: Bearer <a session of the sealer>",
+                "",
+                client.get(f"/v1/entries/{seal_at}", headers=login),
+            )
             out["api-package"] = _http(
-                f"GET /v1/packages/{pk}", "", client.get(f"/v1/packages/{pk}")
+                f"GET /v1/packages/{pk}\nAuthorization: Bearer <a session of the sealer>",
+                "",
+                client.get(f"/v1/packages/{pk}", headers=login),
             )
             out["api-healthz"] = _http("GET /healthz", "", client.get("/healthz"))
             out["api-inclusion"] = _http(
-                "GET /v1/proofs/inclusion?index=1&size=4",
+                f"GET /v1/proofs/inclusion?index={at}&size={at + 3}\nAuthorization: Bearer <…>",
                 "",
-                client.get("/v1/proofs/inclusion", params={"index": 1, "size": 4}),
+                client.get(
+                    "/v1/proofs/inclusion", params={"index": at, "size": at + 3}, headers=login
+                ),
             )
             out["api-label-verify"] = _http(
                 "POST /v1/labels/verify",
@@ -205,11 +230,13 @@ def examples() -> dict[str, str]:
                 "CP1:…(one character changed)",
                 client.post("/v1/labels/verify", content=_tampered_label(c, season).encode()),
             )
-            out["checkpoint"] = client.get("/v1/checkpoint/2").text
+            out["checkpoint"] = client.get(f"/v1/checkpoint/{size}").text
             out["api-consistency"] = _http(
-                "GET /v1/proofs/consistency?old=2&new=5",
+                f"GET /v1/proofs/consistency?old={size}&new={size + 3}\nAuthorization: Bearer <…>",
                 "",
-                client.get("/v1/proofs/consistency", params={"old": 2, "new": 5}),
+                client.get(
+                    "/v1/proofs/consistency", params={"old": size, "new": size + 3}, headers=login
+                ),
             )
             # A witness listed in the home's witnesses.json cosigns the checkpoint of size 2.
             witness = SigningKey(seed("witness w1"))
@@ -223,11 +250,11 @@ def examples() -> dict[str, str]:
                 1804150800,
             )
             out["api-cosignature"] = _http(
-                "POST /v1/cosignatures?size=2",
+                f"POST /v1/cosignatures?size={size}",
                 line.rstrip("\n"),
-                client.post("/v1/cosignatures", params={"size": 2}, content=line.encode()),
+                client.post("/v1/cosignatures", params={"size": size}, content=line.encode()),
             )
-            out["checkpoint-cosigned"] = client.get("/v1/checkpoint/2").text
+            out["checkpoint-cosigned"] = client.get(f"/v1/checkpoint/{size}").text
             out["api-checkpoint-latest"] = _http(
                 "GET /v1/checkpoint", "", client.get("/v1/checkpoint")
             )
@@ -242,14 +269,14 @@ def examples() -> dict[str, str]:
                 received=dispatch["received"],
             )
             out["receipt"] = json.dumps(receipt_document(backend.log, receipt), indent=2) + "\n"
-            entry = parse_envelope(story[0][1])
+            entry = parse_envelope(dict(story)["seal"])
             out["log-entry"] = leaf_bytes(entry, RECEIVED).decode("utf-8") + "\n"
-            assert first["index"] == 0
+            assert (seal_at, at, size) == (2, 3, 4)  # as the document's text says
     for name, env in story:
-        if name in {"seal-2", "dispatch-2", "seal-3"}:
+        if name in {"seal-2", "dispatch-2", "seal-3", "exam_policy-int"}:
             continue
         out[f"event-{name}"] = payload_text(env) + "\n"
-    out["envelope"] = compact(story[1][1]) + "\n"
+    out["envelope"] = compact(dict(story)["dispatch"]) + "\n"
     trust = season.document()["trust"]
     out["authority"] = payload_text(trust["authority"]) + "\n"
     cert = next(
@@ -283,6 +310,19 @@ def _bundle_example(season: Season, c: Case) -> str:
     return store.to_bundle(season.root, RECEIVED).to_bytes().decode("utf-8")
 
 
+def _login(client: TestClient, key: SigningKey) -> str:
+    """A session token: a fresh challenge signed with the person's key (section "Access")."""
+    got = client.post("/v1/login/challenge").json()
+    challenge = Challenge(got["challenge"], got["origin"], parse_time(got["expires_at"]))
+    r = client.post(
+        "/v1/login",
+        content=sign_login(challenge, key).to_bytes(),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
 def _http(request: str, body: str, response: Any) -> str:
     """The request line (and body, or what it is), then the status, type and exact body."""
     head = f"{request}\n{body}\n" if body else f"{request}\n"
@@ -291,7 +331,7 @@ def _http(request: str, body: str, response: Any) -> str:
 
 
 def _label_of(c: Case, season: Season) -> str:
-    env = c.setup[0]
+    env = next(e for e in c.setup if json.loads(payload_text(e))["kind"] == "seal")
     body = json.loads(payload_text(env))["body"]
     labels = c.labels
     return labels[body["label_sha256"]]

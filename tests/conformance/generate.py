@@ -81,7 +81,9 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 CERT_FROM = utc(2027, 1, 1)
 CERT_TO = utc(2027, 12, 31)
-EXAM = "SX-2027-INT"
+EXAM = "SX-2027-INT"  # its policy on the log: no supervising witness
+EXAM_WITNESS = "SX-2027-WIT"  # its policy on the log: a supervising witness for every handover
+RETAIN = utc(2028, 3, 1)
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "vectors"
 
 # The role of each cast member a case may call on (created only when first used).
@@ -177,12 +179,36 @@ class Season:
                 "log": seed("log").hex(),
                 "system": seed("system").hex(),
             },
+            "setup_received": format_time(EARLY),
+            "setup": self.setup(),
             "trust": {
                 "authority": self.authority_envelope.to_json_obj(),
                 "certificates": [e.to_json_obj() for e in self.certificates],
                 "revocations": [e.to_json_obj() for e in self.revocations],
             },
         }
+
+    def setup(self) -> list[Any]:
+        """What every run submits first, at the earliest clock: the exams' policies."""
+        out = []
+        for i, (exam, witness) in enumerate(((EXAM, False), (EXAM_WITNESS, True))):
+            payload = {
+                "type": "custody.event.v1",
+                "kind": "exam_policy",
+                "authority": self.authority.id,
+                "time": format_time(EARLY - timedelta(minutes=2) + i * SEC),
+                "place": "",
+                "packages": {},
+                "actors": {"system": self.authority.id},
+                "body": {
+                    "exam": exam,
+                    "handover_witness": witness,
+                    "retention_until": format_time(RETAIN),
+                },
+                "corrects": None,
+            }
+            out.append(sign_raw(canonical_json(payload), [self.system]))
+        return out
 
     @staticmethod
     def root_seed_hex() -> str:
@@ -309,6 +335,7 @@ class Case:
         n: int = 1,
         *,
         witness: bool = False,
+        exam: str | None = None,
         opens: datetime | None = None,
         closes: datetime | None = None,
         sealer: str = "sealer",
@@ -325,7 +352,7 @@ class Case:
         serials = [f"{self.code}-S{n}{i}" for i in range(1, -(-copies // 10) + 1)]
         manifest = Manifest(
             package_id=package,
-            exam_id=EXAM,
+            exam_id=exam or (EXAM_WITNESS if witness else EXAM),
             session="AM",
             position="P014",
             paper_id=f"{self.code}.PAPER",
@@ -684,7 +711,11 @@ def seal_vectors(f: VectorFile) -> None:
     c.done(c.seal_env(), "accept")
     c = f.case("accept-printer", "a printer may seal")
     c.done(c.seal_env(sealer="printer"), "accept")
-    c = f.case("accept-minimal-body", "only the fields the rules read (label fields absent)")
+    c = f.case(
+        "accept-minimal-body",
+        "only the fields the rules read (label fields absent; handover_witness stays: "
+        "it must equal the exam's policy)",
+    )
     c.done(
         c.seal_env(
             body=dict.fromkeys(
@@ -695,7 +726,6 @@ def seal_vectors(f: VectorFile) -> None:
                     "destination",
                     "classification",
                     "label_sha256",
-                    "handover_witness",
                 ),
                 DROP,
             )
@@ -2487,6 +2517,8 @@ def export_vectors(f: VectorFile) -> None:
         )
         log = open_writer(home, ServiceSecrets(log=phrase, system=phrase))
         try:
+            for env in small.setup():
+                log.submit(parse_envelope(env), now=EARLY)
             for env in c.setup:
                 log.submit(parse_envelope(env), now=RECEIVED)
             export_bundle(log, Path(tmp) / "out")
@@ -2521,10 +2553,14 @@ def export_vectors(f: VectorFile) -> None:
         return {**fs, "manifest.json": json.dumps(m, indent=2, ensure_ascii=False) + "\n"}
 
     good = manifest(files)
-    lines = good["events.jsonl"].splitlines(keepends=True)
+    # Entries 0 and 1 are the exams' policies; the package events follow.
+    policies, lines = (
+        good["events.jsonl"].splitlines(keepends=True)[:2],
+        good["events.jsonl"].splitlines(keepends=True)[2:],
+    )
 
     def with_lines(new: list[str]) -> dict[str, str]:
-        return manifest({**good, "events.jsonl": "".join(new)})
+        return manifest({**good, "events.jsonl": "".join(policies + new)})
 
     def case(name: str, note: str, fs: dict[str, str], expect: str) -> None:
         cs = f.case(name, note)
@@ -2543,13 +2579,13 @@ def export_vectors(f: VectorFile) -> None:
     altered = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
     case(
         "event-signature-altered",
-        "entry 1's first signature changed",
+        "the second seal's (entry 3) first signature changed",
         with_lines([lines[0], altered, *lines[2:]]),
         "refuse signature",
     )
     case(
         "event-line-not-canonical",
-        "entry 1 with a space after a colon",
+        "entry 3 with a space after a colon",
         with_lines([lines[0], lines[1].replace('{"envelope":', '{"envelope": ', 1), *lines[2:]]),
         "refuse format",
     )
@@ -2561,13 +2597,14 @@ def export_vectors(f: VectorFile) -> None:
     )
     case(
         "event-removed",
-        "entry 2 (the handover) is missing: entry 3's releaser is not the holder, who signs first",
+        "the dispatch (entry 4) is missing: the handover's releaser is then not the holder, "
+        "who signs first",
         with_lines([*lines[:2], *lines[3:]]),
         "refuse threshold",
     )
     case(
         "events-swapped",
-        "entries 2 and 3 swapped: signers are judged before the link",
+        "the dispatch and the handover swapped: signers are judged before the link",
         with_lines([lines[0], lines[1], lines[3], lines[2], *lines[4:]]),
         "refuse threshold",
     )
@@ -2576,7 +2613,7 @@ def export_vectors(f: VectorFile) -> None:
     )
     case(
         "receive-time-back",
-        "entry 3 received before entry 2",
+        "the handover (entry 5) received before the dispatch",
         with_lines([*lines[:3], earlier, *lines[4:]]),
         "refuse receive_order",
     )
@@ -2634,6 +2671,65 @@ def export_vectors(f: VectorFile) -> None:
     )
 
 
+def exam_policy_vectors(f: VectorFile) -> None:
+    """exam_policy statements (the system key alone) and the seals they bind."""
+    s = f.season
+
+    def policy(
+        c: Case,
+        exam: str,
+        witness: Any,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        signers: Sequence[SigningKey] | None = None,
+        actors: Mapping[str, str] | None = None,
+    ) -> Any:
+        body: dict[str, Any] = {
+            "exam": exam,
+            "handover_witness": witness,
+            "retention_until": format_time(RETAIN),
+            **(extra or {}),
+        }
+        payload = c.payload("exam_policy", {}, actors or {"system": s.authority.id}, body)
+        return sign_raw(canonical_json(payload), signers or [s.system])
+
+    c = f.case("policy-accept", "an exam's policy put in force by the system")
+    c.done(policy(c, f"{c.code}-EXAM", False), "accept")
+    c = f.case("seal-after-policy", "a seal that follows its exam's policy on the log")
+    c.step(policy(c, f"{c.code}-EXAM", True))
+    c.done(c.seal_env(witness=True, exam=f"{c.code}-EXAM"), "accept")
+    c = f.case("seal-no-policy", "a seal for an exam with no policy on the log")
+    c.done(c.seal_env(exam=f"{c.code}-EXAM"), "refuse exam_policy")
+    c = f.case("seal-witness-differs", "the exam's policy asks for a witness, the seal says none")
+    c.step(policy(c, f"{c.code}-EXAM", True))
+    c.done(c.seal_env(witness=False, exam=f"{c.code}-EXAM"), "refuse exam_policy")
+    c = f.case("seal-witness-missing", "the seal's body has no handover_witness")
+    c.step(policy(c, f"{c.code}-EXAM", False))
+    c.done(c.seal_env(exam=f"{c.code}-EXAM", body={"handover_witness": DROP}), "refuse exam_policy")
+    c = f.case("later-policy-binds", "the latest policy of an exam binds later seals")
+    c.step(policy(c, f"{c.code}-EXAM", False))
+    c.step(policy(c, f"{c.code}-EXAM", True))
+    c.done(c.seal_env(witness=False, exam=f"{c.code}-EXAM"), "refuse exam_policy")
+    c = f.case("policy-extra-field", "a body field beyond exam, handover_witness, retention_until")
+    c.done(policy(c, f"{c.code}-EXAM", False, extra={"note": "x"}), "refuse format")
+    c = f.case("policy-witness-string", "handover_witness must be true or false")
+    c.done(policy(c, f"{c.code}-EXAM", "true"), "refuse format")
+    c = f.case("policy-by-person", "a person cannot put a policy in force")
+    c.done(
+        policy(
+            c,
+            f"{c.code}-EXAM",
+            False,
+            actors={"officer": c.who("secrecy")},
+            signers=[c.key("secrecy")],
+        ),
+        "refuse format",
+    )
+    c = f.case("policy-person-key", "actors.system, signed by a person's key")
+    c.who("secrecy")
+    c.done(policy(c, f"{c.code}-EXAM", False, signers=[c.key("secrecy")]), "refuse signature")
+
+
 WITNESS = "witness.example/w1"
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -2689,6 +2785,12 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
         "cpt",
         "signed checkpoints, verified under the log's key",
         checkpoint_vectors,
+    ),
+    (
+        "event.exam-policy",
+        "exa",
+        "exam_policy statements and the seals they bind",
+        exam_policy_vectors,
     ),
     (
         "event.paper-act",

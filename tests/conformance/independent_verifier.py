@@ -60,8 +60,9 @@ KINDS = {
     "incident",
     "leak_report",
     "paper_act",
+    "exam_policy",
 }
-PACKAGELESS = {"incident", "leak_report", "paper_act"}
+PACKAGELESS = {"incident", "leak_report", "paper_act", "exam_policy"}
 PAPER_ACT_TYPES = {
     "proposal": "application/vnd.custody.paper-proposal.v1+json",
     "print": "application/vnd.custody.paper-print.v1+json",
@@ -70,7 +71,7 @@ PAPER_ACT_TYPES = {
     "backup_activation": "application/vnd.custody.paper-backup-activation.v1+json",
     "destruction": "application/vnd.custody.paper-destruction.v1+json",
 }
-SYSTEM_KINDS = {"incident", "freeze", "compromise", "paper_act"}
+SYSTEM_KINDS = {"incident", "freeze", "compromise", "paper_act", "exam_policy"}
 HOLDER_ROLES = {"proposer", "printer", "courier", "custodian", "chief_examiner", "secrecy_officer"}
 ALL_ROLES = HOLDER_ROLES | {"supervisor", "destruction_officer", "auditor"}
 TRANSFERS = {"dispatch", "handover", "receive", "return"}
@@ -505,6 +506,7 @@ class Log:
         self.states: dict[str, State] = {}
         self.ids: set[str] = set()
         self.seals: dict[str, tuple[str, dict[str, Any]]] = {}  # package -> (sealer, seal body)
+        self.exams: dict[str, tuple[bool, datetime]] = {}  # exam -> (witness, retention_until)
 
     def submit(self, obj: object, received: datetime) -> tuple[str | None, list[str]]:
         try:
@@ -532,8 +534,18 @@ class Log:
             self._signers(e, env, found, unmatched, [], received)
             if e.kind == "paper_act":
                 self._paper_act(e, received)
+            if e.kind == "exam_policy":
+                self._exam_policy(e)
             self.ids.add(e.id)
             return []
+        if e.kind == "seal":
+            exam = e.body.get("exam")
+            if not isinstance(exam, str) or not exam:
+                raise Refused("format", "seal exam")
+            if exam not in self.exams:
+                raise Refused("exam_policy", "no policy on the log")
+            if e.body.get("handover_witness") is not self.exams[exam][0]:
+                raise Refused("exam_policy", "handover_witness is not the policy's")
         known = []
         for p in e.packages:
             s = self.states.get(p)
@@ -554,9 +566,42 @@ class Log:
             findings += ["late"] * len(e.packages)
         return findings
 
+    def _exam_policy(self, e: Event) -> None:
+        """docs/formats.md, "exam_policy": exactly exam, handover_witness, retention_until."""
+        b = e.body
+        if set(b) - {"exam", "handover_witness", "retention_until"}:
+            raise Refused("format", "exam_policy fields")
+        exam = b.get("exam")
+        if (
+            not isinstance(exam, str)
+            or not exam
+            or len(exam) > 200
+            or not exam.isprintable()
+            or exam != exam.strip()
+        ):
+            raise Refused("format", "exam id")
+        if not isinstance(b.get("handover_witness"), bool):
+            raise Refused("format", "handover_witness")
+        retention = time_of(b.get("retention_until"))
+        self.exams[exam] = (b["handover_witness"], retention)
+
+    def _purge(self, e: Event, received: datetime) -> None:
+        b = e.body
+        if set(b) != {"act_kind", "paper", "exam", "commitment"}:
+            raise Refused("format", "purge fields")
+        if not all(isinstance(b[k], str) and b[k] for k in ("paper", "exam", "commitment")):
+            raise Refused("format", "purge values")
+        if b["exam"] not in self.exams:
+            raise Refused("exam_policy", "no policy")
+        if received < self.exams[b["exam"]][1]:
+            raise Refused("window", "within retention")
+
     def _paper_act(self, e: Event, received: datetime) -> None:
         """docs/formats.md, "Paper acts": the embedded act fits its kind and paper, is dated
         within 5 minutes of the receive time, and every signature is a standing certified key."""
+        if e.body.get("act_kind") == "purge":
+            self._purge(e, received)
+            return
         kind, paper = e.body.get("act_kind"), e.body.get("paper")
         if kind not in PAPER_ACT_TYPES or not isinstance(paper, str) or not paper:
             raise Refused("format", "act_kind or paper")
@@ -1476,7 +1521,14 @@ def run(directory: Path) -> list[Result]:
         {time_of(f["received"]) for f in files}
         | {time_of(c["setup_received"]) for f in files for c in f["cases"] if "setup_received" in c}
     )
+    season_clock = time_of(season.get("setup_received", season["received"]))
+    clocks = sorted({*clocks, season_clock}) if season.get("setup") else clocks
     for clock in clocks:
+        if clock == season_clock:
+            for i, step in enumerate(season.get("setup", [])):
+                code, _ = log.submit(step, clock)
+                if code is not None:
+                    results.append(Result("season", f"setup {i}", "accept", f"refuse {code}"))
         for f in files:
             for case in f["cases"]:
                 setup_clock = time_of(case.get("setup_received", f["received"]))

@@ -131,9 +131,9 @@ def run_all(tmp: Path) -> tuple[Season, list[VectorFile], list[CaseResult]]:
     door = LocalDoor(log, log.trust, season.received)
     results: list[CaseResult] = []
     try:
-        for clock in clocks(files):
+        for clock in clocks(files, season):
             door.now = clock
-            found, _ = run_pass(door, files, received=clock)
+            found, _ = run_pass(door, files, received=clock, season=season)
             results.extend(found)
     finally:
         log.close()
