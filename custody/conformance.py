@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -268,11 +269,12 @@ def judge(case: VectorCase, answer: Answer) -> bool:
 class Client:
     """A small JSON client of the custody HTTP API (standard library only)."""
 
-    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 60.0, retries: int = 5) -> None:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"--url must be an http:// or https:// URL, not {url!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.retries = retries
 
     def request(
         self, method: str, path: str, body: bytes | None = None, *, kind: str = "application/json"
@@ -282,13 +284,21 @@ class Client:
         )
         if body is not None:
             req.add_header("Content-Type", kind)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
-                return int(resp.status), resp.read()
-        except urllib.error.HTTPError as e:
-            return int(e.code), e.read()
-        except (urllib.error.URLError, OSError) as e:
-            raise UsageError(f"cannot reach {self.url}: {e}") from e
+        for _ in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+                    return int(resp.status), resp.read()
+            except urllib.error.HTTPError as e:
+                if e.code != 429:
+                    return int(e.code), e.read()
+                wait = e.headers.get("Retry-After", "1")
+                time.sleep(min(float(wait) if wait.replace(".", "", 1).isdigit() else 1.0, 60.0))
+            except (urllib.error.URLError, OSError) as e:
+                raise UsageError(f"cannot reach {self.url}: {e}") from e
+        raise UsageError(
+            f"{self.url} kept answering 429 (rate limited)",
+            hint="serve the season with higher --rate-per-address and --rate-per-key",
+        )
 
     def health(self) -> dict[str, Any]:
         status, body = self.request("GET", "/healthz")

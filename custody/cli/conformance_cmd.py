@@ -64,7 +64,8 @@ def conformance(
             "started at that clock:\n"
             + "\n".join(
                 f"  custody --home {escape(str(st.home_path))} --now {format_time(t)} serve "
-                f"--desk-every 0   then   custody conformance {escape(str(directory))} "
+                f"--desk-every 0 --rate-per-address 100000/minute --rate-per-key 100000/minute"
+                f"   then   custody conformance {escape(str(directory))} "
                 f"--url URL --received {format_time(t)}"
                 for t in needed
             ),

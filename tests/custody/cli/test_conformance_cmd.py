@@ -56,6 +56,10 @@ class Serve:
             str(port),
             "--desk-every",
             "0",
+            "--rate-per-address",
+            "100000/minute",
+            "--rate-per-key",
+            "100000/minute",
         ]
         self.proc = subprocess.Popen(
             [
