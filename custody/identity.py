@@ -61,10 +61,16 @@ def init_authority(
     time_zone: str | None = None,
     log_passphrase: str | None = None,
     system_passphrase: str | None = None,
+    given_keys: tuple[KeyPair, KeyPair, KeyPair] | None = None,
 ) -> Authority:
     """Create the authority: its root key beside the home (for offline media), its log and
     system keys inside it, each sealed under its own passphrase (``passphrase`` seals the
-    root). Only a rehearsal home may use one passphrase for all three."""
+    root). Only a rehearsal home may use one passphrase for all three.
+
+    ``given_keys`` (root, log, system) replaces fresh keys, for a rehearsal home only: the
+    conformance vectors' season is made from published seeds (docs/vectors/season.json)."""
+    if given_keys is not None and not rehearsal:
+        raise UsageError("an authority made from given keys is a rehearsal home only")
     secrets = {
         "root": passphrase,
         "log": log_passphrase or passphrase,
@@ -90,9 +96,12 @@ def init_authority(
     if not name.strip():
         raise UsageError("the authority needs a name")
     home.make_private()
-    root = KeyPair.generate("authority root", with_encryption=False)
-    log = KeyPair.generate("authority log", with_encryption=False)
-    system = KeyPair.generate("authority system", with_encryption=False)
+    if given_keys is not None:
+        root, log, system = given_keys
+    else:
+        root = KeyPair.generate("authority root", with_encryption=False)
+        log = KeyPair.generate("authority log", with_encryption=False)
+        system = KeyPair.generate("authority system", with_encryption=False)
     authority = Authority(
         name=name,
         root_key=root.signing.verify_key,

@@ -17,6 +17,7 @@ from rich.markup import escape
 from typer._click import exceptions as click_exceptions
 
 from custody.cli.common import State, parse_cli_time
+from custody.cli.conformance_cmd import conformance
 from custody.cli.demo_cmd import demo
 from custody.cli.exam_cmd import exam_app
 from custody.cli.incident_cmd import incident_app
@@ -89,6 +90,7 @@ app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
 app.command("login")(login)
+app.command("conformance")(conformance)
 
 
 PRIVATE_UMASK = 0o077
