@@ -6,19 +6,25 @@ is rebuilt from those envelopes (and so re-verified) on every load.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from crypto.dsse import Envelope, parse_envelope
 from crypto.encoding import Fields, parse_json_object
 from crypto.sealing import KdfParams
 from crypto.signing import VerifyKey, check_ed25519_public_key, check_x25519_public_key
-from custody.errors import ConflictError, FormatError, NotFoundError, UsageError
+from custody.errors import (
+    ConflictError,
+    FormatError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+)
 from custody.home import Home
 from custody.store.tables import AuthorityRow, CertificateRow, RevocationRow
 from keys.keyfile import KeyPair, seal_keypair, write_new_file
@@ -163,17 +169,7 @@ def import_signed(home: Home, data: bytes) -> Imported:
     new_revs = [
         (verify_revocation(e, trust.authority), e) for e in revs if e.to_bytes() not in held_revs
     ]
-    with Session(home.engine) as session:
-        for cert, env in new_certs:
-            session.add(
-                CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=env.to_bytes())
-            )
-        for rev, env in new_revs:
-            session.add(RevocationRow(key_id=rev.key_id, envelope=env.to_bytes()))
-        try:
-            session.commit()
-        except IntegrityError as e:
-            raise ConflictError("a certificate for one of these keys is already held") from e
+    _store(home, new_certs, [(rev.key_id, env) for rev, env in new_revs])
     return Imported(
         tuple(c.key_id for c, _ in new_certs),
         tuple(r.key_id for r, _ in new_revs),
@@ -181,19 +177,44 @@ def import_signed(home: Home, data: bytes) -> Imported:
     )
 
 
-def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> None:
+def _store(
+    home: Home,
+    certs: Sequence[tuple[Certificate, Envelope]],
+    revs: Sequence[tuple[str, Envelope]] = (),
+) -> None:
+    """Certificates and revocations in one transaction: all are stored, or none."""
     with Session(home.engine) as session:
-        session.add(
-            CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=envelope.to_bytes())
-        )
+        for cert, env in certs:
+            session.add(
+                CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=env.to_bytes())
+            )
+        for key_id, env in revs:
+            session.add(RevocationRow(key_id=key_id, envelope=env.to_bytes()))
         try:
             session.commit()
         except IntegrityError as e:
-            raise ConflictError(f"key {cert.key_id[:16]} is already certified") from e
+            session.rollback()
+            held = [c.key_id for c, _ in certs if session.get(CertificateRow, c.key_id) is not None]
+            if held:
+                raise ConflictError(f"key {held[0][:16]} is already certified") from e
+            raise StorageError(f"the database refused the certificate: {e.orig}") from e
+        except OperationalError as e:
+            raise StorageError(f"the database refused the certificate: {e.orig}") from e
 
 
-def enroll(
+@dataclass(frozen=True)
+class _Certified:
+    """A certificate signed and checked, with the keys to seal for its holder: nothing stored."""
+
+    certificate: Certificate
+    envelope: Envelope
+    pair: KeyPair | None
+    root: KeyPair
+
+
+def _certify(
     home: Home,
+    trust: TrustStore,
     *,
     root_passphrase: str,
     subject: str,
@@ -202,22 +223,12 @@ def enroll(
     roles: Iterable[Role],
     not_before: datetime,
     not_after: datetime,
-    recusals: Iterable[str] = (),
-    passphrase: str,
+    recusals: Iterable[str],
     now: datetime,
-    key_out: Path | None = None,
-    supersedes: str | None = None,
-    kdf: KdfParams | None = None,
-    pair: KeyPair | None = None,
-    public_keys: tuple[bytes, bytes] | None = None,
-) -> Enrolment:
-    """Generate a person's keys, seal them under their passphrase, certify the public keys.
-
-    With ``public_keys`` (Ed25519, X25519) the keys were made on the person's own device:
-    only the public halves are certified, after the weak-key checks, and no key file is
-    written here.
-    """
-    trust = load_trust(home)
+    supersedes: str | None,
+    pair: KeyPair | None,
+    public_keys: tuple[bytes, bytes] | None,
+) -> _Certified:
     if not subject or not subject.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UsageError(f"person id {subject!r}: use letters, digits, '-', '_' or '.'")
     role_set = frozenset(roles)
@@ -253,13 +264,77 @@ def enroll(
         recusals=frozenset(recusals),
         supersedes=supersedes,
     )
-    envelope = issue_certificate(cert, root.signing)
+    return _Certified(cert, issue_certificate(cert, root.signing), pair, root)
+
+
+def _write_enrolment(
+    home: Home,
+    done: _Certified,
+    *,
+    passphrase: str,
+    kdf: KdfParams | None,
+    key_out: Path | None,
+    revs: Sequence[tuple[str, Envelope]] = (),
+) -> Enrolment:
+    """The holder's key file, then the certificate (and any revocation) in one transaction;
+    if that fails, the key file goes again: an enrolment is stored whole or not at all."""
+    cert = done.certificate
     out: Path | None = None
-    if pair is not None:
-        out = key_out or home.people_dir() / f"{subject}-{cert.key_id[:8]}.key"
-        write_new_file(out, seal_keypair(pair, passphrase, kdf=kdf))
-    _store_certificate(home, cert, envelope)
+    if done.pair is not None:
+        out = key_out or home.people_dir() / f"{cert.subject}-{cert.key_id[:8]}.key"
+        write_new_file(out, seal_keypair(done.pair, passphrase, kdf=kdf))
+    try:
+        _store(home, [(cert, done.envelope)], revs)
+    except BaseException:
+        if out is not None:
+            out.unlink(missing_ok=True)
+        raise
     return Enrolment(cert, out)
+
+
+def enroll(
+    home: Home,
+    *,
+    root_passphrase: str,
+    subject: str,
+    name: str,
+    organisation: str,
+    roles: Iterable[Role],
+    not_before: datetime,
+    not_after: datetime,
+    recusals: Iterable[str] = (),
+    passphrase: str,
+    now: datetime,
+    key_out: Path | None = None,
+    supersedes: str | None = None,
+    kdf: KdfParams | None = None,
+    pair: KeyPair | None = None,
+    public_keys: tuple[bytes, bytes] | None = None,
+) -> Enrolment:
+    """Generate a person's keys, seal them under their passphrase, certify the public keys.
+
+    With ``public_keys`` (Ed25519, X25519) the keys were made on the person's own device:
+    only the public halves are certified, after the weak-key checks, and no key file is
+    written here. The key file and the certificate are stored together or not at all.
+    """
+    trust = load_trust(home)
+    done = _certify(
+        home,
+        trust,
+        root_passphrase=root_passphrase,
+        subject=subject,
+        name=name,
+        organisation=organisation,
+        roles=roles,
+        not_before=not_before,
+        not_after=not_after,
+        recusals=recusals,
+        now=now,
+        supersedes=supersedes,
+        pair=pair,
+        public_keys=public_keys,
+    )
+    return _write_enrolment(home, done, passphrase=passphrase, kdf=kdf, key_out=key_out)
 
 
 def rotate(
@@ -273,15 +348,19 @@ def rotate(
     key_out: Path | None = None,
     kdf: KdfParams | None = None,
 ) -> Enrolment:
-    """A new key for the same person and roles; the old key is superseded from ``now``.
+    """A new key for the same person and roles; the old one is superseded from ``now``.
 
     What the old key signed before ``now`` stays valid: the revocation's effective time is
-    ``now``, and standing is always judged at a statement's own time.
+    ``now``, and standing is always judged at a statement's own time. The new certificate,
+    its key file and the old key's revocation are stored together or not at all.
     """
     trust = load_trust(home)
     old = trust.current_certificate(subject, now)
-    enrolment = enroll(
+    if old.key_id in trust.revocations:
+        raise ConflictError(f"key {old.key_id[:16]} is already revoked")
+    done = _certify(
         home,
+        trust,
         root_passphrase=root_passphrase,
         subject=subject,
         name=old.name,
@@ -290,22 +369,23 @@ def rotate(
         not_before=now,
         not_after=not_after or old.not_after,
         recusals=old.recusals,
-        passphrase=passphrase,
         now=now,
-        key_out=key_out,
         supersedes=old.key_id,
-        kdf=kdf,
+        pair=None,
+        public_keys=None,
     )
-    revoke(
-        home,
-        root_passphrase=root_passphrase,
-        key_id=old.key_id,
-        reason=RevocationReason.SUPERSEDED,
-        effective_at=now,
-        now=now,
-        note=f"superseded by {enrolment.certificate.key_id}",
+    rev = Revocation(
+        trust.authority.id,
+        old.key_id,
+        now,
+        RevocationReason.SUPERSEDED,
+        now,
+        f"superseded by {done.certificate.key_id}",
     )
-    return enrolment
+    revoked = (old.key_id, issue_revocation(rev, done.root.signing))
+    return _write_enrolment(
+        home, done, passphrase=passphrase, kdf=kdf, key_out=key_out, revs=[revoked]
+    )
 
 
 def revoke(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -178,6 +178,10 @@ class AppendView:
     states: Mapping[str, PackageState | None]
 
 
+# The caller's own writes, made in the append's transaction (see ``CustodyLog.submit``).
+Alongside = Callable[[Connection], None]
+
+
 class LogGate(Protocol):
     def gate(
         self, conn: Connection, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
@@ -245,14 +249,28 @@ class CustodyLog:
 
     # -- appending -----------------------------------------------------------------------
 
-    def submit(self, env: Envelope, *, now: datetime) -> Receipt:
-        """Append one event; raises the refusal if it is not accepted."""
-        result = self.submit_many([env], now=now)
+    def submit(
+        self, env: Envelope, *, now: datetime, alongside: Alongside | None = None
+    ) -> Receipt:
+        """Append one event; raises the refusal if it is not accepted.
+
+        ``alongside`` writes the caller's own rows (a sealed package's label, a paper's sealed
+        keys) through the append's connection, only if the event is newly accepted: the event
+        and those rows are committed together, or neither is (a failure there rolls back the
+        append and is raised). With several envelopes (``submit_many``) it is called only if
+        every one is accepted; if some are refused, the accepted ones are rolled back too."""
+        result = self.submit_many([env], now=now, alongside=alongside)
         if result.rejected:
             raise result.rejected[0].error
         return result.receipts[0]
 
-    def submit_many(self, envelopes: Sequence[Envelope], *, now: datetime) -> AppendResult:
+    def submit_many(
+        self,
+        envelopes: Sequence[Envelope],
+        *,
+        now: datetime,
+        alongside: Alongside | None = None,
+    ) -> AppendResult:
         """Append a batch in one transaction; each envelope is accepted or rejected alone.
 
         Observers (the incident system) see every accepted and rejected event inside the same
@@ -267,8 +285,11 @@ class CustodyLog:
             return result
         try:
             with self.engine.begin() as conn:
-                self._append_locked(conn, prepared, result, now)
-        except OperationalError as e:
+                self._append_locked(conn, prepared, result, now, alongside)
+        except (OperationalError, IntegrityError) as e:
+            # Appends are serialised and checked first: a write the database still refuses
+            # (full disk, a constraint or trigger the log did not expect) is a storage fault,
+            # and the whole transaction was rolled back.
             raise StorageError(f"the log database refused the append: {e.orig}") from e
         return result
 
@@ -319,6 +340,7 @@ class CustodyLog:
         prepared: list[tuple[int, Prepared]],
         result: AppendResult,
         now: datetime,
+        alongside: Alongside | None = None,
     ) -> None:
         if self.log_key is None:
             raise ConflictError("this log was opened read-only (no log key)")
@@ -327,6 +349,9 @@ class CustodyLog:
         ).scalar_one()
         batch = _Batch(size=size, received=format_time(now), now=now)
         self._apply(conn, prepared, batch, result)
+        if alongside is not None and batch.accepted and result.rejected:
+            # The caller's rows go with every statement or with none: roll the lot back.
+            raise result.rejected[0].error
         if self.observers:
             view = AppendView(
                 conn=conn,
@@ -356,6 +381,10 @@ class CustodyLog:
                 conn.execute(insert(FINDING), batch.findings)
             self._save_states(conn, batch.touched, size)
             conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=new_size))
+            if alongside is not None and any(
+                p.event.id not in batch.system_ids for _, p, _ in batch.accepted
+            ):
+                alongside(conn)
             root = self._root(conn, new_size, fresh={(lv, ix): h for lv, ix, h in nodes})
             checkpoint_text = self._sign_checkpoint(conn, new_size, root, batch.received)
         elif batch.duplicates:

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import nacl.utils
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, delete, select
 
 from crypto.dsse import Envelope, parse_envelope
@@ -157,37 +158,44 @@ def propose(
         )
         envelope = sign_proposal(proposal, proposer)
         verify_proposal(envelope, trust)
-        _recorder(log, "proposal", proposal.ref, now)(envelope, None)
         final = blob_path(home, enc.commitment)
         os.replace(tmp, final)
-        with Session(home.engine) as session:
-            _check_versions(session, plan)
-            for old in session.exec(select(PaperRow).where(PaperRow.paper_id == plan.paper_id)):
-                old.status = PaperStatus.SUPERSEDED.value
-                session.add(old)
-            session.add(
-                PaperRow(
-                    ref=proposal.ref,
-                    paper_id=proposal.paper_id,
-                    version=proposal.version,
-                    exam=proposal.exam,
-                    position=proposal.position,
-                    role=proposal.role.value,
-                    backup_of=proposal.backup_of,
-                    classification=proposal.classification.slug,
-                    status=PaperStatus.ACTIVE.value,
-                    commitment=proposal.commitment,
-                    proposed_at=format_time(now),
-                    proposal=envelope.to_bytes(),
-                )
-            )
-            for (slot, subject), sealed in material.sealed.items():
+
+        def store(conn: Connection) -> None:
+            # In the transaction that appends the proposal to the log: both or neither.
+            with Session(bind=conn) as session:
+                _check_versions(session, plan)
+                query = select(PaperRow).where(PaperRow.paper_id == plan.paper_id)
+                for old in session.exec(query):
+                    old.status = PaperStatus.SUPERSEDED.value
+                    session.add(old)
                 session.add(
-                    PaperKeyRow(
-                        paper_ref=proposal.ref, slot=slot.value, subject=subject, sealed=sealed
+                    PaperRow(
+                        ref=proposal.ref,
+                        paper_id=proposal.paper_id,
+                        version=proposal.version,
+                        exam=proposal.exam,
+                        position=proposal.position,
+                        role=proposal.role.value,
+                        backup_of=proposal.backup_of,
+                        classification=proposal.classification.slug,
+                        status=PaperStatus.ACTIVE.value,
+                        commitment=proposal.commitment,
+                        proposed_at=format_time(now),
+                        proposal=envelope.to_bytes(),
                     )
                 )
-            session.commit()
+                for (slot, subject), sealed in material.sealed.items():
+                    session.add(
+                        PaperKeyRow(
+                            paper_ref=proposal.ref, slot=slot.value, subject=subject, sealed=sealed
+                        )
+                    )
+                _flush(session, f"paper {proposal.ref}")
+
+        log.append_paper_act(
+            envelope, act_kind="proposal", paper=proposal.ref, now=now, alongside=store
+        )
     except BaseException:
         if final is not None:
             final.unlink(missing_ok=True)
@@ -195,6 +203,15 @@ def propose(
     finally:
         tmp.unlink(missing_ok=True)
     return Proposed(proposal, envelope, final)
+
+
+def _flush(session: Session, what: str) -> None:
+    """Write the session's rows into the surrounding transaction (it commits with the log's
+    append, or rolls back with it); a row the database refuses is a storage fault."""
+    try:
+        session.flush()
+    except (IntegrityError, OperationalError) as e:
+        raise StorageError(f"the database refused the rows of {what}: {e.orig}") from e
 
 
 def _check_versions(session: Session, plan: PaperPlan) -> None:
@@ -502,9 +519,18 @@ def destroy(
     if not live and not pending:
         destroy_rule(states[-1], trust, pairs, now)  # raises ClosedError
     envelopes = [destroy_rule(state, trust, pairs, now) for state in live]
-    for state, env in zip(live, envelopes, strict=True):
-        _recorder(log, "destruction", state.proposal.ref, now)(env, None)
-    destroyed = pending + (_delete_keys(home, live, envelopes, now) if live else [])
+    deleted: list[Destroyed] = []
+    if live:
+        # The acts on the log and the keys' deletion in one transaction: all or nothing.
+        log.append_paper_acts(
+            [
+                (env, "destruction", state.proposal.ref)
+                for state, env in zip(live, envelopes, strict=True)
+            ],
+            now=now,
+            alongside=_key_deleter(home.engine, live, envelopes, now, deleted),
+        )
+    destroyed = pending + deleted
     check = check_erased(home.engine, PAPER_KEY_TABLE, "sealed", destroyed, wait=erase_wait)
     if not check.complete:
         raise ShredIncompleteError(
@@ -527,47 +553,54 @@ def _key_label(slot: str, subject: str, ref: str) -> str:
     return f"the {slot} key of {subject} for {ref}"
 
 
-def _delete_keys(
-    home: Home, live: Sequence[PaperState], envelopes: Sequence[Envelope], now: datetime
-) -> list[Destroyed]:
-    """One transaction: delete the sealed keys, record the acts and what is to be erased."""
-    destroyed: list[Destroyed] = []
-    with Session(home.engine) as session:
-        _secure_delete(home.engine, session)
-        for state, env in zip(live, envelopes, strict=True):
-            ref = state.proposal.ref
-            for key in session.exec(select(PaperKeyRow).where(PaperKeyRow.paper_ref == ref)):
-                digest = sha256_hex(key.sealed)
-                found_by = locator(key.sealed)
-                destroyed.append(
-                    Destroyed(
-                        _key_label(key.slot, key.subject, ref), digest, (key.sealed, found_by)
+def _key_deleter(
+    engine: Engine,
+    live: Sequence[PaperState],
+    envelopes: Sequence[Envelope],
+    now: datetime,
+    destroyed: list[Destroyed],
+) -> Callable[[Connection], None]:
+    """In the transaction that appends the destruction acts: delete the sealed keys, record
+    the acts and what is to be erased (appended to ``destroyed``)."""
+
+    def write(conn: Connection) -> None:
+        with Session(bind=conn) as session:
+            _secure_delete(engine, session)
+            for state, env in zip(live, envelopes, strict=True):
+                ref = state.proposal.ref
+                for key in session.exec(select(PaperKeyRow).where(PaperKeyRow.paper_ref == ref)):
+                    digest = sha256_hex(key.sealed)
+                    found_by = locator(key.sealed)
+                    destroyed.append(
+                        Destroyed(
+                            _key_label(key.slot, key.subject, ref), digest, (key.sealed, found_by)
+                        )
                     )
-                )
+                    session.add(
+                        PaperEraseRow(
+                            paper_ref=ref,
+                            slot=key.slot,
+                            subject=key.subject,
+                            sealed_sha256=digest,
+                            locator=found_by.hex(),
+                        )
+                    )
+                session.exec(delete(PaperKeyRow).where(col(PaperKeyRow.paper_ref) == ref))
+                row = session.get(PaperRow, ref)
+                assert row is not None
+                row.status = PaperStatus.DESTROYED.value
+                session.add(row)
                 session.add(
-                    PaperEraseRow(
+                    PaperActRow(
                         paper_ref=ref,
-                        slot=key.slot,
-                        subject=key.subject,
-                        sealed_sha256=digest,
-                        locator=found_by.hex(),
+                        kind="destruction",
+                        at=format_time(now),
+                        envelope=env.to_bytes(),
                     )
                 )
-            session.exec(delete(PaperKeyRow).where(col(PaperKeyRow.paper_ref) == ref))
-            row = session.get(PaperRow, ref)
-            assert row is not None
-            row.status = PaperStatus.DESTROYED.value
-            session.add(row)
-            session.add(
-                PaperActRow(
-                    paper_ref=ref,
-                    kind="destruction",
-                    at=format_time(now),
-                    envelope=env.to_bytes(),
-                )
-            )
-        session.commit()
-    return destroyed
+            _flush(session, "the destruction")
+
+    return write
 
 
 def _pending_erase(home: Home, refs: Sequence[str]) -> list[Destroyed]:

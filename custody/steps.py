@@ -124,8 +124,9 @@ def _releaser(people: Mapping[str, str | None], state: PackageState) -> str:
     named = people.get("from")
     if named and named != state.holder:
         raise ChainError(
-            _("package {package} is held by {holder}, not {named}: only its holder releases it")
-            .format(package=state.package_id, holder=state.holder, named=named)
+            _(
+                "package {package} is held by {holder}, not {named}: only its holder releases it"
+            ).format(package=state.package_id, holder=state.holder, named=named)
         )
     return state.holder
 
@@ -163,8 +164,9 @@ def _slots(kind: Kind, state: PackageState, people: Mapping[str, str | None]) ->
         named = people.get("by")
         if named and named != state.holder:
             raise ChainError(
-                _("package {package} is carried by {holder}, not {named}: the escort checks in")
-                .format(package=state.package_id, holder=state.holder, named=named)
+                _(
+                    "package {package} is carried by {holder}, not {named}: the escort checks in"
+                ).format(package=state.package_id, holder=state.holder, named=named)
             )
         return [Signer("escort", state.holder)]
     if kind in _EXAMINER_KINDS:
@@ -191,9 +193,7 @@ def _body(
     body: dict[str, Any] = {}
     if seals:
         if kind not in _SEALS_KINDS:
-            raise UsageError(
-                _("--seals: a {step} records no seal serials").format(step=kind.value)
-            )
+            raise UsageError(_("--seals: a {step} records no seal serials").format(step=kind.value))
         body["seals"] = list(seals)
     if count is not None and count < 0:
         raise UsageError(_("--count: a number of copies, 0 or more"))

@@ -16,10 +16,11 @@ from custody.cli.log_cmd import open_log
 from custody.errors import FormatError, NotFoundError, UsageError
 from custody.package_service import (
     all_package_ids,
-    label_text,
     load_labels,
+    package_row_writer,
+    refuse_sealed,
     seal_event,
-    seal_package,
+    sign_label,
 )
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import read_keyfile, write_new_file
@@ -95,6 +96,7 @@ def seal(
     signed or stored."""
     st = state(ctx)
     policy = st.home.exam_policy(exam)
+    refuse_sealed(st.home, package)
     if (commitment is None) == (paper_file is None):
         raise UsageError("give exactly one of --commitment HEX or --paper-file FILE")
     digest = (
@@ -131,10 +133,11 @@ def seal(
         expires_at=max(closes_at, now) + timedelta(days=valid_days),
     )
     pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
-    verified = seal_package(st.home, manifest, pair.signing, now=now)
-    text = label_text(st.home, package)
-    symbol = encode_qr(text)
+    # Every key unsealed and every check made before anything is stored; then the package
+    # and its seal event are stored in one transaction, or neither is.
     log = open_log(st, writable=True)
+    text, verified = sign_label(st.home, manifest, pair.signing, now=now)
+    symbol = encode_qr(text)
     event = seal_event(
         manifest,
         text,
@@ -143,7 +146,7 @@ def seal(
         pair.signing,
         handover_witness=policy.handover_witness,
     )
-    receipt = log.submit(event, now=now)
+    receipt = log.submit(event, now=now, alongside=package_row_writer(manifest, text, verified))
     st.emit(
         {
             **verified.report(),

@@ -39,9 +39,7 @@ if TYPE_CHECKING:
 Package = Annotated[str, typer.Argument(help="The package id (as on its label).")]
 Seals = Annotated[
     list[str] | None,
-    typer.Option(
-        "--seals", help="Seal serials seen on the package: S1,S2 or repeat the option."
-    ),
+    typer.Option("--seals", help="Seal serials seen on the package: S1,S2 or repeat the option."),
 ]
 Place = Annotated[
     str | None, typer.Option(help="Where the step happens (default: where it was last recorded).")

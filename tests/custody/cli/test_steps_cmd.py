@@ -151,9 +151,7 @@ def test_whole_life_through_the_step_commands(season: Season, tmp_path: Path, la
     )  # fmt: skip
     assert got["state"]["status"] == "destroyed"  # type: ignore[index]
 
-    kinds = [
-        parse_event(season.log().entry(i).payload).kind for i in range(season.log().size())
-    ]
+    kinds = [parse_event(season.log().entry(i).payload).kind for i in range(season.log().size())]
     assert kinds == [
         Kind.SEAL, Kind.DISPATCH, Kind.HANDOVER, Kind.CHECKIN, Kind.RECEIVE, Kind.INSPECT,
         Kind.PATROL, Kind.OPEN, Kind.DISTRIBUTE, Kind.RECOVER, Kind.RETURN, Kind.DESTROY,
@@ -252,6 +250,7 @@ def test_a_step_the_status_does_not_allow_is_refused(sealed: Season) -> None:
         "supervisor-wang", "--yes",
     )  # fmt: skip
     assert json.loads(out)["error"] == "chain"
+    assert code == 10
     assert "sealed" in json.loads(out)["message"]
 
 
