@@ -288,21 +288,27 @@ def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> Paper
     return PaperState(proposal, status, newest, sealed)
 
 
-def _store_act(home: Home, ref: str, kind: str, env: Envelope, at: datetime) -> int:
-    """The act's row (a convenience index: the act itself is on the custody log)."""
-    with Session(home.engine) as session:
-        act = PaperActRow(
-            paper_ref=ref,
-            kind=kind,
-            at=format_time(at),
-            incident=kind == "break_glass",
-            envelope=env.to_bytes(),
-        )
-        session.add(act)
-        session.flush()
-        assert act.id is not None
-        session.commit()
-        return act.id
+def _act_row(
+    ref: str, kind: str, env: Envelope, at: datetime, ids: list[int]
+) -> Callable[[Connection], None]:
+    """The act's row (a convenience index: the act itself is on the custody log), written in
+    the transaction that appends the act to the log; its id is appended to ``ids``."""
+
+    def write(conn: Connection) -> None:
+        with Session(bind=conn) as session:
+            act = PaperActRow(
+                paper_ref=ref,
+                kind=kind,
+                at=format_time(at),
+                incident=kind == "break_glass",
+                envelope=env.to_bytes(),
+            )
+            session.add(act)
+            _flush(session, f"the {kind} act of {ref}")
+            assert act.id is not None
+            ids.append(act.id)
+
+    return write
 
 
 @dataclass(frozen=True)
@@ -365,22 +371,42 @@ def _fresh_trust(home: Home, log: WatchedLog) -> TrustStore:
     return trust
 
 
-def _recorder(
-    log: WatchedLog, act_kind: str, ref: str, now: datetime, state: PaperState | None = None
-) -> Callable[[Envelope, bytes | None], bytes | None]:
-    """Puts a signed paper act on the custody log; then, and only then, opens the log's part
-    of the paper's key and seals it to the acting person who asked (the papers rules call it
-    before they open any wrapped key or share)."""
+class _Recorder:
+    """Puts a signed paper act on the custody log, with its act row in the same transaction;
+    then, and only then, opens the log's part of the paper's key and seals it to the acting
+    person who asked (the papers rules call it before they open any wrapped key or share)."""
 
-    def record(env: Envelope, release_to: bytes | None) -> bytes | None:
-        log.append_paper_act(env, act_kind=act_kind, paper=ref, now=now)
-        if release_to is None or state is None:
+    def __init__(
+        self, log: WatchedLog, act_kind: str, ref: str, now: datetime, state: PaperState | None
+    ) -> None:
+        self.log, self.act_kind, self.ref, self.now, self.state = log, act_kind, ref, now, state
+        self.ids: list[int] = []
+
+    def __call__(self, env: Envelope, release_to: bytes | None) -> bytes | None:
+        receipt = self.log.append_paper_act(
+            env,
+            act_kind=self.act_kind,
+            paper=self.ref,
+            now=self.now,
+            alongside=_act_row(self.ref, self.act_kind, env, self.now, self.ids),
+        )
+        if receipt.duplicate:  # the same act again (same people, same second): its first row
+            with Session(self.log.engine) as session:
+                query = select(PaperActRow.id).where(
+                    PaperActRow.paper_ref == self.ref, PaperActRow.envelope == env.to_bytes()
+                )
+                self.ids.extend(i for i in session.exec(query) if i is not None)
+        if release_to is None or self.state is None:
             return None
-        recipient, blob = state.check_sealed(Slot.LOG, LOG_SUBJECT)
-        part = open_log_part(log.escrow, state.proposal, recipient, blob)
+        recipient, blob = self.state.check_sealed(Slot.LOG, LOG_SUBJECT)
+        part = open_log_part(self.log.escrow, self.state.proposal, recipient, blob)
         return seal_to(release_to, part)
 
-    return record
+    @property
+    def act_id(self) -> int:
+        if not self.ids:  # pragma: no cover - the rules record before they release
+            raise StorageError(f"the {self.act_kind} act of {self.ref} was not recorded")
+        return self.ids[-1]
 
 
 def open_paper(
@@ -389,9 +415,9 @@ def open_paper(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    release = open_with_quorum(state, trust, pairs, now, _recorder(log, "opening", ref, now, state))
-    act = _store_act(home, ref, "opening", release.envelope, now)
-    return Opened(release, blob_path(home, state.proposal.commitment), act)
+    record = _Recorder(log, "opening", ref, now, state)
+    release = open_with_quorum(state, trust, pairs, now, record)
+    return Opened(release, blob_path(home, state.proposal.commitment), record.act_id)
 
 
 def break_glass(
@@ -406,10 +432,9 @@ def break_glass(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    record = _recorder(log, "break_glass", ref, now, state)
+    record = _Recorder(log, "break_glass", ref, now, state)
     release = break_glass_rule(state, trust, pairs, now, reason, record)
-    act = _store_act(home, ref, "break_glass", release.envelope, now)
-    return Opened(release, blob_path(home, state.proposal.commitment), act)
+    return Opened(release, blob_path(home, state.proposal.commitment), record.act_id)
 
 
 def print_decrypt(
@@ -418,9 +443,9 @@ def print_decrypt(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    release = release_to_printer(state, trust, pair, now, _recorder(log, "print", ref, now, state))
-    act = _store_act(home, ref, "print", release.envelope, now)
-    return Opened(release, blob_path(home, state.proposal.commitment), act)
+    record = _Recorder(log, "print", ref, now, state)
+    release = release_to_printer(state, trust, pair, now, record)
+    return Opened(release, blob_path(home, state.proposal.commitment), record.act_id)
 
 
 def activate_backup(
@@ -437,21 +462,18 @@ def activate_backup(
     compromised = load_state(home, paper, trust)
     replacement = load_state(home, backup, trust)
     env = activate_backup_rule(compromised, replacement, trust, pair, now, reason)
-    _recorder(log, "backup_activation", compromised.proposal.ref, now)(env, None)
-    with Session(home.engine) as session:
-        row = session.get(PaperRow, compromised.proposal.ref)
-        assert row is not None
-        row.status = PaperStatus.COMPROMISED.value
-        session.add(row)
-        session.add(
-            PaperActRow(
-                paper_ref=compromised.proposal.ref,
-                kind="backup_activation",
-                at=format_time(now),
-                envelope=env.to_bytes(),
-            )
-        )
-        session.commit()
+    ref = compromised.proposal.ref
+
+    def mark(conn: Connection) -> None:
+        with Session(bind=conn) as session:
+            row = session.get(PaperRow, ref)
+            assert row is not None
+            row.status = PaperStatus.COMPROMISED.value
+            session.add(row)
+            _flush(session, f"paper {ref}")
+        _act_row(ref, "backup_activation", env, now, [])(conn)
+
+    log.append_paper_act(env, act_kind="backup_activation", paper=ref, now=now, alongside=mark)
     return env
 
 

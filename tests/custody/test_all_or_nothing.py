@@ -176,3 +176,21 @@ def test_paper_destroy_failing_after_its_first_write_stores_nothing(
     code, listing = run(season, "paper", "list")
     assert listing["papers"][0]["status"] == "active"
     assert listing["papers"][0]["keys_held"] == 4
+
+
+def test_paper_open_failing_at_its_act_row_records_nothing_and_opens_nothing(
+    season: Season, tmp_path: Path
+) -> None:
+    code, out = run(season, *PROPOSE, "--key", keyfile(season, "prop-zhao"))
+    assert code == 0, out
+    fail_inserts_into(season.home, "paper_act")  # after the act's log entry
+    before = stored(season.home)
+    plain = tmp_path / "paper.json"
+    code, out = run(
+        season, "paper", "open", "SX-INT-P01-A", "--out", str(plain),
+        "--key", keyfile(season, "examiner-zheng"), "--key", keyfile(season, "supervisor-wang"),
+        now="2027-03-03T08:30:00Z",
+    )  # fmt: skip
+    assert (code, out["error"]) == (6, "storage")
+    assert changes(before, stored(season.home)) == []
+    assert not plain.exists()
