@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import errors, routes, web
+from api import errors, read_routes, routes, web
 from api.backend import Backend, Settings
 from custody.errors import CustodyError
 
@@ -76,4 +76,5 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(web.router)
+    app.include_router(read_routes.router)
     return app

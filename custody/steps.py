@@ -51,6 +51,30 @@ STEP_NAMES: Mapping[Kind, tuple[str, str]] = {
     Kind.DESTROY: ("销毁", "destroy"),
 }
 STEP_KINDS = tuple(STEP_NAMES)
+# Every event's name, for timelines: the steps' and the others'.
+EVENT_NAMES: Mapping[Kind, tuple[str, str]] = {
+    Kind.SEAL: ("封装", "seal"),
+    **STEP_NAMES,
+    Kind.FREEZE: ("冻结", "freeze"),
+    Kind.RELEASE: ("解冻", "release"),
+    Kind.COMPROMISE: ("认定泄密", "compromise"),
+    Kind.REROUTE: ("改道", "reroute"),
+    Kind.ACTIVATE_BACKUP: ("启用备用卷", "activate backup"),
+    Kind.CORRECTION: ("更正", "correction"),
+    Kind.INCIDENT: ("异常事件", "incident"),
+    Kind.LEAK_REPORT: ("泄密举报", "leak report"),
+    Kind.PAPER_ACT: ("试卷操作", "paper act"),
+}
+STATUS_NAMES: Mapping[str, str] = {
+    "sealed": "已封装",
+    "in_transit": "在途",
+    "stored": "已入库",
+    "opened": "已启封",
+    "distributed": "已分发",
+    "recovered": "已回收",
+    "returned": "已交回",
+    "destroyed": "已销毁",
+}
 _TRANSFERS = (Kind.DISPATCH, Kind.HANDOVER, Kind.RECEIVE, Kind.RETURN)
 _SEALS_KINDS = (*_TRANSFERS, Kind.INSPECT, Kind.PATROL, Kind.CHECKIN, Kind.OPEN)
 # Steps taken by the chief examiner and the supervisor together.
@@ -82,10 +106,19 @@ class Draft:
         return tuple(seen)
 
 
-def step_name(kind: Kind) -> str:
-    """``交接 handover``: the step's name in Chinese and English."""
-    zh, en = STEP_NAMES.get(kind, (kind.value, kind.value))
+def step_name(kind: Kind | str) -> str:
+    """``交接 handover``: an event's name in Chinese and English."""
+    try:
+        zh, en = EVENT_NAMES[Kind(kind)]
+    except (KeyError, ValueError):
+        return str(kind)
     return f"{zh} {en}"
+
+
+def status_name(status: str) -> str:
+    """``在途 in_transit``: a package status in Chinese and English."""
+    zh = STATUS_NAMES.get(status)
+    return f"{zh} {status}" if zh else status
 
 
 def local_time(moment: datetime) -> str:
