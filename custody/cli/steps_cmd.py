@@ -188,7 +188,7 @@ def _take_step(
     for line in _summary(draft, certs, offline=offline is not None):
         st.err.print(line)
     if not yes:
-        typer.confirm(_("Sign this statement? 确认签名？"), abort=True, err=True)
+        typer.confirm(_("Sign this statement?"), abort=True, err=True)
     pairs = [_unseal(st, certs[p], given) for p in draft.people]
     envelope = draft.event.sign([p.signing for p in pairs])
     statement_id = steps_statement_id(draft)
