@@ -94,7 +94,6 @@ def init_authority(
         raise ConflictError(f"{home.path} already holds an authority; refusing to mix two")
     if not name.strip():
         raise UsageError("the authority needs a name")
-    home.make_private()
     root = KeyPair.generate("authority root", with_encryption=False)
     log = KeyPair.generate("authority log", with_encryption=False)
     system = KeyPair.generate("authority system", with_encryption=False)
@@ -106,15 +105,48 @@ def init_authority(
         log_origin=f"custody/{root.signing.key_id[:16]}",
         created_at=now,
     )
-    for which, pair in (("root", root), ("log", log), ("system", system)):
-        sealed = seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
-        write_new_file(home.authority_key_path(which), sealed)
-    home.write_config(authority.id, database_url, rehearsal=rehearsal)
+    # Sealed first (a weak passphrase is refused here), before anything is written.
+    sealed = {
+        which: seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
+        for which, pair in (("root", root), ("log", log), ("system", system))
+    }
     envelope = issue_authority(authority, root.signing)
-    with Session(home.engine) as session:
-        session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))
-        session.commit()
+    made_home = not home.path.exists()
+    before = set(home.path.iterdir()) if not made_home else set()
+    written: list[Path] = []
+    try:
+        home.make_private()
+        for which, data in sealed.items():
+            write_new_file(home.authority_key_path(which), data)
+            written.append(home.authority_key_path(which))
+        home.write_config(authority.id, database_url, rehearsal=rehearsal)
+        written.append(home.config_path)
+        with Session(home.engine) as session:
+            session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))
+            session.commit()
+    except BaseException:
+        _undo_init(home, written, before, made_home)
+        raise
     return authority
+
+
+def _undo_init(home: Home, written: list[Path], before: set[Path], made_home: bool) -> None:
+    """A failed ``init`` takes back what it wrote (keys, config, a new SQLite database, the
+    folders it made), so the same command can simply be run again."""
+    engine = home.__dict__.pop("engine", None)
+    if engine is not None:
+        engine.dispose()
+    for path in written:
+        path.unlink(missing_ok=True)
+    if home.path.is_dir():
+        for path in set(home.path.iterdir()) - before:
+            if path.is_file() and path.name.startswith("custody.db"):
+                path.unlink(missing_ok=True)
+        keys = home.path / "authority"
+        if keys.is_dir() and not any(keys.iterdir()):
+            keys.rmdir()
+        if made_home and not any(home.path.iterdir()):
+            home.path.rmdir()
 
 
 def load_trust(home: Home) -> TrustStore:

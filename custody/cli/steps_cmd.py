@@ -161,6 +161,7 @@ def _take_step(
 ) -> None:
     from custody import steps  # noqa: PLC0415 (fast start)
     from custody.cli.common import open_writer  # noqa: PLC0415
+    from custody.rules import DEFAULT_CLOCK  # noqa: PLC0415
     from custody.service import open_reader  # noqa: PLC0415
     from custody.store.states import state_as_dict  # noqa: PLC0415
     from keys.keyfile import write_new_file  # noqa: PLC0415
@@ -194,6 +195,13 @@ def _take_step(
     statement_id = steps_statement_id(draft)
     if offline is not None:
         write_new_file(offline, envelope.to_bytes() + b"\n", mode=0o644)
+        if kind not in DEFAULT_CLOCK.offline_kinds:  # judged on the log's receive time
+            st.err.print(
+                _(
+                    "[yellow]note[/]: a {step} is made online: the log accepts it only within "
+                    "{minutes} minutes of its time, so submit it at once"
+                ).format(step=kind.value, minutes=int(DEFAULT_CLOCK.skew.total_seconds() // 60))
+            )
         st.emit(
             {"kind": kind.value, "package": package, "statement_id": statement_id,
              "file": str(offline), "submitted": False},

@@ -194,3 +194,17 @@ def test_paper_open_failing_at_its_act_row_records_nothing_and_opens_nothing(
     assert (code, out["error"]) == (6, "storage")
     assert changes(before, stored(season.home)) == []
     assert not plain.exists()
+
+
+def test_init_failing_at_its_database_takes_back_its_keys_and_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "authority" / "home"
+    unreachable = "postgresql://postgres@127.0.0.1:1/none"  # nothing listens on port 1
+    init = ["--home", str(home), "--json", "init", "--rehearsal", "--name", "陕西省人事考试中心"]
+    code = main([*init, "--database-url", unreachable])
+    out = json.loads(capsys.readouterr().out)
+    assert (code, out["error"]) == (6, "storage")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["authority"]  # no key, no config
+    code = main(init)  # the same command again: not "already exists"
+    assert code == 0, capsys.readouterr().out
