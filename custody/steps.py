@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from custody.errors import ChainError, ClosedError, UsageError
+from custody.errors import ChainError, ClosedError, MixedPackagesError, UsageError
 from custody.events import Event, Kind
 from custody.i18n import _
 from custody.rules import ALLOWED_FROM, PackageState, Status
@@ -249,7 +249,7 @@ def _body(
 
 def draft_step(
     kind: Kind,
-    state: PackageState,
+    state: PackageState | Sequence[PackageState],
     *,
     authority: str,
     at: datetime,
@@ -259,23 +259,47 @@ def draft_step(
     count: int | None = None,
     method: str | None = None,
 ) -> Draft:
-    """The unsigned statement of one step on one package, chained to its latest event.
+    """The unsigned statement of one step, chained to each package's latest event.
 
     ``people`` maps the command's options (``from``, ``to``, ``witness``, ``second``, ``by``,
     ``examiner``, ``supervisor``, ``officer``) to person ids; ``place`` defaults to where the
-    package was last recorded."""
+    (first) package was last recorded. Only a destruction names several packages (one
+    certificate); they must need the same signers (``MixedPackagesError``)."""
+    states = [state] if isinstance(state, PackageState) else list(state)
     if kind not in STEP_NAMES:
         raise UsageError(_("{kind} is not a step a person takes with a command").format(kind=kind))
-    _check_status(kind, state)
-    slots = _slots(kind, state, people)
+    if not states:
+        raise UsageError(_("name a package"))
+    if len(states) > 1 and kind != Kind.DESTROY:
+        raise UsageError(
+            _("a {step} names one package (the seals seen are each package's own)").format(
+                step=kind.value
+            )
+        )
+    if len({s.package_id for s in states}) != len(states):
+        raise UsageError(_("a package is named twice"))
+    if len(states) > 1 and count is not None:
+        raise UsageError(_("--count: for one package at a time"))
+    first = states[0]
+    slots: list[Signer] = []
+    for one in states:
+        _check_status(kind, one)
+        theirs = _slots(kind, one, people)
+        if slots and theirs != slots:
+            raise MixedPackagesError(
+                _("packages {a} and {b} need different signers: take them one at a time").format(
+                    a=first.package_id, b=one.package_id
+                )
+            )
+        slots = theirs
     event = Event(
         kind=kind,
         authority=authority,
         time=at,
-        place=place if place else state.last_place,
-        packages={state.package_id: state.last_event},
+        place=place if place else first.last_place,
+        packages={s.package_id: s.last_event for s in states},
         actors={s.slot: s.person for s in slots},
-        body=_body(kind, state, seals=seals, count=count, method=method),
+        body=_body(kind, first, seals=seals, count=count, method=method),
     )
     return Draft(event, tuple(slots))
 

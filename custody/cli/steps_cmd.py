@@ -123,13 +123,13 @@ def _summary(draft: Draft, certs: dict[str, Certificate], *, offline: bool) -> l
     from custody.steps import local_time, step_name  # noqa: PLC0415
 
     ev = draft.event
-    ((package, previous),) = ev.packages.items()
-    lines = [
-        f"[bold]{escape(step_name(ev.kind))}[/]",
-        f"  包裹 package        {escape(package)}",
+    lines = [f"[bold]{escape(step_name(ev.kind))}[/]"]
+    for package, previous in ev.packages.items():
+        lines.append(f"  包裹 package        {escape(package)}")
+        lines.append(f"  上一事件 previous   {previous}")
+    lines += [
         f"  时间 time           {local_time(ev.time)}",
         f"  地点 place          {escape(ev.place) or '-'}",
-        f"  上一事件 previous   {previous}",
     ]
     for s in draft.signers:
         cert = certs[s.person]
@@ -148,7 +148,7 @@ def _summary(draft: Draft, certs: dict[str, Certificate], *, offline: bool) -> l
 def _take_step(
     ctx: typer.Context,
     kind: Kind,
-    package: str,
+    package: str | list[str],
     *,
     people: dict[str, str | None],
     seals: list[str] | None = None,
@@ -173,10 +173,10 @@ def _take_step(
     now = st.now()
     # The log key first: a wrong passphrase stops the step before anyone signs.
     log: CustodyLog = open_reader(st.home) if offline is not None else open_writer(st)
-    current = log.package_state(package)
+    names = [package] if isinstance(package, str) else list(package)
     draft = steps.draft_step(
         kind,
-        current,
+        [log.package_state(p) for p in names],
         authority=log.trust.authority.id,
         at=now,
         people=people,
@@ -203,34 +203,39 @@ def _take_step(
                 ).format(step=kind.value, minutes=int(DEFAULT_CLOCK.skew.total_seconds() // 60))
             )
         st.emit(
-            {"kind": kind.value, "package": package, "statement_id": statement_id,
-             "file": str(offline), "submitted": False},
+            {"kind": kind.value, "package": names[0], "packages": names,
+             "statement_id": statement_id, "file": str(offline), "submitted": False},
             _("[bold green]signed[/] {step} of {package}: statement {sid}\n"
               "  written to {file}; submit it with `custody event submit {file}`").format(
-                step=steps.step_name(kind), package=escape(package), sid=statement_id,
+                step=steps.step_name(kind), package=escape(", ".join(names)), sid=statement_id,
                 file=escape(str(offline)),
             ),
         )  # fmt: skip
         return
     receipt = log.submit(envelope, now=now)
-    after = log.package_state(package)
+    after = {p: log.package_state(p) for p in names}
     data: dict[str, Any] = {
         "kind": kind.value,
-        "package": package,
+        "package": names[0],
+        "packages": names,
         "statement_id": receipt.statement_id,
         "submitted": True,
         "receipt": receipt.as_dict(),
-        "state": state_as_dict(after),
+        "state": state_as_dict(after[names[0]]),
+        "states": {p: state_as_dict(a) for p, a in after.items()},
     }
     human = [
         _("[bold green]recorded[/] {step} of {package} as log entry #{index}").format(
-            step=steps.step_name(kind), package=escape(package), index=receipt.index
+            step=steps.step_name(kind), package=escape(", ".join(names)), index=receipt.index
         ),
         _("  statement {sid}").format(sid=receipt.statement_id),
-        _("  now {status}, held by {holder}").format(
-            status=after.status.value, holder=escape(after.holder or "-")
-        ),
     ]
+    for p, a in after.items():
+        human.append(
+            _("  {package} now {status}, held by {holder}").format(
+                package=escape(p), status=a.status.value, holder=escape(a.holder or "-")
+            )
+        )
     for f in receipt.findings:
         human.append(
             _("  [yellow]finding[/] {kind}: {detail}").format(kind=f.kind, detail=escape(f.detail))
@@ -386,7 +391,10 @@ def return_(
 
 
 def destroy(
-    ctx: typer.Context, package: Package,
+    ctx: typer.Context,
+    package: Annotated[
+        list[str], typer.Argument(help="The package ids (one certificate may name several).")
+    ],
     officer: Annotated[str, typer.Option(help="The destruction officer.")],
     witness: Annotated[
         str, typer.Option(help="The witness (supervisor, secrecy officer or auditor).")
@@ -395,7 +403,8 @@ def destroy(
     count: Annotated[int | None, typer.Option(help="Copies destroyed.")] = None,
     place: Place = None, yes: Yes = False, offline: Offline = None, key: Keys = None,
 ) -> None:  # fmt: skip
-    """Destroy a package (its chain is closed): the officer and a witness sign the certificate."""
+    """Destroy packages (their chains are closed): the officer and a witness sign one
+    destruction certificate naming them all."""
     _take_step(
         ctx, Kind.DESTROY, package, people={"officer": officer, "witness": witness},
         count=count, method=method, place=place, yes=yes, offline=offline, keys=key,

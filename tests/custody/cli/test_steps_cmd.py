@@ -20,6 +20,8 @@ from custody.events import EVENT_TYPE, Kind, parse_event
 from custody.exams import EXAMS_FILE
 from custody.steps import passphrase_variable
 from tests.conftest import PASS
+from tests.custody.cli.test_view_cmd import packages  # noqa: F401 (fixture)
+from tests.custody.cli.test_view_cmd import run as view_run
 
 EXAM = "SX-2027-W"  # an exam whose handovers need a supervising witness
 SEALS = "S0012345,S0012346,S0012347"
@@ -304,3 +306,31 @@ def test_times_are_utc_stored(sealed: Season) -> None:
     event = parse_event(sealed.log().entry(1).payload)
     assert format_time(event.time) == "2027-03-01T08:05:00Z"
     assert event.time == utc(2027, 3, 1, 8, 5)
+
+
+def test_one_destruction_certificate_for_several_packages(packages: Season) -> None:  # noqa: F811
+    destroy = ("destroy", "--officer", "destroy-feng", "--witness", "secrecy-chen", "--yes")
+    # PK-C is only sealed: the whole certificate is refused before anyone signs.
+    code, out = view_run(packages, *destroy, "PK-A", "PK-C", now="2027-03-01T10:00:00Z")
+    assert (code, out["error"]) == (10, "chain")
+    code, out = view_run(
+        packages, "receive", "PK-B", "--to", "custodian-zhou", "--second", "custodian-wu",
+        "--yes", now="2027-03-01T10:00:00Z",
+    )  # fmt: skip
+    assert code == 0, out
+    code, out = view_run(packages, *destroy, "PK-A", "PK-B", now="2027-03-01T10:05:00Z")
+    assert code == 0, out
+    assert out["packages"] == ["PK-A", "PK-B"]
+    assert {p: s["status"] for p, s in out["states"].items()} == {
+        "PK-A": "destroyed",
+        "PK-B": "destroyed",
+    }
+    event = parse_event(packages.log().entry(out["receipt"]["index"]).payload)
+    assert set(event.packages) == {"PK-A", "PK-B"}
+    code, out = view_run(packages, *destroy, "PK-A", "PK-A", now="2027-03-01T10:06:00Z")
+    assert (code, out["error"]) == (2, "usage")
+    code, out = view_run(
+        packages, "inspect", "PK-B", "PK-C", "--by", "custodian-wu", "--yes",
+        now="2027-03-01T10:06:00Z",
+    )  # fmt: skip
+    assert code == 2  # only a destruction names several packages
