@@ -26,15 +26,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from custody.errors import ChainError, ClosedError, MixedPackagesError, UsageError
 from custody.events import Event, Kind
-from custody.i18n import _
+from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 from custody.rules import ALLOWED_FROM, PackageState, Status
 
-# The authority's time zone: times are stored in UTC and shown here (with the zone's name).
-AUTHORITY_ZONE = "Asia/Shanghai"
+# The authority's time zone: times are stored in UTC and shown there (with the zone's name).
+AUTHORITY_ZONE = DEFAULT_TIME_ZONE
 
 # The steps a person takes with a command, each with its Chinese and English name.
 STEP_NAMES: Mapping[Kind, tuple[str, str]] = {
@@ -123,8 +122,7 @@ def status_name(status: str) -> str:
 
 def local_time(moment: datetime) -> str:
     """A UTC moment shown in the authority's zone, with the zone's name."""
-    shown = moment.astimezone(ZoneInfo(AUTHORITY_ZONE))
-    return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname()} ({AUTHORITY_ZONE})"
+    return show_time(moment, AUTHORITY_ZONE)
 
 
 def _need(people: Mapping[str, str | None], option: str, what: str) -> str:

@@ -44,9 +44,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
     # Imported here: fastapi and uvicorn would slow every other command's start.
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from api.app import Settings, create_app  # noqa: PLC0415
+    from api.app import Settings, create_app
 
     st = state(ctx)
     # Checked before any passphrase is asked: a relay refused here stops the start.

@@ -82,8 +82,8 @@ def _key_file(st: State, cert: Certificate, given: dict[str, Path]) -> Path:
 
 
 def _unseal(st: State, cert: Certificate, given: dict[str, Path]) -> KeyPair:
-    from custody.steps import passphrase_variable  # noqa: PLC0415 (fast start)
-    from keys.keyfile import read_keyfile  # noqa: PLC0415
+    from custody.steps import passphrase_variable
+    from keys.keyfile import read_keyfile
 
     path = _key_file(st, cert, given)
     secret = passphrase(
@@ -120,7 +120,7 @@ def _plain(value: object) -> str:
 
 
 def _summary(draft: Draft, certs: dict[str, Certificate], *, offline: bool) -> list[str]:
-    from custody.steps import local_time, step_name  # noqa: PLC0415
+    from custody.steps import local_time, step_name
 
     ev = draft.event
     lines = [f"[bold]{escape(step_name(ev.kind))}[/]"]
@@ -159,12 +159,12 @@ def _take_step(
     offline: Path | None = None,
     keys: list[str] | None = None,
 ) -> None:
-    from custody import steps  # noqa: PLC0415 (fast start)
-    from custody.cli.common import open_writer  # noqa: PLC0415
-    from custody.rules import DEFAULT_CLOCK  # noqa: PLC0415
-    from custody.service import open_reader  # noqa: PLC0415
-    from custody.store.states import state_as_dict  # noqa: PLC0415
-    from keys.keyfile import write_new_file  # noqa: PLC0415
+    from custody import steps
+    from custody.cli.common import open_writer
+    from custody.rules import DEFAULT_CLOCK
+    from custody.service import open_reader
+    from custody.store.states import state_as_dict
+    from keys.keyfile import write_new_file
 
     st = state(ctx)
     given = _key_files(keys)
@@ -244,7 +244,7 @@ def _take_step(
 
 
 def steps_statement_id(draft: Draft) -> str:
-    from custody.events import statement_id  # noqa: PLC0415
+    from custody.events import statement_id
 
     return statement_id(draft.event.payload())
 

@@ -20,14 +20,14 @@ if TYPE_CHECKING:
 
 
 def _views(st: State) -> Views:
-    from custody.views import Views  # noqa: PLC0415 (fast start: the database layer)
+    from custody.views import Views
 
     return Views(st.home)
 
 
 def _when(text: str | None) -> str:
-    from crypto.encoding import parse_time  # noqa: PLC0415
-    from custody.steps import local_time  # noqa: PLC0415
+    from crypto.encoding import parse_time
+    from custody.steps import local_time
 
     if not text:
         return "-"
@@ -35,9 +35,9 @@ def _when(text: str | None) -> str:
 
 
 def _short_when(moment: datetime) -> str:
-    from zoneinfo import ZoneInfo  # noqa: PLC0415
+    from zoneinfo import ZoneInfo
 
-    from custody.steps import AUTHORITY_ZONE  # noqa: PLC0415
+    from custody.steps import AUTHORITY_ZONE
 
     shown = moment.astimezone(ZoneInfo(AUTHORITY_ZONE))
     return f"{shown:%Y-%m-%d %H:%M:%S}"
@@ -69,11 +69,11 @@ def package_list(
     limit: Limit = 50,
 ) -> None:
     """Packages with their state, holder and destination."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
-    from crypto.encoding import parse_time  # noqa: PLC0415
-    from custody.steps import AUTHORITY_ZONE, status_name  # noqa: PLC0415
-    from custody.views import PackageFilter  # noqa: PLC0415
+    from crypto.encoding import parse_time
+    from custody.steps import AUTHORITY_ZONE, status_name
+    from custody.views import PackageFilter
 
     st = state(ctx)
     page = _views(st).packages(
@@ -117,7 +117,7 @@ def package_show(
     package: Annotated[str, typer.Argument(help="The package id.")],
 ) -> None:
     """One package: state, holder, route, seals, counts, destination and findings."""
-    from custody.steps import status_name  # noqa: PLC0415
+    from custody.steps import status_name
 
     st = state(ctx)
     p = _views(st).package(package, now=st.now())
@@ -174,9 +174,9 @@ def package_timeline(
 ) -> None:
     """Every event of a package with its signers' names, times and verification marks
     (signatures, slots and inclusion in the signed checkpoint are checked again now)."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
-    from custody.steps import AUTHORITY_ZONE, step_name  # noqa: PLC0415
+    from custody.steps import AUTHORITY_ZONE, step_name
 
     st = state(ctx)
     entries = _views(st).timeline(package)
@@ -230,7 +230,7 @@ def paper_show(
     paper: Annotated[str, typer.Argument(help="Paper id (newest version) or ID@vN.")],
 ) -> None:
     """One paper with every act on it (who signed, when, which log entry recorded it)."""
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     st = state(ctx)
     p = _views(st).paper(paper)

@@ -110,7 +110,7 @@ def test_list_and_show_for_people(packages: Season, monkeypatch: pytest.MonkeyPa
     assert "custodian-zhou" in text
     assert "courier-sun → custodian-zhou" in text
     assert "S1, S2" in text
-    assert "CST (Asia/Shanghai)" in text
+    assert "2027-03-01 17:00:00 Asia/Shanghai" in text  # received 09:00 UTC
     code, shown = run(packages, "package", "show", "PK-A")
     assert shown["destination"] == {"site": "西安市第一考点", "room": "第3考场"}
     assert (shown["events"], shown["copies"], shown["seals"]) == (3, 30, ["S1", "S2"])
