@@ -36,27 +36,32 @@ if TYPE_CHECKING:
     from keys.keyfile import KeyPair
     from keys.model import Certificate
 
-Package = Annotated[str, typer.Argument(help="The package id (as on its label).")]
+Package = Annotated[str, typer.Argument(help=_("The package id (as on its label)."))]
 Seals = Annotated[
     list[str] | None,
-    typer.Option("--seals", help="Seal serials seen on the package: S1,S2 or repeat the option."),
+    typer.Option(
+        "--seals", help=_("Seal serials seen on the package: S1,S2 or repeat the option.")
+    ),
 ]
 Place = Annotated[
-    str | None, typer.Option(help="Where the step happens (default: where it was last recorded).")
+    str | None,
+    typer.Option(help=_("Where the step happens (default: where it was last recorded).")),
 ]
-Yes = Annotated[bool, typer.Option("--yes", "-y", help="Sign without asking to confirm.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help=_("Sign without asking to confirm."))]
 Offline = Annotated[
     Path | None,
     typer.Option(
-        help="Write the signed statement to this file (for `custody event submit` later) "
-        "instead of submitting it; needs no log key."
+        help=_(
+            "Write the signed statement to this file (for `custody event submit` later) "
+            "instead of submitting it; needs no log key."
+        )
     ),
 ]
 Keys = Annotated[
     list[str] | None,
-    typer.Option("--key", help="A signer's key file elsewhere: PERSON=FILE; repeat."),
+    typer.Option("--key", help=_("A signer's key file elsewhere: PERSON=FILE; repeat.")),
 ]
-Count = Annotated[int | None, typer.Option(help="Copies (or bags) counted at this step.")]
+Count = Annotated[int | None, typer.Option(help=_("Copies (or bags) counted at this step."))]
 
 
 def _key_files(values: list[str] | None) -> dict[str, Path]:
@@ -252,12 +257,12 @@ def steps_statement_id(draft: Draft) -> str:
 # -- the commands, one per step ---------------------------------------------------------------
 
 From = Annotated[
-    str | None, typer.Option("--from", help="Who releases it (default: its current holder).")
+    str | None, typer.Option("--from", help=_("Who releases it (default: its current holder)."))
 ]
-To = Annotated[str, typer.Option("--to", help="Who receives it.")]
+To = Annotated[str, typer.Option("--to", help=_("Who receives it."))]
 Witness = Annotated[
     str | None,
-    typer.Option(help="The supervising witness (when the package's exam asks for one)."),
+    typer.Option(help=_("The supervising witness (when the package's exam asks for one).")),
 ]
 
 
@@ -287,7 +292,7 @@ def handover(
 
 def receive(
     ctx: typer.Context, package: Package, to: To,
-    second: Annotated[str, typer.Option(help="The second custodian (two persons at a time).")],
+    second: Annotated[str, typer.Option(help=_("The second custodian (two persons at a time)."))],
     from_: From = None, seals: Seals = None, count: Count = None, place: Place = None,
     yes: Yes = False, offline: Offline = None, key: Keys = None,
 ) -> None:  # fmt: skip
@@ -298,7 +303,7 @@ def receive(
     )  # fmt: skip
 
 
-By = Annotated[str, typer.Option("--by", help="Who inspects.")]
+By = Annotated[str, typer.Option("--by", help=_("Who inspects."))]
 
 
 def inspect(
@@ -325,7 +330,7 @@ def patrol(
 
 def checkin(
     ctx: typer.Context, package: Package,
-    by: Annotated[str | None, typer.Option("--by", help="The escort (default: the holder).")]
+    by: Annotated[str | None, typer.Option("--by", help=_("The escort (default: the holder)."))]
     = None,
     seals: Seals = None, place: Place = None, yes: Yes = False, offline: Offline = None,
     key: Keys = None,
@@ -337,8 +342,8 @@ def checkin(
     )  # fmt: skip
 
 
-Examiner = Annotated[str, typer.Option(help="The chief examiner.")]
-Supervisor = Annotated[str, typer.Option(help="The supervisor (no supervisor, no opening).")]
+Examiner = Annotated[str, typer.Option(help=_("The chief examiner."))]
+Supervisor = Annotated[str, typer.Option(help=_("The supervisor (no supervisor, no opening)."))]
 
 
 def open_(
@@ -355,7 +360,7 @@ def open_(
 
 def distribute(
     ctx: typer.Context, package: Package, examiner: Examiner, supervisor: Supervisor,
-    count: Annotated[int, typer.Option(help="Copies handed out.")],
+    count: Annotated[int, typer.Option(help=_("Copies handed out."))],
     place: Place = None, yes: Yes = False, offline: Offline = None, key: Keys = None,
 ) -> None:  # fmt: skip
     """Hand out an opened package's copies, counted."""
@@ -367,7 +372,7 @@ def distribute(
 
 def recover(
     ctx: typer.Context, package: Package, examiner: Examiner, supervisor: Supervisor,
-    count: Annotated[int, typer.Option(help="Copies recovered.")],
+    count: Annotated[int, typer.Option(help=_("Copies recovered."))],
     place: Place = None, yes: Yes = False, offline: Offline = None, key: Keys = None,
 ) -> None:  # fmt: skip
     """Recover the copies after use, counted (a count unlike the distributed one is a finding)."""
@@ -379,7 +384,7 @@ def recover(
 
 def return_(
     ctx: typer.Context, package: Package,
-    to: Annotated[str, typer.Option("--to", help="The custodian who takes it back.")],
+    to: Annotated[str, typer.Option("--to", help=_("The custodian who takes it back."))],
     from_: From = None, seals: Seals = None, count: Count = None, place: Place = None,
     yes: Yes = False, offline: Offline = None, key: Keys = None,
 ) -> None:  # fmt: skip
@@ -393,14 +398,14 @@ def return_(
 def destroy(
     ctx: typer.Context,
     package: Annotated[
-        list[str], typer.Argument(help="The package ids (one certificate may name several).")
+        list[str], typer.Argument(help=_("The package ids (one certificate may name several)."))
     ],
-    officer: Annotated[str, typer.Option(help="The destruction officer.")],
+    officer: Annotated[str, typer.Option(help=_("The destruction officer."))],
     witness: Annotated[
-        str, typer.Option(help="The witness (supervisor, secrecy officer or auditor).")
+        str, typer.Option(help=_("The witness (supervisor, secrecy officer or auditor)."))
     ],
-    method: Annotated[str, typer.Option(help="How it was destroyed.")] = "shredding",
-    count: Annotated[int | None, typer.Option(help="Copies destroyed.")] = None,
+    method: Annotated[str, typer.Option(help=_("How it was destroyed."))] = "shredding",
+    count: Annotated[int | None, typer.Option(help=_("Copies destroyed."))] = None,
     place: Place = None, yes: Yes = False, offline: Offline = None, key: Keys = None,
 ) -> None:  # fmt: skip
     """Destroy packages (their chains are closed): the officer and a witness sign one

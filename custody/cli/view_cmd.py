@@ -43,27 +43,29 @@ def _short_when(moment: datetime) -> str:
     return f"{shown:%Y-%m-%d %H:%M:%S}"
 
 
-Offset = Annotated[int, typer.Option(help="Skip this many (for the next page).")]
-Limit = Annotated[int, typer.Option(help="At most this many (1-500).")]
+Offset = Annotated[int, typer.Option(help=_("Skip this many (for the next page)."))]
+Limit = Annotated[int, typer.Option(help=_("At most this many (1-500)."))]
 
 
 def package_list(
     ctx: typer.Context,
-    exam: Annotated[str | None, typer.Option(help="Only this exam.")] = None,
+    exam: Annotated[str | None, typer.Option(help=_("Only this exam."))] = None,
     status: Annotated[
         str | None,
         typer.Option(
             "--state",
-            help="Only packages in this state: sealed, in_transit, stored, opened, "
-            "distributed, recovered, returned, destroyed.",
+            help=_(
+                "Only packages in this state: sealed, in_transit, stored, opened, "
+                "distributed, recovered, returned, destroyed."
+            ),
         ),
     ] = None,
-    holder: Annotated[str | None, typer.Option(help="Only packages this person holds.")] = None,
+    holder: Annotated[str | None, typer.Option(help=_("Only packages this person holds."))] = None,
     site: Annotated[
-        str | None, typer.Option(help="Only packages bound for this exam site.")
+        str | None, typer.Option(help=_("Only packages bound for this exam site."))
     ] = None,
     overdue: Annotated[
-        bool, typer.Option("--overdue", help="Only packages overdue by the incident policy.")
+        bool, typer.Option("--overdue", help=_("Only packages overdue by the incident policy."))
     ] = False,
     offset: Offset = 0,
     limit: Limit = 50,
@@ -114,7 +116,7 @@ def package_list(
 
 def package_show(
     ctx: typer.Context,
-    package: Annotated[str, typer.Argument(help="The package id.")],
+    package: Annotated[str, typer.Argument(help=_("The package id."))],
 ) -> None:
     """One package: state, holder, route, seals, counts, destination and findings."""
     from custody.steps import status_name
@@ -170,7 +172,7 @@ def package_show(
 
 def package_timeline(
     ctx: typer.Context,
-    package: Annotated[str, typer.Argument(help="The package id.")],
+    package: Annotated[str, typer.Argument(help=_("The package id."))],
 ) -> None:
     """Every event of a package with its signers' names, times and verification marks
     (signatures, slots and inclusion in the signed checkpoint are checked again now)."""
@@ -227,7 +229,7 @@ def package_timeline(
 
 def paper_show(
     ctx: typer.Context,
-    paper: Annotated[str, typer.Argument(help="Paper id (newest version) or ID@vN.")],
+    paper: Annotated[str, typer.Argument(help=_("Paper id (newest version) or ID@vN."))],
 ) -> None:
     """One paper with every act on it (who signed, when, which log entry recorded it)."""
     from rich.table import Table
