@@ -331,7 +331,7 @@ class Views:
             elif kid == self.trust.authority.system_key.key_id:
                 by_subject[self.trust.authority.id] = kid
         shown: list[Signed] = []
-        for slot, person in sorted(event.actors.items()):
+        for slot, person in sorted(event.actors.items(), key=_slot_order):
             kid = by_subject.get(person, "")
             cert = self.trust.certificates.get(kid)
             name = cert.name if cert is not None else ""
@@ -409,6 +409,18 @@ class Views:
             "signatures_ok": ok,
             "log_index": on_log.get(env.to_bytes()),
         }
+
+
+# Signer slots in the order people act: who gives, who takes, who watches.
+SLOT_ORDER = (
+    "sealer", "releaser", "receiver", "custodian2", "escort", "inspector", "examiner",
+    "supervisor", "officer", "witness", "reporter", "system",
+)  # fmt: skip
+
+
+def _slot_order(item: tuple[str, str]) -> tuple[int, str]:
+    slot = item[0]
+    return (SLOT_ORDER.index(slot) if slot in SLOT_ORDER else len(SLOT_ORDER), slot)
 
 
 def _unreadable(index: int, why: str) -> TimelineEntry:

@@ -238,7 +238,9 @@ def _take_step(
     for p, a in after.items():
         human.append(
             _("  {package} now {status}, held by {holder}").format(
-                package=escape(p), status=a.status.value, holder=escape(a.holder or "-")
+                package=escape(p),
+                status=steps.status_name(a.status.value),
+                holder=escape(a.holder or "-"),
             )
         )
     for f in receipt.findings:
