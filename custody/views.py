@@ -196,11 +196,16 @@ class Views:
                         }
         return out
 
-    def overdue(self, now: datetime) -> dict[str, str]:
-        """Overdue packages at ``now``, each with the reason (the incident policy's rule)."""
+    def overdue(self, now: datetime, only: str | None = None) -> dict[str, str]:
+        """Overdue packages at ``now`` (or just ``only``), each with the reason (the incident
+        policy's rule)."""
         with self.log.engine.connect() as conn:
             since = dict(watched_since(conn))
-        states = {s.package_id: s for s in self._states() if s.package_id in since}
+        if only is not None:
+            since = {only: since[only]} if only in since else {}
+            states = {only: self.log.package_state(only)} if since else {}
+        else:
+            states = {s.package_id: s for s in self._states() if s.package_id in since}
         watched = [Watched(s, since[pid]) for pid, s in states.items()]
         out: dict[str, str] = {}
         for d in sweep(watched, now, home_policy(self.home)):
@@ -246,7 +251,7 @@ class Views:
             for f in self.log.findings()
             if f["package_id"] == package_id
         ]
-        overdue = self.overdue(now).get(package_id)
+        overdue = self.overdue(now, only=package_id).get(package_id)
         return {
             **state_as_dict(state),
             "destination": dest,

@@ -92,6 +92,13 @@ def test_list_with_filters_and_pages(packages: Season) -> None:
     late = run(packages, "package", "list", "--overdue", now="2027-03-01T15:00:00Z")[1]
     assert [p["package_id"] for p in late["items"]] == ["PK-B"]
     assert "overdue" in late["items"][0]["overdue"]
+    assert (
+        "overdue"
+        in run(packages, "package", "show", "PK-B", now="2027-03-01T15:00:00Z")[1]["overdue"]
+    )
+    assert (
+        run(packages, "package", "show", "PK-A", now="2027-03-01T15:00:00Z")[1]["overdue"] is None
+    )
     code, out = run(packages, "package", "list", "--state", "lost")
     assert (code, out["error"]) == (2, "usage")
     code, out = run(packages, "package", "list", "--limit", "0")
