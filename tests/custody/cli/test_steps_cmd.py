@@ -334,3 +334,24 @@ def test_one_destruction_certificate_for_several_packages(packages: Season) -> N
         now="2027-03-01T10:06:00Z",
     )  # fmt: skip
     assert code == 2  # only a destruction names several packages
+
+
+def test_a_key_file_kept_elsewhere_is_named_with_key(sealed: Season, tmp_path: Path) -> None:
+    (held,) = sealed.home.people_dir().glob("courier-sun-*.key")
+    usb = tmp_path / "usb" / "sun.key"
+    usb.parent.mkdir()
+    held.rename(usb)
+    code, text = run(sealed, *DISPATCH, "--yes")
+    out = json.loads(text)
+    assert (code, out["error"]) == (4, "not_found")
+    assert "--key courier-sun=FILE" in out["hint"]
+    (other,) = sealed.home.people_dir().glob("courier-li-*.key")
+    code, text = run(sealed, *DISPATCH, "--yes", "--key", f"courier-sun={other}")
+    assert (code, json.loads(text)["error"]) == (
+        2,
+        "usage",
+    )  # courier-li's key is not courier-sun's
+    code, text = run(sealed, *DISPATCH, "--yes", "--key", "courier-sun")
+    assert (code, json.loads(text)["error"]) == (2, "usage")
+    code, out = run(sealed, *DISPATCH, "--yes", "--key", f"courier-sun={usb}")
+    assert code == 0, out
