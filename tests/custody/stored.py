@@ -42,9 +42,21 @@ def stored(home: Home) -> dict[str, Any]:
 
 
 def fail_inserts_into(home: Home, table: str) -> None:
-    """Make the database refuse every insert into ``table`` (an SQLite trigger), so a command
-    fails at that write, after the writes made before it in the same command."""
+    """Make the database refuse every insert into ``table``, so a command fails at that write,
+    after the writes made before it in the same command: an SQLite trigger that aborts (a
+    constraint), or a PostgreSQL trigger that fails as a full disk does (SQLSTATE 53100)."""
     with home.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                f'CREATE FUNCTION "refuse_{table}"() RETURNS trigger LANGUAGE plpgsql AS '
+                "$$ BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = 'disk_full'; "
+                "END $$"
+            )
+            conn.exec_driver_sql(
+                f'CREATE TRIGGER "refuse_{table}" BEFORE INSERT ON "{table}" '
+                f'FOR EACH ROW EXECUTE FUNCTION "refuse_{table}"()'
+            )
+            return
         conn.exec_driver_sql(
             f'CREATE TRIGGER "refuse_{table}" BEFORE INSERT ON "{table}" '
             "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"

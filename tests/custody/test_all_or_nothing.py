@@ -78,34 +78,34 @@ def test_seal_without_the_log_key_stores_nothing_and_a_retry_seals(
         pytest.param("checkpoint", id="checkpoint-after-the-package-row"),
     ],
 )
-def test_seal_failing_after_its_first_write_stores_nothing(season: Season, table: str) -> None:
-    fail_inserts_into(season.home, table)
-    before = stored(season.home)
-    code, out = seal(season)
+def test_seal_failing_after_its_first_write_stores_nothing(any_season: Season, table: str) -> None:
+    fail_inserts_into(any_season.home, table)
+    before = stored(any_season.home)
+    code, out = seal(any_season)
     assert (code, out["error"]) == (6, "storage")
-    assert changes(before, stored(season.home)) == []
-    assert season.log().size() == 0
+    assert changes(before, stored(any_season.home)) == []
+    assert any_season.log().size() == 0
 
 
 ENROLL = ["keys", "enroll", "--subject", "courier-ma", "--name", "马力", "--org", "机要交通"]
 ENROLL += ["--role", "courier", "--valid-days", "30"]
 
 
-def test_enroll_failing_at_the_certificate_leaves_no_key_file(season: Season) -> None:
-    fail_inserts_into(season.home, "certificate")
-    before = stored(season.home)
-    code, out = run(season, *ENROLL)
+def test_enroll_failing_at_the_certificate_leaves_no_key_file(any_season: Season) -> None:
+    fail_inserts_into(any_season.home, "certificate")
+    before = stored(any_season.home)
+    code, out = run(any_season, *ENROLL)
     assert (code, out["error"]) == (6, "storage")
-    assert changes(before, stored(season.home)) == []
-    assert not list(season.home.people_dir().glob("courier-ma-*"))
+    assert changes(before, stored(any_season.home)) == []
+    assert not list(any_season.home.people_dir().glob("courier-ma-*"))
 
 
-def test_rotate_failing_at_the_revocation_stores_neither(season: Season) -> None:
-    fail_inserts_into(season.home, "revocation")  # written after the new certificate
-    before = stored(season.home)
-    code, out = run(season, "keys", "rotate", "courier-sun")
+def test_rotate_failing_at_the_revocation_stores_neither(any_season: Season) -> None:
+    fail_inserts_into(any_season.home, "revocation")  # written after the new certificate
+    before = stored(any_season.home)
+    code, out = run(any_season, "keys", "rotate", "courier-sun")
     assert (code, out["error"]) == (6, "storage")
-    assert changes(before, stored(season.home)) == []
+    assert changes(before, stored(any_season.home)) == []
 
 
 def test_import_failing_after_the_certificates_stores_none(season: Season, tmp_path: Path) -> None:
@@ -144,13 +144,17 @@ PROPOSE = [
         pytest.param("checkpoint", id="checkpoint-after-the-paper-rows"),
     ],
 )
-def test_propose_failing_after_its_first_write_stores_nothing(season: Season, table: str) -> None:
-    fail_inserts_into(season.home, table)
-    before = stored(season.home)
-    code, out = run(season, *PROPOSE, "--key", keyfile(season, "prop-zhao"))
+def test_propose_failing_after_its_first_write_stores_nothing(
+    any_season: Season, table: str
+) -> None:
+    fail_inserts_into(any_season.home, table)
+    before = stored(any_season.home)
+    code, out = run(any_season, *PROPOSE, "--key", keyfile(any_season, "prop-zhao"))
     assert (code, out["error"]) == (6, "storage")
-    assert changes(before, stored(season.home)) == []  # no ciphertext file left in papers/ either
-    assert season.log().size() == 0
+    assert (
+        changes(before, stored(any_season.home)) == []
+    )  # no ciphertext file left in papers/ either
+    assert any_season.log().size() == 0
 
 
 @pytest.mark.parametrize(
@@ -161,38 +165,39 @@ def test_propose_failing_after_its_first_write_stores_nothing(season: Season, ta
     ],
 )
 def test_paper_destroy_failing_after_its_first_write_stores_nothing(
-    season: Season, table: str
+    any_season: Season, table: str
 ) -> None:
-    code, out = run(season, *PROPOSE, "--key", keyfile(season, "prop-zhao"))
+    code, out = run(any_season, *PROPOSE, "--key", keyfile(any_season, "prop-zhao"))
     assert code == 0, out
-    fail_inserts_into(season.home, table)
-    before = stored(season.home)
+    fail_inserts_into(any_season.home, table)
+    before = stored(any_season.home)
     code, out = run(
-        season, "paper", "destroy", "SX-INT-P01-A",
-        "--key", keyfile(season, "destroy-feng"), "--key", keyfile(season, "secrecy-chen"),
+        any_season, "paper", "destroy", "SX-INT-P01-A",
+        "--key", keyfile(any_season, "destroy-feng"), "--key", keyfile(any_season, "secrecy-chen"),
     )  # fmt: skip
     assert (code, out["error"]) == (6, "storage")
-    assert changes(before, stored(season.home)) == []
-    code, listing = run(season, "paper", "list")
+    assert changes(before, stored(any_season.home)) == []
+    code, listing = run(any_season, "paper", "list")
     assert listing["papers"][0]["status"] == "active"
     assert listing["papers"][0]["keys_held"] == 4
 
 
 def test_paper_open_failing_at_its_act_row_records_nothing_and_opens_nothing(
-    season: Season, tmp_path: Path
+    any_season: Season, tmp_path: Path
 ) -> None:
-    code, out = run(season, *PROPOSE, "--key", keyfile(season, "prop-zhao"))
+    code, out = run(any_season, *PROPOSE, "--key", keyfile(any_season, "prop-zhao"))
     assert code == 0, out
-    fail_inserts_into(season.home, "paper_act")  # after the act's log entry
-    before = stored(season.home)
+    fail_inserts_into(any_season.home, "paper_act")  # after the act's log entry
+    before = stored(any_season.home)
     plain = tmp_path / "paper.json"
     code, out = run(
-        season, "paper", "open", "SX-INT-P01-A", "--out", str(plain),
-        "--key", keyfile(season, "examiner-zheng"), "--key", keyfile(season, "supervisor-wang"),
+        any_season, "paper", "open", "SX-INT-P01-A", "--out", str(plain),
+        "--key", keyfile(any_season, "examiner-zheng"),
+        "--key", keyfile(any_season, "supervisor-wang"),
         now="2027-03-03T08:30:00Z",
     )  # fmt: skip
     assert (code, out["error"]) == (6, "storage")
-    assert changes(before, stored(season.home)) == []
+    assert changes(before, stored(any_season.home)) == []
     assert not plain.exists()
 
 
