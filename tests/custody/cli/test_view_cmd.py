@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +42,10 @@ def run(season: Season, *args: str, now: str = NOW, json_out: bool = True) -> tu
 
 
 @pytest.fixture
-def packages(season: Season, monkeypatch: pytest.MonkeyPatch) -> Season:
+def packages(any_season: Season, monkeypatch: pytest.MonkeyPatch) -> Season:
     """Three packages sealed through the CLI: PK-A dispatched then stored, PK-B dispatched
-    (in transit), PK-C sealed; for two exam sites."""
+    (in transit), PK-C sealed; for two exam sites (on SQLite and on PostgreSQL)."""
+    season = any_season
     monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
     key = str(next(season.home.people_dir().glob("print-qian-*.key")))
     for pkg, site in (("PK-A", "西安市第一考点"), ("PK-B", "西安市第一考点"), ("PK-C", "宝鸡考点")):
@@ -63,6 +63,32 @@ def packages(season: Season, monkeypatch: pytest.MonkeyPatch) -> Season:
     )  # fmt: skip
     assert code == 0, out
     return season
+
+
+class _Db:
+    """The home's database by its own driver (what an insider with the file or a psql
+    session would use): ``execute`` with ``?`` parameters, ``commit``, ``close``."""
+
+    def __init__(self, season: Season) -> None:
+        self.engine = season.home.engine
+        self.conn = self.engine.raw_connection()
+
+    def execute(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+        if self.engine.dialect.name == "postgresql":
+            sql = sql.replace("?", "%s")
+        cur = self.conn.cursor()
+        cur.execute(sql, params)
+        return list(cur.fetchall()) if cur.description else []
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _connect(season: Season) -> _Db:
+    return _Db(season)
 
 
 def test_list_with_filters_and_pages(packages: Season) -> None:
@@ -147,9 +173,9 @@ def test_timeline_names_signers_and_marks_a_tampered_event(
     assert "every signature verified" in text
 
     # An insider swaps a signature byte in the stored envelope of the receive event.
-    db = sqlite3.connect(packages.home.path / "custody.db")
+    db = _connect(packages)
     (leaf,) = db.execute("SELECT envelope FROM log_entry WHERE idx = ?", (events[2]["index"],))
-    doc = json.loads(leaf[0])
+    doc = json.loads(bytes(leaf[0]))  # type: ignore[arg-type]
     sig = doc["envelope"]["signatures"][0]["sig"]
     doc["envelope"]["signatures"][0]["sig"] = ("A" if sig[0] != "A" else "B") + sig[1:]
     tampered = json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
@@ -202,7 +228,7 @@ def test_paper_show_lists_its_acts(
 
 def test_timeline_shows_an_unreadable_row_as_such(packages: Season) -> None:
     dispatch = run(packages, "package", "timeline", "PK-A")[1]["events"][1]["index"]
-    db = sqlite3.connect(packages.home.path / "custody.db")
+    db = _connect(packages)
     db.execute("UPDATE log_entry SET envelope = ? WHERE idx = ?", (b"{not json", dispatch))
     db.commit()
     db.close()
