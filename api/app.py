@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import errors, read_routes, routes, web
+from api import access, errors, read_routes, routes, web
 from api.backend import Backend, Settings
+from api.guard import Guard, Limiter
 from custody.errors import CustodyError
 
 log = logging.getLogger("custody.desk")
@@ -73,8 +74,11 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.backend = backend
+    app.state.limiter = Limiter()
     errors.install(app)
+    app.add_middleware(Guard, limiter=app.state.limiter, rate=settings.rate_per_address)
     app.include_router(routes.router)
+    app.include_router(access.router)
     app.include_router(web.router)
     app.include_router(read_routes.router)
     return app

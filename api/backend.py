@@ -10,6 +10,10 @@ Rules:
 - The trust store is re-read whenever a certificate or revocation was added since the last
   request (rows are only ever added), so an enrolment or a revocation made with the CLI counts
   at once.
+- Sessions (``custody.sessions``) are issued with the system key (a writer only) and checked
+  on every process with the authority's public system key; the access log
+  (``custody.access_log``) records every read of personal data. The limits below are settings
+  with their defaults documented in docs/formats.md ("Limits").
 """
 
 from __future__ import annotations
@@ -17,18 +21,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from custody import identity
+from custody.access_log import AccessLog
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.incidents.outbox import DeliveryReport, Mailer, deliver_outbox
 from custody.log import CustodyLog
 from custody.service import ServiceSecrets, open_reader, open_writer
+from custody.sessions import Sessions
 from custody.store.tables import CertificateRow, RevocationRow
 from keys.trust import TrustStore
 
@@ -54,6 +60,18 @@ class Settings:
     max_image_body: int = 8 * MIB
     max_label_body: int = 16 * 1024
     max_cosignature_body: int = 64 * 1024
+    # -- access (issue 12) --
+    session_minutes: int = 15  # a session token's life (never past its key's certificate)
+    challenge_seconds: int = 120  # a login challenge's life (single use)
+    public_origin: str | None = None  # the origin logins are bound to (default: the request's)
+    max_envelope: int = MIB  # one envelope, alone or inside a batch (docs/formats.md)
+    max_signatures: int = 4  # signatures on one envelope (the most any event kind needs: 3)
+    max_login_body: int = 16 * 1024
+    max_image_pixels: int = 24_000_000  # decoded size of a photo sent to /v1/labels/scan
+    body_timeout: float = 30.0  # seconds for a whole request body to arrive (slow-loris)
+    rate_per_address: str = "600/minute"  # every request, per client address
+    rate_per_key: str = "300/minute"  # per signing key: logins, logged-in reads, events
+    access_flush: str = "full"  # access records: "full" (fsync each) or "lazy" (see access_log)
 
 
 class Backend:
@@ -73,6 +91,17 @@ class Backend:
             self.log = open_reader(self.home)
         self._lock = threading.Lock()
         self._trust_version = self._version()
+        system_key = self.log.desk.system_key if isinstance(self.log, WatchedLog) else None
+        self.sessions = Sessions(
+            self.log.trust, system_key, ttl=timedelta(minutes=settings.session_minutes)
+        )
+        self.access = AccessLog(
+            self.home.engine,
+            self.log.trust.authority,
+            self.log.log_key,
+            flush=settings.access_flush,
+        )
+        self.seal_facts: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # api.access
 
     @property
     def writable(self) -> bool:
@@ -87,6 +116,7 @@ class Backend:
         self.trust()  # enrolments and revocations made since count
         now = self.now()
         touched = self.log.ingest_paper_incidents(now) + self.log.sweep(now)
+        self.access.checkpoint(now)  # the access log is checkpointed on the desk's clock too
         report = deliver_outbox(self.home.engine, now, mailer=self.settings.mailer)
         return touched, report
 

@@ -53,7 +53,11 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def error_response(error: CustodyError) -> JSONResponse:
-    return JSONResponse(error.as_dict(), status_code=error.http_status)
+    retry = getattr(error, "retry_after", None)
+    headers = {"Retry-After": str(retry)} if retry is not None else None
+    if error.http_status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="custody"'}
+    return JSONResponse(error.as_dict(), status_code=error.http_status, headers=headers)
 
 
 def _where(loc: Iterable[Any]) -> str:

@@ -60,6 +60,7 @@ class Kind(StrEnum):
     INCIDENT = "incident"
     LEAK_REPORT = "leak_report"
     PAPER_ACT = "paper_act"
+    EXAM_POLICY = "exam_policy"
 
 
 def statement_id(payload: bytes) -> str:

@@ -6,10 +6,12 @@ is rebuilt from those envelopes (and so re-verified) on every load.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
@@ -48,6 +50,60 @@ from keys.trust import (
     verify_revocation,
 )
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _storage_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A write the database refuses (full disk, lost connection, an unexpected trigger) is a
+    storage fault: ``StorageError``, its transaction rolled back, never an internal error."""
+
+    @functools.wraps(fn)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as e:
+            raise StorageError(f"the database refused the write: {e.orig}") from e
+
+    return guarded
+
+
+def _taken_back_on_failure(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``init_authority`` takes back what it wrote when it fails (the three key files, the
+    config, a new SQLite database, the folders it made), so the same command runs again
+    instead of finding half a home; what existed before is never touched."""
+
+    @functools.wraps(fn)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        home = args[0] if args else kwargs["home"]
+        assert isinstance(home, Home)
+        made_home = not home.path.exists()
+        before = set(home.path.iterdir()) if home.path.is_dir() else set()
+        ours = [home.authority_key_path(w) for w in ("root", "log", "system")]
+        ours.append(home.config_path)
+        existed = {p for p in ours if p.exists()}
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            engine = home.__dict__.pop("engine", None)
+            if engine is not None:
+                engine.dispose()
+            for path in ours:
+                if path not in existed:
+                    path.unlink(missing_ok=True)
+            if home.path.is_dir():
+                for path in set(home.path.iterdir()) - before:
+                    if path.is_file() and path.name.startswith("custody.db"):
+                        path.unlink(missing_ok=True)
+                keys = home.path / "authority"
+                if keys not in before and keys.is_dir() and not any(keys.iterdir()):
+                    keys.rmdir()
+                if made_home and not any(home.path.iterdir()):
+                    home.path.rmdir()
+            raise
+
+    return guarded
+
 
 @dataclass(frozen=True)
 class Enrolment:
@@ -55,6 +111,7 @@ class Enrolment:
     key_file: Path | None
 
 
+@_taken_back_on_failure
 def init_authority(
     home: Home,
     *,
@@ -94,6 +151,7 @@ def init_authority(
         raise ConflictError(f"{home.path} already holds an authority; refusing to mix two")
     if not name.strip():
         raise UsageError("the authority needs a name")
+    home.make_private()
     root = KeyPair.generate("authority root", with_encryption=False)
     log = KeyPair.generate("authority log", with_encryption=False)
     system = KeyPair.generate("authority system", with_encryption=False)
@@ -105,48 +163,15 @@ def init_authority(
         log_origin=f"custody/{root.signing.key_id[:16]}",
         created_at=now,
     )
-    # Sealed first (a weak passphrase is refused here), before anything is written.
-    sealed = {
-        which: seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
-        for which, pair in (("root", root), ("log", log), ("system", system))
-    }
+    for which, pair in (("root", root), ("log", log), ("system", system)):
+        sealed = seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
+        write_new_file(home.authority_key_path(which), sealed)
+    home.write_config(authority.id, database_url, rehearsal=rehearsal)
     envelope = issue_authority(authority, root.signing)
-    made_home = not home.path.exists()
-    before = set(home.path.iterdir()) if not made_home else set()
-    written: list[Path] = []
-    try:
-        home.make_private()
-        for which, data in sealed.items():
-            write_new_file(home.authority_key_path(which), data)
-            written.append(home.authority_key_path(which))
-        home.write_config(authority.id, database_url, rehearsal=rehearsal)
-        written.append(home.config_path)
-        with Session(home.engine) as session:
-            session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))
-            session.commit()
-    except BaseException:
-        _undo_init(home, written, before, made_home)
-        raise
+    with Session(home.engine) as session:
+        session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))
+        session.commit()
     return authority
-
-
-def _undo_init(home: Home, written: list[Path], before: set[Path], made_home: bool) -> None:
-    """A failed ``init`` takes back what it wrote (keys, config, a new SQLite database, the
-    folders it made), so the same command can simply be run again."""
-    engine = home.__dict__.pop("engine", None)
-    if engine is not None:
-        engine.dispose()
-    for path in written:
-        path.unlink(missing_ok=True)
-    if home.path.is_dir():
-        for path in set(home.path.iterdir()) - before:
-            if path.is_file() and path.name.startswith("custody.db"):
-                path.unlink(missing_ok=True)
-        keys = home.path / "authority"
-        if keys.is_dir() and not any(keys.iterdir()):
-            keys.rmdir()
-        if made_home and not any(home.path.iterdir()):
-            home.path.rmdir()
 
 
 def load_trust(home: Home) -> TrustStore:
@@ -167,6 +192,7 @@ class Imported:
     already: int  # items the home held already
 
 
+@_storage_errors
 def import_signed(home: Home, data: bytes) -> Imported:
     """Store root-signed certificates and revocations issued offline (a trust document, a
     trust bundle's content, or one envelope), after checking every one against this home's
@@ -201,7 +227,17 @@ def import_signed(home: Home, data: bytes) -> Imported:
     new_revs = [
         (verify_revocation(e, trust.authority), e) for e in revs if e.to_bytes() not in held_revs
     ]
-    _store(home, new_certs, [(rev.key_id, env) for rev, env in new_revs])
+    with Session(home.engine) as session:
+        for cert, env in new_certs:
+            session.add(
+                CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=env.to_bytes())
+            )
+        for rev, env in new_revs:
+            session.add(RevocationRow(key_id=rev.key_id, envelope=env.to_bytes()))
+        try:
+            session.commit()
+        except IntegrityError as e:
+            raise ConflictError("a certificate for one of these keys is already held") from e
     return Imported(
         tuple(c.key_id for c, _ in new_certs),
         tuple(r.key_id for r, _ in new_revs),
@@ -209,44 +245,20 @@ def import_signed(home: Home, data: bytes) -> Imported:
     )
 
 
-def _store(
-    home: Home,
-    certs: Sequence[tuple[Certificate, Envelope]],
-    revs: Sequence[tuple[str, Envelope]] = (),
-) -> None:
-    """Certificates and revocations in one transaction: all are stored, or none."""
+def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> None:
     with Session(home.engine) as session:
-        for cert, env in certs:
-            session.add(
-                CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=env.to_bytes())
-            )
-        for key_id, env in revs:
-            session.add(RevocationRow(key_id=key_id, envelope=env.to_bytes()))
+        session.add(
+            CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=envelope.to_bytes())
+        )
         try:
             session.commit()
         except IntegrityError as e:
-            session.rollback()
-            held = [c.key_id for c, _ in certs if session.get(CertificateRow, c.key_id) is not None]
-            if held:
-                raise ConflictError(f"key {held[0][:16]} is already certified") from e
-            raise StorageError(f"the database refused the certificate: {e.orig}") from e
-        except OperationalError as e:
-            raise StorageError(f"the database refused the certificate: {e.orig}") from e
+            raise ConflictError(f"key {cert.key_id[:16]} is already certified") from e
 
 
-@dataclass(frozen=True)
-class _Certified:
-    """A certificate signed and checked, with the keys to seal for its holder: nothing stored."""
-
-    certificate: Certificate
-    envelope: Envelope
-    pair: KeyPair | None
-    root: KeyPair
-
-
-def _certify(
+@_storage_errors
+def enroll(
     home: Home,
-    trust: TrustStore,
     *,
     root_passphrase: str,
     subject: str,
@@ -255,12 +267,23 @@ def _certify(
     roles: Iterable[Role],
     not_before: datetime,
     not_after: datetime,
-    recusals: Iterable[str],
+    recusals: Iterable[str] = (),
+    passphrase: str,
     now: datetime,
-    supersedes: str | None,
-    pair: KeyPair | None,
-    public_keys: tuple[bytes, bytes] | None,
-) -> _Certified:
+    key_out: Path | None = None,
+    supersedes: str | None = None,
+    scopes: Iterable[str] = (),
+    kdf: KdfParams | None = None,
+    pair: KeyPair | None = None,
+    public_keys: tuple[bytes, bytes] | None = None,
+) -> Enrolment:
+    """Generate a person's keys, seal them under their passphrase, certify the public keys.
+
+    With ``public_keys`` (Ed25519, X25519) the keys were made on the person's own device:
+    only the public halves are certified, after the weak-key checks, and no key file is
+    written here.
+    """
+    trust = load_trust(home)
     if not subject or not subject.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UsageError(f"person id {subject!r}: use letters, digits, '-', '_' or '.'")
     role_set = frozenset(roles)
@@ -273,6 +296,10 @@ def _certify(
     for tag in recusals:
         if ":" not in tag:
             raise UsageError(f"recusal {tag!r} must be a scope tag such as exam:ID or position:ID")
+    for tag in scopes:
+        kind, _, value = tag.partition(":")
+        if kind not in ("site", "exam") or not value or value != value.strip():
+            raise UsageError(f"assignment {tag!r} must be a scope tag site:NAME or exam:ID")
     if public_keys is not None:
         signing_raw, encryption_raw = public_keys
     else:
@@ -295,80 +322,23 @@ def _certify(
         issued_at=now,
         recusals=frozenset(recusals),
         supersedes=supersedes,
+        scopes=frozenset(scopes),
     )
-    return _Certified(cert, issue_certificate(cert, root.signing), pair, root)
-
-
-def _write_enrolment(
-    home: Home,
-    done: _Certified,
-    *,
-    passphrase: str,
-    kdf: KdfParams | None,
-    key_out: Path | None,
-    revs: Sequence[tuple[str, Envelope]] = (),
-) -> Enrolment:
-    """The holder's key file, then the certificate (and any revocation) in one transaction;
-    if that fails, the key file goes again: an enrolment is stored whole or not at all."""
-    cert = done.certificate
+    envelope = issue_certificate(cert, root.signing)
     out: Path | None = None
-    if done.pair is not None:
-        out = key_out or home.people_dir() / f"{cert.subject}-{cert.key_id[:8]}.key"
-        write_new_file(out, seal_keypair(done.pair, passphrase, kdf=kdf))
+    if pair is not None:
+        out = key_out or home.people_dir() / f"{subject}-{cert.key_id[:8]}.key"
+        write_new_file(out, seal_keypair(pair, passphrase, kdf=kdf))
     try:
-        _store(home, [(cert, done.envelope)], revs)
-    except BaseException:
+        _store_certificate(home, cert, envelope)
+    except BaseException:  # the key file and its certificate: both or neither
         if out is not None:
             out.unlink(missing_ok=True)
         raise
     return Enrolment(cert, out)
 
 
-def enroll(
-    home: Home,
-    *,
-    root_passphrase: str,
-    subject: str,
-    name: str,
-    organisation: str,
-    roles: Iterable[Role],
-    not_before: datetime,
-    not_after: datetime,
-    recusals: Iterable[str] = (),
-    passphrase: str,
-    now: datetime,
-    key_out: Path | None = None,
-    supersedes: str | None = None,
-    kdf: KdfParams | None = None,
-    pair: KeyPair | None = None,
-    public_keys: tuple[bytes, bytes] | None = None,
-) -> Enrolment:
-    """Generate a person's keys, seal them under their passphrase, certify the public keys.
-
-    With ``public_keys`` (Ed25519, X25519) the keys were made on the person's own device:
-    only the public halves are certified, after the weak-key checks, and no key file is
-    written here. The key file and the certificate are stored together or not at all.
-    """
-    trust = load_trust(home)
-    done = _certify(
-        home,
-        trust,
-        root_passphrase=root_passphrase,
-        subject=subject,
-        name=name,
-        organisation=organisation,
-        roles=roles,
-        not_before=not_before,
-        not_after=not_after,
-        recusals=recusals,
-        now=now,
-        supersedes=supersedes,
-        pair=pair,
-        public_keys=public_keys,
-    )
-    return _write_enrolment(home, done, passphrase=passphrase, kdf=kdf, key_out=key_out)
-
-
+@_storage_errors
 def rotate(
     home: Home,
     *,
@@ -380,19 +350,15 @@ def rotate(
     key_out: Path | None = None,
     kdf: KdfParams | None = None,
 ) -> Enrolment:
-    """A new key for the same person and roles; the old one is superseded from ``now``.
+    """A new key for the same person and roles; the old key is superseded from ``now``.
 
     What the old key signed before ``now`` stays valid: the revocation's effective time is
-    ``now``, and standing is always judged at a statement's own time. The new certificate,
-    its key file and the old key's revocation are stored together or not at all.
+    ``now``, and standing is always judged at a statement's own time.
     """
     trust = load_trust(home)
     old = trust.current_certificate(subject, now)
-    if old.key_id in trust.revocations:
-        raise ConflictError(f"key {old.key_id[:16]} is already revoked")
-    done = _certify(
+    enrolment = enroll(
         home,
-        trust,
         root_passphrase=root_passphrase,
         subject=subject,
         name=old.name,
@@ -401,23 +367,23 @@ def rotate(
         not_before=now,
         not_after=not_after or old.not_after,
         recusals=old.recusals,
+        scopes=old.scopes,
+        passphrase=passphrase,
         now=now,
+        key_out=key_out,
         supersedes=old.key_id,
-        pair=None,
-        public_keys=None,
+        kdf=kdf,
     )
-    rev = Revocation(
-        trust.authority.id,
-        old.key_id,
-        now,
-        RevocationReason.SUPERSEDED,
-        now,
-        f"superseded by {done.certificate.key_id}",
+    revoke(
+        home,
+        root_passphrase=root_passphrase,
+        key_id=old.key_id,
+        reason=RevocationReason.SUPERSEDED,
+        effective_at=now,
+        now=now,
+        note=f"superseded by {enrolment.certificate.key_id}",
     )
-    revoked = (old.key_id, issue_revocation(rev, done.root.signing))
-    return _write_enrolment(
-        home, done, passphrase=passphrase, kdf=kdf, key_out=key_out, revs=[revoked]
-    )
+    return enrolment
 
 
 def revoke(

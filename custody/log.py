@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto import merkle
@@ -43,13 +43,23 @@ from custody.errors import (
     StorageError,
     UsageError,
 )
-from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, parse_leaf, statement_id
+from custody.events import (
+    EVENT_TYPE,
+    Event,
+    Kind,
+    leaf_bytes,
+    parse_event,
+    parse_leaf,
+    statement_id,
+)
+from custody.exams import ExamPolicy, exam_policy_body, exam_policy_from_body
 from custody.parallel import SignaturePool
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store.db import read_options
 from custody.store.log_tables import (
     CheckpointRow,
     CosignatureRow,
+    ExamPolicyRow,
     FindingRow,
     LogEntry,
     LogHead,
@@ -75,6 +85,7 @@ CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
 STATE = PackageStateRow.__table__  # type: ignore[attr-defined]
 FINDING = FindingRow.__table__  # type: ignore[attr-defined]
 COSIGNATURE = CosignatureRow.__table__  # type: ignore[attr-defined]
+EXAM = ExamPolicyRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,8 @@ class _Batch:
     findings: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, PackageState] = field(default_factory=dict)
     system_ids: set[str] = field(default_factory=set)
+    exams: dict[str, ExamPolicy] | None = None  # loaded when a statement needs them
+    exam_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -380,6 +393,9 @@ class CustodyLog:
             if batch.findings:
                 conn.execute(insert(FINDING), batch.findings)
             self._save_states(conn, batch.touched, size)
+            if batch.exam_rows:
+                conn.execute(delete(EXAM).where(EXAM.c.exam_id.in_(list(batch.exam_rows))))
+                conn.execute(insert(EXAM), list(batch.exam_rows.values()))
             conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=new_size))
             if alongside is not None and any(
                 p.event.id not in batch.system_ids for _, p, _ in batch.accepted
@@ -438,6 +454,10 @@ class CustodyLog:
                 select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(corrected))
             ):
                 batch.existing[row.statement_id] = row.idx
+        if batch.exams is None and any(
+            p.event.kind in (Kind.SEAL, Kind.EXAM_POLICY, Kind.PAPER_ACT) for _, p in prepared
+        ):
+            batch.exams = load_exam_policies(conn)
         for i, p in prepared:
             if p.event.id in batch.existing:
                 batch.duplicates.append((p.event.id, batch.existing[p.event.id]))
@@ -455,6 +475,7 @@ class CustodyLog:
                     batch.states,
                     self.trust,
                     received=batch.now,
+                    exams=batch.exams or {},
                     clock=self.clock_rules,
                 )
             except CustodyError as e:
@@ -471,6 +492,14 @@ class CustodyLog:
                 batch.system_ids.add(p.event.id)
             batch.states.update(outcome.states)
             batch.touched.update(outcome.states)
+            if outcome.exam is not None:
+                assert batch.exams is not None
+                batch.exams[outcome.exam.exam_id] = outcome.exam
+                batch.exam_rows[outcome.exam.exam_id] = {
+                    "exam_id": outcome.exam.exam_id,
+                    "idx": idx,
+                    "body": json.dumps(exam_policy_body(outcome.exam), sort_keys=True),
+                }
             batch.entries.append(
                 {
                     "idx": idx,
@@ -766,6 +795,22 @@ class CustodyLog:
             raise NotFoundError(f"no package {package_id!r} in the log")
         return state_from_json(row.state)
 
+    def exam_policy(self, exam_id: str) -> ExamPolicy:
+        """The exam's policy in force on the log, or ``NotFoundError`` naming the exam."""
+        with self._reader() as conn:
+            policy = load_exam_policies(conn, [exam_id]).get(exam_id)
+        if policy is None:
+            raise NotFoundError(
+                f"exam {exam_id!r} has no policy on the log",
+                hint="publish it from the home's exams.json: custody exam publish",
+            )
+        return policy
+
+    def exam_policies(self) -> dict[str, ExamPolicy]:
+        """Every exam's policy in force on the log, by exam id."""
+        with self._reader() as conn:
+            return load_exam_policies(conn)
+
     def package_history(self, package_id: str) -> list[int]:
         with self._reader() as conn:
             return [
@@ -781,6 +826,17 @@ class CustodyLog:
         with self._reader() as conn:
             rows = conn.execute(select(FINDING).order_by(FINDING.c.id)).mappings().all()
         return [dict(r) for r in rows]
+
+
+def load_exam_policies(
+    conn: Connection, exam_ids: Sequence[str] | None = None
+) -> dict[str, ExamPolicy]:
+    query = select(EXAM.c.exam_id, EXAM.c.body)
+    if exam_ids is not None:
+        query = query.where(EXAM.c.exam_id.in_(list(exam_ids)))
+    return {
+        row.exam_id: exam_policy_from_body(json.loads(row.body)) for row in conn.execute(query)
+    }
 
 
 def statement_id_of(env: Envelope) -> str:

@@ -11,8 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from custody.cli.common import parse_cli_time, passphrase, read_input, state
-from custody.cli.log_cmd import open_log
+from custody.cli.common import open_writer, parse_cli_time, passphrase, read_input, state
 from custody.errors import FormatError, NotFoundError, UsageError
 from custody.package_service import (
     all_package_ids,
@@ -92,8 +91,8 @@ def seal(
     """Sign a package's manifest with the sealer's key and store it.
 
     Whether its handovers need a supervising witness is the exam's policy (the home's
-    exams.json), not an option: an exam without a policy there is refused before anything is
-    signed or stored."""
+    exams.json, put on the log before the seal if the log does not hold it yet), not an
+    option: an exam without a policy there is refused before anything is signed or stored."""
     st = state(ctx)
     policy = st.home.exam_policy(exam)
     refuse_sealed(st.home, package)
@@ -133,9 +132,10 @@ def seal(
         expires_at=max(closes_at, now) + timedelta(days=valid_days),
     )
     pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
-    # Every key unsealed and every check made before anything is stored; then the package
-    # and its seal event are stored in one transaction, or neither is.
-    log = open_log(st, writable=True)
+    # Every key unsealed and every check made before anything is stored; then the exam's
+    # policy (the file's, if the log lacks it: what binds is the policy on the log), the
+    # package and its seal event are stored in one transaction, or none of them is.
+    log = open_writer(st)
     text, verified = sign_label(st.home, manifest, pair.signing, now=now)
     symbol = encode_qr(text)
     event = seal_event(
@@ -146,7 +146,15 @@ def seal(
         pair.signing,
         handover_witness=policy.handover_witness,
     )
-    receipt = log.submit(event, now=now, alongside=package_row_writer(manifest, text, verified))
+    publish = log.exam_policy_statement(policy, now=now)
+    result = log.submit_many(
+        [*([publish] if publish is not None else []), event],
+        now=now,
+        alongside=package_row_writer(manifest, text, verified),
+    )
+    if result.rejected:
+        raise result.rejected[0].error
+    receipt = result.receipts[-1]
     st.emit(
         {
             **verified.report(),

@@ -20,6 +20,7 @@ from custody.cli.common import (
     service_secrets,
     state,
 )
+from custody.errors import UsageError
 
 
 def serve(
@@ -41,6 +42,29 @@ def serve(
     smtp_plain_loopback: Annotated[
         bool, typer.Option("--smtp-plain-loopback", help=SMTP_PLAIN_HELP)
     ] = False,
+    public_origin: Annotated[
+        str | None,
+        typer.Option(help="The origin logins are bound to, e.g. https://custody.example."),
+    ] = None,
+    body_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds for a whole request body to arrive.")
+    ] = 30.0,
+    rate_per_address: Annotated[
+        str, typer.Option(help="Requests per client address, e.g. 600/minute.")
+    ] = "600/minute",
+    rate_per_key: Annotated[
+        str, typer.Option(help="Logins, logged-in reads and submissions per key.")
+    ] = "300/minute",
+    access_flush: Annotated[
+        str,
+        typer.Option(
+            help="Access records: 'full' (each waits for the disk) or 'lazy' (durable against a "
+            "crash of the service, flushed with the next full commit)."
+        ),
+    ] = "full",
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Open connections at most; beyond them answers 503.")
+    ] = 256,
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
     # Imported here: fastapi and uvicorn would slow every other command's start.
@@ -59,8 +83,31 @@ def serve(
         clock=st.now,
         desk_every=desk_every,
         mailer=mailer,
+        public_origin=public_origin,
+        body_timeout=body_timeout,
+        rate_per_address=_rate(rate_per_address, "--rate-per-address"),
+        rate_per_key=_rate(rate_per_key, "--rate-per-key"),
+        access_flush=access_flush,
     )
     app = create_app(settings)
     mode = "read-only" if read_only else "accepting events"
     st.err.print(f"serving {st.home_path} on http://{host}:{port}/ ({mode}); scan page at /scan")
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        timeout_keep_alive=5,  # an idle connection is closed after 5 s
+        limit_concurrency=max_connections,
+    )
+
+
+def _rate(text: str, option: str) -> str:
+    from limits import parse
+
+    try:
+        parse(text)
+    except ValueError as e:
+        raise UsageError(f"{option}: {text!r} is not a rate such as 600/minute") from e
+    return text

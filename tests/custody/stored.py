@@ -43,8 +43,8 @@ def stored(home: Home) -> dict[str, Any]:
 
 def fail_inserts_into(home: Home, table: str) -> None:
     """Make the database refuse every insert into ``table``, so a command fails at that write,
-    after the writes made before it in the same command: an SQLite trigger that aborts (a
-    constraint), or a PostgreSQL trigger that fails as a full disk does (SQLSTATE 53100)."""
+    after the writes made before it in the same command, as a storage fault: on PostgreSQL a
+    trigger that fails as a full disk does (SQLSTATE 53100)."""
     with home.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(
@@ -57,9 +57,11 @@ def fail_inserts_into(home: Home, table: str) -> None:
                 f'FOR EACH ROW EXECUTE FUNCTION "refuse_{table}"()'
             )
             return
+        # SQLite: the trigger writes to a table that does not exist, so the insert fails as
+        # a storage fault does (OperationalError), not as a broken constraint.
         conn.exec_driver_sql(
             f'CREATE TRIGGER "refuse_{table}" BEFORE INSERT ON "{table}" '
-            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            'BEGIN INSERT INTO "refused by the test" VALUES (1); END'
         )
 
 
