@@ -2,8 +2,10 @@
 
 Rules:
 - Every route gets its data through ``reader(WHAT)``, the one door of the read side: it names
-  what the route reads (``packages``, ``package_timeline``, ``papers``, ``paper``), so an
-  access policy decides there, once, for every route (one line per route names its read).
+  what the route reads and asks the access policy (``custody.access``) there: a login for
+  every read; the lists and the papers only for those who see everything; a timeline judged
+  by its package's facts, as ``GET /v1/packages/{id}`` is. Every read is on the access log
+  (the packages, papers and people it showed) before the answer is built.
 - The routes answer what the CLI's `package list|timeline` and `paper list|show` print with
   ``--json`` (``custody.views``); they decide nothing themselves and raise no HTTP error.
 - Lists are paged: ``offset`` (0..) and ``limit`` (1..500, default 50); the answer carries
@@ -13,29 +15,56 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from api.access import Viewer, package_objects, package_view, record
 from api.backend import Backend
 from api.routes import PACKAGE_ID_PATTERN
 from api.schemas import ErrorBody
 from crypto.vocabulary import check_id
+from custody import access as policy
+from custody.access import Principal
 from custody.views import MAX_PAGE, PackageFilter, Views
 
 router = APIRouter()
 
 Read = Literal["packages", "package_timeline", "papers", "paper"]
+READS: dict[str, str] = {
+    "packages": "the list of packages",
+    "package_timeline": "a package's timeline",
+    "papers": "the list of papers",
+    "paper": "a paper and its acts",
+}
 
 
-def reader(what: Read) -> Callable[[Request], Views]:
-    """The read side for a route that reads ``what``: the one place every read passes."""
+@dataclass(frozen=True)
+class Reader:
+    """What a read route works with: the views, who reads, and the service (to record)."""
 
-    def read(request: Request) -> Views:
-        backend = cast(Backend, request.app.state.backend)
-        backend.trust()  # enrolments and revocations made since count for the marks
-        return Views(backend.home, backend.log)
+    views: Views
+    viewer: Principal
+    service: Backend
+
+    def record(self, route: str, objects: list[str]) -> None:
+        """The read on the access log, before the answer is built."""
+        record(self.service, self.viewer, route, objects)
+
+
+def reader(what: Read) -> Callable[[Request, Principal | None], Reader]:
+    """The one door of the read side: a login is needed for every read here; the lists and
+    the papers (names of every holder and signer) are for those who see everything (the
+    policy's ``sees_all``); a timeline is judged package by package in its route."""
+
+    def read(request: Request, p: Viewer) -> Reader:
+        service = cast(Backend, request.app.state.backend)
+        allowed = p is not None and (what == "package_timeline" or p.sees_all)
+        viewer = policy.require(allowed, p, READS[what])
+        service.trust()  # enrolments and revocations made since count for the marks
+        return Reader(Views(service.home, service.log), viewer, service)
 
     read.__name__ = f"read_{what}"
     return read
@@ -91,10 +120,12 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="At most this many."
 PackageId = Annotated[str, Path(pattern=PACKAGE_ID_PATTERN)]
 
 
-@router.get("/v1/packages", response_model=PageOut, tags=["packages"], responses=_errors(422))
+@router.get(
+    "/v1/packages", response_model=PageOut, tags=["packages"], responses=_errors(400, 401, 403, 422)
+)
 def packages(
     request: Request,
-    views: Annotated[Views, Depends(reader("packages"))],
+    read: Annotated[Reader, Depends(reader("packages"))],
     exam: str | None = None,
     state: Annotated[str | None, Query(description="sealed, in_transit, stored, ...")] = None,
     holder: str | None = None,
@@ -105,40 +136,65 @@ def packages(
 ) -> dict[str, Any]:
     """Packages with their state, holder and destination, in id order, paged."""
     filters = PackageFilter(exam=exam, status=state, holder=holder, site=site, overdue=overdue)
-    return views.packages(filters, now=_now(request), offset=offset, limit=limit).as_dict()
+    page = read.views.packages(filters, now=_now(request), offset=offset, limit=limit)
+    objects = [f"package:{i['package_id']}" for i in page.items]
+    objects += sorted({f"person:{i['holder']}" for i in page.items if i["holder"]})
+    read.record("GET /v1/packages", objects)
+    return page.as_dict()
 
 
 @router.get(
     "/v1/packages/{package_id}/timeline",
     response_model=TimelineOut,
     tags=["packages"],
-    responses=_errors(404, 422),
+    responses=_errors(401, 403, 404, 422),
 )
 def package_timeline(
-    package_id: PackageId, views: Annotated[Views, Depends(reader("package_timeline"))]
+    package_id: PackageId, read: Annotated[Reader, Depends(reader("package_timeline"))]
 ) -> dict[str, Any]:
-    """Every event of a package, its signers' names and verification marks."""
+    """Every event of a package, its signers' names and verification marks.
+
+    Needs a login whose roles and assignments cover the package; the read is recorded."""
     check_id(package_id, "package id")
-    return {"package_id": package_id, "events": [e.as_dict() for e in views.timeline(package_id)]}
+    facts = package_view(read.service, package_id).facts
+    policy.require(
+        policy.may_read_package(read.viewer, facts), read.viewer, f"package {package_id}"
+    )
+    events = read.views.timeline(package_id)
+    signers = sorted({f"person:{s.person}" for e in events for s in e.signers})
+    objects = package_objects(facts)
+    read.record(
+        "GET /v1/packages/{package_id}/timeline",
+        [*objects, *(s for s in signers if s not in objects)],
+    )
+    return {"package_id": package_id, "events": [e.as_dict() for e in events]}
 
 
-@router.get("/v1/papers", response_model=PageOut, tags=["papers"], responses=_errors(422))
+@router.get("/v1/papers", response_model=PageOut, tags=["papers"], responses=_errors(401, 403, 422))
 def papers(
-    views: Annotated[Views, Depends(reader("papers"))],
+    read: Annotated[Reader, Depends(reader("papers"))],
     exam: str | None = None,
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> dict[str, Any]:
     """Papers with their status and how many sealed keys are held, paged."""
-    return views.papers(exam=exam, offset=offset, limit=limit).as_dict()
+    page = read.views.papers(exam=exam, offset=offset, limit=limit)
+    read.record("GET /v1/papers", [f"paper:{i['ref']}" for i in page.items])
+    return page.as_dict()
 
 
 @router.get(
-    "/v1/papers/{paper}", response_model=PaperOut, tags=["papers"], responses=_errors(404, 422)
+    "/v1/papers/{paper}",
+    response_model=PaperOut,
+    tags=["papers"],
+    responses=_errors(400, 401, 403, 404, 422),
 )
 def paper(
     paper: Annotated[str, Path(max_length=200, description="Paper id (newest) or ID@vN.")],
-    views: Annotated[Views, Depends(reader("paper"))],
+    read: Annotated[Reader, Depends(reader("paper"))],
 ) -> dict[str, Any]:
     """One paper with every act on it, each act's signers verified again."""
-    return views.paper(paper)
+    shown = read.views.paper(paper)
+    people = sorted({f"person:{s['person']}" for a in shown["acts"] for s in a["signers"]})
+    read.record("GET /v1/papers/{paper}", [f"paper:{shown['ref']}", *people])
+    return shown

@@ -16,7 +16,7 @@ from api.app import Settings, create_app
 from custody.cli import main
 from custody.demo import EXAM_ID, Season
 from custody.events import Kind, parse_event
-from tests.api.helpers import client
+from tests.api.helpers import as_person, client
 from tests.api.test_serve import _serve
 from tests.conftest import PASS
 from tests.custody.cli.test_view_cmd import SAMPLES, packages, run  # noqa: F401 (fixture)
@@ -24,6 +24,7 @@ from tests.custody.cli.test_view_cmd import SAMPLES, packages, run  # noqa: F401
 
 def test_packages_paged_and_filtered(packages: Season) -> None:  # noqa: F811
     c = client(packages)
+    c.headers.update(as_person(c, packages, "secrecy-chen"))
     page = c.get("/v1/packages").json()
     assert [p["package_id"] for p in page["items"]] == ["PK-A", "PK-B", "PK-C"]
     assert (page["total"], page["next_offset"]) == (3, None)
@@ -46,14 +47,16 @@ def test_packages_paged_and_filtered(packages: Season) -> None:  # noqa: F811
 def test_overdue_is_judged_by_the_services_clock(packages: Season) -> None:  # noqa: F811
     later = packages.now + timedelta(hours=7)
     c = TestClient(
-        create_app(Settings(home=packages.home.path, log_passphrase=None, clock=lambda: later))
+        create_app(Settings(home=packages.home.path, log_passphrase=PASS, clock=lambda: later))
     )
+    c.headers.update(as_person(c, packages, "auditor-chu"))
     page = c.get("/v1/packages", params={"overdue": "true"}).json()
     assert [p["package_id"] for p in page["items"]] == ["PK-B"]
 
 
 def test_timeline_with_names_and_marks(packages: Season) -> None:  # noqa: F811
-    c = client(packages, writable=False)
+    c = client(packages)
+    c.headers.update(as_person(c, packages, "secrecy-chen"))
     body = c.get("/v1/packages/PK-A/timeline").json()
     assert [e["kind"] for e in body["events"]] == ["seal", "dispatch", "receive"]
     assert all(e["verified"] for e in body["events"])
@@ -85,7 +88,8 @@ def test_papers_and_one_paper(season: Season, monkeypatch: pytest.MonkeyPatch) -
             ]
         )  # fmt: skip
     assert code == 0
-    c = client(season, writable=False)
+    c = client(season)
+    c.headers.update(as_person(c, season, "secrecy-chen"))
     page = c.get("/v1/papers").json()
     assert [p["ref"] for p in page["items"]] == ["SX-INT-P01-A@v1"]
     assert page["total"] == 1
@@ -101,15 +105,50 @@ def test_papers_and_one_paper(season: Season, monkeypatch: pytest.MonkeyPatch) -
     assert (r.status_code, r.json()["error"]) == (400, "usage")
 
 
+@pytest.mark.parametrize(
+    ("person", "path", "status"),
+    [
+        pytest.param(None, "/v1/packages", 401, id="list-without-login"),
+        pytest.param(None, "/v1/packages/PK-A/timeline", 401, id="timeline-without-login"),
+        pytest.param(None, "/v1/papers", 401, id="papers-without-login"),
+        pytest.param("courier-sun", "/v1/packages", 403, id="list-is-for-officers"),
+        pytest.param("courier-sun", "/v1/papers", 403, id="papers-are-for-officers"),
+        pytest.param("courier-sun", "/v1/packages/PK-A/timeline", 200, id="own-route"),
+        pytest.param("courier-li", "/v1/packages/PK-A/timeline", 403, id="not-on-the-route"),
+        pytest.param("auditor-chu", "/v1/packages/PK-A/timeline", 200, id="auditor"),
+    ],
+)
+def test_reads_ask_the_access_policy_and_are_recorded(
+    packages: Season,  # noqa: F811
+    person: str | None,
+    path: str,
+    status: int,
+) -> None:
+    c = client(packages)
+    headers = as_person(c, packages, person) if person is not None else {}
+    r = c.get(path, headers=headers)
+    assert r.status_code == status, r.text
+    if status != 200:
+        return
+    officer = as_person(c, packages, "secrecy-chen")
+    log = c.get("/v1/access", params={"object": "package:PK-A"}, headers=officer)
+    assert log.status_code == 200, log.text
+    reads = [(r["who"], r["route"]) for r in log.json()["records"]]
+    assert (person, "GET /v1/packages/{package_id}/timeline") in reads
+
+
 @pytest.mark.slow
 def test_read_routes_over_http_from_custody_serve(packages: Season, tmp_path: Path) -> None:  # noqa: F811
-    proc, base = _serve(packages, "--read-only")
+    proc, base = _serve(packages)
     try:
-        page = httpx.get(f"{base}/v1/packages", params={"state": "in_transit"}).json()
-        assert [p["package_id"] for p in page["items"]] == ["PK-B"]
-        events = httpx.get(f"{base}/v1/packages/PK-A/timeline").json()["events"]
-        assert [e["verified"] for e in events] == [True, True, True]
-        assert httpx.get(f"{base}/v1/papers").json()["total"] == 0
+        with httpx.Client(base_url=base) as h:
+            assert h.get("/v1/packages").status_code == 401
+            h.headers.update(as_person(h, packages, "secrecy-chen"))  # type: ignore[arg-type]
+            page = h.get("/v1/packages", params={"state": "in_transit"}).json()
+            assert [p["package_id"] for p in page["items"]] == ["PK-B"]
+            events = h.get("/v1/packages/PK-A/timeline").json()["events"]
+            assert [e["verified"] for e in events] == [True, True, True]
+            assert h.get("/v1/papers").json()["total"] == 0
         schema = httpx.get(f"{base}/openapi.json").json()
         assert "/v1/packages/{package_id}/timeline" in schema["paths"]
     finally:
