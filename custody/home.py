@@ -5,6 +5,8 @@ Layout (what the service reads stays under the home; the root key does not):
   exams.json             the authority's per-exam policy (handover witness, retention), by hand
   witnesses.json         the authority's witnesses and its witness policy (k of n), by hand
   authority/log.key      log key (signs checkpoints), sealed under its own passphrase
+  authority/log.checkpoint  the last checkpoint the log key signed, kept outside the database
+                         (fsynced after each append; the log refuses a database behind it)
   authority/system.key   system key (signs incident statements), sealed under its own passphrase
   ../HOME.root.key       root key (issues and revokes certificates only), sealed under its own
                          passphrase, written beside the home, never inside it: move it to
@@ -29,6 +31,7 @@ from crypto.encoding import Fields, parse_json_object
 from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
 from custody.store.db import create_schema, make_engine
+from custody.store.guard import SIGNED_HEAD_NAME
 from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
@@ -82,6 +85,11 @@ class Home:
         if which == "root":
             return self.root_key_path
         return self.path / "authority" / f"{which}.key"
+
+    @property
+    def signed_head_path(self) -> Path:
+        """The last signed checkpoint, beside the log key (custody.store.guard)."""
+        return self.path / "authority" / SIGNED_HEAD_NAME
 
     def authority_key(self, which: str, passphrase: str) -> KeyPair:
         path = self.authority_key_path(which)

@@ -29,6 +29,7 @@ from crypto.encoding import format_time
 from crypto.note import (
     Checkpoint,
     NoteSignature,
+    NoteVerifier,
     cosignature_timestamp,
     parse_checkpoint,
     sign_checkpoint,
@@ -39,6 +40,7 @@ from custody.errors import (
     ConflictError,
     CustodyError,
     FormatError,
+    LogStateError,
     NotFoundError,
     StorageError,
     UsageError,
@@ -47,6 +49,8 @@ from custody.events import EVENT_TYPE, Event, leaf_bytes, parse_event, parse_lea
 from custody.parallel import SignaturePool
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store.db import read_options
+from custody.store.guard import RECOVER as GUARD_RECOVER
+from custody.store.guard import SignedHeadFile, StartReport, check_at_start, check_before_signing
 from custody.store.log_tables import (
     CheckpointRow,
     CosignatureRow,
@@ -145,6 +149,7 @@ class AppendResult:
     receipts: list[Receipt] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     system: list[Receipt] = field(default_factory=list)
+    signed: str = ""  # the checkpoint this append signed ("" if it signed none)
 
 
 @dataclass
@@ -234,7 +239,33 @@ class CustodyLog:
         self.origin = trust.authority.log_origin
         if log_key is not None and log_key.key_id != trust.authority.log_key.key_id:
             raise ConflictError("this is not the authority's log key")
+        # The last signed checkpoint kept outside the database (``attach_signed_head``).
+        self.signed_head: SignedHeadFile | None = None
         ensure_head(engine)
+
+    def attach_signed_head(
+        self, head_file: SignedHeadFile, *, tail: int | None = None
+    ) -> StartReport:
+        """Check the stored log against itself and ``head_file`` (``LogStateError`` if they
+        disagree), then keep every checkpoint this log signs in that file too."""
+        report = self.check_state(head_file, tail=tail)
+        self.signed_head = head_file
+        return report
+
+    def check_state(
+        self, head_file: SignedHeadFile | None, *, tail: int | None = None
+    ) -> StartReport:
+        """The start check (``custody.store.guard.check_at_start``); ``tail`` None: the default
+        number of newest leaves is re-hashed."""
+        with self._reader() as conn:
+            kwargs = {} if tail is None else {"tail": tail}
+            return check_at_start(
+                conn,
+                NoteVerifier(self.origin, self.trust.authority.log_key),
+                self.origin,
+                head_file,
+                **kwargs,
+            )
 
     def set_trust(self, trust: TrustStore) -> None:
         """After an enrolment or a revocation: judge signers against the new store."""
@@ -270,6 +301,13 @@ class CustodyLog:
                 self._append_locked(conn, prepared, result, now)
         except OperationalError as e:
             raise StorageError(f"the log database refused the append: {e.orig}") from e
+        except IntegrityError as e:  # under the append lock only a damaged head can collide
+            raise LogStateError(
+                "the log's tables refuse the append: an entry, node or checkpoint already sits "
+                "beyond the head row's size (the head row is behind)",
+                hint=GUARD_RECOVER,
+            ) from e
+        self._keep_signed(result)
         return result
 
     def append_system_work(self, now: datetime) -> AppendResult:
@@ -281,7 +319,20 @@ class CustodyLog:
                 self._append_locked(conn, [], result, now)
         except OperationalError as e:
             raise StorageError(f"the log database refused the append: {e.orig}") from e
+        except IntegrityError as e:  # under the append lock only a damaged head can collide
+            raise LogStateError(
+                "the log's tables refuse the append: an entry, node or checkpoint already sits "
+                "beyond the head row's size (the head row is behind)",
+                hint=GUARD_RECOVER,
+            ) from e
+        self._keep_signed(result)
         return result
+
+    def _keep_signed(self, result: AppendResult) -> None:
+        """After the commit, before any receipt is handed out: the new checkpoint goes to the
+        file beside the log key (fsynced)."""
+        if result.signed and self.signed_head is not None:
+            self.signed_head.record(result.signed)
 
     def _prepare_all(
         self, envelopes: Sequence[Envelope]
@@ -356,8 +407,19 @@ class CustodyLog:
                 conn.execute(insert(FINDING), batch.findings)
             self._save_states(conn, batch.touched, size)
             conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=new_size))
-            root = self._root(conn, new_size, fresh={(lv, ix): h for lv, ix, h in nodes})
+            fresh = {(lv, ix): h for lv, ix, h in nodes}
+            root = self._root(conn, new_size, fresh=fresh)
+            check_before_signing(
+                conn,
+                old_size=size,
+                frontier=frontier,
+                fresh=fresh,
+                leaves=leaves,
+                root=root,
+                held=self.signed_head.read() if self.signed_head is not None else None,
+            )
             checkpoint_text = self._sign_checkpoint(conn, new_size, root, batch.received)
+            result.signed = checkpoint_text
         elif batch.duplicates:
             checkpoint_text = self.latest_checkpoint(conn)
         for idx, p, outcome in batch.accepted:
@@ -537,7 +599,11 @@ class CustodyLog:
         got = {(r.level, r.idx): bytes(r.hash) for r in rows}
         missing = set(wanted) - set(got)
         if missing:
-            raise StorageError(f"the tree table lacks node(s) {sorted(missing)[:3]}")
+            raise LogStateError(
+                f"the tree table lacks node(s) {sorted(missing)[:3]}: the head row is ahead of "
+                "the tree, or nodes were deleted",
+                hint=GUARD_RECOVER,
+            )
         return got
 
     def _root(
