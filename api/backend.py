@@ -28,7 +28,8 @@ from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.incidents.outbox import DeliveryReport, Mailer, deliver_outbox
 from custody.log import CustodyLog
-from custody.service import ServiceSecrets, open_reader, open_writer
+from custody.readiness import MIN_FREE_BYTES, Readiness, readiness
+from custody.service import ServiceSecrets, open_reader, open_writer, signed_head_file
 from custody.store.tables import CertificateRow, RevocationRow
 from keys.trust import TrustStore
 
@@ -54,6 +55,7 @@ class Settings:
     max_image_body: int = 8 * MIB
     max_label_body: int = 16 * 1024
     max_cosignature_body: int = 64 * 1024
+    min_free_bytes: int = MIN_FREE_BYTES  # /readyz: free disk space under the home, at least
 
 
 class Backend:
@@ -92,6 +94,11 @@ class Backend:
 
     def now(self) -> datetime:
         return self.settings.clock()
+
+    def readiness(self) -> Readiness:
+        """May this service take appends now (``/readyz``)?"""
+        head = signed_head_file(self.home, self.log.trust.authority)
+        return readiness(self.log, head, self.home.path, floor=self.settings.min_free_bytes)
 
     def _version(self) -> tuple[int, int]:
         with Session(self.home.engine) as session:

@@ -6,6 +6,8 @@ Rules:
 - Request validation (a query parameter that is not an integer, a path that breaks its pattern)
   answers 422 with the same shape and the stable code ``invalid_request``.
 - Unknown routes and methods answer 404 / 405 with the same shape.
+- A ``StorageError`` (an outage, a full or read-only disk, a damaged database) answers 503
+  with ``Retry-After``: it is the service's trouble, not the client's, and retrying is safe.
 - Anything else is a bug: it is logged (exception class and stack frames only: no message, no
   request body, so no secret can reach the log) and answers 500 ``internal``.
 """
@@ -52,8 +54,12 @@ class InvalidRequestError(UsageError):
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
+RETRY_AFTER_SECONDS = 5  # a storage fault: the client retries (the same statement is idempotent)
+
+
 def error_response(error: CustodyError) -> JSONResponse:
-    return JSONResponse(error.as_dict(), status_code=error.http_status)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(error, StorageError) else None
+    return JSONResponse(error.as_dict(), status_code=error.http_status, headers=headers)
 
 
 def _where(loc: Iterable[Any]) -> str:

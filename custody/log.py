@@ -243,29 +243,24 @@ class CustodyLog:
         self.signed_head: SignedHeadFile | None = None
         ensure_head(engine)
 
-    def attach_signed_head(
-        self, head_file: SignedHeadFile, *, tail: int | None = None
-    ) -> StartReport:
+    def attach_signed_head(self, head_file: SignedHeadFile) -> StartReport:
         """Check the stored log against itself and ``head_file`` (``LogStateError`` if they
         disagree), then keep every checkpoint this log signs in that file too."""
-        report = self.check_state(head_file, tail=tail)
+        report = self.check_state(head_file)
         self.signed_head = head_file
         return report
 
     def check_state(
-        self, head_file: SignedHeadFile | None, *, tail: int | None = None
+        self, head_file: SignedHeadFile | None, *, full: bool = False, light: bool = False
     ) -> StartReport:
-        """The start check (``custody.store.guard.check_at_start``); ``tail`` None: the default
-        number of newest leaves is re-hashed."""
+        """The start check (``custody.store.guard.check_at_start``): the newest leaves are
+        re-hashed, or with ``full`` every entry and every stored node; ``light`` reads only
+        the head, the last checkpoint and the frontier (readiness)."""
         with self._reader() as conn:
-            kwargs = {} if tail is None else {"tail": tail}
-            return check_at_start(
-                conn,
-                NoteVerifier(self.origin, self.trust.authority.log_key),
-                self.origin,
-                head_file,
-                **kwargs,
-            )
+            verifier = NoteVerifier(self.origin, self.trust.authority.log_key)
+            if full:
+                return check_at_start(conn, verifier, self.origin, head_file, tail=None)
+            return check_at_start(conn, verifier, self.origin, head_file, light=light)
 
     def set_trust(self, trust: TrustStore) -> None:
         """After an enrolment or a revocation: judge signers against the new store."""

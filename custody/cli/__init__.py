@@ -24,6 +24,7 @@ from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.paper_cmd import paper_app
 from custody.cli.serve_cmd import serve
 from custody.cli.statement_cmd import statement_app
+from custody.cli.storage_cmd import check as log_check
 from custody.cli.witness_cmd import witness_app
 from custody.errors import CustodyError
 
@@ -81,6 +82,7 @@ app.add_typer(package_app, name="package")
 app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
+log_app.command("check")(log_check)
 
 
 PRIVATE_UMASK = 0o077

@@ -14,6 +14,8 @@ Rules:
 from __future__ import annotations
 
 import errno
+import shutil
+from pathlib import Path
 
 from sqlalchemy.engine import URL
 
@@ -26,6 +28,7 @@ from custody.errors import (
     StorageError,
 )
 
+FULL_BELOW = 64 * 1024  # free bytes under which an I/O error is taken for a full disk
 RESTORE_HINT = (
     "stop every custody process on this home; restore the database from the standby or the "
     "last backup, then replay the receipts clients hold (docs/operations.md, 'Recovery')"
@@ -61,12 +64,24 @@ def storage_error(error: BaseException, url: URL | str) -> StorageError | None:
     db = describe_database(url)
     name = getattr(error, "sqlite_errorname", None)
     if isinstance(name, str):
+        if name.startswith("SQLITE_IOERR") and _disk_full(url):
+            name = "SQLITE_FULL"  # SQLite reports a full disk under its -shm/-wal as I/O
         return _sqlite_error(name, str(error), db)
     sqlstate = getattr(error, "sqlstate", None)
     module = type(error).__module__
     if module.startswith("psycopg"):
         return _pg_error(sqlstate if isinstance(sqlstate, str) else None, error, db)
     return None
+
+
+def _disk_full(url: URL | str) -> bool:
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    try:
+        path = Path(make_url(url).database or "").resolve().parent
+        return shutil.disk_usage(path).free < FULL_BELOW
+    except (OSError, ValueError):
+        return False
 
 
 def _sqlite_error(name: str, text: str, db: str) -> StorageError | None:

@@ -298,9 +298,15 @@ def check_at_start(
     held_file: SignedHeadFile | None,
     *,
     tail: int | None = DEFAULT_TAIL,
+    light: bool = False,
 ) -> StartReport:
     """Raise ``LogStateError`` unless the stored log agrees with itself and with the last
-    signed checkpoint kept outside the database (see the module rules)."""
+    signed checkpoint kept outside the database (see the module rules).
+
+    ``tail``: how many of the newest leaves are re-hashed (None: the whole tree is rebuilt and
+    every stored node compared). ``light`` (readiness, often): O(log n) queries only, no
+    entry count, no leaf and no package state read.
+    """
     row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).first()
     held = held_file.read() if held_file is not None else None
     if row is None:
@@ -309,9 +315,13 @@ def check_at_start(
         size = row.size
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise LogStateError(f"the log's head row holds {size!r}, not a size", hint=RECOVER)
-    count, low, high = conn.execute(
-        select(func.count(), func.min(ENTRY.c.idx), func.max(ENTRY.c.idx))
-    ).one()
+    if light:  # O(log n): the highest entry only
+        high = conn.execute(select(func.max(ENTRY.c.idx))).scalar_one_or_none()
+        count, low = (size if high == size - 1 or (high is None and not size) else -1), 0
+    else:
+        count, low, high = conn.execute(
+            select(func.count(), func.min(ENTRY.c.idx), func.max(ENTRY.c.idx))
+        ).one()
     if count != size or (size and (low != 0 or high != size - 1)):
         raise LogStateError(
             f"the log's head says {size} entries, but the entry table holds {count} "
@@ -397,21 +407,10 @@ def check_at_start(
             hint="if this database is the right one, run `custody log check --adopt` to audit "
             "it in full and keep its last checkpoint; otherwise " + RECOVER,
         )
+    if light:
+        return StartReport(size, latest, held, 0, 0)
     start = 0 if tail is None else max(0, size - tail)
-    checked = 0
-    for entry in conn.execute(
-        select(ENTRY.c.idx, ENTRY.c.envelope, NODE.c.hash)
-        .join(NODE, (NODE.c.level == 0) & (NODE.c.idx == ENTRY.c.idx), isouter=True)
-        .where(ENTRY.c.idx >= start)
-        .order_by(ENTRY.c.idx)
-    ):
-        if entry.hash is None or merkle.leaf_hash(bytes(entry.envelope)) != bytes(entry.hash):
-            raise LogStateError(
-                f"log entry {entry.idx} does not hash to its stored tree leaf: the entry (or "
-                "its node) was altered",
-                hint=RECOVER,
-            )
-        checked += 1
+    checked = _audit_tree(conn, size) if tail is None else _audit_leaves(conn, start)
     states = 0
     for st in conn.execute(
         select(STATE.c.package_id, STATE.c.state, STATE.c.last_idx).where(STATE.c.last_idx >= start)
@@ -426,3 +425,78 @@ def check_at_start(
             raise LogStateError(f"package {st.package_id}'s cached state names another package")
         states += 1
     return StartReport(size, latest, held, checked, states)
+
+
+def _audit_leaves(conn: Connection, start: int) -> int:
+    """Every entry from ``start`` on hashes to its stored leaf node; returns how many."""
+    checked = 0
+    for entry in conn.execute(
+        select(ENTRY.c.idx, ENTRY.c.envelope, NODE.c.hash)
+        .join(NODE, (NODE.c.level == 0) & (NODE.c.idx == ENTRY.c.idx), isouter=True)
+        .where(ENTRY.c.idx >= start)
+        .order_by(ENTRY.c.idx)
+    ):
+        if entry.hash is None or merkle.leaf_hash(bytes(entry.envelope)) != bytes(entry.hash):
+            raise LogStateError(
+                f"log entry {entry.idx} does not hash to its stored tree leaf: the entry (or "
+                "its node) was altered",
+                hint=RECOVER,
+            )
+        checked += 1
+    return checked
+
+
+AUDIT_CHUNK = 4096
+
+
+def _getter(nodes: Mapping[merkle.Node, bytes]) -> merkle.NodeGetter:
+    return lambda level, idx: nodes[(level, idx)]
+
+
+def _audit_tree(conn: Connection, size: int) -> int:
+    """The whole tree rebuilt from the entries, chunk by chunk, and every stored node compared
+    with it (none altered, none missing, none extra); returns the number of leaves."""
+    frontier: dict[merkle.Node, bytes] = {}
+    pos = 0
+    while pos < size:
+        leaves = [
+            merkle.leaf_hash(bytes(r.envelope))
+            for r in conn.execute(
+                select(ENTRY.c.envelope)
+                .where(ENTRY.c.idx >= pos, ENTRY.c.idx < pos + AUDIT_CHUNK)
+                .order_by(ENTRY.c.idx)
+            )
+        ]
+        if not leaves:
+            raise LogStateError(f"log entries from {pos} on are missing", hint=RECOVER)
+        built = merkle.nodes_for_batch(pos, leaves, _getter(frontier))
+        end = pos + len(leaves)
+        stored: dict[merkle.Node, bytes] = {}
+        for level in range(end.bit_length()):
+            low, high = pos >> level, end >> level
+            if low == high:
+                continue
+            for r in conn.execute(
+                select(NODE.c.idx, NODE.c.hash).where(
+                    NODE.c.level == level, NODE.c.idx >= low, NODE.c.idx < high
+                )
+            ):
+                stored[(level, int(r.idx))] = bytes(r.hash)
+        for level, idx, h in built:
+            if stored.get((level, idx)) != h:
+                raise LogStateError(
+                    f"stored tree node ({level}, {idx}) is not the hash of the entries below it "
+                    f"(entries {idx << level}..{((idx + 1) << level) - 1})",
+                    hint=RECOVER,
+                )
+        known = {**frontier, **{(lv, ix): h for lv, ix, h in built}}
+        frontier = {n: known[n] for n in merkle.frontier_nodes(end)}
+        pos = end
+    expected = 2 * size - bin(size).count("1")
+    count = conn.execute(select(func.count()).select_from(NODE)).scalar_one()
+    if count != expected:
+        raise LogStateError(
+            f"the tree table holds {count} nodes, a log of {size} entries has {expected}",
+            hint=RECOVER,
+        )
+    return size
