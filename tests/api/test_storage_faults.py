@@ -18,10 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from api.app import Settings, create_app
+from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
 from custody.demo import Season, seal_events, start_season
+from custody.store.db import make_engine
 from tests.api.helpers import free_port, seal_event
 from tests.conftest import PASS, T0, fast_kdf
 from tests.pg_cluster import Cluster, cluster_root
@@ -285,3 +288,27 @@ def test_a_full_disk_answers_db_full(small_disk: Path) -> None:
     done = cli(season, "event", "submit", "-", stdin=events[-1])
     assert done.returncode == 6, done.stderr
     assert b"db_full" in done.stderr, done.stderr
+
+
+def test_a_damaged_log_is_refused_by_serve_and_while_serving(season: Season) -> None:
+    """A frontier node zeroed while `custody serve` runs: the next append answers 503
+    log_state and nothing is signed; restarted, serve refuses to start (exit 6)."""
+    for line in seal_events(season, ["PK-1", "PK-2", "PK-3"]):
+        season.submit(parse_envelope(line))
+    (pk4,) = seal_events(season, ["PK-4"])
+    _forget_connections(season)
+    with serving(season) as base:
+        assert httpx.get(f"{base}/readyz").json()["ready"] is True
+        engine = make_engine(season.home.database_url)
+        with engine.begin() as conn:  # size 3: frontier (1, 0) and (0, 2)
+            conn.execute(
+                text("UPDATE tree_node SET hash = :h WHERE level = 1 AND idx = 0"), {"h": bytes(32)}
+            )
+        engine.dispose()
+        assert_storage_answer(httpx.post(f"{base}/v1/events", content=pk4), "log_state")
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.status_code == 503 and ready.json()["checks"]["log"]["error"] == "log_state"
+        assert httpx.get(f"{base}/v1/checkpoint").text.split("\n")[1] == "3"  # nothing new
+    done = serve_exit(season)
+    assert done.returncode == 6 and b"log_state" in done.stderr
+    assert b"Traceback" not in done.stderr
