@@ -24,10 +24,12 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Engine
 
 from crypto.encoding import Fields, parse_json_object
+from crypto.files import CAP_SMALL_JSON, read_optional_file, read_user_file
 from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
 from custody.store.db import create_schema, make_engine
@@ -54,8 +56,10 @@ class Home:
     @cached_property
     def config(self) -> Fields:
         try:
-            data = self.config_path.read_bytes()
-        except FileNotFoundError as e:
+            data = read_user_file(
+                self.config_path, what="home config", limit=CAP_SMALL_JSON, stdin=False
+            )
+        except NotFoundError as e:
             raise NotFoundError(
                 f"{self.path} is not a custody home (no {CONFIG_NAME})",
                 hint="create one with `custody init --home DIR --name AUTHORITY`",
@@ -67,7 +71,9 @@ class Home:
     @property
     def database_url(self) -> str:
         url = self.config.text("database_url")
-        return url.replace("{home}", str(self.path.resolve()))
+        # Percent-encoded: the URL parser decodes it, so a home path holding '%', '#', '?' or
+        # any Unicode (考试/2027) reaches the driver exactly as it is on disk.
+        return url.replace("{home}", quote(str(self.path.resolve()), safe="/"))
 
     @cached_property
     def engine(self) -> Engine:
@@ -108,8 +114,8 @@ class Home:
         """The authority's ``exams.json``; a home without one has no exam policy at all."""
         path = self.path / EXAMS_FILE
         try:
-            data = path.read_bytes()
-        except FileNotFoundError as e:
+            data = read_user_file(path, what="exam policies", limit=CAP_SMALL_JSON, stdin=False)
+        except NotFoundError as e:
             raise NotFoundError(
                 f"{path} is missing: the authority's exam policies (handover witness, retention)",
                 hint='write {"exams": {"EXAM-ID": {"handover_witness": true, '
@@ -126,9 +132,8 @@ class Home:
 
     def witness_policy(self) -> WitnessPolicy | None:
         """The authority's ``witnesses.json`` (k of n), or None when the home has none."""
-        try:
-            data = self.witnesses_path.read_bytes()
-        except FileNotFoundError:
+        data = read_optional_file(self.witnesses_path, what="witness policy", limit=CAP_SMALL_JSON)
+        if data is None:
             return None
         return witness_policy_from_json(data, source=str(self.witnesses_path))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from crypto.files import CAP_SMALL_JSON, read_optional_file
 from crypto.note import NoteVerifier
 from custody import identity
 from custody.home import Home
@@ -47,7 +48,9 @@ def system_now() -> datetime:
 def home_policy(home: Home) -> Policy:
     """The home's incident policy (``incidents.json``), or the defaults."""
     policy_path = home.path / POLICY_FILE
-    return policy_from_json(policy_path.read_bytes() if policy_path.exists() else None)
+    return policy_from_json(
+        read_optional_file(policy_path, what="incident policy", limit=CAP_SMALL_JSON)
+    )
 
 
 def open_writer(

@@ -21,12 +21,12 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 from crypto.dsse import Envelope
+from crypto.files import CAP_PAPER, open_user_file
 from crypto.stream import DEFAULT_CHUNK
 from crypto.stream import Progress as Progress_
 from crypto.vocabulary import Classification
 from custody import paper_service as service
 from custody.cli.common import PASSPHRASE_ENV, open_writer, parse_cli_time, passphrase, state
-from custody.errors import NotFoundError
 from custody.interview_paper import MAX_BYTES as INTERVIEW_MAX_BYTES
 from custody.interview_paper import parse_interview_paper
 from custody.papers import PaperPlan, PaperRole, sha256_hex
@@ -169,11 +169,7 @@ def propose(
         source = sys.stdin.buffer
         size = None
     else:
-        try:
-            source = file.open("rb")
-            size = file.stat().st_size
-        except OSError as e:
-            raise NotFoundError(f"cannot read {file}: {e.strerror}") from e
+        source, size = open_user_file(file, what="paper file", limit=CAP_PAPER)
     try:
         if structured:
             # A structured paper is small: validate it in memory before encrypting it.
