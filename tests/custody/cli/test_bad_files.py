@@ -301,3 +301,41 @@ def test_bad_file_is_refused_cleanly(
     if kind not in ("garbage", "deep-json", "nan-json"):
         # The reader's refusals name the path they refused.
         assert str(bad) in err.replace("\n", ""), err
+
+
+@pytest.mark.parametrize(
+    "name", ["考试 2027", "home %41 50%", "a#b?c&d=e"], ids=["chinese", "percent", "url-chars"]
+)
+def test_a_home_path_with_unicode_or_percent_works(tmp_path: Path, name: str) -> None:
+    home = tmp_path / name / "家"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CUSTODY_ROOT_PASSPHRASE": "root passphrase one",
+        "CUSTODY_LOG_PASSPHRASE": "log passphrase two",
+        "CUSTODY_SYSTEM_PASSPHRASE": "system passphrase three",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = ["--home", str(home), "--json", *args]
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from custody.cli import main; raise SystemExit(main({argv!r}))",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    done = run("init", "--name", "测试考试院")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (home / "custody.db").is_file()  # the database is where the home is, not elsewhere
+    assert list(tmp_path.rglob("*.db")) == [home / "custody.db"]
+    status = run("log", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert json.loads(status.stdout)["size"] == 0
+    assert run("log", "check").returncode == 0
