@@ -21,6 +21,7 @@ from custody.cli.incident_cmd import incident_app
 from custody.cli.keys_cmd import init, keys_app, trust_app
 from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
+from custody.cli.outbox_cmd import outbox_app
 from custody.cli.paper_cmd import paper_app
 from custody.cli.serve_cmd import serve
 from custody.cli.statement_cmd import statement_app
@@ -83,6 +84,7 @@ app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
 log_app.command("check")(log_check)
+incident_app.add_typer(outbox_app, name="outbox")
 
 
 PRIVATE_UMASK = 0o077

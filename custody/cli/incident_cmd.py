@@ -213,7 +213,8 @@ def deliver(
     rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer)
     st.emit(
         rep.as_dict(),
-        f"sent {len(rep.sent)}, failed {len(rep.failed)} (retried later), dead {len(rep.dead)}",
+        f"sent {len(rep.sent)}, failed {len(rep.failed)} (retried later), dead {len(rep.dead)}"
+        + (f", {rep.waiting} e-mail waiting for --smtp" if rep.waiting else ""),
     )
 
 
