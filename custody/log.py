@@ -247,6 +247,7 @@ class CustodyLog:
         """Check the stored log against itself and ``head_file`` (``LogStateError`` if they
         disagree), then keep every checkpoint this log signs in that file too."""
         report = self.check_state(head_file)
+        head_file.record_epoch(report.epoch)  # this host now follows this primary's epoch
         self.signed_head = head_file
         return report
 
@@ -411,7 +412,7 @@ class CustodyLog:
                 fresh=fresh,
                 leaves=leaves,
                 root=root,
-                held=self.signed_head.read() if self.signed_head is not None else None,
+                head_file=self.signed_head,
             )
             checkpoint_text = self._sign_checkpoint(conn, new_size, root, batch.received)
             result.signed = checkpoint_text

@@ -8,6 +8,7 @@ server binaries are not installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -105,23 +106,31 @@ class Cluster:
     def postmaster_pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
 
-    def kill9(self) -> None:
-        """SIGKILL the postmaster (its children exit when they notice)."""
-        pid = self.postmaster_pid()
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+    def _children(self, pid: int) -> list[int]:
+        out = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
             try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        # The backends of a killed postmaster exit on their own; wait until the port is free.
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.05)
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+        return out
+
+    def kill9(self) -> None:
+        """The machine is lost: SIGKILL the postmaster and every backend it started (by pid),
+        so no backend finishes a commit after the kill."""
+        pid = self.postmaster_pid()
+        victims = [pid, *self._children(pid)]
+        for victim in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        for victim in victims:
+            while time.monotonic() < deadline and _alive(victim):
+                time.sleep(0.02)
 
     def promote(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "promote")
@@ -153,6 +162,15 @@ class Cluster:
                 self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             pass
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has finished: it only waits to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def cluster_root() -> Path:

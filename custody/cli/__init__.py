@@ -26,6 +26,7 @@ from custody.cli.paper_cmd import paper_app
 from custody.cli.serve_cmd import serve
 from custody.cli.statement_cmd import statement_app
 from custody.cli.storage_cmd import check as log_check
+from custody.cli.storage_cmd import failover as log_failover
 from custody.cli.witness_cmd import witness_app
 from custody.errors import CustodyError
 
@@ -84,6 +85,7 @@ app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
 log_app.command("check")(log_check)
+log_app.command("failover")(log_failover)
 incident_app.add_typer(outbox_app, name="outbox")
 
 

@@ -16,6 +16,7 @@ import typer
 from custody.cli.common import state
 from custody.errors import ConflictError, LogStateError
 from custody.service import open_reader, signed_head_file
+from custody.store.guard import raise_epoch
 
 
 def check(
@@ -60,3 +61,26 @@ def check(
     if adopt:
         lines.append(f"adopted: {head.path} now holds the database's last checkpoint")
     st.emit(body, "\n".join(lines))
+
+
+def failover(ctx: typer.Context) -> None:
+    """After promoting a standby and pointing the home at it: raise the log's epoch there.
+
+    The promoted database must hold everything this host's log key signed (the same check as at
+    start); its epoch goes up by one, and this host's epoch file follows. A former primary,
+    still at the old epoch, is then refused by every host that has seen the new one.
+    """
+    st = state(ctx)
+    home = st.home
+    log = open_reader(home)
+    head = signed_head_file(home, log.trust.authority)
+    log.check_state(head)
+    with log.engine.begin() as conn:
+        epoch = raise_epoch(conn)
+    head.record_epoch(epoch)
+    report = log.check_state(head)
+    st.emit(
+        {"ok": True, **report.as_dict()},
+        f"epoch {epoch}: this database is the log's primary; {report.size} entries, "
+        f"last checkpoint {report.checkpoint.describe() if report.checkpoint else '-'}",
+    )

@@ -48,6 +48,8 @@ CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
 STATE = PackageStateRow.__table__  # type: ignore[attr-defined]
 
 SIGNED_HEAD_NAME = "log.checkpoint"
+EPOCH_NAME = "log.epoch"
+EPOCH_ROW = 2  # log_head row 2 holds the database's epoch (row 1 the log's size)
 MAX_NOTE_BYTES = 64 * 1024
 DEFAULT_TAIL = 4096  # leaves re-hashed at start (the whole log when it is smaller)
 
@@ -165,8 +167,42 @@ class SignedHeadFile:
         finally:
             os.close(lock_fd)  # releases the lock
 
-    def _write(self, note: str) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
+    # -- the epoch: which primary this log's key follows (see ``fence``) -------------------
+
+    @property
+    def epoch_path(self) -> Path:
+        return self.path.with_name(EPOCH_NAME)
+
+    def epoch(self) -> int:
+        """The highest epoch this host's log key has followed (1 before any failover)."""
+        try:
+            data = self.epoch_path.read_bytes()[:32]
+        except FileNotFoundError:
+            return 1
+        except OSError as e:
+            raise LogStateError(f"cannot read {self.epoch_path}: {e.strerror}") from e
+        text = data.decode("ascii", "replace").strip()
+        if not text.isdigit() or not 0 < int(text) < 1 << 62:
+            raise LogStateError(f"{self.epoch_path} does not hold an epoch", hint=RECOVER)
+        return int(text)
+
+    def record_epoch(self, epoch: int) -> None:
+        """Keep ``epoch`` if it is higher than the one held (forward only, fsynced)."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise file_error(e, str(lock_path)) from e
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            if epoch > self.epoch():
+                self._write(f"{epoch}\n", self.epoch_path)
+        finally:
+            os.close(lock_fd)
+
+    def _write(self, note: str, path: Path | None = None) -> None:
+        target = self.path if path is None else path
+        tmp = target.with_name(target.name + ".tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
             try:
@@ -174,8 +210,8 @@ class SignedHeadFile:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, self.path)
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            os.replace(tmp, target)
+            dir_fd = os.open(target.parent, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
@@ -183,7 +219,43 @@ class SignedHeadFile:
         except OSError as e:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise file_error(e, f"the log's signed-checkpoint file {self.path}") from e
+            raise file_error(e, f"the log's file {target}") from e
+
+
+# -- epochs: fencing a former primary ---------------------------------------------------------
+
+
+def db_epoch(conn: Connection) -> int:
+    """The database's epoch: 1, raised by one at each failover (``raise_epoch``)."""
+    row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == EPOCH_ROW)).first()
+    return 1 if row is None else int(row.size)
+
+
+def fence(conn: Connection, head_file: SignedHeadFile | None) -> int:
+    """Refuse a database whose epoch is below the one this log key already followed: a former
+    primary that came back after a failover. Returns the database's epoch."""
+    epoch = db_epoch(conn)
+    if head_file is not None:
+        held = head_file.epoch()
+        if epoch < held:
+            raise LogStateError(
+                f"this database is of epoch {epoch}, but the log moved to epoch {held} at a "
+                "failover: it is a former primary and may not sign",
+                hint="point the home at the current primary; rebuild this one as its standby "
+                "(pg_rewind or pg_basebackup), never serve from it",
+            )
+    return epoch
+
+
+def raise_epoch(conn: Connection) -> int:
+    """At failover, on the promoted primary: the next epoch (under the append lock)."""
+    conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update())
+    epoch = db_epoch(conn) + 1
+    if conn.execute(select(HEAD.c.id).where(HEAD.c.id == EPOCH_ROW)).first() is None:
+        conn.execute(HEAD.insert().values(id=EPOCH_ROW, size=epoch))
+    else:
+        conn.execute(HEAD.update().where(HEAD.c.id == EPOCH_ROW).values(size=epoch))
+    return epoch
 
 
 # -- before each signing ---------------------------------------------------------------------
@@ -202,10 +274,12 @@ def check_before_signing(
     fresh: Mapping[merkle.Node, bytes],
     leaves: Sequence[bytes],
     root: bytes,
-    held: SignedHead | None,
+    head_file: SignedHeadFile | None,
 ) -> None:
     """Raise ``LogStateError`` unless signing ``root`` for ``old_size + len(leaves)`` extends
     what the log already signed (see the module rules)."""
+    fence(conn, head_file)
+    held = head_file.read() if head_file is not None else None
     new_size = old_size + len(leaves)
     old_root = merkle.root_from_nodes(old_size, frontier)
     if old_size > 0:
@@ -280,6 +354,7 @@ class StartReport:
     file: SignedHead | None
     leaves_checked: int
     states_checked: int
+    epoch: int = 1
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -288,6 +363,7 @@ class StartReport:
             "signed_head_file": self.file.describe() if self.file else None,
             "leaves_checked": self.leaves_checked,
             "states_checked": self.states_checked,
+            "epoch": self.epoch,
         }
 
 
@@ -307,6 +383,7 @@ def check_at_start(
     every stored node compared). ``light`` (readiness, often): O(log n) queries only, no
     entry count, no leaf and no package state read.
     """
+    epoch = fence(conn, held_file)
     row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).first()
     held = held_file.read() if held_file is not None else None
     if row is None:
@@ -408,7 +485,7 @@ def check_at_start(
             "it in full and keep its last checkpoint; otherwise " + RECOVER,
         )
     if light:
-        return StartReport(size, latest, held, 0, 0)
+        return StartReport(size, latest, held, 0, 0, epoch)
     start = 0 if tail is None else max(0, size - tail)
     checked = _audit_tree(conn, size) if tail is None else _audit_leaves(conn, start)
     states = 0
@@ -424,7 +501,7 @@ def check_at_start(
         if state_from_json(st.state).package_id != st.package_id:
             raise LogStateError(f"package {st.package_id}'s cached state names another package")
         states += 1
-    return StartReport(size, latest, held, checked, states)
+    return StartReport(size, latest, held, checked, states, epoch)
 
 
 def _audit_leaves(conn: Connection, start: int) -> int:
