@@ -6,7 +6,8 @@ Rules:
   is created, each with its own passphrase; without them the log is read-only.
 - The desk's clock work (break-glass intake, overdue handovers, missed check-ins and patrols,
   the escalation ladder) and the outbox's delivery run in the service on their own schedule
-  (``desk_every``), not only when someone runs ``custody incident sweep``.
+  (``desk_every``), not only when someone runs ``custody incident sweep``; so does sending
+  the latest checkpoint to the live witnesses of ``witnesses.json`` (those with a ``url``).
 - The trust store is re-read whenever a certificate or revocation was added since the last
   request (rows are only ever added), so an enrolment or a revocation made with the CLI counts
   at once.
@@ -31,6 +32,7 @@ from custody.log import CustodyLog
 from custody.readiness import MIN_FREE_BYTES, Readiness, readiness
 from custody.service import ServiceSecrets, open_reader, open_writer, signed_head_file
 from custody.store.tables import CertificateRow, RevocationRow
+from custody.witness_client import WitnessOutcome, send_to_witnesses
 from keys.trust import TrustStore
 
 MIB = 1 << 20
@@ -75,6 +77,7 @@ class Backend:
             self.log = open_reader(self.home)
         self._lock = threading.Lock()
         self._trust_version = self._version()
+        self.witness_outcomes: list[WitnessOutcome] = []
 
     @property
     def writable(self) -> bool:
@@ -90,6 +93,12 @@ class Backend:
         now = self.now()
         touched = self.log.ingest_paper_incidents(now) + self.log.sweep(now)
         report = deliver_outbox(self.home.engine, now, mailer=self.settings.mailer)
+        policy = self.home.witness_policy()
+        if policy is not None and policy.urls:
+            # Live witnesses: each is brought up to the latest checkpoint (a fork they report
+            # opens a critical incident through the desk).
+            self.witness_outcomes = send_to_witnesses(self.log, policy, now)
+            touched += [o.incident for o in self.witness_outcomes if o.incident]
         return touched, report
 
     def now(self) -> datetime:

@@ -23,7 +23,7 @@ from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.outbox_cmd import outbox_app
 from custody.cli.paper_cmd import paper_app
-from custody.cli.serve_cmd import serve
+from custody.cli.serve_cmd import serve, witness_serve
 from custody.cli.statement_cmd import statement_app
 from custody.cli.storage_cmd import check as log_check
 from custody.cli.storage_cmd import failover as log_failover
@@ -87,6 +87,7 @@ app.add_typer(incident_app, name="incident")
 log_app.command("check")(log_check)
 log_app.command("failover")(log_failover)
 incident_app.add_typer(outbox_app, name="outbox")
+witness_app.command("serve")(witness_serve)
 
 
 PRIVATE_UMASK = 0o077
