@@ -32,7 +32,7 @@ from custody.log import CustodyLog
 from custody.readiness import MIN_FREE_BYTES, Readiness, readiness
 from custody.service import ServiceSecrets, open_reader, open_writer, signed_head_file
 from custody.store.tables import CertificateRow, RevocationRow
-from custody.witness_client import WitnessOutcome, send_to_witnesses
+from custody.witness_client import WitnessOutcome, published, send_to_witnesses
 from keys.trust import TrustStore
 
 MIB = 1 << 20
@@ -107,7 +107,18 @@ class Backend:
     def readiness(self) -> Readiness:
         """May this service take appends now (``/readyz``)?"""
         head = signed_head_file(self.home, self.log.trust.authority)
-        return readiness(self.log, head, self.home.path, floor=self.settings.min_free_bytes)
+        report = readiness(self.log, head, self.home.path, floor=self.settings.min_free_bytes)
+        policy = self.home.witness_policy()
+        if policy is None or not report.checks["database"].ok:
+            return report
+        # Informative: whether the latest checkpoint met the witness quorum (k of n), and what
+        # each live witness answered last; it does not make the service unready.
+        witnessed: dict[str, object] = {
+            "policy": policy.describe(),
+            "published": published(self.log, policy),
+            "last_round": [o.as_dict() for o in self.witness_outcomes],
+        }
+        return Readiness(report.checks, report.standbys, witnessed)
 
     def _version(self) -> tuple[int, int]:
         with Session(self.home.engine) as session:

@@ -45,6 +45,7 @@ class Check:
 class Readiness:
     checks: dict[str, Check] = field(default_factory=dict)
     standbys: tuple[dict[str, object], ...] = ()
+    witnessed: dict[str, object] | None = None  # informative: k of n met, last answers
 
     @property
     def ready(self) -> bool:
@@ -55,6 +56,7 @@ class Readiness:
             "ready": self.ready,
             "checks": {name: c.as_dict() for name, c in self.checks.items()},
             "standbys": list(self.standbys),
+            "witnessed": self.witnessed,
         }
 
 

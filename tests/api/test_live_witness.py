@@ -122,6 +122,8 @@ def test_a_live_witness_cosigns_and_a_fork_opens_an_incident(
                 lambda: f"— {NAME} " in httpx.get(f"{base}/v1/checkpoint/4").text,
                 serve,
             )
+            witnessed = httpx.get(f"{base}/readyz").json()["witnessed"]
+            assert witnessed["policy"] == "1 of 1" and witnessed["published"] is True
         log = open_reader(season.home)
         policy = season.home.require_witness_policy()
         assert published(log, policy, 4) and published(log, policy)
