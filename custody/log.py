@@ -257,7 +257,12 @@ class CustodyLog:
         """The start check (``custody.store.guard.check_at_start``): the newest leaves are
         re-hashed, or with ``full`` every entry and every stored node; ``light`` reads only
         the head, the last checkpoint and the frontier (readiness)."""
-        with self._reader() as conn:
+        # One snapshot for every read of the check (other writers append meanwhile): a
+        # repeatable-read transaction on PostgreSQL; SQLite's read transaction already is one.
+        options: dict[str, object] = dict(read_options(self.engine))
+        if self.engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        with self.engine.connect().execution_options(**options) as conn:
             verifier = NoteVerifier(self.origin, self.trust.authority.log_key)
             if full:
                 return check_at_start(conn, verifier, self.origin, head_file, tail=None)

@@ -383,9 +383,12 @@ def check_at_start(
     every stored node compared). ``light`` (readiness, often): O(log n) queries only, no
     entry count, no leaf and no package state read.
     """
+    # The file first, then the database's snapshot: the file moves forward only after a commit,
+    # so what it holds is never ahead of a snapshot taken after reading it (other writers may
+    # append while this runs).
+    held = held_file.read() if held_file is not None else None
     epoch = fence(conn, held_file)
     row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).first()
-    held = held_file.read() if held_file is not None else None
     if row is None:
         size = 0
     else:

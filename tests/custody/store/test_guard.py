@@ -365,3 +365,42 @@ def _max_size(conn: Connection) -> int:
 
 def test_frontier_helper_matches_the_table() -> None:
     assert merkle.frontier_nodes(SIZE) == [(1, 2), (2, 0)]
+
+
+def test_writers_starting_while_another_appends_see_no_false_damage(
+    any_season: Season, tmp_path: Path
+) -> None:
+    """The start check reads one snapshot, and the file before it: a writer starting in the
+    middle of another's appends (the file moving on meanwhile) finds nothing wrong."""
+    season = any_season
+    _fill(season)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_bytes(b"\n".join(_envelopes(season, 300, 60)) + b"\n")
+    season.log().close()
+    season.home.engine.dispose()
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            str(season.home.path),
+            PASS,
+            str(feed),
+            format_time(season.now),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    starts = 0
+    try:
+        for raw in proc.stdout:
+            if raw.strip() == b"done":
+                break
+            log = open_writer(season.home, SECRETS)  # checked at start, every time
+            log.close()
+            starts += 1
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert starts == 60
