@@ -248,6 +248,8 @@ class CustodyLog:
         disagree), then keep every checkpoint this log signs in that file too."""
         report = self.check_state(head_file)
         head_file.record_epoch(report.epoch)  # this host now follows this primary's epoch
+        if report.size == 0:
+            head_file.start_empty()
         self.signed_head = head_file
         return report
 

@@ -132,11 +132,32 @@ class SignedHeadFile:
             raise LogStateError(f"cannot read {self.path}: {e.strerror}", hint=RECOVER) from e
         if len(data) > MAX_NOTE_BYTES:
             raise LogStateError(f"{self.path} is larger than a checkpoint note", hint=RECOVER)
+        if not data:
+            return None  # the empty file a writer made before the log's first signing
         try:
             note = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise LogStateError(f"{self.path} is not UTF-8 text", hint=RECOVER) from e
         return open_signed(note, self.verifier, self.origin, what=str(self.path))
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.path)
+
+    def start_empty(self) -> None:
+        """Before a new log's first signing: an empty file, so that a writer starting between
+        that signing's commit and its record here does not take the log for a home without a
+        file. Never replaces a file."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise file_error(e, str(lock_path)) from e
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            if not self.exists():
+                self._write("")
+        finally:
+            os.close(lock_fd)
 
     def record(self, note: str) -> None:
         """Keep ``note`` as the last signed checkpoint, durably, if it is newer than the file's.
@@ -480,7 +501,7 @@ def check_at_start(
                 f"({held.describe()}): it holds a different history",
                 hint=RECOVER,
             )
-    elif held_file is not None and size > 0:
+    elif held_file is not None and size > 0 and not held_file.exists():
         raise LogStateError(
             f"the log's signed-checkpoint file {held_file.path} is missing but the database "
             f"holds {size} entries",

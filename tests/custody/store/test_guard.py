@@ -404,3 +404,20 @@ def test_writers_starting_while_another_appends_see_no_false_damage(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert starts == 60
+
+
+def test_a_writer_starting_between_the_first_commit_and_its_record_is_not_refused(
+    season: Season,
+) -> None:
+    """A new log: the first writer leaves an empty signed-checkpoint file before it signs, so a
+    second writer starting after that first commit, before the file holds it, finds a file
+    that lags (allowed), not a home without one (refused)."""
+    first = season.log()
+    assert season.home.signed_head_path.read_bytes() == b""  # made at its start
+    first.signed_head = None  # committed, not yet recorded: the window between the two
+    first.submit(parse_envelope(_envelopes(season, 0, 1)[0]), now=season.now)
+    second = open_writer(season.home, SECRETS)
+    second.submit(parse_envelope(_envelopes(season, 1, 1)[0]), now=season.now)
+    head = signed_head_file(season.home, season.authority).read()
+    assert head is not None and head.size == 2
+    second.close()
