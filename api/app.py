@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import errors, routes, web
+from api import access, errors, routes, web
 from api.backend import Backend, Settings
+from api.guard import Guard, Limiter
 from custody.errors import CustodyError
 
 log = logging.getLogger("custody.desk")
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await asyncio.to_thread(backend.close)
 
     app = FastAPI(
         lifespan=lifespan,
@@ -73,7 +75,10 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.backend = backend
+    app.state.limiter = Limiter()
     errors.install(app)
+    app.add_middleware(Guard, limiter=app.state.limiter, rate=settings.rate_per_address)
     app.include_router(routes.router)
+    app.include_router(access.router)
     app.include_router(web.router)
     return app

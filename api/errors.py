@@ -58,7 +58,12 @@ RETRY_AFTER_SECONDS = 5  # a storage fault: the client retries (the same stateme
 
 
 def error_response(error: CustodyError) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(error, StorageError) else None
+    retry = getattr(error, "retry_after", None)
+    if retry is None and isinstance(error, StorageError):
+        retry = RETRY_AFTER_SECONDS  # an outage: the client retries (idempotent)
+    headers = {"Retry-After": str(retry)} if retry is not None else None
+    if error.http_status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="custody"'}
     return JSONResponse(error.as_dict(), status_code=error.http_status, headers=headers)
 
 

@@ -15,14 +15,19 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
+import json
+from concurrent.futures import Future
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.access import Viewer, event_facts, package_objects, package_view, record
 from api.backend import Backend
 from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError
+from api.guard import rate_check, read_body
 from api.schemas import (
     COSIGNATURE_BODY,
     EVENTS_BODY,
@@ -42,9 +47,11 @@ from api.schemas import (
 from crypto.dsse import Envelope, parse_envelope
 from crypto.encoding import b64encode, format_time, parse_json
 from crypto.vocabulary import MAX_ID, check_id
-from custody.audit import trust_document
+from custody import access as policy
+from custody.audit import directory_document, trust_document
 from custody.errors import CustodyError, FormatError
-from custody.events import parse_leaf
+from custody.events import parse_event, parse_leaf
+from custody.incidents.model import WatchedLog
 from custody.log import AppendResult, CosignatureAdded, Receipt, statement_id_of
 from custody.store.states import state_as_dict
 from labels.payload import verify_label
@@ -57,6 +64,11 @@ MAX_INDEX = (1 << 63) - 1
 # The event parser's rule for package ids (custody/events.py), checked before any query.
 # The one id rule (crypto.vocabulary): letters or digits of any script, '.', '_', '-'.
 PACKAGE_ID_PATTERN = rf"^[\w.\-]{{1,{MAX_ID}}}$"
+# Media types a body may declare (none declared is read as the route's own type; a declared
+# other one is 415). JSON is not a type an HTML form can send cross-site without a preflight.
+JSON_TYPES = ("application/json", "")
+TEXT_TYPES = ("text/plain", "")
+IMAGE_TYPES = ("image/png", "image/jpeg", "application/octet-stream", "")
 
 
 def backend(request: Request) -> Backend:
@@ -68,21 +80,6 @@ Service = Annotated[Backend, Depends(backend)]
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorBody} for s in statuses}
-
-
-async def read_body(request: Request, limit: int, what: str) -> bytes:
-    """The request body, refused as soon as it exceeds ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(f"{what}: {declared} bytes, more than the {limit} accepted")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise TooLargeError(f"{what}: more than the {limit} bytes accepted")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _receipt(r: Receipt) -> dict[str, Any]:
@@ -124,15 +121,30 @@ def readyz(service: Service) -> JSONResponse:
     "/v1/trust-bundle",
     tags=["trust"],
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
+    responses={200: {"content": {"application/json": {}}}, **_errors(401, 403, 503)},
 )
-def trust_bundle(service: Service) -> Response:
-    """The authority statement, certificates and revocations, each signed by the root key.
+def trust_bundle(service: Service, p: Viewer) -> Response:
+    """What a device needs to check signatures offline; needs a login.
 
-    The same document as ``trust.json`` in an export bundle: verify each envelope under the
-    root key you pinned; nothing here is to be believed because this server sent it.
+    Secrecy officers and auditors get ``trust.json`` of an export bundle (every certificate in
+    full, each signed by the root key). Everyone else gets the directory: the authority
+    statement, the revocations, and for each person only display name, roles, signing key and
+    validity, signed as a whole by the authority's system key (docs/formats.md "Directory").
+    Verify under the root key you pinned; nothing here is to be believed because this server
+    sent it.
     """
-    return Response(trust_document(service.trust()), media_type="application/json")
+    viewer = policy.require(policy.may_read_directory(p), p, "the trust bundle")
+    full = policy.may_read_people(viewer)
+    record(service, viewer, "GET /v1/trust-bundle", ["people:all" if full else "people:directory"])
+    if full:
+        return Response(trust_document(service.trust()), media_type="application/json")
+    if not isinstance(service.log, WatchedLog):
+        raise ReadOnlyError(
+            "this service holds no system key to sign the directory",
+            hint="ask the service that holds the system key, or a secrecy officer",
+        )
+    document = directory_document(service.trust(), service.log.desk.system_key, service.now())
+    return Response(document, media_type="application/json")
 
 
 @router.get(
@@ -169,7 +181,7 @@ def checkpoint_of_size(size: Size, service: Service) -> PlainTextResponse:
     responses={
         201: {"model": CosignaturesOut, "description": "Stored."},
         200: {"model": CosignaturesOut, "description": "Every cosignature was held already."},
-        **_errors(400, 404, 409, 413, 422, 503),
+        **_errors(400, 404, 408, 409, 413, 415, 422, 503),
     },
 )
 async def add_cosignatures(
@@ -189,7 +201,9 @@ async def add_cosignatures(
             "this service was started read-only: it stores nothing",
             hint="restart it with the log key's passphrase to store cosignatures",
         )
-    body = await read_body(request, service.settings.max_cosignature_body, "cosignature")
+    body = await read_body(
+        request, service.settings.max_cosignature_body, "cosignature", accept=TEXT_TYPES
+    )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -204,11 +218,31 @@ async def add_cosignatures(
     return JSONResponse({"cosignatures": [a.as_dict() for a in added]}, status_code=status)
 
 
-def _parse_submission(body: bytes) -> tuple[list[Envelope | CustodyError], bool]:
+def _check_envelope(env: Envelope, max_signatures: int, what: str) -> Envelope:
+    """Every signature names its key (the verifier tries that key only), and no more of them
+    than an event kind needs: the signature checks a request costs are bounded."""
+    if len(env.signatures) > max_signatures:
+        raise FormatError(
+            f"{what} carries {len(env.signatures)} signatures; at most {max_signatures}"
+        )
+    for n, sig in enumerate(env.signatures):
+        if not sig.keyid:
+            raise FormatError(
+                f"{what}: signature {n} has no key id hint",
+                hint="set each signature's keyid to its signing key's id",
+            )
+    return env
+
+
+def _parse_submission(
+    body: bytes, *, max_envelope: int, max_signatures: int
+) -> tuple[list[Envelope | CustodyError], bool]:
     """Envelopes (or each item's format refusal) and whether the body was a list."""
+    if body.lstrip()[:1] == b"{" and len(body) > max_envelope:
+        raise TooLargeError(f"an envelope of {len(body)} bytes; at most {max_envelope}")
     value = parse_json(body, what="request body")
     if isinstance(value, dict):
-        return [parse_envelope(value)], False
+        return [_check_envelope(parse_envelope(value), max_signatures, "envelope")], False
     if not isinstance(value, list):
         raise FormatError("request body must be a DSSE envelope (JSON object) or a list of them")
     if not value:
@@ -218,7 +252,11 @@ def _parse_submission(body: bytes) -> tuple[list[Envelope | CustodyError], bool]
         try:
             if not isinstance(item, dict):
                 raise FormatError(f"envelope {i} must be a JSON object")
-            items.append(parse_envelope(item, what=f"envelope {i}"))
+            # Only a body larger than one envelope's cap can hold an item over it.
+            if len(body) > max_envelope and len(json.dumps(item)) > max_envelope:
+                raise TooLargeError(f"envelope {i} is larger than {max_envelope} bytes")
+            env = parse_envelope(item, what=f"envelope {i}")
+            items.append(_check_envelope(env, max_signatures, f"envelope {i}"))
         except CustodyError as e:
             items.append(e)
     return items, True
@@ -264,7 +302,7 @@ def _batch_answer(items: list[Envelope | CustodyError], result: AppendResult) ->
     responses={
         201: {"model": ReceiptOut, "description": "Appended (a list: `BatchResult`)."},
         200: {"model": BatchResult, "description": "Already in the log (a list: nothing new)."},
-        **_errors(400, 403, 404, 409, 413, 422, 423, 503),
+        **_errors(400, 403, 404, 408, 409, 413, 415, 422, 423, 429, 503),
     },
 )
 async def submit_events(request: Request, service: Service) -> JSONResponse:
@@ -278,13 +316,28 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
             "this service was started without the log key: it answers reads only",
             hint="restart it with the log key's passphrase to accept events",
         )
-    body = await read_body(request, service.settings.max_event_body, "request body")
-    items, is_batch = _parse_submission(body)
+    settings = service.settings
+    body = await read_body(request, settings.max_event_body, "request body", accept=JSON_TYPES)
+    items, is_batch = _parse_submission(
+        body, max_envelope=settings.max_envelope, max_signatures=settings.max_signatures
+    )
+    hinted = {s.keyid for item in items if isinstance(item, Envelope) for s in item.signatures}
+    for keyid in sorted(hinted)[: settings.max_signatures]:
+        rate_check(request, settings.rate_per_key, "key", keyid)
     if len(items) > service.settings.max_batch:
         raise TooLargeError(
             f"{len(items)} envelopes in one request; at most {service.settings.max_batch}"
         )
     envelopes = [item for item in items if isinstance(item, Envelope)]
+    if not is_batch and envelopes and service.committer is not None:
+        # one envelope: joins the requests arriving now in one transaction (group commit)
+        def queue() -> Future[Receipt]:
+            service.trust()  # reload first if someone was enrolled or revoked meanwhile
+            assert service.committer is not None
+            return service.committer.submit(envelopes[0])
+
+        one = await asyncio.wrap_future(await run_in_threadpool(queue))
+        return JSONResponse(_receipt(one), status_code=200 if one.duplicate else 201)
 
     def append() -> AppendResult:
         service.trust()  # reload first if someone was enrolled or revoked meanwhile
@@ -303,12 +356,26 @@ Index = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Log index (from 0).
 
 
 @router.get(
-    "/v1/entries/{index}", response_model=EntryOut, tags=["log"], responses=_errors(404, 422)
+    "/v1/entries/{index}",
+    response_model=EntryOut,
+    tags=["log"],
+    responses=_errors(401, 403, 404, 422),
 )
-def entry(index: Index, service: Service) -> dict[str, Any]:
-    """One log entry: the DSSE envelope, its receive time, and the leaf as hashed."""
+def entry(index: Index, service: Service, p: Viewer) -> dict[str, Any]:
+    """One log entry: the DSSE envelope, its receive time, and the leaf as hashed.
+
+    Needs a login: whoever may read one of the entry's packages; an entry that names none
+    (incidents, keys, leak reports) only secrecy officers and auditors. The read is recorded.
+    """
+    policy.require(p is not None, p, f"log entry {index}")
     leaf = service.log.leaf(index)
     entry = parse_leaf(leaf)
+    event = parse_event(entry.envelope.payload)
+    facts = event_facts(service, event)
+    viewer = policy.require(policy.may_read_entry(p, facts), p, f"log entry {index}")
+    objects = [f"entry:{index}", *(f"package:{f.package_id}" for f in facts)]
+    objects += [f"person:{who}" for who in sorted(set(event.actors.values()))]
+    record(service, viewer, "GET /v1/entries/{index}", objects)
     return {
         "index": index,
         "statement_id": statement_id_of(entry.envelope),
@@ -322,14 +389,16 @@ def entry(index: Index, service: Service) -> dict[str, Any]:
     "/v1/proofs/inclusion",
     response_model=InclusionProof,
     tags=["log"],
-    responses=_errors(400, 422),
+    responses=_errors(400, 401, 422),
 )
 def inclusion(
     service: Service,
+    p: Viewer,
     index: Annotated[int, Query(ge=0, le=MAX_INDEX)],
     size: Annotated[int, Query(ge=1, le=MAX_INDEX, description="Tree size of a checkpoint.")],
 ) -> dict[str, Any]:
-    """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` entries."""
+    """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` entries (login)."""
+    policy.require(policy.may_read_proofs(p), p, "proofs")
     proof = service.log.inclusion_proof(index, size)
     return {"index": index, "tree_size": size, "proof": [b64encode(h) for h in proof]}
 
@@ -338,14 +407,16 @@ def inclusion(
     "/v1/proofs/consistency",
     response_model=ConsistencyProof,
     tags=["log"],
-    responses=_errors(400, 422),
+    responses=_errors(400, 401, 422),
 )
 def consistency(
     service: Service,
+    p: Viewer,
     old: Annotated[int, Query(ge=1, le=MAX_INDEX, description="Earlier tree size.")],
     new: Annotated[int, Query(ge=1, le=MAX_INDEX, description="Later tree size.")],
 ) -> dict[str, Any]:
-    """RFC 9162 consistency proof between two tree sizes."""
+    """RFC 9162 consistency proof between two tree sizes (login)."""
+    policy.require(policy.may_read_proofs(p), p, "proofs")
     proof = service.log.consistency_proof(old, new)
     return {"old_size": old, "new_size": new, "proof": [b64encode(h) for h in proof]}
 
@@ -354,18 +425,23 @@ def consistency(
     "/v1/packages/{package_id}",
     response_model=PackageOut,
     tags=["packages"],
-    responses=_errors(404, 422),
+    responses=_errors(401, 403, 404, 422),
 )
 def package(
-    package_id: Annotated[str, Path(pattern=PACKAGE_ID_PATTERN)], service: Service
+    package_id: Annotated[str, Path(pattern=PACKAGE_ID_PATTERN)], service: Service, p: Viewer
 ) -> dict[str, Any]:
-    """A package's state after its latest event, and the log indexes of all its events."""
+    """A package's state after its latest event, and the log indexes of all its events.
+
+    Needs a login whose roles and assignments cover the package; the read is recorded."""
     check_id(package_id, "package id")  # the pattern admits '_' marks; the rule is exact
-    state = service.log.package_state(package_id)
+    policy.require(p is not None, p, f"package {package_id}")
+    view = package_view(service, package_id)
+    viewer = policy.require(policy.may_read_package(p, view.facts), p, f"package {package_id}")
+    record(service, viewer, "GET /v1/packages/{package_id}", package_objects(view.facts))
     return {
         "package_id": package_id,
-        "state": state_as_dict(state),
-        "history": service.log.package_history(package_id),
+        "state": state_as_dict(view.state),
+        "history": view.history,
     }
 
 
@@ -375,11 +451,13 @@ def package(
     response_model_exclude_none=True,
     tags=["labels"],
     openapi_extra=LABEL_TEXT_BODY,
-    responses=_errors(400, 403, 413, 422),
+    responses=_errors(400, 403, 408, 413, 415, 422),
 )
 async def verify_label_text(request: Request, service: Service) -> dict[str, object]:
     """Verify a label's text (what its QR code holds) as a courier's scanner would."""
-    body = await read_body(request, service.settings.max_label_body, "label text")
+    body = await read_body(
+        request, service.settings.max_label_body, "label text", accept=TEXT_TYPES
+    )
 
     def check() -> dict[str, object]:
         return verify_label(body, service.trust(), now=service.now()).report()
@@ -393,17 +471,18 @@ async def verify_label_text(request: Request, service: Service) -> dict[str, obj
     response_model_exclude_none=True,
     tags=["labels"],
     openapi_extra=IMAGE_BODY,
-    responses=_errors(400, 403, 413, 422),
+    responses=_errors(400, 403, 408, 413, 415, 422),
 )
 async def scan_label_image(request: Request, service: Service) -> dict[str, object]:
     """Read the one QR code in a photo (PNG, JPEG...) and verify the label it holds.
 
     No code, or several, is refused with the code ``scan`` (aim again; nothing was read).
     """
-    body = await read_body(request, service.settings.max_image_body, "image")
+    body = await read_body(request, service.settings.max_image_body, "image", accept=IMAGE_TYPES)
+    max_pixels = service.settings.max_image_pixels
 
     def check() -> dict[str, object]:
-        text = scan_label(body)
+        text = scan_label(body, max_pixels=max_pixels)
         return {"label": text, **verify_label(text, service.trust(), now=service.now()).report()}
 
     return await run_in_threadpool(check)

@@ -178,3 +178,44 @@ IMAGE_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+# -- access (issue 12) -------------------------------------------------------------------------
+
+LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ENVELOPE_SCHEMA}},
+    }
+}
+
+
+class ChallengeOut(BaseModel):
+    challenge: str
+    origin: str
+    expires_at: str
+    payload_type: str
+
+
+class SessionOut(BaseModel):
+    token: str
+    token_type: str
+    expires_at: str
+    subject: str
+    key_id: str
+    roles: list[str]
+
+
+class AccessRecordOut(BaseModel):
+    index: int
+    at: str
+    who: str
+    key_id: str
+    roles: list[str]
+    route: str
+    objects: list[str]
+
+
+class AccessRecordsOut(BaseModel):
+    size: int
+    records: list[AccessRecordOut]

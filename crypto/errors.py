@@ -142,6 +142,13 @@ class MixedPackagesError(VerificationError):
     code = "mixed_packages"
 
 
+class ExamPolicyError(VerificationError):
+    """A seal that does not follow its exam's policy on the log, or names an exam that has
+    no policy there."""
+
+    code = "exam_policy"
+
+
 class RoleError(VerificationError):
     """A signer does not hold the role the step requires."""
 
@@ -250,6 +257,59 @@ class KeyBlockedError(VerificationError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.key_ids = key_ids
+
+
+class LoginRequiredError(CustodyError):
+    """A read that needs a login came without a valid session token (none, expired, or its
+    key revoked or expired since): log in again."""
+
+    code = "login_required"
+    exit_code = 12
+    http_status = 401
+
+
+class LoginError(LoginRequiredError):
+    """A login attempt refused: unknown, used or expired challenge, wrong origin, or a
+    signature that is not by the named enrolled key."""
+
+    code = "login_failed"
+
+
+class ForbiddenError(CustodyError):
+    """The logged-in person's roles and assignments do not cover what they asked to read."""
+
+    code = "forbidden"
+    exit_code = 13
+    http_status = 403
+
+
+class RateLimitError(CustodyError):
+    """Too many requests from one address or one key within the window; retry later."""
+
+    code = "rate_limited"
+    exit_code = 14
+    http_status = 429
+
+
+class MediaTypeError(UsageError):
+    """A request body of a Content-Type the route does not accept."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class RequestTimeoutError(UsageError):
+    """A request body that did not arrive within the service's body timeout."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
+class ImageTooLargeError(FormatError):
+    """An image whose header promises more pixels than the service decodes."""
+
+    code = "image_too_large"
+    http_status = 413
 
 
 class DatabaseUnavailableError(StorageError):

@@ -13,11 +13,11 @@ Rules:
   counter, the last one (and only the last) carries TAG_FINAL, and nothing may follow it.
 - The commitment of a paper is SHA-256 of the whole encrypted file; whoever holds the file can
   check it without any key. Decryption checks it too.
-- Nothing unauthenticated reaches an output: to a named file, plaintext goes to a sibling temp
-  file that is renamed into place only after the final tag and the commitment verified, and is
-  deleted on any failure; to a stream, a first pass authenticates every chunk (spooling the
-  ciphertext, which is not secret, to an anonymous temp file so it cannot change between passes)
-  and only the second pass emits.
+- Nothing unauthenticated reaches an output: to a stream, a first pass authenticates every
+  chunk (spooling the ciphertext, which is not secret, to an anonymous temp file so it cannot
+  change between passes) and only the second pass emits; ``decrypt_into`` writes as it goes
+  into a sink private to the caller, who keeps it only when it returns (file placement, a
+  temp file linked into place, is the caller's: ``custody.paper_service.decrypt_to_path``).
 - Memory is constant in the file size: a few chunks in flight (hashing runs in a helper thread,
   one bounded queue).
 - Every authentication failure is the detail-free ``DecryptionError``; malformed framing before
@@ -29,21 +29,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import queue
 import struct
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import nacl.bindings as sodium
 import nacl.exceptions
 
 from crypto.encoding import Fields, canonical_json, parse_json_object
-from crypto.errors import ConflictError, DecryptionError, FormatError, StorageError
+from crypto.errors import DecryptionError, FormatError, StorageError
 
 MAGIC = b"custody-paper/v1\n"
 ALG = "secretstream-xchacha20poly1305"
@@ -311,44 +309,29 @@ def verify_stream(
     return actual
 
 
-def decrypt_to_path(
+def decrypt_into(
     src: BinaryIO,
     key: bytes,
     expect: StreamHeader,
-    out: Path,
+    sink: BinaryIO,
     *,
     commitment: str | None = None,
     progress: Progress = _no_progress,
 ) -> int:
-    """Decrypt into ``out``: a sibling temp file renamed into place only when all verified."""
-    if out.exists():
-        raise ConflictError(f"{out} already exists; refusing to overwrite it")
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    except OSError as e:
-        raise StorageError(f"cannot write beside {out}: {e.strerror}") from e
-    tmp = Path(tmp_name)
+    """One pass into ``sink``, which must be private to the caller: plaintext is written as
+    each chunk authenticates, so on any failure what was written is unauthenticated and the
+    caller discards it (``custody.paper_service.decrypt_to_path`` writes a private temp file
+    and links it into place only when this returns). Returns the plaintext length."""
     total = 0
+    hasher = _Hasher()
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            hasher = _Hasher()
-            try:
-                for plain in _chunks(src, key, expect, hasher):
-                    fh.write(plain)
-                    total += len(plain)
-                    progress(len(plain))
-            finally:
-                actual = hasher.finish()
-            _check_commitment(actual, commitment)
-            # No fsync: a decrypted paper is a working copy, not a record (the signed act in
-            # the database is); forcing 1 GiB of plaintext to disk would only add latency.
-        try:
-            os.link(tmp, out)  # never replaces a file that appeared meanwhile
-        except FileExistsError as e:
-            raise ConflictError(f"{out} already exists; refusing to overwrite it") from e
+        for plain in _chunks(src, key, expect, hasher):
+            sink.write(plain)
+            total += len(plain)
+            progress(len(plain))
     finally:
-        tmp.unlink(missing_ok=True)
+        actual = hasher.finish()
+    _check_commitment(actual, commitment)
     return total
 
 

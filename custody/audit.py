@@ -29,8 +29,10 @@ Verification rules (``verify_log``; pure over its inputs, it opens no file):
   the problem ``label`` naming the package.
 - With a witness policy (k of n), at least k of the n listed witnesses must have a valid
   cosignature/v1 on the checkpoint verified (problem ``witness_policy`` otherwise, naming the
-  witnesses counted); a line that does not verify is not counted. Without a policy, no
-  cosignature is checked and the report says so.
+  witnesses counted); a line that does not verify is not counted, and a line that names a
+  listed witness and its key yet does not verify is a problem of its own
+  (``witness_cosignature``), even when the quorum is met: nobody but a forger writes one.
+  Without a policy, no cosignature is checked and the report says so.
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from crypto import merkle
-from crypto.dsse import parse_envelope
-from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.dsse import SignatureCheck, parse_envelope, sign_envelope
+from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
 from crypto.files import (
     CAP_BUNDLE,
     CAP_NOTE,
@@ -56,12 +58,15 @@ from crypto.files import (
     read_user_file,
 )
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
+from crypto.signing import SigningKey
+from custody.access_log import ACCESS_CHECKPOINT_FILE, ACCESS_FILE, AccessLog, verify_access
 from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
+from custody.exams import ExamPolicy
 from custody.log import CustodyLog
 from custody.package_service import sealed_labels
 from custody.packages import label_disagreements
-from custody.parallel import Checked, SignaturePool
+from custody.parallel import Leaf, SignaturePool, leaf_envelope
 from custody.rules import Finding, PackageState, Status, apply_event, resync
 from custody.witnesses import WITNESSES_FILE, CosignatureCount, WitnessPolicy, count_cosignatures
 from keys.keyfile import write_new_file
@@ -105,9 +110,12 @@ def export_bundle(
     *,
     witnesses: bytes | None = None,
     progress: Callable[[int, int], None] | None = None,
+    access: AccessLog | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Write the bundle under ``out`` (a new or empty folder); ``witnesses`` is the home's
-    ``witnesses.json``, copied as it is."""
+    ``witnesses.json``, copied as it is; ``access`` adds the access log up to its latest
+    checkpoint (``access.jsonl``, ``access-checkpoint.note``)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FormatError(f"{out} exists and is not an empty folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -142,6 +150,8 @@ def export_bundle(
     for name, data in files:
         write_new_file(out / name, data, mode=0o644)
         hashes[name] = hashlib.sha256(data).hexdigest()
+    if access is not None and now is not None:
+        hashes.update(access.export(out, now))
     manifest = {
         "format": EXPORT_FORMAT,
         "authority_id": authority.id,
@@ -203,6 +213,7 @@ class Report:
     labels: int = 0
     witnesses: CosignatureCount | None = None
     witness_policy_source: str = ""
+    access_records: int | None = None  # None: the bundle holds no access log
 
     @property
     def ok(self) -> bool:
@@ -222,6 +233,7 @@ class Report:
             "destroyed": self.destroyed,
             "open_chains": self.open_chains,
             "labels_checked": self.labels,
+            "access_records_checked": self.access_records,
             "witness_policy": None
             if self.witnesses is None
             else {"source": self.witness_policy_source, **self.witnesses.as_dict()},
@@ -263,6 +275,15 @@ def verify_log(
         report.witnesses = count
         if not count.ok:
             report.problems.append(Problem(None, "witness_policy", count.describe()))
+        for name in count.invalid:  # a listed witness's line that does not verify: forged
+            report.problems.append(
+                Problem(
+                    None,
+                    "witness_cosignature",
+                    f"the cosignature line of listed witness {name} does not verify over the "
+                    "checkpoint: it was altered or forged",
+                )
+            )
     since: tuple[int, bytes] | None = None
     if since_note is not None:
         try:
@@ -284,8 +305,8 @@ def verify_log(
     replay = _Replay(report, trust, since)
     pool = SignaturePool(trust.signing_keys, workers)
     try:
-        for line, checked in pool.stream(lines, leaves=True):
-            replay.step(line, checked)
+        for leaf in pool.leaves(lines):
+            replay.step(leaf)
             if progress is not None:
                 progress(replay.count)
     finally:
@@ -373,6 +394,7 @@ class _Replay:
         self.since = since
         self.tree = _RootBuilder()
         self.states: dict[str, PackageState | None] = {}
+        self.exams: dict[str, ExamPolicy] = {}  # each exam's policy, as the log's statements set
         self.count = 0
         # Statement ids seen so far (16-byte prefixes: corrections must name an earlier one).
         self.seen: set[bytes] = set()
@@ -380,10 +402,10 @@ class _Replay:
         # Each package's accepted seal event: (index, sealer, body), for the label checks.
         self.seals: dict[str, tuple[int, str, dict[str, Any]]] = {}
 
-    def step(self, line: bytes, checked: Checked) -> None:
+    def step(self, leaf: Leaf) -> None:
         report, index = self.report, self.count
         self.count += 1
-        self.tree.append(merkle.leaf_hash(line.rstrip(b"\n")))
+        self.tree.append(leaf[0])
         if self.since is not None and self.count == self.since[0]:
             report.since_ok = self.tree.root() == self.since[1]
             if not report.since_ok:
@@ -396,12 +418,13 @@ class _Replay:
                     )
                 )
         report.checked += 1
-        if checked.envelope is None or checked.sigcheck is None:
-            err = checked.error or FormatError("unreadable event line")
+        if len(leaf) == 2:
+            err = leaf[1]
             report.problems.append(Problem(index, err.code, err.message))
             return
-        env, sigcheck, received = checked.envelope, checked.sigcheck, checked.received
-        assert received is not None  # a leaf always carries its receive time
+        _, parts, received, signed_by, unmatched = leaf
+        env = leaf_envelope(parts)
+        sigcheck = SignatureCheck(env.payload_type, env.payload, frozenset(signed_by), unmatched)
         report.signatures += len(env.signatures)
         if self.last_received is not None and received < self.last_received:
             report.problems.append(
@@ -426,12 +449,16 @@ class _Replay:
                 raise ChainError(
                     f"the correction names statement {event.corrects[:16]}, not earlier in the log"
                 )
-            outcome = apply_event(event, sigcheck, env, self.states, self.trust, received=received)
+            outcome = apply_event(
+                event, sigcheck, env, self.states, self.trust, received=received, exams=self.exams
+            )
         except CustodyError as e:
             report.problems.append(Problem(index, e.code, e.message, event.id))
             resync(event, self.states)
             return
         self.states.update(outcome.states)
+        if outcome.exam is not None:
+            self.exams[outcome.exam.exam_id] = outcome.exam
         report.findings.extend((index, f) for f in outcome.findings)
         if event.kind == Kind.SEAL:
             for pid in event.package_ids:
@@ -548,12 +575,26 @@ def verify_bundle(
         "trust.json": hashlib.sha256(trust_doc).hexdigest(),
         "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
     }
-    for optional in (WITNESSES_FILE, LABELS_FILE):
+    for optional in (WITNESSES_FILE, LABELS_FILE, ACCESS_FILE, ACCESS_CHECKPOINT_FILE):
         data = read_optional_file(folder / optional, what="bundle file", limit=CAP_EXPORT_FILE)
         if data is not None:
             hashes[optional] = hashlib.sha256(data).hexdigest()
+    report.problems.extend(_access_problems(folder, trust, report))
     report.problems.extend(_manifest_problems(folder, trust, trust_doc, report.size, hashes))
     return report
+
+
+def _access_problems(folder: Path, trust: TrustStore, report: Report) -> list[Problem]:
+    """The access log in the bundle (when exported with it): chain, root and checkpoint."""
+    lines_path, note_path = folder / ACCESS_FILE, folder / ACCESS_CHECKPOINT_FILE
+    if not lines_path.is_file() and not note_path.is_file():
+        return []
+    if not lines_path.is_file() or not note_path.is_file():
+        return [Problem(None, "access", "the access log is exported without its checkpoint")]
+    lines = lines_path.read_bytes().splitlines()
+    report.access_records = len(lines)
+    note = note_path.read_text("utf-8", errors="replace")
+    return [Problem(None, "access", m) for m in verify_access(trust.authority, note, lines)]
 
 
 def _manifest_problems(
@@ -624,3 +665,44 @@ def stream_lines(path: Path) -> Iterator[bytes]:
     fh, _ = open_user_file(path, what="bundle events", limit=CAP_EXPORT_FILE)
     with fh:
         yield from fh
+
+
+# -- the directory (issue 12) ----------------------------------------------------------------
+
+DIRECTORY_TYPE = "application/vnd.custody.directory.v1+json"
+
+
+def directory_document(trust: TrustStore, system_key: SigningKey, now: datetime) -> bytes:
+    """What a courier's device needs about people, and no more: for each certificate the
+    display name, roles, signing key and validity, signed as a whole by the system key; with
+    the authority statement (which names the system key) and the revocations as issued."""
+    people = [
+        {
+            "subject": cert.subject,
+            "name": cert.name,
+            "roles": sorted(r.value for r in cert.roles),
+            "key_id": cert.key_id,
+            "signing_key": b64encode(cert.signing_key.raw),
+            "not_before": format_time(cert.not_before),
+            "not_after": format_time(cert.not_after),
+        }
+        for cert in sorted(trust.certificates.values(), key=lambda c: (c.subject, c.key_id))
+    ]
+    payload = canonical_json(
+        {
+            "type": "custody.directory.v1",
+            "authority": trust.authority.id,
+            "issued_at": format_time(now),
+            "people": people,
+        }
+    )
+    directory = sign_envelope(DIRECTORY_TYPE, payload, [system_key])
+    return json.dumps(
+        {
+            "authority": trust.authority_envelope.to_json_obj(),
+            "directory": directory.to_json_obj(),
+            "revocations": [e.to_json_obj() for e in trust.revocation_envelopes],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()

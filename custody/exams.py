@@ -16,6 +16,12 @@ Rules:
   commands that need one refuse (``NotFoundError`` naming the exam and the file) rather than
   guess a default.
 - Pure: bytes in, values or ``FormatError`` out (the home reads the file).
+
+The file is the authority's draft; what binds is the policy **on the log**: ``custody exam
+publish`` (and ``custody package seal``, for the exam it seals) appends an ``exam_policy``
+statement signed by the system key, whose body is ``exam_policy_body``. The log refuses a seal
+whose ``handover_witness`` is not its exam's policy on the log, and ``paper purge`` reads the
+retention date from there, so a policy nobody published, or an edit to the file, decides nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from crypto.encoding import Fields, parse_json_object
+from crypto.encoding import Fields, format_time, parse_json_object
 from custody.errors import FormatError, NotFoundError
 
 EXAMS_FILE = "exams.json"
@@ -53,6 +60,29 @@ class ExamPolicies:
                 hint='add {"handover_witness": ..., "retention_until": ...} for it under "exams"',
             )
         return policy
+
+
+def exam_policy_body(policy: ExamPolicy) -> dict[str, Any]:
+    """The body of an ``exam_policy`` statement (docs/formats.md, "exam_policy")."""
+    return {
+        "exam": policy.exam_id,
+        "handover_witness": policy.handover_witness,
+        "retention_until": format_time(policy.retention_until),
+    }
+
+
+def exam_policy_from_body(body: Mapping[str, Any]) -> ExamPolicy:
+    """Parse an ``exam_policy`` statement's body; ``FormatError`` names what is wrong."""
+    what = "exam_policy body"
+    unknown = set(body) - FIELDS - {"exam"}
+    if unknown:
+        raise FormatError(f"{what}: unknown field(s) {sorted(unknown)}")
+    f = Fields(dict(body), what=what)
+    exam_id = _exam_id(f.text("exam"), what)
+    witness = f.obj.get("handover_witness")
+    if not isinstance(witness, bool):
+        raise FormatError(f"{what}: field 'handover_witness' must be true or false")
+    return ExamPolicy(exam_id, witness, f.time("retention_until"))
 
 
 def _exam_id(text: str, what: str) -> str:
@@ -84,4 +114,11 @@ def exams_from_json(data: bytes, *, source: str = EXAMS_FILE) -> ExamPolicies:
     return ExamPolicies(out, source)
 
 
-__all__ = ["EXAMS_FILE", "ExamPolicies", "ExamPolicy", "exams_from_json"]
+__all__ = [
+    "EXAMS_FILE",
+    "ExamPolicies",
+    "ExamPolicy",
+    "exam_policy_body",
+    "exam_policy_from_body",
+    "exams_from_json",
+]

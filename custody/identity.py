@@ -174,6 +174,8 @@ def import_signed(home: Home, data: bytes) -> Imported:
             session.commit()
         except IntegrityError as e:
             raise ConflictError("a certificate for one of these keys is already held") from e
+    if new_certs or new_revs:
+        home.bump_trust_version()
     return Imported(
         tuple(c.key_id for c, _ in new_certs),
         tuple(r.key_id for r, _ in new_revs),
@@ -190,6 +192,7 @@ def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> Non
             session.commit()
         except IntegrityError as e:
             raise ConflictError(f"key {cert.key_id[:16]} is already certified") from e
+    home.bump_trust_version()
 
 
 def enroll(
@@ -207,6 +210,7 @@ def enroll(
     now: datetime,
     key_out: Path | None = None,
     supersedes: str | None = None,
+    scopes: Iterable[str] = (),
     kdf: KdfParams | None = None,
     pair: KeyPair | None = None,
     public_keys: tuple[bytes, bytes] | None = None,
@@ -230,6 +234,10 @@ def enroll(
     for tag in recusals:
         if ":" not in tag:
             raise UsageError(f"recusal {tag!r} must be a scope tag such as exam:ID or position:ID")
+    for tag in scopes:
+        kind, _, value = tag.partition(":")
+        if kind not in ("site", "exam") or not value or value != value.strip():
+            raise UsageError(f"assignment {tag!r} must be a scope tag site:NAME or exam:ID")
     if public_keys is not None:
         signing_raw, encryption_raw = public_keys
     else:
@@ -252,6 +260,7 @@ def enroll(
         issued_at=now,
         recusals=frozenset(recusals),
         supersedes=supersedes,
+        scopes=frozenset(scopes),
     )
     envelope = issue_certificate(cert, root.signing)
     out: Path | None = None
@@ -290,6 +299,7 @@ def rotate(
         not_before=now,
         not_after=not_after or old.not_after,
         recusals=old.recusals,
+        scopes=old.scopes,
         passphrase=passphrase,
         now=now,
         key_out=key_out,
@@ -335,6 +345,7 @@ def revoke(
     with Session(home.engine) as session:
         session.add(RevocationRow(key_id=full, envelope=envelope.to_bytes()))
         session.commit()
+    home.bump_trust_version()
     return rev
 
 

@@ -37,7 +37,7 @@ from crypto.stream import (
     DEFAULT_CHUNK,
     Progress,
     StreamHeader,
-    decrypt_to_path,
+    decrypt_into,
     decrypt_to_writer,
     encrypt_stream,
 )
@@ -54,6 +54,7 @@ from custody.errors import (
 )
 from custody.home import Home
 from custody.incidents.model import WatchedLog
+from custody.log import load_exam_policies
 from custody.papers import (
     LOG_SUBJECT,
     Incident,
@@ -645,6 +646,40 @@ def incidents(home: Home) -> list[PaperIncidentRow]:
         return list(session.exec(select(PaperIncidentRow).order_by(col(PaperIncidentRow.id))))
 
 
+def decrypt_to_path(
+    src: BinaryIO,
+    key: bytes,
+    expect: StreamHeader,
+    out: Path,
+    *,
+    commitment: str | None = None,
+    progress: Progress = _no_progress,
+) -> int:
+    """Decrypt into ``out``: a private sibling temp file (mode 0600), linked into place only
+    when every chunk, the final tag and the commitment verified; deleted on any failure. An
+    existing ``out`` is never replaced (``ConflictError``)."""
+    if out.exists():
+        raise ConflictError(f"{out} already exists; refusing to overwrite it")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    except OSError as e:
+        raise StorageError(f"cannot write beside {out}: {e.strerror}") from e
+    tmp = Path(tmp_name)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            total = decrypt_into(src, key, expect, fh, commitment=commitment, progress=progress)
+            # No fsync: a decrypted paper is a working copy, not a record (the signed act on
+            # the log is); forcing 1 GiB of plaintext to disk would only add latency.
+        try:
+            os.link(tmp, out)  # never replaces a file that appeared meanwhile
+        except FileExistsError as e:
+            raise ConflictError(f"{out} already exists; refusing to overwrite it") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return total
+
+
 @dataclass(frozen=True)
 class Purge:
     purged: tuple[str, ...]
@@ -652,22 +687,34 @@ class Purge:
     bytes_freed: int
 
 
-def purge(home: Home, *, now: datetime, exam: str | None = None) -> Purge:
+def purge(
+    home: Home, *, now: datetime, writer: Callable[[], WatchedLog], exam: str | None = None
+) -> Purge:
     """After the retention date (the new hires' probation end), delete the ciphertext of
     destroyed papers. The custody log keeps only hashes and signatures, so it still verifies;
     papers not yet destroyed are kept and listed.
 
-    The retention date is the exam's policy (``retention_until`` in the home's ``exams.json``),
-    judged for ``exam``, or without it for every exam whose destroyed papers would go: if any
-    of them is still within its retention, or has no policy, nothing is deleted.
+    The retention date is the exam's policy **on the log** (the latest ``exam_policy``
+    statement; ``exams.json`` binds only once published), judged for ``exam``, or without it
+    for every exam whose destroyed papers would go: if any of them is still within its
+    retention, or has no policy on the log, nothing is deleted. Each purge goes on the log
+    first (a system ``paper_act`` of kind ``purge``, which the log itself refuses before the
+    retention date), then the ciphertext is deleted. The log's writer (``writer``, which needs
+    the log's and the system's passphrases) is opened only when there is something to purge.
     """
     rows = list_papers(home, exam)
     judged = {exam} if exam is not None else {r.exam for r in rows if _destroyed(r)}
     retained = []
-    if judged:  # a home with nothing to judge needs no exams.json
-        policies = home.exam_policies()
+    if judged:  # a home with nothing to judge needs no policy
+        with home.engine.connect() as conn:
+            policies = load_exam_policies(conn)
         for name in sorted(judged):
-            until = policies.of(name).retention_until
+            if name not in policies:
+                raise NotFoundError(
+                    f"exam {name} has no policy on the log: nothing of it is purged",
+                    hint="publish the exam's policy from exams.json: custody exam publish",
+                )
+            until = policies[name].retention_until
             if now < until:
                 retained.append(f"{name} until {format_time(until)}")
     if retained:
@@ -676,11 +723,15 @@ def purge(home: Home, *, now: datetime, exam: str | None = None) -> Purge:
             hint=None if exam is not None else "purge an exam whose retention is over: --exam ID",
         )
     purged: list[str] = []
-    kept: list[str] = []
+    kept = [row.ref for row in rows if not _destroyed(row)]
+    present = [
+        row for row in rows if _destroyed(row) and blob_path(home, row.commitment).exists()
+    ]
+    if present:  # the log first: no record, no deletion
+        writer().append_purges([(r.ref, r.exam, r.commitment) for r in present], now=now)
     freed = 0
     for row in rows:
         if not _destroyed(row):
-            kept.append(row.ref)
             continue
         path = blob_path(home, row.commitment)
         if path.exists():

@@ -38,6 +38,7 @@ Rules enforced:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -52,6 +53,7 @@ from custody.errors import (
     ClockError,
     ClosedError,
     CustodyError,
+    ExamPolicyError,
     FormatError,
     FrozenError,
     MixedPackagesError,
@@ -61,6 +63,7 @@ from custody.errors import (
     WindowError,
 )
 from custody.events import Event, Kind
+from custody.exams import ExamPolicy, exam_policy_from_body
 from keys.model import Role
 from keys.statements import (
     SignerRequirement,
@@ -131,6 +134,7 @@ class Outcome:
     states: Mapping[str, PackageState]
     findings: tuple[Finding, ...]
     check: StatementCheck | None
+    exam: ExamPolicy | None = None  # what an ``exam_policy`` statement puts in force
 
 
 HOLDER_ROLES = (
@@ -172,10 +176,10 @@ ALLOWED_WHEN_FROZEN = {
 }
 SECURE_CUSTODY_ROLES = frozenset({Role.CUSTODIAN, Role.SECRECY_OFFICER})
 # Statements the system signs with the authority's system key (incidents, containment).
-SYSTEM_KINDS = {Kind.INCIDENT, Kind.FREEZE, Kind.COMPROMISE, Kind.PAPER_ACT}
+SYSTEM_KINDS = {Kind.INCIDENT, Kind.FREEZE, Kind.COMPROMISE, Kind.PAPER_ACT, Kind.EXAM_POLICY}
 # Statements that may name no package (an incident about a key, a leak reported by the public,
 # a paper act).
-PACKAGELESS_KINDS = {Kind.INCIDENT, Kind.LEAK_REPORT, Kind.PAPER_ACT}
+PACKAGELESS_KINDS = {Kind.INCIDENT, Kind.LEAK_REPORT, Kind.PAPER_ACT, Kind.EXAM_POLICY}
 # What a ``paper_act`` statement embeds: the people's signed act, by the act's kind.
 PAPER_ACT_TYPES: Mapping[str, str] = {
     "proposal": "application/vnd.custody.paper-proposal.v1+json",
@@ -610,10 +614,12 @@ def apply_event(
     trust: TrustStore,
     *,
     received: datetime,
+    exams: Mapping[str, ExamPolicy],
     clock: ClockRules = DEFAULT_CLOCK,
 ) -> Outcome:
-    """Judge time, signers and the state machine at the log's receive time ``received``;
-    raises the specific refusal."""
+    """Judge time, signers and the state machine at the log's receive time ``received``,
+    seals against their exam's policy on the log (``exams``, by exam id); raises the specific
+    refusal."""
     if event.authority != trust.authority.id:
         raise FormatError("event names another authority")
     late = judge_time(event, received, clock)
@@ -622,8 +628,12 @@ def apply_event(
             raise FormatError(f"{event.kind} event names no package")
         check = check_signers(event, env_check, trust, (), envelope, received)
         if event.kind == Kind.PAPER_ACT:
-            check_paper_act(event, trust, received)
+            check_paper_act(event, trust, received, exams)
+        if event.kind == Kind.EXAM_POLICY:
+            return Outcome({}, (), check, exam=exam_policy_from_body(event.body))
         return Outcome({}, (), check)
+    if event.kind == Kind.SEAL:
+        check_exam_policy(event, exams)
     known: list[PackageState] = []
     for package_id in event.package_ids:
         state = states.get(package_id)
@@ -652,13 +662,45 @@ def apply_event(
     return replace(outcome, findings=(*outcome.findings, *marks))
 
 
-def check_paper_act(event: Event, trust: TrustStore, received: datetime) -> None:
+def check_exam_policy(event: Event, exams: Mapping[str, ExamPolicy]) -> None:
+    """A seal follows its exam's policy as the log holds it (the latest ``exam_policy``
+    statement for that exam): the exam has one, and the seal's ``handover_witness`` is the
+    policy's. The policy fixes who must witness every dispatch and handover of the package."""
+    exam = event.body.get("exam")
+    if not isinstance(exam, str) or not exam:
+        raise FormatError("seal event: body.exam must be a non-empty string")
+    policy = exams.get(exam)
+    if policy is None:
+        raise ExamPolicyError(
+            f"exam {exam} has no policy on the log: its packages cannot be sealed yet",
+            hint="publish the exam's policy first (custody exam publish)",
+        )
+    witness = event.body.get("handover_witness")
+    if witness is not policy.handover_witness:
+        need = "needs" if policy.handover_witness else "does not need"
+        raise ExamPolicyError(
+            f"seal says handover_witness={json.dumps(witness)}, but exam {exam}'s policy on "
+            f"the log {need} a supervising witness for its handovers "
+            f"(handover_witness={json.dumps(policy.handover_witness)})"
+        )
+
+
+def check_paper_act(
+    event: Event, trust: TrustStore, received: datetime, exams: Mapping[str, ExamPolicy]
+) -> None:
     """A ``paper_act`` statement (the system's record of a paper act, appended before anything
     is decrypted) embeds the people's signed act: its type fits the act's kind, it names the
     paper the statement names, every signature verifies under a key certified and standing at
     the act's time (and not revoked for compromise when received), and it is dated within the
-    skew of the receive time (a paper act is made online, at the service)."""
+    skew of the receive time (a paper act is made online, at the service).
+
+    A ``purge`` (the ciphertext of a destroyed paper deleted) is the system's own act under
+    the exam's policy: it embeds no people's act, and is accepted only once the log's clock is
+    past the retention date of the exam's policy on the log."""
     body = event.body
+    if body.get("act_kind") == "purge":
+        check_purge(event, received, exams)
+        return
     act_kind, paper = body.get("act_kind"), body.get("paper")
     if act_kind not in PAPER_ACT_TYPES or not isinstance(paper, str) or not paper:
         raise FormatError("paper_act: body.act_kind must be a known act and body.paper a ref")
@@ -680,6 +722,24 @@ def check_paper_act(event: Event, trust: TrustStore, received: datetime) -> None
         raise SignatureError(f"paper_act: the embedded {act_kind} act's signatures do not verify")
     for kid in sorted(sigcheck.signed_by):
         trust.standing_at(kid, at, received=received)
+
+
+def check_purge(event: Event, received: datetime, exams: Mapping[str, ExamPolicy]) -> None:
+    body = event.body
+    what = "paper_act (purge)"
+    if set(body) != {"act_kind", "paper", "exam", "commitment"}:
+        raise FormatError(f"{what}: body holds act_kind, paper, exam and commitment, no more")
+    paper, exam, commitment = body.get("paper"), body.get("exam"), body.get("commitment")
+    if not all(isinstance(v, str) and v for v in (paper, exam, commitment)):
+        raise FormatError(f"{what}: paper, exam and commitment are non-empty strings")
+    policy = exams.get(str(exam))
+    if policy is None:
+        raise ExamPolicyError(f"exam {exam} has no policy on the log: nothing of it is purged")
+    if received < policy.retention_until:
+        raise WindowError(
+            f"exam {exam}'s records are kept until {format_time(policy.retention_until)} "
+            f"(its policy on the log); it is now {format_time(received)}"
+        )
 
 
 def resync(event: Event, states: dict[str, PackageState | None]) -> None:

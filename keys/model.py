@@ -9,6 +9,10 @@ Rules:
   ``supersedes`` names the old key id; the old key stays valid for what it signed before.
 - Recusals are scope tags (``exam:<id>``, ``position:<id>``, ``package:<id>``); a person is
   withdrawn from any statement whose scope contains one of them.
+- Assignments (``scopes``) are scope tags too (``site:<name>``, ``exam:<id>``): what a person's
+  reads are limited to (a custodian's site, a chief examiner's exam; ``custody/access.py``).
+  They grant no signing power. A certificate without assignments omits the field, so every
+  certificate issued before it existed keeps its exact bytes.
 """
 
 from __future__ import annotations
@@ -114,6 +118,7 @@ class Certificate:
     issued_at: datetime
     recusals: frozenset[str] = frozenset()
     supersedes: str | None = None
+    scopes: frozenset[str] = frozenset()
     key_id: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -130,23 +135,24 @@ class Certificate:
         return key_id(X25519, self.encryption_key)
 
     def payload(self) -> bytes:
-        return canonical_json(
-            {
-                "type": "custody.certificate.v1",
-                "authority": self.authority_id,
-                "subject": self.subject,
-                "name": self.name,
-                "organisation": self.organisation,
-                "roles": sorted(r.value for r in self.roles),
-                "signing_key": {"alg": ED25519, "key": b64encode(self.signing_key.raw)},
-                "encryption_key": {"alg": X25519, "key": b64encode(self.encryption_key)},
-                "not_before": format_time(self.not_before),
-                "not_after": format_time(self.not_after),
-                "issued_at": format_time(self.issued_at),
-                "recusals": sorted(self.recusals),
-                "supersedes": self.supersedes,
-            }
-        )
+        body: dict[str, object] = {
+            "type": "custody.certificate.v1",
+            "authority": self.authority_id,
+            "subject": self.subject,
+            "name": self.name,
+            "organisation": self.organisation,
+            "roles": sorted(r.value for r in self.roles),
+            "signing_key": {"alg": ED25519, "key": b64encode(self.signing_key.raw)},
+            "encryption_key": {"alg": X25519, "key": b64encode(self.encryption_key)},
+            "not_before": format_time(self.not_before),
+            "not_after": format_time(self.not_after),
+            "issued_at": format_time(self.issued_at),
+            "recusals": sorted(self.recusals),
+            "supersedes": self.supersedes,
+        }
+        if self.scopes:  # absent when empty: older certificates keep their bytes
+            body["scopes"] = sorted(self.scopes)
+        return canonical_json(body)
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Certificate:
@@ -170,6 +176,7 @@ class Certificate:
             issued_at=f.time("issued_at"),
             recusals=frozenset(f.texts("recusals")),
             supersedes=f.opt_text("supersedes"),
+            scopes=frozenset(f.texts("scopes")) if "scopes" in f.obj else frozenset(),
         )
 
     def describe(self) -> str:

@@ -4,7 +4,9 @@ Rules:
 - Exactly one QR code per image: none, or several, is a ``ScanError`` (the person re-aims the
   camera); a QR code whose content is not a custody label is a ``FormatError`` from the codec.
 - Images are opened with Pillow's decompression-bomb guard on; an unreadable file is a
-  ``FormatError``.
+  ``FormatError``. Before any pixel is decoded, the header alone must say PNG or JPEG and at
+  most ``max_pixels`` pixels (``ImageTooLargeError`` otherwise): a small file that inflates
+  to a huge bitmap is refused for the cost of reading its header.
 - The scanner searches rotations and inverted codes and uses the local-average binariser, which
   copes with uneven light; this module returns text only and trusts none of it.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 import zxingcpp
 from PIL import Image, UnidentifiedImageError
 
-from crypto.errors import FormatError
+from crypto.errors import FormatError, ImageTooLargeError
 from labels.payload import PREFIX
 
 
@@ -28,13 +30,24 @@ class ScanError(FormatError):
     code = "scan"
 
 
-def open_image(data: bytes | Path) -> Image.Image:
-    """Open untrusted image bytes or a file as a grayscale PIL image."""
+FORMATS = ("PNG", "JPEG")
+MAX_PIXELS = 24_000_000  # a 6000 x 4000 photo; a label needs far less
+
+
+def open_image(data: bytes | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open untrusted image bytes or a file as a grayscale PIL image (PNG or JPEG, at most
+    ``max_pixels`` decoded pixels, checked from the header before decoding)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             source = io.BytesIO(data) if isinstance(data, bytes) else data
-            with Image.open(source) as image:
+            with Image.open(source, formats=FORMATS) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageTooLargeError(
+                        f"image of {width} x {height} pixels; at most {max_pixels} are decoded",
+                        hint="send a smaller photo of the label",
+                    )
                 image.load()
                 return image.convert("L")
     except (
@@ -45,7 +58,7 @@ def open_image(data: bytes | Path) -> Image.Image:
         ValueError,
         SyntaxError,
     ) as e:
-        raise FormatError("not a readable image (PNG, JPEG, ...)") from e
+        raise FormatError("not a readable image (PNG or JPEG)") from e
 
 
 def _read(image: Image.Image, binarizer: zxingcpp.Binarizer) -> list[str]:
@@ -76,9 +89,9 @@ def read_qr_texts(image: Image.Image) -> list[str]:
     return texts
 
 
-def scan_label(image: Image.Image | bytes | Path) -> str:
+def scan_label(image: Image.Image | bytes | Path, *, max_pixels: int = MAX_PIXELS) -> str:
     """The label text of the one QR code in the image; refuses none, several, or foreign."""
-    picture = image if isinstance(image, Image.Image) else open_image(image)
+    picture = image if isinstance(image, Image.Image) else open_image(image, max_pixels=max_pixels)
     texts = read_qr_texts(picture)
     if not texts:
         raise ScanError("no QR code found in the image", hint="hold the label flat, in good light")

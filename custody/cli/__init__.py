@@ -17,10 +17,12 @@ from typer._click import exceptions as click_exceptions
 
 from custody.cli.common import State, parse_cli_time
 from custody.cli.demo_cmd import demo
+from custody.cli.exam_cmd import exam_app
 from custody.cli.incident_cmd import incident_app
 from custody.cli.keys_cmd import init, keys_app, trust_app
 from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
+from custody.cli.login_cmd import login
 from custody.cli.outbox_cmd import outbox_app
 from custody.cli.paper_cmd import paper_app
 from custody.cli.serve_cmd import serve, witness_serve
@@ -81,9 +83,11 @@ app.command("export")(export)
 app.command("verify")(verify)
 app.command("serve")(serve)
 app.add_typer(package_app, name="package")
+app.add_typer(exam_app, name="exam")
 app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
+app.command("login")(login)
 log_app.command("check")(log_check)
 log_app.command("failover")(log_failover)
 incident_app.add_typer(outbox_app, name="outbox")

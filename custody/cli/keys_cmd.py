@@ -114,6 +114,12 @@ def enroll(
     recuse: Annotated[
         list[str] | None, typer.Option(help="Withdrawn from scope, e.g. exam:GK2027; repeat.")
     ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Assigned to a scope that limits reads, e.g. site:NAME, exam:ID; repeat."
+        ),
+    ] = None,
     key_out: Annotated[Path | None, typer.Option(help="Where to write the key file.")] = None,
     public_keys: Annotated[
         Path | None,
@@ -147,6 +153,7 @@ def enroll(
         not_before=start,
         not_after=end,
         recusals=recuse or (),
+        scopes=scope or (),
         passphrase=new_pw,
         now=now,
         key_out=key_out,
@@ -167,6 +174,7 @@ def enroll(
             "not_before": fmt_time(cert.not_before),
             "not_after": fmt_time(cert.not_after),
             "recusals": sorted(cert.recusals),
+            "scopes": sorted(cert.scopes),
             "key_file": str(result.key_file) if result.key_file else None,
         },
         f"[bold green]enrolled[/] {cert.describe()}\n"

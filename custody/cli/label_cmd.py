@@ -13,8 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from crypto.files import CAP_BUNDLE, CAP_PAPER, MIB, open_user_file
-from custody.cli.common import parse_cli_time, passphrase, read_input, state
-from custody.cli.log_cmd import open_log
+from custody.cli.common import open_writer, parse_cli_time, passphrase, read_input, state
 from custody.errors import FormatError, NotFoundError, UsageError
 from custody.package_service import (
     all_package_ids,
@@ -113,8 +112,8 @@ def seal(
     """Sign a package's manifest with the sealer's key and store it.
 
     Whether its handovers need a supervising witness is the exam's policy (the home's
-    exams.json), not an option: an exam without a policy there is refused before anything is
-    signed or stored."""
+    exams.json, put on the log before the seal if the log does not hold it yet), not an
+    option: an exam without a policy there is refused before anything is signed or stored."""
     st = state(ctx)
     policy = st.home.exam_policy(exam)
     if (commitment is None) == (paper_file is None):
@@ -151,10 +150,12 @@ def seal(
         expires_at=max(closes_at, now) + timedelta(days=valid_days),
     )
     pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    log = open_writer(st)
+    # What binds is the policy on the log: the file's, published first if the log lacks it.
+    log.publish_exam_policy(policy, now=now)
     verified = seal_package(st.home, manifest, pair.signing, now=now)
     text = label_text(st.home, package)
     symbol = encode_qr(text)
-    log = open_log(st, writable=True)
     event = seal_event(
         manifest,
         text,

@@ -17,6 +17,7 @@ from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, b64decode, b64encode, parse_json_object
 from crypto.files import CAP_BUNDLE, CAP_NOTE, CAP_SMALL_JSON, read_optional_file
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
+from custody.access_log import AccessLog
 from custody.audit import (
     Report,
     export_bundle,
@@ -217,6 +218,8 @@ def export(
             out,
             witnesses=read_optional_file(policy, what="witness policy", limit=CAP_SMALL_JSON),
             progress=lambda n, total: bar.update(task, completed=n, total=total),
+            access=AccessLog(log.engine, log.trust.authority, None),
+            now=st.now(),
         )
     st.emit(
         {"bundle": str(out), **manifest},
@@ -315,6 +318,10 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
         verdict = "[green]consistent[/]" if report.since_ok else "[red]INCONSISTENT[/]"
         st.out.print(f"  earlier checkpoint   {verdict}")
     st.out.print(f"  labels checked       {report.labels} (each against its seal event)")
+    if report.access_records is not None:
+        st.out.print(
+            f"  access log           {report.access_records} reads, chained to its checkpoint"
+        )
     if report.witnesses is None:
         st.out.print(
             "  witnesses            none checked (no witness policy: --witness-policy FILE)"

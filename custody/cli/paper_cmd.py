@@ -349,11 +349,12 @@ def purge(
 ) -> None:
     """Delete the ciphertext of destroyed papers once their exam's retention period is over.
 
-    The retention date is the exam's policy (``retention_until`` in the home's exams.json):
-    nothing is deleted while any exam concerned is still within it, or has no policy there.
+    The retention date is the exam's policy on the log (exams.json, once published with
+    ``custody exam publish``): nothing is deleted while any exam concerned is still within it,
+    or has no policy there. Each purge is recorded on the log before the ciphertext goes.
     """
     st = state(ctx)
-    result = service.purge(st.home, now=st.now(), exam=exam)
+    result = service.purge(st.home, now=st.now(), writer=lambda: open_writer(st), exam=exam)
     st.emit(
         {
             "purged": list(result.purged),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from crypto.sealing import KdfParams
 from custody import identity
 from custody.errors import ConflictError, NotFoundError, UsageError
 from custody.events import Event, Kind
-from custody.exams import EXAMS_FILE
+from custody.exams import EXAMS_FILE, ExamPolicy
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.log import Receipt
@@ -64,6 +64,14 @@ PEOPLE: tuple[tuple[str, str, str, tuple[Role, ...], tuple[str, ...]], ...] = (
         (f"exam:{EXAM_ID}",),  # a relative sits this exam: withdrawn from it
     ),
 )
+
+# What each person's reads are limited to (certificate ``scopes``; custody/access.py).
+SCOPES: dict[str, tuple[str, ...]] = {
+    "custodian-zhou": ("site:西安考点",),
+    "custodian-wu": ("site:西安考点",),
+    "examiner-zheng": (f"exam:{EXAM_ID}",),
+    "supervisor-wang": (f"exam:{EXAM_ID}",),
+}
 
 Step = Callable[[str], None]
 
@@ -142,6 +150,20 @@ class Season:
     def submit(self, env: Envelope) -> Receipt:
         return self.log().submit(env, now=self.now)
 
+    def publish_exam_policy(
+        self, exam: str = EXAM_ID, *, handover_witness: bool | None = None
+    ) -> Receipt | None:
+        """Put the exam's policy on the log: the home's ``exams.json`` entry, or the same with
+        ``handover_witness`` changed (a test sealing packages that need a witness); an exam the
+        file does not name gets a year's retention."""
+        try:
+            policy = self.home.exam_policy(exam)
+        except NotFoundError:
+            policy = ExamPolicy(exam, bool(handover_witness), self.now + timedelta(days=365))
+        if handover_witness is not None:
+            policy = replace(policy, handover_witness=handover_witness)
+        return self.log().publish_exam_policy(policy, now=self.now)
+
 
 def fresh_out_dir(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -176,8 +198,10 @@ def start_season(
     passphrase: str | None = None,
     kdf: KdfParams | None = None,
     database_url: str | None = None,
+    publish_exam_policy: bool = True,
 ) -> Season:
-    """Create the authority and enrol one person per role (plus a recused courier)."""
+    """Create the authority and enrol one person per role (plus a recused courier); the exam's
+    policy goes on the log unless ``publish_exam_policy`` is false (an empty log)."""
     fresh_out_dir(out)
     home = Home(out / "home")
     pw = passphrase or secrets.token_urlsafe(18)
@@ -203,6 +227,7 @@ def start_season(
             not_before=now - timedelta(days=1),
             not_after=now + timedelta(days=200),
             recusals=recusals,
+            scopes=SCOPES.get(subject, ()),
             passphrase=pw,
             now=now,
             kdf=kdf,
@@ -210,6 +235,8 @@ def start_season(
         assert enrolment.key_file is not None  # the demo generates every key itself
         season.keys[subject] = read_keyfile(enrolment.key_file, pw)
     identity.export_trust_bundle(home, root_passphrase=pw, out=out / "trust-bundle", now=now)
+    if publish_exam_policy:
+        season.publish_exam_policy()
     return season
 
 

@@ -35,11 +35,19 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from crypto.dsse import Envelope, sign_envelope
-from crypto.encoding import canonical_json, format_time
-from crypto.sealing import derive_key
+from crypto.encoding import b64decode, b64encode, canonical_json, format_time, parse_json_object
+from crypto.sealing import derive_key, open_sealed, seal_to
 from crypto.signing import EncryptionKey, SigningKey
-from custody.errors import ConflictError, FormatError, KeyBlockedError, NotFoundError
+from custody.errors import (
+    ConflictError,
+    CustodyError,
+    DecryptionError,
+    FormatError,
+    KeyBlockedError,
+    NotFoundError,
+)
 from custody.events import Event, Kind, statement_id
+from custody.exams import ExamPolicy, exam_policy_body
 from custody.incidents.acts import Act, ActKind, parse_act
 from custody.incidents.detect import (
     Detection,
@@ -50,6 +58,7 @@ from custody.incidents.detect import (
     detect_public_report,
     detect_refusal,
     detect_travel,
+    public_report_plaintext,
 )
 from custody.incidents.detect import sweep as sweep_packages
 from custody.incidents.policy import (
@@ -72,6 +81,7 @@ from custody.incidents.policy import (
 from custody.log import AppendResult, AppendView, CustodyLog, Prepared, Receipt, Rejected
 from custody.rules import PackageState
 from custody.store import incidents as store
+from keys.model import Role
 from keys.trust import TrustStore
 
 NOTIFY_TYPE = "application/vnd.custody.notification.v1+json"
@@ -213,6 +223,50 @@ class WatchedLog(CustodyLog):
         )
         return self.submit(event.sign([self.desk.system_key]), now=now)
 
+    def append_purges(
+        self, papers: Sequence[tuple[str, str, str]], *, now: datetime
+    ) -> list[Receipt]:
+        """Put the purge of each ``(paper ref, exam, commitment)`` on the log, in one
+        transaction, before any ciphertext is deleted: the log refuses them all unless every
+        exam's retention on the log is over."""
+        authority = self.trust.authority.id
+        envelopes = [
+            Event(
+                kind=Kind.PAPER_ACT,
+                authority=authority,
+                time=now,
+                place="",
+                packages={},
+                actors={"system": authority},
+                body={"act_kind": "purge", "paper": ref, "exam": exam, "commitment": commitment},
+            ).sign([self.desk.system_key])
+            for ref, exam, commitment in papers
+        ]
+        result = self.submit_many(envelopes, now=now)
+        if result.rejected:
+            raise result.rejected[0].error
+        return result.receipts
+
+    def publish_exam_policy(self, policy: ExamPolicy, *, now: datetime) -> Receipt | None:
+        """Put an exam's policy on the log (a system statement), unless the log already holds
+        exactly this policy for the exam; returns the receipt, or None when nothing changed."""
+        try:
+            if self.exam_policy(policy.exam_id) == policy:
+                return None
+        except NotFoundError:
+            pass
+        authority = self.trust.authority.id
+        event = Event(
+            kind=Kind.EXAM_POLICY,
+            authority=authority,
+            time=now,
+            place="",
+            packages={},
+            actors={"system": authority},
+            body=exam_policy_body(policy),
+        )
+        return self.submit(event.sign([self.desk.system_key]), now=now)
+
     def ingest_paper_incidents(self, now: datetime) -> list[str]:
         """Turn break-glass openings recorded by the papers service into incidents (each
         once: the paper row is marked taken in the same transaction)."""
@@ -223,8 +277,29 @@ class WatchedLog(CustodyLog):
     def report_public(
         self, text: str, now: datetime, *, package_id: str | None = None, contact: str = ""
     ) -> Incident:
-        """A leak reported by a candidate or the public (unsigned text)."""
-        detection = detect_public_report(text, now, package_id=package_id, contact=contact)
+        """A leak reported by a candidate or the public (unsigned text). Its text and contact
+        are sealed to every secrecy officer in good standing; only the boxes and the
+        plaintext's SHA-256 reach the log (``open_public_report`` opens one)."""
+        plaintext = public_report_plaintext(text, contact)
+        officers = [
+            c
+            for c in self.desk.trust.certificates.values()
+            if Role.SECRECY_OFFICER in c.roles and _stands(self.desk.trust, c.key_id, now)
+        ]
+        if not officers:
+            raise ConflictError(
+                "no secrecy officer in good standing to seal the report to: nothing recorded",
+                hint="enrol a secrecy officer (custody keys enrol --role secrecy_officer)",
+            )
+        sealed = [
+            {
+                "to": c.subject,
+                "key": c.encryption_key_id,
+                "box": b64encode(seal_to(c.encryption_key, plaintext)),
+            }
+            for c in sorted(officers, key=lambda c: (c.subject, c.key_id))
+        ]
+        detection = detect_public_report(plaintext, sealed, now, package_id=package_id)
         ids: list[str] = []
         self.run(now, lambda txn: ids.append(txn.handle(detection) or ""))
         return get_incident(self.engine, ids[0])
@@ -239,6 +314,36 @@ class WatchedLog(CustodyLog):
         ids: list[str] = []
         self.run(now, lambda txn: ids.append(txn.handle(detection) or ""))
         return get_incident(self.engine, ids[0])
+
+
+def _stands(trust: TrustStore, key_id: str, now: datetime) -> bool:
+    try:
+        trust.standing_at(key_id, now)
+    except CustodyError:
+        return False
+    return True
+
+
+def open_public_report(
+    facts: Mapping[str, Any], key_id: str, secret: EncryptionKey
+) -> dict[str, str]:
+    """A secrecy officer opens a public report's sealed box (``facts`` of its evidence):
+    ``{"text", "contact"}``; ``DecryptionError`` if no box is theirs or it does not open, a
+    ``FormatError`` if the opened text does not hash to the recorded SHA-256."""
+    boxes = facts.get("sealed")
+    mine = (
+        [b for b in boxes if isinstance(b, dict) and b.get("key") == key_id]
+        if isinstance(boxes, list)
+        else []
+    )
+    if not mine:
+        raise DecryptionError()
+    box = b64decode(str(mine[0].get("box", "")), what="sealed box")
+    plaintext = open_sealed(secret.private_key(), box)
+    if hashlib.sha256(plaintext).hexdigest() != facts.get("sha256"):
+        raise FormatError("the opened report does not hash to the SHA-256 the log holds")
+    opened = parse_json_object(plaintext, what="public report")
+    return {"text": str(opened.get("text", "")), "contact": str(opened.get("contact", ""))}
 
 
 # -- reading incidents (each its own connection, outside any append) ---------------------------
@@ -407,8 +512,7 @@ class DeskTxn:
                 rows[pid] = w
         if fresh:
             store.insert_watches(self.conn, [rows[p] for p in sorted(fresh)])
-        for pid in sorted(changed - fresh):
-            store.save_watch(self.conn, rows[pid])
+        store.save_watches(self.conn, [rows[pid] for pid in sorted(changed - fresh)])
         return found
 
     # -- incidents -----------------------------------------------------------------------

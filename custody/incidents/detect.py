@@ -473,7 +473,9 @@ def _leak_detection(event: Event, at: datetime) -> Detection:
     return Detection(
         kind=DetectionKind.LEAK_REPORT,
         severity=SEVERITY[DetectionKind.LEAK_REPORT],
-        detail=f"leak reported by {reporter}: {str(event.body.get('text', ''))[:200]}",
+        # The reporter's own words stay in their signed statement (``event.id``), not copied
+        # into the desk's statements: free text may hold personal data (docs/formats.md).
+        detail=f"leak reported by {reporter} (statement {event.id[:16]})",
         at=at,
         subject=packages[0] if packages else (paper or event.id),
         package_id=packages[0] if packages else None,
@@ -625,24 +627,46 @@ def _describe(c: Checkpoint) -> dict[str, Any]:
 MAX_REPORT_CHARS = 4000
 
 
-def detect_public_report(
-    text: str, at: datetime, *, package_id: str | None = None, contact: str = ""
-) -> Detection:
-    """A leak reported by a candidate or the public: unsigned, so untrusted."""
+def public_report_plaintext(text: str, contact: str = "") -> bytes:
+    """What is sealed of a public report: its text and the reporter's contact, as canonical
+    JSON (``{"contact": ..., "text": ...}``); refuses an empty or too long report."""
     text = text.strip()
     if not text:
         raise FormatError("a report needs some text")
     if len(text) > MAX_REPORT_CHARS:
         raise FormatError(f"a report holds at most {MAX_REPORT_CHARS} characters")
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    return json.dumps(
+        {"contact": contact[:200], "text": text},
+        ensure_ascii=False,
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+
+
+def detect_public_report(
+    plaintext: bytes,
+    sealed: Sequence[Mapping[str, str]],
+    at: datetime,
+    *,
+    package_id: str | None = None,
+) -> Detection:
+    """A leak reported by a candidate or the public: unsigned, so untrusted.
+
+    The report's text and contact are personal data: the detection (and so the log) holds
+    only their SHA-256 and the sealed boxes (``sealed``: one per secrecy officer, made by the
+    desk from ``public_report_plaintext``), never the words or the phone number."""
+    digest = hashlib.sha256(plaintext).hexdigest()
     return Detection(
         kind=DetectionKind.PUBLIC_REPORT,
         severity=SEVERITY[DetectionKind.PUBLIC_REPORT],
-        detail=f"public report: {text[:200]}",
+        detail=(
+            f"public report {digest[:16]} (text and contact sealed to {len(sealed)} "
+            "secrecy officer(s))"
+        ),
         at=at,
         subject=f"report:{digest[:16]}",
         package_id=package_id,
-        facts={"text": text, "sha256": digest, "contact": contact[:200]},
+        facts={"sha256": digest, "sealed": [dict(box) for box in sealed]},
         trusted=False,
     )
 

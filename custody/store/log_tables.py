@@ -97,3 +97,14 @@ class FindingRow(SQLModel, table=True):
     package_id: str = Field(max_length=128)
     detail: str
     evidence: str
+
+
+class ExamPolicyRow(SQLModel, table=True):
+    """Each exam's policy in force: the body of the latest ``exam_policy`` statement on the
+    log for it (a cache; ``custody verify`` replays the statements themselves)."""
+
+    __tablename__ = "exam_policy"
+
+    exam_id: str = Field(primary_key=True, max_length=200)
+    idx: int
+    body: str

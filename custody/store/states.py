@@ -7,8 +7,9 @@ every event: on the append path its cost matters.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
+
+import orjson
 
 from custody.errors import LogStateError
 from custody.rules import PackageState, Status
@@ -25,7 +26,9 @@ def _dt(seconds: int) -> datetime:
 
 
 def state_to_json(state: PackageState) -> str:
-    return json.dumps(
+    # orjson writes the same compact JSON as json.dumps(ensure_ascii=False, separators=(",",
+    # ":")) for these strings, integers and booleans, several times faster.
+    return orjson.dumps(
         [
             _VERSION,
             state.package_id,
@@ -48,10 +51,8 @@ def state_to_json(state: PackageState) -> str:
             state.compromised,
             state.distributed,
             state.recovered,
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+        ]
+    ).decode("utf-8")
 
 
 def state_from_json(text: str) -> PackageState:
@@ -90,7 +91,7 @@ def _state_from_json(text: str) -> PackageState:
         compromised,
         distributed,
         recovered,
-    ) = json.loads(text)
+    ) = orjson.loads(text)
     if version != _VERSION:
         raise ValueError(f"package state cache version {version}, expected {_VERSION}")
     return PackageState(

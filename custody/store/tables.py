@@ -34,6 +34,7 @@ class RevocationRow(SQLModel, table=True):
 
 
 import custody.store.package_tables  # noqa: E402, F401  (package tables register themselves)
+from custody.store import access_tables as _access_tables  # noqa: E402, F401
 from custody.store import incident_tables as _incident_tables  # noqa: E402, F401
 from custody.store import log_tables as _log_tables  # noqa: E402, F401
 from custody.store import paper_tables as _paper_tables  # noqa: E402, F401

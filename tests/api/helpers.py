@@ -118,3 +118,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def login_token(c: TestClient, season: Season, person: str) -> str:
+    """A session token for ``person``: a fresh challenge, signed with their enrolled key."""
+    from crypto.encoding import parse_time
+    from custody.sessions import Challenge, sign_login
+
+    got = c.post("/v1/login/challenge").json()
+    challenge = Challenge(got["challenge"], got["origin"], parse_time(got["expires_at"]))
+    statement = sign_login(challenge, season.keys[person].signing)
+    r = c.post(
+        "/v1/login", content=statement.to_bytes(), headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+def as_person(c: TestClient, season: Season, person: str) -> dict[str, str]:
+    """Authorization headers of a fresh session of ``person``."""
+    return {"authorization": f"Bearer {login_token(c, season, person)}"}

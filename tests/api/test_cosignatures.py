@@ -35,7 +35,7 @@ def test_a_witness_cosignature_is_stored_then_served(season: Season) -> None:
     assert status == 201
     assert body["cosignatures"] == [
         {
-            "size": 1,
+            "size": 2,  # the exam's policy, the seal
             "witness": W1.name,
             "cosigned_at": int(season.now.timestamp()),
             "line": line1,
@@ -53,13 +53,13 @@ def test_a_witness_cosignature_is_stored_then_served(season: Season) -> None:
     assert served == note + line1 + line2
     assert [s.name for s in parse_note(served).signatures][1:] == [W1.name, W2.name]
 
-    # The log grows: the latest checkpoint has none yet, size 1 keeps its cosignatures.
+    # The log grows: the latest checkpoint has none yet, size 2 keeps its cosignatures.
     env = transfer_event(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     assert c.post("/v1/events", content=env.to_bytes()).status_code == 201
     assert parse_note(c.get("/v1/checkpoint").text).signatures[1:] == ()
-    assert c.get("/v1/checkpoint/1").text == served
-    assert parse_checkpoint(parse_note(c.get("/v1/checkpoint/2").text).text).size == 2
-    status, _ = post(c, line1.replace("\n", ""), size=1)  # lines alone, for size 1
+    assert c.get("/v1/checkpoint/2").text == served
+    assert parse_checkpoint(parse_note(c.get("/v1/checkpoint/3").text).text).size == 3
+    status, _ = post(c, line1.replace("\n", ""), size=2)  # lines alone, for size 2
     assert status == 200
 
 

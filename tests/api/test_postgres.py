@@ -6,7 +6,7 @@ import pytest
 
 from custody.demo import Season
 from custody.events import Kind
-from tests.api.helpers import client, seal_event, transfer_event
+from tests.api.helpers import as_person, client, seal_event, transfer_event
 
 
 def test_routes_on_both_engines(any_season: Season) -> None:
@@ -15,7 +15,8 @@ def test_routes_on_both_engines(any_season: Season) -> None:
     assert c.post("/v1/events", content=seal_event(season).to_bytes()).status_code == 201
     env = transfer_event(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     assert c.post("/v1/events", content=env.to_bytes()).status_code == 201
-    assert c.get("/v1/packages/PK-1").json()["history"] == [0, 1]
+    c.headers.update(as_person(c, season, "auditor-chu"))
+    assert c.get("/v1/packages/PK-1").json()["history"] == [1, 2]
     assert c.get("/v1/proofs/inclusion", params={"index": 1, "size": 2}).status_code == 200
     assert c.get("/v1/proofs/consistency", params={"old": 1, "new": 2}).status_code == 200
     assert c.get("/v1/entries/1").json()["index"] == 1
@@ -54,7 +55,8 @@ def test_signed_event_with_odd_package_id_is_refused_or_stored_never_500(
     r = c.post("/v1/events", content=seal_event(any_season, package_id).to_bytes())
     assert r.status_code == status, r.text
     if status == 201:
-        assert c.get(f"/v1/packages/{package_id}").status_code == 200
+        courier = as_person(c, any_season, "courier-sun")  # on the package's route
+        assert c.get(f"/v1/packages/{package_id}", headers=courier).status_code == 200
     else:
         assert r.json()["error"] == "format"
 
@@ -72,4 +74,4 @@ def test_nul_anywhere_in_a_signed_event_is_a_format_refusal(any_season: Season) 
     )
     r = c.post("/v1/events", content=env.to_bytes())
     assert (r.status_code, r.json()["error"]) == (400, "format")
-    assert season.log().size() == 1
+    assert season.log().size() == 2

@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,11 +17,12 @@ from crypto.encoding import canonical_json, parse_time
 from crypto.note import NoteVerifier, open_checkpoint
 from custody import identity
 from custody.audit import load_trust_document
-from custody.demo import Season
+from custody.demo import Season, start_season
 from custody.events import Kind, leaf_bytes
 from keys.model import RevocationReason
 from tests.api.helpers import (
     STRANGER,
+    as_person,
     blank_png,
     client,
     forged_label,
@@ -31,7 +33,7 @@ from tests.api.helpers import (
     stranger_label,
     transfer_event,
 )
-from tests.conftest import PASS
+from tests.conftest import PASS, T0, fast_kdf
 
 
 def post_env(c: TestClient, env: Envelope) -> tuple[int, dict[str, object]]:
@@ -52,24 +54,29 @@ def test_healthz_reports_authority_size_and_mode(season: Season) -> None:
         "ok": True,
         "authority_id": season.authority.id,
         "log_origin": season.authority.log_origin,
-        "log_size": 0,
+        "log_size": 1,  # the exam's policy
         "writable": True,
     }
     assert client(season, writable=False).get("/healthz").json()["writable"] is False
 
 
 def test_trust_bundle_verifies_under_the_pinned_root(season: Season) -> None:
-    r = client(season).get("/v1/trust-bundle")
+    c = client(season)
+    r = c.get("/v1/trust-bundle", headers=as_person(c, season, "secrecy-chen"))
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
     store = load_trust_document(r.content, pinned_root_id=season.authority.id)
     assert set(store.certificates) == set(season.trust().certificates)
 
 
-def test_checkpoint_is_404_while_empty_then_a_verifiable_note(season: Season) -> None:
+def test_checkpoint_is_404_while_empty_then_a_verifiable_note(tmp_path: Path) -> None:
+    season = start_season(
+        tmp_path / "s", now=T0, passphrase=PASS, kdf=fast_kdf(), publish_exam_policy=False
+    )
     c = client(season)
     r = c.get("/v1/checkpoint")
     assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    season.publish_exam_policy()
     post_env(c, seal_event(season))
     r = c.get("/v1/checkpoint")
     assert r.status_code == 200
@@ -77,7 +84,7 @@ def test_checkpoint_is_404_while_empty_then_a_verifiable_note(season: Season) ->
     authority = season.authority
     verifier = NoteVerifier(authority.log_origin, authority.log_key)
     checkpoint, _ = open_checkpoint(r.text, [verifier], origin=authority.log_origin)
-    assert checkpoint.size == 1
+    assert checkpoint.size == 2
 
 
 # -- appending -----------------------------------------------------------------------------
@@ -88,12 +95,12 @@ def test_event_accepted_201_then_duplicate_200_with_the_same_receipt(season: Sea
     env = seal_event(season)
     status, first = post_env(c, env)
     assert status == 201
-    assert first["index"] == 0 and first["duplicate"] is False
+    assert first["index"] == 1 and first["duplicate"] is False  # 0: the exam's policy
     status, again = post_env(c, env)
     assert status == 200
-    assert again["index"] == 0 and again["duplicate"] is True
+    assert again["index"] == 1 and again["duplicate"] is True
     assert again["statement_id"] == first["statement_id"]
-    assert season.log().size() == 1
+    assert season.log().size() == 2
 
 
 def test_whole_route_entries_package_and_proofs(season: Season) -> None:
@@ -102,9 +109,10 @@ def test_whole_route_entries_package_and_proofs(season: Season) -> None:
     post_env(c, transfer_event(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun"))
     post_env(c, transfer_event(season, Kind.HANDOVER, "PK-1", "courier-sun", "courier-li"))
     post_env(c, seal_event(season, "PK-2"))
+    c.headers.update(as_person(c, season, "auditor-chu"))  # a session of 15 min of its clock
 
     pkg = c.get("/v1/packages/PK-1").json()
-    assert pkg["history"] == [0, 1, 2]
+    assert pkg["history"] == [1, 2, 3]
     assert pkg["state"]["holder"] == "courier-li"
     assert pkg["state"]["status"] == season.log().package_state("PK-1").status.value
 
@@ -118,29 +126,32 @@ def test_whole_route_entries_package_and_proofs(season: Season) -> None:
     cp, _ = open_checkpoint(
         note, [NoteVerifier(authority.log_origin, authority.log_key)], origin=authority.log_origin
     )
-    assert cp.size == 4
-    for index in range(4):
+    assert cp.size == 5  # the exam's policy, then the package's four
+    for index in range(5):
         leaf = b64(c.get(f"/v1/entries/{index}").json()["leaf"])
-        proof = c.get("/v1/proofs/inclusion", params={"index": index, "size": 4}).json()
-        assert proof["tree_size"] == 4
+        proof = c.get("/v1/proofs/inclusion", params={"index": index, "size": 5}).json()
+        assert proof["tree_size"] == 5
         merkle.verify_inclusion(
-            merkle.leaf_hash(leaf), index, 4, [b64(h) for h in proof["proof"]], cp.root
+            merkle.leaf_hash(leaf), index, 5, [b64(h) for h in proof["proof"]], cp.root
         )
     old_root = merkle.MemoryTree()
     for index in range(2):
         old_root.append(season.log().leaf(index))
-    cons = c.get("/v1/proofs/consistency", params={"old": 2, "new": 4}).json()
-    merkle.verify_consistency(2, 4, old_root.root(), cp.root, [b64(h) for h in cons["proof"]])
+    cons = c.get("/v1/proofs/consistency", params={"old": 2, "new": 5}).json()
+    merkle.verify_consistency(2, 5, old_root.root(), cp.root, [b64(h) for h in cons["proof"]])
 
 
 def test_batch_judges_each_envelope_alone(season: Season) -> None:
     c = client(season)
+    c.headers.update(as_person(c, season, "auditor-chu"))
     seal = seal_event(season)
     post_env(c, seal)  # already in the log before the batch
     dispatch = transfer_event(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     off_route = seal_event(season, "PK-9")
     stranger = Envelope(
-        off_route.payload_type, off_route.payload, (Signature("", STRANGER.sign(b"x")),)
+        off_route.payload_type,
+        off_route.payload,
+        (Signature(STRANGER.key_id, STRANGER.sign(b"x")),),
     )
     batch = [
         seal.to_json_obj(),  # 0: duplicate
@@ -153,7 +164,7 @@ def test_batch_judges_each_envelope_alone(season: Season) -> None:
     assert r.status_code == 201
     body = r.json()
     accepted = {a["position"]: (a["status"], a["index"]) for a in body["accepted"]}
-    assert accepted == {0: (200, 0), 1: (201, 1), 4: (200, 1)}
+    assert accepted == {0: (200, 1), 1: (201, 2), 4: (200, 2)}
     refused = {x["position"]: (x["status"], x["error"]) for x in body["refused"]}
     assert refused[2] == (400, "format")
     assert refused[3][0] in (403, 422) and refused[3][1] in ("unknown_signer", "threshold")
@@ -286,9 +297,11 @@ def test_read_only_service_refuses_appends_with_503_and_still_reads(season: Seas
     r = c.post("/v1/events", content=seal_event(season, "PK-2").to_bytes())
     assert (r.status_code, r.json()["error"]) == (503, "read_only")
     assert r.json()["hint"]
+    # a read-only replica checks the sessions the writer issued (public system key)
+    c.headers.update(as_person(client(season), season, "auditor-chu"))
     assert c.get("/v1/packages/PK-1").status_code == 200
     assert c.get("/v1/checkpoint").status_code == 200
-    assert season.log().size() == 1
+    assert season.log().size() == 2
 
 
 def test_oversized_bodies_are_refused_413(season: Season) -> None:
@@ -326,6 +339,7 @@ READ_REFUSALS = [
 )
 def test_read_refusals(season: Season, path: str, status: int, code: str) -> None:
     c = client(season)
+    c.headers.update(as_person(c, season, "auditor-chu"))
     post_env(c, seal_event(season))
     post_env(c, seal_event(season, "PK-2"))
     r = c.get(path)

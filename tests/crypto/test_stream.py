@@ -21,12 +21,12 @@ from crypto.stream import (
     SS_HEADER_BYTES,
     StreamHeader,
     decrypt_bytes,
-    decrypt_to_path,
     decrypt_to_writer,
     encrypt_stream,
     verify_stream,
 )
 from custody.errors import ConflictError, DecryptionError, FormatError
+from custody.paper_service import decrypt_to_path  # file placement, over crypto.stream
 
 CHUNK = 1024
 KEY = bytes(range(32))

@@ -51,13 +51,13 @@ def test_clean_season_verifies_on_both_databases(any_season: Season, tmp_path: P
     full_life(any_season, "PK-1")
     full_life(any_season, "PK-2")
     manifest = export_bundle(any_season.log(), tmp_path / "export")
-    assert manifest["size"] == 18
+    assert manifest["size"] == 19
     report = verify_folder(tmp_path / "export")
     assert report.ok, report.problems
     assert report.root_ok
     assert report.destroyed == 2
     assert report.open_chains == []
-    assert report.signatures == 2 * (1 + 2 + 2 + 3 + 2 + 2 + 2 + 2 + 2)
+    assert report.signatures == 1 + 2 * (1 + 2 + 2 + 3 + 2 + 2 + 2 + 2 + 2)  # 1: exam policy
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-processes"])
@@ -148,7 +148,7 @@ def test_cli_export_and_verify(
         main(["--json", "verify", str(tmp_path / "b"), "--require-closed", "--workers", "1"]) == 0
     )
     out = json.loads(capsys.readouterr().out)
-    assert out["ok"] and out["events_checked"] == 9
+    assert out["ok"] and out["events_checked"] == 10
     lines = (tmp_path / "b" / "events.jsonl").read_bytes().splitlines(keepends=True)
     (tmp_path / "b" / "events.jsonl").write_bytes(b"".join(lines[:-1]))
     assert main(["verify", str(tmp_path / "b"), "--require-closed", "--workers", "1"]) == 10

@@ -41,7 +41,7 @@ def test_cosignatures_are_stored_once_and_served_on_both_databases(any_season: S
     line1 = cosign_latest(season, W1)
     # The witness's line alone: it cosigns the latest checkpoint.
     [added] = log.add_cosignatures(line1, policy, now=season.now)
-    assert (added.size, added.witness, added.duplicate) == (1, W1.name, False)
+    assert (added.size, added.witness, added.duplicate) == (2, W1.name, False)
     assert added.line == line1
     # The cosigned note (the log's own signature in it is ignored): W1 again is a duplicate.
     note = log.latest_checkpoint() + line1 + cosign_latest(season, W2)
@@ -64,12 +64,12 @@ def test_cosignatures_are_stored_once_and_served_on_both_databases(any_season: S
     # The log grows: the new checkpoint holds no cosignature yet, the old one keeps its own.
     transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     assert log.cosigned_checkpoint() == log.latest_checkpoint()
-    assert log.cosigned_checkpoint(1) == served
+    assert log.cosigned_checkpoint(2) == served
     [old] = log.add_cosignatures(
-        cosign(checkpoint, W3.name, W3.key, 1), policy, now=season.now, size=1
+        cosign(checkpoint, W3.name, W3.key, 1), policy, now=season.now, size=2
     )
-    assert (old.size, old.witness) == (1, W3.name)
-    assert log.cosignature_lines(2) == []
+    assert (old.size, old.witness) == (2, W3.name)
+    assert log.cosignature_lines(3) == []
 
 
 def _refusals(season: Season) -> list[tuple[str, str, type[Exception]]]:
@@ -161,8 +161,8 @@ def test_cli_add_cosignature_and_checkpoint(
     code, out, err = run("--json", "log", "add-cosignature", str(line))
     assert code == 0, err
     [added] = json.loads(out)["cosignatures"]
-    assert (added["witness"], added["size"], added["duplicate"]) == (W1.name, 1, False)
-    code, out, _ = run("log", "add-cosignature", str(line), "--size", "1")
+    assert (added["witness"], added["size"], added["duplicate"]) == (W1.name, 2, False)
+    code, out, _ = run("log", "add-cosignature", str(line), "--size", "2")
     assert code == 0
     assert "already held" in out
     code, out, _ = run("log", "checkpoint")
@@ -172,4 +172,4 @@ def test_cli_add_cosignature_and_checkpoint(
     forged.write_text(line.read_text().replace(W1.name, W2.name))
     code, _, _ = run("log", "add-cosignature", str(forged))
     assert code != 0
-    assert season.log().cosignature_lines(1) == [line.read_text()]
+    assert season.log().cosignature_lines(2) == [line.read_text()]

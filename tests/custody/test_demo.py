@@ -78,6 +78,8 @@ def test_retention_purge_keeps_the_log_verifiable(
     out = tmp_path / "season"
     run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())
     monkeypatch.setenv("CUSTODY_HOME", str(out / "home"))
+    monkeypatch.setenv("CUSTODY_LOG_PASSPHRASE", PASS)  # each purge goes on the log first
+    monkeypatch.setenv("CUSTODY_SYSTEM_PASSPHRASE", PASS)
     blobs = list((out / "home" / "papers").glob("*.cpaper"))
     assert len(blobs) == 6
     later = T0 + timedelta(days=400)

@@ -121,6 +121,31 @@ def test_a_forged_cosignature_in_the_bundle_is_not_counted(
     assert "witness_policy" in rules(report)
     assert report["witness_policy"]["cosigned_by"] == [W1.name]
     assert report["witness_policy"]["invalid"] == [W2.name]
+    assert "witness_cosignature" in rules(report)
+
+
+def test_a_forged_cosignature_fails_verify_even_with_the_quorum_met(
+    any_season: Season, cli: Cli, tmp_path: Path
+) -> None:
+    season = any_season
+    full_life(season, "PK-1")
+    write_policy(season.home.path, 1)  # W1 alone meets the quorum
+    line = tmp_path / "w1.line"
+    line.write_text(cosign_latest(season, W1))
+    assert cli("log", "add-cosignature", str(line))[0] == 0
+    bundle = tmp_path / "bundle"
+    assert cli("export", "--out", str(bundle))[0] == 0
+    assert cli.verify(bundle)[0] == 0
+    note_path = bundle / "checkpoint.note"
+    real_w2 = parse_note(note_path.read_text() + cosign_latest(season, W2)).signatures[-1]
+    by_w3 = parse_note(note_path.read_text() + cosign_latest(season, W3)).signatures[-1]
+    forged = NoteSignature(W2.name, real_w2.key_hash, by_w3.signature).line()
+    note_path.write_text(note_path.read_text() + forged)
+    code, report = cli.verify(bundle)
+    assert code == 10
+    assert "witness_cosignature" in rules(report)  # named, beside the manifest's hash
+    assert "witness_policy" not in rules(report)  # the quorum itself is met
+    assert report["witness_policy"]["cosigned_by"] == [W1.name]
 
 
 def test_without_a_policy_verify_says_it_checked_none(

@@ -51,6 +51,7 @@ def seal(
         route=route,
         handover_witness=witness,
     )
+    season.publish_exam_policy(exam, handover_witness=witness)  # the seal follows the log's
     season.submit(
         season.event(
             Kind.SEAL, [pkg], actors={"sealer": "print-qian"}, signers=["print-qian"], body=body
@@ -106,15 +107,15 @@ def test_whole_life_of_a_package(season: Season) -> None:
             body={"method": "shredding", "copies": {"PK-1": 30}},
         )
     )
-    assert final.index == 8
+    assert final.index == 9  # entry 0 is the exam's policy
     assert season.log().package_state("PK-1").status == Status.DESTROYED
-    assert season.log().package_history("PK-1") == list(range(9))
+    assert season.log().package_history("PK-1") == list(range(1, 10))
 
     # The receipt's checkpoint verifies under the authority's log key, and the event is in it.
     authority = season.trust().authority
     verifier = NoteVerifier(authority.log_origin, authority.log_key)
     checkpoint, _ = open_checkpoint(final.checkpoint, [verifier], origin=authority.log_origin)
-    assert checkpoint.size == 9
+    assert checkpoint.size == 10
     for index, leaf in season.log().entries():
         proof = season.log().inclusion_proof(index, checkpoint.size)
         merkle.verify_inclusion(
@@ -147,7 +148,7 @@ def test_resubmission_returns_same_receipt(season: Season) -> None:
     assert again.index == first.index
     assert again.statement_id == first.statement_id
     assert again.duplicate
-    assert season.log().size() == 2
+    assert season.log().size() == 3  # the exam's policy, the seal, the dispatch
 
 
 def test_receiver_off_route_refused(season: Season) -> None:
@@ -328,7 +329,7 @@ def test_batch_append_accepts_and_rejects_each_alone(season: Season) -> None:
         body={"seals": SEALS},
     )
     result = season.log().submit_many([good, bad], now=season.now)
-    assert [r.index for r in result.receipts] == [2]
+    assert [r.index for r in result.receipts] == [3]
     assert isinstance(result.rejected[0].error, RouteError)
 
 
@@ -375,8 +376,8 @@ def test_observer_appends_system_incident_in_same_transaction(season: Season) ->
     )
     result = watched.submit_many([bad], now=season.now)
     assert isinstance(result.rejected[0].error, RouteError)
-    assert [r.index for r in result.system] == [1]
-    assert watched.size() == 2
+    assert [r.index for r in result.system] == [2]
+    assert watched.size() == 3
 
 
 def test_people_cannot_sign_as_the_system(season: Season) -> None:

@@ -154,10 +154,10 @@ def test_any_event_over_packages_of_mixed_policies_is_refused(
     sigcheck = verify_signatures(env, trust.signing_keys)
     if mixed:
         with pytest.raises(MixedPackagesError):
-            apply_event(event, sigcheck, env, states, trust, received=season.now)
+            apply_event(event, sigcheck, env, states, trust, received=season.now, exams={})
     else:
         try:
-            apply_event(event, sigcheck, env, states, trust, received=season.now)
+            apply_event(event, sigcheck, env, states, trust, received=season.now, exams={})
         except MixedPackagesError:  # pragma: no cover - the assertion below is the test
             pytest.fail("packages with one policy were refused as mixed")
         except CustodyError:

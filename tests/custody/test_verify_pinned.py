@@ -43,7 +43,7 @@ def test_verify_outside_a_home_needs_a_pin_or_a_trust_bundle(
     assert code == 0
     assert season.authority.name in out  # says which authority it checked
     assert pin in out
-    assert "checkpoint" in out and "size 9" in out
+    assert "checkpoint" in out and "size 10" in out
 
 
 def test_another_authoritys_export_is_refused(

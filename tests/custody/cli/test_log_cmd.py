@@ -48,7 +48,7 @@ def test_submit_status_and_proofs(cli, season: Season, tmp_path: Path) -> None: 
     code, out, _ = cli("--json", "event", "submit", str(_write(tmp_path, "d.json", good)))
     assert code == 0
     receipt = json.loads(out)["accepted"][0]
-    assert receipt["index"] == 1
+    assert receipt["index"] == 2
     # The same file again: the same receipt, nothing added.
     code, out, _ = cli("event", "submit", str(tmp_path / "d.json"))
     assert code == 0
@@ -56,7 +56,7 @@ def test_submit_status_and_proofs(cli, season: Season, tmp_path: Path) -> None: 
 
     code, out, _ = cli("--json", "log", "status")
     status = json.loads(out)
-    assert status["size"] == 2
+    assert status["size"] == 3
     authority = season.trust().authority
     checkpoint, _ = open_checkpoint(
         status["checkpoint"], [NoteVerifier(authority.log_origin, authority.log_key)]
@@ -69,10 +69,10 @@ def test_submit_status_and_proofs(cli, season: Season, tmp_path: Path) -> None: 
 
     code, out, _ = cli("--json", "log", "consistency", "1")
     assert code == 0
-    assert json.loads(out)["new_size"] == 2
+    assert json.loads(out)["new_size"] == 3
 
     code, out, _ = cli("log", "status")
-    assert "2 events" in out
+    assert "3 events" in out
 
 
 def test_submit_refusal_is_reported_with_exit_code(cli, season: Season, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -123,7 +123,7 @@ def test_wrong_log_passphrase(
     )
     code, _, _err = cli("event", "submit", str(_write(tmp_path, "d.json", env)))
     assert code == 11
-    assert season.log().size() == 1
+    assert season.log().size() == 2
 
 
 def test_statement_sign_countersign_verify(cli, season: Season, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

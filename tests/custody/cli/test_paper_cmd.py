@@ -12,6 +12,7 @@ from crypto.encoding import format_time
 from custody.cli import main
 from custody.demo import EXAM_ID, Season
 from custody.errors import NotFoundError, WindowError
+from custody.events import Event, Kind, parse_event
 from custody.store.paper_tables import PaperKeyRow
 from tests.conftest import PASS, T0
 from tests.custody.snapshot_reader import files_with_copies, snapshot_reader
@@ -24,6 +25,10 @@ IN_WINDOW = "2027-03-03T08:30:00Z"
 def keyfile(season: Season, subject: str) -> str:
     (path,) = season.home.people_dir().glob(f"{subject}-*.key")
     return str(path)
+
+
+def entries(season: Season) -> list[tuple[int, Event]]:
+    return [(i, parse_event(season.log().entry(i).payload)) for i in range(season.log().size())]
 
 
 def run(season: Season, *args: str, now: str = format_time(T0)) -> int:
@@ -280,6 +285,13 @@ def test_purge_takes_each_exam_retention_from_its_policy(
     assert len(blobs(proposed)) == 3
 
     exams_json.write_text(json.dumps({"exams": policy}))
+    # The file is a draft: until the writing exam's policy is on the log, nothing of it goes.
+    code, err = run_json(proposed, capsys, "paper", "purge", "--exam", other, now=april)
+    assert (code, err["error"]) == (NotFoundError.exit_code, NotFoundError.code)
+    assert "on the log" in err["message"]
+    code, data = run_json(proposed, capsys, "exam", "publish", now=april)
+    assert code == 0, data
+    assert [e["published"] for e in data["exams"]] == [True, True]  # INT's date changed too
     # In April the writing exam is still within its retention: a purge of everything refuses.
     code, err = run_json(proposed, capsys, "paper", "purge", now=april)
     assert (code, err["error"]) == (WindowError.exit_code, WindowError.code)
@@ -292,6 +304,11 @@ def test_purge_takes_each_exam_retention_from_its_policy(
     assert (data["purged"], data["kept"]) == (["SX-INT-P01-A@v1"], ["SX-INT-P01-B@v1"])
     assert f"{commitments['SX-INT-P01-A@v1']}.cpaper" not in blobs(proposed)
     assert len(blobs(proposed)) == 2
+    purges = [
+        e for _, e in entries(proposed) if e.kind == Kind.PAPER_ACT
+        and e.body["act_kind"] == "purge"
+    ]  # fmt: skip
+    assert [(e.body["paper"], e.body["exam"]) for e in purges] == [("SX-INT-P01-A@v1", EXAM_ID)]
     # In July both retentions are over.
     code, data = run_json(proposed, capsys, "paper", "purge", now=july)
     assert code == 0, data

@@ -65,18 +65,18 @@ def test_witness_cosigns_growth_and_refuses_a_fork(
 
     transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     transfer(season, Kind.HANDOVER, "PK-1", "courier-sun", "courier-li")
-    assert run("log", "witness-request", "--old-size", "1", "--out", str(req))[0] == 0
+    assert run("log", "witness-request", "--old-size", "2", "--out", str(req))[0] == 0
     assert run("witness", "cosign", str(req), *witness, "--init")[0] == 5  # state exists
     assert run("witness", "cosign", str(req), *witness)[0] == 0
 
-    # The operator shows the witness another history of size 4: refused, both checkpoints named.
+    # The operator shows the witness another history of size 5: refused, both checkpoints named.
     authority = season.trust().authority
     log_key = season.home.authority_key("log", PASS).signing
     forged = sign_checkpoint(
-        Checkpoint(authority.log_origin, 4, b"\x05" * 32), authority.log_origin, log_key
+        Checkpoint(authority.log_origin, 5, b"\x05" * 32), authority.log_origin, log_key
     )
-    proof = season.log().consistency_proof(2, 3)
-    req.write_bytes(format_add_checkpoint(3, proof, forged))
+    proof = season.log().consistency_proof(3, 4)
+    req.write_bytes(format_add_checkpoint(4, proof, forged))
     code, _, err = run("witness", "cosign", str(req), *witness)
     assert code == 10
     assert "two different histories" in err

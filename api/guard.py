@@ -1,0 +1,171 @@
+"""Limits that hold under abuse: bodies, media types, time, rates, and the answer's headers.
+
+Rules (the numbers are ``api.backend.Settings``, documented in docs/formats.md "Limits"):
+- A request body is read with the route's cap, counted while it arrives (413 ``too_large``
+  the moment it is exceeded, whatever Content-Length claimed), and must arrive whole within
+  ``body_timeout`` seconds (408 ``request_timeout``): a client sending a byte every few seconds
+  holds nothing for long.
+- A route with a body names the media types it accepts; anything else is 415
+  ``unsupported_media_type`` before a byte is read. JSON routes accept only
+  ``application/json``, which a cross-site HTML form cannot send without a CORS preflight.
+- Rates (the ``limits`` library, moving windows, kept per process): every request counts
+  against its client address; logins, logged-in reads and submitted envelopes count against
+  their key id too. Over the limit answers 429 ``rate_limited`` with ``Retry-After``.
+- Every answer carries ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a
+  ``frame-ancestors 'none'`` policy, ``Referrer-Policy: no-referrer`` and, for every API
+  answer, ``Cache-Control: no-store`` (personal data never rests in a cache).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Iterable
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import TooLargeError
+from custody.errors import MediaTypeError, RateLimitError, RequestTimeoutError
+
+
+class Limiter:
+    """Moving-window rate limits, in this process's memory."""
+
+    def __init__(self) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._items: dict[str, RateLimitItem] = {}
+
+    def _item(self, rate: str) -> RateLimitItem:
+        item = self._items.get(rate)
+        if item is None:
+            item = self._items[rate] = parse(rate)
+        return item
+
+    def hit(self, rate: str, kind: str, who: str) -> None:
+        """Count one request of ``who``; ``RateLimitError`` once over ``rate``."""
+        item = self._item(rate)
+        if not self._limiter.hit(item, kind, who):
+            stats = self._limiter.get_window_stats(item, kind, who)
+            wait = max(1, math.ceil(stats.reset_time - time.time()))
+            error = RateLimitError(
+                f"too many requests from this {kind} (at most {rate})",
+                hint=f"retry in {wait} s",
+            )
+            error.retry_after = wait  # type: ignore[attr-defined]
+            raise error
+
+
+def limiter_of(request: Request) -> Limiter:
+    limiter = request.app.state.limiter
+    assert isinstance(limiter, Limiter)
+    return limiter
+
+
+def rate_check(request: Request, rate: str, kind: str, who: str) -> None:
+    limiter_of(request).hit(rate, kind, who)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_body(
+    request: Request,
+    limit: int,
+    what: str,
+    *,
+    accept: Iterable[str] | None = None,
+    timeout: float | None = None,
+) -> bytes:
+    """The request body, refused as soon as it exceeds ``limit`` bytes, if its media type is
+    not one of ``accept``, or if it has not arrived whole within ``timeout`` seconds."""
+    if accept is not None:
+        accepted = tuple(accept)
+        got = _media_type(request)
+        if got not in accepted:
+            raise MediaTypeError(
+                f"{what}: Content-Type {got or '(none)'!r} is not accepted here",
+                hint="send " + " or ".join(accepted),
+            )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(f"{what}: {declared} bytes, more than the {limit} accepted")
+    if timeout is None:
+        timeout = float(request.app.state.backend.settings.body_timeout)
+    chunks: list[bytes] = []
+    total = 0
+
+    async def collect() -> None:
+        nonlocal total
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise TooLargeError(f"{what}: more than the {limit} bytes accepted")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except TimeoutError as e:
+        raise RequestTimeoutError(
+            f"{what}: the body did not arrive within {timeout:g} s ({total} bytes came)"
+        ) from e
+    return b"".join(chunks)
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+FRAME_POLICY = (b"content-security-policy", b"frame-ancestors 'none'")
+NO_STORE = (b"cache-control", b"no-store")
+
+
+class Guard:
+    """Outer middleware: the per-address rate limit, and the headers every answer carries."""
+
+    def __init__(self, app: ASGIApp, *, limiter: Limiter, rate: str) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.rate = rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "-"
+        path = str(scope.get("path", ""))
+
+        async def guarded_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [h for h in SECURITY_HEADERS if h[0] not in names]
+                if FRAME_POLICY[0] not in names:
+                    headers.append(FRAME_POLICY)
+                if NO_STORE[0] not in names and not path.startswith("/scan"):
+                    headers.append(NO_STORE)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            self.limiter.hit(self.rate, "address", address)
+        except RateLimitError as e:
+            response = JSONResponse(
+                e.as_dict(),
+                status_code=e.http_status,
+                headers={"Retry-After": str(getattr(e, "retry_after", 1))},
+            )
+            await response(scope, receive, guarded_send)
+            return
+        await self.app(scope, receive, guarded_send)
+
+
+__all__ = ["Guard", "Limiter", "TooLargeError", "rate_check", "read_body"]

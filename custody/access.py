@@ -1,0 +1,166 @@
+"""Who may read what: the one access policy every read route asks (pure).
+
+A route never decides by itself: it builds the facts of what was asked for (a package, a log
+entry, the trust document...) and asks one ``may_...`` function, or ``require`` for a refusal
+with the right class. Every function is pure over a ``Principal`` (or ``None``: no login) and
+frozen facts, so the table of ``tests/api/test_access_table.py`` exercises exactly this.
+
+Rules:
+- Without a login (``None``): the checkpoints, the authority's and the log's public keys
+  (``/healthz``), label verification (text or photo), and logging in. Nothing about people,
+  packages, incidents or log entries.
+- Anyone logged in reads the packages whose route, holder or sealer names them, and Merkle
+  proofs (hashes only).
+- courier: exactly that (the packages routed through them).
+- custodian: also every package whose destination site is one of their ``site:``
+  assignments (certificate ``scopes``): two custodians of one site both see its packages.
+- chief examiner and supervisor: also every package of an exam in their ``exam:``
+  assignments.
+- secrecy officer: every package, incident, log entry and person of the authority, and the
+  access log. One authority is one province's exam centre (one log per authority), so "their
+  province" is the whole authority.
+- auditor: everything read-only, the export and the access log.
+- A log entry is readable by whoever may read one of its packages; an entry that names no
+  package (incidents, keys, leak reports) only by secrecy officers and auditors.
+- The trust document: every certificate in full (organisation, recusals) for secrecy officers
+  and auditors; every other login gets the directory (display name, roles, key, validity).
+- Recusal does not hide anything already readable: it withdraws a person from signing, and a
+  recused courier is still named on no route of that exam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from custody.errors import ForbiddenError, LoginRequiredError
+from keys.model import Certificate, Role
+
+ALL_SEEING = frozenset({Role.SECRECY_OFFICER, Role.AUDITOR})
+SITE_SCOPED = frozenset({Role.CUSTODIAN})
+EXAM_SCOPED = frozenset({Role.CHIEF_EXAMINER, Role.SUPERVISOR})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A logged-in person, as their certificate says at the moment of the request."""
+
+    subject: str
+    key_id: str
+    name: str
+    roles: frozenset[Role]
+    scopes: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, cert: Certificate) -> Principal:
+        return cls(cert.subject, cert.key_id, cert.name, cert.roles, cert.scopes)
+
+    def assigned(self, kind: str) -> frozenset[str]:
+        """The values of this person's assignments of one kind (``site``, ``exam``)."""
+        prefix = kind + ":"
+        return frozenset(s[len(prefix) :] for s in self.scopes if s.startswith(prefix))
+
+    @property
+    def sees_all(self) -> bool:
+        return bool(self.roles & ALL_SEEING)
+
+
+@dataclass(frozen=True)
+class PackageFacts:
+    """What the policy needs of a package: its exam, destination site and the people on it."""
+
+    package_id: str
+    exam: str
+    site: str
+    people: frozenset[str]  # its route, its holder, its sealer
+
+    @classmethod
+    def build(cls, package_id: str, *, exam: str, site: str, people: Iterable[str]) -> PackageFacts:
+        return cls(package_id, exam, site, frozenset(p for p in people if p))
+
+
+class Read(StrEnum):
+    """What can be read, for messages and the access log."""
+
+    PACKAGE = "package"
+    ENTRY = "entry"
+    PROOF = "proof"
+    TRUST = "trust"
+    INCIDENTS = "incidents"
+    ACCESS_LOG = "access_log"
+    EXPORT = "export"
+
+
+def may_read_package(p: Principal | None, pkg: PackageFacts) -> bool:
+    if p is None:
+        return False
+    if p.sees_all or p.subject in pkg.people:
+        return True
+    if p.roles & SITE_SCOPED and pkg.site in p.assigned("site"):
+        return True
+    return bool(p.roles & EXAM_SCOPED and pkg.exam in p.assigned("exam"))
+
+
+def may_read_entry(p: Principal | None, packages: Iterable[PackageFacts]) -> bool:
+    """A log entry (its envelope) that touches ``packages`` (empty: no package named)."""
+    if p is None:
+        return False
+    if p.sees_all:
+        return True
+    return any(may_read_package(p, pkg) for pkg in packages)
+
+
+def may_read_proofs(p: Principal | None) -> bool:
+    return p is not None
+
+
+def may_read_people(p: Principal | None) -> bool:
+    """Every certificate in full: organisations and recusal lists."""
+    return p is not None and p.sees_all
+
+
+def may_read_directory(p: Principal | None) -> bool:
+    """The least a device needs about people: display name, roles, key, validity."""
+    return p is not None
+
+
+def may_read_incidents(p: Principal | None) -> bool:
+    return p is not None and p.sees_all
+
+
+def may_read_access_log(p: Principal | None) -> bool:
+    return p is not None and p.sees_all
+
+
+def may_export(p: Principal | None) -> bool:
+    return p is not None and Role.AUDITOR in p.roles
+
+
+def require(allowed: bool, p: Principal | None, what: str) -> Principal:
+    """The principal if ``allowed``; otherwise ``LoginRequiredError`` without a login and
+    ``ForbiddenError`` with one (its message names what was refused, never whose it is)."""
+    if p is None:
+        raise LoginRequiredError(
+            f"reading {what} needs a login", hint="log in: POST /v1/login (see docs/formats.md)"
+        )
+    if not allowed:
+        roles = ",".join(sorted(p.roles))
+        raise ForbiddenError(f"{what} is outside what {p.subject} ({roles}) may read")
+    return p
+
+
+__all__ = [
+    "PackageFacts",
+    "Principal",
+    "Read",
+    "may_export",
+    "may_read_access_log",
+    "may_read_directory",
+    "may_read_entry",
+    "may_read_incidents",
+    "may_read_package",
+    "may_read_people",
+    "may_read_proofs",
+    "require",
+]

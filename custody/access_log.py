@@ -1,0 +1,390 @@
+"""The access log: every read of personal data, append-only, chained and checkpointed.
+
+Its own origin (the custody log's origin followed by ``/access``) keeps its checkpoints apart
+from the custody log's, though the same log key signs both.
+
+Record (one leaf, canonical JSON; docs/formats.md "Access log"):
+    {"type": "custody.access.v1", "at": RFC 3339, "who": person, "key_id": hex,
+     "roles": [...], "route": "GET /v1/packages/{package_id}", "objects": ["package:PK-1"],
+     "prev": hex SHA-256 leaf hash of the record before (64 zeros for the first)}
+
+Rules:
+- A record is written before the answer it records leaves the service (the route calls
+  ``record`` and only then answers): a read that could not be recorded is not answered.
+- Records get consecutive indexes under a lock on one head row (as the custody log's entries).
+- Every record names the leaf hash of the one before: deleting or editing one breaks the chain
+  at that place, and the RFC 9162 root in a checkpoint signed by the log key fixes the whole.
+- ``verify_access`` is pure over the exported lines and checkpoint: origin, signature, size,
+  root, each record's form and its link to the one before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from crypto import merkle
+from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.note import Checkpoint, NoteVerifier, open_checkpoint, sign_checkpoint
+from crypto.signing import SigningKey
+from custody.access import Principal
+from custody.errors import CustodyError, FormatError, NotFoundError, StorageError, UsageError
+from custody.store.access_tables import (
+    AccessCheckpoint,
+    AccessHead,
+    AccessObject,
+    AccessRecord,
+)
+from custody.store.db import read_options
+from keys.keyfile import write_new_file
+from keys.model import Authority
+
+HEAD = AccessHead.__table__  # type: ignore[attr-defined]
+RECORDS = AccessRecord.__table__  # type: ignore[attr-defined]
+OBJECTS = AccessObject.__table__  # type: ignore[attr-defined]
+CHECKPOINTS = AccessCheckpoint.__table__  # type: ignore[attr-defined]
+
+ACCESS_TYPE = "custody.access.v1"
+ACCESS_FILE = "access.jsonl"
+ACCESS_CHECKPOINT_FILE = "access-checkpoint.note"
+GENESIS = "0" * 64
+# "full": each commit waits for the disk (a record survives a power loss once answered);
+# "lazy": commits are durable against a process crash, flushed to disk by the next full
+# commit (a checkpoint, the custody log's next append) or the OS within a moment.
+FLUSH_MODES = ("full", "lazy")
+MAX_OBJECTS = 100  # objects named in one record (a list route names its first ones)
+
+
+def access_origin(authority: Authority) -> str:
+    return authority.log_origin + "/access"
+
+
+def _root(leaves: Iterable[bytes]) -> tuple[int, bytes]:
+    """RFC 9162 root of a stream of leaves, in O(log n) memory."""
+    stack: list[tuple[int, bytes]] = []
+    count = 0
+    for leaf in leaves:
+        count += 1
+        level, h = 0, merkle.leaf_hash(leaf)
+        while stack and stack[-1][0] == level:
+            _, left = stack.pop()
+            h = merkle.node_hash(left, h)
+            level += 1
+        stack.append((level, h))
+    if not stack:
+        return 0, merkle.EMPTY_ROOT
+    h = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        h = merkle.node_hash(left, h)
+    return count, h
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    index: int
+    at: str
+    who: str
+    key_id: str
+    roles: tuple[str, ...]
+    route: str
+    objects: tuple[str, ...]
+    prev: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "at": self.at,
+            "who": self.who,
+            "key_id": self.key_id,
+            "roles": list(self.roles),
+            "route": self.route,
+            "objects": list(self.objects),
+        }
+
+
+def parse_access_leaf(index: int, leaf: bytes) -> AccessEntry:
+    f = Fields(
+        parse_json_object(leaf, what=f"access record {index}"), what=f"access record {index}"
+    )
+    f.expect("type", ACCESS_TYPE)
+    return AccessEntry(
+        index,
+        f.text("at"),
+        f.text("who"),
+        f.text("key_id"),
+        f.texts("roles"),
+        f.text("route"),
+        f.texts("objects"),
+        f.text("prev"),
+    )
+
+
+@dataclass
+class _Pending:
+    """One read waiting for its record to be committed (``index``) or refused (``error``)."""
+
+    principal: Principal
+    route: str
+    objects: list[str]
+    at: datetime
+    index: int | None = None
+    error: CustodyError | None = None
+
+    def leaf(self, prev: str) -> bytes:
+        return canonical_json(
+            {
+                "type": ACCESS_TYPE,
+                "at": format_time(self.at),
+                "who": self.principal.subject,
+                "key_id": self.principal.key_id,
+                "roles": sorted(r.value for r in self.principal.roles),
+                "route": self.route,
+                "objects": self.objects,
+                "prev": prev,
+            }
+        )
+
+
+class AccessLog:
+    """The access log of one home (``log_key`` signs its checkpoints; None: read only)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        authority: Authority,
+        log_key: SigningKey | None,
+        *,
+        flush: str = "full",
+    ) -> None:
+        if flush not in FLUSH_MODES:
+            raise UsageError(f"access log flush {flush!r}: one of {', '.join(FLUSH_MODES)}")
+        self.engine = engine
+        self.flush = flush
+        self._turn = threading.Condition()
+        self._pending: list[_Pending] = []
+        self._writing = False
+        self.origin = access_origin(authority)
+        self.log_key = log_key
+        self.verifier = NoteVerifier(self.origin, authority.log_key)
+        with engine.begin() as conn:
+            if conn.execute(select(HEAD.c.id).where(HEAD.c.id == 1)).first() is None:
+                conn.execute(insert(HEAD).values(id=1, size=0, last=GENESIS))
+
+    def record(self, principal: Principal, route: str, objects: Sequence[str], at: datetime) -> int:
+        """Append one read and return its index once it is durable. Raises ``StorageError``
+        if it could not be stored (the read is then not answered).
+
+        Group commit: the reads of this process that arrive while a transaction is being
+        written go into the next one together, so concurrent reads share one fsync instead
+        of queueing one each; every caller still returns only after its own record is
+        committed."""
+        mine = _Pending(principal, route, sorted(set(objects))[:MAX_OBJECTS], at)
+        with self._turn:
+            self._pending.append(mine)
+            while self._writing and mine.index is None and mine.error is None:
+                self._turn.wait()
+            if mine.index is None and mine.error is None:
+                self._writing = True
+                batch, self._pending = self._pending, []
+            else:
+                batch = []
+        if batch:
+            try:
+                self._write(batch)
+            finally:
+                with self._turn:
+                    self._writing = False
+                    self._turn.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        assert mine.index is not None
+        return mine.index
+
+    def _write(self, batch: list[_Pending]) -> None:
+        try:
+            with self.engine.connect() as conn, self._relaxed(conn), conn.begin():
+                if self.flush == "lazy" and conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                # One statement takes the head's lock, the indexes and the previous link.
+                head = conn.execute(
+                    update(HEAD)
+                    .where(HEAD.c.id == 1)
+                    .values(size=HEAD.c.size + len(batch))
+                    .returning(HEAD.c.size, HEAD.c.last)
+                ).one()
+                first = int(head.size) - len(batch)
+                prev = str(head.last)
+                rows: list[dict[str, object]] = []
+                named: list[dict[str, object]] = []
+                for n, item in enumerate(batch):
+                    leaf = item.leaf(prev)
+                    rows.append(
+                        {
+                            "idx": first + n,
+                            "subject": item.principal.subject,
+                            "at": format_time(item.at),
+                            "leaf": leaf,
+                        }
+                    )
+                    named += [{"object": o, "idx": first + n} for o in item.objects]
+                    prev = merkle.leaf_hash(leaf).hex()
+                conn.execute(insert(RECORDS), rows)
+                conn.execute(update(HEAD).where(HEAD.c.id == 1).values(last=prev))
+                if named:
+                    conn.execute(insert(OBJECTS), named)
+        except Exception as e:  # noqa: BLE001 - any database failure: the reads are not answered
+            error = StorageError("the read could not be recorded on the access log")
+            error.__cause__ = e
+            for item in batch:
+                item.error = error
+            return
+        for n, item in enumerate(batch):
+            item.index = first + n
+
+    @contextlib.contextmanager
+    def _relaxed(self, conn: Connection) -> Iterator[None]:
+        """SQLite, ``flush="lazy"``: this connection commits without waiting for the disk
+        (``synchronous=NORMAL`` in WAL mode: durable against a process crash; a power loss may
+        take the last records back, never a checkpointed one, as signing a checkpoint commits
+        with a full flush, which flushes every earlier commit of the WAL too)."""
+        if self.flush != "lazy" or conn.dialect.name != "sqlite":
+            yield
+            return
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            raw.execute("PRAGMA synchronous=FULL")
+
+    def _reader(self) -> Connection:
+        return self.engine.connect().execution_options(**read_options(self.engine))
+
+    def size(self) -> int:
+        with self._reader() as conn:
+            return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+
+    def leaves(self, start: int = 0, end: int | None = None) -> list[bytes]:
+        query = select(RECORDS.c.leaf).where(RECORDS.c.idx >= start).order_by(RECORDS.c.idx)
+        if end is not None:
+            query = query.where(RECORDS.c.idx < end)
+        with self._reader() as conn:
+            return [bytes(r.leaf) for r in conn.execute(query)]
+
+    def who_read(
+        self, *, obj: str | None = None, who: str | None = None, limit: int = 1000
+    ) -> list[AccessEntry]:
+        """The reads that named ``obj`` (``package:ID``, ``person:ID``...) or were made by
+        ``who``, oldest first."""
+        query = select(RECORDS.c.idx, RECORDS.c.leaf).order_by(RECORDS.c.idx).limit(limit)
+        if obj is not None:
+            query = query.where(
+                RECORDS.c.idx.in_(select(OBJECTS.c.idx).where(OBJECTS.c.object == obj))
+            )
+        if who is not None:
+            query = query.where(RECORDS.c.subject == who)
+        with self._reader() as conn:
+            return [parse_access_leaf(r.idx, bytes(r.leaf)) for r in conn.execute(query)]
+
+    def checkpoint(self, now: datetime) -> str:
+        """The signed checkpoint of the access log as it is now (signed once per size)."""
+        with self.engine.begin() as conn:
+            # Lock the head so no record lands between reading the size and the leaves.
+            conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size))
+            size = int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+            held = conn.execute(
+                select(CHECKPOINTS.c.note).where(CHECKPOINTS.c.size == size)
+            ).scalar_one_or_none()
+            if held is not None:
+                return str(held)
+            if self.log_key is None:
+                raise NotFoundError(
+                    f"the access log has no checkpoint for its {size} records, and this "
+                    "service holds no log key to sign one"
+                )
+            rows = conn.execute(select(RECORDS.c.leaf).order_by(RECORDS.c.idx))
+            count, root = _root(bytes(r.leaf) for r in rows)
+            if count != size:  # pragma: no cover - would need an edited table
+                raise StorageError(f"the access log holds {count} records, its head says {size}")
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.log_key)
+            conn.execute(
+                insert(CHECKPOINTS).values(
+                    size=size, root=root, note=note, signed_at=format_time(now)
+                )
+            )
+            return note
+
+    def latest_checkpoint(self) -> str | None:
+        with self._reader() as conn:
+            note = conn.execute(
+                select(CHECKPOINTS.c.note).order_by(CHECKPOINTS.c.size.desc()).limit(1)
+            ).scalar_one_or_none()
+        return None if note is None else str(note)
+
+    def export(self, out: Path, now: datetime) -> dict[str, str]:
+        """Write ``access.jsonl`` and ``access-checkpoint.note`` into ``out``; their SHA-256s.
+
+        A writer signs a checkpoint of the access log as it is now; a reader (no log key)
+        exports up to the latest checkpoint the service signed (an empty dict: none yet)."""
+        note = self.checkpoint(now) if self.log_key is not None else self.latest_checkpoint()
+        if note is None:
+            return {}
+        checkpoint, _ = open_checkpoint(note, [self.verifier], origin=self.origin)
+        lines = b"".join(leaf + b"\n" for leaf in self.leaves(0, checkpoint.size))
+        files = {ACCESS_FILE: lines, ACCESS_CHECKPOINT_FILE: note.encode()}
+        for name, data in files.items():
+            write_new_file(out / name, data, mode=0o644)
+        return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+
+
+def verify_access(authority: Authority, note: str, lines: Sequence[bytes]) -> list[str]:
+    """Problems with an exported access log (empty: it verifies)."""
+    origin = access_origin(authority)
+    try:
+        checkpoint, _ = open_checkpoint(
+            note, [NoteVerifier(origin, authority.log_key)], origin=origin
+        )
+    except CustodyError as e:
+        return [f"access checkpoint does not verify under the log key: {e.message}"]
+    problems: list[str] = []
+    leaves = [line.rstrip(b"\n") for line in lines]
+    if len(leaves) != checkpoint.size:
+        problems.append(
+            f"the access log holds {len(leaves)} records, its checkpoint {checkpoint.size}"
+        )
+    prev = GENESIS
+    for index, leaf in enumerate(leaves):
+        try:
+            entry = parse_access_leaf(index, leaf)
+            if canonical_json(parse_json_object(leaf, what="access record")) != leaf:
+                raise FormatError(f"access record {index} is not canonical JSON")
+        except FormatError as e:
+            problems.append(e.message)
+            prev = merkle.leaf_hash(leaf).hex()
+            continue
+        if entry.prev != prev:
+            problems.append(f"access record {index} does not link to the record before it")
+        prev = merkle.leaf_hash(leaf).hex()
+    _, root = _root(leaves)
+    if root != checkpoint.root:
+        problems.append("the access log's records do not hash to its checkpoint's root")
+    return problems
+
+
+__all__ = [
+    "ACCESS_CHECKPOINT_FILE",
+    "ACCESS_FILE",
+    "AccessEntry",
+    "AccessLog",
+    "access_origin",
+    "verify_access",
+]
