@@ -42,7 +42,6 @@ from custody.incidents.outbox import DeliveryReport, Mailer, deliver_outbox
 from custody.log import CustodyLog
 from custody.readiness import MIN_FREE_BYTES, Readiness, readiness
 from custody.service import ServiceSecrets, open_reader, open_writer, signed_head_file
-from custody.service import ServiceSecrets, open_reader, open_writer
 from custody.sessions import Sessions
 from custody.store.tables import CertificateRow, RevocationRow
 from custody.witness_client import WitnessOutcome, published, send_to_witnesses
