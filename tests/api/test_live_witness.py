@@ -86,6 +86,7 @@ def test_a_live_witness_cosigns_and_a_fork_opens_an_incident(
     events = seal_events(season, [f"PK-{n}" for n in range(8)])
     for line in events[:3]:
         season.log().submit(parse_envelope(line), now=season.now)
+    n1 = season.log().size() + 1  # the size after one more event (a season may start with some)
     season.log().close()
     season.home.engine.dispose()
 
@@ -118,32 +119,32 @@ def test_a_live_witness_cosigns_and_a_fork_opens_an_incident(
             # A new checkpoint is cosigned too (from the size the witness holds, with a proof).
             assert httpx.post(f"{base}/v1/events", content=events[3]).status_code == 201
             _wait(
-                "a cosigned size 4",
-                lambda: f"— {NAME} " in httpx.get(f"{base}/v1/checkpoint/4").text,
+                "a cosigned next size",
+                lambda: f"— {NAME} " in httpx.get(f"{base}/v1/checkpoint/{n1}").text,
                 serve,
             )
             witnessed = httpx.get(f"{base}/readyz").json()["witnessed"]
             assert witnessed["policy"] == "1 of 1" and witnessed["published"] is True
         log = open_reader(season.home)
         policy = season.home.require_witness_policy()
-        assert published(log, policy, 4) and published(log, policy)
+        assert published(log, policy, n1) and published(log, policy)
 
         # The operator shows the witness another history: the first 4 entries, then two of its
         # own, signed by the log key, with a valid proof from the size the witness holds.
         real = [merkle.leaf_hash(leaf) for _, leaf in log.entries()]
-        forged_leaves = real[:4] + [merkle.leaf_hash(b"forged-%d" % n) for n in range(2)]
+        forged_leaves = real[:n1] + [merkle.leaf_hash(b"forged-%d" % n) for n in range(2)]
         nodes = {
             (lv, ix): h for lv, ix, h in merkle.nodes_for_batch(0, forged_leaves, lambda *_: b"")
         }
-        forged_root = merkle.root_from_nodes(6, nodes)
-        proof = merkle.consistency_proof_from_nodes(4, 6, nodes)
+        forged_root = merkle.root_from_nodes(n1 + 2, nodes)
+        proof = merkle.consistency_proof_from_nodes(n1, n1 + 2, nodes)
         log_key = season.home.authority_key("log", PASS).signing
         forged = sign_checkpoint(
-            Checkpoint(authority.log_origin, 6, forged_root), authority.log_origin, log_key
+            Checkpoint(authority.log_origin, n1 + 2, forged_root), authority.log_origin, log_key
         )
         r = httpx.post(
             f"http://127.0.0.1:{wport}/add-checkpoint",
-            content=format_add_checkpoint(4, proof, forged),
+            content=format_add_checkpoint(n1, proof, forged),
         )
         assert r.status_code == 200  # the witness cannot know: it is consistent with what it saw
         # Meanwhile the real log grows to 7: the witness now refuses its proof (422) and the log
@@ -161,4 +162,4 @@ def test_a_live_witness_cosigns_and_a_fork_opens_an_incident(
             )
     (fork,) = [i for i in list_incidents(season.home.engine) if i.kind == "log_fork"]
     assert fork.severity == "critical"
-    assert not published(open_reader(season.home), policy, 7)
+    assert not published(open_reader(season.home), policy, n1 + 3)

@@ -210,16 +210,12 @@ def test_a_read_only_sqlite_file_answers_503_and_exit_6(season: Season) -> None:
     _forget_connections(season)
     db = season.home.path / "custody.db"
     with read_only(db):
-        with serving(season) as base:
-            assert httpx.get(f"{base}/livez").json() == {"ok": True}
-            assert_storage_answer(
-                httpx.post(f"{base}/v1/events", content=pk2),
-                "db_read_only",
-            )
-            ready = httpx.get(f"{base}/readyz")
-            assert ready.status_code == 503
-            assert ready.json()["checks"]["database"]["ok"] is False
-            assert httpx.get(f"{base}/v1/checkpoint").status_code == 200  # reads still work
+        # The service writes as it starts (its access log, its sessions): it refuses to start,
+        # by exit 6 and the database's name, never a traceback.
+        done = serve_exit(season)
+        assert done.returncode == 6, done.stderr
+        assert b"db_read_only" in done.stderr and b"Traceback" not in done.stderr
+        del pk2
         feed = season.home.path.parent / "pk3.json"
         feed.write_bytes(pk3)
         done = cli(season, "event", "submit", str(feed))
@@ -245,8 +241,9 @@ def test_readiness_floor_and_a_damaged_log_in_process(season: Season) -> None:
         engine = season.home.engine
         from sqlalchemy import text
 
+        size = season.log().size()
         with engine.begin() as conn:
-            conn.execute(text("DELETE FROM checkpoint WHERE size = 2"))
+            conn.execute(text("DELETE FROM checkpoint WHERE size = :s"), {"s": size})
         r = client.get("/readyz")
         assert r.status_code == 503
         assert r.json()["checks"]["log"]["error"] == "log_state"
@@ -300,15 +297,18 @@ def test_a_damaged_log_is_refused_by_serve_and_while_serving(season: Season) -> 
     with serving(season) as base:
         assert httpx.get(f"{base}/readyz").json()["ready"] is True
         engine = make_engine(season.home.database_url)
-        with engine.begin() as conn:  # size 3: frontier (1, 0) and (0, 2)
+        with engine.begin() as conn:  # the highest frontier node of the log's size
+            size = int(conn.execute(text("SELECT size FROM log_head WHERE id = 1")).scalar_one())
+            level = size.bit_length() - 1
             conn.execute(
-                text("UPDATE tree_node SET hash = :h WHERE level = 1 AND idx = 0"), {"h": bytes(32)}
+                text("UPDATE tree_node SET hash = :h WHERE level = :l AND idx = 0"),
+                {"h": bytes(32), "l": level},
             )
         engine.dispose()
         assert_storage_answer(httpx.post(f"{base}/v1/events", content=pk4), "log_state")
         ready = httpx.get(f"{base}/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["log"]["error"] == "log_state"
-        assert httpx.get(f"{base}/v1/checkpoint").text.split("\n")[1] == "3"  # nothing new
+        assert httpx.get(f"{base}/v1/checkpoint").text.split("\n")[1] == str(size)  # nothing new
     done = serve_exit(season)
     assert done.returncode == 6 and b"log_state" in done.stderr
     assert b"Traceback" not in done.stderr

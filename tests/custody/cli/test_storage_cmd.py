@@ -53,8 +53,9 @@ def test_a_sound_log_passes_quick_and_full(season: Season) -> None:
         done = check(season, *args)
         assert done.returncode == 0, done.stdout + done.stderr
         body = json.loads(done.stdout)
-        assert body["ok"] is True and body["size"] == 9 and body["leaves_checked"] == 9
-        assert body["signed_head_file"].startswith("size 9 ")
+        size = body["size"]  # 9 events, and the season's own (its exam policy)
+        assert body["ok"] is True and size >= 9 and body["leaves_checked"] == size
+        assert body["signed_head_file"].startswith(f"size {size} ")
 
 
 def test_a_zeroed_inner_node_is_found_by_the_full_check(season: Season) -> None:
