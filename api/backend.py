@@ -6,7 +6,8 @@ Rules:
   is created, each with its own passphrase; without them the log is read-only.
 - The desk's clock work (break-glass intake, overdue handovers, missed check-ins and patrols,
   the escalation ladder) and the outbox's delivery run in the service on their own schedule
-  (``desk_every``), not only when someone runs ``custody incident sweep``.
+  (``desk_every``), not only when someone runs ``custody incident sweep``; so does sending
+  the latest checkpoint to the live witnesses of ``witnesses.json`` (those with a ``url``).
 - The trust store is re-read whenever a certificate or revocation was added since the last
   request (rows are only ever added), so an enrolment or a revocation made with the CLI counts
   at once: the home's trust version (one stat call, bumped after every enrolment, revocation
@@ -39,9 +40,11 @@ from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.incidents.outbox import DeliveryReport, Mailer, deliver_outbox
 from custody.log import CustodyLog
-from custody.service import ServiceSecrets, open_reader, open_writer
+from custody.readiness import MIN_FREE_BYTES, Readiness, readiness
+from custody.service import ServiceSecrets, open_reader, open_writer, signed_head_file
 from custody.sessions import Sessions
 from custody.store.tables import CertificateRow, RevocationRow
+from custody.witness_client import WitnessOutcome, published, send_to_witnesses
 from keys.trust import TrustStore
 
 MIB = 1 << 20
@@ -67,6 +70,7 @@ class Settings:
     max_image_body: int = 8 * MIB
     max_label_body: int = 16 * 1024
     max_cosignature_body: int = 64 * 1024
+    min_free_bytes: int = MIN_FREE_BYTES  # /readyz: free disk space under the home, at least
     # -- access (issue 12) --
     session_minutes: int = 15  # a session token's life (never past its key's certificate)
     challenge_seconds: int = 120  # a login challenge's life (single use)
@@ -99,6 +103,7 @@ class Backend:
         self._lock = threading.Lock()
         self._trust_token = self.home.trust_version()
         self._trust_version = self._version()
+        self.witness_outcomes: list[WitnessOutcome] = []
         system_key = self.log.desk.system_key if isinstance(self.log, WatchedLog) else None
         self.sessions = Sessions(
             self.log.trust, system_key, ttl=timedelta(minutes=settings.session_minutes)
@@ -135,10 +140,32 @@ class Backend:
         touched = self.log.ingest_paper_incidents(now) + self.log.sweep(now)
         self.access.checkpoint(now)  # the access log is checkpointed on the desk's clock too
         report = deliver_outbox(self.home.engine, now, mailer=self.settings.mailer)
+        policy = self.home.witness_policy()
+        if policy is not None and policy.urls:
+            # Live witnesses: each is brought up to the latest checkpoint (a fork they report
+            # opens a critical incident through the desk).
+            self.witness_outcomes = send_to_witnesses(self.log, policy, now)
+            touched += [o.incident for o in self.witness_outcomes if o.incident]
         return touched, report
 
     def now(self) -> datetime:
         return self.settings.clock()
+
+    def readiness(self) -> Readiness:
+        """May this service take appends now (``/readyz``)?"""
+        head = signed_head_file(self.home, self.log.trust.authority)
+        report = readiness(self.log, head, self.home.path, floor=self.settings.min_free_bytes)
+        policy = self.home.witness_policy()
+        if policy is None or not report.checks["database"].ok:
+            return report
+        # Informative: whether the latest checkpoint met the witness quorum (k of n), and what
+        # each live witness answered last; it does not make the service unready.
+        witnessed: dict[str, object] = {
+            "policy": policy.describe(),
+            "published": published(self.log, policy),
+            "last_round": [o.as_dict() for o in self.witness_outcomes],
+        }
+        return Readiness(report.checks, report.standbys, witnessed)
 
     def _version(self) -> tuple[int, int]:
         with Session(self.home.engine) as session:

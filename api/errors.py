@@ -6,6 +6,8 @@ Rules:
 - Request validation (a query parameter that is not an integer, a path that breaks its pattern)
   answers 422 with the same shape and the stable code ``invalid_request``.
 - Unknown routes and methods answer 404 / 405 with the same shape.
+- A ``StorageError`` (an outage, a full or read-only disk, a damaged database) answers 503
+  with ``Retry-After``: it is the service's trouble, not the client's, and retrying is safe.
 - Anything else is a bug: it is logged (exception class and stack frames only: no message, no
   request body, so no secret can reach the log) and answers 500 ``internal``.
 """
@@ -52,8 +54,13 @@ class InvalidRequestError(UsageError):
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
+RETRY_AFTER_SECONDS = 5  # a storage fault: the client retries (the same statement is idempotent)
+
+
 def error_response(error: CustodyError) -> JSONResponse:
     retry = getattr(error, "retry_after", None)
+    if retry is None and isinstance(error, StorageError):
+        retry = RETRY_AFTER_SECONDS  # an outage: the client retries (idempotent)
     headers = {"Retry-After": str(retry)} if retry is not None else None
     if error.http_status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="custody"'}

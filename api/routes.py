@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, event_facts, package_objects, package_view, record
 from api.backend import Backend
-from api.errors import ReadOnlyError, TooLargeError
+from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError
 from api.guard import rate_check, read_body
 from api.schemas import (
     COSIGNATURE_BODY,
@@ -97,6 +97,24 @@ def healthz(service: Service) -> dict[str, Any]:
         "log_size": service.log.size(),
         "writable": service.writable,
     }
+
+
+@router.get("/livez", tags=["service"])
+def livez() -> dict[str, Any]:
+    """The process answers (nothing else is checked: restart it only if this fails)."""
+    return {"ok": True}
+
+
+@router.get("/readyz", tags=["service"], responses=_errors(503))
+def readyz(service: Service) -> JSONResponse:
+    """May this service take appends now: the database writable (a primary), disk space above
+    the floor, the last signed checkpoint consistent, the standbys' state. 503 when not."""
+    report = service.readiness()
+    if report.ready:
+        return JSONResponse(report.as_dict())
+    return JSONResponse(
+        report.as_dict(), status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+    )
 
 
 @router.get(

@@ -56,7 +56,12 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
+def _no_constant(name: str) -> Any:
+    # JSON has no NaN or Infinity: Python's parser accepts them unless told not to.
+    raise FormatError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
 
 
 def parse_json(data: bytes | str, *, what: str) -> Any:

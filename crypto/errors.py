@@ -322,3 +322,40 @@ class ImageTooLargeError(FormatError):
 
     code = "image_too_large"
     http_status = 413
+
+
+class DatabaseUnavailableError(StorageError):
+    """The database cannot be reached (stopped, refused, timed out): an outage, not a bug."""
+
+    code = "db_unavailable"
+
+
+class DatabaseReadOnlyError(StorageError):
+    """The database (or the disk under it) refuses writes: a read-only file, mount or standby."""
+
+    code = "db_read_only"
+
+
+class DatabaseFullError(StorageError):
+    """The disk under the database is full (or its quota is spent)."""
+
+    code = "db_full"
+
+
+class DatabaseCorruptError(StorageError):
+    """The database file is not a database, or its pages are malformed."""
+
+    code = "db_corrupt"
+
+
+class SchemaBehindError(StorageError):
+    """The database's schema is not the one this version of custody needs."""
+
+    code = "db_schema"
+
+
+class LogStateError(StorageError):
+    """The log's stored state disagrees with a checkpoint its key signed (a lost write, a
+    zeroed node, a deleted row): the log refuses to sign anything over it."""
+
+    code = "log_state"

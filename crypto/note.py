@@ -71,6 +71,9 @@ def check_key_name(name: str) -> None:
         raise FormatError("a signed-note key name must be non-empty")
     if any(_is_space(ch) or ch == "+" or ord(ch) < 0x20 for ch in name):
         raise FormatError(f"signed-note key name {name!r} contains a space, '+' or control char")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in name):
+        # A lone surrogate: bytes that were not UTF-8 (a command-line argument, say).
+        raise FormatError(f"signed-note key name {name!r} is not UTF-8 text")
 
 
 def key_hash(name: str, sig_type: int, public_key: bytes) -> bytes:

@@ -49,6 +49,14 @@ from typing import TYPE_CHECKING, Any
 from crypto import merkle
 from crypto.dsse import SignatureCheck, parse_envelope, sign_envelope
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
+from crypto.files import (
+    CAP_BUNDLE,
+    CAP_NOTE,
+    CAP_SMALL_JSON,
+    open_user_file,
+    read_optional_file,
+    read_user_file,
+)
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from crypto.signing import SigningKey
 from custody.access_records import ACCESS_CHECKPOINT_FILE, ACCESS_FILE, verify_access
@@ -68,6 +76,7 @@ if TYPE_CHECKING:  # verifying a bundle never loads the database layer: export a
     from custody.log import CustodyLog
 
 EXPORT_FORMAT = "custody-export/v1"
+CAP_EXPORT_FILE = 1 << 40  # events.jsonl of tens of millions of events is streamed
 LABELS_FILE = "labels.jsonl"
 CHUNK = 2000
 
@@ -544,7 +553,7 @@ def verify_bundle(
     ``trust.json`` must be the same authority's as ``trust``."""
     trust_doc, checkpoint = read_bundle(folder)
     events = folder / "events.jsonl"
-    if not events.is_file():
+    if not os.path.lexists(events):
         raise NotFoundError(f"{folder} is not an export bundle (missing events.jsonl)")
     digest = hashlib.sha256()
 
@@ -554,7 +563,8 @@ def verify_bundle(
             yield line
 
     labels_path = folder / LABELS_FILE
-    label_lines = labels_path.read_bytes().splitlines() if labels_path.is_file() else []
+    labels_data = read_optional_file(labels_path, what="bundle labels", limit=CAP_EXPORT_FILE)
+    label_lines = labels_data.splitlines() if labels_data is not None else []
     report = verify_log(
         trust,
         checkpoint,
@@ -572,9 +582,9 @@ def verify_bundle(
         "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
     }
     for optional in (WITNESSES_FILE, LABELS_FILE, ACCESS_FILE, ACCESS_CHECKPOINT_FILE):
-        path = folder / optional
-        if path.is_file():
-            hashes[optional] = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = read_optional_file(folder / optional, what="bundle file", limit=CAP_EXPORT_FILE)
+        if data is not None:
+            hashes[optional] = hashlib.sha256(data).hexdigest()
     report.problems.extend(_access_problems(folder, trust, report))
     report.problems.extend(_manifest_problems(folder, trust, trust_doc, report.size, hashes))
     return report
@@ -612,7 +622,9 @@ def _manifest_problems(
     except CustodyError as e:
         problem(f"trust.json is not a valid trust document: {e.message}")
     try:
-        data = (folder / "manifest.json").read_bytes()
+        data = read_user_file(
+            folder / "manifest.json", what="bundle manifest", limit=CAP_SMALL_JSON, stdin=False
+        )
         f = Fields(parse_json_object(data, what="manifest.json"), what="manifest.json")
         if _manifest_bytes(f.obj) != data:
             problem("manifest.json is not in the exact form export writes (it was edited)")
@@ -634,7 +646,7 @@ def _manifest_problems(
         for name, want in hashes.items():
             if name in listed and listed[name] != want:
                 problem(f"{name} does not match the SHA-256 that manifest.json lists for it")
-    except FileNotFoundError:
+    except NotFoundError:
         problem("manifest.json is missing")
     except CustodyError as e:
         problem(f"manifest.json is unreadable: {e.message}")
@@ -643,18 +655,24 @@ def _manifest_problems(
 
 def read_bundle(folder: Path) -> tuple[bytes, str]:
     """The bundle's trust document and checkpoint (events are streamed separately)."""
+    if not folder.is_dir():
+        raise NotFoundError(f"{folder} is not an export bundle (not a folder)")
     try:
-        return (folder / "trust.json").read_bytes(), (folder / "checkpoint.note").read_text("utf-8")
-    except (FileNotFoundError, NotADirectoryError) as e:
-        raise NotFoundError(
-            f"{folder} is not an export bundle (missing {Path(e.filename).name})"
-        ) from e
+        trust = read_user_file(folder / "trust.json", what="bundle", limit=CAP_BUNDLE, stdin=False)
+        note = read_user_file(
+            folder / "checkpoint.note", what="bundle", limit=CAP_NOTE, stdin=False
+        )
+    except NotFoundError as e:
+        raise NotFoundError(f"{folder} is not an export bundle ({e.message})") from e
+    try:
+        return trust, note.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FormatError(f"{folder}/checkpoint.note is not UTF-8") from e
 
 
 def stream_lines(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as fh:
+    fh, _ = open_user_file(path, what="bundle events", limit=CAP_EXPORT_FILE)
+    with fh:
         yield from fh
 
 

@@ -5,6 +5,8 @@ Layout (what the service reads stays under the home; the root key does not):
   exams.json             the authority's per-exam policy (handover witness, retention), by hand
   witnesses.json         the authority's witnesses and its witness policy (k of n), by hand
   authority/log.key      log key (signs checkpoints), sealed under its own passphrase
+  authority/log.checkpoint  the last checkpoint the log key signed, kept outside the database
+                         (fsynced after each append; the log refuses a database behind it)
   authority/system.key   system key (signs incident statements), sealed under its own passphrase
   ../HOME.root.key       root key (issues and revokes certificates only), sealed under its own
                          passphrase, written beside the home, never inside it: move it to
@@ -28,8 +30,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from crypto.encoding import Fields, parse_json_object
+from crypto.files import CAP_SMALL_JSON, read_optional_file, read_user_file
 from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
 from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
@@ -58,8 +62,10 @@ class Home:
     @cached_property
     def config(self) -> Fields:
         try:
-            data = self.config_path.read_bytes()
-        except FileNotFoundError as e:
+            data = read_user_file(
+                self.config_path, what="home config", limit=CAP_SMALL_JSON, stdin=False
+            )
+        except NotFoundError as e:
             raise NotFoundError(
                 f"{self.path} is not a custody home (no {CONFIG_NAME})",
                 hint="create one with `custody --home DIR init --name AUTHORITY`",
@@ -91,7 +97,9 @@ class Home:
     @property
     def database_url(self) -> str:
         url = self.config.text("database_url")
-        return url.replace("{home}", str(self.path.resolve()))
+        # Percent-encoded: the URL parser decodes it, so a home path holding '%', '#', '?' or
+        # any Unicode (考试/2027) reaches the driver exactly as it is on disk.
+        return url.replace("{home}", quote(str(self.path.resolve()), safe="/"))
 
     @cached_property
     def engine(self) -> Engine:
@@ -112,6 +120,13 @@ class Home:
             return self.root_key_path
         return self.path / "authority" / f"{which}.key"
 
+    @property
+    def signed_head_path(self) -> Path:
+        """The last signed checkpoint, beside the log key (custody.store.guard)."""
+        from custody.store.guard import SIGNED_HEAD_NAME  # noqa: PLC0415 (fast start)
+
+        return self.path / "authority" / SIGNED_HEAD_NAME
+
     def authority_key(self, which: str, passphrase: str) -> KeyPair:
         path = self.authority_key_path(which)
         if which == "root" and not path.exists():
@@ -129,8 +144,8 @@ class Home:
         """The authority's ``exams.json``; a home without one has no exam policy at all."""
         path = self.path / EXAMS_FILE
         try:
-            data = path.read_bytes()
-        except FileNotFoundError as e:
+            data = read_user_file(path, what="exam policies", limit=CAP_SMALL_JSON, stdin=False)
+        except NotFoundError as e:
             raise NotFoundError(
                 f"{path} is missing: the authority's exam policies (handover witness, retention)",
                 hint='write {"exams": {"EXAM-ID": {"handover_witness": true, '
@@ -147,9 +162,8 @@ class Home:
 
     def witness_policy(self) -> WitnessPolicy | None:
         """The authority's ``witnesses.json`` (k of n), or None when the home has none."""
-        try:
-            data = self.witnesses_path.read_bytes()
-        except FileNotFoundError:
+        data = read_optional_file(self.witnesses_path, what="witness policy", limit=CAP_SMALL_JSON)
+        if data is None:
             return None
         return witness_policy_from_json(data, source=str(self.witnesses_path))
 

@@ -30,6 +30,7 @@ from crypto.encoding import format_time
 from crypto.note import (
     Checkpoint,
     NoteSignature,
+    NoteVerifier,
     cosignature_timestamp,
     parse_checkpoint,
     sign_checkpoint,
@@ -40,6 +41,7 @@ from custody.errors import (
     ConflictError,
     CustodyError,
     FormatError,
+    LogStateError,
     NotFoundError,
     StorageError,
     UsageError,
@@ -57,6 +59,8 @@ from custody.exams import ExamPolicy, exam_policy_body, exam_policy_from_body
 from custody.parallel import SignaturePool, signature_check
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store.db import read_options
+from custody.store.guard import RECOVER as GUARD_RECOVER
+from custody.store.guard import SignedHeadFile, StartReport, check_at_start, check_before_signing
 from custody.store.log_tables import (
     CheckpointRow,
     CosignatureRow,
@@ -173,6 +177,7 @@ class AppendResult:
     receipts: list[Receipt] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     system: list[Receipt] = field(default_factory=list)
+    signed: str = ""  # the checkpoint this append signed ("" if it signed none)
 
 
 @dataclass
@@ -269,12 +274,41 @@ class CustodyLog:
         self.origin = trust.authority.log_origin
         if log_key is not None and log_key.key_id != trust.authority.log_key.key_id:
             raise ConflictError("this is not the authority's log key")
+        # The last signed checkpoint kept outside the database (``attach_signed_head``).
+        self.signed_head: SignedHeadFile | None = None
         # Package states as this writer last committed them, valid while the log's size is
         # ``_states_at`` (another writer's append changes the size and empties the cache).
         self._states: dict[str, PackageState] = {}
         self._states_at = -1
         self._states_lock = threading.Lock()
         ensure_head(engine)
+
+    def attach_signed_head(self, head_file: SignedHeadFile) -> StartReport:
+        """Check the stored log against itself and ``head_file`` (``LogStateError`` if they
+        disagree), then keep every checkpoint this log signs in that file too."""
+        report = self.check_state(head_file)
+        head_file.record_epoch(report.epoch)  # this host now follows this primary's epoch
+        if report.size == 0:
+            head_file.start_empty()
+        self.signed_head = head_file
+        return report
+
+    def check_state(
+        self, head_file: SignedHeadFile | None, *, full: bool = False, light: bool = False
+    ) -> StartReport:
+        """The start check (``custody.store.guard.check_at_start``): the newest leaves are
+        re-hashed, or with ``full`` every entry and every stored node; ``light`` reads only
+        the head, the last checkpoint and the frontier (readiness)."""
+        # One snapshot for every read of the check (other writers append meanwhile): a
+        # repeatable-read transaction on PostgreSQL; SQLite's read transaction already is one.
+        options: dict[str, object] = dict(read_options(self.engine))
+        if self.engine.dialect.name == "postgresql":
+            options["isolation_level"] = "REPEATABLE READ"
+        with self.engine.connect().execution_options(**options) as conn:
+            verifier = NoteVerifier(self.origin, self.trust.authority.log_key)
+            if full:
+                return check_at_start(conn, verifier, self.origin, head_file, tail=None)
+            return check_at_start(conn, verifier, self.origin, head_file, light=light)
 
     def set_trust(self, trust: TrustStore) -> None:
         """After an enrolment or a revocation: judge signers against the new store."""
@@ -335,6 +369,7 @@ class CustodyLog:
         self._committed(
             lambda conn: self._append_locked(conn, prepared, result, now, alongside)
         )
+        self._keep_signed(result)
         return result
 
     def append_system_work(self, now: datetime) -> AppendResult:
@@ -342,6 +377,7 @@ class CustodyLog:
         incident): whatever statements they return are appended in that one transaction."""
         result = AppendResult()
         self._committed(lambda conn: self._append_locked(conn, [], result, now))
+        self._keep_signed(result)
         return result
 
     def _committed(self, append: Callable[[Connection], _Batch]) -> None:
@@ -373,6 +409,12 @@ class CustodyLog:
         with self._states_lock:
             self._states.clear()
             self._states_at = -1
+
+    def _keep_signed(self, result: AppendResult) -> None:
+        """After the commit, before any receipt is handed out: the new checkpoint goes to the
+        file beside the log key (fsynced)."""
+        if result.signed and self.signed_head is not None:
+            self.signed_head.record(result.signed)
 
     def _prepare_all(
         self, envelopes: Sequence[Envelope]
@@ -470,8 +512,19 @@ class CustodyLog:
                 p.event.id not in batch.system_ids for _, p, _ in batch.accepted
             ):
                 alongside(conn)
-            root = self._root(conn, new_size, fresh={(lv, ix): h for lv, ix, h in nodes})
+            fresh = {(lv, ix): h for lv, ix, h in nodes}
+            root = self._root(conn, new_size, fresh=fresh)
+            check_before_signing(
+                conn,
+                old_size=size,
+                frontier=frontier,
+                fresh=fresh,
+                leaves=leaves,
+                root=root,
+                head_file=self.signed_head,
+            )
             checkpoint_text = self._sign_checkpoint(conn, new_size, root, batch.received)
+            result.signed = checkpoint_text
         elif batch.duplicates:
             checkpoint_text = self.latest_checkpoint(conn)
         for idx, p, outcome in batch.accepted:
@@ -678,7 +731,11 @@ class CustodyLog:
                 got[(level, idx)] = bytes(node)
         missing = set(wanted) - set(got)
         if missing:
-            raise StorageError(f"the tree table lacks node(s) {sorted(missing)[:3]}")
+            raise LogStateError(
+                f"the tree table lacks node(s) {sorted(missing)[:3]}: the head row is ahead of "
+                "the tree, or nodes were deleted",
+                hint=GUARD_RECOVER,
+            )
         return got, size
 
     def _root(

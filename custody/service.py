@@ -7,6 +7,8 @@ same gate and the same incident desk judge every submission, whichever door it c
 Rules:
 - A writer holds the log key (it signs checkpoints) and the system key (the incident desk signs
   incident and containment statements with it); each is unsealed with its own passphrase.
+- A writer checks the stored log before it may sign (``custody.store.guard``): against itself
+  and against the last checkpoint its key signed, kept in a file beside the log key.
 - A reader holds neither: it serves reads, proofs and exports, and refuses appends.
 - The incident policy is the home's ``incidents.json`` (defaults when absent).
 - ``ServiceClock`` is the only source of "now" for a service; a fixed clock exists for the
@@ -18,11 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from crypto.files import CAP_SMALL_JSON, read_optional_file
+from crypto.note import NoteVerifier
 from custody import identity
 from custody.home import Home
 from custody.incidents.model import IncidentDesk, WatchedLog, policy_from_json
 from custody.incidents.policy import Policy
 from custody.log import CustodyLog
+from custody.store.guard import SignedHeadFile
+from keys.model import Authority
 
 POLICY_FILE = "incidents.json"
 
@@ -42,7 +48,9 @@ def system_now() -> datetime:
 def home_policy(home: Home) -> Policy:
     """The home's incident policy (``incidents.json``), or the defaults."""
     policy_path = home.path / POLICY_FILE
-    return policy_from_json(policy_path.read_bytes() if policy_path.exists() else None)
+    return policy_from_json(
+        read_optional_file(policy_path, what="incident policy", limit=CAP_SMALL_JSON)
+    )
 
 
 def open_writer(
@@ -56,7 +64,17 @@ def open_writer(
     system_key = home.authority_key("system", secrets.system).signing
     policy = policy if policy is not None else home_policy(home)
     desk = IncidentDesk(trust, system_key, policy)
-    return WatchedLog(home.engine, trust, log_key, desk, workers=workers)
+    log = WatchedLog(home.engine, trust, log_key, desk, workers=workers)
+    # Before it may sign: the stored log agrees with itself and with the last checkpoint its
+    # key signed, kept outside the database (LogStateError otherwise; nothing is signed).
+    log.attach_signed_head(signed_head_file(home, trust.authority))
+    return log
+
+
+def signed_head_file(home: Home, authority: Authority) -> SignedHeadFile:
+    """The home's file of the last checkpoint the log key signed."""
+    verifier = NoteVerifier(authority.log_origin, authority.log_key)
+    return SignedHeadFile(home.signed_head_path, verifier, authority.log_origin)
 
 
 def open_reader(home: Home) -> CustodyLog:

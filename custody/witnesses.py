@@ -39,7 +39,8 @@ from custody.errors import FormatError, ThresholdError
 WITNESSES_FILE = "witnesses.json"
 MAX_WITNESSES = 32
 _FIELDS = frozenset({"quorum", "witnesses"})
-_WITNESS_FIELDS = frozenset({"name", "vkey"})
+_WITNESS_FIELDS = frozenset({"name", "vkey", "url"})
+_LOOPBACK_HTTP = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,12 @@ class WitnessPolicy:
 
     witnesses: tuple[CosignatureVerifier, ...]
     quorum: int
+    # Where a live witness listens (c2sp.org/tlog-witness), by name; a witness without one is
+    # asked offline (`custody log witness-request`).
+    urls: tuple[tuple[str, str], ...] = ()
+
+    def url(self, name: str) -> str | None:
+        return dict(self.urls).get(name)
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.witnesses) <= MAX_WITNESSES:
@@ -112,6 +119,7 @@ def witness_policy_from_json(data: bytes, *, source: str = WITNESSES_FILE) -> Wi
     f = Fields(top, what=source)
     quorum = f.integer("quorum")
     witnesses = []
+    urls: list[tuple[str, str]] = []
     for number, raw in enumerate(f.items("witnesses")):
         what = f"{source}: witnesses[{number}]"
         if not isinstance(raw, dict):
@@ -130,8 +138,13 @@ def witness_policy_from_json(data: bytes, *, source: str = WITNESSES_FILE) -> Wi
         if verifier.name != name:
             raise FormatError(f"{what}: the vkey is named {verifier.name!r}, not {name!r}")
         witnesses.append(verifier)
+        if "url" in raw:
+            url = w.text("url")
+            if not url.startswith(("https://", *_LOOPBACK_HTTP)) or any(ch.isspace() for ch in url):
+                raise FormatError(f"{what}: url must be https:// (or http:// on loopback)")
+            urls.append((name, url.rstrip("/")))
     try:
-        return WitnessPolicy(tuple(witnesses), quorum)
+        return WitnessPolicy(tuple(witnesses), quorum, tuple(urls))
     except FormatError as e:
         raise FormatError(f"{source}: {e.message}") from e
 

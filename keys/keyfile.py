@@ -26,6 +26,7 @@ from crypto.errors import (
     PassphraseError,
     WeakPassphraseError,
 )
+from crypto.files import CAP_KEY, read_user_file
 from crypto.sealing import AEAD_ALG, KDF_ALG, KdfParams, aead_decrypt, aead_encrypt, new_nonce
 from crypto.signing import EncryptionKey, SigningKey
 
@@ -165,7 +166,7 @@ def write_new_file(path: Path, data: bytes, *, mode: int = 0o600, replace: bool 
 
 def read_keyfile(path: Path, passphrase: str) -> KeyPair:
     try:
-        data = path.read_bytes()
-    except FileNotFoundError as e:
+        data = read_user_file(path, what="key file", limit=CAP_KEY, stdin=False)
+    except NotFoundError as e:
         raise NotFoundError(f"no key file at {path}") from e
     return open_keypair(data, passphrase)

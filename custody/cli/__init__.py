@@ -25,10 +25,13 @@ from custody.cli.keys_cmd import init, keys_app, trust_app
 from custody.cli.label_cmd import label_app, package_app
 from custody.cli.log_cmd import event_app, export, log_app, verify
 from custody.cli.login_cmd import login
+from custody.cli.outbox_cmd import outbox_app
 from custody.cli.paper_cmd import paper_app
-from custody.cli.serve_cmd import serve
+from custody.cli.serve_cmd import serve, witness_serve
 from custody.cli.statement_cmd import statement_app
 from custody.cli.steps_cmd import register_steps
+from custody.cli.storage_cmd import check as log_check
+from custody.cli.storage_cmd import failover as log_failover
 from custody.cli.view_cmd import register_views
 from custody.cli.witness_cmd import witness_app
 from custody.errors import CustodyError
@@ -95,6 +98,10 @@ app.command("login")(login)
 app.command("conformance")(conformance)
 register_steps(app)
 register_views(package_app, paper_app)
+log_app.command("check")(log_check)
+log_app.command("failover")(log_failover)
+incident_app.add_typer(outbox_app, name="outbox")
+witness_app.command("serve")(witness_serve)
 
 
 PRIVATE_UMASK = 0o077

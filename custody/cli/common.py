@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from crypto.encoding import format_time, parse_time
-from custody.errors import FormatError, NotFoundError, UsageError
+from crypto.files import CAP_ENVELOPE, CAP_PASSPHRASE, read_user_file
+from custody.errors import FormatError, UsageError
 from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 
 if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
@@ -151,14 +152,11 @@ def passphrase(
             return value
         file = os.environ.get(f"{name}_FILE")
         if file:
+            raw = read_user_file(file, what=f"{name}_FILE", limit=CAP_PASSPHRASE, stdin=False)
             try:
-                text = Path(file).read_text("utf-8")
-            except (OSError, UnicodeDecodeError) as e:
-                raise UsageError(
-                    _("{name}_FILE: cannot read the passphrase file {file}").format(
-                        name=name, file=file
-                    )
-                ) from e
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UsageError(f"{name}_FILE: the passphrase file {file} is not UTF-8") from e
             return text.rstrip("\r\n")
     if not sys.stdin.isatty():
         raise UsageError(
@@ -233,13 +231,7 @@ def fmt_time(moment: datetime | None) -> str:
     return format_time(moment) if moment is not None else "-"
 
 
-def read_input(path: Path) -> bytes:
-    """Read a file the user named, or '-' for stdin; a clear error if it is not there."""
-    if str(path) == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        raise NotFoundError(
-            _("cannot read {path}: {reason}").format(path=path, reason=e.strerror)
-        ) from e
+def read_input(path: Path, *, what: str = "file", limit: int = CAP_ENVELOPE) -> bytes:
+    """Read a file the user named, or '-' for stdin: regular files only, capped by kind,
+    anything else refused by name (``crypto.files``)."""
+    return read_user_file(path, what=what, limit=limit)

@@ -317,6 +317,11 @@ def deliver(
         rep.as_dict(),
         _("sent {sent}, failed {failed} (retried later), dead {dead}").format(
             sent=len(rep.sent), failed=len(rep.failed), dead=len(rep.dead)
+        )
+        + (
+            _(", {waiting} e-mail waiting for --smtp").format(waiting=rep.waiting)
+            if rep.waiting
+            else ""
         ),
     )
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from crypto.encoding import Fields, b64encode, parse_json_object
+from crypto.files import CAP_BUNDLE, CAP_SMALL_JSON
 from custody.cli.common import (
     LOG_PASSPHRASE_ENV,
     NEW_PASSPHRASE_ENV,
@@ -219,7 +220,12 @@ def enroll(
 
 
 def _read_public_keys(path: Path) -> tuple[bytes, bytes]:
-    f = Fields(parse_json_object(read_input(path), what=str(path)), what=str(path))
+    f = Fields(
+        parse_json_object(
+            read_input(path, what="public keys", limit=CAP_SMALL_JSON), what=str(path)
+        ),
+        what=str(path),
+    )
     f.expect("format", PUBLIC_KEYS_FORMAT)
     return f.blob("ed25519"), f.blob("x25519")
 
@@ -404,7 +410,7 @@ def import_(
     from custody import identity
 
     st = state(ctx)
-    done = identity.import_signed(st.home, read_input(file))
+    done = identity.import_signed(st.home, read_input(file, what="import file", limit=CAP_BUNDLE))
     st.emit(
         {
             "certificates": list(done.certificates),
@@ -434,7 +440,7 @@ def trust_export(
     path = identity.export_trust_bundle(
         st.home, root_passphrase=root_passphrase(), out=out, now=st.now()
     )
-    trust = load_trust_bundle(path.read_bytes())
+    trust = load_trust_bundle(read_input(path, what="trust bundle", limit=CAP_BUNDLE))
     st.emit(
         {
             "bundle": str(path),
@@ -461,7 +467,9 @@ def trust_show(
 ) -> None:
     """Verify a trust bundle offline and summarise it."""
     st = state(ctx)
-    trust = load_trust_bundle(read_input(bundle), pinned_root_id=pin)
+    trust = load_trust_bundle(
+        read_input(bundle, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+    )
     st.emit(
         {
             "authority": trust.authority.name,

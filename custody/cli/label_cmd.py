@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from crypto.files import CAP_BUNDLE, CAP_PAPER, MIB, open_user_file
 from custody.cli.common import open_writer, parse_cli_time, passphrase, read_input, state
 from custody.errors import FormatError, NotFoundError, UsageError
 from custody.i18n import _
@@ -34,6 +36,26 @@ def _route_step(text: str) -> RouteStep:
         return RouteStep(person, place)
     except FormatError as e:
         raise UsageError(_("--route {text!r}: {reason}").format(text=text, reason=e.message)) from e
+
+
+CAP_LABEL_IMAGE = 32 * MIB  # a photo of a label, or its text
+
+
+def _hash_file(path: Path) -> bytes:
+    """SHA-256 of a paper file (or stdin), read in chunks: a regular file only."""
+    digest = hashlib.sha256()
+    if str(path) == "-":
+        source = sys.stdin.buffer
+    else:
+        source, _ = open_user_file(path, what="paper file", limit=CAP_PAPER)
+    with source:
+        total = 0
+        while chunk := source.read(MIB):
+            total += len(chunk)
+            if total > CAP_PAPER:
+                raise UsageError(f"paper file {path} is more than the {CAP_PAPER} bytes accepted")
+            digest.update(chunk)
+    return digest.digest()
 
 
 def _commitment(value: str) -> bytes:
@@ -99,9 +121,7 @@ def seal(
     if (commitment is None) == (paper_file is None):
         raise UsageError(_("give exactly one of --commitment HEX or --paper-file FILE"))
     digest = (
-        _commitment(commitment)
-        if commitment is not None
-        else hashlib.sha256(read_input(paper_file or Path("-"))).digest()
+        _commitment(commitment) if commitment is not None else _hash_file(paper_file or Path("-"))
     )
     if classification not in _CLASSES:
         raise UsageError(_("--classification: one of {levels}").format(levels=", ".join(_CLASSES)))
@@ -253,16 +273,13 @@ def _label_source(source: str) -> str:
     """Label text from: the text itself, '-' (stdin), a text file, or an image file."""
     if source.startswith(PREFIX):
         return source
-    data = sys.stdin.buffer.read() if source == "-" else None
-    if data is None:
-        path = Path(source)
-        if not path.is_file():
-            raise NotFoundError(
-                _("{source!r} is neither label text ({prefix}...) nor a file").format(
-                    source=source, prefix=PREFIX
-                )
+    if source != "-" and not os.path.lexists(source):
+        raise NotFoundError(
+            _("{source!r} is neither label text ({prefix}...) nor a file").format(
+                source=source, prefix=PREFIX
             )
-        data = read_input(path)
+        )
+    data = read_input(Path(source), what="label text or image", limit=CAP_LABEL_IMAGE)
     if data.lstrip().startswith(PREFIX.encode()):
         return data.decode("ascii", "replace").strip()
     from labels.scan import scan_label
@@ -279,7 +296,9 @@ def verify(
 ) -> None:
     """Verify a package label offline: exit 0 and the manifest, or the reason it is refused."""
     st = state(ctx)
-    store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
+    store = load_trust_bundle(
+        read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+    )
     verified: VerifiedLabel = verify_label(_label_source(source), store, now=st.now())
     m = verified.manifest
     title = _("[bold green]valid[/] package {package}, sealed by {who}").format(

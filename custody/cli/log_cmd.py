@@ -15,6 +15,7 @@ from rich.table import Table
 from crypto import merkle
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, b64decode, b64encode, parse_json_object
+from crypto.files import CAP_BUNDLE, CAP_NOTE, CAP_SMALL_JSON, read_optional_file
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from custody.cli.common import (
     State,
@@ -67,7 +68,7 @@ def submit(
     """Append events; each gets a receipt (index, checkpoint) or a refusal with its reason."""
     st = state(ctx)
     log = open_log(st, writable=True)
-    envs = [parse_envelope(read_input(p), what=str(p)) for p in envelopes]
+    envs = [parse_envelope(read_input(p, what="envelope"), what=str(p)) for p in envelopes]
     result = log.submit_many(envs, now=st.now())
     if receipts is not None:
         for r in result.receipts:
@@ -136,15 +137,22 @@ def check_receipt(
 ) -> None:
     """Offline: the checkpoint is signed by the log key and the event is included in it."""
     st = state(ctx)
-    store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
-    f = Fields(parse_json_object(read_input(receipt), what="receipt"), what="receipt")
+    store = load_trust_bundle(
+        read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+    )
+    f = Fields(
+        parse_json_object(
+            read_input(receipt, what="receipt", limit=CAP_SMALL_JSON), what="receipt"
+        ),
+        what="receipt",
+    )
     f.expect("format", "custody-receipt/v1")
     authority = store.authority
     verifier = NoteVerifier(authority.log_origin, authority.log_key)
     checkpoint, _note = open_checkpoint(
         f.text("checkpoint"), [verifier], origin=authority.log_origin
     )
-    env = parse_envelope(read_input(envelope), what=str(envelope))
+    env = parse_envelope(read_input(envelope, what="envelope"), what=str(envelope))
     proof = [b64decode(h, what="receipt proof") for h in f.texts("inclusion_proof")]
     index = f.integer("index")
     received = f.time("received")
@@ -233,7 +241,7 @@ def export(
         manifest = export_bundle(
             log,
             out,
-            witnesses=policy.read_bytes() if policy.is_file() else None,
+            witnesses=read_optional_file(policy, what="witness policy", limit=CAP_SMALL_JSON),
             progress=lambda n, total: bar.update(task, completed=n, total=total),
             access=AccessLog(log.engine, log.trust.authority, None),
             now=st.now(),
@@ -280,7 +288,9 @@ def verify(
     if pin is None and trust is None and st.home.exists():
         pin = st.home.config.text("authority_id")  # inside a home: its own authority
     if trust is not None:
-        store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
+        store = load_trust_bundle(
+            read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+        )
     elif pin is not None:
         store = load_trust_document(trust_doc, pinned_root_id=pin)
     else:
@@ -290,12 +300,18 @@ def verify(
                 "BUNDLE (a bundle's own trust.json vouches only for itself)"
             )
         )
-    since_note = read_input(since).decode("utf-8", "replace") if since is not None else None
+    since_note = (
+        read_input(since, what="checkpoint", limit=CAP_NOTE).decode("utf-8", "replace")
+        if since is not None
+        else None
+    )
     policy: WitnessPolicy | None = None
     source = ""
     if witness_policy is not None:
         source = str(witness_policy)
-        policy = witness_policy_from_json(read_input(witness_policy), source=source)
+        policy = witness_policy_from_json(
+            read_input(witness_policy, what="witness policy", limit=CAP_SMALL_JSON), source=source
+        )
     elif st.home.exists():
         policy = st.home.witness_policy()  # inside a home: its own witnesses
         source = str(st.home.witnesses_path) if policy is not None else ""

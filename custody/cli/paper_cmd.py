@@ -21,11 +21,11 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
 from crypto.dsse import Envelope
+from crypto.files import CAP_PAPER, open_user_file
 from crypto.stream import DEFAULT_CHUNK
 from crypto.stream import Progress as Progress_
 from crypto.vocabulary import Classification
 from custody.cli.common import PASSPHRASE_ENV, open_writer, parse_cli_time, passphrase, state
-from custody.errors import NotFoundError
 from custody.i18n import _
 from custody.interview_paper import MAX_BYTES as INTERVIEW_MAX_BYTES
 from custody.interview_paper import parse_interview_paper
@@ -180,13 +180,7 @@ def propose(
         source = sys.stdin.buffer
         size = None
     else:
-        try:
-            source = file.open("rb")
-            size = file.stat().st_size
-        except OSError as e:
-            raise NotFoundError(
-                _("cannot read {path}: {reason}").format(path=file, reason=e.strerror)
-            ) from e
+        source, size = open_user_file(file, what="paper file", limit=CAP_PAPER)
     try:
         if structured:
             # A structured paper is small: validate it in memory before encrypting it.

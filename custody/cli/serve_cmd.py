@@ -22,17 +22,21 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 import typer
 
 from crypto.encoding import format_time, parse_time
+from crypto.note import NoteVerifier, parse_vkey
 from custody.cli.common import (
     SMTP_HELP,
     SMTP_PLAIN_HELP,
     SMTPS_HELP,
     State,
     make_mailer,
+    passphrase,
     service_secrets,
     state,
 )
-from custody.errors import UsageError
+from custody.errors import ConflictError, UsageError
 from custody.i18n import _
+from custody.witness import Cosigner, WitnessState
+from keys.keyfile import read_keyfile
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -229,3 +233,51 @@ def _take_desk(home: Path) -> bool:
         return False
     _desk_lock = fh
     return True
+
+
+def witness_serve(
+    ctx: typer.Context,
+    log_vkey: Annotated[
+        list[str], typer.Option(help="A followed log's verifier key (signed-note); repeat.")
+    ],
+    state_file: Annotated[Path, typer.Option("--state", help="This witness's state file.")],
+    key: Annotated[Path, typer.Option(help="The witness's key file (CUSTODY_PASSPHRASE).")],
+    name: Annotated[str, typer.Option(help="The witness's key name.")],
+    init: Annotated[
+        bool, typer.Option("--init", help="A new witness: start its state file (none may exist).")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8090,
+) -> None:
+    """Run a witness over HTTP (c2sp.org/tlog-witness): POST /add-checkpoint."""
+    import uvicorn
+
+    from api.witness import (
+        WitnessSettings,
+        create_witness_app,
+        load_witness_state,
+        save_witness_state,
+    )
+
+    st = state(ctx)
+    logs = []
+    for text in log_vkey:
+        verifier = parse_vkey(text)
+        if not isinstance(verifier, NoteVerifier):
+            raise UsageError("--log-vkey must be an Ed25519 signed-note key (type 0x01)")
+        logs.append(verifier)
+    if init:
+        if os.path.lexists(state_file):
+            raise ConflictError(
+                f"{state_file} exists: --init starts a new witness only where there is no state",
+                hint="drop --init to continue this witness from its state",
+            )
+        save_witness_state(state_file, WitnessState())
+    else:
+        load_witness_state(state_file)  # missing or unreadable: refused before listening
+    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    settings = WitnessSettings(
+        state=state_file, cosigner=Cosigner(name, pair.signing), logs=logs, clock=st.now
+    )
+    st.err.print(f"witness {name} on http://{host}:{port}/add-checkpoint ({len(logs)} log(s))")
+    uvicorn.run(create_witness_app(settings), host=host, port=port, log_level="warning")

@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from crypto.dsse import parse_envelope, sign_envelope
+from crypto.encoding import parse_json
+from crypto.files import CAP_BUNDLE
 from custody.cli.common import fmt_time, parse_cli_time, passphrase, read_input, state
 from custody.errors import UsageError
 from custody.i18n import _
@@ -41,10 +43,13 @@ def sign(
         )
     pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     if countersign is not None:
-        env = parse_envelope(read_input(countersign)).with_signature(pair.signing)
+        env = parse_envelope(read_input(countersign, what="envelope")).with_signature(pair.signing)
     else:
         assert payload is not None
-        env = sign_envelope(payload_type, read_input(payload), [pair.signing])
+        data = read_input(payload, what="payload")
+        if payload_type == "application/json" or payload_type.endswith("+json"):
+            parse_json(data, what=f"payload {payload}")  # a JSON type signs JSON only
+        env = sign_envelope(payload_type, data, [pair.signing])
     write_new_file(out, env.to_bytes() + b"\n", mode=0o644, replace=countersign == out)
     st.emit(
         {"envelope": str(out), "signatures": len(env.signatures), "key_id": pair.signing.key_id},
@@ -89,8 +94,10 @@ def verify(
 ) -> None:
     """Verify an envelope offline: who signed, which required signer is missing."""
     st = state(ctx)
-    store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
-    env = parse_envelope(read_input(envelope))
+    store = load_trust_bundle(
+        read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+    )
+    env = parse_envelope(read_input(envelope, what="envelope"))
     when = parse_cli_time(at, what="--at") or st.now()
     reqs = [_parse_requirement(r) for r in require]
     check = check_statement(env, store, reqs, at=when, scope=scope or ())

@@ -5,16 +5,19 @@ c2sp.org/tlog-witness)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
+from crypto.encoding import Fields, parse_json_object
+from crypto.files import CAP_NOTE, CAP_SMALL_JSON, read_user_file
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note, parse_vkey
 from custody.cli.common import passphrase, read_input, state
 from custody.cli.log_cmd import log_app, open_log
-from custody.errors import FormatError, UsageError
+from custody.errors import ConflictError, FormatError, NotFoundError, UsageError
 from custody.i18n import _
 from custody.witness import (
     Cosigner,
@@ -85,7 +88,7 @@ def add_cosignature(
     policy = st.home.require_witness_policy()
     log = open_log(st, writable=False)
     try:
-        text = read_input(cosigned).decode("utf-8")
+        text = read_input(cosigned, what="cosigned checkpoint", limit=CAP_NOTE).decode("utf-8")
     except UnicodeDecodeError as e:
         raise FormatError(_("{path} is not UTF-8").format(path=cosigned)) from e
     added = log.add_cosignatures(text, policy, now=st.now(), size=size)
@@ -116,14 +119,30 @@ def checkpoint(
         st.out.file.write(note)
 
 
-def _load_state(path: Path) -> WitnessState:
-    if not path.exists():
+def _load_state(path: Path, *, init: bool) -> WitnessState:
+    """The witness's state: what it cosigned last, per log (its rollback protection).
+
+    Missing or unreadable is an error, never a fresh start, unless ``init`` says this is a new
+    witness (and then nothing may be there, not even a dangling symlink)."""
+    if init:
+        if os.path.lexists(path):
+            raise ConflictError(
+                f"{path} exists: --init starts a new witness only where there is no state",
+                hint="drop --init to continue this witness from its state",
+            )
         return WitnessState()
     try:
-        notes = json.loads(path.read_text("utf-8"))["cosigned"]
-        records = [WitnessRecord(parse_checkpoint(parse_note(n).text), n) for n in notes]
-    except (ValueError, KeyError, TypeError) as e:
-        raise FormatError(_("{path} is not a witness state file").format(path=path)) from e
+        data = read_user_file(path, what="witness state", limit=CAP_SMALL_JSON, stdin=False)
+    except NotFoundError as e:
+        raise NotFoundError(
+            f"{e.message}: a witness without its state would cosign as if new",
+            hint="restore the state file, or pass --init to start a new witness",
+        ) from e
+    f = Fields(parse_json_object(data, what=str(path)), what=str(path))
+    notes = f.obj.get("cosigned")
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise FormatError(f"{path} is not a witness state file (cosigned: a list of notes)")
+    records = [WitnessRecord(parse_checkpoint(parse_note(n).text), n) for n in notes]
     return WitnessState(tuple(records))
 
 
@@ -137,16 +156,24 @@ def cosign(
     state_file: Annotated[Path, typer.Option("--state", help=_("This witness's state file."))],
     key: Annotated[Path, typer.Option(help=_("The witness's key file."))],
     name: Annotated[str, typer.Option(help=_("The witness's key name."))],
+    init: Annotated[
+        bool,
+        typer.Option("--init", help=_("A new witness: start its state file (none may exist).")),
+    ] = False,
 ) -> None:
     """Check the request against what this witness last cosigned, then cosign it."""
     st = state(ctx)
     verifier = parse_vkey(log_vkey)
     if not isinstance(verifier, NoteVerifier):
         raise UsageError(_("--log-vkey must be an Ed25519 signed-note key (type 0x01)"))
-    current = _load_state(state_file)
+    current = _load_state(state_file, init=init)
     pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     new_state, line = witness_add_checkpoint(
-        current, verifier, read_input(request), Cosigner(name, pair.signing), st.now()
+        current,
+        verifier,
+        read_input(request, what="witness request", limit=CAP_NOTE),
+        Cosigner(name, pair.signing),
+        st.now(),
     )
     body = {"cosigned": [r.note for r in new_state.records]}
     write_new_file(

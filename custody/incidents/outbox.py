@@ -8,10 +8,19 @@ Rules:
   incident statement and recipient), sent as the ``Idempotency-Key`` header (webhooks) and in
   ``Message-ID`` / ``X-Custody-Idempotency-Key`` (e-mail). A crash between sending and marking
   the row sent re-sends it with the same key; receivers drop a key they have seen.
-- A row is leased (``lease_until``) before it is sent, so two deliverers never send it at once;
-  a lease left by a dead deliverer expires and the row is taken again.
+- A row is leased (``lease_until``) before it is sent, so two deliverers never send it at once:
+  the lease is taken under ``SELECT ... FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite's
+  ``BEGIN IMMEDIATE`` serialises deliverers), so a row another deliverer is leasing is skipped,
+  not read twice. A lease left by a dead deliverer expires and the row is taken again.
+- A lease is checked when the row is marked: the update names the lease it took (its
+  ``lease_until``, which only grows from one lease to the next), so a deliverer whose lease
+  expired and was taken over changes nothing and reports the row as ``lost``.
+- E-mail rows wait (they are not attempted, and no attempt is counted) while no SMTP relay is
+  configured; they are reported as ``waiting``.
 - A failure schedules the next attempt with exponential backoff (``base * 2^(attempt-1)``,
-  capped at ``max_delay``); after ``max_attempts`` the row is ``dead`` and reported.
+  capped at ``max_delay``); after ``max_attempts`` (about a day of retries by default) the row
+  is ``dead`` and reported; ``requeue_dead`` puts dead rows back, due at once, with their
+  attempts reset (``custody incident outbox requeue``).
 - Webhook body: the DSSE envelope signed by the authority's system key (payload type
   ``application/vnd.custody.notification.v1+json``); a 2xx answer is a delivery, anything
   else (or no answer) a failure.
@@ -29,17 +38,18 @@ from __future__ import annotations
 import json
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import httpx
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, func, or_, select, update
 
 from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
-from custody.errors import FormatError
+from custody.errors import FormatError, NotFoundError
 from custody.incidents.endpoints import check_plain_smtp, check_webhook_url, is_loopback_host
 from custody.store.incident_tables import OutboxRow
 
@@ -84,9 +94,17 @@ class DeliveryReport:
     sent: list[int] = field(default_factory=list)
     failed: list[tuple[int, str]] = field(default_factory=list)
     dead: list[int] = field(default_factory=list)
+    waiting: int = 0  # e-mail rows due, held back: no SMTP relay configured
+    lost: list[int] = field(default_factory=list)  # sent, but the lease had been taken over
 
     def as_dict(self) -> dict[str, object]:
-        return {"sent": self.sent, "failed": [list(f) for f in self.failed], "dead": self.dead}
+        return {
+            "sent": self.sent,
+            "failed": [list(f) for f in self.failed],
+            "dead": self.dead,
+            "waiting": self.waiting,
+            "lost": self.lost,
+        }
 
 
 class DeliveryError(Exception):
@@ -194,7 +212,7 @@ def deliver_outbox(
     mailer: Mailer | None = None,
     base_delay: timedelta = timedelta(seconds=30),
     max_delay: timedelta = timedelta(hours=1),
-    max_attempts: int = 10,
+    max_attempts: int = 30,
     lease: timedelta = timedelta(minutes=5),
     limit: int = 100,
     http_timeout: float = 5.0,
@@ -206,26 +224,46 @@ def deliver_outbox(
     kill the process there to prove a crash re-sends with the same idempotency key).
     """
     stamp = format_time(now)
+    held = format_time(now + lease)
     report = DeliveryReport()
+    due = (
+        (OUTBOX.c.status == "pending")
+        & (OUTBOX.c.next_attempt_at <= stamp)
+        & or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until <= stamp)
+    )
     with engine.begin() as conn:
+        if mailer is None:
+            # E-mail waits for a relay: not leased, not attempted, not counted as a failure.
+            report.waiting = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(OUTBOX)
+                    .where(due & (OUTBOX.c.channel == "email"))
+                ).scalar_one()
+            )
+            due = due & (OUTBOX.c.channel != "email")
         rows = list(
             conn.execute(
                 select(OUTBOX)
-                .where(
-                    OUTBOX.c.status == "pending",
-                    OUTBOX.c.next_attempt_at <= stamp,
-                    or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until <= stamp),
-                )
+                .where(due)
                 .order_by(OUTBOX.c.id)
                 .limit(limit)
+                .with_for_update(skip_locked=True)
             )
         )
         if rows:
             conn.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id.in_([r.id for r in rows]))
-                .values(lease_until=format_time(now + lease))
+                update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows])).values(lease_until=held)
             )
+
+    def ours(row_id: int) -> Any:
+        # The row as this deliverer leased it: pending, under this lease.
+        return (
+            (OUTBOX.c.id == row_id)
+            & (OUTBOX.c.status == "pending")
+            & (OUTBOX.c.lease_until == held)
+        )
+
     for row in rows:
         try:
             if row.channel == "webhook":
@@ -236,9 +274,9 @@ def deliver_outbox(
             attempts = row.attempts + 1
             dead = attempts >= max_attempts or isinstance(e, UndeliverableError)
             with engine.begin() as conn:
-                conn.execute(
+                marked = conn.execute(
                     update(OUTBOX)
-                    .where(OUTBOX.c.id == row.id)
+                    .where(ours(row.id))
                     .values(
                         attempts=attempts,
                         status="dead" if dead else "pending",
@@ -246,15 +284,20 @@ def deliver_outbox(
                         lease_until=None,
                         last_error=str(e)[:500],
                     )
-                )
-            (report.dead.append(row.id) if dead else report.failed.append((row.id, str(e))))
+                ).rowcount
+            if not marked:
+                report.lost.append(row.id)
+            elif dead:
+                report.dead.append(row.id)
+            else:
+                report.failed.append((row.id, str(e)))
             continue
         if after_send is not None:
             after_send(row.id)
         with engine.begin() as conn:
-            conn.execute(
+            marked = conn.execute(
                 update(OUTBOX)
-                .where(OUTBOX.c.id == row.id)
+                .where(ours(row.id))
                 .values(
                     attempts=row.attempts + 1,
                     status="sent",
@@ -262,12 +305,42 @@ def deliver_outbox(
                     lease_until=None,
                     last_error=None,
                 )
-            )
-        report.sent.append(row.id)
+            ).rowcount
+        (report.sent if marked else report.lost).append(row.id)
     return report
 
 
-def outbox_rows(engine: Engine, incident_id: str | None = None) -> list[dict[str, object]]:
+def requeue_dead(engine: Engine, now: datetime, ids: Sequence[int] | None = None) -> list[int]:
+    """Put dead rows back (``ids``, or every dead row): pending, due at ``now``, attempts
+    reset; the last error is kept until the next attempt. Returns the ids requeued."""
+    where = OUTBOX.c.status == "dead"
+    if ids is not None:
+        where = where & OUTBOX.c.id.in_(list(ids))
+    with engine.begin() as conn:
+        found = [
+            int(r.id) for r in conn.execute(select(OUTBOX.c.id).where(where).with_for_update())
+        ]
+        if ids is not None:
+            unknown = sorted(set(ids) - set(found))
+            if unknown:
+                raise NotFoundError(
+                    f"no dead notification with id {', '.join(map(str, unknown))}",
+                    hint="`custody incident outbox list --status dead` lists them",
+                )
+        if found:
+            conn.execute(
+                update(OUTBOX)
+                .where(OUTBOX.c.id.in_(found))
+                .values(
+                    status="pending", attempts=0, next_attempt_at=format_time(now), lease_until=None
+                )
+            )
+    return found
+
+
+def outbox_rows(
+    engine: Engine, incident_id: str | None = None, status: str | None = None
+) -> list[dict[str, object]]:
     with engine.connect() as conn:
         q = select(
             OUTBOX.c.id,
@@ -282,4 +355,6 @@ def outbox_rows(engine: Engine, incident_id: str | None = None) -> list[dict[str
         ).order_by(OUTBOX.c.id)
         if incident_id is not None:
             q = q.where(OUTBOX.c.incident_id == incident_id)
+        if status is not None:
+            q = q.where(OUTBOX.c.status == status)
         return [dict(r._mapping) for r in conn.execute(q)]

@@ -16,7 +16,9 @@ def run() -> None:
     if connection is None:
         from custody.store.db import make_engine  # noqa: PLC0415 (CLI use: `alembic upgrade`)
 
-        engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+        engine = make_engine(
+            config.attributes.get("url") or config.get_main_option("sqlalchemy.url") or ""
+        )
         with engine.begin() as conn:
             context.configure(
                 connection=conn, target_metadata=target_metadata, render_as_batch=True

@@ -14,12 +14,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, event
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlmodel import create_engine
 
 import custody.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
-from custody.errors import StorageError, UsageError
+from custody.errors import SchemaBehindError, StorageError, UsageError
+from custody.store.faults import describe_database, storage_error
 
 BUSY_TIMEOUT_MS = 30000  # how long a SQLite statement waits for another connection's lock
 
@@ -44,7 +47,14 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(url, pool_recycle=600)
     except (ArgumentError, ImportError) as e:
         raise UsageError(f"database URL {url!r} is not usable: {e}") from e
+    event.listen(engine, "handle_error", _storage_fault)
     return engine
+
+
+def _storage_fault(ctx: ExceptionContext) -> BaseException | None:
+    """Every driver error passes here: a fault of the database becomes its storage error."""
+    url = ctx.engine.url if ctx.engine is not None else ""
+    return storage_error(ctx.original_exception, url)
 
 
 READ_ONLY = {"custody_read_only": True}
@@ -87,7 +97,9 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 def alembic_config(engine: Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # Not through configparser's interpolation: a '%' in the URL (a home path, a password)
+    # would break it. env.py takes the engine's connection from ``attributes``.
+    config.attributes["url"] = engine.url.render_as_string(hide_password=False)
     return config
 
 
@@ -104,5 +116,13 @@ def create_schema(engine: Engine) -> None:
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7262021)")
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
-    except OperationalError as e:
-        raise StorageError(f"cannot migrate the database schema: {e.orig}") from e
+    except CommandError as e:  # a revision this version does not know: a newer custody's
+        raise SchemaBehindError(
+            f"the {describe_database(engine.url)} has a schema this version of custody does not "
+            f"know ({e})",
+            hint="run the version of custody that wrote it, or restore a matching backup",
+        ) from e
+    except DBAPIError as e:
+        raise StorageError(
+            f"cannot migrate the schema of the {describe_database(engine.url)}: {e.orig}"
+        ) from e

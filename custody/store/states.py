@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from custody.errors import LogStateError
 from custody.rules import PackageState, Status
 
 _VERSION = 2
@@ -55,6 +56,19 @@ def state_to_json(state: PackageState) -> str:
 
 
 def state_from_json(text: str) -> PackageState:
+    """The cached state, or ``LogStateError`` if the row is not one this release wrote."""
+    try:
+        return _state_from_json(text)
+    except (ValueError, TypeError, KeyError, OverflowError, OSError) as e:
+        raise LogStateError(
+            f"a cached package state row is unreadable ({type(e).__name__}): the database was "
+            "altered or damaged",
+            hint="nothing was signed over it; restore the database from the standby or the last "
+            "backup, then replay the receipts clients hold",
+        ) from e
+
+
+def _state_from_json(text: str) -> PackageState:
     (
         version,
         package_id,
@@ -78,7 +92,7 @@ def state_from_json(text: str) -> PackageState:
         distributed,
         recovered,
     ) = orjson.loads(text)
-    if version != _VERSION:  # pragma: no cover - a database from another release
+    if version != _VERSION:
         raise ValueError(f"package state cache version {version}, expected {_VERSION}")
     return PackageState(
         package_id=package_id,

@@ -448,6 +448,8 @@ def test_openapi_documents_every_route(season: Season) -> None:
     paths = schema["paths"]
     for path, method in [
         ("/healthz", "get"),
+        ("/livez", "get"),
+        ("/readyz", "get"),
         ("/v1/trust-bundle", "get"),
         ("/v1/checkpoint", "get"),
         ("/v1/events", "post"),

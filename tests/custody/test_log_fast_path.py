@@ -90,7 +90,7 @@ def _with_body(body: object) -> dict[str, object]:
     [
         canonical_json(BASE),
         canonical_json(_with_body({"count": 1.5, "big": 2**70, "exp": 1e16})),
-        canonical_json(_with_body({"note": "line\nbreak \u2028 \x7f é 中 \U0001f600 \\ \""})),
+        canonical_json(_with_body({"note": 'line\nbreak \u2028 \x7f é 中 \U0001f600 \\ "'})),
         canonical_json(_with_body({"n": -(2**63), "m": 2**64 - 1, "l": [True, False, None]})),
     ],
     ids=["plain", "floats-and-big-ints", "escapes-and-unicode", "integer-edges"],

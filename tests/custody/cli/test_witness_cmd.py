@@ -48,7 +48,11 @@ def test_witness_cosigns_growth_and_refuses_a_fork(
     ]
     req = tmp_path / "req"
     assert run("log", "witness-request", "--old-size", "0", "--out", str(req))[0] == 0
-    code, out, _ = run("witness", "cosign", str(req), *witness)
+    # A witness without its state never cosigns as if new: --init says it is new.
+    code, _, err = run("witness", "cosign", str(req), *witness)
+    assert code == 4, err
+    assert "--init" in err
+    code, out, _ = run("witness", "cosign", str(req), *witness, "--init")
     assert code == 0, out
     line = out.strip()
     assert line.startswith("— shaanxi-witness ")
@@ -62,6 +66,7 @@ def test_witness_cosigns_growth_and_refuses_a_fork(
     transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     transfer(season, Kind.HANDOVER, "PK-1", "courier-sun", "courier-li")
     assert run("log", "witness-request", "--old-size", "2", "--out", str(req))[0] == 0
+    assert run("witness", "cosign", str(req), *witness, "--init")[0] == 5  # state exists
     assert run("witness", "cosign", str(req), *witness)[0] == 0
 
     # The operator shows the witness another history of size 5: refused, both checkpoints named.

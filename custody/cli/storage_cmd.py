@@ -1,0 +1,89 @@
+"""`custody log check`: the log's stored state against itself and its last signed checkpoint.
+
+The same check every writer runs at start (``custody.store.guard``), on demand, with no
+passphrase (it needs only the log's public key); ``--full`` re-hashes every entry and every
+stored tree node instead of the newest ones. ``--adopt`` is the one way to start keeping the
+signed-checkpoint file for a database that has none (a home made before the file existed):
+only after a full audit passes, and never over an existing file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import state
+from custody.errors import ConflictError, LogStateError
+
+
+def check(
+    ctx: typer.Context,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-hash every entry and every stored tree node.")
+    ] = False,
+    adopt: Annotated[
+        bool,
+        typer.Option(
+            "--adopt",
+            help="The home has no signed-checkpoint file: audit in full, then keep the "
+            "database's last checkpoint in it.",
+        ),
+    ] = False,
+) -> None:
+    """Check the stored log before trusting it (exit 6, log_state, naming what is wrong)."""
+    from custody.service import open_reader, signed_head_file
+
+    st = state(ctx)
+    home = st.home
+    log = open_reader(home)
+    head = signed_head_file(home, log.trust.authority)
+    if adopt:
+        if head.path.exists() or head.path.is_symlink():
+            raise ConflictError(
+                f"{head.path} exists: --adopt never replaces a signed-checkpoint file",
+                hint="run `custody log check` to see whether the database agrees with it",
+            )
+        report = log.check_state(None, full=True)
+        if report.checkpoint is None:
+            raise LogStateError("the log is empty: there is no checkpoint to adopt")
+        head.record(report.checkpoint.note)
+        report = log.check_state(head, full=True)
+    else:
+        report = log.check_state(head, full=full)
+    body = {"ok": True, "full": full or adopt, "adopted": adopt, **report.as_dict()}
+    lines = [
+        f"the log's stored state agrees with what its key signed: {report.size} entries",
+        f"checkpoint in the database: {body['checkpoint'] or '-'}",
+        f"signed-checkpoint file:     {body['signed_head_file'] or '-'}",
+        f"leaves re-hashed: {report.leaves_checked}; package states read: {report.states_checked}",
+    ]
+    if adopt:
+        lines.append(f"adopted: {head.path} now holds the database's last checkpoint")
+    st.emit(body, "\n".join(lines))
+
+
+def failover(ctx: typer.Context) -> None:
+    """After promoting a standby and pointing the home at it: raise the log's epoch there.
+
+    The promoted database must hold everything this host's log key signed (the same check as at
+    start); its epoch goes up by one, and this host's epoch file follows. A former primary,
+    still at the old epoch, is then refused by every host that has seen the new one.
+    """
+    from custody.service import open_reader, signed_head_file
+    from custody.store.guard import raise_epoch
+
+    st = state(ctx)
+    home = st.home
+    log = open_reader(home)
+    head = signed_head_file(home, log.trust.authority)
+    log.check_state(head)
+    with log.engine.begin() as conn:
+        epoch = raise_epoch(conn)
+    head.record_epoch(epoch)
+    report = log.check_state(head)
+    st.emit(
+        {"ok": True, **report.as_dict()},
+        f"epoch {epoch}: this database is the log's primary; {report.size} entries, "
+        f"last checkpoint {report.checkpoint.describe() if report.checkpoint else '-'}",
+    )

@@ -1,0 +1,603 @@
+"""The log checks its own state before it signs, against what its key already signed.
+
+Rules:
+- The last checkpoint the log key signed is kept twice: in the database (``checkpoint``) and,
+  outside it, in a file beside the log key (``authority/log.checkpoint``), written and fsynced
+  after the append commits and before its receipt is handed out. The file only moves forward
+  (under an exclusive lock, a smaller or equal size never replaces a larger one).
+- Before each signing (``check_before_signing``, called by the log at its signing point, under
+  the append lock): the stored frontier nodes must give the root of the checkpoint signed for
+  the current size; the new root is recomputed from those nodes and this transaction's leaves
+  and must equal the root about to be signed; a consistency proof from the old to the new tree
+  is built from the same nodes and verified; and the database must not be behind the file, nor
+  hold a different checkpoint for the file's size.
+- At start (``check_at_start``): the head row, the entry rows (no gap, none beyond the head),
+  the checkpoint rows (the latest verifies under the log key and has the head's size), the tree
+  (the frontier gives the signed root; the last ``tail`` leaves hash to their stored nodes),
+  the cached package states touched by those leaves, and the file, all agree.
+- Any disagreement is a ``LogStateError`` naming what is wrong and how to recover; nothing is
+  signed over it. The log never signs two checkpoints of one size: the file and the unique
+  ``checkpoint.size`` refuse it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, func, select
+
+from crypto import merkle
+from crypto.encoding import b64encode
+from crypto.errors import CustodyError
+from crypto.note import NoteVerifier, open_checkpoint
+from custody.errors import LogStateError
+from custody.store.faults import file_error
+from custody.store.log_tables import CheckpointRow, LogEntry, LogHead, PackageStateRow, TreeNode
+from custody.store.states import state_from_json
+
+HEAD = LogHead.__table__  # type: ignore[attr-defined]
+ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
+NODE = TreeNode.__table__  # type: ignore[attr-defined]
+CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
+STATE = PackageStateRow.__table__  # type: ignore[attr-defined]
+
+SIGNED_HEAD_NAME = "log.checkpoint"
+EPOCH_NAME = "log.epoch"
+EPOCH_ROW = 2  # log_head row 2 holds the database's epoch (row 1 the log's size)
+MAX_NOTE_BYTES = 64 * 1024
+DEFAULT_TAIL = 4096  # leaves re-hashed at start (the whole log when it is smaller)
+
+RECOVER = (
+    "do not append: restore the database from the standby or the last backup that holds this "
+    "checkpoint, then replay the receipts clients hold (docs/operations.md, 'Recovery')"
+)
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    """A checkpoint the log key signed: its size, root and the whole signed note."""
+
+    size: int
+    root: bytes
+    note: str
+
+    def describe(self) -> str:
+        return f"size {self.size} (root {b64encode(self.root)})"
+
+
+def open_signed(note: str, verifier: NoteVerifier, origin: str, *, what: str) -> SignedHead:
+    """A signed checkpoint note, verified under the log key, or ``LogStateError``."""
+    try:
+        checkpoint, _ = open_checkpoint(note, [verifier], origin=origin)
+    except CustodyError as e:
+        raise LogStateError(
+            f"{what} is not a checkpoint signed by this log's key ({e.message})", hint=RECOVER
+        ) from e
+    return SignedHead(checkpoint.size, checkpoint.root, note)
+
+
+class SignedHeadFile:
+    """The last signed checkpoint, in a file beside the log key (outside the database)."""
+
+    def __init__(self, path: Path, verifier: NoteVerifier, origin: str) -> None:
+        self.path = path
+        self.verifier = verifier
+        self.origin = origin
+        self._cache: tuple[tuple[int, int, int, int], SignedHead] | None = None
+
+    def read(self) -> SignedHead | None:
+        """The file's checkpoint; None when the log never signed one (no file).
+
+        A file unchanged since the last read (same inode, size and times) is not verified again.
+        """
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise LogStateError(
+                f"cannot read the log's signed-checkpoint file {self.path}: {e.strerror}",
+                hint="it must be a regular file beside the log key, readable by this account",
+            ) from e
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        head = self._read()
+        if head is not None:
+            self._cache = (key, head)
+        return head
+
+    def _read(self) -> SignedHead | None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise LogStateError(
+                f"cannot read the log's signed-checkpoint file {self.path}: {e.strerror}",
+                hint="it must be a regular file beside the log key, readable by this account",
+            ) from e
+        try:
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    raise LogStateError(f"{self.path} is not a regular file", hint=RECOVER)
+                data = f.read(MAX_NOTE_BYTES + 1)
+        except OSError as e:
+            raise LogStateError(f"cannot read {self.path}: {e.strerror}", hint=RECOVER) from e
+        if len(data) > MAX_NOTE_BYTES:
+            raise LogStateError(f"{self.path} is larger than a checkpoint note", hint=RECOVER)
+        if not data:
+            return None  # the empty file a writer made before the log's first signing
+        try:
+            note = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise LogStateError(f"{self.path} is not UTF-8 text", hint=RECOVER) from e
+        return open_signed(note, self.verifier, self.origin, what=str(self.path))
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.path)
+
+    def start_empty(self) -> None:
+        """Before a new log's first signing: an empty file, so that a writer starting between
+        that signing's commit and its record here does not take the log for a home without a
+        file. Never replaces a file."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise file_error(e, str(lock_path)) from e
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            if not self.exists():
+                self._write("")
+        finally:
+            os.close(lock_fd)
+
+    def record(self, note: str) -> None:
+        """Keep ``note`` as the last signed checkpoint, durably, if it is newer than the file's.
+
+        Several processes may append to one database: the file is replaced under an exclusive
+        lock, and only by a larger size. A different note for the size the file holds is a
+        fork and is refused.
+        """
+        new = open_signed(note, self.verifier, self.origin, what="the checkpoint just signed")
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise file_error(e, str(lock_path)) from e
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            self._cache = None  # another process may have replaced it
+            held = self.read()
+            if held is not None and held.size >= new.size:
+                if held.size == new.size and held.root != new.root:
+                    raise LogStateError(
+                        f"the log signed two different checkpoints of size {new.size}: "
+                        f"{held.describe()} in {self.path}, {new.describe()} now",
+                        hint=RECOVER,
+                    )
+                return
+            self._write(note)
+        finally:
+            os.close(lock_fd)  # releases the lock
+
+    # -- the epoch: which primary this log's key follows (see ``fence``) -------------------
+
+    @property
+    def epoch_path(self) -> Path:
+        return self.path.with_name(EPOCH_NAME)
+
+    def epoch(self) -> int:
+        """The highest epoch this host's log key has followed (1 before any failover)."""
+        try:
+            data = self.epoch_path.read_bytes()[:32]
+        except FileNotFoundError:
+            return 1
+        except OSError as e:
+            raise LogStateError(f"cannot read {self.epoch_path}: {e.strerror}") from e
+        text = data.decode("ascii", "replace").strip()
+        if not text.isdigit() or not 0 < int(text) < 1 << 62:
+            raise LogStateError(f"{self.epoch_path} does not hold an epoch", hint=RECOVER)
+        return int(text)
+
+    def record_epoch(self, epoch: int) -> None:
+        """Keep ``epoch`` if it is higher than the one held (forward only, fsynced)."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise file_error(e, str(lock_path)) from e
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            if epoch > self.epoch():
+                self._write(f"{epoch}\n", self.epoch_path)
+        finally:
+            os.close(lock_fd)
+
+    def _write(self, note: str, path: Path | None = None) -> None:
+        target = self.path if path is None else path
+        tmp = target.with_name(target.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, note.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise file_error(e, f"the log's file {target}") from e
+
+
+# -- epochs: fencing a former primary ---------------------------------------------------------
+
+
+def db_epoch(conn: Connection) -> int:
+    """The database's epoch: 1, raised by one at each failover (``raise_epoch``)."""
+    row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == EPOCH_ROW)).first()
+    return 1 if row is None else int(row.size)
+
+
+def fence(conn: Connection, head_file: SignedHeadFile | None) -> int:
+    """Refuse a database whose epoch is below the one this log key already followed: a former
+    primary that came back after a failover. Returns the database's epoch."""
+    epoch = db_epoch(conn)
+    if head_file is not None:
+        held = head_file.epoch()
+        if epoch < held:
+            raise LogStateError(
+                f"this database is of epoch {epoch}, but the log moved to epoch {held} at a "
+                "failover: it is a former primary and may not sign",
+                hint="point the home at the current primary; rebuild this one as its standby "
+                "(pg_rewind or pg_basebackup), never serve from it",
+            )
+    return epoch
+
+
+def raise_epoch(conn: Connection) -> int:
+    """At failover, on the promoted primary: the next epoch (under the append lock)."""
+    conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update())
+    epoch = db_epoch(conn) + 1
+    if conn.execute(select(HEAD.c.id).where(HEAD.c.id == EPOCH_ROW)).first() is None:
+        conn.execute(HEAD.insert().values(id=EPOCH_ROW, size=epoch))
+    else:
+        conn.execute(HEAD.update().where(HEAD.c.id == EPOCH_ROW).values(size=epoch))
+    return epoch
+
+
+# -- before each signing ---------------------------------------------------------------------
+
+
+def _signed_root(conn: Connection, size: int) -> bytes | None:
+    row = conn.execute(select(CHECKPOINT.c.root).where(CHECKPOINT.c.size == size)).first()
+    return None if row is None else bytes(row.root)
+
+
+def check_before_signing(
+    conn: Connection,
+    *,
+    old_size: int,
+    frontier: Mapping[merkle.Node, bytes],
+    fresh: Mapping[merkle.Node, bytes],
+    leaves: Sequence[bytes],
+    root: bytes,
+    head_file: SignedHeadFile | None,
+) -> None:
+    """Raise ``LogStateError`` unless signing ``root`` for ``old_size + len(leaves)`` extends
+    what the log already signed (see the module rules)."""
+    fence(conn, head_file)
+    held = head_file.read() if head_file is not None else None
+    new_size = old_size + len(leaves)
+    old_root = merkle.root_from_nodes(old_size, frontier)
+    if old_size > 0:
+        signed = _signed_root(conn, old_size)
+        if signed is None:
+            raise LogStateError(
+                f"the log's head says {old_size} entries but no checkpoint of that size was "
+                "signed: the head row is ahead of the signed log",
+                hint=RECOVER,
+            )
+        if signed != old_root:
+            raise LogStateError(
+                f"the stored tree nodes give root {b64encode(old_root)} for size {old_size}, "
+                f"but the checkpoint signed for that size has {b64encode(signed)}: a stored "
+                "node was altered or lost",
+                hint=RECOVER,
+            )
+    if held is not None:
+        if held.size > old_size:
+            raise LogStateError(
+                f"the database holds {old_size} entries, but the log already signed "
+                f"{held.describe()}: the database lost acknowledged entries",
+                hint=RECOVER,
+            )
+        at_held = old_root if held.size == old_size else _signed_root(conn, held.size)
+        if held.size > 0 and at_held != held.root:
+            raise LogStateError(
+                f"the database's checkpoint of size {held.size} is not the one the log signed "
+                f"({held.describe()}): it holds a different history",
+                hint=RECOVER,
+            )
+    # The new root, again: from the frontier just checked and this transaction's leaves alone.
+    again = merkle.nodes_for_batch(old_size, list(leaves), lambda lv, ix: frontier[(lv, ix)])
+    known = {**frontier, **{(lv, ix): h for lv, ix, h in again}}
+    recomputed = merkle.root_from_nodes(new_size, known)
+    if recomputed != root or any(fresh.get((lv, ix), h) != h for lv, ix, h in again):
+        raise LogStateError(
+            f"the root about to be signed for size {new_size} is not the one its nodes give",
+            hint=RECOVER,
+        )
+    if old_size > 0:
+        needed = merkle.consistency_proof_nodes(old_size, new_size)
+        missing = [n for n in needed if n not in known]
+        if missing:
+            for row in conn.execute(
+                select(NODE.c.level, NODE.c.idx, NODE.c.hash).where(
+                    NODE.c.level.in_({lv for lv, _ in missing}),
+                    NODE.c.idx.in_({ix for _, ix in missing}),
+                )
+            ):
+                known.setdefault((row.level, row.idx), bytes(row.hash))
+        try:
+            proof = merkle.consistency_proof_from_nodes(old_size, new_size, known)
+            merkle.verify_consistency(old_size, new_size, old_root, root, proof)
+        except (KeyError, CustodyError) as e:
+            raise LogStateError(
+                f"the tree of size {new_size} is not consistent with the signed tree of size "
+                f"{old_size}",
+                hint=RECOVER,
+            ) from e
+
+
+# -- at start --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartReport:
+    """What the start check saw (for readiness and `custody log check`)."""
+
+    size: int
+    checkpoint: SignedHead | None
+    file: SignedHead | None
+    leaves_checked: int
+    states_checked: int
+    epoch: int = 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "size": self.size,
+            "checkpoint": self.checkpoint.describe() if self.checkpoint else None,
+            "signed_head_file": self.file.describe() if self.file else None,
+            "leaves_checked": self.leaves_checked,
+            "states_checked": self.states_checked,
+            "epoch": self.epoch,
+        }
+
+
+def check_at_start(
+    conn: Connection,
+    verifier: NoteVerifier,
+    origin: str,
+    held_file: SignedHeadFile | None,
+    *,
+    tail: int | None = DEFAULT_TAIL,
+    light: bool = False,
+) -> StartReport:
+    """Raise ``LogStateError`` unless the stored log agrees with itself and with the last
+    signed checkpoint kept outside the database (see the module rules).
+
+    ``tail``: how many of the newest leaves are re-hashed (None: the whole tree is rebuilt and
+    every stored node compared). ``light`` (readiness, often): O(log n) queries only, no
+    entry count, no leaf and no package state read.
+    """
+    # The file first, then the database's snapshot: the file moves forward only after a commit,
+    # so what it holds is never ahead of a snapshot taken after reading it (other writers may
+    # append while this runs).
+    held = held_file.read() if held_file is not None else None
+    epoch = fence(conn, held_file)
+    row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).first()
+    if row is None:
+        size = 0
+    else:
+        size = row.size
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise LogStateError(f"the log's head row holds {size!r}, not a size", hint=RECOVER)
+    if light:  # O(log n): the highest entry only
+        high = conn.execute(select(func.max(ENTRY.c.idx))).scalar_one_or_none()
+        count, low = (size if high == size - 1 or (high is None and not size) else -1), 0
+    else:
+        count, low, high = conn.execute(
+            select(func.count(), func.min(ENTRY.c.idx), func.max(ENTRY.c.idx))
+        ).one()
+    if count != size or (size and (low != 0 or high != size - 1)):
+        raise LogStateError(
+            f"the log's head says {size} entries, but the entry table holds {count} "
+            f"(indexes {low}..{high}): rows were deleted or added outside the log",
+            hint=RECOVER,
+        )
+    top = conn.execute(
+        select(CHECKPOINT.c.size, CHECKPOINT.c.root, CHECKPOINT.c.note)
+        .order_by(CHECKPOINT.c.size.desc())
+        .limit(1)
+    ).first()
+    latest: SignedHead | None = None
+    if top is None:
+        if size:
+            raise LogStateError(
+                f"the log holds {size} entries but no signed checkpoint", hint=RECOVER
+            )
+    else:
+        latest = open_signed(
+            str(top.note), verifier, origin, what=f"the stored checkpoint of size {top.size}"
+        )
+        if latest.size != top.size or latest.root != bytes(top.root):
+            raise LogStateError(
+                f"the stored checkpoint row of size {top.size} does not match its signed note",
+                hint=RECOVER,
+            )
+        if latest.size != size:
+            raise LogStateError(
+                f"the log's head says {size} entries, but the last signed checkpoint is of "
+                f"size {latest.size}: the head row is "
+                f"{'ahead' if size > latest.size else 'behind'}",
+                hint=RECOVER,
+            )
+    beyond = conn.execute(
+        select(func.max(NODE.c.idx)).where(NODE.c.level == 0)
+    ).scalar_one_or_none()
+    if beyond is not None and beyond >= size:
+        raise LogStateError(
+            f"the tree table holds leaf {beyond}, beyond the log's {size} entries", hint=RECOVER
+        )
+    frontier: dict[merkle.Node, bytes] = {}
+    wanted = merkle.frontier_nodes(size)
+    if wanted:
+        for n in conn.execute(
+            select(NODE.c.level, NODE.c.idx, NODE.c.hash).where(
+                NODE.c.idx.in_({ix for _, ix in wanted}), NODE.c.level.in_({lv for lv, _ in wanted})
+            )
+        ):
+            if (n.level, n.idx) in wanted:
+                frontier[(n.level, n.idx)] = bytes(n.hash)
+        lost = [w for w in wanted if w not in frontier]
+        if lost:
+            raise LogStateError(f"the tree table lacks node(s) {lost[:3]}", hint=RECOVER)
+        root = merkle.root_from_nodes(size, frontier)
+        assert latest is not None  # size > 0 implies a checkpoint (checked above)
+        if root != latest.root:
+            raise LogStateError(
+                f"the stored tree nodes give root {b64encode(root)} for size {size}, but the "
+                f"log signed {latest.describe()}: a stored node was altered or lost",
+                hint=RECOVER,
+            )
+    if held is not None:
+        if held.size > size:
+            raise LogStateError(
+                f"the database holds {size} entries, but the log already signed "
+                f"{held.describe()} ({held_file.path if held_file else ''}): the database lost "
+                "acknowledged entries",
+                hint=RECOVER,
+            )
+        if held.size and (
+            (latest is not None and held.size == latest.size and held.note != latest.note)
+            or _signed_root(conn, held.size) != held.root
+        ):
+            raise LogStateError(
+                f"the database's checkpoint of size {held.size} is not the one the log signed "
+                f"({held.describe()}): it holds a different history",
+                hint=RECOVER,
+            )
+    elif held_file is not None and size > 0 and not held_file.exists():
+        raise LogStateError(
+            f"the log's signed-checkpoint file {held_file.path} is missing but the database "
+            f"holds {size} entries",
+            hint="if this database is the right one, run `custody log check --adopt` to audit "
+            "it in full and keep its last checkpoint; otherwise " + RECOVER,
+        )
+    if light:
+        return StartReport(size, latest, held, 0, 0, epoch)
+    start = 0 if tail is None else max(0, size - tail)
+    checked = _audit_tree(conn, size) if tail is None else _audit_leaves(conn, start)
+    states = 0
+    for st in conn.execute(
+        select(STATE.c.package_id, STATE.c.state, STATE.c.last_idx).where(STATE.c.last_idx >= start)
+    ):
+        if st.last_idx >= size:
+            raise LogStateError(
+                f"package {st.package_id}'s cached state is from entry {st.last_idx}, beyond the "
+                f"log's {size} entries",
+                hint=RECOVER,
+            )
+        if state_from_json(st.state).package_id != st.package_id:
+            raise LogStateError(f"package {st.package_id}'s cached state names another package")
+        states += 1
+    return StartReport(size, latest, held, checked, states, epoch)
+
+
+def _audit_leaves(conn: Connection, start: int) -> int:
+    """Every entry from ``start`` on hashes to its stored leaf node; returns how many."""
+    checked = 0
+    for entry in conn.execute(
+        select(ENTRY.c.idx, ENTRY.c.envelope, NODE.c.hash)
+        .join(NODE, (NODE.c.level == 0) & (NODE.c.idx == ENTRY.c.idx), isouter=True)
+        .where(ENTRY.c.idx >= start)
+        .order_by(ENTRY.c.idx)
+    ):
+        if entry.hash is None or merkle.leaf_hash(bytes(entry.envelope)) != bytes(entry.hash):
+            raise LogStateError(
+                f"log entry {entry.idx} does not hash to its stored tree leaf: the entry (or "
+                "its node) was altered",
+                hint=RECOVER,
+            )
+        checked += 1
+    return checked
+
+
+AUDIT_CHUNK = 4096
+
+
+def _getter(nodes: Mapping[merkle.Node, bytes]) -> merkle.NodeGetter:
+    return lambda level, idx: nodes[(level, idx)]
+
+
+def _audit_tree(conn: Connection, size: int) -> int:
+    """The whole tree rebuilt from the entries, chunk by chunk, and every stored node compared
+    with it (none altered, none missing, none extra); returns the number of leaves."""
+    frontier: dict[merkle.Node, bytes] = {}
+    pos = 0
+    while pos < size:
+        leaves = [
+            merkle.leaf_hash(bytes(r.envelope))
+            for r in conn.execute(
+                select(ENTRY.c.envelope)
+                .where(ENTRY.c.idx >= pos, ENTRY.c.idx < pos + AUDIT_CHUNK)
+                .order_by(ENTRY.c.idx)
+            )
+        ]
+        if not leaves:
+            raise LogStateError(f"log entries from {pos} on are missing", hint=RECOVER)
+        built = merkle.nodes_for_batch(pos, leaves, _getter(frontier))
+        end = pos + len(leaves)
+        stored: dict[merkle.Node, bytes] = {}
+        for level in range(end.bit_length()):
+            low, high = pos >> level, end >> level
+            if low == high:
+                continue
+            for r in conn.execute(
+                select(NODE.c.idx, NODE.c.hash).where(
+                    NODE.c.level == level, NODE.c.idx >= low, NODE.c.idx < high
+                )
+            ):
+                stored[(level, int(r.idx))] = bytes(r.hash)
+        for level, idx, h in built:
+            if stored.get((level, idx)) != h:
+                raise LogStateError(
+                    f"stored tree node ({level}, {idx}) is not the hash of the entries below it "
+                    f"(entries {idx << level}..{((idx + 1) << level) - 1})",
+                    hint=RECOVER,
+                )
+        known = {**frontier, **{(lv, ix): h for lv, ix, h in built}}
+        frontier = {n: known[n] for n in merkle.frontier_nodes(end)}
+        pos = end
+    expected = 2 * size - bin(size).count("1")
+    count = conn.execute(select(func.count()).select_from(NODE)).scalar_one()
+    if count != expected:
+        raise LogStateError(
+            f"the tree table holds {count} nodes, a log of {size} entries has {expected}",
+            hint=RECOVER,
+        )
+    return size
