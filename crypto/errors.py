@@ -355,7 +355,8 @@ class SchemaBehindError(StorageError):
 
 
 class LogStateError(StorageError):
-    """The log's stored state disagrees with a checkpoint its key signed (a lost write, a
-    zeroed node, a deleted row): the log refuses to sign anything over it."""
+    """The log's stored state disagrees with a checkpoint its key signed.
+
+    A lost write, a zeroed node, a deleted row: the log refuses to sign anything over it."""
 
     code = "log_state"

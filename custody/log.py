@@ -391,6 +391,14 @@ class CustodyLog:
             # (full disk, a constraint or trigger the log did not expect) is a storage fault,
             # and the whole transaction was rolled back.
             self._forget_states()
+            if isinstance(e, IntegrityError) and any(
+                table in str(e.orig) for table in ("log_entry", "tree_node", "checkpoint")
+            ):  # under the append lock only a damaged head collides with the log's own rows
+                raise LogStateError(
+                    "the log's tables refuse the append: an entry, node or checkpoint already "
+                    "sits beyond the head row's size (the head row is behind)",
+                    hint=GUARD_RECOVER,
+                ) from e
             raise StorageError(f"the log database refused the append: {e.orig}") from e
         except BaseException:
             self._forget_states()

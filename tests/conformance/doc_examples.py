@@ -372,9 +372,10 @@ def error_table() -> str:
 
     rows: dict[str, tuple[int, int, str]] = {}
     for cls in walk(CustodyError):
-        doc = (cls.__doc__ or "").strip().splitlines()
+        # the docstring's first paragraph, on one line
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
         if cls.code not in rows or (doc and not rows[cls.code][2]):
-            rows[cls.code] = (cls.http_status, cls.exit_code, doc[0] if doc else "")
+            rows[cls.code] = (cls.http_status, cls.exit_code, doc)
     lines = ["| HTTP | code | CLI exit | meaning |", "|---|---|---|---|"]
     for code, (status, exit_code, meaning) in sorted(rows.items(), key=lambda r: (r[1][0], r[0])):
         lines.append(f"| {status} | `{code}` | {exit_code} | {meaning} |")

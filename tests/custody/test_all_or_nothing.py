@@ -19,6 +19,11 @@ from custody.package_service import all_package_ids
 from tests.conftest import PASS, T0
 from tests.custody.stored import changes, fail_inserts_into, stored
 
+# The refusal the forced failure gets: a storage error, by the class the database reports
+# (the SQLite trigger fails as a missing table does, the PostgreSQL one as a full disk; an
+# unreachable database at init is an outage).
+STORAGE_CODES = {"storage", "db_schema", "db_full", "db_unavailable"}
+
 NOW = format_time(T0)
 SAMPLES = Path(__file__).resolve().parents[2] / "custody" / "samples"
 SEAL_ARGS = [
@@ -82,7 +87,7 @@ def test_seal_failing_after_its_first_write_stores_nothing(any_season: Season, t
     fail_inserts_into(any_season.home, table)
     before, size = stored(any_season.home), any_season.log().size()
     code, out = seal(any_season)
-    assert (code, out["error"]) == (6, "storage")
+    assert code == 6 and out["error"] in STORAGE_CODES
     assert changes(before, stored(any_season.home)) == []
     assert any_season.log().size() == size
 
@@ -95,7 +100,7 @@ def test_enroll_failing_at_the_certificate_leaves_no_key_file(any_season: Season
     fail_inserts_into(any_season.home, "certificate")
     before = stored(any_season.home)
     code, out = run(any_season, *ENROLL)
-    assert (code, out["error"]) == (6, "storage")
+    assert code == 6 and out["error"] in STORAGE_CODES
     assert changes(before, stored(any_season.home)) == []
     assert not list(any_season.home.people_dir().glob("courier-ma-*"))
 
@@ -109,7 +114,7 @@ def test_rotate_failing_at_the_revocation_stores_neither(any_season: Season) -> 
     fail_inserts_into(any_season.home, "revocation")  # written after the new certificate
     before = stored(any_season.home)
     code, out = run(any_season, "keys", "rotate", "courier-sun")
-    assert (code, out["error"]) == (6, "storage")
+    assert code == 6 and out["error"] in STORAGE_CODES
     assert changes(before, stored(any_season.home)) == []
 
 
@@ -129,7 +134,7 @@ def test_import_failing_after_the_certificates_stores_none(season: Season, tmp_p
     fail_inserts_into(season.home, "revocation")  # stored after the new certificate
     before = stored(season.home)
     code, out2 = run(season, "keys", "import", str(bundle))
-    assert (code, out2["error"]) == (6, "storage")
+    assert code == 6 and out2["error"] in STORAGE_CODES
     assert changes(before, stored(season.home)) == []
 
 
@@ -155,7 +160,7 @@ def test_propose_failing_after_its_first_write_stores_nothing(
     fail_inserts_into(any_season.home, table)
     before, size = stored(any_season.home), any_season.log().size()
     code, out = run(any_season, *PROPOSE, "--key", keyfile(any_season, "prop-zhao"))
-    assert (code, out["error"]) == (6, "storage")
+    assert code == 6 and out["error"] in STORAGE_CODES
     assert (
         changes(before, stored(any_season.home)) == []
     )  # no ciphertext file left in papers/ either
@@ -180,7 +185,7 @@ def test_paper_destroy_failing_after_its_first_write_stores_nothing(
         any_season, "paper", "destroy", "SX-INT-P01-A",
         "--key", keyfile(any_season, "destroy-feng"), "--key", keyfile(any_season, "secrecy-chen"),
     )  # fmt: skip
-    assert (code, out["error"]) == (6, "storage")
+    assert code == 6 and out["error"] in STORAGE_CODES
     assert changes(before, stored(any_season.home)) == []
     code, listing = run(any_season, "paper", "list")
     assert listing["papers"][0]["status"] == "active"
@@ -201,7 +206,7 @@ def test_paper_open_failing_at_its_act_row_records_nothing_and_opens_nothing(
         "--key", keyfile(any_season, "supervisor-wang"),
         now="2027-03-03T08:30:00Z",
     )  # fmt: skip
-    assert (code, out["error"]) == (6, "storage")
+    assert code == 6 and out["error"] in STORAGE_CODES
     assert changes(before, stored(any_season.home)) == []
     assert not plain.exists()
 
@@ -214,7 +219,7 @@ def test_init_failing_at_its_database_takes_back_its_keys_and_config(
     init = ["--home", str(home), "--json", "init", "--rehearsal", "--name", "陕西省人事考试中心"]
     code = main([*init, "--database-url", unreachable])
     out = json.loads(capsys.readouterr().out)
-    assert (code, out["error"]) == (6, "storage")
+    assert code == 6 and out["error"] in STORAGE_CODES
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["authority"]  # no key, no config
     code = main(init)  # the same command again: not "already exists"
     assert code == 0, capsys.readouterr().out
