@@ -1,0 +1,289 @@
+"""The courier's device in a real browser: Debian's Chromium, a phone-sized window, its fake
+camera fed a printed label, the network cut and restored by the test.
+
+The app runs under uvicorn on 127.0.0.1 in a thread with the real clock (the device signs with
+its own clock, as a phone does). Every label is judged on the device: the test fails if the page
+asks the server about a label. Screenshots of each step are saved under the test's tmp dir and,
+with CUSTODY_SCREENSHOTS=DIR, copied there too (docs/screenshots/ for the closing note).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import Settings, create_app
+from crypto.dsse import Envelope
+from custody.demo import Season, start_season
+from custody.events import Kind, parse_event
+from custody.package_service import label_text, seal_event, seal_package
+from custody.service import open_reader
+from tests.api.helpers import free_port, label_png, stranger_label
+from tests.api.test_scan_browser import write_y4m
+from tests.conftest import PASS, fast_kdf
+from tests.labels.fixtures import typical_manifest
+
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
+
+PHONE = {"width": 375, "height": 812}
+PACKAGE = "SX27-INT-0001"
+
+
+@dataclass
+class Served:
+    base: str
+    season: Season
+    label: str
+
+
+def key_file(season: Season, subject: str) -> Path:
+    (found,) = season.home.people_dir().glob(f"{subject}-*.key")
+    return found
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """A season on the real clock, one package sealed on the log, the service over HTTP."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    season = start_season(tmp_path / "season", now=now, passphrase=PASS, kdf=fast_kdf())
+    manifest = typical_manifest(now)
+    printer = season.keys["print-qian"].signing
+    seal_package(season.home, manifest, printer, now=now)
+    label = label_text(season.home, manifest.package_id)
+    sealer = season.trust().certificate(printer.key_id)
+    season.submit(
+        seal_event(manifest, label, sealer, season.authority.id, printer, handover_witness=False)
+    )
+    season.log().close()
+    settings = Settings(home=season.home.path, log_passphrase=PASS, desk_every=0)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield Served(f"http://127.0.0.1:{port}", season, label)
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+class Shots:
+    """Numbered screenshots of one scenario, kept as test artefacts."""
+
+    def __init__(self, page: Any, out: Path) -> None:
+        self.page, self.out, self.n = page, out, 0
+        out.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str) -> None:
+        self.n += 1
+        path = self.out / f"{self.n:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        if target := os.environ.get("CUSTODY_SCREENSHOTS"):
+            Path(target).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(target) / path.name)
+
+
+def launch(p: Any, video: Path) -> Any:
+    return p.chromium.launch(
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=[
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+        ],
+    )
+
+
+def open_app(browser: Any, base: str) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport=PHONE, locale="zh-CN", device_scale_factor=1)
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/courier/")
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.evaluate("navigator.serviceWorker.ready.then(r => !!r.active)")
+    assert not errors, errors
+    return context, page, asked
+
+
+def log_in(page: Any, season: Season, subject: str) -> None:
+    page.set_input_files("#keyfile", str(key_file(season, subject)))
+    page.fill("#passphrase", PASS)
+    page.click("#login-button")
+    page.wait_for_selector("#login-status[data-state='ok'], #login-status[data-state='error']")
+    assert page.get_attribute("#login-status", "data-state") == "ok", page.inner_text(
+        "#login-status"
+    )
+
+
+def scan(page: Any) -> str:
+    """Open the camera until the page has judged a label; 'valid' or 'refused: REASON'."""
+    page.click("#camera")
+    page.wait_for_selector("#verdict[data-state='valid'], #verdict[data-state='refused']")
+    state = page.get_attribute("#verdict", "data-state") or ""
+    return state if state == "valid" else f"{state}: {page.inner_text('#verdict-reason')}"
+
+
+def serious_violations(page: Any) -> list[dict[str, Any]]:
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("axe.run(document).then(r => r.violations)")
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+def test_scan_offline_two_signatures_queue_and_sync_with_proof(
+    served: Served, tmp_path: Path
+) -> None:
+    season = served.season
+    video = write_y4m(label_png(season, served.label), tmp_path / "good.y4m")
+    shots_dir = tmp_path / "screenshots"
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, video)
+        try:
+            context, page, asked = open_app(browser, served.base)
+            shot = Shots(page, shots_dir)
+            assert page.inner_text("h1") == "试卷交接"  # Chinese first
+            shot("start")
+            log_in(page, season, "courier-sun")
+            assert "孙立" in page.inner_text("#login-status")
+            shot("logged-in")
+
+            # Online once: the device learns the package's latest state (its chain head).
+            assert scan(page) == "valid"
+            context.set_offline(True)
+            page.wait_for_selector("#net[data-state='offline']")
+            assert scan(page) == "valid"
+            assert "未联网" in page.inner_text("#verdict-where")
+            facts = page.inner_text("#facts")
+            for fact in (PACKAGE, "S0012345", "S0012347", "钱峰", "西安市第一考点", "绝密"):
+                assert fact in facts
+            shot("valid-offline")
+
+            for serial in ("S0012345", "S0012346", "S0012347"):
+                page.check(f"#seal-list input[value='{serial}']")
+            page.fill("#seal-count", "3")
+            assert page.get_attribute("#seal-status", "data-state") == "ok"
+            page.fill("#place", "保密印刷厂 PRT-01")
+            shot("seals-checked")
+
+            # The releaser (the printer) unlocks their own key file on this phone.
+            page.set_input_files("#slot-releaser-file", str(key_file(season, "print-qian")))
+            page.fill("#slot-releaser-pass", "a wrong passphrase")
+            page.click("#slot-releaser-sign")
+            page.wait_for_selector("#slot-releaser-status[data-state='error']")
+            assert "decryption" in page.inner_text("#slot-releaser-status")
+            page.fill("#slot-releaser-pass", PASS)
+            page.click("#slot-releaser-sign")
+            page.wait_for_selector(".slot[data-slot='releaser'] .signed")
+            page.click("#sign-receiver")  # the courier, already unlocked at login
+            page.wait_for_selector(".slot[data-slot='receiver'] .signed")
+            shot("both-signed")
+            page.click("#queue")
+            page.wait_for_selector("#outbox li[data-state='queued']")
+            assert "未同步" in page.inner_text("#outbox")
+            page.click("#sync")  # offline: nothing is sent, the statement stays queued
+            page.wait_for_timeout(500)
+            assert page.locator("#outbox li[data-state='queued']").count() == 1
+            statement = page.get_attribute("#outbox li", "data-statement")
+            assert not on_log(season, statement), "nothing reaches the log while offline"
+            shot("queued-offline")
+
+            context.set_offline(False)
+            page.wait_for_selector("#outbox li[data-state='synced'][data-proof='ok']", timeout=30_000)
+            assert "包含证明已在本机核验" in page.inner_text("#outbox")
+            shot("synced-receipt-proof")
+
+            assert not [u for u in asked if "/v1/labels/" in u], "labels are judged on the device"
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            assert serious_violations(page) == []
+            page.click("#lang")
+            assert page.inner_text("h1") == "Paper handover"
+            assert page.get_attribute("#outbox li", "data-state") == "synced"
+            shot("english")
+
+            # The app itself opens with no network (service worker), outbox intact.
+            context.set_offline(True)
+            page.reload()
+            page.wait_for_selector("body[data-ready='true']")
+            assert page.locator("#outbox li[data-state='synced']").count() == 1
+            shot("reopened-offline")
+        finally:
+            browser.close()
+
+    entry = on_log(season, statement)
+    assert entry is not None
+    event = parse_event(entry.payload)
+    assert event.kind is Kind.DISPATCH
+    assert dict(event.actors) == {"releaser": "print-qian", "receiver": "courier-sun"}
+    assert dict(event.body) == {"seals": ["S0012345", "S0012346", "S0012347"]}
+    assert len(entry.signatures) == 2
+
+    # A replay of the same statement gets the same receipt and changes nothing.
+    first = json.loads(entry.to_bytes())
+    size = open_reader(season.home).size()
+    again = httpx.post(f"{served.base}/v1/events", json=first)
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert again.json()["statement_id"] == statement
+    assert open_reader(season.home).size() == size
+
+
+def on_log(season: Season, statement: str | None) -> Envelope | None:
+    log = open_reader(season.home)
+    for i in range(log.size()):
+        env = log.entry(i)
+        if parse_event(env.payload).id == statement:
+            return env
+    return None
+
+
+def test_tampered_label_is_refused_offline_with_the_reason(served: Served, tmp_path: Path) -> None:
+    season = served.season
+    video = write_y4m(label_png(season, stranger_label(season)), tmp_path / "tampered.y4m")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, video)
+        try:
+            context, page, asked = open_app(browser, served.base)
+            shot = Shots(page, tmp_path / "screenshots-refused")
+            log_in(page, season, "courier-sun")
+            context.set_offline(True)
+            assert scan(page).startswith("refused")
+            assert page.inner_text("#verdict-title") == "拒绝"
+            assert "unknown_signer" in page.inner_text("#verdict-reason")
+            assert page.is_hidden("#handover")
+            assert serious_violations(page) == []
+            shot("refused-offline")
+            assert not [u for u in asked if "/v1/labels/" in u]
+        finally:
+            browser.close()
