@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,15 @@ import uvicorn
 from api.app import Settings, create_app
 from crypto.dsse import Envelope
 from custody.demo import Season, start_season
+from custody.errors import CustodyError
 from custody.events import Kind, parse_event
 from custody.package_service import label_text, seal_event, seal_package
 from custody.service import open_reader
-from tests.api.helpers import free_port, label_png, stranger_label
+from labels.payload import verify_label
+from tests.api.helpers import forged_label, free_port, label_png, stranger_label
 from tests.api.test_scan_browser import write_y4m
 from tests.conftest import PASS, fast_kdf
-from tests.labels.fixtures import typical_manifest
+from tests.labels.fixtures import resign, typical_manifest
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
@@ -220,7 +222,9 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             shot("queued-offline")
 
             context.set_offline(False)
-            page.wait_for_selector("#outbox li[data-state='synced'][data-proof='ok']", timeout=30_000)
+            page.wait_for_selector(
+                "#outbox li[data-state='synced'][data-proof='ok']", timeout=30_000
+            )
             assert "包含证明已在本机核验" in page.inner_text("#outbox")
             shot("synced-receipt-proof")
 
@@ -287,3 +291,79 @@ def test_tampered_label_is_refused_offline_with_the_reason(served: Served, tmp_p
             assert not [u for u in asked if "/v1/labels/" in u]
         finally:
             browser.close()
+
+
+def parity_cases(served: Served) -> dict[str, str]:
+    """Labels good and bad, each as the QR text: every way a label is refused, by its cause."""
+    season = served.season
+    now = season.now
+    printer = season.keys["print-qian"].signing
+    courier = season.keys["courier-sun"].signing
+    body = served.label[len("CP1:") :]
+    return {
+        "good": served.label,
+        "stranger key": stranger_label(season),
+        "forged signature": forged_label(season),
+        "wrong prefix": "XP1:" + body,
+        "version 2": "CP2:" + body,
+        "not base45": served.label[:-1] + "a",
+        "dangling base45": served.label + "0",
+        "seals do not match the bags": resign(
+            typical_manifest(now), printer, lambda f: f.update({9: ["S1", "S2"]})
+        ),
+        "copies out of range": resign(
+            typical_manifest(now), printer, lambda f: f.update({7: 0, 9: ["S1"]})
+        ),
+        "unknown key in manifest": resign(
+            typical_manifest(now), printer, lambda f: f.update({16: 1})
+        ),
+        "signed by a courier": resign(typical_manifest(now), courier, lambda f: None),
+        "issued in the future": resign(
+            typical_manifest(now + timedelta(hours=2)), printer, lambda f: None
+        ),
+        "expired": resign(
+            typical_manifest(now - timedelta(hours=2), expires_at=now - timedelta(hours=1)),
+            printer,
+            lambda f: None,
+        ),
+    }
+
+
+def test_device_and_library_judge_every_label_alike(served: Served, tmp_path: Path) -> None:
+    """The device's verifier (label.js) and the library's (labels.payload.verify_label) give
+    the same verdict and the same error code for each label."""
+    season = served.season
+    cases = parity_cases(served)
+    expected: dict[str, str] = {}
+    for name, text in cases.items():
+        try:
+            verify_label(text, season.trust(), now=datetime.now(UTC))
+            expected[name] = "valid"
+        except CustodyError as e:
+            expected[name] = e.code
+    assert expected["good"] == "valid" and expected["stranger key"] == "unknown_signer"
+    assert len(set(expected.values())) >= 6, expected  # the table covers distinct causes
+    video = write_y4m(label_png(season, served.label), tmp_path / "good.y4m")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, video)
+        try:
+            _, page, _ = open_app(browser, served.base)
+            log_in(page, season, "courier-sun")
+            got = page.evaluate(
+                """async (cases) => {
+                    const trust = await window.custody.loadCachedTrust();
+                    const now = Math.floor(Date.now() / 1000);
+                    const out = {};
+                    for (const [name, text] of Object.entries(cases)) {
+                      try {
+                        await window.custody.verifyLabel(text, trust, now);
+                        out[name] = "valid";
+                      } catch (e) { out[name] = e.code ?? String(e); }
+                    }
+                    return out;
+                }""",
+                cases,
+            )
+        finally:
+            browser.close()
+    assert got == expected, {k: (got.get(k), v) for k, v in expected.items()}
