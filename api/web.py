@@ -122,3 +122,31 @@ def courier_asset(path: str) -> Response:
         raise NotFoundError(f"no file {path!r} in the courier app")
     suffix = name[name.rfind(".") :]
     return Response(_asset(name), media_type=_TYPES[suffix], headers=_COURIER_POLICY)
+
+
+# URL path under /console/ -> file under api/static/ (its modules import the courier's).
+_CONSOLE = {
+    "": "console/index.html",
+    "console.js": "console/console.js",
+    "console.css": "console/console.css",
+}
+
+
+def console_files() -> dict[str, str]:
+    """The secrecy officer's console's URL paths (under /console/) and their files."""
+    return dict(_CONSOLE)
+
+
+@router.get("/console")
+def console_root() -> RedirectResponse:
+    return RedirectResponse("/console/", status_code=308)
+
+
+@router.get("/console/{path:path}")
+def console_asset(path: str) -> Response:
+    """One file of the secrecy officer's console; 404 for anything not listed."""
+    name = _CONSOLE.get(path)
+    if name is None:
+        raise NotFoundError(f"no file {path!r} in the console")
+    suffix = name[name.rfind(".") :]
+    return Response(_asset(name), media_type=_TYPES[suffix], headers=_COURIER_POLICY)

@@ -242,6 +242,34 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             page.wait_for_selector("body[data-ready='true']")
             assert page.locator("#outbox li[data-state='synced']").count() == 1
             shot("reopened-offline")
+
+            # The secrecy officer's console, on a desktop: the handover is on the timeline.
+            console = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+            desk = console.new_page()
+            desk.goto(f"{served.base}/console/")
+            desk.wait_for_selector("body[data-ready='true']")
+            officer = Shots(desk, shots_dir)
+            officer.n = shot.n  # one numbered sequence for the closing note
+            log_in(desk, season, "secrecy-chen")
+            row = desk.wait_for_selector(f"#packages tr[data-package='{PACKAGE}']")
+            assert row.get_attribute("data-state") == "in_transit"
+            assert "孙立" in row.inner_text() and "运送中" in row.inner_text()
+            assert "已核验" in desk.inner_text("#checkpoint")
+            desk.select_option("#f-state", "sealed")
+            assert desk.locator("#packages tbody tr").count() == 0
+            desk.select_option("#f-state", "in_transit")
+            assert desk.locator("#packages tbody tr").count() == 1
+            officer("console-packages")
+            desk.click(f"#packages tr[data-package='{PACKAGE}'] a")
+            desk.wait_for_selector("#timeline-summary[data-state='ok']")
+            kinds = desk.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.kind)")
+            assert kinds == ["seal", "dispatch"]
+            assert desk.locator("#timeline li[data-verified='true']").count() == 2
+            assert "✓ 钱峰 Qian Feng" in desk.inner_text("#timeline")
+            assert "✓ 孙立 Sun Li" in desk.inner_text("#timeline")
+            assert "孙立" in desk.inner_text("#access")  # the courier's device read it
+            assert serious_violations(desk) == []
+            officer("console-timeline")
         finally:
             browser.close()
 

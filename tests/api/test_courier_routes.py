@@ -5,12 +5,13 @@ ones web/vendor/build.sh wrote (SHA256SUMS), and nothing the page loads comes fr
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from importlib import resources
 
 import pytest
 
-from api.web import courier_files
+from api.web import console_files, courier_files
 from custody.demo import Season
 from tests.api.helpers import client
 
@@ -68,3 +69,31 @@ def test_the_page_loads_nothing_from_another_origin() -> None:
             assert ref.removeprefix("/courier/") in served, (name, ref)
         for ref in re.findall(r"""from ["']\./([^"']+)["']""", text):
             assert ref in served, (name, ref)
+
+
+def test_the_console_is_served_under_the_same_policy(season: Season) -> None:
+    c = client(season, writable=False)
+    for path, name in console_files().items():
+        r = c.get(f"/console/{path}")
+        assert r.status_code == 200, path
+        assert r.content == (STATIC / name).read_bytes()
+        assert "script-src 'self' 'wasm-unsafe-eval';" in r.headers["content-security-policy"]
+    assert c.get("/console/secret.key").json()["error"] == "not_found"
+
+
+def test_the_catalogue_has_every_string_in_both_languages() -> None:
+    catalogue = json.loads((STATIC / "courier" / "i18n.json").read_text(encoding="utf-8"))
+    assert set(catalogue) == {"zh-CN", "en"}
+    assert set(catalogue["zh-CN"]) == set(catalogue["en"])
+    used: set[str] = set()
+    for name in (
+        "courier/index.html",
+        "courier/app.js",
+        "console/index.html",
+        "console/console.js",
+    ):
+        text = (STATIC / name).read_text(encoding="utf-8")
+        used |= set(re.findall(r'data-i18n="([\w.]+)"', text))
+        used |= set(re.findall(r'\bt\("([\w.]+)"', text))
+    assert used, "the pages use the catalogue"
+    assert used <= set(catalogue["zh-CN"]), used - set(catalogue["zh-CN"])
