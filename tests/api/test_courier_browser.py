@@ -228,19 +228,25 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             assert "包含证明已在本机核验" in page.inner_text("#outbox")
             shot("synced-receipt-proof")
 
+            # The escort's "all well" while the package travels: one signature, synced, proven.
+            page.click(f"#mine li[data-package='{PACKAGE}'] button.checkin")
+            proven = page.locator("#outbox li[data-state='synced'][data-proof='ok']")
+            sync_api.expect(proven).to_have_count(2, timeout=30_000)
+            shot("checkin-synced")
+
             assert not [u for u in asked if "/v1/labels/" in u], "labels are judged on the device"
             assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
             assert serious_violations(page) == []
             page.click("#lang")
             assert page.inner_text("h1") == "Paper handover"
-            assert page.get_attribute("#outbox li", "data-state") == "synced"
+            assert "synced: log entry" in page.inner_text("#outbox")
             shot("english")
 
             # The app itself opens with no network (service worker), outbox intact.
             context.set_offline(True)
             page.reload()
             page.wait_for_selector("body[data-ready='true']")
-            assert page.locator("#outbox li[data-state='synced']").count() == 1
+            assert page.locator("#outbox li[data-state='synced']").count() == 2
             shot("reopened-offline")
 
             # The secrecy officer's console, on a desktop: the handover is on the timeline.
@@ -263,8 +269,8 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             desk.click(f"#packages tr[data-package='{PACKAGE}'] a")
             desk.wait_for_selector("#timeline-summary[data-state='ok']")
             kinds = desk.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.kind)")
-            assert kinds == ["seal", "dispatch"]
-            assert desk.locator("#timeline li[data-verified='true']").count() == 2
+            assert kinds == ["seal", "dispatch", "checkin"]
+            assert desk.locator("#timeline li[data-verified='true']").count() == 3
             assert "✓ 钱峰 Qian Feng" in desk.inner_text("#timeline")
             assert "✓ 孙立 Sun Li" in desk.inner_text("#timeline")
             assert "孙立" in desk.inner_text("#access")  # the courier's device read it

@@ -161,6 +161,7 @@ function signatures(envelope, at, received) {
 async function timeline(id) {
   shown = id;
   const p = packages.get(id);
+  say("#timeline-summary", "");
   $("#timeline-section").hidden = false;
   $("#timeline-h").textContent = t("console.timeline", { id });
   const list = $("#timeline");
@@ -199,7 +200,6 @@ async function timeline(id) {
     li.append(head, actors, sigLine, body);
     list.append(li);
   }
-  say("#timeline-summary", all ? t("console.allverified", { n: p.history.length }) : t("console.problems"), all ? "ok" : "error");
   const access = $("#access");
   access.replaceChildren();
   try {
@@ -212,6 +212,7 @@ async function timeline(id) {
   } catch (e) {
     access.textContent = `${e.message} (${e.code})`;
   }
+  say("#timeline-summary", all ? t("console.allverified", { n: p.history.length }) : t("console.problems"), all ? "ok" : "error");
   $("#timeline-section").scrollIntoView();
 }
 

@@ -35,6 +35,7 @@ function applyLanguage() {
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   renderNet();
   renderOutbox();
+  renderMine();
   if (current) renderVerdict();
 }
 
@@ -129,6 +130,7 @@ async function login(ev) {
       sync();
     }
     if (current?.ok) renderHandover();
+    await renderMine();
   } catch (e) {
     say(status, t("login.failed", { reason: `${e.message} (${e.code ?? "error"})` }), "error");
   }
@@ -142,6 +144,7 @@ function logout() {
   $("#logout").hidden = true;
   say("#login-status", "");
   renderHandover();
+  renderMine();
 }
 
 // ---- packages the device knows -------------------------------------------------------------
@@ -249,6 +252,7 @@ async function judge(text) {
   }
   renderVerdict();
   renderHandover();
+  renderMine();
   const item = document.createElement("li");
   item.textContent = `${formatTime(current.at)} ${current.ok ? `${t("verdict.valid")} ${current.result.manifest.package_id}` : `${t("verdict.refused")} ${current.error.code}`}`;
   $("#history").prepend(item);
@@ -459,10 +463,60 @@ async function queueDraft() {
   $("#queue").hidden = true;
   $("#seals-section").hidden = true;
   await renderOutbox();
+  await renderMine();
   sync();
 }
 
 const b64encodeBytes = (b) => btoa(String.fromCharCode(...b));
+
+// ---- escort check-in ("all well") -----------------------------------------------------------
+async function renderMine() {
+  const list = $("#mine");
+  list.replaceChildren();
+  const mine = session ? (await store.all("packages")).filter((p) => p.state.holder === session.subject) : [];
+  say("#mine-empty", session ? (mine.length ? "" : t("mine.empty")) : t("mine.login"));
+  for (const p of mine) {
+    const li = document.createElement("li");
+    li.dataset.package = p.package_id;
+    li.append(`${p.package_id} · ${t(`state.${p.state.status}`)} · ${p.state.last_time ?? ""} `);
+    if (p.state.status === "in_transit" && !p.state.frozen) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "checkin";
+      b.textContent = t("mine.checkin");
+      b.setAttribute("aria-label", `${t("mine.checkin")} ${p.package_id}`);
+      b.addEventListener("click", () => checkin(p));
+      li.append(b);
+    }
+    list.append(li);
+  }
+}
+
+async function checkin(p) {
+  if (!trust || !session?.seed) return;
+  const event = {
+    type: "custody.event.v1",
+    kind: "checkin",
+    authority: trust.authority.id,
+    time: formatTime(now()),
+    place: $("#place").value.trim(),
+    packages: { [p.package_id]: p.state.last_event },
+    actors: { escort: session.subject },
+    body: {},
+    corrects: null,
+  };
+  const payload = canonicalJson(event);
+  const envelope = signEnvelope(EVENT_TYPE, payload, [{ seed: session.seed, keyId: session.keyId }]);
+  const statementId = hex(sha256Bytes(payload));
+  await store.put("outbox", {
+    statement_id: statementId, envelope, package_id: p.package_id, kind: "checkin",
+    created: now(), state: "queued", receipt: null, error: null, proof: null,
+  });
+  await store.put("packages", { ...p, state: { ...p.state, last_event: statementId }, local: true });
+  await renderOutbox();
+  await renderMine();
+  sync();
+}
 
 // ---- outbox ---------------------------------------------------------------------------------
 let syncing = false;
@@ -479,6 +533,7 @@ async function sync() {
   } finally {
     syncing = false;
     await renderOutbox();
+    await renderMine();
   }
 }
 
