@@ -9,6 +9,7 @@ with CUSTODY_SCREENSHOTS=DIR, copied there too (docs/screenshots/ for the closin
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ from api.app import Settings, create_app
 from crypto.dsse import Envelope
 from custody.demo import Season, start_season
 from custody.errors import CustodyError
-from custody.events import Kind, parse_event
+from custody.events import Event, Kind, parse_event
 from custody.package_service import label_text, seal_event, seal_package
 from custody.service import open_reader
 from labels.payload import verify_label
@@ -218,6 +219,7 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             page.wait_for_timeout(500)
             assert page.locator("#outbox li[data-state='queued']").count() == 1
             statement = page.get_attribute("#outbox li", "data-statement")
+            assert_no_secret_stored(page, season, "courier-sun", "print-qian")
             assert not on_log(season, statement), "nothing reaches the log while offline"
             shot("queued-offline")
 
@@ -247,6 +249,8 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             page.reload()
             page.wait_for_selector("body[data-ready='true']")
             assert page.locator("#outbox li[data-state='synced']").count() == 2
+            assert page.is_hidden("#logout"), "the session ended with the page"
+            assert page.locator("#mine button").count() == 0
             shot("reopened-offline")
 
             # The secrecy officer's console, on a desktop: the handover is on the timeline.
@@ -295,6 +299,38 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
     assert again.json()["duplicate"] is True
     assert again.json()["statement_id"] == statement
     assert open_reader(season.home).size() == size
+
+
+STORED = """async () => {
+    const db = await new Promise((ok, no) => {
+      const r = indexedDB.open("custody-courier");
+      r.onsuccess = () => ok(r.result);
+      r.onerror = () => no(r.error);
+    });
+    const out = {};
+    for (const name of db.objectStoreNames) {
+      out[name] = await new Promise((ok) => {
+        const tx = db.transaction(name).objectStore(name);
+        const keys = tx.getAllKeys(), values = tx.getAll();
+        values.onsuccess = () => ok({keys: keys.result, values: values.result});
+      });
+    }
+    out.local = {...localStorage};
+    out.session = {...sessionStorage};
+    return JSON.stringify(out);
+}"""
+
+
+def assert_no_secret_stored(page: Any, season: Season, *people: str) -> None:
+    """Nothing the page keeps holds a seed, the passphrase or a session token."""
+    stored = page.evaluate(STORED)
+    assert '"outbox"' in stored and '"settings"' in stored  # the stores were read
+    for person in people:
+        seed = season.keys[person].signing.seed()
+        assert base64.b64encode(seed).decode() not in stored
+        assert seed.hex() not in stored
+    assert PASS not in stored
+    assert "v4.public." not in stored
 
 
 def on_log(season: Season, statement: str | None) -> Envelope | None:
@@ -401,3 +437,77 @@ def test_device_and_library_judge_every_label_alike(served: Served, tmp_path: Pa
         finally:
             browser.close()
     assert got == expected, {k: (got.get(k), v) for k, v in expected.items()}
+
+
+def test_a_statement_the_log_refuses_is_shown_with_its_reason(
+    served: Served, tmp_path: Path
+) -> None:
+    """Signed offline, but meanwhile the package moved on the log: the device's statement
+    points at an old chain head, and the page shows the log's refusal with its code."""
+    season = served.season
+    video = write_y4m(label_png(season, served.label), tmp_path / "good.y4m")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, video)
+        try:
+            context, page, _ = open_app(browser, served.base)
+            shot = Shots(page, tmp_path / "screenshots-conflict")
+            log_in(page, season, "courier-sun")
+            assert scan(page) == "valid"
+            context.set_offline(True)
+            page.set_input_files("#slot-releaser-file", str(key_file(season, "print-qian")))
+            page.fill("#slot-releaser-pass", PASS)
+            page.click("#slot-releaser-sign")
+            page.click("#sign-receiver")
+            page.click("#queue")
+            page.wait_for_selector("#outbox li[data-state='queued']")
+
+            # Meanwhile, another device dispatched the package (a different place, so
+            # a different statement on the same chain head).
+            head = httpx.get(
+                f"{served.base}/v1/packages/{PACKAGE}",
+                headers={"authorization": f"Bearer {token_of(served, 'courier-sun')}"},
+            ).json()["state"]["last_event"]
+            other = Event(
+                kind=Kind.DISPATCH,
+                authority=season.authority.id,
+                time=datetime.now(UTC).replace(microsecond=0),
+                place="another gate",
+                packages={PACKAGE: head},
+                actors={"releaser": "print-qian", "receiver": "courier-sun"},
+                body={"seals": ["S0012345", "S0012346", "S0012347"]},
+            ).sign([season.keys["print-qian"].signing, season.keys["courier-sun"].signing])
+            assert (
+                httpx.post(
+                    f"{served.base}/v1/events", json=json.loads(other.to_bytes())
+                ).status_code
+                == 201
+            )
+
+            context.set_offline(False)
+            page.wait_for_selector("#outbox li[data-state='refused']", timeout=30_000)
+            text = page.inner_text("#outbox li[data-state='refused']")
+            # The page shows the log's own answer: the same envelope sent again gets it too.
+            stored = json.loads(page.evaluate(STORED))
+            (queued,) = stored["outbox"]["values"]
+            again = httpx.post(f"{served.base}/v1/events", json=queued["envelope"])
+            assert again.status_code in (403, 409, 422)
+            assert "被拒绝" in text and f"({again.json()['error']})" in text, text
+            assert again.json()["message"] in text
+            shot("refused-by-the-log")
+        finally:
+            browser.close()
+
+
+def token_of(served: Served, person: str) -> str:
+    from crypto.encoding import parse_time
+    from custody.sessions import Challenge, sign_login
+
+    got = httpx.post(f"{served.base}/v1/login/challenge").json()
+    challenge = Challenge(got["challenge"], got["origin"], parse_time(got["expires_at"]))
+    statement = sign_login(challenge, served.season.keys[person].signing)
+    r = httpx.post(
+        f"{served.base}/v1/login",
+        content=statement.to_bytes(),
+        headers={"content-type": "application/json"},
+    )
+    return str(r.json()["token"])
