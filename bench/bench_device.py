@@ -135,6 +135,7 @@ def first_load_bytes(base: str, browser: Any) -> tuple[int, dict[str, int]]:
     )
     context.close()
     urls = {u for u in seen | set(sw) if u.startswith(base) and "/v1/" not in u}
+    urls.add(f"{base}/courier/sw.js")  # the worker's own script: fetched by the browser
     sizes = {u.removeprefix(base): len(httpx.get(u).content) for u in sorted(urls)}
     return sum(sizes.values()), sizes
 
