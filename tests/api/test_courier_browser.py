@@ -253,6 +253,19 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             assert page.locator("#mine button").count() == 0
             shot("reopened-offline")
 
+            # Another courier's inspection finds a seal missing: the desk opens an incident
+            # and freezes the package (system statements on the log).
+            inspect = person_event(
+                served,
+                Kind.INSPECT,
+                {"inspector": "courier-sun"},
+                {"seals": ["S0012345", "S0012346"]},
+                ["courier-sun"],
+            )
+            answer = httpx.post(f"{served.base}/v1/events", json=inspect)
+            assert answer.status_code == 201
+            assert [f["kind"] for f in answer.json()["findings"]] == ["seal_mismatch"]
+
             # The secrecy officer's console, on a desktop: the handover is on the timeline.
             console = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
             desk = console.new_page()
@@ -263,7 +276,10 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             log_in(desk, season, "secrecy-chen")
             row = desk.wait_for_selector(f"#packages tr[data-package='{PACKAGE}']")
             assert row.get_attribute("data-state") == "in_transit"
-            assert "孙立" in row.inner_text() and "运送中" in row.inner_text()
+            assert "孙立" in row.inner_text() and "运送中 · 已冻结" in row.inner_text()
+            incident = desk.wait_for_selector("#incidents tr[data-status='open']")
+            for shown in ("封条不符", "高", PACKAGE, "✓"):
+                assert shown in incident.inner_text(), incident.inner_text()
             assert "已核验" in desk.inner_text("#checkpoint")
             desk.select_option("#f-state", "sealed")
             assert desk.locator("#packages tbody tr").count() == 0
@@ -273,8 +289,8 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             desk.click(f"#packages tr[data-package='{PACKAGE}'] a")
             desk.wait_for_selector("#timeline-summary[data-state='ok']")
             kinds = desk.eval_on_selector_all("#timeline li", "els => els.map(e => e.dataset.kind)")
-            assert kinds == ["seal", "dispatch", "checkin"]
-            assert desk.locator("#timeline li[data-verified='true']").count() == 3
+            assert kinds == ["seal", "dispatch", "checkin", "inspect", "freeze"]
+            assert desk.locator("#timeline li[data-verified='true']").count() == 5
             assert "✓ 钱峰 Qian Feng" in desk.inner_text("#timeline")
             assert "✓ 孙立 Sun Li" in desk.inner_text("#timeline")
             assert "孙立" in desk.inner_text("#access")  # the courier's device read it
@@ -463,25 +479,14 @@ def test_a_statement_the_log_refuses_is_shown_with_its_reason(
 
             # Meanwhile, another device dispatched the package (a different place, so
             # a different statement on the same chain head).
-            head = httpx.get(
-                f"{served.base}/v1/packages/{PACKAGE}",
-                headers={"authorization": f"Bearer {token_of(served, 'courier-sun')}"},
-            ).json()["state"]["last_event"]
-            other = Event(
-                kind=Kind.DISPATCH,
-                authority=season.authority.id,
-                time=datetime.now(UTC).replace(microsecond=0),
-                place="another gate",
-                packages={PACKAGE: head},
-                actors={"releaser": "print-qian", "receiver": "courier-sun"},
-                body={"seals": ["S0012345", "S0012346", "S0012347"]},
-            ).sign([season.keys["print-qian"].signing, season.keys["courier-sun"].signing])
-            assert (
-                httpx.post(
-                    f"{served.base}/v1/events", json=json.loads(other.to_bytes())
-                ).status_code
-                == 201
+            other = person_event(
+                served,
+                Kind.DISPATCH,
+                {"releaser": "print-qian", "receiver": "courier-sun"},
+                {"seals": ["S0012345", "S0012346", "S0012347"]},
+                ["print-qian", "courier-sun"],
             )
+            assert httpx.post(f"{served.base}/v1/events", json=other).status_code == 201
 
             context.set_offline(False)
             page.wait_for_selector("#outbox li[data-state='refused']", timeout=30_000)
@@ -496,6 +501,27 @@ def test_a_statement_the_log_refuses_is_shown_with_its_reason(
             shot("refused-by-the-log")
         finally:
             browser.close()
+
+
+def person_event(
+    served: Served, kind: Kind, actors: dict[str, str], body: dict[str, Any], signers: list[str]
+) -> dict[str, Any]:
+    """A statement made on another device, chained to the package's head as the log has it."""
+    season = served.season
+    head = httpx.get(
+        f"{served.base}/v1/packages/{PACKAGE}",
+        headers={"authorization": f"Bearer {token_of(served, signers[0])}"},
+    ).json()["state"]["last_event"]
+    env = Event(
+        kind=kind,
+        authority=season.authority.id,
+        time=datetime.now(UTC).replace(microsecond=0),
+        place="another gate",
+        packages={PACKAGE: head},
+        actors=actors,
+        body=body,
+    ).sign([season.keys[s].signing for s in signers])
+    return dict(json.loads(env.to_bytes()))
 
 
 def token_of(served: Served, person: str) -> str:

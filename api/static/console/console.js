@@ -5,7 +5,7 @@
 import { ed } from "/courier/vendor/crypto.js";
 import { unlockKeyFile } from "/courier/keyfile.js";
 import {
-  Refusal, b64decode, canonicalJson, equalBytes, pae, parseCanonical, parseTime,
+  Refusal, b64decode, canonicalJson, equalBytes, keyId, pae, parseCanonical, parseTime,
   signEnvelope, verifyCheckpoint, verifyInclusion,
 } from "/courier/lib.js";
 import { standing, verifyBundle } from "/courier/trust.js";
@@ -95,10 +95,43 @@ async function loadLog() {
   $("#packages-section").hidden = false;
   fillFilters();
   renderTable();
+  renderIncidents();
+}
+
+/** Incidents as the log holds them: each incident's latest system statement, signature checked. */
+function renderIncidents() {
+  const latest = new Map();
+  for (const e of entries) {
+    if (e.event.kind !== "incident") continue;
+    const sigs = signatures(e.envelope, parseTime(e.event.time), parseTime(e.received));
+    const bySystem = sigs.length === 1 && sigs[0].ok && sigs[0].who === t("slot.system");
+    latest.set(e.event.body.incident, { index: e.index, body: e.event.body, bySystem });
+  }
+  const body = $("#incidents tbody");
+  body.replaceChildren();
+  for (const [id, { body: b, bySystem }] of [...latest].sort()) {
+    const tr = document.createElement("tr");
+    tr.dataset.incident = id;
+    tr.dataset.status = b.status;
+    const scope = [...(b.scope?.packages ?? []), ...(b.containment?.frozen?.length ? [`${t("console.frozen")}: ${b.containment.frozen.join(", ")}`] : [])];
+    const cells = [id, t(`detect.${b.kind}`), t(`severity.${b.severity}`), t(`istatus.${b.status}`),
+      `${b.level} ${b.level_name ?? ""}`, b.ack_deadline ?? "—", scope.join("；"), bySystem ? "✓" : "✗"];
+    for (const c of cells) {
+      const td = document.createElement("td");
+      td.textContent = c;
+      tr.append(td);
+    }
+    tr.title = b.detail ?? "";
+    body.append(tr);
+  }
+  const open = [...latest.values()].filter((i) => i.body.status !== "resolved").length;
+  say("#incidents-count", t("console.incidents.count", { open, total: latest.size }));
+  $("#incidents-section").hidden = false;
 }
 
 const STATES = ["sealed", "in_transit", "stored", "opened", "distributed", "recovered", "returned", "destroyed"];
-const nameOf = (subject) => trust.people.find((p) => p.subject === subject)?.name ?? subject;
+const nameOf = (subject) =>
+  subject === trust.authority.id ? t("console.authority") : trust.people.find((p) => p.subject === subject)?.name ?? subject;
 
 function fillFilters() {
   const all = [...packages.values()];
@@ -148,7 +181,13 @@ function renderTable() {
 function signatures(envelope, at, received) {
   const payload = b64decode(envelope.payload, "payload");
   const message = pae(envelope.payloadType, payload);
+  const systemId = keyId(trust.authority.systemKey);
   return envelope.signatures.map((s) => {
+    if (s.keyid === systemId) {
+      // The authority's system key signs the desk's statements (incidents, containment).
+      const good = ed.verify(b64decode(s.sig, "signature"), message, trust.authority.systemKey, { zip215: false });
+      return good ? { ok: true, who: t("slot.system") } : { ok: false, who: t("slot.system"), reason: "signature" };
+    }
     const who = trust.people.find((p) => p.keyId === s.keyid);
     if (!who) return { ok: false, who: s.keyid.slice(0, 16), reason: "unknown_signer" };
     const good = ed.verify(b64decode(s.sig, "signature"), message, who.key, { zip215: false });
@@ -223,6 +262,7 @@ function applyLanguage() {
   if (packages.size) {
     fillFilters();
     renderTable();
+    renderIncidents();
     if (shown) timeline(shown);
   }
 }
