@@ -97,8 +97,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
 class Shots:
     """Numbered screenshots of one scenario, kept as test artefacts."""
 
-    def __init__(self, page: Any, out: Path) -> None:
-        self.page, self.out, self.n = page, out, 0
+    def __init__(self, page: Any, out: Path, start: int = 0) -> None:
+        self.page, self.out, self.n = page, out, start
         out.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, name: str) -> None:
@@ -365,7 +365,7 @@ def test_tampered_label_is_refused_offline_with_the_reason(served: Served, tmp_p
         browser = launch(p, video)
         try:
             context, page, asked = open_app(browser, served.base)
-            shot = Shots(page, tmp_path / "screenshots-refused")
+            shot = Shots(page, tmp_path / "screenshots-refused", start=20)
             log_in(page, season, "courier-sun")
             context.set_offline(True)
             assert scan(page).startswith("refused")
@@ -466,7 +466,7 @@ def test_a_statement_the_log_refuses_is_shown_with_its_reason(
         browser = launch(p, video)
         try:
             context, page, _ = open_app(browser, served.base)
-            shot = Shots(page, tmp_path / "screenshots-conflict")
+            shot = Shots(page, tmp_path / "screenshots-conflict", start=21)
             log_in(page, season, "courier-sun")
             assert scan(page) == "valid"
             context.set_offline(True)
