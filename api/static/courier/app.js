@@ -132,6 +132,7 @@ async function login(ev) {
     if (current?.ok) renderHandover();
     await renderMine();
   } catch (e) {
+    if (!session?.seed) session = null; // a half-done login leaves nothing behind
     say(status, t("login.failed", { reason: `${e.message} (${e.code ?? "error"})` }), "error");
   }
 }
