@@ -503,6 +503,66 @@ def test_a_statement_the_log_refuses_is_shown_with_its_reason(
             browser.close()
 
 
+def test_receive_at_the_site_three_people_sign_on_one_phone(served: Served, tmp_path: Path) -> None:
+    """At the exam site: the courier releases, the custodian receives and a second custodian
+    co-signs, each unlocking their own key file on the courier's phone, offline."""
+    season = served.season
+    dispatch = person_event(
+        served,
+        Kind.DISPATCH,
+        {"releaser": "print-qian", "receiver": "courier-sun"},
+        {"seals": ["S0012345", "S0012346", "S0012347"]},
+        ["print-qian", "courier-sun"],
+    )
+    assert httpx.post(f"{served.base}/v1/events", json=dispatch).status_code == 201
+    video = write_y4m(label_png(season, served.label), tmp_path / "good.y4m")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, video)
+        try:
+            context, page, _ = open_app(browser, served.base)
+            shot = Shots(page, tmp_path / "screenshots-receive", start=30)
+            log_in(page, season, "courier-sun")
+            assert scan(page) == "valid"
+            context.set_offline(True)
+            assert scan(page) == "valid"
+            assert "入库签收" in page.inner_text("#kind")
+            for serial in ("S0012345", "S0012346", "S0012347"):
+                page.check(f"#seal-list input[value='{serial}']")
+            page.fill("#seal-count", "3")
+            page.fill("#place", "西安市第一考点 保密室")
+            page.click("#sign-releaser")  # nobody signs before the second custodian is named
+            page.wait_for_selector("#handover-status[data-state='error']")
+            assert page.locator(".signed").count() == 0
+            page.select_option("#custodian2", "custodian-wu")
+            page.click("#sign-releaser")
+            page.wait_for_selector(".slot[data-slot='releaser'] .signed")
+            for slot, person in (("receiver", "custodian-zhou"), ("custodian2", "custodian-wu")):
+                page.set_input_files(f"#slot-{slot}-file", str(key_file(season, person)))
+                page.fill(f"#slot-{slot}-pass", PASS)
+                page.click(f"#slot-{slot}-sign")
+                page.wait_for_selector(f".slot[data-slot='{slot}'] .signed")
+            shot("receive-three-signed")
+            page.click("#queue")
+            page.wait_for_selector("#outbox li[data-state='queued']")
+            statement = page.get_attribute("#outbox li", "data-statement")
+            context.set_offline(False)
+            proven = "#outbox li[data-state='synced'][data-proof='ok']"
+            page.wait_for_selector(proven, timeout=30_000)
+            shot("receive-synced")
+        finally:
+            browser.close()
+    entry = on_log(season, statement)
+    assert entry is not None
+    event = parse_event(entry.payload)
+    assert event.kind is Kind.RECEIVE
+    assert dict(event.actors) == {
+        "releaser": "courier-sun",
+        "receiver": "custodian-zhou",
+        "custodian2": "custodian-wu",
+    }
+    assert len(entry.signatures) == 3
+
+
 def person_event(
     served: Served, kind: Kind, actors: dict[str, str], body: dict[str, Any], signers: list[str]
 ) -> dict[str, Any]:

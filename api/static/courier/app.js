@@ -333,13 +333,46 @@ function checkSeals() {
 }
 
 // ---- handover -------------------------------------------------------------------------------
+let secondCustodian = ""; // chosen before the first signature: it is part of the payload
+
 async function planFor(packageId) {
   const cached = await store.get("packages", packageId);
   if (!cached) return { problem: t("handover.unknown") };
   const st = cached.state;
-  const kind = st.status === "sealed" ? "dispatch" : st.status === "in_transit" ? "handover" : null;
-  if (!kind || !st.next_holder || st.frozen) return { problem: t("handover.unsupported", { status: st.status }) };
+  if (!st.next_holder || st.frozen || !["sealed", "in_transit"].includes(st.status)) {
+    return { problem: t("handover.unsupported", { status: st.status }) };
+  }
+  const next = personBySubject(trust, st.next_holder);
+  if (next?.roles.includes("custodian")) {
+    // Into a site's store: the receiving custodian and a second custodian both sign.
+    const choices = trust.people.filter((p) => p.roles.includes("custodian") && p.subject !== st.next_holder);
+    const chosen = draft?.event.actors.custodian2 ?? secondCustodian;
+    return {
+      kind: "receive", state: st, choices,
+      slots: [["releaser", st.holder], ["receiver", st.next_holder], ["custodian2", chosen]],
+    };
+  }
+  const kind = st.status === "sealed" ? "dispatch" : "handover";
   return { kind, state: st, slots: [["releaser", st.holder], ["receiver", st.next_holder]] };
+}
+
+function custodianChoice(plan) {
+  const wrap = document.createElement("div");
+  const label = document.createElement("label");
+  label.htmlFor = "custodian2";
+  label.textContent = t("handover.choose2");
+  const select = document.createElement("select");
+  select.id = "custodian2";
+  select.append(new Option("—", ""));
+  for (const p of plan.choices) select.append(new Option(`${p.name} (${p.subject})`, p.subject));
+  select.value = secondCustodian;
+  select.disabled = Boolean(draft);
+  select.addEventListener("change", () => {
+    secondCustodian = select.value;
+    renderHandover();
+  });
+  wrap.append(label, select);
+  return wrap;
 }
 
 async function renderHandover() {
@@ -366,8 +399,13 @@ async function renderHandover() {
     div.className = "slot";
     div.dataset.slot = slot;
     const h = document.createElement("h3");
-    h.textContent = `${t(`handover.slot.${slot}`)}：${who ? who.name : subject}`;
+    h.textContent = `${t(`handover.slot.${slot}`)}：${who ? who.name : subject || "—"}`;
     div.append(h);
+    if (slot === "custodian2") div.append(custodianChoice(plan));
+    if (!subject) {
+      slotsBox.append(div);
+      continue;
+    }
     const signed = draft?.slots.find((s) => s.slot === slot && s.sig);
     if (signed) {
       const p = document.createElement("p");
@@ -380,7 +418,9 @@ async function renderHandover() {
       b.type = "button";
       b.id = `sign-${slot}`;
       b.textContent = t("handover.sign.self", { name: session.name });
-      b.addEventListener("click", () => sign(plan, slot, subject, { seed: session.seed, keyId: session.keyId }));
+      b.addEventListener("click", () =>
+        sign(plan, slot, subject, { seed: session.seed, keyId: session.keyId })
+          .catch((e) => say("#handover-status", `${e.message} (${e.code ?? "error"})`, "error")));
       div.append(b);
     } else {
       const fileId = `slot-${slot}-file`;
@@ -414,6 +454,7 @@ const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function freezeDraft(plan) {
   if (draft && draft.packageId === current.result.manifest.package_id) return draft;
+  if (plan.slots.some(([, person]) => !person)) throw new Refusal("usage", t("handover.choose2"));
   const m = current.result.manifest;
   const event = {
     type: "custody.event.v1",
@@ -453,11 +494,13 @@ async function queueDraft() {
   });
   // The next statement about this package chains to this one, even before it is synced.
   const cached = await store.get("packages", d.packageId);
-  const st = { ...cached.state, last_event: d.statementId, holder: d.event.actors.receiver, status: "in_transit" };
+  const status = d.event.kind === "receive" ? "stored" : "in_transit";
+  const st = { ...cached.state, last_event: d.statementId, holder: d.event.actors.receiver, status };
   const at = st.route.indexOf(st.holder);
   st.next_holder = at >= 0 && at + 1 < st.route.length ? st.route[at + 1] : null;
   await store.put("packages", { package_id: d.packageId, state: st, fetched_at: cached.fetched_at, local: true });
   draft = null;
+  secondCustodian = "";
   $("#place").disabled = false;
   say("#handover-status", t("handover.queued"), "queued");
   $("#slots").replaceChildren();
