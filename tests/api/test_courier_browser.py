@@ -30,8 +30,10 @@ from crypto.dsse import Envelope
 from custody.demo import Season, start_season
 from custody.errors import CustodyError
 from custody.events import Event, Kind, parse_event
+from custody.identity import revoke
 from custody.package_service import label_text, seal_event, seal_package
 from custody.service import open_reader
+from keys.model import RevocationReason
 from labels.payload import verify_label
 from tests.api.helpers import forged_label, free_port, label_png, stranger_label
 from tests.api.test_scan_browser import write_y4m
@@ -597,3 +599,56 @@ def token_of(served: Served, person: str) -> str:
         headers={"content-type": "application/json"},
     )
     return str(r.json()["token"])
+
+
+def test_a_sealer_revoked_for_compromise_voids_their_labels_on_the_device(
+    served: Served, tmp_path: Path
+) -> None:
+    """Revoked for key_compromise after sealing: the label's own time no longer saves it, on
+    the device as in the library; a revocation for leaving the post, effective later, does
+    not void a label issued before it."""
+    season = served.season
+    now = datetime.now(UTC).replace(microsecond=0)
+    printer = season.keys["print-qian"].signing
+    proposer = season.keys["prop-zhao"].signing
+    earlier = resign(typical_manifest(now - timedelta(minutes=1)), proposer, lambda f: None)
+    revoke(
+        season.home,
+        root_passphrase=PASS,
+        key_id=printer.key_id,
+        reason=RevocationReason.KEY_COMPROMISE,
+        effective_at=now,
+        now=now,
+    )
+    revoke(
+        season.home,
+        root_passphrase=PASS,
+        key_id=proposer.key_id,
+        reason=RevocationReason.LEFT_POST,
+        effective_at=now + timedelta(minutes=1),
+        now=now,
+    )
+    cases = {"compromised sealer": served.label, "sealer left later": earlier}
+    expected = {}
+    for name, text in cases.items():
+        try:
+            verify_label(text, season.trust(), now=datetime.now(UTC))
+            expected[name] = "valid"
+        except CustodyError as e:
+            expected[name] = e.code
+    assert expected == {"compromised sealer": "revoked", "sealer left later": "valid"}
+    video = write_y4m(label_png(season, served.label), tmp_path / "good.y4m")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, video)
+        try:
+            context, page, _ = open_app(browser, served.base)
+            log_in(page, season, "courier-sun")  # the bundle now carries both revocations
+            context.set_offline(True)
+            assert scan(page).startswith("refused")
+            assert "(revoked)" in page.inner_text("#verdict-reason")
+            page.click("#label-text >> xpath=ancestor::details/summary")
+            page.fill("#label-text", earlier)
+            page.click("#check-text")
+            page.wait_for_selector("#verdict[data-state='valid']")
+        finally:
+            browser.close()
