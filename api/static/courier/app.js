@@ -299,7 +299,10 @@ function renderVerdict() {
 
 function renderSeals(m) {
   const box = $("#seal-list");
-  box.replaceChildren();
+  const legend = document.createElement("legend");
+  legend.dataset.i18n = "seals.hint";
+  legend.textContent = t("seals.hint");
+  box.replaceChildren(legend);
   m.seals.forEach((serial, i) => {
     const id = `seal-${i}`;
     const label = document.createElement("label");
