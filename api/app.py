@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await asyncio.to_thread(backend.close)
 
     app = FastAPI(
         lifespan=lifespan,

@@ -9,7 +9,11 @@ Rules:
   (``desk_every``), not only when someone runs ``custody incident sweep``.
 - The trust store is re-read whenever a certificate or revocation was added since the last
   request (rows are only ever added), so an enrolment or a revocation made with the CLI counts
-  at once.
+  at once: the home's trust version (one stat call, bumped after every enrolment, revocation
+  and import) says so, and the rows are counted every ``TRUST_RECOUNT`` seconds besides, in
+  case a writer stopped between its commit and its bump.
+- Single submissions go through one group-commit writer (``custody.group_commit``): requests
+  arriving together share one durable transaction, each answered once it has committed.
 - Sessions (``custody.sessions``) are issued with the system key (a writer only) and checked
   on every process with the authority's public system key; the access log
   (``custody.access_log``) records every read of personal data. The limits below are settings
@@ -19,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +34,7 @@ from sqlmodel import Session, select
 
 from custody import identity
 from custody.access_log import AccessLog
+from custody.group_commit import GroupCommit
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.incidents.outbox import DeliveryReport, Mailer, deliver_outbox
@@ -39,6 +45,7 @@ from custody.store.tables import CertificateRow, RevocationRow
 from keys.trust import TrustStore
 
 MIB = 1 << 20
+TRUST_RECOUNT = 5.0  # seconds between two counts of the trust rows (the version file aside)
 
 
 def system_clock() -> datetime:
@@ -90,6 +97,7 @@ class Backend:
         else:
             self.log = open_reader(self.home)
         self._lock = threading.Lock()
+        self._trust_token = self.home.trust_version()
         self._trust_version = self._version()
         system_key = self.log.desk.system_key if isinstance(self.log, WatchedLog) else None
         self.sessions = Sessions(
@@ -102,6 +110,15 @@ class Backend:
             flush=settings.access_flush,
         )
         self.seal_facts: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # api.access
+        self._trust_counted = time.monotonic()
+        self.committer: GroupCommit | None = (
+            GroupCommit(self.log, self.now) if self.log.log_key is not None else None
+        )
+
+    def close(self) -> None:
+        """Commit the queued submissions and stop the group-commit writer."""
+        if self.committer is not None:
+            self.committer.close()
 
     @property
     def writable(self) -> bool:
@@ -131,9 +148,14 @@ class Backend:
 
     def trust(self) -> TrustStore:
         """The current trust store (reloaded only when rows were added)."""
-        version = self._version()
+        token = self.home.trust_version()
         with self._lock:
-            if version != self._trust_version:
+            recount = time.monotonic() - self._trust_counted >= TRUST_RECOUNT
+            if token == self._trust_token and not recount:
+                return self.log.trust
+            version = self._version()
+            self._trust_counted = time.monotonic()
+            if token != self._trust_token or version != self._trust_version:
                 self.log.set_trust(identity.load_trust(self.home))
-                self._trust_version = version
+                self._trust_token, self._trust_version = token, version
             return self.log.trust

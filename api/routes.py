@@ -15,7 +15,9 @@ Rules:
 
 from __future__ import annotations
 
+import asyncio
 import json
+from concurrent.futures import Future
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -309,6 +311,15 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
             f"{len(items)} envelopes in one request; at most {service.settings.max_batch}"
         )
     envelopes = [item for item in items if isinstance(item, Envelope)]
+    if not is_batch and envelopes and service.committer is not None:
+        # one envelope: joins the requests arriving now in one transaction (group commit)
+        def queue() -> Future[Receipt]:
+            service.trust()  # reload first if someone was enrolled or revoked meanwhile
+            assert service.committer is not None
+            return service.committer.submit(envelopes[0])
+
+        one = await asyncio.wrap_future(await run_in_threadpool(queue))
+        return JSONResponse(_receipt(one), status_code=200 if one.duplicate else 201)
 
     def append() -> AppendResult:
         service.trust()  # reload first if someone was enrolled or revoked meanwhile

@@ -5,7 +5,7 @@ encoder (labels/s over QR symbols/s) and raw Ed25519 verification (verifies/s). 
 renders 10,000 labels to PDF sheets with a progress bar and reports peak memory after 1,000
 and after 10,000 labels (constant memory means the two are close).
 
-Run: python bench/bench_labels.py [--labels 300] [--big 10000]
+Run: python bench/bench_labels.py [--labels 300] [--big 10000] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "labels"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _report
 import nacl.pwhash
 from fixtures import typical_manifest
 from PIL import Image
@@ -59,11 +61,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--labels", type=int, default=300)
     parser.add_argument("--big", type=int, default=10_000)
+    _report.add_arguments(parser)
     args = parser.parse_args()
+    if args.quick:
+        args.labels, args.big = min(args.labels, 100), min(args.big, 1000)
+    report = _report.Report("bench_labels.py", args.quick)
+    print(f"load average at start: {_report.load_average()}")
     n = args.labels
     tmp = Path(tempfile.mkdtemp(prefix="custody-bench-labels-"))
     kdf = KdfParams.fresh(nacl.pwhash.argon2id.OPSLIMIT_MIN, nacl.pwhash.argon2id.MEMLIMIT_MIN)
-    season = start_season(tmp / "season", now=T0, passphrase="bench", kdf=kdf)
+    season = start_season(tmp / "season", now=T0, passphrase="bench passphrase", kdf=kdf)
     trust = season.trust()
     key = season.keys["print-qian"].signing
     manifests = [typical_manifest(T0, package_id=f"SX27-INT-{i:04d}") for i in range(n)]
@@ -124,6 +131,14 @@ def main() -> None:
     print(f"Labels benchmark, {platform.python_version()} on {platform.machine()}, "
           f"{n} labels (decode: {k}); typical manifest {len(texts[0])} characters, "
           f"QR {symbol0.designator} ({symbol0.size} modules)\n")  # fmt: skip
+    report.add("label_png_vs_qr_ratio", png_rate / raw_qr, limit=raw_qr,
+               limit_is="labels/s: the fastest raw QR encoder, same run")
+    report.add("label_pdf_vs_qr_ratio", pdf_rate / raw_qr, limit=raw_qr,
+               limit_is="labels/s: the fastest raw QR encoder, same run")
+    report.add("label_verify_vs_raw_ratio", text_verify / raw_verify, limit=raw_verify,
+               limit_is="raw Ed25519 verifications/s (pynacl), same run")
+    report.add("label_scan_vs_raw_ratio", scan_verify / raw_verify, limit=raw_verify,
+               limit_is="raw Ed25519 verifications/s (pynacl), same run")  # fmt: skip
     print("| what | per second | ratio to raw |")
     print("|---|---|---|")
     for row in rows:
@@ -163,6 +178,11 @@ def main() -> None:
               f"({big / elapsed:,.0f} labels/s) into {len(files)} PDF files, {size:.0f} MB; "
               f"peak RSS {marks.get(1000, 0):.0f} MB after 1,000 labels, "
               f"{marks.get(big, 0):.0f} MB after {big:,}")  # fmt: skip
+        report.add("label_sheet_peak_rss_mb", marks.get(big, 0), unit="MB",
+                   limit=marks.get(1000, 0), limit_is="peak RSS after 1,000 labels (flat: equal)",
+                   labels=big, rate=round(big / elapsed, 1))  # fmt: skip
+    print(f"load average at end: {_report.load_average()}")
+    report.write(args.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Encrypted-paper throughput and memory against raw libsodium secretstream, same run.
 
-Usage: python bench/bench_papers.py [--size-mib 1024] [--small-mib 64] [--rounds 2]
+Usage: python bench/bench_papers.py [--size-mib 1024] [--small-mib 64] [--rounds 2] [--quick]
+[--json FILE]
 
 Each measurement runs in a fresh subprocess that reports its wall time and its peak resident
 set size (ru_maxrss), so memory is measured per operation and is comparable across sizes.
@@ -129,10 +130,19 @@ def main() -> None:
     parser.add_argument("--small-mib", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--child", nargs=4)
+    parser.add_argument("--quick", action="store_true", help="A run of a few minutes.")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="Write the figures here.")
     args = parser.parse_args()
     if args.child:
         _child(*args.child)
         return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import _report
+
+    if args.quick:
+        args.size_mib, args.small_mib, args.rounds = min(args.size_mib, 256), min(args.small_mib, 32), 1
+    report = _report.Report("bench_papers.py", args.quick)
+    print(f"load average at start: {_report.load_average()}")
     key_hex = os.urandom(32).hex()
     with tempfile.TemporaryDirectory(prefix="bench-papers-", dir=ROOT / "bench") as tmp:
         folder = Path(tmp)
@@ -153,6 +163,12 @@ def main() -> None:
             f"{small[f'ours-{op}']['maxrss_kib'] / 1024:.1f} MiB | "
             f"{ours['maxrss_kib'] / 1024:.1f} MiB | {raw['maxrss_kib'] / 1024:.1f} MiB |"
         )
+        report.add(f"papers_{op}_vs_raw_ratio", ours_rate / raw_rate, limit=raw_rate,
+                   limit_is="MiB/s of a plain libsodium secretstream loop, same run",
+                   goal=">= 0.8", peak_rss_mib=round(ours["maxrss_kib"] / 1024, 1),
+                   mib=args.size_mib)  # fmt: skip
+    print(f"load average at end: {_report.load_average()}")
+    report.write(args.json)
 
 
 if __name__ == "__main__":

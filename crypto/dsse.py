@@ -15,9 +15,10 @@ Rules:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from json.encoder import encode_basestring_ascii
 
 from crypto.encoding import Fields, b64encode, parse_json_object
 from crypto.errors import DuplicateSignatureError, FormatError
@@ -55,8 +56,24 @@ class Envelope:
             "signatures": [{"keyid": s.keyid, "sig": b64encode(s.sig)} for s in self.signatures],
         }
 
+    @cached_property
+    def _canonical(self) -> bytes:
+        # The bytes json.dumps(to_json_obj(), sort_keys=True, separators=(",", ":")) writes
+        # (keys payload < payloadType < signatures, keyid < sig; ASCII escapes), built
+        # directly: an envelope's bytes are the log leaf's, written once per append and read
+        # again by the signature workers.
+        sigs = ",".join(
+            f'{{"keyid":{encode_basestring_ascii(s.keyid)},"sig":"{b64encode(s.sig)}"}}'
+            for s in self.signatures
+        )
+        return (
+            f'{{"payload":"{b64encode(self.payload)}",'
+            f'"payloadType":{encode_basestring_ascii(self.payload_type)},'
+            f'"signatures":[{sigs}]}}'
+        ).encode("ascii")
+
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json_obj(), sort_keys=True, separators=(",", ":")).encode()
+        return self._canonical
 
     def signed_bytes(self) -> bytes:
         return pae(self.payload_type, self.payload)

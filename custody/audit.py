@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto import merkle
-from crypto.dsse import parse_envelope, sign_envelope
+from crypto.dsse import SignatureCheck, parse_envelope, sign_envelope
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from crypto.signing import SigningKey
@@ -58,7 +58,7 @@ from custody.exams import ExamPolicy
 from custody.log import CustodyLog
 from custody.package_service import sealed_labels
 from custody.packages import label_disagreements
-from custody.parallel import Checked, SignaturePool
+from custody.parallel import Leaf, SignaturePool, leaf_envelope
 from custody.rules import Finding, PackageState, Status, apply_event, resync
 from custody.witnesses import WITNESSES_FILE, CosignatureCount, WitnessPolicy, count_cosignatures
 from keys.keyfile import write_new_file
@@ -296,8 +296,8 @@ def verify_log(
     replay = _Replay(report, trust, since)
     pool = SignaturePool(trust.signing_keys, workers)
     try:
-        for line, checked in pool.stream(lines, leaves=True):
-            replay.step(line, checked)
+        for leaf in pool.leaves(lines):
+            replay.step(leaf)
             if progress is not None:
                 progress(replay.count)
     finally:
@@ -393,10 +393,10 @@ class _Replay:
         # Each package's accepted seal event: (index, sealer, body), for the label checks.
         self.seals: dict[str, tuple[int, str, dict[str, Any]]] = {}
 
-    def step(self, line: bytes, checked: Checked) -> None:
+    def step(self, leaf: Leaf) -> None:
         report, index = self.report, self.count
         self.count += 1
-        self.tree.append(merkle.leaf_hash(line.rstrip(b"\n")))
+        self.tree.append(leaf[0])
         if self.since is not None and self.count == self.since[0]:
             report.since_ok = self.tree.root() == self.since[1]
             if not report.since_ok:
@@ -409,12 +409,13 @@ class _Replay:
                     )
                 )
         report.checked += 1
-        if checked.envelope is None or checked.sigcheck is None:
-            err = checked.error or FormatError("unreadable event line")
+        if len(leaf) == 2:
+            err = leaf[1]
             report.problems.append(Problem(index, err.code, err.message))
             return
-        env, sigcheck, received = checked.envelope, checked.sigcheck, checked.received
-        assert received is not None  # a leaf always carries its receive time
+        _, parts, received, signed_by, unmatched = leaf
+        env = leaf_envelope(parts)
+        sigcheck = SignatureCheck(env.payload_type, env.payload, frozenset(signed_by), unmatched)
         report.signatures += len(env.signatures)
         if self.last_received is not None and received < self.last_received:
             report.problems.append(

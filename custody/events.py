@@ -26,6 +26,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
 from crypto.signing import SigningKey
@@ -122,20 +124,48 @@ def _refuse_nul(payload: bytes) -> None:
         raise FormatError("event: a string holds U+0000 (NUL), which is not allowed")
 
 
+# A number token with a fraction or an exponent (in canonical JSON a number follows ':', ',' or
+# '['); may also match inside a string, which only sends that payload down the exact path.
+_FLOAT_TOKEN = re.compile(rb"[:,\[]-?[0-9]+[.eE]")
+
+
+def _fast_canonical(payload: bytes) -> dict[str, Any] | None:
+    """The payload's object if orjson re-encodes it to exactly these bytes, else None.
+
+    orjson (C) parses and sorts about four times faster than the json module. Its output is the
+    canonical form of docs/formats.md (keys sorted by code point, no whitespace, UTF-8, the same
+    string escapes) except for numbers with a fraction or exponent, which it writes differently
+    (1e16, not 1e+16): payloads holding one take the exact path. Anything orjson reads
+    differently (a duplicate key keeps its last value, an integer beyond 64 bits becomes a
+    float) no longer re-encodes to the same bytes, so it too takes the exact path, which
+    refuses it with the same errors as before."""
+    if _FLOAT_TOKEN.search(payload):
+        return None
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or orjson.dumps(obj, option=orjson.OPT_SORT_KEYS) != payload:
+        return None
+    return obj
+
+
 def parse_event(payload: bytes) -> Event:
     """Parse verified (or about to be verified) payload bytes into an Event."""
     what = "event"
     _refuse_nul(payload)
-    obj = parse_json_object(payload, what=what)
-    try:
-        canonical = canonical_json(obj)
-    except ValueError as e:  # NaN or Infinity: not JSON numbers
-        raise FormatError("event: NaN and Infinity are not JSON numbers") from e
-    if canonical != payload:
-        raise FormatError(
-            "event: the payload is not canonical JSON (keys sorted, no whitespace, UTF-8, "
-            "as docs/formats.md says)"
-        )
+    obj = _fast_canonical(payload)
+    if obj is None:
+        obj = parse_json_object(payload, what=what)
+        try:
+            canonical = canonical_json(obj)
+        except ValueError as e:  # NaN or Infinity: not JSON numbers
+            raise FormatError("event: NaN and Infinity are not JSON numbers") from e
+        if canonical != payload:
+            raise FormatError(
+                "event: the payload is not canonical JSON (keys sorted, no whitespace, UTF-8, "
+                "as docs/formats.md says)"
+            )
     f = Fields(obj, what=what)
     f.expect("type", "custody.event.v1")
     extra = set(f.obj) - {
@@ -195,22 +225,30 @@ class Entry:
 def leaf_bytes(env: Envelope, received: datetime) -> bytes:
     """The Merkle leaf of an accepted event: canonical JSON of the envelope (its own canonical
     bytes) and the log's receive time, so the checkpoint commits to when each event arrived."""
-    return b"".join(
-        (
-            b'{"envelope":',
-            env.to_bytes(),
-            b',"received":"',
-            format_time(received).encode(),
-            b'","type":"' + ENTRY_TYPE.encode() + b'"}',
-        )
-    )
+    return leaf_bytes_at(env, format_time(received))
+
+
+_LEAF_TAIL = b'","type":"' + ENTRY_TYPE.encode() + b'"}'
+
+
+def leaf_bytes_at(env: Envelope, received: str) -> bytes:
+    """``leaf_bytes`` with the receive time already written (``format_time``): a batch's
+    events share one."""
+    head = b'{"envelope":'
+    return b"".join((head, env.to_bytes(), b',"received":"', received.encode(), _LEAF_TAIL))
 
 
 def parse_leaf(leaf: bytes) -> Entry:
     """A log leaf (an export line, an entry) back to its envelope and receive time; only the
     exact canonical bytes ``leaf_bytes`` writes are accepted."""
     what = "log entry"
-    f = Fields(parse_json_object(leaf, what=what), what=what)
+    try:
+        obj = orjson.loads(leaf)  # exactness is checked below: the bytes are rebuilt
+    except orjson.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        obj = parse_json_object(leaf, what=what)  # refuses with the exact reason
+    f = Fields(obj, what=what)
     f.expect("type", ENTRY_TYPE)
     if set(f.obj) != {"envelope", "received", "type"}:
         raise FormatError(f"{what}: fields must be exactly envelope, received, type")

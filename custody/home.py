@@ -11,6 +11,9 @@ Layout (what the service reads stays under the home; the root key does not):
                          offline media; commands that need it take --root-key (CUSTODY_ROOT_KEY)
   people/*.key           key files written at enrolment, each under its holder's passphrase
   custody.db             the embedded SQLite database (unless the config names another URL)
+  trust.version          a token rewritten after every enrolment, revocation and import, so a
+                         running service reloads its trust store only when it changed
+  desk.lock              held by the one `custody serve --workers N` process running the desk
 
 The home is made 0700 when the authority is created, and the CLI runs every command under
 umask 077, so the database, its WAL files and every key file are the authority account's alone.
@@ -19,6 +22,8 @@ umask 077, so the database, its WAL files and every key file are the authority a
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -34,6 +39,7 @@ from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
 HOME_FORMAT = "custody-home/v1"
 CONFIG_NAME = "custody.json"
+TRUST_VERSION = "trust.version"
 
 
 @dataclass
@@ -60,6 +66,26 @@ class Home:
         f = Fields(parse_json_object(data, what=CONFIG_NAME), what=CONFIG_NAME)
         f.expect("format", HOME_FORMAT)
         return f
+
+    def trust_version(self) -> tuple[int, int, int] | None:
+        """Which version of the trust rows this is (``None``: never bumped): one stat call.
+        ``bump_trust_version`` replaces the file, so its inode, time and size change."""
+        try:
+            st = os.stat(self.path / TRUST_VERSION)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def bump_trust_version(self) -> None:
+        """After certificates or revocations were committed: a running service reloads."""
+        target = self.path / TRUST_VERSION
+        tmp = target.with_name(f".{TRUST_VERSION}.{secrets.token_hex(8)}")
+        try:
+            tmp.write_text(secrets.token_hex(16) + "\n", encoding="ascii")
+            os.replace(tmp, target)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write {target}: {e.strerror}") from e
 
     @property
     def database_url(self) -> str:

@@ -174,6 +174,8 @@ def import_signed(home: Home, data: bytes) -> Imported:
             session.commit()
         except IntegrityError as e:
             raise ConflictError("a certificate for one of these keys is already held") from e
+    if new_certs or new_revs:
+        home.bump_trust_version()
     return Imported(
         tuple(c.key_id for c, _ in new_certs),
         tuple(r.key_id for r, _ in new_revs),
@@ -190,6 +192,7 @@ def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> Non
             session.commit()
         except IntegrityError as e:
             raise ConflictError(f"key {cert.key_id[:16]} is already certified") from e
+    home.bump_trust_version()
 
 
 def enroll(
@@ -342,6 +345,7 @@ def revoke(
     with Session(home.engine) as session:
         session.add(RevocationRow(key_id=full, envelope=envelope.to_bytes()))
         session.commit()
+    home.bump_trust_version()
     return rev
 
 

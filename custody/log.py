@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto import merkle
@@ -47,13 +48,13 @@ from custody.events import (
     EVENT_TYPE,
     Event,
     Kind,
-    leaf_bytes,
+    leaf_bytes_at,
     parse_event,
     parse_leaf,
     statement_id,
 )
 from custody.exams import ExamPolicy, exam_policy_body, exam_policy_from_body
-from custody.parallel import SignaturePool
+from custody.parallel import SignaturePool, signature_check
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store.db import read_options
 from custody.store.log_tables import (
@@ -72,11 +73,27 @@ from custody.witnesses import WitnessPolicy, open_cosignatures, split_cosigned
 from keys.trust import TrustStore
 
 PARALLEL_BATCH = 64
-_PG_NODES = text(
+# Stored nodes by (level, idx), as the driver's own SQL: one fixed statement on PostgreSQL (two
+# array parameters, however many nodes), and on SQLite one OR of primary-key lookups per node
+# count (SQLite answers it from the index; row-value IN makes it scan). With ``_SIZE`` the log's
+# size comes back in the same round trip, as a row of level -1.
+_PG_NODES = (
     "SELECT t.level, t.idx, t.hash FROM tree_node t "
-    "JOIN unnest(CAST(:lv AS integer[]), CAST(:ix AS integer[])) AS w(level, idx) "
+    "JOIN unnest(%s::integer[], %s::integer[]) AS w(level, idx) "
     "ON t.level = w.level AND t.idx = w.idx"
 )
+_SIZE = " UNION ALL SELECT -1, size, NULL FROM log_head WHERE id = 1"
+_SQLITE_NODES: dict[int, str] = {}
+
+
+def _sqlite_nodes_sql(count: int) -> str:
+    sql = _SQLITE_NODES.get(count)
+    if sql is None:
+        where = " OR ".join(["(level = ? AND idx = ?)"] * count)
+        sql = _SQLITE_NODES[count] = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608
+    return sql
+
+
 HEAD = LogHead.__table__  # type: ignore[attr-defined]
 ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
 PKG_EVENT = PackageEvent.__table__  # type: ignore[attr-defined]
@@ -177,6 +194,7 @@ class _Batch:
     system_ids: set[str] = field(default_factory=set)
     exams: dict[str, ExamPolicy] | None = None  # loaded when a statement needs them
     exam_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)  # packages with a row in package_state
 
 
 @dataclass(frozen=True)
@@ -247,6 +265,11 @@ class CustodyLog:
         self.origin = trust.authority.log_origin
         if log_key is not None and log_key.key_id != trust.authority.log_key.key_id:
             raise ConflictError("this is not the authority's log key")
+        # Package states as this writer last committed them, valid while the log's size is
+        # ``_states_at`` (another writer's append changes the size and empties the cache).
+        self._states: dict[str, PackageState] = {}
+        self._states_at = -1
+        self._states_lock = threading.Lock()
         ensure_head(engine)
 
     def set_trust(self, trust: TrustStore) -> None:
@@ -273,28 +296,55 @@ class CustodyLog:
         freeze) that are appended in that transaction too: nothing is acknowledged, and no
         incident exists, unless both are durable together.
         """
-        result = AppendResult()
         prepared, early = self._prepare_all(envelopes)
+        return self.append_prepared(prepared, early, now=now)
+
+    def append_prepared(
+        self, prepared: list[tuple[int, Prepared]], early: list[Rejected], *, now: datetime
+    ) -> AppendResult:
+        """``submit_many`` after its signature checks: envelopes already parsed and verified
+        (``prepare``, by the caller's threads or workers) and those refused on the way, by
+        their position in the batch. The rules, the observers and the commit run here."""
+        result = AppendResult()
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
-        try:
-            with self.engine.begin() as conn:
-                self._append_locked(conn, prepared, result, now)
-        except OperationalError as e:
-            raise StorageError(f"the log database refused the append: {e.orig}") from e
+        self._committed(lambda conn: self._append_locked(conn, prepared, result, now))
         return result
 
     def append_system_work(self, now: datetime) -> AppendResult:
         """Run the observers alone under the append lock (a sweep, a person's act on an
         incident): whatever statements they return are appended in that one transaction."""
         result = AppendResult()
+        self._committed(lambda conn: self._append_locked(conn, [], result, now))
+        return result
+
+    def _committed(self, append: Callable[[Connection], _Batch]) -> None:
+        """Run ``append(conn)`` in one transaction; once it is durable, keep the package states
+        it wrote (only if the cache was exactly at the size this append started from)."""
         try:
             with self.engine.begin() as conn:
-                self._append_locked(conn, [], result, now)
+                batch = append(conn)
         except OperationalError as e:
+            self._forget_states()
             raise StorageError(f"the log database refused the append: {e.orig}") from e
-        return result
+        except BaseException:
+            self._forget_states()
+            raise
+        if not batch.accepted:
+            return
+        with self._states_lock:
+            if self._states_at == batch.size:
+                self._states.update(batch.touched)
+                self._states_at = batch.size + len(batch.accepted)
+            else:
+                self._states.clear()
+                self._states_at = -1
+
+    def _forget_states(self) -> None:
+        with self._states_lock:
+            self._states.clear()
+            self._states_at = -1
 
     def _prepare_all(
         self, envelopes: Sequence[Envelope]
@@ -304,15 +354,23 @@ class CustodyLog:
         if self.workers > 1 and len(envelopes) >= PARALLEL_BATCH:
             if self._pool is None:
                 self._pool = SignaturePool(self.trust.signing_keys, self.workers)
-            checked = self._pool.check_all([env.to_bytes() for env in envelopes])
-            for i, (env, c) in enumerate(zip(envelopes, checked, strict=True)):
+            answers = self._pool.signers(list(envelopes))
+            # the events are parsed here while the workers verify the signatures
+            events: list[Event | CustodyError] = []
+            for env in envelopes:
                 try:
-                    if c.envelope is None or c.sigcheck is None:
-                        raise c.error or FormatError("unreadable envelope")
-                    event = parse_event(c.envelope.payload)
-                    prepared.append((i, Prepared(c.envelope, event, c.sigcheck)))
+                    if env.payload_type != EVENT_TYPE:
+                        raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+                    events.append(parse_event(env.payload))
                 except CustodyError as e:
-                    early.append(Rejected(i, e, None, env))
+                    events.append(e)
+            for i, (env, event, found) in enumerate(zip(envelopes, events, answers(), strict=True)):
+                if isinstance(found, CustodyError) or isinstance(event, CustodyError):
+                    error = event if isinstance(event, CustodyError) else found  # as prepare()
+                    assert isinstance(error, CustodyError)
+                    early.append(Rejected(i, error, None, env))
+                    continue
+                prepared.append((i, Prepared(env, event, signature_check(env, found))))
             return prepared, early
         for i, env in enumerate(envelopes):
             try:
@@ -332,13 +390,17 @@ class CustodyLog:
         prepared: list[tuple[int, Prepared]],
         result: AppendResult,
         now: datetime,
-    ) -> None:
+    ) -> _Batch:
         if self.log_key is None:
             raise ConflictError("this log was opened read-only (no log key)")
         size = conn.execute(
             select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update()
         ).scalar_one()
         batch = _Batch(size=size, received=format_time(now), now=now)
+        with self._states_lock:
+            if self._states_at != size:  # another writer appended meanwhile: start afresh
+                self._states.clear()
+                self._states_at = size
         self._apply(conn, prepared, batch, result)
         if self.observers:
             view = AppendView(
@@ -367,7 +429,7 @@ class CustodyLog:
             conn.execute(insert(NODE), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
             if batch.findings:
                 conn.execute(insert(FINDING), batch.findings)
-            self._save_states(conn, batch.touched, size)
+            self._save_states(conn, batch.touched, size, batch.present)
             if batch.exam_rows:
                 conn.execute(delete(EXAM).where(EXAM.c.exam_id.in_(list(batch.exam_rows))))
                 conn.execute(insert(EXAM), list(batch.exam_rows.values()))
@@ -389,6 +451,7 @@ class CustodyLog:
             result.receipts.append(
                 Receipt(idx, sid, checkpoint_text, duplicate=True, received=received)
             )
+        return batch
 
     def _apply(
         self,
@@ -412,11 +475,20 @@ class CustodyLog:
             batch.existing_received[row.statement_id] = row.received_at
         wanted = {pid for _, p in prepared for pid in p.event.package_ids} - set(batch.states)
         batch.states.update(dict.fromkeys(wanted))
+        with self._states_lock:
+            if self._states_at == batch.size:
+                for pid in list(wanted):
+                    cached = self._states.get(pid)
+                    if cached is not None:
+                        batch.states[pid] = cached
+                        batch.present.add(pid)
+                        wanted.discard(pid)
         if wanted:
             for row in conn.execute(
                 select(STATE.c.package_id, STATE.c.state).where(STATE.c.package_id.in_(wanted))
             ):
                 batch.states[row.package_id] = state_from_json(row.state)
+                batch.present.add(row.package_id)
         corrected = {p.event.corrects for _, p in prepared if p.event.corrects} - set(
             batch.existing
         )
@@ -478,7 +550,7 @@ class CustodyLog:
                     "kind": p.event.kind.value,
                     "event_time": format_time(p.event.time),
                     "received_at": batch.received,
-                    "envelope": leaf_bytes(p.envelope, batch.now),
+                    "envelope": leaf_bytes_at(p.envelope, batch.received),
                 }
             )
             batch.links.extend({"package_id": pid, "idx": idx} for pid in p.event.package_ids)
@@ -493,13 +565,9 @@ class CustodyLog:
                 for f in outcome.findings
             )
 
-    def _save_states(self, conn: Connection, touched: dict[str, PackageState], size: int) -> None:
-        present = {
-            row.package_id
-            for row in conn.execute(
-                select(STATE.c.package_id).where(STATE.c.package_id.in_(list(touched)))
-            )
-        }
+    def _save_states(
+        self, conn: Connection, touched: dict[str, PackageState], size: int, present: set[str]
+    ) -> None:
         new_rows = [
             {"package_id": pid, "state": state_to_json(s), "last_idx": size}
             for pid, s in touched.items()
@@ -544,30 +612,38 @@ class CustodyLog:
 
     @staticmethod
     def _nodes(conn: Connection, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        wanted = list(wanted)
-        if not wanted:
-            return {}
+        got, _ = CustodyLog._fetch_nodes(conn, list(wanted), with_size=False)
+        return got
+
+    @staticmethod
+    def _fetch_nodes(
+        conn: Connection, wanted: list[tuple[int, int]], *, with_size: bool
+    ) -> tuple[dict[tuple[int, int], bytes], int]:
+        """The stored nodes ``wanted`` (and, ``with_size``, the log's size; else -1), in one
+        statement the driver runs as it is (no per-call SQL compilation)."""
+        if not wanted and not with_size:
+            return {}, -1
+        tail = _SIZE if with_size else ""
+        params: tuple[Any, ...]
         if conn.dialect.name == "postgresql":
-            # Two arrays as two parameters: one short statement however many nodes (planning
-            # a long OR and binding dozens of parameters cost more than the lookup itself).
-            rows = conn.execute(
-                _PG_NODES, {"lv": [w[0] for w in wanted], "ix": [w[1] for w in wanted]}
-            )
+            sql = _PG_NODES + tail
+            params = ([w[0] for w in wanted], [w[1] for w in wanted])
+        elif wanted:
+            sql = _sqlite_nodes_sql(len(wanted)) + tail
+            params = tuple(x for w in wanted for x in w)
         else:
-            # A plain OR of primary-key lookups: SQLite answers it from the index (row-value IN
-            # makes it scan), and text() skips SQLAlchemy's per-shape compilation.
-            where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(len(wanted)))
-            params: dict[str, int] = {}
-            for n, (lv, ix) in enumerate(wanted):
-                params[f"l{n}"] = lv
-                params[f"i{n}"] = ix
-            query = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608 (ints)
-            rows = conn.execute(text(query), params)
-        got = {(r.level, r.idx): bytes(r.hash) for r in rows}
+            sql, params = tail.removeprefix(" UNION ALL "), ()
+        got: dict[tuple[int, int], bytes] = {}
+        size = -1
+        for level, idx, node in conn.exec_driver_sql(sql, params):
+            if level == -1:
+                size = int(idx)
+            else:
+                got[(level, idx)] = bytes(node)
         missing = set(wanted) - set(got)
         if missing:
             raise StorageError(f"the tree table lacks node(s) {sorted(missing)[:3]}")
-        return got
+        return got, size
 
     def _root(
         self, conn: Connection, size: int, fresh: dict[tuple[int, int], bytes] | None = None
@@ -715,18 +791,28 @@ class CustodyLog:
         if size > current:
             raise UsageError(f"tree size {size} is beyond the log's {current} entries")
 
-    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+    def _proof_nodes(
+        self, wanted: list[tuple[int, int]], size: int
+    ) -> dict[tuple[int, int], bytes]:
+        """A proof's nodes and the log's size in one round trip; a size the log has not reached
+        is the caller's mistake (``UsageError``), not a storage fault."""
         with self._reader() as conn:
-            wanted = merkle.inclusion_proof_nodes(index, size)
-            self._within(conn, size)
-            nodes = self._nodes(conn, wanted)
-        return merkle.inclusion_proof_from_nodes(index, size, nodes)
+            try:
+                nodes, current = self._fetch_nodes(conn, wanted, with_size=True)
+            except StorageError:
+                self._within(conn, size)  # nodes missing because the size is beyond the log
+                raise
+        if size > current:
+            raise UsageError(f"tree size {size} is beyond the log's {current} entries")
+        return nodes
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        wanted = merkle.inclusion_proof_nodes(index, size)
+        return merkle.inclusion_proof_from_nodes(index, size, self._proof_nodes(wanted, size))
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
-        with self._reader() as conn:
-            wanted = merkle.consistency_proof_nodes(old_size, new_size)
-            self._within(conn, new_size)
-            nodes = self._nodes(conn, wanted)
+        wanted = merkle.consistency_proof_nodes(old_size, new_size)
+        nodes = self._proof_nodes(wanted, new_size)
         return merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
 
     def leaf(self, index: int) -> bytes:

@@ -3,12 +3,13 @@ processes, keeping order. Workers hold public keys only; nothing secret crosses 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from crypto.dsse import Envelope, SignatureCheck, parse_envelope, verify_signatures
+from crypto import merkle
+from crypto.dsse import Envelope, Signature, SignatureCheck, parse_envelope, verify_signatures
 from crypto.signing import VerifyKey
 from custody.errors import CustodyError, FormatError
 from custody.events import EVENT_TYPE, parse_leaf
@@ -54,6 +55,69 @@ def _check_chunk(lines: list[bytes], leaf: bool) -> list[Checked]:
     return [check_line(line, _WORKER_KEYS, leaf) for line in lines]
 
 
+# An envelope as it crosses to a worker (payload type, payload, (key id hint, signature)...), and
+# what comes back: the key ids that verified and the unmatched signatures' indexes, or the
+# refusal. Plain tuples pickle in a fraction of the time the dataclasses take.
+Parts = tuple[str, bytes, tuple[tuple[str, bytes], ...]]
+Signers = tuple[tuple[str, ...], tuple[int, ...]] | CustodyError
+
+
+def envelope_parts(env: Envelope) -> Parts:
+    return env.payload_type, env.payload, tuple((s.keyid, s.sig) for s in env.signatures)
+
+
+def _signers(parts: Parts, keys: Mapping[str, VerifyKey]) -> Signers:
+    payload_type, payload, sigs = parts
+    env = Envelope(payload_type, payload, tuple(Signature(k, s) for k, s in sigs))
+    try:
+        check = verify_signatures(env, keys)
+    except CustodyError as e:
+        return e
+    return tuple(sorted(check.signed_by)), check.unmatched
+
+
+def _signers_chunk(chunk: list[Parts]) -> list[Signers]:
+    return [_signers(parts, _WORKER_KEYS) for parts in chunk]
+
+
+def signature_check(
+    env: Envelope, signers: tuple[tuple[str, ...], tuple[int, ...]]
+) -> SignatureCheck:
+    """A worker's compact answer back to the check of the envelope it was about."""
+    return SignatureCheck(env.payload_type, env.payload, frozenset(signers[0]), signers[1])
+
+
+# A log leaf as a worker hands it back: its Merkle leaf hash, then the envelope's parts, its
+# receive time and who signed it, or the refusal (plain tuples: cheap to pickle).
+LeafParts = tuple[bytes, Parts, datetime, tuple[str, ...], tuple[int, ...]]
+Leaf = LeafParts | tuple[bytes, CustodyError]
+
+
+def check_leaf(line: bytes, keys: Mapping[str, VerifyKey]) -> Leaf:
+    """One log leaf: hashed, parsed, its signatures verified."""
+    leaf = line.rstrip(b"\n")
+    digest = merkle.leaf_hash(leaf)
+    try:
+        entry = parse_leaf(leaf)
+        env = entry.envelope
+        if env.payload_type != EVENT_TYPE:
+            raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+        check = verify_signatures(env, keys)
+    except CustodyError as e:
+        return digest, e
+    signed = tuple(sorted(check.signed_by))
+    return digest, envelope_parts(env), entry.received, signed, check.unmatched
+
+
+def _leaf_chunk(lines: list[bytes]) -> list[Leaf]:
+    return [check_leaf(line, _WORKER_KEYS) for line in lines]
+
+
+def leaf_envelope(parts: Parts) -> Envelope:
+    payload_type, payload, sigs = parts
+    return Envelope(payload_type, payload, tuple(Signature(k, s) for k, s in sigs))
+
+
 def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
     chunk: list[bytes] = []
     for line in lines:
@@ -95,6 +159,35 @@ class SignaturePool:
                 yield from zip(done, fut.result(), strict=True)
         for done, fut in pending:
             yield from zip(done, fut.result(), strict=True)
+
+    def signers(self, envelopes: list[Envelope]) -> Callable[[], list[Signers]]:
+        """Start verifying the signatures of already parsed envelopes on every worker; the
+        returned call waits for the answers, in order (the caller works meanwhile)."""
+        parts = [envelope_parts(env) for env in envelopes]
+        if self._pool is None:
+            return lambda: [_signers(p, self.keys) for p in parts]
+        size = max(1, min(CHUNK, len(parts) // (self.workers * 2) + 1))
+        futures = [
+            self._pool.submit(_signers_chunk, parts[i : i + size])
+            for i in range(0, len(parts), size)
+        ]
+        return lambda: [s for fut in futures for s in fut.result()]
+
+    def leaves(self, lines: Iterable[bytes], chunk: int = CHUNK) -> Iterator[Leaf]:
+        """Hash, parse and verify log leaves in order on every worker (a few chunks per worker
+        in flight); what comes back is compact (``Leaf``), so the process replaying the rules
+        spends its time on them, not on unpickling."""
+        if self._pool is None:
+            for line in lines:
+                yield check_leaf(line, self.keys)
+            return
+        pending: list[Future[list[Leaf]]] = []
+        for part in _chunks(lines, chunk):
+            pending.append(self._pool.submit(_leaf_chunk, part))
+            if len(pending) >= self.workers * 3:
+                yield from pending.pop(0).result()
+        for fut in pending:
+            yield from fut.result()
 
     def check_all(self, lines: list[bytes]) -> list[Checked]:
         size = max(1, min(CHUNK, len(lines) // self.workers + 1))

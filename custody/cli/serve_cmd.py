@@ -4,23 +4,41 @@ The log key's and the system key's passphrases come from CUSTODY_LOG_PASSPHRASE 
 CUSTODY_SYSTEM_PASSPHRASE (or CUSTODY_PASSPHRASE) or prompts, as for `custody event submit`;
 `--read-only` serves reads only and never asks for them. While it serves, the incident desk's
 clock work (sweep, escalation, outbox delivery) runs every `--desk-every` seconds.
+
+`--workers N` runs N server processes on one port (uvicorn's workers): each opens the home and
+unseals the keys itself (the passphrases reach them in their environment, never on a command
+line), appends through the same database lock, and only the one holding the home's desk lock
+(``desk.lock``) runs the desk's clock work, so no sweep or e-mail is done twice.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from crypto.encoding import format_time, parse_time
 from custody.cli.common import (
     SMTP_HELP,
     SMTP_PLAIN_HELP,
     SMTPS_HELP,
+    State,
     make_mailer,
     service_secrets,
     state,
 )
 from custody.errors import UsageError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+WORKER_SPEC = "CUSTODY_SERVE_WORKER"  # what each worker process builds its app from (JSON)
+DESK_LOCK = "desk.lock"
+_desk_lock: IO[str] | None = None  # held for the life of the worker that runs the desk
 
 
 def serve(
@@ -65,6 +83,9 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(min=1, help="Open connections at most; beyond them answers 503.")
     ] = 256,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes sharing the port.")
+    ] = 1,
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
     # Imported here: fastapi and uvicorn would slow every other command's start.
@@ -76,6 +97,42 @@ def serve(
     # Checked before any passphrase is asked: a relay refused here stops the start.
     mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
     secrets = None if read_only else service_secrets(shared_fallback=False)
+    mode = "read-only" if read_only else "accepting events"
+    if workers > 1:
+        st.now()  # --now outside a rehearsal home is refused here, before any worker starts
+        spec = {
+            "home": str(st.home_path),
+            "now": format_time(st.now_override) if st.now_override else None,
+            "desk_every": desk_every,
+            "smtp": [smtp, sender, smtps, smtp_plain_loopback],
+            "read_only": read_only,
+            "public_origin": public_origin,
+            "body_timeout": body_timeout,
+            "rate_per_address": _rate(rate_per_address, "--rate-per-address"),
+            "rate_per_key": _rate(rate_per_key, "--rate-per-key"),
+            "access_flush": access_flush,
+        }
+        os.environ[WORKER_SPEC] = json.dumps(spec)
+        if secrets is not None:  # the workers unseal the keys themselves
+            os.environ["CUSTODY_LOG_PASSPHRASE"] = secrets.log
+            os.environ["CUSTODY_SYSTEM_PASSPHRASE"] = secrets.system
+        _build(desk=False).state.backend.close()  # keys and home checked before any worker
+        st.err.print(
+            f"serving {st.home_path} on http://{host}:{port}/ ({mode}, {workers} workers); "
+            "scan page at /scan"
+        )
+        uvicorn.run(
+            "custody.cli.serve_cmd:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            timeout_keep_alive=5,
+            limit_concurrency=max_connections,
+        )
+        return
     settings = Settings(
         home=st.home_path,
         log_passphrase=secrets.log if secrets else None,
@@ -90,7 +147,6 @@ def serve(
         access_flush=access_flush,
     )
     app = create_app(settings)
-    mode = "read-only" if read_only else "accepting events"
     st.err.print(f"serving {st.home_path} on http://{host}:{port}/ ({mode}); scan page at /scan")
     uvicorn.run(
         app,
@@ -111,3 +167,50 @@ def _rate(text: str, option: str) -> str:
     except ValueError as e:
         raise UsageError(f"{option}: {text!r} is not a rate such as 600/minute") from e
     return text
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of ``serve --workers N`` (uvicorn's factory)."""
+    return _build(desk=True)
+
+
+def _build(*, desk: bool) -> FastAPI:
+    from api.app import Settings, create_app  # noqa: PLC0415
+
+    spec: dict[str, Any] = json.loads(os.environ[WORKER_SPEC])
+    now = parse_time(spec["now"], what="--now") if spec["now"] else None
+    st = State(home_path=Path(spec["home"]), now_override=now)
+    smtp, sender, smtps, plain = spec["smtp"]
+    mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=plain)
+    writable = not spec["read_only"]
+    runs_desk = desk and writable and _take_desk(st.home_path)
+    desk_every = float(spec["desk_every"]) if runs_desk else 0.0
+    settings = Settings(
+        home=st.home_path,
+        log_passphrase=os.environ.get("CUSTODY_LOG_PASSPHRASE") if writable else None,
+        system_passphrase=os.environ.get("CUSTODY_SYSTEM_PASSPHRASE") if writable else None,
+        clock=st.now,
+        desk_every=desk_every,
+        mailer=mailer,
+        public_origin=spec["public_origin"],
+        body_timeout=float(spec["body_timeout"]),
+        rate_per_address=spec["rate_per_address"],
+        rate_per_key=spec["rate_per_key"],
+        access_flush=spec["access_flush"],
+    )
+    return create_app(settings)
+
+
+def _take_desk(home: Path) -> bool:
+    """Whether this worker runs the desk: the first to lock the home's desk lock keeps it."""
+    global _desk_lock  # noqa: PLW0603 - one lock per process, held until it exits
+    if _desk_lock is not None:
+        return True
+    fh = (home / DESK_LOCK).open("a", encoding="utf-8")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        return False
+    _desk_lock = fh
+    return True

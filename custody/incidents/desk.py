@@ -512,8 +512,7 @@ class DeskTxn:
                 rows[pid] = w
         if fresh:
             store.insert_watches(self.conn, [rows[p] for p in sorted(fresh)])
-        for pid in sorted(changed - fresh):
-            store.save_watch(self.conn, rows[pid])
+        store.save_watches(self.conn, [rows[pid] for pid in sorted(changed - fresh)])
         return found
 
     # -- incidents -----------------------------------------------------------------------

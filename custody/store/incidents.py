@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from crypto.dsse import Envelope
 from crypto.encoding import format_time, parse_time
@@ -281,10 +281,22 @@ def insert_watches(conn: Connection, new: Sequence[Watch]) -> None:
     conn.execute(insert(WATCH), [{"package_id": w.package_id, **_watch_columns(w)} for w in new])
 
 
-def save_watch(conn: Connection, w: Watch) -> None:
-    conn.execute(
-        update(WATCH).where(WATCH.c.package_id == w.package_id).values(**_watch_columns(w))
-    )
+_SAVE_WATCHES = (
+    update(WATCH)
+    .where(WATCH.c.package_id == bindparam("pid"))
+    .values({c: bindparam(f"v_{c}") for c in ("paper", "status", "since", "last_place",
+                                              "last_place_time", "last_place_event")})
+)  # fmt: skip
+
+
+def save_watches(conn: Connection, ws: Sequence[Watch]) -> None:
+    """Save changed watches: one statement executed for all (a batch's dispatches)."""
+    if ws:
+        rows = [
+            {"pid": w.package_id, **{f"v_{k}": v for k, v in _watch_columns(w).items()}}
+            for w in ws
+        ]
+        conn.execute(_SAVE_WATCHES, rows)
 
 
 def watched_since(conn: Connection) -> list[tuple[str, datetime]]:
@@ -406,7 +418,7 @@ __all__ = [
     "packages_of_paper",
     "pending_paper_incidents",
     "save_incident",
-    "save_watch",
+    "save_watches",
     "take_paper_incident",
     "unacknowledged_past",
     "unblock_key",

@@ -7,8 +7,9 @@ every event: on the append path its cost matters.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
+
+import orjson
 
 from custody.rules import PackageState, Status
 
@@ -24,7 +25,9 @@ def _dt(seconds: int) -> datetime:
 
 
 def state_to_json(state: PackageState) -> str:
-    return json.dumps(
+    # orjson writes the same compact JSON as json.dumps(ensure_ascii=False, separators=(",",
+    # ":")) for these strings, integers and booleans, several times faster.
+    return orjson.dumps(
         [
             _VERSION,
             state.package_id,
@@ -47,10 +50,8 @@ def state_to_json(state: PackageState) -> str:
             state.compromised,
             state.distributed,
             state.recovered,
-        ],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+        ]
+    ).decode("utf-8")
 
 
 def state_from_json(text: str) -> PackageState:
@@ -76,7 +77,7 @@ def state_from_json(text: str) -> PackageState:
         compromised,
         distributed,
         recovered,
-    ) = json.loads(text)
+    ) = orjson.loads(text)
     if version != _VERSION:  # pragma: no cover - a database from another release
         raise ValueError(f"package state cache version {version}, expected {_VERSION}")
     return PackageState(

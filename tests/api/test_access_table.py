@@ -56,6 +56,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Season, TestClient,
         tmp_path_factory.mktemp("table") / "s", now=T0, passphrase=PASS, kdf=fast_kdf()
     )
     _seal(season, "PK-A", "SX-2027-INT", SITE_A, ["courier-sun", "custodian-zhou"])
+    season.publish_exam_policy("OTHER-2027")  # a seal follows its exam's policy on the log
     _seal(season, "PK-B", "OTHER-2027", SITE_B, ["courier-li", "custodian-wu"])
     season.log().report_public("试题泄露 leak seen online", season.now)
     log = season.log()

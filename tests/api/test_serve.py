@@ -111,3 +111,27 @@ def test_a_bug_answers_500_in_our_shape_and_logs_no_message(
     assert "RuntimeError" in caplog.text and "/boom" in caplog.text
     assert "hunter2" not in caplog.text
     assert "hunter2" not in r.text
+
+
+def test_serve_with_several_workers_shares_one_log(season: Season) -> None:
+    start = season.now
+    seals = []
+    for n in range(12):  # all dated at the service's clock (each event ticks the season's)
+        season.now = start
+        seals.append(seal_event(season, f"PK-{n}"))
+    proc, base = _serve(season, "--workers", "2")
+    try:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert http.get("/healthz").json()["writable"] is True
+            answers = [http.post("/v1/events", content=s.to_bytes()) for s in seals]
+            assert [a.status_code for a in answers] == [201] * 12
+            indexes = sorted(a.json()["index"] for a in answers)
+            assert len(set(indexes)) == 12  # one order across both processes
+            again = http.post("/v1/events", content=seals[0].to_bytes())
+            assert again.status_code == 200 and again.json()["duplicate"] is True
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert PASS.encode() not in out
+    log = season.log()
+    assert all(log.package_state(f"PK-{n}").status.value == "sealed" for n in range(12))

@@ -1,0 +1,247 @@
+"""HTTP service benchmark: 50 concurrent clients against `custody serve`'s app (one worker).
+
+Figures, each against a yardstick measured in the same run:
+- ``api_label_vs_trivial_ratio``: label verifications per second (POST /v1/labels/verify)
+  over a trivial endpoint's requests per second, same app, same server, same clients; p99 of
+  both is recorded (goal: ratio at least 0.5, p99 at most twice the trivial one's).
+- ``api_single_vs_batched_ratio``: countersigned handovers submitted one per request
+  (POST /v1/events, 50 clients) over the library's batched rate (``submit_many``) on the same
+  engine (goal at least 0.5).
+
+The load generator is a small keep-alive HTTP/1.1 client on asyncio (httpx would cost more
+CPU than the server it measures on a 2-core machine).
+
+    python bench/bench_api.py [--quick] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _report
+import _season
+
+from custody.demo import Season
+from custody.events import parse_event
+from custody.service import ServiceSecrets, open_writer
+from labels.payload import seal_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENTS = 50
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, season: Season, clock: str) -> None:
+        self.port = _free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "_api_server.py"), str(season.home.path),
+             str(self.port), clock],
+            env=env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("the service did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+async def _request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes
+) -> tuple[int, bytes]:
+    writer.write(head + body)
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    data = await reader.readexactly(length) if length else b""
+    return int(status_line.split()[1]), data
+
+
+def _head(method: str, path: str, body: bytes, ctype: str) -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+
+async def _load(
+    port: int, jobs: list[tuple[str, str, bytes, str]], expect: set[int]
+) -> tuple[float, list[float]]:
+    """Run ``jobs`` (method, path, body, content type) on CLIENTS keep-alive connections;
+    returns requests/s and the latency of each request."""
+    queue: asyncio.Queue[tuple[str, str, bytes, str]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+    latencies: list[float] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while True:
+                try:
+                    method, path, body, ctype = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                t = time.perf_counter()
+                status, data = await _request(reader, writer, _head(method, path, body, ctype), body)
+                latencies.append(time.perf_counter() - t)
+                if status not in expect:
+                    raise RuntimeError(f"{path}: HTTP {status}: {data[:300]!r}")
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return len(jobs) / (time.perf_counter() - start), latencies
+
+
+def _p99(samples: list[float]) -> float:
+    return sorted(samples)[max(0, int(len(samples) * 0.99) - 1)] * 1e3
+
+
+def labels(report: _report.Report, quick: bool) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "labels"))
+    from fixtures import typical_manifest  # the test suite's typical label
+
+    s = _season.season()
+    key = s.keys["print-qian"].signing
+    texts = [
+        seal_manifest(typical_manifest(_season.T0, package_id=f"SX27-B-{i:04d}"), key).encode()
+        for i in range(200)
+    ]
+    n = 3000 if quick else 20000
+    server = Server(s, _season.T0.isoformat())
+    try:
+        warm = [("GET", "/bench/trivial", b"", "text/plain")] * 500
+        asyncio.run(_load(server.port, warm, {200}))
+        trivial_jobs = [("GET", "/bench/trivial", b"", "text/plain")] * n
+        label_jobs = [("POST", "/v1/labels/verify", texts[i % 200], "text/plain") for i in range(n)]
+        trivial, t_lat = asyncio.run(_load(server.port, trivial_jobs, {200}))
+        load_t = _report.load_average()
+        label, l_lat = asyncio.run(_load(server.port, label_jobs, {200}))
+        load_l = _report.load_average()
+    finally:
+        server.stop()
+    print(f"| trivial endpoint (GET) | {trivial:,.0f} req/s | p50 {statistics.median(t_lat) * 1e3:.1f} ms | p99 {_p99(t_lat):.1f} ms | {load_t} |")
+    print(f"| POST /v1/labels/verify | {label:,.0f} req/s | p50 {statistics.median(l_lat) * 1e3:.1f} ms | p99 {_p99(l_lat):.1f} ms | {load_l} |")
+    report.add(
+        "api_label_vs_trivial_ratio",
+        label / trivial,
+        limit=trivial,
+        limit_is=f"req/s of a trivial endpoint, same app and server, {CLIENTS} clients, same run",
+        goal=">= 0.5, p99 at most twice the trivial endpoint's",
+        label_rate=round(label, 1),
+        label_p99_ms=round(_p99(l_lat), 2),
+        trivial_p99_ms=round(_p99(t_lat), 2),
+        requests=n,
+        clients=CLIENTS,
+    )
+
+
+def _batched_rate(packages: int) -> float:
+    """The library's batched rate on the same engine: rounds of ``packages`` handovers."""
+    s = _season.season()
+    log = open_writer(s.home, ServiceSecrets(log=_season.PASS, system=_season.PASS))
+    stream = _season.handover_stream(s, packages, 3)
+    seals = next(stream)
+    log.submit_many(seals, now=parse_event(seals[0].payload).time)
+    t = time.perf_counter()
+    n = 0
+    for batch in stream:
+        result = log.submit_many(batch, now=parse_event(batch[0].payload).time)
+        assert not result.rejected, result.rejected[0].error
+        n += len(result.receipts)
+    rate = n / (time.perf_counter() - t)
+    log.close()
+    return rate
+
+
+def singles(report: _report.Report, quick: bool) -> None:
+    packages = 1000 if quick else 5000
+    s = _season.season()
+    log = open_writer(s.home, ServiceSecrets(log=_season.PASS, system=_season.PASS))
+    stream = _season.handover_stream(s, packages, 1)
+    seals = next(stream)
+    log.submit_many(seals, now=_season.T0)
+    log.close()
+    dispatches = next(stream)  # independent of each other: any order, any client
+    clock = (_season.T0 + timedelta(seconds=2)).isoformat()
+    server = Server(s, clock)
+    try:
+        jobs = [
+            ("POST", "/v1/events", env.to_bytes(), "application/json") for env in dispatches
+        ]
+        single, lat = asyncio.run(_load(server.port, jobs, {201}))
+        load_s = _report.load_average()
+    finally:
+        server.stop()
+    batched = _batched_rate(packages)
+    load_b = _report.load_average()
+    print(f"| POST /v1/events, one handover a request | {single:,.0f} handovers/s | p50 {statistics.median(lat) * 1e3:.1f} ms | p99 {_p99(lat):.1f} ms | {load_s} |")
+    print(f"| library, batches of {packages} (submit_many) | {batched:,.0f} handovers/s | | | {load_b} |")
+    report.add(
+        "api_single_vs_batched_ratio",
+        single / batched,
+        limit=batched,
+        limit_is=f"handovers/s of the library's submit_many, batches of {packages}, SQLite, same run",
+        goal=">= 0.5",
+        single_rate=round(single, 1),
+        p99_ms=round(_p99(lat), 2),
+        clients=CLIENTS,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    _report.add_arguments(ap)
+    ap.add_argument("--only", choices=["labels", "events"])
+    args = ap.parse_args()
+    report = _report.Report("bench_api.py", args.quick)
+    print(f"load average at start: {_report.load_average()}\n")
+    print(f"## HTTP service, {CLIENTS} clients, one worker (SQLite)\n")
+    print("| what | rate | p50 | p99 | load average |\n|---|---:|---:|---:|---|")
+    if args.only in (None, "labels"):
+        labels(report, args.quick)
+    if args.only in (None, "events"):
+        singles(report, args.quick)
+    print(f"\nload average at end: {_report.load_average()}")
+    report.write(args.json)
+    if args.json:
+        print(json.dumps({k: v["value"] for k, v in report.figures.items()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Group commit: single submissions made at the same time share one append transaction.
+
+Every accepted event must be durable before it is answered, and a commit costs a transaction
+(the head row's lock, the tree's nodes, one signed checkpoint, the fsync) whatever its size. A
+service that commits each request alone is bound by that fixed cost; one writer thread that
+gathers whatever arrived while the previous transaction was committing, and commits it as one
+``append_prepared`` batch, pays it once for all of them.
+
+Rules:
+- Each submission is parsed and its signatures verified in the caller's thread (pynacl releases
+  the interpreter's lock, so the callers' checks run on every core); only the rules and the
+  commit run on the writer thread.
+- A submission is answered only once the transaction holding it has committed: its receipt,
+  its own refusal, or the storage error that failed the whole transaction.
+- Within a batch each envelope is judged alone and in arrival order, exactly as in
+  ``submit_many``: a refusal refuses that submission only, and the same statement sent twice
+  is appended once (the later sender gets the duplicate receipt).
+- The batch's receive time is read from the service's clock when the batch is taken.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+
+from crypto.dsse import Envelope
+from custody.errors import CustodyError, StorageError
+from custody.log import AppendResult, CustodyLog, Prepared, Receipt, Rejected, prepare
+
+WINDOW = 0.002  # seconds the writer waits for more submissions once one has arrived
+MAX_BATCH = 1000
+
+
+@dataclass
+class _Pending:
+    envelope: Envelope
+    prepared: Prepared | None
+    refusal: CustodyError | None
+    answer: Future[Receipt]
+
+
+class GroupCommit:
+    """One writer thread committing concurrent single submissions together."""
+
+    def __init__(
+        self,
+        log: CustodyLog,
+        clock: Callable[[], datetime],
+        *,
+        window: float = WINDOW,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.log = log
+        self.clock = clock
+        self.window = window
+        self.max_batch = max_batch
+        self._queue: list[_Pending] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="custody-group-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, env: Envelope) -> Future[Receipt]:
+        """Check the envelope's signatures here, then queue it for the next transaction.
+
+        The future holds the receipt once the event is durable, or the refusal."""
+        answer: Future[Receipt] = Future()
+        try:
+            item = _Pending(env, prepare(env, self.log.trust), None, answer)
+        except CustodyError as e:
+            item = _Pending(env, None, e, answer)
+        with self._cond:
+            if self._closed:
+                raise StorageError("the service is stopping: the log takes no more events")
+            self._queue.append(item)
+            self._cond.notify()
+        return answer
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _take(self) -> list[_Pending] | None:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return None  # closed and drained
+            if len(self._queue) < self.max_batch and not self._closed:
+                self._cond.wait(self.window)  # let the submissions arriving now join
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take()) is not None:
+            try:
+                result = self._commit(batch)
+            except CustodyError as e:
+                for item in batch:
+                    item.answer.set_exception(e)
+                continue
+            except Exception as e:  # noqa: BLE001 - answered as a storage fault, never left hanging
+                failure = StorageError(f"the log could not append: {type(e).__name__}")
+                failure.__cause__ = e
+                for item in batch:
+                    item.answer.set_exception(failure)
+                continue
+            _answer(batch, result)
+
+    def _commit(self, batch: list[_Pending]) -> AppendResult:
+        prepared = [(i, it.prepared) for i, it in enumerate(batch) if it.prepared is not None]
+        early = [
+            Rejected(i, it.refusal, None, it.envelope)
+            for i, it in enumerate(batch)
+            if it.refusal is not None
+        ]
+        return self.log.append_prepared(prepared, early, now=self.clock())
+
+
+def _answer(batch: list[_Pending], result: AppendResult) -> None:
+    """Hand each submission its receipt or its refusal (by its position in the batch)."""
+    refused = {r.envelope_index: r.error for r in result.rejected}
+    # receipts by statement id, in order: the accepted one first, then duplicates
+    receipts: dict[str, list[Receipt]] = {}
+    for receipt in result.receipts:
+        receipts.setdefault(receipt.statement_id, []).append(receipt)
+    for i, item in enumerate(batch):
+        if i in refused:
+            item.answer.set_exception(refused[i])
+            continue
+        assert item.prepared is not None
+        mine = receipts.get(item.prepared.event.id)
+        if not mine:  # pragma: no cover - every accepted envelope has a receipt
+            item.answer.set_exception(StorageError("the log returned no receipt"))
+            continue
+        item.answer.set_result(mine.pop(0) if len(mine) > 1 else mine[0])

@@ -1,0 +1,102 @@
+"""Group commit on a real log: concurrent submissions each answered alone, once durable; a failed
+transaction answers every submission in it with the storage error; closing drains the queue."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import text
+
+from crypto.dsse import Envelope
+from custody.demo import Season
+from custody.errors import StorageError, ThresholdError
+from custody.events import Kind
+from custody.group_commit import GroupCommit
+from custody.log import Receipt
+from tests.custody.test_log import SEALS, seal
+
+PACKAGES = [f"PK-{n}" for n in range(30)]
+
+
+def _dispatch(season: Season, pkg: str, signers: list[str]) -> Envelope:
+    return season.event(
+        Kind.DISPATCH,
+        [pkg],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=signers,
+        body={"seals": SEALS},
+        at=season.now,
+    )
+
+
+def _sealed(season: Season) -> list[Envelope]:
+    for pkg in PACKAGES:
+        seal(season, pkg)
+    return [_dispatch(season, pkg, ["print-qian", "courier-sun"]) for pkg in PACKAGES]
+
+
+def test_concurrent_submissions_are_each_answered_with_their_own_receipt(season: Season) -> None:
+    envs = _sealed(season)
+    log = season.log()
+    committer = GroupCommit(log, lambda: season.now)
+    start = threading.Barrier(len(envs))
+
+    def submit(env: Envelope) -> Receipt:
+        start.wait()  # all at once: they queue while a transaction commits
+        return committer.submit(env).result(timeout=60)
+
+    try:
+        with ThreadPoolExecutor(len(envs)) as pool:
+            receipts = list(pool.map(submit, envs))
+    finally:
+        committer.close()
+    assert len({r.index for r in receipts}) == len(envs)
+    for env, receipt in zip(envs, receipts, strict=True):
+        assert log.entry(receipt.index) == env  # durable, where the receipt says
+        assert receipt.checkpoint  # signed for a size that holds it
+    assert all(log.package_state(p).holder == "courier-sun" for p in PACKAGES)
+
+
+def test_a_refusal_refuses_only_its_own_submission(season: Season) -> None:
+    envs = _sealed(season)
+    unsigned = _dispatch(season, "PK-2", ["print-qian"])  # the courier did not countersign
+    committer = GroupCommit(season.log(), lambda: season.now, window=0.2)
+    try:
+        answers = [committer.submit(e) for e in [envs[0], unsigned, envs[1]]]
+        assert isinstance(answers[0].result(timeout=60), Receipt)
+        with pytest.raises(ThresholdError):
+            answers[1].result(timeout=60)
+        assert isinstance(answers[2].result(timeout=60), Receipt)
+    finally:
+        committer.close()
+
+
+def test_a_failed_transaction_answers_everyone_in_it_with_the_storage_error(
+    season: Season,
+) -> None:
+    envs = _sealed(season)
+    log = season.log()
+    size = log.size()
+    with log.engine.begin() as conn:  # the database refuses every append from now on
+        conn.execute(text("DROP TABLE tree_node"))
+    committer = GroupCommit(log, lambda: season.now, window=0.2)
+    try:
+        answers: list[Future[Receipt]] = [committer.submit(e) for e in envs[:5]]
+        for answer in answers:
+            with pytest.raises(StorageError):
+                answer.result(timeout=60)
+    finally:
+        committer.close()
+    assert log.size() == size  # nothing half-appended
+
+
+def test_closing_commits_what_is_queued_then_refuses_more(season: Season) -> None:
+    envs = _sealed(season)
+    committer = GroupCommit(season.log(), lambda: season.now, window=0.5)
+    answers = [committer.submit(e) for e in envs[:3]]
+    committer.close()
+    assert all(isinstance(a.result(timeout=1), Receipt) for a in answers)
+    with pytest.raises(StorageError):
+        committer.submit(envs[3])

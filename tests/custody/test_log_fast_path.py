@@ -1,0 +1,219 @@
+"""The append path's shortcuts change no outcome: the writer's in-memory package states give way
+to another writer's appends; orjson's parse accepts and refuses exactly what the exact canonical
+check does; an envelope's cached bytes are its canonical JSON; the signature workers' compact
+answers judge as the in-process check does."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from crypto import merkle
+from crypto.dsse import Envelope, Signature, sign_envelope
+from crypto.encoding import canonical_json
+from crypto.note import parse_checkpoint
+from custody.demo import EXAM_ID, Season, seal_body, start_season
+from custody.errors import ChainError, FormatError, SignatureError, ThresholdError, UsageError
+from custody.events import EVENT_TYPE, Kind, parse_event
+from custody.service import ServiceSecrets, open_writer
+from tests.conftest import PASS, T0, fast_kdf
+from tests.custody.test_log import SEALS, seal, transfer
+
+
+def _handover(season: Season, frm: str, to: str, prev: str | None) -> Envelope:
+    return season.event(
+        Kind.DISPATCH if frm == "print-qian" else Kind.HANDOVER,
+        ["PK-1"],
+        actors={"releaser": frm, "receiver": to},
+        signers=[frm, to],
+        body={"seals": SEALS},
+        prevs={"PK-1": prev},
+    )
+
+
+def test_a_second_writer_appending_empties_the_first_ones_states(season: Season) -> None:
+    seal(season)
+    first = season.log()
+    second = open_writer(season.home, ServiceSecrets(log=PASS, system=PASS))
+    sealed = first.package_state("PK-1").last_event
+    dispatch = _handover(season, "print-qian", "courier-sun", sealed)
+    first.submit(dispatch, now=season.now)  # the first writer now holds PK-1's state in memory
+    dispatched = first.package_state("PK-1").last_event
+    # the second writer moves the package on; the first one's memory of it is now stale
+    second.submit(_handover(season, "courier-sun", "courier-li", dispatched), now=season.now)
+    moved = second.package_state("PK-1").last_event
+    # judged against the stale state this step would be accepted; against the log's, courier-li
+    # holds the package and the slots are not filled
+    with pytest.raises(ThresholdError):
+        first.submit(_handover(season, "courier-sun", "courier-li", dispatched), now=season.now)
+    # and the true next step, made from the second writer's state, is accepted by the first
+    receipt = first.submit(_handover(season, "courier-li", "custodian-zhou", moved), now=season.now)
+    assert receipt.index == first.size() - 1
+    assert first.package_state("PK-1").holder == "custodian-zhou"
+    second.close()
+
+
+def test_a_refused_append_keeps_the_states_that_are_on_the_log(season: Season) -> None:
+    seal(season)
+    transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
+    log = season.log()
+    before = log.package_state("PK-1")
+    with pytest.raises(ChainError):
+        log.submit(_handover(season, "courier-sun", "courier-li", "0" * 64), now=season.now)
+    transfer(season, Kind.HANDOVER, "PK-1", "courier-sun", "courier-li")
+    after = log.package_state("PK-1")
+    assert after.holder == "courier-li" and after.last_event != before.last_event
+
+
+BASE = {
+    "type": "custody.event.v1",
+    "kind": "inspect",
+    "authority": "A" * 8,
+    "time": "2027-03-01T08:00:00Z",
+    "place": "库房 3.1",
+    "packages": {"PK-1": "a" * 64},
+    "actors": {"inspector": "courier-sun"},
+    "body": {},
+    "corrects": None,
+}
+
+
+def _with_body(body: object) -> dict[str, object]:
+    return {**BASE, "body": body}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        canonical_json(BASE),
+        canonical_json(_with_body({"count": 1.5, "big": 2**70, "exp": 1e16})),
+        canonical_json(_with_body({"note": "line\nbreak \u2028 \x7f é 中 \U0001f600 \\ \""})),
+        canonical_json(_with_body({"n": -(2**63), "m": 2**64 - 1, "l": [True, False, None]})),
+    ],
+    ids=["plain", "floats-and-big-ints", "escapes-and-unicode", "integer-edges"],
+)
+def test_canonical_payloads_parse_as_the_exact_check_says(payload: bytes) -> None:
+    event = parse_event(payload)
+    assert event.payload() == payload
+    assert dict(event.body) == json.loads(payload)["body"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        json.dumps(BASE).encode(),  # spaces
+        canonical_json(BASE).replace(b'"actors"', b'"body":{},"actors"', 1),  # duplicate key
+        canonical_json(_with_body({"x": 10**16})).replace(b"10000000000000000", b"1E+16"),
+        canonical_json(_with_body({"x": 10**16})).replace(b"10000000000000000", b"1e16"),
+        canonical_json(_with_body({"x": "é"})).replace("é".encode(), b"\\u00e9"),  # escaped
+        canonical_json(_with_body({"x": 2**70})).replace(b'"x":', b'"x":0.10,"y":'),
+        b'{"a":"\\ud800"}',  # a lone surrogate
+        b"[1,2]",
+    ],
+    ids=[
+        "whitespace",
+        "duplicate-key",
+        "exponent-form",
+        "exponent-orjson-form",
+        "escaped-non-ascii",
+        "trailing-zero",
+        "lone-surrogate",
+        "not-an-object",
+    ],
+)
+def test_non_canonical_payloads_are_refused_as_before(payload: bytes) -> None:
+    with pytest.raises(FormatError):
+        parse_event(payload)
+
+
+def test_envelope_bytes_are_its_canonical_json() -> None:
+    env = Envelope(
+        'odd "type" é',
+        b"\x00\xffpayload",
+        (Signature("", b"\x01" * 64), Signature('k"é\x01', b"\x02" * 64)),
+    )
+    expected = json.dumps(env.to_json_obj(), sort_keys=True, separators=(",", ":")).encode()
+    assert env.to_bytes() == expected
+    assert env.to_bytes() is env.to_bytes()  # built once
+
+
+def test_signature_workers_judge_a_batch_as_one_process_does(season: Season) -> None:
+    seal(season, "PK-1")
+    seal(season, "PK-2")
+    prevs = {p: season.prev(p) for p in ("PK-1", "PK-2")}
+    good = [
+        season.event(
+            Kind.DISPATCH,
+            [p],
+            actors={"releaser": "print-qian", "receiver": "courier-sun"},
+            signers=["print-qian", "courier-sun"],
+            body={"seals": SEALS},
+            prevs={p: prevs[p]},
+        )
+        for p in ("PK-1", "PK-2")
+    ]
+    # the first countersignature forged (another payload's signature under the right key id)
+    forged_sig = sign_envelope(EVENT_TYPE, b"other", [season.keys["print-qian"].signing])
+    forged = Envelope(
+        good[0].payload_type, good[0].payload, (forged_sig.signatures[0], good[0].signatures[1])
+    )
+    log = open_writer(season.home, ServiceSecrets(log=PASS, system=PASS), workers=2)
+    try:
+        batch = [forged, good[1]] + [good[1]] * 70  # over the parallel threshold
+        result = log.submit_many(batch, now=season.now)
+    finally:
+        log.close()
+    assert [r.envelope_index for r in result.rejected] == [0]
+    assert isinstance(result.rejected[0].error, SignatureError)
+    assert [r.duplicate for r in result.receipts] == [False] + [True] * 70
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
+def test_proofs_read_in_one_statement_verify_at_every_size(
+    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = None if engine_name == "sqlite" else request.getfixturevalue("pg_url")
+    s = start_season(tmp_path / "s", now=T0, passphrase=PASS, kdf=fast_kdf(), database_url=url)
+    log = s.log()
+    for n in range(11):  # 11 entries: perfect subtrees and ragged edges
+        log.submit(
+            s.event(
+                Kind.SEAL,
+                [f"PK-{n}"],
+                actors={"sealer": "print-qian"},
+                signers=["print-qian"],
+                body=_seal_body(s),
+            ),
+            now=s.now,
+        )
+    size = log.size()
+    signed = [parse_checkpoint(note.split("\n\n", 1)[0] + "\n") for note in log.checkpoints()]
+    roots = {c.size: c.root for c in signed}
+    assert sorted(roots) == list(range(1, size + 1))
+    for n in range(1, size + 1):
+        for i in range(n):
+            proof = log.inclusion_proof(i, n)
+            merkle.verify_inclusion(merkle.leaf_hash(log.leaf(i)), i, n, proof, roots[n])
+        for m in range(1, n + 1):
+            merkle.verify_consistency(m, n, roots[m], roots[n], log.consistency_proof(m, n))
+    with pytest.raises(UsageError):
+        log.inclusion_proof(0, size + 1)
+    with pytest.raises(UsageError):
+        log.consistency_proof(1, size + 5)
+    s.log().close()
+
+
+def _seal_body(s: Season) -> dict[str, object]:
+    start = s.now + timedelta(hours=4)
+    return seal_body(
+        exam=EXAM_ID,
+        position="P-01",
+        paper="PAPER-A",
+        copies=30,
+        seals=SEALS,
+        window=(start, start + timedelta(hours=2)),
+        route=["courier-sun"],
+    )
