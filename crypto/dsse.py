@@ -104,7 +104,7 @@ def parse_envelope(data: bytes | str | Mapping[str, object], *, what: str = "env
     f = Fields(obj, what=what)
     extra = set(obj) - {"payload", "payloadType", "signatures"}
     if extra:
-        raise FormatError(f"{what}: unexpected field(s) {sorted(extra)}")
+        raise FormatError(f"{what}: unexpected field(s) {', '.join(sorted(extra))}")
     payload_type = f.text("payloadType")
     payload = f.blob("payload")
     raw_sigs = f.items("signatures")

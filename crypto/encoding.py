@@ -159,3 +159,12 @@ class Fields:
     def expect(self, name: str, expected: str) -> None:
         if self._get(name) != expected:
             raise FormatError(f"{self.what}: field {name!r} must be {expected!r}")
+
+
+def distinct_prefixes(a: str, b: str, *, least: int = 16) -> tuple[str, str]:
+    """Prefixes of two ids (hex digests) long enough to tell them apart in a message: ``least``
+    characters, or more up to the first character where they differ (whole if equal)."""
+    n = least
+    while n < max(len(a), len(b)) and a[:n] == b[:n]:
+        n += 1
+    return a[:n], b[:n]

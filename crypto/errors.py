@@ -62,6 +62,8 @@ class FormatError(CustodyError):
 
 
 class NotFoundError(CustodyError):
+    """Nothing of that name: no such entry, package, checkpoint, authority or file."""
+
     code = "not_found"
     exit_code = 4
     http_status = 404
@@ -76,6 +78,8 @@ class ConflictError(CustodyError):
 
 
 class StorageError(CustodyError):
+    """The database failed or refused a read or a write; nothing half-done is kept."""
+
     code = "storage"
     exit_code = 6
     http_status = 503
@@ -163,6 +167,8 @@ class RecusedError(RoleError):
 
 
 class RevokedError(VerificationError):
+    """A key revoked before the statement's time, or for compromise before it was received."""
+
     code = "revoked"
 
 
@@ -173,6 +179,8 @@ class ExpiredError(VerificationError):
 
 
 class NotYetValidError(ExpiredError):
+    """A certificate or manifest used before its validity starts."""
+
     code = "not_yet_valid"
 
 
@@ -204,10 +212,14 @@ class WindowError(VerificationError):
 
 
 class SealMismatchError(VerificationError):
+    """Seal serials seen differ from the sealed ones (a finding on an accepted event)."""
+
     code = "seal_mismatch"
 
 
 class CountMismatchError(VerificationError):
+    """Copies counted differ from copies handed out (a finding on an accepted event)."""
+
     code = "count_mismatch"
 
 

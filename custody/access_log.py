@@ -14,8 +14,9 @@ Rules:
 - Records get consecutive indexes under a lock on one head row (as the custody log's entries).
 - Every record names the leaf hash of the one before: deleting or editing one breaks the chain
   at that place, and the RFC 9162 root in a checkpoint signed by the log key fixes the whole.
-- ``verify_access`` is pure over the exported lines and checkpoint: origin, signature, size,
-  root, each record's form and its link to the one before.
+- ``verify_access`` (in ``custody.access_records``, re-exported here) is pure over the
+  exported lines and checkpoint: origin, signature, size, root, each record's form and its
+  link to the one before.
 """
 
 from __future__ import annotations
@@ -23,20 +24,30 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from crypto import merkle
-from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.encoding import canonical_json, format_time
 from crypto.note import Checkpoint, NoteVerifier, open_checkpoint, sign_checkpoint
 from crypto.signing import SigningKey
 from custody.access import Principal
-from custody.errors import CustodyError, FormatError, NotFoundError, StorageError, UsageError
+from custody.access_records import (
+    ACCESS_CHECKPOINT_FILE,
+    ACCESS_FILE,
+    ACCESS_TYPE,
+    GENESIS,
+    AccessEntry,
+    access_origin,
+    parse_access_leaf,
+    verify_access,
+)
+from custody.access_records import access_root as _root
+from custody.errors import CustodyError, NotFoundError, StorageError, UsageError
 from custody.store.access_tables import (
     AccessCheckpoint,
     AccessHead,
@@ -52,79 +63,11 @@ RECORDS = AccessRecord.__table__  # type: ignore[attr-defined]
 OBJECTS = AccessObject.__table__  # type: ignore[attr-defined]
 CHECKPOINTS = AccessCheckpoint.__table__  # type: ignore[attr-defined]
 
-ACCESS_TYPE = "custody.access.v1"
-ACCESS_FILE = "access.jsonl"
-ACCESS_CHECKPOINT_FILE = "access-checkpoint.note"
-GENESIS = "0" * 64
 # "full": each commit waits for the disk (a record survives a power loss once answered);
 # "lazy": commits are durable against a process crash, flushed to disk by the next full
 # commit (a checkpoint, the custody log's next append) or the OS within a moment.
 FLUSH_MODES = ("full", "lazy")
 MAX_OBJECTS = 100  # objects named in one record (a list route names its first ones)
-
-
-def access_origin(authority: Authority) -> str:
-    return authority.log_origin + "/access"
-
-
-def _root(leaves: Iterable[bytes]) -> tuple[int, bytes]:
-    """RFC 9162 root of a stream of leaves, in O(log n) memory."""
-    stack: list[tuple[int, bytes]] = []
-    count = 0
-    for leaf in leaves:
-        count += 1
-        level, h = 0, merkle.leaf_hash(leaf)
-        while stack and stack[-1][0] == level:
-            _, left = stack.pop()
-            h = merkle.node_hash(left, h)
-            level += 1
-        stack.append((level, h))
-    if not stack:
-        return 0, merkle.EMPTY_ROOT
-    h = stack[-1][1]
-    for _, left in reversed(stack[:-1]):
-        h = merkle.node_hash(left, h)
-    return count, h
-
-
-@dataclass(frozen=True)
-class AccessEntry:
-    index: int
-    at: str
-    who: str
-    key_id: str
-    roles: tuple[str, ...]
-    route: str
-    objects: tuple[str, ...]
-    prev: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "at": self.at,
-            "who": self.who,
-            "key_id": self.key_id,
-            "roles": list(self.roles),
-            "route": self.route,
-            "objects": list(self.objects),
-        }
-
-
-def parse_access_leaf(index: int, leaf: bytes) -> AccessEntry:
-    f = Fields(
-        parse_json_object(leaf, what=f"access record {index}"), what=f"access record {index}"
-    )
-    f.expect("type", ACCESS_TYPE)
-    return AccessEntry(
-        index,
-        f.text("at"),
-        f.text("who"),
-        f.text("key_id"),
-        f.texts("roles"),
-        f.text("route"),
-        f.texts("objects"),
-        f.text("prev"),
-    )
 
 
 @dataclass
@@ -344,40 +287,6 @@ class AccessLog:
         for name, data in files.items():
             write_new_file(out / name, data, mode=0o644)
         return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-
-
-def verify_access(authority: Authority, note: str, lines: Sequence[bytes]) -> list[str]:
-    """Problems with an exported access log (empty: it verifies)."""
-    origin = access_origin(authority)
-    try:
-        checkpoint, _ = open_checkpoint(
-            note, [NoteVerifier(origin, authority.log_key)], origin=origin
-        )
-    except CustodyError as e:
-        return [f"access checkpoint does not verify under the log key: {e.message}"]
-    problems: list[str] = []
-    leaves = [line.rstrip(b"\n") for line in lines]
-    if len(leaves) != checkpoint.size:
-        problems.append(
-            f"the access log holds {len(leaves)} records, its checkpoint {checkpoint.size}"
-        )
-    prev = GENESIS
-    for index, leaf in enumerate(leaves):
-        try:
-            entry = parse_access_leaf(index, leaf)
-            if canonical_json(parse_json_object(leaf, what="access record")) != leaf:
-                raise FormatError(f"access record {index} is not canonical JSON")
-        except FormatError as e:
-            problems.append(e.message)
-            prev = merkle.leaf_hash(leaf).hex()
-            continue
-        if entry.prev != prev:
-            problems.append(f"access record {index} does not link to the record before it")
-        prev = merkle.leaf_hash(leaf).hex()
-    _, root = _root(leaves)
-    if root != checkpoint.root:
-        problems.append("the access log's records do not hash to its checkpoint's root")
-    return problems
 
 
 __all__ = [

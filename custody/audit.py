@@ -44,19 +44,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crypto import merkle
 from crypto.dsse import SignatureCheck, parse_envelope, sign_envelope
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from crypto.signing import SigningKey
-from custody.access_log import ACCESS_CHECKPOINT_FILE, ACCESS_FILE, AccessLog, verify_access
-from custody.errors import ChainError, CustodyError, FormatError, NotFoundError
+from custody.access_records import ACCESS_CHECKPOINT_FILE, ACCESS_FILE, verify_access
+from custody.errors import ChainError, ConflictError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
 from custody.exams import ExamPolicy
-from custody.log import CustodyLog
-from custody.package_service import sealed_labels
 from custody.packages import label_disagreements
 from custody.parallel import Leaf, SignaturePool, leaf_envelope
 from custody.rules import Finding, PackageState, Status, apply_event, resync
@@ -64,6 +62,10 @@ from custody.witnesses import WITNESSES_FILE, CosignatureCount, WitnessPolicy, c
 from keys.keyfile import write_new_file
 from keys.trust import TrustStore
 from labels.payload import manifest_from_fields, parse_label, verify_label
+
+if TYPE_CHECKING:  # verifying a bundle never loads the database layer: export alone needs it
+    from custody.access_log import AccessLog
+    from custody.log import CustodyLog
 
 EXPORT_FORMAT = "custody-export/v1"
 LABELS_FILE = "labels.jsonl"
@@ -107,8 +109,12 @@ def export_bundle(
     """Write the bundle under ``out`` (a new or empty folder); ``witnesses`` is the home's
     ``witnesses.json``, copied as it is; ``access`` adds the access log up to its latest
     checkpoint (``access.jsonl``, ``access-checkpoint.note``)."""
+    from custody.package_service import sealed_labels  # noqa: PLC0415 (verify stays light)
+
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FormatError(f"{out} exists and is not an empty folder")
+        raise ConflictError(
+            f"{out} exists and is not an empty folder", hint="pass a new folder to --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = log.cosigned_checkpoint()
     authority = log.trust.authority
@@ -621,7 +627,10 @@ def _manifest_problems(
             problem(f"manifest.json says {f.integer('size')} events, the checkpoint {size}")
         listed = f.sub("files").obj
         if set(listed) != set(hashes):
-            problem(f"manifest.json lists files {sorted(listed)}, expected {sorted(hashes)}")
+            problem(
+                f"manifest.json lists files {', '.join(sorted(listed))}, "
+                f"expected {', '.join(sorted(hashes))}"
+            )
         for name, want in hashes.items():
             if name in listed and listed[name] != want:
                 problem(f"{name} does not match the SHA-256 that manifest.json lists for it")

@@ -180,7 +180,7 @@ def parse_event(payload: bytes) -> Event:
         "corrects",
     }
     if extra:
-        raise FormatError(f"event: unexpected field(s) {sorted(extra)}")
+        raise FormatError(f"event: unexpected field(s) {', '.join(sorted(extra))}")
     try:
         kind = Kind(f.text("kind"))
     except ValueError as e:

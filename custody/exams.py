@@ -96,7 +96,7 @@ def exams_from_json(data: bytes, *, source: str = EXAMS_FILE) -> ExamPolicies:
     top = parse_json_object(data, what=source)
     unknown = set(top) - {"exams"}
     if unknown:
-        raise FormatError(f"{source}: unknown field(s) {sorted(unknown)}")
+        raise FormatError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
     exams = Fields(top, what=source).sub("exams")
     out: dict[str, ExamPolicy] = {}
     for exam_id, raw in exams.obj.items():
@@ -105,7 +105,7 @@ def exams_from_json(data: bytes, *, source: str = EXAMS_FILE) -> ExamPolicies:
             raise FormatError(f"{what} must be an object")
         unknown = set(raw) - FIELDS
         if unknown:
-            raise FormatError(f"{what}: unknown field(s) {sorted(unknown)}")
+            raise FormatError(f"{what}: unknown field(s) {', '.join(sorted(unknown))}")
         f = Fields(raw, what=what)
         witness = f.obj.get("handover_witness")
         if not isinstance(witness, bool):

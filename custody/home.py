@@ -27,15 +27,16 @@ import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from crypto.encoding import Fields, parse_json_object
 from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
-from custody.store.db import create_schema, make_engine
 from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
+
+if TYPE_CHECKING:  # reading a home's config never loads the database layer
+    from sqlalchemy import Engine
 
 HOME_FORMAT = "custody-home/v1"
 CONFIG_NAME = "custody.json"
@@ -61,7 +62,7 @@ class Home:
         except FileNotFoundError as e:
             raise NotFoundError(
                 f"{self.path} is not a custody home (no {CONFIG_NAME})",
-                hint="create one with `custody init --home DIR --name AUTHORITY`",
+                hint="create one with `custody --home DIR init --name AUTHORITY`",
             ) from e
         f = Fields(parse_json_object(data, what=CONFIG_NAME), what=CONFIG_NAME)
         f.expect("format", HOME_FORMAT)
@@ -94,6 +95,8 @@ class Home:
 
     @cached_property
     def engine(self) -> Engine:
+        from custody.store.db import create_schema, make_engine  # noqa: PLC0415 (fast start)
+
         engine = make_engine(self.database_url)
         create_schema(engine)
         return engine
@@ -167,7 +170,12 @@ class Home:
         return self.config.obj.get("rehearsal") is True
 
     def write_config(
-        self, authority_id: str, database_url: str | None, *, rehearsal: bool = False
+        self,
+        authority_id: str,
+        database_url: str | None,
+        *,
+        rehearsal: bool = False,
+        time_zone: str | None = None,
     ) -> None:
         if self.exists():
             raise ConflictError(f"{self.path} already holds an authority; refusing to mix two")
@@ -179,6 +187,8 @@ class Home:
         }
         if rehearsal:
             body["rehearsal"] = True
+        if time_zone:  # the zone people read times in (stored times stay UTC)
+            body["time_zone"] = time_zone
         # Private: the database URL may carry a password.
         write_new_file(self.config_path, json.dumps(body, indent=2).encode() + b"\n", mode=0o600)
 

@@ -58,12 +58,19 @@ def init_authority(
     database_url: str | None = None,
     kdf: KdfParams | None = None,
     rehearsal: bool = False,
+    time_zone: str | None = None,
     log_passphrase: str | None = None,
     system_passphrase: str | None = None,
+    given_keys: tuple[KeyPair, KeyPair, KeyPair] | None = None,
 ) -> Authority:
     """Create the authority: its root key beside the home (for offline media), its log and
     system keys inside it, each sealed under its own passphrase (``passphrase`` seals the
-    root). Only a rehearsal home may use one passphrase for all three."""
+    root). Only a rehearsal home may use one passphrase for all three.
+
+    ``given_keys`` (root, log, system) replaces fresh keys, for a rehearsal home only: the
+    conformance vectors' season is made from published seeds (docs/vectors/season.json)."""
+    if given_keys is not None and not rehearsal:
+        raise UsageError("an authority made from given keys is a rehearsal home only")
     secrets = {
         "root": passphrase,
         "log": log_passphrase or passphrase,
@@ -89,9 +96,12 @@ def init_authority(
     if not name.strip():
         raise UsageError("the authority needs a name")
     home.make_private()
-    root = KeyPair.generate("authority root", with_encryption=False)
-    log = KeyPair.generate("authority log", with_encryption=False)
-    system = KeyPair.generate("authority system", with_encryption=False)
+    if given_keys is not None:
+        root, log, system = given_keys
+    else:
+        root = KeyPair.generate("authority root", with_encryption=False)
+        log = KeyPair.generate("authority log", with_encryption=False)
+        system = KeyPair.generate("authority system", with_encryption=False)
     authority = Authority(
         name=name,
         root_key=root.signing.verify_key,
@@ -103,7 +113,7 @@ def init_authority(
     for which, pair in (("root", root), ("log", log), ("system", system)):
         sealed = seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
         write_new_file(home.authority_key_path(which), sealed)
-    home.write_config(authority.id, database_url, rehearsal=rehearsal)
+    home.write_config(authority.id, database_url, rehearsal=rehearsal, time_zone=time_zone)
     envelope = issue_authority(authority, root.signing)
     with Session(home.engine) as session:
         session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))
@@ -318,6 +328,18 @@ def rotate(
     return enrolment
 
 
+MIN_KEY_PREFIX = 8  # hex digits: a shorter prefix could name the wrong person's key
+
+
+def check_key_prefix(key_id: str) -> None:
+    """Refuse a key id prefix shorter than ``MIN_KEY_PREFIX`` (before anything is asked)."""
+    if len(key_id) < MIN_KEY_PREFIX:
+        raise UsageError(
+            f"key id prefix {key_id!r} is shorter than the {MIN_KEY_PREFIX}-character minimum",
+            hint="give at least the first 8 hex digits of the key id (`custody keys list`)",
+        )
+
+
 def revoke(
     home: Home,
     *,
@@ -328,8 +350,9 @@ def revoke(
     now: datetime,
     note: str = "",
 ) -> Revocation:
+    check_key_prefix(key_id)
     trust = load_trust(home)
-    matches = [k for k in trust.certificates if k.startswith(key_id)] if len(key_id) >= 8 else []
+    matches = [k for k in trust.certificates if k.startswith(key_id)]
     if len(matches) != 1:
         raise NotFoundError(
             f"no single certified key starts with {key_id!r}"

@@ -330,7 +330,9 @@ def _person(
         wanted = " or ".join(r.value for r in roles)
         raise RoleError(f"{cert.describe()} cannot be the {what}: needs {wanted}")
     if cert.recusals & scope:
-        raise RecusedError(f"{cert.describe()} is recused from {sorted(cert.recusals & scope)}")
+        raise RecusedError(
+            f"{cert.describe()} is recused from {', '.join(sorted(cert.recusals & scope))}"
+        )
     return cert
 
 
@@ -343,7 +345,9 @@ def check_people(
     if Role.PROPOSER not in prop.roles:
         raise RoleError(f"{prop.describe()} is not a proposer")
     if prop.recusals & scope:
-        raise RecusedError(f"{prop.describe()} is recused from {sorted(prop.recusals & scope)}")
+        raise RecusedError(
+            f"{prop.describe()} is recused from {', '.join(sorted(prop.recusals & scope))}"
+        )
     printer = _person(trust, plan.printer, [Role.PRINTER], scope, at, "printer")
     officers = tuple(
         _person(trust, s, OPENING_ROLES, scope, at, "opening officer") for s in plan.officers
@@ -830,7 +834,7 @@ def release_to_printer(
     if Role.PRINTER not in cert.roles:
         raise RoleError(f"{cert.describe()} is not a printer")
     if cert.recusals & set(p.scope):
-        raise RecusedError(f"{cert.describe()} is recused from {sorted(cert.recusals)}")
+        raise RecusedError(f"{cert.describe()} is recused from {', '.join(sorted(cert.recusals))}")
     recipient, blob = state.check_sealed(Slot.PRINTER, cert.subject)
     payload = act_payload("custody.paper-print.v1", p, at, [cert.subject])
     reqs = [require("printer", Role.PRINTER, person=cert.subject)]

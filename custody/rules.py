@@ -46,7 +46,7 @@ from enum import StrEnum
 from typing import Any
 
 from crypto.dsse import SignatureCheck, parse_envelope, verify_signatures
-from crypto.encoding import Fields, format_time, parse_json_object, parse_time
+from crypto.encoding import Fields, distinct_prefixes, format_time, parse_json_object, parse_time
 from crypto.vocabulary import Window
 from custody.errors import (
     ChainError,
@@ -60,6 +60,7 @@ from custody.errors import (
     RoleError,
     RouteError,
     SignatureError,
+    ThresholdError,
     WindowError,
 )
 from custody.events import Event, Kind
@@ -236,9 +237,14 @@ def _minutes(delta: timedelta) -> str:
 
 
 def _actor(event: Event, slot: str) -> str:
+    """The person an event names for a slot. A slot the kind (or a package's policy) needs
+    but ``actors`` does not name is a missing signer (``threshold``), like a named one who did
+    not sign: the event is well-formed, it lacks a signer (docs/formats.md, "Signer slots")."""
     person = event.actors.get(slot)
     if not person:
-        raise FormatError(f"{event.kind} event must name its {slot} in actors")
+        raise ThresholdError(
+            f"missing signer: {event.kind} needs a {slot}, and actors names none"
+        )
     return person
 
 
@@ -359,7 +365,7 @@ def _seal_finding(event: Event, state: PackageState) -> Finding | None:
         "seal_mismatch",
         state.package_id,
         f"seal serials seen at {event.kind} differ from the manifest "
-        f"(missing {missing or '-'}, unexpected {unexpected or '-'})",
+        f"(missing {', '.join(missing) or '-'}, unexpected {', '.join(unexpected) or '-'})",
         {"expected": list(state.seals), "observed": list(observed), "event": event.id},
     )
 
@@ -373,17 +379,17 @@ def joint_requirements(
     for every package (same people, same roles, same witness policy), else the event is
     refused; the scope is the union of the packages' scopes, so a signer recused for any one
     of them is refused for the whole statement."""
-    asked: list[list[SignerRequirement] | FormatError] = []
+    asked: list[list[SignerRequirement] | ThresholdError] = []
     for state in states:
         try:
             asked.append(requirements(event, state))
-        except FormatError as e:  # a slot this package needs is not named in the actors
+        except ThresholdError as e:  # a slot this package needs is not named in the actors
             asked.append(e)
     first = asked[0]
     for state, theirs in zip(states[1:], asked[1:], strict=True):
-        same = (isinstance(first, FormatError) and isinstance(theirs, FormatError)) or (
-            not isinstance(first, FormatError)
-            and not isinstance(theirs, FormatError)
+        same = (isinstance(first, ThresholdError) and isinstance(theirs, ThresholdError)) or (
+            not isinstance(first, ThresholdError)
+            and not isinstance(theirs, ThresholdError)
             and set(theirs) == set(first)
         )
         if not same:
@@ -392,7 +398,7 @@ def joint_requirements(
                 f"signers for a {event.kind} ({_describe(first)} / {_describe(theirs)}): "
                 "submit them as separate statements"
             )
-    if isinstance(first, FormatError):
+    if isinstance(first, ThresholdError):
         raise first
     scope: list[str] = []
     for state in states:
@@ -400,8 +406,8 @@ def joint_requirements(
     return first, tuple(scope)
 
 
-def _describe(reqs: list[SignerRequirement] | FormatError) -> str:
-    if isinstance(reqs, FormatError):
+def _describe(reqs: list[SignerRequirement] | ThresholdError) -> str:
+    if isinstance(reqs, ThresholdError):
         return reqs.message
     return ", ".join(r.describe() for r in reqs)
 
@@ -485,9 +491,10 @@ def transition(
         if state.status == Status.DESTROYED:
             raise ClosedError(f"package {package_id} was destroyed; its chain is closed")
         if prev != state.last_event:
+            named, last = distinct_prefixes(str(prev), state.last_event)
             raise ChainError(
-                f"package {package_id}: event names previous {str(prev)[:16]}, "
-                f"but the chain's last event is {state.last_event[:16]}"
+                f"package {package_id}: event names previous {named}, "
+                f"but the chain's last event is {last}"
             )
         if event.time < state.last_time:
             raise ChainError(

@@ -108,7 +108,7 @@ def witness_policy_from_json(data: bytes, *, source: str = WITNESSES_FILE) -> Wi
     top = parse_json_object(data, what=source)
     unknown = set(top) - _FIELDS
     if unknown:
-        raise FormatError(f"{source}: unknown field(s) {sorted(unknown)}")
+        raise FormatError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
     f = Fields(top, what=source)
     quorum = f.integer("quorum")
     witnesses = []
@@ -118,7 +118,7 @@ def witness_policy_from_json(data: bytes, *, source: str = WITNESSES_FILE) -> Wi
             raise FormatError(f"{what} must be an object")
         unknown = set(raw) - _WITNESS_FIELDS
         if unknown:
-            raise FormatError(f"{what}: unknown field(s) {sorted(unknown)}")
+            raise FormatError(f"{what}: unknown field(s) {', '.join(sorted(unknown))}")
         w = Fields(raw, what=what)
         name, vkey = w.text("name"), w.text("vkey")
         try:

@@ -17,7 +17,13 @@ from datetime import datetime
 from types import MappingProxyType
 
 from crypto.dsse import Envelope, parse_envelope, sign_envelope, verify_signatures
-from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.encoding import (
+    Fields,
+    canonical_json,
+    distinct_prefixes,
+    format_time,
+    parse_json_object,
+)
 from crypto.errors import (
     ExpiredError,
     FormatError,
@@ -55,9 +61,8 @@ def verify_authority(env: Envelope, pinned_root_id: str | None = None) -> Author
         raise FormatError(f"authority: payload type {env.payload_type!r}")
     unverified = Authority.from_payload(env.payload)
     if pinned_root_id is not None and unverified.id != pinned_root_id:
-        raise IssuerError(
-            f"authority root key {unverified.id[:16]} is not the pinned {pinned_root_id[:16]}"
-        )
+        found, pinned = distinct_prefixes(unverified.id, pinned_root_id)
+        raise IssuerError(f"authority root key {found} is not the pinned {pinned}")
     payload = _root_signed(env, unverified.root_key, AUTHORITY_TYPE, "authority statement")
     return Authority.from_payload(payload)
 

@@ -177,7 +177,7 @@ class Manifest:
                 "closes_at": format_time(self.closes_at),
             },
             "route": [{"person": s.person, "place": s.place} for s in self.route],
-            "classification": self.classification.name.lower(),
+            "classification": self.classification.slug,
             "issued_at": format_time(self.issued_at),
             "expires_at": format_time(self.expires_at),
         }

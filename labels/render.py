@@ -5,15 +5,16 @@ Rules:
   from unsigned data, so what a courier reads matches what the scanner verifies.
 - Every caption is Chinese with its English beside it (包号 Package, ...). Times are shown in
   Beijing time (UTC+8), the time the exam rules use.
-- Chinese renders with an embedded CJK TrueType font: PNG rasterises it, the PDF sheet embeds a
-  subset; SVG names the font family (and falls back to the viewer's CJK fonts).
+- Chinese renders with a CJK TrueType font that the caller passes in (the edge chooses; the
+  default is the one that ships with the package, ``labels.fonts.CJK_FONT``, so no system font
+  is needed): PNG rasterises it, the PDF sheet embeds a subset; SVG names the font family (and
+  falls back to the viewer's CJK fonts). Nothing here reads the environment.
 - The QR code keeps its 4-module quiet zone and is printed ``QR_MM`` millimetres wide.
 """
 
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -23,26 +24,23 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from crypto.errors import StorageError
+from crypto.errors import NotFoundError
+from labels.fonts import CJK_FONT, CJK_FONT_FAMILY
 from labels.manifest import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
 
-CJK_FONT_ENV = "CUSTODY_CJK_FONT"
-DEFAULT_CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
-CJK_FONT_FAMILY = "WenQuanYi Micro Hei"
 BEIJING = timezone(timedelta(hours=8), "CST")
 LABEL_MM = (100.0, 56.0)
 QR_MM = 46.0
 MAX_SEALS_SHOWN = 6
 
 
-def cjk_font_path() -> Path:
-    """The CJK font file (Debian fonts-wqy-microhei unless CUSTODY_CJK_FONT names another)."""
-    path = Path(os.environ.get(CJK_FONT_ENV) or DEFAULT_CJK_FONT)
+def checked_font(path: Path) -> Path:
+    """``path`` if it is a font file (TrueType .ttf, or a .ttc whose first face is used)."""
     if not path.is_file():
-        raise StorageError(
+        raise NotFoundError(
             f"CJK font {path} not found: labels need it to print Chinese",
-            hint=f"install Debian's fonts-wqy-microhei or set {CJK_FONT_ENV} to a .ttf/.ttc",
+            hint=f"name a TrueType .ttf/.ttc file, or leave the option out to use {CJK_FONT.name}",
         )
     return path
 
@@ -80,9 +78,9 @@ class LabelFacts:
         )
 
 
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(str(cjk_font_path()), size, index=0)
+@lru_cache(maxsize=16)
+def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(checked_font(path)), size, index=0)
 
 
 def qr_image(symbol: QrSymbol, module_px: int) -> Image.Image:
@@ -93,8 +91,9 @@ def qr_image(symbol: QrSymbol, module_px: int) -> Image.Image:
     return Image.fromarray(((1 - pixels) * 255).astype(np.uint8), mode="L")
 
 
-def render_png(m: Manifest, symbol: QrSymbol, *, dpi: int = 300) -> bytes:
-    """A label as a grayscale PNG, ``LABEL_MM`` at ``dpi`` (the QR code ~``QR_MM`` wide)."""
+def render_png(m: Manifest, symbol: QrSymbol, *, dpi: int = 300, font: Path = CJK_FONT) -> bytes:
+    """A label as a grayscale PNG, ``LABEL_MM`` at ``dpi`` (the QR code ~``QR_MM`` wide), its
+    text set in the TrueType ``font``."""
     px_per_mm = dpi / 25.4
     width, height = (round(v * px_per_mm) for v in LABEL_MM)
     module_px = max(2, round(QR_MM * px_per_mm / (symbol.size + 2 * QUIET_ZONE)))
@@ -108,13 +107,13 @@ def render_png(m: Manifest, symbol: QrSymbol, *, dpi: int = 300) -> bytes:
     size = max(8, round(2.6 * px_per_mm))
     small = max(7, round(2.0 * px_per_mm))
     y = round(3 * px_per_mm)
-    draw.text((x, y), facts.title, font=_font(size), fill=0)
+    draw.text((x, y), facts.title, font=_font(font, size), fill=0)
     y += round(size * 1.6)
     for caption, value in facts.lines:
-        draw.text((x, y), caption, font=_font(small), fill=90)
+        draw.text((x, y), caption, font=_font(font, small), fill=90)
         y += round(small * 1.15)
         for part in _wrap(value, 26):
-            draw.text((x, y), part, font=_font(size), fill=0)
+            draw.text((x, y), part, font=_font(font, size), fill=0)
             y += round(size * 1.15)
         y += round(small * 0.3)
     out = io.BytesIO()

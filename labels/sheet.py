@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from itertools import islice
@@ -25,9 +26,10 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
 from crypto.errors import StorageError
+from labels.fonts import CJK_FONT
 from labels.manifest import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
-from labels.render import QR_MM, LabelFacts, _wrap, cjk_font_path
+from labels.render import QR_MM, LabelFacts, _wrap, checked_font
 
 FONT_NAME = "CustodyCJK"
 COLUMNS, ROWS = 2, 5
@@ -37,13 +39,17 @@ CELL_W = A4[0] / COLUMNS
 CELL_H = A4[1] / ROWS
 
 
-@lru_cache(maxsize=1)
-def _register_font() -> str:
-    pdfmetrics.registerFont(TTFont(FONT_NAME, str(cjk_font_path()), subfontIndex=0))
-    return FONT_NAME
+@lru_cache(maxsize=8)
+def _register_font(path: Path) -> str:
+    """reportlab's name for the TrueType font at ``path`` (registered once per file)."""
+    name = f"{FONT_NAME}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    pdfmetrics.registerFont(TTFont(name, str(checked_font(path)), subfontIndex=0))
+    return name
 
 
-def _draw_label(c: Canvas, m: Manifest, symbol: QrSymbol, x0: float, y0: float) -> None:
+def _draw_label(
+    c: Canvas, m: Manifest, symbol: QrSymbol, x0: float, y0: float, font: str
+) -> None:
     """One label in the cell whose lower-left corner is (x0, y0), in points."""
     module = QR_MM * mm / (symbol.size + 2 * QUIET_ZONE)
     qr_left = x0 + 3 * mm
@@ -59,16 +65,16 @@ def _draw_label(c: Canvas, m: Manifest, symbol: QrSymbol, x0: float, y0: float) 
     facts = LabelFacts.of(m)
     tx = qr_left + QR_MM * mm + 1.5 * mm
     ty = y0 + CELL_H - 6 * mm
-    c.setFont(FONT_NAME, 8)
+    c.setFont(font, 8)
     c.drawString(tx, ty, facts.title)
     ty -= 4.6 * mm
     for caption, value in facts.lines:
-        c.setFont(FONT_NAME, 5.5)
+        c.setFont(font, 5.5)
         c.setFillGray(0.35)
         c.drawString(tx, ty, caption)
         c.setFillGray(0)
         ty -= 2.7 * mm
-        c.setFont(FONT_NAME, 7.5)
+        c.setFont(font, 7.5)
         for part in _wrap(value, 26):
             c.drawString(tx, ty, part)
             ty -= 3.0 * mm
@@ -85,6 +91,7 @@ def _write_file(
     labels: Iterator[tuple[Manifest, QrSymbol]],
     pages: int,
     advance: Callable[[int], None],
+    font: str,
 ) -> int:
     """Write up to ``pages`` pages; returns how many labels were drawn."""
     c = Canvas(str(path), pagesize=A4, pageCompression=1, invariant=True)
@@ -96,7 +103,7 @@ def _write_file(
             break
         for i, (m, symbol) in enumerate(batch):
             col, row = i % COLUMNS, i // COLUMNS
-            _draw_label(c, m, symbol, col * CELL_W, A4[1] - (row + 1) * CELL_H)
+            _draw_label(c, m, symbol, col * CELL_W, A4[1] - (row + 1) * CELL_H, font)
         c.showPage()
         drawn += len(batch)
         advance(len(batch))
@@ -115,19 +122,21 @@ def write_sheets(
     total: int,
     pages_per_file: int = DEFAULT_PAGES_PER_FILE,
     advance: Callable[[int], None] = lambda _n: None,
+    font: Path = CJK_FONT,
 ) -> list[Path]:
-    """Write labels to A4 PDF sheets; ``total`` decides whether one file suffices."""
-    _register_font()
+    """Write labels to A4 PDF sheets, their text in the TrueType ``font`` (a subset embedded);
+    ``total`` decides whether one file suffices."""
+    name = _register_font(font)
     per_file = pages_per_file * PER_PAGE
     stream = iter(labels)
     if total <= per_file:
-        _write_file(out, stream, pages_per_file, advance)
+        _write_file(out, stream, pages_per_file, advance, name)
         return [out]
     written: list[Path] = []
     part = 1
     while True:
         path = out.with_name(f"{out.stem}.{part:03d}{out.suffix or '.pdf'}")
-        if not _write_file(path, stream, pages_per_file, advance):
+        if not _write_file(path, stream, pages_per_file, advance, name):
             break
         written.append(path)
         part += 1

@@ -16,6 +16,14 @@ from crypto.sealing import KdfParams
 from custody.demo import Season, start_season
 from custody.home import Home
 
+# The CLI speaks the locale's language (Chinese when none is set). The suite's assertions on
+# human output are in English, so the test process runs under an English locale; the tests of
+# the Chinese catalogue set LANG themselves (tests/custody/cli/test_words.py).
+os.environ["LANG"] = "C.UTF-8"
+os.environ.pop("LC_ALL", None)
+os.environ.pop("LC_MESSAGES", None)
+os.environ.pop("CUSTODY_LANG", None)
+
 
 def _find_vectors() -> Path:
     """``../shared/vectors`` beside the checkout, or CUSTODY_VECTORS, or the workplace's copy."""

@@ -4,6 +4,7 @@ stderr (or a JSON error object with --json) and an exit code by error class; nev
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from rich.markup import escape
 from typer._click import exceptions as click_exceptions
 
 from custody.cli.common import State, parse_cli_time
+from custody.cli.conformance_cmd import conformance
 from custody.cli.demo_cmd import demo
 from custody.cli.exam_cmd import exam_app
 from custody.cli.incident_cmd import incident_app
@@ -28,10 +30,11 @@ from custody.cli.serve_cmd import serve
 from custody.cli.statement_cmd import statement_app
 from custody.cli.witness_cmd import witness_app
 from custody.errors import CustodyError
+from custody.i18n import _
 
 app = typer.Typer(
     name="custody",
-    help="Provable custody of exam question papers, from proposition to destruction.",
+    help=_("Provable custody of exam question papers, from proposition to destruction."),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -43,18 +46,20 @@ def _root(
     ctx: typer.Context,
     home: Annotated[
         Path,
-        typer.Option(envvar="CUSTODY_HOME", help="The authority's home folder."),
+        typer.Option(envvar="CUSTODY_HOME", help=_("The authority's home folder.")),
     ] = Path("custody-home"),
-    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help=_("Machine-readable output (JSON)."))
+    ] = False,
     now: Annotated[
         str | None,
-        typer.Option(help="Act as if the UTC time were this (rehearsal homes only)."),
+        typer.Option(help=_("Act as if the UTC time were this (rehearsal homes only).")),
     ] = None,
     root_key: Annotated[
         Path | None,
         typer.Option(
             envvar="CUSTODY_ROOT_KEY",
-            help="The offline root key file (default: HOME.root.key beside the home).",
+            help=_("The offline root key file (default: HOME.root.key beside the home)."),
         ),
     ] = None,
 ) -> None:
@@ -85,6 +90,7 @@ app.add_typer(label_app, name="label")
 app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
 app.command("login")(login)
+app.command("conformance")(conformance)
 
 
 PRIVATE_UMASK = 0o077
@@ -113,7 +119,7 @@ def _run(args: list[str]) -> int:
         _report(e, want_json)
         return e.exit_code
     except typer.Abort:
-        Console(stderr=True).print("[red]aborted[/]")
+        Console(stderr=True).print("[red]" + _("aborted") + "[/]")
         return 130
     except click_exceptions.ClickException as e:
         e.show()
@@ -125,10 +131,17 @@ def _run(args: list[str]) -> int:
             raise
         console = Console(stderr=True, highlight=False, soft_wrap=True)
         console.print(
-            f"[bold red]internal error[/] ({type(e).__name__}): this is a defect in custody, "
-            "not something you did; nothing was acknowledged that is not stored."
+            _(
+                "[bold red]internal error[/] ({name}): this is a defect in custody, not "
+                "something you did; nothing was acknowledged that is not stored."
+            ).format(name=type(e).__name__)
         )
-        console.print("[dim]hint:[/] run again with CUSTODY_DEBUG=1 to see where, and report it")
+        console.print(
+            "[dim]"
+            + _("hint:")
+            + "[/] "
+            + _("run again with CUSTODY_DEBUG=1 to see where, and report it")
+        )
         return 70
     return result if isinstance(result, int) else 0
 
@@ -138,9 +151,68 @@ def _report(error: CustodyError, want_json: bool) -> None:
         sys.stdout.write(json.dumps({"ok": False, **error.as_dict()}, ensure_ascii=False) + "\n")
         return
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"[bold red]error[/] [dim]({error.code})[/]: {escape(error.message)}")
+    title = error_title(error.code)
+    console.print(
+        "[bold red]"
+        + _("error")
+        + f"[/] [dim]({error.code})[/] {escape(title)}: {escape(error.message)}"
+    )
     if error.hint:
-        console.print(f"[dim]hint:[/] {escape(error.hint)}")
+        console.print("[dim]" + _("hint:") + f"[/] {escape(error.hint)}")
+
+
+def error_title(code: str) -> str:
+    """What an error code means, in the user's language (the code itself if it is new)."""
+    titles = {
+        "custody_error": _("custody refused this"),
+        "usage": _("the command is not right"),
+        "weak_passphrase": _("the passphrase is too weak"),
+        "format": _("malformed input"),
+        "not_found": _("not found"),
+        "conflict": _("conflicts with what is stored"),
+        "storage": _("the database or a file system refused"),
+        "shred_incomplete": _("shredding did not finish"),
+        "verification": _("verification failed"),
+        "signature": _("a signature does not verify"),
+        "weak_key": _("a weak key"),
+        "unknown_signer": _("signed by a key the authority did not certify"),
+        "issuer": _("not issued by the pinned authority"),
+        "duplicate_signature": _("the same key signed twice"),
+        "threshold": _("a required signer is missing"),
+        "mixed_packages": _("packages of different exams in one statement"),
+        "role": _("the signer lacks the role"),
+        "recused": _("the signer is recused"),
+        "revoked": _("the key is revoked"),
+        "expired": _("expired"),
+        "not_yet_valid": _("not yet valid"),
+        "chain": _("the chain of events is broken"),
+        "route": _("not on the planned route"),
+        "clock": _("the time is refused by the log's clock"),
+        "window": _("outside the opening window"),
+        "seal_mismatch": _("seal serials differ from the manifest"),
+        "count_mismatch": _("the count differs"),
+        "frozen": _("the package is frozen by an incident"),
+        "closed": _("the package's chain is closed"),
+        "log_consistency": _("the log is not consistent"),
+        "decryption": _("cannot decrypt"),
+        "blocked_key": _("the key is blocked by an incident"),
+    }
+    return titles.get(code, code)
+
+
+def _translate_help(group: typer.Typer) -> None:
+    """Commands take their help from their docstrings; give it in the user's language."""
+    for command in group.registered_commands:
+        if command.help is None and command.callback is not None:
+            doc = inspect.getdoc(command.callback)
+            if doc:
+                command.help = _(doc)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _translate_help(sub.typer_instance)
+
+
+_translate_help(app)
 
 
 def entry() -> None:

@@ -5,21 +5,26 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from crypto.encoding import format_time, parse_time
-from custody import service
 from custody.errors import FormatError, NotFoundError, UsageError
-from custody.home import Home
-from custody.incidents.model import WatchedLog
-from custody.incidents.outbox import Mailer
-from custody.service import ServiceSecrets
+from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
+
+if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
+    from custody.home import Home
+    from custody.incidents.model import WatchedLog
+    from custody.incidents.outbox import Mailer
+    from custody.service import ServiceSecrets
 
 # Names of environment variables, not secrets.
 PASSPHRASE_ENV = "CUSTODY_PASSPHRASE"  # noqa: S105
@@ -39,6 +44,8 @@ class State:
 
     @property
     def home(self) -> Home:
+        from custody.home import Home
+
         return Home(self.home_path, self.root_key)
 
     def now(self) -> datetime:
@@ -49,10 +56,49 @@ class State:
         home = self.home
         if home.exists() and not home.rehearsal:
             raise UsageError(
-                "--now works only in a rehearsal home (made with `custody init --rehearsal`); "
-                f"{self.home_path} runs on the real clock"
+                _(
+                    "--now works only in a rehearsal home (made with `custody init "
+                    "--rehearsal`); {home} runs on the real clock"
+                ).format(home=self.home_path)
             )
         return self.now_override
+
+    @cached_property
+    def time_zone(self) -> str:
+        """The authority's time zone (``time_zone`` in the home's custody.json, else
+        Asia/Shanghai): people read times in it; everything stored stays UTC."""
+        home = self.home
+        if home.exists():
+            zone = home.config.obj.get("time_zone")
+            if isinstance(zone, str) and zone:
+                return zone
+        return DEFAULT_TIME_ZONE
+
+    def show_time(self, moment: datetime | None) -> str:
+        """``moment`` in the authority's zone, named: ``2027-03-01 16:00:00 Asia/Shanghai``."""
+        try:
+            return show_time(moment, self.time_zone)
+        except ValueError as e:
+            raise UsageError(
+                _("custody.json names an unknown time zone: {error}").format(error=e)
+            ) from e
+
+    def table_time(self, moment: datetime | None) -> str:
+        """``moment`` in the authority's zone to the minute, for a table column whose header
+        names the zone (``in_zone``)."""
+        return self.show_time(moment).rsplit(" ", 1)[0][:16] if moment is not None else "-"
+
+    def in_zone(self, header: str) -> str:
+        """A table header for times: ``opened (Asia/Shanghai)``."""
+        return f"{header} ({self.time_zone})"
+
+    @staticmethod
+    def rows(*pairs: tuple[str, str]) -> str:
+        """Label-value lines, the labels aligned (how human output shows one record)."""
+        width = max((_width(label) for label, _value in pairs), default=0)
+        return "\n".join(
+            f"  {label}{' ' * (width - _width(label))}  {escape(value)}" for label, value in pairs
+        )
 
     def emit(self, data: dict[str, Any], human: str | None = None) -> None:
         """Print a command's result: JSON for scripts, or the human rendering."""
@@ -60,6 +106,11 @@ class State:
             sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
         elif human is not None:
             self.out.print(human)
+
+
+def _width(text: str) -> int:
+    """Columns a terminal gives ``text`` (a Chinese character takes two)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def state(ctx: typer.Context) -> State:
@@ -75,7 +126,9 @@ def parse_cli_time(value: str | None, *, what: str) -> datetime | None:
         return parse_time(value, what=what)
     except FormatError as e:
         raise UsageError(
-            f"{what}: write a UTC time like 2027-03-01T08:00:00Z, not {value!r}"
+            _("{what}: write a UTC time like 2027-03-01T08:00:00Z, not {value!r}").format(
+                what=what, value=value
+            )
         ) from e
 
 
@@ -101,10 +154,16 @@ def passphrase(
             try:
                 text = Path(file).read_text("utf-8")
             except (OSError, UnicodeDecodeError) as e:
-                raise UsageError(f"{name}_FILE: cannot read the passphrase file {file}") from e
+                raise UsageError(
+                    _("{name}_FILE: cannot read the passphrase file {file}").format(
+                        name=name, file=file
+                    )
+                ) from e
             return text.rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise UsageError(f"no passphrase: set {env} or run on a terminal to be asked")
+        raise UsageError(
+            _("no passphrase: set {env} or run on a terminal to be asked").format(env=env)
+        )
     answer: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return answer
 
@@ -113,13 +172,17 @@ def service_secrets(*, shared_fallback: bool = True) -> ServiceSecrets:
     """The log key's and the system key's passphrases, each from its own variable or file
     (or, for one-off commands, the shared CUSTODY_PASSPHRASE), else asked on the terminal.
     ``custody serve`` takes no shared fallback: it never runs on one shared secret."""
+    from custody.service import ServiceSecrets
+
     fallback = PASSPHRASE_ENV if shared_fallback else None
     return ServiceSecrets(
         log=passphrase(
-            env=LOG_PASSPHRASE_ENV, fallback=fallback, prompt="Passphrase for the log key"
+            env=LOG_PASSPHRASE_ENV, fallback=fallback, prompt=_("Passphrase for the log key")
         ),
         system=passphrase(
-            env=SYSTEM_PASSPHRASE_ENV, fallback=fallback, prompt="Passphrase for the system key"
+            env=SYSTEM_PASSPHRASE_ENV,
+            fallback=fallback,
+            prompt=_("Passphrase for the system key"),
         ),
     )
 
@@ -127,18 +190,20 @@ def service_secrets(*, shared_fallback: bool = True) -> ServiceSecrets:
 def root_passphrase() -> str:
     """The offline root key's passphrase (CUSTODY_ROOT_PASSPHRASE, or CUSTODY_PASSPHRASE)."""
     return passphrase(
-        env=ROOT_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt="Passphrase for the root key"
+        env=ROOT_PASSPHRASE_ENV, fallback=PASSPHRASE_ENV, prompt=_("Passphrase for the root key")
     )
 
 
 def open_writer(st: State) -> WatchedLog:
     """The home's log service for appending (rules, gate and incident desk attached)."""
+    from custody import service
+
     return service.open_writer(st.home, service_secrets())
 
 
-SMTP_HELP = "SMTP relay host:port for e-mail (STARTTLS, certificate checked)."
-SMTPS_HELP = "Implicit TLS (SMTPS, usually port 465) instead of STARTTLS."
-SMTP_PLAIN_HELP = (
+SMTP_HELP = _("SMTP relay host:port for e-mail (STARTTLS, certificate checked).")
+SMTPS_HELP = _("Implicit TLS (SMTPS, usually port 465) instead of STARTTLS.")
+SMTP_PLAIN_HELP = _(
     "Tests and rehearsals only: a loopback relay (127.0.0.1, ::1, localhost) that offers no "
     "STARTTLS gets e-mail in clear; refused for any other host."
 )
@@ -150,13 +215,15 @@ def make_mailer(
     """The relay named by ``--smtp host:port`` (``[::1]:port`` for IPv6), or None."""
     if smtp is None:
         if implicit_tls or plain_loopback:
-            raise UsageError("--smtps and --smtp-plain-loopback need --smtp host:port")
+            raise UsageError(_("--smtps and --smtp-plain-loopback need --smtp host:port"))
         return None
-    host, _, port = smtp.rpartition(":")
+    from custody.incidents.outbox import Mailer
+
+    host, _sep, port = smtp.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host or not port.isdigit():
-        raise UsageError(f"--smtp: write host:port, not {smtp!r}")
+        raise UsageError(_("--smtp: write host:port, not {smtp!r}").format(smtp=smtp))
     return Mailer(
         host, int(port), sender, implicit_tls=implicit_tls, allow_plain_loopback=plain_loopback
     )
@@ -173,4 +240,6 @@ def read_input(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        raise NotFoundError(f"cannot read {path}: {e.strerror}") from e
+        raise NotFoundError(
+            _("cannot read {path}: {reason}").format(path=path, reason=e.strerror)
+        ) from e

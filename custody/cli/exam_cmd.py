@@ -8,24 +8,26 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from crypto.encoding import format_time
-from custody.cli.common import open_writer, state
+from custody.cli.common import State, open_writer, state
 from custody.cli.log_cmd import open_log
 from custody.errors import NotFoundError
 from custody.exams import ExamPolicy, exam_policy_body
+from custody.i18n import _
 
 exam_app = typer.Typer(
-    help="Exam policies: handover witness and retention, published on the log.",
+    help=_("Exam policies: handover witness and retention, published on the log."),
     no_args_is_help=True,
 )
 
 
-def _describe(policy: ExamPolicy) -> str:
-    witness = "a supervising witness at every handover" if policy.handover_witness else (
-        "no supervising witness at handovers"
+def _describe(st: State, policy: ExamPolicy) -> str:
+    witness = (
+        _("a supervising witness at every handover")
+        if policy.handover_witness
+        else _("no supervising witness at handovers")
     )
-    return f"{escape(policy.exam_id)}: {witness}; records kept until " + format_time(
-        policy.retention_until
+    return _("{exam}: {witness}; records kept until {until}").format(
+        exam=escape(policy.exam_id), witness=witness, until=st.show_time(policy.retention_until)
     )
 
 
@@ -34,7 +36,7 @@ def publish(
     ctx: typer.Context,
     exams: Annotated[
         list[str] | None,
-        typer.Argument(help="Exam ids (default: every exam in the home's exams.json)."),
+        typer.Argument(help=_("Exam ids (default: every exam in the home's exams.json).")),
     ] = None,
 ) -> None:
     """Put exam policies from the home's exams.json on the log (a system statement each);
@@ -61,11 +63,15 @@ def publish(
             ]
         },
         "\n".join(
-            (f"[bold green]published[/] #{r.index} " if r is not None else "unchanged ")
-            + _describe(p)
+            (
+                _("[bold green]published[/] #{index} ").format(index=r.index)
+                if r is not None
+                else _("unchanged ")
+            )
+            + _describe(st, p)
             for p, r in results
         )
-        or "no exam in exams.json",
+        or _("no exam in exams.json"),
     )
 
 
@@ -81,13 +87,22 @@ def list_policies(ctx: typer.Context) -> None:
     rows = []
     for name in sorted(set(on_log) | set(drafts)):
         logged, draft = on_log.get(name), drafts.get(name)
-        status = (
-            "not published" if logged is None
-            else "not in exams.json" if draft is None
-            else "published" if draft == logged
+        status = (  # JSON keeps these words; the human line says them in the user's language
+            "not published"
+            if logged is None
+            else "not in exams.json"
+            if draft is None
+            else "published"
+            if draft == logged
             else "exams.json differs: publish it"
         )
         rows.append((name, logged, status))
+    shown = {
+        "not published": _("not published"),
+        "not in exams.json": _("not in exams.json"),
+        "published": _("published"),
+        "exams.json differs: publish it": _("exams.json differs: publish it"),
+    }
     st.emit(
         {
             "exams": [
@@ -100,8 +115,8 @@ def list_policies(ctx: typer.Context) -> None:
             ]
         },
         "\n".join(
-            (_describe(p) if p is not None else escape(name)) + f" ({status})"
+            (_describe(st, p) if p is not None else escape(name)) + f" ({shown[status]})"
             for name, p, status in rows
         )
-        or "no exam policy on the log or in exams.json",
+        or _("no exam policy on the log or in exams.json"),
     )

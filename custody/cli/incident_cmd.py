@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
+from crypto.encoding import parse_time
 from custody.cli.common import (
     PASSPHRASE_ENV,
     SMTP_HELP,
@@ -27,21 +29,16 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import NotFoundError, UsageError
-from custody.incidents.model import (
-    Act,
-    WatchedLog,
-    get_incident,
-    incident_acts,
-    list_incidents,
-)
-from custody.incidents.outbox import deliver_outbox, outbox_rows
-from custody.incidents.report import build_report, render_pdf, render_text, report_json
-from custody.log import CustodyLog
-from custody.service import open_reader
+from custody.i18n import _
 from keys.keyfile import read_keyfile, write_new_file
 
+if TYPE_CHECKING:  # storage, the desk and the reports load only in the commands that use them
+    from custody.incidents.model import WatchedLog
+    from custody.incidents.policy import Incident
+    from custody.log import CustodyLog
+
 incident_app = typer.Typer(
-    help="Incidents: list, acknowledge, contain, resolve, report; sweep and deliver.",
+    help=_("Incidents: list, acknowledge, contain, resolve, report; sweep and deliver."),
     no_args_is_help=True,
 )
 KEY_PASSPHRASE_ENV = "CUSTODY_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
@@ -53,6 +50,8 @@ def open_desk(st: State) -> WatchedLog:
 
 
 def read_log(st: State) -> CustodyLog:
+    from custody.service import open_reader
+
     return open_reader(st.home)
 
 
@@ -60,24 +59,39 @@ def read_log(st: State) -> CustodyLog:
 def list_cmd(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option(help="open, acknowledged, contained, resolved")
+        str | None, typer.Option(help=_("open, acknowledged, contained, resolved"))
     ] = None,
 ) -> None:
     """Every incident, newest last."""
+    from custody.incidents.model import list_incidents
+
     st = state(ctx)
     incidents = list_incidents(st.home.engine, status=status)
     if st.json:
         st.emit({"incidents": [i.as_dict() for i in incidents]})
         return
-    table = Table("id", "kind", "severity", "status", "level", "subject", "opened")
+    table = Table(
+        _("id"),
+        _("kind"),
+        _("severity"),
+        _("status"),
+        _("level"),
+        _("subject"),
+        st.in_zone(_("opened")),
+    )
     for i in incidents:
-        table.add_row(i.id, i.kind, i.severity, i.status, str(i.level), i.subject, str(i.opened_at))
-    st.out.print(table if incidents else "no incidents")
+        table.add_row(
+            i.id, i.kind, i.severity, i.status, str(i.level), i.subject, st.table_time(i.opened_at)
+        )
+    st.out.print(table if incidents else _("no incidents"))
 
 
 @incident_app.command("show")
 def show(ctx: typer.Context, incident_id: Annotated[str, typer.Argument()]) -> None:
     """One incident with its scope, containment, evidence, acts and notifications."""
+    from custody.incidents.model import get_incident, incident_acts
+    from custody.incidents.outbox import outbox_rows
+
     st = state(ctx)
     incident = get_incident(st.home.engine, incident_id)
     data = {
@@ -85,19 +99,97 @@ def show(ctx: typer.Context, incident_id: Annotated[str, typer.Argument()]) -> N
         "acts": incident_acts(st.home.engine, incident_id),
         "notifications": outbox_rows(st.home.engine, incident_id),
     }
-    st.emit(data, json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    if st.json:
+        st.emit(data)
+        return
+    _print_incident(st, incident, data)
+
+
+def _plain(value: object) -> str:
+    """A value of an incident's record as a person reads it (no Python or JSON syntax)."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value) or "-"
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    return str(value)
+
+
+def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None:
+    """One incident as a readable page: its facts, containment, evidence, acts, notices."""
+    st.out.print(
+        _("[bold]incident {id}[/]: {kind} ({severity}), {status}").format(
+            id=incident.id, kind=incident.kind, severity=incident.severity, status=incident.status
+        )
+    )
+    st.out.print(
+        st.rows(
+            (_("subject"), incident.subject),
+            (_("package"), incident.package_id or "-"),
+            (_("paper"), incident.paper or "-"),
+            (_("opened"), st.show_time(incident.opened_at)),
+            (_("updated"), st.show_time(incident.updated_at)),
+            (_("escalation level"), f"{data['level']} ({data['level_name']})"),
+            (_("acknowledge by"), st.show_time(incident.ack_deadline)),
+            (_("what happened"), incident.detail),
+            (_("scope"), _plain(data["scope"])),
+            (_("statements"), _plain([s[:16] for s in data["statements"]])),
+        )
+    )
+    taken = [k for k, v in data["containment"].items() if v]
+    st.out.print("  " + _("containment: {taken}").format(taken=escape(", ".join(taken) or "-")))
+    if data["evidence"]:
+        table = Table(_("evidence"), _("detail"), title=_("evidence"))
+        for n, item in enumerate(data["evidence"], start=1):
+            table.add_row(str(n), escape(_plain(item)))
+        st.out.print(table)
+    acts = data["acts"]
+    if acts:
+        table = Table(_("act"), _("person"), st.in_zone(_("time")), _("statement"), title=_("acts"))
+        for act in acts:
+            when = act.get("time")
+            table.add_row(
+                escape(str(act.get("act") or "-")),
+                escape(str(act.get("person") or "-")),
+                st.table_time(parse_time(when, what="act time")) if when else "-",
+                str(act.get("statement_id") or "-")[:16],
+            )
+        st.out.print(table)
+    else:
+        st.out.print("  " + _("acts: none yet"))
+    notices = data["notifications"]
+    if notices:
+        table = Table(_("notification"), _("detail"), title=_("notifications"))
+        for row in notices:
+            record = row if isinstance(row, dict) else {"notification": row}
+            table.add_row(
+                escape(str(record.get("channel") or record.get("kind") or "-")),
+                escape(_plain(record)),
+            )
+        st.out.print(table)
+    else:
+        st.out.print("  " + _("notifications: none"))
 
 
 def _act(
     ctx: typer.Context, incident_id: str, what: str, key: Path, note: str, key_id: str | None
 ) -> None:
+    from custody.incidents.model import Act
+
     st = state(ctx)
-    pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(prompt=f"Passphrase for {key}")
+    pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(
+        prompt=_("Passphrase for {key}").format(key=key)
+    )
     pair = read_keyfile(key, pw)
     log = open_desk(st)
     cert = log.trust.certificates.get(pair.signing.key_id)
     if cert is None:
-        raise NotFoundError(f"{key} holds a key no certificate of this authority binds")
+        raise NotFoundError(
+            _("{key} holds a key no certificate of this authority binds").format(key=key)
+        )
     now = st.now()
     env = Act(log.trust.authority.id, incident_id, what, cert.subject, now, note, key_id).sign(
         pair.signing
@@ -105,12 +197,14 @@ def _act(
     incident = log.act(env, now)
     st.emit(
         incident.as_dict(),
-        f"[green]{what}[/] {incident_id} by {cert.subject}: now {incident.status}",
+        _("[green]{act}[/] {incident} by {who}: now {status}").format(
+            act=what, incident=incident_id, who=cert.subject, status=incident.status
+        ),
     )
 
 
-KeyOpt = Annotated[Path, typer.Option(help="Your key file (you sign the act).")]
-NoteOpt = Annotated[str, typer.Option(help="What you did or decided.")]
+KeyOpt = Annotated[Path, typer.Option(help=_("Your key file (you sign the act)."))]
+NoteOpt = Annotated[str, typer.Option(help=_("What you did or decided."))]
 
 
 @incident_app.command("ack")
@@ -136,7 +230,7 @@ def unblock(
     ctx: typer.Context,
     incident_id: str,
     key: KeyOpt,
-    key_id: Annotated[str, typer.Option(help="The blocked key to lift.")],
+    key_id: Annotated[str, typer.Option(help=_("The blocked key to lift."))],
     note: NoteOpt = "",
 ) -> None:
     """Lift a blocked key (secrecy officer's decision)."""
@@ -147,19 +241,21 @@ def unblock(
 def report(
     ctx: typer.Context,
     incident_id: str,
-    fmt: Annotated[str, typer.Option("--format", help="text, json or pdf")] = "text",
-    out: Annotated[Path | None, typer.Option(help="File to write (required for pdf).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=_("text, json or pdf"))] = "text",
+    out: Annotated[Path | None, typer.Option(help=_("File to write (required for pdf)."))] = None,
 ) -> None:
     """The report for the provincial department: timeline, holders, scope, containment."""
+    from custody.incidents.report import build_report, render_pdf, render_text, report_json
+
     st = state(ctx)
     if fmt not in {"text", "json", "pdf"}:
-        raise UsageError(f"--format must be text, json or pdf, not {fmt!r}")
+        raise UsageError(_("--format must be text, json or pdf, not {fmt!r}").format(fmt=fmt))
     rep = build_report(read_log(st), incident_id)
     if fmt == "pdf":
         if out is None:
-            raise UsageError("--format pdf writes a file: give --out FILE.pdf")
+            raise UsageError(_("--format pdf writes a file: give --out FILE.pdf"))
         write_new_file(out, render_pdf(rep, st.now()), mode=0o644)
-        st.emit({"pdf": str(out)}, f"[green]wrote[/] {out}")
+        st.emit({"pdf": str(out)}, _("[green]wrote[/] {path}").format(path=out))
         return
     data = (
         json.dumps(report_json(rep), ensure_ascii=False, indent=2) + "\n"
@@ -168,7 +264,7 @@ def report(
     )
     if out is not None:
         write_new_file(out, data.encode(), mode=0o644)
-        st.emit({"file": str(out)}, f"[green]wrote[/] {out}")
+        st.emit({"file": str(out)}, _("[green]wrote[/] {path}").format(path=out))
     else:
         typer.echo(data, nl=False)
 
@@ -176,14 +272,17 @@ def report(
 @incident_app.command("public-report")
 def public_report(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(help="What the candidate or citizen reports.")],
-    package: Annotated[str | None, typer.Option(help="A package the report names.")] = None,
-    contact: Annotated[str, typer.Option(help="How to reach the reporter.")] = "",
+    text: Annotated[str, typer.Argument(help=_("What the candidate or citizen reports."))],
+    package: Annotated[str | None, typer.Option(help=_("A package the report names."))] = None,
+    contact: Annotated[str, typer.Option(help=_("How to reach the reporter."))] = "",
 ) -> None:
     """Record a leak reported by a candidate or the public (unsigned text)."""
     st = state(ctx)
     incident = open_desk(st).report_public(text, st.now(), package_id=package, contact=contact)
-    st.emit(incident.as_dict(), f"[yellow]incident[/] {incident.id} opened ({incident.kind})")
+    st.emit(
+        incident.as_dict(),
+        _("[yellow]incident[/] {id} opened ({kind})").format(id=incident.id, kind=incident.kind),
+    )
 
 
 @incident_app.command("sweep")
@@ -193,7 +292,8 @@ def sweep_cmd(ctx: typer.Context) -> None:
     desk = open_desk(st)
     touched = desk.ingest_paper_incidents(st.now()) + desk.sweep(st.now())
     st.emit(
-        {"incidents": touched}, f"sweep: {len(touched)} incident(s) opened, joined or escalated"
+        {"incidents": touched},
+        _("sweep: {n} incident(s) opened, joined or escalated").format(n=len(touched)),
     )
 
 
@@ -201,19 +301,23 @@ def sweep_cmd(ctx: typer.Context) -> None:
 def deliver(
     ctx: typer.Context,
     smtp: Annotated[str | None, typer.Option(help=SMTP_HELP)] = None,
-    sender: Annotated[str, typer.Option(help="From address.")] = "custody@localhost",
+    sender: Annotated[str, typer.Option(help=_("From address."))] = "custody@localhost",
     smtps: Annotated[bool, typer.Option("--smtps", help=SMTPS_HELP)] = False,
     smtp_plain_loopback: Annotated[
         bool, typer.Option("--smtp-plain-loopback", help=SMTP_PLAIN_HELP)
     ] = False,
 ) -> None:
     """Deliver due notifications from the outbox (webhooks and e-mail)."""
+    from custody.incidents.outbox import deliver_outbox
+
     st = state(ctx)
     mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
     rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer)
     st.emit(
         rep.as_dict(),
-        f"sent {len(rep.sent)}, failed {len(rep.failed)} (retried later), dead {len(rep.dead)}",
+        _("sent {sent}, failed {failed} (retried later), dead {dead}").format(
+            sent=len(rep.sent), failed=len(rep.failed), dead=len(rep.dead)
+        ),
     )
 
 

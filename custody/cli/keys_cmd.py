@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from crypto.encoding import Fields, b64encode, parse_json_object
-from custody import identity
 from custody.cli.common import (
     LOG_PASSPHRASE_ENV,
     NEW_PASSPHRASE_ENV,
@@ -26,50 +25,67 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import UsageError
+from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 from keys.keyfile import KeyPair, seal_keypair, write_new_file
 from keys.model import RevocationReason, Role
 from keys.trust import load_trust_bundle
 
 PUBLIC_KEYS_FORMAT = "custody-public-keys/v1"
-keys_app = typer.Typer(help="Enrol people, rotate and revoke their keys.", no_args_is_help=True)
-trust_app = typer.Typer(help="Trust bundles for offline devices.", no_args_is_help=True)
+keys_app = typer.Typer(help=_("Enrol people, rotate and revoke their keys."), no_args_is_help=True)
+trust_app = typer.Typer(help=_("Trust bundles for offline devices."), no_args_is_help=True)
 
 
 def init(
     ctx: typer.Context,
-    name: Annotated[str, typer.Option(help="The exam authority's name.")],
+    name: Annotated[str, typer.Option(help=_("The exam authority's name."))],
     database_url: Annotated[
-        str | None, typer.Option(help="Database URL (default: SQLite inside the home).")
+        str | None, typer.Option(help=_("Database URL (default: SQLite inside the home)."))
     ] = None,
     rehearsal: Annotated[
         bool,
         typer.Option(
             "--rehearsal",
-            help="A rehearsal home: --now may set its clock (training, tests); never for a "
-            "real season.",
+            help=_(
+                "A rehearsal home: --now may set its clock (training, tests); never for a "
+                "real season."
+            ),
         ),
     ] = False,
+    time_zone: Annotated[
+        str,
+        typer.Option(help=_("The authority's time zone (IANA name): people read times in it.")),
+    ] = DEFAULT_TIME_ZONE,
 ) -> None:
     """Create an exam authority: root, log and system keys, sealed under a passphrase."""
+    from custody import identity
+
     st = state(ctx)
     if st.now_override is not None and not rehearsal:
-        raise UsageError("--now is for rehearsal homes only: add --rehearsal, or drop --now")
+        raise UsageError(_("--now is for rehearsal homes only: add --rehearsal, or drop --now"))
+    try:
+        show_time(st.now(), time_zone)  # an unknown zone is refused before anything is made
+    except ValueError as e:
+        raise UsageError(
+            _("--time-zone: {zone!r} is not a time zone (e.g. Asia/Shanghai)").format(
+                zone=time_zone
+            )
+        ) from e
     root_pw = passphrase(
         env=ROOT_PASSPHRASE_ENV,
         fallback=PASSPHRASE_ENV,
-        prompt="Passphrase for the root key",
+        prompt=_("Passphrase for the root key"),
         confirm=True,
     )
     log_pw = passphrase(
         env=LOG_PASSPHRASE_ENV,
         fallback=PASSPHRASE_ENV,
-        prompt="Passphrase for the log key",
+        prompt=_("Passphrase for the log key"),
         confirm=True,
     )
     system_pw = passphrase(
         env=SYSTEM_PASSPHRASE_ENV,
         fallback=PASSPHRASE_ENV,
-        prompt="Passphrase for the system key",
+        prompt=_("Passphrase for the system key"),
         confirm=True,
     )
     authority = identity.init_authority(
@@ -81,6 +97,7 @@ def init(
         now=st.now(),
         database_url=database_url,
         rehearsal=rehearsal,
+        time_zone=None if time_zone == DEFAULT_TIME_ZONE else time_zone,
     )
     st.emit(
         {
@@ -91,55 +108,70 @@ def init(
             "home": str(st.home_path),
             "root_key": str(st.home.root_key_path),
         },
-        f"[bold green]created[/] authority {authority.name}\n"
-        f"  root key id   {authority.id}\n"
-        f"  log key id    {authority.log_key.key_id}\n"
-        f"  system key id {authority.system_key.key_id}\n"
-        f"  home          {st.home_path}\n"
-        f"  root key      {st.home.root_key_path} (outside the home: move it to offline media)",
+        _("[bold green]created[/] authority {name}").format(name=authority.name)
+        + "\n"
+        + st.rows(
+            (_("root key id"), authority.id),
+            (_("log key id"), authority.log_key.key_id),
+            (_("system key id"), authority.system_key.key_id),
+            (_("home"), str(st.home_path)),
+            (_("time zone"), time_zone),
+            (
+                _("root key"),
+                _("{path} (outside the home: move it to offline media)").format(
+                    path=st.home.root_key_path
+                ),
+            ),
+        ),
     )
 
 
 @keys_app.command("enroll")
 def enroll(
     ctx: typer.Context,
-    subject: Annotated[str, typer.Option(help="Stable person id, e.g. courier-li.")],
-    name: Annotated[str, typer.Option(help="Full name as on the ID card.")],
-    org: Annotated[str, typer.Option(help="Organisation (unit) of the person.")],
-    role: Annotated[list[Role], typer.Option(help="A role; repeat for several.")],
-    valid_from: Annotated[str | None, typer.Option(help="UTC start (default now).")] = None,
-    valid_until: Annotated[str | None, typer.Option(help="UTC end.")] = None,
-    valid_days: Annotated[int, typer.Option(help="Validity in days if no --valid-until.")] = 180,
+    subject: Annotated[str, typer.Option(help=_("Stable person id, e.g. courier-li."))],
+    name: Annotated[str, typer.Option(help=_("Full name as on the ID card."))],
+    org: Annotated[str, typer.Option(help=_("Organisation (unit) of the person."))],
+    role: Annotated[list[Role], typer.Option(help=_("A role; repeat for several."))],
+    valid_from: Annotated[str | None, typer.Option(help=_("UTC start (default now)."))] = None,
+    valid_until: Annotated[str | None, typer.Option(help=_("UTC end."))] = None,
+    valid_days: Annotated[int, typer.Option(help=_("Validity in days if no --valid-until."))] = 180,
     recuse: Annotated[
-        list[str] | None, typer.Option(help="Withdrawn from scope, e.g. exam:GK2027; repeat.")
+        list[str] | None, typer.Option(help=_("Withdrawn from scope, e.g. exam:GK2027; repeat."))
     ] = None,
     scope: Annotated[
         list[str] | None,
         typer.Option(
-            help="Assigned to a scope that limits reads, e.g. site:NAME, exam:ID; repeat."
+            help=_("Assigned to a scope that limits reads, e.g. site:NAME, exam:ID; repeat.")
         ),
     ] = None,
-    key_out: Annotated[Path | None, typer.Option(help="Where to write the key file.")] = None,
+    key_out: Annotated[Path | None, typer.Option(help=_("Where to write the key file."))] = None,
     public_keys: Annotated[
         Path | None,
-        typer.Option(help="Certify keys made on the person's device (from `custody keys keygen`)."),
+        typer.Option(
+            help=_("Certify keys made on the person's device (from `custody keys keygen`).")
+        ),
     ] = None,
 ) -> None:
     """Enrol a person: new keys sealed under their passphrase (or public keys made on their
     own device), certified by the authority."""
+    from custody import identity
+
     st = state(ctx)
     now = st.now()
     start = parse_cli_time(valid_from, what="--valid-from") or now
     end = parse_cli_time(valid_until, what="--valid-until") or start + timedelta(days=valid_days)
     if end <= start:
-        raise UsageError("--valid-until must be later than --valid-from")
+        raise UsageError(_("--valid-until must be later than --valid-from"))
     root_pw = root_passphrase()
     device_keys = _read_public_keys(public_keys) if public_keys is not None else None
     new_pw = (
         ""
         if device_keys is not None
         else passphrase(
-            env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {subject}", confirm=True
+            env=NEW_PASSPHRASE_ENV,
+            prompt=_("New passphrase for {who}").format(who=subject),
+            confirm=True,
         )
     )
     result = identity.enroll(
@@ -160,9 +192,9 @@ def enroll(
     )
     cert = result.certificate
     where = (
-        f"key file {result.key_file} (sealed under the holder's passphrase)"
+        _("key file {path} (sealed under the holder's passphrase)").format(path=result.key_file)
         if result.key_file
-        else "private keys stay on the holder's device"
+        else _("private keys stay on the holder's device")
     )
     st.emit(
         {
@@ -176,8 +208,13 @@ def enroll(
             "scopes": sorted(cert.scopes),
             "key_file": str(result.key_file) if result.key_file else None,
         },
-        f"[bold green]enrolled[/] {cert.describe()}\n"
-        f"  valid {fmt_time(cert.not_before)} .. {fmt_time(cert.not_after)}\n  {where}",
+        _("[bold green]enrolled[/] {who}").format(who=cert.describe())
+        + "\n"
+        + st.rows(
+            (_("valid from"), st.show_time(cert.not_before)),
+            (_("valid until"), st.show_time(cert.not_after)),
+            (_("key"), where),
+        ),
     )
 
 
@@ -190,13 +227,17 @@ def _read_public_keys(path: Path) -> tuple[bytes, bytes]:
 @keys_app.command("keygen")
 def keygen(
     ctx: typer.Context,
-    label: Annotated[str, typer.Option(help="Who the keys are for (person id).")],
-    out: Annotated[Path, typer.Option(help="The key file to write (sealed).")],
-    public_out: Annotated[Path, typer.Option(help="Public keys to hand to the authority.")],
+    label: Annotated[str, typer.Option(help=_("Who the keys are for (person id)."))],
+    out: Annotated[Path, typer.Option(help=_("The key file to write (sealed)."))],
+    public_out: Annotated[Path, typer.Option(help=_("Public keys to hand to the authority."))],
 ) -> None:
     """On a person's own device: make keys, seal them, write the public half for enrolment."""
     st = state(ctx)
-    pw = passphrase(env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {label}", confirm=True)
+    pw = passphrase(
+        env=NEW_PASSPHRASE_ENV,
+        prompt=_("New passphrase for {who}").format(who=label),
+        confirm=True,
+    )
     pair = KeyPair.generate(label)
     assert pair.encryption is not None
     write_new_file(out, seal_keypair(pair, pw))
@@ -209,22 +250,30 @@ def keygen(
     write_new_file(public_out, json.dumps(public, indent=2).encode() + b"\n", mode=0o644)
     st.emit(
         {"key_file": str(out), "public_keys": str(public_out), "key_id": pair.signing.key_id},
-        f"[bold green]keys made[/] for {label}: key id {pair.signing.key_id[:16]}; "
-        f"give {public_out} to the authority, keep {out}",
+        _(
+            "[bold green]keys made[/] for {who}: key id {key}; give {public} to the authority, "
+            "keep {private}"
+        ).format(who=label, key=pair.signing.key_id[:16], public=public_out, private=out),
     )
 
 
 @keys_app.command("rotate")
 def rotate(
     ctx: typer.Context,
-    subject: Annotated[str, typer.Argument(help="The person whose key is replaced.")],
-    key_out: Annotated[Path | None, typer.Option(help="Where to write the new key file.")] = None,
+    subject: Annotated[str, typer.Argument(help=_("The person whose key is replaced."))],
+    key_out: Annotated[
+        Path | None, typer.Option(help=_("Where to write the new key file."))
+    ] = None,
 ) -> None:
     """Issue a new key for a person; the old one is superseded from now on."""
+    from custody import identity
+
     st = state(ctx)
     root_pw = root_passphrase()
     new_pw = passphrase(
-        env=NEW_PASSPHRASE_ENV, prompt=f"New passphrase for {subject}", confirm=True
+        env=NEW_PASSPHRASE_ENV,
+        prompt=_("New passphrase for {who}").format(who=subject),
+        confirm=True,
     )
     result = identity.rotate(
         st.home,
@@ -237,23 +286,28 @@ def rotate(
     cert = result.certificate
     st.emit(
         {"subject": subject, "key_id": cert.key_id, "supersedes": cert.supersedes},
-        f"[bold green]rotated[/] {subject}: new key {cert.key_id[:16]} "
-        f"supersedes {(cert.supersedes or '')[:16]}",
+        _("[bold green]rotated[/] {who}: new key {new} supersedes {old}").format(
+            who=subject, new=cert.key_id[:16], old=(cert.supersedes or "")[:16]
+        ),
     )
 
 
 @keys_app.command("revoke")
 def revoke(
     ctx: typer.Context,
-    key_id: Annotated[str, typer.Argument(help="Key id (or a unique prefix of 8+ characters).")],
-    reason: Annotated[RevocationReason, typer.Option(help="Why the key is revoked.")],
+    key_id: Annotated[str, typer.Argument(help=_("Key id (or a unique prefix of 8+ characters)."))],
+    reason: Annotated[RevocationReason, typer.Option(help=_("Why the key is revoked."))],
     effective: Annotated[
-        str | None, typer.Option(help="UTC time from which signatures are refused (default now).")
+        str | None,
+        typer.Option(help=_("UTC time from which signatures are refused (default now).")),
     ] = None,
-    note: Annotated[str, typer.Option(help="Free text for the record.")] = "",
+    note: Annotated[str, typer.Option(help=_("Free text for the record."))] = "",
 ) -> None:
     """Revoke a key from a moment on: signatures dated at or after it are refused."""
+    from custody import identity
+
     st = state(ctx)
+    identity.check_key_prefix(key_id)  # before the root passphrase is asked for
     now = st.now()
     effective_at = parse_cli_time(effective, what="--effective") or now
     rev = identity.revoke(
@@ -271,28 +325,35 @@ def revoke(
             "reason": rev.reason.value,
             "effective_at": fmt_time(rev.effective_at),
         },
-        f"[bold yellow]revoked[/] key {rev.key_id[:16]} ({rev.reason.value}) "
-        f"effective {fmt_time(rev.effective_at)}",
+        _("[bold yellow]revoked[/] key {key} ({reason}), effective {at}").format(
+            key=rev.key_id[:16], reason=rev.reason.value, at=st.show_time(rev.effective_at)
+        ),
     )
 
 
 @keys_app.command("list")
 def list_keys(ctx: typer.Context) -> None:
     """List every certified key with its standing now."""
+    from custody import identity
+
     st = state(ctx)
     trust = identity.load_trust(st.home)
     now = st.now()
     rows: list[dict[str, Any]] = []
+    human: list[tuple[Any, str]] = []
     for cert in sorted(trust.certificates.values(), key=lambda c: (c.subject, c.issued_at)):
         rev = trust.revocations.get(cert.key_id)
+        # JSON keeps the stable English words; the table shows them in the user's language.
         if rev is not None and rev.effective_at <= now:
             status = f"revoked ({rev.reason.value})"
+            shown = _("revoked ({reason})").format(reason=rev.reason.value)
         elif now > cert.not_after:
-            status = "expired"
+            status, shown = "expired", _("expired")
         elif now < cert.not_before:
-            status = "not yet valid"
+            status, shown = "not yet valid", _("not yet valid")
         else:
-            status = "valid"
+            status, shown = "valid", _("valid")
+        human.append((cert, shown))
         rows.append(
             {
                 "subject": cert.subject,
@@ -305,16 +366,24 @@ def list_keys(ctx: typer.Context) -> None:
                 "status": status,
             }
         )
-    table = Table("person", "name", "roles", "key id", "valid until", "recusals", "status")
-    for r in rows:
+    table = Table(
+        _("person"),
+        _("name"),
+        _("roles"),
+        _("key id"),
+        st.in_zone(_("valid until")),
+        _("recusals"),
+        _("status"),
+    )
+    for cert, shown in human:
         table.add_row(
-            r["subject"],
-            r["name"],
-            ",".join(r["roles"]),
-            r["key_id"][:16],
-            r["not_after"],
-            ",".join(r["recusals"]) or "-",
-            r["status"],
+            cert.subject,
+            cert.name,
+            ", ".join(sorted(cert.roles)),
+            cert.key_id[:16],
+            st.table_time(cert.not_after),
+            ", ".join(sorted(cert.recusals)) or "-",
+            shown,
         )
     if st.json:
         st.emit({"authority_id": trust.authority.id, "keys": rows})
@@ -326,11 +395,14 @@ def list_keys(ctx: typer.Context) -> None:
 def import_(
     ctx: typer.Context,
     file: Annotated[
-        Path, typer.Argument(help="Certificates and revocations issued offline (trust.json form).")
+        Path,
+        typer.Argument(help=_("Certificates and revocations issued offline (trust.json form).")),
     ],
 ) -> None:
     """Take in certificates and revocations the root key signed offline: each is checked against
     this home's authority, and all are stored or none. The serving home needs no root key."""
+    from custody import identity
+
     st = state(ctx)
     done = identity.import_signed(st.home, read_input(file))
     st.emit(
@@ -339,17 +411,25 @@ def import_(
             "revocations": list(done.revocations),
             "already_held": done.already,
         },
-        f"[bold green]imported[/] {len(done.certificates)} certificate(s) and "
-        f"{len(done.revocations)} revocation(s); {done.already} already held",
+        _(
+            "[bold green]imported[/] {certificates} certificate(s) and {revocations} "
+            "revocation(s); {already} already held"
+        ).format(
+            certificates=len(done.certificates),
+            revocations=len(done.revocations),
+            already=done.already,
+        ),
     )
 
 
 @trust_app.command("export")
 def trust_export(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option(help="Trust bundle file to write.")],
+    out: Annotated[Path, typer.Option(help=_("Trust bundle file to write."))],
 ) -> None:
     """Write the signed trust bundle an offline device carries."""
+    from custody import identity
+
     st = state(ctx)
     path = identity.export_trust_bundle(
         st.home, root_passphrase=root_passphrase(), out=out, now=st.now()
@@ -361,16 +441,23 @@ def trust_export(
             "authority_id": trust.authority.id,
             "certificates": len(trust.certificates),
         },
-        f"[bold green]wrote[/] {path}: {len(trust.certificates)} certificates, "
-        f"{len(trust.revocations)} revocations, root key {trust.authority.id[:16]}",
+        _(
+            "[bold green]wrote[/] {path}: {certificates} certificates, {revocations} "
+            "revocations, root key {root}"
+        ).format(
+            path=path,
+            certificates=len(trust.certificates),
+            revocations=len(trust.revocations),
+            root=trust.authority.id[:16],
+        ),
     )
 
 
 @trust_app.command("show")
 def trust_show(
     ctx: typer.Context,
-    bundle: Annotated[Path, typer.Argument(help="Trust bundle file.")],
-    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    bundle: Annotated[Path, typer.Argument(help=_("Trust bundle file."))],
+    pin: Annotated[str | None, typer.Option(help=_("Expected authority root key id."))] = None,
 ) -> None:
     """Verify a trust bundle offline and summarise it."""
     st = state(ctx)
@@ -382,7 +469,13 @@ def trust_show(
             "certificates": len(trust.certificates),
             "revocations": len(trust.revocations),
         },
-        f"[bold green]valid[/] trust bundle of {trust.authority.name} "
-        f"(root {trust.authority.id[:16]}): {len(trust.certificates)} certificates, "
-        f"{len(trust.revocations)} revocations",
+        _(
+            "[bold green]valid[/] trust bundle of {name} (root {root}): {certificates} "
+            "certificates, {revocations} revocations"
+        ).format(
+            name=trust.authority.name,
+            root=trust.authority.id[:16],
+            certificates=len(trust.certificates),
+            revocations=len(trust.revocations),
+        ),
     )

@@ -9,28 +9,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from custody.cli.common import open_writer, parse_cli_time, passphrase, read_input, state
 from custody.errors import FormatError, NotFoundError, UsageError
-from custody.package_service import (
-    all_package_ids,
-    label_text,
-    load_labels,
-    seal_event,
-    seal_package,
-)
+from custody.i18n import _
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import read_keyfile, write_new_file
 from keys.trust import load_trust_bundle
 from labels.payload import PREFIX, VerifiedLabel, verify_label
-from labels.qr import encode_qr
-from labels.render import render_png, render_svg
-from labels.scan import scan_label
-from labels.sheet import write_sheets
 
-package_app = typer.Typer(help="Seal packages (signed manifests).", no_args_is_help=True)
-label_app = typer.Typer(help="Render and verify package QR labels.", no_args_is_help=True)
+package_app = typer.Typer(help=_("Seal packages (signed manifests)."), no_args_is_help=True)
+label_app = typer.Typer(help=_("Render and verify package QR labels."), no_args_is_help=True)
 
 _CLASSES = {c.slug: c for c in Classification}  # one spelling: secret, confidential, top-secret
 
@@ -38,71 +27,78 @@ _CLASSES = {c.slug: c for c in Classification}  # one spelling: secret, confiden
 def _route_step(text: str) -> RouteStep:
     person, sep, place = text.partition("@")
     if not sep:
-        raise UsageError(f"--route {text!r}: write PERSON@PLACE, e.g. courier-sun@ROAD")
+        raise UsageError(
+            _("--route {text!r}: write PERSON@PLACE, e.g. courier-sun@ROAD").format(text=text)
+        )
     try:
         return RouteStep(person, place)
     except FormatError as e:
-        raise UsageError(f"--route {text!r}: {e.message}") from e
+        raise UsageError(_("--route {text!r}: {reason}").format(text=text, reason=e.message)) from e
 
 
 def _commitment(value: str) -> bytes:
     try:
         raw = bytes.fromhex(value)
     except ValueError as e:
-        raise UsageError("--commitment: 64 hex digits (the paper's SHA-256 commitment)") from e
+        raise UsageError(_("--commitment: 64 hex digits (the paper's SHA-256 commitment)")) from e
     if len(raw) != 32:
-        raise UsageError("--commitment: 64 hex digits (the paper's SHA-256 commitment)")
+        raise UsageError(_("--commitment: 64 hex digits (the paper's SHA-256 commitment)"))
     return raw
 
 
 @package_app.command("seal")
 def seal(
     ctx: typer.Context,
-    key: Annotated[Path, typer.Option(help="The sealer's key file (proposer or printer).")],
-    package: Annotated[str, typer.Option("--package", help="Package id.")],
-    exam: Annotated[str, typer.Option(help="Exam id.")],
-    session: Annotated[str, typer.Option(help="Exam session (e.g. AM).")],
-    position: Annotated[str, typer.Option(help="Position (post) id.")],
-    paper: Annotated[str, typer.Option(help="Paper id.")],
-    copies: Annotated[int, typer.Option(help="Number of copies in the package.")],
+    key: Annotated[Path, typer.Option(help=_("The sealer's key file (proposer or printer)."))],
+    package: Annotated[str, typer.Option("--package", help=_("Package id."))],
+    exam: Annotated[str, typer.Option(help=_("Exam id."))],
+    session: Annotated[str, typer.Option(help=_("Exam session (e.g. AM)."))],
+    position: Annotated[str, typer.Option(help=_("Position (post) id."))],
+    paper: Annotated[str, typer.Option(help=_("Paper id."))],
+    copies: Annotated[int, typer.Option(help=_("Number of copies in the package."))],
     seal_serial: Annotated[
-        list[str], typer.Option("--seal", help="Seal serial, one per inner bag; repeat.")
+        list[str], typer.Option("--seal", help=_("Seal serial, one per inner bag; repeat."))
     ],
-    site: Annotated[str, typer.Option(help="Destination exam site (Chinese allowed).")],
-    room: Annotated[str, typer.Option(help="Destination room.")],
-    opens: Annotated[str, typer.Option(help="Opening window start (UTC).")],
-    closes: Annotated[str, typer.Option(help="Opening window end (UTC).")],
-    route: Annotated[list[str], typer.Option(help="Planned step PERSON@PLACE, in order; repeat.")],
+    site: Annotated[str, typer.Option(help=_("Destination exam site (Chinese allowed)."))],
+    room: Annotated[str, typer.Option(help=_("Destination room."))],
+    opens: Annotated[str, typer.Option(help=_("Opening window start (UTC)."))],
+    closes: Annotated[str, typer.Option(help=_("Opening window end (UTC)."))],
+    route: Annotated[
+        list[str], typer.Option(help=_("Planned step PERSON@PLACE, in order; repeat."))
+    ],
     commitment: Annotated[
-        str | None, typer.Option(help="Paper commitment: 64 hex digits (SHA-256).")
+        str | None, typer.Option(help=_("Paper commitment: 64 hex digits (SHA-256)."))
     ] = None,
     paper_file: Annotated[
-        Path | None, typer.Option(help="Or: the encrypted paper file, hashed with SHA-256.")
+        Path | None, typer.Option(help=_("Or: the encrypted paper file, hashed with SHA-256."))
     ] = None,
     bag_size: Annotated[
-        int | None, typer.Option(help="Copies per inner bag (default: all in one bag per seal).")
+        int | None, typer.Option(help=_("Copies per inner bag (default: all in one bag per seal)."))
     ] = None,
     classification: Annotated[
-        str, typer.Option(help="secret | confidential | top-secret")
+        str, typer.Option(help=_("secret | confidential | top-secret"))
     ] = "top-secret",
-    valid_days: Annotated[int, typer.Option(help="Manifest lifetime after the window.")] = 30,
+    valid_days: Annotated[int, typer.Option(help=_("Manifest lifetime after the window."))] = 30,
 ) -> None:
     """Sign a package's manifest with the sealer's key and store it.
 
     Whether its handovers need a supervising witness is the exam's policy (the home's
     exams.json, put on the log before the seal if the log does not hold it yet), not an
     option: an exam without a policy there is refused before anything is signed or stored."""
+    from custody.package_service import label_text, seal_event, seal_package
+    from labels.qr import encode_qr
+
     st = state(ctx)
     policy = st.home.exam_policy(exam)
     if (commitment is None) == (paper_file is None):
-        raise UsageError("give exactly one of --commitment HEX or --paper-file FILE")
+        raise UsageError(_("give exactly one of --commitment HEX or --paper-file FILE"))
     digest = (
         _commitment(commitment)
         if commitment is not None
         else hashlib.sha256(read_input(paper_file or Path("-"))).digest()
     )
     if classification not in _CLASSES:
-        raise UsageError(f"--classification: one of {', '.join(_CLASSES)}")
+        raise UsageError(_("--classification: one of {levels}").format(levels=", ".join(_CLASSES)))
     opens_at = parse_cli_time(opens, what="--opens")
     closes_at = parse_cli_time(closes, what="--closes")
     assert opens_at is not None
@@ -129,7 +125,7 @@ def seal(
         issued_at=now,
         expires_at=max(closes_at, now) + timedelta(days=valid_days),
     )
-    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     log = open_writer(st)
     # What binds is the policy on the log: the file's, published first if the log lacks it.
     log.publish_exam_policy(policy, now=now)
@@ -152,10 +148,17 @@ def seal(
             "handover_witness": policy.handover_witness,
             "receipt": receipt.as_dict(),
         },
-        f"[bold green]sealed[/] {package} by {verified.certificate.describe()}; "
-        f"QR version {symbol.designator} ({symbol.size} modules); "
-        f"seal event #{receipt.index} in the log"
-        + ("; handovers need a supervising witness" if policy.handover_witness else ""),
+        _(
+            "[bold green]sealed[/] {package} by {who}; QR version {version} ({modules} "
+            "modules); seal event #{index} in the log"
+        ).format(
+            package=package,
+            who=verified.certificate.describe(),
+            version=symbol.designator,
+            modules=symbol.size,
+            index=receipt.index,
+        )
+        + (_("; handovers need a supervising witness") if policy.handover_witness else ""),
     )
 
 
@@ -163,18 +166,32 @@ def seal(
 def render(
     ctx: typer.Context,
     packages: Annotated[
-        list[str] | None, typer.Argument(help="Package ids (default: every sealed package).")
+        list[str] | None, typer.Argument(help=_("Package ids (default: every sealed package)."))
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="png | svg | pdf")] = "pdf",
-    out: Annotated[Path, typer.Option(help="PDF file, or a folder for png/svg.")] = Path("labels"),
+    fmt: Annotated[str, typer.Option("--format", help=_("png | svg | pdf"))] = "pdf",
+    out: Annotated[Path, typer.Option(help=_("PDF file, or a folder for png/svg."))] = Path(
+        "labels"
+    ),
+    font: Annotated[
+        Path | None,
+        typer.Option(help=_("A TrueType CJK font (default: the one that ships with custody).")),
+    ] = None,
 ) -> None:
     """Render labels of sealed packages (each re-verified first)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from custody.package_service import all_package_ids, load_labels
+    from labels.fonts import CJK_FONT
+    from labels.qr import encode_qr
+    from labels.render import render_png, render_svg
+    from labels.sheet import write_sheets
+
     st = state(ctx)
     if fmt not in ("png", "svg", "pdf"):
-        raise UsageError("--format: png, svg or pdf")
+        raise UsageError(_("--format: png, svg or pdf"))
     ids = packages or all_package_ids(st.home)
     if not ids:
-        raise NotFoundError("no sealed packages to render")
+        raise NotFoundError(_("no sealed packages to render"))
     now = st.now()
     progress = Progress(
         "[progress.description]{task.description}",
@@ -186,25 +203,33 @@ def render(
     )
     written: list[Path] = []
     with progress:
-        task = progress.add_task("rendering labels", total=len(ids))
+        task = progress.add_task(_("rendering labels"), total=len(ids))
         labels = load_labels(st.home, ids, now=now)
         if fmt == "pdf":
             pairs = ((v.manifest, encode_qr(text)) for text, v in labels)
             written = write_sheets(
-                pairs, out, total=len(ids), advance=lambda n: progress.advance(task, n)
+                pairs,
+                out,
+                total=len(ids),
+                advance=lambda n: progress.advance(task, n),
+                font=font or CJK_FONT,
             )
         else:
             for text, verified in labels:
                 symbol = encode_qr(text)
                 m = verified.manifest
-                data = render_png(m, symbol) if fmt == "png" else render_svg(m, symbol)
+                data = (
+                    render_png(m, symbol, font=font or CJK_FONT)
+                    if fmt == "png"
+                    else render_svg(m, symbol)
+                )
                 path = out / f"{m.package_id}.{fmt}"
                 write_new_file(path, data, mode=0o644, replace=True)
                 written.append(path)
                 progress.advance(task)
     st.emit(
         {"ok": True, "format": fmt, "labels": len(ids), "files": [str(p) for p in written]},
-        f"[bold green]rendered[/] {len(ids)} label(s) as {fmt}: "
+        _("[bold green]rendered[/] {n} label(s) as {format}: ").format(n=len(ids), format=fmt)
         + ", ".join(str(p) for p in written[:5])
         + (" ..." if len(written) > 5 else ""),
     )
@@ -218,28 +243,47 @@ def _label_source(source: str) -> str:
     if data is None:
         path = Path(source)
         if not path.is_file():
-            raise NotFoundError(f"{source!r} is neither label text ({PREFIX}...) nor a file")
+            raise NotFoundError(
+                _("{source!r} is neither label text ({prefix}...) nor a file").format(
+                    source=source, prefix=PREFIX
+                )
+            )
         data = read_input(path)
     if data.lstrip().startswith(PREFIX.encode()):
         return data.decode("ascii", "replace").strip()
+    from labels.scan import scan_label
+
     return scan_label(data)
 
 
 @label_app.command("verify")
 def verify(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Label text, a text file, or an image ('-').")],
-    trust: Annotated[Path, typer.Option(help="Trust bundle file.")],
-    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    source: Annotated[str, typer.Argument(help=_("Label text, a text file, or an image ('-')."))],
+    trust: Annotated[Path, typer.Option(help=_("Trust bundle file."))],
+    pin: Annotated[str | None, typer.Option(help=_("Expected authority root key id."))] = None,
 ) -> None:
     """Verify a package label offline: exit 0 and the manifest, or the reason it is refused."""
     st = state(ctx)
     store = load_trust_bundle(read_input(trust), pinned_root_id=pin)
     verified: VerifiedLabel = verify_label(_label_source(source), store, now=st.now())
     m = verified.manifest
-    human = [
-        f"[bold green]valid[/] package {m.package_id}, sealed by {verified.certificate.describe()}"
-    ]
-    for key, value in m.facts().items():
-        human.append(f"  {key}: {value}")
-    st.emit(verified.report(), "\n".join(human))
+    title = _("[bold green]valid[/] package {package}, sealed by {who}").format(
+        package=m.package_id, who=verified.certificate.describe()
+    )
+    route = " → ".join(f"{step.person}@{step.place}" for step in m.route)
+    facts = st.rows(
+        (_("exam"), f"{m.exam_id} · {m.session} · {m.position}"),
+        (_("paper"), m.paper_id),
+        (_("paper commitment"), m.paper_commitment.hex()),
+        (_("copies"), _("{copies} in bags of {size}").format(copies=m.copy_count, size=m.bag_size)),
+        (_("seals"), ", ".join(m.seal_serials)),
+        (_("destination"), f"{m.site} {m.room}"),
+        (_("window opens"), st.show_time(m.opens_at)),
+        (_("window closes"), st.show_time(m.closes_at)),
+        (_("route"), route),
+        (_("classification"), m.classification.slug),
+        (_("issued"), st.show_time(m.issued_at)),
+        (_("expires"), st.show_time(m.expires_at)),
+    )
+    st.emit(verified.report(), f"{title}\n{facts}")

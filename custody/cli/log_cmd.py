@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,14 +16,6 @@ from crypto import merkle
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, b64decode, b64encode, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
-from custody.access_log import AccessLog
-from custody.audit import (
-    Report,
-    export_bundle,
-    load_trust_document,
-    read_bundle,
-    verify_bundle,
-)
 from custody.cli.common import (
     State,
     open_writer,
@@ -32,17 +24,22 @@ from custody.cli.common import (
 )
 from custody.errors import UsageError, VerificationError
 from custody.events import leaf_bytes
-from custody.log import CustodyLog, Receipt
-from custody.service import open_reader
+from custody.i18n import _, ngettext
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
 from keys.keyfile import write_new_file
 from keys.trust import load_trust_bundle
 
-event_app = typer.Typer(help="Submit signed custody events to the log.", no_args_is_help=True)
-log_app = typer.Typer(help="The custody log: status, proofs, checkpoints.", no_args_is_help=True)
+if TYPE_CHECKING:  # storage and the services are imported only by the commands that use them
+    from custody.audit import Report
+    from custody.log import CustodyLog, Receipt
+
+event_app = typer.Typer(help=_("Submit signed custody events to the log."), no_args_is_help=True)
+log_app = typer.Typer(help=_("The custody log: status, proofs, checkpoints."), no_args_is_help=True)
 
 
 def open_log(st: State, *, writable: bool) -> CustodyLog:
+    from custody.service import open_reader
+
     return open_writer(st) if writable else open_reader(st.home)
 
 
@@ -61,10 +58,10 @@ def _progress(st: State) -> Progress:
 @event_app.command("submit")
 def submit(
     ctx: typer.Context,
-    envelopes: Annotated[list[Path], typer.Argument(help="Signed event envelope files.")],
+    envelopes: Annotated[list[Path], typer.Argument(help=_("Signed event envelope files."))],
     receipts: Annotated[
         Path | None,
-        typer.Option(help="Write a receipt per accepted event here (for both parties)."),
+        typer.Option(help=_("Write a receipt per accepted event here (for both parties).")),
     ] = None,
 ) -> None:
     """Append events; each gets a receipt (index, checkpoint) or a refusal with its reason."""
@@ -93,12 +90,24 @@ def submit(
         st.emit({"accepted": rows, "refused": refused})
     else:
         for r in result.receipts:
-            dup = " (already in the log)" if r.duplicate else ""
-            st.out.print(f"[green]accepted[/] #{r.index} {r.statement_id[:16]}{dup}")
+            line = (
+                _("[green]accepted[/] #{index} {statement} (already in the log)")
+                if r.duplicate
+                else _("[green]accepted[/] #{index} {statement}")
+            )
+            st.out.print(line.format(index=r.index, statement=r.statement_id[:16]))
             for f in r.findings:
-                st.out.print(f"  [yellow]finding[/] {f.kind}: {f.detail}")
+                st.out.print(
+                    _("  [yellow]finding[/] {kind}: {detail}").format(
+                        kind=f.kind, detail=escape(f.detail)
+                    )
+                )
         for item in refused:
-            st.out.print(f"[red]refused[/] {item['file']}: ({item['error']}) {item['message']}")
+            st.out.print(
+                _("[red]refused[/] {file}: ({code}) {message}").format(
+                    file=escape(item["file"]), code=item["error"], message=escape(item["message"])
+                )
+            )
     if result.rejected:
         raise typer.Exit(result.rejected[0].error.exit_code)
 
@@ -120,10 +129,10 @@ def receipt_document(log: CustodyLog, receipt: Receipt) -> dict[str, object]:
 @log_app.command("check-receipt")
 def check_receipt(
     ctx: typer.Context,
-    receipt: Annotated[Path, typer.Argument(help="A receipt file.")],
-    envelope: Annotated[Path, typer.Argument(help="The event envelope it is for.")],
-    trust: Annotated[Path, typer.Option(help="Trust bundle (carries the log key).")],
-    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    receipt: Annotated[Path, typer.Argument(help=_("A receipt file."))],
+    envelope: Annotated[Path, typer.Argument(help=_("The event envelope it is for."))],
+    trust: Annotated[Path, typer.Option(help=_("Trust bundle (carries the log key)."))],
+    pin: Annotated[str | None, typer.Option(help=_("Expected authority root key id."))] = None,
 ) -> None:
     """Offline: the checkpoint is signed by the log key and the event is included in it."""
     st = state(ctx)
@@ -132,7 +141,9 @@ def check_receipt(
     f.expect("format", "custody-receipt/v1")
     authority = store.authority
     verifier = NoteVerifier(authority.log_origin, authority.log_key)
-    checkpoint, _ = open_checkpoint(f.text("checkpoint"), [verifier], origin=authority.log_origin)
+    checkpoint, _note = open_checkpoint(
+        f.text("checkpoint"), [verifier], origin=authority.log_origin
+    )
     env = parse_envelope(read_input(envelope), what=str(envelope))
     proof = [b64decode(h, what="receipt proof") for h in f.texts("inclusion_proof")]
     index = f.integer("index")
@@ -142,8 +153,10 @@ def check_receipt(
     )
     st.emit(
         {"ok": True, "index": index, "tree_size": checkpoint.size},
-        f"[bold green]included[/]: event #{index} is in the log of {authority.name} "
-        f"at size {checkpoint.size} (checkpoint signed by the log key)",
+        _(
+            "[bold green]included[/]: event #{index} is in the log of {name} at size {size} "
+            "(checkpoint signed by the log key)"
+        ).format(index=index, name=authority.name, size=checkpoint.size),
     )
 
 
@@ -157,15 +170,18 @@ def status(ctx: typer.Context) -> None:
     findings = log.findings()
     st.emit(
         {"size": size, "checkpoint": checkpoint, "findings": len(findings)},
-        f"log of {log.trust.authority.name}: {size} events, {len(findings)} findings\n{checkpoint}",
+        _("log of {name}: {size} events, {findings} findings").format(
+            name=log.trust.authority.name, size=size, findings=len(findings)
+        )
+        + f"\n{checkpoint}",
     )
 
 
 @log_app.command("proof")
 def proof(
     ctx: typer.Context,
-    index: Annotated[int, typer.Argument(help="Log index of the event.")],
-    size: Annotated[int | None, typer.Option(help="Tree size (default: the latest).")] = None,
+    index: Annotated[int, typer.Argument(help=_("Log index of the event."))],
+    size: Annotated[int | None, typer.Option(help=_("Tree size (default: the latest)."))] = None,
 ) -> None:
     """Inclusion proof of one event (RFC 9162), for a receipt or an auditor."""
     st = state(ctx)
@@ -174,15 +190,19 @@ def proof(
     hashes = [b64encode(h) for h in log.inclusion_proof(index, tree_size)]
     st.emit(
         {"index": index, "tree_size": tree_size, "proof": hashes},
-        f"inclusion proof of #{index} in a tree of {tree_size}:\n" + "\n".join(hashes),
+        _("inclusion proof of #{index} in a tree of {size}:").format(index=index, size=tree_size)
+        + "\n"
+        + "\n".join(hashes),
     )
 
 
 @log_app.command("consistency")
 def consistency(
     ctx: typer.Context,
-    old_size: Annotated[int, typer.Argument(help="Earlier tree size.")],
-    new_size: Annotated[int | None, typer.Option(help="Later tree size (default latest).")] = None,
+    old_size: Annotated[int, typer.Argument(help=_("Earlier tree size."))],
+    new_size: Annotated[
+        int | None, typer.Option(help=_("Later tree size (default latest)."))
+    ] = None,
 ) -> None:
     """Consistency proof between two tree sizes (RFC 9162)."""
     st = state(ctx)
@@ -191,19 +211,24 @@ def consistency(
     hashes = [b64encode(h) for h in log.consistency_proof(old_size, size)]
     st.emit(
         {"old_size": old_size, "new_size": size, "proof": hashes},
-        f"consistency proof {old_size} -> {size}:\n" + "\n".join(hashes),
+        _("consistency proof {old} -> {new}:").format(old=old_size, new=size)
+        + "\n"
+        + "\n".join(hashes),
     )
 
 
 def export(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option(help="A new folder for the bundle.")],
+    out: Annotated[Path, typer.Option(help=_("A new folder for the bundle."))],
 ) -> None:
     """Write a self-contained bundle an auditor verifies offline with `custody verify`."""
+    from custody.access_log import AccessLog
+    from custody.audit import export_bundle
+
     st = state(ctx)
     log = open_log(st, writable=False)
     with _progress(st) as bar:
-        task = bar.add_task("exporting", total=None)
+        task = bar.add_task(_("exporting"), total=None)
         policy = st.home.witnesses_path
         manifest = export_bundle(
             log,
@@ -215,38 +240,43 @@ def export(
         )
     st.emit(
         {"bundle": str(out), **manifest},
-        f"[bold green]exported[/] {manifest['size']} events to {out}",
+        _("[bold green]exported[/] {size} events to {out}").format(size=manifest["size"], out=out),
     )
 
 
 def verify(
     ctx: typer.Context,
-    bundle: Annotated[Path, typer.Argument(help="Export bundle folder.")],
+    bundle: Annotated[Path, typer.Argument(help=_("Export bundle folder."))],
     since: Annotated[
-        Path | None, typer.Option(help="An earlier signed checkpoint to check consistency with.")
+        Path | None, typer.Option(help=_("An earlier signed checkpoint to check consistency with."))
     ] = None,
-    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    pin: Annotated[str | None, typer.Option(help=_("Expected authority root key id."))] = None,
     trust: Annotated[
-        Path | None, typer.Option(help="Use this trust bundle instead of the bundle's trust.json.")
+        Path | None,
+        typer.Option(help=_("Use this trust bundle instead of the bundle's trust.json.")),
     ] = None,
     require_closed: Annotated[
-        bool, typer.Option(help="Every package's chain must be closed by destruction.")
+        bool, typer.Option(help=_("Every package's chain must be closed by destruction."))
     ] = False,
     workers: Annotated[
-        int, typer.Option(help="Processes for signature checks (0 = all cores).")
+        int, typer.Option(help=_("Processes for signature checks (0 = all cores)."))
     ] = 0,
     witness_policy: Annotated[
         Path | None,
         typer.Option(
-            help="A witnesses.json: at least k of its n witnesses must have cosigned the "
-            "checkpoint (default: the home's, when run inside one)."
+            help=_(
+                "A witnesses.json: at least k of its n witnesses must have cosigned the "
+                "checkpoint (default: the home's, when run inside one)."
+            )
         ),
     ] = None,
 ) -> None:
     """Re-check a bundle offline against a pinned authority: signatures, roles, chains, rules,
     counts, closure, the root, and every file the manifest lists."""
+    from custody.audit import load_trust_document, read_bundle, verify_bundle
+
     st = state(ctx)
-    trust_doc, _ = read_bundle(bundle)
+    trust_doc, _files = read_bundle(bundle)
     if pin is None and trust is None and st.home.exists():
         pin = st.home.config.text("authority_id")  # inside a home: its own authority
     if trust is not None:
@@ -255,8 +285,10 @@ def verify(
         store = load_trust_document(trust_doc, pinned_root_id=pin)
     else:
         raise UsageError(
-            "verify needs the authority to check against: --pin ROOT_KEY_ID or --trust BUNDLE "
-            "(a bundle's own trust.json vouches only for itself)"
+            _(
+                "verify needs the authority to check against: --pin ROOT_KEY_ID or --trust "
+                "BUNDLE (a bundle's own trust.json vouches only for itself)"
+            )
         )
     since_note = read_input(since).decode("utf-8", "replace") if since is not None else None
     policy: WitnessPolicy | None = None
@@ -269,7 +301,7 @@ def verify(
         source = str(st.home.witnesses_path) if policy is not None else ""
     n_workers = workers or (os.cpu_count() or 1)
     with _progress(st) as bar:
-        task = bar.add_task("verifying", total=None)
+        task = bar.add_task(_("verifying"), total=None)
         report = verify_bundle(
             bundle,
             store,
@@ -289,47 +321,82 @@ def verify(
 
 
 def _print_report(st: State, report: Report, bundle: Path) -> None:
-    st.out.print(f"[bold]verify[/] {escape(str(bundle))}")
-    st.out.print(f"  authority            {escape(report.authority_name)}")
-    st.out.print(f"  authority id         {report.authority_id}")
-    st.out.print(f"  checkpoint           size {report.size}, root {report.checkpoint_root}")
-    st.out.print(f"  events checked       {report.checked} (checkpoint size {report.size})")
-    st.out.print(f"  signatures checked   {report.signatures}")
+    def verdict(ok: bool, good: str, bad: str) -> str:
+        return f"[green]{good}[/]" if ok else f"[red]{bad}[/]"
+
+    st.out.print(_("[bold]verify[/] {bundle}").format(bundle=escape(str(bundle))))
+    lines: list[tuple[str, str]] = [
+        (_("authority"), report.authority_name),
+        (_("authority id"), report.authority_id),
+        (
+            _("checkpoint"),
+            _("size {size}, root {root}").format(size=report.size, root=report.checkpoint_root),
+        ),
+        (_("events checked"), str(report.checked)),
+        (_("signatures checked"), str(report.signatures)),
+        (_("labels checked"), _("{n} (each against its seal event)").format(n=report.labels)),
+        (
+            _("packages"),
+            _("{packages} ({destroyed} destroyed)").format(
+                packages=report.packages, destroyed=report.destroyed
+            ),
+        ),
+    ]
+    if report.access_records is not None:
+        lines.append(
+            (
+                _("access log"),
+                _("{n} reads, chained to its checkpoint").format(n=report.access_records),
+            )
+        )
+    st.out.print(st.rows(*lines))
     st.out.print(
-        f"  root vs checkpoint   {'[green]matches[/]' if report.root_ok else '[red]DIFFERS[/]'}"
+        "  " + _("root vs checkpoint") + "  " + verdict(report.root_ok, _("matches"), _("DIFFERS"))
     )
     if report.since_ok is not None:
-        verdict = "[green]consistent[/]" if report.since_ok else "[red]INCONSISTENT[/]"
-        st.out.print(f"  earlier checkpoint   {verdict}")
-    st.out.print(f"  labels checked       {report.labels} (each against its seal event)")
-    if report.access_records is not None:
         st.out.print(
-            f"  access log           {report.access_records} reads, chained to its checkpoint"
+            "  "
+            + _("earlier checkpoint")
+            + "  "
+            + verdict(report.since_ok, _("consistent"), _("INCONSISTENT"))
         )
     if report.witnesses is None:
-        st.out.print(
-            "  witnesses            none checked (no witness policy: --witness-policy FILE)"
-        )
+        st.out.print("  " + _("witnesses: none checked (no witness policy: --witness-policy FILE)"))
     else:
         count = report.witnesses
-        verdict = "[green]met[/]" if count.ok else "[red]NOT MET[/]"
         st.out.print(
-            f"  witnesses            {verdict}: policy {count.policy.describe()}, cosigned by "
-            f"{len(count.valid)} ({escape(', '.join(count.valid) or 'none')})"
-            + (f"; invalid: {escape(', '.join(count.invalid))}" if count.invalid else "")
+            "  "
+            + _("witnesses: {verdict}, policy {policy}, cosigned by {valid}").format(
+                verdict=verdict(count.ok, _("met"), _("NOT MET")),
+                policy=escape(count.policy.describe()),
+                valid=escape(", ".join(count.valid) or _("none")),
+            )
+            + (
+                _("; invalid: {names}").format(names=escape(", ".join(count.invalid)))
+                if count.invalid
+                else ""
+            )
         )
-    st.out.print(f"  packages             {report.packages} ({report.destroyed} destroyed)")
     if report.open_chains:
-        st.out.print(f"  open chains          {escape(', '.join(report.open_chains[:10]))}")
+        st.out.print(
+            "  " + _("open chains: {ids}").format(ids=escape(", ".join(report.open_chains[:10])))
+        )
     if report.findings:
-        st.out.print(f"  findings             {len(report.findings)}")
+        table = Table(_("index"), _("finding"), _("package"), _("detail"), title=_("findings"))
         for index, f in report.findings[:20]:
-            st.out.print(f"    #{index} {f.kind} ({escape(f.package_id)}): {escape(f.detail)}")
+            table.add_row(f"#{index}", f.kind, escape(f.package_id), escape(f.detail))
+        st.out.print(table)
     if report.problems:
-        table = Table("index", "rule", "problem", title="[red]problems[/]")
+        table = Table(_("index"), _("rule"), _("problem"), title="[red]" + _("problems") + "[/]")
         for p in report.problems[:200]:
             table.add_row("-" if p.index is None else str(p.index), p.rule, escape(p.message))
         st.out.print(table)
-        st.out.print(f"[bold red]FAILED[/]: {len(report.problems)} problem(s)")
+        st.out.print(
+            ngettext(
+                "[bold red]FAILED[/]: {n} problem",
+                "[bold red]FAILED[/]: {n} problems",
+                len(report.problems),
+            ).format(n=len(report.problems))
+        )
     else:
-        st.out.print("[bold green]OK[/]: every signature, chain link, rule and the root verify")
+        st.out.print(_("[bold green]OK[/]: every signature, chain link, rule and the root verify"))

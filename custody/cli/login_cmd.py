@@ -16,22 +16,26 @@ import typer
 from crypto.encoding import parse_time
 from custody.cli.common import passphrase, state
 from custody.errors import CustodyError, LoginError, UsageError
-from custody.sessions import Challenge, sign_login
+from custody.i18n import _
 from keys.keyfile import read_keyfile, write_new_file
 
 
 def login(
     ctx: typer.Context,
-    url: Annotated[str, typer.Option(help="The service, e.g. https://custody.example:8080.")],
-    key: Annotated[Path, typer.Option(help="Your key file.")],
-    out: Annotated[Path | None, typer.Option(help="A new file for the token (mode 0600).")] = None,
+    url: Annotated[str, typer.Option(help=_("The service, e.g. https://custody.example:8080."))],
+    key: Annotated[Path, typer.Option(help=_("Your key file."))],
+    out: Annotated[
+        Path | None, typer.Option(help=_("A new file for the token (mode 0600)."))
+    ] = None,
 ) -> None:
     """Log in to a custody service with your enrolled key (no password): sign its challenge,
     get a short-lived session token."""
-    import httpx  # noqa: PLC0415 - only this command talks HTTP
+    import httpx
+
+    from custody.sessions import Challenge, sign_login
 
     st = state(ctx)
-    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     base = url.rstrip("/")
     try:
         with httpx.Client(timeout=30) as client:
@@ -50,22 +54,28 @@ def login(
             _raise_for(r)
             session = r.json()
     except httpx.HTTPError as e:
-        raise UsageError(f"cannot reach {base}: {type(e).__name__}") from e
+        raise UsageError(
+            _("cannot reach {url}: {error}").format(url=base, error=type(e).__name__)
+        ) from e
     token = str(session["token"])
     if out is not None:
         write_new_file(out, token.encode() + b"\n", mode=0o600)
     shown = dict(session) if out is None else {k: v for k, v in session.items() if k != "token"}
     st.emit(
         {**shown, "token_file": str(out) if out else None},
-        f"[bold green]logged in[/] as {session['subject']} ({', '.join(session['roles'])}) "
-        f"until {session['expires_at']}" + (f"; token in {out}" if out else ""),
+        _("[bold green]logged in[/] as {who} ({roles}) until {until}").format(
+            who=session["subject"],
+            roles=", ".join(session["roles"]),
+            until=st.show_time(parse_time(session["expires_at"])),
+        )
+        + (_("; token in {path}").format(path=out) if out else ""),
     )
     if out is None and not st.json:
         typer.echo(token)
 
 
 def _raise_for(r: object) -> None:
-    import httpx  # noqa: PLC0415
+    import httpx
 
     assert isinstance(r, httpx.Response)
     if r.status_code < 400:

@@ -32,6 +32,7 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import UsageError
+from custody.i18n import _
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -43,61 +44,65 @@ _desk_lock: IO[str] | None = None  # held for the life of the worker that runs t
 
 def serve(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
+    host: Annotated[str, typer.Option(help=_("Address to listen on."))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help=_("TCP port."))] = 8080,
     read_only: Annotated[
-        bool, typer.Option("--read-only", help="No log key: reads only, POST /v1/events is 503.")
+        bool,
+        typer.Option("--read-only", help=_("No log key: reads only, POST /v1/events is 503.")),
     ] = False,
     desk_every: Annotated[
         float,
         typer.Option(
-            min=0, help="Seconds between rounds of the incident desk's sweep and delivery (0: off)."
+            min=0,
+            help=_("Seconds between rounds of the incident desk's sweep and delivery (0: off)."),
         ),
     ] = 60.0,
     smtp: Annotated[str | None, typer.Option(help=SMTP_HELP)] = None,
-    sender: Annotated[str, typer.Option(help="From address of e-mail.")] = "custody@localhost",
+    sender: Annotated[str, typer.Option(help=_("From address of e-mail."))] = "custody@localhost",
     smtps: Annotated[bool, typer.Option("--smtps", help=SMTPS_HELP)] = False,
     smtp_plain_loopback: Annotated[
         bool, typer.Option("--smtp-plain-loopback", help=SMTP_PLAIN_HELP)
     ] = False,
     public_origin: Annotated[
         str | None,
-        typer.Option(help="The origin logins are bound to, e.g. https://custody.example."),
+        typer.Option(help=_("The origin logins are bound to, e.g. https://custody.example.")),
     ] = None,
     body_timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds for a whole request body to arrive.")
+        float, typer.Option(min=0.1, help=_("Seconds for a whole request body to arrive."))
     ] = 30.0,
     rate_per_address: Annotated[
-        str, typer.Option(help="Requests per client address, e.g. 600/minute.")
+        str, typer.Option(help=_("Requests per client address, e.g. 600/minute."))
     ] = "600/minute",
     rate_per_key: Annotated[
-        str, typer.Option(help="Logins, logged-in reads and submissions per key.")
+        str, typer.Option(help=_("Logins, logged-in reads and submissions per key."))
     ] = "300/minute",
     access_flush: Annotated[
         str,
         typer.Option(
-            help="Access records: 'full' (each waits for the disk) or 'lazy' (durable against a "
-            "crash of the service, flushed with the next full commit)."
+            help=_(
+                "Access records: 'full' (each waits for the disk) or 'lazy' (durable against a "
+                "crash of the service, flushed with the next full commit)."
+            )
         ),
     ] = "full",
     max_connections: Annotated[
-        int, typer.Option(min=1, help="Open connections at most; beyond them answers 503.")
+        int, typer.Option(min=1, help=_("Open connections at most; beyond them answers 503."))
     ] = 256,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Server processes sharing the port.")
+        int, typer.Option(min=1, max=64, help=_("Server processes sharing the port."))
     ] = 1,
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
     # Imported here: fastapi and uvicorn would slow every other command's start.
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from api.app import Settings, create_app  # noqa: PLC0415
+    from api.app import Settings, create_app
 
     st = state(ctx)
     # Checked before any passphrase is asked: a relay refused here stops the start.
     mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
     secrets = None if read_only else service_secrets(shared_fallback=False)
-    mode = "read-only" if read_only else "accepting events"
+    mode = _("read-only") if read_only else _("accepting events")
     if workers > 1:
         st.now()  # --now outside a rehearsal home is refused here, before any worker starts
         spec = {
@@ -118,8 +123,10 @@ def serve(
             os.environ["CUSTODY_SYSTEM_PASSPHRASE"] = secrets.system
         _build(desk=False).state.backend.close()  # keys and home checked before any worker
         st.err.print(
-            f"serving {st.home_path} on http://{host}:{port}/ ({mode}, {workers} workers); "
-            "scan page at /scan"
+            _(
+                "serving {home} on http://{host}:{port}/ ({mode}, {workers} workers); "
+                "scan page at /scan"
+            ).format(home=st.home_path, host=host, port=port, mode=mode, workers=workers)
         )
         uvicorn.run(
             "custody.cli.serve_cmd:worker_app",
@@ -147,7 +154,11 @@ def serve(
         access_flush=access_flush,
     )
     app = create_app(settings)
-    st.err.print(f"serving {st.home_path} on http://{host}:{port}/ ({mode}); scan page at /scan")
+    st.err.print(
+        _("serving {home} on http://{host}:{port}/ ({mode}); scan page at /scan").format(
+            home=st.home_path, host=host, port=port, mode=mode
+        )
+    )
     uvicorn.run(
         app,
         host=host,
@@ -160,12 +171,16 @@ def serve(
 
 
 def _rate(text: str, option: str) -> str:
-    from limits import parse  # noqa: PLC0415 - only serve needs it
+    from limits import parse
 
     try:
         parse(text)
     except ValueError as e:
-        raise UsageError(f"{option}: {text!r} is not a rate such as 600/minute") from e
+        raise UsageError(
+            _("{option}: {text!r} is not a rate such as 600/minute").format(
+                option=option, text=text
+            )
+        ) from e
     return text
 
 
@@ -175,7 +190,7 @@ def worker_app() -> FastAPI:
 
 
 def _build(*, desk: bool) -> FastAPI:
-    from api.app import Settings, create_app  # noqa: PLC0415
+    from api.app import Settings, create_app
 
     spec: dict[str, Any] = json.loads(os.environ[WORKER_SPEC])
     now = parse_time(spec["now"], what="--now") if spec["now"] else None

@@ -11,30 +11,35 @@ import typer
 from crypto.dsse import parse_envelope, sign_envelope
 from custody.cli.common import fmt_time, parse_cli_time, passphrase, read_input, state
 from custody.errors import UsageError
+from custody.i18n import _
 from keys.keyfile import read_keyfile, write_new_file
 from keys.model import Role
 from keys.statements import SignerRequirement, check_statement, most_specific
 from keys.trust import load_trust_bundle
 
-statement_app = typer.Typer(help="Sign and verify DSSE statements.", no_args_is_help=True)
+statement_app = typer.Typer(help=_("Sign and verify DSSE statements."), no_args_is_help=True)
 
 
 @statement_app.command("sign")
 def sign(
     ctx: typer.Context,
-    key: Annotated[Path, typer.Option(help="Your key file.")],
-    out: Annotated[Path, typer.Option(help="Envelope file to write.")],
-    payload: Annotated[Path | None, typer.Option(help="Payload file for a new envelope.")] = None,
-    payload_type: Annotated[str, typer.Option(help="DSSE payload type.")] = "application/json",
+    key: Annotated[Path, typer.Option(help=_("Your key file."))],
+    out: Annotated[Path, typer.Option(help=_("Envelope file to write."))],
+    payload: Annotated[
+        Path | None, typer.Option(help=_("Payload file for a new envelope."))
+    ] = None,
+    payload_type: Annotated[str, typer.Option(help=_("DSSE payload type."))] = "application/json",
     countersign: Annotated[
-        Path | None, typer.Option(help="Add your signature to this existing envelope.")
+        Path | None, typer.Option(help=_("Add your signature to this existing envelope."))
     ] = None,
 ) -> None:
     """Sign a payload, or countersign an envelope someone else signed."""
     st = state(ctx)
     if (payload is None) == (countersign is None):
-        raise UsageError("give exactly one of --payload (new envelope) or --countersign ENVELOPE")
-    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+        raise UsageError(
+            _("give exactly one of --payload (new envelope) or --countersign ENVELOPE")
+        )
+    pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     if countersign is not None:
         env = parse_envelope(read_input(countersign)).with_signature(pair.signing)
     else:
@@ -43,15 +48,16 @@ def sign(
     write_new_file(out, env.to_bytes() + b"\n", mode=0o644, replace=countersign == out)
     st.emit(
         {"envelope": str(out), "signatures": len(env.signatures), "key_id": pair.signing.key_id},
-        f"[bold green]signed[/] {out} with key {pair.signing.key_id[:16]} "
-        f"({len(env.signatures)} signature(s) now)",
+        _("[bold green]signed[/] {out} with key {key} ({n} signature(s) now)").format(
+            out=out, key=pair.signing.key_id[:16], n=len(env.signatures)
+        ),
     )
 
 
 def _parse_requirement(text: str) -> SignerRequirement:
     """``slot=role[|role][@person]``, e.g. ``releaser=courier@courier-li``."""
     if "=" not in text:
-        raise UsageError(f"--require {text!r}: write slot=role[|role][@person]")
+        raise UsageError(_("--require {text!r}: write slot=role[|role][@person]").format(text=text))
     slot, rest = text.split("=", 1)
     person = None
     if "@" in rest:
@@ -59,25 +65,27 @@ def _parse_requirement(text: str) -> SignerRequirement:
     try:
         roles = frozenset(Role(r) for r in rest.split("|") if r)
     except ValueError as e:
-        raise UsageError(f"--require {text!r}: {e}") from e
+        raise UsageError(_("--require {text!r}: {reason}").format(text=text, reason=e)) from e
     if not slot or not roles:
-        raise UsageError(f"--require {text!r}: a slot name and at least one role are needed")
+        raise UsageError(
+            _("--require {text!r}: a slot name and at least one role are needed").format(text=text)
+        )
     return SignerRequirement(slot, roles, person)
 
 
 @statement_app.command("verify")
 def verify(
     ctx: typer.Context,
-    envelope: Annotated[Path, typer.Argument(help="Envelope file ('-' for stdin).")],
-    trust: Annotated[Path, typer.Option(help="Trust bundle file.")],
+    envelope: Annotated[Path, typer.Argument(help=_("Envelope file ('-' for stdin)."))],
+    trust: Annotated[Path, typer.Option(help=_("Trust bundle file."))],
     require: Annotated[
-        list[str], typer.Option(help="Required signer slot=role[|role][@person]; repeat.")
+        list[str], typer.Option(help=_("Required signer slot=role[|role][@person]; repeat."))
     ],
-    at: Annotated[str | None, typer.Option(help="Statement time (UTC; default now).")] = None,
+    at: Annotated[str | None, typer.Option(help=_("Statement time (UTC; default now)."))] = None,
     scope: Annotated[
-        list[str] | None, typer.Option(help="Scope tag of the statement (exam:ID...); repeat.")
+        list[str] | None, typer.Option(help=_("Scope tag of the statement (exam:ID...); repeat."))
     ] = None,
-    pin: Annotated[str | None, typer.Option(help="Expected authority root key id.")] = None,
+    pin: Annotated[str | None, typer.Option(help=_("Expected authority root key id."))] = None,
 ) -> None:
     """Verify an envelope offline: who signed, which required signer is missing."""
     st = state(ctx)
@@ -105,11 +113,11 @@ def verify(
     for slot, cert in check.filled.items():
         st.out.print(f"  [green]✓[/] {slot}: {cert.describe()}")
     for req in check.missing:
-        st.out.print(f"  [red]✗[/] {req.describe()}: not signed")
+        st.out.print(f"  [red]✗[/] {req.describe()}: " + _("not signed"))
     if problem is not None:
         raise problem
-    st.out.print(f"[bold green]valid[/]: {check.summary()}")
+    st.out.print(_("[bold green]valid[/]: {summary}").format(summary=check.summary()))
     try:
         st.out.print(json.dumps(json.loads(check.payload), ensure_ascii=False, indent=2))
     except ValueError:
-        st.out.print(f"payload: {len(check.payload)} bytes")
+        st.out.print(_("payload: {n} bytes").format(n=len(check.payload)))

@@ -15,6 +15,7 @@ from crypto.note import NoteVerifier, parse_checkpoint, parse_note, parse_vkey
 from custody.cli.common import passphrase, read_input, state
 from custody.cli.log_cmd import log_app, open_log
 from custody.errors import FormatError, UsageError
+from custody.i18n import _
 from custody.witness import (
     Cosigner,
     WitnessRecord,
@@ -24,7 +25,9 @@ from custody.witness import (
 )
 from keys.keyfile import read_keyfile, write_new_file
 
-witness_app = typer.Typer(help="Witness another log: cosign its checkpoints.", no_args_is_help=True)
+witness_app = typer.Typer(
+    help=_("Witness another log: cosign its checkpoints."), no_args_is_help=True
+)
 
 
 @log_app.command("vkey")
@@ -39,9 +42,11 @@ def vkey(ctx: typer.Context) -> None:
 @log_app.command("witness-request")
 def witness_request(
     ctx: typer.Context,
-    old_size: Annotated[int, typer.Option(help="The size the witness last cosigned (0 at first).")],
+    old_size: Annotated[
+        int, typer.Option(help=_("The size the witness last cosigned (0 at first)."))
+    ],
     out: Annotated[
-        Path | None, typer.Option(help="Write the request here (default stdout).")
+        Path | None, typer.Option(help=_("Write the request here (default stdout)."))
     ] = None,
 ) -> None:
     """An add-checkpoint request: the latest checkpoint with a consistency proof from OLD_SIZE."""
@@ -57,7 +62,7 @@ def witness_request(
     write_new_file(out, body, mode=0o644, replace=True)
     st.emit(
         {"request": str(out), "old_size": old_size, "size": size},
-        f"wrote {out} ({old_size} -> {size})",
+        _("wrote {path} ({old} -> {new})").format(path=out, old=old_size, new=size),
     )
 
 
@@ -66,11 +71,13 @@ def add_cosignature(
     ctx: typer.Context,
     cosigned: Annotated[
         Path,
-        typer.Argument(help="The cosigned checkpoint note, or the witness's lines ('-' = stdin)."),
+        typer.Argument(
+            help=_("The cosigned checkpoint note, or the witness's lines ('-' = stdin).")
+        ),
     ],
     size: Annotated[
         int | None,
-        typer.Option(help="For lines alone: the checkpoint size they cosign (default latest)."),
+        typer.Option(help=_("For lines alone: the checkpoint size they cosign (default latest).")),
     ] = None,
 ) -> None:
     """Store a witness's cosignature, verified under its key in the home's witnesses.json."""
@@ -80,13 +87,16 @@ def add_cosignature(
     try:
         text = read_input(cosigned).decode("utf-8")
     except UnicodeDecodeError as e:
-        raise FormatError(f"{cosigned} is not UTF-8") from e
+        raise FormatError(_("{path} is not UTF-8").format(path=cosigned)) from e
     added = log.add_cosignatures(text, policy, now=st.now(), size=size)
     st.emit(
         {"cosignatures": [a.as_dict() for a in added]},
         "\n".join(
-            f"{'already held' if a.duplicate else 'stored'}: cosignature by {escape(a.witness)} "
-            f"on the checkpoint of size {a.size}"
+            (
+                _("already held: cosignature by {witness} on the checkpoint of size {size}")
+                if a.duplicate
+                else _("stored: cosignature by {witness} on the checkpoint of size {size}")
+            ).format(witness=escape(a.witness), size=a.size)
             for a in added
         ),
     )
@@ -95,7 +105,7 @@ def add_cosignature(
 @log_app.command("checkpoint")
 def checkpoint(
     ctx: typer.Context,
-    size: Annotated[int | None, typer.Option(help="Tree size (default: the latest).")] = None,
+    size: Annotated[int | None, typer.Option(help=_("Tree size (default: the latest)."))] = None,
 ) -> None:
     """A signed checkpoint with every witness cosignature the log holds for it."""
     st = state(ctx)
@@ -113,26 +123,28 @@ def _load_state(path: Path) -> WitnessState:
         notes = json.loads(path.read_text("utf-8"))["cosigned"]
         records = [WitnessRecord(parse_checkpoint(parse_note(n).text), n) for n in notes]
     except (ValueError, KeyError, TypeError) as e:
-        raise FormatError(f"{path} is not a witness state file") from e
+        raise FormatError(_("{path} is not a witness state file").format(path=path)) from e
     return WitnessState(tuple(records))
 
 
 @witness_app.command("cosign")
 def cosign(
     ctx: typer.Context,
-    request: Annotated[Path, typer.Argument(help="An add-checkpoint request file ('-' = stdin).")],
-    log_vkey: Annotated[str, typer.Option(help="The witnessed log's verifier key.")],
-    state_file: Annotated[Path, typer.Option("--state", help="This witness's state file.")],
-    key: Annotated[Path, typer.Option(help="The witness's key file.")],
-    name: Annotated[str, typer.Option(help="The witness's key name.")],
+    request: Annotated[
+        Path, typer.Argument(help=_("An add-checkpoint request file ('-' = stdin)."))
+    ],
+    log_vkey: Annotated[str, typer.Option(help=_("The witnessed log's verifier key."))],
+    state_file: Annotated[Path, typer.Option("--state", help=_("This witness's state file."))],
+    key: Annotated[Path, typer.Option(help=_("The witness's key file."))],
+    name: Annotated[str, typer.Option(help=_("The witness's key name."))],
 ) -> None:
     """Check the request against what this witness last cosigned, then cosign it."""
     st = state(ctx)
     verifier = parse_vkey(log_vkey)
     if not isinstance(verifier, NoteVerifier):
-        raise UsageError("--log-vkey must be an Ed25519 signed-note key (type 0x01)")
+        raise UsageError(_("--log-vkey must be an Ed25519 signed-note key (type 0x01)"))
     current = _load_state(state_file)
-    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     new_state, line = witness_add_checkpoint(
         current, verifier, read_input(request), Cosigner(name, pair.signing), st.now()
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from crypto.dsse import Envelope
-from crypto.encoding import canonical_json
+from crypto.encoding import canonical_json, format_time
 from custody.audit import (
     Report,
     export_bundle,
@@ -21,7 +21,7 @@ from custody.audit import (
     verify_bundle,
 )
 from custody.demo import EXAM_ID, Season
-from custody.events import Kind, leaf_bytes, parse_leaf
+from custody.events import Kind, leaf_bytes, parse_leaf, statement_id
 from custody.package_service import label_text, load_labels, seal_event, seal_package
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import write_new_file
@@ -106,8 +106,11 @@ def seal_and_label(
     commitments: dict[str, bytes],
     window: tuple[datetime, datetime],
     labels_dir: Path,
+    *,
+    sheet: bool = True,
 ) -> list[Path]:
-    """Seal each package (signed QR manifest + seal event), then print its labels."""
+    """Seal each package (signed QR manifest + seal event), then print its labels (PNG each,
+    and an A4 sheet of them all unless ``sheet`` is false)."""
     sealer = season.keys["print-qian"].signing
     trust = season.trust()
     cert = trust.certificate(sealer.key_id)
@@ -129,8 +132,9 @@ def seal_and_label(
         path = labels_dir / f"{verified.manifest.package_id}.png"
         write_new_file(path, render_png(verified.manifest, encode_qr(text)), mode=0o644)
         written.append(path)
-    pairs = ((v.manifest, encode_qr(text)) for text, v in labels)
-    written += write_sheets(pairs, labels_dir / "labels.pdf", total=len(labels))
+    if sheet:
+        pairs = ((v.manifest, encode_qr(text)) for text, v in labels)
+        written += write_sheets(pairs, labels_dir / "labels.pdf", total=len(labels))
     return written
 
 
@@ -310,3 +314,57 @@ def audit_season(season: Season, out: Path) -> dict[str, Any]:
         mode=0o644,
     )
     return {"export": manifest, "clean": clean, "tampered": tampered, "tampering": what}
+
+
+PENDING_PACKAGE = "SX27-P-01-M-03"
+
+
+def pending_package(
+    season: Season,
+    commitments: dict[str, bytes],
+    labels_dir: Path,
+    statements_dir: Path,
+    *,
+    now: datetime,
+) -> dict[str, Any]:
+    """One more package, sealed on the log at the season's end, whose first two transfers are
+    signed by their people but left for the user to submit: ``statements_dir`` holds them,
+    numbered in chain order, each dated ``now`` (the demo's end) and naming the one before it.
+    ``custody event submit`` accepts them on the demo's log as they are (within the log's
+    clock skew of ``now``; later, in this rehearsal home, with ``--now`` set to ``now``)."""
+    ref = sorted(commitments)[0]
+    p = PlannedPackage(PENDING_PACKAGE, "P-01", ref, False, "03", ("SN2001", "SN2002"))
+    window = (now + timedelta(days=1), now + timedelta(days=1, hours=3))
+    play = CustodyPlay([p])
+    play.labels = seal_and_label(season, play, commitments, window, labels_dir, sheet=False)
+    prev = season.prev(p.package_id)
+    files: list[str] = []
+    legs = (
+        (Kind.DISPATCH, "print-qian", "courier-sun", "保密印刷厂 printing unit"),
+        (Kind.HANDOVER, "courier-sun", "courier-li", "高速服务区 motorway services"),
+    )
+    for n, (kind, frm, to, place) in enumerate(legs, start=1):
+        env = season.event(
+            kind,
+            [p.package_id],
+            actors={"releaser": frm, "receiver": to},
+            signers=[frm, to],
+            body={"seals": list(p.seals)},
+            place=place,
+            at=now,
+            prevs={p.package_id: prev},
+        )
+        path = statements_dir / f"{n:02d}-{kind}.dsse.json"
+        write_new_file(path, env.to_bytes() + b"\n", mode=0o644)
+        files.append(str(path))
+        prev = statement_id(env.payload)
+    home = season.home.path
+    return {
+        "pending_package": p.package_id,
+        "to_submit": files,
+        "submit_with": (
+            f"custody --home {home} --now {format_time(now)} event submit "
+            + " ".join(files)
+        ),
+        "labels_pending": [str(x) for x in play.labels],
+    }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from custody.demo.season import (
     EXAM_ID,
     Season,
     Step,
+    fresh_out_dir,
     start_season,
 )
 from custody.errors import CustodyError
@@ -49,8 +52,6 @@ def statements_step(season: Season) -> dict[str, Any]:
     scope = [f"exam:{EXAM_ID}"]
     both = season.sign(HANDOVER_TYPE, body, "courier-sun", "custodian-zhou")
     check = verify_statement(both, trust, reqs, at=at, scope=scope)
-    statements_dir = season.out / "statements"
-    write_new_file(statements_dir / "handover.dsse.json", both.to_bytes() + b"\n", mode=0o644)
     refusals: dict[str, str] = {}
     one = season.sign(HANDOVER_TYPE, body, "courier-sun")
     recused_body = {**body, "from": "courier-he"}
@@ -69,6 +70,17 @@ def statements_step(season: Season) -> dict[str, Any]:
     return {"handover": check.summary(), "refusals": refusals}
 
 
+STEPS = 9  # how many steps run_demo announces through ``say`` (for a progress count)
+SEASON_LEAD = timedelta(days=2)  # the season is played this long before the demo's end
+
+
+def season_start(end: datetime) -> datetime:
+    """When the season's clock starts so that it has run its course by ``end``: a whole hour
+    ``SEASON_LEAD`` before. Everything the demo writes is then dated in the past, and its
+    labels, certificates and export verify at once on the real clock."""
+    return (end - SEASON_LEAD).replace(minute=0, second=0, microsecond=0)
+
+
 def run_demo(
     out: Path,
     *,
@@ -77,10 +89,44 @@ def run_demo(
     say: Step = lambda _text: None,
     kdf: KdfParams | None = None,
 ) -> dict[str, Any]:
+    """Play a season into ``out`` (a new or empty folder) and return its summary.
+
+    ``now`` is the moment the demo ends by (the real clock, or ``--now`` in a rehearsal): the
+    season's own clock starts ``SEASON_LEAD`` earlier and is driven by the demo, and the
+    statements left for the user to submit (``statements/``) are dated ``now``. A demo that
+    fails removes everything it wrote, so the same command can simply be run again."""
+    fresh_out_dir(out)  # refuses a used folder before anything is written or removed
+    try:
+        return _play(out, now=now, passphrase=passphrase, say=say, kdf=kdf)
+    except BaseException:
+        _remove_contents(out)
+        raise
+
+
+def _remove_contents(out: Path) -> None:
+    """Remove what a failed demo wrote under ``out`` (a folder that was new or empty), and the
+    folder itself when it is left empty."""
+    for child in out.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()
+
+
+def _play(
+    out: Path,
+    *,
+    now: datetime,
+    passphrase: str | None,
+    say: Step,
+    kdf: KdfParams | None,
+) -> dict[str, Any]:
     say("creating the authority and enrolling people in every role")
-    season = start_season(out, now=now, passphrase=passphrase, kdf=kdf)
+    season = start_season(out, now=season_start(now), passphrase=passphrase, kdf=kdf)
     trust = season.trust()
-    say(f"signing and verifying statements ({len(trust.certificates)} people enrolled)")
+    say("signing and verifying statements, and refusing two bad ones")
     statements = statements_step(season)
 
     say("attaching the incident desk: every statement is watched from here on")
@@ -104,15 +150,21 @@ def run_demo(
     say("playing three breaches on packages of their own: incidents, containment, reports")
     reports = breaches.play_breaches(season, out)
     incidents = list_incidents(season.home.engine)
+    say("sealing one more package and signing its first handovers for you to submit")
+    pending = demo_log.pending_package(
+        season, papers.commitments, out / "labels", out / "statements", now=now
+    )
     say("exporting the log and verifying it offline (and a tampered copy)")
     audit = demo_log.audit_season(season, out)
+    if season.now > now:  # pragma: no cover - a defect: the season must end in the past
+        raise AssertionError(f"demo season ran past its end: {season.now} > {now}")
     clean, tampered = audit["clean"], audit["tampered"]
     summary = {
         "authority": trust.authority.name,
         "authority_id": trust.authority.id,
         "people": {c.subject: sorted(c.roles) for c in trust.certificates.values()},
         "trust_bundle": str(out / "trust-bundle"),
-        "statements": statements,
+        "statements": {**statements, **pending},
         "packages": [p.package_id for p in play.packages],
         "labels": [str(p) for p in play.labels],
         "papers": {

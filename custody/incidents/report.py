@@ -4,11 +4,13 @@
 the statements named as evidence, the incident's own statements), the people who held the
 package and when, the scope, the containment taken, and the people's acts. ``render_text``,
 ``report_json`` and ``render_pdf`` turn it into text, JSON and a PDF (Chinese names through
-the WenQuanYi Micro Hei font).
+the TrueType font the caller passes, by default the WenQuanYi Micro Hei subset that ships in
+``labels/fonts/``, so no system font is needed).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +28,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 from sqlalchemy import select
 
 from crypto.encoding import format_time
+from custody.errors import NotFoundError
 from custody.events import Kind, parse_event
 from custody.incidents.desk import get_incident, incident_acts
 from custody.incidents.policy import Incident
@@ -33,10 +36,10 @@ from custody.log import CustodyLog
 from custody.rules import TRANSFERS
 from custody.store.log_tables import LogEntry
 from keys.keyfile import write_new_file
+from labels.fonts import CJK_FONT
 
 ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
-FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
-FONT = "WQYMicroHei"
+FONT = "CustodyReportCJK"
 
 
 @dataclass(frozen=True)
@@ -222,13 +225,24 @@ def render_text(report: IncidentReport) -> str:
     return "\n".join(text) + "\n"
 
 
-def render_pdf(report: IncidentReport, generated_at: datetime) -> bytes:
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont(FONT, str(FONT_PATH), subfontIndex=0))
+def _register_font(path: Path) -> str:
+    name = f"{FONT}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    if name not in pdfmetrics.getRegisteredFontNames():
+        if not path.is_file():
+            raise NotFoundError(f"CJK font {path} not found: reports need it to print Chinese")
+        pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=0))
+    return name
+
+
+def render_pdf(
+    report: IncidentReport, generated_at: datetime, *, font: Path = CJK_FONT
+) -> bytes:
+    """The report as a PDF, set in the TrueType ``font`` (a subset embedded)."""
+    name = _register_font(font)
     styles = {
-        "title": ParagraphStyle("t", fontName=FONT, fontSize=16, leading=20, spaceAfter=6),
-        "h": ParagraphStyle("h", fontName=FONT, fontSize=12, leading=16, spaceBefore=8),
-        "p": ParagraphStyle("p", fontName=FONT, fontSize=8.5, leading=11, wordWrap="CJK"),
+        "title": ParagraphStyle("t", fontName=name, fontSize=16, leading=20, spaceAfter=6),
+        "h": ParagraphStyle("h", fontName=name, fontSize=12, leading=16, spaceBefore=8),
+        "p": ParagraphStyle("p", fontName=name, fontSize=8.5, leading=11, wordWrap="CJK"),
     }
     buf = BytesIO()
     doc = SimpleDocTemplate(
@@ -251,7 +265,9 @@ def render_pdf(report: IncidentReport, generated_at: datetime) -> bytes:
     return buf.getvalue()
 
 
-def write_reports(log: CustodyLog, incident_ids: list[str], folder: Path) -> list[Path]:
+def write_reports(
+    log: CustodyLog, incident_ids: list[str], folder: Path, *, font: Path = CJK_FONT
+) -> list[Path]:
     """Write ID.txt, ID.json and ID.pdf for each incident; returns the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -263,7 +279,7 @@ def write_reports(log: CustodyLog, incident_ids: list[str], folder: Path) -> lis
                 "json",
                 json.dumps(report_json(report), ensure_ascii=False, indent=2).encode() + b"\n",
             ),
-            ("pdf", render_pdf(report, report.incident.updated_at)),
+            ("pdf", render_pdf(report, report.incident.updated_at, font=font)),
         ):
             path = folder / f"{incident_id}.{suffix}"
             write_new_file(path, data, mode=0o644)

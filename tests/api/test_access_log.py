@@ -109,7 +109,7 @@ def test_the_access_log_is_exported_and_verified(
     assert json.loads(lines[0])["who"] == "courier-sun"
     done = custody_cli(season, "verify", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "access log           2 reads" in done.stdout
+    assert "access log 2 reads, chained to its checkpoint" in " ".join(done.stdout.split())
     done = custody_cli(season, "--json", "verify", str(out))
     assert json.loads(done.stdout)["access_records_checked"] == 2
 

@@ -18,7 +18,7 @@ from custody.demo import Season
 from custody.events import Kind, statement_id
 from custody.home import Home
 from keys.model import RevocationReason
-from tests.api.helpers import SEALS, client, seal_event, transfer_event
+from tests.api.helpers import SEALS, as_person, client, seal_event, transfer_event
 from tests.api.test_serve import _serve
 from tests.conftest import PASS
 
@@ -105,7 +105,9 @@ def test_a_revocation_counts_at_once_by_the_trust_version(
     monkeypatch.setattr(api.backend, "TRUST_RECOUNT", 3600.0)  # the version alone must do it
     season.submit(seal_event(season))
     c = client(season)
-    assert c.get("/v1/trust-bundle").status_code == 200  # trust loaded before the revocation
+    assert (
+        c.get("/v1/trust-bundle", headers=as_person(c, season, "auditor-chu")).status_code == 200
+    )  # trust loaded before the revocation
     version = season.home.trust_version()
     _revoke(season)
     assert season.home.trust_version() != version
@@ -117,7 +119,7 @@ def test_a_revocation_without_its_version_bump_counts_at_the_next_recount(
 ) -> None:
     season.submit(seal_event(season))
     c = client(season)
-    assert c.get("/v1/trust-bundle").status_code == 200
+    assert c.get("/v1/trust-bundle", headers=as_person(c, season, "auditor-chu")).status_code == 200
     # a writer that stopped between its commit and its bump
     monkeypatch.setattr(Home, "bump_trust_version", lambda self: None)
     monkeypatch.setattr(api.backend, "TRUST_RECOUNT", 0.0)

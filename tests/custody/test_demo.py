@@ -33,7 +33,7 @@ def test_demo_writes_everything_under_out(tmp_path: Path) -> None:
     assert len(summary["papers"]["opened_by_quorum"]) == 3
     assert len(summary["papers"]["shredded"]) == 6
     assert (out / "labels" / "labels.pdf").exists()
-    assert len(list((out / "labels").glob("*.png"))) == 12
+    assert len(list((out / "labels").glob("*.png"))) == 13  # 12 played, 1 left to the user
     assert summary["verify_clean"]["ok"] is True
     assert summary["verify_tampered"]["ok"] is False
     rules = {(p["index"], p["rule"]) for p in summary["verify_tampered"]["problems"]}
@@ -110,3 +110,59 @@ def test_no_paper_plaintext_under_the_demo_folder(tmp_path: Path) -> None:
     for path in out.rglob("*"):
         if path.is_file():
             assert marker not in path.read_bytes(), path
+
+
+class _StopError(RuntimeError):
+    """A failure forced in the middle of the season."""
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-folder", "empty-folder"])
+def test_failed_demo_removes_what_it_wrote_and_runs_again(tmp_path: Path, existing: bool) -> None:
+    out = tmp_path / "season"
+    if existing:
+        out.mkdir()
+    steps: list[str] = []
+
+    def fail_midway(text: str) -> None:
+        steps.append(text)
+        if len(steps) == 5:  # after the authority, people, papers and packages are written
+            raise _StopError(text)
+
+    with pytest.raises(_StopError):
+        run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf(), say=fail_midway)
+    assert (out / "home").exists() is False
+    assert not out.exists() or list(out.iterdir()) == []
+    # The same command again plays the whole season.
+    summary = run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())
+    assert summary["verify_clean"]["ok"] is True
+
+
+def test_demo_season_ends_before_now_and_leaves_statements_dated_now(tmp_path: Path) -> None:
+    from crypto.dsse import parse_envelope
+    from custody.events import parse_event
+
+    out = tmp_path / "season"
+    summary = run_demo(out, now=T0, passphrase=PASS, kdf=fast_kdf())
+    times = [json.loads(line)["received"] for line in (out / "export" / "events.jsonl").open()]
+    assert max(times) < T0.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for path in summary["statements"]["to_submit"]:
+        event = parse_event(parse_envelope(Path(path).read_bytes(), what=path).payload)
+        assert event.time == T0
+
+
+def test_demo_cli_tells_the_season_as_it_plays(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process `custody demo`: numbered progress on stderr, a summary of rows on stdout
+    (no generated passphrase note when one is given)."""
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "season"
+    assert main(["--now", "2027-03-01T08:00:00Z", "demo", "--out", str(out)]) == 0
+    shown = capsys.readouterr()
+    steps = [line for line in shown.err.splitlines() if line.startswith("[")]
+    assert [s.split("]")[0] for s in steps] == [f"[{n}/9" for n in range(1, 10)]
+    assert "Season of" in shown.out
+    assert "verify export" in shown.out
+    assert "event submit" in shown.out  # the command for the statements left to submit
+    assert "generated for this run" not in shown.out

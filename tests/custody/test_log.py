@@ -190,7 +190,9 @@ def test_handover_needs_receiver_signature(season: Season) -> None:
 
 def test_supervising_witness_required_by_policy(season: Season) -> None:
     seal(season, witness=True)
-    with pytest.raises(FormatError):  # the witness must be named
+    # The witness slot the policy asks for, unnamed in actors: a missing signer (422), not a
+    # malformed event (docs/formats.md, "Signer slots").
+    with pytest.raises(ThresholdError):
         transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
     transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun", witness="supervisor-wang")
 

@@ -95,9 +95,10 @@ def test_label_text_is_bilingual_and_from_the_manifest() -> None:
 
 def test_chinese_glyphs_are_drawn_not_boxes() -> None:
     """The CJK font really renders: two different Chinese strings give different pixels."""
+    from labels.fonts import CJK_FONT
     from labels.render import _font
 
-    font = _font(40)
+    font = _font(CJK_FONT, 40)
     a, b = (font.getmask("西安考点"), font.getmask("第三考场"))
     assert a.getbbox() is not None
     assert bytes(a) != bytes(b)

@@ -10,7 +10,7 @@ import pytest
 
 from custody.cli import main
 from custody.demo import Season
-from custody.errors import CustodyError, FormatError, NotFoundError
+from custody.errors import CustodyError, FormatError, NotFoundError, ThresholdError
 from custody.events import Kind
 from custody.package_service import label_text
 from labels.payload import seal_manifest, unwrap_text, wrap_text
@@ -191,7 +191,7 @@ def test_seal_takes_the_handover_witness_from_the_exam_policy(
     # The chain follows the policy: with it, a dispatch needs the supervising witness too.
     dispatch = ("print-qian", "courier-sun")
     if witness:
-        with pytest.raises(FormatError):
+        with pytest.raises(ThresholdError):  # the witness slot unnamed: a missing signer
             transfer(season, Kind.DISPATCH, "SX27-INT-0001", *dispatch, seals=SERIALS)
         transfer(
             season, Kind.DISPATCH, "SX27-INT-0001", *dispatch, seals=SERIALS,

@@ -105,3 +105,37 @@ def test_cli_incident_commands(
     assert json.loads(capsys.readouterr().out)["kind"] == "public_report"
     assert main(["--now", now, "incident", "public-report", "  "]) == 3
     assert main(["--json", "--now", now, "incident", "deliver"]) == 0
+
+
+def test_cli_incident_show_and_list_read_as_pages(
+    season: Season,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Human output: a table of incidents, and one incident as a page with its acts; times in
+    the authority's zone; JSON only under --json."""
+    attach(season)
+    play_breaches(season, tmp_path / "out")
+    monkeypatch.setenv("CUSTODY_HOME", str(season.home.path))
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: no cell wraps
+    now = (season.now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (key,) = season.home.people_dir().glob("secrecy-chen*")
+    first = list_incidents(season.home.engine)[0].id
+    assert main(["--now", now, "incident", "ack", first, "--key", str(key), "--note", "on it"]) == 0
+    capsys.readouterr()
+    assert main(["incident", "list"]) == 0
+    table = capsys.readouterr().out
+    assert first in table
+    assert "(Asia/Shanghai)" in table  # the zone named once, in the column header
+    assert main(["incident", "show", first]) == 0
+    page = capsys.readouterr().out
+    assert not page.lstrip().startswith("{")
+    assert f"incident {first}" in page
+    assert "acknowledge" in page  # the act, in the acts table, with who and when
+    assert "secrecy-chen" in page
+    assert "time (Asia/Shanghai)" in page
+    assert "containment:" in page
+    assert "['" not in page
+    assert "{'" not in page

@@ -1,0 +1,160 @@
+"""`custody demo` as a new user runs it: the README's first command, in a subprocess, on a
+machine with no system CJK font; what it leaves verifies at once on the real clock, and the
+statements it leaves are accepted by `custody event submit`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.custody.cli.subprocess_cli import run_custody
+
+PASSPHRASE = "demo passphrase for the test"
+
+
+@pytest.fixture(scope="module")
+def no_system_fonts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """An environment in which fontconfig sees no font at all (an empty font directory)."""
+    root = tmp_path_factory.mktemp("nofonts")
+    (root / "fonts").mkdir()
+    conf = root / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n'
+        f"<fontconfig><dir>{root / 'fonts'}</dir><cachedir>{root / 'cache'}</cachedir>"
+        "</fontconfig>\n"
+    )
+    env = {"FONTCONFIG_FILE": str(conf), "FONTCONFIG_PATH": str(root), "XDG_DATA_HOME": str(root)}
+    if shutil.which("fc-list"):
+        seen = subprocess.run(
+            ["fc-list", ":lang=zh"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert seen.stdout.strip() == "", "fontconfig still sees a CJK font"
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo_dir(
+    tmp_path_factory: pytest.TempPathFactory, no_system_fonts: dict[str, str]
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = tmp_path_factory.mktemp("demo") / "season"
+    done = run_custody(
+        "demo", "--out", str(out), env={**no_system_fonts, "CUSTODY_PASSPHRASE": PASSPHRASE}
+    )
+    return out, done
+
+
+def test_demo_runs_with_no_system_cjk_font(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    assert "[1/9]" in done.stderr
+    assert "[9/9]" in done.stderr  # progress shown step by step as the season plays
+    # The labels and the incident reports embed (a subset of) the font the package ships.
+    embedded = b"+WenQuanYiMicroHei"
+    assert embedded in (out / "labels" / "labels.pdf").read_bytes()
+    reports = sorted((out / "incidents").glob("*.pdf"))
+    assert len(reports) == 3
+    assert all(embedded in p.read_bytes() for p in reports)
+
+
+def test_demo_output_verifies_at_once_on_the_real_clock(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    label = run_custody(
+        "label",
+        "verify",
+        str(out / "labels" / "SX27-P-01-M-01.png"),
+        "--trust",
+        str(out / "trust-bundle"),
+    )
+    assert label.returncode == 0, label.stderr  # not "not yet valid": the season is past
+    checked = run_custody("--home", str(out / "home"), "verify", str(out / "export"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_demo_statements_are_accepted_by_event_submit(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    statements = json.loads((out / "summary.json").read_text())["statements"]
+    files = sorted((out / "statements").iterdir())
+    assert [str(p) for p in files] == statements["to_submit"]
+    assert [p.name for p in files] == ["01-dispatch.dsse.json", "02-handover.dsse.json"]
+    command = statements["submit_with"].split()
+    assert command[0] == "custody"
+    submitted = run_custody(*command[1:], env={"CUSTODY_PASSPHRASE": PASSPHRASE})
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    answer = run_custody(
+        *command[1:5],
+        "--json",
+        "event",
+        "submit",
+        *statements["to_submit"],
+        env={"CUSTODY_PASSPHRASE": PASSPHRASE},
+    )
+    accepted = json.loads(answer.stdout)["accepted"]
+    assert len(accepted) == 2
+    assert all(r["duplicate"] for r in accepted)  # both are in the log now
+
+
+def test_demo_and_export_refuse_a_used_folder_with_one_exit_code(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    """Both refuse a folder that is not empty alike: exit 5 (conflict), the folder untouched."""
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "something").write_text("x")
+    demo = run_custody("demo", "--out", str(used))
+    export = run_custody("--home", str(out / "home"), "export", "--out", str(used))
+    assert demo.returncode == 5, demo.stderr
+    assert export.returncode == 5, export.stderr
+    assert [p.name for p in used.iterdir()] == ["something"]
+
+
+def test_incident_show_prints_a_readable_page_and_json_only_when_asked(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    home = ("--home", str(out / "home"))
+    page = run_custody(*home, "incident", "show", "INC-00001", env={"LANG": "C.UTF-8"})
+    assert page.returncode == 0, page.stderr
+    assert not page.stdout.lstrip().startswith("{")
+    assert "incident INC-00001" in page.stdout
+    assert "Asia/Shanghai" in page.stdout  # times in the authority's zone, named
+    assert "': " not in page.stdout  # no Python dict or list syntax
+    assert "['" not in page.stdout
+    chinese = run_custody(*home, "incident", "show", "INC-00001", env={"LANG": "zh_CN.UTF-8"})
+    assert "事件 INC-00001" in chinese.stdout
+    data = json.loads(run_custody(*home, "--json", "incident", "show", "INC-00001").stdout)
+    assert data["id"] == "INC-00001"
+
+
+def test_label_verify_shows_one_spelling_and_no_python_syntax(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    args = ("label", "verify", str(out / "labels" / "SX27-P-01-M-01.png"))
+    shown = run_custody(*args, "--trust", str(out / "trust-bundle"), env={"LANG": "C.UTF-8"})
+    assert shown.returncode == 0, shown.stderr
+    assert "top-secret" in shown.stdout
+    assert "top_secret" not in shown.stdout
+    assert "{'" not in shown.stdout
+    assert "['" not in shown.stdout
+    report = json.loads(run_custody("--json", *args, "--trust", str(out / "trust-bundle")).stdout)
+    assert report["manifest"]["classification"] == "top-secret"
