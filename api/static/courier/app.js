@@ -681,6 +681,6 @@ async function start() {
 }
 
 // Exposed for the benchmark and the tests' own checks; holds no secret.
-window.custody = { verifyLabel, unlockKeyFile, readBarcodes, keyId, utf8, loadCachedTrust };
+window.custody = { verifyLabel, verifyBundle, unlockKeyFile, readBarcodes, keyId, utf8, loadCachedTrust };
 
 start();

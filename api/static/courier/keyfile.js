@@ -20,13 +20,18 @@ export async function unlockKeyFile(text, passphrase) {
   if (kdf?.alg !== "argon2id13" || aead?.alg !== "xchacha20poly1305-ietf") {
     throw new Refusal("format", "the key file names an algorithm this page does not use");
   }
-  if (!Number.isInteger(kdf.opslimit) || kdf.opslimit < 1 || kdf.opslimit > 16 ||
-      !Number.isInteger(kdf.memlimit) || kdf.memlimit < 8192 || kdf.memlimit > 1024 * MIB || kdf.memlimit % 1024) {
-    throw new Refusal("format", "the key file's KDF cost is outside the accepted range");
-  }
+  if (typeof file.public?.ed25519 !== "string") throw new Refusal("format", "the key file has no public key");
+  const expected = b64decode(file.public.ed25519, "public key");
+  const sealed = b64decode(ciphertext, "ciphertext");
   const salt = b64decode(kdf.salt, "salt");
   const nonce = b64decode(aead.nonce, "nonce");
-  if (salt.length !== 16 || nonce.length !== 24) throw new Refusal("format", "salt or nonce has the wrong length");
+  // Out-of-range costs, salts and nonces fail like a wrong passphrase: detail-free on purpose.
+  const opaque = () => new Refusal("decryption", "wrong passphrase, or the key file was altered");
+  if (!Number.isInteger(kdf.opslimit) || kdf.opslimit < 1 || kdf.opslimit > 16 ||
+      !Number.isInteger(kdf.memlimit) || kdf.memlimit < 8192 || kdf.memlimit > 1024 * MIB || kdf.memlimit % 1024) {
+    throw opaque();
+  }
+  if (salt.length !== 16 || nonce.length !== 24) throw opaque();
   const header = { ...file };
   delete header.ciphertext;
   const key = await argon2id({
@@ -40,10 +45,10 @@ export async function unlockKeyFile(text, passphrase) {
   });
   let plain;
   try {
-    plain = xchacha20poly1305(key, nonce, canonicalJson(header)).decrypt(b64decode(ciphertext, "ciphertext"));
+    plain = xchacha20poly1305(key, nonce, canonicalJson(header)).decrypt(sealed);
   } catch {
     // A wrong passphrase and an altered byte are one error, as the format says.
-    throw new Refusal("decryption", "wrong passphrase, or the key file was altered");
+    throw opaque();
   } finally {
     key.fill(0);
   }
@@ -51,9 +56,9 @@ export async function unlockKeyFile(text, passphrase) {
   plain.fill(0);
   const seed = b64decode(secrets.ed25519_seed, "seed");
   const publicKey = ed.getPublicKey(seed);
-  if (!equalBytes(publicKey, b64decode(file.public.ed25519, "public key"))) {
+  if (!equalBytes(publicKey, expected)) {
     seed.fill(0);
-    throw new Refusal("decryption", "wrong passphrase, or the key file was altered");
+    throw new Refusal("format", "the key file's public key is not its seed's");
   }
   return { label, seed, publicKey, keyId: keyId(publicKey) };
 }

@@ -160,7 +160,11 @@ export async function verifyLabel(text, trust, now) {
   if (!sealer.roles.some((r) => SEALER_ROLES.includes(r))) {
     throw new Refusal("role", `label: ${sealer.subject} holds no sealing role (proposer, printer)`);
   }
-  const problem = standing(trust, sealer, manifest.issued_at, now);
+  // A label's compromise rule: once the revocation is in force now, whatever issued-at claims.
+  const compromised = trust.revocations.find(
+    (r) => r.keyId === sealer.keyId && r.reason === "key_compromise" && r.effectiveAt <= now);
+  if (compromised) throw new Refusal("revoked", `label: ${sealer.subject}'s key was revoked as compromised`);
+  const problem = standing(trust, sealer, manifest.issued_at, null);
   if (problem) throw problem;
   if (sealer.recusals) {
     const scope = [`exam:${manifest.exam}`, `position:${manifest.position}`, `package:${manifest.package_id}`];

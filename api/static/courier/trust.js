@@ -89,13 +89,17 @@ function person(subject, name, roles, key, notBefore, notAfter, recusals) {
   };
 }
 
-/** Why `who` may not sign at `t` (Unix seconds; `now` for compromise), or null when they may. */
+/**
+ * Why `who` may not sign a statement dated `t` and received at `now` (Unix seconds), or null.
+ * A key revoked for compromise is refused for everything received once the revocation was
+ * issued (`now` null: that rule is the caller's, as for labels).
+ */
 export function standing(trust, who, t, now) {
   if (t < who.notBefore) return new Refusal("not_yet_valid", `${who.subject}'s certificate is not yet valid at that time`);
   if (t > who.notAfter) return new Refusal("expired", `${who.subject}'s certificate had expired at that time`);
   for (const r of trust.revocations) {
     if (r.keyId !== who.keyId) continue;
-    if (r.reason === "key_compromise" && r.issuedAt <= now) {
+    if (now !== null && r.reason === "key_compromise" && r.issuedAt <= now) {
       return new Refusal("revoked", `${who.subject}'s key was revoked as compromised`);
     }
     if (r.effectiveAt <= t) return new Refusal("revoked", `${who.subject}'s key was revoked (${r.reason})`);
