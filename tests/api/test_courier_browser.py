@@ -243,7 +243,7 @@ def test_scan_offline_two_signatures_queue_and_sync_with_proof(
             assert serious_violations(page) == []
             page.click("#lang")
             assert page.inner_text("h1") == "Paper handover"
-            assert "synced: log entry" in page.inner_text("#outbox")
+            sync_api.expect(page.locator("#outbox")).to_contain_text("synced: log entry")
             shot("english")
 
             # The app itself opens with no network (service worker), outbox intact.
