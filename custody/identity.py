@@ -6,19 +6,27 @@ is rebuilt from those envelopes (and so re-verified) on every load.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from crypto.dsse import Envelope, parse_envelope
 from crypto.encoding import Fields, parse_json_object
 from crypto.sealing import KdfParams
 from crypto.signing import VerifyKey, check_ed25519_public_key, check_x25519_public_key
-from custody.errors import ConflictError, FormatError, NotFoundError, UsageError
+from custody.errors import (
+    ConflictError,
+    FormatError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+)
 from custody.home import Home
 from custody.store.tables import AuthorityRow, CertificateRow, RevocationRow
 from keys.keyfile import KeyPair, seal_keypair, write_new_file
@@ -42,6 +50,60 @@ from keys.trust import (
     verify_revocation,
 )
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _storage_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A write the database refuses (full disk, lost connection, an unexpected trigger) is a
+    storage fault: ``StorageError``, its transaction rolled back, never an internal error."""
+
+    @functools.wraps(fn)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as e:
+            raise StorageError(f"the database refused the write: {e.orig}") from e
+
+    return guarded
+
+
+def _taken_back_on_failure(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``init_authority`` takes back what it wrote when it fails (the three key files, the
+    config, a new SQLite database, the folders it made), so the same command runs again
+    instead of finding half a home; what existed before is never touched."""
+
+    @functools.wraps(fn)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        home = args[0] if args else kwargs["home"]
+        assert isinstance(home, Home)
+        made_home = not home.path.exists()
+        before = set(home.path.iterdir()) if home.path.is_dir() else set()
+        ours = [home.authority_key_path(w) for w in ("root", "log", "system")]
+        ours.append(home.config_path)
+        existed = {p for p in ours if p.exists()}
+        try:
+            return fn(*args, **kwargs)
+        except BaseException:
+            engine = home.__dict__.pop("engine", None)
+            if engine is not None:
+                engine.dispose()
+            for path in ours:
+                if path not in existed:
+                    path.unlink(missing_ok=True)
+            if home.path.is_dir():
+                for path in set(home.path.iterdir()) - before:
+                    if path.is_file() and path.name.startswith("custody.db"):
+                        path.unlink(missing_ok=True)
+                keys = home.path / "authority"
+                if keys not in before and keys.is_dir() and not any(keys.iterdir()):
+                    keys.rmdir()
+                if made_home and not any(home.path.iterdir()):
+                    home.path.rmdir()
+            raise
+
+    return guarded
+
 
 @dataclass(frozen=True)
 class Enrolment:
@@ -49,6 +111,7 @@ class Enrolment:
     key_file: Path | None
 
 
+@_taken_back_on_failure
 def init_authority(
     home: Home,
     *,
@@ -139,6 +202,7 @@ class Imported:
     already: int  # items the home held already
 
 
+@_storage_errors
 def import_signed(home: Home, data: bytes) -> Imported:
     """Store root-signed certificates and revocations issued offline (a trust document, a
     trust bundle's content, or one envelope), after checking every one against this home's
@@ -205,6 +269,7 @@ def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> Non
     home.bump_trust_version()
 
 
+@_storage_errors
 def enroll(
     home: Home,
     *,
@@ -277,10 +342,16 @@ def enroll(
     if pair is not None:
         out = key_out or home.people_dir() / f"{subject}-{cert.key_id[:8]}.key"
         write_new_file(out, seal_keypair(pair, passphrase, kdf=kdf))
-    _store_certificate(home, cert, envelope)
+    try:
+        _store_certificate(home, cert, envelope)
+    except BaseException:  # the key file and its certificate: both or neither
+        if out is not None:
+            out.unlink(missing_ok=True)
+        raise
     return Enrolment(cert, out)
 
 
+@_storage_errors
 def rotate(
     home: Home,
     *,

@@ -209,6 +209,10 @@ class AppendView:
     states: Mapping[str, PackageState | None]
 
 
+# The caller's own writes, made in the append's transaction (see ``CustodyLog.submit``).
+Alongside = Callable[[Connection], None]
+
+
 class LogGate(Protocol):
     def gate(
         self, conn: Connection, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
@@ -281,14 +285,28 @@ class CustodyLog:
 
     # -- appending -----------------------------------------------------------------------
 
-    def submit(self, env: Envelope, *, now: datetime) -> Receipt:
-        """Append one event; raises the refusal if it is not accepted."""
-        result = self.submit_many([env], now=now)
+    def submit(
+        self, env: Envelope, *, now: datetime, alongside: Alongside | None = None
+    ) -> Receipt:
+        """Append one event; raises the refusal if it is not accepted.
+
+        ``alongside`` writes the caller's own rows (a sealed package's label, a paper's sealed
+        keys) through the append's connection, only if the event is newly accepted: the event
+        and those rows are committed together, or neither is (a failure there rolls back the
+        append and is raised). With several envelopes (``submit_many``) it is called only if
+        every one is accepted; if some are refused, the accepted ones are rolled back too."""
+        result = self.submit_many([env], now=now, alongside=alongside)
         if result.rejected:
             raise result.rejected[0].error
         return result.receipts[0]
 
-    def submit_many(self, envelopes: Sequence[Envelope], *, now: datetime) -> AppendResult:
+    def submit_many(
+        self,
+        envelopes: Sequence[Envelope],
+        *,
+        now: datetime,
+        alongside: Alongside | None = None,
+    ) -> AppendResult:
         """Append a batch in one transaction; each envelope is accepted or rejected alone.
 
         Observers (the incident system) see every accepted and rejected event inside the same
@@ -297,10 +315,15 @@ class CustodyLog:
         incident exists, unless both are durable together.
         """
         prepared, early = self._prepare_all(envelopes)
-        return self.append_prepared(prepared, early, now=now)
+        return self.append_prepared(prepared, early, now=now, alongside=alongside)
 
     def append_prepared(
-        self, prepared: list[tuple[int, Prepared]], early: list[Rejected], *, now: datetime
+        self,
+        prepared: list[tuple[int, Prepared]],
+        early: list[Rejected],
+        *,
+        now: datetime,
+        alongside: Alongside | None = None,
     ) -> AppendResult:
         """``submit_many`` after its signature checks: envelopes already parsed and verified
         (``prepare``, by the caller's threads or workers) and those refused on the way, by
@@ -309,7 +332,9 @@ class CustodyLog:
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
-        self._committed(lambda conn: self._append_locked(conn, prepared, result, now))
+        self._committed(
+            lambda conn: self._append_locked(conn, prepared, result, now, alongside)
+        )
         return result
 
     def append_system_work(self, now: datetime) -> AppendResult:
@@ -325,7 +350,10 @@ class CustodyLog:
         try:
             with self.engine.begin() as conn:
                 batch = append(conn)
-        except OperationalError as e:
+        except (OperationalError, IntegrityError) as e:
+            # Appends are serialised and checked first: a write the database still refuses
+            # (full disk, a constraint or trigger the log did not expect) is a storage fault,
+            # and the whole transaction was rolled back.
             self._forget_states()
             raise StorageError(f"the log database refused the append: {e.orig}") from e
         except BaseException:
@@ -390,6 +418,7 @@ class CustodyLog:
         prepared: list[tuple[int, Prepared]],
         result: AppendResult,
         now: datetime,
+        alongside: Alongside | None = None,
     ) -> _Batch:
         if self.log_key is None:
             raise ConflictError("this log was opened read-only (no log key)")
@@ -402,6 +431,9 @@ class CustodyLog:
                 self._states.clear()
                 self._states_at = size
         self._apply(conn, prepared, batch, result)
+        if alongside is not None and batch.accepted and result.rejected:
+            # The caller's rows go with every statement or with none: roll the lot back.
+            raise result.rejected[0].error
         if self.observers:
             view = AppendView(
                 conn=conn,
@@ -434,6 +466,10 @@ class CustodyLog:
                 conn.execute(delete(EXAM).where(EXAM.c.exam_id.in_(list(batch.exam_rows))))
                 conn.execute(insert(EXAM), list(batch.exam_rows.values()))
             conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=new_size))
+            if alongside is not None and any(
+                p.event.id not in batch.system_ids for _, p, _ in batch.accepted
+            ):
+                alongside(conn)
             root = self._root(conn, new_size, fresh={(lv, ix): h for lv, ix, h in nodes})
             checkpoint_text = self._sign_checkpoint(conn, new_size, root, batch.received)
         elif batch.duplicates:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -20,20 +20,59 @@ from crypto.dsse import Envelope
 from crypto.encoding import format_time
 from crypto.signing import SigningKey
 from custody import identity
-from custody.errors import ConflictError, NotFoundError
+from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.events import Event, Kind
 from custody.home import Home
+from custody.log import Alongside
 from custody.packages import Manifest, seal_event_body
 from custody.store.package_tables import PackageRow
 from keys.model import Certificate
 from keys.trust import TrustStore
 from labels.payload import VerifiedLabel, seal_manifest, verify_label
 
+PACKAGE = PackageRow.__table__  # type: ignore[attr-defined]
+
+
+def sign_label(
+    home: Home, manifest: Manifest, key: SigningKey, *, now: datetime
+) -> tuple[str, VerifiedLabel]:
+    """Sign the manifest with the sealer's key and check it as a courier would; stores nothing."""
+    text = seal_manifest(manifest, key)
+    return text, verify_label(text, identity.load_trust(home), now=now)
+
+
+def package_row_writer(manifest: Manifest, label: str, verified: VerifiedLabel) -> Alongside:
+    """The sealed package's row, written in the transaction that appends its seal event
+    (``CustodyLog.submit(..., alongside=...)``): the package and its seal event are stored
+    together or not at all."""
+    row = {
+        "id": manifest.package_id,
+        "exam_id": manifest.exam_id,
+        "sealer_key_id": verified.key_id,
+        "issued_at": format_time(manifest.issued_at),
+        "label": label,
+    }
+
+    def write(conn: Connection) -> None:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(PACKAGE), row)
+        except IntegrityError as e:
+            held = conn.execute(
+                select(PACKAGE.c.id).where(PACKAGE.c.id == manifest.package_id)
+            ).first()
+            if held is not None:
+                raise ConflictError(f"package {manifest.package_id} is already sealed") from e
+            raise StorageError(f"the database refused the package row: {e.orig}") from e
+
+    return write
+
 
 def seal_package(
     home: Home, manifest: Manifest, key: SigningKey, *, now: datetime
 ) -> VerifiedLabel:
-    """Sign the manifest with the sealer's key, check it as a courier would, then store it."""
+    """Sign the manifest with the sealer's key, check it as a courier would, then store it
+    (alone: ``custody package seal`` stores it with its seal event instead)."""
     trust = identity.load_trust(home)
     text = seal_manifest(manifest, key)
     verified = verify_label(text, trust, now=now)
@@ -52,6 +91,13 @@ def seal_package(
         except IntegrityError as e:
             raise ConflictError(f"package {manifest.package_id} is already sealed") from e
     return verified
+
+
+def refuse_sealed(home: Home, package_id: str) -> None:
+    """``ConflictError`` if the package is sealed already (asked before anything is signed)."""
+    with Session(home.engine) as session:
+        if session.get(PackageRow, package_id) is not None:
+            raise ConflictError(f"package {package_id} is already sealed")
 
 
 def label_text(home: Home, package_id: str) -> str:

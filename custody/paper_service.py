@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import nacl.utils
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, delete, select
 
 from crypto.dsse import Envelope, parse_envelope
@@ -158,37 +159,44 @@ def propose(
         )
         envelope = sign_proposal(proposal, proposer)
         verify_proposal(envelope, trust)
-        _recorder(log, "proposal", proposal.ref, now)(envelope, None)
         final = blob_path(home, enc.commitment)
         os.replace(tmp, final)
-        with Session(home.engine) as session:
-            _check_versions(session, plan)
-            for old in session.exec(select(PaperRow).where(PaperRow.paper_id == plan.paper_id)):
-                old.status = PaperStatus.SUPERSEDED.value
-                session.add(old)
-            session.add(
-                PaperRow(
-                    ref=proposal.ref,
-                    paper_id=proposal.paper_id,
-                    version=proposal.version,
-                    exam=proposal.exam,
-                    position=proposal.position,
-                    role=proposal.role.value,
-                    backup_of=proposal.backup_of,
-                    classification=proposal.classification.slug,
-                    status=PaperStatus.ACTIVE.value,
-                    commitment=proposal.commitment,
-                    proposed_at=format_time(now),
-                    proposal=envelope.to_bytes(),
-                )
-            )
-            for (slot, subject), sealed in material.sealed.items():
+
+        def store(conn: Connection) -> None:
+            # In the transaction that appends the proposal to the log: both or neither.
+            with Session(bind=conn) as session:
+                _check_versions(session, plan)
+                query = select(PaperRow).where(PaperRow.paper_id == plan.paper_id)
+                for old in session.exec(query):
+                    old.status = PaperStatus.SUPERSEDED.value
+                    session.add(old)
                 session.add(
-                    PaperKeyRow(
-                        paper_ref=proposal.ref, slot=slot.value, subject=subject, sealed=sealed
+                    PaperRow(
+                        ref=proposal.ref,
+                        paper_id=proposal.paper_id,
+                        version=proposal.version,
+                        exam=proposal.exam,
+                        position=proposal.position,
+                        role=proposal.role.value,
+                        backup_of=proposal.backup_of,
+                        classification=proposal.classification.slug,
+                        status=PaperStatus.ACTIVE.value,
+                        commitment=proposal.commitment,
+                        proposed_at=format_time(now),
+                        proposal=envelope.to_bytes(),
                     )
                 )
-            session.commit()
+                for (slot, subject), sealed in material.sealed.items():
+                    session.add(
+                        PaperKeyRow(
+                            paper_ref=proposal.ref, slot=slot.value, subject=subject, sealed=sealed
+                        )
+                    )
+                _flush(session, f"paper {proposal.ref}")
+
+        log.append_paper_act(
+            envelope, act_kind="proposal", paper=proposal.ref, now=now, alongside=store
+        )
     except BaseException:
         if final is not None:
             final.unlink(missing_ok=True)
@@ -196,6 +204,15 @@ def propose(
     finally:
         tmp.unlink(missing_ok=True)
     return Proposed(proposal, envelope, final)
+
+
+def _flush(session: Session, what: str) -> None:
+    """Write the session's rows into the surrounding transaction (it commits with the log's
+    append, or rolls back with it); a row the database refuses is a storage fault."""
+    try:
+        session.flush()
+    except (IntegrityError, OperationalError) as e:
+        raise StorageError(f"the database refused the rows of {what}: {e.orig}") from e
 
 
 def _check_versions(session: Session, plan: PaperPlan) -> None:
@@ -272,21 +289,27 @@ def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> Paper
     return PaperState(proposal, status, newest, sealed)
 
 
-def _store_act(home: Home, ref: str, kind: str, env: Envelope, at: datetime) -> int:
-    """The act's row (a convenience index: the act itself is on the custody log)."""
-    with Session(home.engine) as session:
-        act = PaperActRow(
-            paper_ref=ref,
-            kind=kind,
-            at=format_time(at),
-            incident=kind == "break_glass",
-            envelope=env.to_bytes(),
-        )
-        session.add(act)
-        session.flush()
-        assert act.id is not None
-        session.commit()
-        return act.id
+def _act_row(
+    ref: str, kind: str, env: Envelope, at: datetime, ids: list[int]
+) -> Callable[[Connection], None]:
+    """The act's row (a convenience index: the act itself is on the custody log), written in
+    the transaction that appends the act to the log; its id is appended to ``ids``."""
+
+    def write(conn: Connection) -> None:
+        with Session(bind=conn) as session:
+            act = PaperActRow(
+                paper_ref=ref,
+                kind=kind,
+                at=format_time(at),
+                incident=kind == "break_glass",
+                envelope=env.to_bytes(),
+            )
+            session.add(act)
+            _flush(session, f"the {kind} act of {ref}")
+            assert act.id is not None
+            ids.append(act.id)
+
+    return write
 
 
 @dataclass(frozen=True)
@@ -349,22 +372,42 @@ def _fresh_trust(home: Home, log: WatchedLog) -> TrustStore:
     return trust
 
 
-def _recorder(
-    log: WatchedLog, act_kind: str, ref: str, now: datetime, state: PaperState | None = None
-) -> Callable[[Envelope, bytes | None], bytes | None]:
-    """Puts a signed paper act on the custody log; then, and only then, opens the log's part
-    of the paper's key and seals it to the acting person who asked (the papers rules call it
-    before they open any wrapped key or share)."""
+class _Recorder:
+    """Puts a signed paper act on the custody log, with its act row in the same transaction;
+    then, and only then, opens the log's part of the paper's key and seals it to the acting
+    person who asked (the papers rules call it before they open any wrapped key or share)."""
 
-    def record(env: Envelope, release_to: bytes | None) -> bytes | None:
-        log.append_paper_act(env, act_kind=act_kind, paper=ref, now=now)
-        if release_to is None or state is None:
+    def __init__(
+        self, log: WatchedLog, act_kind: str, ref: str, now: datetime, state: PaperState | None
+    ) -> None:
+        self.log, self.act_kind, self.ref, self.now, self.state = log, act_kind, ref, now, state
+        self.ids: list[int] = []
+
+    def __call__(self, env: Envelope, release_to: bytes | None) -> bytes | None:
+        receipt = self.log.append_paper_act(
+            env,
+            act_kind=self.act_kind,
+            paper=self.ref,
+            now=self.now,
+            alongside=_act_row(self.ref, self.act_kind, env, self.now, self.ids),
+        )
+        if receipt.duplicate:  # the same act again (same people, same second): its first row
+            with Session(self.log.engine) as session:
+                query = select(PaperActRow.id).where(
+                    PaperActRow.paper_ref == self.ref, PaperActRow.envelope == env.to_bytes()
+                )
+                self.ids.extend(i for i in session.exec(query) if i is not None)
+        if release_to is None or self.state is None:
             return None
-        recipient, blob = state.check_sealed(Slot.LOG, LOG_SUBJECT)
-        part = open_log_part(log.escrow, state.proposal, recipient, blob)
+        recipient, blob = self.state.check_sealed(Slot.LOG, LOG_SUBJECT)
+        part = open_log_part(self.log.escrow, self.state.proposal, recipient, blob)
         return seal_to(release_to, part)
 
-    return record
+    @property
+    def act_id(self) -> int:
+        if not self.ids:  # pragma: no cover - the rules record before they release
+            raise StorageError(f"the {self.act_kind} act of {self.ref} was not recorded")
+        return self.ids[-1]
 
 
 def open_paper(
@@ -373,9 +416,9 @@ def open_paper(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    release = open_with_quorum(state, trust, pairs, now, _recorder(log, "opening", ref, now, state))
-    act = _store_act(home, ref, "opening", release.envelope, now)
-    return Opened(release, blob_path(home, state.proposal.commitment), act)
+    record = _Recorder(log, "opening", ref, now, state)
+    release = open_with_quorum(state, trust, pairs, now, record)
+    return Opened(release, blob_path(home, state.proposal.commitment), record.act_id)
 
 
 def break_glass(
@@ -390,10 +433,9 @@ def break_glass(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    record = _recorder(log, "break_glass", ref, now, state)
+    record = _Recorder(log, "break_glass", ref, now, state)
     release = break_glass_rule(state, trust, pairs, now, reason, record)
-    act = _store_act(home, ref, "break_glass", release.envelope, now)
-    return Opened(release, blob_path(home, state.proposal.commitment), act)
+    return Opened(release, blob_path(home, state.proposal.commitment), record.act_id)
 
 
 def print_decrypt(
@@ -402,9 +444,9 @@ def print_decrypt(
     trust = _fresh_trust(home, log)
     state = load_state(home, paper, trust)
     ref = state.proposal.ref
-    release = release_to_printer(state, trust, pair, now, _recorder(log, "print", ref, now, state))
-    act = _store_act(home, ref, "print", release.envelope, now)
-    return Opened(release, blob_path(home, state.proposal.commitment), act)
+    record = _Recorder(log, "print", ref, now, state)
+    release = release_to_printer(state, trust, pair, now, record)
+    return Opened(release, blob_path(home, state.proposal.commitment), record.act_id)
 
 
 def activate_backup(
@@ -421,21 +463,18 @@ def activate_backup(
     compromised = load_state(home, paper, trust)
     replacement = load_state(home, backup, trust)
     env = activate_backup_rule(compromised, replacement, trust, pair, now, reason)
-    _recorder(log, "backup_activation", compromised.proposal.ref, now)(env, None)
-    with Session(home.engine) as session:
-        row = session.get(PaperRow, compromised.proposal.ref)
-        assert row is not None
-        row.status = PaperStatus.COMPROMISED.value
-        session.add(row)
-        session.add(
-            PaperActRow(
-                paper_ref=compromised.proposal.ref,
-                kind="backup_activation",
-                at=format_time(now),
-                envelope=env.to_bytes(),
-            )
-        )
-        session.commit()
+    ref = compromised.proposal.ref
+
+    def mark(conn: Connection) -> None:
+        with Session(bind=conn) as session:
+            row = session.get(PaperRow, ref)
+            assert row is not None
+            row.status = PaperStatus.COMPROMISED.value
+            session.add(row)
+            _flush(session, f"paper {ref}")
+        _act_row(ref, "backup_activation", env, now, [])(conn)
+
+    log.append_paper_act(env, act_kind="backup_activation", paper=ref, now=now, alongside=mark)
     return env
 
 
@@ -503,9 +542,18 @@ def destroy(
     if not live and not pending:
         destroy_rule(states[-1], trust, pairs, now)  # raises ClosedError
     envelopes = [destroy_rule(state, trust, pairs, now) for state in live]
-    for state, env in zip(live, envelopes, strict=True):
-        _recorder(log, "destruction", state.proposal.ref, now)(env, None)
-    destroyed = pending + (_delete_keys(home, live, envelopes, now) if live else [])
+    deleted: list[Destroyed] = []
+    if live:
+        # The acts on the log and the keys' deletion in one transaction: all or nothing.
+        log.append_paper_acts(
+            [
+                (env, "destruction", state.proposal.ref)
+                for state, env in zip(live, envelopes, strict=True)
+            ],
+            now=now,
+            alongside=_key_deleter(home.engine, live, envelopes, now, deleted),
+        )
+    destroyed = pending + deleted
     check = check_erased(home.engine, PAPER_KEY_TABLE, "sealed", destroyed, wait=erase_wait)
     if not check.complete:
         raise ShredIncompleteError(
@@ -528,47 +576,54 @@ def _key_label(slot: str, subject: str, ref: str) -> str:
     return f"the {slot} key of {subject} for {ref}"
 
 
-def _delete_keys(
-    home: Home, live: Sequence[PaperState], envelopes: Sequence[Envelope], now: datetime
-) -> list[Destroyed]:
-    """One transaction: delete the sealed keys, record the acts and what is to be erased."""
-    destroyed: list[Destroyed] = []
-    with Session(home.engine) as session:
-        _secure_delete(home.engine, session)
-        for state, env in zip(live, envelopes, strict=True):
-            ref = state.proposal.ref
-            for key in session.exec(select(PaperKeyRow).where(PaperKeyRow.paper_ref == ref)):
-                digest = sha256_hex(key.sealed)
-                found_by = locator(key.sealed)
-                destroyed.append(
-                    Destroyed(
-                        _key_label(key.slot, key.subject, ref), digest, (key.sealed, found_by)
+def _key_deleter(
+    engine: Engine,
+    live: Sequence[PaperState],
+    envelopes: Sequence[Envelope],
+    now: datetime,
+    destroyed: list[Destroyed],
+) -> Callable[[Connection], None]:
+    """In the transaction that appends the destruction acts: delete the sealed keys, record
+    the acts and what is to be erased (appended to ``destroyed``)."""
+
+    def write(conn: Connection) -> None:
+        with Session(bind=conn) as session:
+            _secure_delete(engine, session)
+            for state, env in zip(live, envelopes, strict=True):
+                ref = state.proposal.ref
+                for key in session.exec(select(PaperKeyRow).where(PaperKeyRow.paper_ref == ref)):
+                    digest = sha256_hex(key.sealed)
+                    found_by = locator(key.sealed)
+                    destroyed.append(
+                        Destroyed(
+                            _key_label(key.slot, key.subject, ref), digest, (key.sealed, found_by)
+                        )
                     )
-                )
+                    session.add(
+                        PaperEraseRow(
+                            paper_ref=ref,
+                            slot=key.slot,
+                            subject=key.subject,
+                            sealed_sha256=digest,
+                            locator=found_by.hex(),
+                        )
+                    )
+                session.exec(delete(PaperKeyRow).where(col(PaperKeyRow.paper_ref) == ref))
+                row = session.get(PaperRow, ref)
+                assert row is not None
+                row.status = PaperStatus.DESTROYED.value
+                session.add(row)
                 session.add(
-                    PaperEraseRow(
+                    PaperActRow(
                         paper_ref=ref,
-                        slot=key.slot,
-                        subject=key.subject,
-                        sealed_sha256=digest,
-                        locator=found_by.hex(),
+                        kind="destruction",
+                        at=format_time(now),
+                        envelope=env.to_bytes(),
                     )
                 )
-            session.exec(delete(PaperKeyRow).where(col(PaperKeyRow.paper_ref) == ref))
-            row = session.get(PaperRow, ref)
-            assert row is not None
-            row.status = PaperStatus.DESTROYED.value
-            session.add(row)
-            session.add(
-                PaperActRow(
-                    paper_ref=ref,
-                    kind="destruction",
-                    at=format_time(now),
-                    envelope=env.to_bytes(),
-                )
-            )
-        session.commit()
-    return destroyed
+            _flush(session, "the destruction")
+
+    return write
 
 
 def _pending_erase(home: Home, refs: Sequence[str]) -> list[Destroyed]:

@@ -28,6 +28,8 @@ from custody.cli.login_cmd import login
 from custody.cli.paper_cmd import paper_app
 from custody.cli.serve_cmd import serve
 from custody.cli.statement_cmd import statement_app
+from custody.cli.steps_cmd import register_steps
+from custody.cli.view_cmd import register_views
 from custody.cli.witness_cmd import witness_app
 from custody.errors import CustodyError
 from custody.i18n import _
@@ -91,6 +93,8 @@ app.add_typer(paper_app, name="paper")
 app.add_typer(incident_app, name="incident")
 app.command("login")(login)
 app.command("conformance")(conformance)
+register_steps(app)
+register_views(package_app, paper_app)
 
 
 PRIVATE_UMASK = 0o077

@@ -19,14 +19,6 @@ from rich.markup import escape
 
 from crypto.encoding import format_time
 from custody.cli.common import PASSPHRASE_ENV, parse_cli_time, passphrase, state
-from custody.conformance import (
-    Client,
-    clocks,
-    create_season_home,
-    load_vectors,
-    offline_only,
-    run_http,
-)
 from custody.errors import UsageError, VerificationError
 
 
@@ -45,6 +37,16 @@ def conformance(
     ] = False,
 ) -> None:
     """Check a custody service against the conformance vectors, case by case."""
+    # Imported here: the season's set-up needs the database, which would slow every start.
+    from custody.conformance import (
+        Client,
+        clocks,
+        create_season_home,
+        load_vectors,
+        offline_only,
+        run_http,
+    )
+
     st = state(ctx)
     if setup == (url is not None):
         raise UsageError("give either --setup (make the season's home) or --url (run the vectors)")

@@ -85,11 +85,17 @@ def seal(
     Whether its handovers need a supervising witness is the exam's policy (the home's
     exams.json, put on the log before the seal if the log does not hold it yet), not an
     option: an exam without a policy there is refused before anything is signed or stored."""
-    from custody.package_service import label_text, seal_event, seal_package
+    from custody.package_service import (
+        package_row_writer,
+        refuse_sealed,
+        seal_event,
+        sign_label,
+    )
     from labels.qr import encode_qr
 
     st = state(ctx)
     policy = st.home.exam_policy(exam)
+    refuse_sealed(st.home, package)
     if (commitment is None) == (paper_file is None):
         raise UsageError(_("give exactly one of --commitment HEX or --paper-file FILE"))
     digest = (
@@ -126,11 +132,11 @@ def seal(
         expires_at=max(closes_at, now) + timedelta(days=valid_days),
     )
     pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
+    # Every key unsealed and every check made before anything is stored; then the exam's
+    # policy (the file's, if the log lacks it: what binds is the policy on the log), the
+    # package and its seal event are stored in one transaction, or none of them is.
     log = open_writer(st)
-    # What binds is the policy on the log: the file's, published first if the log lacks it.
-    log.publish_exam_policy(policy, now=now)
-    verified = seal_package(st.home, manifest, pair.signing, now=now)
-    text = label_text(st.home, package)
+    text, verified = sign_label(st.home, manifest, pair.signing, now=now)
     symbol = encode_qr(text)
     event = seal_event(
         manifest,
@@ -140,7 +146,15 @@ def seal(
         pair.signing,
         handover_witness=policy.handover_witness,
     )
-    receipt = log.submit(event, now=now)
+    publish = log.exam_policy_statement(policy, now=now)
+    result = log.submit_many(
+        [*([publish] if publish is not None else []), event],
+        now=now,
+        alongside=package_row_writer(manifest, text, verified),
+    )
+    if result.rejected:
+        raise result.rejected[0].error
+    receipt = result.receipts[-1]
     st.emit(
         {
             **verified.report(),

@@ -78,7 +78,15 @@ from custody.incidents.policy import (
     new_incident_id,
     recipients,
 )
-from custody.log import AppendResult, AppendView, CustodyLog, Prepared, Receipt, Rejected
+from custody.log import (
+    Alongside,
+    AppendResult,
+    AppendView,
+    CustodyLog,
+    Prepared,
+    Receipt,
+    Rejected,
+)
 from custody.rules import PackageState
 from custody.store import incidents as store
 from keys.model import Role
@@ -206,11 +214,36 @@ class WatchedLog(CustodyLog):
         return EncryptionKey(derive_key(self.desk.system_key.seed(), b"custody paper log part v1"))
 
     def append_paper_act(
-        self, act: Envelope, *, act_kind: str, paper: str, now: datetime
+        self,
+        act: Envelope,
+        *,
+        act_kind: str,
+        paper: str,
+        now: datetime,
+        alongside: Alongside | None = None,
     ) -> Receipt:
         """Put a person-signed paper act on the log, as a system statement that embeds it,
         before anything is decrypted: no log entry, no release. A break-glass opening becomes
-        an incident in the same transaction (the desk sees the accepted statement)."""
+        an incident in the same transaction (the desk sees the accepted statement).
+        ``alongside`` writes the paper's own rows in that transaction (``CustodyLog.submit``)."""
+        return self.submit(self._paper_act(act, act_kind, paper, now), now=now, alongside=alongside)
+
+    def append_paper_acts(
+        self,
+        acts: Sequence[tuple[Envelope, str, str]],
+        *,
+        now: datetime,
+        alongside: Alongside | None = None,
+    ) -> list[Receipt]:
+        """Several paper acts (act, act kind, paper ref) in one transaction with ``alongside``:
+        every one is appended, or none is."""
+        statements = [self._paper_act(act, kind, paper, now) for act, kind, paper in acts]
+        result = self.submit_many(statements, now=now, alongside=alongside)
+        if result.rejected:
+            raise result.rejected[0].error
+        return result.receipts
+
+    def _paper_act(self, act: Envelope, act_kind: str, paper: str, now: datetime) -> Envelope:
         authority = self.trust.authority.id
         event = Event(
             kind=Kind.PAPER_ACT,
@@ -221,7 +254,7 @@ class WatchedLog(CustodyLog):
             actors={"system": authority},
             body={"act": act.to_json_obj(), "act_kind": act_kind, "paper": paper},
         )
-        return self.submit(event.sign([self.desk.system_key]), now=now)
+        return event.sign([self.desk.system_key])
 
     def append_purges(
         self, papers: Sequence[tuple[str, str, str]], *, now: datetime
@@ -250,6 +283,12 @@ class WatchedLog(CustodyLog):
     def publish_exam_policy(self, policy: ExamPolicy, *, now: datetime) -> Receipt | None:
         """Put an exam's policy on the log (a system statement), unless the log already holds
         exactly this policy for the exam; returns the receipt, or None when nothing changed."""
+        statement = self.exam_policy_statement(policy, now=now)
+        return None if statement is None else self.submit(statement, now=now)
+
+    def exam_policy_statement(self, policy: ExamPolicy, *, now: datetime) -> Envelope | None:
+        """The system statement that puts an exam's policy on the log, or None when the log
+        holds exactly this policy already (to submit with what needs it, in one batch)."""
         try:
             if self.exam_policy(policy.exam_id) == policy:
                 return None
@@ -265,7 +304,7 @@ class WatchedLog(CustodyLog):
             actors={"system": authority},
             body=exam_policy_body(policy),
         )
-        return self.submit(event.sign([self.desk.system_key]), now=now)
+        return event.sign([self.desk.system_key])
 
     def ingest_paper_incidents(self, now: datetime) -> list[str]:
         """Turn break-glass openings recorded by the papers service into incidents (each

@@ -1,0 +1,271 @@
+"""`custody package list|show|timeline` and `custody paper show`: seeing custody.
+
+Human output is tables and sentences with times in the authority's zone; ``--json`` gives the
+same data as the API's read routes (``custody.views``), times in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from custody.cli.common import State, state
+from custody.i18n import _
+
+if TYPE_CHECKING:
+    from custody.views import Views
+
+
+def _views(st: State) -> Views:
+    from custody.views import Views
+
+    return Views(st.home)
+
+
+def _when(text: str | None) -> str:
+    from crypto.encoding import parse_time
+    from custody.steps import local_time
+
+    if not text:
+        return "-"
+    return local_time(parse_time(text, what="time"))
+
+
+def _short_when(moment: datetime) -> str:
+    from zoneinfo import ZoneInfo
+
+    from custody.steps import AUTHORITY_ZONE
+
+    shown = moment.astimezone(ZoneInfo(AUTHORITY_ZONE))
+    return f"{shown:%Y-%m-%d %H:%M:%S}"
+
+
+Offset = Annotated[int, typer.Option(help=_("Skip this many (for the next page)."))]
+Limit = Annotated[int, typer.Option(help=_("At most this many (1-500)."))]
+
+
+def package_list(
+    ctx: typer.Context,
+    exam: Annotated[str | None, typer.Option(help=_("Only this exam."))] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            help=_(
+                "Only packages in this state: sealed, in_transit, stored, opened, "
+                "distributed, recovered, returned, destroyed."
+            ),
+        ),
+    ] = None,
+    holder: Annotated[str | None, typer.Option(help=_("Only packages this person holds."))] = None,
+    site: Annotated[
+        str | None, typer.Option(help=_("Only packages bound for this exam site."))
+    ] = None,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help=_("Only packages overdue by the incident policy."))
+    ] = False,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> None:
+    """Packages with their state, holder and destination."""
+    from rich.table import Table
+
+    from crypto.encoding import parse_time
+    from custody.steps import AUTHORITY_ZONE, status_name
+    from custody.views import PackageFilter
+
+    st = state(ctx)
+    page = _views(st).packages(
+        PackageFilter(exam=exam, status=status, holder=holder, site=site, overdue=overdue),
+        now=st.now(),
+        offset=offset,
+        limit=limit,
+    )
+    if st.json:
+        st.emit(page.as_dict())
+        return
+    if not page.items:
+        st.out.print(_("no packages match"))
+        return
+    table = Table(
+        _("package"), _("exam"), _("state"), _("holder"), _("exam site"),
+        _("last recorded ({zone})").format(zone=AUTHORITY_ZONE), _("overdue"),
+    )  # fmt: skip
+    for p in page.items:
+        table.add_row(
+            escape(p["package_id"]),
+            escape(p["exam"]),
+            status_name(p["status"]) + (" ❄" if p["frozen"] else ""),
+            escape(p["holder"] or "-"),
+            escape(f"{p['site'] or '-'} {p['room'] or ''}".strip()),
+            _short_when(parse_time(p["last_time"], what="time")),
+            "⚠" if p["overdue"] else "",
+        )
+    st.out.print(table)
+    shown = f"{page.offset + 1}-{page.offset + len(page.items)}"
+    more = (
+        _("; next page: --offset {n}").format(n=page.next_offset)
+        if page.next_offset is not None
+        else ""
+    )
+    st.out.print(_("{shown} of {total} package(s)").format(shown=shown, total=page.total) + more)
+
+
+def package_show(
+    ctx: typer.Context,
+    package: Annotated[str, typer.Argument(help=_("The package id."))],
+) -> None:
+    """One package: state, holder, route, seals, counts, destination and findings."""
+    from custody.steps import status_name
+
+    st = state(ctx)
+    p = _views(st).package(package, now=st.now())
+    if st.json:
+        st.emit(p)
+        return
+    marked = [
+        f"[bold]{escape(person)}[/]" if person == p["holder"] else escape(person)
+        for person in p["route"]
+    ]
+    dest = p["destination"] or {}
+    lines = [
+        _("[bold]package {id}[/]").format(id=escape(package)),
+        _("  state        {state}").format(state=status_name(p["status"]))
+        + (_(" (frozen)") if p["frozen"] else "")
+        + (_(" (compromised)") if p["compromised"] else ""),
+        _("  holder       {holder}").format(holder=escape(p["holder"] or "-")),
+        _("  next         {next}").format(next=escape(p["next_holder"] or "-")),
+        _("  route        {route}").format(route=" → ".join(marked) or "-"),
+        _("  exam         {exam} / {position}, paper {paper}").format(
+            exam=escape(p["exam"]), position=escape(p["position"]), paper=escape(p["paper"])
+        ),
+        _("  destination  {site} {room}").format(
+            site=escape(dest.get("site", "-")), room=escape(dest.get("room", ""))
+        ),
+        _("  window       {start} .. {end}").format(
+            start=_when(p["window"]["start"]), end=_when(p["window"]["end"])
+        ),
+        _("  seals        {seals}").format(seals=escape(", ".join(p["seals"]))),
+        _("  copies       {copies}, distributed {distributed}, recovered {recovered}").format(
+            copies=p["copies"], distributed=p["distributed"], recovered=p["recovered"]
+        ),
+        _("  last         {when} at {place}").format(
+            when=_when(p["last_time"]), place=escape(p["last_place"] or "-")
+        ),
+        _("  events       {n} (see `custody package timeline {id}`)").format(
+            n=p["events"], id=escape(package)
+        ),
+    ]
+    if p["overdue"]:
+        lines.append(_("  [yellow]overdue[/]      {why}").format(why=escape(p["overdue"])))
+    for f in p["findings"]:
+        lines.append(
+            _("  [yellow]finding[/] #{index} {kind}: {detail}").format(
+                index=f["index"], kind=f["kind"], detail=escape(f["detail"])
+            )
+        )
+    st.out.print("\n".join(lines))
+
+
+def package_timeline(
+    ctx: typer.Context,
+    package: Annotated[str, typer.Argument(help=_("The package id."))],
+) -> None:
+    """Every event of a package with its signers' names, times and verification marks
+    (signatures, slots and inclusion in the signed checkpoint are checked again now)."""
+    from rich.table import Table
+
+    from custody.steps import AUTHORITY_ZONE, step_name
+
+    st = state(ctx)
+    entries = _views(st).timeline(package)
+    if st.json:
+        st.emit({"package_id": package, "events": [e.as_dict() for e in entries]})
+        return
+    table = Table(
+        "#",
+        _("verified"),
+        _("time ({zone})").format(zone=AUTHORITY_ZONE),
+        _("event"),
+        _("place"),
+        _("signed by"),
+        title=_("package {id}: {n} event(s)").format(id=escape(package), n=len(entries)),
+    )
+    for e in entries:
+        signers = "\n".join(
+            f"{'✓' if s.ok else '✗'} {escape(s.slot)}: {escape(s.name or s.person)}"
+            + (f" ({escape(s.person)})" if s.name else "")
+            for s in e.signers
+        )
+        notes = [*(f"⚠ {escape(f['kind'])}: {escape(f['detail'])}" for f in e.findings)]
+        notes += [f"✗ {escape(p)}" for p in e.problems]
+        table.add_row(
+            str(e.index),
+            "[green]✓[/]" if e.verified else "[red]✗[/]",
+            _short_when(e.time),
+            step_name(e.kind) + ("\n" + "\n".join(notes) if notes else ""),
+            escape(e.place or "-"),
+            signers,
+        )
+    st.out.print(table)
+    bad = [e.index for e in entries if not e.verified]
+    if bad:
+        st.out.print(
+            _("[bold red]{n} event(s) did not verify[/]: #{which}").format(
+                n=len(bad), which=", #".join(str(i) for i in bad)
+            )
+        )
+    else:
+        st.out.print(
+            _(
+                "[green]every signature verified, every signer slot filled, every event in the "
+                "signed checkpoint[/]"
+            )
+        )
+
+
+def paper_show(
+    ctx: typer.Context,
+    paper: Annotated[str, typer.Argument(help=_("Paper id (newest version) or ID@vN."))],
+) -> None:
+    """One paper with every act on it (who signed, when, which log entry recorded it)."""
+    from rich.table import Table
+
+    st = state(ctx)
+    p = _views(st).paper(paper)
+    if st.json:
+        st.emit(p)
+        return
+    backup = _(", backup of {ref}").format(ref=p["backup_of"]) if p["backup_of"] else ""
+    st.out.print(
+        _("[bold]paper {ref}[/] ({exam}/{position}, {role}{backup}, {classification})").format(
+            ref=escape(p["ref"]), exam=escape(p["exam"]), position=escape(p["position"]),
+            role=p["role"], backup=escape(backup), classification=p["classification"],
+        )
+    )  # fmt: skip
+    st.out.print(
+        _("  status {status}; {keys} sealed key(s) held; commitment {commitment}").format(
+            status=p["status"], keys=p["keys_held"], commitment=p["commitment"]
+        )
+    )
+    table = Table(_("act"), _("time"), _("signed by"), _("verified"), _("log entry"))
+    for a in p["acts"]:
+        table.add_row(
+            escape(a["kind"]),
+            _when(a["at"]),
+            "\n".join(f"{escape(s['name'])} ({escape(s['person'])})" for s in a["signers"]),
+            "[green]✓[/]" if a["signatures_ok"] else "[red]✗[/]",
+            "-" if a["log_index"] is None else f"#{a['log_index']}",
+        )
+    st.out.print(table)
+
+
+def register_views(package_app: typer.Typer, paper_app: typer.Typer) -> None:
+    """Add the read commands to `custody package` and `custody paper`."""
+    package_app.command("list")(package_list)
+    package_app.command("show")(package_show)
+    package_app.command("timeline")(package_timeline)
+    paper_app.command("show")(paper_show)
