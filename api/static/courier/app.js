@@ -1,0 +1,686 @@
+// The courier's device: log in with a key file, cache the trust bundle, scan and verify labels
+// on the device, check the seals, have releaser and receiver sign the handover, keep the signed
+// statement in an outbox until the network returns, and check each receipt's inclusion proof.
+// Keys stay in this page's memory only: nothing below stores a seed or a session token.
+import { prepareZXingModule, readBarcodes } from "/courier/vendor/zxing.js";
+import { unlockKeyFile } from "./keyfile.js";
+import { verifyLabel } from "./label.js";
+import {
+  Refusal, b64decode, canonicalJson, equalBytes, formatTime, hex, keyId, parseCanonical,
+  sha256Bytes, signEnvelope, utf8, verifyCheckpoint, verifyInclusion,
+} from "./lib.js";
+import * as store from "./store.js";
+import { personBySubject, standing, verifyBundle } from "./trust.js";
+
+prepareZXingModule({
+  overrides: { locateFile: (path, prefix) => (path.endsWith(".wasm") ? "/courier/vendor/zxing_reader.wasm" : prefix + path) },
+});
+
+const $ = (sel) => document.querySelector(sel);
+const EVENT_TYPE = "application/vnd.custody.event.v1+json";
+const LOGIN_TYPE = "application/vnd.custody.login.v1+json";
+
+// ---- language -------------------------------------------------------------------------------
+let catalogue = {};
+let lang = "zh-CN";
+
+function t(key, vars = {}) {
+  const text = catalogue[lang]?.[key] ?? catalogue["zh-CN"]?.[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang;
+  document.title = t("app.title");
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  renderNet();
+  renderOutbox();
+  renderMine();
+  if (current) renderVerdict();
+}
+
+// ---- state (memory only) -----------------------------------------------------------------------
+let session = null; // {subject, name, roles, seed, keyId, token}
+let trust = null; // verified bundle
+let current = null; // {ok, result|error, offline}
+let draft = null; // {event, payload, statementId, slots: [{slot, person, sig}]}
+
+const now = () => Math.floor(Date.now() / 1000);
+
+function say(el, text, state = "") {
+  const node = typeof el === "string" ? $(el) : el;
+  node.textContent = text;
+  node.dataset.state = state;
+}
+
+function renderNet() {
+  say("#net", navigator.onLine ? t("net.online") : t("net.offline"), navigator.onLine ? "online" : "offline");
+}
+
+async function api(path, init = {}) {
+  const headers = { ...(init.headers ?? {}) };
+  if (session?.token) headers.authorization = `Bearer ${session.token}`;
+  const r = await fetch(path, { ...init, headers, cache: "no-store" });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const e = new Refusal(body.error ?? `http_${r.status}`, body.message ?? `HTTP ${r.status}`);
+    e.status = r.status;
+    throw e;
+  }
+  return { status: r.status, body };
+}
+
+// ---- trust bundle ---------------------------------------------------------------------------
+async function loadCachedTrust() {
+  const cached = await store.get("settings", "bundle");
+  if (!cached) return null;
+  try {
+    return verifyBundle(cached.bundle, cached.pin);
+  } catch (e) {
+    console.warn("cached trust bundle refused", e);
+    return null;
+  }
+}
+
+async function refreshTrust() {
+  const { body } = await api("/v1/trust-bundle");
+  const pinned = await store.get("settings", "bundle");
+  const verified = verifyBundle(body, pinned?.pin); // first bundle pins its authority
+  await store.put("settings", { bundle: body, pin: verified.authority.id, fetched_at: now() }, "bundle");
+  trust = verified;
+}
+
+// ---- login ----------------------------------------------------------------------------------
+async function login(ev) {
+  ev.preventDefault();
+  const file = $("#keyfile").files[0];
+  const status = $("#login-status");
+  if (!file) return;
+  say(status, t("login.working"), "busy");
+  try {
+    const key = await unlockKeyFile(await file.text(), $("#passphrase").value);
+    $("#passphrase").value = "";
+    let token = null;
+    if (navigator.onLine) {
+      const { body: ch } = await api("/v1/login/challenge", { method: "POST" });
+      const statement = { challenge: ch.challenge, key_id: key.keyId, origin: ch.origin, type: "custody.login.v1" };
+      const envelope = signEnvelope(LOGIN_TYPE, canonicalJson(statement), [key]);
+      const { body: s } = await api("/v1/login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(envelope),
+      });
+      token = s.token;
+      session = { token };
+      await refreshTrust();
+    } else {
+      trust = await loadCachedTrust();
+      if (!trust) throw new Refusal("not_found", t("scan.notrust"));
+    }
+    const me = trust.people.find((p) => p.keyId === key.keyId);
+    if (!me) throw new Refusal("unknown_signer", "this key is not in the authority's directory");
+    session = { subject: me.subject, name: me.name, roles: me.roles, seed: key.seed, keyId: key.keyId, publicKey: key.publicKey, token };
+    const cached = await store.get("settings", "bundle");
+    say(status, token ? t("login.done", { name: me.name, roles: me.roles.join(", ") }) : t("login.offline", { when: formatTime(cached.fetched_at) }), "ok");
+    say("#authority", t("login.pinned", { authority: `${trust.authority.name} · ${trust.authority.id.slice(0, 16)}…` }));
+    document.body.dataset.session = token ? "online" : "offline";
+    $("#logout").hidden = false;
+    if (token) {
+      await refreshPackages();
+      sync();
+    }
+    if (current?.ok) renderHandover();
+    await renderMine();
+  } catch (e) {
+    if (!session?.seed) session = null; // a half-done login leaves nothing behind
+    say(status, t("login.failed", { reason: `${e.message} (${e.code ?? "error"})` }), "error");
+  }
+}
+
+function logout() {
+  if (session?.seed) session.seed.fill(0);
+  session = null;
+  draft = null;
+  document.body.dataset.session = "";
+  $("#logout").hidden = true;
+  say("#login-status", "");
+  renderHandover();
+  renderMine();
+}
+
+// ---- packages the device knows -------------------------------------------------------------
+async function fetchPackage(id) {
+  if (!session?.token || !navigator.onLine) return;
+  try {
+    const { body } = await api(`/v1/packages/${encodeURIComponent(id)}`);
+    const local = await store.get("packages", id);
+    // A statement queued here but not yet on the log is newer than what the server knows.
+    if (local?.local && local.state.last_event !== body.state.last_event) {
+      const queued = await store.get("outbox", local.state.last_event);
+      if (queued && queued.state === "queued") return;
+    }
+    await store.put("packages", { package_id: id, state: body.state, fetched_at: now(), local: false });
+  } catch (e) {
+    console.warn("package state not refreshed", e);
+  }
+}
+
+async function refreshPackages() {
+  for (const p of await store.all("packages")) await fetchPackage(p.package_id);
+}
+
+// ---- scanning -------------------------------------------------------------------------------
+let stream = null;
+let scanning = false;
+const detector = "BarcodeDetector" in window ? new window.BarcodeDetector({ formats: ["qr_code"] }) : null;
+
+async function startCamera() {
+  if (stream) return stopCamera();
+  $("#verdict").hidden = true;
+  $("#verdict").dataset.state = "scanning";
+  $("#handover").hidden = true;
+  $("#seals-section").hidden = true;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+  } catch (e) {
+    say("#scan-status", t("scan.nocamera", { reason: e.message }), "error");
+    return;
+  }
+  const video = $("#video");
+  video.srcObject = stream;
+  video.hidden = false;
+  await video.play();
+  $("#camera").textContent = t("scan.stop");
+  scanning = true;
+  say("#scan-status", t("scan.idle"));
+  scanLoop();
+}
+
+function stopCamera() {
+  scanning = false;
+  stream?.getTracks().forEach((tr) => tr.stop());
+  stream = null;
+  $("#video").hidden = true;
+  $("#camera").textContent = t("scan.start");
+}
+
+async function decodeFrame(video) {
+  if (detector) {
+    const codes = await detector.detect(video);
+    return codes.length === 1 ? codes[0].rawValue : null;
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0);
+  const image = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const found = await readBarcodes(image, { formats: ["QRCode"], tryHarder: true, maxNumberOfSymbols: 2 });
+  const valid = found.filter((r) => r.isValid);
+  return valid.length === 1 ? valid[0].text : null;
+}
+
+async function scanLoop() {
+  const video = $("#video");
+  while (scanning) {
+    if (video.readyState >= 2 && video.videoWidth) {
+      const text = await decodeFrame(video).catch(() => null);
+      if (text) {
+        stopCamera();
+        await judge(text);
+        return;
+      }
+      say("#scan-status", t("scan.nocode"));
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+async function judge(text) {
+  if (!trust) trust = await loadCachedTrust();
+  if (!trust) {
+    say("#scan-status", t("scan.notrust"), "error");
+    return;
+  }
+  draft = null;
+  try {
+    const result = await verifyLabel(text, trust, now());
+    current = { ok: true, result, offline: !navigator.onLine, at: now() };
+    await fetchPackage(result.manifest.package_id);
+  } catch (e) {
+    if (!(e instanceof Refusal)) console.error(e);
+    current = { ok: false, error: e instanceof Refusal ? e : new Refusal("format", String(e)), offline: !navigator.onLine, at: now() };
+  }
+  renderVerdict();
+  renderHandover();
+  renderMine();
+  const item = document.createElement("li");
+  item.textContent = `${formatTime(current.at)} ${current.ok ? `${t("verdict.valid")} ${current.result.manifest.package_id}` : `${t("verdict.refused")} ${current.error.code}`}`;
+  $("#history").prepend(item);
+}
+
+function renderVerdict() {
+  const v = $("#verdict");
+  v.hidden = false;
+  v.dataset.state = current.ok ? "valid" : "refused";
+  $("#verdict-title").textContent = current.ok ? t("verdict.valid") : t("verdict.refused");
+  $("#verdict-where").textContent = current.offline ? t("verdict.offline") : t("verdict.ondevice");
+  const facts = $("#facts");
+  facts.replaceChildren();
+  if (!current.ok) {
+    $("#verdict-reason").textContent = `${current.error.message} (${current.error.code})`;
+    $("#seals-section").hidden = true;
+    return;
+  }
+  $("#verdict-reason").textContent = "";
+  const m = current.result.manifest;
+  const s = current.result.sealer;
+  const rows = [
+    ["fact.package", m.package_id],
+    ["fact.exam", `${m.exam} · ${m.session} · ${m.position}`],
+    ["fact.paper", m.paper],
+    ["fact.classification", t(`class.${m.classification}`)],
+    ["fact.copies", `${m.copies}（${m.seals.length} × ${m.bag_size}）`],
+    ["fact.seals", m.seals.join(", ")],
+    ["fact.destination", `${m.destination.site} ${m.destination.room}`],
+    ["fact.window", `${formatTime(m.window.start)} – ${formatTime(m.window.end)}`],
+    ["fact.route", m.route.map((r) => `${r.person}@${r.place}`).join(" → ")],
+    ["fact.sealer", `${s.name} (${s.subject}, ${s.keyId.slice(0, 16)}…)`],
+  ];
+  for (const [k, v2] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = t(k);
+    const dd = document.createElement("dd");
+    dd.textContent = v2;
+    facts.append(dt, dd);
+  }
+  renderSeals(m);
+}
+
+function renderSeals(m) {
+  const box = $("#seal-list");
+  const legend = document.createElement("legend");
+  legend.dataset.i18n = "seals.hint";
+  legend.textContent = t("seals.hint");
+  box.replaceChildren(legend);
+  m.seals.forEach((serial, i) => {
+    const id = `seal-${i}`;
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    const input = document.createElement("input");
+    input.type = "checkbox";
+    input.id = id;
+    input.value = serial;
+    input.addEventListener("change", checkSeals);
+    label.append(input, ` ${serial}`);
+    box.append(label);
+  });
+  $("#seal-count").value = "";
+  $("#seals-section").hidden = false;
+  checkSeals();
+}
+
+function observedSeals() {
+  return Array.from(document.querySelectorAll("#seal-list input:checked"), (i) => i.value);
+}
+
+function checkSeals() {
+  if (!current?.ok) return true;
+  const m = current.result.manifest;
+  const seen = observedSeals();
+  const count = Number($("#seal-count").value);
+  const ok = seen.length === m.seals.length && count === m.seals.length;
+  if (!$("#seal-count").value && seen.length === 0) say("#seal-status", t("seals.hint"));
+  else say("#seal-status", ok ? t("seals.ok", { n: m.seals.length }) : t("seals.mismatch"), ok ? "ok" : "warn");
+  return ok;
+}
+
+// ---- handover -------------------------------------------------------------------------------
+let secondCustodian = ""; // chosen before the first signature: it is part of the payload
+
+async function planFor(packageId) {
+  const cached = await store.get("packages", packageId);
+  if (!cached) return { problem: t("handover.unknown") };
+  const st = cached.state;
+  if (!st.next_holder || st.frozen || !["sealed", "in_transit"].includes(st.status)) {
+    return { problem: t("handover.unsupported", { status: st.status }) };
+  }
+  const next = personBySubject(trust, st.next_holder);
+  if (next?.roles.includes("custodian")) {
+    // Into a site's store: the receiving custodian and a second custodian both sign.
+    const choices = trust.people.filter((p) => p.roles.includes("custodian") && p.subject !== st.next_holder);
+    const chosen = draft?.event.actors.custodian2 ?? secondCustodian;
+    return {
+      kind: "receive", state: st, choices,
+      slots: [["releaser", st.holder], ["receiver", st.next_holder], ["custodian2", chosen]],
+    };
+  }
+  const kind = st.status === "sealed" ? "dispatch" : "handover";
+  return { kind, state: st, slots: [["releaser", st.holder], ["receiver", st.next_holder]] };
+}
+
+function custodianChoice(plan) {
+  const wrap = document.createElement("div");
+  const label = document.createElement("label");
+  label.htmlFor = "custodian2";
+  label.textContent = t("handover.choose2");
+  const select = document.createElement("select");
+  select.id = "custodian2";
+  select.append(new Option("—", ""));
+  for (const p of plan.choices) select.append(new Option(`${p.name} (${p.subject})`, p.subject));
+  select.value = secondCustodian;
+  select.disabled = Boolean(draft);
+  select.addEventListener("change", () => {
+    secondCustodian = select.value;
+    renderHandover();
+  });
+  wrap.append(label, select);
+  return wrap;
+}
+
+async function renderHandover() {
+  const section = $("#handover");
+  const slotsBox = $("#slots");
+  if (!current?.ok || !trust) {
+    section.hidden = true;
+    return;
+  }
+  section.hidden = false;
+  const plan = await planFor(current.result.manifest.package_id);
+  slotsBox.replaceChildren();
+  $("#queue").hidden = true;
+  if (plan.problem) {
+    say("#handover-status", plan.problem, "warn");
+    $("#kind").textContent = "";
+    return;
+  }
+  say("#handover-status", draft ? "" : "");
+  $("#kind").textContent = t(`handover.kind.${plan.kind}`);
+  for (const [slot, subject] of plan.slots) {
+    const who = personBySubject(trust, subject);
+    const div = document.createElement("div");
+    div.className = "slot";
+    div.dataset.slot = slot;
+    const h = document.createElement("h3");
+    h.textContent = `${t(`handover.slot.${slot}`)}：${who ? who.name : subject || "—"}`;
+    div.append(h);
+    if (slot === "custodian2") div.append(custodianChoice(plan));
+    if (!subject) {
+      slotsBox.append(div);
+      continue;
+    }
+    const signed = draft?.slots.find((s) => s.slot === slot && s.sig);
+    if (signed) {
+      const p = document.createElement("p");
+      p.className = "signed";
+      p.dataset.state = "signed";
+      p.textContent = t("handover.signed", { slot: t(`handover.slot.${slot}`), name: who?.name ?? subject });
+      div.append(p);
+    } else if (session && session.subject === subject) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.id = `sign-${slot}`;
+      b.textContent = t("handover.sign.self", { name: session.name });
+      b.addEventListener("click", () =>
+        sign(plan, slot, subject, { seed: session.seed, keyId: session.keyId })
+          .catch((e) => say("#handover-status", `${e.message} (${e.code ?? "error"})`, "error")));
+      div.append(b);
+    } else {
+      const fileId = `slot-${slot}-file`;
+      const passId = `slot-${slot}-pass`;
+      div.insertAdjacentHTML("beforeend",
+        `<p>${escapeHtml(t("handover.sign.other", { name: who?.name ?? subject }))}</p>` +
+        `<label for="${fileId}">${escapeHtml(t("login.keyfile"))}</label><input type="file" id="${fileId}" accept=".key,application/json">` +
+        `<label for="${passId}">${escapeHtml(t("login.passphrase"))}</label><input type="password" id="${passId}" autocomplete="off">` +
+        `<button type="button" id="slot-${slot}-sign">${escapeHtml(t("handover.unlock"))}</button>` +
+        `<p class="status" id="slot-${slot}-status" role="status"></p>`);
+      div.querySelector(`#slot-${slot}-sign`).addEventListener("click", async () => {
+        const f = div.querySelector(`#${fileId}`).files[0];
+        const pass = div.querySelector(`#${passId}`);
+        if (!f) return;
+        try {
+          const key = await unlockKeyFile(await f.text(), pass.value);
+          pass.value = "";
+          await sign(plan, slot, subject, key);
+          key.seed.fill(0); // the other person's key is forgotten at once
+        } catch (e) {
+          say(div.querySelector(`#slot-${slot}-status`), `${e.message} (${e.code ?? "error"})`, "error");
+        }
+      });
+    }
+    slotsBox.append(div);
+  }
+  $("#queue").hidden = !(draft && draft.slots.every((s) => s.sig));
+}
+
+const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function freezeDraft(plan) {
+  if (draft && draft.packageId === current.result.manifest.package_id) return draft;
+  if (plan.slots.some(([, person]) => !person)) throw new Refusal("usage", t("handover.choose2"));
+  const m = current.result.manifest;
+  const event = {
+    type: "custody.event.v1",
+    kind: plan.kind,
+    authority: trust.authority.id,
+    time: formatTime(now()),
+    place: $("#place").value.trim(),
+    packages: { [m.package_id]: plan.state.last_event },
+    actors: Object.fromEntries(plan.slots),
+    body: { seals: observedSeals() },
+    corrects: null,
+  };
+  const payload = canonicalJson(event);
+  $("#place").disabled = true;
+  for (const i of document.querySelectorAll("#seal-list input, #seal-count")) i.disabled = true;
+  draft = { packageId: m.package_id, event, payload, statementId: hex(sha256Bytes(payload)), slots: plan.slots.map(([slot, person]) => ({ slot, person, sig: null })), plan };
+  return draft;
+}
+
+async function sign(plan, slot, subject, key) {
+  const who = personBySubject(trust, subject);
+  if (!who || who.keyId !== key.keyId) throw new Refusal("unknown_signer", t("handover.wrongkey", { name: who?.name ?? subject }));
+  const d = freezeDraft(plan);
+  const problem = standing(trust, who, now(), now());
+  if (problem) throw problem;
+  const env = signEnvelope(EVENT_TYPE, d.payload, [key]);
+  d.slots.find((s) => s.slot === slot).sig = env.signatures[0];
+  await renderHandover();
+}
+
+async function queueDraft() {
+  const d = draft;
+  const envelope = { payload: b64encodeBytes(d.payload), payloadType: EVENT_TYPE, signatures: d.slots.map((s) => s.sig) };
+  await store.put("outbox", {
+    statement_id: d.statementId, envelope, package_id: d.packageId, kind: d.event.kind,
+    created: now(), state: "queued", receipt: null, error: null, proof: null,
+  });
+  // The next statement about this package chains to this one, even before it is synced.
+  const cached = await store.get("packages", d.packageId);
+  const status = d.event.kind === "receive" ? "stored" : "in_transit";
+  const st = { ...cached.state, last_event: d.statementId, holder: d.event.actors.receiver, status };
+  const at = st.route.indexOf(st.holder);
+  st.next_holder = at >= 0 && at + 1 < st.route.length ? st.route[at + 1] : null;
+  await store.put("packages", { package_id: d.packageId, state: st, fetched_at: cached.fetched_at, local: true });
+  draft = null;
+  secondCustodian = "";
+  $("#place").disabled = false;
+  say("#handover-status", t("handover.queued"), "queued");
+  $("#slots").replaceChildren();
+  $("#queue").hidden = true;
+  $("#seals-section").hidden = true;
+  await renderOutbox();
+  await renderMine();
+  sync();
+}
+
+const b64encodeBytes = (b) => btoa(String.fromCharCode(...b));
+
+// ---- escort check-in ("all well") -----------------------------------------------------------
+async function renderMine() {
+  const list = $("#mine");
+  list.replaceChildren();
+  const mine = session ? (await store.all("packages")).filter((p) => p.state.holder === session.subject) : [];
+  say("#mine-empty", session ? (mine.length ? "" : t("mine.empty")) : t("mine.login"));
+  for (const p of mine) {
+    const li = document.createElement("li");
+    li.dataset.package = p.package_id;
+    li.append(`${p.package_id} · ${t(`state.${p.state.status}`)} · ${p.state.last_time ?? ""} `);
+    if (p.state.status === "in_transit" && !p.state.frozen) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "checkin";
+      b.textContent = t("mine.checkin");
+      b.setAttribute("aria-label", `${t("mine.checkin")} ${p.package_id}`);
+      b.addEventListener("click", () => checkin(p));
+      li.append(b);
+    }
+    list.append(li);
+  }
+}
+
+async function checkin(p) {
+  if (!trust || !session?.seed) return;
+  const event = {
+    type: "custody.event.v1",
+    kind: "checkin",
+    authority: trust.authority.id,
+    time: formatTime(now()),
+    place: $("#place").value.trim(),
+    packages: { [p.package_id]: p.state.last_event },
+    actors: { escort: session.subject },
+    body: {},
+    corrects: null,
+  };
+  const payload = canonicalJson(event);
+  const envelope = signEnvelope(EVENT_TYPE, payload, [{ seed: session.seed, keyId: session.keyId }]);
+  const statementId = hex(sha256Bytes(payload));
+  await store.put("outbox", {
+    statement_id: statementId, envelope, package_id: p.package_id, kind: "checkin",
+    created: now(), state: "queued", receipt: null, error: null, proof: null,
+  });
+  await store.put("packages", { ...p, state: { ...p.state, last_event: statementId }, local: true });
+  await renderOutbox();
+  await renderMine();
+  sync();
+}
+
+// ---- outbox ---------------------------------------------------------------------------------
+let syncing = false;
+
+async function sync() {
+  if (syncing || !navigator.onLine) return;
+  syncing = true;
+  try {
+    const items = (await store.all("outbox")).sort((a, b) => a.created - b.created);
+    for (const item of items) {
+      if (item.state === "queued") await send(item);
+      if (item.state === "synced" && item.proof !== "ok" && session?.token) await prove(item);
+    }
+  } finally {
+    syncing = false;
+    await renderOutbox();
+    await renderMine();
+  }
+}
+
+async function send(item) {
+  try {
+    const { body } = await api("/v1/events", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(item.envelope),
+    });
+    if (body.statement_id !== item.statement_id) throw new Refusal("format", "the receipt names another statement");
+    item.state = "synced";
+    item.receipt = body;
+    item.proof = "pending";
+  } catch (e) {
+    if (e instanceof TypeError) return; // the network is not back: stays queued, honestly
+    if (e.status && (e.status >= 500 || e.status === 408 || e.status === 429)) return;
+    item.state = "refused";
+    item.error = { code: e.code, message: e.message };
+  }
+  await store.put("outbox", item);
+}
+
+async function prove(item) {
+  try {
+    const cp = verifyCheckpoint(item.receipt.checkpoint, trust.authority.logOrigin, trust.authority.logKey);
+    const { body: entry } = await api(`/v1/entries/${item.receipt.index}`);
+    const leaf = b64decode(entry.leaf, "leaf");
+    const parsed = parseCanonical(leaf, "log entry");
+    const ours = equalBytes(canonicalJson(parsed.envelope), canonicalJson(item.envelope)) && parsed.type === "custody.entry.v1";
+    const { body: proof } = await api(`/v1/proofs/inclusion?index=${item.receipt.index}&size=${cp.size}`);
+    const path = proof.proof.map((h) => b64decode(h, "proof hash"));
+    item.proof = ours && verifyInclusion(leaf, item.receipt.index, cp.size, path, cp.root) ? "ok" : "failed";
+    item.received = parsed.received;
+  } catch (e) {
+    if (e instanceof TypeError) return;
+    item.proof = "failed";
+    item.proof_error = `${e.message} (${e.code})`;
+  }
+  await store.put("outbox", item);
+}
+
+async function renderOutbox() {
+  const list = $("#outbox");
+  if (!list) return;
+  const items = (await store.all("outbox")).sort((a, b) => b.created - a.created);
+  list.replaceChildren();
+  if ($("#handover-status").dataset.state === "queued" && !items.some((i) => i.state === "queued")) {
+    say("#handover-status", ""); // sent: the outbox below says what became of it
+  }
+  say("#outbox-empty", items.length ? "" : t("outbox.empty"));
+  for (const item of items) {
+    const li = document.createElement("li");
+    li.dataset.state = item.state;
+    li.dataset.proof = item.proof ?? "";
+    li.dataset.statement = item.statement_id;
+    let text;
+    if (item.state === "queued") text = t("outbox.queued");
+    else if (item.state === "refused") text = t("outbox.refused", { reason: `${item.error.message} (${item.error.code})` });
+    else if (item.proof === "ok") text = t("outbox.synced", { index: item.receipt.index });
+    else if (item.proof === "failed") text = t("outbox.proof.failed", { index: item.receipt.index });
+    else text = t("outbox.synced.unproven", { index: item.receipt.index });
+    const findings = item.receipt?.findings?.map((f) => f.kind).join(", ");
+    li.textContent = `${item.package_id} · ${item.kind} · ${formatTime(item.created)} · ${item.statement_id.slice(0, 12)}… — ${text}${findings ? ` · ${t("outbox.findings", { findings })}` : ""}`;
+    list.append(li);
+  }
+}
+
+// ---- start ----------------------------------------------------------------------------------
+async function start() {
+  catalogue = await (await fetch("/courier/i18n.json")).json();
+  const saved = localStorage.getItem("custody.lang");
+  lang = saved ?? (navigator.language.toLowerCase().startsWith("zh") ? "zh-CN" : "zh-CN");
+  applyLanguage();
+  $("#lang").addEventListener("click", () => {
+    lang = lang === "zh-CN" ? "en" : "zh-CN";
+    localStorage.setItem("custody.lang", lang);
+    applyLanguage();
+  });
+  $("#login-form").addEventListener("submit", login);
+  $("#logout").addEventListener("click", logout);
+  $("#camera").addEventListener("click", startCamera);
+  $("#check-text").addEventListener("click", () => judge($("#label-text").value));
+  $("#seal-count").addEventListener("input", checkSeals);
+  $("#queue").addEventListener("click", queueDraft);
+  $("#sync").addEventListener("click", sync);
+  window.addEventListener("online", () => { renderNet(); sync(); });
+  window.addEventListener("offline", renderNet);
+  window.addEventListener("pagehide", () => session?.seed?.fill(0));
+  setInterval(() => { renderNet(); sync(); }, 3000);
+  trust = await loadCachedTrust();
+  if (trust) say("#authority", t("login.pinned", { authority: `${trust.authority.name} · ${trust.authority.id.slice(0, 16)}…` }));
+  await renderOutbox();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/courier/sw.js", { scope: "/courier/" }).catch((e) => console.warn("no service worker", e));
+  }
+  document.body.dataset.ready = "true";
+}
+
+// Exposed for the benchmark and the tests' own checks; holds no secret.
+window.custody = { verifyLabel, verifyBundle, unlockKeyFile, readBarcodes, keyId, utf8, loadCachedTrust };
+
+start();

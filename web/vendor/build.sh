@@ -1,0 +1,26 @@
+#!/bin/sh
+# Rebuild the courier page's vendored scripts from the npm registry, exactly as locked.
+#   cd web/vendor && ./build.sh
+# Needs node >= 20 and npm. Writes api/static/vendor/ (served by `custody serve`) and
+# tests/api/vendor/axe.min.js (the accessibility checker the browser test injects), with the
+# licence of every package bundled. No CDN is involved at run time.
+set -eu
+cd "$(dirname "$0")"
+npm ci --no-audit --no-fund
+OUT=../../api/static/vendor
+mkdir -p "$OUT" ../../tests/api/vendor
+npx esbuild crypto.entry.mjs --bundle --format=esm --minify --legal-comments=none \
+  --target=es2022 --outfile="$OUT/crypto.js"
+npx esbuild zxing.entry.mjs --bundle --format=esm --minify --legal-comments=none \
+  --target=es2022 --outfile="$OUT/zxing.js"
+cp node_modules/zxing-wasm/dist/reader/zxing_reader.wasm "$OUT/zxing_reader.wasm"
+cp node_modules/axe-core/axe.min.js ../../tests/api/vendor/axe.min.js
+cp node_modules/axe-core/LICENSE ../../tests/api/vendor/axe-core.LICENSE
+: > "$OUT/LICENSES.txt"
+for p in hash-wasm @noble/ciphers @noble/ed25519 @noble/hashes cborg zxing-wasm; do
+  v=$(node -p "require('./node_modules/$p/package.json').version")
+  printf '==== %s %s (npm) ====\n' "$p" "$v" >> "$OUT/LICENSES.txt"
+  cat node_modules/$p/LICENSE* >> "$OUT/LICENSES.txt"
+  printf '\n' >> "$OUT/LICENSES.txt"
+done
+sha256sum "$OUT/crypto.js" "$OUT/zxing.js" "$OUT/zxing_reader.wasm" > "$OUT/SHA256SUMS"

@@ -1,0 +1,8 @@
+// What the courier's page needs from audited libraries, bundled into one ES module.
+export { argon2id } from "hash-wasm";
+export { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import * as ed from "@noble/ed25519";
+import { sha256, sha512 } from "@noble/hashes/sha2.js";
+ed.hashes.sha512 = sha512;
+export { ed, sha256 };
+export { decode as cborDecode, encode as cborEncode } from "cborg";
