@@ -95,10 +95,27 @@ class Cluster:
         text = "".join(f"{k} = {v}\n" for k, v in lines.items())
         self._run("sh", "-c", f"cat >> {conf} <<'EOF'\n{text}EOF")
 
-    def start(self) -> None:
-        self._run(
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "start"
-        )
+    def start(self, attempts: int = 10) -> None:
+        """Start the server; after a SIGKILL its last backends may still be exiting on a busy
+        machine, so a refused start is retried (a second apart) before it fails with the
+        server's own log."""
+        for attempt in range(attempts):
+            try:
+                self._run(
+                    str(self.bin / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-w",
+                    "start",
+                )
+                return
+            except subprocess.CalledProcessError as e:
+                if attempt == attempts - 1:
+                    tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+                    raise AssertionError(f"{self.data} does not start:\n{tail}") from e
+                time.sleep(1)
 
     def stop(self) -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
