@@ -2,7 +2,9 @@
 
 Rules:
 - Every ``CustodyError`` answers its class's ``http_status`` with the body
-  ``{"error": code, "message": ..., "hint"?: ...}``; routes never raise HTTP errors inline.
+  ``{"error": code, "message": ..., "hint"?: ..., "message_zh"?: ..., "hint_zh"?: ...}``
+  (English text; the Chinese too unless ``Accept-Language`` prefers English, see
+  ``custody.i18n.negotiate``); routes never raise HTTP errors inline.
 - Request validation (a query parameter that is not an integer, a path that breaks its pattern)
   answers 422 with the same shape and the stable code ``invalid_request``.
 - Unknown routes and methods answer 404 / 405 with the same shape.
@@ -26,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from custody.errors import CustodyError, StorageError, UsageError
+from custody.i18n import error_body, negotiate
 
 log = logging.getLogger("custody.api")
 
@@ -57,14 +60,20 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 RETRY_AFTER_SECONDS = 5  # a storage fault: the client retries (the same statement is idempotent)
 
 
-def error_response(error: CustodyError) -> JSONResponse:
+def request_language(request: Request) -> str:
+    """``zh`` or ``en``: the language the request's ``Accept-Language`` asks for (zh if none)."""
+    return negotiate(request.headers.get("accept-language"))
+
+
+def error_response(error: CustodyError, lang: str = "zh") -> JSONResponse:
     retry = getattr(error, "retry_after", None)
     if retry is None and isinstance(error, StorageError):
         retry = RETRY_AFTER_SECONDS  # an outage: the client retries (idempotent)
     headers = {"Retry-After": str(retry)} if retry is not None else None
     if error.http_status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": 'Bearer realm="custody"'}
-    return JSONResponse(error.as_dict(), status_code=error.http_status, headers=headers)
+    headers = {**(headers or {}), "Vary": "Accept-Language"}
+    return JSONResponse(error_body(error, lang), status_code=error.http_status, headers=headers)
 
 
 def _where(loc: Iterable[Any]) -> str:
@@ -77,14 +86,14 @@ def describe_validation(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "the request does not match the route's schema"
 
 
-async def _custody_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _custody_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CustodyError)
-    return error_response(exc)
+    return error_response(exc, request_language(request))
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(InvalidRequestError(describe_validation(exc)))
+    return error_response(InvalidRequestError(describe_validation(exc)), request_language(request))
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import TooLargeError
 from custody.errors import MediaTypeError, RateLimitError, RequestTimeoutError
+from custody.i18n import error_body, negotiate
 
 
 class Limiter:
@@ -158,8 +159,9 @@ class Guard:
         try:
             self.limiter.hit(self.rate, "address", address)
         except RateLimitError as e:
+            accept = dict(scope.get("headers") or []).get(b"accept-language", b"")
             response = JSONResponse(
-                e.as_dict(),
+                error_body(e, negotiate(accept.decode("latin-1"))),
                 status_code=e.http_status,
                 headers={"Retry-After": str(getattr(e, "retry_after", 1))},
             )

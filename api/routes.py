@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, event_facts, package_objects, package_view, record
 from api.backend import Backend
-from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError
+from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError, request_language
 from api.guard import rate_check, read_body
 from api.schemas import (
     COSIGNATURE_BODY,
@@ -51,6 +51,7 @@ from custody import access as policy
 from custody.audit import directory_document, trust_document
 from custody.errors import CustodyError, FormatError
 from custody.events import parse_event, parse_leaf
+from custody.i18n import error_body
 from custody.incidents.model import WatchedLog
 from custody.log import AppendResult, CosignatureAdded, Receipt, statement_id_of
 from custody.store.states import state_as_dict
@@ -262,7 +263,9 @@ def _parse_submission(
     return items, True
 
 
-def _batch_answer(items: list[Envelope | CustodyError], result: AppendResult) -> JSONResponse:
+def _batch_answer(
+    items: list[Envelope | CustodyError], result: AppendResult, lang: str = "zh"
+) -> JSONResponse:
     positions = [i for i, item in enumerate(items) if isinstance(item, Envelope)]
     refused: dict[int, CustodyError] = {
         i: item for i, item in enumerate(items) if isinstance(item, CustodyError)
@@ -285,7 +288,7 @@ def _batch_answer(items: list[Envelope | CustodyError], result: AppendResult) ->
     body = {
         "accepted": accepted,
         "refused": [
-            {"position": pos, "status": e.http_status, **e.as_dict()}
+            {"position": pos, "status": e.http_status, **error_body(e, lang)}
             for pos, e in sorted(refused.items())
         ],
         "system": [_receipt(r) for r in result.system],
@@ -345,7 +348,7 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
 
     result = await run_in_threadpool(append) if envelopes else AppendResult()
     if is_batch:
-        return _batch_answer(items, result)
+        return _batch_answer(items, result, request_language(request))
     if result.rejected:
         raise result.rejected[0].error
     receipt = result.receipts[0]

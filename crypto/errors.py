@@ -10,9 +10,27 @@ Rules:
 - Decryption failures are detail-free on purpose: wrong key, wrong passphrase and a flipped
   byte all look the same to the caller (as pyca's Fernet ``InvalidToken``).
 - The CLI maps ``exit_code`` and the HTTP layer maps ``http_status`` in one place each.
+- A message is a template and its parameters: ``raise ChainError(N_("event names previous
+  {previous}"), previous=p)``. The template is the English text and the catalogue's message id
+  (``N_`` marks it for scripts/i18n_catalogue.py; it returns its argument). ``str(err)`` and
+  ``err.message`` are the English text (for logs and for tests); the edges (the CLI by the
+  locale, the API by ``Accept-Language``) show it in the reader's language with
+  ``err.render(gettext)`` (``custody.i18n.error_text``). A hint is a template too, filled from
+  the same parameters. Without parameters the template is used as it is (no ``{}`` filling).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name for "mark, do not translate"
+    """Mark ``message`` as a message id (English) to translate where it is shown."""
+    return message
+
+
+def _fill(template: str, params: Mapping[str, object]) -> str:
+    return template.format_map(params) if params else template
 
 
 class CustodyError(Exception):
@@ -22,10 +40,34 @@ class CustodyError(Exception):
     exit_code = 1
     http_status = 400
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    def __init__(self, message: str, *, hint: str | None = None, **params: object) -> None:
+        self.template = message
+        self.hint_template = hint
+        self.params = params
+        self.message = _fill(message, params)
+        self.hint = None if hint is None else _fill(hint, params)
+        super().__init__(self.message)
+
+    def render(self, translate: Callable[[str], str]) -> tuple[str, str | None]:
+        """(message, hint) with the templates passed through ``translate`` (a catalogue's
+        ``gettext``); a parameter that is itself a ``CustodyError`` is rendered the same way.
+        A translation that does not fit its parameters falls back to the English text."""
+        params = {
+            k: (v.render(translate)[0] if isinstance(v, CustodyError) else v)
+            for k, v in self.params.items()
+        }
+
+        def one(template: str, english: str) -> str:
+            try:
+                return _fill(translate(template), params)
+            except (KeyError, IndexError, ValueError, AttributeError):
+                return english
+
+        message = one(self.template, self.message)
+        hint = None
+        if self.hint_template is not None and self.hint is not None:
+            hint = one(self.hint_template, self.hint)
+        return message, hint
 
     def diagnostics(self) -> str:
         """A multi-line explanation for a terminal."""
@@ -249,13 +291,17 @@ class DecryptionError(CustodyError):
     exit_code = 11
     http_status = 422
 
-    def __init__(self, message: str = "decryption failed: wrong key or altered data") -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str = N_("decryption failed: wrong key or altered data"), **params: object
+    ) -> None:
+        super().__init__(message, **params)
 
 
 class PassphraseError(DecryptionError):
-    def __init__(self, message: str = "wrong passphrase, or the key file was altered") -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str = N_("wrong passphrase, or the key file was altered"), **params: object
+    ) -> None:
+        super().__init__(message, **params)
 
 
 class KeyBlockedError(VerificationError):
@@ -265,9 +311,14 @@ class KeyBlockedError(VerificationError):
     http_status = 403
 
     def __init__(
-        self, message: str, *, key_ids: tuple[str, ...] = (), hint: str | None = None
+        self,
+        message: str,
+        *,
+        key_ids: tuple[str, ...] = (),
+        hint: str | None = None,
+        **params: object,
     ) -> None:
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, **params)
         self.key_ids = key_ids
 
 

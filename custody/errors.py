@@ -54,6 +54,7 @@ from crypto.errors import (  # storage faults (issue 13)
     WeakPassphraseError,
     WindowError,
 )
+from crypto.errors import N_ as N_  # the message-id marker (see crypto.errors)
 
 __all__ = [
     "ChainError",

@@ -11,6 +11,9 @@ Rules:
   gives Chinese; anything else (``C.UTF-8``, ``POSIX``, ``en_GB.UTF-8``) gives English. With
   none of them set the product speaks Chinese, its users' language (Chinese first).
   ``CUSTODY_LANG`` (``zh`` or ``en``) overrides the locale for custody alone.
+- A refusal (``CustodyError``) carries its message as an English template and parameters
+  (``N_()`` in ``crypto.errors``); ``error_text`` gives it in a language: the CLI's (the locale)
+  or the one an HTTP request asks for (``negotiate`` reads ``Accept-Language``).
 - Times are stored and exchanged in UTC (RFC 3339); people read them in the authority's time
   zone, named (``Asia/Shanghai`` unless the home's ``custody.json`` names another).
 """
@@ -19,9 +22,14 @@ from __future__ import annotations
 
 import gettext
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crypto.errors import CustodyError
 
 DOMAIN = "custody"
 LOCALE_DIR = Path(__file__).with_name("locale")
@@ -57,6 +65,57 @@ def _(message: str) -> str:
 def ngettext(singular: str, plural: str, n: int) -> str:
     """The singular or plural form for ``n``, in the user's language."""
     return _catalogue(language()).ngettext(singular, plural, n)
+
+
+def gettext_for(lang: str) -> Callable[[str], str]:
+    """The catalogue lookup of ``lang`` (``zh`` or ``en``)."""
+    return _catalogue("en" if lang == "en" else "zh").gettext
+
+
+def error_text(error: CustodyError, lang: str | None = None) -> tuple[str, str | None]:
+    """A refusal's (message, hint) in ``lang`` (default: the locale's language)."""
+    return error.render(gettext_for(language() if lang is None else lang))
+
+
+def error_body(error: CustodyError, lang: str) -> dict[str, str]:
+    """The error's JSON body: ``error`` (the stable code), ``message`` and ``hint``? in English
+    (as logged; unchanged for every client), and for a Chinese reader (``lang`` ``zh``) also
+    ``message_zh`` and ``hint_zh``? (docs/formats.md, "Errors")."""
+    body = error.as_dict()
+    if lang == "zh":
+        message, hint = error_text(error, "zh")
+        body["message_zh"] = message
+        if hint:
+            body["hint_zh"] = hint
+    return body
+
+
+def negotiate(accept_language: str | None) -> str:
+    """``zh`` or ``en`` for an HTTP ``Accept-Language`` header (RFC 9110 section 12.5.4).
+
+    The supported language with the highest weight wins (a tie goes to the one listed first);
+    without the header, or when it names neither (``*``, ``fr``), Chinese: the users' language.
+    """
+    best, best_q = "zh", -1.0
+    for part in (accept_language or "").split(","):
+        tag, _sep, rest = part.strip().partition(";")
+        tag = tag.strip().lower()
+        lang = "zh" if tag == "zh" or tag.startswith("zh-") else None
+        if tag == "en" or tag.startswith("en-"):
+            lang = "en"
+        if lang is None:
+            continue
+        q = 1.0
+        for param in rest.split(";"):
+            name, _eq, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if q > best_q and q > 0:
+            best, best_q = lang, q
+    return best
 
 
 @lru_cache(maxsize=8)

@@ -1,8 +1,10 @@
 """Update the CLI's message catalogue: collect every message, merge into the Chinese .po, compile.
 
 Messages are the strings passed to ``_()``, ``ngettext()`` and the demo's ``say()`` in the
-command line and the demo (found by Babel's extractor), and the docstrings of every registered
-command (the CLI gives them as help, translated). Existing translations are kept; a new
+command line and the demo (found by Babel's extractor), the refusal templates marked ``N_()``
+anywhere in the packages (``crypto.errors``: a ``CustodyError``'s message and hint, shown in the
+reader's language by the CLI and the API), and the docstrings of every registered command (the
+CLI gives them as help, translated). Existing translations are kept; a new
 message is added untranslated (the test suite then fails until it is translated).
 
 Run: python scripts/i18n_catalogue.py            (writes custody.po and compiles custody.mo)
@@ -33,15 +35,20 @@ PO = ROOT / "custody" / "locale" / "zh_CN" / "LC_MESSAGES" / "custody.po"
 MO = PO.with_suffix(".mo")
 SOURCES = (ROOT / "custody" / "cli", ROOT / "custody" / "demo")
 KEYWORDS = {"_": None, "ngettext": (1, 2), "say": None}
+# Refusal templates: ``N_("...")`` in every package (only that keyword: ``_`` outside the CLI
+# is not the catalogue's).
+ERROR_SOURCES = tuple(ROOT / name for name in ("crypto", "keys", "labels", "custody", "api"))
+ERROR_KEYWORDS = {"N_": None}
 
 
 def extracted() -> Iterator[tuple[str | tuple[str, str], str]]:
     """(message, where) for every message of the sources and every command's docstring."""
-    for folder in SOURCES:
-        for filename, lineno, message, _comments, _context in extract_from_dir(
-            folder, keywords=KEYWORDS, comment_tags=()
-        ):
-            yield message, f"{folder.relative_to(ROOT)}/{filename}:{lineno}"
+    for folders, keywords in ((SOURCES, KEYWORDS), (ERROR_SOURCES, ERROR_KEYWORDS)):
+        for folder in folders:
+            for filename, lineno, message, _comments, _context in extract_from_dir(
+                folder, keywords=keywords, comment_tags=()
+            ):
+                yield message, f"{folder.relative_to(ROOT)}/{filename}:{lineno}"
 
     def walk(group: typer.Typer) -> Iterator[tuple[str, str]]:
         for command in group.registered_commands:

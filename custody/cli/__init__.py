@@ -35,7 +35,7 @@ from custody.cli.storage_cmd import failover as log_failover
 from custody.cli.view_cmd import register_views
 from custody.cli.witness_cmd import witness_app
 from custody.errors import CustodyError
-from custody.i18n import _
+from custody.i18n import _, error_body, error_text, language
 
 app = typer.Typer(
     name="custody",
@@ -159,17 +159,19 @@ def _run(args: list[str]) -> int:
 
 def _report(error: CustodyError, want_json: bool) -> None:
     if want_json:
-        sys.stdout.write(json.dumps({"ok": False, **error.as_dict()}, ensure_ascii=False) + "\n")
+        # JSON is for programs: the code decides; the message is the English text (as in logs)
+        # plus, under a Chinese locale, ``message_zh`` (and ``hint_zh``) for a person to read.
+        body = {"ok": False, **error_body(error, language())}
+        sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
         return
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     title = error_title(error.code)
+    message, hint = error_text(error)
     console.print(
-        "[bold red]"
-        + _("error")
-        + f"[/] [dim]({error.code})[/] {escape(title)}: {escape(error.message)}"
+        "[bold red]" + _("error") + f"[/] [dim]({error.code})[/] {escape(title)}: {escape(message)}"
     )
-    if error.hint:
-        console.print("[dim]" + _("hint:") + f"[/] {escape(error.hint)}")
+    if hint:
+        console.print("[dim]" + _("hint:") + f"[/] {escape(hint)}")
 
 
 def error_title(code: str) -> str:
