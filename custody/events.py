@@ -32,7 +32,7 @@ from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
 from crypto.signing import SigningKey
 from crypto.vocabulary import MAX_ID, check_id
-from custody.errors import FormatError
+from custody.errors import N_, FormatError
 
 EVENT_TYPE = "application/vnd.custody.event.v1+json"
 MAX_PACKAGES_PER_EVENT = 1000
@@ -108,11 +108,11 @@ class Event:
 
 def _string_map(value: object, *, what: str, nullable: bool) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise FormatError(f"{what} must be an object")
+        raise FormatError(N_("{what} must be an object"), what=what)
     for k, v in value.items():
         ok = isinstance(v, str) or (nullable and v is None)
         if not ok:
-            raise FormatError(f"{what}[{k!r}] must be a string")
+            raise FormatError(N_("{what}[{k!r}] must be a string"), what=what, k=k)
     return dict(value)
 
 
@@ -121,7 +121,7 @@ def _refuse_nul(payload: bytes) -> None:
     can only arrive as the escape ``\\u0000``; refusing that byte sequence (even where it
     is an escaped backslash followed by "u0000") is cheap and errs on the strict side."""
     if b"\\u0000" in payload:
-        raise FormatError("event: a string holds U+0000 (NUL), which is not allowed")
+        raise FormatError(N_("event: a string holds U+0000 (NUL), which is not allowed"))
 
 
 # A number token with a fraction or an exponent (in canonical JSON a number follows ':', ',' or
@@ -160,11 +160,13 @@ def parse_event(payload: bytes) -> Event:
         try:
             canonical = canonical_json(obj)
         except ValueError as e:  # NaN or Infinity: not JSON numbers
-            raise FormatError("event: NaN and Infinity are not JSON numbers") from e
+            raise FormatError(N_("event: NaN and Infinity are not JSON numbers")) from e
         if canonical != payload:
             raise FormatError(
-                "event: the payload is not canonical JSON (keys sorted, no whitespace, UTF-8, "
-                "as docs/formats.md says)"
+                N_(
+                    "event: the payload is not canonical JSON (keys sorted, no "
+                    "whitespace, UTF-8, as docs/formats.md says)"
+                )
             )
     f = Fields(obj, what=what)
     f.expect("type", "custody.event.v1")
@@ -180,22 +182,25 @@ def parse_event(payload: bytes) -> Event:
         "corrects",
     }
     if extra:
-        raise FormatError(f"event: unexpected field(s) {', '.join(sorted(extra))}")
+        raise FormatError(N_("event: unexpected field(s) {extra}"), extra=", ".join(sorted(extra)))
     try:
         kind = Kind(f.text("kind"))
     except ValueError as e:
-        raise FormatError(f"event: unknown kind {f.obj.get('kind')!r}") from e
+        raise FormatError(N_("event: unknown kind {kind!r}"), kind=f.obj.get("kind")) from e
     packages = _string_map(f.obj.get("packages"), what="event.packages", nullable=True)
     if len(packages) > MAX_PACKAGES_PER_EVENT:
-        raise FormatError(f"event names more than {MAX_PACKAGES_PER_EVENT} packages")
+        raise FormatError(
+            N_("event names more than {max_packages_per_event} packages"),
+            max_packages_per_event=MAX_PACKAGES_PER_EVENT,
+        )
     corrects = f.opt_text("corrects")
     if corrects is not None and not _STATEMENT_ID.match(corrects):
-        raise FormatError("event.corrects must be a statement id (64 lowercase hex digits)")
+        raise FormatError(N_("event.corrects must be a statement id (64 lowercase hex digits)"))
     for package_id in packages:
         check_id(package_id, "event.packages: package id")
     body = f.obj.get("body")
     if not isinstance(body, dict):
-        raise FormatError("event.body must be an object")
+        raise FormatError(N_("event.body must be an object"))
     return Event(
         kind=kind,
         authority=f.text("authority"),
@@ -251,9 +256,9 @@ def parse_leaf(leaf: bytes) -> Entry:
     f = Fields(obj, what=what)
     f.expect("type", ENTRY_TYPE)
     if set(f.obj) != {"envelope", "received", "type"}:
-        raise FormatError(f"{what}: fields must be exactly envelope, received, type")
+        raise FormatError(N_("{what}: fields must be exactly envelope, received, type"), what=what)
     env = parse_envelope(f.obj["envelope"], what=f"{what} envelope")
     received = f.time("received")
     if leaf_bytes(env, received) != leaf:
-        raise FormatError(f"{what}: not in canonical form")
+        raise FormatError(N_("{what}: not in canonical form"), what=what)
     return Entry(env, received)

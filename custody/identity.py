@@ -21,6 +21,7 @@ from crypto.encoding import Fields, parse_json_object
 from crypto.sealing import KdfParams
 from crypto.signing import VerifyKey, check_ed25519_public_key, check_x25519_public_key
 from custody.errors import (
+    N_,
     ConflictError,
     FormatError,
     NotFoundError,
@@ -63,7 +64,7 @@ def _storage_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
         try:
             return fn(*args, **kwargs)
         except OperationalError as e:
-            raise StorageError(f"the database refused the write: {e.orig}") from e
+            raise StorageError(N_("the database refused the write: {orig}"), orig=e.orig) from e
 
     return guarded
 
@@ -133,7 +134,7 @@ def init_authority(
     ``given_keys`` (root, log, system) replaces fresh keys, for a rehearsal home only: the
     conformance vectors' season is made from published seeds (docs/vectors/season.json)."""
     if given_keys is not None and not rehearsal:
-        raise UsageError("an authority made from given keys is a rehearsal home only")
+        raise UsageError(N_("an authority made from given keys is a rehearsal home only"))
     secrets = {
         "root": passphrase,
         "log": log_passphrase or passphrase,
@@ -141,23 +142,32 @@ def init_authority(
     }
     if not rehearsal and len(set(secrets.values())) != len(secrets):
         raise UsageError(
-            "each authority key needs its own passphrase: root, log and system "
-            "(whoever runs the service must not be able to issue certificates)",
-            hint="set CUSTODY_ROOT_PASSPHRASE, CUSTODY_LOG_PASSPHRASE and "
-            "CUSTODY_SYSTEM_PASSPHRASE to three different passphrases",
+            N_(
+                "each authority key needs its own passphrase: root, log and "
+                "system (whoever runs the service must not be able to issue "
+                "certificates)"
+            ),
+            hint=N_(
+                "set CUSTODY_ROOT_PASSPHRASE, CUSTODY_LOG_PASSPHRASE and "
+                "CUSTODY_SYSTEM_PASSPHRASE to three different passphrases"
+            ),
         )
     if home.root_key_path.resolve().is_relative_to(home.path.resolve()):
         raise UsageError(
-            f"the root key must not be written inside the serving home ({home.root_key_path})"
+            N_("the root key must not be written inside the serving home ({root_key_path})"),
+            root_key_path=home.root_key_path,
         )
     if home.root_key_path.exists():
         raise ConflictError(
-            f"{home.root_key_path} already exists; refusing to overwrite a root key"
+            N_("{root_key_path} already exists; refusing to overwrite a root key"),
+            root_key_path=home.root_key_path,
         )
     if home.exists():
-        raise ConflictError(f"{home.path} already holds an authority; refusing to mix two")
+        raise ConflictError(
+            N_("{path} already holds an authority; refusing to mix two"), path=home.path
+        )
     if not name.strip():
-        raise UsageError("the authority needs a name")
+        raise UsageError(N_("the authority needs a name"))
     home.make_private()
     if given_keys is not None:
         root, log, system = given_keys
@@ -188,7 +198,7 @@ def load_trust(home: Home) -> TrustStore:
     with Session(home.engine) as session:
         row = session.exec(select(AuthorityRow)).first()
         if row is None:
-            raise NotFoundError(f"no authority in the database of {home.path}")
+            raise NotFoundError(N_("no authority in the database of {path}"), path=home.path)
         certs = [parse_envelope(r.envelope) for r in session.exec(select(CertificateRow))]
         revs = [parse_envelope(r.envelope) for r in session.exec(select(RevocationRow))]
     pinned = home.config.text("authority_id")
@@ -221,7 +231,7 @@ def import_signed(home: Home, data: bytes) -> Imported:
     certs = [e for e in envelopes if e.payload_type == CERTIFICATE_TYPE]
     revs = [e for e in envelopes if e.payload_type == REVOCATION_TYPE]
     if len(certs) + len(revs) != len(envelopes):
-        raise FormatError("import file: only certificates and revocations can be imported")
+        raise FormatError(N_("import file: only certificates and revocations can be imported"))
     # the same checks as loading: root signature, authority, consistency with what is held
     TrustStore.build(
         trust.authority_envelope,
@@ -247,7 +257,7 @@ def import_signed(home: Home, data: bytes) -> Imported:
         try:
             session.commit()
         except IntegrityError as e:
-            raise ConflictError("a certificate for one of these keys is already held") from e
+            raise ConflictError(N_("a certificate for one of these keys is already held")) from e
     if new_certs or new_revs:
         home.bump_trust_version()
     return Imported(
@@ -265,7 +275,9 @@ def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> Non
         try:
             session.commit()
         except IntegrityError as e:
-            raise ConflictError(f"key {cert.key_id[:16]} is already certified") from e
+            raise ConflictError(
+                N_("key {key_id} is already certified"), key_id=cert.key_id[:16]
+            ) from e
     home.bump_trust_version()
 
 
@@ -298,21 +310,29 @@ def enroll(
     """
     trust = load_trust(home)
     if not subject or not subject.replace("-", "").replace("_", "").replace(".", "").isalnum():
-        raise UsageError(f"person id {subject!r}: use letters, digits, '-', '_' or '.'")
+        raise UsageError(
+            N_("person id {subject!r}: use letters, digits, '-', '_' or '.'"), subject=subject
+        )
     role_set = frozenset(roles)
     if not role_set:
-        raise UsageError("enrolment needs at least one --role")
+        raise UsageError(N_("enrolment needs at least one --role"))
     if supersedes is None and trust.certificates_of(subject):
         raise ConflictError(
-            f"{subject} is already enrolled", hint="use `custody keys rotate` for a new key"
+            N_("{subject} is already enrolled"),
+            hint=N_("use `custody keys rotate` for a new key"),
+            subject=subject,
         )
     for tag in recusals:
         if ":" not in tag:
-            raise UsageError(f"recusal {tag!r} must be a scope tag such as exam:ID or position:ID")
+            raise UsageError(
+                N_("recusal {tag!r} must be a scope tag such as exam:ID or position:ID"), tag=tag
+            )
     for tag in scopes:
         kind, _, value = tag.partition(":")
         if kind not in ("site", "exam") or not value or value != value.strip():
-            raise UsageError(f"assignment {tag!r} must be a scope tag site:NAME or exam:ID")
+            raise UsageError(
+                N_("assignment {tag!r} must be a scope tag site:NAME or exam:ID"), tag=tag
+            )
     if public_keys is not None:
         signing_raw, encryption_raw = public_keys
     else:
@@ -406,8 +426,10 @@ def check_key_prefix(key_id: str) -> None:
     """Refuse a key id prefix shorter than ``MIN_KEY_PREFIX`` (before anything is asked)."""
     if len(key_id) < MIN_KEY_PREFIX:
         raise UsageError(
-            f"key id prefix {key_id!r} is shorter than the {MIN_KEY_PREFIX}-character minimum",
-            hint="give at least the first 8 hex digits of the key id (`custody keys list`)",
+            N_("key id prefix {key_id!r} is shorter than the {min_key_prefix}-character minimum"),
+            hint=N_("give at least the first 8 hex digits of the key id (`custody keys list`)"),
+            key_id=key_id,
+            min_key_prefix=MIN_KEY_PREFIX,
         )
 
 
@@ -432,7 +454,7 @@ def revoke(
         )
     full = matches[0]
     if full in trust.revocations:
-        raise ConflictError(f"key {full[:16]} is already revoked")
+        raise ConflictError(N_("key {full} is already revoked"), full=full[:16])
     root = home.authority_key("root", root_passphrase)
     rev = Revocation(trust.authority.id, full, effective_at, reason, now, note)
     envelope = issue_revocation(rev, root.signing)

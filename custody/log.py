@@ -37,6 +37,7 @@ from crypto.note import (
 )
 from crypto.signing import SigningKey
 from custody.errors import (
+    N_,
     ChainError,
     ConflictError,
     CustodyError,
@@ -236,7 +237,9 @@ class LogObserver(Protocol):
 def prepare(env: Envelope, trust: TrustStore) -> Prepared:
     """Parse the event and verify its signatures (pure CPU; safe to run in parallel)."""
     if env.payload_type != EVENT_TYPE:
-        raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+        raise FormatError(
+            N_("not a custody event: payload type {payload_type!r}"), payload_type=env.payload_type
+        )
     event = parse_event(env.payload)
     sigcheck = verify_signatures(env, trust.signing_keys)
     return Prepared(env, event, sigcheck)
@@ -273,7 +276,7 @@ class CustodyLog:
         self.log_key = log_key
         self.origin = trust.authority.log_origin
         if log_key is not None and log_key.key_id != trust.authority.log_key.key_id:
-            raise ConflictError("this is not the authority's log key")
+            raise ConflictError(N_("this is not the authority's log key"))
         # The last signed checkpoint kept outside the database (``attach_signed_head``).
         self.signed_head: SignedHeadFile | None = None
         # Package states as this writer last committed them, valid while the log's size is
@@ -313,7 +316,7 @@ class CustodyLog:
     def set_trust(self, trust: TrustStore) -> None:
         """After an enrolment or a revocation: judge signers against the new store."""
         if trust.authority.id != self.trust.authority.id:
-            raise ConflictError("the new trust store is another authority's")
+            raise ConflictError(N_("the new trust store is another authority's"))
         self.trust = trust
         self.close()  # the signature workers hold the old keys
 
@@ -366,9 +369,7 @@ class CustodyLog:
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
-        self._committed(
-            lambda conn: self._append_locked(conn, prepared, result, now, alongside)
-        )
+        self._committed(lambda conn: self._append_locked(conn, prepared, result, now, alongside))
         self._keep_signed(result)
         return result
 
@@ -399,7 +400,9 @@ class CustodyLog:
                     "sits beyond the head row's size (the head row is behind)",
                     hint=GUARD_RECOVER,
                 ) from e
-            raise StorageError(f"the log database refused the append: {e.orig}") from e
+            raise StorageError(
+                N_("the log database refused the append: {orig}"), orig=e.orig
+            ) from e
         except BaseException:
             self._forget_states()
             raise
@@ -438,7 +441,10 @@ class CustodyLog:
             for env in envelopes:
                 try:
                     if env.payload_type != EVENT_TYPE:
-                        raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+                        raise FormatError(
+                            N_("not a custody event: payload type {payload_type!r}"),
+                            payload_type=env.payload_type,
+                        )
                     events.append(parse_event(env.payload))
                 except CustodyError as e:
                     events.append(e)
@@ -471,7 +477,7 @@ class CustodyLog:
         alongside: Alongside | None = None,
     ) -> _Batch:
         if self.log_key is None:
-            raise ConflictError("this log was opened read-only (no log key)")
+            raise ConflictError(N_("this log was opened read-only (no log key)"))
         size = conn.execute(
             select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update()
         ).scalar_one()
@@ -605,8 +611,8 @@ class CustodyLog:
             try:
                 if p.event.corrects and p.event.corrects not in batch.existing:
                     raise ChainError(
-                        f"the correction names statement {p.event.corrects[:16]}, "
-                        "which is not in the log"
+                        N_("the correction names statement {corrects}, which is not in the log"),
+                        corrects=p.event.corrects[:16],
                     )
                 outcome = apply_event(
                     p.event,
@@ -621,7 +627,7 @@ class CustodyLog:
             except CustodyError as e:
                 if system:  # pragma: no cover - the system builds its statements from the states
                     raise StorageError(
-                        f"the system's own statement was refused: {e.message}"
+                        N_("the system's own statement was refused: {error}"), error=e
                     ) from e
                 result.rejected.append(Rejected(i, e, p.event, p.envelope))
                 continue
@@ -693,7 +699,7 @@ class CustodyLog:
         if signed is not None:
             if signed.root != root:  # pragma: no cover - would need a corrupted tree table
                 raise StorageError(
-                    f"refusing to sign a second, different checkpoint for size {size}"
+                    N_("refusing to sign a second, different checkpoint for size {size}"), size=size
                 )
             return str(signed.note)
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.log_key)
@@ -766,7 +772,7 @@ class CustodyLog:
             select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size.desc()).limit(1)
         ).first()
         if row is None:
-            raise NotFoundError("the log is empty: no checkpoint signed yet")
+            raise NotFoundError(N_("the log is empty: no checkpoint signed yet"))
         return str(row.note)
 
     def checkpoint_note(self, size: int, conn: Connection | None = None) -> str:
@@ -776,7 +782,7 @@ class CustodyLog:
                 return self.checkpoint_note(size, c)
         row = conn.execute(select(CHECKPOINT.c.note).where(CHECKPOINT.c.size == size)).first()
         if row is None:
-            raise NotFoundError(f"the log signed no checkpoint of size {size}")
+            raise NotFoundError(N_("the log signed no checkpoint of size {size}"), size=size)
         return str(row.note)
 
     def cosignature_lines(self, size: int, conn: Connection | None = None) -> list[str]:
@@ -827,22 +833,32 @@ class CustodyLog:
                     checkpoint = parse_checkpoint(text)
                     if checkpoint.origin != self.origin:
                         raise FormatError(
-                            f"a checkpoint of log {checkpoint.origin!r}, not of {self.origin!r}"
+                            N_("a checkpoint of log {origin!r}, not of {origin2!r}"),
+                            origin=checkpoint.origin,
+                            origin2=self.origin,
                         )
                     if size is not None and size != checkpoint.size:
                         raise UsageError(
-                            f"the note is a checkpoint of size {checkpoint.size}, not {size}"
+                            N_("the note is a checkpoint of size {size}, not {size2}"),
+                            size=checkpoint.size,
+                            size2=size,
                         )
                     stored = self.checkpoint_note(checkpoint.size, conn)
                     if not stored.startswith(text + "\n"):
                         raise ConflictError(
-                            f"the note is not the checkpoint this log signed for size "
-                            f"{checkpoint.size}: {checkpoint.describe()}"
+                            N_(
+                                "the note is not the checkpoint this log signed for size "
+                                "{size}: {who}"
+                            ),
+                            size=checkpoint.size,
+                            who=checkpoint.describe(),
                         )
                 verified = open_cosignatures(policy, checkpoint, lines)
                 return [self._store_cosignature(conn, checkpoint.size, s, now) for s in verified]
         except OperationalError as e:
-            raise StorageError(f"the log database refused the cosignature: {e.orig}") from e
+            raise StorageError(
+                N_("the log database refused the cosignature: {orig}"), orig=e.orig
+            ) from e
 
     @staticmethod
     def _store_cosignature(
@@ -890,7 +906,11 @@ class CustodyLog:
         """A tree size the log has not reached is the caller's mistake, not a storage fault."""
         current = int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
         if size > current:
-            raise UsageError(f"tree size {size} is beyond the log's {current} entries")
+            raise UsageError(
+                N_("tree size {size} is beyond the log's {current} entries"),
+                size=size,
+                current=current,
+            )
 
     def _proof_nodes(
         self, wanted: list[tuple[int, int]], size: int
@@ -904,7 +924,11 @@ class CustodyLog:
                 self._within(conn, size)  # nodes missing because the size is beyond the log
                 raise
         if size > current:
-            raise UsageError(f"tree size {size} is beyond the log's {current} entries")
+            raise UsageError(
+                N_("tree size {size} is beyond the log's {current} entries"),
+                size=size,
+                current=current,
+            )
         return nodes
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
@@ -921,7 +945,7 @@ class CustodyLog:
         with self._reader() as conn:
             row = conn.execute(select(ENTRY.c.envelope).where(ENTRY.c.idx == index)).first()
         if row is None:
-            raise NotFoundError(f"no log entry {index}")
+            raise NotFoundError(N_("no log entry {index}"), index=index)
         return bytes(row.envelope)
 
     def entry(self, index: int) -> Envelope:
@@ -950,7 +974,7 @@ class CustodyLog:
                 select(STATE.c.state).where(STATE.c.package_id == package_id)
             ).first()
         if row is None:
-            raise NotFoundError(f"no package {package_id!r} in the log")
+            raise NotFoundError(N_("no package {package_id!r} in the log"), package_id=package_id)
         return state_from_json(row.state)
 
     def exam_policy(self, exam_id: str) -> ExamPolicy:
@@ -959,8 +983,9 @@ class CustodyLog:
             policy = load_exam_policies(conn, [exam_id]).get(exam_id)
         if policy is None:
             raise NotFoundError(
-                f"exam {exam_id!r} has no policy on the log",
-                hint="publish it from the home's exams.json: custody exam publish",
+                N_("exam {exam_id!r} has no policy on the log"),
+                hint=N_("publish it from the home's exams.json: custody exam publish"),
+                exam_id=exam_id,
             )
         return policy
 
@@ -992,9 +1017,7 @@ def load_exam_policies(
     query = select(EXAM.c.exam_id, EXAM.c.body)
     if exam_ids is not None:
         query = query.where(EXAM.c.exam_id.in_(list(exam_ids)))
-    return {
-        row.exam_id: exam_policy_from_body(json.loads(row.body)) for row in conn.execute(query)
-    }
+    return {row.exam_id: exam_policy_from_body(json.loads(row.body)) for row in conn.execute(query)}
 
 
 def statement_id_of(env: Envelope) -> str:

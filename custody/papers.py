@@ -51,6 +51,7 @@ from crypto.sealing import open_sealed, seal_to
 from crypto.signing import X25519, EncryptionKey, key_id
 from crypto.vocabulary import Classification, Window, check_id
 from custody.errors import (
+    N_,
     ChainError,
     ClosedError,
     ConflictError,
@@ -216,12 +217,14 @@ class Proposal:
         recipients = []
         for i, raw in enumerate(f.items("recipients")):
             if not isinstance(raw, dict):
-                raise FormatError(f"{what}: recipient {i} must be an object")
+                raise FormatError(N_("{what}: recipient {i} must be an object"), what=what, i=i)
             rf = Fields(raw, what=f"{what}: recipient {i}")
             try:
                 slot = Slot(rf.text("slot"))
             except ValueError as e:
-                raise FormatError(f"{what}: recipient {i} has an unknown slot") from e
+                raise FormatError(
+                    N_("{what}: recipient {i} has an unknown slot"), what=what, i=i
+                ) from e
             recipients.append(
                 Recipient(
                     slot,
@@ -235,7 +238,7 @@ class Proposal:
             classification = Classification.from_slug(f.text("classification"))
             role = PaperRole(f.text("role"))
         except ValueError as e:
-            raise FormatError(f"{what}: unknown classification or role") from e
+            raise FormatError(N_("{what}: unknown classification or role"), what=what) from e
         return cls(
             paper_id=f.text("paper_id"),
             version=f.integer("version"),
@@ -284,25 +287,31 @@ class PaperPlan:
         _check_id(self.exam, "exam id")
         _check_id(self.position, "position id")
         if self.version < 1:
-            raise UsageError("a paper's version is 1 or more")
+            raise UsageError(N_("a paper's version is 1 or more"))
         if self.role is PaperRole.BACKUP and not self.backup_of:
-            raise UsageError("a backup paper names the main paper it backs up")
+            raise UsageError(N_("a backup paper names the main paper it backs up"))
         if self.role is PaperRole.MAIN and self.backup_of:
-            raise UsageError("a main paper backs up nothing: only a backup paper names one")
+            raise UsageError(N_("a main paper backs up nothing: only a backup paper names one"))
         if self.backup_of == self.paper_id:
-            raise UsageError("a paper cannot be its own backup")
+            raise UsageError(N_("a paper cannot be its own backup"))
         if len(set(self.officers)) != len(self.officers):
-            raise DuplicateSignatureError("an opening officer is named twice")
+            raise DuplicateSignatureError(N_("an opening officer is named twice"))
         if not 2 <= self.threshold <= len(self.officers) <= MAX_OFFICERS:
             raise ThresholdError(
-                f"need 2 <= threshold ({self.threshold}) <= officers ({len(self.officers)})"
-                f" <= {MAX_OFFICERS}: a paper opens only with two or more people"
+                N_(
+                    "need 2 <= threshold ({threshold}) <= officers ({n_officers})"
+                    " <= {max_officers}: a paper opens only with two or more "
+                    "people"
+                ),
+                threshold=self.threshold,
+                n_officers=len(self.officers),
+                max_officers=MAX_OFFICERS,
             )
         if self.window_end <= self.window_start:
-            raise WindowError("the opening window must end after it starts")
+            raise WindowError(N_("the opening window must end after it starts"))
         people = [self.printer, *self.officers] + ([self.standby] if self.standby else [])
         if len(set(people)) != len(people):
-            raise ConflictError("printer, officers and standby must be different people")
+            raise ConflictError(N_("printer, officers and standby must be different people"))
 
     @property
     def scope(self) -> frozenset[str]:
@@ -328,10 +337,17 @@ def _person(
     cert = trust.current_certificate(subject, at)
     if not cert.roles & set(roles):
         wanted = " or ".join(r.value for r in roles)
-        raise RoleError(f"{cert.describe()} cannot be the {what}: needs {wanted}")
+        raise RoleError(
+            N_("{who} cannot be the {what}: needs {wanted}"),
+            who=cert.describe(),
+            what=what,
+            wanted=wanted,
+        )
     if cert.recusals & scope:
         raise RecusedError(
-            f"{cert.describe()} is recused from {', '.join(sorted(cert.recusals & scope))}"
+            N_("{who} is recused from {value}"),
+            who=cert.describe(),
+            value=", ".join(sorted(cert.recusals & scope)),
         )
     return cert
 
@@ -343,17 +359,21 @@ def check_people(
     scope = plan.scope
     prop = trust.standing_at(proposer.signing.key_id, at)
     if Role.PROPOSER not in prop.roles:
-        raise RoleError(f"{prop.describe()} is not a proposer")
+        raise RoleError(N_("{who} is not a proposer"), who=prop.describe())
     if prop.recusals & scope:
         raise RecusedError(
-            f"{prop.describe()} is recused from {', '.join(sorted(prop.recusals & scope))}"
+            N_("{who} is recused from {value}"),
+            who=prop.describe(),
+            value=", ".join(sorted(prop.recusals & scope)),
         )
     printer = _person(trust, plan.printer, [Role.PRINTER], scope, at, "printer")
     officers = tuple(
         _person(trust, s, OPENING_ROLES, scope, at, "opening officer") for s in plan.officers
     )
     if not any(Role.SUPERVISOR in c.roles for c in officers):
-        raise ThresholdError("no supervisor among the opening officers: no supervisor, no opening")
+        raise ThresholdError(
+            N_("no supervisor among the opening officers: no supervisor, no opening")
+        )
     standby = (
         _person(trust, plan.standby, [Role.SECRECY_OFFICER], scope, at, "standby")
         if plan.standby
@@ -471,7 +491,9 @@ def sign_proposal(proposal: Proposal, proposer: KeyPair) -> Envelope:
 def verify_proposal(env: Envelope, trust: TrustStore) -> Proposal:
     """The one place a stored proposal becomes a domain value: signed by a proposer, in time."""
     if env.payload_type != PROPOSAL_TYPE:
-        raise FormatError(f"paper proposal: payload type {env.payload_type!r}")
+        raise FormatError(
+            N_("paper proposal: payload type {payload_type!r}"), payload_type=env.payload_type
+        )
     unverified = Proposal.from_payload(env.payload)
     check = verify_statement(
         env,
@@ -498,14 +520,26 @@ class PaperState:
     def check_sealed(self, slot: Slot, subject: str) -> tuple[Recipient, bytes]:
         recipient = self.proposal.recipient(slot, subject)
         if recipient is None:
-            raise RoleError(f"{subject} holds no {slot.value} key for paper {self.proposal.ref}")
+            raise RoleError(
+                N_("{subject} holds no {slot} key for paper {ref}"),
+                subject=subject,
+                slot=slot.value,
+                ref=self.proposal.ref,
+            )
         blob = self.sealed.get((slot, subject))
         if blob is None:
-            raise ClosedError(f"the {slot.value} key of {subject} for {self.proposal.ref} is gone")
+            raise ClosedError(
+                N_("the {slot} key of {subject} for {ref} is gone"),
+                slot=slot.value,
+                subject=subject,
+                ref=self.proposal.ref,
+            )
         if sha256_hex(blob) != recipient.sealed_sha256:
             raise SignatureError(
-                f"stored {slot.value} key of {subject} for {self.proposal.ref} is not the one "
-                "the proposer signed"
+                N_("stored {slot} key of {subject} for {ref} is not the one the proposer signed"),
+                slot=slot.value,
+                subject=subject,
+                ref=self.proposal.ref,
             )
         return recipient, blob
 
@@ -513,13 +547,19 @@ class PaperState:
 def check_usable(state: PaperState) -> None:
     p = state.proposal
     if state.status is PaperStatus.DESTROYED:
-        raise ClosedError(f"paper {p.ref} was destroyed; nothing can open it")
+        raise ClosedError(N_("paper {ref} was destroyed; nothing can open it"), ref=p.ref)
     if state.status is PaperStatus.COMPROMISED:
-        raise FrozenError(f"paper {p.ref} was declared compromised and replaced by its backup")
+        raise FrozenError(
+            N_("paper {ref} was declared compromised and replaced by its backup"), ref=p.ref
+        )
     if state.newest_version > p.version or state.status is PaperStatus.SUPERSEDED:
         raise ChainError(
-            f"paper {p.ref} is an older version (newest is v{state.newest_version}); "
-            "a replayed version is refused"
+            N_(
+                "paper {ref} is an older version (newest is "
+                "v{newest_version}); a replayed version is refused"
+            ),
+            ref=p.ref,
+            newest_version=state.newest_version,
         )
 
 
@@ -528,12 +568,16 @@ def check_window(proposal: Proposal, at: datetime) -> None:
         return
     if at < proposal.window_start:
         raise WindowError(
-            f"paper {proposal.ref} opens from {format_time(proposal.window_start)}, "
-            f"not at {format_time(at)}"
+            N_("paper {ref} opens from {window_start}, not at {at}"),
+            ref=proposal.ref,
+            window_start=format_time(proposal.window_start),
+            at=format_time(at),
         )
     if at > proposal.window_end:
         raise WindowError(
-            f"paper {proposal.ref}'s opening window closed at {format_time(proposal.window_end)}"
+            N_("paper {ref}'s opening window closed at {window_end}"),
+            ref=proposal.ref,
+            window_end=format_time(proposal.window_end),
         )
 
 
@@ -633,7 +677,9 @@ def identify(pairs: Iterable[KeyPair], trust: TrustStore, at: datetime) -> list[
     for pair in pairs:
         cert = trust.standing_at(pair.signing.key_id, at)
         if cert.subject in seen:
-            raise DuplicateSignatureError(f"{cert.describe()} presented a share twice")
+            raise DuplicateSignatureError(
+                N_("{who} presented a share twice"), who=cert.describe()
+            )
         seen.add(cert.subject)
         holders.append(Holder(pair, cert))
     return holders
@@ -643,13 +689,22 @@ def _check_officer(proposal: Proposal, holder: Holder, slot: Slot) -> Recipient:
     cert = holder.certificate
     recipient = proposal.recipient(slot, cert.subject)
     if recipient is None:
-        raise RoleError(f"{cert.describe()} is not a named {slot.value} of paper {proposal.ref}")
+        raise RoleError(
+            N_("{who} is not a named {slot} of paper {ref}"),
+            who=cert.describe(),
+            slot=slot.value,
+            ref=proposal.ref,
+        )
     roles = OPENING_ROLES if slot is Slot.OFFICER else (Role.SECRECY_OFFICER,)
     if not cert.roles & set(roles):
-        raise RoleError(f"{cert.describe()} no longer holds a role that may open papers")
+        raise RoleError(
+            N_("{who} no longer holds a role that may open papers"), who=cert.describe()
+        )
     if cert.recusals & set(proposal.scope):
         tags = sorted(cert.recusals & set(proposal.scope))
-        raise RecusedError(f"{cert.describe()} is recused from {tags}")
+        raise RecusedError(
+            N_("{who} is recused from {tags}"), who=cert.describe(), tags=tags
+        )
     return recipient
 
 
@@ -728,16 +783,21 @@ def open_with_quorum(
     for h in holders:
         if p.recipient(Slot.STANDBY, h.certificate.subject) is not None:
             raise RoleError(
-                f"{h.certificate.describe()} holds the standby share: use break-glass, which "
-                "records an incident"
+                N_(
+                    "{who} holds the standby share: use break-glass, which records an incident"
+                ),
+                who=h.certificate.describe(),
             )
     recipients = [_check_officer(p, h, Slot.OFFICER) for h in holders]
     if len(holders) < p.threshold:
         raise ThresholdError(
-            f"paper {p.ref} opens with {p.threshold} officers; {len(holders)} presented a share"
+            N_("paper {ref} opens with {threshold} officers; {n_holders} presented a share"),
+            ref=p.ref,
+            threshold=p.threshold,
+            n_holders=len(holders),
         )
     if not any(Role.SUPERVISOR in h.certificate.roles for h in holders):
-        raise ThresholdError(f"paper {p.ref}: no supervisor present, no opening")
+        raise ThresholdError(N_("paper {ref}: no supervisor present, no opening"), ref=p.ref)
     blobs = [state.check_sealed(Slot.OFFICER, h.certificate.subject)[1] for h in holders]
     people = [h.certificate.subject for h in holders]
     reqs = [require(f"officer-{i + 1}", *OPENING_ROLES, person=s) for i, s in enumerate(people)]
@@ -764,20 +824,28 @@ def break_glass(
     """The standby secrecy officer stands in for one missing officer; always an incident."""
     p = state.proposal
     if not reason.strip():
-        raise UsageError("break-glass needs a reason (what failed, who is absent)")
+        raise UsageError(N_("break-glass needs a reason (what failed, who is absent)"))
     check_usable(state)
     check_window(p, at)
     holders = identify(pairs, trust, at)
     standby = [h for h in holders if p.recipient(Slot.STANDBY, h.certificate.subject)]
     officers = [h for h in holders if h not in standby]
     if not standby:
-        raise RoleError(f"break-glass on {p.ref} needs its standby secrecy officer's key")
+        raise RoleError(
+            N_("break-glass on {ref} needs its standby secrecy officer's key"), ref=p.ref
+        )
     recipients = [_check_officer(p, h, Slot.OFFICER) for h in officers]
     standby_recipient = _check_officer(p, standby[0], Slot.STANDBY)
     if len(officers) != p.threshold - 1:
         raise ThresholdError(
-            f"break-glass on {p.ref}: the standby stands in for exactly one officer; "
-            f"{p.threshold - 1} officer(s) must present their shares, not {len(officers)}"
+            N_(
+                "break-glass on {ref}: the standby stands in for exactly one "
+                "officer; {value} officer(s) must present their shares, not "
+                "{n_officers}"
+            ),
+            ref=p.ref,
+            value=p.threshold - 1,
+            n_officers=len(officers),
         )
     blobs = [state.check_sealed(Slot.OFFICER, h.certificate.subject)[1] for h in officers]
     _, standby_blob = state.check_sealed(Slot.STANDBY, standby[0].certificate.subject)
@@ -828,13 +896,17 @@ def release_to_printer(
     p = state.proposal
     check_usable(state)
     if at > p.window_end:
-        raise WindowError(f"paper {p.ref}'s window closed; it can no longer be printed")
+        raise WindowError(N_("paper {ref}'s window closed; it can no longer be printed"), ref=p.ref)
     (holder,) = identify([pair], trust, at)
     cert = holder.certificate
     if Role.PRINTER not in cert.roles:
-        raise RoleError(f"{cert.describe()} is not a printer")
+        raise RoleError(N_("{who} is not a printer"), who=cert.describe())
     if cert.recusals & set(p.scope):
-        raise RecusedError(f"{cert.describe()} is recused from {', '.join(sorted(cert.recusals))}")
+        raise RecusedError(
+            N_("{who} is recused from {recusals}"),
+            who=cert.describe(),
+            recusals=", ".join(sorted(cert.recusals)),
+        )
     recipient, blob = state.check_sealed(Slot.PRINTER, cert.subject)
     payload = act_payload("custody.paper-print.v1", p, at, [cert.subject])
     reqs = [require("printer", Role.PRINTER, person=cert.subject)]
@@ -856,17 +928,27 @@ def activate_backup(
     """A secrecy officer replaces a compromised paper by its backup (every package follows)."""
     c, b = compromised.proposal, backup.proposal
     if not reason.strip():
-        raise UsageError("backup activation needs a reason")
+        raise UsageError(N_("backup activation needs a reason"))
     if compromised.status is PaperStatus.DESTROYED:
-        raise ClosedError(f"paper {c.ref} was destroyed")
+        raise ClosedError(N_("paper {ref} was destroyed"), ref=c.ref)
     if compromised.status is PaperStatus.COMPROMISED:
-        raise ConflictError(f"paper {c.ref} was already replaced")
+        raise ConflictError(N_("paper {ref} was already replaced"), ref=c.ref)
     check_usable(backup)
     if b.role is not PaperRole.BACKUP or (b.exam, b.position) != (c.exam, c.position):
-        raise ChainError(f"{b.ref} is not a backup paper for exam {c.exam} position {c.position}")
+        raise ChainError(
+            N_("{ref} is not a backup paper for exam {exam} position {position}"),
+            ref=b.ref,
+            exam=c.exam,
+            position=c.position,
+        )
     main_id = c.paper_id if c.role is PaperRole.MAIN else c.backup_of
     if b.backup_of != main_id:
-        raise ChainError(f"{b.ref} backs up {b.backup_of}, not {main_id}")
+        raise ChainError(
+            N_("{ref} backs up {backup_of}, not {main_id}"),
+            ref=b.ref,
+            backup_of=b.backup_of,
+            main_id=main_id,
+        )
     (holder,) = identify([pair], trust, at)
     reqs = [require("secrecy_officer", Role.SECRECY_OFFICER)]
     payload = act_payload(
@@ -886,7 +968,7 @@ def destroy(
     """A destruction officer and a witness sign; the caller then deletes every sealed key."""
     p = state.proposal
     if state.status is PaperStatus.DESTROYED:
-        raise ClosedError(f"paper {p.ref} was already destroyed")
+        raise ClosedError(N_("paper {ref} was already destroyed"), ref=p.ref)
     holders = identify(pairs, trust, at)
     reqs = [
         require("destroyer", Role.DESTRUCTION_OFFICER),

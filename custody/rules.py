@@ -49,6 +49,7 @@ from crypto.dsse import SignatureCheck, parse_envelope, verify_signatures
 from crypto.encoding import Fields, distinct_prefixes, format_time, parse_json_object, parse_time
 from crypto.vocabulary import Window
 from custody.errors import (
+    N_,
     ChainError,
     ClockError,
     ClosedError,
@@ -212,9 +213,15 @@ def judge_time(event: Event, received: datetime, rules: ClockRules = DEFAULT_CLO
     whether it is late (captured offline and synced later, within the lag)."""
     if event.time > received + rules.skew:
         raise ClockError(
-            f"{event.kind} statement is dated {format_time(event.time)}, after the log received "
-            f"it ({format_time(received)}); the log's clock decides, and it allows "
-            f"{_minutes(rules.skew)} of skew"
+            N_(
+                "{kind} statement is dated {time}, after the log received it "
+                "({received}); the log's clock decides, and it allows {skew} "
+                "of skew"
+            ),
+            kind=event.kind,
+            time=format_time(event.time),
+            received=format_time(received),
+            skew=_minutes(rules.skew),
         )
     if event.time >= received - rules.skew:
         return False
@@ -226,8 +233,14 @@ def judge_time(event: Event, received: datetime, rules: ClockRules = DEFAULT_CLO
         else f"{_minutes(rules.skew)} (a {event.kind} is made online)"
     )
     raise ClockError(
-        f"{event.kind} statement is dated {format_time(event.time)}, too long before the log "
-        f"received it ({format_time(received)}); at most {allowed}"
+        N_(
+            "{kind} statement is dated {time}, too long before the log "
+            "received it ({received}); at most {allowed}"
+        ),
+        kind=event.kind,
+        time=format_time(event.time),
+        received=format_time(received),
+        allowed=allowed,
     )
 
 
@@ -243,7 +256,9 @@ def _actor(event: Event, slot: str) -> str:
     person = event.actors.get(slot)
     if not person:
         raise ThresholdError(
-            f"missing signer: {event.kind} needs a {slot}, and actors names none"
+            N_("missing signer: {kind} needs a {slot}, and actors names none"),
+            kind=event.kind,
+            slot=slot,
         )
     return person
 
@@ -284,23 +299,25 @@ def requirements(event: Event, state: PackageState | None) -> list[SignerRequire
         # The rules let anyone report a leak: every enrolled person, whatever their role.
         return [require("reporter", *Role, person=_actor(event, "reporter"))]
     if k == Kind.INCIDENT:
-        raise RoleError("incident statements are made by the system (its key) alone")
+        raise RoleError(N_("incident statements are made by the system (its key) alone"))
     if k in OFFICER_KINDS or k == Kind.CORRECTION:
         return [require("officer", Role.SECRECY_OFFICER, person=_actor(event, "officer"))]
-    raise FormatError(f"{k} events are not accepted from people")
+    raise FormatError(N_("{k} events are not accepted from people"), k=k)
 
 
 def _seals(body: Mapping[str, Any], *, what: str) -> tuple[str, ...]:
     seals = body.get("seals")
     if not isinstance(seals, list) or not all(isinstance(s, str) for s in seals):
-        raise FormatError(f"{what}: body.seals must be a list of seal serials")
+        raise FormatError(N_("{what}: body.seals must be a list of seal serials"), what=what)
     return tuple(seals)
 
 
 def _count(body: Mapping[str, Any], key: str, *, what: str) -> int:
     value = body.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise FormatError(f"{what}: body.{key} must be a non-negative integer")
+        raise FormatError(
+            N_("{what}: body.{key} must be a non-negative integer"), what=what, key=key
+        )
     return value
 
 
@@ -310,25 +327,29 @@ def _sealed_state(event: Event) -> PackageState:
     (package_id,) = event.packages
     route = b.get("route")
     if not isinstance(route, list) or not route or not all(isinstance(p, str) for p in route):
-        raise FormatError(f"{what}: body.route must be a non-empty list of person ids")
+        raise FormatError(
+            N_("{what}: body.route must be a non-empty list of person ids"), what=what
+        )
     window = b.get("window")
     if not isinstance(window, dict):
-        raise FormatError(f"{what}: body.window must be an object with start and end")
+        raise FormatError(N_("{what}: body.window must be an object with start and end"), what=what)
     start = parse_time(window.get("start"), what=f"{what}: window.start")
     end = parse_time(window.get("end"), what=f"{what}: window.end")
     try:
         Window(start, end)
     except FormatError as e:
-        raise FormatError(f"{what}: {e.message}") from e
+        raise FormatError(N_("{what}: {error}"), what=what, error=e) from e
     seals = _seals(b, what=what)
     if not seals or len(set(seals)) != len(seals):
-        raise FormatError(f"{what}: seal serials must be present and distinct")
+        raise FormatError(N_("{what}: seal serials must be present and distinct"), what=what)
     copies = _count(b, "copies", what=what)
     if copies == 0:
-        raise FormatError(f"{what}: a package holds at least one copy")
+        raise FormatError(N_("{what}: a package holds at least one copy"), what=what)
     for key in ("exam", "position", "paper"):
         if not isinstance(b.get(key), str) or not b.get(key):
-            raise FormatError(f"{what}: body.{key} must be a non-empty string")
+            raise FormatError(
+                N_("{what}: body.{key} must be a non-empty string"), what=what, key=key
+            )
     return PackageState(
         package_id=package_id,
         exam=str(b["exam"]),
@@ -394,9 +415,16 @@ def joint_requirements(
         )
         if not same:
             raise MixedPackagesError(
-                f"packages {states[0].package_id} and {state.package_id} need different "
-                f"signers for a {event.kind} ({_describe(first)} / {_describe(theirs)}): "
-                "submit them as separate statements"
+                N_(
+                    "packages {package_id} and {package_id2} need different "
+                    "signers for a {kind} ({first} / {theirs}): submit them as "
+                    "separate statements"
+                ),
+                package_id=states[0].package_id,
+                package_id2=state.package_id,
+                kind=event.kind,
+                first=_describe(first),
+                theirs=_describe(theirs),
             )
     if isinstance(first, ThresholdError):
         raise first
@@ -430,11 +458,13 @@ def check_signers(
     if "system" in event.actors:
         system_id = trust.authority.system_key.key_id
         if event.kind not in SYSTEM_KINDS:
-            raise RoleError(f"the system does not make {event.kind} statements")
+            raise RoleError(N_("the system does not make {kind} statements"), kind=event.kind)
         if event.actors["system"] != trust.authority.id:
-            raise FormatError("a system statement names its authority as actors.system")
+            raise FormatError(N_("a system statement names its authority as actors.system"))
         if env_check.signed_by != {system_id} or env_check.unmatched:
-            raise SignatureError("a system statement is signed by the authority's system key alone")
+            raise SignatureError(
+                N_("a system statement is signed by the authority's system key alone")
+            )
         return None
     if states:
         reqs, scope = joint_requirements(event, states)
@@ -472,34 +502,48 @@ def transition(
     new: dict[str, PackageState] = {}
     findings: list[Finding] = []
     if not event.packages:
-        raise FormatError(f"{event.kind} event names no package")
+        raise FormatError(N_("{kind} event names no package"), kind=event.kind)
     if event.kind == Kind.CORRECTION and not event.corrects:
-        raise FormatError("a correction names the statement it corrects (field 'corrects')")
+        raise FormatError(N_("a correction names the statement it corrects (field 'corrects')"))
     for package_id, prev in event.packages.items():
         state = states.get(package_id)
         if event.kind == Kind.SEAL:
             if len(event.packages) != 1:
-                raise FormatError("a seal event seals exactly one package")
+                raise FormatError(N_("a seal event seals exactly one package"))
             if state is not None:
-                raise ChainError(f"package {package_id} is already sealed")
+                raise ChainError(
+                    N_("package {package_id} is already sealed"), package_id=package_id
+                )
             if prev is not None:
-                raise ChainError("a seal event starts a chain: its previous event must be null")
+                raise ChainError(N_("a seal event starts a chain: its previous event must be null"))
             new[package_id] = _sealed_state(event)
             continue
         if state is None:
-            raise ChainError(f"package {package_id} was never sealed")
+            raise ChainError(N_("package {package_id} was never sealed"), package_id=package_id)
         if state.status == Status.DESTROYED:
-            raise ClosedError(f"package {package_id} was destroyed; its chain is closed")
+            raise ClosedError(
+                N_("package {package_id} was destroyed; its chain is closed"), package_id=package_id
+            )
         if prev != state.last_event:
             named, last = distinct_prefixes(str(prev), state.last_event)
             raise ChainError(
-                f"package {package_id}: event names previous {named}, "
-                f"but the chain's last event is {last}"
+                N_(
+                    "package {package_id}: event names previous {named}, but the "
+                    "chain's last event is {last}"
+                ),
+                package_id=package_id,
+                named=named,
+                last=last,
             )
         if event.time < state.last_time:
             raise ChainError(
-                f"package {package_id}: event time {format_time(event.time)} is before the "
-                f"previous event ({format_time(state.last_time)})"
+                N_(
+                    "package {package_id}: event time {time} is before the "
+                    "previous event ({last_time})"
+                ),
+                package_id=package_id,
+                time=format_time(event.time),
+                last_time=format_time(state.last_time),
             )
         changes, found = _step(event, state, check, at)
         # One copy per event: the step's changes and the chain's new head together.
@@ -517,12 +561,16 @@ def _step(
     findings: list[Finding] = []
     if state.frozen and k not in ALLOWED_WHEN_FROZEN:
         raise FrozenError(
-            f"package {state.package_id} is frozen: only a move into secure custody is accepted"
+            N_("package {package_id} is frozen: only a move into secure custody is accepted"),
+            package_id=state.package_id,
         )
     allowed = ALLOWED_FROM.get(k)
     if allowed is not None and state.status not in allowed:
         raise ChainError(
-            f"a {k} event cannot follow status {state.status} (package {state.package_id})"
+            N_("a {k} event cannot follow status {status} (package {package_id})"),
+            k=k,
+            status=state.status,
+            package_id=state.package_id,
         )
     seal = _seal_finding(event, state)
     if seal is not None:
@@ -532,14 +580,19 @@ def _step(
         receiver = event.actors["receiver"]
         if check is not None and state.holder != check.filled["releaser"].subject:
             raise ChainError(
-                f"package {state.package_id} is held by {state.holder}, who must release it"
+                N_("package {package_id} is held by {holder}, who must release it"),
+                package_id=state.package_id,
+                holder=state.holder,
             )
         if state.frozen:
             roles = check.filled["receiver"].roles if check is not None else SECURE_CUSTODY_ROLES
             if not roles & SECURE_CUSTODY_ROLES:
                 raise FrozenError(
-                    f"package {state.package_id} is frozen: it may only go to a custodian "
-                    "or a secrecy officer"
+                    N_(
+                        "package {package_id} is frozen: it may only go to a "
+                        "custodian or a secrecy officer"
+                    ),
+                    package_id=state.package_id,
                 )
             pos = state.route_pos
         elif k == Kind.RETURN:
@@ -547,7 +600,10 @@ def _step(
         elif receiver != state.next_holder:
             planned = state.next_holder or "nobody (route complete)"
             raise RouteError(
-                f"package {state.package_id}: {receiver} is not the planned next holder ({planned})"
+                N_("package {package_id}: {receiver} is not the planned next holder ({planned})"),
+                package_id=state.package_id,
+                receiver=receiver,
+                planned=planned,
             )
         else:
             pos = state.route_pos + 1
@@ -556,7 +612,10 @@ def _step(
             and check is not None
             and Role.CUSTODIAN not in check.filled["receiver"].roles
         ):
-            raise RouteError(f"package {state.package_id} is returned only to a custodian")
+            raise RouteError(
+                N_("package {package_id} is returned only to a custodian"),
+                package_id=state.package_id,
+            )
         status = {
             Kind.RECEIVE: Status.STORED,
             Kind.RETURN: Status.RETURNED,
@@ -565,15 +624,25 @@ def _step(
     if k == Kind.OPEN:
         if not Window(state.window_start, state.window_end).contains(at):
             raise WindowError(
-                f"package {state.package_id} may be opened only between "
-                f"{format_time(state.window_start)} and {format_time(state.window_end)} "
-                f"(received {format_time(at)}, by the log's clock)"
+                N_(
+                    "package {package_id} may be opened only between "
+                    "{window_start} and {window_end} (received {at}, by the log's"
+                    " clock)"
+                ),
+                package_id=state.package_id,
+                window_start=format_time(state.window_start),
+                window_end=format_time(state.window_end),
+                at=format_time(at),
             )
         return {"status": Status.OPENED, "holder": event.actors["examiner"]}, findings
     if k == Kind.DISTRIBUTE:
         copies = _count(event.body, "copies", what="distribute event")
         if copies > state.copies:
-            raise FormatError(f"distribute: {copies} copies, the package holds {state.copies}")
+            raise FormatError(
+                N_("distribute: {copies} copies, the package holds {copies2}"),
+                copies=copies,
+                copies2=state.copies,
+            )
         return {"status": Status.DISTRIBUTED, "distributed": copies}, findings
     if k == Kind.RECOVER:
         copies = _count(event.body, "copies", what="recover event")
@@ -598,7 +667,7 @@ def _step(
     if k == Kind.REROUTE:
         route = event.body.get("route")
         if not isinstance(route, list) or not all(isinstance(p, str) for p in route):
-            raise FormatError("reroute: body.route must be a list of person ids")
+            raise FormatError(N_("reroute: body.route must be a list of person ids"))
         return {"route": (*state.route[: state.route_pos + 1], *route)}, findings
     if k in {Kind.INSPECT, Kind.PATROL} and check is not None:
         inspector = check.filled["inspector"]
@@ -606,8 +675,13 @@ def _step(
             inspector.subject == state.holder or inspector.subject in state.route
         ):
             raise RoleError(
-                f"{inspector.subject} is a courier with no part in package {state.package_id}: "
-                "a courier inspects only a package they hold or carry on its route"
+                N_(
+                    "{subject} is a courier with no part in package {package_id}:"
+                    " a courier inspects only a package they hold or carry on its"
+                    " route"
+                ),
+                subject=inspector.subject,
+                package_id=state.package_id,
             )
     # inspect, patrol, checkin, correction, incident, activate_backup: no change of custody.
     return {}, findings
@@ -628,11 +702,11 @@ def apply_event(
     seals against their exam's policy on the log (``exams``, by exam id); raises the specific
     refusal."""
     if event.authority != trust.authority.id:
-        raise FormatError("event names another authority")
+        raise FormatError(N_("event names another authority"))
     late = judge_time(event, received, clock)
     if not event.package_ids:
         if event.kind not in PACKAGELESS_KINDS:
-            raise FormatError(f"{event.kind} event names no package")
+            raise FormatError(N_("{kind} event names no package"), kind=event.kind)
         check = check_signers(event, env_check, trust, (), envelope, received)
         if event.kind == Kind.PAPER_ACT:
             check_paper_act(event, trust, received, exams)
@@ -646,10 +720,12 @@ def apply_event(
         state = states.get(package_id)
         if state is None:
             if event.kind != Kind.SEAL:
-                raise ChainError(f"package {package_id} was never sealed")
+                raise ChainError(N_("package {package_id} was never sealed"), package_id=package_id)
             continue
         if state.status == Status.DESTROYED:
-            raise ClosedError(f"package {package_id} was destroyed; its chain is closed")
+            raise ClosedError(
+                N_("package {package_id} was destroyed; its chain is closed"), package_id=package_id
+            )
         known.append(state)
     check = check_signers(event, env_check, trust, known, envelope, received)
     outcome = transition(event, states, check, received)
@@ -675,20 +751,29 @@ def check_exam_policy(event: Event, exams: Mapping[str, ExamPolicy]) -> None:
     policy's. The policy fixes who must witness every dispatch and handover of the package."""
     exam = event.body.get("exam")
     if not isinstance(exam, str) or not exam:
-        raise FormatError("seal event: body.exam must be a non-empty string")
+        raise FormatError(N_("seal event: body.exam must be a non-empty string"))
     policy = exams.get(exam)
     if policy is None:
         raise ExamPolicyError(
-            f"exam {exam} has no policy on the log: its packages cannot be sealed yet",
-            hint="publish the exam's policy first (custody exam publish)",
+            N_("exam {exam} has no policy on the log: its packages cannot be sealed yet"),
+            hint=N_("publish the exam's policy first (custody exam publish)"),
+            exam=exam,
         )
     witness = event.body.get("handover_witness")
     if witness is not policy.handover_witness:
-        need = "needs" if policy.handover_witness else "does not need"
         raise ExamPolicyError(
-            f"seal says handover_witness={json.dumps(witness)}, but exam {exam}'s policy on "
-            f"the log {need} a supervising witness for its handovers "
-            f"(handover_witness={json.dumps(policy.handover_witness)})"
+            N_(
+                "seal says handover_witness={witness}, but exam {exam}'s policy on the log "
+                "needs a supervising witness for its handovers (handover_witness={policy})"
+            )
+            if policy.handover_witness
+            else N_(
+                "seal says handover_witness={witness}, but exam {exam}'s policy on the log "
+                "does not need a supervising witness for its handovers (handover_witness={policy})"
+            ),
+            witness=json.dumps(witness),
+            exam=exam,
+            policy=json.dumps(policy.handover_witness),
         )
 
 
@@ -710,23 +795,37 @@ def check_paper_act(
         return
     act_kind, paper = body.get("act_kind"), body.get("paper")
     if act_kind not in PAPER_ACT_TYPES or not isinstance(paper, str) or not paper:
-        raise FormatError("paper_act: body.act_kind must be a known act and body.paper a ref")
+        raise FormatError(N_("paper_act: body.act_kind must be a known act and body.paper a ref"))
     act = parse_envelope(body.get("act"), what="paper_act body.act")  # type: ignore[arg-type]
     if act.payload_type != PAPER_ACT_TYPES[str(act_kind)]:
-        raise FormatError(f"paper_act: a {act_kind} act has payload type {act.payload_type!r}")
+        raise FormatError(
+            N_("paper_act: a {act_kind} act has payload type {payload_type!r}"),
+            act_kind=act_kind,
+            payload_type=act.payload_type,
+        )
     f = Fields(parse_json_object(act.payload, what="paper act"), what="paper act")
     subject = f.sub("paper") if "paper" in f.obj else f  # a proposal names itself
     named = f"{subject.text('paper_id')}@v{subject.integer('version')}"
     if named != paper:
-        raise FormatError(f"paper_act: the embedded act is about {named!r}, not {paper!r}")
+        raise FormatError(
+            N_("paper_act: the embedded act is about {named!r}, not {paper!r}"),
+            named=named,
+            paper=paper,
+        )
     at = f.time("at") if "at" in f.obj else f.time("proposed_at")
     if abs(at - received) > DEFAULT_CLOCK.skew:
         raise ClockError(
-            f"paper {act_kind} act dated {format_time(at)}, received {format_time(received)}"
+            N_("paper {act_kind} act dated {at}, received {received}"),
+            act_kind=act_kind,
+            at=format_time(at),
+            received=format_time(received),
         )
     sigcheck = verify_signatures(act, trust.signing_keys)
     if not sigcheck.signed_by or sigcheck.unmatched:
-        raise SignatureError(f"paper_act: the embedded {act_kind} act's signatures do not verify")
+        raise SignatureError(
+            N_("paper_act: the embedded {act_kind} act's signatures do not verify"),
+            act_kind=act_kind,
+        )
     for kid in sorted(sigcheck.signed_by):
         trust.standing_at(kid, at, received=received)
 
@@ -735,17 +834,26 @@ def check_purge(event: Event, received: datetime, exams: Mapping[str, ExamPolicy
     body = event.body
     what = "paper_act (purge)"
     if set(body) != {"act_kind", "paper", "exam", "commitment"}:
-        raise FormatError(f"{what}: body holds act_kind, paper, exam and commitment, no more")
+        raise FormatError(
+            N_("{what}: body holds act_kind, paper, exam and commitment, no more"), what=what
+        )
     paper, exam, commitment = body.get("paper"), body.get("exam"), body.get("commitment")
     if not all(isinstance(v, str) and v for v in (paper, exam, commitment)):
-        raise FormatError(f"{what}: paper, exam and commitment are non-empty strings")
+        raise FormatError(N_("{what}: paper, exam and commitment are non-empty strings"), what=what)
     policy = exams.get(str(exam))
     if policy is None:
-        raise ExamPolicyError(f"exam {exam} has no policy on the log: nothing of it is purged")
+        raise ExamPolicyError(
+            N_("exam {exam} has no policy on the log: nothing of it is purged"), exam=exam
+        )
     if received < policy.retention_until:
         raise WindowError(
-            f"exam {exam}'s records are kept until {format_time(policy.retention_until)} "
-            f"(its policy on the log); it is now {format_time(received)}"
+            N_(
+                "exam {exam}'s records are kept until {retention_until} (its "
+                "policy on the log); it is now {received}"
+            ),
+            exam=exam,
+            retention_until=format_time(policy.retention_until),
+            received=format_time(received),
         )
 
 

@@ -25,6 +25,7 @@ from crypto.encoding import (
     parse_json_object,
 )
 from crypto.errors import (
+    N_,
     ExpiredError,
     FormatError,
     IssuerError,
@@ -48,21 +49,30 @@ from keys.model import (
 
 def _root_signed(env: Envelope, authority_root: VerifyKey, expected_type: str, what: str) -> bytes:
     if env.payload_type != expected_type:
-        raise FormatError(f"{what}: payload type {env.payload_type!r}, expected {expected_type!r}")
+        raise FormatError(
+            N_("{what}: payload type {payload_type!r}, expected {expected_type!r}"),
+            what=what,
+            payload_type=env.payload_type,
+            expected_type=expected_type,
+        )
     check = verify_signatures(env, {authority_root.key_id: authority_root})
     if authority_root.key_id not in check.signed_by or check.unmatched:
-        raise IssuerError(f"{what} is not signed by this authority's root key")
+        raise IssuerError(N_("{what} is not signed by this authority's root key"), what=what)
     return check.payload
 
 
 def verify_authority(env: Envelope, pinned_root_id: str | None = None) -> Authority:
     """An authority statement is self-signed by its root key; pin the id to trust it."""
     if env.payload_type != AUTHORITY_TYPE:
-        raise FormatError(f"authority: payload type {env.payload_type!r}")
+        raise FormatError(
+            N_("authority: payload type {payload_type!r}"), payload_type=env.payload_type
+        )
     unverified = Authority.from_payload(env.payload)
     if pinned_root_id is not None and unverified.id != pinned_root_id:
         found, pinned = distinct_prefixes(unverified.id, pinned_root_id)
-        raise IssuerError(f"authority root key {found} is not the pinned {pinned}")
+        raise IssuerError(
+            N_("authority root key {found} is not the pinned {pinned}"), found=found, pinned=pinned
+        )
     payload = _root_signed(env, unverified.root_key, AUTHORITY_TYPE, "authority statement")
     return Authority.from_payload(payload)
 
@@ -71,7 +81,9 @@ def verify_certificate(env: Envelope, authority: Authority) -> Certificate:
     payload = _root_signed(env, authority.root_key, CERTIFICATE_TYPE, "certificate")
     cert = Certificate.from_payload(payload)
     if cert.authority_id != authority.id:
-        raise IssuerError(f"certificate for {cert.subject} names another authority")
+        raise IssuerError(
+            N_("certificate for {subject} names another authority"), subject=cert.subject
+        )
     return cert
 
 
@@ -79,7 +91,7 @@ def verify_revocation(env: Envelope, authority: Authority) -> Revocation:
     payload = _root_signed(env, authority.root_key, REVOCATION_TYPE, "revocation")
     rev = Revocation.from_payload(payload)
     if rev.authority_id != authority.id:
-        raise IssuerError("revocation names another authority")
+        raise IssuerError(N_("revocation names another authority"))
     return rev
 
 
@@ -156,7 +168,7 @@ class TrustStore:
             return self.certificates[kid]
         except KeyError:
             raise UnknownSignerError(
-                f"no certificate of this authority binds key {kid[:16]}"
+                N_("no certificate of this authority binds key {kid}"), kid=kid[:16]
             ) from None
 
     def standing_at(
@@ -170,12 +182,15 @@ class TrustStore:
         cert = self.certificate(kid)
         if at < cert.not_before:
             raise NotYetValidError(
-                f"certificate of {cert.describe()} is not valid before "
-                f"{format_time(cert.not_before)}"
+                N_("certificate of {who} is not valid before {not_before}"),
+                who=cert.describe(),
+                not_before=format_time(cert.not_before),
             )
         if at > cert.not_after:
             raise ExpiredError(
-                f"certificate of {cert.describe()} expired at {format_time(cert.not_after)}"
+                N_("certificate of {who} expired at {not_after}"),
+                who=cert.describe(),
+                not_after=format_time(cert.not_after),
             )
         rev = self.revocations.get(kid)
         if (
@@ -185,14 +200,20 @@ class TrustStore:
             and rev.issued_at <= received
         ):
             raise RevokedError(
-                f"key of {cert.describe()} was revoked for compromise "
-                f"(issued {format_time(rev.issued_at)}): nothing it signs is accepted after that, "
-                "whatever time the statement claims"
+                N_(
+                    "key of {who} was revoked for compromise (issued "
+                    "{issued_at}): nothing it signs is accepted after that, "
+                    "whatever time the statement claims"
+                ),
+                who=cert.describe(),
+                issued_at=format_time(rev.issued_at),
             )
         if rev is not None and rev.effective_at <= at:
             raise RevokedError(
-                f"key of {cert.describe()} was revoked ({rev.reason.value}) "
-                f"effective {format_time(rev.effective_at)}"
+                N_("key of {who} was revoked ({reason}) effective {effective_at}"),
+                who=cert.describe(),
+                reason=rev.reason.value,
+                effective_at=format_time(rev.effective_at),
             )
         return cert
 
@@ -212,11 +233,13 @@ class TrustStore:
                 problems.append(e)
         if problems:
             raise problems[0]
-        raise UnknownSignerError(f"nobody called {subject!r} is enrolled with this authority")
+        raise UnknownSignerError(
+            N_("nobody called {subject!r} is enrolled with this authority"), subject=subject
+        )
 
     def to_bundle(self, root: SigningKey, issued_at: datetime) -> Envelope:
         if root.key_id != self.authority.id:
-            raise IssuerError("only the authority's root key signs its trust bundle")
+            raise IssuerError(N_("only the authority's root key signs its trust bundle"))
         payload = canonical_json(
             {
                 "type": "custody.trust-bundle.v1",
@@ -233,7 +256,9 @@ def load_trust_bundle(data: bytes, *, pinned_root_id: str | None = None) -> Trus
     """Parse and verify a trust bundle file: the root key signs the whole and every part."""
     env = parse_envelope(data, what="trust bundle")
     if env.payload_type != TRUST_BUNDLE_TYPE:
-        raise FormatError(f"trust bundle: payload type {env.payload_type!r}")
+        raise FormatError(
+            N_("trust bundle: payload type {payload_type!r}"), payload_type=env.payload_type
+        )
     f = Fields(parse_json_object(env.payload, what="trust bundle"), what="trust bundle")
     f.expect("type", "custody.trust-bundle.v1")
     auth_env = parse_envelope(f.sub("authority").obj, what="trust bundle authority")
@@ -241,7 +266,7 @@ def load_trust_bundle(data: bytes, *, pinned_root_id: str | None = None) -> Trus
     try:
         _root_signed(env, authority.root_key, TRUST_BUNDLE_TYPE, "trust bundle")
     except IssuerError as e:
-        raise SignatureError("trust bundle signature does not verify under its root key") from e
+        raise SignatureError(N_("trust bundle signature does not verify under its root key")) from e
     certs = [parse_envelope(c, what="trust bundle certificate") for c in f.items("certificates")]
     revs = [parse_envelope(r, what="trust bundle revocation") for r in f.items("revocations")]
     return TrustStore.build(auth_env, certs, revs, pinned_root_id=authority.id)

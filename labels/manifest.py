@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from crypto.encoding import format_time
 from crypto.errors import (
+    N_,
     ExpiredError,
     FormatError,
     NotYetValidError,
@@ -58,12 +59,18 @@ def _check_place(value: object, what: str) -> None:
         or len(value) > MAX_PLACE
         or any(ord(c) < 0x20 for c in value)
     ):
-        raise FormatError(f"manifest: {what} must be 1-{MAX_PLACE} printable characters")
+        raise FormatError(
+            N_("manifest: {what} must be 1-{max_place} printable characters"),
+            what=what,
+            max_place=MAX_PLACE,
+        )
 
 
 def _check_time(value: object, what: str) -> None:
     if not isinstance(value, datetime) or value.tzinfo is None or value.microsecond:
-        raise FormatError(f"manifest: {what} must be an aware UTC time in whole seconds")
+        raise FormatError(
+            N_("manifest: {what} must be an aware UTC time in whole seconds"), what=what
+        )
 
 
 @dataclass(frozen=True)
@@ -106,39 +113,61 @@ class Manifest:
         _check_place(self.site, "destination site")
         _check_place(self.room, "destination room")
         if not isinstance(self.paper_commitment, bytes) or len(self.paper_commitment) != 32:
-            raise FormatError(f"manifest: paper commitment must be {COMMITMENT_SIZE} bytes")
+            raise FormatError(
+                N_("manifest: paper commitment must be {commitment_size} bytes"),
+                commitment_size=COMMITMENT_SIZE,
+            )
         for name in ("copy_count", "bag_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_COPIES:
-                raise FormatError(f"manifest: {name.replace('_', ' ')} must be 1-{MAX_COPIES}")
+                raise FormatError(
+                    N_("manifest: {replace} must be 1-{max_copies}"),
+                    replace=name.replace("_", " "),
+                    max_copies=MAX_COPIES,
+                )
         serials = self.seal_serials
         if not isinstance(serials, tuple) or not 0 < len(serials) <= MAX_SEALS:
-            raise FormatError(f"manifest: 1-{MAX_SEALS} seal serials are required")
+            raise FormatError(
+                N_("manifest: 1-{max_seals} seal serials are required"), max_seals=MAX_SEALS
+            )
         for serial in serials:
             _check_id(serial, "seal serial")
         if len(set(serials)) != len(serials):
-            raise FormatError("manifest: a seal serial is listed twice")
+            raise FormatError(N_("manifest: a seal serial is listed twice"))
         bags = -(-self.copy_count // self.bag_size)
         if len(serials) != bags:
             raise FormatError(
-                f"manifest: {self.copy_count} copies in bags of {self.bag_size} make {bags} "
-                f"sealed bag(s), but {len(serials)} seal serial(s) are listed"
+                N_(
+                    "manifest: {copy_count} copies in bags of {bag_size} make "
+                    "{bags} sealed bag(s), but {n_serials} seal serial(s) are "
+                    "listed"
+                ),
+                copy_count=self.copy_count,
+                bag_size=self.bag_size,
+                bags=bags,
+                n_serials=len(serials),
             )
         for name in ("opens_at", "closes_at", "issued_at", "expires_at"):
             _check_time(getattr(self, name), name.replace("_", " "))
         if not self.opens_at < self.closes_at:
-            raise FormatError("manifest: the opening window must end after it starts")
+            raise FormatError(N_("manifest: the opening window must end after it starts"))
         if self.opens_at < self.issued_at:
-            raise FormatError("manifest: the opening window starts before the package was sealed")
+            raise FormatError(
+                N_("manifest: the opening window starts before the package was sealed")
+            )
         if not self.issued_at < self.expires_at:
-            raise FormatError("manifest: expiry must be later than issue")
+            raise FormatError(N_("manifest: expiry must be later than issue"))
         if not isinstance(self.route, tuple) or not 0 < len(self.route) <= MAX_ROUTE:
-            raise FormatError(f"manifest: the planned route needs 1-{MAX_ROUTE} steps")
+            raise FormatError(
+                N_("manifest: the planned route needs 1-{max_route} steps"), max_route=MAX_ROUTE
+            )
         for a, b in zip(self.route, self.route[1:], strict=False):
             if a.person == b.person:
-                raise FormatError(f"manifest: route names {a.person} twice in a row")
+                raise FormatError(
+                    N_("manifest: route names {person} twice in a row"), person=a.person
+                )
         if not isinstance(self.classification, Classification):
-            raise FormatError("manifest: unknown classification")
+            raise FormatError(N_("manifest: unknown classification"))
 
     @property
     def scope(self) -> frozenset[str]:
@@ -151,12 +180,16 @@ class Manifest:
         """Refuse a manifest used before its issue or after its expiry."""
         if now < self.issued_at:
             raise NotYetValidError(
-                f"manifest of {self.package_id} is issued at {format_time(self.issued_at)}, "
-                f"later than now ({format_time(now)})"
+                N_("manifest of {package_id} is issued at {issued_at}, later than now ({now})"),
+                package_id=self.package_id,
+                issued_at=format_time(self.issued_at),
+                now=format_time(now),
             )
         if now > self.expires_at:
             raise ExpiredError(
-                f"manifest of {self.package_id} expired at {format_time(self.expires_at)}"
+                N_("manifest of {package_id} expired at {expires_at}"),
+                package_id=self.package_id,
+                expires_at=format_time(self.expires_at),
             )
 
     def facts(self) -> dict[str, object]:
@@ -198,14 +231,24 @@ def check_sealer(
         and rev.effective_at <= now
     ):
         raise RevokedError(
-            f"sealer key of {cert.describe()} was revoked for compromise on "
-            f"{format_time(rev.effective_at)}; nothing it signed is trusted"
+            N_(
+                "sealer key of {who} was revoked for compromise on "
+                "{effective_at}; nothing it signed is trusted"
+            ),
+            who=cert.describe(),
+            effective_at=format_time(rev.effective_at),
         )
     if not cert.roles & SEALING_ROLES:
-        raise RoleError(f"{cert.describe()} holds no sealing role (proposer or printer)")
+        raise RoleError(
+            N_("{who} holds no sealing role (proposer or printer)"), who=cert.describe()
+        )
     recused = cert.recusals & manifest.scope
     if recused:
-        raise RecusedError(f"{cert.describe()} is recused from {', '.join(sorted(recused))}")
+        raise RecusedError(
+            N_("{who} is recused from {recused}"),
+            who=cert.describe(),
+            recused=", ".join(sorted(recused)),
+        )
     return cert
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import base45
 import cbor2
 
-from crypto.errors import FormatError, SignatureError, UnknownSignerError
+from crypto.errors import N_, FormatError, SignatureError, UnknownSignerError
 from crypto.signing import SigningKey
 from crypto.vocabulary import Classification
 from keys.model import Certificate
@@ -141,34 +141,47 @@ def unwrap_text(unverified_text: str | bytes) -> tuple[bytes, bool]:
         try:
             unverified_text = unverified_text.decode("ascii")
         except UnicodeDecodeError as e:
-            raise FormatError("label: not a custody label (non-ASCII content)") from e
+            raise FormatError(N_("label: not a custody label (non-ASCII content)")) from e
     text = unverified_text.strip()
     if len(text) > MAX_TEXT:
-        raise FormatError(f"label: {len(text)} characters, more than the {MAX_TEXT} allowed")
+        raise FormatError(
+            N_("label: {n_text} characters, more than the {max_text} allowed"),
+            n_text=len(text),
+            max_text=MAX_TEXT,
+        )
     if not text.startswith(PREFIX):
         head, sep, _ = text.partition(":")
         if sep and head.startswith("CP") and len(head) <= 6:
-            raise FormatError(f"label: version {head!r} is not supported (this reader knows CP1)")
-        raise FormatError(f"label: not a custody package label (expected prefix {PREFIX!r})")
+            raise FormatError(
+                N_("label: version {head!r} is not supported (this reader knows CP1)"), head=head
+            )
+        raise FormatError(
+            N_("label: not a custody package label (expected prefix {prefix!r})"), prefix=PREFIX
+        )
     try:
         raw = base45.b45decode(text[len(PREFIX) :])
     except (ValueError, TypeError) as e:
-        raise FormatError("label: the text after the prefix is not valid Base45") from e
+        raise FormatError(N_("label: the text after the prefix is not valid Base45")) from e
     if not raw:
-        raise FormatError("label: empty payload")
+        raise FormatError(N_("label: empty payload"))
     if raw[0] == _ZLIB_FIRST:
         inflater = zlib.decompressobj()
         try:
             cose = inflater.decompress(raw, MAX_COSE)
         except zlib.error as e:
-            raise FormatError("label: the compressed payload is corrupt or truncated") from e
+            raise FormatError(N_("label: the compressed payload is corrupt or truncated")) from e
         if inflater.unconsumed_tail:
-            raise FormatError(f"label: the payload inflates beyond {MAX_COSE} bytes; refused")
+            raise FormatError(
+                N_("label: the payload inflates beyond {max_cose} bytes; refused"),
+                max_cose=MAX_COSE,
+            )
         if not inflater.eof or inflater.unused_data:
-            raise FormatError("label: the compressed payload is truncated or has trailing bytes")
+            raise FormatError(
+                N_("label: the compressed payload is truncated or has trailing bytes")
+            )
         return cose, True
     if raw[0] != _COSE_FIRST:
-        raise FormatError("label: the payload is neither COSE_Sign1 nor zlib-compressed")
+        raise FormatError(N_("label: the payload is neither COSE_Sign1 nor zlib-compressed"))
     return raw, False
 
 
@@ -186,7 +199,9 @@ def _loads(data: bytes, what: str) -> Any:
         RecursionError,
         LookupError,
     ) as e:
-        raise FormatError(f"label: {what} is not valid CBOR (or nests too deeply)") from e
+        raise FormatError(
+            N_("label: {what} is not valid CBOR (or nests too deeply)"), what=what
+        ) from e
     return decoder_value
 
 
@@ -195,17 +210,17 @@ def parse_label(unverified_text: str | bytes) -> UnverifiedLabel:
     cose, compressed = unwrap_text(unverified_text)
     outer = _loads(cose, "COSE_Sign1")
     if not isinstance(outer, cbor2.CBORTag) or outer.tag != COSE_SIGN1_TAG:
-        raise FormatError("label: not a tagged COSE_Sign1 (tag 18)")
+        raise FormatError(N_("label: not a tagged COSE_Sign1 (tag 18)"))
     parts = outer.value  # cbor2 6 decodes inside a tag as immutable (tuple, frozendict)
     if not isinstance(parts, list | tuple) or len(parts) != 4:
-        raise FormatError("label: COSE_Sign1 must be an array of 4 elements")
+        raise FormatError(N_("label: COSE_Sign1 must be an array of 4 elements"))
     protected, unprotected, payload, signature = parts
     if not all(isinstance(p, bytes) for p in (protected, payload, signature)):
-        raise FormatError("label: COSE_Sign1 protected, payload and signature must be bstr")
+        raise FormatError(N_("label: COSE_Sign1 protected, payload and signature must be bstr"))
     if not isinstance(unprotected, Mapping) or len(unprotected) != 0:
-        raise FormatError("label: the unprotected header must be empty")
+        raise FormatError(N_("label: the unprotected header must be empty"))
     if len(signature) != 64:
-        raise FormatError("label: an EdDSA signature is 64 bytes")
+        raise FormatError(N_("label: an EdDSA signature is 64 bytes"))
     header = _loads(protected, "protected header")
     if (
         not isinstance(header, dict)
@@ -215,42 +230,47 @@ def parse_label(unverified_text: str | bytes) -> UnverifiedLabel:
         or len(header[HDR_KID]) != KID_SIZE
     ):
         raise FormatError(
-            f"label: protected header must be exactly {{1: -8 (EdDSA), 4: {KID_SIZE}-byte kid}}"
+            N_("label: protected header must be exactly {{1: -8 (EdDSA), 4: {kid_size}-byte kid}}"),
+            kid_size=KID_SIZE,
         )
     if protected != protected_header(header[HDR_KID]):
-        raise FormatError("label: protected header is not deterministically encoded")
+        raise FormatError(N_("label: protected header is not deterministically encoded"))
     fields = _loads(payload, "manifest")
     if not isinstance(fields, dict):
-        raise FormatError("label: the manifest must be a CBOR map")
+        raise FormatError(N_("label: the manifest must be a CBOR map"))
     if set(fields) != _KEYS:
         unknown = sorted(map(str, set(fields) - _KEYS))
         missing = sorted(map(str, _KEYS - set(fields)))
-        raise FormatError(f"label: manifest keys wrong (unknown {unknown}, missing {missing})")
+        raise FormatError(
+            N_("label: manifest keys wrong (unknown {unknown}, missing {missing})"),
+            unknown=unknown,
+            missing=missing,
+        )
     try:
         canonical = cbor2.dumps(fields, canonical=True)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as e:
-        raise FormatError("label: manifest holds a value of an unsupported type") from e
+        raise FormatError(N_("label: manifest holds a value of an unsupported type")) from e
     if canonical != payload:
-        raise FormatError("label: manifest is not deterministically encoded CBOR")
+        raise FormatError(N_("label: manifest is not deterministically encoded CBOR"))
     return UnverifiedLabel(header[HDR_KID], protected, payload, signature, fields, compressed)
 
 
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str):
-        raise FormatError(f"manifest: {what} must be a text string")
+        raise FormatError(N_("manifest: {what} must be a text string"), what=what)
     return value
 
 
 def _uint(value: Any, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0 or value >= 2**40:
-        raise FormatError(f"manifest: {what} must be an unsigned integer")
+        raise FormatError(N_("manifest: {what} must be an unsigned integer"), what=what)
     return value
 
 
 def _array(value: Any, what: str, size: int | None = None) -> list[Any]:
     if not isinstance(value, list) or (size is not None and len(value) != size):
         exact = f" of {size}" if size is not None else ""
-        raise FormatError(f"manifest: {what} must be an array{exact}")
+        raise FormatError(N_("manifest: {what} must be an array{exact}"), what=what, exact=exact)
     return value
 
 
@@ -261,11 +281,13 @@ def manifest_from_fields(fields: Mapping[int, Any]) -> Manifest:
     route = [_array(s, "route step", 2) for s in _array(fields[K_ROUTE], "route")]
     commitment = fields[K_COMMITMENT]
     if not isinstance(commitment, bytes):
-        raise FormatError("manifest: paper commitment must be a byte string")
+        raise FormatError(N_("manifest: paper commitment must be a byte string"))
     try:
         classification = Classification(_uint(fields[K_CLASS], "classification"))
     except ValueError as e:
-        raise FormatError(f"manifest: unknown classification {fields[K_CLASS]!r}") from e
+        raise FormatError(
+            N_("manifest: unknown classification {fields!r}"), fields=fields[K_CLASS]
+        ) from e
     return Manifest(
         package_id=_text(fields[K_PACKAGE], "package id"),
         exam_id=_text(fields[K_EXAM], "exam id"),
@@ -326,8 +348,8 @@ def verify_label(
     candidates = [k for k in trust.certificates if kid_of(k) == unverified.kid]
     if not candidates:
         raise UnknownSignerError(
-            f"label signed by key {unverified.kid.hex()}…, which no certificate of this "
-            "authority binds"
+            N_("label signed by key {kid}…, which no certificate of this authority binds"),
+            kid=unverified.kid.hex(),
         )
     message = unverified.signed_bytes()
     signer = next(
@@ -336,14 +358,17 @@ def verify_label(
     )
     if signer is None:
         raise SignatureError(
-            f"label signature does not verify under key {unverified.kid.hex()}…: "
-            "the label was altered or signed by another key"
+            N_(
+                "label signature does not verify under key {kid}…: the label "
+                "was altered or signed by another key"
+            ),
+            kid=unverified.kid.hex(),
         )
     try:
         manifest = manifest_from_fields(unverified.fields)
     except FormatError as e:
         raise FormatError(
-            f"label carries a valid signature over an inconsistent manifest: {e.message}"
+            N_("label carries a valid signature over an inconsistent manifest: {error}"), error=e
         ) from e
     cert = check_sealer(trust, signer, manifest, now=now)
     manifest.check_current(now)
