@@ -29,6 +29,13 @@ def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name for "ma
     return message
 
 
+class Phrase(str):
+    """A parameter that is itself a message id (English), translated where the message is
+    shown: ``raise UsageError(N_("--to: name {what}"), what=Phrase("who receives it"))``."""
+
+    __slots__ = ()
+
+
 def _fill(template: str, params: Mapping[str, object]) -> str:
     return template.format_map(params) if params else template
 
@@ -50,10 +57,17 @@ class CustodyError(Exception):
 
     def render(self, translate: Callable[[str], str]) -> tuple[str, str | None]:
         """(message, hint) with the templates passed through ``translate`` (a catalogue's
-        ``gettext``); a parameter that is itself a ``CustodyError`` is rendered the same way.
+        ``gettext``); a parameter that is itself a ``CustodyError`` is rendered the same way,
+        a ``Phrase`` is translated.
         A translation that does not fit its parameters falls back to the English text."""
         params = {
-            k: (v.render(translate)[0] if isinstance(v, CustodyError) else v)
+            k: (
+                v.render(translate)[0]
+                if isinstance(v, CustodyError)
+                else translate(v)
+                if isinstance(v, Phrase)
+                else v
+            )
             for k, v in self.params.items()
         }
 

@@ -5,6 +5,7 @@ import ``crypto.errors`` so that the ground floor never imports the package abov
 A class added to ``crypto.errors`` is listed here too (``tests/crypto/test_errors.py`` checks).
 """
 
+from crypto.errors import N_ as N_  # noqa: PLC0414 - re-exported: the message-id marker
 from crypto.errors import (  # storage faults (issue 13)
     ChainError,
     ClockError,
@@ -54,7 +55,7 @@ from crypto.errors import (  # storage faults (issue 13)
     WeakPassphraseError,
     WindowError,
 )
-from crypto.errors import N_ as N_  # the message-id marker (see crypto.errors)
+from crypto.errors import Phrase as Phrase  # noqa: PLC0414 - re-exported: a translated parameter
 
 __all__ = [
     "ChainError",

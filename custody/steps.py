@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from custody.errors import ChainError, ClosedError, MixedPackagesError, UsageError
+from custody.errors import N_, ChainError, ClosedError, MixedPackagesError, Phrase, UsageError
 from custody.events import Event, Kind
-from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
+from custody.i18n import DEFAULT_TIME_ZONE, show_time
 from custody.rules import ALLOWED_FROM, PackageState, Status
 
 # The authority's time zone: times are stored in UTC and shown there (with the zone's name).
@@ -125,29 +125,26 @@ def local_time(moment: datetime) -> str:
     return show_time(moment, AUTHORITY_ZONE)
 
 
-def _need(people: Mapping[str, str | None], option: str, what: str) -> str:
+def _need(people: Mapping[str, str | None], option: str, what: Phrase) -> str:
     person = people.get(option)
     if not person:
-        raise UsageError(_("--{option}: name {what}").format(option=option, what=what))
+        raise UsageError(N_("--{option}: name {what}"), option=option, what=what)
     return person
 
 
 def _check_status(kind: Kind, state: PackageState) -> None:
     if state.status == Status.DESTROYED:
         raise ClosedError(
-            _("package {package} was destroyed; its chain is closed").format(
-                package=state.package_id
-            )
+            N_("package {package} was destroyed; its chain is closed"), package=state.package_id
         )
     allowed = ALLOWED_FROM.get(kind)
     if allowed is not None and state.status not in allowed:
         raise ChainError(
-            _("package {package} is {status}: a {step} follows only {allowed}").format(
-                package=state.package_id,
-                status=state.status.value,
-                step=kind.value,
-                allowed=", ".join(sorted(s.value for s in allowed)),
-            )
+            N_("package {package} is {status}: a {step} follows only {allowed}"),
+            package=state.package_id,
+            status=state.status.value,
+            step=kind.value,
+            allowed=", ".join(sorted(s.value for s in allowed)),
         )
 
 
@@ -155,9 +152,10 @@ def _releaser(people: Mapping[str, str | None], state: PackageState) -> str:
     named = people.get("from")
     if named and named != state.holder:
         raise ChainError(
-            _(
-                "package {package} is held by {holder}, not {named}: only its holder releases it"
-            ).format(package=state.package_id, holder=state.holder, named=named)
+            N_("package {package} is held by {holder}, not {named}: only its holder releases it"),
+            package=state.package_id,
+            holder=state.holder,
+            named=named,
         )
     return state.holder
 
@@ -166,51 +164,56 @@ def _slots(kind: Kind, state: PackageState, people: Mapping[str, str | None]) ->
     if kind in _TRANSFERS:
         slots = [
             Signer("releaser", _releaser(people, state)),
-            Signer("receiver", _need(people, "to", _("who receives the package"))),
+            Signer("receiver", _need(people, "to", Phrase("who receives the package"))),
         ]
         if kind == Kind.RECEIVE:
-            slots.append(Signer("custodian2", _need(people, "second", _("the second custodian"))))
+            slots.append(
+                Signer("custodian2", _need(people, "second", Phrase("the second custodian")))
+            )
         elif kind in (Kind.DISPATCH, Kind.HANDOVER):
             witness = people.get("witness")
             if state.handover_witness and not witness:
                 raise UsageError(
-                    _(
+                    N_(
                         "the exam of package {package} asks for a supervising witness at every "
                         "handover: --witness PERSON"
-                    ).format(package=state.package_id)
+                    ),
+                    package=state.package_id,
                 )
             if witness and not state.handover_witness:
                 raise UsageError(
-                    _(
+                    N_(
                         "the exam of package {package} asks for no witness at a handover: "
                         "drop --witness"
-                    ).format(package=state.package_id)
+                    ),
+                    package=state.package_id,
                 )
             if witness:
                 slots.append(Signer("witness", witness))
         return slots
     if kind in (Kind.INSPECT, Kind.PATROL):
-        return [Signer("inspector", _need(people, "by", _("who inspects")))]
+        return [Signer("inspector", _need(people, "by", Phrase("who inspects")))]
     if kind == Kind.CHECKIN:
         named = people.get("by")
         if named and named != state.holder:
             raise ChainError(
-                _(
-                    "package {package} is carried by {holder}, not {named}: the escort checks in"
-                ).format(package=state.package_id, holder=state.holder, named=named)
+                N_("package {package} is carried by {holder}, not {named}: the escort checks in"),
+                package=state.package_id,
+                holder=state.holder,
+                named=named,
             )
         return [Signer("escort", state.holder)]
     if kind in _EXAMINER_KINDS:
         return [
-            Signer("examiner", _need(people, "examiner", _("the chief examiner"))),
-            Signer("supervisor", _need(people, "supervisor", _("the supervisor"))),
+            Signer("examiner", _need(people, "examiner", Phrase("the chief examiner"))),
+            Signer("supervisor", _need(people, "supervisor", Phrase("the supervisor"))),
         ]
     if kind == Kind.DESTROY:
         return [
-            Signer("officer", _need(people, "officer", _("the destruction officer"))),
-            Signer("witness", _need(people, "witness", _("the witness to the destruction"))),
+            Signer("officer", _need(people, "officer", Phrase("the destruction officer"))),
+            Signer("witness", _need(people, "witness", Phrase("the witness to the destruction"))),
         ]
-    raise UsageError(_("{kind} is not a step a person takes with a command").format(kind=kind))
+    raise UsageError(N_("{kind} is not a step a person takes with a command"), kind=kind)
 
 
 def _body(
@@ -224,16 +227,15 @@ def _body(
     body: dict[str, Any] = {}
     if seals:
         if kind not in _SEALS_KINDS:
-            raise UsageError(_("--seals: a {step} records no seal serials").format(step=kind.value))
+            raise UsageError(N_("--seals: a {step} records no seal serials"), step=kind.value)
         body["seals"] = list(seals)
     if count is not None and count < 0:
-        raise UsageError(_("--count: a number of copies, 0 or more"))
+        raise UsageError(N_("--count: a number of copies, 0 or more"))
     if kind in (Kind.DISTRIBUTE, Kind.RECOVER):
         if count is None:
             raise UsageError(
-                _("--count: how many copies were {done}").format(
-                    done=_("handed out") if kind == Kind.DISTRIBUTE else _("recovered")
-                )
+                N_("--count: how many copies were {done}"),
+                done=Phrase("handed out") if kind == Kind.DISTRIBUTE else Phrase("recovered"),
             )
         body["copies"] = count
     elif kind == Kind.DESTROY:
@@ -265,19 +267,18 @@ def draft_step(
     certificate); they must need the same signers (``MixedPackagesError``)."""
     states = [state] if isinstance(state, PackageState) else list(state)
     if kind not in STEP_NAMES:
-        raise UsageError(_("{kind} is not a step a person takes with a command").format(kind=kind))
+        raise UsageError(N_("{kind} is not a step a person takes with a command"), kind=kind)
     if not states:
-        raise UsageError(_("name a package"))
+        raise UsageError(N_("name a package"))
     if len(states) > 1 and kind != Kind.DESTROY:
         raise UsageError(
-            _("a {step} names one package (the seals seen are each package's own)").format(
-                step=kind.value
-            )
+            N_("a {step} names one package (the seals seen are each package's own)"),
+            step=kind.value,
         )
     if len({s.package_id for s in states}) != len(states):
-        raise UsageError(_("a package is named twice"))
+        raise UsageError(N_("a package is named twice"))
     if len(states) > 1 and count is not None:
-        raise UsageError(_("--count: for one package at a time"))
+        raise UsageError(N_("--count: for one package at a time"))
     first = states[0]
     slots: list[Signer] = []
     for one in states:
@@ -285,9 +286,9 @@ def draft_step(
         theirs = _slots(kind, one, people)
         if slots and theirs != slots:
             raise MixedPackagesError(
-                _("packages {a} and {b} need different signers: take them one at a time").format(
-                    a=first.package_id, b=one.package_id
-                )
+                N_("packages {a} and {b} need different signers: take them one at a time"),
+                a=first.package_id,
+                b=one.package_id,
             )
         slots = theirs
     event = Event(

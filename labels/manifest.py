@@ -121,8 +121,8 @@ class Manifest:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_COPIES:
                 raise FormatError(
-                    N_("manifest: {replace} must be 1-{max_copies}"),
-                    replace=name.replace("_", " "),
+                    N_("manifest: {field} must be 1-{max_copies}"),
+                    field=name.replace("_", " "),
                     max_copies=MAX_COPIES,
                 )
         serials = self.seal_serials

@@ -269,8 +269,11 @@ def _uint(value: Any, what: str) -> int:
 
 def _array(value: Any, what: str, size: int | None = None) -> list[Any]:
     if not isinstance(value, list) or (size is not None and len(value) != size):
-        exact = f" of {size}" if size is not None else ""
-        raise FormatError(N_("manifest: {what} must be an array{exact}"), what=what, exact=exact)
+        if size is not None:
+            raise FormatError(
+                N_("manifest: {what} must be an array of {size}"), what=what, size=size
+            )
+        raise FormatError(N_("manifest: {what} must be an array"), what=what)
     return value
 
 
@@ -286,7 +289,8 @@ def manifest_from_fields(fields: Mapping[int, Any]) -> Manifest:
         classification = Classification(_uint(fields[K_CLASS], "classification"))
     except ValueError as e:
         raise FormatError(
-            N_("manifest: unknown classification {fields!r}"), fields=fields[K_CLASS]
+            N_("manifest: unknown classification {classification!r}"),
+            classification=fields[K_CLASS],
         ) from e
     return Manifest(
         package_id=_text(fields[K_PACKAGE], "package id"),

@@ -47,9 +47,7 @@ def _register_font(path: Path) -> str:
     return name
 
 
-def _draw_label(
-    c: Canvas, m: Manifest, symbol: QrSymbol, x0: float, y0: float, font: str
-) -> None:
+def _draw_label(c: Canvas, m: Manifest, symbol: QrSymbol, x0: float, y0: float, font: str) -> None:
     """One label in the cell whose lower-left corner is (x0, y0), in points."""
     module = QR_MM * mm / (symbol.size + 2 * QUIET_ZONE)
     qr_left = x0 + 3 * mm

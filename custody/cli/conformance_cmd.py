@@ -19,21 +19,22 @@ from rich.markup import escape
 
 from crypto.encoding import format_time
 from custody.cli.common import PASSPHRASE_ENV, parse_cli_time, passphrase, state
-from custody.errors import UsageError, VerificationError
+from custody.errors import N_, UsageError, VerificationError
+from custody.i18n import _
 
 
 def conformance(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Argument(help="The vector folder (docs/vectors).")],
+    directory: Annotated[Path, typer.Argument(help=_("The vector folder (docs/vectors)."))],
     url: Annotated[
-        str | None, typer.Option(help="Base URL of a live service serving the season.")
+        str | None, typer.Option(help=_("Base URL of a live service serving the season."))
     ] = None,
     received: Annotated[
         str | None,
-        typer.Option(help="The service's clock for this pass (default: the vectors' main one)."),
+        typer.Option(help=_("The service's clock for this pass (default: the vectors' main one).")),
     ] = None,
     setup: Annotated[
-        bool, typer.Option("--setup", help="Make the vectors' season in --home (rehearsal).")
+        bool, typer.Option("--setup", help=_("Make the vectors' season in --home (rehearsal)."))
     ] = False,
 ) -> None:
     """Check a custody service against the conformance vectors, case by case."""
@@ -49,11 +50,13 @@ def conformance(
 
     st = state(ctx)
     if setup == (url is not None):
-        raise UsageError("give either --setup (make the season's home) or --url (run the vectors)")
+        raise UsageError(
+            N_("give either --setup (make the season's home) or --url (run the vectors)")
+        )
     season, files = load_vectors(directory)
     needed = clocks(files, season)
     if setup:
-        secret = passphrase(env=PASSPHRASE_ENV, prompt="Passphrase for the season's keys")
+        secret = passphrase(env=PASSPHRASE_ENV, prompt=_("Passphrase for the season's keys"))
         authority = create_season_home(st.home, season, passphrase=secret)
         st.emit(
             {
@@ -61,13 +64,15 @@ def conformance(
                 "home": str(st.home_path),
                 "clocks": [format_time(t) for t in needed],
             },
-            f"season made in {escape(str(st.home_path))} (authority {authority.id[:16]}, "
-            "rehearsal)\nrun one pass per clock, earliest first, each against a service "
-            "started at that clock:\n"
+            _(
+                "season made in {home} (authority {authority}, rehearsal)\nrun one pass per "
+                "clock, earliest first, each against a service started at that clock:"
+            ).format(home=escape(str(st.home_path)), authority=authority.id[:16])
+            + "\n"
             + "\n".join(
                 f"  custody --home {escape(str(st.home_path))} --now {format_time(t)} serve "
                 f"--desk-every 0 --rate-per-address 100000/minute --rate-per-key 100000/minute"
-                f"   then   custody conformance {escape(str(directory))} "
+                f"   {_('then')}   custody conformance {escape(str(directory))} "
                 f"--url URL --received {format_time(t)}"
                 for t in needed
             ),
@@ -77,8 +82,9 @@ def conformance(
     clock = parse_cli_time(received, what="--received") or needed[-1]
     if clock not in needed:
         raise UsageError(
-            f"--received {format_time(clock)} is not a clock of these vectors "
-            f"({', '.join(format_time(t) for t in needed)})"
+            N_("--received {received} is not a clock of these vectors ({clocks})"),
+            received=format_time(clock),
+            clocks=", ".join(format_time(t) for t in needed),
         )
     client = Client(url)
     results, elsewhere = run_http(client, season, files, received=clock)
@@ -99,20 +105,34 @@ def conformance(
             }
         )
     else:
-        st.out.print(f"[bold]conformance[/] {escape(url)} at {format_time(clock)}")
+        st.out.print(
+            _("[bold]conformance[/] {url} at {time}").format(
+                url=escape(url), time=format_time(clock)
+            )
+        )
         for kind in sorted(total):
-            mark = "[green]ok[/]" if passed[kind] == total[kind] else "[red]FAIL[/]"
+            mark = "[green]" + _("ok") + "[/]" if passed[kind] == total[kind] else "[red]FAIL[/]"
             st.out.print(f"  {kind:<22} {passed[kind]:>3}/{total[kind]:<3} {mark}")
         for r in failed:
             st.out.print(
-                f"  [red]{escape(r.kind)}/{escape(r.name)}[/]: expected {escape(r.expected)}, "
-                f"got {escape(r.got)}"
+                f"  [red]{escape(r.kind)}/{escape(r.name)}[/]: "
+                + _("expected {expected}, got {got}").format(
+                    expected=escape(r.expected), got=escape(r.got)
+                )
             )
         st.out.print(
-            f"  {sum(passed.values())}/{len(results)} agree"
-            + (f"; {elsewhere} case(s) are judged in another pass" if elsewhere else "")
+            "  "
+            + _("{passed}/{total} agree").format(passed=sum(passed.values()), total=len(results))
             + (
-                f"; {offline} case(s) of offline kinds (no service route: the verifiers check them)"
+                "; " + _("{n} case(s) are judged in another pass").format(n=elsewhere)
+                if elsewhere
+                else ""
+            )
+            + (
+                "; "
+                + _(
+                    "{n} case(s) of offline kinds (no service route: the verifiers check them)"
+                ).format(n=offline)
                 if offline
                 else ""
             )
