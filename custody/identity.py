@@ -448,9 +448,10 @@ def revoke(
     matches = [k for k in trust.certificates if k.startswith(key_id)]
     if len(matches) != 1:
         raise NotFoundError(
-            f"no single certified key starts with {key_id!r}"
+            N_("no single certified key starts with {key_id!r}")
             if not matches
-            else f"key id prefix {key_id!r} is ambiguous"
+            else N_("key id prefix {key_id!r} is ambiguous"),
+            key_id=key_id,
         )
     full = matches[0]
     if full in trust.revocations:

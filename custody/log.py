@@ -396,8 +396,10 @@ class CustodyLog:
                 table in str(e.orig) for table in ("log_entry", "tree_node", "checkpoint")
             ):  # under the append lock only a damaged head collides with the log's own rows
                 raise LogStateError(
-                    "the log's tables refuse the append: an entry, node or checkpoint already "
-                    "sits beyond the head row's size (the head row is behind)",
+                    N_(
+                        "the log's tables refuse the append: an entry, node or checkpoint "
+                        "already sits beyond the head row's size (the head row is behind)"
+                    ),
                     hint=GUARD_RECOVER,
                 ) from e
             raise StorageError(
@@ -746,9 +748,12 @@ class CustodyLog:
         missing = set(wanted) - set(got)
         if missing:
             raise LogStateError(
-                f"the tree table lacks node(s) {sorted(missing)[:3]}: the head row is ahead of "
-                "the tree, or nodes were deleted",
+                N_(
+                    "the tree table lacks node(s) {nodes}: the head row is ahead of the tree, "
+                    "or nodes were deleted"
+                ),
                 hint=GUARD_RECOVER,
+                nodes=sorted(missing)[:3],
             )
         return got, size
 

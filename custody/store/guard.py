@@ -36,7 +36,7 @@ from crypto import merkle
 from crypto.encoding import b64encode
 from crypto.errors import CustodyError
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import LogStateError
+from custody.errors import N_, LogStateError
 from custody.store.faults import file_error
 from custody.store.log_tables import CheckpointRow, LogEntry, LogHead, PackageStateRow, TreeNode
 from custody.store.states import state_from_json
@@ -53,7 +53,7 @@ EPOCH_ROW = 2  # log_head row 2 holds the database's epoch (row 1 the log's size
 MAX_NOTE_BYTES = 64 * 1024
 DEFAULT_TAIL = 4096  # leaves re-hashed at start (the whole log when it is smaller)
 
-RECOVER = (
+RECOVER = N_(
     "do not append: restore the database from the standby or the last backup that holds this "
     "checkpoint, then replay the receipts clients hold (docs/operations.md, 'Recovery')"
 )

@@ -21,7 +21,7 @@ def test_custody_errors_re_exports_every_class_unchanged() -> None:
 
 
 def test_a_message_is_a_template_with_parameters_rendered_at_the_edge() -> None:
-    N_ = crypto.errors.N_
+    N_ = crypto.errors.N_  # noqa: N806 - the marker's name
     inner = crypto.errors.FormatError(N_("bad {what}"), what="seal")
     e = crypto.errors.ChainError(
         N_("event {event!r} refused: {why}"), hint=N_("look at {event}"), event="e1", why=inner
