@@ -14,8 +14,14 @@ from pydantic import BaseModel, Field
 
 class ErrorBody(BaseModel):
     error: str = Field(description="Stable error code (the CustodyError class's `code`).")
-    message: str = Field(description="What is wrong, for a person.")
+    message: str = Field(description="What is wrong, for a person (English, as logged).")
     hint: str | None = Field(default=None, description="What to do about it, when known.")
+    message_zh: str | None = Field(
+        default=None,
+        description="`message` in Simplified Chinese; present unless Accept-Language ranks "
+        "English above Chinese.",
+    )
+    hint_zh: str | None = Field(default=None, description="`hint` in Simplified Chinese.")
 
 
 class Health(BaseModel):

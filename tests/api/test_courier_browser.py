@@ -499,7 +499,9 @@ def test_a_statement_the_log_refuses_is_shown_with_its_reason(
             again = httpx.post(f"{served.base}/v1/events", json=queued["envelope"])
             assert again.status_code in (403, 409, 422)
             assert "被拒绝" in text and f"({again.json()['error']})" in text, text
-            assert again.json()["message"] in text
+            # ... in the page's language: Chinese (the service gives message_zh beside message).
+            assert again.json()["message_zh"] in text
+            assert again.json()["message_zh"] != again.json()["message"]
             shot("refused-by-the-log")
         finally:
             browser.close()

@@ -63,7 +63,9 @@ async function api(path, init = {}) {
   const r = await fetch(path, { ...init, headers, cache: "no-store" });
   const body = await r.json().catch(() => ({}));
   if (!r.ok) {
-    const e = new Refusal(body.error ?? `http_${r.status}`, body.message ?? `HTTP ${r.status}`);
+    // The service gives every refusal in English (message) and Chinese (message_zh).
+    const text = (lang === "zh-CN" ? body.message_zh : null) ?? body.message;
+    const e = new Refusal(body.error ?? `http_${r.status}`, text ?? `HTTP ${r.status}`);
     e.status = r.status;
     throw e;
   }
