@@ -21,7 +21,7 @@ from functools import cached_property
 from json.encoder import encode_basestring_ascii
 
 from crypto.encoding import Fields, b64encode, parse_json_object
-from crypto.errors import DuplicateSignatureError, FormatError
+from crypto.errors import N_, DuplicateSignatureError, FormatError
 from crypto.signing import SigningKey, VerifyKey
 
 MAX_ENVELOPE_BYTES = 1 << 20
@@ -95,34 +95,49 @@ def parse_envelope(data: bytes | str | Mapping[str, object], *, what: str = "env
     """Parse an untrusted DSSE envelope (JSON bytes or an already-decoded object)."""
     if isinstance(data, bytes | str):
         if len(data) > MAX_ENVELOPE_BYTES:
-            raise FormatError(f"{what} is larger than {MAX_ENVELOPE_BYTES} bytes")
+            raise FormatError(
+                N_("{what} is larger than {max_envelope_bytes} bytes"),
+                what=what,
+                max_envelope_bytes=MAX_ENVELOPE_BYTES,
+            )
         obj = parse_json_object(data, what=what)
     elif isinstance(data, Mapping):
         obj = dict(data)
     else:
-        raise FormatError(f"{what} must be a JSON object")
+        raise FormatError(N_("{what} must be a JSON object"), what=what)
     f = Fields(obj, what=what)
     extra = set(obj) - {"payload", "payloadType", "signatures"}
     if extra:
-        raise FormatError(f"{what}: unexpected field(s) {', '.join(sorted(extra))}")
+        raise FormatError(
+            N_("{what}: unexpected field(s) {extra}"), what=what, extra=", ".join(sorted(extra))
+        )
     payload_type = f.text("payloadType")
     payload = f.blob("payload")
     raw_sigs = f.items("signatures")
     if not raw_sigs:
-        raise FormatError(f"{what} carries no signature")
+        raise FormatError(N_("{what} carries no signature"), what=what)
     if len(raw_sigs) > MAX_SIGNATURES:
-        raise FormatError(f"{what} carries more than {MAX_SIGNATURES} signatures")
+        raise FormatError(
+            N_("{what} carries more than {max_signatures} signatures"),
+            what=what,
+            max_signatures=MAX_SIGNATURES,
+        )
     sigs = []
     for i, raw in enumerate(raw_sigs):
         if not isinstance(raw, dict):
-            raise FormatError(f"{what}: signature {i} must be an object")
+            raise FormatError(N_("{what}: signature {i} must be an object"), what=what, i=i)
         sf = Fields(raw, what=f"{what}: signature {i}")
         if set(raw) - {"keyid", "sig"}:
-            raise FormatError(f"{what}: signature {i} has unexpected field(s)")
+            raise FormatError(N_("{what}: signature {i} has unexpected field(s)"), what=what, i=i)
         keyid = sf.opt_text("keyid") or ""
         sig = sf.blob("sig")
         if len(sig) != 64:
-            raise FormatError(f"{what}: signature {i} is {len(sig)} bytes, an Ed25519 one is 64")
+            raise FormatError(
+                N_("{what}: signature {i} is {n_sig} bytes, an Ed25519 one is 64"),
+                what=what,
+                i=i,
+                n_sig=len(sig),
+            )
         sigs.append(Signature(keyid, sig))
     return Envelope(payload_type, payload, tuple(sigs))
 
@@ -162,7 +177,9 @@ def verify_signatures(env: Envelope, candidates: Mapping[str, VerifyKey]) -> Sig
             continue
         if matched.key_id in signed_by:
             raise DuplicateSignatureError(
-                f"key {matched.key_id[:16]} signed this {env.payload_type} more than once"
+                N_("key {key_id} signed this {payload_type} more than once"),
+                key_id=matched.key_id[:16],
+                payload_type=env.payload_type,
             )
         signed_by.add(matched.key_id)
     return SignatureCheck(env.payload_type, env.payload, frozenset(signed_by), tuple(unmatched))

@@ -16,7 +16,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from crypto.errors import FormatError
+from crypto.errors import N_, FormatError
 
 _TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 
@@ -28,16 +28,16 @@ def b64encode(data: bytes) -> str:
 def b64decode(text: str | bytes, *, what: str = "base64 field") -> bytes:
     raw = text.encode("ascii", "replace") if isinstance(text, str) else text
     if len(raw) % 4:
-        raise FormatError(f"{what} is not standard padded base64")
+        raise FormatError(N_("{what} is not standard padded base64"), what=what)
     try:
         # validate=True refuses anything outside the alphabet (no silent skipping).
         out = base64.b64decode(raw, validate=True)
     except binascii.Error as e:
-        raise FormatError(f"{what} is not valid base64") from e
+        raise FormatError(N_("{what} is not valid base64"), what=what) from e
     # Non-zero padding bits decode to the same bytes: refuse them so that one value has
     # exactly one encoding and no byte of a signed document can change unnoticed.
     if base64.b64encode(out) != raw:
-        raise FormatError(f"{what} is not canonical base64")
+        raise FormatError(N_("{what} is not canonical base64"), what=what)
     return out
 
 
@@ -51,14 +51,14 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise FormatError(f"duplicate JSON key {key!r}")
+            raise FormatError(N_("duplicate JSON key {key!r}"), key=key)
         out[key] = value
     return out
 
 
 def _no_constant(name: str) -> Any:
     # JSON has no NaN or Infinity: Python's parser accepts them unless told not to.
-    raise FormatError(f"{name} is not a JSON number")
+    raise FormatError(N_("{name} is not a JSON number"), name=name)
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
@@ -70,16 +70,16 @@ def parse_json(data: bytes | str, *, what: str) -> Any:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         return _DECODER.decode(text)
     except FormatError as e:
-        raise FormatError(f"{what}: {e.message}") from e
+        raise FormatError(N_("{what}: {error}"), what=what, error=e) from e
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
-        raise FormatError(f"{what} is not valid JSON") from e
+        raise FormatError(N_("{what} is not valid JSON"), what=what) from e
 
 
 def parse_json_object(data: bytes | str, *, what: str) -> dict[str, Any]:
     """Parse untrusted JSON that must be an object; duplicate keys are refused."""
     value = parse_json(data, what=what)
     if not isinstance(value, dict):
-        raise FormatError(f"{what} must be a JSON object")
+        raise FormatError(N_("{what} must be a JSON object"), what=what)
     return value
 
 
@@ -91,12 +91,14 @@ def format_time(moment: datetime) -> str:
 
 def parse_time(text: object, *, what: str = "time") -> datetime:
     if not isinstance(text, str) or not _TIME_RE.match(text):
-        raise FormatError(f"{what} must be a UTC time written YYYY-MM-DDTHH:MM:SSZ")
+        raise FormatError(N_("{what} must be a UTC time written YYYY-MM-DDTHH:MM:SSZ"), what=what)
     try:
         # The regex fixed the shape; fromisoformat is the fast, strict date check.
         return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
     except ValueError as e:
-        raise FormatError(f"{what} is not a real date and time: {text!r}") from e
+        raise FormatError(
+            N_("{what} is not a real date and time: {text!r}"), what=what, text=text
+        ) from e
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -112,13 +114,15 @@ class Fields:
 
     def _get(self, name: str) -> Any:
         if name not in self.obj:
-            raise FormatError(f"{self.what}: missing field {name!r}")
+            raise FormatError(N_("{what}: missing field {name!r}"), what=self.what, name=name)
         return self.obj[name]
 
     def text(self, name: str) -> str:
         value = self._get(name)
         if not isinstance(value, str):
-            raise FormatError(f"{self.what}: field {name!r} must be a string")
+            raise FormatError(
+                N_("{what}: field {name!r} must be a string"), what=self.what, name=name
+            )
         return value
 
     def opt_text(self, name: str) -> str | None:
@@ -129,7 +133,9 @@ class Fields:
     def integer(self, name: str) -> int:
         value = self._get(name)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise FormatError(f"{self.what}: field {name!r} must be an integer")
+            raise FormatError(
+                N_("{what}: field {name!r} must be an integer"), what=self.what, name=name
+            )
         return value
 
     def blob(self, name: str) -> bytes:
@@ -146,24 +152,35 @@ class Fields:
     def texts(self, name: str) -> tuple[str, ...]:
         value = self._get(name)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise FormatError(f"{self.what}: field {name!r} must be a list of strings")
+            raise FormatError(
+                N_("{what}: field {name!r} must be a list of strings"), what=self.what, name=name
+            )
         return tuple(value)
 
     def items(self, name: str) -> list[Any]:
         value = self._get(name)
         if not isinstance(value, list):
-            raise FormatError(f"{self.what}: field {name!r} must be a list")
+            raise FormatError(
+                N_("{what}: field {name!r} must be a list"), what=self.what, name=name
+            )
         return value
 
     def sub(self, name: str) -> Fields:
         value = self._get(name)
         if not isinstance(value, dict):
-            raise FormatError(f"{self.what}: field {name!r} must be an object")
+            raise FormatError(
+                N_("{what}: field {name!r} must be an object"), what=self.what, name=name
+            )
         return Fields(value, what=f"{self.what}.{name}")
 
     def expect(self, name: str, expected: str) -> None:
         if self._get(name) != expected:
-            raise FormatError(f"{self.what}: field {name!r} must be {expected!r}")
+            raise FormatError(
+                N_("{what}: field {name!r} must be {expected!r}"),
+                what=self.what,
+                name=name,
+                expected=expected,
+            )
 
 
 def distinct_prefixes(a: str, b: str, *, least: int = 16) -> tuple[str, str]:

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from crypto.errors import NotFoundError, UsageError
+from crypto.errors import N_, NotFoundError, UsageError
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -60,26 +60,42 @@ def open_user_file(path: Path | str, *, what: str, limit: int) -> tuple[BinaryIO
         fd = os.open(name, flags)
     except FileNotFoundError as e:
         if os.path.islink(name):
-            raise UsageError(f"{what} {name} is a symlink to nothing (it points nowhere)") from e
-        raise NotFoundError(f"{what} {name} does not exist") from e
+            raise UsageError(
+                N_("{what} {name} is a symlink to nothing (it points nowhere)"),
+                what=what,
+                name=name,
+            ) from e
+        raise NotFoundError(N_("{what} {name} does not exist"), what=what, name=name) from e
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise UsageError(f"{what} {name} is a symlink loop") from e
+            raise UsageError(N_("{what} {name} is a symlink loop"), what=what, name=name) from e
         if e.errno == errno.ENOTDIR:
-            raise NotFoundError(f"{what} {name}: a part of the path is not a folder") from e
+            raise NotFoundError(
+                N_("{what} {name}: a part of the path is not a folder"), what=what, name=name
+            ) from e
         if e.errno in (errno.EACCES, errno.EPERM):
-            raise UsageError(f"{what} {name} is not readable by this account") from e
+            raise UsageError(
+                N_("{what} {name} is not readable by this account"), what=what, name=name
+            ) from e
         if e.errno == errno.ENXIO:  # a FIFO with no writer, a socket
-            raise UsageError(f"{what} {name} is not a regular file") from e
-        raise UsageError(f"cannot open {what} {name}: {e.strerror}") from e
+            raise UsageError(N_("{what} {name} is not a regular file"), what=what, name=name) from e
+        raise UsageError(
+            N_("cannot open {what} {name}: {strerror}"), what=what, name=name, strerror=e.strerror
+        ) from e
     try:
         info = os.fstat(fd)
         kind = _not_regular(info.st_mode)
         if kind is not None:
-            raise UsageError(f"{what} {name} is {kind}, not a regular file")
+            raise UsageError(
+                N_("{what} {name} is {kind}, not a regular file"), what=what, name=name, kind=kind
+            )
         if info.st_size > limit:
             raise UsageError(
-                f"{what} {name} is {info.st_size} bytes, more than the {limit} accepted"
+                N_("{what} {name} is {st_size} bytes, more than the {limit} accepted"),
+                what=what,
+                name=name,
+                st_size=info.st_size,
+                limit=limit,
             )
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb"), info.st_size
@@ -115,20 +131,36 @@ def read_user_file(
     """The bytes of a file a person named (``-``: standard input, when ``stdin``)."""
     if str(path) == "-":
         if not stdin:
-            raise UsageError(f"{what}: '-' (standard input) is not accepted here; name a file")
+            raise UsageError(
+                N_("{what}: '-' (standard input) is not accepted here; name a file"), what=what
+            )
         source = stream if stream is not None else sys.stdin.buffer
         data = _read_capped(source, limit)
         if len(data) > limit:
-            raise UsageError(f"{what} on standard input is more than the {limit} bytes accepted")
+            raise UsageError(
+                N_("{what} on standard input is more than the {limit} bytes accepted"),
+                what=what,
+                limit=limit,
+            )
         return data
     f, _ = open_user_file(path, what=what, limit=limit)
     with f:
         try:
             data = _read_capped(f, limit)
         except OSError as e:
-            raise UsageError(f"cannot read {what} {path}: {e.strerror}") from e
+            raise UsageError(
+                N_("cannot read {what} {path}: {strerror}"),
+                what=what,
+                path=path,
+                strerror=e.strerror,
+            ) from e
     if len(data) > limit:
-        raise UsageError(f"{what} {path} grew past the {limit} bytes accepted while read")
+        raise UsageError(
+            N_("{what} {path} grew past the {limit} bytes accepted while read"),
+            what=what,
+            path=path,
+            limit=limit,
+        )
     return data
 
 

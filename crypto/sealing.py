@@ -17,7 +17,7 @@ import nacl.public
 import nacl.pwhash
 import nacl.utils
 
-from crypto.errors import DecryptionError
+from crypto.errors import N_, DecryptionError
 
 KDF_ALG = "argon2id13"
 AEAD_ALG = "xchacha20poly1305-ietf"
@@ -43,9 +43,9 @@ class KdfParams:
         if not (
             MIN_OPSLIMIT <= self.opslimit <= 16 and MIN_MEMLIMIT <= self.memlimit <= MAX_MEMLIMIT
         ):
-            raise DecryptionError("key file KDF parameters are out of the accepted range")
+            raise DecryptionError(N_("key file KDF parameters are out of the accepted range"))
         if len(self.salt) != nacl.pwhash.argon2id.SALTBYTES:
-            raise DecryptionError("key file KDF salt has the wrong length")
+            raise DecryptionError(N_("key file KDF salt has the wrong length"))
         return nacl.pwhash.argon2id.kdf(
             32,
             passphrase.encode("utf-8"),

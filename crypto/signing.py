@@ -21,7 +21,7 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 
-from crypto.errors import SignatureError, WeakKeyError
+from crypto.errors import N_, SignatureError, WeakKeyError
 
 ED25519 = "ed25519"
 X25519 = "x25519"
@@ -40,23 +40,23 @@ def context_message(context: str, message: bytes) -> bytes:
 def check_ed25519_public_key(raw: bytes) -> None:
     """Refuse anything but a canonical, prime-order Ed25519 point encoding."""
     if len(raw) != 32:
-        raise WeakKeyError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
+        raise WeakKeyError(N_("an Ed25519 public key is 32 bytes, not {n_raw}"), n_raw=len(raw))
     if not sodium.crypto_core_ed25519_is_valid_point(raw):
         raise WeakKeyError(
-            "Ed25519 public key refused: small-order, non-canonical or not on the curve"
+            N_("Ed25519 public key refused: small-order, non-canonical or not on the curve")
         )
 
 
 def check_x25519_public_key(raw: bytes) -> None:
     """Refuse an X25519 public key of low order (every shared secret with it is zero)."""
     if len(raw) != 32:
-        raise WeakKeyError(f"an X25519 public key is 32 bytes, not {len(raw)}")
+        raise WeakKeyError(N_("an X25519 public key is 32 bytes, not {n_raw}"), n_raw=len(raw))
     probe = nacl.public.PrivateKey.generate()
     try:
         # libsodium refuses a result of all zeros, which is what a low-order point gives.
         sodium.crypto_scalarmult(bytes(probe), raw)
     except (nacl.exceptions.RuntimeError, RuntimeError) as e:
-        raise WeakKeyError("X25519 public key refused: it has low order") from e
+        raise WeakKeyError(N_("X25519 public key refused: it has low order")) from e
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ class VerifyKey:
 
     def verify(self, message: bytes, signature: bytes) -> None:
         if not self.is_valid(message, signature):
-            raise SignatureError(f"signature by key {self.key_id[:16]} does not verify")
+            raise SignatureError(
+                N_("signature by key {key_id} does not verify"), key_id=self.key_id[:16]
+            )
 
     def verify_context(self, context: str, message: bytes, signature: bytes) -> None:
         self.verify(context_message(context, message), signature)

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from pyseto import Key
 
 from crypto.encoding import canonical_json, parse_json_object
-from crypto.errors import FormatError, LoginRequiredError
+from crypto.errors import N_, FormatError, LoginRequiredError
 from crypto.signing import SigningKey, VerifyKey
 
 PREFIX = "v4.public."
@@ -77,18 +77,20 @@ class TokenVerifier:
     def open(self, token: str) -> dict[str, Any]:
         """The token's claims, once its signature verified; ``LoginRequiredError`` otherwise."""
         if not token.startswith(PREFIX) or len(token) > MAX_TOKEN or not token.isascii():
-            raise LoginRequiredError("the session token is not a v4.public token of this service")
+            raise LoginRequiredError(
+                N_("the session token is not a v4.public token of this service")
+            )
         try:
             decoded = pyseto.decode(self._key, token, implicit_assertion=self.audience.encode())
         except Exception as e:
-            raise LoginRequiredError("the session token does not verify: log in again") from e
+            raise LoginRequiredError(N_("the session token does not verify: log in again")) from e
         payload = decoded.payload
         try:
             if not isinstance(payload, bytes):  # pragma: no cover - no deserializer was given
-                raise FormatError("session token claims are not bytes")
+                raise FormatError(N_("session token claims are not bytes"))
             return parse_json_object(payload, what="session token")
         except FormatError as e:  # pragma: no cover - only our own signer makes tokens
-            raise LoginRequiredError("the session token holds no claims") from e
+            raise LoginRequiredError(N_("the session token holds no claims")) from e
 
 
 __all__ = ["TokenSigner", "TokenVerifier"]

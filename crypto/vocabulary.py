@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 
-from crypto.errors import FormatError
+from crypto.errors import N_, FormatError
 
 MAX_ID = 64
 ID_PUNCTUATION = frozenset("._-")
@@ -41,7 +41,10 @@ def check_id(value: object, what: str) -> str:
     if not is_id(value):
         shown = repr(value[:40]) if isinstance(value, str) else type(value).__name__
         raise FormatError(
-            f"{what} {shown} must be 1-{MAX_ID} letters or digits (any script), '.', '_' or '-'"
+            N_("{what} {shown} must be 1-{max_id} letters or digits (any script), '.', '_' or '-'"),
+            what=what,
+            shown=shown,
+            max_id=MAX_ID,
         )
     assert isinstance(value, str)
     return value
@@ -69,7 +72,9 @@ class Classification(IntEnum):
             if level.slug == text:
                 return level
         spellings = ", ".join(c.slug for c in cls)
-        raise FormatError(f"classification {text!r} is not one of {spellings}")
+        raise FormatError(
+            N_("classification {text!r} is not one of {spellings}"), text=text, spellings=spellings
+        )
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,9 @@ class Window:
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise FormatError("a window's start and end are UTC times")
+            raise FormatError(N_("a window's start and end are UTC times"))
         if self.end <= self.start:
-            raise FormatError("a window ends after it starts")
+            raise FormatError(N_("a window ends after it starts"))
 
     def contains(self, at: datetime) -> bool:
         return self.start <= at <= self.end

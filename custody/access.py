@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from custody.errors import ForbiddenError, LoginRequiredError
+from custody.errors import N_, ForbiddenError, LoginRequiredError
 from keys.model import Certificate, Role
 
 ALL_SEEING = frozenset({Role.SECRECY_OFFICER, Role.AUDITOR})
@@ -142,11 +142,18 @@ def require(allowed: bool, p: Principal | None, what: str) -> Principal:
     ``ForbiddenError`` with one (its message names what was refused, never whose it is)."""
     if p is None:
         raise LoginRequiredError(
-            f"reading {what} needs a login", hint="log in: POST /v1/login (see docs/formats.md)"
+            N_("reading {what} needs a login"),
+            hint=N_("log in: POST /v1/login (see docs/formats.md)"),
+            what=what,
         )
     if not allowed:
         roles = ",".join(sorted(p.roles))
-        raise ForbiddenError(f"{what} is outside what {p.subject} ({roles}) may read")
+        raise ForbiddenError(
+            N_("{what} is outside what {subject} ({roles}) may read"),
+            what=what,
+            subject=p.subject,
+            roles=roles,
+        )
     return p
 
 

@@ -47,7 +47,7 @@ from custody.access_records import (
     verify_access,
 )
 from custody.access_records import access_root as _root
-from custody.errors import CustodyError, NotFoundError, StorageError, UsageError
+from custody.errors import N_, CustodyError, NotFoundError, StorageError, UsageError
 from custody.store.access_tables import (
     AccessCheckpoint,
     AccessHead,
@@ -108,7 +108,11 @@ class AccessLog:
         flush: str = "full",
     ) -> None:
         if flush not in FLUSH_MODES:
-            raise UsageError(f"access log flush {flush!r}: one of {', '.join(FLUSH_MODES)}")
+            raise UsageError(
+                N_("access log flush {flush!r}: one of {flush_modes}"),
+                flush=flush,
+                flush_modes=", ".join(FLUSH_MODES),
+            )
         self.engine = engine
         self.flush = flush
         self._turn = threading.Condition()
@@ -184,7 +188,7 @@ class AccessLog:
                 if named:
                     conn.execute(insert(OBJECTS), named)
         except Exception as e:  # noqa: BLE001 - any database failure: the reads are not answered
-            error = StorageError("the read could not be recorded on the access log")
+            error = StorageError(N_("the read could not be recorded on the access log"))
             error.__cause__ = e
             for item in batch:
                 item.error = error
@@ -251,13 +255,20 @@ class AccessLog:
                 return str(held)
             if self.log_key is None:
                 raise NotFoundError(
-                    f"the access log has no checkpoint for its {size} records, and this "
-                    "service holds no log key to sign one"
+                    N_(
+                        "the access log has no checkpoint for its {size} records, and"
+                        " this service holds no log key to sign one"
+                    ),
+                    size=size,
                 )
             rows = conn.execute(select(RECORDS.c.leaf).order_by(RECORDS.c.idx))
             count, root = _root(bytes(r.leaf) for r in rows)
             if count != size:  # pragma: no cover - would need an edited table
-                raise StorageError(f"the access log holds {count} records, its head says {size}")
+                raise StorageError(
+                    N_("the access log holds {count} records, its head says {size}"),
+                    count=count,
+                    size=size,
+                )
             note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.log_key)
             conn.execute(
                 insert(CHECKPOINTS).values(

@@ -15,7 +15,7 @@ from typing import Any
 from crypto import merkle
 from crypto.encoding import Fields, canonical_json, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import CustodyError, FormatError
+from custody.errors import N_, CustodyError, FormatError
 from keys.model import Authority
 
 ACCESS_TYPE = "custody.access.v1"
@@ -108,7 +108,7 @@ def verify_access(authority: Authority, note: str, lines: Sequence[bytes]) -> li
         try:
             entry = parse_access_leaf(index, leaf)
             if canonical_json(parse_json_object(leaf, what="access record")) != leaf:
-                raise FormatError(f"access record {index} is not canonical JSON")
+                raise FormatError(N_("access record {index} is not canonical JSON"), index=index)
         except FormatError as e:
             problems.append(e.message)
             prev = merkle.leaf_hash(leaf).hex()

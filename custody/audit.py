@@ -60,7 +60,7 @@ from crypto.files import (
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from crypto.signing import SigningKey
 from custody.access_records import ACCESS_CHECKPOINT_FILE, ACCESS_FILE, verify_access
-from custody.errors import ChainError, ConflictError, CustodyError, FormatError, NotFoundError
+from custody.errors import N_, ChainError, ConflictError, CustodyError, FormatError, NotFoundError
 from custody.events import Kind, parse_event
 from custody.exams import ExamPolicy
 from custody.packages import label_disagreements
@@ -122,7 +122,9 @@ def export_bundle(
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConflictError(
-            f"{out} exists and is not an empty folder", hint="pass a new folder to --out"
+            N_("{out} exists and is not an empty folder"),
+            hint=N_("pass a new folder to --out"),
+            out=out,
         )
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = log.cosigned_checkpoint()
@@ -337,7 +339,7 @@ def _label_problems(
         try:
             obj = parse_json_object(line.rstrip(b"\n"), what=where)
             if set(obj) != {"label", "package_id"}:
-                raise FormatError(f"{where} holds exactly label and package_id")
+                raise FormatError(N_("{where} holds exactly label and package_id"), where=where)
             f = Fields(obj, what=where)
             pid, text = f.text("package_id"), f.text("label")
         except CustodyError as e:
@@ -453,7 +455,8 @@ class _Replay:
         try:
             if event.corrects and bytes.fromhex(event.corrects)[:16] not in self.seen:
                 raise ChainError(
-                    f"the correction names statement {event.corrects[:16]}, not earlier in the log"
+                    N_("the correction names statement {corrects}, not earlier in the log"),
+                    corrects=event.corrects[:16],
                 )
             outcome = apply_event(
                 event, sigcheck, env, self.states, self.trust, received=received, exams=self.exams
@@ -554,7 +557,9 @@ def verify_bundle(
     trust_doc, checkpoint = read_bundle(folder)
     events = folder / "events.jsonl"
     if not os.path.lexists(events):
-        raise NotFoundError(f"{folder} is not an export bundle (missing events.jsonl)")
+        raise NotFoundError(
+            N_("{folder} is not an export bundle (missing events.jsonl)"), folder=folder
+        )
     digest = hashlib.sha256()
 
     def lines() -> Iterator[bytes]:
@@ -656,18 +661,20 @@ def _manifest_problems(
 def read_bundle(folder: Path) -> tuple[bytes, str]:
     """The bundle's trust document and checkpoint (events are streamed separately)."""
     if not folder.is_dir():
-        raise NotFoundError(f"{folder} is not an export bundle (not a folder)")
+        raise NotFoundError(N_("{folder} is not an export bundle (not a folder)"), folder=folder)
     try:
         trust = read_user_file(folder / "trust.json", what="bundle", limit=CAP_BUNDLE, stdin=False)
         note = read_user_file(
             folder / "checkpoint.note", what="bundle", limit=CAP_NOTE, stdin=False
         )
     except NotFoundError as e:
-        raise NotFoundError(f"{folder} is not an export bundle ({e.message})") from e
+        raise NotFoundError(
+            N_("{folder} is not an export bundle ({error})"), folder=folder, error=e
+        ) from e
     try:
         return trust, note.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise FormatError(f"{folder}/checkpoint.note is not UTF-8") from e
+        raise FormatError(N_("{folder}/checkpoint.note is not UTF-8"), folder=folder) from e
 
 
 def stream_lines(path: Path) -> Iterator[bytes]:

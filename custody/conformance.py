@@ -35,7 +35,7 @@ from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, canonical_json, parse_json_object
 from crypto.signing import SigningKey
 from custody import identity
-from custody.errors import ConflictError, FormatError, NotFoundError, UsageError
+from custody.errors import N_, ConflictError, FormatError, NotFoundError, UsageError
 from custody.home import Home
 from keys.keyfile import KeyPair
 from keys.model import AUTHORITY_TYPE, Authority
@@ -62,7 +62,9 @@ class Expect:
             return cls(None)
         if isinstance(text, str) and text.startswith("refuse ") and len(text.split()) == 2:
             return cls(text.split()[1])
-        raise FormatError(f"vector: expect must be 'accept' or 'refuse CODE', not {text!r}")
+        raise FormatError(
+            N_("vector: expect must be 'accept' or 'refuse CODE', not {text!r}"), text=text
+        )
 
     def __str__(self) -> str:
         return "accept" if self.code is None else f"refuse {self.code}"
@@ -107,7 +109,7 @@ class Season:
     def authority(self) -> Authority:
         env = parse_envelope(self.trust_document["authority"], what="season authority")
         if env.payload_type != AUTHORITY_TYPE:
-            raise FormatError("season: trust.authority is not an authority statement")
+            raise FormatError(N_("season: trust.authority is not an authority statement"))
         return Authority.from_payload(env.payload)
 
 
@@ -116,9 +118,9 @@ def _seed(f: Fields, name: str) -> bytes:
     try:
         raw = bytes.fromhex(text)
     except ValueError as e:
-        raise FormatError(f"season: seeds.{name} must be 64 hex digits") from e
+        raise FormatError(N_("season: seeds.{name} must be 64 hex digits"), name=name) from e
     if len(raw) != 32:
-        raise FormatError(f"season: seeds.{name} must be 32 bytes")
+        raise FormatError(N_("season: seeds.{name} must be 32 bytes"), name=name)
     return raw
 
 
@@ -148,15 +150,19 @@ def parse_vector_file(data: bytes) -> VectorFile:
     names: set[str] = set()
     for i, raw in enumerate(f.items("cases")):
         if not isinstance(raw, dict):
-            raise FormatError(f"vector file {kind}: case {i} must be an object")
+            raise FormatError(N_("vector file {kind}: case {i} must be an object"), kind=kind, i=i)
         c = Fields(raw, what=f"{kind} case {i}")
         name = c.text("name")
         if name in names:
-            raise FormatError(f"vector file {kind}: case name {name!r} twice")
+            raise FormatError(
+                N_("vector file {kind}: case name {name!r} twice"), kind=kind, name=name
+            )
         names.add(name)
         findings = raw.get("findings", [])
         if not isinstance(findings, list) or not all(isinstance(x, str) for x in findings):
-            raise FormatError(f"{kind} case {name}: findings must be a list of kinds")
+            raise FormatError(
+                N_("{kind} case {name}: findings must be a list of kinds"), kind=kind, name=name
+            )
         cases.append(
             VectorCase(
                 name=name,
@@ -177,7 +183,9 @@ def load_vectors(directory: Path) -> tuple[Season, list[VectorFile]]:
     """The season and every vector file of a folder (file name order)."""
     season_path = directory / SEASON_FILE
     if not season_path.is_file():
-        raise NotFoundError(f"{season_path} is missing: not a conformance vector folder")
+        raise NotFoundError(
+            N_("{season_path} is missing: not a conformance vector folder"), season_path=season_path
+        )
     season = parse_season(season_path.read_bytes())
     files = []
     for path in sorted(directory.glob("*.json")):
@@ -186,9 +194,9 @@ def load_vectors(directory: Path) -> tuple[Season, list[VectorFile]]:
         try:
             files.append(parse_vector_file(path.read_bytes()))
         except FormatError as e:
-            raise FormatError(f"{path.name}: {e.message}") from e
+            raise FormatError(N_("{name}: {error}"), name=path.name, error=e) from e
     if not files:
-        raise NotFoundError(f"{directory} holds no vector file")
+        raise NotFoundError(N_("{directory} holds no vector file"), directory=directory)
     return season, files
 
 
@@ -210,7 +218,7 @@ def create_season_home(home: Home, season: Season, *, passphrase: str) -> Author
         published.log_key,
         published.system_key,
     ):
-        raise FormatError("season: the seeds do not give the authority statement's keys")
+        raise FormatError(N_("season: the seeds do not give the authority statement's keys"))
     authority = identity.init_authority(
         home,
         name=published.name,
@@ -220,7 +228,7 @@ def create_season_home(home: Home, season: Season, *, passphrase: str) -> Author
         given_keys=(root, log, system),
     )
     if authority.id != published.id or authority.log_origin != published.log_origin:
-        raise ConflictError("season: the home's authority differs from the published one")
+        raise ConflictError(N_("season: the home's authority differs from the published one"))
     identity.import_signed(home, canonical_json(season.trust_document))
     return authority
 
@@ -271,7 +279,7 @@ class Client:
 
     def __init__(self, url: str, *, timeout: float = 60.0, retries: int = 5) -> None:
         if not url.startswith(("http://", "https://")):
-            raise UsageError(f"--url must be an http:// or https:// URL, not {url!r}")
+            raise UsageError(N_("--url must be an http:// or https:// URL, not {url!r}"), url=url)
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
@@ -294,16 +302,17 @@ class Client:
                 wait = e.headers.get("Retry-After", "1")
                 time.sleep(min(float(wait) if wait.replace(".", "", 1).isdigit() else 1.0, 60.0))
             except (urllib.error.URLError, OSError) as e:
-                raise UsageError(f"cannot reach {self.url}: {e}") from e
+                raise UsageError(N_("cannot reach {url}: {e}"), url=self.url, e=e) from e
         raise UsageError(
-            f"{self.url} kept answering 429 (rate limited)",
-            hint="serve the season with higher --rate-per-address and --rate-per-key",
+            N_("{url} kept answering 429 (rate limited)"),
+            hint=N_("serve the season with higher --rate-per-address and --rate-per-key"),
+            url=self.url,
         )
 
     def health(self) -> dict[str, Any]:
         status, body = self.request("GET", "/healthz")
         if status != 200:
-            raise UsageError(f"{self.url}/healthz answered {status}")
+            raise UsageError(N_("{url}/healthz answered {status}"), url=self.url, status=status)
         return parse_json_object(body, what="/healthz answer")
 
     def submit(self, envelope: Any) -> Answer:
@@ -353,14 +362,18 @@ def run_http(
     health = client.health()
     if health.get("authority_id") != season.authority.id:
         raise UsageError(
-            f"{client.url} serves authority {str(health.get('authority_id'))[:16]}, not the "
-            f"vectors' {season.authority.id[:16]}",
-            hint="serve a home made with `custody conformance DIR --setup`",
+            N_("{url} serves authority {authority_id}, not the vectors' {id}"),
+            hint=N_("serve a home made with `custody conformance DIR --setup`"),
+            url=client.url,
+            authority_id=str(health.get("authority_id"))[:16],
+            id=season.authority.id[:16],
         )
     if received == clocks(files, season)[0] and health.get("log_size") != 0:
         raise UsageError(
-            f"{client.url} holds {health.get('log_size')} entries: the vectors need a fresh season",
-            hint="make a new home with `custody conformance DIR --setup` and serve it",
+            N_("{url} holds {log_size} entries: the vectors need a fresh season"),
+            hint=N_("make a new home with `custody conformance DIR --setup` and serve it"),
+            url=client.url,
+            log_size=health.get("log_size"),
         )
     return run_pass(client, files, received=received, season=season)
 

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from crypto.encoding import Fields, format_time, parse_json_object
-from custody.errors import FormatError, NotFoundError
+from custody.errors import N_, FormatError, NotFoundError
 
 EXAMS_FILE = "exams.json"
 MAX_EXAM_ID = 200
@@ -56,8 +56,12 @@ class ExamPolicies:
         policy = self.exams.get(exam_id)
         if policy is None:
             raise NotFoundError(
-                f"exam {exam_id!r} has no policy in {self.source}",
-                hint='add {"handover_witness": ..., "retention_until": ...} for it under "exams"',
+                N_("exam {exam_id!r} has no policy in {source}"),
+                hint=N_(
+                    'add {{"handover_witness": ..., "retention_until": ...}} for it under "exams"'
+                ),
+                exam_id=exam_id,
+                source=self.source,
             )
         return policy
 
@@ -76,18 +80,25 @@ def exam_policy_from_body(body: Mapping[str, Any]) -> ExamPolicy:
     what = "exam_policy body"
     unknown = set(body) - FIELDS - {"exam"}
     if unknown:
-        raise FormatError(f"{what}: unknown field(s) {sorted(unknown)}")
+        raise FormatError(
+            N_("{what}: unknown field(s) {unknown}"), what=what, unknown=sorted(unknown)
+        )
     f = Fields(dict(body), what=what)
     exam_id = _exam_id(f.text("exam"), what)
     witness = f.obj.get("handover_witness")
     if not isinstance(witness, bool):
-        raise FormatError(f"{what}: field 'handover_witness' must be true or false")
+        raise FormatError(N_("{what}: field 'handover_witness' must be true or false"), what=what)
     return ExamPolicy(exam_id, witness, f.time("retention_until"))
 
 
 def _exam_id(text: str, what: str) -> str:
     if not text or len(text) > MAX_EXAM_ID or not text.isprintable() or text != text.strip():
-        raise FormatError(f"{what}: exam id {text!r} must be 1-{MAX_EXAM_ID} printable characters")
+        raise FormatError(
+            N_("{what}: exam id {text!r} must be 1-{max_exam_id} printable characters"),
+            what=what,
+            text=text,
+            max_exam_id=MAX_EXAM_ID,
+        )
     return text
 
 
@@ -96,20 +107,30 @@ def exams_from_json(data: bytes, *, source: str = EXAMS_FILE) -> ExamPolicies:
     top = parse_json_object(data, what=source)
     unknown = set(top) - {"exams"}
     if unknown:
-        raise FormatError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
+        raise FormatError(
+            N_("{source}: unknown field(s) {unknown}"),
+            source=source,
+            unknown=", ".join(sorted(unknown)),
+        )
     exams = Fields(top, what=source).sub("exams")
     out: dict[str, ExamPolicy] = {}
     for exam_id, raw in exams.obj.items():
         what = f"{source}: exams.{exam_id}"
         if not isinstance(raw, dict):
-            raise FormatError(f"{what} must be an object")
+            raise FormatError(N_("{what} must be an object"), what=what)
         unknown = set(raw) - FIELDS
         if unknown:
-            raise FormatError(f"{what}: unknown field(s) {', '.join(sorted(unknown))}")
+            raise FormatError(
+                N_("{what}: unknown field(s) {unknown}"),
+                what=what,
+                unknown=", ".join(sorted(unknown)),
+            )
         f = Fields(raw, what=what)
         witness = f.obj.get("handover_witness")
         if not isinstance(witness, bool):
-            raise FormatError(f"{what}: field 'handover_witness' must be true or false")
+            raise FormatError(
+                N_("{what}: field 'handover_witness' must be true or false"), what=what
+            )
         out[_exam_id(exam_id, source)] = ExamPolicy(exam_id, witness, f.time("retention_until"))
     return ExamPolicies(out, source)
 

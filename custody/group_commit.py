@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crypto.dsse import Envelope
-from custody.errors import CustodyError, StorageError
+from custody.errors import N_, CustodyError, StorageError
 from custody.log import AppendResult, CustodyLog, Prepared, Receipt, Rejected, prepare
 
 WINDOW = 0.002  # seconds the writer waits for more submissions once one has arrived
@@ -74,7 +74,7 @@ class GroupCommit:
             item = _Pending(env, None, e, answer)
         with self._cond:
             if self._closed:
-                raise StorageError("the service is stopping: the log takes no more events")
+                raise StorageError(N_("the service is stopping: the log takes no more events"))
             self._queue.append(item)
             self._cond.notify()
         return answer
@@ -106,7 +106,9 @@ class GroupCommit:
                     item.answer.set_exception(e)
                 continue
             except Exception as e:  # noqa: BLE001 - answered as a storage fault, never left hanging
-                failure = StorageError(f"the log could not append: {type(e).__name__}")
+                failure = StorageError(
+                    N_("the log could not append: {name}"), name=type(e).__name__
+                )
                 failure.__cause__ = e
                 for item in batch:
                     item.answer.set_exception(failure)
@@ -137,6 +139,6 @@ def _answer(batch: list[_Pending], result: AppendResult) -> None:
         assert item.prepared is not None
         mine = receipts.get(item.prepared.event.id)
         if not mine:  # pragma: no cover - every accepted envelope has a receipt
-            item.answer.set_exception(StorageError("the log returned no receipt"))
+            item.answer.set_exception(StorageError(N_("the log returned no receipt")))
             continue
         item.answer.set_result(mine.pop(0) if len(mine) > 1 else mine[0])

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from crypto.encoding import Fields, parse_json_object
 from crypto.files import CAP_SMALL_JSON, read_optional_file, read_user_file
-from custody.errors import ConflictError, NotFoundError, StorageError
+from custody.errors import N_, ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
 from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
@@ -67,8 +67,10 @@ class Home:
             )
         except NotFoundError as e:
             raise NotFoundError(
-                f"{self.path} is not a custody home (no {CONFIG_NAME})",
-                hint="create one with `custody --home DIR init --name AUTHORITY`",
+                N_("{path} is not a custody home (no {config_name})"),
+                hint=N_("create one with `custody --home DIR init --name AUTHORITY`"),
+                path=self.path,
+                config_name=CONFIG_NAME,
             ) from e
         f = Fields(parse_json_object(data, what=CONFIG_NAME), what=CONFIG_NAME)
         f.expect("format", HOME_FORMAT)
@@ -92,7 +94,9 @@ class Home:
             os.replace(tmp, target)
         except OSError as e:
             tmp.unlink(missing_ok=True)
-            raise StorageError(f"cannot write {target}: {e.strerror}") from e
+            raise StorageError(
+                N_("cannot write {target}: {strerror}"), target=target, strerror=e.strerror
+            ) from e
 
     @property
     def database_url(self) -> str:
@@ -131,9 +135,12 @@ class Home:
         path = self.authority_key_path(which)
         if which == "root" and not path.exists():
             raise NotFoundError(
-                f"the authority's root key is not at {path}",
-                hint="bring the offline root key and name it with --root-key FILE "
-                "(or CUSTODY_ROOT_KEY)",
+                N_("the authority's root key is not at {path}"),
+                hint=N_(
+                    "bring the offline root key and name it with --root-key FILE "
+                    "(or CUSTODY_ROOT_KEY)"
+                ),
+                path=path,
             )
         return read_keyfile(path, passphrase)
 
@@ -147,9 +154,15 @@ class Home:
             data = read_user_file(path, what="exam policies", limit=CAP_SMALL_JSON, stdin=False)
         except NotFoundError as e:
             raise NotFoundError(
-                f"{path} is missing: the authority's exam policies (handover witness, retention)",
-                hint='write {"exams": {"EXAM-ID": {"handover_witness": true, '
-                '"retention_until": "2028-03-01T00:00:00Z"}}} (docs/formats.md, "Small files")',
+                N_(
+                    "{path} is missing: the authority's exam policies (handover witness, retention)"
+                ),
+                hint=N_(
+                    'write {{"exams": {{"EXAM-ID": {{"handover_witness": true, '
+                    '"retention_until": "2028-03-01T00:00:00Z"}}}}}} '
+                    '(docs/formats.md, "Small files")'
+                ),
+                path=path,
             ) from e
         return exams_from_json(data, source=str(path))
 
@@ -171,9 +184,12 @@ class Home:
         policy = self.witness_policy()
         if policy is None:
             raise NotFoundError(
-                f"{self.witnesses_path} is missing: the authority lists no witnesses",
-                hint='write {"quorum": K, "witnesses": [{"name": ..., "vkey": ...}]} '
-                '(docs/formats.md, "Small files")',
+                N_("{witnesses_path} is missing: the authority lists no witnesses"),
+                hint=N_(
+                    'write {{"quorum": K, "witnesses": [{{"name": ..., "vkey": '
+                    '...}}]}} (docs/formats.md, "Small files")'
+                ),
+                witnesses_path=self.witnesses_path,
             )
         return policy
 
@@ -192,7 +208,9 @@ class Home:
         time_zone: str | None = None,
     ) -> None:
         if self.exists():
-            raise ConflictError(f"{self.path} already holds an authority; refusing to mix two")
+            raise ConflictError(
+                N_("{path} already holds an authority; refusing to mix two"), path=self.path
+            )
         url = database_url or "sqlite:///{home}/custody.db"
         body: dict[str, object] = {
             "format": HOME_FORMAT,
@@ -214,4 +232,8 @@ class Home:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.path.chmod(0o700)
         except OSError as e:
-            raise StorageError(f"cannot create {self.path} (mode 0700): {e.strerror}") from e
+            raise StorageError(
+                N_("cannot create {path} (mode 0700): {strerror}"),
+                path=self.path,
+                strerror=e.strerror,
+            ) from e

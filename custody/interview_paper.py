@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crypto.encoding import Fields, parse_json_object
-from custody.errors import FormatError
+from custody.errors import N_, FormatError
 
 FORMAT = "custody-interview-paper/v1"
 MAX_BYTES = 4 << 20
@@ -50,38 +50,46 @@ class InterviewPaper:
 
 def parse_interview_paper(data: bytes) -> InterviewPaper:
     if len(data) > MAX_BYTES:
-        raise FormatError(f"interview paper is larger than {MAX_BYTES} bytes")
+        raise FormatError(
+            N_("interview paper is larger than {max_bytes} bytes"), max_bytes=MAX_BYTES
+        )
     f = Fields(parse_json_object(data, what="interview paper"), what="interview paper")
     f.expect("format", FORMAT)
     questions = []
     for i, raw in enumerate(f.items("questions")):
         what = f"interview paper: question {i + 1}"
         if not isinstance(raw, dict):
-            raise FormatError(f"{what} must be an object")
+            raise FormatError(N_("{what} must be an object"), what=what)
         q = Fields(raw, what=what)
         if q.integer("number") != i + 1:
-            raise FormatError(f"{what}: numbers must run 1, 2, 3...")
+            raise FormatError(N_("{what}: numbers must run 1, 2, 3..."), what=what)
         factors = []
         for j, fr in enumerate(q.items("evaluation_factors")):
             if not isinstance(fr, dict):
-                raise FormatError(f"{what}: factor {j + 1} must be an object")
+                raise FormatError(
+                    N_("{what}: factor {value} must be an object"), what=what, value=j + 1
+                )
             ff = Fields(fr, what=f"{what}: factor {j + 1}")
             factors.append(Factor(ff.text("factor"), ff.integer("points")))
         if not factors:
-            raise FormatError(f"{what}: at least one evaluation factor is required")
+            raise FormatError(N_("{what}: at least one evaluation factor is required"), what=what)
         points = q.integer("points")
         if sum(x.points for x in factors) != points:
-            raise FormatError(f"{what}: factor points do not add up to {points}")
+            raise FormatError(
+                N_("{what}: factor points do not add up to {points}"), what=what, points=points
+            )
         ref = q.sub("scoring_reference")
         scoring = {level: ref.text(level) for level in LEVELS}
         text = q.text("text")
         if not text.strip():
-            raise FormatError(f"{what}: empty question text")
+            raise FormatError(N_("{what}: empty question text"), what=what)
         minutes = q.integer("minutes")
         questions.append(Question(i + 1, text, minutes, points, tuple(factors), scoring))
     if not questions:
-        raise FormatError("interview paper has no questions")
+        raise FormatError(N_("interview paper has no questions"))
     total = f.integer("total_points")
     if sum(q.points for q in questions) != total:
-        raise FormatError(f"interview paper: question points do not add up to {total}")
+        raise FormatError(
+            N_("interview paper: question points do not add up to {total}"), total=total
+        )
     return InterviewPaper(f.text("title"), f.text("language"), total, tuple(questions))

@@ -20,7 +20,7 @@ from crypto.dsse import Envelope
 from crypto.encoding import format_time
 from crypto.signing import SigningKey
 from custody import identity
-from custody.errors import ConflictError, NotFoundError, StorageError
+from custody.errors import N_, ConflictError, NotFoundError, StorageError
 from custody.events import Event, Kind
 from custody.home import Home
 from custody.log import Alongside
@@ -62,8 +62,12 @@ def package_row_writer(manifest: Manifest, label: str, verified: VerifiedLabel) 
                 select(PACKAGE.c.id).where(PACKAGE.c.id == manifest.package_id)
             ).first()
             if held is not None:
-                raise ConflictError(f"package {manifest.package_id} is already sealed") from e
-            raise StorageError(f"the database refused the package row: {e.orig}") from e
+                raise ConflictError(
+                    N_("package {package_id} is already sealed"), package_id=manifest.package_id
+                ) from e
+            raise StorageError(
+                N_("the database refused the package row: {orig}"), orig=e.orig
+            ) from e
 
     return write
 
@@ -89,7 +93,9 @@ def seal_package(
         try:
             session.commit()
         except IntegrityError as e:
-            raise ConflictError(f"package {manifest.package_id} is already sealed") from e
+            raise ConflictError(
+                N_("package {package_id} is already sealed"), package_id=manifest.package_id
+            ) from e
     return verified
 
 
@@ -97,14 +103,14 @@ def refuse_sealed(home: Home, package_id: str) -> None:
     """``ConflictError`` if the package is sealed already (asked before anything is signed)."""
     with Session(home.engine) as session:
         if session.get(PackageRow, package_id) is not None:
-            raise ConflictError(f"package {package_id} is already sealed")
+            raise ConflictError(N_("package {package_id} is already sealed"), package_id=package_id)
 
 
 def label_text(home: Home, package_id: str) -> str:
     with Session(home.engine) as session:
         row = session.get(PackageRow, package_id)
         if row is None:
-            raise NotFoundError(f"no sealed package {package_id!r}")
+            raise NotFoundError(N_("no sealed package {package_id!r}"), package_id=package_id)
         return row.label
 
 

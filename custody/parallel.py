@@ -11,7 +11,7 @@ from datetime import datetime
 from crypto import merkle
 from crypto.dsse import Envelope, Signature, SignatureCheck, parse_envelope, verify_signatures
 from crypto.signing import VerifyKey
-from custody.errors import CustodyError, FormatError
+from custody.errors import N_, CustodyError, FormatError
 from custody.events import EVENT_TYPE, parse_leaf
 
 CHUNK = 1000
@@ -37,7 +37,10 @@ def check_line(line: bytes, keys: Mapping[str, VerifyKey], leaf: bool = False) -
         else:
             env = parse_envelope(line.rstrip(b"\n"), what="event envelope")
         if env.payload_type != EVENT_TYPE:
-            raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+            raise FormatError(
+                N_("not a custody event: payload type {payload_type!r}"),
+                payload_type=env.payload_type,
+            )
         return Checked(env, verify_signatures(env, keys), None, received)
     except CustodyError as e:
         return Checked(None, None, e)
@@ -101,7 +104,10 @@ def check_leaf(line: bytes, keys: Mapping[str, VerifyKey]) -> Leaf:
         entry = parse_leaf(leaf)
         env = entry.envelope
         if env.payload_type != EVENT_TYPE:
-            raise FormatError(f"not a custody event: payload type {env.payload_type!r}")
+            raise FormatError(
+                N_("not a custody event: payload type {payload_type!r}"),
+                payload_type=env.payload_type,
+            )
         check = verify_signatures(env, keys)
     except CustodyError as e:
         return digest, e

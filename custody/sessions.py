@@ -31,7 +31,7 @@ from crypto.errors import CustodyError
 from crypto.signing import SigningKey, VerifyKey
 from crypto.tokens import TokenSigner, TokenVerifier
 from custody.access import Principal
-from custody.errors import FormatError, LoginError, LoginRequiredError
+from custody.errors import N_, FormatError, LoginError, LoginRequiredError
 from custody.store.access_tables import LoginChallenge
 from keys.trust import TrustStore
 
@@ -97,8 +97,8 @@ def _spend(engine: Engine, nonce: str, now: datetime) -> None:
         ).rowcount
     if spent != 1:
         raise LoginError(
-            "the login challenge is unknown, expired or already used",
-            hint="ask for a new challenge (POST /v1/login/challenge) and sign it at once",
+            N_("the login challenge is unknown, expired or already used"),
+            hint=N_("ask for a new challenge (POST /v1/login/challenge) and sign it at once"),
         )
 
 
@@ -129,29 +129,37 @@ class Sessions:
     ) -> tuple[str, Principal, datetime]:
         """Verify a signed login statement, spend its challenge, and issue a token."""
         if statement.payload_type != LOGIN_TYPE:
-            raise FormatError(f"login: payload type {statement.payload_type!r}, not {LOGIN_TYPE}")
+            raise FormatError(
+                N_("login: payload type {payload_type!r}, not {login_type}"),
+                payload_type=statement.payload_type,
+                login_type=LOGIN_TYPE,
+            )
         f = Fields(parse_json_object(statement.payload, what="login"), what="login")
         f.expect("type", "custody.login.v1")
         key_id, nonce, claimed_origin = f.text("key_id"), f.text("challenge"), f.text("origin")
         if len(statement.signatures) != 1 or statement.signatures[0].keyid != key_id:
-            raise LoginError("a login statement carries one signature, hinted by its key id")
+            raise LoginError(N_("a login statement carries one signature, hinted by its key id"))
         if claimed_origin != origin:
             raise LoginError(
-                f"the login statement names origin {claimed_origin!r}, not this service's "
-                f"{origin!r}"
+                N_(
+                    "the login statement names origin {claimed_origin!r}, not "
+                    "this service's {origin!r}"
+                ),
+                claimed_origin=claimed_origin,
+                origin=origin,
             )
         try:
             cert = trust.standing_at(key_id, now, received=now)
         except CustodyError as e:
-            raise LoginError(f"this key may not log in: {e.message}") from e
+            raise LoginError(N_("this key may not log in: {error}"), error=e) from e
         key: VerifyKey = cert.signing_key
         if not key.is_valid(statement.signed_bytes(), statement.signatures[0].sig):
-            raise LoginError("the login statement's signature does not verify under its key")
+            raise LoginError(N_("the login statement's signature does not verify under its key"))
         _spend(engine, nonce, now)
         if self._signer is None:
             raise LoginError(
-                "this service was started without the system key: it cannot issue sessions",
-                hint="log in at the service that holds the system key",
+                N_("this service was started without the system key: it cannot issue sessions"),
+                hint=N_("log in at the service that holds the system key"),
             )
         expires = min(now + self.ttl, cert.not_after)
         claims = {
@@ -180,17 +188,21 @@ class Sessions:
             expires = parse_time(f.text("exp"), what="session token exp")
             kid, subject = f.text("kid"), f.text("sub")
         except FormatError as e:  # pragma: no cover - only our own signer makes tokens
-            raise LoginRequiredError("the session token's claims are malformed") from e
+            raise LoginRequiredError(N_("the session token's claims are malformed")) from e
         if now >= expires:
             raise LoginRequiredError(
-                f"the session expired at {format_time(expires)}", hint="log in again"
+                N_("the session expired at {expires}"),
+                hint=N_("log in again"),
+                expires=format_time(expires),
             )
         try:
             cert = trust.standing_at(kid, now, received=now)
         except CustodyError as e:
-            raise LoginRequiredError(f"the session's key no longer stands: {e.message}") from e
+            raise LoginRequiredError(
+                N_("the session's key no longer stands: {error}"), error=e
+            ) from e
         if cert.subject != subject:  # pragma: no cover - a certificate's key names one person
-            raise LoginRequiredError("the session token names another person than its key")
+            raise LoginRequiredError(N_("the session token names another person than its key"))
         return Principal.of(cert)
 
 

@@ -30,7 +30,7 @@ from crypto import merkle
 from crypto.dsse import Envelope, parse_envelope, verify_signatures
 from crypto.encoding import format_time
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import CustodyError, NotFoundError, UsageError
+from custody.errors import N_, CustodyError, NotFoundError, UsageError
 from custody.events import Event, Kind, parse_event, parse_leaf
 from custody.home import Home
 from custody.incidents.detect import DetectionKind, Watched, sweep
@@ -151,9 +151,9 @@ def _shown_body(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _page(offset: int, limit: int) -> None:
     if offset < 0:
-        raise UsageError("offset: 0 or more")
+        raise UsageError(N_("offset: 0 or more"))
     if not 1 <= limit <= MAX_PAGE:
-        raise UsageError(f"limit: 1 to {MAX_PAGE}")
+        raise UsageError(N_("limit: 1 to {max_page}"), max_page=MAX_PAGE)
 
 
 class Views:
@@ -219,7 +219,9 @@ class Views:
         _page(offset, limit)
         if filters.status is not None and filters.status not in {s.value for s in Status}:
             raise UsageError(
-                f"state {filters.status!r}: one of {', '.join(s.value for s in Status)}"
+                N_("state {status!r}: one of {items}"),
+                status=filters.status,
+                items=", ".join(s.value for s in Status),
             )
         states = [
             s
@@ -265,7 +267,7 @@ class Views:
         """Every event naming the package, in log order, each verified again as shown."""
         history = self.log.package_history(package_id)
         if not history:
-            raise NotFoundError(f"no package {package_id!r} in the log")
+            raise NotFoundError(N_("no package {package_id!r} in the log"), package_id=package_id)
         size, root = self._signed_head()
         findings: dict[int, list[dict[str, str]]] = {}
         for f in self.log.findings():
@@ -366,7 +368,7 @@ class Views:
                 query = query.where(col(PaperRow.version) == version)
             row = session.exec(query.order_by(col(PaperRow.version).desc())).first()
             if row is None:
-                raise NotFoundError(f"no paper {ref!r}")
+                raise NotFoundError(N_("no paper {ref!r}"), ref=ref)
             acts = list(
                 session.exec(
                     select_rows(PaperActRow)

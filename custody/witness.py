@@ -42,7 +42,7 @@ from crypto.note import (
     verify_note,
 )
 from crypto.signing import SigningKey
-from custody.errors import ConflictError, FormatError, LogConsistencyError, NotFoundError
+from custody.errors import N_, ConflictError, FormatError, LogConsistencyError, NotFoundError
 
 MAX_PROOF_LINES = 63
 _OLD_RE = re.compile(r"^old (0|[1-9][0-9]{0,19})$")
@@ -103,27 +103,39 @@ def check_checkpoint_consistency(old: Checkpoint, new: Checkpoint, proof: Sequen
     Both checkpoints must already be verified; the proof is only a list of hashes.
     """
     if old.origin != new.origin:
-        raise FormatError(f"checkpoints of two logs: {old.origin!r} and {new.origin!r}")
+        raise FormatError(
+            N_("checkpoints of two logs: {origin!r} and {origin2!r}"),
+            origin=old.origin,
+            origin2=new.origin,
+        )
     for checkpoint in (old, new):
         if checkpoint.size == 0 and checkpoint.root != EMPTY_ROOT:
             raise LogConsistencyError(
-                f"checkpoint {checkpoint.describe()} claims an empty tree with a non-empty root"
+                N_("checkpoint {describe} claims an empty tree with a non-empty root"),
+                describe=checkpoint.describe(),
             )
     if old.size == 0:
         # The empty tree is a prefix of every tree: there is nothing to prove, and a proof
         # offered anyway is refused rather than trusted (the verifier refuses size 0 too).
         if proof:
             raise LogConsistencyError(
-                f"a consistency proof from size 0 to {new.describe()} proves nothing; "
-                "it must be empty"
+                N_(
+                    "a consistency proof from size 0 to {describe} proves nothing; it must be empty"
+                ),
+                describe=new.describe(),
             )
         return
     try:
         verify_consistency(old.size, new.size, old.root, new.root, proof)
     except LogConsistencyError as e:
         raise LogConsistencyError(
-            f"checkpoints {old.describe()} and {new.describe()} are not consistent "
-            f"({e.message}): the log shows two different histories"
+            N_(
+                "checkpoints {describe} and {describe2} are not consistent "
+                "({error}): the log shows two different histories"
+            ),
+            describe=old.describe(),
+            describe2=new.describe(),
+            error=e,
         ) from e
 
 
@@ -153,24 +165,40 @@ def witness_cosign(
     checkpoint = parse_checkpoint(verified.text)
     expected_origin = log_verifier.name if origin is None else origin
     if checkpoint.origin != expected_origin:
-        raise NotFoundError(f"this witness does not follow a log with origin {checkpoint.origin!r}")
+        raise NotFoundError(
+            N_("this witness does not follow a log with origin {origin!r}"),
+            origin=checkpoint.origin,
+        )
     if len(consistency_proof) > MAX_PROOF_LINES:
-        raise FormatError(f"a consistency proof has at most {MAX_PROOF_LINES} hashes")
+        raise FormatError(
+            N_("a consistency proof has at most {max_proof_lines} hashes"),
+            max_proof_lines=MAX_PROOF_LINES,
+        )
 
     if old_size is not None and old_size > checkpoint.size:
-        raise FormatError(f"old size {old_size} is beyond the checkpoint's size {checkpoint.size}")
+        raise FormatError(
+            N_("old size {old_size} is beyond the checkpoint's size {size}"),
+            old_size=old_size,
+            size=checkpoint.size,
+        )
     record = state.latest(checkpoint.origin)
     latest_size = record.checkpoint.size if record else 0
     if checkpoint.size < latest_size:
         raise WitnessConflictError(
-            f"checkpoint {checkpoint.describe()} is behind size {latest_size} already cosigned; "
-            "refusing to roll back",
+            N_(
+                "checkpoint {describe} is behind size {latest_size_} already "
+                "cosigned; refusing to roll back"
+            ),
             latest_size=latest_size,
+            describe=checkpoint.describe(),
+            latest_size_=latest_size,
         )
     if old_size is not None and old_size != latest_size:
         raise WitnessConflictError(
-            f"old size {old_size} is not the size {latest_size} this witness last cosigned",
+            N_("old size {old_size} is not the size {latest_size_} this witness last cosigned"),
             latest_size=latest_size,
+            old_size=old_size,
+            latest_size_=latest_size,
         )
     previous = record.checkpoint if record else Checkpoint(checkpoint.origin, 0, EMPTY_ROOT)
     check_checkpoint_consistency(previous, checkpoint, consistency_proof)
@@ -203,21 +231,26 @@ def parse_add_checkpoint(body: bytes) -> AddCheckpointRequest:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise FormatError("an add-checkpoint request must be UTF-8") from e
+        raise FormatError(N_("an add-checkpoint request must be UTF-8")) from e
     head, sep, note = text.partition("\n\n")
     if not sep:
-        raise FormatError("an add-checkpoint request needs a blank line before the checkpoint")
+        raise FormatError(N_("an add-checkpoint request needs a blank line before the checkpoint"))
     lines = head.split("\n")
     match = _OLD_RE.match(lines[0])
     if not match:
-        raise FormatError("an add-checkpoint request starts with 'old <size>'")
+        raise FormatError(N_("an add-checkpoint request starts with 'old <size>'"))
     if len(lines) - 1 > MAX_PROOF_LINES:
-        raise FormatError(f"a consistency proof has at most {MAX_PROOF_LINES} lines")
+        raise FormatError(
+            N_("a consistency proof has at most {max_proof_lines} lines"),
+            max_proof_lines=MAX_PROOF_LINES,
+        )
     proof = []
     for number, line in enumerate(lines[1:], start=1):
         h = b64decode(line, what=f"consistency proof line {number}")
         if len(h) != 32:
-            raise FormatError(f"consistency proof line {number} is not a 32-byte hash")
+            raise FormatError(
+                N_("consistency proof line {number} is not a 32-byte hash"), number=number
+            )
         proof.append(h)
     return AddCheckpointRequest(int(match.group(1)), tuple(proof), note)
 
@@ -234,7 +267,7 @@ def witness_add_checkpoint(
     """Handle an add-checkpoint request body end to end (parse, check, cosign)."""
     request = parse_add_checkpoint(body)
     if request.old_size == 0 and request.proof:
-        raise LogConsistencyError("a consistency proof from size 0 proves nothing")
+        raise LogConsistencyError(N_("a consistency proof from size 0 proves nothing"))
     return witness_cosign(
         state,
         log_verifier,

@@ -34,7 +34,7 @@ from crypto.note import (
     parse_vkey,
     verify_note,
 )
-from custody.errors import FormatError, ThresholdError
+from custody.errors import N_, FormatError, ThresholdError
 
 WITNESSES_FILE = "witnesses.json"
 MAX_WITNESSES = 32
@@ -58,15 +58,20 @@ class WitnessPolicy:
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.witnesses) <= MAX_WITNESSES:
-            raise FormatError(f"a witness policy lists 1-{MAX_WITNESSES} witnesses")
+            raise FormatError(
+                N_("a witness policy lists 1-{max_witnesses} witnesses"),
+                max_witnesses=MAX_WITNESSES,
+            )
         if not 1 <= self.quorum <= len(self.witnesses):
             raise FormatError(
-                f"a witness quorum is between 1 and {len(self.witnesses)}, not {self.quorum}"
+                N_("a witness quorum is between 1 and {n_witnesses}, not {quorum}"),
+                n_witnesses=len(self.witnesses),
+                quorum=self.quorum,
             )
         if len({w.name for w in self.witnesses}) != len(self.witnesses):
-            raise FormatError("a witness policy names a witness twice")
+            raise FormatError(N_("a witness policy names a witness twice"))
         if len({w.public_key.raw for w in self.witnesses}) != len(self.witnesses):
-            raise FormatError("a witness policy lists one key under two names")
+            raise FormatError(N_("a witness policy lists one key under two names"))
 
     def of(self, name: str, key_hash: bytes) -> CosignatureVerifier | None:
         for w in self.witnesses:
@@ -115,7 +120,11 @@ def witness_policy_from_json(data: bytes, *, source: str = WITNESSES_FILE) -> Wi
     top = parse_json_object(data, what=source)
     unknown = set(top) - _FIELDS
     if unknown:
-        raise FormatError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
+        raise FormatError(
+            N_("{source}: unknown field(s) {unknown}"),
+            source=source,
+            unknown=", ".join(sorted(unknown)),
+        )
     f = Fields(top, what=source)
     quorum = f.integer("quorum")
     witnesses = []
@@ -123,30 +132,43 @@ def witness_policy_from_json(data: bytes, *, source: str = WITNESSES_FILE) -> Wi
     for number, raw in enumerate(f.items("witnesses")):
         what = f"{source}: witnesses[{number}]"
         if not isinstance(raw, dict):
-            raise FormatError(f"{what} must be an object")
+            raise FormatError(N_("{what} must be an object"), what=what)
         unknown = set(raw) - _WITNESS_FIELDS
         if unknown:
-            raise FormatError(f"{what}: unknown field(s) {', '.join(sorted(unknown))}")
+            raise FormatError(
+                N_("{what}: unknown field(s) {unknown}"),
+                what=what,
+                unknown=", ".join(sorted(unknown)),
+            )
         w = Fields(raw, what=what)
         name, vkey = w.text("name"), w.text("vkey")
         try:
             verifier = parse_vkey(vkey)
         except FormatError as e:
-            raise FormatError(f"{what}: {e.message}") from e
+            raise FormatError(N_("{what}: {error}"), what=what, error=e) from e
         if not isinstance(verifier, CosignatureVerifier):
-            raise FormatError(f"{what}: the vkey is not a cosignature/v1 key (type 0x04)")
+            raise FormatError(
+                N_("{what}: the vkey is not a cosignature/v1 key (type 0x04)"), what=what
+            )
         if verifier.name != name:
-            raise FormatError(f"{what}: the vkey is named {verifier.name!r}, not {name!r}")
+            raise FormatError(
+                N_("{what}: the vkey is named {name!r}, not {name2!r}"),
+                what=what,
+                name=verifier.name,
+                name2=name,
+            )
         witnesses.append(verifier)
         if "url" in raw:
             url = w.text("url")
             if not url.startswith(("https://", *_LOOPBACK_HTTP)) or any(ch.isspace() for ch in url):
-                raise FormatError(f"{what}: url must be https:// (or http:// on loopback)")
+                raise FormatError(
+                    N_("{what}: url must be https:// (or http:// on loopback)"), what=what
+                )
             urls.append((name, url.rstrip("/")))
     try:
         return WitnessPolicy(tuple(witnesses), quorum, tuple(urls))
     except FormatError as e:
-        raise FormatError(f"{source}: {e.message}") from e
+        raise FormatError(N_("{source}: {error}"), source=source, error=e) from e
 
 
 def count_cosignatures(

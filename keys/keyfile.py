@@ -20,6 +20,7 @@ from typing import Any
 
 from crypto.encoding import Fields, b64encode, canonical_json, parse_json_object
 from crypto.errors import (
+    N_,
     ConflictError,
     FormatError,
     NotFoundError,
@@ -71,12 +72,17 @@ MIN_PASSPHRASE_CHARS = 12
 
 def seal_keypair(pair: KeyPair, passphrase: str, *, kdf: KdfParams | None = None) -> bytes:
     if not passphrase:
-        raise PassphraseError("an empty passphrase cannot seal a key file")
+        raise PassphraseError(N_("an empty passphrase cannot seal a key file"))
     if len(passphrase) < MIN_PASSPHRASE_CHARS:
         raise WeakPassphraseError(
-            f"a passphrase that seals a key has at least {MIN_PASSPHRASE_CHARS} characters "
-            f"(this one has {len(passphrase)})",
-            hint="use several words, e.g. four unrelated words with spaces",
+            N_(
+                "a passphrase that seals a key has at least "
+                "{min_passphrase_chars} characters (this one has "
+                "{n_passphrase})"
+            ),
+            hint=N_("use several words, e.g. four unrelated words with spaces"),
+            min_passphrase_chars=MIN_PASSPHRASE_CHARS,
+            n_passphrase=len(passphrase),
         )
     kdf = kdf or KdfParams.fresh()
     secret = {"ed25519_seed": b64encode(pair.signing.seed())}
@@ -100,7 +106,7 @@ class UnverifiedKeyFile:
 
 def parse_keyfile(data: bytes) -> UnverifiedKeyFile:
     if len(data) > MAX_KEYFILE_BYTES:
-        raise FormatError("key file is too large to be a key file")
+        raise FormatError(N_("key file is too large to be a key file"))
     obj = parse_json_object(data, what="key file")
     f = Fields(obj, what="key file")
     f.expect("format", KEYFILE_FORMAT)
@@ -133,14 +139,14 @@ def open_keypair(data: bytes, passphrase: str) -> KeyPair:
     encryption = EncryptionKey(secret.blob("x25519_secret")) if enc_raw is not None else None
     public = Fields(unverified.header["public"], what="key file public keys")
     if public.blob("ed25519") != signing.verify_key.raw:
-        raise FormatError("key file: public key does not match the sealed secret key")
+        raise FormatError(N_("key file: public key does not match the sealed secret key"))
     return KeyPair(unverified.label, signing, encryption)
 
 
 def write_new_file(path: Path, data: bytes, *, mode: int = 0o600, replace: bool = False) -> None:
     """Write atomically (temp file, fsync, link or rename); refuse to replace unless asked."""
     if path.exists() and not replace:
-        raise ConflictError(f"{path} already exists; refusing to overwrite it")
+        raise ConflictError(N_("{path} already exists; refusing to overwrite it"), path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -154,7 +160,7 @@ def write_new_file(path: Path, data: bytes, *, mode: int = 0o600, replace: bool 
         else:
             os.link(tmp, path)  # fails if path appeared meanwhile: never replaces
     except FileExistsError as e:
-        raise ConflictError(f"{path} already exists; refusing to overwrite it") from e
+        raise ConflictError(N_("{path} already exists; refusing to overwrite it"), path=path) from e
     finally:
         Path(tmp).unlink(missing_ok=True)
     dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -168,5 +174,5 @@ def read_keyfile(path: Path, passphrase: str) -> KeyPair:
     try:
         data = read_user_file(path, what="key file", limit=CAP_KEY, stdin=False)
     except NotFoundError as e:
-        raise NotFoundError(f"no key file at {path}") from e
+        raise NotFoundError(N_("no key file at {path}"), path=path) from e
     return open_keypair(data, passphrase)

@@ -22,7 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
-from crypto.errors import FormatError
+from crypto.errors import N_, FormatError
 from crypto.signing import ED25519, X25519, VerifyKey, key_id
 
 CERTIFICATE_TYPE = "application/vnd.custody.certificate.v1+json"
@@ -50,7 +50,12 @@ def parse_roles(values: tuple[str, ...], *, what: str) -> frozenset[Role]:
             roles.add(Role(value))
         except ValueError as e:
             known = ", ".join(r.value for r in Role)
-            raise FormatError(f"{what}: unknown role {value!r} (known: {known})") from e
+            raise FormatError(
+                N_("{what}: unknown role {value!r} (known: {known})"),
+                what=what,
+                value=value,
+                known=known,
+            ) from e
     return frozenset(roles)
 
 
@@ -123,11 +128,11 @@ class Certificate:
 
     def __post_init__(self) -> None:
         if len(self.encryption_key) != 32:
-            raise FormatError("certificate: an X25519 public key is 32 bytes")
+            raise FormatError(N_("certificate: an X25519 public key is 32 bytes"))
         if self.not_after <= self.not_before:
-            raise FormatError("certificate: not_after must be later than not_before")
+            raise FormatError(N_("certificate: not_after must be later than not_before"))
         if not self.roles:
-            raise FormatError("certificate: at least one role is required")
+            raise FormatError(N_("certificate: at least one role is required"))
         object.__setattr__(self, "key_id", self.signing_key.key_id)
 
     @property
@@ -214,7 +219,9 @@ class Revocation:
         try:
             reason = RevocationReason(f.text("reason"))
         except ValueError as e:
-            raise FormatError(f"revocation: unknown reason {f.text('reason')!r}") from e
+            raise FormatError(
+                N_("revocation: unknown reason {text!r}"), text=f.text("reason")
+            ) from e
         return cls(
             authority_id=f.text("authority"),
             key_id=f.text("key_id"),

@@ -22,6 +22,7 @@ from datetime import datetime
 from crypto.dsse import Envelope, SignatureCheck, verify_signatures
 from crypto.encoding import format_time
 from crypto.errors import (
+    N_,
     CustodyError,
     DuplicateSignatureError,
     RecusedError,
@@ -134,13 +135,16 @@ def check_statement(
         if hint in trust.certificates:
             problems.append(
                 SignatureError(
-                    f"signature {index} claims key of {trust.certificates[hint].describe()} "
-                    "but does not verify"
+                    N_("signature {index} claims key of {who} but does not verify"),
+                    index=index,
+                    who=trust.certificates[hint].describe(),
                 )
             )
         else:
             problems.append(
-                UnknownSignerError(f"signature {index} is by a key no certificate binds")
+                UnknownSignerError(
+                    N_("signature {index} is by a key no certificate binds"), index=index
+                )
             )
 
     signers: list[Certificate] = []
@@ -153,7 +157,9 @@ def check_statement(
             continue
         if cert.subject in persons:
             problems.append(
-                DuplicateSignatureError(f"{cert.subject} signed this statement with two keys")
+                DuplicateSignatureError(
+                    N_("{subject} signed this statement with two keys"), subject=cert.subject
+                )
             )
             continue
         persons.add(cert.subject)
@@ -189,15 +195,22 @@ def _why_missing(
         if cert.roles & req.roles and cert.recusals & scope:
             tags = ", ".join(sorted(cert.recusals & scope))
             return RecusedError(
-                f"{cert.describe()} is recused from {tags}; cannot sign as {req.slot}"
+                N_("{who} is recused from {tags}; cannot sign as {slot}"),
+                who=cert.describe(),
+                tags=tags,
+                slot=req.slot,
             )
     for cert in candidates:
         if not cert.roles & req.roles:
             return RoleError(
-                f"{cert.describe()} does not hold a role that may sign as {req.describe()}"
+                N_("{who} does not hold a role that may sign as {slot}"),
+                who=cert.describe(),
+                slot=req.describe(),
             )
     return ThresholdError(
-        f"missing signer: {req.describe()} has not signed (statement time {format_time(at)})"
+        N_("missing signer: {slot} has not signed (statement time {at})"),
+        slot=req.describe(),
+        at=format_time(at),
     )
 
 

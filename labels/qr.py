@@ -21,7 +21,7 @@ import qrcode.constants
 import segno
 import zxingcpp
 
-from crypto.errors import FormatError
+from crypto.errors import N_, FormatError
 
 QUIET_ZONE = 4
 Backend = Literal["zxing", "segno", "qrcode"]
@@ -89,4 +89,6 @@ def encode_qr(text: str, backend: Backend = DEFAULT_BACKEND) -> QrSymbol:
     try:
         return ENCODERS[backend](text)
     except (ValueError, RuntimeError) as e:
-        raise FormatError(f"cannot encode {len(text)} characters as a QR code: {e}") from e
+        raise FormatError(
+            N_("cannot encode {n_text} characters as a QR code: {e}"), n_text=len(text), e=e
+        ) from e

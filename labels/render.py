@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from crypto.errors import NotFoundError
+from crypto.errors import N_, NotFoundError
 from labels.fonts import CJK_FONT, CJK_FONT_FAMILY
 from labels.manifest import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
@@ -39,8 +39,10 @@ def checked_font(path: Path) -> Path:
     """``path`` if it is a font file (TrueType .ttf, or a .ttc whose first face is used)."""
     if not path.is_file():
         raise NotFoundError(
-            f"CJK font {path} not found: labels need it to print Chinese",
-            hint=f"name a TrueType .ttf/.ttc file, or leave the option out to use {CJK_FONT.name}",
+            N_("CJK font {path} not found: labels need it to print Chinese"),
+            hint=N_("name a TrueType .ttf/.ttc file, or leave the option out to use {name}"),
+            path=path,
+            name=CJK_FONT.name,
         )
     return path
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import zxingcpp
 from PIL import Image, UnidentifiedImageError
 
-from crypto.errors import FormatError, ImageTooLargeError
+from crypto.errors import N_, FormatError, ImageTooLargeError
 from labels.payload import PREFIX
 
 
@@ -45,8 +45,11 @@ def open_image(data: bytes | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Ima
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageTooLargeError(
-                        f"image of {width} x {height} pixels; at most {max_pixels} are decoded",
-                        hint="send a smaller photo of the label",
+                        N_("image of {width} x {height} pixels; at most {max_pixels} are decoded"),
+                        hint=N_("send a smaller photo of the label"),
+                        width=width,
+                        height=height,
+                        max_pixels=max_pixels,
                     )
                 image.load()
                 return image.convert("L")
@@ -58,7 +61,7 @@ def open_image(data: bytes | Path, *, max_pixels: int = MAX_PIXELS) -> Image.Ima
         ValueError,
         SyntaxError,
     ) as e:
-        raise FormatError("not a readable image (PNG or JPEG)") from e
+        raise FormatError(N_("not a readable image (PNG or JPEG)")) from e
 
 
 def _read(image: Image.Image, binarizer: zxingcpp.Binarizer) -> list[str]:
@@ -94,13 +97,18 @@ def scan_label(image: Image.Image | bytes | Path, *, max_pixels: int = MAX_PIXEL
     picture = image if isinstance(image, Image.Image) else open_image(image, max_pixels=max_pixels)
     texts = read_qr_texts(picture)
     if not texts:
-        raise ScanError("no QR code found in the image", hint="hold the label flat, in good light")
+        raise ScanError(
+            N_("no QR code found in the image"), hint=N_("hold the label flat, in good light")
+        )
     if len(texts) > 1:
         raise ScanError(
-            f"{len(texts)} QR codes in the image; scan one label at a time",
-            hint="cover or crop the other labels",
+            N_("{n_texts} QR codes in the image; scan one label at a time"),
+            hint=N_("cover or crop the other labels"),
+            n_texts=len(texts),
         )
     text = texts[0]
     if not text.startswith(PREFIX):
-        raise FormatError(f"the QR code does not hold a custody label (no {PREFIX} prefix)")
+        raise FormatError(
+            N_("the QR code does not hold a custody label (no {prefix} prefix)"), prefix=PREFIX
+        )
     return text

@@ -25,7 +25,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from crypto.errors import StorageError
+from crypto.errors import N_, StorageError
 from labels.fonts import CJK_FONT
 from labels.manifest import Manifest
 from labels.qr import QUIET_ZONE, QrSymbol
@@ -109,7 +109,9 @@ def _write_file(
         try:
             c.save()
         except OSError as e:
-            raise StorageError(f"cannot write {path}: {e.strerror}") from e
+            raise StorageError(
+                N_("cannot write {path}: {strerror}"), path=path, strerror=e.strerror
+            ) from e
     return drawn
 
 

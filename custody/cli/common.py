@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from crypto.encoding import format_time, parse_time
 from crypto.files import CAP_ENVELOPE, CAP_PASSPHRASE, read_user_file
-from custody.errors import FormatError, UsageError
+from custody.errors import N_, FormatError, UsageError
 from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 
 if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
@@ -156,7 +156,9 @@ def passphrase(
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise UsageError(f"{name}_FILE: the passphrase file {file} is not UTF-8") from e
+                raise UsageError(
+                    N_("{name}_FILE: the passphrase file {file} is not UTF-8"), name=name, file=file
+                ) from e
             return text.rstrip("\r\n")
     if not sys.stdin.isatty():
         raise UsageError(

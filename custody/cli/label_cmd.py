@@ -13,7 +13,7 @@ import typer
 
 from crypto.files import CAP_BUNDLE, CAP_PAPER, MIB, open_user_file
 from custody.cli.common import open_writer, parse_cli_time, passphrase, read_input, state
-from custody.errors import FormatError, NotFoundError, UsageError
+from custody.errors import N_, FormatError, NotFoundError, UsageError
 from custody.i18n import _
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import read_keyfile, write_new_file
@@ -53,7 +53,11 @@ def _hash_file(path: Path) -> bytes:
         while chunk := source.read(MIB):
             total += len(chunk)
             if total > CAP_PAPER:
-                raise UsageError(f"paper file {path} is more than the {CAP_PAPER} bytes accepted")
+                raise UsageError(
+                    N_("paper file {path} is more than the {cap_paper} bytes accepted"),
+                    path=path,
+                    cap_paper=CAP_PAPER,
+                )
             digest.update(chunk)
     return digest.digest()
 

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from custody.cli.common import state
-from custody.errors import UsageError
+from custody.errors import N_, UsageError
 
 outbox_app = typer.Typer(
     help="The incident outbox: list notifications, requeue dead ones.", no_args_is_help=True
@@ -34,7 +34,11 @@ def list_rows(
 
     st = state(ctx)
     if status is not None and status not in STATUSES:
-        raise UsageError(f"--status: one of {', '.join(STATUSES)}, not {status!r}")
+        raise UsageError(
+            N_("--status: one of {statuses}, not {status!r}"),
+            statuses=", ".join(STATUSES),
+            status=status,
+        )
     rows = outbox_rows(st.home.engine, incident, status)
     lines = [
         f"{r['id']:>5} {r['status']:<8} {r['channel']:<8} {escape(str(r['target']))} "
@@ -56,7 +60,7 @@ def requeue(
 
     st = state(ctx)
     if bool(ids) == all_dead:
-        raise UsageError("name the dead rows to requeue, or pass --all-dead (not both)")
+        raise UsageError(N_("name the dead rows to requeue, or pass --all-dead (not both)"))
     done = requeue_dead(st.home.engine, st.now(), None if all_dead else ids)
     st.emit(
         {"requeued": done},

@@ -33,7 +33,7 @@ from custody.cli.common import (
     service_secrets,
     state,
 )
-from custody.errors import ConflictError, UsageError
+from custody.errors import N_, ConflictError, UsageError
 from custody.i18n import _
 from custody.witness import Cosigner, WitnessState
 from keys.keyfile import read_keyfile
@@ -264,13 +264,14 @@ def witness_serve(
     for text in log_vkey:
         verifier = parse_vkey(text)
         if not isinstance(verifier, NoteVerifier):
-            raise UsageError("--log-vkey must be an Ed25519 signed-note key (type 0x01)")
+            raise UsageError(N_("--log-vkey must be an Ed25519 signed-note key (type 0x01)"))
         logs.append(verifier)
     if init:
         if os.path.lexists(state_file):
             raise ConflictError(
-                f"{state_file} exists: --init starts a new witness only where there is no state",
-                hint="drop --init to continue this witness from its state",
+                N_("{state_file} exists: --init starts a new witness only where there is no state"),
+                hint=N_("drop --init to continue this witness from its state"),
+                state_file=state_file,
             )
         save_witness_state(state_file, WitnessState())
     else:

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from custody.cli.common import state
-from custody.errors import ConflictError, LogStateError
+from custody.errors import N_, ConflictError, LogStateError
 
 
 def check(
@@ -41,12 +41,13 @@ def check(
     if adopt:
         if head.path.exists() or head.path.is_symlink():
             raise ConflictError(
-                f"{head.path} exists: --adopt never replaces a signed-checkpoint file",
-                hint="run `custody log check` to see whether the database agrees with it",
+                N_("{path} exists: --adopt never replaces a signed-checkpoint file"),
+                hint=N_("run `custody log check` to see whether the database agrees with it"),
+                path=head.path,
             )
         report = log.check_state(None, full=True)
         if report.checkpoint is None:
-            raise LogStateError("the log is empty: there is no checkpoint to adopt")
+            raise LogStateError(N_("the log is empty: there is no checkpoint to adopt"))
         head.record(report.checkpoint.note)
         report = log.check_state(head, full=True)
     else:

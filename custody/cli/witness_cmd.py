@@ -17,7 +17,7 @@ from crypto.files import CAP_NOTE, CAP_SMALL_JSON, read_user_file
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note, parse_vkey
 from custody.cli.common import passphrase, read_input, state
 from custody.cli.log_cmd import log_app, open_log
-from custody.errors import ConflictError, FormatError, NotFoundError, UsageError
+from custody.errors import N_, ConflictError, FormatError, NotFoundError, UsageError
 from custody.i18n import _
 from custody.witness import (
     Cosigner,
@@ -127,21 +127,25 @@ def _load_state(path: Path, *, init: bool) -> WitnessState:
     if init:
         if os.path.lexists(path):
             raise ConflictError(
-                f"{path} exists: --init starts a new witness only where there is no state",
-                hint="drop --init to continue this witness from its state",
+                N_("{path} exists: --init starts a new witness only where there is no state"),
+                hint=N_("drop --init to continue this witness from its state"),
+                path=path,
             )
         return WitnessState()
     try:
         data = read_user_file(path, what="witness state", limit=CAP_SMALL_JSON, stdin=False)
     except NotFoundError as e:
         raise NotFoundError(
-            f"{e.message}: a witness without its state would cosign as if new",
-            hint="restore the state file, or pass --init to start a new witness",
+            N_("{error}: a witness without its state would cosign as if new"),
+            hint=N_("restore the state file, or pass --init to start a new witness"),
+            error=e,
         ) from e
     f = Fields(parse_json_object(data, what=str(path)), what=str(path))
     notes = f.obj.get("cosigned")
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
-        raise FormatError(f"{path} is not a witness state file (cosigned: a list of notes)")
+        raise FormatError(
+            N_("{path} is not a witness state file (cosigned: a list of notes)"), path=path
+        )
     records = [WitnessRecord(parse_checkpoint(parse_note(n).text), n) for n in notes]
     return WitnessState(tuple(records))
 

@@ -17,7 +17,7 @@ from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import canonical_json, format_time
 from crypto.sealing import KdfParams
 from custody import identity
-from custody.errors import ConflictError, NotFoundError, UsageError
+from custody.errors import N_, ConflictError, NotFoundError, UsageError
 from custody.events import Event, Kind
 from custody.exams import EXAMS_FILE, ExamPolicy
 from custody.home import Home
@@ -168,13 +168,14 @@ class Season:
 def fresh_out_dir(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConflictError(
-            f"{out} already exists and is not empty; the demo refuses to mix two seasons",
-            hint="pass a new folder to --out",
+            N_("{out} already exists and is not empty; the demo refuses to mix two seasons"),
+            hint=N_("pass a new folder to --out"),
+            out=out,
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"cannot create {out}: {e.strerror}") from e
+        raise UsageError(N_("cannot create {out}: {strerror}"), out=out, strerror=e.strerror) from e
 
 
 def write_exam_policy(home: Home, now: datetime) -> None:

@@ -24,7 +24,7 @@ from enum import StrEnum
 from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
 from crypto.signing import SigningKey
-from custody.errors import FormatError
+from custody.errors import N_, FormatError
 
 ACT_TYPE = "application/vnd.custody.incident-act.v1+json"
 MAX_NOTE_CHARS = 4000
@@ -73,15 +73,19 @@ class Act:
 def parse_act(env: Envelope) -> Act:
     """The act an envelope carries (its signatures are the policy's to check)."""
     if env.payload_type != ACT_TYPE:
-        raise FormatError(f"not an incident act: payload type {env.payload_type!r}")
+        raise FormatError(
+            N_("not an incident act: payload type {payload_type!r}"), payload_type=env.payload_type
+        )
     f = Fields(parse_json_object(env.payload, what="incident act"), what="incident act")
     f.expect("type", "custody.incident-act.v1")
     act = f.text("act")
     if act not in ACTS:
-        raise FormatError(f"incident act: unknown act {act!r} (known: {', '.join(ACTS)})")
+        raise FormatError(
+            N_("incident act: unknown act {act!r} (known: {acts})"), act=act, acts=", ".join(ACTS)
+        )
     note = f.obj.get("note", "")
     if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
-        raise FormatError("incident act: note must be a string of at most 4000 characters")
+        raise FormatError(N_("incident act: note must be a string of at most 4000 characters"))
     return Act(
         authority=f.text("authority"),
         incident=f.text("incident"),

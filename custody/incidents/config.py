@@ -24,7 +24,7 @@ from importlib import resources
 from typing import Any
 
 from crypto.encoding import Fields, parse_json_object
-from custody.errors import FormatError
+from custody.errors import N_, FormatError
 from custody.incidents.endpoints import check_webhook_url
 from custody.incidents.policy import Place, Policy, Target
 
@@ -34,20 +34,24 @@ def parse_places(data: bytes) -> dict[str, Place]:
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
-        raise FormatError("place registry: not JSON") from e
+        raise FormatError(N_("place registry: not JSON")) from e
     if not isinstance(obj, dict):
-        raise FormatError("place registry: must be an object of place -> {lat, lon}")
+        raise FormatError(N_("place registry: must be an object of place -> {lat, lon}"))
     places = {}
     for name, spot in obj.items():
         if not isinstance(spot, dict):
-            raise FormatError(f"place registry: {name!r} must be an object with lat and lon")
+            raise FormatError(
+                N_("place registry: {name!r} must be an object with lat and lon"), name=name
+            )
         lat, lon = spot.get("lat"), spot.get("lon")
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
-            raise FormatError(f"place registry: {name!r} needs numeric lat and lon")
+            raise FormatError(N_("place registry: {name!r} needs numeric lat and lon"), name=name)
         assert isinstance(lat, int | float)
         assert isinstance(lon, int | float)
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise FormatError(f"place registry: {name!r} has coordinates out of range")
+            raise FormatError(
+                N_("place registry: {name!r} has coordinates out of range"), name=name
+            )
         places[name] = Place(name, float(lat), float(lon))
     return places
 
@@ -63,25 +67,30 @@ def parse_policy(data: bytes | None, *, default_places: bytes) -> Policy:
     recipients: dict[str, tuple[Target, ...]] = {}
     raw = f.obj.get("recipients", {})
     if not isinstance(raw, dict):
-        raise FormatError("incidents.json: recipients must be an object of level -> list")
+        raise FormatError(N_("incidents.json: recipients must be an object of level -> list"))
     for level, items in raw.items():
         if not isinstance(items, list):
-            raise FormatError(f"incidents.json: recipients.{level} must be a list")
+            raise FormatError(N_("incidents.json: recipients.{level} must be a list"), level=level)
         targets = []
         for item in items:
             if not isinstance(item, dict):
-                raise FormatError(f"incidents.json: recipients.{level} holds a non-object")
+                raise FormatError(
+                    N_("incidents.json: recipients.{level} holds a non-object"), level=level
+                )
             t = Fields(item, what=f"incidents.json recipients.{level}")
             name, channel, address = t.text("name"), t.text("channel"), t.text("address")
             if channel not in {"webhook", "email"}:
-                raise FormatError(f"incidents.json: channel {channel!r} is not webhook or email")
+                raise FormatError(
+                    N_("incidents.json: channel {channel!r} is not webhook or email"),
+                    channel=channel,
+                )
             if channel == "webhook":
                 check_webhook_url(address, what=f"incidents.json: recipient {name!r}")
             targets.append(Target(name, channel, address))
         recipients[level] = tuple(targets)
     backups = f.obj.get("backups", {})
     if not isinstance(backups, dict) or not all(isinstance(v, str) for v in backups.values()):
-        raise FormatError("incidents.json: backups must map paper -> backup paper")
+        raise FormatError(N_("incidents.json: backups must map paper -> backup paper"))
     kw: dict[str, Any] = {}
     if "max_speed_kmh" in f.obj:
         kw["max_speed_kmh"] = float(f.obj["max_speed_kmh"])

@@ -39,6 +39,7 @@ from crypto.encoding import b64decode, b64encode, canonical_json, format_time, p
 from crypto.sealing import derive_key, open_sealed, seal_to
 from crypto.signing import EncryptionKey, SigningKey
 from custody.errors import (
+    N_,
     ConflictError,
     CustodyError,
     DecryptionError,
@@ -103,7 +104,7 @@ class IncidentDesk:
 
     def __init__(self, trust: TrustStore, system_key: SigningKey, policy: Policy) -> None:
         if system_key.key_id != trust.authority.system_key.key_id:
-            raise ConflictError("this is not the authority's system key")
+            raise ConflictError(N_("this is not the authority's system key"))
         self.trust = trust
         self.system_key = system_key
         self.policy = policy
@@ -158,10 +159,11 @@ class IncidentDesk:
                 continue
             who = self.trust.certificates[hit[0]].describe()
             err = KeyBlockedError(
-                f"key of {who} is blocked by incident {blocked[hit[0]]} until a secrecy "
-                "officer decides",
+                N_("key of {who} is blocked by incident {blocked} until a secrecy officer decides"),
                 key_ids=tuple(hit),
-                hint="a secrecy officer lifts the block with `custody incident unblock`",
+                hint=N_("a secrecy officer lifts the block with `custody incident unblock`"),
+                who=who,
+                blocked=blocked[hit[0]],
             )
             rejected.append(Rejected(i, err, p.event, p.envelope))
         return keep
@@ -327,8 +329,8 @@ class WatchedLog(CustodyLog):
         ]
         if not officers:
             raise ConflictError(
-                "no secrecy officer in good standing to seal the report to: nothing recorded",
-                hint="enrol a secrecy officer (custody keys enrol --role secrecy_officer)",
+                N_("no secrecy officer in good standing to seal the report to: nothing recorded"),
+                hint=N_("enrol a secrecy officer (custody keys enrol --role secrecy_officer)"),
             )
         sealed = [
             {
@@ -380,7 +382,7 @@ def open_public_report(
     box = b64decode(str(mine[0].get("box", "")), what="sealed box")
     plaintext = open_sealed(secret.private_key(), box)
     if hashlib.sha256(plaintext).hexdigest() != facts.get("sha256"):
-        raise FormatError("the opened report does not hash to the SHA-256 the log holds")
+        raise FormatError(N_("the opened report does not hash to the SHA-256 the log holds"))
     opened = parse_json_object(plaintext, what="public report")
     return {"text": str(opened.get("text", "")), "contact": str(opened.get("contact", ""))}
 
@@ -802,17 +804,19 @@ class DeskTxn:
         if still_blocked:
             key_id, by = still_blocked[0]
             raise KeyBlockedError(
-                f"the key that signed this act is blocked by incident {by}", key_ids=(key_id,)
+                N_("the key that signed this act is blocked by incident {by}"),
+                key_ids=(key_id,),
+                by=by,
             )
         sid_act = statement_id(env.payload)
         if store.act_recorded(self.conn, sid_act):
-            raise ConflictError("this act was already recorded")
+            raise ConflictError(N_("this act was already recorded"))
         containment = incident.containment
         if act.act == ActKind.UNBLOCK:
             if act.key is None:
-                raise FormatError("an unblock act names the key it lifts (key)")
+                raise FormatError(N_("an unblock act names the key it lifts (key)"))
             if not store.unblock_key(self.conn, act.key, at=act.time, by=act.person):
-                raise NotFoundError(f"key {act.key[:16]} is not blocked")
+                raise NotFoundError(N_("key {key} is not blocked"), key=act.key[:16])
             containment = Containment.from_json(containment).with_unblocked(act.key).as_json()
         store.save_incident(
             self.conn,

@@ -42,6 +42,7 @@ from crypto.dsse import Envelope, verify_signatures
 from crypto.encoding import format_time
 from crypto.note import Checkpoint, NoteVerifier, open_checkpoint
 from custody.errors import (
+    N_,
     ClockError,
     ClosedError,
     CustodyError,
@@ -632,9 +633,12 @@ def public_report_plaintext(text: str, contact: str = "") -> bytes:
     JSON (``{"contact": ..., "text": ...}``); refuses an empty or too long report."""
     text = text.strip()
     if not text:
-        raise FormatError("a report needs some text")
+        raise FormatError(N_("a report needs some text"))
     if len(text) > MAX_REPORT_CHARS:
-        raise FormatError(f"a report holds at most {MAX_REPORT_CHARS} characters")
+        raise FormatError(
+            N_("a report holds at most {max_report_chars} characters"),
+            max_report_chars=MAX_REPORT_CHARS,
+        )
     return json.dumps(
         {"contact": contact[:200], "text": text},
         ensure_ascii=False,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from custody.errors import FormatError, UsageError
+from custody.errors import N_, FormatError, UsageError
 
 
 def is_loopback_host(host: str) -> bool:
@@ -40,27 +40,33 @@ def check_webhook_url(url: str, *, what: str) -> str:
         host = parts.hostname
         parts.port  # noqa: B018 - a port that is not a number raises here
     except ValueError as e:
-        raise FormatError(f"{what}: {url!r} is not a URL") from e
+        raise FormatError(N_("{what}: {url!r} is not a URL"), what=what, url=url) from e
     if not host:
-        raise FormatError(f"{what}: webhook URL {url!r} names no host")
+        raise FormatError(N_("{what}: webhook URL {url!r} names no host"), what=what, url=url)
     if parts.scheme == "https":
         return url
     if parts.scheme == "http" and is_loopback_host(host):
         return url
     if parts.scheme == "http":
         raise FormatError(
-            f"{what}: webhook URL {url!r} is plain http to a host that is not loopback; "
-            "notifications leave the machine over https only"
+            N_(
+                "{what}: webhook URL {url!r} is plain http to a host that is "
+                "not loopback; notifications leave the machine over https "
+                "only"
+            ),
+            what=what,
+            url=url,
         )
-    raise FormatError(f"{what}: webhook URL {url!r} must be https://")
+    raise FormatError(N_("{what}: webhook URL {url!r} must be https://"), what=what, url=url)
 
 
 def check_plain_smtp(host: str, *, allow_plain_loopback: bool) -> None:
     """Refuse a relay configured for clear text (``UsageError``) unless it is loopback."""
     if allow_plain_loopback and not is_loopback_host(host):
         raise UsageError(
-            f"SMTP relay {host!r} is not a loopback address: e-mail to it goes over TLS only",
-            hint="plain SMTP is for tests and rehearsals with a relay on 127.0.0.1 or ::1",
+            N_("SMTP relay {host!r} is not a loopback address: e-mail to it goes over TLS only"),
+            hint=N_("plain SMTP is for tests and rehearsals with a relay on 127.0.0.1 or ::1"),
+            host=host,
         )
 
 

@@ -49,7 +49,7 @@ from sqlalchemy import Engine, func, or_, select, update
 
 from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
-from custody.errors import FormatError, NotFoundError
+from custody.errors import N_, FormatError, NotFoundError
 from custody.incidents.endpoints import check_plain_smtp, check_webhook_url, is_loopback_host
 from custody.store.incident_tables import OutboxRow
 
@@ -324,8 +324,9 @@ def requeue_dead(engine: Engine, now: datetime, ids: Sequence[int] | None = None
             unknown = sorted(set(ids) - set(found))
             if unknown:
                 raise NotFoundError(
-                    f"no dead notification with id {', '.join(map(str, unknown))}",
-                    hint="`custody incident outbox list --status dead` lists them",
+                    N_("no dead notification with id {ids}"),
+                    hint=N_("`custody incident outbox list --status dead` lists them"),
+                    ids=", ".join(map(str, unknown)),
                 )
         if found:
             conn.execute(

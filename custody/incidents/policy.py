@@ -39,7 +39,7 @@ from typing import Any
 
 from crypto.dsse import Envelope
 from crypto.encoding import format_time
-from custody.errors import ClockError, ConflictError, FormatError, RoleError
+from custody.errors import N_, ClockError, ConflictError, FormatError, RoleError
 from custody.incidents.acts import Act, ActKind
 from custody.rules import DEFAULT_CLOCK, PackageState, Status
 from keys.model import Certificate, Role
@@ -366,23 +366,32 @@ def _union(have: Iterable[str], more: Iterable[str]) -> tuple[str, ...]:
 def check_receipt(act: Act, *, authority: str, now: datetime) -> None:
     """An act names this authority and is received within ``MAX_ACT_SKEW`` of its date."""
     if act.authority != authority:
-        raise FormatError("incident act names another authority")
+        raise FormatError(N_("incident act names another authority"))
     if act.time > now + MAX_ACT_SKEW:
-        raise ClockError(f"incident act is dated in the future ({format_time(act.time)})")
+        raise ClockError(
+            N_("incident act is dated in the future ({time})"), time=format_time(act.time)
+        )
     if act.time < now - MAX_ACT_SKEW:
         raise ClockError(
-            f"incident act is dated {format_time(act.time)}, more than "
-            f"{MAX_ACT_SKEW} before the service received it ({format_time(now)})"
+            N_(
+                "incident act is dated {time}, more than {max_act_skew} "
+                "before the service received it ({now})"
+            ),
+            time=format_time(act.time),
+            max_act_skew=MAX_ACT_SKEW,
+            now=format_time(now),
         )
 
 
 def next_status(status: IncidentStatus, act: str, *, incident: str) -> IncidentStatus:
     """The status an act leaves an incident in, or ``ConflictError`` if it may not follow."""
     if status == IncidentStatus.RESOLVED and act != ActKind.UNBLOCK:
-        raise ConflictError(f"incident {incident} is already resolved")
+        raise ConflictError(N_("incident {incident} is already resolved"), incident=incident)
     if act == ActKind.ACKNOWLEDGE:
         if status != IncidentStatus.OPEN:
-            raise ConflictError(f"incident {incident} is already {status}")
+            raise ConflictError(
+                N_("incident {incident} is already {status}"), incident=incident, status=status
+            )
         return IncidentStatus.ACKNOWLEDGED
     after: dict[str, IncidentStatus] = {
         ActKind.CONTAIN: IncidentStatus.CONTAINED,
@@ -439,18 +448,29 @@ def check_act(
         )
     except RoleError as e:
         raise RoleError(
-            f"{act.person} may not {act.act} incident {act.incident} at level "
-            f"{level_at(ladder, incident.level).name}: {e.message}"
+            N_("{person} may not {act} incident {incident} at level {name}: {error}"),
+            person=act.person,
+            act=act.act,
+            incident=act.incident,
+            name=level_at(ladder, incident.level).name,
+            error=e,
         ) from e
     if act.time < incident.opened_at:
         raise ClockError(
-            f"the {act.act} act is dated {format_time(act.time)}, before incident "
-            f"{act.incident} opened ({format_time(incident.opened_at)})"
+            N_("the {act} act is dated {time}, before incident {incident} opened ({opened_at})"),
+            act=act.act,
+            time=format_time(act.time),
+            incident=act.incident,
+            opened_at=format_time(incident.opened_at),
         )
     if act.person in suspects(incident, trust):
         raise RoleError(
-            f"{act.person} is a suspect in incident {act.incident} and may not act on it: "
-            "another secrecy officer decides"
+            N_(
+                "{person} is a suspect in incident {incident} and may not act"
+                " on it: another secrecy officer decides"
+            ),
+            person=act.person,
+            incident=act.incident,
         )
     return CheckedAct(status, check.signers)
 

@@ -28,7 +28,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 from sqlalchemy import select
 
 from crypto.encoding import format_time
-from custody.errors import NotFoundError
+from custody.errors import N_, NotFoundError
 from custody.events import Kind, parse_event
 from custody.incidents.desk import get_incident, incident_acts
 from custody.incidents.policy import Incident
@@ -229,14 +229,14 @@ def _register_font(path: Path) -> str:
     name = f"{FONT}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     if name not in pdfmetrics.getRegisteredFontNames():
         if not path.is_file():
-            raise NotFoundError(f"CJK font {path} not found: reports need it to print Chinese")
+            raise NotFoundError(
+                N_("CJK font {path} not found: reports need it to print Chinese"), path=path
+            )
         pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=0))
     return name
 
 
-def render_pdf(
-    report: IncidentReport, generated_at: datetime, *, font: Path = CJK_FONT
-) -> bytes:
+def render_pdf(report: IncidentReport, generated_at: datetime, *, font: Path = CJK_FONT) -> bytes:
     """The report as a PDF, set in the TrueType ``font`` (a subset embedded)."""
     name = _register_font(font)
     styles = {

@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlmodel import create_engine
 
 import custody.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
-from custody.errors import SchemaBehindError, StorageError, UsageError
+from custody.errors import N_, SchemaBehindError, StorageError, UsageError
 from custody.store.faults import describe_database, storage_error
 
 BUSY_TIMEOUT_MS = 30000  # how long a SQLite statement waits for another connection's lock
@@ -46,7 +46,7 @@ def make_engine(url: str) -> Engine:
             # under a millisecond); stale connections are recycled instead.
             engine = create_engine(url, pool_recycle=600)
     except (ArgumentError, ImportError) as e:
-        raise UsageError(f"database URL {url!r} is not usable: {e}") from e
+        raise UsageError(N_("database URL {url!r} is not usable: {e}"), url=url, e=e) from e
     event.listen(engine, "handle_error", _storage_fault)
     return engine
 
@@ -118,11 +118,14 @@ def create_schema(engine: Engine) -> None:
             command.upgrade(config, "head")
     except CommandError as e:  # a revision this version does not know: a newer custody's
         raise SchemaBehindError(
-            f"the {describe_database(engine.url)} has a schema this version of custody does not "
-            f"know ({e})",
-            hint="run the version of custody that wrote it, or restore a matching backup",
+            N_("the {url} has a schema this version of custody does not know ({e})"),
+            hint=N_("run the version of custody that wrote it, or restore a matching backup"),
+            url=describe_database(engine.url),
+            e=e,
         ) from e
     except DBAPIError as e:
         raise StorageError(
-            f"cannot migrate the schema of the {describe_database(engine.url)}: {e.orig}"
+            N_("cannot migrate the schema of the {url}: {orig}"),
+            url=describe_database(engine.url),
+            orig=e.orig,
         ) from e

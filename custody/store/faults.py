@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from custody.errors import (
+    N_,
     DatabaseCorruptError,
     DatabaseFullError,
     DatabaseReadOnlyError,
@@ -29,7 +30,7 @@ from custody.errors import (
 )
 
 FULL_BELOW = 64 * 1024  # free bytes under which an I/O error is taken for a full disk
-RESTORE_HINT = (
+RESTORE_HINT = N_(
     "stop every custody process on this home; restore the database from the standby or the "
     "last backup, then replay the receipts clients hold (docs/operations.md, 'Recovery')"
 )
@@ -87,28 +88,49 @@ def _disk_full(url: URL | str) -> bool:
 def _sqlite_error(name: str, text: str, db: str) -> StorageError | None:
     if name.startswith("SQLITE_READONLY"):
         return DatabaseReadOnlyError(
-            f"the {db} refuses writes ({text})",
-            hint="make the file, its -wal and -shm files and its folder writable by this "
-            "account (or remount the disk read-write), then retry",
+            N_("the {db} refuses writes ({text})"),
+            hint=N_(
+                "make the file, its -wal and -shm files and its folder "
+                "writable by this account (or remount the disk read-write), "
+                "then retry"
+            ),
+            db=db,
+            text=text,
         )
     if name.startswith("SQLITE_FULL"):
         return DatabaseFullError(
-            f"the disk under the {db} is full ({text})",
-            hint="free space on that disk, then retry; nothing was acknowledged that is not stored",
+            N_("the disk under the {db} is full ({text})"),
+            hint=N_(
+                "free space on that disk, then retry; nothing was acknowledged that is not stored"
+            ),
+            db=db,
+            text=text,
         )
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return DatabaseCorruptError(f"the {db} is damaged ({text})", hint=RESTORE_HINT)
+        return DatabaseCorruptError(
+            N_("the {db} is damaged ({text})"), hint=RESTORE_HINT, db=db, text=text
+        )
     if name.startswith(("SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR")):
         return DatabaseUnavailableError(
-            f"the {db} cannot be used now ({text})",
-            hint="check that the file and its folder exist, the disk is mounted and healthy, "
-            "and no other program holds a lock on it; then retry",
+            N_("the {db} cannot be used now ({text})"),
+            hint=N_(
+                "check that the file and its folder exist, the disk is "
+                "mounted and healthy, and no other program holds a lock on "
+                "it; then retry"
+            ),
+            db=db,
+            text=text,
         )
     if name == "SQLITE_ERROR" and ("no such table" in text or "no such column" in text):
         return SchemaBehindError(
-            f"the {db} lacks part of the schema this version needs ({text})",
-            hint="run this version of custody once on the home (it migrates the schema), or "
-            "restore the database if its tables were dropped",
+            N_("the {db} lacks part of the schema this version needs ({text})"),
+            hint=N_(
+                "run this version of custody once on the home (it migrates "
+                "the schema), or restore the database if its tables were "
+                "dropped"
+            ),
+            db=db,
+            text=text,
         )
     return None
 
@@ -120,28 +142,42 @@ def _pg_error(sqlstate: str | None, error: BaseException, db: str) -> StorageErr
         if sqlstate is None and type(error).__name__ not in ("OperationalError", "InterfaceError"):
             return None
         return DatabaseUnavailableError(
-            f"the {db} cannot be reached ({first_line})",
-            hint="start PostgreSQL (or fail over to the standby and point the home at it), "
-            "check the network, then retry; nothing was acknowledged that is not stored",
+            N_("the {db} cannot be reached ({first_line})"),
+            hint=N_(
+                "start PostgreSQL (or fail over to the standby and point the "
+                "home at it), check the network, then retry; nothing was "
+                "acknowledged that is not stored"
+            ),
+            db=db,
+            first_line=first_line,
         )
     if sqlstate in _PG_READ_ONLY:
         return DatabaseReadOnlyError(
-            f"the {db} accepts reads only ({first_line})",
-            hint="point the home's database_url at the primary, or promote the standby",
+            N_("the {db} accepts reads only ({first_line})"),
+            hint=N_("point the home's database_url at the primary, or promote the standby"),
+            db=db,
+            first_line=first_line,
         )
     if sqlstate.startswith(_PG_FULL_PREFIX):
         return DatabaseFullError(
-            f"the {db} is out of a resource ({first_line})",
-            hint="free disk space (or connections) on the database server, then retry",
+            N_("the {db} is out of a resource ({first_line})"),
+            hint=N_("free disk space (or connections) on the database server, then retry"),
+            db=db,
+            first_line=first_line,
         )
     if sqlstate in _PG_CORRUPT:
         return DatabaseCorruptError(
-            f"the {db} reports damaged data ({first_line})", hint=RESTORE_HINT
+            N_("the {db} reports damaged data ({first_line})"),
+            hint=RESTORE_HINT,
+            db=db,
+            first_line=first_line,
         )
     if sqlstate in _PG_SCHEMA:
         return SchemaBehindError(
-            f"the {db} lacks part of the schema this version needs ({first_line})",
-            hint="run this version of custody once on the home (it migrates the schema)",
+            N_("the {db} lacks part of the schema this version needs ({first_line})"),
+            hint=N_("run this version of custody once on the home (it migrates the schema)"),
+            db=db,
+            first_line=first_line,
         )
     return None
 
@@ -150,11 +186,20 @@ def file_error(error: OSError, what: str) -> StorageError:
     """A file the service must write (its signed checkpoint) could not be written."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return DatabaseFullError(
-            f"the disk is full: cannot write {what}", hint="free space, then retry"
+            N_("the disk is full: cannot write {what}"),
+            hint=N_("free space, then retry"),
+            what=what,
         )
     if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return DatabaseReadOnlyError(
-            f"cannot write {what}: {error.strerror}",
-            hint="make the home's authority folder writable by this account",
+            N_("cannot write {what}: {strerror}"),
+            hint=N_("make the home's authority folder writable by this account"),
+            what=what,
+            strerror=error.strerror,
         )
-    return StorageError(f"cannot write {what}: {error.strerror}", hint="check the disk")
+    return StorageError(
+        N_("cannot write {what}: {strerror}"),
+        hint=N_("check the disk"),
+        what=what,
+        strerror=error.strerror,
+    )

@@ -36,7 +36,7 @@ from crypto import merkle
 from crypto.encoding import b64encode
 from crypto.errors import CustodyError
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import N_, LogStateError
+from custody.errors import N_, LogStateError, Phrase
 from custody.store.faults import file_error
 from custody.store.log_tables import CheckpointRow, LogEntry, LogHead, PackageStateRow, TreeNode
 from custody.store.states import state_from_json
@@ -77,7 +77,10 @@ def open_signed(note: str, verifier: NoteVerifier, origin: str, *, what: str) ->
         checkpoint, _ = open_checkpoint(note, [verifier], origin=origin)
     except CustodyError as e:
         raise LogStateError(
-            f"{what} is not a checkpoint signed by this log's key ({e.message})", hint=RECOVER
+            N_("{what} is not a checkpoint signed by this log's key ({error})"),
+            hint=RECOVER,
+            what=what,
+            error=e,
         ) from e
     return SignedHead(checkpoint.size, checkpoint.root, note)
 
@@ -102,8 +105,10 @@ class SignedHeadFile:
             return None
         except OSError as e:
             raise LogStateError(
-                f"cannot read the log's signed-checkpoint file {self.path}: {e.strerror}",
-                hint="it must be a regular file beside the log key, readable by this account",
+                N_("cannot read the log's signed-checkpoint file {path}: {strerror}"),
+                hint=N_("it must be a regular file beside the log key, readable by this account"),
+                path=self.path,
+                strerror=e.strerror,
             ) from e
         key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         if self._cache is not None and self._cache[0] == key:
@@ -120,24 +125,35 @@ class SignedHeadFile:
             return None
         except OSError as e:
             raise LogStateError(
-                f"cannot read the log's signed-checkpoint file {self.path}: {e.strerror}",
-                hint="it must be a regular file beside the log key, readable by this account",
+                N_("cannot read the log's signed-checkpoint file {path}: {strerror}"),
+                hint=N_("it must be a regular file beside the log key, readable by this account"),
+                path=self.path,
+                strerror=e.strerror,
             ) from e
         try:
             with os.fdopen(fd, "rb") as f:
                 if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    raise LogStateError(f"{self.path} is not a regular file", hint=RECOVER)
+                    raise LogStateError(
+                        N_("{path} is not a regular file"), hint=RECOVER, path=self.path
+                    )
                 data = f.read(MAX_NOTE_BYTES + 1)
         except OSError as e:
-            raise LogStateError(f"cannot read {self.path}: {e.strerror}", hint=RECOVER) from e
+            raise LogStateError(
+                N_("cannot read {path}: {strerror}"),
+                hint=RECOVER,
+                path=self.path,
+                strerror=e.strerror,
+            ) from e
         if len(data) > MAX_NOTE_BYTES:
-            raise LogStateError(f"{self.path} is larger than a checkpoint note", hint=RECOVER)
+            raise LogStateError(
+                N_("{path} is larger than a checkpoint note"), hint=RECOVER, path=self.path
+            )
         if not data:
             return None  # the empty file a writer made before the log's first signing
         try:
             note = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise LogStateError(f"{self.path} is not UTF-8 text", hint=RECOVER) from e
+            raise LogStateError(N_("{path} is not UTF-8 text"), hint=RECOVER, path=self.path) from e
         return open_signed(note, self.verifier, self.origin, what=str(self.path))
 
     def exists(self) -> bool:
@@ -179,9 +195,15 @@ class SignedHeadFile:
             if held is not None and held.size >= new.size:
                 if held.size == new.size and held.root != new.root:
                     raise LogStateError(
-                        f"the log signed two different checkpoints of size {new.size}: "
-                        f"{held.describe()} in {self.path}, {new.describe()} now",
+                        N_(
+                            "the log signed two different checkpoints of size {size}: "
+                            "{describe} in {path}, {describe2} now"
+                        ),
                         hint=RECOVER,
+                        size=new.size,
+                        describe=held.describe(),
+                        path=self.path,
+                        describe2=new.describe(),
                     )
                 return
             self._write(note)
@@ -201,10 +223,16 @@ class SignedHeadFile:
         except FileNotFoundError:
             return 1
         except OSError as e:
-            raise LogStateError(f"cannot read {self.epoch_path}: {e.strerror}") from e
+            raise LogStateError(
+                N_("cannot read {epoch_path}: {strerror}"),
+                epoch_path=self.epoch_path,
+                strerror=e.strerror,
+            ) from e
         text = data.decode("ascii", "replace").strip()
         if not text.isdigit() or not 0 < int(text) < 1 << 62:
-            raise LogStateError(f"{self.epoch_path} does not hold an epoch", hint=RECOVER)
+            raise LogStateError(
+                N_("{epoch_path} does not hold an epoch"), hint=RECOVER, epoch_path=self.epoch_path
+            )
         return int(text)
 
     def record_epoch(self, epoch: int) -> None:
@@ -260,10 +288,18 @@ def fence(conn: Connection, head_file: SignedHeadFile | None) -> int:
         held = head_file.epoch()
         if epoch < held:
             raise LogStateError(
-                f"this database is of epoch {epoch}, but the log moved to epoch {held} at a "
-                "failover: it is a former primary and may not sign",
-                hint="point the home at the current primary; rebuild this one as its standby "
-                "(pg_rewind or pg_basebackup), never serve from it",
+                N_(
+                    "this database is of epoch {epoch}, but the log moved to "
+                    "epoch {held} at a failover: it is a former primary and may "
+                    "not sign"
+                ),
+                hint=N_(
+                    "point the home at the current primary; rebuild this one as "
+                    "its standby (pg_rewind or pg_basebackup), never serve from "
+                    "it"
+                ),
+                epoch=epoch,
+                held=held,
             )
     return epoch
 
@@ -307,30 +343,47 @@ def check_before_signing(
         signed = _signed_root(conn, old_size)
         if signed is None:
             raise LogStateError(
-                f"the log's head says {old_size} entries but no checkpoint of that size was "
-                "signed: the head row is ahead of the signed log",
+                N_(
+                    "the log's head says {old_size} entries but no checkpoint of "
+                    "that size was signed: the head row is ahead of the signed "
+                    "log"
+                ),
                 hint=RECOVER,
+                old_size=old_size,
             )
         if signed != old_root:
             raise LogStateError(
-                f"the stored tree nodes give root {b64encode(old_root)} for size {old_size}, "
-                f"but the checkpoint signed for that size has {b64encode(signed)}: a stored "
-                "node was altered or lost",
+                N_(
+                    "the stored tree nodes give root {old_root} for size "
+                    "{old_size}, but the checkpoint signed for that size has "
+                    "{signed}: a stored node was altered or lost"
+                ),
                 hint=RECOVER,
+                old_root=b64encode(old_root),
+                old_size=old_size,
+                signed=b64encode(signed),
             )
     if held is not None:
         if held.size > old_size:
             raise LogStateError(
-                f"the database holds {old_size} entries, but the log already signed "
-                f"{held.describe()}: the database lost acknowledged entries",
+                N_(
+                    "the database holds {old_size} entries, but the log already "
+                    "signed {describe}: the database lost acknowledged entries"
+                ),
                 hint=RECOVER,
+                old_size=old_size,
+                describe=held.describe(),
             )
         at_held = old_root if held.size == old_size else _signed_root(conn, held.size)
         if held.size > 0 and at_held != held.root:
             raise LogStateError(
-                f"the database's checkpoint of size {held.size} is not the one the log signed "
-                f"({held.describe()}): it holds a different history",
+                N_(
+                    "the database's checkpoint of size {size} is not the one the "
+                    "log signed ({describe}): it holds a different history"
+                ),
                 hint=RECOVER,
+                size=held.size,
+                describe=held.describe(),
             )
     # The new root, again: from the frontier just checked and this transaction's leaves alone.
     again = merkle.nodes_for_batch(old_size, list(leaves), lambda lv, ix: frontier[(lv, ix)])
@@ -338,8 +391,9 @@ def check_before_signing(
     recomputed = merkle.root_from_nodes(new_size, known)
     if recomputed != root or any(fresh.get((lv, ix), h) != h for lv, ix, h in again):
         raise LogStateError(
-            f"the root about to be signed for size {new_size} is not the one its nodes give",
+            N_("the root about to be signed for size {new_size} is not the one its nodes give"),
             hint=RECOVER,
+            new_size=new_size,
         )
     if old_size > 0:
         needed = merkle.consistency_proof_nodes(old_size, new_size)
@@ -357,9 +411,13 @@ def check_before_signing(
             merkle.verify_consistency(old_size, new_size, old_root, root, proof)
         except (KeyError, CustodyError) as e:
             raise LogStateError(
-                f"the tree of size {new_size} is not consistent with the signed tree of size "
-                f"{old_size}",
+                N_(
+                    "the tree of size {new_size} is not consistent with the "
+                    "signed tree of size {old_size}"
+                ),
                 hint=RECOVER,
+                new_size=new_size,
+                old_size=old_size,
             ) from e
 
 
@@ -415,7 +473,9 @@ def check_at_start(
     else:
         size = row.size
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise LogStateError(f"the log's head row holds {size!r}, not a size", hint=RECOVER)
+            raise LogStateError(
+                N_("the log's head row holds {size!r}, not a size"), hint=RECOVER, size=size
+            )
     if light:  # O(log n): the highest entry only
         high = conn.execute(select(func.max(ENTRY.c.idx))).scalar_one_or_none()
         count, low = (size if high == size - 1 or (high is None and not size) else -1), 0
@@ -425,9 +485,16 @@ def check_at_start(
         ).one()
     if count != size or (size and (low != 0 or high != size - 1)):
         raise LogStateError(
-            f"the log's head says {size} entries, but the entry table holds {count} "
-            f"(indexes {low}..{high}): rows were deleted or added outside the log",
+            N_(
+                "the log's head says {size} entries, but the entry table "
+                "holds {count} (indexes {low}..{high}): rows were deleted or "
+                "added outside the log"
+            ),
             hint=RECOVER,
+            size=size,
+            count=count,
+            low=low,
+            high=high,
         )
     top = conn.execute(
         select(CHECKPOINT.c.size, CHECKPOINT.c.root, CHECKPOINT.c.note)
@@ -438,7 +505,7 @@ def check_at_start(
     if top is None:
         if size:
             raise LogStateError(
-                f"the log holds {size} entries but no signed checkpoint", hint=RECOVER
+                N_("the log holds {size} entries but no signed checkpoint"), hint=RECOVER, size=size
             )
     else:
         latest = open_signed(
@@ -446,22 +513,30 @@ def check_at_start(
         )
         if latest.size != top.size or latest.root != bytes(top.root):
             raise LogStateError(
-                f"the stored checkpoint row of size {top.size} does not match its signed note",
+                N_("the stored checkpoint row of size {size} does not match its signed note"),
                 hint=RECOVER,
+                size=top.size,
             )
         if latest.size != size:
             raise LogStateError(
-                f"the log's head says {size} entries, but the last signed checkpoint is of "
-                f"size {latest.size}: the head row is "
-                f"{'ahead' if size > latest.size else 'behind'}",
+                N_(
+                    "the log's head says {size} entries, but the last signed "
+                    "checkpoint is of size {size2}: the head row is {direction}"
+                ),
                 hint=RECOVER,
+                size=size,
+                size2=latest.size,
+                direction=Phrase("ahead") if size > latest.size else Phrase("behind"),
             )
     beyond = conn.execute(
         select(func.max(NODE.c.idx)).where(NODE.c.level == 0)
     ).scalar_one_or_none()
     if beyond is not None and beyond >= size:
         raise LogStateError(
-            f"the tree table holds leaf {beyond}, beyond the log's {size} entries", hint=RECOVER
+            N_("the tree table holds leaf {beyond}, beyond the log's {size} entries"),
+            hint=RECOVER,
+            beyond=beyond,
+            size=size,
         )
     frontier: dict[merkle.Node, bytes] = {}
     wanted = merkle.frontier_nodes(size)
@@ -475,31 +550,47 @@ def check_at_start(
                 frontier[(n.level, n.idx)] = bytes(n.hash)
         lost = [w for w in wanted if w not in frontier]
         if lost:
-            raise LogStateError(f"the tree table lacks node(s) {lost[:3]}", hint=RECOVER)
+            raise LogStateError(
+                N_("the tree table lacks node(s) {lost}"), hint=RECOVER, lost=lost[:3]
+            )
         root = merkle.root_from_nodes(size, frontier)
         assert latest is not None  # size > 0 implies a checkpoint (checked above)
         if root != latest.root:
             raise LogStateError(
-                f"the stored tree nodes give root {b64encode(root)} for size {size}, but the "
-                f"log signed {latest.describe()}: a stored node was altered or lost",
+                N_(
+                    "the stored tree nodes give root {root} for size {size}, but "
+                    "the log signed {describe}: a stored node was altered or lost"
+                ),
                 hint=RECOVER,
+                root=b64encode(root),
+                size=size,
+                describe=latest.describe(),
             )
     if held is not None:
         if held.size > size:
             raise LogStateError(
-                f"the database holds {size} entries, but the log already signed "
-                f"{held.describe()} ({held_file.path if held_file else ''}): the database lost "
-                "acknowledged entries",
+                N_(
+                    "the database holds {size} entries, but the log already "
+                    "signed {describe} ({path}): the database lost acknowledged "
+                    "entries"
+                ),
                 hint=RECOVER,
+                size=size,
+                describe=held.describe(),
+                path=held_file.path if held_file else "",
             )
         if held.size and (
             (latest is not None and held.size == latest.size and held.note != latest.note)
             or _signed_root(conn, held.size) != held.root
         ):
             raise LogStateError(
-                f"the database's checkpoint of size {held.size} is not the one the log signed "
-                f"({held.describe()}): it holds a different history",
+                N_(
+                    "the database's checkpoint of size {size} is not the one the "
+                    "log signed ({describe}): it holds a different history"
+                ),
                 hint=RECOVER,
+                size=held.size,
+                describe=held.describe(),
             )
     elif held_file is not None and size > 0 and not held_file.exists():
         raise LogStateError(
@@ -518,12 +609,20 @@ def check_at_start(
     ):
         if st.last_idx >= size:
             raise LogStateError(
-                f"package {st.package_id}'s cached state is from entry {st.last_idx}, beyond the "
-                f"log's {size} entries",
+                N_(
+                    "package {package_id}'s cached state is from entry "
+                    "{last_idx}, beyond the log's {size} entries"
+                ),
                 hint=RECOVER,
+                package_id=st.package_id,
+                last_idx=st.last_idx,
+                size=size,
             )
         if state_from_json(st.state).package_id != st.package_id:
-            raise LogStateError(f"package {st.package_id}'s cached state names another package")
+            raise LogStateError(
+                N_("package {package_id}'s cached state names another package"),
+                package_id=st.package_id,
+            )
         states += 1
     return StartReport(size, latest, held, checked, states, epoch)
 
@@ -539,9 +638,12 @@ def _audit_leaves(conn: Connection, start: int) -> int:
     ):
         if entry.hash is None or merkle.leaf_hash(bytes(entry.envelope)) != bytes(entry.hash):
             raise LogStateError(
-                f"log entry {entry.idx} does not hash to its stored tree leaf: the entry (or "
-                "its node) was altered",
+                N_(
+                    "log entry {idx} does not hash to its stored tree leaf: the "
+                    "entry (or its node) was altered"
+                ),
                 hint=RECOVER,
+                idx=entry.idx,
             )
         checked += 1
     return checked
@@ -569,7 +671,7 @@ def _audit_tree(conn: Connection, size: int) -> int:
             )
         ]
         if not leaves:
-            raise LogStateError(f"log entries from {pos} on are missing", hint=RECOVER)
+            raise LogStateError(N_("log entries from {pos} on are missing"), hint=RECOVER, pos=pos)
         built = merkle.nodes_for_batch(pos, leaves, _getter(frontier))
         end = pos + len(leaves)
         stored: dict[merkle.Node, bytes] = {}
@@ -586,9 +688,15 @@ def _audit_tree(conn: Connection, size: int) -> int:
         for level, idx, h in built:
             if stored.get((level, idx)) != h:
                 raise LogStateError(
-                    f"stored tree node ({level}, {idx}) is not the hash of the entries below it "
-                    f"(entries {idx << level}..{((idx + 1) << level) - 1})",
+                    N_(
+                        "stored tree node ({level}, {idx}) is not the hash of the "
+                        "entries below it (entries {first}..{last})"
+                    ),
                     hint=RECOVER,
+                    level=level,
+                    idx=idx,
+                    first=idx << level,
+                    last=(idx + 1 << level) - 1,
                 )
         known = {**frontier, **{(lv, ix): h for lv, ix, h in built}}
         frontier = {n: known[n] for n in merkle.frontier_nodes(end)}
@@ -597,7 +705,10 @@ def _audit_tree(conn: Connection, size: int) -> int:
     count = conn.execute(select(func.count()).select_from(NODE)).scalar_one()
     if count != expected:
         raise LogStateError(
-            f"the tree table holds {count} nodes, a log of {size} entries has {expected}",
+            N_("the tree table holds {count} nodes, a log of {size} entries has {expected}"),
             hint=RECOVER,
+            count=count,
+            size=size,
+            expected=expected,
         )
     return size

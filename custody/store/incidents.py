@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from crypto.dsse import Envelope
 from crypto.encoding import format_time, parse_time
-from custody.errors import NotFoundError
+from custody.errors import N_, NotFoundError
 from custody.incidents.acts import Act
 from custody.incidents.policy import Incident, IncidentStatus, Severity, Target
 from custody.rules import PackageState, Status
@@ -91,7 +91,7 @@ def _columns(i: Incident) -> dict[str, Any]:
 def get_incident(conn: Connection, incident_id: str) -> Incident:
     row = conn.execute(select(INCIDENT).where(INCIDENT.c.id == incident_id)).first()
     if row is None:
-        raise NotFoundError(f"no incident {incident_id!r}")
+        raise NotFoundError(N_("no incident {incident_id!r}"), incident_id=incident_id)
     return _incident(row)
 
 
@@ -293,8 +293,7 @@ def save_watches(conn: Connection, ws: Sequence[Watch]) -> None:
     """Save changed watches: one statement executed for all (a batch's dispatches)."""
     if ws:
         rows = [
-            {"pid": w.package_id, **{f"v_{k}": v for k, v in _watch_columns(w).items()}}
-            for w in ws
+            {"pid": w.package_id, **{f"v_{k}": v for k, v in _watch_columns(w).items()}} for w in ws
         ]
         conn.execute(_SAVE_WATCHES, rows)
 

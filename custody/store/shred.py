@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, LargeBinary, column, select, table, text
 
-from custody.errors import StorageError
+from custody.errors import N_, StorageError
 from custody.store.db import BUSY_TIMEOUT_MS, read_options
 
 ERASE_WAIT = 5.0  # seconds a checkpoint (or VACUUM) is retried while a snapshot blocks it
@@ -143,7 +143,7 @@ def _truncate_wal(engine: Engine, wait: float) -> str | None:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             row = cursor.fetchone()
             if row is None:  # pragma: no cover  (SQLite always answers one row)
-                raise StorageError("SQLite returned no result for wal_checkpoint(TRUNCATE)")
+                raise StorageError(N_("SQLite returned no result for wal_checkpoint(TRUNCATE)"))
             busy, log_frames, checkpointed = (int(v) for v in row)
             # (0, 0, 0): folded back and truncated; (0, -1, -1): not in WAL mode, no log.
             if busy == 0 and log_frames <= 0:
@@ -197,7 +197,9 @@ def files_holding(path: Path, destroyed: Sequence[Destroyed]) -> list[Destroyed]
         return []
     except OSError as e:
         raise StorageError(
-            f"cannot read {path} to check that destroyed keys left it: {e.strerror}"
+            N_("cannot read {path} to check that destroyed keys left it: {strerror}"),
+            path=path,
+            strerror=e.strerror,
         ) from e
     return [d for i, d in enumerate(destroyed) if i in found]
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from custody.errors import LogStateError
+from custody.errors import N_, LogStateError
 from custody.rules import PackageState, Status
 
 _VERSION = 2
@@ -61,10 +61,16 @@ def state_from_json(text: str) -> PackageState:
         return _state_from_json(text)
     except (ValueError, TypeError, KeyError, OverflowError, OSError) as e:
         raise LogStateError(
-            f"a cached package state row is unreadable ({type(e).__name__}): the database was "
-            "altered or damaged",
-            hint="nothing was signed over it; restore the database from the standby or the last "
-            "backup, then replay the receipts clients hold",
+            N_(
+                "a cached package state row is unreadable ({name}): the "
+                "database was altered or damaged"
+            ),
+            hint=N_(
+                "nothing was signed over it; restore the database from the "
+                "standby or the last backup, then replay the receipts clients"
+                " hold"
+            ),
+            name=type(e).__name__,
         ) from e
 
 
