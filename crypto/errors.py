@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 
 def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name for "mark, do not translate"
@@ -47,7 +48,7 @@ class CustodyError(Exception):
     exit_code = 1
     http_status = 400
 
-    def __init__(self, message: str, *, hint: str | None = None, **params: object) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, **params: Any) -> None:
         self.template = message
         self.hint_template = hint
         self.params = params
@@ -306,14 +307,14 @@ class DecryptionError(CustodyError):
     http_status = 422
 
     def __init__(
-        self, message: str = N_("decryption failed: wrong key or altered data"), **params: object
+        self, message: str = N_("decryption failed: wrong key or altered data"), **params: Any
     ) -> None:
         super().__init__(message, **params)
 
 
 class PassphraseError(DecryptionError):
     def __init__(
-        self, message: str = N_("wrong passphrase, or the key file was altered"), **params: object
+        self, message: str = N_("wrong passphrase, or the key file was altered"), **params: Any
     ) -> None:
         super().__init__(message, **params)
 
@@ -330,7 +331,7 @@ class KeyBlockedError(VerificationError):
         *,
         key_ids: tuple[str, ...] = (),
         hint: str | None = None,
-        **params: object,
+        **params: Any,
     ) -> None:
         super().__init__(message, hint=hint, **params)
         self.key_ids = key_ids

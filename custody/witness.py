@@ -29,6 +29,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from crypto.encoding import b64decode, b64encode
 from crypto.merkle import EMPTY_ROOT, verify_consistency
@@ -56,8 +57,8 @@ class WitnessConflictError(ConflictError):
 
     code = "witness_conflict"
 
-    def __init__(self, message: str, *, latest_size: int) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, latest_size: int, **params: Any) -> None:
+        super().__init__(message, latest_size=latest_size, **params)
         self.latest_size = latest_size
 
 
@@ -186,19 +187,17 @@ def witness_cosign(
     if checkpoint.size < latest_size:
         raise WitnessConflictError(
             N_(
-                "checkpoint {describe} is behind size {latest_size_} already "
+                "checkpoint {describe} is behind size {latest_size} already "
                 "cosigned; refusing to roll back"
             ),
             latest_size=latest_size,
             describe=checkpoint.describe(),
-            latest_size_=latest_size,
         )
     if old_size is not None and old_size != latest_size:
         raise WitnessConflictError(
-            N_("old size {old_size} is not the size {latest_size_} this witness last cosigned"),
+            N_("old size {old_size} is not the size {latest_size} this witness last cosigned"),
             latest_size=latest_size,
             old_size=old_size,
-            latest_size_=latest_size,
         )
     previous = record.checkpoint if record else Checkpoint(checkpoint.origin, 0, EMPTY_ROOT)
     check_checkpoint_consistency(previous, checkpoint, consistency_proof)

@@ -35,8 +35,8 @@ PO = ROOT / "custody" / "locale" / "zh_CN" / "LC_MESSAGES" / "custody.po"
 MO = PO.with_suffix(".mo")
 SOURCES = (ROOT / "custody" / "cli", ROOT / "custody" / "demo")
 KEYWORDS = {"_": None, "ngettext": (1, 2), "say": None}
-# Refusal templates: ``N_("...")`` and ``Phrase("...")`` in every package (only that keyword: ``_`` outside the CLI
-# is not the catalogue's).
+# Refusal templates: ``N_("...")`` and ``Phrase("...")`` in every package (only those keywords:
+# ``_`` outside the CLI is not the catalogue's).
 ERROR_SOURCES = tuple(ROOT / name for name in ("crypto", "keys", "labels", "custody", "api"))
 ERROR_KEYWORDS = {"N_": None, "Phrase": None}
 
