@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from crypto.errors import FormatError, LogConsistencyError, UsageError
+from crypto.errors import N_, FormatError, LogConsistencyError, UsageError
 
 HASH_SIZE = 32
 LEAF_PREFIX = b"\x00"
@@ -57,12 +57,19 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 def _check_hash(value: bytes, what: str) -> None:
     if not isinstance(value, bytes | bytearray) or len(value) != HASH_SIZE:
         length = len(value) if isinstance(value, bytes | bytearray) else type(value).__name__
-        raise FormatError(f"{what} must be a {HASH_SIZE}-byte SHA-256 hash, not {length}")
+        raise FormatError(
+            N_("{what} must be a {hash_size}-byte SHA-256 hash, not {length}"),
+            what=what,
+            hash_size=HASH_SIZE,
+            length=length,
+        )
 
 
 def _check_size(size: int, what: str) -> None:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size >= 1 << 64:
-        raise FormatError(f"{what} must be an integer in [0, 2^64), not {size!r}")
+        raise FormatError(
+            N_("{what} must be an integer in [0, 2^64), not {size!r}"), what=what, size=size
+        )
 
 
 def _largest_power_of_two_below(n: int) -> int:
@@ -189,14 +196,16 @@ def _check_inclusion_args(index: int, size: int) -> None:
     _check_size(index, "leaf index")
     _check_size(size, "tree size")
     if index >= size:
-        raise UsageError(f"leaf index {index} is not in a tree of size {size}")
+        raise UsageError(
+            N_("leaf index {index} is not in a tree of size {size}"), index=index, size=size
+        )
 
 
 def _check_consistency_args(m: int, n: int) -> None:
     _check_size(m, "first tree size")
     _check_size(n, "second tree size")
     if m > n:
-        raise UsageError(f"no consistency proof from size {m} to the smaller size {n}")
+        raise UsageError(N_("no consistency proof from size {m} to the smaller size {n}"), m=m, n=n)
 
 
 def _unique(ranges: Iterable[tuple[int, int]]) -> list[Node]:
@@ -283,7 +292,7 @@ def consistency_proof(m: int, n: int, get: NodeGetter) -> list[bytes]:
 
 def _check_proof(proof: Sequence[bytes], what: str) -> None:
     if isinstance(proof, bytes | bytearray | str):
-        raise FormatError(f"{what} must be a list of hashes")
+        raise FormatError(N_("{what} must be a list of hashes"), what=what)
     for i, element in enumerate(proof):
         _check_hash(element, f"{what} element {i}")
 
@@ -301,12 +310,16 @@ def verify_inclusion(
     _check_size(size, "tree size")
     _check_proof(proof, "inclusion proof")
     if index >= size:
-        raise LogConsistencyError(f"leaf index {index} is not in a tree of size {size}")
+        raise LogConsistencyError(
+            N_("leaf index {index} is not in a tree of size {size}"), index=index, size=size
+        )
     fn, sn, r = index, size - 1, bytes(leaf_hash)
     for p in proof:
         if sn == 0:
             raise LogConsistencyError(
-                f"inclusion proof for leaf {index} in size {size} has too many elements"
+                N_("inclusion proof for leaf {index} in size {size} has too many elements"),
+                index=index,
+                size=size,
             )
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
@@ -320,11 +333,15 @@ def verify_inclusion(
         sn >>= 1
     if sn != 0:
         raise LogConsistencyError(
-            f"inclusion proof for leaf {index} in size {size} has too few elements"
+            N_("inclusion proof for leaf {index} in size {size} has too few elements"),
+            index=index,
+            size=size,
         )
     if r != root:
         raise LogConsistencyError(
-            f"inclusion proof for leaf {index} in size {size} does not lead to the root"
+            N_("inclusion proof for leaf {index} in size {size} does not lead to the root"),
+            index=index,
+            size=size,
         )
 
 
@@ -342,22 +359,32 @@ def verify_consistency(
     _check_hash(root2, "second root")
     _check_proof(proof, "consistency proof")
     if size1 > size2:
-        raise LogConsistencyError(f"tree size went back from {size1} to {size2}")
+        raise LogConsistencyError(
+            N_("tree size went back from {size1} to {size2}"), size1=size1, size2=size2
+        )
     if size1 == 0:
         raise LogConsistencyError(
-            "a consistency proof from size 0 proves nothing; the empty tree needs no proof"
+            N_("a consistency proof from size 0 proves nothing; the empty tree needs no proof")
         )
     if size1 == size2:
         if proof:
             raise LogConsistencyError(
-                f"consistency proof between equal sizes {size1} must be empty, "
-                f"it has {len(proof)} elements"
+                N_(
+                    "consistency proof between equal sizes {size1} must be empty,"
+                    " it has {n_proof} elements"
+                ),
+                size1=size1,
+                n_proof=len(proof),
             )
         if root1 != root2:
-            raise LogConsistencyError(f"two different roots for the same tree size {size1}")
+            raise LogConsistencyError(
+                N_("two different roots for the same tree size {size1}"), size1=size1
+            )
         return
     if not proof:
-        raise LogConsistencyError(f"empty consistency proof from size {size1} to {size2}")
+        raise LogConsistencyError(
+            N_("empty consistency proof from size {size1} to {size2}"), size1=size1, size2=size2
+        )
     path = list(proof)
     if size1 & (size1 - 1) == 0:
         # The old tree is a perfect subtree: its root is the proof's implicit first element.
@@ -370,7 +397,9 @@ def verify_consistency(
     for c in path[1:]:
         if sn == 0:
             raise LogConsistencyError(
-                f"consistency proof from {size1} to {size2} has too many elements"
+                N_("consistency proof from {size1} to {size2} has too many elements"),
+                size1=size1,
+                size2=size2,
             )
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
@@ -384,14 +413,20 @@ def verify_consistency(
         fn >>= 1
         sn >>= 1
     if sn != 0:
-        raise LogConsistencyError(f"consistency proof from {size1} to {size2} is too short")
+        raise LogConsistencyError(
+            N_("consistency proof from {size1} to {size2} is too short"), size1=size1, size2=size2
+        )
     if fr != root1:
         raise LogConsistencyError(
-            f"consistency proof from {size1} to {size2} does not lead to the first root"
+            N_("consistency proof from {size1} to {size2} does not lead to the first root"),
+            size1=size1,
+            size2=size2,
         )
     if sr != root2:
         raise LogConsistencyError(
-            f"consistency proof from {size1} to {size2} does not lead to the second root"
+            N_("consistency proof from {size1} to {size2} does not lead to the second root"),
+            size1=size1,
+            size2=size2,
         )
 
 
@@ -440,5 +475,9 @@ class MemoryTree:
 
     def _within(self, size: int) -> int:
         if size > self.size:
-            raise UsageError(f"tree size {size} is beyond the {self.size} leaves appended")
+            raise UsageError(
+                N_("tree size {size} is beyond the {size2} leaves appended"),
+                size=size,
+                size2=self.size,
+            )
         return size

@@ -37,6 +37,7 @@ from typing import Protocol
 
 from crypto.encoding import b64decode, b64encode
 from crypto.errors import (
+    N_,
     DuplicateSignatureError,
     FormatError,
     SignatureError,
@@ -68,12 +69,14 @@ def _is_space(ch: str) -> bool:
 def check_key_name(name: str) -> None:
     """Refuse a key name that is empty, or holds a Unicode space, a ``+`` or a control char."""
     if not isinstance(name, str) or not name:
-        raise FormatError("a signed-note key name must be non-empty")
+        raise FormatError(N_("a signed-note key name must be non-empty"))
     if any(_is_space(ch) or ch == "+" or ord(ch) < 0x20 for ch in name):
-        raise FormatError(f"signed-note key name {name!r} contains a space, '+' or control char")
+        raise FormatError(
+            N_("signed-note key name {name!r} contains a space, '+' or control char"), name=name
+        )
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in name):
         # A lone surrogate: bytes that were not UTF-8 (a command-line argument, say).
-        raise FormatError(f"signed-note key name {name!r} is not UTF-8 text")
+        raise FormatError(N_("signed-note key name {name!r} is not UTF-8 text"), name=name)
 
 
 def key_hash(name: str, sig_type: int, public_key: bytes) -> bytes:
@@ -156,27 +159,33 @@ def parse_vkey(text: str) -> NoteVerifier | CosignatureVerifier:
     # The base64 key may itself contain '+': split off the name and hash only.
     parts = text.split("+", 2) if isinstance(text, str) else []
     if len(parts) != 3:
-        raise FormatError("a verifier key is name+hash+key")
+        raise FormatError(N_("a verifier key is name+hash+key"))
     name, hash_hex, key_b64 = parts
     check_key_name(name)
     if not _HEX8_RE.match(hash_hex):
-        raise FormatError("a verifier key's hash is 8 lowercase hex digits")
+        raise FormatError(N_("a verifier key's hash is 8 lowercase hex digits"))
     key = _b64_canonical(key_b64, "verifier key")
     if len(key) != 33:
-        raise FormatError("a verifier key holds a type byte and a 32-byte Ed25519 key")
+        raise FormatError(N_("a verifier key holds a type byte and a 32-byte Ed25519 key"))
     try:
         public = VerifyKey(key[1:])
     except WeakKeyError as e:
-        raise FormatError(f"verifier key {name!r}: {e.message}") from e
+        raise FormatError(N_("verifier key {name!r}: {error}"), name=name, error=e) from e
     verifier: NoteVerifier | CosignatureVerifier
     if key[0] == SIG_ED25519:
         verifier = NoteVerifier(name, public)
     elif key[0] == SIG_COSIGNATURE_V1:
         verifier = CosignatureVerifier(name, public)
     else:
-        raise FormatError(f"verifier key {name!r} has unsupported signature type {key[0]:#04x}")
+        raise FormatError(
+            N_("verifier key {name!r} has unsupported signature type {key:#04x}"),
+            name=name,
+            key=key[0],
+        )
     if verifier.key_hash.hex() != hash_hex:
-        raise FormatError(f"verifier key {name!r}: the key hash does not match the key")
+        raise FormatError(
+            N_("verifier key {name!r}: the key hash does not match the key"), name=name
+        )
     return verifier
 
 
@@ -191,15 +200,15 @@ def parse_signer_key(text: str) -> tuple[str, SigningKey]:
     """Parse Go's signer key string; the hash must match the key it derives."""
     parts = text.split("+", 4)
     if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
-        raise FormatError("a signer key is PRIVATE+KEY+name+hash+key")
+        raise FormatError(N_("a signer key is PRIVATE+KEY+name+hash+key"))
     name, hash_hex, key_b64 = parts[2:]
     check_key_name(name)
     key = b64decode(key_b64, what="signer key")
     if len(key) != 33 or key[0] != SIG_ED25519:
-        raise FormatError("a signer key holds 0x01 and a 32-byte Ed25519 seed")
+        raise FormatError(N_("a signer key holds 0x01 and a 32-byte Ed25519 seed"))
     signing = SigningKey(key[1:])
     if key_hash(name, SIG_ED25519, signing.verify_key.raw).hex() != hash_hex:
-        raise FormatError(f"signer key {name!r}: the key hash does not match the key")
+        raise FormatError(N_("signer key {name!r}: the key hash does not match the key"), name=name)
     return name, signing
 
 
@@ -246,19 +255,21 @@ def _b64_canonical(text: str, what: str) -> bytes:
     # sure one value has exactly one spelling, so a note cannot be altered without notice.
     raw = b64decode(text, what=what)
     if b64encode(raw) != text:
-        raise FormatError(f"{what} is not canonical base64")
+        raise FormatError(N_("{what} is not canonical base64"), what=what)
     return raw
 
 
 def _check_note_chars(text: str, what: str) -> None:
     for ch in text:
         if ord(ch) < 0x20 and ch != "\n":
-            raise FormatError(f"{what} contains the control character {ord(ch):#04x}")
+            raise FormatError(
+                N_("{what} contains the control character {ch:#04x}"), what=what, ch=ord(ch)
+            )
 
 
 def _check_text(text: str) -> None:
     if not isinstance(text, str) or not text.endswith("\n"):
-        raise FormatError("a note text must end with a newline")
+        raise FormatError(N_("a note text must end with a newline"))
     _check_note_chars(text, "note text")
 
 
@@ -266,43 +277,60 @@ def parse_note(data: bytes | str) -> UnverifiedNote:
     """Parse a signed note's bytes; signatures are not checked here (see ``verify_note``)."""
     if isinstance(data, bytes | bytearray):
         if len(data) > MAX_NOTE_BYTES:
-            raise FormatError(f"a signed note is limited to {MAX_NOTE_BYTES} bytes")
+            raise FormatError(
+                N_("a signed note is limited to {max_note_bytes} bytes"),
+                max_note_bytes=MAX_NOTE_BYTES,
+            )
         try:
             unverified = bytes(data).decode("utf-8")
         except UnicodeDecodeError as e:
-            raise FormatError("a signed note must be valid UTF-8") from e
+            raise FormatError(N_("a signed note must be valid UTF-8")) from e
     else:
         unverified = data
         if len(unverified.encode("utf-8", "surrogatepass")) > MAX_NOTE_BYTES:
-            raise FormatError(f"a signed note is limited to {MAX_NOTE_BYTES} bytes")
+            raise FormatError(
+                N_("a signed note is limited to {max_note_bytes} bytes"),
+                max_note_bytes=MAX_NOTE_BYTES,
+            )
         try:
             unverified.encode("utf-8")
         except UnicodeEncodeError as e:
-            raise FormatError("a signed note must be valid UTF-8") from e
+            raise FormatError(N_("a signed note must be valid UTF-8")) from e
     _check_note_chars(unverified, "signed note")
     split = unverified.rfind("\n\n")
     if split < 0:
-        raise FormatError("a signed note needs a blank line before its signatures")
+        raise FormatError(N_("a signed note needs a blank line before its signatures"))
     text, block = unverified[: split + 1], unverified[split + 2 :]
     if not block or not block.endswith("\n"):
-        raise FormatError("a signed note must end with signature lines, each ending in newline")
+        raise FormatError(N_("a signed note must end with signature lines, each ending in newline"))
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
-        raise FormatError(f"a signed note may carry at most {MAX_SIGNATURES} signatures")
+        raise FormatError(
+            N_("a signed note may carry at most {max_signatures} signatures"),
+            max_signatures=MAX_SIGNATURES,
+        )
     signatures = []
     for number, line in enumerate(lines, start=1):
         if not line.startswith(SIGNATURE_PREFIX):
-            raise FormatError(f"signature line {number} does not start with an em dash and space")
+            raise FormatError(
+                N_("signature line {number} does not start with an em dash and space"),
+                number=number,
+            )
         name, sep, sig_b64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
         if not sep:
-            raise FormatError(f"signature line {number} has no signature after the key name")
+            raise FormatError(
+                N_("signature line {number} has no signature after the key name"), number=number
+            )
         try:
             check_key_name(name)
         except FormatError as e:
-            raise FormatError(f"signature line {number}: {e.message}") from e
+            raise FormatError(N_("signature line {number}: {error}"), number=number, error=e) from e
         raw = _b64_canonical(sig_b64, f"signature line {number}")
         if len(raw) < 5:
-            raise FormatError(f"signature line {number} is too short for a key hash and signature")
+            raise FormatError(
+                N_("signature line {number} is too short for a key hash and signature"),
+                number=number,
+            )
         signatures.append(NoteSignature(name, raw[:4], raw[4:]))
     return UnverifiedNote(text, tuple(signatures))
 
@@ -312,7 +340,9 @@ def verify_note(note: UnverifiedNote, verifiers: Iterable[Verifier]) -> Verified
     known: dict[tuple[str, bytes], Verifier] = {}
     for v in verifiers:
         if (v.name, v.key_hash) in known:
-            raise UsageError(f"two verifier keys share the name and key hash of {v.name!r}")
+            raise UsageError(
+                N_("two verifier keys share the name and key hash of {name!r}"), name=v.name
+            )
         known[(v.name, v.key_hash)] = v
     text = note.text.encode("utf-8")
     verified: list[NoteSignature] = []
@@ -323,15 +353,23 @@ def verify_note(note: UnverifiedNote, verifiers: Iterable[Verifier]) -> Verified
             unknown.append(sig)
             continue
         if any((s.name, s.key_hash) == (sig.name, sig.key_hash) for s in verified):
-            raise DuplicateSignatureError(f"key {sig.name} ({sig.key_hash.hex()}) signed twice")
+            raise DuplicateSignatureError(
+                N_("key {name} ({key_hash}) signed twice"),
+                name=sig.name,
+                key_hash=sig.key_hash.hex(),
+            )
         if not verifier.verify(text, sig.signature):
             raise SignatureError(
-                f"the signature by known key {sig.name} ({sig.key_hash.hex()}) does not verify"
+                N_("the signature by known key {name} ({key_hash}) does not verify"),
+                name=sig.name,
+                key_hash=sig.key_hash.hex(),
             )
         verified.append(sig)
     if not verified:
         names = ", ".join(sorted({s.name for s in note.signatures})) or "none"
-        raise UnknownSignerError(f"no signature from a trusted key on the note (signed by {names})")
+        raise UnknownSignerError(
+            N_("no signature from a trusted key on the note (signed by {names})"), names=names
+        )
     return VerifiedNote(note.text, tuple(verified), tuple(unknown))
 
 
@@ -362,20 +400,22 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         if not isinstance(self.origin, str) or not self.origin or "\n" in self.origin:
-            raise FormatError("a checkpoint origin is one non-empty line")
+            raise FormatError(N_("a checkpoint origin is one non-empty line"))
         _check_note_chars(self.origin, "checkpoint origin")
         if (
             not isinstance(self.size, int)
             or isinstance(self.size, bool)
             or not 0 <= self.size < 1 << 64
         ):
-            raise FormatError(f"a checkpoint size is an integer in [0, 2^64), not {self.size!r}")
+            raise FormatError(
+                N_("a checkpoint size is an integer in [0, 2^64), not {size!r}"), size=self.size
+            )
         if not isinstance(self.root, bytes) or len(self.root) != 32:
-            raise FormatError("a checkpoint root is a 32-byte hash")
+            raise FormatError(N_("a checkpoint root is a 32-byte hash"))
         object.__setattr__(self, "extensions", tuple(self.extensions))
         for ext in self.extensions:
             if not isinstance(ext, str) or not ext or "\n" in ext:
-                raise FormatError("a checkpoint extension is one non-empty line")
+                raise FormatError(N_("a checkpoint extension is one non-empty line"))
             _check_note_chars(ext, "checkpoint extension")
 
     def body(self) -> str:
@@ -390,16 +430,19 @@ class Checkpoint:
 def parse_checkpoint(text: str) -> Checkpoint:
     """Strictly parse a checkpoint note text (the part before the blank line)."""
     if not isinstance(text, str) or not text.endswith("\n"):
-        raise FormatError("a checkpoint text ends with a newline")
+        raise FormatError(N_("a checkpoint text ends with a newline"))
     lines = text[:-1].split("\n")
     if len(lines) < 3:
-        raise FormatError("a checkpoint has an origin, a size and a root line")
+        raise FormatError(N_("a checkpoint has an origin, a size and a root line"))
     origin, size_text, root_text, *extensions = lines
     if not _SIZE_RE.match(size_text) or int(size_text) >= 1 << 64:
-        raise FormatError(f"checkpoint size {size_text!r} is not a decimal without leading zeros")
+        raise FormatError(
+            N_("checkpoint size {size_text!r} is not a decimal without leading zeros"),
+            size_text=size_text,
+        )
     root = _b64_canonical(root_text, "checkpoint root")
     if len(root) != 32:
-        raise FormatError(f"checkpoint root is {len(root)} bytes, not 32")
+        raise FormatError(N_("checkpoint root is {n_root} bytes, not 32"), n_root=len(root))
     return Checkpoint(origin, int(size_text), root, tuple(extensions))
 
 
@@ -415,7 +458,11 @@ def open_checkpoint(
     note = verify_note(parse_note(data), verifiers)
     checkpoint = parse_checkpoint(note.text)
     if origin is not None and checkpoint.origin != origin:
-        raise FormatError(f"checkpoint is for origin {checkpoint.origin!r}, expected {origin!r}")
+        raise FormatError(
+            N_("checkpoint is for origin {origin!r}, expected {origin2!r}"),
+            origin=checkpoint.origin,
+            origin2=origin,
+        )
     return checkpoint, note
 
 
@@ -425,10 +472,10 @@ def open_checkpoint(
 def _timestamp(moment: int | datetime) -> int:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
-            raise UsageError("naive datetime: pass an aware UTC time")
+            raise UsageError(N_("naive datetime: pass an aware UTC time"))
         moment = int(moment.timestamp())
     if isinstance(moment, bool) or not 0 <= moment <= MAX_TIMESTAMP:
-        raise UsageError(f"a cosignature time is in [0, 2^63), not {moment!r}")
+        raise UsageError(N_("a cosignature time is in [0, 2^63), not {moment!r}"), moment=moment)
     return moment
 
 
@@ -449,7 +496,7 @@ def cosign(checkpoint: Checkpoint, name: str, key: SigningKey, timestamp: int | 
 def cosignature_timestamp(signature: NoteSignature) -> int:
     """The POSIX time a cosignature/v1 signature carries."""
     if len(signature.signature) != 72:
-        raise FormatError(f"a cosignature from {signature.name} is not 8 + 64 bytes")
+        raise FormatError(N_("a cosignature from {name} is not 8 + 64 bytes"), name=signature.name)
     return int.from_bytes(signature.signature[:8], "big")
 
 
@@ -457,6 +504,6 @@ def verify_cosignature(checkpoint: Checkpoint, line: str, verifier: CosignatureV
     """Verify one cosignature line from ``verifier`` over ``checkpoint``; returns its time."""
     note = parse_note(checkpoint.body() + "\n" + line)
     if len(note.signatures) != 1:
-        raise FormatError("expected exactly one cosignature line")
+        raise FormatError(N_("expected exactly one cosignature line"))
     verified = verify_note(note, [verifier])
     return cosignature_timestamp(verified.verified[0])

@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from crypto.errors import FormatError, ThresholdError
+from crypto.errors import N_, FormatError, ThresholdError
 
 MAX_SHARES = 255
 
@@ -63,7 +63,11 @@ class Share:
 
     def __post_init__(self) -> None:
         if not 1 <= self.x <= MAX_SHARES:
-            raise FormatError(f"a share's x coordinate is 1..{MAX_SHARES}, not {self.x}")
+            raise FormatError(
+                N_("a share's x coordinate is 1..{max_shares}, not {x}"),
+                max_shares=MAX_SHARES,
+                x=self.x,
+            )
 
 
 def _eval(coefficients: Sequence[int], x: int) -> int:
@@ -78,10 +82,13 @@ def split(secret: bytes, threshold: int, count: int) -> list[Share]:
     """Split ``secret`` into ``count`` shares, any ``threshold`` of which rebuild it."""
     if not 1 <= threshold <= count <= MAX_SHARES:
         raise ThresholdError(
-            f"need 1 <= threshold ({threshold}) <= shares ({count}) <= {MAX_SHARES}"
+            N_("need 1 <= threshold ({threshold}) <= shares ({count}) <= {max_shares}"),
+            threshold=threshold,
+            count=count,
+            max_shares=MAX_SHARES,
         )
     if not secret:
-        raise FormatError("cannot share an empty secret")
+        raise FormatError(N_("cannot share an empty secret"))
     ys = [bytearray(len(secret)) for _ in range(count)]
     for i, byte in enumerate(secret):
         coefficients = [byte] + [secrets.randbelow(256) for _ in range(threshold - 1)]
@@ -93,13 +100,13 @@ def split(secret: bytes, threshold: int, count: int) -> list[Share]:
 def combine(shares: Sequence[Share]) -> bytes:
     """Lagrange interpolation at x = 0 over the given shares (all of them are used)."""
     if not shares:
-        raise ThresholdError("no shares to combine")
+        raise ThresholdError(N_("no shares to combine"))
     xs = [s.x for s in shares]
     if len(set(xs)) != len(xs):
-        raise FormatError("two shares carry the same x coordinate")
+        raise FormatError(N_("two shares carry the same x coordinate"))
     length = len(shares[0].y)
     if any(len(s.y) != length for s in shares):
-        raise FormatError("shares of one secret must have equal lengths")
+        raise FormatError(N_("shares of one secret must have equal lengths"))
     # Lagrange basis at 0: l_j = prod_{m != j} x_m / (x_m - x_j); subtraction is XOR.
     basis = []
     for j, xj in enumerate(xs):

@@ -41,7 +41,7 @@ import nacl.bindings as sodium
 import nacl.exceptions
 
 from crypto.encoding import Fields, canonical_json, parse_json_object
-from crypto.errors import DecryptionError, FormatError, StorageError
+from crypto.errors import N_, DecryptionError, FormatError, StorageError
 
 MAGIC = b"custody-paper/v1\n"
 ALG = "secretstream-xchacha20poly1305"
@@ -74,11 +74,15 @@ class StreamHeader:
 
     def __post_init__(self) -> None:
         if not MIN_CHUNK <= self.chunk_size <= MAX_CHUNK:
-            raise FormatError(f"chunk size must be {MIN_CHUNK}..{MAX_CHUNK} bytes")
+            raise FormatError(
+                N_("chunk size must be {min_chunk}..{max_chunk} bytes"),
+                min_chunk=MIN_CHUNK,
+                max_chunk=MAX_CHUNK,
+            )
         if self.version < 1:
-            raise FormatError("a paper version is a positive integer")
+            raise FormatError(N_("a paper version is a positive integer"))
         if not self.paper_id or not self.classification:
-            raise FormatError("a paper needs an id and a classification")
+            raise FormatError(N_("a paper needs an id and a classification"))
 
     def json_bytes(self) -> bytes:
         return canonical_json(
@@ -94,7 +98,10 @@ class StreamHeader:
     def preamble(self) -> bytes:
         body = self.json_bytes()
         if len(body) > MAX_HEADER:
-            raise FormatError(f"encrypted paper header is larger than {MAX_HEADER} bytes")
+            raise FormatError(
+                N_("encrypted paper header is larger than {max_header} bytes"),
+                max_header=MAX_HEADER,
+            )
         return MAGIC + struct.pack(">I", len(body)) + body
 
     def same_paper(self, other: StreamHeader) -> bool:
@@ -146,7 +153,9 @@ class _Hasher:
         self._thread.join()
         if self._error is not None:
             if isinstance(self._error, OSError):
-                raise StorageError(f"cannot write: {self._error.strerror}") from self._error
+                raise StorageError(
+                    N_("cannot write: {strerror}"), strerror=self._error.strerror
+                ) from self._error
             raise self._error
         return self._hash.hexdigest()
 
@@ -185,7 +194,7 @@ def encrypt_stream(
 ) -> Encrypted:
     """Encrypt ``src`` into ``dst``; returns sizes and the commitment (SHA-256 of dst's bytes)."""
     if len(key) != KEY_BYTES:
-        raise DecryptionError("a paper data key is 32 bytes")
+        raise DecryptionError(N_("a paper data key is 32 bytes"))
     preamble = header.preamble()
     state = sodium.crypto_secretstream_xchacha20poly1305_state()
     ss_header = sodium.crypto_secretstream_xchacha20poly1305_init_push(state, key)
@@ -218,16 +227,20 @@ def read_header(src: BinaryIO) -> tuple[StreamHeader, bytes, bytes]:
     """Parse the unverified preamble: (header, preamble bytes, secretstream header)."""
     magic = _read_full(src, len(MAGIC))
     if magic != MAGIC:
-        raise FormatError("not an encrypted custody paper (bad magic)")
+        raise FormatError(N_("not an encrypted custody paper (bad magic)"))
     raw_len = _read_full(src, 4)
     if len(raw_len) != 4:
-        raise FormatError("encrypted paper ends inside its header")
+        raise FormatError(N_("encrypted paper ends inside its header"))
     (length,) = struct.unpack(">I", raw_len)
     if length > MAX_HEADER:
-        raise FormatError(f"encrypted paper header claims {length} bytes (max {MAX_HEADER})")
+        raise FormatError(
+            N_("encrypted paper header claims {length} bytes (max {max_header})"),
+            length=length,
+            max_header=MAX_HEADER,
+        )
     body = _read_full(src, length)
     if len(body) != length:
-        raise FormatError("encrypted paper ends inside its header")
+        raise FormatError(N_("encrypted paper ends inside its header"))
     what = "encrypted paper header"
     f = Fields(parse_json_object(body, what=what), what=what)
     f.expect("alg", ALG)
@@ -238,10 +251,10 @@ def read_header(src: BinaryIO) -> tuple[StreamHeader, bytes, bytes]:
         chunk_size=f.integer("chunk_size"),
     )
     if unverified.json_bytes() != body:
-        raise FormatError("encrypted paper header is not in canonical form")
+        raise FormatError(N_("encrypted paper header is not in canonical form"))
     ss_header = _read_full(src, SS_HEADER_BYTES)
     if len(ss_header) != SS_HEADER_BYTES:
-        raise FormatError("encrypted paper ends before its stream header")
+        raise FormatError(N_("encrypted paper ends before its stream header"))
     return unverified, magic + raw_len + body, ss_header
 
 
