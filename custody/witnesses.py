@@ -34,7 +34,7 @@ from crypto.note import (
     parse_vkey,
     verify_note,
 )
-from custody.errors import N_, FormatError, ThresholdError
+from custody.errors import N_, FormatError, Phrase, ThresholdError
 
 WITNESSES_FILE = "witnesses.json"
 MAX_WITNESSES = 32
@@ -193,7 +193,29 @@ def count_cosignatures(
 def check_quorum(count: CosignatureCount) -> None:
     """Raise ``ThresholdError`` unless at least k of the n witnesses cosigned."""
     if not count.ok:
-        raise ThresholdError(count.describe())
+        names = ", ".join(count.valid) or Phrase("none")
+        if count.invalid:
+            raise ThresholdError(
+                N_(
+                    "cosigned by {valid} of the {listed} listed witnesses ({names}); the policy "
+                    "needs {quorum}; not counted, signatures that do not verify: {invalid}"
+                ),
+                valid=len(count.valid),
+                listed=len(count.policy.witnesses),
+                names=names,
+                quorum=count.policy.quorum,
+                invalid=", ".join(count.invalid),
+            )
+        raise ThresholdError(
+            N_(
+                "cosigned by {valid} of the {listed} listed witnesses ({names}); the policy "
+                "needs {quorum}"
+            ),
+            valid=len(count.valid),
+            listed=len(count.policy.witnesses),
+            names=names,
+            quorum=count.policy.quorum,
+        )
 
 
 def split_cosigned(unverified: str) -> tuple[str | None, str]:

@@ -57,10 +57,11 @@ class State:
         home = self.home
         if home.exists() and not home.rehearsal:
             raise UsageError(
-                _(
+                N_(
                     "--now works only in a rehearsal home (made with `custody init "
                     "--rehearsal`); {home} runs on the real clock"
-                ).format(home=self.home_path)
+                ),
+                home=self.home_path,
             )
         return self.now_override
 
@@ -80,9 +81,7 @@ class State:
         try:
             return show_time(moment, self.time_zone)
         except ValueError as e:
-            raise UsageError(
-                _("custody.json names an unknown time zone: {error}").format(error=e)
-            ) from e
+            raise UsageError(N_("custody.json names an unknown time zone: {error}"), error=e) from e
 
     def table_time(self, moment: datetime | None) -> str:
         """``moment`` in the authority's zone to the minute, for a table column whose header
@@ -127,9 +126,9 @@ def parse_cli_time(value: str | None, *, what: str) -> datetime | None:
         return parse_time(value, what=what)
     except FormatError as e:
         raise UsageError(
-            _("{what}: write a UTC time like 2027-03-01T08:00:00Z, not {value!r}").format(
-                what=what, value=value
-            )
+            N_("{what}: write a UTC time like 2027-03-01T08:00:00Z, not {value!r}"),
+            what=what,
+            value=value,
         ) from e
 
 
@@ -161,9 +160,7 @@ def passphrase(
                 ) from e
             return text.rstrip("\r\n")
     if not sys.stdin.isatty():
-        raise UsageError(
-            _("no passphrase: set {env} or run on a terminal to be asked").format(env=env)
-        )
+        raise UsageError(N_("no passphrase: set {env} or run on a terminal to be asked"), env=env)
     answer: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return answer
 
@@ -215,7 +212,7 @@ def make_mailer(
     """The relay named by ``--smtp host:port`` (``[::1]:port`` for IPv6), or None."""
     if smtp is None:
         if implicit_tls or plain_loopback:
-            raise UsageError(_("--smtps and --smtp-plain-loopback need --smtp host:port"))
+            raise UsageError(N_("--smtps and --smtp-plain-loopback need --smtp host:port"))
         return None
     from custody.incidents.outbox import Mailer
 
@@ -223,7 +220,7 @@ def make_mailer(
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host or not port.isdigit():
-        raise UsageError(_("--smtp: write host:port, not {smtp!r}").format(smtp=smtp))
+        raise UsageError(N_("--smtp: write host:port, not {smtp!r}"), smtp=smtp)
     return Mailer(
         host, int(port), sender, implicit_tls=implicit_tls, allow_plain_loopback=plain_loopback
     )

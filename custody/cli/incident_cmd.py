@@ -28,7 +28,7 @@ from custody.cli.common import (
     passphrase,
     state,
 )
-from custody.errors import NotFoundError, UsageError
+from custody.errors import N_, NotFoundError, UsageError
 from custody.i18n import _
 from keys.keyfile import read_keyfile, write_new_file
 
@@ -187,9 +187,7 @@ def _act(
     log = open_desk(st)
     cert = log.trust.certificates.get(pair.signing.key_id)
     if cert is None:
-        raise NotFoundError(
-            _("{key} holds a key no certificate of this authority binds").format(key=key)
-        )
+        raise NotFoundError(N_("{key} holds a key no certificate of this authority binds"), key=key)
     now = st.now()
     env = Act(log.trust.authority.id, incident_id, what, cert.subject, now, note, key_id).sign(
         pair.signing
@@ -249,11 +247,11 @@ def report(
 
     st = state(ctx)
     if fmt not in {"text", "json", "pdf"}:
-        raise UsageError(_("--format must be text, json or pdf, not {fmt!r}").format(fmt=fmt))
+        raise UsageError(N_("--format must be text, json or pdf, not {fmt!r}"), fmt=fmt)
     rep = build_report(read_log(st), incident_id)
     if fmt == "pdf":
         if out is None:
-            raise UsageError(_("--format pdf writes a file: give --out FILE.pdf"))
+            raise UsageError(N_("--format pdf writes a file: give --out FILE.pdf"))
         write_new_file(out, render_pdf(rep, st.now()), mode=0o644)
         st.emit({"pdf": str(out)}, _("[green]wrote[/] {path}").format(path=out))
         return

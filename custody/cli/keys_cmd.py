@@ -25,7 +25,7 @@ from custody.cli.common import (
     root_passphrase,
     state,
 )
-from custody.errors import UsageError
+from custody.errors import N_, UsageError
 from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 from keys.keyfile import KeyPair, seal_keypair, write_new_file
 from keys.model import RevocationReason, Role
@@ -62,14 +62,12 @@ def init(
 
     st = state(ctx)
     if st.now_override is not None and not rehearsal:
-        raise UsageError(_("--now is for rehearsal homes only: add --rehearsal, or drop --now"))
+        raise UsageError(N_("--now is for rehearsal homes only: add --rehearsal, or drop --now"))
     try:
         show_time(st.now(), time_zone)  # an unknown zone is refused before anything is made
     except ValueError as e:
         raise UsageError(
-            _("--time-zone: {zone!r} is not a time zone (e.g. Asia/Shanghai)").format(
-                zone=time_zone
-            )
+            N_("--time-zone: {zone!r} is not a time zone (e.g. Asia/Shanghai)"), zone=time_zone
         ) from e
     root_pw = passphrase(
         env=ROOT_PASSPHRASE_ENV,
@@ -163,7 +161,7 @@ def enroll(
     start = parse_cli_time(valid_from, what="--valid-from") or now
     end = parse_cli_time(valid_until, what="--valid-until") or start + timedelta(days=valid_days)
     if end <= start:
-        raise UsageError(_("--valid-until must be later than --valid-from"))
+        raise UsageError(N_("--valid-until must be later than --valid-from"))
     root_pw = root_passphrase()
     device_keys = _read_public_keys(public_keys) if public_keys is not None else None
     new_pw = (

@@ -30,12 +30,12 @@ def _route_step(text: str) -> RouteStep:
     person, sep, place = text.partition("@")
     if not sep:
         raise UsageError(
-            _("--route {text!r}: write PERSON@PLACE, e.g. courier-sun@ROAD").format(text=text)
+            N_("--route {text!r}: write PERSON@PLACE, e.g. courier-sun@ROAD"), text=text
         )
     try:
         return RouteStep(person, place)
     except FormatError as e:
-        raise UsageError(_("--route {text!r}: {reason}").format(text=text, reason=e.message)) from e
+        raise UsageError(N_("--route {text!r}: {reason}"), text=text, reason=e) from e
 
 
 CAP_LABEL_IMAGE = 32 * MIB  # a photo of a label, or its text
@@ -66,9 +66,9 @@ def _commitment(value: str) -> bytes:
     try:
         raw = bytes.fromhex(value)
     except ValueError as e:
-        raise UsageError(_("--commitment: 64 hex digits (the paper's SHA-256 commitment)")) from e
+        raise UsageError(N_("--commitment: 64 hex digits (the paper's SHA-256 commitment)")) from e
     if len(raw) != 32:
-        raise UsageError(_("--commitment: 64 hex digits (the paper's SHA-256 commitment)"))
+        raise UsageError(N_("--commitment: 64 hex digits (the paper's SHA-256 commitment)"))
     return raw
 
 
@@ -123,12 +123,12 @@ def seal(
     policy = st.home.exam_policy(exam)
     refuse_sealed(st.home, package)
     if (commitment is None) == (paper_file is None):
-        raise UsageError(_("give exactly one of --commitment HEX or --paper-file FILE"))
+        raise UsageError(N_("give exactly one of --commitment HEX or --paper-file FILE"))
     digest = (
         _commitment(commitment) if commitment is not None else _hash_file(paper_file or Path("-"))
     )
     if classification not in _CLASSES:
-        raise UsageError(_("--classification: one of {levels}").format(levels=", ".join(_CLASSES)))
+        raise UsageError(N_("--classification: one of {levels}"), levels=", ".join(_CLASSES))
     opens_at = parse_cli_time(opens, what="--opens")
     closes_at = parse_cli_time(closes, what="--closes")
     assert opens_at is not None
@@ -226,10 +226,10 @@ def render(
 
     st = state(ctx)
     if fmt not in ("png", "svg", "pdf"):
-        raise UsageError(_("--format: png, svg or pdf"))
+        raise UsageError(N_("--format: png, svg or pdf"))
     ids = packages or all_package_ids(st.home)
     if not ids:
-        raise NotFoundError(_("no sealed packages to render"))
+        raise NotFoundError(N_("no sealed packages to render"))
     now = st.now()
     progress = Progress(
         "[progress.description]{task.description}",
@@ -279,9 +279,9 @@ def _label_source(source: str) -> str:
         return source
     if source != "-" and not os.path.lexists(source):
         raise NotFoundError(
-            _("{source!r} is neither label text ({prefix}...) nor a file").format(
-                source=source, prefix=PREFIX
-            )
+            N_("{source!r} is neither label text ({prefix}...) nor a file"),
+            source=source,
+            prefix=PREFIX,
         )
     data = read_input(Path(source), what="label text or image", limit=CAP_LABEL_IMAGE)
     if data.lstrip().startswith(PREFIX.encode()):

@@ -23,7 +23,7 @@ from custody.cli.common import (
     read_input,
     state,
 )
-from custody.errors import UsageError, VerificationError
+from custody.errors import N_, UsageError, VerificationError
 from custody.events import leaf_bytes
 from custody.i18n import _, ngettext
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
@@ -295,7 +295,7 @@ def verify(
         store = load_trust_document(trust_doc, pinned_root_id=pin)
     else:
         raise UsageError(
-            _(
+            N_(
                 "verify needs the authority to check against: --pin ROOT_KEY_ID or --trust "
                 "BUNDLE (a bundle's own trust.json vouches only for itself)"
             )

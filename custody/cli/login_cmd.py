@@ -15,8 +15,8 @@ import typer
 
 from crypto.encoding import parse_time
 from custody.cli.common import passphrase, state
-from custody.errors import CustodyError, LoginError, UsageError
-from custody.i18n import _
+from custody.errors import N_, CustodyError, LoginError, UsageError
+from custody.i18n import _, language
 from keys.keyfile import read_keyfile, write_new_file
 
 
@@ -54,9 +54,7 @@ def login(
             _raise_for(r)
             session = r.json()
     except httpx.HTTPError as e:
-        raise UsageError(
-            _("cannot reach {url}: {error}").format(url=base, error=type(e).__name__)
-        ) from e
+        raise UsageError(N_("cannot reach {url}: {error}"), url=base, error=type(e).__name__) from e
     token = str(session["token"])
     if out is not None:
         write_new_file(out, token.encode() + b"\n", mode=0o600)
@@ -82,9 +80,17 @@ def _raise_for(r: object) -> None:
         return
     try:
         body = r.json()
-        message = f"{body.get('error', r.status_code)}: {body.get('message', '')}"
     except ValueError:
-        message = f"HTTP {r.status_code}"
-    error: CustodyError = LoginError(message)
+        body = None
+    if isinstance(body, dict):
+        # The service's own words: its Chinese (message_zh) under a Chinese locale.
+        text = body.get("message_zh") if language() == "zh" else None
+        error: CustodyError = LoginError(
+            N_("{code}: {text}"),
+            code=body.get("error", r.status_code),
+            text=text or body.get("message", ""),
+        )
+    else:
+        error = LoginError(N_("HTTP {status}"), status=r.status_code)
     error.http_status = r.status_code
     raise error

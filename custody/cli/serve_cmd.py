@@ -181,9 +181,7 @@ def _rate(text: str, option: str) -> str:
         parse(text)
     except ValueError as e:
         raise UsageError(
-            _("{option}: {text!r} is not a rate such as 600/minute").format(
-                option=option, text=text
-            )
+            N_("{option}: {text!r} is not a rate such as 600/minute"), option=option, text=text
         ) from e
     return text
 

@@ -12,7 +12,7 @@ from crypto.dsse import parse_envelope, sign_envelope
 from crypto.encoding import parse_json
 from crypto.files import CAP_BUNDLE
 from custody.cli.common import fmt_time, parse_cli_time, passphrase, read_input, state
-from custody.errors import UsageError
+from custody.errors import N_, UsageError
 from custody.i18n import _
 from keys.keyfile import read_keyfile, write_new_file
 from keys.model import Role
@@ -39,7 +39,7 @@ def sign(
     st = state(ctx)
     if (payload is None) == (countersign is None):
         raise UsageError(
-            _("give exactly one of --payload (new envelope) or --countersign ENVELOPE")
+            N_("give exactly one of --payload (new envelope) or --countersign ENVELOPE")
         )
     pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     if countersign is not None:
@@ -62,7 +62,7 @@ def sign(
 def _parse_requirement(text: str) -> SignerRequirement:
     """``slot=role[|role][@person]``, e.g. ``releaser=courier@courier-li``."""
     if "=" not in text:
-        raise UsageError(_("--require {text!r}: write slot=role[|role][@person]").format(text=text))
+        raise UsageError(N_("--require {text!r}: write slot=role[|role][@person]"), text=text)
     slot, rest = text.split("=", 1)
     person = None
     if "@" in rest:
@@ -70,10 +70,10 @@ def _parse_requirement(text: str) -> SignerRequirement:
     try:
         roles = frozenset(Role(r) for r in rest.split("|") if r)
     except ValueError as e:
-        raise UsageError(_("--require {text!r}: {reason}").format(text=text, reason=e)) from e
+        raise UsageError(N_("--require {text!r}: {reason}"), text=text, reason=e) from e
     if not slot or not roles:
         raise UsageError(
-            _("--require {text!r}: a slot name and at least one role are needed").format(text=text)
+            N_("--require {text!r}: a slot name and at least one role are needed"), text=text
         )
     return SignerRequirement(slot, roles, person)
 

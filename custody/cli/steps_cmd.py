@@ -26,7 +26,7 @@ import typer
 from rich.markup import escape
 
 from custody.cli.common import PASSPHRASE_ENV, State, passphrase, state
-from custody.errors import NotFoundError, UsageError
+from custody.errors import N_, NotFoundError, UsageError
 from custody.events import Kind
 from custody.i18n import _
 
@@ -69,7 +69,7 @@ def _key_files(values: list[str] | None) -> dict[str, Path]:
     for text in values or ():
         person, sep, file = text.partition("=")
         if not sep or not person or not file:
-            raise UsageError(_("--key {text!r}: write PERSON=FILE").format(text=text))
+            raise UsageError(N_("--key {text!r}: write PERSON=FILE"), text=text)
         out[person] = Path(file)
     return out
 
@@ -80,8 +80,10 @@ def _key_file(st: State, cert: Certificate, given: dict[str, Path]) -> Path:
     path = st.home.people_dir() / f"{cert.subject}-{cert.key_id[:8]}.key"
     if not path.exists():
         raise NotFoundError(
-            _("no key file for {person} at {path}").format(person=cert.subject, path=path),
-            hint=_("name it with --key {person}=FILE").format(person=cert.subject),
+            N_("no key file for {person} at {path}"),
+            hint=N_("name it with --key {person}=FILE"),
+            person=cert.subject,
+            path=path,
         )
     return path
 
@@ -99,11 +101,12 @@ def _unseal(st: State, cert: Certificate, given: dict[str, Path]) -> KeyPair:
     pair = read_keyfile(path, secret)
     if pair.signing.key_id != cert.key_id:
         raise UsageError(
-            _("{path} holds key {held}, not {person}'s current key {current}").format(
-                path=path, held=pair.signing.key_id[:16], person=cert.subject,
-                current=cert.key_id[:16],
-            )
-        )  # fmt: skip
+            N_("{path} holds key {held}, not {person}'s current key {current}"),
+            path=path,
+            held=pair.signing.key_id[:16],
+            person=cert.subject,
+            current=cert.key_id[:16],
+        )
     return pair
 
 
@@ -174,7 +177,7 @@ def _take_step(
     st = state(ctx)
     given = _key_files(keys)
     if offline is not None and offline.exists():
-        raise UsageError(_("{path} already exists; name a new file").format(path=offline))
+        raise UsageError(N_("{path} already exists; name a new file"), path=offline)
     now = st.now()
     # The log key first: a wrong passphrase stops the step before anyone signs.
     log: CustodyLog = open_reader(st.home) if offline is not None else open_writer(st)

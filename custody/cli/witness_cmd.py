@@ -90,7 +90,7 @@ def add_cosignature(
     try:
         text = read_input(cosigned, what="cosigned checkpoint", limit=CAP_NOTE).decode("utf-8")
     except UnicodeDecodeError as e:
-        raise FormatError(_("{path} is not UTF-8").format(path=cosigned)) from e
+        raise FormatError(N_("{path} is not UTF-8"), path=cosigned) from e
     added = log.add_cosignatures(text, policy, now=st.now(), size=size)
     st.emit(
         {"cosignatures": [a.as_dict() for a in added]},
@@ -169,7 +169,7 @@ def cosign(
     st = state(ctx)
     verifier = parse_vkey(log_vkey)
     if not isinstance(verifier, NoteVerifier):
-        raise UsageError(_("--log-vkey must be an Ed25519 signed-note key (type 0x01)"))
+        raise UsageError(N_("--log-vkey must be an Ed25519 signed-note key (type 0x01)"))
     current = _load_state(state_file, init=init)
     pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     new_state, line = witness_add_checkpoint(

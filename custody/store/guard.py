@@ -594,10 +594,17 @@ def check_at_start(
             )
     elif held_file is not None and size > 0 and not held_file.exists():
         raise LogStateError(
-            f"the log's signed-checkpoint file {held_file.path} is missing but the database "
-            f"holds {size} entries",
-            hint="if this database is the right one, run `custody log check --adopt` to audit "
-            "it in full and keep its last checkpoint; otherwise " + RECOVER,
+            N_(
+                "the log's signed-checkpoint file {path} is missing but the database holds "
+                "{size} entries"
+            ),
+            hint=N_(
+                "if this database is the right one, run `custody log check --adopt` to audit "
+                "it in full and keep its last checkpoint; otherwise {recover}"
+            ),
+            path=held_file.path,
+            size=size,
+            recover=Phrase(RECOVER),
         )
     if light:
         return StartReport(size, latest, held, 0, 0, epoch)

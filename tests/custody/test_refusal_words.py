@@ -9,8 +9,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 import api.errors  # noqa: F401 - its error classes count too
 import crypto.errors
 import custody.witness  # noqa: F401
@@ -22,19 +20,87 @@ from tests.custody.cli.subprocess_cli import run_custody
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The modules whose refusals go through the catalogue; a raise there with a plain or f-string
-# message would reach a Chinese reader in English.
+# The modules whose refusals go through the catalogue (every module of crypto, keys, labels
+# and custody that makes one, as of issue 11, except custody/paper_service.py); a raise there
+# with a plain or f-string message would reach a Chinese reader in English. Add a module here
+# once its refusals are N_() templates.
 CONVERTED = (
-    "custody/rules.py",
-    "custody/log.py",
+    "crypto/dsse.py",
+    "crypto/encoding.py",
+    "crypto/errors.py",
+    "crypto/files.py",
+    "crypto/merkle.py",
+    "crypto/note.py",
+    "crypto/sealing.py",
+    "crypto/shamir.py",
+    "crypto/signing.py",
+    "crypto/stream.py",
+    "crypto/tokens.py",
+    "crypto/vocabulary.py",
+    "custody/access.py",
+    "custody/access_log.py",
+    "custody/access_records.py",
+    "custody/audit.py",
+    "custody/cli/common.py",
+    "custody/cli/conformance_cmd.py",
+    "custody/cli/incident_cmd.py",
+    "custody/cli/keys_cmd.py",
+    "custody/cli/label_cmd.py",
+    "custody/cli/log_cmd.py",
+    "custody/cli/login_cmd.py",
+    "custody/cli/outbox_cmd.py",
+    "custody/cli/serve_cmd.py",
+    "custody/cli/statement_cmd.py",
+    "custody/cli/steps_cmd.py",
+    "custody/cli/storage_cmd.py",
+    "custody/cli/witness_cmd.py",
+    "custody/conformance.py",
+    "custody/demo/breaches.py",
+    "custody/demo/log.py",
+    "custody/demo/papers.py",
+    "custody/demo/play.py",
+    "custody/demo/season.py",
     "custody/events.py",
-    "custody/steps.py",
+    "custody/exams.py",
+    "custody/group_commit.py",
+    "custody/home.py",
+    "custody/i18n.py",
     "custody/identity.py",
+    "custody/incidents/acts.py",
+    "custody/incidents/config.py",
+    "custody/incidents/desk.py",
+    "custody/incidents/detect.py",
+    "custody/incidents/endpoints.py",
+    "custody/incidents/outbox.py",
+    "custody/incidents/policy.py",
+    "custody/incidents/report.py",
+    "custody/interview_paper.py",
+    "custody/log.py",
+    "custody/package_service.py",
     "custody/papers.py",
+    "custody/parallel.py",
+    "custody/rules.py",
+    "custody/sessions.py",
+    "custody/steps.py",
+    "custody/store/db.py",
+    "custody/store/faults.py",
+    "custody/store/guard.py",
+    "custody/store/incidents.py",
+    "custody/store/shred.py",
+    "custody/store/states.py",
+    "custody/views.py",
+    "custody/witness.py",
+    "custody/witnesses.py",
+    "keys/keyfile.py",
+    "keys/model.py",
+    "keys/statements.py",
     "keys/trust.py",
     "labels/manifest.py",
     "labels/payload.py",
-    "custody/cli/conformance_cmd.py",
+    "labels/qr.py",
+    "labels/render.py",
+    "labels/scan.py",
+    "labels/sheet.py",
 )
 
 
@@ -90,10 +156,14 @@ def test_the_scan_finds_unmarked_messages() -> None:
     assert unmarked_refusals('raise ValueError(f"not ours {x}")', errors) == []
 
 
-@pytest.mark.parametrize("path", CONVERTED)
-def test_converted_modules_raise_only_marked_messages(path: str) -> None:
-    source = (ROOT / path).read_text(encoding="utf-8")
-    assert unmarked_refusals(source, _error_names()) == [], path
+def test_converted_modules_raise_only_marked_messages() -> None:
+    errors = _error_names()
+    found = {}
+    for path in CONVERTED:
+        lines = unmarked_refusals((ROOT / path).read_text(encoding="utf-8"), errors)
+        if lines:
+            found[path] = lines
+    assert found == {}, "make these messages N_() templates with parameters"
 
 
 def test_negotiate_prefers_chinese_unless_english_ranks_higher() -> None:
