@@ -40,6 +40,7 @@ from crypto.errors import (
     N_,
     DuplicateSignatureError,
     FormatError,
+    Phrase,
     SignatureError,
     UnknownSignerError,
     UsageError,
@@ -203,7 +204,7 @@ def parse_signer_key(text: str) -> tuple[str, SigningKey]:
         raise FormatError(N_("a signer key is PRIVATE+KEY+name+hash+key"))
     name, hash_hex, key_b64 = parts[2:]
     check_key_name(name)
-    key = b64decode(key_b64, what="signer key")
+    key = b64decode(key_b64, what=Phrase("signer key"))
     if len(key) != 33 or key[0] != SIG_ED25519:
         raise FormatError(N_("a signer key holds 0x01 and a 32-byte Ed25519 seed"))
     signing = SigningKey(key[1:])

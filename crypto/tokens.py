@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from pyseto import Key
 
 from crypto.encoding import canonical_json, parse_json_object
-from crypto.errors import N_, FormatError, LoginRequiredError
+from crypto.errors import N_, FormatError, LoginRequiredError, Phrase
 from crypto.signing import SigningKey, VerifyKey
 
 PREFIX = "v4.public."
@@ -88,7 +88,7 @@ class TokenVerifier:
         try:
             if not isinstance(payload, bytes):  # pragma: no cover - no deserializer was given
                 raise FormatError(N_("session token claims are not bytes"))
-            return parse_json_object(payload, what="session token")
+            return parse_json_object(payload, what=Phrase("session token"))
         except FormatError as e:  # pragma: no cover - only our own signer makes tokens
             raise LoginRequiredError(N_("the session token holds no claims")) from e
 

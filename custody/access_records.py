@@ -15,7 +15,7 @@ from typing import Any
 from crypto import merkle
 from crypto.encoding import Fields, canonical_json, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import N_, CustodyError, FormatError
+from custody.errors import N_, CustodyError, FormatError, Phrase
 from keys.model import Authority
 
 ACCESS_TYPE = "custody.access.v1"
@@ -107,7 +107,7 @@ def verify_access(authority: Authority, note: str, lines: Sequence[bytes]) -> li
     for index, leaf in enumerate(leaves):
         try:
             entry = parse_access_leaf(index, leaf)
-            if canonical_json(parse_json_object(leaf, what="access record")) != leaf:
+            if canonical_json(parse_json_object(leaf, what=Phrase("access record"))) != leaf:
                 raise FormatError(N_("access record {index} is not canonical JSON"), index=index)
         except FormatError as e:
             problems.append(e.message)

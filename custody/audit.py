@@ -60,7 +60,15 @@ from crypto.files import (
 from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
 from crypto.signing import SigningKey
 from custody.access_records import ACCESS_CHECKPOINT_FILE, ACCESS_FILE, verify_access
-from custody.errors import N_, ChainError, ConflictError, CustodyError, FormatError, NotFoundError
+from custody.errors import (
+    N_,
+    ChainError,
+    ConflictError,
+    CustodyError,
+    FormatError,
+    NotFoundError,
+    Phrase,
+)
 from custody.events import Kind, parse_event
 from custody.exams import ExamPolicy
 from custody.packages import label_disagreements
@@ -568,7 +576,9 @@ def verify_bundle(
             yield line
 
     labels_path = folder / LABELS_FILE
-    labels_data = read_optional_file(labels_path, what="bundle labels", limit=CAP_EXPORT_FILE)
+    labels_data = read_optional_file(
+        labels_path, what=Phrase("bundle labels"), limit=CAP_EXPORT_FILE
+    )
     label_lines = labels_data.splitlines() if labels_data is not None else []
     report = verify_log(
         trust,
@@ -587,7 +597,9 @@ def verify_bundle(
         "checkpoint.note": hashlib.sha256(checkpoint.encode()).hexdigest(),
     }
     for optional in (WITNESSES_FILE, LABELS_FILE, ACCESS_FILE, ACCESS_CHECKPOINT_FILE):
-        data = read_optional_file(folder / optional, what="bundle file", limit=CAP_EXPORT_FILE)
+        data = read_optional_file(
+            folder / optional, what=Phrase("bundle file"), limit=CAP_EXPORT_FILE
+        )
         if data is not None:
             hashes[optional] = hashlib.sha256(data).hexdigest()
     report.problems.extend(_access_problems(folder, trust, report))
@@ -628,7 +640,10 @@ def _manifest_problems(
         problem(f"trust.json is not a valid trust document: {e.message}")
     try:
         data = read_user_file(
-            folder / "manifest.json", what="bundle manifest", limit=CAP_SMALL_JSON, stdin=False
+            folder / "manifest.json",
+            what=Phrase("bundle manifest"),
+            limit=CAP_SMALL_JSON,
+            stdin=False,
         )
         f = Fields(parse_json_object(data, what="manifest.json"), what="manifest.json")
         if _manifest_bytes(f.obj) != data:
@@ -663,9 +678,11 @@ def read_bundle(folder: Path) -> tuple[bytes, str]:
     if not folder.is_dir():
         raise NotFoundError(N_("{folder} is not an export bundle (not a folder)"), folder=folder)
     try:
-        trust = read_user_file(folder / "trust.json", what="bundle", limit=CAP_BUNDLE, stdin=False)
+        trust = read_user_file(
+            folder / "trust.json", what=Phrase("bundle"), limit=CAP_BUNDLE, stdin=False
+        )
         note = read_user_file(
-            folder / "checkpoint.note", what="bundle", limit=CAP_NOTE, stdin=False
+            folder / "checkpoint.note", what=Phrase("bundle"), limit=CAP_NOTE, stdin=False
         )
     except NotFoundError as e:
         raise NotFoundError(
@@ -678,7 +695,7 @@ def read_bundle(folder: Path) -> tuple[bytes, str]:
 
 
 def stream_lines(path: Path) -> Iterator[bytes]:
-    fh, _ = open_user_file(path, what="bundle events", limit=CAP_EXPORT_FILE)
+    fh, _ = open_user_file(path, what=Phrase("bundle events"), limit=CAP_EXPORT_FILE)
     with fh:
         yield from fh
 

@@ -35,7 +35,7 @@ from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, canonical_json, parse_json_object
 from crypto.signing import SigningKey
 from custody import identity
-from custody.errors import N_, ConflictError, FormatError, NotFoundError, UsageError
+from custody.errors import N_, ConflictError, FormatError, NotFoundError, Phrase, UsageError
 from custody.home import Home
 from keys.keyfile import KeyPair
 from keys.model import AUTHORITY_TYPE, Authority
@@ -107,7 +107,7 @@ class Season:
 
     @property
     def authority(self) -> Authority:
-        env = parse_envelope(self.trust_document["authority"], what="season authority")
+        env = parse_envelope(self.trust_document["authority"], what=Phrase("season authority"))
         if env.payload_type != AUTHORITY_TYPE:
             raise FormatError(N_("season: trust.authority is not an authority statement"))
         return Authority.from_payload(env.payload)
@@ -125,7 +125,7 @@ def _seed(f: Fields, name: str) -> bytes:
 
 
 def parse_season(data: bytes) -> Season:
-    f = Fields(parse_json_object(data, what="season"), what="season")
+    f = Fields(parse_json_object(data, what=Phrase("season")), what=Phrase("season"))
     f.expect("format", SEASON_FORMAT)
     seeds = f.sub("seeds")
     trust = f.sub("trust")
@@ -143,7 +143,7 @@ def parse_season(data: bytes) -> Season:
 
 
 def parse_vector_file(data: bytes) -> VectorFile:
-    f = Fields(parse_json_object(data, what="vector file"), what="vector file")
+    f = Fields(parse_json_object(data, what=Phrase("vector file")), what=Phrase("vector file"))
     f.expect("format", VECTOR_FORMAT)
     kind = f.text("kind")
     cases = []
@@ -331,7 +331,7 @@ class Client:
 
 def _answer(status: int, body: bytes, *, event: bool) -> Answer:
     try:
-        obj = parse_json_object(body, what="answer")
+        obj = parse_json_object(body, what=Phrase("answer"))
     except FormatError:
         return Answer(f"<HTTP {status}, not JSON>", status=status)
     if status in (200, 201) and "error" not in obj:

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from crypto.encoding import Fields, parse_json_object
 from crypto.files import CAP_SMALL_JSON, read_optional_file, read_user_file
-from custody.errors import N_, ConflictError, NotFoundError, StorageError
+from custody.errors import N_, ConflictError, NotFoundError, Phrase, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
 from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
@@ -63,7 +63,7 @@ class Home:
     def config(self) -> Fields:
         try:
             data = read_user_file(
-                self.config_path, what="home config", limit=CAP_SMALL_JSON, stdin=False
+                self.config_path, what=Phrase("home config"), limit=CAP_SMALL_JSON, stdin=False
             )
         except NotFoundError as e:
             raise NotFoundError(
@@ -151,7 +151,9 @@ class Home:
         """The authority's ``exams.json``; a home without one has no exam policy at all."""
         path = self.path / EXAMS_FILE
         try:
-            data = read_user_file(path, what="exam policies", limit=CAP_SMALL_JSON, stdin=False)
+            data = read_user_file(
+                path, what=Phrase("exam policies"), limit=CAP_SMALL_JSON, stdin=False
+            )
         except NotFoundError as e:
             raise NotFoundError(
                 N_(
@@ -175,7 +177,9 @@ class Home:
 
     def witness_policy(self) -> WitnessPolicy | None:
         """The authority's ``witnesses.json`` (k of n), or None when the home has none."""
-        data = read_optional_file(self.witnesses_path, what="witness policy", limit=CAP_SMALL_JSON)
+        data = read_optional_file(
+            self.witnesses_path, what=Phrase("witness policy"), limit=CAP_SMALL_JSON
+        )
         if data is None:
             return None
         return witness_policy_from_json(data, source=str(self.witnesses_path))

@@ -25,6 +25,7 @@ from custody.errors import (
     ConflictError,
     FormatError,
     NotFoundError,
+    Phrase,
     StorageError,
     UsageError,
 )
@@ -218,16 +219,20 @@ def import_signed(home: Home, data: bytes) -> Imported:
     trust bundle's content, or one envelope), after checking every one against this home's
     authority: all are stored, or none."""
     trust = load_trust(home)
-    f = parse_json_object(data, what="import file")
+    f = parse_json_object(data, what=Phrase("import file"))
     if f.get("payloadType") == TRUST_BUNDLE_TYPE:  # a trust bundle the offline side exported
         bundle = load_trust_bundle(data, pinned_root_id=trust.authority.id)
         envelopes = [*bundle.certificate_envelopes, *bundle.revocation_envelopes]
     elif "payloadType" in f:
-        envelopes = [parse_envelope(f, what="import file")]
+        envelopes = [parse_envelope(f, what=Phrase("import file"))]
     else:
-        doc = Fields(f, what="import file")
-        envelopes = [parse_envelope(c, what="certificate") for c in doc.items("certificates")]
-        envelopes += [parse_envelope(r, what="revocation") for r in doc.items("revocations")]
+        doc = Fields(f, what=Phrase("import file"))
+        envelopes = [
+            parse_envelope(c, what=Phrase("certificate")) for c in doc.items("certificates")
+        ]
+        envelopes += [
+            parse_envelope(r, what=Phrase("revocation")) for r in doc.items("revocations")
+        ]
     certs = [e for e in envelopes if e.payload_type == CERTIFICATE_TYPE]
     revs = [e for e in envelopes if e.payload_type == REVOCATION_TYPE]
     if len(certs) + len(revs) != len(envelopes):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from crypto.encoding import Fields, parse_json_object
-from custody.errors import N_, FormatError
+from custody.errors import N_, FormatError, Phrase
 
 FORMAT = "custody-interview-paper/v1"
 MAX_BYTES = 4 << 20
@@ -53,7 +53,9 @@ def parse_interview_paper(data: bytes) -> InterviewPaper:
         raise FormatError(
             N_("interview paper is larger than {max_bytes} bytes"), max_bytes=MAX_BYTES
         )
-    f = Fields(parse_json_object(data, what="interview paper"), what="interview paper")
+    f = Fields(
+        parse_json_object(data, what=Phrase("interview paper")), what=Phrase("interview paper")
+    )
     f.expect("format", FORMAT)
     questions = []
     for i, raw in enumerate(f.items("questions")):

@@ -59,6 +59,7 @@ from custody.errors import (
     DuplicateSignatureError,
     FormatError,
     FrozenError,
+    Phrase,
     RecusedError,
     RoleError,
     SignatureError,
@@ -590,7 +591,7 @@ def _open_blob(pair: KeyPair, recipient: Recipient, blob: bytes) -> bytes:
 def _parse_wrapped(plain: bytes, kind: str, proposal: Proposal, recipient: Recipient) -> Fields:
     """A sealed plaintext must name this paper, version, commitment and recipient."""
     try:
-        f = Fields(parse_json_object(plain, what="sealed key"), what="sealed key")
+        f = Fields(parse_json_object(plain, what=Phrase("sealed key")), what=Phrase("sealed key"))
         bound = (
             f.text("type"),
             f.text("paper_id"),
@@ -677,9 +678,7 @@ def identify(pairs: Iterable[KeyPair], trust: TrustStore, at: datetime) -> list[
     for pair in pairs:
         cert = trust.standing_at(pair.signing.key_id, at)
         if cert.subject in seen:
-            raise DuplicateSignatureError(
-                N_("{who} presented a share twice"), who=cert.describe()
-            )
+            raise DuplicateSignatureError(N_("{who} presented a share twice"), who=cert.describe())
         seen.add(cert.subject)
         holders.append(Holder(pair, cert))
     return holders
@@ -702,9 +701,7 @@ def _check_officer(proposal: Proposal, holder: Holder, slot: Slot) -> Recipient:
         )
     if cert.recusals & set(proposal.scope):
         tags = sorted(cert.recusals & set(proposal.scope))
-        raise RecusedError(
-            N_("{who} is recused from {tags}"), who=cert.describe(), tags=tags
-        )
+        raise RecusedError(N_("{who} is recused from {tags}"), who=cert.describe(), tags=tags)
     return recipient
 
 
@@ -783,9 +780,7 @@ def open_with_quorum(
     for h in holders:
         if p.recipient(Slot.STANDBY, h.certificate.subject) is not None:
             raise RoleError(
-                N_(
-                    "{who} holds the standby share: use break-glass, which records an incident"
-                ),
+                N_("{who} holds the standby share: use break-glass, which records an incident"),
                 who=h.certificate.describe(),
             )
     recipients = [_check_officer(p, h, Slot.OFFICER) for h in holders]

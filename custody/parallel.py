@@ -11,7 +11,7 @@ from datetime import datetime
 from crypto import merkle
 from crypto.dsse import Envelope, Signature, SignatureCheck, parse_envelope, verify_signatures
 from crypto.signing import VerifyKey
-from custody.errors import N_, CustodyError, FormatError
+from custody.errors import N_, CustodyError, FormatError, Phrase
 from custody.events import EVENT_TYPE, parse_leaf
 
 CHUNK = 1000
@@ -35,7 +35,7 @@ def check_line(line: bytes, keys: Mapping[str, VerifyKey], leaf: bool = False) -
             entry = parse_leaf(line.rstrip(b"\n"))
             env, received = entry.envelope, entry.received
         else:
-            env = parse_envelope(line.rstrip(b"\n"), what="event envelope")
+            env = parse_envelope(line.rstrip(b"\n"), what=Phrase("event envelope"))
         if env.payload_type != EVENT_TYPE:
             raise FormatError(
                 N_("not a custody event: payload type {payload_type!r}"),

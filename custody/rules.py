@@ -58,6 +58,7 @@ from custody.errors import (
     FormatError,
     FrozenError,
     MixedPackagesError,
+    Phrase,
     RoleError,
     RouteError,
     SignatureError,
@@ -636,7 +637,7 @@ def _step(
             )
         return {"status": Status.OPENED, "holder": event.actors["examiner"]}, findings
     if k == Kind.DISTRIBUTE:
-        copies = _count(event.body, "copies", what="distribute event")
+        copies = _count(event.body, "copies", what=Phrase("distribute event"))
         if copies > state.copies:
             raise FormatError(
                 N_("distribute: {copies} copies, the package holds {copies2}"),
@@ -645,7 +646,7 @@ def _step(
             )
         return {"status": Status.DISTRIBUTED, "distributed": copies}, findings
     if k == Kind.RECOVER:
-        copies = _count(event.body, "copies", what="recover event")
+        copies = _count(event.body, "copies", what=Phrase("recover event"))
         if copies != state.distributed:
             findings.append(
                 Finding(
@@ -803,7 +804,7 @@ def check_paper_act(
             act_kind=act_kind,
             payload_type=act.payload_type,
         )
-    f = Fields(parse_json_object(act.payload, what="paper act"), what="paper act")
+    f = Fields(parse_json_object(act.payload, what=Phrase("paper act")), what=Phrase("paper act"))
     subject = f.sub("paper") if "paper" in f.obj else f  # a proposal names itself
     named = f"{subject.text('paper_id')}@v{subject.integer('version')}"
     if named != paper:

@@ -31,7 +31,7 @@ from crypto.errors import CustodyError
 from crypto.signing import SigningKey, VerifyKey
 from crypto.tokens import TokenSigner, TokenVerifier
 from custody.access import Principal
-from custody.errors import N_, FormatError, LoginError, LoginRequiredError
+from custody.errors import N_, FormatError, LoginError, LoginRequiredError, Phrase
 from custody.store.access_tables import LoginChallenge
 from keys.trust import TrustStore
 
@@ -134,7 +134,7 @@ class Sessions:
                 payload_type=statement.payload_type,
                 login_type=LOGIN_TYPE,
             )
-        f = Fields(parse_json_object(statement.payload, what="login"), what="login")
+        f = Fields(parse_json_object(statement.payload, what=Phrase("login")), what=Phrase("login"))
         f.expect("type", "custody.login.v1")
         key_id, nonce, claimed_origin = f.text("key_id"), f.text("challenge"), f.text("origin")
         if len(statement.signatures) != 1 or statement.signatures[0].keyid != key_id:
@@ -183,9 +183,9 @@ class Sessions:
                 self._opened.clear()
             self._opened[token] = claims
         try:
-            f = Fields(claims, what="session token")
+            f = Fields(claims, what=Phrase("session token"))
             f.expect("type", TOKEN_TYPE)
-            expires = parse_time(f.text("exp"), what="session token exp")
+            expires = parse_time(f.text("exp"), what=Phrase("session token exp"))
             kid, subject = f.text("kid"), f.text("sub")
         except FormatError as e:  # pragma: no cover - only our own signer makes tokens
             raise LoginRequiredError(N_("the session token's claims are malformed")) from e

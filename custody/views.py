@@ -30,7 +30,7 @@ from crypto import merkle
 from crypto.dsse import Envelope, parse_envelope, verify_signatures
 from crypto.encoding import format_time
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import N_, CustodyError, NotFoundError, UsageError
+from custody.errors import N_, CustodyError, NotFoundError, Phrase, UsageError
 from custody.events import Event, Kind, parse_event, parse_leaf
 from custody.home import Home
 from custody.incidents.detect import DetectionKind, Watched, sweep
@@ -392,7 +392,7 @@ class Views:
             for r in rows:
                 body = _event(bytes(r.envelope)).body
                 if body.get("paper") == ref and isinstance(body.get("act"), dict):
-                    act = parse_envelope(body["act"], what="paper act")
+                    act = parse_envelope(body["act"], what=Phrase("paper act"))
                     out[act.to_bytes()] = int(r.idx)
         return out
 

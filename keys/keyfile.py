@@ -25,6 +25,7 @@ from crypto.errors import (
     FormatError,
     NotFoundError,
     PassphraseError,
+    Phrase,
     WeakPassphraseError,
 )
 from crypto.files import CAP_KEY, read_user_file
@@ -107,8 +108,8 @@ class UnverifiedKeyFile:
 def parse_keyfile(data: bytes) -> UnverifiedKeyFile:
     if len(data) > MAX_KEYFILE_BYTES:
         raise FormatError(N_("key file is too large to be a key file"))
-    obj = parse_json_object(data, what="key file")
-    f = Fields(obj, what="key file")
+    obj = parse_json_object(data, what=Phrase("key file"))
+    f = Fields(obj, what=Phrase("key file"))
     f.expect("format", KEYFILE_FORMAT)
     kdf_f = f.sub("kdf")
     kdf_f.expect("alg", KDF_ALG)
@@ -133,11 +134,13 @@ def open_keypair(data: bytes, passphrase: str) -> KeyPair:
         plain = aead_decrypt(key, unverified.nonce, unverified.ciphertext, aad)
     except Exception as e:
         raise PassphraseError() from e
-    secret = Fields(parse_json_object(plain, what="key file secret"), what="key file secret")
+    secret = Fields(
+        parse_json_object(plain, what=Phrase("key file secret")), what=Phrase("key file secret")
+    )
     signing = SigningKey(secret.blob("ed25519_seed"))
     enc_raw = secret.obj.get("x25519_secret")
     encryption = EncryptionKey(secret.blob("x25519_secret")) if enc_raw is not None else None
-    public = Fields(unverified.header["public"], what="key file public keys")
+    public = Fields(unverified.header["public"], what=Phrase("key file public keys"))
     if public.blob("ed25519") != signing.verify_key.raw:
         raise FormatError(N_("key file: public key does not match the sealed secret key"))
     return KeyPair(unverified.label, signing, encryption)
@@ -172,7 +175,7 @@ def write_new_file(path: Path, data: bytes, *, mode: int = 0o600, replace: bool 
 
 def read_keyfile(path: Path, passphrase: str) -> KeyPair:
     try:
-        data = read_user_file(path, what="key file", limit=CAP_KEY, stdin=False)
+        data = read_user_file(path, what=Phrase("key file"), limit=CAP_KEY, stdin=False)
     except NotFoundError as e:
         raise NotFoundError(N_("no key file at {path}"), path=path) from e
     return open_keypair(data, passphrase)

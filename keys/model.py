@@ -22,7 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
-from crypto.errors import N_, FormatError
+from crypto.errors import N_, FormatError, Phrase
 from crypto.signing import ED25519, X25519, VerifyKey, key_id
 
 CERTIFICATE_TYPE = "application/vnd.custody.certificate.v1+json"
@@ -97,7 +97,7 @@ class Authority:
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Authority:
-        f = Fields(parse_json_object(payload, what="authority"), what="authority")
+        f = Fields(parse_json_object(payload, what=Phrase("authority")), what=Phrase("authority"))
         f.expect("type", "custody.authority.v1")
         return cls(
             name=f.text("name"),

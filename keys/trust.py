@@ -30,6 +30,7 @@ from crypto.errors import (
     FormatError,
     IssuerError,
     NotYetValidError,
+    Phrase,
     RevokedError,
     SignatureError,
     UnknownSignerError,
@@ -254,19 +255,25 @@ class TrustStore:
 
 def load_trust_bundle(data: bytes, *, pinned_root_id: str | None = None) -> TrustStore:
     """Parse and verify a trust bundle file: the root key signs the whole and every part."""
-    env = parse_envelope(data, what="trust bundle")
+    env = parse_envelope(data, what=Phrase("trust bundle"))
     if env.payload_type != TRUST_BUNDLE_TYPE:
         raise FormatError(
             N_("trust bundle: payload type {payload_type!r}"), payload_type=env.payload_type
         )
-    f = Fields(parse_json_object(env.payload, what="trust bundle"), what="trust bundle")
+    f = Fields(
+        parse_json_object(env.payload, what=Phrase("trust bundle")), what=Phrase("trust bundle")
+    )
     f.expect("type", "custody.trust-bundle.v1")
-    auth_env = parse_envelope(f.sub("authority").obj, what="trust bundle authority")
+    auth_env = parse_envelope(f.sub("authority").obj, what=Phrase("trust bundle authority"))
     authority = verify_authority(auth_env, pinned_root_id)
     try:
         _root_signed(env, authority.root_key, TRUST_BUNDLE_TYPE, "trust bundle")
     except IssuerError as e:
         raise SignatureError(N_("trust bundle signature does not verify under its root key")) from e
-    certs = [parse_envelope(c, what="trust bundle certificate") for c in f.items("certificates")]
-    revs = [parse_envelope(r, what="trust bundle revocation") for r in f.items("revocations")]
+    certs = [
+        parse_envelope(c, what=Phrase("trust bundle certificate")) for c in f.items("certificates")
+    ]
+    revs = [
+        parse_envelope(r, what=Phrase("trust bundle revocation")) for r in f.items("revocations")
+    ]
     return TrustStore.build(auth_env, certs, revs, pinned_root_id=authority.id)

@@ -28,7 +28,7 @@ from custody.cli.common import (
     passphrase,
     state,
 )
-from custody.errors import N_, NotFoundError, UsageError
+from custody.errors import N_, NotFoundError, Phrase, UsageError
 from custody.i18n import _
 from keys.keyfile import read_keyfile, write_new_file
 
@@ -154,7 +154,7 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
             table.add_row(
                 escape(str(act.get("act") or "-")),
                 escape(str(act.get("person") or "-")),
-                st.table_time(parse_time(when, what="act time")) if when else "-",
+                st.table_time(parse_time(when, what=Phrase("act time"))) if when else "-",
                 str(act.get("statement_id") or "-")[:16],
             )
         st.out.print(table)

@@ -25,7 +25,7 @@ from custody.cli.common import (
     root_passphrase,
     state,
 )
-from custody.errors import N_, UsageError
+from custody.errors import N_, Phrase, UsageError
 from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 from keys.keyfile import KeyPair, seal_keypair, write_new_file
 from keys.model import RevocationReason, Role
@@ -220,7 +220,7 @@ def enroll(
 def _read_public_keys(path: Path) -> tuple[bytes, bytes]:
     f = Fields(
         parse_json_object(
-            read_input(path, what="public keys", limit=CAP_SMALL_JSON), what=str(path)
+            read_input(path, what=Phrase("public keys"), limit=CAP_SMALL_JSON), what=str(path)
         ),
         what=str(path),
     )
@@ -408,7 +408,9 @@ def import_(
     from custody import identity
 
     st = state(ctx)
-    done = identity.import_signed(st.home, read_input(file, what="import file", limit=CAP_BUNDLE))
+    done = identity.import_signed(
+        st.home, read_input(file, what=Phrase("import file"), limit=CAP_BUNDLE)
+    )
     st.emit(
         {
             "certificates": list(done.certificates),
@@ -438,7 +440,7 @@ def trust_export(
     path = identity.export_trust_bundle(
         st.home, root_passphrase=root_passphrase(), out=out, now=st.now()
     )
-    trust = load_trust_bundle(read_input(path, what="trust bundle", limit=CAP_BUNDLE))
+    trust = load_trust_bundle(read_input(path, what=Phrase("trust bundle"), limit=CAP_BUNDLE))
     st.emit(
         {
             "bundle": str(path),
@@ -466,7 +468,7 @@ def trust_show(
     """Verify a trust bundle offline and summarise it."""
     st = state(ctx)
     trust = load_trust_bundle(
-        read_input(bundle, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+        read_input(bundle, what=Phrase("trust bundle"), limit=CAP_BUNDLE), pinned_root_id=pin
     )
     st.emit(
         {

@@ -13,7 +13,7 @@ import typer
 
 from crypto.files import CAP_BUNDLE, CAP_PAPER, MIB, open_user_file
 from custody.cli.common import open_writer, parse_cli_time, passphrase, read_input, state
-from custody.errors import N_, FormatError, NotFoundError, UsageError
+from custody.errors import N_, FormatError, NotFoundError, Phrase, UsageError
 from custody.i18n import _
 from custody.packages import Classification, Manifest, RouteStep
 from keys.keyfile import read_keyfile, write_new_file
@@ -47,7 +47,7 @@ def _hash_file(path: Path) -> bytes:
     if str(path) == "-":
         source = sys.stdin.buffer
     else:
-        source, _ = open_user_file(path, what="paper file", limit=CAP_PAPER)
+        source, _ = open_user_file(path, what=Phrase("paper file"), limit=CAP_PAPER)
     with source:
         total = 0
         while chunk := source.read(MIB):
@@ -283,7 +283,7 @@ def _label_source(source: str) -> str:
             source=source,
             prefix=PREFIX,
         )
-    data = read_input(Path(source), what="label text or image", limit=CAP_LABEL_IMAGE)
+    data = read_input(Path(source), what=Phrase("label text or image"), limit=CAP_LABEL_IMAGE)
     if data.lstrip().startswith(PREFIX.encode()):
         return data.decode("ascii", "replace").strip()
     from labels.scan import scan_label
@@ -301,7 +301,7 @@ def verify(
     """Verify a package label offline: exit 0 and the manifest, or the reason it is refused."""
     st = state(ctx)
     store = load_trust_bundle(
-        read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+        read_input(trust, what=Phrase("trust bundle"), limit=CAP_BUNDLE), pinned_root_id=pin
     )
     verified: VerifiedLabel = verify_label(_label_source(source), store, now=st.now())
     m = verified.manifest

@@ -23,7 +23,7 @@ from custody.cli.common import (
     read_input,
     state,
 )
-from custody.errors import N_, UsageError, VerificationError
+from custody.errors import N_, Phrase, UsageError, VerificationError
 from custody.events import leaf_bytes
 from custody.i18n import _, ngettext
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
@@ -68,7 +68,7 @@ def submit(
     """Append events; each gets a receipt (index, checkpoint) or a refusal with its reason."""
     st = state(ctx)
     log = open_log(st, writable=True)
-    envs = [parse_envelope(read_input(p, what="envelope"), what=str(p)) for p in envelopes]
+    envs = [parse_envelope(read_input(p, what=Phrase("envelope")), what=str(p)) for p in envelopes]
     result = log.submit_many(envs, now=st.now())
     if receipts is not None:
         for r in result.receipts:
@@ -138,13 +138,14 @@ def check_receipt(
     """Offline: the checkpoint is signed by the log key and the event is included in it."""
     st = state(ctx)
     store = load_trust_bundle(
-        read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+        read_input(trust, what=Phrase("trust bundle"), limit=CAP_BUNDLE), pinned_root_id=pin
     )
     f = Fields(
         parse_json_object(
-            read_input(receipt, what="receipt", limit=CAP_SMALL_JSON), what="receipt"
+            read_input(receipt, what=Phrase("receipt"), limit=CAP_SMALL_JSON),
+            what=Phrase("receipt"),
         ),
-        what="receipt",
+        what=Phrase("receipt"),
     )
     f.expect("format", "custody-receipt/v1")
     authority = store.authority
@@ -152,8 +153,8 @@ def check_receipt(
     checkpoint, _note = open_checkpoint(
         f.text("checkpoint"), [verifier], origin=authority.log_origin
     )
-    env = parse_envelope(read_input(envelope, what="envelope"), what=str(envelope))
-    proof = [b64decode(h, what="receipt proof") for h in f.texts("inclusion_proof")]
+    env = parse_envelope(read_input(envelope, what=Phrase("envelope")), what=str(envelope))
+    proof = [b64decode(h, what=Phrase("receipt proof")) for h in f.texts("inclusion_proof")]
     index = f.integer("index")
     received = f.time("received")
     merkle.verify_inclusion(
@@ -241,7 +242,9 @@ def export(
         manifest = export_bundle(
             log,
             out,
-            witnesses=read_optional_file(policy, what="witness policy", limit=CAP_SMALL_JSON),
+            witnesses=read_optional_file(
+                policy, what=Phrase("witness policy"), limit=CAP_SMALL_JSON
+            ),
             progress=lambda n, total: bar.update(task, completed=n, total=total),
             access=AccessLog(log.engine, log.trust.authority, None),
             now=st.now(),
@@ -289,7 +292,7 @@ def verify(
         pin = st.home.config.text("authority_id")  # inside a home: its own authority
     if trust is not None:
         store = load_trust_bundle(
-            read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+            read_input(trust, what=Phrase("trust bundle"), limit=CAP_BUNDLE), pinned_root_id=pin
         )
     elif pin is not None:
         store = load_trust_document(trust_doc, pinned_root_id=pin)
@@ -301,7 +304,7 @@ def verify(
             )
         )
     since_note = (
-        read_input(since, what="checkpoint", limit=CAP_NOTE).decode("utf-8", "replace")
+        read_input(since, what=Phrase("checkpoint"), limit=CAP_NOTE).decode("utf-8", "replace")
         if since is not None
         else None
     )
@@ -310,7 +313,8 @@ def verify(
     if witness_policy is not None:
         source = str(witness_policy)
         policy = witness_policy_from_json(
-            read_input(witness_policy, what="witness policy", limit=CAP_SMALL_JSON), source=source
+            read_input(witness_policy, what=Phrase("witness policy"), limit=CAP_SMALL_JSON),
+            source=source,
         )
     elif st.home.exists():
         policy = st.home.witness_policy()  # inside a home: its own witnesses

@@ -26,6 +26,7 @@ from crypto.stream import DEFAULT_CHUNK
 from crypto.stream import Progress as Progress_
 from crypto.vocabulary import Classification
 from custody.cli.common import PASSPHRASE_ENV, open_writer, parse_cli_time, passphrase, state
+from custody.errors import Phrase
 from custody.i18n import _
 from custody.interview_paper import MAX_BYTES as INTERVIEW_MAX_BYTES
 from custody.interview_paper import parse_interview_paper
@@ -180,7 +181,7 @@ def propose(
         source = sys.stdin.buffer
         size = None
     else:
-        source, size = open_user_file(file, what="paper file", limit=CAP_PAPER)
+        source, size = open_user_file(file, what=Phrase("paper file"), limit=CAP_PAPER)
     try:
         if structured:
             # A structured paper is small: validate it in memory before encrypting it.

@@ -12,7 +12,7 @@ from crypto.dsse import parse_envelope, sign_envelope
 from crypto.encoding import parse_json
 from crypto.files import CAP_BUNDLE
 from custody.cli.common import fmt_time, parse_cli_time, passphrase, read_input, state
-from custody.errors import N_, UsageError
+from custody.errors import N_, Phrase, UsageError
 from custody.i18n import _
 from keys.keyfile import read_keyfile, write_new_file
 from keys.model import Role
@@ -43,10 +43,12 @@ def sign(
         )
     pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     if countersign is not None:
-        env = parse_envelope(read_input(countersign, what="envelope")).with_signature(pair.signing)
+        env = parse_envelope(read_input(countersign, what=Phrase("envelope"))).with_signature(
+            pair.signing
+        )
     else:
         assert payload is not None
-        data = read_input(payload, what="payload")
+        data = read_input(payload, what=Phrase("payload"))
         if payload_type == "application/json" or payload_type.endswith("+json"):
             parse_json(data, what=f"payload {payload}")  # a JSON type signs JSON only
         env = sign_envelope(payload_type, data, [pair.signing])
@@ -95,9 +97,9 @@ def verify(
     """Verify an envelope offline: who signed, which required signer is missing."""
     st = state(ctx)
     store = load_trust_bundle(
-        read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
+        read_input(trust, what=Phrase("trust bundle"), limit=CAP_BUNDLE), pinned_root_id=pin
     )
-    env = parse_envelope(read_input(envelope, what="envelope"))
+    env = parse_envelope(read_input(envelope, what=Phrase("envelope")))
     when = parse_cli_time(at, what="--at") or st.now()
     reqs = [_parse_requirement(r) for r in require]
     check = check_statement(env, store, reqs, at=when, scope=scope or ())

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from custody.cli.common import State, state
+from custody.errors import Phrase
 from custody.i18n import _
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def _when(text: str | None) -> str:
 
     if not text:
         return "-"
-    return local_time(parse_time(text, what="time"))
+    return local_time(parse_time(text, what=Phrase("time")))
 
 
 def _short_when(moment: datetime) -> str:
@@ -101,7 +102,7 @@ def package_list(
             status_name(p["status"]) + (" ❄" if p["frozen"] else ""),
             escape(p["holder"] or "-"),
             escape(f"{p['site'] or '-'} {p['room'] or ''}".strip()),
-            _short_when(parse_time(p["last_time"], what="time")),
+            _short_when(parse_time(p["last_time"], what=Phrase("time"))),
             "⚠" if p["overdue"] else "",
         )
     st.out.print(table)

@@ -17,7 +17,7 @@ from crypto.files import CAP_NOTE, CAP_SMALL_JSON, read_user_file
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note, parse_vkey
 from custody.cli.common import passphrase, read_input, state
 from custody.cli.log_cmd import log_app, open_log
-from custody.errors import N_, ConflictError, FormatError, NotFoundError, UsageError
+from custody.errors import N_, ConflictError, FormatError, NotFoundError, Phrase, UsageError
 from custody.i18n import _
 from custody.witness import (
     Cosigner,
@@ -88,7 +88,9 @@ def add_cosignature(
     policy = st.home.require_witness_policy()
     log = open_log(st, writable=False)
     try:
-        text = read_input(cosigned, what="cosigned checkpoint", limit=CAP_NOTE).decode("utf-8")
+        text = read_input(cosigned, what=Phrase("cosigned checkpoint"), limit=CAP_NOTE).decode(
+            "utf-8"
+        )
     except UnicodeDecodeError as e:
         raise FormatError(N_("{path} is not UTF-8"), path=cosigned) from e
     added = log.add_cosignatures(text, policy, now=st.now(), size=size)
@@ -133,7 +135,7 @@ def _load_state(path: Path, *, init: bool) -> WitnessState:
             )
         return WitnessState()
     try:
-        data = read_user_file(path, what="witness state", limit=CAP_SMALL_JSON, stdin=False)
+        data = read_user_file(path, what=Phrase("witness state"), limit=CAP_SMALL_JSON, stdin=False)
     except NotFoundError as e:
         raise NotFoundError(
             N_("{error}: a witness without its state would cosign as if new"),
@@ -175,7 +177,7 @@ def cosign(
     new_state, line = witness_add_checkpoint(
         current,
         verifier,
-        read_input(request, what="witness request", limit=CAP_NOTE),
+        read_input(request, what=Phrase("witness request"), limit=CAP_NOTE),
         Cosigner(name, pair.signing),
         st.now(),
     )

@@ -24,7 +24,7 @@ from enum import StrEnum
 from crypto.dsse import Envelope, sign_envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
 from crypto.signing import SigningKey
-from custody.errors import N_, FormatError
+from custody.errors import N_, FormatError, Phrase
 
 ACT_TYPE = "application/vnd.custody.incident-act.v1+json"
 MAX_NOTE_CHARS = 4000
@@ -76,7 +76,9 @@ def parse_act(env: Envelope) -> Act:
         raise FormatError(
             N_("not an incident act: payload type {payload_type!r}"), payload_type=env.payload_type
         )
-    f = Fields(parse_json_object(env.payload, what="incident act"), what="incident act")
+    f = Fields(
+        parse_json_object(env.payload, what=Phrase("incident act")), what=Phrase("incident act")
+    )
     f.expect("type", "custody.incident-act.v1")
     act = f.text("act")
     if act not in ACTS:

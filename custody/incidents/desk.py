@@ -46,6 +46,7 @@ from custody.errors import (
     FormatError,
     KeyBlockedError,
     NotFoundError,
+    Phrase,
 )
 from custody.events import Event, Kind, statement_id
 from custody.exams import ExamPolicy, exam_policy_body
@@ -379,11 +380,11 @@ def open_public_report(
     )
     if not mine:
         raise DecryptionError()
-    box = b64decode(str(mine[0].get("box", "")), what="sealed box")
+    box = b64decode(str(mine[0].get("box", "")), what=Phrase("sealed box"))
     plaintext = open_sealed(secret.private_key(), box)
     if hashlib.sha256(plaintext).hexdigest() != facts.get("sha256"):
         raise FormatError(N_("the opened report does not hash to the SHA-256 the log holds"))
-    opened = parse_json_object(plaintext, what="public report")
+    opened = parse_json_object(plaintext, what=Phrase("public report"))
     return {"text": str(opened.get("text", "")), "contact": str(opened.get("contact", ""))}
 
 

@@ -49,7 +49,7 @@ from sqlalchemy import Engine, func, or_, select, update
 
 from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
-from custody.errors import N_, FormatError, NotFoundError
+from custody.errors import N_, FormatError, NotFoundError, Phrase
 from custody.incidents.endpoints import check_plain_smtp, check_webhook_url, is_loopback_host
 from custody.store.incident_tables import OutboxRow
 
@@ -126,7 +126,7 @@ def _send_webhook(row: object, timeout: float) -> None:
     except FormatError as e:
         raise UndeliverableError(e.message) from e
     payload = bytes(row.payload)  # type: ignore[attr-defined]
-    env = parse_envelope(payload, what="outbox payload")
+    env = parse_envelope(payload, what=Phrase("outbox payload"))
     key_ids = ",".join(s.keyid or "" for s in env.signatures)
     try:
         response = httpx.post(
@@ -150,7 +150,7 @@ def _send_email(row: object, mailer: Mailer | None) -> None:
     if mailer is None:
         raise DeliveryError("no SMTP relay configured")
     payload = bytes(row.payload)  # type: ignore[attr-defined]
-    env = parse_envelope(payload, what="outbox payload")
+    env = parse_envelope(payload, what=Phrase("outbox payload"))
     note = json.loads(env.payload)
     msg = EmailMessage()
     msg["From"] = mailer.sender

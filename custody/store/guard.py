@@ -182,7 +182,9 @@ class SignedHeadFile:
         lock, and only by a larger size. A different note for the size the file holds is a
         fork and is refused.
         """
-        new = open_signed(note, self.verifier, self.origin, what="the checkpoint just signed")
+        new = open_signed(
+            note, self.verifier, self.origin, what=Phrase("the checkpoint just signed")
+        )
         lock_path = self.path.with_name(self.path.name + ".lock")
         try:
             lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
