@@ -27,8 +27,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from custody.errors import CustodyError, StorageError, UsageError
-from custody.i18n import error_body, negotiate
+from custody.errors import N_, CustodyError, StorageError, UsageError
+from custody.i18n import error_body, gettext_for, negotiate
 
 log = logging.getLogger("custody.api")
 
@@ -96,13 +96,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(InvalidRequestError(describe_validation(exc)), request_language(request))
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http")
-    message = "no such route" if exc.status_code == 404 else str(exc.detail)
-    return JSONResponse(
-        {"error": code, "message": message}, status_code=exc.status_code, headers=exc.headers
-    )
+    known = {404: N_("no such route"), 405: N_("Method Not Allowed")}
+    message = known.get(exc.status_code, str(exc.detail))
+    body = {"error": code, "message": message}
+    if request_language(request) == "zh":
+        body["message_zh"] = gettext_for("zh")(message)
+    headers = {**(exc.headers or {}), "Vary": "Accept-Language"}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 class CatchAll:
