@@ -286,8 +286,9 @@ def test_event_refusals_map_to_status_and_code(
     size = people_entries(season)
     r = c.post("/v1/events", content=body, headers={"content-type": "application/json"})
     assert (r.status_code, r.json()["error"]) == (status, code), r.json()
-    assert set(r.json()) <= {"error", "message", "hint"}
+    assert set(r.json()) <= {"error", "message", "hint", "message_zh", "hint_zh"}
     assert r.json()["message"]
+    assert r.json()["message_zh"]  # no Accept-Language: the Chinese comes too
     assert people_entries(season) == size  # nothing of the submitter's appended
 
 
