@@ -62,7 +62,7 @@ def _check(case: Any, response: Any) -> None:
     )
     if response.status_code >= 400:
         body = response.json()
-        assert set(body) <= {"error", "message", "hint"}, body
+        assert set(body) <= {"error", "message", "hint", "message_zh", "hint_zh"}, body
         assert body["error"] in CODES, body
 
 
