@@ -661,6 +661,31 @@ def envelope_vectors(f: VectorFile) -> None:
     extra = [c.season.enrol(f"{c.code}.x{i}", [Role.AUDITOR]) for i in range(16)]
     c.done(sign_raw(payload, [c.key("sealer"), *extra]), "refuse format")
 
+    c = f.case(
+        "sixteen-signatures",
+        "the sealer and 15 more certified keys that fill no slot: 16 is the limit on every path "
+        "(a service's door included)",
+    )
+    env, payload = sealed(c)
+    extra = [c.season.enrol(f"{c.code}.x{i}", [Role.AUDITOR]) for i in range(15)]
+    c.done(sign_raw(payload, [c.key("sealer"), *extra]), "accept")
+
+    for name, how, hint in (
+        ("empty-hint", "an empty keyid", {"keyid": ""}),
+        ("null-hint", "keyid null", {"keyid": None}),
+        ("absent-hint", "no keyid field", {}),
+    ):
+        c = f.case(
+            name,
+            f"the sealer's good signature with {how}: more than 32 keys are candidates (and a "
+            "service tries none), so it counts for nobody",
+        )
+        env, _ = sealed(c)
+        c.done(
+            {**env, "signatures": [{"sig": env["signatures"][0]["sig"], **hint}]},
+            "refuse unknown_signer",
+        )
+
     c = f.case("wrong-payload-type", "a custody event under the certificate payload type")
     env, payload = sealed(c)
     c.done(
@@ -1529,6 +1554,81 @@ def clock_vectors(f: VectorFile) -> None:
             time=RECEIVED - 6 * MIN,
         ),
         "refuse clock",
+    )
+
+
+def blocked_key_vectors(f: VectorFile) -> None:
+    """The blocked-key gate: a refusal whose suspects the incident desk blocks, then the
+    blocked key signing again. These cases are not isolated from each other: each later case
+    borrows the person whose key the first case's refusal left blocked."""
+    first = f.case(
+        "off-route-blocks-receiver",
+        "a dispatch to a courier off the route: refused; the desk opens an off_route incident "
+        "(high) that blocks the receiver's key",
+    )
+    first.to("sealed")
+    first.done(first.transfer_env("dispatch", [first.pkg()], "sealer", "courier3"), "refuse route")
+    blocked = first.who("courier3")
+
+    c = f.case(
+        "blocked-key-signs",
+        f"{blocked} (blocked by the first case) is the next on this route and signs the dispatch",
+    )
+    c.people["courier1"] = blocked
+    c.to("sealed")
+    c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1"), "refuse blocked_key")
+
+    c = f.case(
+        "blocked-before-rules",
+        "the blocked key co-signs a dispatch whose link is wrong: the gate answers first",
+    )
+    c.people["courier1"] = blocked
+    c.to("sealed")
+    c.done(
+        c.transfer_env("dispatch", {c.pkg(): "4" * 64}, "sealer", "courier1"),  # type: ignore[arg-type]
+        "refuse blocked_key",
+    )
+
+    c = f.case(
+        "blocked-extra-signature",
+        "a good dispatch by the holder and the next courier, with the blocked key's signature "
+        "added (filling no slot): refused all the same",
+    )
+    c.to("sealed")
+    payload = c.payload(
+        "dispatch",
+        [c.pkg()],
+        {"releaser": c.who("sealer"), "receiver": c.who("courier1")},
+        {"seals": c.serials(c.pkg())},
+    )
+    c.done(
+        sign_raw(
+            canonical_json(payload), [c.key("sealer"), c.key("courier1"), c.season.keys[blocked]]
+        ),
+        "refuse blocked_key",
+    )
+
+    c = f.case(
+        "revoked-blocks-signer",
+        "a dispatch signed by a receiver revoked before its time: refused; the desk blocks "
+        "the revoked key",
+    )
+    c.to("sealed")
+    f.season.revoke(
+        c.key("courier1"), RevocationReason.LEFT_POST, effective=SETUP - HOUR, issued=SETUP - HOUR
+    )
+    c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1"), "refuse revoked")
+    revoked = c.who("courier1")
+
+    c = f.case(
+        "inspect-by-revoked-blocked",
+        f"{revoked}'s key (revoked, so blocked) signs an inspection: the gate answers before "
+        "the revocation is judged",
+    )
+    c.to("in_transit")
+    c.done(
+        c.event("inspect", [c.pkg()], {"inspector": revoked}, {}, [revoked]),
+        "refuse blocked_key",
     )
 
 
@@ -2773,6 +2873,12 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
     ("event.multi-package", "mul", "events naming several packages", multi_vectors),
     ("event.clock", "clk", "the server's clock: skew, offline capture, lag", clock_vectors),
     ("event.revocation", "rev", "revocation, expiry and compromise", revocation_vectors),
+    (
+        "event.blocked-key",
+        "blk",
+        "the blocked-key gate: keys an incident blocked, signing afterwards",
+        blocked_key_vectors,
+    ),
     ("label", "lab", "package labels (QR payload CP1), verified at the fixed clock", label_vectors),
     (
         "trust-bundle",

@@ -507,13 +507,45 @@ class Log:
         self.ids: set[str] = set()
         self.seals: dict[str, tuple[str, dict[str, Any]]] = {}  # package -> (sealer, seal body)
         self.exams: dict[str, tuple[bool, datetime]] = {}  # exam -> (witness, retention_until)
+        self.blocked: set[str] = set()  # keys an incident blocked (section "Incidents")
+        self._seen: tuple[Event, set[str], list[str], Env] | None = None
 
     def submit(self, obj: object, received: datetime) -> tuple[str | None, list[str]]:
+        self._seen = None
         try:
             findings = self._submit(obj, received)
         except Refused as r:
+            self.blocked |= self._suspects(r.code, received)
             return r.code, []
         return None, sorted(findings)
+
+    def _suspects(self, code: str, received: datetime) -> set[str]:
+        """docs/formats.md, "Keys a refusal blocks": the suspect keys of a refusal whose
+        incident (high severity) blocks them."""
+        if self._seen is None:
+            return set()
+        e, found, unmatched, env = self._seen
+        t = self.trust
+        if code == "route":
+            receiver = e.actors.get("receiver", "")
+            return {k for k in found if k in t.certs and t.certs[k].subject == receiver}
+        if code in {"revoked", "expired", "not_yet_valid"}:
+            bad = {"revoked"} if code == "revoked" else {"expired", "not_yet_valid"}
+            named = {env.sigs[i][0] for i in unmatched} & set(t.certs)
+            out = set()
+            for kid in (found | named) & set(t.certs):
+                try:
+                    t.standing(kid, e.time, received)
+                except Refused as r:
+                    if r.code in bad:
+                        out.add(kid)
+            return out
+        if code == "recused":
+            tags = {x for p in e.packages if p in self.states for x in self.states[p].scope}
+            return {k for k in found if k in t.certs and t.certs[k].recusals & tags}
+        if code == "blocked_key":
+            return found & self.blocked
+        return set()
 
     def _submit(self, obj: object, received: datetime) -> list[str]:
         env = parse_env(obj)
@@ -521,6 +553,9 @@ class Log:
             raise Refused("format", "payload type")
         e = parse_event(env.payload)
         found, unmatched = signed_by(env, self.trust.keys)
+        self._seen = (e, found, unmatched, env)
+        if found & self.blocked:
+            raise Refused("blocked_key", "signed by a key an incident blocked")
         if e.id in self.ids:
             raise Refused("<duplicate>")
         if e.corrects and e.corrects not in self.ids:
