@@ -2830,6 +2830,143 @@ def exam_policy_vectors(f: VectorFile) -> None:
     c.done(policy(c, f"{c.code}-EXAM", False, signers=[c.key("secrecy")]), "refuse signature")
 
 
+def incident_act_vectors(f: VectorFile) -> None:
+    """People's acts on incidents (acknowledge, contain, resolve, unblock), judged on a log of
+    their own: incidents are numbered in the order that log opens them, so the acts below
+    name them. The acts are made by the project's own act type (``custody.incidents.acts``):
+    regenerating after a change of the act's format keeps them valid."""
+    from custody.incidents.acts import Act
+
+    s = f.season
+    opened = 0
+
+    def leak(c: Case) -> str:
+        """A setup leak report (no package): it opens one incident (critical, no suspect)."""
+        nonlocal opened
+        c.step(
+            c.event(
+                "leak_report",
+                {},
+                {"reporter": c.who("auditor")},
+                {"packages": [], "text": f"vector {c.code}"},
+                ["auditor"],
+                time=RECEIVED,
+            )
+        )
+        opened += 1
+        return f"INC-{opened:05d}"
+
+    def act(
+        c: Case,
+        incident: str,
+        kind: str,
+        person: str,
+        *,
+        signer: str | None = None,
+        at: datetime = RECEIVED,
+        key: str | None = None,
+        authority: str | None = None,
+        note: str = "vector",
+    ) -> Any:
+        subject = person if "." in person else c.who(person)
+        signing = (
+            SigningKey(seed(f"stranger {c.code}"))
+            if signer == "stranger"
+            else s.keys[signer if signer and "." in signer else c.who(signer or person)]
+        )
+        made = Act(
+            authority=authority or s.authority.id,
+            incident=incident,
+            act=kind,
+            person=subject,
+            time=at,
+            note=note,
+            key=key,
+        )
+        return env_obj(made.sign(signing))
+
+    for kind, good, bad in (
+        ("acknowledge", "custodian1", "courier1"),
+        ("contain", "secrecy", "custodian1"),
+        ("resolve", "secrecy", "custodian1"),
+    ):
+        c = f.case(f"{kind}-accept", f"{kind} by a {CAST[good].value} on a level-0 incident")
+        c.done(act(c, leak(c), kind, good), "accept")
+        c = f.case(f"{kind}-by-{CAST[bad].value}", f"a {CAST[bad].value} may not {kind}")
+        c.done(act(c, leak(c), kind, bad), "refuse role")
+    resolved = f"INC-{opened - 1:05d}"  # resolve-accept's incident
+    c = f.case("acknowledge-first", "the first acknowledgement of an incident")
+    first_incident = leak(c)
+    first = act(c, first_incident, "acknowledge", "custodian1")
+    c.done(first, "accept")
+    c = f.case("same-act-twice", "the same signed act again: a conflict")
+    c.done(first, "refuse conflict")
+    c = f.case(
+        "after-resolved", "an incident resolved (by resolve-accept) takes no acknowledgement"
+    )
+    c.done(act(c, resolved, "acknowledge", "custodian1"), "refuse conflict")
+    c = f.case("signed-by-another", "the act names one secrecy officer, another signs it")
+    c.who("secrecy")
+    c.done(act(c, leak(c), "contain", "secrecy", signer="custodian1"), "refuse threshold")
+    c = f.case("unknown-signer", "the act is signed by a key no certificate binds")
+    c.done(act(c, leak(c), "contain", "secrecy", signer="stranger"), "refuse unknown_signer")
+    c = f.case("signer-revoked", "the secrecy officer's key was revoked before the act")
+    c.who("secrecy")
+    s.revoke(c.key("secrecy"), RevocationReason.LEFT_POST, effective=SETUP, issued=SETUP)
+    c.done(act(c, leak(c), "contain", "secrecy"), "refuse revoked")
+    for name, offset, expect in (
+        ("dated-6-min-early", -6 * MIN, "refuse clock"),
+        ("dated-6-min-late", 6 * MIN, "refuse clock"),
+        ("dated-5-min-late", 5 * MIN, "accept"),
+    ):
+        c = f.case(name, f"an act dated {offset} from the server's clock (five-minute rule)")
+        c.done(act(c, leak(c), "acknowledge", "custodian1", at=RECEIVED + offset), expect)
+    c = f.case(
+        "before-opened",
+        "dated 4 minutes before the server's clock (within the skew), but before the incident "
+        "opened (at the server's clock)",
+    )
+    c.done(act(c, leak(c), "acknowledge", "custodian1", at=RECEIVED - 4 * MIN), "refuse clock")
+    c = f.case("other-authority", "the act names another authority")
+    c.done(act(c, leak(c), "acknowledge", "custodian1", authority="0" * 64), "refuse format")
+    c = f.case("unknown-act", "an act that is not one of the four")
+    c.done(act(c, leak(c), "escalate", "secrecy"), "refuse format")
+    c = f.case("note-too-long", "a note of 4001 characters")
+    c.done(act(c, leak(c), "acknowledge", "custodian1", note="注" * 4001), "refuse format")
+    c = f.case("unknown-incident", "an incident the log never opened")
+    c.done(act(c, "INC-99999", "acknowledge", "custodian1"), "refuse not_found")
+
+    # A refusal whose suspect key the desk blocks (section "Keys a refusal blocks").
+    c = f.case(
+        "off-route-opens",
+        "a dispatch to a custodian off the route: refused; it opens an off_route incident that "
+        "blocks the custodian's key and names it a suspect",
+    )
+    c.to("sealed")
+    c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "custodian3"), "refuse route")
+    opened += 1
+    off_route, suspect = f"INC-{opened:05d}", c.who("custodian3")
+    suspect_key = c.key("custodian3").key_id
+    c = f.case("suspect-acknowledges", "a suspect may not act on the incident that suspects them")
+    c.done(act(c, off_route, "acknowledge", suspect, signer=suspect), "refuse role")
+    c = f.case("blocked-acts-elsewhere", "the blocked key acknowledges another incident")
+    other = leak(c)
+    c.done(act(c, other, "acknowledge", suspect, signer=suspect), "refuse blocked_key")
+    c = f.case("unblock-by-custodian", "only a secrecy officer lifts a block")
+    c.done(act(c, off_route, "unblock", "custodian1", key=suspect_key), "refuse role")
+    c = f.case("unblock-without-key", "an unblock names the key it lifts")
+    c.done(act(c, off_route, "unblock", "secrecy"), "refuse format")
+    c = f.case("unblock-not-blocked", "a key no incident blocks")
+    c.who("custodian1")
+    c.done(
+        act(c, off_route, "unblock", "secrecy", key=c.key("custodian1").key_id), "refuse not_found"
+    )
+    c = f.case("unblock-accept", "a secrecy officer lifts the block on the suspect's key")
+    c.done(act(c, off_route, "unblock", "secrecy", key=suspect_key), "accept")
+    c = f.case("after-unblock", "the key, no longer blocked, acknowledges the other incident")
+    c.done(act(c, other, "acknowledge", suspect, signer=suspect, note="after"), "accept")
+
+
 WITNESS = "witness.example/w1"
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -2911,6 +3048,12 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
         "exp",
         "export bundles, verified offline against the pinned authority",
         export_vectors,
+    ),
+    (
+        "incident-act",
+        "act",
+        "incident acts (acknowledge, contain, resolve, unblock), on a log of their own",
+        incident_act_vectors,
     ),
     (
         "cosignature",

@@ -35,6 +35,9 @@ EVENT_TYPE = "application/vnd.custody.event.v1+json"
 AUTHORITY_TYPE = "application/vnd.custody.authority.v1+json"
 CERTIFICATE_TYPE = "application/vnd.custody.certificate.v1+json"
 REVOCATION_TYPE = "application/vnd.custody.revocation.v1+json"
+ACT_TYPE = "application/vnd.custody.incident-act.v1+json"
+ACTS = {"acknowledge", "contain", "resolve", "unblock"}
+OWN_LOG = {"incident-act"}  # kinds judged on a log of their own
 SKEW = timedelta(minutes=5)
 MAX_LAG = timedelta(hours=24)
 OFFLINE = {"handover", "inspect", "checkin", "patrol"}
@@ -500,6 +503,15 @@ def assign(
     return None
 
 
+@dataclass
+class Incident:
+    kind: str
+    subject: str
+    opened: datetime
+    suspects: set[str]
+    status: str = "open"
+
+
 class Log:
     def __init__(self, trust: Trust) -> None:
         self.trust = trust
@@ -509,15 +521,149 @@ class Log:
         self.exams: dict[str, tuple[bool, datetime]] = {}  # exam -> (witness, retention_until)
         self.blocked: set[str] = set()  # keys an incident blocked (section "Incidents")
         self._seen: tuple[Event, set[str], list[str], Env] | None = None
+        self.incidents: dict[str, Incident] = {}
+        self.acts: set[str] = set()
+        self._found_for: list[tuple[str, str]] = []  # (package, finding) of the last event
 
     def submit(self, obj: object, received: datetime) -> tuple[str | None, list[str]]:
         self._seen = None
+        self._found_for = []
         try:
             findings = self._submit(obj, received)
         except Refused as r:
-            self.blocked |= self._suspects(r.code, received)
+            suspects = self._suspects(r.code, received)
+            self.blocked |= suspects
+            self._refusal_incident(r.code, suspects, received)
             return r.code, []
+        if self._seen is not None:
+            self._accepted_incidents(self._seen[0], received)
         return None, sorted(findings)
+
+    # -- incidents (docs/formats.md, "Incidents numbered on the log") -------------------------
+
+    def _open(self, kind: str, subject: str, received: datetime, suspects: set[str]) -> None:
+        for inc in self.incidents.values():
+            if inc.kind == kind and inc.subject == subject and inc.status != "resolved":
+                inc.suspects |= suspects  # joins: no new number
+                return
+        number = f"INC-{len(self.incidents) + 1:05d}"
+        self.incidents[number] = Incident(kind, subject, received, suspects)
+
+    def _refusal_incident(self, code: str, suspects: set[str], received: datetime) -> None:
+        if self._seen is None:
+            return
+        e, _, unmatched, env = self._seen
+        known = [p for p in e.packages if p in self.states]
+        hints = [env.sigs[i][0] for i in unmatched]
+        kind = {
+            "route": "off_route",
+            "revoked": "revoked_key",
+            "expired": "expired_key",
+            "not_yet_valid": "expired_key",
+            "recused": "recused_signer",
+            "blocked_key": "blocked_key_used",
+            "unknown_signer": "unknown_key",
+            "signature": "forged_signature",
+            "weak_key": "forged_signature",
+            "duplicate_signature": "forged_signature",
+            "clock": "opening_out_of_window" if e.kind == "open" else "clock_skew",
+            "window": "opening_out_of_window",
+            "frozen": "frozen_violation",
+            "closed": "act_after_destruction",
+            "threshold": "opening_without_both",
+            "role": "opening_without_both",
+            "format": "forged_signature",
+        }.get(code)
+        if kind is None or (code in {"threshold", "role"} and e.kind != "open"):
+            return
+        if code == "format" and not unmatched:
+            return
+        named: list[str] = []
+        if code in {"revoked", "expired", "not_yet_valid", "blocked_key"}:
+            named = sorted(suspects)
+        elif code == "unknown_signer":
+            named = sorted(h for h in hints if h not in self.trust.certs)
+        elif kind == "forged_signature":
+            named = hints
+        subject = next((n for n in named if n), known[0] if known else kind)
+        self._open(kind, subject, received, suspects)
+
+    def _accepted_incidents(self, e: Event, received: datetime) -> None:
+        for package, finding in self._found_for:
+            if finding == "seal_mismatch":
+                self._open("seal_mismatch", package, received, set())
+            elif finding == "count_mismatch":
+                s = self.states[package]
+                short = e.body.get("copies", 0) < s.distributed
+                self._open("count_short" if short else "count_over", package, received, set())
+        if e.kind == "leak_report":
+            named = e.body.get("packages")
+            listed = [p for p in named if isinstance(p, str)] if isinstance(named, list) else []
+            paper = e.body.get("paper") if isinstance(e.body.get("paper"), str) else None
+            self._open("leak_report", listed[0] if listed else (paper or e.id), received, set())
+
+    def act(self, obj: object, received: datetime) -> str | None:
+        """docs/formats.md, "Incident act": the refusal code, or None when recorded."""
+        try:
+            self._act(obj, received)
+        except Refused as r:
+            return r.code
+        return None
+
+    def _act(self, obj: object, received: datetime) -> None:
+        env = parse_env(obj)
+        if env.payload_type != ACT_TYPE:
+            raise Refused("format", "payload type")
+        a = json_obj(env.payload)
+        if a.get("type") != "custody.incident-act.v1" or a.get("act") not in ACTS:
+            raise Refused("format", "type or act")
+        note = a.get("note", "")
+        if not isinstance(note, str) or len(note) > 4000:
+            raise Refused("format", "note")
+        for k in ("authority", "incident", "person"):
+            if not isinstance(a.get(k), str) or not a[k]:
+                raise Refused("format", k)
+        key = a.get("key")
+        if key is not None and not isinstance(key, str):
+            raise Refused("format", "key")
+        at = time_of(a.get("time"))
+        if a["authority"] != self.trust.id:
+            raise Refused("format", "another authority")
+        if abs(at - received) > SKEW:
+            raise Refused("clock", "five-minute rule")
+        inc = self.incidents.get(a["incident"])
+        if inc is None:
+            raise Refused("not_found", "no such incident")
+        kind = a["act"]
+        if inc.status == "resolved" and kind != "unblock":
+            raise Refused("conflict", "resolved")
+        if kind == "acknowledge" and inc.status != "open":
+            raise Refused("conflict", "acknowledged already")
+        roles = {"custodian", "secrecy_officer"} if kind == "acknowledge" else {"secrecy_officer"}
+        found, unmatched = signed_by(env, self.trust.keys)
+        filled = self._fill(
+            [slot("actor", roles, a["person"])], frozenset(), env, found, unmatched, at, None
+        )
+        if at < inc.opened:
+            raise Refused("clock", "before the incident opened")
+        suspects = {self.trust.certs[k].subject for k in inc.suspects if k in self.trust.certs}
+        if a["person"] in suspects:
+            raise Refused("role", "a suspect")
+        if {c.key_id for c in filled.values()} & self.blocked:
+            raise Refused("blocked_key", "the act's key is blocked")
+        act_id = hashlib.sha256(env.payload).hexdigest()
+        if act_id in self.acts:
+            raise Refused("conflict", "the same act")
+        if kind == "unblock":
+            if key is None:
+                raise Refused("format", "unblock names its key")
+            if key not in self.blocked:
+                raise Refused("not_found", "not blocked")
+            self.blocked.discard(key)
+        inc.status = {"acknowledge": "acknowledged", "contain": "contained"}.get(
+            kind, "resolved" if kind == "resolve" else inc.status
+        )
+        self.acts.add(act_id)
 
     def _suspects(self, code: str, received: datetime) -> set[str]:
         """docs/formats.md, "Keys a refusal blocks": the suspect keys of a refusal whose
@@ -720,7 +866,20 @@ class Log:
                 f"position:{e.body.get('position')}",
                 *(f"package:{p}" for p in e.packages),
             ]
-        tags = frozenset(scope)
+        return self._fill(reqs, frozenset(scope), env, found, unmatched, e.time, received)
+
+    def _fill(
+        self,
+        reqs: list[Slot],
+        tags: frozenset[str],
+        env: Env,
+        found: set[str],
+        unmatched: list[int],
+        at: datetime,
+        received: datetime | None,
+    ) -> dict[str, Cert]:
+        """docs/formats.md, "Required signers": the slots filled, or the first problem."""
+        t = self.trust
         problems: list[Refused] = []
         for i in unmatched:
             hint = env.sigs[i][0]
@@ -729,7 +888,7 @@ class Log:
         persons: set[str] = set()
         for kid in sorted(found):
             try:
-                cert = t.standing(kid, e.time, received)
+                cert = t.standing(kid, at, received)
             except Refused as r:
                 problems.append(r)
                 continue
@@ -800,7 +959,9 @@ class Log:
                 raise Refused("chain", "link")
             if e.time < s.last_time:
                 raise Refused("chain", "time goes back")
+            before = len(findings)
             changes = self._step(e, s, filled, received, findings)
+            self._found_for.extend((p, f) for f in findings[before:])
             new[p] = replace(s, **changes, last=e.id, last_time=e.time)
         return new, findings
 
@@ -1549,6 +1710,15 @@ def run(directory: Path) -> list[Result]:
         for p in sorted(directory.glob("*.json"))
         if p.name != "season.json"
     ]
+    results: list[Result] = []
+    for own in (False, True):
+        chosen = [f for f in files if (f["kind"] in OWN_LOG) == own]
+        results += run_log(season, trust, chosen)
+    return results
+
+
+def run_log(season: Mapping[str, Any], trust: Trust, files: list[Any]) -> list[Result]:
+    """Every case of ``files`` on one fresh log, in passes by receive clock."""
     log = Log(trust)
     results: list[Result] = []
     # Passes by receive clock, earliest first: a log's receive time never goes back.
@@ -1610,6 +1780,10 @@ def run(directory: Path) -> list[Result]:
                         code, findings = None, []
                     except Refused as r:
                         code, findings = r.code, []
+                elif (
+                    isinstance(case["input"], dict) and case["input"].get("payloadType") == ACT_TYPE
+                ):
+                    code, findings = log.act(case["input"], clock), []
                 else:
                     code, findings = log.submit(case["input"], clock)
                 got = "accept" if code is None else f"refuse {code}"

@@ -27,6 +27,7 @@ from crypto.encoding import Fields, b64decode, parse_json_object
 from crypto.note import open_checkpoint, parse_vkey
 from custody.audit import load_trust_document, verify_bundle
 from custody.conformance import (
+    OWN_LOG_KINDS,
     Answer,
     CaseResult,
     Season,
@@ -68,6 +69,16 @@ class LocalDoor:
         if receipt.duplicate:
             return Answer("<duplicate>")
         return Answer(None, tuple(sorted(f.kind for f in receipt.findings)))
+
+    def act(self, envelope: Any) -> Answer | None:
+        """An incident act, recorded as `custody incident ack|contain|resolve|unblock` does."""
+        try:
+            if not isinstance(envelope, dict):
+                raise TypeError
+            self.log.act(parse_envelope(envelope), self.now)
+        except CustodyError as e:
+            return Answer(e.code)
+        return Answer(None)
 
     def offline(self, file: VectorFile, text: Any) -> Answer | None:
         try:
@@ -124,19 +135,24 @@ def verify_export(value: Any, pin: str) -> str | None:
 
 
 def run_all(tmp: Path) -> tuple[Season, list[VectorFile], list[CaseResult]]:
+    """The shared log's files, then each own-log kind (incident acts) on a fresh log."""
     season, files = load_vectors(VECTORS)
-    home = Home(tmp / "season")
-    create_season_home(home, season, passphrase=PASS)
-    log = open_writer(home, ServiceSecrets(log=PASS, system=PASS))
-    door = LocalDoor(log, log.trust, season.received)
     results: list[CaseResult] = []
-    try:
-        for clock in clocks(files, season):
-            door.now = clock
-            found, _ = run_pass(door, files, received=clock, season=season)
-            results.extend(found)
-    finally:
-        log.close()
+    for name, own, chosen in (
+        ("season", False, [f for f in files if f.kind not in OWN_LOG_KINDS]),
+        ("own-log", True, [f for f in files if f.kind in OWN_LOG_KINDS]),
+    ):
+        home = Home(tmp / name)
+        create_season_home(home, season, passphrase=PASS)
+        log = open_writer(home, ServiceSecrets(log=PASS, system=PASS))
+        door = LocalDoor(log, log.trust, season.received)
+        try:
+            for clock in clocks(chosen, season):
+                door.now = clock
+                found, _ = run_pass(door, chosen, received=clock, season=season, own_log=own)
+                results.extend(found)
+        finally:
+            log.close()
     return season, files, results
 
 
