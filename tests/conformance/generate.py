@@ -2770,6 +2770,113 @@ def export_vectors(f: VectorFile) -> None:
         "refuse label",
     )
 
+    # A witness policy of the verifier's own (k of n), over cosignature lines on checkpoint.note.
+    from crypto.note import parse_checkpoint
+
+    checkpoint = parse_checkpoint(cp_text)
+    names = [f"witness.example/w{i}" for i in (1, 2, 3)]
+    wkeys = [SigningKey(seed(f"witness w{i}")) for i in (1, 2, 3)]
+    lines_of = [
+        cosign(checkpoint, n, k, 1804150800 + i)
+        for i, (n, k) in enumerate(zip(names, wkeys, strict=True))
+    ]
+    policy = {
+        "quorum": 2,
+        "witnesses": [
+            {"name": n, "vkey": CosignatureVerifier(n, k.verify_key).vkey()}
+            for n, k in zip(names, wkeys, strict=True)
+        ],
+    }
+
+    def cosigned(*extra: str) -> dict[str, str]:
+        return manifest({**good, "checkpoint.note": good["checkpoint.note"] + "".join(extra)})
+
+    def policy_case(name: str, note: str, fs: dict[str, str], expect: str) -> None:
+        cs = f.case(name, note)
+        cs.done({"files": fs, "witness_policy": policy}, expect)
+
+    policy_case(
+        "witnesses-enough",
+        "a policy of 2 of 3 witnesses; two of them cosigned the checkpoint",
+        cosigned(lines_of[0], lines_of[2]),
+        "accept",
+    )
+    policy_case(
+        "witnesses-too-few",
+        "2 of 3 asked; one cosigned",
+        cosigned(lines_of[0]),
+        "refuse witness_policy",
+    )
+    stranger_w = SigningKey(seed("witness w9"))
+    policy_case(
+        "witness-unknown",
+        "one listed witness and one the policy does not list (ignored): too few",
+        cosigned(lines_of[0], cosign(checkpoint, "witness.example/w9", stranger_w, 1804150900)),
+        "refuse witness_policy",
+    )
+    head, b64sig = lines_of[1].rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(b64sig))
+    raw[-1] ^= 1
+    altered_line = f"{head} {b64(bytes(raw))}\n"
+    policy_case(
+        "witness-bad-signature",
+        "two listed witnesses cosigned (the quorum is met) and a third's line does not verify: "
+        "a forged line is a problem of its own",
+        cosigned(lines_of[0], altered_line, lines_of[2]),
+        "refuse witness_cosignature",
+    )
+    policy_case(
+        "witnesses-none",
+        "a policy, and no cosignature on the checkpoint",
+        good,
+        "refuse witness_policy",
+    )
+
+    # `custody verify --since OLD.note`: an earlier checkpoint the log must extend.
+    tree = MemoryTree()
+    tree.extend([line.rstrip("\n").encode("utf-8") for line in good["events.jsonl"].splitlines()])
+    size = tree.size
+    origin = s.authority.log_origin
+
+    def since_case(name: str, note: str, old: str, expect: str) -> None:
+        cs = f.case(name, note)
+        cs.done({"files": good, "since": old}, expect)
+
+    since_case(
+        "since-consistent",
+        "an earlier checkpoint of size 4 whose root is the first 4 entries'",
+        sign_checkpoint(Checkpoint(origin, 4, tree.root(4)), origin, s.log),
+        "accept",
+    )
+    since_case(
+        "since-same-size",
+        "the earlier checkpoint is the bundle's own",
+        sign_checkpoint(Checkpoint(origin, size, tree.root(size)), origin, s.log),
+        "accept",
+    )
+    since_case(
+        "since-forked",
+        "an earlier checkpoint of size 4 the log key signed over another root: a fork",
+        sign_checkpoint(
+            Checkpoint(origin, 4, hashlib.sha256(b"another history").digest()), origin, s.log
+        ),
+        "refuse log_consistency",
+    )
+    since_case(
+        "since-larger",
+        f"an earlier checkpoint of size {size + 1}: the log shrank",
+        sign_checkpoint(
+            Checkpoint(origin, size + 1, hashlib.sha256(b"longer").digest()), origin, s.log
+        ),
+        "refuse log_consistency",
+    )
+    since_case(
+        "since-other-key",
+        "an earlier checkpoint not signed by the log key",
+        sign_checkpoint(Checkpoint(origin, 4, tree.root(4)), "someone.example/log", stranger),
+        "refuse checkpoint_signature",
+    )
+
 
 def exam_policy_vectors(f: VectorFile) -> None:
     """exam_policy statements (the system key alone) and the seals they bind."""

@@ -1596,7 +1596,42 @@ def seal_body_of(m: Mapping[int, Any], text: str, sealer: str) -> dict[str, Any]
     }
 
 
-def verify_export(files: Mapping[str, str], pin: str) -> str | None:
+def witness_problems(note: str, policy: Mapping[str, Any]) -> list[str]:
+    """docs/formats.md, "Export bundle" step 6: k of n listed witnesses cosigned."""
+    split = note.rfind("\n\n")
+    body, block = note[: split + 1], note[split + 2 :]
+    listed: dict[tuple[str, bytes], bytes] = {}
+    for w in policy["witnesses"]:
+        name, khash, key = w["vkey"].split("+", 2)
+        raw = base64.b64decode(key)
+        if raw[0] == 0x04:
+            listed[(name, bytes.fromhex(khash))] = raw[1:]
+    valid: set[str] = set()
+    invalid: set[str] = set()
+    for line in block[:-1].split("\n"):
+        name, _, b64sig = line[len(EM) :].partition(" ")
+        raw = note_b64(b64sig)
+        public = listed.get((name, raw[:4]))
+        if public is None:
+            continue
+        sig = raw[4:]
+        t = int.from_bytes(sig[:8], "big")
+        message = f"cosignature/v1\ntime {t}\n".encode() + body.encode()
+        if len(sig) == 72 and ed_ok(public, message, sig[8:]):
+            valid.add(name)
+        else:
+            invalid.add(name)
+    problems = ["witness_policy"] if len(valid) < policy["quorum"] else []
+    return problems + ["witness_cosignature"] * len(invalid)
+
+
+def verify_export(
+    files: Mapping[str, str],
+    pin: str,
+    *,
+    since: str | None = None,
+    policy: Mapping[str, Any] | None = None,
+) -> str | None:
     """docs/formats.md, "Export bundle": the first problem's rule, or None."""
     trust = Trust(json.loads(files["trust.json"]))
     if trust.id != pin:
@@ -1608,12 +1643,25 @@ def verify_export(files: Mapping[str, str], pin: str) -> str | None:
         size, root = verify_checkpoint(files["checkpoint.note"], trust.log_origin, [vkey])
     except Refused:
         return "checkpoint_signature"
+    if policy is not None:
+        problems += witness_problems(files["checkpoint.note"], policy)
+    earlier: tuple[int, bytes] | None = None
+    if since is not None:
+        try:
+            earlier = verify_checkpoint(since, trust.log_origin, [vkey])
+        except Refused:
+            problems.append("checkpoint_signature")
+        if earlier is not None and earlier[0] > size:
+            problems.append("log_consistency")
+            earlier = None
     log = Log(trust)
     leaves: list[bytes] = []
     last: datetime | None = None
     for line in files["events.jsonl"].splitlines():
         raw = line.encode("utf-8")
         leaves.append(hashlib.sha256(b"\x00" + raw).digest())
+        if earlier is not None and len(leaves) == earlier[0] and mth(leaves) != earlier[1]:
+            problems.append("log_consistency")
         try:
             entry = json_obj(raw)
             if (
@@ -1757,7 +1805,14 @@ def run_log(season: Mapping[str, Any], trust: Trust, files: list[Any]) -> list[R
                 if time_of(f["received"]) != clock:
                     continue
                 if f["kind"] == "export":
-                    code, findings = verify_export(case["input"]["files"], f["pin"]), []
+                    given = case["input"]
+                    code = verify_export(
+                        given["files"],
+                        f["pin"],
+                        since=given.get("since"),
+                        policy=given.get("witness_policy"),
+                    )
+                    findings = []
                 elif f["kind"] in (
                     "label",
                     "trust-bundle",

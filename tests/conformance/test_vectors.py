@@ -42,6 +42,7 @@ from custody.events import leaf_bytes
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.service import ServiceSecrets, open_writer
+from custody.witnesses import witness_policy_from_json
 from keys.keyfile import open_keypair
 from keys.trust import TrustStore, load_trust_bundle
 from labels.payload import verify_label
@@ -124,13 +125,24 @@ def check_receipt(value: Any, extra: Mapping[str, Any]) -> None:
 
 
 def verify_export(value: Any, pin: str) -> str | None:
-    """`custody verify DIR --pin ID`: the first problem's rule, or None."""
+    """`custody verify DIR --pin ID [--since OLD.note] [--witness-policy FILE]`: the first
+    problem's rule, or None."""
+    policy = value.get("witness_policy")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name, text in value["files"].items():
             (folder / name).write_text(text, "utf-8")
         store = load_trust_document((folder / "trust.json").read_bytes(), pinned_root_id=pin)
-        report = verify_bundle(folder, store)
+        report = verify_bundle(
+            folder,
+            store,
+            since_note=value.get("since"),
+            witness_policy=(
+                witness_policy_from_json(json.dumps(policy).encode(), source="vector policy")
+                if policy is not None
+                else None
+            ),
+        )
     return report.problems[0].rule if report.problems else None
 
 
