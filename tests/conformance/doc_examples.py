@@ -366,13 +366,13 @@ def _incident_examples(log: Any, season: Season, c: Case, tmp: Path) -> dict[str
 
     incident = list_incidents(log.engine)[0]
     act = Act(
-        season.authority.id,
-        incident.id,
-        "acknowledge",
-        c.who("secrecy"),
-        RECEIVED,
-        "已接手 taking charge",
-        None,
+        authority=season.authority.id,
+        incident=incident.id,
+        act="acknowledge",
+        person=c.who("secrecy"),
+        time=RECEIVED,
+        note="已接手 taking charge",
+        key=None,
     ).sign(season.keys[c.who("secrecy")])
     log.act(act, RECEIVED)
     report = json.dumps(report_json(build_report(log, incident.id)), ensure_ascii=False, indent=2)

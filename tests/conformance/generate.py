@@ -1481,6 +1481,31 @@ def multi_vectors(f: VectorFile) -> None:
         "accept",
         ["seal_mismatch", "seal_mismatch"],
     )
+    c = f.case(
+        "seals-first-only",
+        "body.seals holds the first package's serials: the second package mismatches",
+    )
+    c.to("sealed", 1, 2)
+    c.done(
+        c.transfer_env(
+            "dispatch",
+            [c.pkg(1), c.pkg(2)],
+            "sealer",
+            "courier1",
+            body={"seals": c.serials(c.pkg(1))},
+        ),
+        "accept",
+        ["seal_mismatch"],
+    )
+    c = f.case(
+        "seals-unread-once-opened",
+        "after opening, body.seals is not read: even a value that is not a list passes",
+    )
+    c.to("opened")
+    c.done(
+        c.transfer_env("return", [c.pkg()], "examiner", "custodian1", body={"seals": "all"}),
+        "accept",
+    )
 
 
 def clock_vectors(f: VectorFile) -> None:
