@@ -131,7 +131,8 @@ def conformance(
             + (
                 "; "
                 + _(
-                    "{n} case(s) of offline kinds (no service route: the verifiers check them)"
+                    "{n} case(s) with no service route (offline kinds, incident acts: the "
+                    "verifiers check them)"
                 ).format(n=offline)
                 if offline
                 else ""
