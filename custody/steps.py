@@ -32,9 +32,6 @@ from custody.events import Event, Kind
 from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
 from custody.rules import ALLOWED_FROM, PackageState, Status
 
-# The authority's time zone: times are stored in UTC and shown there (with the zone's name).
-AUTHORITY_ZONE = DEFAULT_TIME_ZONE
-
 # The steps a person takes with a command, each with its Chinese and English name.
 STEP_NAMES: Mapping[Kind, tuple[str, str]] = {
     Kind.DISPATCH: ("发出", "dispatch"),
@@ -120,9 +117,10 @@ def status_name(status: str) -> str:
     return f"{zh} {status}" if zh else status
 
 
-def local_time(moment: datetime) -> str:
-    """A UTC moment shown in the authority's zone, with the zone's name."""
-    return show_time(moment, AUTHORITY_ZONE)
+def local_time(moment: datetime, zone: str = DEFAULT_TIME_ZONE) -> str:
+    """A UTC moment shown in the authority's zone (``time_zone`` in the home's custody.json;
+    the CLI's ``State.time_zone``), with the zone's name; stored times stay UTC."""
+    return show_time(moment, zone)
 
 
 def _need(people: Mapping[str, str | None], option: str, what: str) -> str:
