@@ -29,7 +29,7 @@ from typing import Any
 
 from custody.errors import ChainError, ClosedError, MixedPackagesError, UsageError
 from custody.events import Event, Kind
-from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
+from custody.i18n import _
 from custody.rules import ALLOWED_FROM, PackageState, Status
 
 # The steps a person takes with a command, each with its Chinese and English name.
@@ -115,12 +115,6 @@ def status_name(status: str) -> str:
     """``在途 in_transit``: a package status in Chinese and English."""
     zh = STATUS_NAMES.get(status)
     return f"{zh} {status}" if zh else status
-
-
-def local_time(moment: datetime, zone: str = DEFAULT_TIME_ZONE) -> str:
-    """A UTC moment shown in the authority's zone (``time_zone`` in the home's custody.json;
-    the CLI's ``State.time_zone``), with the zone's name; stored times stay UTC."""
-    return show_time(moment, zone)
 
 
 def _need(people: Mapping[str, str | None], option: str, what: str) -> str:
