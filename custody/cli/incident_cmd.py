@@ -312,7 +312,7 @@ def deliver(
 
     st = state(ctx)
     mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
-    rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer)
+    rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer, zone=st.time_zone)
     st.emit(
         rep.as_dict(),
         _("sent {sent}, failed {failed} (retried later), dead {dead}").format(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -37,8 +38,10 @@ from crypto.encoding import format_time, parse_time
 from custody.errors import NotFoundError
 from custody.events import Kind, parse_event
 from custody.i18n import DEFAULT_TIME_ZONE, show_time
+from custody.incidents.acts import ACT_NAMES
 from custody.incidents.desk import get_incident, incident_acts
-from custody.incidents.policy import Incident
+from custody.incidents.detect import KIND_NAMES
+from custody.incidents.policy import SEVERITY_NAMES, STATUS_NAMES, Incident
 from custody.log import CustodyLog
 from custody.rules import TRANSFERS
 from custody.steps import step_name
@@ -77,44 +80,7 @@ class IncidentReport:
     acts: tuple[dict[str, Any], ...]
 
 
-# What people read for the codes the report carries: Chinese first, then the code itself.
-KIND_NAMES: dict[str, str] = {
-    "forged_signature": "签名伪造",
-    "unknown_key": "未认证的密钥",
-    "expired_key": "密钥已过期",
-    "revoked_key": "密钥已吊销",
-    "blocked_key_used": "使用已封锁的密钥",
-    "recused_signer": "回避人员签名",
-    "off_route": "偏离路线",
-    "seal_mismatch": "封条编号不符",
-    "seal_broken": "封条破损",
-    "count_short": "份数短少",
-    "count_over": "份数多出",
-    "impossible_travel": "不可能的行程",
-    "overdue": "超时未交接",
-    "missed_checkin": "未按时报平安",
-    "missed_patrol": "未按时巡查",
-    "opening_out_of_window": "时间窗外启封",
-    "opening_without_both": "启封人员不全",
-    "clock_skew": "时间偏差",
-    "act_after_destruction": "销毁后仍有操作",
-    "frozen_violation": "冻结期间操作",
-    "log_fork": "日志分叉",
-    "leak_report": "泄密举报",
-    "public_report": "公众举报",
-    "break_glass": "紧急授权",
-}
-SEVERITY_NAMES = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
-STATUS_NAMES = {
-    "open": "待确认",
-    "acknowledged": "已确认",
-    "contained": "已控制",
-    "resolved": "已解决",
-}
-ACT_NAMES = {"acknowledge": "确认", "contain": "控制", "resolve": "解决", "unblock": "解除封锁"}
-
-
-def _named(code: str, names: dict[str, str]) -> str:
+def _named(code: str, names: Mapping[str, str]) -> str:
     """``封条编号不符 seal_mismatch``: Chinese, then the code (the code alone if unnamed)."""
     zh = names.get(code)
     return f"{zh} {code}" if zh else code

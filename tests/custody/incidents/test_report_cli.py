@@ -16,8 +16,7 @@ from custody.cli import main
 from custody.demo import Season
 from custody.demo.breaches import attach, play_breaches
 from custody.incidents.desk import list_incidents
-from custody.incidents.detect import DetectionKind
-from custody.incidents.report import KIND_NAMES
+from custody.incidents.detect import KIND_NAMES, DetectionKind
 from tests.conftest import PASS
 from tests.custody.stored import changes, stored
 from tests.custody.test_audit import full_life
