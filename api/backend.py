@@ -138,7 +138,9 @@ class Backend:
         now = self.now()
         touched = self.log.ingest_paper_incidents(now) + self.log.sweep(now)
         self.access.checkpoint(now)  # the access log is checkpointed on the desk's clock too
-        report = deliver_outbox(self.home.engine, now, mailer=self.settings.mailer)
+        report = deliver_outbox(
+            self.home.engine, now, mailer=self.settings.mailer, zone=self.home.time_zone
+        )
         policy = self.home.witness_policy()
         if policy is not None and policy.urls:
             # Live witnesses: each is brought up to the latest checkpoint (a fork they report

@@ -36,6 +36,7 @@ from crypto.encoding import Fields, parse_json_object
 from crypto.files import CAP_SMALL_JSON, read_optional_file, read_user_file
 from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
+from custody.i18n import DEFAULT_TIME_ZONE
 from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
@@ -82,6 +83,13 @@ class Home:
         except FileNotFoundError:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
+
+    @property
+    def time_zone(self) -> str:
+        """The zone people read this authority's times in: ``time_zone`` in custody.json
+        (``custody init --time-zone``), else Asia/Shanghai. Stored times stay UTC."""
+        zone = self.config.obj.get("time_zone") if self.exists() else None
+        return zone if isinstance(zone, str) and zone else DEFAULT_TIME_ZONE
 
     def bump_trust_version(self) -> None:
         """After certificates or revocations were committed: a running service reloads."""

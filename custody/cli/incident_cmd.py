@@ -254,13 +254,13 @@ def report(
     if fmt == "pdf":
         if out is None:
             raise UsageError(_("--format pdf writes a file: give --out FILE.pdf"))
-        write_new_file(out, render_pdf(rep, st.now()), mode=0o644)
+        write_new_file(out, render_pdf(rep, st.now(), zone=st.time_zone), mode=0o644)
         st.emit({"pdf": str(out)}, _("[green]wrote[/] {path}").format(path=out))
         return
     data = (
         json.dumps(report_json(rep), ensure_ascii=False, indent=2) + "\n"
         if fmt == "json" or st.json
-        else render_text(rep)
+        else render_text(rep, st.time_zone)
     )
     if out is not None:
         write_new_file(out, data.encode(), mode=0o644)
@@ -312,7 +312,7 @@ def deliver(
 
     st = state(ctx)
     mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
-    rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer)
+    rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer, zone=st.time_zone)
     st.emit(
         rep.as_dict(),
         _("sent {sent}, failed {failed} (retried later), dead {dead}").format(

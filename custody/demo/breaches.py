@@ -116,4 +116,6 @@ def play_breaches(season: Season, out_dir: Path) -> list[Path]:
             )
         )
     new = [i for i in list_incidents(log.engine) if i.id not in before]
-    return write_reports(log, [i.id for i in new], out_dir / "incidents")
+    return write_reports(
+        log, [i.id for i in new], out_dir / "incidents", zone=season.home.time_zone
+    )

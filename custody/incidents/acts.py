@@ -17,6 +17,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +41,13 @@ class ActKind(StrEnum):
 
 
 ACTS = tuple(a.value for a in ActKind)
+# Each act as people read it (reports and notices show the Chinese, then the code).
+ACT_NAMES: Mapping[str, str] = {
+    "acknowledge": "确认",
+    "contain": "控制",
+    "resolve": "解决",
+    "unblock": "解除封锁",
+}
 
 
 @dataclass(frozen=True)
@@ -93,4 +101,4 @@ def parse_act(env: Envelope) -> Act:
     )
 
 
-__all__ = ["ACTS", "ACT_TYPE", "Act", "ActKind", "parse_act"]
+__all__ = ["ACTS", "ACT_NAMES", "ACT_TYPE", "Act", "ActKind", "parse_act"]

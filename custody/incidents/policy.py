@@ -67,6 +67,16 @@ class IncidentStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+# As people read them (reports and notices show the Chinese, then the code).
+SEVERITY_NAMES: Mapping[str, str] = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
+STATUS_NAMES: Mapping[str, str] = {
+    "open": "待确认",
+    "acknowledged": "已确认",
+    "contained": "已控制",
+    "resolved": "已解决",
+}
+
+
 # -- the ladder, places, recipients: the policy a home configures (``config.py``) -------------
 
 
@@ -458,6 +468,8 @@ def check_act(
 __all__ = [
     "DEFAULT_LADDER",
     "MAX_ACT_SKEW",
+    "SEVERITY_NAMES",
+    "STATUS_NAMES",
     "CheckedAct",
     "Containment",
     "ContainmentDecision",
