@@ -71,7 +71,7 @@ def write_policy(season: Season, witnesses: list[Witness], quorum: int) -> None:
 
 def serve_argv(season: Season, port: int) -> list[str]:
     argv = ["--home", str(season.home.path), "--now", format_time(season.now), "serve"]
-    return argv + ["--port", str(port), "--desk-every", "0", "--witness-every", "0.2"]
+    return [*argv, "--port", str(port), "--desk-every", "0", "--witness-every", "0.2"]
 
 
 def start_serve(season: Season, port: int) -> subprocess.Popen[bytes]:
