@@ -24,14 +24,14 @@ from custody.cli.common import (
 )
 from custody.errors import UsageError, VerificationError
 from custody.i18n import _, ngettext
+from custody.receipts import parse_receipt, verify_receipt
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
 from keys.keyfile import write_new_file
 from keys.trust import load_trust_bundle
 
 if TYPE_CHECKING:  # storage and the services are imported only by the commands that use them
     from custody.audit import Report
-    from custody.receipts import parse_receipt, verify_receipt
-from custody.log import CustodyLog, Receipt
+    from custody.log import CustodyLog, Receipt
 
 event_app = typer.Typer(help=_("Submit signed custody events to the log."), no_args_is_help=True)
 log_app = typer.Typer(help=_("The custody log: status, proofs, checkpoints."), no_args_is_help=True)
