@@ -299,3 +299,53 @@ def test_a_database_that_holds_everything_the_witness_cosigned_is_accepted(
         assert body["witnesses"][0]["checkpoint"].startswith(f"size {size} ")
     finally:
         witness.stop()
+
+
+def test_a_witness_back_after_start_stops_signing_over_a_database_behind_it(
+    season: Season, tmp_path: Path
+) -> None:
+    """The witness was down when the restored database was adopted and served: when it answers
+    again (409, a size beyond the log's), its copy is kept in the file and nothing more is
+    signed; readiness names it."""
+    witness = Witness(season, tmp_path, 1)
+    write_policy(season, [witness], 1)
+    events = seal_events(season, [f"PK-{n}" for n in range(4)])
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    db = Path(season.home.engine.url.database or "")
+    season.home.engine.dispose()
+    backup = tmp_path / "backup.db"
+    _backup(db, backup)
+    witness.start()
+    try:
+        with running(start_serve(season, port)) as serve:
+            for line in events[:2]:
+                assert httpx.post(f"{base}/v1/events", content=line).status_code == 201
+            new = size_of(httpx.get(f"{base}/v1/checkpoint").text)
+            _wait("a cosignature", lambda: has_line(base, new, witness), serve)
+        witness.stop()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(backup, db)
+        season.home.signed_head_path.unlink()
+        done = _check(season, "--adopt")  # the witness is down: nobody can tell
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["witnesses"][0]["reached"] is False
+        with running(start_serve(season, port)) as serve:
+            old = size_of(httpx.get(f"{base}/v1/checkpoint").text)
+            assert old < new
+            witness.start()
+            _wait(
+                "the log to stop",
+                lambda: httpx.get(f"{base}/readyz").json()["ready"] is False,
+                serve,
+            )
+            ready = httpx.get(f"{base}/readyz").json()
+            assert ready["checks"]["log"]["error"] == "log_state"
+            assert any(o["status"] == "ahead" for o in ready["witnessed"]["last_round"])
+            r = httpx.post(f"{base}/v1/events", content=events[2])
+            assert r.status_code == 503 and r.json()["error"] == "log_state"
+            assert size_of(httpx.get(f"{base}/v1/checkpoint").text) == old  # nothing signed
+        assert size_of(season.home.signed_head_path.read_text()) == new
+    finally:
+        witness.stop()
