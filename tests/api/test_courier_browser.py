@@ -36,7 +36,7 @@ from custody.package_service import label_text, seal_event, seal_package
 from custody.service import open_reader
 from keys.model import RevocationReason
 from labels.payload import verify_label
-from tests.api.helpers import forged_label, free_port, label_png, stranger_label
+from tests.api.helpers import blank_png, forged_label, free_port, label_png, stranger_label
 from tests.api.test_scan_browser import write_y4m
 from tests.conftest import PASS, fast_kdf
 from tests.labels.fixtures import resign, typical_manifest
@@ -568,7 +568,7 @@ def test_receive_at_the_site_three_people_sign_on_one_phone(served: Served, tmp_
             page.click("#sign-releaser")  # nobody signs before the second custodian is named
             page.wait_for_selector("#handover-status[data-state='error']")
             assert page.locator(".signed").count() == 0
-            page.select_option("#choose-custodian2", "custodian-wu")
+            choose(page, "custodian2", "custodian-wu")
             page.click("#sign-releaser")
             page.wait_for_selector(".slot[data-slot='releaser'] .signed")
             for slot, person in (("receiver", "custodian-zhou"), ("custodian2", "custodian-wu")):
@@ -607,11 +607,25 @@ def check_seals(page: Any) -> None:
     page.fill("#seal-count", "3")
 
 
+def choose(page: Any, slot: str, person: str) -> None:
+    """Pick the person for a slot, then wait until the page has drawn the slot anew with them
+    (the page redraws the slots on each choice: acting before it is done acts on old ones)."""
+    page.select_option(f"#choose-{slot}", person)
+    sync_api.expect(page.locator(f".slot[data-slot='{slot}'] h3")).not_to_contain_text("—")
+    sync_api.expect(page.locator(f"#choose-{slot}")).to_have_value(person)
+    page.wait_for_function("() => !document.querySelector('#handover').dataset.rendering")
+
+
 def unlock_and_sign(page: Any, season: Season, slot: str, person: str) -> None:
     page.set_input_files(f"#slot-{slot}-file", str(key_file(season, person)))
     page.fill(f"#slot-{slot}-pass", PASS)
     page.click(f"#slot-{slot}-sign")
-    page.wait_for_selector(f".slot[data-slot='{slot}'] .signed")
+    page.wait_for_selector(
+        f".slot[data-slot='{slot}'] .signed, #slot-{slot}-status[data-state='error'], "
+        "#handover-status[data-state='error']"
+    )
+    signed = page.locator(f".slot[data-slot='{slot}'] .signed")
+    assert signed.count() == 1, page.inner_text("#handover")
 
 
 def queue(page: Any, n: int) -> None:
@@ -661,8 +675,8 @@ def test_the_exam_rooms_acts_signed_on_one_phone_offline_then_synced(
             # The opening: the chief examiner and the supervisor, each with their key file.
             assert scan(page) == "valid"
             page.select_option("#act", "open")
-            page.select_option("#choose-examiner", "examiner-zheng")
-            page.select_option("#choose-supervisor", "supervisor-wang")
+            choose(page, "examiner", "examiner-zheng")
+            choose(page, "supervisor", "supervisor-wang")
             check_seals(page)
             unlock_and_sign(page, season, "examiner", "examiner-zheng")
             unlock_and_sign(page, season, "supervisor", "supervisor-wang")
@@ -672,8 +686,8 @@ def test_the_exam_rooms_acts_signed_on_one_phone_offline_then_synced(
             for kind, n in (("distribute", 3), ("recover", 4)):
                 assert scan(page) == "valid"
                 assert page.input_value("#act") == kind  # the only act the state allows next
-                page.select_option("#choose-examiner", "examiner-zheng")
-                page.select_option("#choose-supervisor", "supervisor-wang")
+                choose(page, "examiner", "examiner-zheng")
+                choose(page, "supervisor", "supervisor-wang")
                 assert page.input_value("#act-copies") == "30"  # the copies, then those handed out
                 unlock_and_sign(page, season, "examiner", "examiner-zheng")
                 unlock_and_sign(page, season, "supervisor", "supervisor-wang")
@@ -692,10 +706,10 @@ def test_the_exam_rooms_acts_signed_on_one_phone_offline_then_synced(
             # are named, and the copies destroyed are part of what they sign.
             assert scan(page) == "valid"
             page.select_option("#act", "destroy")
-            page.select_option("#choose-officer", "destroy-feng")
+            choose(page, "officer", "destroy-feng")
             page.click("#slot-officer-sign")  # no key file chosen: nothing happens
             assert page.locator(".signed").count() == 0
-            page.select_option("#choose-witness", "supervisor-wang")
+            choose(page, "witness", "supervisor-wang")
             assert page.input_value("#act-method") == "粉碎"
             unlock_and_sign(page, season, "officer", "destroy-feng")
             unlock_and_sign(page, season, "witness", "supervisor-wang")
@@ -769,7 +783,7 @@ def test_a_dispatch_the_exam_has_witnessed_needs_the_supervisor_on_the_phone(
             check_seals(page)
             page.click("#sign-receiver")  # the witness is not named yet: refused on the phone
             page.wait_for_selector("#handover-status[data-state='error']")
-            page.select_option("#choose-witness", "supervisor-wang")
+            choose(page, "witness", "supervisor-wang")
             page.click("#sign-receiver")
             page.wait_for_selector(".slot[data-slot='receiver'] .signed")
             unlock_and_sign(page, season, "releaser", "print-qian")
@@ -788,6 +802,77 @@ def test_a_dispatch_the_exam_has_witnessed_needs_the_supervisor_on_the_phone(
         "witness": "supervisor-wang",
     }
     assert len(entry.signatures) == 3
+
+
+def test_the_releaser_signs_on_their_own_phone_through_two_qr_codes(
+    served: Served, tmp_path: Path
+) -> None:
+    """The courier's phone holds the handover; the printer signs it on their own phone: the
+    courier's phone shows the statement as a QR code, the printer's phone (logged in with the
+    printer's key) scans it, shows what is to be signed, signs, and shows the signature as a QR
+    code that the courier's phone scans and verifies. Each phone's camera is fed what the other
+    phone's screen shows. Nobody's key leaves their phone."""
+    season = served.season
+    courier_camera = write_y4m(label_png(season, served.label), tmp_path / "courier.y4m")
+    printer_camera = write_y4m(blank_png(), tmp_path / "printer.y4m")
+    shots_dir = tmp_path / "screenshots-relay"
+    with sync_api.sync_playwright() as p:
+        courier_browser = launch(p, courier_camera)
+        printer_browser = launch(p, printer_camera)
+        try:
+            _, courier, _ = open_app(courier_browser, served.base)
+            _, printer, _ = open_app(printer_browser, served.base)
+            shot = Shots(courier, shots_dir, start=50)
+            log_in(courier, season, "courier-sun")
+            log_in(printer, season, "courier-li")  # first, someone the statement does not name
+            assert scan(courier) == "valid"
+            check_seals(courier)
+            courier.fill("#place", "保密印刷厂 PRT-01")
+            courier.click("#slot-releaser-relay-scan")  # nothing to sign yet: said, not scanned
+            courier.wait_for_selector("#slot-releaser-status[data-state='error']")
+            courier.click("#slot-releaser-relay")
+            courier.wait_for_selector("#relay-code")
+            assert courier.is_disabled("#place"), "the statement is frozen once shown"
+            shot("statement-code")
+            write_y4m(courier.locator("#relay-code").screenshot(), printer_camera)
+
+            printer.click("#cosign")
+            printer.wait_for_selector("#cosign-status[data-state='error']")
+            assert "没有指定" in printer.inner_text("#cosign-status")
+            assert printer.is_hidden("#cosign-confirm")
+            printer.click("#logout")
+            log_in(printer, season, "print-qian")
+            printer.click("#cosign")
+            printer.wait_for_selector("#cosign-confirm:visible")
+            summary = printer.inner_text("#cosign-summary")
+            for shown in ("发运", PACKAGE, "孙立", "钱峰", "S0012345", "保密印刷厂 PRT-01"):
+                assert shown in summary, summary
+            printer.click("#cosign-confirm")
+            printer.wait_for_selector("#cosign-code:visible")
+            on_printer = Shots(printer, shots_dir, start=shot.n)
+            on_printer("signature-code")
+            shot.n = on_printer.n
+            write_y4m(printer.locator("#cosign-code").screenshot(), courier_camera)
+
+            courier.click("#slot-releaser-relay-scan")
+            courier.wait_for_selector(".slot[data-slot='releaser'] .signed")
+            courier.click("#sign-receiver")
+            courier.wait_for_selector(".slot[data-slot='receiver'] .signed")
+            queue(courier, 1)
+            proven = courier.locator("#outbox li[data-state='synced'][data-proof='ok']")
+            sync_api.expect(proven).to_have_count(1, timeout=30_000)
+            statement = courier.get_attribute("#outbox li", "data-statement")
+            shot("relayed-synced")
+            assert_no_secret_stored(courier, season, "print-qian", "courier-sun")
+        finally:
+            courier_browser.close()
+            printer_browser.close()
+    entry = on_log(season, statement)
+    assert entry is not None
+    event = parse_event(entry.payload)
+    assert event.kind is Kind.DISPATCH
+    assert dict(event.actors) == {"releaser": "print-qian", "receiver": "courier-sun"}
+    assert len(entry.signatures) == 2
 
 
 def person_event(
