@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -55,11 +56,21 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = None
+        sender = backend.witness_sender
+        thread = None
         if backend.writable and settings.desk_every > 0:
             task = asyncio.create_task(desk_loop(backend, settings.desk_every))
+        if sender is not None and settings.witness_every > 0:
+            # The witnesses are sent each new checkpoint from a thread of their own, so a
+            # witness that is slow to answer delays neither the desk nor a request.
+            thread = threading.Thread(target=sender.run, name="witnesses", daemon=True)
+            thread.start()
         try:
             yield
         finally:
+            if thread is not None and sender is not None:
+                sender.stop()
+                await asyncio.to_thread(thread.join, 10)
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
