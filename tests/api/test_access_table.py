@@ -140,6 +140,9 @@ TABLE: list[tuple[str, str, set[str]]] = [
     ("trust bundle", "/v1/trust-bundle", set(PEOPLE)),
     ("access log", "/v1/access?object=package:PK-A", {"secrecy-chen", "auditor-chu"}),
     ("access checkpoint", "/v1/access/checkpoint", {"secrecy-chen", "auditor-chu"}),
+    ("incident list", "/v1/incidents", {"secrecy-chen", "auditor-chu"}),
+    ("incident list by exam", "/v1/incidents?exam=SX-2027-INT", {"secrecy-chen", "auditor-chu"}),
+    ("one incident", "/v1/incidents/INC-00001", {"secrecy-chen", "auditor-chu"}),
 ]
 
 CASES = [
