@@ -6,6 +6,8 @@ Rules:
   ``witnesses.json`` as k of n verifier keys (name and C2SP ``vkey``, no addresses). 404
   ``not_found`` when the authority lists no witnesses. A page counts a checkpoint's
   cosignature lines only under these keys, and says that the keys are the server's word.
+- ``GET /v1/time-zone`` is public: the zone the authority's people read times in
+  (``time_zone`` in the home's custody.json, else Asia/Shanghai), as the CLI shows them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pydantic import BaseModel, Field
 from api.backend import Backend
 from api.schemas import ErrorBody
 from custody.errors import NotFoundError
+from custody.i18n import DEFAULT_TIME_ZONE
 
 router = APIRouter()
 
@@ -51,3 +54,15 @@ def witnesses(request: Request) -> dict[str, Any]:
         "quorum": policy.quorum,
         "witnesses": [{"name": w.name, "vkey": w.vkey()} for w in policy.witnesses],
     }
+
+
+class TimeZoneOut(BaseModel):
+    time_zone: str = Field(description="An IANA zone name, e.g. Asia/Shanghai.")
+
+
+@router.get("/v1/time-zone", response_model=TimeZoneOut, tags=["service"])
+def time_zone(request: Request) -> dict[str, str]:
+    """The zone the authority's people read times in (times stored and sent stay UTC)."""
+    service = cast(Backend, request.app.state.backend)
+    zone = service.home.config.obj.get("time_zone") if service.home.exists() else None
+    return {"time_zone": zone if isinstance(zone, str) and zone else DEFAULT_TIME_ZONE}
