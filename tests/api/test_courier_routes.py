@@ -142,3 +142,13 @@ def test_the_pages_files_are_sent_compressed_to_clients_that_take_gzip(season: S
     # API answers are never compressed (no compression oracle next to a token).
     api = c.get("/healthz", headers={"accept-encoding": "gzip"})
     assert "content-encoding" not in api.headers
+
+
+def test_the_pages_read_the_authoritys_time_zone(season: Season) -> None:
+    c = client(season, writable=False)
+    assert c.get("/v1/time-zone").json() == {"time_zone": "Asia/Shanghai"}  # the default
+    path = season.home.config_path
+    config = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**config, "time_zone": "Asia/Urumqi"}), encoding="utf-8")
+    c = client(season, writable=False)  # the home's settings are read when the service starts
+    assert c.get("/v1/time-zone").json() == {"time_zone": "Asia/Urumqi"}
