@@ -180,6 +180,8 @@ def test_the_officer_acknowledges_an_incident_signed_in_the_browser(
             assert page.inner_text("h1") == "Secrecy console"
             assert "Incident INC-00001" in page.inner_text("#incident-h")
             assert "acknowledged" in page.inner_text("#incident-facts")
+            assert "Logged in" in page.inner_text("#login-status")  # status lines too
+            assert "recorded on the log" in page.inner_text("#act-status")
             shot("console-english")
             assert not errors, errors
             assert all(u.startswith(served.base) for u in asked), "no CDN, no other origin"

@@ -41,6 +41,13 @@ function say(sel, text, state = "") {
   el.dataset.state = state;
 }
 
+const said = new Map(); // status lines, shown again in the other language on a switch
+function show(sel, render, state = "") {
+  said.set(sel, { render, state });
+  say(sel, render(), state);
+}
+const joined = (items) => items.join(lang === "en" ? ", " : "、");
+
 async function api(path, init = {}) {
   const headers = { ...(init.headers ?? {}) };
   if (token) headers.authorization = `Bearer ${token}`;
@@ -96,7 +103,7 @@ async function login(ev) {
   ev.preventDefault();
   const file = $("#keyfile").files[0];
   if (!file) return;
-  say("#login-status", t("login.working"));
+  show("#login-status", () => t("login.working"));
   try {
     const key = await unlockKeyFile(await file.text(), $("#passphrase").value);
     $("#passphrase").value = "";
@@ -110,10 +117,10 @@ async function login(ev) {
     const person = trust.people.find((p) => p.keyId === key.keyId);
     me = { subject: s.subject, keyId: key.keyId, name: person?.name ?? s.subject, roles: s.roles };
     zone = (await api("/v1/time-zone")).time_zone;
-    say("#login-status", t("console.login.done", { name: me.name, roles: s.roles.map((r) => t(`role.${r}`)).join("、") }), "ok");
+    show("#login-status", () => t("console.login.done", { name: me.name, roles: joined(s.roles.map((r) => t(`role.${r}`))) }), "ok");
     await loadAll();
   } catch (e) {
-    say("#login-status", t("login.failed", { reason: `${e.message} (${e.code ?? "error"})` }), "error");
+    show("#login-status", () => t("login.failed", { reason: `${e.message} (${e.code ?? "error"})` }), "error");
   }
 }
 
@@ -461,7 +468,7 @@ function renderIncident() {
       li.setAttribute("aria-current", "step");
       li.dataset.current = "true";
     }
-    const roles = rung.ack_roles.map((r) => t(`role.${r}`)).join("、");
+    const roles = joined(rung.ack_roles.map((r) => t(`role.${r}`)));
     li.textContent = t("ladder.rung", { name: rungName(rung.name, rung.title), minutes: Math.round(rung.ack_within_seconds / 60), roles })
       + (rung.level === i.level ? ` ← ${t("ladder.now")}` : "");
     ladder.append(li);
@@ -485,7 +492,7 @@ function renderIncident() {
     b.hidden = !roles;
     const mine = roles && roles.some((r) => me.roles.includes(r));
     b.disabled = !mine;
-    b.title = roles && !mine ? t("act.notyourrole", { roles: roles.map((r) => t(`role.${r}`)).join("、") }) : "";
+    b.title = roles && !mine ? t("act.notyourrole", { roles: joined(roles.map((r) => t(`role.${r}`))) }) : "";
   }
 }
 
@@ -510,7 +517,7 @@ async function proveOnLog(answer, envelope) {
 async function signAct(act) {
   const file = $("#keyfile").files[0];
   const i = incident;
-  say("#act-status", t("act.working"));
+  show("#act-status", () => t("act.working"));
   try {
     if (!file) throw new Refusal("usage", t("act.nokeyfile"));
     const key = await unlockKeyFile(await file.text(), $("#act-pass").value);
@@ -540,10 +547,10 @@ async function signAct(act) {
     incident = await api(`/v1/incidents/${encodeURIComponent(i.id)}`);
     renderIncident();
     await loadIncidents();
-    say("#act-status", t("act.done", { act: t(`act.${act}`), index: onLog.index, status: t(`istatus.${answer.incident.status}`) }), "ok");
+    show("#act-status", () => t("act.done", { act: t(`act.${act}`), index: onLog.index, status: t(`istatus.${answer.incident.status}`) }), "ok");
     $("#act-status").dataset.index = String(onLog.index);
   } catch (e) {
-    say("#act-status", t("act.failed", { reason: `${e.message} (${e.code ?? "error"})` }), "error");
+    show("#act-status", () => t("act.failed", { reason: `${e.message} (${e.code ?? "error"})` }), "error");
   }
 }
 
@@ -575,7 +582,7 @@ function renderAccess(size) {
     cell(tr, r.objects.join(", "));
     body.append(tr);
   }
-  if (size !== undefined) say("#access-count", t("access.count", { shown: accessRecords.length, size }));
+  if (size !== undefined) show("#access-count", () => t("access.count", { shown: accessRecords.length, size }));
 }
 
 // -- the page ----------------------------------------------------------------------------------
@@ -585,6 +592,7 @@ function applyLanguage() {
   document.title = t("console.title");
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   $("#nav").setAttribute("aria-label", t("console.nav"));
+  for (const [sel, s] of said) say(sel, s.render(), s.state);
   if (trust) {
     fillFilters();
     renderCheckpoint();
