@@ -170,7 +170,7 @@ def test_authorisation_table(
         assert (r.status_code, r.json()["error"]) == (403, "forbidden")
 
 
-PUBLIC = ["/healthz", "/v1/checkpoint", "/v1/checkpoint/1"]
+PUBLIC = ["/healthz", "/v1/checkpoint", "/v1/checkpoint/1", "/v1/time-zone"]
 
 
 @pytest.mark.parametrize("path", PUBLIC)
