@@ -129,7 +129,8 @@ async function loadAll() {
   allPackages = await everyPage("/v1/packages", {});
   for (const sel of ["#nav", "#log-section", "#incidents-section", "#packages-section", "#access-section"]) $(sel).hidden = false;
   fillFilters();
-  await loadPackages();
+  packages = allPackages; // no filter chosen yet: the same list (read once, recorded once)
+  renderTable();
   await loadIncidents();
   await loadAccess();
 }
