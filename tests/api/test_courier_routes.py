@@ -152,3 +152,22 @@ def test_the_pages_read_the_authoritys_time_zone(season: Season) -> None:
     path.write_text(json.dumps({**config, "time_zone": "Asia/Urumqi"}), encoding="utf-8")
     c = client(season, writable=False)  # the home's settings are read when the service starts
     assert c.get("/v1/time-zone").json() == {"time_zone": "Asia/Urumqi"}
+
+
+def test_the_console_s_composed_keys_are_in_the_catalogue() -> None:
+    """Keys the console builds from a value (t(`role.${r}`) ...) exist for every value."""
+    from custody.incidents.acts import ACTS
+    from custody.incidents.detect import DetectionKind
+    from custody.incidents.policy import DEFAULT_LADDER, IncidentStatus, Severity
+    from keys.model import Role
+
+    catalogue = json.loads((STATIC / "courier" / "i18n.json").read_text(encoding="utf-8"))
+    wanted = {f"role.{r.value}" for r in Role}
+    wanted |= {f"act.{a}" for a in ACTS}
+    wanted |= {f"istatus.{s.value}" for s in IncidentStatus}
+    wanted |= {f"severity.{s.value}" for s in Severity}
+    wanted |= {f"ladder.{lv.name}" for lv in DEFAULT_LADDER}
+    wanted |= {f"detect.{k.value}" for k in DetectionKind}
+    wanted |= {f"witness.{w}" for w in ("missing", "format", "unknown_signer", "signature")}
+    for lang in ("zh-CN", "en"):
+        assert wanted <= set(catalogue[lang]), wanted - set(catalogue[lang])
