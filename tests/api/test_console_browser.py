@@ -160,6 +160,15 @@ def test_the_officer_acknowledges_an_incident_signed_in_the_browser(
             ).to_have_attribute("data-status", "acknowledged")
             shot("console-acknowledged")
 
+            # Lifting the block on courier-li's key: the key is chosen from the incident's.
+            page.select_option("#act-key", season.keys["courier-li"].signing.key_id)
+            page.fill("#act-pass", PASS)
+            page.click("#act-buttons button[data-act='unblock']")
+            page.wait_for_selector("#act-status[data-state='ok']:has-text('解除密钥封禁')")
+            sync_api.expect(page.locator("#incident-acts li[data-act='unblock']")).to_have_count(1)
+            assert page.is_hidden("#act-buttons button[data-act='unblock']")
+            assert "李伟" in page.inner_text("#incident-facts")  # under "keys unblocked"
+
             # Who read what, for the whole authority.
             page.click("#access-search")
             sync_api.expect(
