@@ -36,7 +36,7 @@ from custody.package_service import label_text, seal_event, seal_package
 from custody.service import open_reader
 from keys.model import RevocationReason
 from labels.payload import verify_label
-from tests.api.helpers import forged_label, free_port, label_png, stranger_label
+from tests.api.helpers import blank_png, forged_label, free_port, label_png, stranger_label
 from tests.api.test_scan_browser import write_y4m
 from tests.conftest import PASS, fast_kdf
 from tests.labels.fixtures import resign, typical_manifest
@@ -611,7 +611,12 @@ def unlock_and_sign(page: Any, season: Season, slot: str, person: str) -> None:
     page.set_input_files(f"#slot-{slot}-file", str(key_file(season, person)))
     page.fill(f"#slot-{slot}-pass", PASS)
     page.click(f"#slot-{slot}-sign")
-    page.wait_for_selector(f".slot[data-slot='{slot}'] .signed")
+    page.wait_for_selector(
+        f".slot[data-slot='{slot}'] .signed, #slot-{slot}-status[data-state='error'], "
+        "#handover-status[data-state='error']"
+    )
+    signed = page.locator(f".slot[data-slot='{slot}'] .signed")
+    assert signed.count() == 1, page.inner_text("#handover")
 
 
 def queue(page: Any, n: int) -> None:
@@ -788,6 +793,77 @@ def test_a_dispatch_the_exam_has_witnessed_needs_the_supervisor_on_the_phone(
         "witness": "supervisor-wang",
     }
     assert len(entry.signatures) == 3
+
+
+def test_the_releaser_signs_on_their_own_phone_through_two_qr_codes(
+    served: Served, tmp_path: Path
+) -> None:
+    """The courier's phone holds the handover; the printer signs it on their own phone: the
+    courier's phone shows the statement as a QR code, the printer's phone (logged in with the
+    printer's key) scans it, shows what is to be signed, signs, and shows the signature as a QR
+    code that the courier's phone scans and verifies. Each phone's camera is fed what the other
+    phone's screen shows. Nobody's key leaves their phone."""
+    season = served.season
+    courier_camera = write_y4m(label_png(season, served.label), tmp_path / "courier.y4m")
+    printer_camera = write_y4m(blank_png(), tmp_path / "printer.y4m")
+    shots_dir = tmp_path / "screenshots-relay"
+    with sync_api.sync_playwright() as p:
+        courier_browser = launch(p, courier_camera)
+        printer_browser = launch(p, printer_camera)
+        try:
+            _, courier, _ = open_app(courier_browser, served.base)
+            _, printer, _ = open_app(printer_browser, served.base)
+            shot = Shots(courier, shots_dir, start=50)
+            log_in(courier, season, "courier-sun")
+            log_in(printer, season, "courier-li")  # first, someone the statement does not name
+            assert scan(courier) == "valid"
+            check_seals(courier)
+            courier.fill("#place", "保密印刷厂 PRT-01")
+            courier.click("#slot-releaser-relay-scan")  # nothing to sign yet: said, not scanned
+            courier.wait_for_selector("#slot-releaser-status[data-state='error']")
+            courier.click("#slot-releaser-relay")
+            courier.wait_for_selector("#relay-code")
+            assert courier.is_disabled("#place"), "the statement is frozen once shown"
+            shot("statement-code")
+            write_y4m(courier.locator("#relay-code").screenshot(), printer_camera)
+
+            printer.click("#cosign")
+            printer.wait_for_selector("#cosign-status[data-state='error']")
+            assert "没有指定" in printer.inner_text("#cosign-status")
+            assert printer.is_hidden("#cosign-confirm")
+            printer.click("#logout")
+            log_in(printer, season, "print-qian")
+            printer.click("#cosign")
+            printer.wait_for_selector("#cosign-confirm:visible")
+            summary = printer.inner_text("#cosign-summary")
+            for shown in ("发运", PACKAGE, "孙立", "钱峰", "S0012345", "保密印刷厂 PRT-01"):
+                assert shown in summary, summary
+            printer.click("#cosign-confirm")
+            printer.wait_for_selector("#cosign-code:visible")
+            on_printer = Shots(printer, shots_dir, start=shot.n)
+            on_printer("signature-code")
+            shot.n = on_printer.n
+            write_y4m(printer.locator("#cosign-code").screenshot(), courier_camera)
+
+            courier.click("#slot-releaser-relay-scan")
+            courier.wait_for_selector(".slot[data-slot='releaser'] .signed")
+            courier.click("#sign-receiver")
+            courier.wait_for_selector(".slot[data-slot='receiver'] .signed")
+            queue(courier, 1)
+            proven = courier.locator("#outbox li[data-state='synced'][data-proof='ok']")
+            sync_api.expect(proven).to_have_count(1, timeout=30_000)
+            statement = courier.get_attribute("#outbox li", "data-statement")
+            shot("relayed-synced")
+            assert_no_secret_stored(courier, season, "print-qian", "courier-sun")
+        finally:
+            courier_browser.close()
+            printer_browser.close()
+    entry = on_log(season, statement)
+    assert entry is not None
+    event = parse_event(entry.payload)
+    assert event.kind is Kind.DISPATCH
+    assert dict(event.actors) == {"releaser": "print-qian", "receiver": "courier-sun"}
+    assert len(entry.signatures) == 2
 
 
 def person_event(

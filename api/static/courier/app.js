@@ -2,12 +2,13 @@
 // on the device, check the seals, have releaser and receiver sign the handover, keep the signed
 // statement in an outbox until the network returns, and check each receipt's inclusion proof.
 // Keys stay in this page's memory only: nothing below stores a seed or a session token.
+import { qrEncode } from "/courier/vendor/qr.js";
 import { prepareZXingModule, readBarcodes } from "/courier/vendor/zxing.js";
 import { unlockKeyFile } from "./keyfile.js";
 import { verifyLabel } from "./label.js";
 import {
-  Refusal, b64decode, canonicalJson, equalBytes, formatTime, hex, keyId, parseCanonical,
-  sha256Bytes, signEnvelope, utf8, verifyCheckpoint, verifyInclusion,
+  Refusal, b64decode, b64encode, canonicalJson, equalBytes, formatTime, hex, keyId, parseCanonical,
+  sha256Bytes, signEnvelope, utf8, verifyCheckpoint, verifyInclusion, verifySingle,
 } from "./lib.js";
 import * as store from "./store.js";
 import { personBySubject, standing, verifyBundle } from "./trust.js";
@@ -176,12 +177,25 @@ let stream = null;
 let scanning = false;
 const detector = "BarcodeDetector" in window ? new window.BarcodeDetector({ formats: ["qr_code"] }) : null;
 
-async function startCamera() {
-  if (stream) return stopCamera();
-  $("#verdict").hidden = true;
-  $("#verdict").dataset.state = "scanning";
-  $("#handover").hidden = true;
-  $("#seals-section").hidden = true;
+// What a decoded code is for: a package label, a statement another phone shows to be signed
+// here, or a signature another phone made for the statement this phone holds.
+let scanMode = "label";
+let scanSlot = "";
+
+async function startCamera(mode = "label", slot = "") {
+  if (stream) {
+    const was = scanMode;
+    stopCamera(); // the same button again stops the camera; another one restarts it for its code
+    if (was === mode) return;
+  }
+  scanMode = mode;
+  scanSlot = slot;
+  if (mode === "label") {
+    $("#verdict").hidden = true;
+    $("#verdict").dataset.state = "scanning";
+    $("#handover").hidden = true;
+    $("#seals-section").hidden = true;
+  }
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
   } catch (e) {
@@ -229,7 +243,9 @@ async function scanLoop() {
       const text = await decodeFrame(video).catch(() => null);
       if (text) {
         stopCamera();
-        await judge(text);
+        if (scanMode === "statement") await cosignScanned(text);
+        else if (scanMode === "signature") await relayScanned(text, scanSlot);
+        else await judge(text);
         return;
       }
       say("#scan-status", t("scan.nocode"));
@@ -528,7 +544,24 @@ async function renderHandover() {
         `<label for="${fileId}">${escapeHtml(t("login.keyfile"))}</label><input type="file" id="${fileId}" accept=".key,application/json">` +
         `<label for="${passId}">${escapeHtml(t("login.passphrase"))}</label><input type="password" id="${passId}" autocomplete="off">` +
         `<button type="button" id="slot-${slot}-sign">${escapeHtml(t("handover.unlock"))}</button>` +
+        `<p>${escapeHtml(t("relay.or"))}</p>` +
+        `<button type="button" id="slot-${slot}-relay">${escapeHtml(t("relay.show"))}</button>` +
+        `<button type="button" id="slot-${slot}-relay-scan">${escapeHtml(t("relay.scan"))}</button>` +
         `<p class="status" id="slot-${slot}-status" role="status"></p>`);
+      div.querySelector(`#slot-${slot}-relay`).addEventListener("click", () => {
+        try {
+          showStatement(freezeDraft(plan));
+        } catch (e) {
+          say(div.querySelector(`#slot-${slot}-status`), `${e.message} (${e.code ?? "error"})`, "error");
+        }
+      });
+      div.querySelector(`#slot-${slot}-relay-scan`).addEventListener("click", () => {
+        if (!draft) {
+          say(div.querySelector(`#slot-${slot}-status`), t("relay.first"), "error");
+          return;
+        }
+        startCamera("signature", slot);
+      });
       div.querySelector(`#slot-${slot}-sign`).addEventListener("click", async () => {
         const f = div.querySelector(`#${fileId}`).files[0];
         const pass = div.querySelector(`#${passId}`);
@@ -701,6 +734,134 @@ async function checkin(p) {
   sync();
 }
 
+// ---- signing on another phone ---------------------------------------------------------------
+// docs/formats.md, "The courier's device": this phone shows the frozen statement as a QR code
+// (CPS1); the other person's phone, logged in with their own key, checks it, shows what they are
+// about to sign, signs, and shows its signature as a QR code (CPG1) that this phone scans,
+// verifies under that person's certified key and puts in its slot. No key leaves its phone.
+const b64url = (bytes) => b64encode(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+function fromB64url(text, what) {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Refusal("format", `${what} is not base64url`);
+  const std = text.replace(/-/g, "+").replace(/_/g, "/");
+  return b64decode(std + "=".repeat((4 - (std.length % 4)) % 4), what);
+}
+
+function drawQr(canvas, text) {
+  // Screen to camera at arm's length: level L keeps the symbol small enough for a phone's width.
+  const { data, size } = qrEncode(text, { ecc: "L", border: 4 });
+  const scale = Math.max(2, Math.floor(300 / size));
+  canvas.width = canvas.height = size * scale;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = "#000";
+  data.forEach((row, y) => row.forEach((dark, x) => dark && ctx.fillRect(x * scale, y * scale, scale, scale)));
+}
+
+function showStatement(d) {
+  $("#relay").hidden = false;
+  drawQr($("#relay-code"), `CPS1:${b64url(d.payload)}`);
+  say("#relay-status", t("relay.shown", { kind: t(`handover.kind.${d.event.kind}`), id: d.statementId.slice(0, 12) }));
+  $("#relay").scrollIntoView?.();
+}
+
+async function relayScanned(text, slot) {
+  const status = $(`#slot-${slot}-status`) ?? $("#handover-status");
+  try {
+    const m = /^CPG1:([0-9a-f]{64})\.([0-9a-f]{64})\.([A-Za-z0-9_-]+)$/.exec(text);
+    if (!m) throw new Refusal("format", t("relay.notsig"));
+    if (!draft || m[1] !== draft.statementId) throw new Refusal("chain", t("relay.otherstatement"));
+    const d = draft;
+    const entry = d.slots.find((x) => x.slot === slot);
+    const who = personBySubject(trust, entry.person);
+    if (!who || who.keyId !== m[2]) throw new Refusal("unknown_signer", t("handover.wrongkey", { name: who?.name ?? entry.person }));
+    const sig = { keyid: m[2], sig: b64encode(fromB64url(m[3], "signature")) };
+    verifySingle({ payload: b64encode(d.payload), payloadType: EVENT_TYPE, signatures: [sig] }, EVENT_TYPE, who.key, t("relay.their", { name: who.name }));
+    const problem = standing(trust, who, now(), now());
+    if (problem) throw problem;
+    entry.sig = sig;
+    $("#relay").hidden = true;
+    await renderHandover();
+  } catch (e) {
+    say(status, `${e.message} (${e.code ?? "error"})`, "error");
+  }
+}
+
+let cosigning = null; // {payload, event, statementId, slots: [slot names this person fills]}
+
+async function cosignScanned(text) {
+  $("#cosign-code").hidden = true;
+  $("#cosign-confirm").hidden = true;
+  cosigning = null;
+  try {
+    if (!session?.seed) throw new Refusal("usage", t("cosign.login"));
+    if (!text.startsWith("CPS1:")) throw new Refusal("format", t("cosign.notstatement"));
+    const payload = fromB64url(text.slice(5), "statement");
+    const event = parseCanonical(payload, "statement");
+    if (event.type !== "custody.event.v1" || typeof event.actors !== "object" || !event.actors) {
+      throw new Refusal("format", t("cosign.notstatement"));
+    }
+    if (event.authority !== trust.authority.id) throw new Refusal("unknown_signer", t("cosign.otherauthority"));
+    const slots = Object.entries(event.actors).filter(([, who]) => who === session.subject).map(([slot]) => slot);
+    if (!slots.length) throw new Refusal("role", t("cosign.notnamed", { name: session.name }));
+    const known = Object.entries(event.packages).map(([id, head]) => [id, head]);
+    const warnings = [];
+    for (const [id, head] of known) {
+      const cached = await store.get("packages", id);
+      if (cached && cached.state.last_event !== head) warnings.push(t("cosign.otherhead", { id }));
+    }
+    cosigning = { payload, event, statementId: hex(sha256Bytes(payload)), slots };
+    renderCosign(warnings);
+  } catch (e) {
+    say("#cosign-status", `${e.message} (${e.code ?? "error"})`, "error");
+    $("#cosign-summary").replaceChildren();
+  }
+}
+
+function renderCosign(warnings) {
+  const { event, statementId, slots } = cosigning;
+  const rows = [
+    ["cosign.kind", t(`handover.kind.${event.kind}`)],
+    ["fact.package", Object.keys(event.packages).join(", ")],
+    ["cosign.time", event.time],
+    ["handover.place", event.place || "—"],
+    ...Object.entries(event.actors).map(([slot, who]) => [`handover.slot.${slot}`, `${personBySubject(trust, who)?.name ?? who} (${who})`]),
+    ...(event.body.seals ? [["fact.seals", event.body.seals.join(", ")]] : []),
+    ...(event.body.copies !== undefined ? [["handover.copies", JSON.stringify(event.body.copies)]] : []),
+    ...(event.body.method ? [["handover.method", event.body.method]] : []),
+    ["cosign.statement", `${statementId.slice(0, 16)}…`],
+  ];
+  const dl = $("#cosign-summary");
+  dl.replaceChildren();
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = t(k);
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    dl.append(dt, dd);
+  }
+  say("#cosign-status", [t("cosign.check", { slot: slots.map((x) => t(`handover.slot.${x}`)).join("、") }), ...warnings].join(" "), warnings.length ? "warn" : "");
+  $("#cosign-confirm").hidden = false;
+}
+
+function cosignConfirm() {
+  if (!cosigning || !session?.seed) return;
+  const who = personBySubject(trust, session.subject);
+  const problem = who ? standing(trust, who, now(), now()) : new Refusal("unknown_signer", t("cosign.login"));
+  if (problem) {
+    say("#cosign-status", `${problem.message} (${problem.code})`, "error");
+    return;
+  }
+  const env = signEnvelope(EVENT_TYPE, cosigning.payload, [{ seed: session.seed, keyId: session.keyId }]);
+  const sig = env.signatures[0];
+  const canvas = $("#cosign-code");
+  drawQr(canvas, `CPG1:${cosigning.statementId}.${sig.keyid}.${b64url(b64decode(sig.sig))}`);
+  canvas.hidden = false;
+  $("#cosign-confirm").hidden = true;
+  say("#cosign-status", t("cosign.signed"), "signed");
+  cosigning = null;
+}
+
 // ---- outbox ---------------------------------------------------------------------------------
 // Statements are sent in the order they were signed: a chain's next link names the one before
 // it, so two signed in the same second must not swap. `order` is the wall clock in milliseconds,
@@ -808,7 +969,9 @@ async function start() {
   });
   $("#login-form").addEventListener("submit", login);
   $("#logout").addEventListener("click", logout);
-  $("#camera").addEventListener("click", startCamera);
+  $("#camera").addEventListener("click", () => startCamera("label"));
+  $("#cosign").addEventListener("click", () => startCamera("statement"));
+  $("#cosign-confirm").addEventListener("click", cosignConfirm);
   $("#check-text").addEventListener("click", () => judge($("#label-text").value));
   $("#seal-count").addEventListener("input", checkSeals);
   $("#queue").addEventListener("click", queueDraft);
