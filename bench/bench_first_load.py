@@ -53,8 +53,8 @@ def page_files(base: str, path: str, viewport: dict[str, int] | None, browser: A
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         extra = set(
             page.evaluate(
-                "caches.open('custody-courier-v1').then(c => c.keys())"
-                ".then(ks => ks.map(r => r.url))"
+                "caches.keys().then(names => Promise.all(names.map(n => caches.open(n)"
+                ".then(c => c.keys())))).then(all => all.flat().map(r => r.url))"
             )
         )
         extra.add(f"{base}/courier/sw.js")
