@@ -160,6 +160,12 @@ def test_signed_acts_are_recorded_and_go_on_the_log(world: tuple[Season, TestCli
     assert open_reader(season.home).size() == size + 4
 
 
+def forged(season: Season) -> bytes:
+    """An act naming the secrecy officer, signed by a courier's key."""
+    a = Act(season.authority.id, "INC-00001", "contain", "secrecy-chen", season.now)
+    return a.sign(season.keys["courier-li"].signing).to_bytes()
+
+
 @pytest.mark.parametrize(
     ("case", "status", "code"),
     [
@@ -173,6 +179,9 @@ def test_signed_acts_are_recorded_and_go_on_the_log(world: tuple[Season, TestCli
         ("unsigned", 400, "format"),
         ("text/plain", 415, "unsupported_media_type"),
         ("too large", 413, "too_large"),
+        ("unblock names no key", 400, "format"),
+        ("unblock a key not blocked", 404, "not_found"),
+        ("signed by another than the person", 422, "threshold"),
     ],
 )
 def test_refused_acts_have_stable_codes_and_change_nothing(
@@ -203,6 +212,11 @@ def test_refused_acts_have_stable_codes_and_change_nothing(
         ),
         "text/plain": lambda: act(season, "secrecy-chen", "acknowledge"),
         "too large": lambda: b"[" + b" " * (70 * 1024) + b"]",
+        "unblock names no key": lambda: act(season, "secrecy-chen", "unblock"),
+        "unblock a key not blocked": lambda: act(
+            season, "secrecy-chen", "unblock", key=season.keys["courier-li"].signing.key_id
+        ),
+        "signed by another than the person": lambda: forged(season),
     }[case]()
     if case == "no such incident":
         path = "/v1/incidents/INC-00009/acts"
