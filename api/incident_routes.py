@@ -38,7 +38,13 @@ from custody import access as policy
 from custody.access import Principal
 from custody.errors import FormatError
 from custody.incidents.acts import ACT_TYPE, ACTS, parse_act
-from custody.incidents.desk import WatchedLog, get_incident, incident_acts, list_incidents
+from custody.incidents.desk import (
+    WatchedLog,
+    get_incident,
+    incident_acts,
+    list_incidents,
+    page_incidents,
+)
 from custody.incidents.policy import (
     Incident,
     IncidentStatus,
@@ -198,22 +204,32 @@ def incidents(
     containment (secrecy officers and auditors; the read is recorded)."""
     service, viewer = _reader(request, p)
     ladder = _ladder(service)
-    found = [
-        i
-        for i in list_incidents(service.home.engine, status=status.value if status else None)
-        if (severity is None or i.severity == severity)
-        and (exam is None or exam in i.scope.get("exams", []))
-    ]
-    found.reverse()  # newest first: ids are issued in order
-    page = found[offset : offset + limit]
+    wanted_status = status.value if status else None
+    wanted_severity = severity.value if severity else None
+    if exam is None:  # paged by the database
+        page, total = page_incidents(
+            service.home.engine,
+            status=wanted_status,
+            severity=wanted_severity,
+            offset=offset,
+            limit=limit,
+        )
+    else:  # the scope's exams are inside its JSON: filtered here
+        found = [
+            i
+            for i in list_incidents(service.home.engine, status=wanted_status)
+            if (severity is None or i.severity == severity) and exam in i.scope.get("exams", [])
+        ]
+        found.reverse()  # newest first: ids are issued in order
+        page, total = found[offset : offset + limit], len(found)
     record(service, viewer, "GET /v1/incidents", [f"incident:{i.id}" for i in page])
     end = offset + len(page)
     return {
         "items": [incident_out(i, ladder) for i in page],
-        "total": len(found),
+        "total": total,
         "offset": offset,
         "limit": limit,
-        "next_offset": end if end < len(found) else None,
+        "next_offset": end if end < total else None,
     }
 
 
