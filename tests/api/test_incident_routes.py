@@ -239,3 +239,20 @@ def test_a_read_only_service_records_no_act(world: tuple[Season, TestClient]) ->
     )
     assert (r.status_code, r.json()["error"]) == (503, "read_only")
     assert get_incident(season.home.engine, "INC-00001").status == "open"
+
+
+def test_the_database_pages_incidents_newest_first(any_season: Season) -> None:
+    """The same paging on SQLite and PostgreSQL (ids compare by length, then text)."""
+    from custody.incidents.desk import page_incidents
+
+    log = any_season.log()
+    for n in range(3):
+        log.report_public(f"线索 {n}", any_season.now)
+    engine = any_season.home.engine
+    page, total = page_incidents(engine, offset=0, limit=2)
+    assert ([i.id for i in page], total) == (["INC-00003", "INC-00002"], 3)
+    page, total = page_incidents(engine, offset=2, limit=2)
+    assert ([i.id for i in page], total) == (["INC-00001"], 3)
+    assert page_incidents(engine, status="resolved", limit=5) == ([], 0)
+    assert page_incidents(engine, severity="low", limit=5)[1] == 0
+    assert page_incidents(engine, offset=(1 << 63) - 1, limit=5) == ([], 3)
