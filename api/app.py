@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import access, errors, read_routes, routes, web
+from api import access, console_routes, errors, incident_routes, read_routes, routes, web
 from api.backend import Backend, Settings
 from api.guard import Guard, Limiter
 from custody.errors import CustodyError
@@ -93,4 +93,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(access.router)
     app.include_router(web.router)
     app.include_router(read_routes.router)
+    app.include_router(incident_routes.router)
+    app.include_router(console_routes.router)
     return app

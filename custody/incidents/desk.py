@@ -393,6 +393,21 @@ def list_incidents(engine: Engine, *, status: str | None = None) -> list[Inciden
         return store.list_incidents(conn, status=status)
 
 
+def page_incidents(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Incident], int]:
+    """One page of incidents, newest first, and how many match (``store.page_incidents``)."""
+    with engine.connect() as conn:
+        return store.page_incidents(
+            conn, status=status, severity=severity, offset=offset, limit=limit
+        )
+
+
 def get_incident(engine: Engine, incident_id: str) -> Incident:
     with engine.connect() as conn:
         return store.get_incident(conn, incident_id)
