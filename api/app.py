@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import access, errors, read_routes, routes, web
+from api import access, errors, export, read_routes, routes, web
 from api.backend import Backend, Settings
 from api.guard import Guard, Limiter
 from custody.errors import CustodyError
@@ -82,4 +82,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(access.router)
     app.include_router(web.router)
     app.include_router(read_routes.router)
+    app.include_router(export.router)
     return app

@@ -140,6 +140,7 @@ TABLE: list[tuple[str, str, set[str]]] = [
     ("trust bundle", "/v1/trust-bundle", set(PEOPLE)),
     ("access log", "/v1/access?object=package:PK-A", {"secrecy-chen", "auditor-chu"}),
     ("access checkpoint", "/v1/access/checkpoint", {"secrecy-chen", "auditor-chu"}),
+    ("export bundle", "/v1/export", {"auditor-chu"}),
 ]
 
 CASES = [
