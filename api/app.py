@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from api import access, errors, export, read_routes, routes, web
 from api.backend import Backend, Settings
 from api.guard import Guard, Limiter
+from api.rate_store import RATES_FILE, SharedCounters
 from custody.errors import CustodyError
 
 log = logging.getLogger("custody.desk")
@@ -75,7 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.backend = backend
-    app.state.limiter = Limiter()
+    app.state.limiter = Limiter(SharedCounters(settings.home / RATES_FILE))
     errors.install(app)
     app.add_middleware(Guard, limiter=app.state.limiter, rate=settings.rate_per_address)
     app.include_router(routes.router)
