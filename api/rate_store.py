@@ -22,9 +22,11 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from limits.storage import Storage
@@ -57,23 +59,35 @@ class SharedCounters(Storage):
     def __init__(self, path: Path | str, **options: float | str | bool) -> None:
         super().__init__(str(path), wrap_exceptions=False, **options)
         self.path = Path(path)
-        self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []  # connections not in use, any thread's
+        self._lock = threading.Lock()
         self._hits = 0
         try:
-            conn = self._conn()
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
+            with self._conn() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_SCHEMA)
         except sqlite3.Error as e:
             raise StorageError(f"the rate limiter's store {self.path} could not be opened") from e
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the pool (one thread at a time uses it; the server's threads are
+        many and short-lived, so connections are not tied to them)."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-            self._local.conn = conn
-        return conn
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # a connection that failed is not reused
+            raise
+        with self._lock:
+            self._idle.append(conn)
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -82,24 +96,23 @@ class SharedCounters(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
         try:
-            conn = self._conn()
-            row = conn.execute(
-                _HIT, {"key": key, "amount": amount, "ends": now + expiry, "now": now}
-            ).fetchone()
-            self._hits += 1
-            if self._hits % PURGE_EVERY == 0:
-                conn.execute("DELETE FROM rate_window WHERE ends <= ?", (now,))
+            with self._conn() as conn:
+                row = conn.execute(
+                    _HIT, {"key": key, "amount": amount, "ends": now + expiry, "now": now}
+                ).fetchone()
+                self._hits += 1
+                if self._hits % PURGE_EVERY == 0:
+                    conn.execute("DELETE FROM rate_window WHERE ends <= ?", (now,))
         except sqlite3.Error as e:
             raise StorageError("the rate limiter's store could not be written") from e
         return int(row[0])
 
     def _row(self, key: str) -> tuple[int, float] | None:
         try:
-            row = (
-                self._conn()
-                .execute("SELECT count, ends FROM rate_window WHERE key = ?", (key,))
-                .fetchone()
-            )
+            with self._conn() as conn:
+                row = conn.execute(
+                    "SELECT count, ends FROM rate_window WHERE key = ?", (key,)
+                ).fetchone()
         except sqlite3.Error as e:
             raise StorageError("the rate limiter's store could not be read") from e
         if row is None or float(row[1]) <= time.time():
@@ -116,24 +129,26 @@ class SharedCounters(Storage):
 
     def check(self) -> bool:
         try:
-            self._conn().execute("SELECT 1").fetchone()
+            with self._conn() as conn:
+                conn.execute("SELECT 1").fetchone()
         except sqlite3.Error:
             return False
         return True
 
     def reset(self) -> int | None:
         with self._conn() as conn:
-            return conn.execute("DELETE FROM rate_window").rowcount
+            return int(conn.execute("DELETE FROM rate_window").rowcount)
 
     def clear(self, key: str) -> None:
-        self._conn().execute("DELETE FROM rate_window WHERE key = ?", (key,))
+        with self._conn() as conn:
+            conn.execute("DELETE FROM rate_window WHERE key = ?", (key,))
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close the pool's idle connections."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-            self._local.conn = None
 
 
 __all__ = ["RATES_FILE", "SharedCounters"]
