@@ -106,9 +106,12 @@ def note_plaintext(note: str, salt: bytes) -> bytes:
     return canonical_json({"note": note, "salt": b64encode(salt)})
 
 
-def seal_note(note: str, recipients: Iterable[Recipient]) -> SealedNote | None:
+def seal_note(
+    note: str, recipients: Iterable[Recipient], *, seed: bytes | None = None
+) -> SealedNote | None:
     """Seal ``note`` to each recipient (None for an empty note); ``FormatError`` for a note
-    over 4000 characters or no recipient."""
+    over 4000 characters, no recipient or more than ``MAX_BOXES``. ``seed`` makes the salt
+    and the boxes reproducible, for test vectors and documentation examples only."""
     if not note.strip():
         return None
     if len(note) > MAX_NOTE_CHARS:
@@ -116,13 +119,29 @@ def seal_note(note: str, recipients: Iterable[Recipient]) -> SealedNote | None:
     people = sorted(recipients, key=lambda r: (r.subject, r.key_id))
     if not people:
         raise FormatError("a note is sealed to the secrecy officers, and there are none")
-    plaintext = note_plaintext(note, nacl.utils.random(SALT_BYTES))
-    return SealedNote(
-        hashlib.sha256(plaintext).hexdigest(),
-        tuple(
-            SealedBox(r.subject, r.key_id, b64encode(seal_to(r.public, plaintext))) for r in people
-        ),
+    if len(people) > MAX_BOXES:
+        raise FormatError(f"a note is sealed to at most {MAX_BOXES} secrecy officers")
+
+    def derived(*parts: bytes) -> bytes:
+        return hashlib.sha256(b"\x00".join([b"custody note seal v1", *parts])).digest()
+
+    salt = nacl.utils.random(SALT_BYTES) if seed is None else derived(seed)[:SALT_BYTES]
+    plaintext = note_plaintext(note, salt)
+    boxes = tuple(
+        SealedBox(
+            r.subject,
+            r.key_id,
+            b64encode(
+                seal_to(
+                    r.public,
+                    plaintext,
+                    ephemeral_seed=None if seed is None else derived(seed, r.key_id.encode()),
+                )
+            ),
+        )
+        for r in people
     )
+    return SealedNote(hashlib.sha256(plaintext).hexdigest(), boxes)
 
 
 def open_note(note: SealedNote, key_id: str, secret: EncryptionKey) -> str:
