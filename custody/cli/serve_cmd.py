@@ -273,10 +273,11 @@ def witness_serve(
                 f"{state_file} exists: --init starts a new witness only where there is no state",
                 hint="drop --init to continue this witness from its state",
             )
-        save_witness_state(state_file, WitnessState())
     else:
         load_witness_state(state_file)  # missing or unreadable: refused before listening
     pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    if init:  # only once the key opened: a refused start leaves no state behind
+        save_witness_state(state_file, WitnessState())
     settings = WitnessSettings(
         state=state_file, cosigner=Cosigner(name, pair.signing), logs=logs, clock=st.now
     )
