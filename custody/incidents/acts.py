@@ -228,7 +228,7 @@ def parse_act(env: Envelope) -> Act:
         raise FormatError(
             "incident act: a note in clear would go on the public log; seal it to the "
             "secrecy officers (note_sealed)",
-            hint="`custody incident ack|contain|resolve|unblock --note` seals it for you",
+            hint="`custody incident ack --note` (and contain, resolve, unblock) seals it for you",
         )
     return Act(
         authority=f.text("authority"),
