@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import access, console_routes, errors, incident_routes, read_routes, routes, web
+from api import access, console_routes, errors, export, incident_routes, read_routes, routes, web
 from api.backend import Backend, Settings
 from api.guard import Guard, Limiter
+from api.rate_store import RATES_FILE, SharedCounters
 from custody.errors import CustodyError
 
 log = logging.getLogger("custody.desk")
@@ -86,7 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.backend = backend
-    app.state.limiter = Limiter()
+    app.state.limiter = Limiter(SharedCounters(settings.home / RATES_FILE))
     errors.install(app)
     app.add_middleware(Guard, limiter=app.state.limiter, rate=settings.rate_per_address)
     app.include_router(routes.router)
@@ -95,4 +96,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(read_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(console_routes.router)
+    app.include_router(export.router)
     return app

@@ -97,7 +97,7 @@ class Settings:
     body_timeout: float = 30.0  # seconds for a whole request body to arrive (slow-loris)
     rate_per_address: str = "600/minute"  # every request, per client address
     rate_per_key: str = "300/minute"  # per signing key: logins, logged-in reads, events
-    access_flush: str = "full"  # access records: "full" (fsync each) or "lazy" (see access_log)
+    access_flush: str = "full"  # access records: "full" (fsync each), "lazy", "queued" (access_log)
 
 
 class Backend:
@@ -154,9 +154,10 @@ class Backend:
         )
 
     def close(self) -> None:
-        """Commit the queued submissions and stop the group-commit writer."""
+        """Commit the queued submissions and access records; stop their writers."""
         if self.committer is not None:
             self.committer.close()
+        self.access.close()
 
     @property
     def writable(self) -> bool:

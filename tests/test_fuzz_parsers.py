@@ -18,7 +18,8 @@ from crypto.encoding import b64encode, format_time
 from crypto.errors import FormatError
 from crypto.note import NoteVerifier, parse_vkey
 from custody.demo import Season
-from custody.incidents.acts import Act
+from custody.incidents.acts import Act, seal_note
+from custody.incidents.policy import note_recipients
 from custody.witness import format_add_checkpoint
 from tests.api.helpers import good_label, seal_event
 
@@ -50,7 +51,8 @@ def seeds(season: Season) -> dict[str, list[bytes]]:
     log = season.log()
     note = log.latest_checkpoint()
     authority = season.authority
-    act = Act(authority.id, "INC-1", "acknowledge", "secrecy-chen", season.now, "ok", None).sign(
+    sealed = seal_note("ok", note_recipients(season.trust(), season.now))
+    act = Act(authority.id, "INC-1", "acknowledge", "secrecy-chen", season.now, sealed, None).sign(
         season.keys["secrecy-chen"].signing
     )
     key_file = next(season.home.people_dir().glob("*.key"))

@@ -94,8 +94,9 @@ def serve(
         str,
         typer.Option(
             help=_(
-                "Access records: 'full' (each waits for the disk) or 'lazy' (durable against a "
-                "crash of the service, flushed with the next full commit)."
+                "Access records: 'full' (each waits for the disk), 'lazy' (durable against a "
+                "crash of the service, flushed with the next full commit) or 'queued' (written "
+                "within 50 ms of the answer; a crash loses the reads still queued)."
             )
         ),
     ] = "full",

@@ -178,6 +178,16 @@ def incident_acts(conn: Connection, incident_id: str) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
+def act_envelopes(conn: Connection, incident_id: str) -> list[tuple[str, bytes]]:
+    """The signed acts recorded on an incident, in order: (statement id, envelope bytes)."""
+    rows = conn.execute(
+        select(ACT.c.statement_id, ACT.c.envelope)
+        .where(ACT.c.incident_id == incident_id)
+        .order_by(ACT.c.id)
+    )
+    return [(str(r.statement_id), bytes(r.envelope)) for r in rows]
+
+
 def act_recorded(conn: Connection, statement_id: str) -> bool:
     row = conn.execute(select(ACT.c.id).where(ACT.c.statement_id == statement_id)).first()
     return row is not None
@@ -426,6 +436,7 @@ def chunks(items: Iterable[str], size: int) -> Iterable[list[str]]:
 __all__ = [
     "PaperIncident",
     "Watch",
+    "act_envelopes",
     "act_recorded",
     "add_notification",
     "block_key",

@@ -143,6 +143,7 @@ TABLE: list[tuple[str, str, set[str]]] = [
     ("incident list", "/v1/incidents", {"secrecy-chen", "auditor-chu"}),
     ("incident list by exam", "/v1/incidents?exam=SX-2027-INT", {"secrecy-chen", "auditor-chu"}),
     ("one incident", "/v1/incidents/INC-00001", {"secrecy-chen", "auditor-chu"}),
+    ("export bundle", "/v1/export", {"auditor-chu"}),
 ]
 
 CASES = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import re
 import sys
@@ -388,8 +389,9 @@ def _qr_png(text: str) -> bytes:
 def _incident_examples(log: Any, season: Season, c: Case, tmp: Path) -> dict[str, str]:
     """The leak report of the story opened an incident: a person's act on it, as `custody
     incident ack` signs it, and the report `custody incident report --format json` writes."""
-    from custody.incidents.acts import Act
+    from custody.incidents.acts import Act, seal_note
     from custody.incidents.desk import list_incidents
+    from custody.incidents.policy import note_recipients
     from custody.incidents.report import build_report, report_json
 
     incident = list_incidents(log.engine)[0]
@@ -399,7 +401,11 @@ def _incident_examples(log: Any, season: Season, c: Case, tmp: Path) -> dict[str
         act="acknowledge",
         person=c.who("secrecy"),
         time=RECEIVED,
-        note="已接手 taking charge",
+        note_sealed=seal_note(
+            "已接手 taking charge",
+            note_recipients(log.trust, RECEIVED),
+            seed=hashlib.sha256(b"doc example note").digest(),
+        ),
         key=None,
     ).sign(season.keys[c.who("secrecy")])
     log.act(act, RECEIVED)

@@ -23,7 +23,7 @@ from custody.demo import Season
 from custody.demo.breaches import attach
 from custody.errors import ConflictError, KeyBlockedError, RoleError
 from custody.events import Kind, parse_leaf
-from custody.incidents.acts import Act
+from custody.incidents.acts import Act, seal_note
 from custody.incidents.config import policy_from_json
 from custody.incidents.desk import (
     NOTIFY_TYPE,
@@ -33,7 +33,7 @@ from custody.incidents.desk import (
     list_incidents,
 )
 from custody.incidents.outbox import Mailer, deliver_outbox, outbox_rows
-from custody.incidents.policy import Policy, Target
+from custody.incidents.policy import Policy, Target, note_recipients
 from custody.store.incident_tables import OutboxRow
 from tests.custody.incidents.servers import SmtpServer, WebhookReceiver, free_port
 from tests.custody.test_log import seal, transfer
@@ -51,7 +51,8 @@ def off_route(season: Season) -> str:
 
 
 def act(season: Season, incident: str, what: str, person: str, key: str | None = None):  # type: ignore[no-untyped-def]
-    return Act(season.authority.id, incident, what, person, season.now, "on it", key).sign(
+    note = seal_note("on it", note_recipients(season.trust(), season.now))
+    return Act(season.authority.id, incident, what, person, season.now, note, key).sign(
         season.keys[person].signing
     )
 
