@@ -29,11 +29,7 @@ from typing import Any
 
 from custody.errors import N_, ChainError, ClosedError, MixedPackagesError, Phrase, UsageError
 from custody.events import Event, Kind
-from custody.i18n import DEFAULT_TIME_ZONE, show_time
 from custody.rules import ALLOWED_FROM, PackageState, Status
-
-# The authority's time zone: times are stored in UTC and shown there (with the zone's name).
-AUTHORITY_ZONE = DEFAULT_TIME_ZONE
 
 # The steps a person takes with a command, each with its Chinese and English name.
 STEP_NAMES: Mapping[Kind, tuple[str, str]] = {
@@ -120,12 +116,7 @@ def status_name(status: str) -> str:
     return f"{zh} {status}" if zh else status
 
 
-def local_time(moment: datetime) -> str:
-    """A UTC moment shown in the authority's zone, with the zone's name."""
-    return show_time(moment, AUTHORITY_ZONE)
-
-
-def _need(people: Mapping[str, str | None], option: str, what: Phrase) -> str:
+def _need(people: Mapping[str, str | None], option: str, what: str) -> str:
     person = people.get(option)
     if not person:
         raise UsageError(N_("--{option}: name {what}"), option=option, what=what)
