@@ -183,13 +183,13 @@ class AccessLog:
                         item.error = None
                     self._queue[:0] = failed
                     self._queue_error = StorageError(
-                        "the access log's queued records could not be committed"
+                        N_("the access log's queued records could not be committed")
                     )
                 else:
                     self._queue_error = None
                 self._queued.notify_all()
         if failed:
-            raise self._queue_error or StorageError("the access log could not be written")
+            raise self._queue_error or StorageError(N_("the access log could not be written"))
 
     def close(self) -> None:
         """Commit what is queued and stop the writer (``flush="queued"``)."""
@@ -207,8 +207,10 @@ class AccessLog:
             while len(self._queue) >= QUEUE_BOUND:
                 if self._queue_error is not None:
                     raise StorageError(
-                        "the read could not be recorded: the access log's queue is full and "
-                        "its records cannot be committed"
+                        N_(
+                            "the read could not be recorded: the access log's queue is "
+                            "full and its records cannot be committed"
+                        )
                     )
                 self._queued.wait(QUEUE_INTERVAL)
             self._queue.append(item)
