@@ -25,7 +25,6 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
-from sqlalchemy import select
 
 from crypto.encoding import format_time
 from custody.errors import NotFoundError
@@ -34,11 +33,9 @@ from custody.incidents.desk import get_incident, incident_acts
 from custody.incidents.policy import Incident
 from custody.log import CustodyLog
 from custody.rules import TRANSFERS
-from custody.store.log_tables import LogEntry
 from keys.keyfile import write_new_file
 from labels.fonts import CJK_FONT
 
-ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
 FONT = "CustodyReportCJK"
 
 
@@ -88,12 +85,9 @@ def build_report(log: CustodyLog, incident_id: str) -> IncidentReport:
     named = {s for e in incident.evidence for s in e.get("statements", [])} | set(
         incident.statements
     )
-    with log.engine.connect() as conn:
-        for row in conn.execute(
-            select(ENTRY.c.idx, ENTRY.c.statement_id).where(ENTRY.c.statement_id.in_(named))
-        ):
-            indices.add(int(row.idx))
-            named.discard(row.statement_id)
+    for statement_id, idx in log.statement_indices(named).items():
+        indices.add(idx)
+        named.discard(statement_id)
     timeline: list[TimelineEntry] = []
     holders: list[HolderSpan] = []
 
