@@ -74,6 +74,15 @@ class SealedKey:
 
 
 @dataclass(frozen=True)
+class StoredAct:
+    """An act's row: its kind, time (RFC 3339, as stored) and signed envelope."""
+
+    kind: str
+    at: str
+    envelope: bytes
+
+
+@dataclass(frozen=True)
 class PendingErase:
     """A destroyed sealed key whose erase from the database is not yet proven (no key
     material: the SHA-256 the proposal publishes and the locator, as hex)."""
@@ -198,6 +207,15 @@ class PaperRepository:
             .order_by(ACT.c.id)
         )
         return [int(i) for i in self.conn.execute(query).scalars()]
+
+    def acts_on(self, ref: str) -> list[StoredAct]:
+        """Every act row of one version, in the order stored."""
+        rows = self.conn.execute(
+            select(ACT.c.kind, ACT.c.at, ACT.c.envelope)
+            .where(ACT.c.paper_ref == ref)
+            .order_by(ACT.c.id)
+        )
+        return [StoredAct(r.kind, r.at, bytes(r.envelope)) for r in rows]
 
     def acts(self, refs: Sequence[str], kind: str) -> list[bytes]:
         """The envelopes of the ``kind`` acts of these versions, in the order stored."""
