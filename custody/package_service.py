@@ -22,7 +22,7 @@ from custody.home import Home
 from custody.log import Alongside
 from custody.packages import Manifest, seal_event_body
 from custody.store import packages as store
-from custody.store.db import Database
+from custody.store.handles import Database
 from custody.store.packages import NewPackage, PackageRepository
 from keys.model import Certificate
 from keys.trust import TrustStore

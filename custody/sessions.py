@@ -31,7 +31,7 @@ from crypto.tokens import TokenSigner, TokenVerifier
 from custody.access import Principal
 from custody.errors import FormatError, LoginError, LoginRequiredError
 from custody.store.challenges import add_challenge, spend_challenge
-from custody.store.db import Database
+from custody.store.handles import Database
 from keys.trust import TrustStore
 
 LOGIN_TYPE = "application/vnd.custody.login.v1+json"

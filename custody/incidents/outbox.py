@@ -50,7 +50,7 @@ from crypto.dsse import parse_envelope
 from custody.errors import FormatError, NotFoundError
 from custody.incidents.endpoints import check_plain_smtp, check_webhook_url, is_loopback_host
 from custody.store import outbox as store
-from custody.store.db import Database
+from custody.store.handles import Database
 from custody.store.outbox import Notification
 
 

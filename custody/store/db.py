@@ -24,10 +24,6 @@ import custody.store.tables  # noqa: F401  (registers every table on SQLModel.me
 from custody.errors import SchemaBehindError, StorageError, UsageError
 from custody.store.faults import describe_database, storage_error
 
-Database = Engine
-"""The handle a service holds and hands to the repositories of ``store/`` (an engine), named
-here so that a service states its type without importing the database library."""
-
 BUSY_TIMEOUT_MS = 30000  # how long a SQLite statement waits for another connection's lock
 
 
