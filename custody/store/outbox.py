@@ -132,21 +132,20 @@ def _ours(row_id: int, until: datetime) -> ColumnElement[bool]:
     )
 
 
-def mark_sent(engine: Engine, row: Notification, until: datetime, at: datetime) -> bool:
-    """The row was delivered at ``at``; ``False`` when the lease had been taken over."""
+def _mark(engine: Engine, row: Notification, until: datetime, **values: Any) -> bool:
+    """Update the row if it is still under the lease ``until``; whether it was."""
     with engine.begin() as conn:
         marked = conn.execute(
             update(OUTBOX)
             .where(_ours(row.id, until))
-            .values(
-                attempts=row.attempts + 1,
-                status=SENT,
-                sent_at=format_time(at),
-                lease_until=None,
-                last_error=None,
-            )
+            .values(attempts=row.attempts + 1, lease_until=None, **values)
         ).rowcount
     return bool(marked)
+
+
+def mark_sent(engine: Engine, row: Notification, until: datetime, at: datetime) -> bool:
+    """The row was delivered at ``at``; ``False`` when the lease had been taken over."""
+    return _mark(engine, row, until, status=SENT, sent_at=format_time(at), last_error=None)
 
 
 def mark_failed(
@@ -160,19 +159,14 @@ def mark_failed(
 ) -> bool:
     """An attempt failed: the row is dead, or due again at ``next_attempt``; ``False`` when
     the lease had been taken over."""
-    with engine.begin() as conn:
-        marked = conn.execute(
-            update(OUTBOX)
-            .where(_ours(row.id, until))
-            .values(
-                attempts=row.attempts + 1,
-                status=DEAD if dead else PENDING,
-                next_attempt_at=format_time(next_attempt),
-                lease_until=None,
-                last_error=error[:ERROR_CHARS],
-            )
-        ).rowcount
-    return bool(marked)
+    return _mark(
+        engine,
+        row,
+        until,
+        status=DEAD if dead else PENDING,
+        next_attempt_at=format_time(next_attempt),
+        last_error=error[:ERROR_CHARS],
+    )
 
 
 def requeue_dead(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -293,22 +293,8 @@ class PaperRepository:
             .where(PAPER.c.paper_id == paper.paper_id)
             .values(status=PaperStatus.SUPERSEDED.value)
         )
-        self.conn.execute(
-            insert(PAPER).values(
-                ref=paper.ref,
-                paper_id=paper.paper_id,
-                version=paper.version,
-                exam=paper.exam,
-                position=paper.position,
-                role=paper.role.value,
-                backup_of=paper.backup_of,
-                classification=paper.classification,
-                status=paper.status.value,
-                commitment=paper.commitment,
-                proposed_at=paper.proposed_at,
-                proposal=paper.proposal,
-            )
-        )
+        columns = {**asdict(paper), "role": paper.role.value, "status": paper.status.value}
+        self.conn.execute(insert(PAPER).values(**columns))
         rows = [
             {"paper_ref": paper.ref, "slot": k.slot.value, "subject": k.subject, "sealed": k.sealed}
             for k in keys
