@@ -76,7 +76,6 @@ class Settings:
     challenge_seconds: int = 120  # a login challenge's life (single use)
     public_origin: str | None = None  # the origin logins are bound to (default: the request's)
     max_envelope: int = MIB  # one envelope, alone or inside a batch (docs/formats.md)
-    max_signatures: int = 4  # signatures on one envelope (the most any event kind needs: 3)
     max_login_body: int = 16 * 1024
     max_image_pixels: int = 24_000_000  # decoded size of a photo sent to /v1/labels/scan
     body_timeout: float = 30.0  # seconds for a whole request body to arrive (slow-loris)

@@ -99,7 +99,7 @@ _COURIER = {
     },
     **{
         f"vendor/{name}": f"vendor/{name}"
-        for name in ("crypto.js", "zxing.js", "zxing_reader.wasm", "LICENSES.txt")
+        for name in ("crypto.js", "zxing.js", "qr.js", "zxing_reader.wasm", "LICENSES.txt")
     },
 }
 

@@ -279,11 +279,15 @@ def _nodes_stream(hashes: object, leaves: int) -> object:
 
 
 def _bulk_insert_nodes(s: object, nodes: object, url: str | None, leaves: int) -> None:
-    """The tree's stored nodes, and the log head at that size (the proofs check the size)."""
+    """The tree's stored nodes, and the log head at that size (the proofs check the size).
+
+    The synthetic tree replaces the season's own (its first entry, the exam policy, is there
+    already): only the stored nodes and the head's size are read by the proofs."""
     home = s.home  # type: ignore[attr-defined]
     if url is None:
         db = sqlite3.connect(home.path / "custody.db")
         db.execute("PRAGMA synchronous=OFF")
+        db.execute("DELETE FROM tree_node")
         rows = ((lv, ix, h) for lv, ix, h in nodes)  # type: ignore[attr-defined]
         db.executemany("INSERT INTO tree_node(level, idx, hash) VALUES (?, ?, ?)", rows)
         db.execute("UPDATE log_head SET size = ? WHERE id = 1", (leaves,))
@@ -292,6 +296,8 @@ def _bulk_insert_nodes(s: object, nodes: object, url: str | None, leaves: int) -
         return
     import psycopg
 
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute("DELETE FROM tree_node")
     with (
         psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn,
         conn.cursor().copy("COPY tree_node (level, idx, hash) FROM STDIN") as copy,
@@ -521,6 +527,9 @@ def run_profile(quick: bool, report: _report.Report) -> None:
 
 
 def _fresh_pg(base: str) -> str:
+    """A new, empty database on the server of ``base``, dropped when the benchmark exits (even
+    on an error): a run leaves the server as it found it."""
+    import atexit
     import uuid
 
     import psycopg
@@ -528,7 +537,18 @@ def _fresh_pg(base: str) -> str:
     name = f"custody_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(base, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
+    atexit.register(_drop_pg, base, name)
     return base.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_pg(base: str, name: str) -> None:
+    import psycopg
+
+    try:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error as e:  # the server went away: say what is left behind
+        print(f"benchmark database {name} not dropped: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,11 @@ LABEL_KIND = "label"
 OFFLINE_KINDS = frozenset(
     {"trust-bundle", "checkpoint", "cosignature", "keyfile", "receipt", "export"}
 )
+ACT_KIND = "incident-act"
+ACT_TYPE = "application/vnd.custody.incident-act.v1+json"
+# Kinds judged on a log of their own (their cases name incidents by number, counted from that
+# log's first): a service has no route for incident acts, so only verifiers judge them.
+OWN_LOG_KINDS = frozenset({ACT_KIND})
 
 
 @dataclass(frozen=True)
@@ -314,6 +319,11 @@ class Client:
         """A service has no route for the offline kinds (``OFFLINE_KINDS``): verifiers only."""
         return None
 
+    def act(self, envelope: Any) -> Answer | None:
+        """A service has no route for incident acts (``custody incident ack`` ... on its
+        home records them): verifiers only."""
+        return None
+
     def verify_label(self, text: Any) -> Answer:
         data = text.encode("utf-8") if isinstance(text, str) else b""
         status, body = self.request("POST", "/v1/labels/verify", data, kind="text/plain")
@@ -377,6 +387,8 @@ class Door(Protocol):
 
     def offline(self, file: VectorFile, text: Any) -> Answer | None: ...
 
+    def act(self, envelope: Any) -> Answer | None: ...
+
 
 def run_pass(
     door: Door,
@@ -384,12 +396,17 @@ def run_pass(
     *,
     received: datetime,
     season: Season | None = None,
+    own_log: bool = False,
 ) -> tuple[list[CaseResult], int]:
     """One pass at one clock: every statement received at ``received`` is submitted, in file
     and case order; the cases whose input is received then are judged. Returns the results
-    and the number of cases not judged in this pass (another clock's, or offline only)."""
+    and the number of cases not judged in this pass (another clock's, or offline only).
+
+    ``own_log`` False runs the files of the shared log (every kind but ``OWN_LOG_KINDS``);
+    True runs only the files of ``OWN_LOG_KINDS``, on a door holding a log of their own."""
     results: list[CaseResult] = []
-    elsewhere = 0
+    elsewhere = sum(len(f.cases) for f in files if (f.kind in OWN_LOG_KINDS) != own_log)
+    files = [f for f in files if (f.kind in OWN_LOG_KINDS) == own_log]
     if season is not None and (season.setup_received or season.received) == received:
         for i, step in enumerate(season.setup):
             answer = door.submit(step)
@@ -406,11 +423,13 @@ def run_pass(
 
 
 def offline_only(door: Door, files: Sequence[VectorFile]) -> int:
-    """How many cases ``door`` cannot judge (offline kinds, for a service)."""
+    """How many cases ``door`` cannot judge (offline kinds and incident acts, for a
+    service)."""
     return sum(
         len(f.cases)
         for f in files
-        if f.kind in OFFLINE_KINDS and f.cases and door.offline(f, f.cases[0].input) is None
+        if (f.kind in OFFLINE_KINDS and f.cases and door.offline(f, f.cases[0].input) is None)
+        or f.kind in OWN_LOG_KINDS
     )
 
 
@@ -433,6 +452,11 @@ def _run_case(
         answer = offline
     elif f.kind == LABEL_KIND:
         answer = client.verify_label(case.input)
+    elif isinstance(case.input, dict) and case.input.get("payloadType") == ACT_TYPE:
+        acted = client.act(case.input)
+        if acted is None:
+            return None
+        answer = acted
     else:
         answer = client.submit(case.input)
     return CaseResult(f.kind, case.name, _expected(case), str(answer), judge(case, answer))

@@ -112,7 +112,8 @@ def conformance(
             f"  {sum(passed.values())}/{len(results)} agree"
             + (f"; {elsewhere} case(s) are judged in another pass" if elsewhere else "")
             + (
-                f"; {offline} case(s) of offline kinds (no service route: the verifiers check them)"
+                f"; {offline} case(s) with no service route (offline kinds, incident acts: "
+                "the verifiers check them)"
                 if offline
                 else ""
             )

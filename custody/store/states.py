@@ -129,6 +129,7 @@ def state_as_dict(state: PackageState) -> dict[str, object]:
         "seals": list(state.seals),
         "window": {"start": _iso(state.window_start), "end": _iso(state.window_end)},
         "route": list(state.route),
+        "handover_witness": state.handover_witness,
         "status": state.status.value,
         "holder": state.holder,
         "next_holder": state.next_holder,

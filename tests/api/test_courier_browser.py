@@ -10,6 +10,7 @@ with CUSTODY_SCREENSHOTS=DIR, copied there too (docs/screenshots/ for the closin
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import shutil
@@ -35,7 +36,7 @@ from custody.package_service import label_text, seal_event, seal_package
 from custody.service import open_reader
 from keys.model import RevocationReason
 from labels.payload import verify_label
-from tests.api.helpers import forged_label, free_port, label_png, stranger_label
+from tests.api.helpers import blank_png, forged_label, free_port, label_png, stranger_label
 from tests.api.test_scan_browser import write_y4m
 from tests.conftest import PASS, fast_kdf
 from tests.labels.fixtures import resign, typical_manifest
@@ -69,13 +70,45 @@ def served(tmp_path: Path) -> Iterator[Served]:
     """A season on the real clock, one package sealed on the log, the service over HTTP."""
     now = datetime.now(UTC).replace(microsecond=0)
     season = start_season(tmp_path / "season", now=now, passphrase=PASS, kdf=fast_kdf())
-    manifest = typical_manifest(now)
+    yield from serve(season, typical_manifest(now), handover_witness=False)
+
+
+@pytest.fixture
+def served_open_window(tmp_path: Path) -> Iterator[Served]:
+    """As ``served``, but the season began an hour ago and the package's opening window is
+    open now: the exam room's acts can be signed."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    season = start_season(
+        tmp_path / "season", now=now - timedelta(hours=1), passphrase=PASS, kdf=fast_kdf()
+    )
+    season.now = now - timedelta(minutes=30)  # sealed half an hour ago, on the log's clock then
+    manifest = typical_manifest(
+        season.now,
+        opens_at=now - timedelta(minutes=20),
+        closes_at=now + timedelta(hours=2),
+    )
+    yield from serve(season, manifest, handover_witness=False)
+
+
+@pytest.fixture
+def served_witnessed(tmp_path: Path) -> Iterator[Served]:
+    """A package of an exam whose policy on the log asks a supervisor to witness handovers."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    season = start_season(tmp_path / "season", now=now, passphrase=PASS, kdf=fast_kdf())
+    season.publish_exam_policy("SX-2027-WIT", handover_witness=True)
+    yield from serve(season, typical_manifest(now, exam_id="SX-2027-WIT"), handover_witness=True)
+
+
+def serve(season: Season, manifest: Any, *, handover_witness: bool) -> Iterator[Served]:
+    """``manifest`` sealed on the season's log, then the service over HTTP on a free port."""
     printer = season.keys["print-qian"].signing
-    seal_package(season.home, manifest, printer, now=now)
+    seal_package(season.home, manifest, printer, now=season.now)
     label = label_text(season.home, manifest.package_id)
     sealer = season.trust().certificate(printer.key_id)
     season.submit(
-        seal_event(manifest, label, sealer, season.authority.id, printer, handover_witness=False)
+        seal_event(
+            manifest, label, sealer, season.authority.id, printer, handover_witness=handover_witness
+        )
     )
     season.log().close()
     settings = Settings(home=season.home.path, log_passphrase=PASS, desk_every=0)
@@ -535,7 +568,7 @@ def test_receive_at_the_site_three_people_sign_on_one_phone(served: Served, tmp_
             page.click("#sign-releaser")  # nobody signs before the second custodian is named
             page.wait_for_selector("#handover-status[data-state='error']")
             assert page.locator(".signed").count() == 0
-            page.select_option("#custodian2", "custodian-wu")
+            page.select_option("#choose-custodian2", "custodian-wu")
             page.click("#sign-releaser")
             page.wait_for_selector(".slot[data-slot='releaser'] .signed")
             for slot, person in (("receiver", "custodian-zhou"), ("custodian2", "custodian-wu")):
@@ -563,6 +596,274 @@ def test_receive_at_the_site_three_people_sign_on_one_phone(served: Served, tmp_
         "custodian2": "custodian-wu",
     }
     assert len(entry.signatures) == 3
+
+
+SEALS = ("S0012345", "S0012346", "S0012347")
+
+
+def check_seals(page: Any) -> None:
+    for serial in SEALS:
+        page.check(f"#seal-list input[value='{serial}']")
+    page.fill("#seal-count", "3")
+
+
+def unlock_and_sign(page: Any, season: Season, slot: str, person: str) -> None:
+    page.set_input_files(f"#slot-{slot}-file", str(key_file(season, person)))
+    page.fill(f"#slot-{slot}-pass", PASS)
+    page.click(f"#slot-{slot}-sign")
+    page.wait_for_selector(
+        f".slot[data-slot='{slot}'] .signed, #slot-{slot}-status[data-state='error'], "
+        "#handover-status[data-state='error']"
+    )
+    signed = page.locator(f".slot[data-slot='{slot}'] .signed")
+    assert signed.count() == 1, page.inner_text("#handover")
+
+
+def queue(page: Any, n: int) -> None:
+    page.click("#queue")
+    sync_api.expect(page.locator("#outbox li[data-state='queued']")).to_have_count(n)
+
+
+def test_the_exam_rooms_acts_signed_on_one_phone_offline_then_synced(
+    served_open_window: Served, tmp_path: Path
+) -> None:
+    """After the package is in the site's store, the custodian's phone carries it to its end
+    with no network: a patrol, the opening, distribution, recovery, the return into store and
+    the destruction, each signed by its own people on the phone, each chained to the one before
+    it on the device, then all synced and proven."""
+    served = served_open_window
+    season = served.season
+    for kind, actors in (
+        (Kind.DISPATCH, {"releaser": "print-qian", "receiver": "courier-sun"}),
+        (
+            Kind.RECEIVE,
+            {"releaser": "courier-sun", "receiver": "custodian-zhou", "custodian2": "custodian-wu"},
+        ),
+    ):
+        event = person_event(served, kind, actors, {"seals": list(SEALS)}, list(actors.values()))
+        assert httpx.post(f"{served.base}/v1/events", json=event).status_code == 201
+    video = write_y4m(label_png(season, served.label), tmp_path / "good.y4m")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, video)
+        try:
+            context, page, _ = open_app(browser, served.base)
+            shot = Shots(page, tmp_path / "screenshots-acts", start=40)
+            log_in(page, season, "custodian-zhou")
+            assert scan(page) == "valid"  # online once: the device learns the chain head
+            context.set_offline(True)
+            offered = page.eval_on_selector_all("#act option", "os => os.map(o => o.value)")
+            assert offered == ["inspect", "patrol", "open", "destroy"]
+
+            # A patrol of the store: the custodian logged in is the inspector, one signature.
+            page.select_option("#act", "patrol")
+            assert "周静" in page.inner_text(".slot[data-slot='inspector'] h3")
+            check_seals(page)
+            page.fill("#place", "西安市第一考点 保密室")
+            page.click("#sign-inspector")
+            page.wait_for_selector(".slot[data-slot='inspector'] .signed")
+            queue(page, 1)
+
+            # The opening: the chief examiner and the supervisor, each with their key file.
+            assert scan(page) == "valid"
+            page.select_option("#act", "open")
+            page.select_option("#choose-examiner", "examiner-zheng")
+            page.select_option("#choose-supervisor", "supervisor-wang")
+            check_seals(page)
+            unlock_and_sign(page, season, "examiner", "examiner-zheng")
+            unlock_and_sign(page, season, "supervisor", "supervisor-wang")
+            shot("open-signed")
+            queue(page, 2)
+
+            for kind, n in (("distribute", 3), ("recover", 4)):
+                assert scan(page) == "valid"
+                assert page.input_value("#act") == kind  # the only act the state allows next
+                page.select_option("#choose-examiner", "examiner-zheng")
+                page.select_option("#choose-supervisor", "supervisor-wang")
+                assert page.input_value("#act-copies") == "30"  # the copies, then those handed out
+                unlock_and_sign(page, season, "examiner", "examiner-zheng")
+                unlock_and_sign(page, season, "supervisor", "supervisor-wang")
+                queue(page, n)
+
+            # Back into store: the examiner releases, the custodian (logged in) receives.
+            assert scan(page) == "valid"
+            page.select_option("#act", "return")
+            assert page.input_value("#choose-receiver") == "custodian-zhou"
+            unlock_and_sign(page, season, "releaser", "examiner-zheng")
+            page.click("#sign-receiver")
+            page.wait_for_selector(".slot[data-slot='receiver'] .signed")
+            queue(page, 5)
+
+            # The destruction certificate: the officer and a witness; nobody signs before both
+            # are named, and the copies destroyed are part of what they sign.
+            assert scan(page) == "valid"
+            page.select_option("#act", "destroy")
+            page.select_option("#choose-officer", "destroy-feng")
+            page.click("#slot-officer-sign")  # no key file chosen: nothing happens
+            assert page.locator(".signed").count() == 0
+            page.select_option("#choose-witness", "supervisor-wang")
+            assert page.input_value("#act-method") == "粉碎"
+            unlock_and_sign(page, season, "officer", "destroy-feng")
+            unlock_and_sign(page, season, "witness", "supervisor-wang")
+            shot("destroy-signed")
+            queue(page, 6)
+            assert scan(page) == "valid"  # the label stays valid; the package's chain is closed
+            assert page.get_attribute("#handover-status", "data-state") == "warn"
+            assert "已销毁" in page.inner_text("#handover-status")
+
+            context.set_offline(False)
+            proven = page.locator("#outbox li[data-state='synced'][data-proof='ok']")
+            try:
+                sync_api.expect(proven).to_have_count(6, timeout=60_000)
+            except AssertionError:
+                pytest.fail(page.inner_text("#outbox"))
+            assert page.locator("#outbox li[data-state='refused']").count() == 0
+            shot("acts-synced")
+        finally:
+            browser.close()
+
+    log = open_reader(season.home)
+    events = [parse_event(log.entry(i).payload) for i in range(log.size())]
+    mine = [e for e in events if PACKAGE in e.packages]
+    assert [e.kind.value for e in mine] == [
+        "seal",
+        "dispatch",
+        "receive",
+        "patrol",
+        "open",
+        "distribute",
+        "recover",
+        "return",
+        "destroy",
+    ]
+    for before, after in itertools.pairwise(mine):
+        assert after.packages[PACKAGE] == before.id  # each chained to the one before it
+    by_kind = {e.kind.value: e for e in mine}
+    assert dict(by_kind["open"].actors) == {
+        "examiner": "examiner-zheng",
+        "supervisor": "supervisor-wang",
+    }
+    assert dict(by_kind["distribute"].body) == {"copies": 30}
+    assert dict(by_kind["return"].actors) == {
+        "releaser": "examiner-zheng",
+        "receiver": "custodian-zhou",
+    }
+    assert dict(by_kind["destroy"].body) == {"copies": {PACKAGE: 30}, "method": "粉碎"}
+    assert dict(by_kind["destroy"].actors) == {
+        "officer": "destroy-feng",
+        "witness": "supervisor-wang",
+    }
+
+
+def test_a_dispatch_the_exam_has_witnessed_needs_the_supervisor_on_the_phone(
+    served_witnessed: Served, tmp_path: Path
+) -> None:
+    """The exam's policy on the log asks a supervising witness at every handover: the phone
+    asks for one before anyone signs, and the log accepts the three signatures."""
+    served = served_witnessed
+    season = served.season
+    video = write_y4m(label_png(season, served.label), tmp_path / "good.y4m")
+    with sync_api.sync_playwright() as p:
+        browser = launch(p, video)
+        try:
+            _context, page, _ = open_app(browser, served.base)
+            log_in(page, season, "courier-sun")
+            assert scan(page) == "valid"
+            assert page.input_value("#act") == "dispatch"
+            slots = page.eval_on_selector_all(".slot", "els => els.map(e => e.dataset.slot)")
+            assert slots == ["releaser", "receiver", "witness"]
+            check_seals(page)
+            page.click("#sign-receiver")  # the witness is not named yet: refused on the phone
+            page.wait_for_selector("#handover-status[data-state='error']")
+            page.select_option("#choose-witness", "supervisor-wang")
+            page.click("#sign-receiver")
+            page.wait_for_selector(".slot[data-slot='receiver'] .signed")
+            unlock_and_sign(page, season, "releaser", "print-qian")
+            unlock_and_sign(page, season, "witness", "supervisor-wang")
+            page.click("#queue")
+            proven = page.locator("#outbox li[data-state='synced'][data-proof='ok']")
+            sync_api.expect(proven).to_have_count(1, timeout=30_000)
+            statement = page.get_attribute("#outbox li", "data-statement")
+        finally:
+            browser.close()
+    entry = on_log(season, statement)
+    assert entry is not None
+    assert dict(parse_event(entry.payload).actors) == {
+        "releaser": "print-qian",
+        "receiver": "courier-sun",
+        "witness": "supervisor-wang",
+    }
+    assert len(entry.signatures) == 3
+
+
+def test_the_releaser_signs_on_their_own_phone_through_two_qr_codes(
+    served: Served, tmp_path: Path
+) -> None:
+    """The courier's phone holds the handover; the printer signs it on their own phone: the
+    courier's phone shows the statement as a QR code, the printer's phone (logged in with the
+    printer's key) scans it, shows what is to be signed, signs, and shows the signature as a QR
+    code that the courier's phone scans and verifies. Each phone's camera is fed what the other
+    phone's screen shows. Nobody's key leaves their phone."""
+    season = served.season
+    courier_camera = write_y4m(label_png(season, served.label), tmp_path / "courier.y4m")
+    printer_camera = write_y4m(blank_png(), tmp_path / "printer.y4m")
+    shots_dir = tmp_path / "screenshots-relay"
+    with sync_api.sync_playwright() as p:
+        courier_browser = launch(p, courier_camera)
+        printer_browser = launch(p, printer_camera)
+        try:
+            _, courier, _ = open_app(courier_browser, served.base)
+            _, printer, _ = open_app(printer_browser, served.base)
+            shot = Shots(courier, shots_dir, start=50)
+            log_in(courier, season, "courier-sun")
+            log_in(printer, season, "courier-li")  # first, someone the statement does not name
+            assert scan(courier) == "valid"
+            check_seals(courier)
+            courier.fill("#place", "保密印刷厂 PRT-01")
+            courier.click("#slot-releaser-relay-scan")  # nothing to sign yet: said, not scanned
+            courier.wait_for_selector("#slot-releaser-status[data-state='error']")
+            courier.click("#slot-releaser-relay")
+            courier.wait_for_selector("#relay-code")
+            assert courier.is_disabled("#place"), "the statement is frozen once shown"
+            shot("statement-code")
+            write_y4m(courier.locator("#relay-code").screenshot(), printer_camera)
+
+            printer.click("#cosign")
+            printer.wait_for_selector("#cosign-status[data-state='error']")
+            assert "没有指定" in printer.inner_text("#cosign-status")
+            assert printer.is_hidden("#cosign-confirm")
+            printer.click("#logout")
+            log_in(printer, season, "print-qian")
+            printer.click("#cosign")
+            printer.wait_for_selector("#cosign-confirm:visible")
+            summary = printer.inner_text("#cosign-summary")
+            for shown in ("发运", PACKAGE, "孙立", "钱峰", "S0012345", "保密印刷厂 PRT-01"):
+                assert shown in summary, summary
+            printer.click("#cosign-confirm")
+            printer.wait_for_selector("#cosign-code:visible")
+            on_printer = Shots(printer, shots_dir, start=shot.n)
+            on_printer("signature-code")
+            shot.n = on_printer.n
+            write_y4m(printer.locator("#cosign-code").screenshot(), courier_camera)
+
+            courier.click("#slot-releaser-relay-scan")
+            courier.wait_for_selector(".slot[data-slot='releaser'] .signed")
+            courier.click("#sign-receiver")
+            courier.wait_for_selector(".slot[data-slot='receiver'] .signed")
+            queue(courier, 1)
+            proven = courier.locator("#outbox li[data-state='synced'][data-proof='ok']")
+            sync_api.expect(proven).to_have_count(1, timeout=30_000)
+            statement = courier.get_attribute("#outbox li", "data-statement")
+            shot("relayed-synced")
+            assert_no_secret_stored(courier, season, "print-qian", "courier-sun")
+        finally:
+            courier_browser.close()
+            printer_browser.close()
+    entry = on_log(season, statement)
+    assert entry is not None
+    event = parse_event(entry.payload)
+    assert event.kind is Kind.DISPATCH
+    assert dict(event.actors) == {"releaser": "print-qian", "receiver": "courier-sun"}
+    assert len(entry.signatures) == 2
 
 
 def person_event(

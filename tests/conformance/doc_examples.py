@@ -32,7 +32,7 @@ from crypto.note import CosignatureVerifier, cosign, parse_checkpoint
 from crypto.signing import SigningKey
 from custody.audit import export_bundle
 from custody.cli.log_cmd import receipt_document
-from custody.conformance import OFFLINE_KINDS, create_season_home, parse_season
+from custody.conformance import OFFLINE_KINDS, OWN_LOG_KINDS, create_season_home, parse_season
 from custody.events import leaf_bytes
 from custody.home import Home
 from custody.log import Receipt
@@ -230,6 +230,20 @@ def examples() -> dict[str, str]:
                 "CP1:…(one character changed)",
                 client.post("/v1/labels/verify", content=_tampered_label(c, season).encode()),
             )
+            out["api-label-scan"] = _http(
+                "POST /v1/labels/scan\nContent-Type: image/png",
+                "<a PNG photo of the label above (its QR code, 4 pixels a module)>",
+                client.post(
+                    "/v1/labels/scan",
+                    content=_qr_png(_label_of(c, season)),
+                    headers={"content-type": "image/png"},
+                ),
+            )
+            out["api-trust-bundle"] = _http(
+                "GET /v1/trust-bundle\nAuthorization: Bearer <a session of the sealer>",
+                "",
+                client.get("/v1/trust-bundle", headers=login),
+            )
             out["checkpoint"] = client.get(f"/v1/checkpoint/{size}").text
             out["api-consistency"] = _http(
                 f"GET /v1/proofs/consistency?old={size}&new={size + 3}\nAuthorization: Bearer <…>",
@@ -269,6 +283,11 @@ def examples() -> dict[str, str]:
                 received=dispatch["received"],
             )
             out["receipt"] = json.dumps(receipt_document(backend.log, receipt), indent=2) + "\n"
+            out.update(_incident_examples(backend.log, season, c, Path(tmp)))
+            out["labels-jsonl-line"] = (
+                canonical_json({"label": _label_of(c, season), "package_id": pk}).decode("utf-8")
+                + "\n"
+            )
             entry = parse_envelope(dict(story)["seal"])
             out["log-entry"] = leaf_bytes(entry, RECEIVED).decode("utf-8") + "\n"
             assert (seal_at, at, size) == (2, 3, 4)  # as the document's text says
@@ -288,7 +307,80 @@ def examples() -> dict[str, str]:
     out["certificate-envelope"] = compact(cert) + "\n"
     out["revocation"] = _revocation_example(season, c) + "\n"
     out["trust-bundle"] = _bundle_example(season, c) + "\n"
+    out["paper-file"] = _paper_file_example()
     return out
+
+
+def _paper_file_example() -> str:
+    """A 1-byte paper as `custody paper encrypt` writes it: the preamble exactly (it is
+    bound into every chunk), the random parts by size."""
+    from io import BytesIO
+
+    from crypto.stream import StreamHeader, encrypt_stream
+
+    header = StreamHeader("SX-INT-P01-A", 1, "top-secret")
+    dst = BytesIO()
+    done = encrypt_stream(BytesIO(b"x"), dst, bytes(32), header)
+    data = dst.getvalue()
+    preamble = header.preamble()
+    assert data.startswith(preamble) and done.ciphertext_bytes == len(data)
+    magic, length, body = preamble[:17], preamble[17:21], preamble[21:]
+    rest = len(data) - len(preamble)
+    return (
+        f"{magic.decode()[:-1]}\\n{' ' * 22}17 bytes of magic\n"
+        f"{length.hex(' ')}{' ' * 29}header length, u32 big-endian ({len(body)})\n"
+        f"{body.decode()}\n"
+        f".. 24 bytes ..{' ' * 26}libsodium secretstream header (random)\n"
+        f".. 1 + 17 bytes ..{' ' * 22}the one (final) chunk\n"
+        f"{len(data)} bytes in all ({len(preamble)} of preamble, {rest} after it)\n"
+    )
+
+
+def _qr_png(text: str) -> bytes:
+    """The label's QR code as a PNG (4 pixels a module, a 4-module quiet zone)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from labels.qr import encode_qr
+
+    symbol = encode_qr(text)
+    n, scale, quiet = symbol.size, 4, 4
+    img = Image.new("L", ((n + 2 * quiet) * scale,) * 2, 255)
+    for y, row in enumerate(symbol.rows):
+        for x, dark in enumerate(row):
+            if dark:
+                box = ((x + quiet) * scale, (y + quiet) * scale)
+                img.paste(0, (*box, box[0] + scale, box[1] + scale))
+    out = BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+def _incident_examples(log: Any, season: Season, c: Case, tmp: Path) -> dict[str, str]:
+    """The leak report of the story opened an incident: a person's act on it, as `custody
+    incident ack` signs it, and the report `custody incident report --format json` writes."""
+    from custody.incidents.acts import Act
+    from custody.incidents.desk import list_incidents
+    from custody.incidents.report import build_report, report_json
+
+    incident = list_incidents(log.engine)[0]
+    act = Act(
+        authority=season.authority.id,
+        incident=incident.id,
+        act="acknowledge",
+        person=c.who("secrecy"),
+        time=RECEIVED,
+        note="已接手 taking charge",
+        key=None,
+    ).sign(season.keys[c.who("secrecy")])
+    log.act(act, RECEIVED)
+    report = json.dumps(report_json(build_report(log, incident.id)), ensure_ascii=False, indent=2)
+    return {
+        "incident-act": act.payload.decode("utf-8") + "\n",
+        "incident-act-envelope": compact(act.to_json_obj()) + "\n",
+        "incident-report": report + "\n",
+    }
 
 
 def _bundle_example(season: Season, c: Case) -> str:
@@ -395,6 +487,8 @@ def vector_counts() -> str:
         where = (
             "verifiers (offline)"
             if doc["kind"] in OFFLINE_KINDS
+            else "verifiers, on a log of its own (a service has no route for acts)"
+            if doc["kind"] in OWN_LOG_KINDS
             else "verifiers and a service (`POST /v1/labels/verify`)"
             if doc["kind"] == "label"
             else "verifiers and a service (`POST /v1/events`)"

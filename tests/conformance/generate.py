@@ -661,6 +661,31 @@ def envelope_vectors(f: VectorFile) -> None:
     extra = [c.season.enrol(f"{c.code}.x{i}", [Role.AUDITOR]) for i in range(16)]
     c.done(sign_raw(payload, [c.key("sealer"), *extra]), "refuse format")
 
+    c = f.case(
+        "sixteen-signatures",
+        "the sealer and 15 more certified keys that fill no slot: 16 is the limit on every path "
+        "(a service's door included)",
+    )
+    env, payload = sealed(c)
+    extra = [c.season.enrol(f"{c.code}.x{i}", [Role.AUDITOR]) for i in range(15)]
+    c.done(sign_raw(payload, [c.key("sealer"), *extra]), "accept")
+
+    for name, how, hint in (
+        ("empty-hint", "an empty keyid", {"keyid": ""}),
+        ("null-hint", "keyid null", {"keyid": None}),
+        ("absent-hint", "no keyid field", {}),
+    ):
+        c = f.case(
+            name,
+            f"the sealer's good signature with {how}: more than 32 keys are candidates (and a "
+            "service tries none), so it counts for nobody",
+        )
+        env, _ = sealed(c)
+        c.done(
+            {**env, "signatures": [{"sig": env["signatures"][0]["sig"], **hint}]},
+            "refuse unknown_signer",
+        )
+
     c = f.case("wrong-payload-type", "a custody event under the certificate payload type")
     env, payload = sealed(c)
     c.done(
@@ -1456,6 +1481,31 @@ def multi_vectors(f: VectorFile) -> None:
         "accept",
         ["seal_mismatch", "seal_mismatch"],
     )
+    c = f.case(
+        "seals-first-only",
+        "body.seals holds the first package's serials: the second package mismatches",
+    )
+    c.to("sealed", 1, 2)
+    c.done(
+        c.transfer_env(
+            "dispatch",
+            [c.pkg(1), c.pkg(2)],
+            "sealer",
+            "courier1",
+            body={"seals": c.serials(c.pkg(1))},
+        ),
+        "accept",
+        ["seal_mismatch"],
+    )
+    c = f.case(
+        "seals-unread-once-opened",
+        "after opening, body.seals is not read: even a value that is not a list passes",
+    )
+    c.to("opened")
+    c.done(
+        c.transfer_env("return", [c.pkg()], "examiner", "custodian1", body={"seals": "all"}),
+        "accept",
+    )
 
 
 def clock_vectors(f: VectorFile) -> None:
@@ -1529,6 +1579,81 @@ def clock_vectors(f: VectorFile) -> None:
             time=RECEIVED - 6 * MIN,
         ),
         "refuse clock",
+    )
+
+
+def blocked_key_vectors(f: VectorFile) -> None:
+    """The blocked-key gate: a refusal whose suspects the incident desk blocks, then the
+    blocked key signing again. These cases are not isolated from each other: each later case
+    borrows the person whose key the first case's refusal left blocked."""
+    first = f.case(
+        "off-route-blocks-receiver",
+        "a dispatch to a courier off the route: refused; the desk opens an off_route incident "
+        "(high) that blocks the receiver's key",
+    )
+    first.to("sealed")
+    first.done(first.transfer_env("dispatch", [first.pkg()], "sealer", "courier3"), "refuse route")
+    blocked = first.who("courier3")
+
+    c = f.case(
+        "blocked-key-signs",
+        f"{blocked} (blocked by the first case) is the next on this route and signs the dispatch",
+    )
+    c.people["courier1"] = blocked
+    c.to("sealed")
+    c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1"), "refuse blocked_key")
+
+    c = f.case(
+        "blocked-before-rules",
+        "the blocked key co-signs a dispatch whose link is wrong: the gate answers first",
+    )
+    c.people["courier1"] = blocked
+    c.to("sealed")
+    c.done(
+        c.transfer_env("dispatch", {c.pkg(): "4" * 64}, "sealer", "courier1"),  # type: ignore[arg-type]
+        "refuse blocked_key",
+    )
+
+    c = f.case(
+        "blocked-extra-signature",
+        "a good dispatch by the holder and the next courier, with the blocked key's signature "
+        "added (filling no slot): refused all the same",
+    )
+    c.to("sealed")
+    payload = c.payload(
+        "dispatch",
+        [c.pkg()],
+        {"releaser": c.who("sealer"), "receiver": c.who("courier1")},
+        {"seals": c.serials(c.pkg())},
+    )
+    c.done(
+        sign_raw(
+            canonical_json(payload), [c.key("sealer"), c.key("courier1"), c.season.keys[blocked]]
+        ),
+        "refuse blocked_key",
+    )
+
+    c = f.case(
+        "revoked-blocks-signer",
+        "a dispatch signed by a receiver revoked before its time: refused; the desk blocks "
+        "the revoked key",
+    )
+    c.to("sealed")
+    f.season.revoke(
+        c.key("courier1"), RevocationReason.LEFT_POST, effective=SETUP - HOUR, issued=SETUP - HOUR
+    )
+    c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "courier1"), "refuse revoked")
+    revoked = c.who("courier1")
+
+    c = f.case(
+        "inspect-by-revoked-blocked",
+        f"{revoked}'s key (revoked, so blocked) signs an inspection: the gate answers before "
+        "the revocation is judged",
+    )
+    c.to("in_transit")
+    c.done(
+        c.event("inspect", [c.pkg()], {"inspector": revoked}, {}, [revoked]),
+        "refuse blocked_key",
     )
 
 
@@ -2670,6 +2795,113 @@ def export_vectors(f: VectorFile) -> None:
         "refuse label",
     )
 
+    # A witness policy of the verifier's own (k of n), over cosignature lines on checkpoint.note.
+    from crypto.note import parse_checkpoint
+
+    checkpoint = parse_checkpoint(cp_text)
+    names = [f"witness.example/w{i}" for i in (1, 2, 3)]
+    wkeys = [SigningKey(seed(f"witness w{i}")) for i in (1, 2, 3)]
+    lines_of = [
+        cosign(checkpoint, n, k, 1804150800 + i)
+        for i, (n, k) in enumerate(zip(names, wkeys, strict=True))
+    ]
+    policy = {
+        "quorum": 2,
+        "witnesses": [
+            {"name": n, "vkey": CosignatureVerifier(n, k.verify_key).vkey()}
+            for n, k in zip(names, wkeys, strict=True)
+        ],
+    }
+
+    def cosigned(*extra: str) -> dict[str, str]:
+        return manifest({**good, "checkpoint.note": good["checkpoint.note"] + "".join(extra)})
+
+    def policy_case(name: str, note: str, fs: dict[str, str], expect: str) -> None:
+        cs = f.case(name, note)
+        cs.done({"files": fs, "witness_policy": policy}, expect)
+
+    policy_case(
+        "witnesses-enough",
+        "a policy of 2 of 3 witnesses; two of them cosigned the checkpoint",
+        cosigned(lines_of[0], lines_of[2]),
+        "accept",
+    )
+    policy_case(
+        "witnesses-too-few",
+        "2 of 3 asked; one cosigned",
+        cosigned(lines_of[0]),
+        "refuse witness_policy",
+    )
+    stranger_w = SigningKey(seed("witness w9"))
+    policy_case(
+        "witness-unknown",
+        "one listed witness and one the policy does not list (ignored): too few",
+        cosigned(lines_of[0], cosign(checkpoint, "witness.example/w9", stranger_w, 1804150900)),
+        "refuse witness_policy",
+    )
+    head, b64sig = lines_of[1].rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(b64sig))
+    raw[-1] ^= 1
+    altered_line = f"{head} {b64(bytes(raw))}\n"
+    policy_case(
+        "witness-bad-signature",
+        "two listed witnesses cosigned (the quorum is met) and a third's line does not verify: "
+        "a forged line is a problem of its own",
+        cosigned(lines_of[0], altered_line, lines_of[2]),
+        "refuse witness_cosignature",
+    )
+    policy_case(
+        "witnesses-none",
+        "a policy, and no cosignature on the checkpoint",
+        good,
+        "refuse witness_policy",
+    )
+
+    # `custody verify --since OLD.note`: an earlier checkpoint the log must extend.
+    tree = MemoryTree()
+    tree.extend([line.rstrip("\n").encode("utf-8") for line in good["events.jsonl"].splitlines()])
+    size = tree.size
+    origin = s.authority.log_origin
+
+    def since_case(name: str, note: str, old: str, expect: str) -> None:
+        cs = f.case(name, note)
+        cs.done({"files": good, "since": old}, expect)
+
+    since_case(
+        "since-consistent",
+        "an earlier checkpoint of size 4 whose root is the first 4 entries'",
+        sign_checkpoint(Checkpoint(origin, 4, tree.root(4)), origin, s.log),
+        "accept",
+    )
+    since_case(
+        "since-same-size",
+        "the earlier checkpoint is the bundle's own",
+        sign_checkpoint(Checkpoint(origin, size, tree.root(size)), origin, s.log),
+        "accept",
+    )
+    since_case(
+        "since-forked",
+        "an earlier checkpoint of size 4 the log key signed over another root: a fork",
+        sign_checkpoint(
+            Checkpoint(origin, 4, hashlib.sha256(b"another history").digest()), origin, s.log
+        ),
+        "refuse log_consistency",
+    )
+    since_case(
+        "since-larger",
+        f"an earlier checkpoint of size {size + 1}: the log shrank",
+        sign_checkpoint(
+            Checkpoint(origin, size + 1, hashlib.sha256(b"longer").digest()), origin, s.log
+        ),
+        "refuse log_consistency",
+    )
+    since_case(
+        "since-other-key",
+        "an earlier checkpoint not signed by the log key",
+        sign_checkpoint(Checkpoint(origin, 4, tree.root(4)), "someone.example/log", stranger),
+        "refuse checkpoint_signature",
+    )
+
 
 def exam_policy_vectors(f: VectorFile) -> None:
     """exam_policy statements (the system key alone) and the seals they bind."""
@@ -2730,6 +2962,143 @@ def exam_policy_vectors(f: VectorFile) -> None:
     c.done(policy(c, f"{c.code}-EXAM", False, signers=[c.key("secrecy")]), "refuse signature")
 
 
+def incident_act_vectors(f: VectorFile) -> None:
+    """People's acts on incidents (acknowledge, contain, resolve, unblock), judged on a log of
+    their own: incidents are numbered in the order that log opens them, so the acts below
+    name them. The acts are made by the project's own act type (``custody.incidents.acts``):
+    regenerating after a change of the act's format keeps them valid."""
+    from custody.incidents.acts import Act
+
+    s = f.season
+    opened = 0
+
+    def leak(c: Case) -> str:
+        """A setup leak report (no package): it opens one incident (critical, no suspect)."""
+        nonlocal opened
+        c.step(
+            c.event(
+                "leak_report",
+                {},
+                {"reporter": c.who("auditor")},
+                {"packages": [], "text": f"vector {c.code}"},
+                ["auditor"],
+                time=RECEIVED,
+            )
+        )
+        opened += 1
+        return f"INC-{opened:05d}"
+
+    def act(
+        c: Case,
+        incident: str,
+        kind: str,
+        person: str,
+        *,
+        signer: str | None = None,
+        at: datetime = RECEIVED,
+        key: str | None = None,
+        authority: str | None = None,
+        note: str = "vector",
+    ) -> Any:
+        subject = person if "." in person else c.who(person)
+        signing = (
+            SigningKey(seed(f"stranger {c.code}"))
+            if signer == "stranger"
+            else s.keys[signer if signer and "." in signer else c.who(signer or person)]
+        )
+        made = Act(
+            authority=authority or s.authority.id,
+            incident=incident,
+            act=kind,
+            person=subject,
+            time=at,
+            note=note,
+            key=key,
+        )
+        return env_obj(made.sign(signing))
+
+    for kind, good, bad in (
+        ("acknowledge", "custodian1", "courier1"),
+        ("contain", "secrecy", "custodian1"),
+        ("resolve", "secrecy", "custodian1"),
+    ):
+        c = f.case(f"{kind}-accept", f"{kind} by a {CAST[good].value} on a level-0 incident")
+        c.done(act(c, leak(c), kind, good), "accept")
+        c = f.case(f"{kind}-by-{CAST[bad].value}", f"a {CAST[bad].value} may not {kind}")
+        c.done(act(c, leak(c), kind, bad), "refuse role")
+    resolved = f"INC-{opened - 1:05d}"  # resolve-accept's incident
+    c = f.case("acknowledge-first", "the first acknowledgement of an incident")
+    first_incident = leak(c)
+    first = act(c, first_incident, "acknowledge", "custodian1")
+    c.done(first, "accept")
+    c = f.case("same-act-twice", "the same signed act again: a conflict")
+    c.done(first, "refuse conflict")
+    c = f.case(
+        "after-resolved", "an incident resolved (by resolve-accept) takes no acknowledgement"
+    )
+    c.done(act(c, resolved, "acknowledge", "custodian1"), "refuse conflict")
+    c = f.case("signed-by-another", "the act names one secrecy officer, another signs it")
+    c.who("secrecy")
+    c.done(act(c, leak(c), "contain", "secrecy", signer="custodian1"), "refuse threshold")
+    c = f.case("unknown-signer", "the act is signed by a key no certificate binds")
+    c.done(act(c, leak(c), "contain", "secrecy", signer="stranger"), "refuse unknown_signer")
+    c = f.case("signer-revoked", "the secrecy officer's key was revoked before the act")
+    c.who("secrecy")
+    s.revoke(c.key("secrecy"), RevocationReason.LEFT_POST, effective=SETUP, issued=SETUP)
+    c.done(act(c, leak(c), "contain", "secrecy"), "refuse revoked")
+    for name, offset, expect in (
+        ("dated-6-min-early", -6 * MIN, "refuse clock"),
+        ("dated-6-min-late", 6 * MIN, "refuse clock"),
+        ("dated-5-min-late", 5 * MIN, "accept"),
+    ):
+        c = f.case(name, f"an act dated {offset} from the server's clock (five-minute rule)")
+        c.done(act(c, leak(c), "acknowledge", "custodian1", at=RECEIVED + offset), expect)
+    c = f.case(
+        "before-opened",
+        "dated 4 minutes before the server's clock (within the skew), but before the incident "
+        "opened (at the server's clock)",
+    )
+    c.done(act(c, leak(c), "acknowledge", "custodian1", at=RECEIVED - 4 * MIN), "refuse clock")
+    c = f.case("other-authority", "the act names another authority")
+    c.done(act(c, leak(c), "acknowledge", "custodian1", authority="0" * 64), "refuse format")
+    c = f.case("unknown-act", "an act that is not one of the four")
+    c.done(act(c, leak(c), "escalate", "secrecy"), "refuse format")
+    c = f.case("note-too-long", "a note of 4001 characters")
+    c.done(act(c, leak(c), "acknowledge", "custodian1", note="注" * 4001), "refuse format")
+    c = f.case("unknown-incident", "an incident the log never opened")
+    c.done(act(c, "INC-99999", "acknowledge", "custodian1"), "refuse not_found")
+
+    # A refusal whose suspect key the desk blocks (section "Keys a refusal blocks").
+    c = f.case(
+        "off-route-opens",
+        "a dispatch to a custodian off the route: refused; it opens an off_route incident that "
+        "blocks the custodian's key and names it a suspect",
+    )
+    c.to("sealed")
+    c.done(c.transfer_env("dispatch", [c.pkg()], "sealer", "custodian3"), "refuse route")
+    opened += 1
+    off_route, suspect = f"INC-{opened:05d}", c.who("custodian3")
+    suspect_key = c.key("custodian3").key_id
+    c = f.case("suspect-acknowledges", "a suspect may not act on the incident that suspects them")
+    c.done(act(c, off_route, "acknowledge", suspect, signer=suspect), "refuse role")
+    c = f.case("blocked-acts-elsewhere", "the blocked key acknowledges another incident")
+    other = leak(c)
+    c.done(act(c, other, "acknowledge", suspect, signer=suspect), "refuse blocked_key")
+    c = f.case("unblock-by-custodian", "only a secrecy officer lifts a block")
+    c.done(act(c, off_route, "unblock", "custodian1", key=suspect_key), "refuse role")
+    c = f.case("unblock-without-key", "an unblock names the key it lifts")
+    c.done(act(c, off_route, "unblock", "secrecy"), "refuse format")
+    c = f.case("unblock-not-blocked", "a key no incident blocks")
+    c.who("custodian1")
+    c.done(
+        act(c, off_route, "unblock", "secrecy", key=c.key("custodian1").key_id), "refuse not_found"
+    )
+    c = f.case("unblock-accept", "a secrecy officer lifts the block on the suspect's key")
+    c.done(act(c, off_route, "unblock", "secrecy", key=suspect_key), "accept")
+    c = f.case("after-unblock", "the key, no longer blocked, acknowledges the other incident")
+    c.done(act(c, other, "acknowledge", suspect, signer=suspect, note="after"), "accept")
+
+
 WITNESS = "witness.example/w1"
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
@@ -2773,6 +3142,12 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
     ("event.multi-package", "mul", "events naming several packages", multi_vectors),
     ("event.clock", "clk", "the server's clock: skew, offline capture, lag", clock_vectors),
     ("event.revocation", "rev", "revocation, expiry and compromise", revocation_vectors),
+    (
+        "event.blocked-key",
+        "blk",
+        "the blocked-key gate: keys an incident blocked, signing afterwards",
+        blocked_key_vectors,
+    ),
     ("label", "lab", "package labels (QR payload CP1), verified at the fixed clock", label_vectors),
     (
         "trust-bundle",
@@ -2805,6 +3180,12 @@ FILES: list[tuple[str, str, str, Callable[[VectorFile], None]]] = [
         "exp",
         "export bundles, verified offline against the pinned authority",
         export_vectors,
+    ),
+    (
+        "incident-act",
+        "act",
+        "incident acts (acknowledge, contain, resolve, unblock), on a log of their own",
+        incident_act_vectors,
     ),
     (
         "cosignature",

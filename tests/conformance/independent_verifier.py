@@ -35,6 +35,9 @@ EVENT_TYPE = "application/vnd.custody.event.v1+json"
 AUTHORITY_TYPE = "application/vnd.custody.authority.v1+json"
 CERTIFICATE_TYPE = "application/vnd.custody.certificate.v1+json"
 REVOCATION_TYPE = "application/vnd.custody.revocation.v1+json"
+ACT_TYPE = "application/vnd.custody.incident-act.v1+json"
+ACTS = {"acknowledge", "contain", "resolve", "unblock"}
+OWN_LOG = {"incident-act"}  # kinds judged on a log of their own
 SKEW = timedelta(minutes=5)
 MAX_LAG = timedelta(hours=24)
 OFFLINE = {"handover", "inspect", "checkin", "patrol"}
@@ -500,6 +503,15 @@ def assign(
     return None
 
 
+@dataclass
+class Incident:
+    kind: str
+    subject: str
+    opened: datetime
+    suspects: set[str]
+    status: str = "open"
+
+
 class Log:
     def __init__(self, trust: Trust) -> None:
         self.trust = trust
@@ -507,13 +519,179 @@ class Log:
         self.ids: set[str] = set()
         self.seals: dict[str, tuple[str, dict[str, Any]]] = {}  # package -> (sealer, seal body)
         self.exams: dict[str, tuple[bool, datetime]] = {}  # exam -> (witness, retention_until)
+        self.blocked: set[str] = set()  # keys an incident blocked (section "Incidents")
+        self._seen: tuple[Event, set[str], list[str], Env] | None = None
+        self.incidents: dict[str, Incident] = {}
+        self.acts: set[str] = set()
+        self._found_for: list[tuple[str, str]] = []  # (package, finding) of the last event
 
     def submit(self, obj: object, received: datetime) -> tuple[str | None, list[str]]:
+        self._seen = None
+        self._found_for = []
         try:
             findings = self._submit(obj, received)
         except Refused as r:
+            suspects = self._suspects(r.code, received)
+            self.blocked |= suspects
+            self._refusal_incident(r.code, suspects, received)
             return r.code, []
+        if self._seen is not None:
+            self._accepted_incidents(self._seen[0], received)
         return None, sorted(findings)
+
+    # -- incidents (docs/formats.md, "Incidents numbered on the log") -------------------------
+
+    def _open(self, kind: str, subject: str, received: datetime, suspects: set[str]) -> None:
+        for inc in self.incidents.values():
+            if inc.kind == kind and inc.subject == subject and inc.status != "resolved":
+                inc.suspects |= suspects  # joins: no new number
+                return
+        number = f"INC-{len(self.incidents) + 1:05d}"
+        self.incidents[number] = Incident(kind, subject, received, suspects)
+
+    def _refusal_incident(self, code: str, suspects: set[str], received: datetime) -> None:
+        if self._seen is None:
+            return
+        e, _, unmatched, env = self._seen
+        known = [p for p in e.packages if p in self.states]
+        hints = [env.sigs[i][0] for i in unmatched]
+        kind = {
+            "route": "off_route",
+            "revoked": "revoked_key",
+            "expired": "expired_key",
+            "not_yet_valid": "expired_key",
+            "recused": "recused_signer",
+            "blocked_key": "blocked_key_used",
+            "unknown_signer": "unknown_key",
+            "signature": "forged_signature",
+            "weak_key": "forged_signature",
+            "duplicate_signature": "forged_signature",
+            "clock": "opening_out_of_window" if e.kind == "open" else "clock_skew",
+            "window": "opening_out_of_window",
+            "frozen": "frozen_violation",
+            "closed": "act_after_destruction",
+            "threshold": "opening_without_both",
+            "role": "opening_without_both",
+            "format": "forged_signature",
+        }.get(code)
+        if kind is None or (code in {"threshold", "role"} and e.kind != "open"):
+            return
+        if code == "format" and not unmatched:
+            return
+        named: list[str] = []
+        if code in {"revoked", "expired", "not_yet_valid", "blocked_key"}:
+            named = sorted(suspects)
+        elif code == "unknown_signer":
+            named = sorted(h for h in hints if h not in self.trust.certs)
+        elif kind == "forged_signature":
+            named = hints
+        subject = next((n for n in named if n), known[0] if known else kind)
+        self._open(kind, subject, received, suspects)
+
+    def _accepted_incidents(self, e: Event, received: datetime) -> None:
+        for package, finding in self._found_for:
+            if finding == "seal_mismatch":
+                self._open("seal_mismatch", package, received, set())
+            elif finding == "count_mismatch":
+                s = self.states[package]
+                short = e.body.get("copies", 0) < s.distributed
+                self._open("count_short" if short else "count_over", package, received, set())
+        if e.kind == "leak_report":
+            named = e.body.get("packages")
+            listed = [p for p in named if isinstance(p, str)] if isinstance(named, list) else []
+            paper = e.body.get("paper") if isinstance(e.body.get("paper"), str) else None
+            self._open("leak_report", listed[0] if listed else (paper or e.id), received, set())
+
+    def act(self, obj: object, received: datetime) -> str | None:
+        """docs/formats.md, "Incident act": the refusal code, or None when recorded."""
+        try:
+            self._act(obj, received)
+        except Refused as r:
+            return r.code
+        return None
+
+    def _act(self, obj: object, received: datetime) -> None:
+        env = parse_env(obj)
+        if env.payload_type != ACT_TYPE:
+            raise Refused("format", "payload type")
+        a = json_obj(env.payload)
+        if a.get("type") != "custody.incident-act.v1" or a.get("act") not in ACTS:
+            raise Refused("format", "type or act")
+        note = a.get("note", "")
+        if not isinstance(note, str) or len(note) > 4000:
+            raise Refused("format", "note")
+        for k in ("authority", "incident", "person"):
+            if not isinstance(a.get(k), str) or not a[k]:
+                raise Refused("format", k)
+        key = a.get("key")
+        if key is not None and not isinstance(key, str):
+            raise Refused("format", "key")
+        at = time_of(a.get("time"))
+        if a["authority"] != self.trust.id:
+            raise Refused("format", "another authority")
+        if abs(at - received) > SKEW:
+            raise Refused("clock", "five-minute rule")
+        inc = self.incidents.get(a["incident"])
+        if inc is None:
+            raise Refused("not_found", "no such incident")
+        kind = a["act"]
+        if inc.status == "resolved" and kind != "unblock":
+            raise Refused("conflict", "resolved")
+        if kind == "acknowledge" and inc.status != "open":
+            raise Refused("conflict", "acknowledged already")
+        roles = {"custodian", "secrecy_officer"} if kind == "acknowledge" else {"secrecy_officer"}
+        found, unmatched = signed_by(env, self.trust.keys)
+        filled = self._fill(
+            [slot("actor", roles, a["person"])], frozenset(), env, found, unmatched, at, None
+        )
+        if at < inc.opened:
+            raise Refused("clock", "before the incident opened")
+        suspects = {self.trust.certs[k].subject for k in inc.suspects if k in self.trust.certs}
+        if a["person"] in suspects:
+            raise Refused("role", "a suspect")
+        if {c.key_id for c in filled.values()} & self.blocked:
+            raise Refused("blocked_key", "the act's key is blocked")
+        act_id = hashlib.sha256(env.payload).hexdigest()
+        if act_id in self.acts:
+            raise Refused("conflict", "the same act")
+        if kind == "unblock":
+            if key is None:
+                raise Refused("format", "unblock names its key")
+            if key not in self.blocked:
+                raise Refused("not_found", "not blocked")
+            self.blocked.discard(key)
+        inc.status = {"acknowledge": "acknowledged", "contain": "contained"}.get(
+            kind, "resolved" if kind == "resolve" else inc.status
+        )
+        self.acts.add(act_id)
+
+    def _suspects(self, code: str, received: datetime) -> set[str]:
+        """docs/formats.md, "Keys a refusal blocks": the suspect keys of a refusal whose
+        incident (high severity) blocks them."""
+        if self._seen is None:
+            return set()
+        e, found, unmatched, env = self._seen
+        t = self.trust
+        if code == "route":
+            receiver = e.actors.get("receiver", "")
+            return {k for k in found if k in t.certs and t.certs[k].subject == receiver}
+        if code in {"revoked", "expired", "not_yet_valid"}:
+            bad = {"revoked"} if code == "revoked" else {"expired", "not_yet_valid"}
+            named = {env.sigs[i][0] for i in unmatched} & set(t.certs)
+            out = set()
+            for kid in (found | named) & set(t.certs):
+                try:
+                    t.standing(kid, e.time, received)
+                except Refused as r:
+                    if r.code in bad:
+                        out.add(kid)
+            return out
+        if code == "recused":
+            tags = {x for p in e.packages if p in self.states for x in self.states[p].scope}
+            return {k for k in found if k in t.certs and t.certs[k].recusals & tags}
+        if code == "blocked_key":
+            return found & self.blocked
+        return set()
 
     def _submit(self, obj: object, received: datetime) -> list[str]:
         env = parse_env(obj)
@@ -521,6 +699,9 @@ class Log:
             raise Refused("format", "payload type")
         e = parse_event(env.payload)
         found, unmatched = signed_by(env, self.trust.keys)
+        self._seen = (e, found, unmatched, env)
+        if found & self.blocked:
+            raise Refused("blocked_key", "signed by a key an incident blocked")
         if e.id in self.ids:
             raise Refused("<duplicate>")
         if e.corrects and e.corrects not in self.ids:
@@ -685,7 +866,20 @@ class Log:
                 f"position:{e.body.get('position')}",
                 *(f"package:{p}" for p in e.packages),
             ]
-        tags = frozenset(scope)
+        return self._fill(reqs, frozenset(scope), env, found, unmatched, e.time, received)
+
+    def _fill(
+        self,
+        reqs: list[Slot],
+        tags: frozenset[str],
+        env: Env,
+        found: set[str],
+        unmatched: list[int],
+        at: datetime,
+        received: datetime | None,
+    ) -> dict[str, Cert]:
+        """docs/formats.md, "Required signers": the slots filled, or the first problem."""
+        t = self.trust
         problems: list[Refused] = []
         for i in unmatched:
             hint = env.sigs[i][0]
@@ -694,7 +888,7 @@ class Log:
         persons: set[str] = set()
         for kid in sorted(found):
             try:
-                cert = t.standing(kid, e.time, received)
+                cert = t.standing(kid, at, received)
             except Refused as r:
                 problems.append(r)
                 continue
@@ -765,7 +959,9 @@ class Log:
                 raise Refused("chain", "link")
             if e.time < s.last_time:
                 raise Refused("chain", "time goes back")
+            before = len(findings)
             changes = self._step(e, s, filled, received, findings)
+            self._found_for.extend((p, f) for f in findings[before:])
             new[p] = replace(s, **changes, last=e.id, last_time=e.time)
         return new, findings
 
@@ -1400,7 +1596,42 @@ def seal_body_of(m: Mapping[int, Any], text: str, sealer: str) -> dict[str, Any]
     }
 
 
-def verify_export(files: Mapping[str, str], pin: str) -> str | None:
+def witness_problems(note: str, policy: Mapping[str, Any]) -> list[str]:
+    """docs/formats.md, "Export bundle" step 6: k of n listed witnesses cosigned."""
+    split = note.rfind("\n\n")
+    body, block = note[: split + 1], note[split + 2 :]
+    listed: dict[tuple[str, bytes], bytes] = {}
+    for w in policy["witnesses"]:
+        name, khash, key = w["vkey"].split("+", 2)
+        raw = base64.b64decode(key)
+        if raw[0] == 0x04:
+            listed[(name, bytes.fromhex(khash))] = raw[1:]
+    valid: set[str] = set()
+    invalid: set[str] = set()
+    for line in block[:-1].split("\n"):
+        name, _, b64sig = line[len(EM) :].partition(" ")
+        raw = note_b64(b64sig)
+        public = listed.get((name, raw[:4]))
+        if public is None:
+            continue
+        sig = raw[4:]
+        t = int.from_bytes(sig[:8], "big")
+        message = f"cosignature/v1\ntime {t}\n".encode() + body.encode()
+        if len(sig) == 72 and ed_ok(public, message, sig[8:]):
+            valid.add(name)
+        else:
+            invalid.add(name)
+    problems = ["witness_policy"] if len(valid) < policy["quorum"] else []
+    return problems + ["witness_cosignature"] * len(invalid)
+
+
+def verify_export(
+    files: Mapping[str, str],
+    pin: str,
+    *,
+    since: str | None = None,
+    policy: Mapping[str, Any] | None = None,
+) -> str | None:
     """docs/formats.md, "Export bundle": the first problem's rule, or None."""
     trust = Trust(json.loads(files["trust.json"]))
     if trust.id != pin:
@@ -1412,12 +1643,25 @@ def verify_export(files: Mapping[str, str], pin: str) -> str | None:
         size, root = verify_checkpoint(files["checkpoint.note"], trust.log_origin, [vkey])
     except Refused:
         return "checkpoint_signature"
+    if policy is not None:
+        problems += witness_problems(files["checkpoint.note"], policy)
+    earlier: tuple[int, bytes] | None = None
+    if since is not None:
+        try:
+            earlier = verify_checkpoint(since, trust.log_origin, [vkey])
+        except Refused:
+            problems.append("checkpoint_signature")
+        if earlier is not None and earlier[0] > size:
+            problems.append("log_consistency")
+            earlier = None
     log = Log(trust)
     leaves: list[bytes] = []
     last: datetime | None = None
     for line in files["events.jsonl"].splitlines():
         raw = line.encode("utf-8")
         leaves.append(hashlib.sha256(b"\x00" + raw).digest())
+        if earlier is not None and len(leaves) == earlier[0] and mth(leaves) != earlier[1]:
+            problems.append("log_consistency")
         try:
             entry = json_obj(raw)
             if (
@@ -1514,6 +1758,15 @@ def run(directory: Path) -> list[Result]:
         for p in sorted(directory.glob("*.json"))
         if p.name != "season.json"
     ]
+    results: list[Result] = []
+    for own in (False, True):
+        chosen = [f for f in files if (f["kind"] in OWN_LOG) == own]
+        results += run_log(season, trust, chosen)
+    return results
+
+
+def run_log(season: Mapping[str, Any], trust: Trust, files: list[Any]) -> list[Result]:
+    """Every case of ``files`` on one fresh log, in passes by receive clock."""
     log = Log(trust)
     results: list[Result] = []
     # Passes by receive clock, earliest first: a log's receive time never goes back.
@@ -1552,7 +1805,14 @@ def run(directory: Path) -> list[Result]:
                 if time_of(f["received"]) != clock:
                     continue
                 if f["kind"] == "export":
-                    code, findings = verify_export(case["input"]["files"], f["pin"]), []
+                    given = case["input"]
+                    code = verify_export(
+                        given["files"],
+                        f["pin"],
+                        since=given.get("since"),
+                        policy=given.get("witness_policy"),
+                    )
+                    findings = []
                 elif f["kind"] in (
                     "label",
                     "trust-bundle",
@@ -1575,6 +1835,10 @@ def run(directory: Path) -> list[Result]:
                         code, findings = None, []
                     except Refused as r:
                         code, findings = r.code, []
+                elif (
+                    isinstance(case["input"], dict) and case["input"].get("payloadType") == ACT_TYPE
+                ):
+                    code, findings = log.act(case["input"], clock), []
                 else:
                     code, findings = log.submit(case["input"], clock)
                 got = "accept" if code is None else f"refuse {code}"

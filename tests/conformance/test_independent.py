@@ -74,3 +74,23 @@ def test_it_catches_a_wrong_expectation(tmp_path: Path) -> None:
     assert [(r.kind, r.name, r.got) for r in wrong] == [
         ("event.open", "before-window", "refuse window")
     ]
+
+
+def test_it_catches_a_wrong_act_or_gate_expectation(tmp_path: Path) -> None:
+    """The incident acts and the blocked-key gate are judged, not waved through: a suspect's
+    act and a blocked key's statement claimed accepted are caught."""
+    copy = tmp_path / "vectors"
+    shutil.copytree(VECTORS, copy)
+    for file, name in (
+        ("incident-act.json", "suspect-acknowledges"),
+        ("event.blocked-key.json", "blocked-key-signs"),
+    ):
+        path = copy / file
+        doc = json.loads(path.read_text("utf-8"))
+        next(c for c in doc["cases"] if c["name"] == name)["expect"] = "accept"
+        path.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    results = independent_verifier.run(copy)
+    assert sorted((r.kind, r.name, r.got) for r in results if not r.ok) == [
+        ("event.blocked-key", "blocked-key-signs", "refuse blocked_key"),
+        ("incident-act", "suspect-acknowledges", "refuse role"),
+    ]

@@ -27,6 +27,7 @@ from crypto.encoding import Fields, b64decode, parse_json_object
 from crypto.note import open_checkpoint, parse_vkey
 from custody.audit import load_trust_document, verify_bundle
 from custody.conformance import (
+    OWN_LOG_KINDS,
     Answer,
     CaseResult,
     Season,
@@ -41,6 +42,7 @@ from custody.events import leaf_bytes
 from custody.home import Home
 from custody.incidents.model import WatchedLog
 from custody.service import ServiceSecrets, open_writer
+from custody.witnesses import witness_policy_from_json
 from keys.keyfile import open_keypair
 from keys.trust import TrustStore, load_trust_bundle
 from labels.payload import verify_label
@@ -68,6 +70,16 @@ class LocalDoor:
         if receipt.duplicate:
             return Answer("<duplicate>")
         return Answer(None, tuple(sorted(f.kind for f in receipt.findings)))
+
+    def act(self, envelope: Any) -> Answer | None:
+        """An incident act, recorded as `custody incident ack|contain|resolve|unblock` does."""
+        try:
+            if not isinstance(envelope, dict):
+                raise TypeError
+            self.log.act(parse_envelope(envelope), self.now)
+        except CustodyError as e:
+            return Answer(e.code)
+        return Answer(None)
 
     def offline(self, file: VectorFile, text: Any) -> Answer | None:
         try:
@@ -113,30 +125,46 @@ def check_receipt(value: Any, extra: Mapping[str, Any]) -> None:
 
 
 def verify_export(value: Any, pin: str) -> str | None:
-    """`custody verify DIR --pin ID`: the first problem's rule, or None."""
+    """`custody verify DIR --pin ID [--since OLD.note] [--witness-policy FILE]`: the first
+    problem's rule, or None."""
+    policy = value.get("witness_policy")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name, text in value["files"].items():
             (folder / name).write_text(text, "utf-8")
         store = load_trust_document((folder / "trust.json").read_bytes(), pinned_root_id=pin)
-        report = verify_bundle(folder, store)
+        report = verify_bundle(
+            folder,
+            store,
+            since_note=value.get("since"),
+            witness_policy=(
+                witness_policy_from_json(json.dumps(policy).encode(), source="vector policy")
+                if policy is not None
+                else None
+            ),
+        )
     return report.problems[0].rule if report.problems else None
 
 
 def run_all(tmp: Path) -> tuple[Season, list[VectorFile], list[CaseResult]]:
+    """The shared log's files, then each own-log kind (incident acts) on a fresh log."""
     season, files = load_vectors(VECTORS)
-    home = Home(tmp / "season")
-    create_season_home(home, season, passphrase=PASS)
-    log = open_writer(home, ServiceSecrets(log=PASS, system=PASS))
-    door = LocalDoor(log, log.trust, season.received)
     results: list[CaseResult] = []
-    try:
-        for clock in clocks(files, season):
-            door.now = clock
-            found, _ = run_pass(door, files, received=clock, season=season)
-            results.extend(found)
-    finally:
-        log.close()
+    for name, own, chosen in (
+        ("season", False, [f for f in files if f.kind not in OWN_LOG_KINDS]),
+        ("own-log", True, [f for f in files if f.kind in OWN_LOG_KINDS]),
+    ):
+        home = Home(tmp / name)
+        create_season_home(home, season, passphrase=PASS)
+        log = open_writer(home, ServiceSecrets(log=PASS, system=PASS))
+        door = LocalDoor(log, log.trust, season.received)
+        try:
+            for clock in clocks(chosen, season):
+                door.now = clock
+                found, _ = run_pass(door, chosen, received=clock, season=season, own_log=own)
+                results.extend(found)
+        finally:
+            log.close()
     return season, files, results
 
 

@@ -13,14 +13,16 @@ npx esbuild crypto.entry.mjs --bundle --format=esm --minify --legal-comments=non
   --target=es2022 --outfile="$OUT/crypto.js"
 npx esbuild zxing.entry.mjs --bundle --format=esm --minify --legal-comments=none \
   --target=es2022 --outfile="$OUT/zxing.js"
+npx esbuild qr.entry.mjs --bundle --format=esm --minify --legal-comments=none \
+  --target=es2022 --outfile="$OUT/qr.js"
 cp node_modules/zxing-wasm/dist/reader/zxing_reader.wasm "$OUT/zxing_reader.wasm"
 cp node_modules/axe-core/axe.min.js ../../tests/api/vendor/axe.min.js
 cp node_modules/axe-core/LICENSE ../../tests/api/vendor/axe-core.LICENSE
 : > "$OUT/LICENSES.txt"
-for p in hash-wasm @noble/ciphers @noble/ed25519 @noble/hashes cborg zxing-wasm; do
+for p in hash-wasm @noble/ciphers @noble/ed25519 @noble/hashes cborg zxing-wasm uqr; do
   v=$(node -p "require('./node_modules/$p/package.json').version")
   printf '==== %s %s (npm) ====\n' "$p" "$v" >> "$OUT/LICENSES.txt"
   cat node_modules/$p/LICENSE* >> "$OUT/LICENSES.txt"
   printf '\n' >> "$OUT/LICENSES.txt"
 done
-sha256sum "$OUT/crypto.js" "$OUT/zxing.js" "$OUT/zxing_reader.wasm" > "$OUT/SHA256SUMS"
+sha256sum "$OUT/crypto.js" "$OUT/zxing.js" "$OUT/qr.js" "$OUT/zxing_reader.wasm" > "$OUT/SHA256SUMS"

@@ -2,12 +2,13 @@
 // on the device, check the seals, have releaser and receiver sign the handover, keep the signed
 // statement in an outbox until the network returns, and check each receipt's inclusion proof.
 // Keys stay in this page's memory only: nothing below stores a seed or a session token.
+import { qrEncode } from "/courier/vendor/qr.js";
 import { prepareZXingModule, readBarcodes } from "/courier/vendor/zxing.js";
 import { unlockKeyFile } from "./keyfile.js";
 import { verifyLabel } from "./label.js";
 import {
-  Refusal, b64decode, canonicalJson, equalBytes, formatTime, hex, keyId, parseCanonical,
-  sha256Bytes, signEnvelope, utf8, verifyCheckpoint, verifyInclusion,
+  Refusal, b64decode, b64encode, canonicalJson, equalBytes, formatTime, hex, keyId, parseCanonical,
+  sha256Bytes, signEnvelope, utf8, verifyCheckpoint, verifyInclusion, verifySingle,
 } from "./lib.js";
 import * as store from "./store.js";
 import { personBySubject, standing, verifyBundle } from "./trust.js";
@@ -141,6 +142,8 @@ function logout() {
   if (session?.seed) session.seed.fill(0);
   session = null;
   draft = null;
+  chosen = {};
+  act = "";
   document.body.dataset.session = "";
   $("#logout").hidden = true;
   say("#login-status", "");
@@ -174,12 +177,25 @@ let stream = null;
 let scanning = false;
 const detector = "BarcodeDetector" in window ? new window.BarcodeDetector({ formats: ["qr_code"] }) : null;
 
-async function startCamera() {
-  if (stream) return stopCamera();
-  $("#verdict").hidden = true;
-  $("#verdict").dataset.state = "scanning";
-  $("#handover").hidden = true;
-  $("#seals-section").hidden = true;
+// What a decoded code is for: a package label, a statement another phone shows to be signed
+// here, or a signature another phone made for the statement this phone holds.
+let scanMode = "label";
+let scanSlot = "";
+
+async function startCamera(mode = "label", slot = "") {
+  if (stream) {
+    const was = scanMode;
+    stopCamera(); // the same button again stops the camera; another one restarts it for its code
+    if (was === mode) return;
+  }
+  scanMode = mode;
+  scanSlot = slot;
+  if (mode === "label") {
+    $("#verdict").hidden = true;
+    $("#verdict").dataset.state = "scanning";
+    $("#handover").hidden = true;
+    $("#seals-section").hidden = true;
+  }
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
   } catch (e) {
@@ -227,7 +243,9 @@ async function scanLoop() {
       const text = await decodeFrame(video).catch(() => null);
       if (text) {
         stopCamera();
-        await judge(text);
+        if (scanMode === "statement") await cosignScanned(text);
+        else if (scanMode === "signature") await relayScanned(text, scanSlot);
+        else await judge(text);
         return;
       }
       say("#scan-status", t("scan.nocode"));
@@ -243,6 +261,8 @@ async function judge(text) {
     return;
   }
   draft = null;
+  chosen = {};
+  act = "";
   try {
     const result = await verifyLabel(text, trust, now());
     current = { ok: true, result, offline: !navigator.onLine, at: now() };
@@ -316,6 +336,7 @@ function renderSeals(m) {
     box.append(label);
   });
   $("#seal-count").value = "";
+  $("#seal-count").disabled = Boolean(draft); // a signed draft's seals are part of its payload
   $("#seals-section").hidden = false;
   checkSeals();
 }
@@ -335,67 +356,157 @@ function checkSeals() {
   return ok;
 }
 
-// ---- handover -------------------------------------------------------------------------------
-let secondCustodian = ""; // chosen before the first signature: it is part of the payload
+// ---- handovers and the other acts signed on the device ---------------------------------------
+// docs/formats.md, "Kinds, signer slots and states": for each kind, the statuses it is allowed
+// from, its slots (fixed: the holder and the next on the route; chosen: a person with one of the
+// roles), and its body. The log judges again; the device offers only what can be accepted.
+const HOLDER_ROLES = ["proposer", "printer", "courier", "custodian", "chief_examiner", "secrecy_officer"];
+const INSPECTORS = ["custodian", "secrecy_officer", "supervisor", "courier"];
+const AT_OPENING = [["examiner", ["chief_examiner"]], ["supervisor", ["supervisor"]]];
+const ACTS = {
+  inspect: { from: ["sealed", "in_transit", "stored", "returned"], frozenOk: true, seals: true, chosen: [["inspector", INSPECTORS]] },
+  patrol: { from: ["stored", "returned"], frozenOk: true, seals: true, chosen: [["inspector", INSPECTORS]] },
+  open: { from: ["stored"], seals: true, chosen: AT_OPENING },
+  distribute: { from: ["opened"], copies: "copies", chosen: AT_OPENING },
+  recover: { from: ["distributed"], copies: "distributed", chosen: AT_OPENING },
+  return: { from: ["recovered", "opened"], holder: true, chosen: [["receiver", ["custodian"]]] },
+  destroy: { from: ["stored", "returned", "recovered"], frozenOk: true, method: true, copies: "copies", chosen: [["officer", ["destruction_officer"]], ["witness", ["supervisor", "secrecy_officer", "auditor"]]] },
+};
+const NEXT_STATUS = { dispatch: "in_transit", handover: "in_transit", receive: "stored", open: "opened", distribute: "distributed", recover: "recovered", return: "returned", destroy: "destroyed" };
+
+let chosen = {}; // slot -> person, picked before the first signature: part of the payload
+let act = ""; // the kind the user picked ("" = the first one offered)
+
+// The transfer the route asks next, if any: dispatch, handover or receive into a site's store.
+function transferPlan(st) {
+  if (!st.next_holder || st.frozen || !["sealed", "in_transit", "stored"].includes(st.status)) return null;
+  const next = personBySubject(trust, st.next_holder);
+  if (next?.roles.includes("custodian") && st.status !== "stored") {
+    return { kind: "receive", fixed: [["releaser", st.holder], ["receiver", st.next_holder]], chosen: [["custodian2", ["custodian"]]], seals: true };
+  }
+  const kind = st.status === "sealed" ? "dispatch" : "handover";
+  const witness = st.handover_witness ? [["witness", ["supervisor"]]] : [];
+  return { kind, fixed: [["releaser", st.holder], ["receiver", st.next_holder]], chosen: witness, seals: true };
+}
+
+function plansFor(st) {
+  const plans = [];
+  const transfer = transferPlan(st);
+  if (transfer) plans.push(transfer);
+  for (const [kind, a] of Object.entries(ACTS)) {
+    if (!a.from.includes(st.status) || (st.frozen && !a.frozenOk)) continue;
+    plans.push({ kind, fixed: a.holder ? [["releaser", st.holder]] : [], chosen: a.chosen, seals: Boolean(a.seals), copies: a.copies, method: a.method });
+  }
+  return plans;
+}
 
 async function planFor(packageId) {
   const cached = await store.get("packages", packageId);
   if (!cached) return { problem: t("handover.unknown") };
   const st = cached.state;
-  if (!st.next_holder || st.frozen || !["sealed", "in_transit"].includes(st.status)) {
-    return { problem: t("handover.unsupported", { status: st.status }) };
+  const plans = plansFor(st);
+  if (!plans.length) return { problem: t("handover.unsupported", { status: t(`state.${st.status}`) }) };
+  const kind = draft?.event.kind ?? act;
+  const plan = plans.find((p) => p.kind === kind) ?? plans[0];
+  const taken = new Set(plan.fixed.map(([, who]) => who));
+  const slots = [...plan.fixed];
+  const choices = {};
+  for (const [slot, roles] of plan.chosen) {
+    choices[slot] = trust.people.filter((p) => p.roles.some((r) => roles.includes(r)) && !taken.has(p.subject));
+    let who = draft?.event.actors[slot] ?? chosen[slot];
+    if (who === undefined && session && choices[slot].some((p) => p.subject === session.subject) && !slots.some(([, w]) => w === session.subject)) {
+      who = session.subject; // the person logged in fills the first slot their roles fit
+      chosen[slot] = who;
+    }
+    slots.push([slot, who ?? ""]);
   }
-  const next = personBySubject(trust, st.next_holder);
-  if (next?.roles.includes("custodian")) {
-    // Into a site's store: the receiving custodian and a second custodian both sign.
-    const choices = trust.people.filter((p) => p.roles.includes("custodian") && p.subject !== st.next_holder);
-    const chosen = draft?.event.actors.custodian2 ?? secondCustodian;
-    return {
-      kind: "receive", state: st, choices,
-      slots: [["releaser", st.holder], ["receiver", st.next_holder], ["custodian2", chosen]],
-    };
-  }
-  const kind = st.status === "sealed" ? "dispatch" : "handover";
-  return { kind, state: st, slots: [["releaser", st.holder], ["receiver", st.next_holder]] };
+  return { ...plan, state: st, plans, slots, choices };
 }
 
-function custodianChoice(plan) {
+function actChoice(plan) {
   const wrap = document.createElement("div");
   const label = document.createElement("label");
-  label.htmlFor = "custodian2";
-  label.textContent = t("handover.choose2");
+  label.htmlFor = "act";
+  label.textContent = t("handover.act");
   const select = document.createElement("select");
-  select.id = "custodian2";
-  select.append(new Option("—", ""));
-  for (const p of plan.choices) select.append(new Option(`${p.name} (${p.subject})`, p.subject));
-  select.value = secondCustodian;
+  select.id = "act";
+  for (const p of plan.plans) select.append(new Option(t(`handover.kind.${p.kind}`), p.kind));
+  select.value = plan.kind;
   select.disabled = Boolean(draft);
   select.addEventListener("change", () => {
-    secondCustodian = select.value;
+    act = select.value;
+    chosen = {};
     renderHandover();
   });
   wrap.append(label, select);
   return wrap;
 }
 
+function personChoice(plan, slot) {
+  const wrap = document.createElement("div");
+  const label = document.createElement("label");
+  label.htmlFor = `choose-${slot}`;
+  label.textContent = t("handover.choose", { slot: t(`handover.slot.${slot}`) });
+  const select = document.createElement("select");
+  select.id = `choose-${slot}`;
+  select.append(new Option("—", ""));
+  for (const p of plan.choices[slot]) select.append(new Option(`${p.name} (${p.subject})`, p.subject));
+  select.value = chosen[slot] ?? "";
+  select.disabled = Boolean(draft);
+  select.addEventListener("change", () => {
+    chosen[slot] = select.value;
+    renderHandover();
+  });
+  wrap.append(label, select);
+  return wrap;
+}
+
+function bodyInputs(plan) {
+  const box = $("#act-body");
+  box.replaceChildren();
+  const field = (id, key, type, value) => {
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = t(key);
+    const input = document.createElement("input");
+    input.id = id;
+    input.type = type;
+    if (type === "number") { input.min = "0"; input.inputMode = "numeric"; }
+    input.value = value;
+    input.disabled = Boolean(draft);
+    box.append(label, input);
+  };
+  if (plan.copies) field("act-copies", "handover.copies", "number", String(draft?.copies ?? plan.state[plan.copies] ?? plan.state.copies));
+  if (plan.method) field("act-method", "handover.method", "text", draft?.event.body.method ?? t("handover.method.default"));
+}
+
+// Renders may overlap (a scan and a choice in quick succession): only the latest one draws.
+let renderSeq = 0;
+
 async function renderHandover() {
+  const seq = ++renderSeq;
   const section = $("#handover");
   const slotsBox = $("#slots");
   if (!current?.ok || !trust) {
     section.hidden = true;
     return;
   }
-  section.hidden = false;
   const plan = await planFor(current.result.manifest.package_id);
+  if (seq !== renderSeq) return;
+  section.hidden = false;
   slotsBox.replaceChildren();
+  $("#act-box").replaceChildren();
+  $("#act-body").replaceChildren();
   $("#queue").hidden = true;
   if (plan.problem) {
     say("#handover-status", plan.problem, "warn");
     $("#kind").textContent = "";
     return;
   }
-  say("#handover-status", draft ? "" : "");
+  $("#act-box").append(actChoice(plan));
   $("#kind").textContent = t(`handover.kind.${plan.kind}`);
+  $("#seals-section").hidden = !plan.seals;
+  bodyInputs(plan);
   for (const [slot, subject] of plan.slots) {
     const who = personBySubject(trust, subject);
     const div = document.createElement("div");
@@ -404,7 +515,7 @@ async function renderHandover() {
     const h = document.createElement("h3");
     h.textContent = `${t(`handover.slot.${slot}`)}：${who ? who.name : subject || "—"}`;
     div.append(h);
-    if (slot === "custodian2") div.append(custodianChoice(plan));
+    if (plan.choices[slot]) div.append(personChoice(plan, slot));
     if (!subject) {
       slotsBox.append(div);
       continue;
@@ -433,7 +544,24 @@ async function renderHandover() {
         `<label for="${fileId}">${escapeHtml(t("login.keyfile"))}</label><input type="file" id="${fileId}" accept=".key,application/json">` +
         `<label for="${passId}">${escapeHtml(t("login.passphrase"))}</label><input type="password" id="${passId}" autocomplete="off">` +
         `<button type="button" id="slot-${slot}-sign">${escapeHtml(t("handover.unlock"))}</button>` +
+        `<p>${escapeHtml(t("relay.or"))}</p>` +
+        `<button type="button" id="slot-${slot}-relay">${escapeHtml(t("relay.show"))}</button>` +
+        `<button type="button" id="slot-${slot}-relay-scan">${escapeHtml(t("relay.scan"))}</button>` +
         `<p class="status" id="slot-${slot}-status" role="status"></p>`);
+      div.querySelector(`#slot-${slot}-relay`).addEventListener("click", () => {
+        try {
+          showStatement(freezeDraft(plan));
+        } catch (e) {
+          say(div.querySelector(`#slot-${slot}-status`), `${e.message} (${e.code ?? "error"})`, "error");
+        }
+      });
+      div.querySelector(`#slot-${slot}-relay-scan`).addEventListener("click", () => {
+        if (!draft) {
+          say(div.querySelector(`#slot-${slot}-status`), t("relay.first"), "error");
+          return;
+        }
+        startCamera("signature", slot);
+      });
       div.querySelector(`#slot-${slot}-sign`).addEventListener("click", async () => {
         const f = div.querySelector(`#${fileId}`).files[0];
         const pass = div.querySelector(`#${passId}`);
@@ -455,9 +583,27 @@ async function renderHandover() {
 
 const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+function actBody(plan, packageId) {
+  const body = {};
+  if (plan.seals) body.seals = observedSeals();
+  const copiesInput = $("#act-copies");
+  if (plan.copies) {
+    const n = Number(copiesInput?.value);
+    if (!copiesInput?.value || !Number.isInteger(n) || n < 0) throw new Refusal("usage", t("handover.copies.bad"));
+    if (plan.kind === "destroy") body.copies = { [packageId]: n };
+    else body.copies = n;
+  }
+  if (plan.method) {
+    const method = $("#act-method")?.value.trim();
+    if (!method) throw new Refusal("usage", t("handover.method.bad"));
+    body.method = method;
+  }
+  return body;
+}
+
 function freezeDraft(plan) {
   if (draft && draft.packageId === current.result.manifest.package_id) return draft;
-  if (plan.slots.some(([, person]) => !person)) throw new Refusal("usage", t("handover.choose2"));
+  if (plan.slots.some(([, person]) => !person)) throw new Refusal("usage", t("handover.choose.all"));
   const m = current.result.manifest;
   const event = {
     type: "custody.event.v1",
@@ -467,12 +613,12 @@ function freezeDraft(plan) {
     place: $("#place").value.trim(),
     packages: { [m.package_id]: plan.state.last_event },
     actors: Object.fromEntries(plan.slots),
-    body: { seals: observedSeals() },
+    body: actBody(plan, m.package_id),
     corrects: null,
   };
   const payload = canonicalJson(event);
   $("#place").disabled = true;
-  for (const i of document.querySelectorAll("#seal-list input, #seal-count")) i.disabled = true;
+  for (const i of document.querySelectorAll("#seal-list input, #seal-count, #act-body input, #act")) i.disabled = true;
   draft = { packageId: m.package_id, event, payload, statementId: hex(sha256Bytes(payload)), slots: plan.slots.map(([slot, person]) => ({ slot, person, sig: null })), plan };
   return draft;
 }
@@ -488,25 +634,48 @@ async function sign(plan, slot, subject, key) {
   await renderHandover();
 }
 
+// What the package looks like once the statement is on the log, so that the next statement
+// made on this device chains to it even before it is synced (the log's answer replaces it).
+function stateAfter(st, event, statementId) {
+  const next = { ...st, last_event: statementId, last_time: event.time };
+  const kind = event.kind;
+  if (NEXT_STATUS[kind]) next.status = NEXT_STATUS[kind];
+  if (["dispatch", "handover", "receive"].includes(kind)) {
+    next.holder = event.actors.receiver;
+    const at = next.route.indexOf(next.holder);
+    next.next_holder = at >= 0 && at + 1 < next.route.length ? next.route[at + 1] : null;
+  } else if (kind === "open") {
+    next.holder = event.actors.examiner;
+  } else if (kind === "return") {
+    next.holder = event.actors.receiver;
+  } else if (kind === "destroy") {
+    next.holder = null;
+    next.next_holder = null;
+  }
+  if (kind === "distribute") next.distributed = event.body.copies;
+  if (kind === "recover") next.recovered = event.body.copies;
+  return next;
+}
+
 async function queueDraft() {
   const d = draft;
   const envelope = { payload: b64encodeBytes(d.payload), payloadType: EVENT_TYPE, signatures: d.slots.map((s) => s.sig) };
   await store.put("outbox", {
     statement_id: d.statementId, envelope, package_id: d.packageId, kind: d.event.kind,
-    created: now(), state: "queued", receipt: null, error: null, proof: null,
+    created: now(), order: nextOrder(), state: "queued", receipt: null, error: null, proof: null,
   });
-  // The next statement about this package chains to this one, even before it is synced.
   const cached = await store.get("packages", d.packageId);
-  const status = d.event.kind === "receive" ? "stored" : "in_transit";
-  const st = { ...cached.state, last_event: d.statementId, holder: d.event.actors.receiver, status };
-  const at = st.route.indexOf(st.holder);
-  st.next_holder = at >= 0 && at + 1 < st.route.length ? st.route[at + 1] : null;
+  const st = stateAfter(cached.state, d.event, d.statementId);
   await store.put("packages", { package_id: d.packageId, state: st, fetched_at: cached.fetched_at, local: true });
   draft = null;
-  secondCustodian = "";
+  chosen = {};
+  act = "";
   $("#place").disabled = false;
+  $("#seal-count").disabled = false;
   say("#handover-status", t("handover.queued"), "queued");
   $("#slots").replaceChildren();
+  $("#act-box").replaceChildren();
+  $("#act-body").replaceChildren();
   $("#queue").hidden = true;
   $("#seals-section").hidden = true;
   await renderOutbox();
@@ -557,7 +726,7 @@ async function checkin(p) {
   const statementId = hex(sha256Bytes(payload));
   await store.put("outbox", {
     statement_id: statementId, envelope, package_id: p.package_id, kind: "checkin",
-    created: now(), state: "queued", receipt: null, error: null, proof: null,
+    created: now(), order: nextOrder(), state: "queued", receipt: null, error: null, proof: null,
   });
   await store.put("packages", { ...p, state: { ...p.state, last_event: statementId }, local: true });
   await renderOutbox();
@@ -565,14 +734,152 @@ async function checkin(p) {
   sync();
 }
 
+// ---- signing on another phone ---------------------------------------------------------------
+// docs/formats.md, "The courier's device": this phone shows the frozen statement as a QR code
+// (CPS1); the other person's phone, logged in with their own key, checks it, shows what they are
+// about to sign, signs, and shows its signature as a QR code (CPG1) that this phone scans,
+// verifies under that person's certified key and puts in its slot. No key leaves its phone.
+const b64url = (bytes) => b64encode(bytes).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+function fromB64url(text, what) {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Refusal("format", `${what} is not base64url`);
+  const std = text.replace(/-/g, "+").replace(/_/g, "/");
+  return b64decode(std + "=".repeat((4 - (std.length % 4)) % 4), what);
+}
+
+function drawQr(canvas, text) {
+  // Screen to camera at arm's length: level L keeps the symbol small enough for a phone's width.
+  const { data, size } = qrEncode(text, { ecc: "L", border: 4 });
+  const scale = Math.max(2, Math.floor(300 / size));
+  canvas.width = canvas.height = size * scale;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = "#000";
+  data.forEach((row, y) => row.forEach((dark, x) => dark && ctx.fillRect(x * scale, y * scale, scale, scale)));
+}
+
+function showStatement(d) {
+  $("#relay").hidden = false;
+  drawQr($("#relay-code"), `CPS1:${b64url(d.payload)}`);
+  say("#relay-status", t("relay.shown", { kind: t(`handover.kind.${d.event.kind}`), id: d.statementId.slice(0, 12) }));
+  $("#relay").scrollIntoView?.();
+}
+
+async function relayScanned(text, slot) {
+  const status = $(`#slot-${slot}-status`) ?? $("#handover-status");
+  try {
+    const m = /^CPG1:([0-9a-f]{64})\.([0-9a-f]{64})\.([A-Za-z0-9_-]+)$/.exec(text);
+    if (!m) throw new Refusal("format", t("relay.notsig"));
+    if (!draft || m[1] !== draft.statementId) throw new Refusal("chain", t("relay.otherstatement"));
+    const d = draft;
+    const entry = d.slots.find((x) => x.slot === slot);
+    const who = personBySubject(trust, entry.person);
+    if (!who || who.keyId !== m[2]) throw new Refusal("unknown_signer", t("handover.wrongkey", { name: who?.name ?? entry.person }));
+    const sig = { keyid: m[2], sig: b64encode(fromB64url(m[3], "signature")) };
+    verifySingle({ payload: b64encode(d.payload), payloadType: EVENT_TYPE, signatures: [sig] }, EVENT_TYPE, who.key, t("relay.their", { name: who.name }));
+    const problem = standing(trust, who, now(), now());
+    if (problem) throw problem;
+    entry.sig = sig;
+    $("#relay").hidden = true;
+    await renderHandover();
+  } catch (e) {
+    say(status, `${e.message} (${e.code ?? "error"})`, "error");
+  }
+}
+
+let cosigning = null; // {payload, event, statementId, slots: [slot names this person fills]}
+
+async function cosignScanned(text) {
+  $("#cosign-code").hidden = true;
+  $("#cosign-confirm").hidden = true;
+  cosigning = null;
+  try {
+    if (!session?.seed) throw new Refusal("usage", t("cosign.login"));
+    if (!text.startsWith("CPS1:")) throw new Refusal("format", t("cosign.notstatement"));
+    const payload = fromB64url(text.slice(5), "statement");
+    const event = parseCanonical(payload, "statement");
+    if (event.type !== "custody.event.v1" || typeof event.actors !== "object" || !event.actors) {
+      throw new Refusal("format", t("cosign.notstatement"));
+    }
+    if (event.authority !== trust.authority.id) throw new Refusal("unknown_signer", t("cosign.otherauthority"));
+    const slots = Object.entries(event.actors).filter(([, who]) => who === session.subject).map(([slot]) => slot);
+    if (!slots.length) throw new Refusal("role", t("cosign.notnamed", { name: session.name }));
+    const known = Object.entries(event.packages).map(([id, head]) => [id, head]);
+    const warnings = [];
+    for (const [id, head] of known) {
+      const cached = await store.get("packages", id);
+      if (cached && cached.state.last_event !== head) warnings.push(t("cosign.otherhead", { id }));
+    }
+    cosigning = { payload, event, statementId: hex(sha256Bytes(payload)), slots };
+    renderCosign(warnings);
+  } catch (e) {
+    say("#cosign-status", `${e.message} (${e.code ?? "error"})`, "error");
+    $("#cosign-summary").replaceChildren();
+  }
+}
+
+function renderCosign(warnings) {
+  const { event, statementId, slots } = cosigning;
+  const rows = [
+    ["cosign.kind", t(`handover.kind.${event.kind}`)],
+    ["fact.package", Object.keys(event.packages).join(", ")],
+    ["cosign.time", event.time],
+    ["handover.place", event.place || "—"],
+    ...Object.entries(event.actors).map(([slot, who]) => [`handover.slot.${slot}`, `${personBySubject(trust, who)?.name ?? who} (${who})`]),
+    ...(event.body.seals ? [["fact.seals", event.body.seals.join(", ")]] : []),
+    ...(event.body.copies !== undefined ? [["handover.copies", JSON.stringify(event.body.copies)]] : []),
+    ...(event.body.method ? [["handover.method", event.body.method]] : []),
+    ["cosign.statement", `${statementId.slice(0, 16)}…`],
+  ];
+  const dl = $("#cosign-summary");
+  dl.replaceChildren();
+  for (const [k, v] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = t(k);
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    dl.append(dt, dd);
+  }
+  say("#cosign-status", [t("cosign.check", { slot: slots.map((x) => t(`handover.slot.${x}`)).join("、") }), ...warnings].join(" "), warnings.length ? "warn" : "");
+  $("#cosign-confirm").hidden = false;
+}
+
+function cosignConfirm() {
+  if (!cosigning || !session?.seed) return;
+  const who = personBySubject(trust, session.subject);
+  const problem = who ? standing(trust, who, now(), now()) : new Refusal("unknown_signer", t("cosign.login"));
+  if (problem) {
+    say("#cosign-status", `${problem.message} (${problem.code})`, "error");
+    return;
+  }
+  const env = signEnvelope(EVENT_TYPE, cosigning.payload, [{ seed: session.seed, keyId: session.keyId }]);
+  const sig = env.signatures[0];
+  const canvas = $("#cosign-code");
+  drawQr(canvas, `CPG1:${cosigning.statementId}.${sig.keyid}.${b64url(b64decode(sig.sig))}`);
+  canvas.hidden = false;
+  $("#cosign-confirm").hidden = true;
+  say("#cosign-status", t("cosign.signed"), "signed");
+  cosigning = null;
+}
+
 // ---- outbox ---------------------------------------------------------------------------------
+// Statements are sent in the order they were signed: a chain's next link names the one before
+// it, so two signed in the same second must not swap. `order` is the wall clock in milliseconds,
+// made strictly increasing on this page; items queued before it existed sort by `created`.
+let lastOrder = 0;
+function nextOrder() {
+  lastOrder = Math.max(Date.now(), lastOrder + 1);
+  return lastOrder;
+}
+const byOrder = (a, b) => (a.order ?? a.created * 1000) - (b.order ?? b.created * 1000);
+
 let syncing = false;
 
 async function sync() {
   if (syncing || !navigator.onLine) return;
   syncing = true;
   try {
-    const items = (await store.all("outbox")).sort((a, b) => a.created - b.created);
+    const items = (await store.all("outbox")).sort(byOrder);
     for (const item of items) {
       if (item.state === "queued") await send(item);
       if (item.state === "synced" && item.proof !== "ok" && session?.token) await prove(item);
@@ -626,7 +933,7 @@ async function prove(item) {
 async function renderOutbox() {
   const list = $("#outbox");
   if (!list) return;
-  const items = (await store.all("outbox")).sort((a, b) => b.created - a.created);
+  const items = (await store.all("outbox")).sort((a, b) => byOrder(b, a));
   list.replaceChildren();
   if ($("#handover-status").dataset.state === "queued" && !items.some((i) => i.state === "queued")) {
     say("#handover-status", ""); // sent: the outbox below says what became of it
@@ -662,7 +969,9 @@ async function start() {
   });
   $("#login-form").addEventListener("submit", login);
   $("#logout").addEventListener("click", logout);
-  $("#camera").addEventListener("click", startCamera);
+  $("#camera").addEventListener("click", () => startCamera("label"));
+  $("#cosign").addEventListener("click", () => startCamera("statement"));
+  $("#cosign-confirm").addEventListener("click", cosignConfirm);
   $("#check-text").addEventListener("click", () => judge($("#label-text").value));
   $("#seal-count").addEventListener("input", checkSeals);
   $("#queue").addEventListener("click", queueDraft);

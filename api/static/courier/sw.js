@@ -1,12 +1,12 @@
 // The courier page's service worker: keeps the page, its scripts and the wasm in a cache so the
 // app opens with no network. API calls (/v1/...) are never intercepted: they reach the network
 // or fail, so the page always knows honestly whether a statement was sent.
-const CACHE = "custody-courier-v1";
+const CACHE = "custody-courier-v2";
 const ASSETS = [
   "/courier/", "/courier/app.js", "/courier/lib.js", "/courier/trust.js", "/courier/label.js",
   "/courier/keyfile.js", "/courier/store.js", "/courier/i18n.json", "/courier/app.css",
   "/courier/manifest.webmanifest", "/courier/icon.svg", "/courier/vendor/crypto.js",
-  "/courier/vendor/zxing.js", "/courier/vendor/zxing_reader.wasm",
+  "/courier/vendor/zxing.js", "/courier/vendor/qr.js", "/courier/vendor/zxing_reader.wasm",
 ];
 
 self.addEventListener("install", (event) => {
