@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import access, errors, read_routes, routes, web
+from api import access, console_routes, errors, export, incident_routes, read_routes, routes, web
 from api.backend import Backend, Settings
 from api.guard import Guard, Limiter
+from api.rate_store import RATES_FILE, SharedCounters
 from custody.errors import CustodyError
 
 log = logging.getLogger("custody.desk")
@@ -55,11 +57,21 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         task = None
+        sender = backend.witness_sender
+        thread = None
         if backend.writable and settings.desk_every > 0:
             task = asyncio.create_task(desk_loop(backend, settings.desk_every))
+        if sender is not None and settings.witness_every > 0:
+            # The witnesses are sent each new checkpoint from a thread of their own, so a
+            # witness that is slow to answer delays neither the desk nor a request.
+            thread = threading.Thread(target=sender.run, name="witnesses", daemon=True)
+            thread.start()
         try:
             yield
         finally:
+            if thread is not None and sender is not None:
+                sender.stop()
+                await asyncio.to_thread(thread.join, 10)
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -75,11 +87,14 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.backend = backend
-    app.state.limiter = Limiter()
+    app.state.limiter = Limiter(SharedCounters(settings.home / RATES_FILE))
     errors.install(app)
     app.add_middleware(Guard, limiter=app.state.limiter, rate=settings.rate_per_address)
     app.include_router(routes.router)
     app.include_router(access.router)
     app.include_router(web.router)
     app.include_router(read_routes.router)
+    app.include_router(incident_routes.router)
+    app.include_router(console_routes.router)
+    app.include_router(export.router)
     return app

@@ -6,8 +6,12 @@ Rules:
   is created, each with its own passphrase; without them the log is read-only.
 - The desk's clock work (break-glass intake, overdue handovers, missed check-ins and patrols,
   the escalation ladder) and the outbox's delivery run in the service on their own schedule
-  (``desk_every``), not only when someone runs ``custody incident sweep``; so does sending
-  the latest checkpoint to the live witnesses of ``witnesses.json`` (those with a ``url``).
+  (``desk_every``), not only when someone runs ``custody incident sweep``.
+- The live witnesses of ``witnesses.json`` (those with a ``url``): at start, a writer asks each
+  for the latest checkpoint of this log it cosigned and refuses to start over a database behind
+  or inconsistent with one (``check_witness_copies``; docs/adr/0012); while the service runs,
+  the process that runs the desk sends them the latest checkpoint every ``witness_every``
+  seconds, with a back-off per witness that fails (``WitnessSender``).
 - The trust store is re-read whenever a certificate or revocation was added since the last
   request (rows are only ever added), so an enrolment or a revocation made with the CLI counts
   at once: the home's trust version (one stat call, bumped after every enrolment, revocation
@@ -33,8 +37,10 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from crypto.note import parse_checkpoint, parse_note
 from custody import identity
 from custody.access_log import AccessLog
+from custody.errors import NotFoundError
 from custody.group_commit import GroupCommit
 from custody.home import Home
 from custody.incidents.model import WatchedLog
@@ -44,7 +50,16 @@ from custody.readiness import MIN_FREE_BYTES, Readiness, readiness
 from custody.service import ServiceSecrets, open_reader, open_writer, signed_head_file
 from custody.sessions import Sessions
 from custody.store.tables import CertificateRow, RevocationRow
-from custody.witness_client import WitnessOutcome, published, send_to_witnesses
+from custody.witness_client import (
+    WitnessCopy,
+    WitnessOutcome,
+    WitnessSender,
+    check_witness_copies,
+    published,
+    published_checkpoint,
+    witness_copies,
+)
+from custody.witnesses import WitnessPolicy, count_cosignatures
 from keys.trust import TrustStore
 
 MIB = 1 << 20
@@ -64,6 +79,7 @@ class Settings:
     system_passphrase: str | None = field(default=None, repr=False)
     clock: Callable[[], datetime] = system_clock
     desk_every: float = 60.0  # seconds between two rounds of the desk's clock work; 0: never
+    witness_every: float = 2.0  # seconds between two rounds of sending to the witnesses; 0: never
     mailer: Mailer | None = None
     max_event_body: int = 16 * MIB
     max_batch: int = 1000
@@ -81,7 +97,7 @@ class Settings:
     body_timeout: float = 30.0  # seconds for a whole request body to arrive (slow-loris)
     rate_per_address: str = "600/minute"  # every request, per client address
     rate_per_key: str = "300/minute"  # per signing key: logins, logged-in reads, events
-    access_flush: str = "full"  # access records: "full" (fsync each) or "lazy" (see access_log)
+    access_flush: str = "full"  # access records: "full" (fsync each), "lazy", "queued" (access_log)
 
 
 class Backend:
@@ -103,6 +119,24 @@ class Backend:
         self._trust_token = self.home.trust_version()
         self._trust_version = self._version()
         self.witness_outcomes: list[WitnessOutcome] = []
+        self.witness_copies: list[WitnessCopy] = []
+        self.head_file = signed_head_file(self.home, self.log.trust.authority)
+        self.witness_sender: WitnessSender | None = None
+        if self.writable:
+            policy = self.home.witness_policy()
+            if policy is not None and policy.urls:
+                # The witnesses' copies of what this log signed: a database behind one is
+                # refused before anything is signed (docs/adr/0012).
+                self.witness_copies = witness_copies(self.log, policy)
+                check_witness_copies(self.log, self.witness_copies, self.head_file)
+                self.witness_sender = WitnessSender(
+                    self.log,
+                    self.home.witness_policy,
+                    self.now,
+                    self.head_file,
+                    every=settings.witness_every or 2.0,
+                    on_outcomes=self._witnessed,
+                )
         system_key = self.log.desk.system_key if isinstance(self.log, WatchedLog) else None
         self.sessions = Sessions(
             self.log.trust, system_key, ttl=timedelta(minutes=settings.session_minutes)
@@ -120,9 +154,10 @@ class Backend:
         )
 
     def close(self) -> None:
-        """Commit the queued submissions and stop the group-commit writer."""
+        """Commit the queued submissions and access records; stop their writers."""
         if self.committer is not None:
             self.committer.close()
+        self.access.close()
 
     @property
     def writable(self) -> bool:
@@ -138,33 +173,92 @@ class Backend:
         now = self.now()
         touched = self.log.ingest_paper_incidents(now) + self.log.sweep(now)
         self.access.checkpoint(now)  # the access log is checkpointed on the desk's clock too
-        report = deliver_outbox(self.home.engine, now, mailer=self.settings.mailer)
-        policy = self.home.witness_policy()
-        if policy is not None and policy.urls:
-            # Live witnesses: each is brought up to the latest checkpoint (a fork they report
-            # opens a critical incident through the desk).
-            self.witness_outcomes = send_to_witnesses(self.log, policy, now)
-            touched += [o.incident for o in self.witness_outcomes if o.incident]
+        report = deliver_outbox(
+            self.home.engine, now, mailer=self.settings.mailer, zone=self.home.time_zone
+        )
         return touched, report
+
+    def _witnessed(self, outcomes: list[WitnessOutcome]) -> None:
+        """The sender's last answer per witness (a fork they report opened a critical
+        incident through the desk already)."""
+        with self._lock:
+            last = {o.witness: o for o in self.witness_outcomes}
+            last.update({o.witness: o for o in outcomes})
+            self.witness_outcomes = sorted(last.values(), key=lambda o: o.witness)
 
     def now(self) -> datetime:
         return self.settings.clock()
 
     def readiness(self) -> Readiness:
         """May this service take appends now (``/readyz``)?"""
-        head = signed_head_file(self.home, self.log.trust.authority)
-        report = readiness(self.log, head, self.home.path, floor=self.settings.min_free_bytes)
+        report = readiness(
+            self.log, self.head_file, self.home.path, floor=self.settings.min_free_bytes
+        )
         policy = self.home.witness_policy()
         if policy is None or not report.checks["database"].ok:
             return report
-        # Informative: whether the latest checkpoint met the witness quorum (k of n), and what
-        # each live witness answered last; it does not make the service unready.
-        witnessed: dict[str, object] = {
+        return Readiness(report.checks, report.standbys, self.witnessed(policy))
+
+    def checkpoint(
+        self, size: int | None = None, *, only_published: bool = False
+    ) -> tuple[str, dict[str, str]]:
+        """A checkpoint with its stored cosignatures (``GET /v1/checkpoint``) and the headers
+        saying whether it is published: ``Custody-Published`` (``true``: its cosignatures meet
+        the witness policy) and ``Custody-Witness-Policy`` (``k of n``); none without a policy.
+        ``only_published``: the largest checkpoint that is published (``?published=true``)."""
+        policy = self.home.witness_policy()
+        if only_published:
+            if policy is None:
+                raise NotFoundError(
+                    "this authority has no witness policy (witnesses.json): no checkpoint is "
+                    "published by witnesses"
+                )
+            note = published_checkpoint(self.log, policy)
+            if note is None:
+                raise NotFoundError(
+                    f"no checkpoint of this log is cosigned by {policy.describe()} witnesses yet"
+                )
+        else:
+            note = self.log.cosigned_checkpoint(size)
+        if policy is None:
+            return note, {}
+        parsed = parse_note(note)
+        count = count_cosignatures(policy, parse_checkpoint(parsed.text), parsed.signatures)
+        return note, {
+            "Custody-Published": "true" if count.ok else "false",
+            "Custody-Witness-Policy": policy.describe(),
+        }
+
+    def witnessed(self, policy: WitnessPolicy) -> dict[str, object]:
+        """Publication under the witness policy (docs/adr/0012): whether the latest checkpoint
+        met k of n, the largest one that did, and what each live witness answered last. It
+        does not make the service unready: appends go on while witnesses are down."""
+        try:
+            latest = parse_checkpoint(parse_note(self.log.latest_checkpoint()).text).size
+        except NotFoundError:
+            latest = 0
+        note = published_checkpoint(self.log, policy)
+        size = parse_checkpoint(parse_note(note).text).size if note is not None else None
+        with self._lock:
+            last = [o.as_dict() for o in self.witness_outcomes]
+        behind = latest - (size or 0)
+        detail = (
+            f"published: the latest checkpoint (size {latest}) is cosigned by {policy.describe()}"
+            if size == latest and latest
+            else f"not published: the latest checkpoint that met {policy.describe()} is "
+            + (f"size {size}" if size is not None else "none")
+            + f"; {behind} entries are not yet witnessed"
+        )
+        return {
             "policy": policy.describe(),
             "published": published(self.log, policy),
-            "last_round": [o.as_dict() for o in self.witness_outcomes],
+            "latest_size": latest,
+            "published_size": size,
+            "unpublished_entries": behind,
+            "detail": detail,
+            "last_round": last,
+            "retry_in_seconds": self.witness_sender.backoff() if self.witness_sender else {},
         }
-        return Readiness(report.checks, report.standbys, witnessed)
 
     def _version(self) -> tuple[int, int]:
         with Session(self.home.engine) as session:

@@ -8,9 +8,12 @@ Rules (the numbers are ``api.backend.Settings``, documented in docs/formats.md "
 - A route with a body names the media types it accepts; anything else is 415
   ``unsupported_media_type`` before a byte is read. JSON routes accept only
   ``application/json``, which a cross-site HTML form cannot send without a CORS preflight.
-- Rates (the ``limits`` library, moving windows, kept per process): every request counts
+- Rates (the ``limits`` library, fixed windows, counted in the home's ``rates.sqlite`` that
+  every worker process of the home shares: ``api/rate_store.py``): every request counts
   against its client address; logins, logged-in reads and submitted envelopes count against
-  their key id too. Over the limit answers 429 ``rate_limited`` with ``Retry-After``.
+  their key id too. Over the limit answers 429 ``rate_limited`` with ``Retry-After``. A
+  window starts at the first request counted in it and lasts the rate's period; a client may
+  so send up to twice the rate across the end of one window and the start of the next.
 - Every answer carries ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a
   ``frame-ancestors 'none'`` policy, ``Referrer-Policy: no-referrer`` and, for every API
   answer, ``Cache-Control: no-store`` (personal data never rests in a cache).
@@ -26,8 +29,8 @@ from collections.abc import Iterable
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.storage import Storage
+from limits.strategies import FixedWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import TooLargeError
@@ -35,10 +38,12 @@ from custody.errors import MediaTypeError, RateLimitError, RequestTimeoutError
 
 
 class Limiter:
-    """Moving-window rate limits, in this process's memory."""
+    """Fixed-window rate limits over a ``limits`` storage (the service's: the home's shared
+    ``rates.sqlite``, ``api.rate_store.SharedCounters``)."""
 
-    def __init__(self) -> None:
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._limiter = FixedWindowRateLimiter(storage)
         self._items: dict[str, RateLimitItem] = {}
 
     def _item(self, rate: str) -> RateLimitItem:

@@ -153,10 +153,19 @@ def trust_bundle(service: Service, p: Viewer) -> Response:
     response_class=PlainTextResponse,
     responses=_errors(404),
 )
-def checkpoint(service: Service) -> PlainTextResponse:
+def checkpoint(
+    service: Service,
+    published: Annotated[
+        bool,
+        Query(description="The largest checkpoint whose cosignatures meet the witness policy."),
+    ] = False,
+) -> PlainTextResponse:
     """The latest signed checkpoint (C2SP signed note; 404 while the log is empty), with the
-    witnesses' cosignature lines the log holds for it after the log's own signature."""
-    return PlainTextResponse(service.log.cosigned_checkpoint())
+    witnesses' cosignature lines the log holds for it after the log's own signature; with
+    ``published=true`` the largest one whose cosignatures meet the witness policy (k of n; 404
+    while none does). Header ``Custody-Published``: whether the one served meets it."""
+    note, headers = service.checkpoint(only_published=published)
+    return PlainTextResponse(note, headers=headers)
 
 
 Size = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Tree size of a checkpoint.")]
@@ -169,8 +178,10 @@ Size = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Tree size of a check
     responses=_errors(404, 422),
 )
 def checkpoint_of_size(size: Size, service: Service) -> PlainTextResponse:
-    """The checkpoint the log signed for ``size``, with its stored cosignature lines."""
-    return PlainTextResponse(service.log.cosigned_checkpoint(size))
+    """The checkpoint the log signed for ``size``, with its stored cosignature lines (header
+    ``Custody-Published`` as for ``GET /v1/checkpoint``)."""
+    note, headers = service.checkpoint(size)
+    return PlainTextResponse(note, headers=headers)
 
 
 @router.post(

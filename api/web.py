@@ -7,6 +7,10 @@ Rules:
   every answer at once (VALID with the package's facts, REFUSED with the reason, or NOT CHECKED
   when the server or the camera failed); a frame with no code in view says so.
 - A strict Content-Security-Policy allows only this origin's script and the camera stream.
+- Every page file is sent gzip-compressed to a client whose ``Accept-Encoding`` takes gzip
+  (compressed once per process at level 9 and kept; ``Vary: Accept-Encoding``), as is, else.
+  Only these static files: API answers are never compressed (a session token next to
+  reflected input would be a BREACH oracle).
 - /courier/ serves only the files listed in ``_COURIER``: its own modules and the scripts and
   wasm vendored from npm (api/static/vendor/, rebuilt by web/vendor/build.sh); its policy adds
   ``'wasm-unsafe-eval'`` (Argon2id and the QR decoder are WebAssembly) and the service worker.
@@ -14,9 +18,12 @@ Rules:
 
 from __future__ import annotations
 
+import gzip
+import re
+from functools import cache
 from importlib import resources
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from custody.errors import NotFoundError
@@ -40,23 +47,51 @@ def _asset(name: str) -> bytes:
     return (_STATIC / name).read_bytes()
 
 
-@router.get("/scan")
-def scan_page() -> HTMLResponse:
-    return HTMLResponse(_asset("scan.html"), headers=_SECURITY_HEADERS)
+GZIP_AT_LEAST = 512  # bytes; smaller files are sent as they are
+_GZIP_TOKEN = re.compile(r"(?:^|,)\s*(gzip|\*)\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*(?=,|$)", re.I)
+
+
+@cache
+def _gzipped(name: str) -> bytes:
+    """The file gzip-compressed (level 9, no timestamp: the same bytes every time)."""
+    return gzip.compress(_asset(name), compresslevel=9, mtime=0)
+
+
+def accepts_gzip(header: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` header takes gzip (``gzip`` or ``*`` with q > 0)."""
+    for m in _GZIP_TOKEN.finditer(header or ""):
+        try:
+            if float(m.group(2) or "1") > 0:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def static_file(request: Request, name: str, media_type: str, headers: dict[str, str]) -> Response:
+    """One page file, gzip-compressed when the client takes it and it is worth it."""
+    body = _asset(name)
+    out = {**headers, "Vary": "Accept-Encoding"}
+    if len(body) >= GZIP_AT_LEAST and accepts_gzip(request.headers.get("accept-encoding")):
+        return Response(
+            _gzipped(name), media_type=media_type, headers={**out, "Content-Encoding": "gzip"}
+        )
+    return Response(body, media_type=media_type, headers=out)
+
+
+@router.get("/scan", response_class=HTMLResponse)
+def scan_page(request: Request) -> Response:
+    return static_file(request, "scan.html", "text/html; charset=utf-8", _SECURITY_HEADERS)
 
 
 @router.get("/scan.js")
-def scan_script() -> Response:
-    return Response(
-        _asset("scan.js"), media_type="text/javascript; charset=utf-8", headers=_SECURITY_HEADERS
-    )
+def scan_script(request: Request) -> Response:
+    return static_file(request, "scan.js", "text/javascript; charset=utf-8", _SECURITY_HEADERS)
 
 
 @router.get("/scan.css")
-def scan_style() -> Response:
-    return Response(
-        _asset("scan.css"), media_type="text/css; charset=utf-8", headers=_SECURITY_HEADERS
-    )
+def scan_style(request: Request) -> Response:
+    return static_file(request, "scan.css", "text/css; charset=utf-8", _SECURITY_HEADERS)
 
 
 _COURIER_POLICY = {
@@ -115,13 +150,13 @@ def courier_root() -> RedirectResponse:
 
 
 @router.get("/courier/{path:path}")
-def courier_asset(path: str) -> Response:
+def courier_asset(request: Request, path: str) -> Response:
     """One file of the courier app; 404 for anything not listed."""
     name = _COURIER.get(path)
     if name is None:
         raise NotFoundError(f"no file {path!r} in the courier app")
     suffix = name[name.rfind(".") :]
-    return Response(_asset(name), media_type=_TYPES[suffix], headers=_COURIER_POLICY)
+    return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
 
 
 # URL path under /console/ -> file under api/static/ (its modules import the courier's).
@@ -143,10 +178,10 @@ def console_root() -> RedirectResponse:
 
 
 @router.get("/console/{path:path}")
-def console_asset(path: str) -> Response:
+def console_asset(request: Request, path: str) -> Response:
     """One file of the secrecy officer's console; 404 for anything not listed."""
     name = _CONSOLE.get(path)
     if name is None:
         raise NotFoundError(f"no file {path!r} in the console")
     suffix = name[name.rfind(".") :]
-    return Response(_asset(name), media_type=_TYPES[suffix], headers=_COURIER_POLICY)
+    return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)

@@ -13,6 +13,10 @@ Rules:
 - The state (what it cosigned last, per log) is read, checked and replaced under an exclusive
   lock, and written durably before the cosignature leaves: a witness never cosigns two
   histories, even with requests racing.
+- ``GET /latest?origin=ORIGIN`` (an extension of this project, not in tlog-witness): the latest
+  checkpoint it cosigned for that log, as the log signed it, with a fresh cosignature line of
+  this witness after the log's signature (200, ``text/plain``), 404 when it cosigned none. A log
+  that lost its disk asks this at start to learn what it already signed (docs/adr/0012).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from crypto.encoding import Fields, parse_json_object
 from crypto.files import CAP_SMALL_JSON, read_user_file
-from crypto.note import NoteVerifier, parse_checkpoint, parse_note
+from crypto.note import NoteVerifier, cosign, parse_checkpoint, parse_note
 from custody.errors import (
     CustodyError,
     FormatError,
@@ -131,6 +135,24 @@ def create_witness_app(settings: WitnessSettings) -> FastAPI:
         from starlette.concurrency import run_in_threadpool  # noqa: PLC0415
 
         return await run_in_threadpool(handle, body)
+
+    @app.get("/latest")
+    def latest(origin: str) -> Response:
+        if origin not in by_origin:
+            return _text(f"this witness does not follow the log {origin}\n", 404)
+        try:
+            state = load_witness_state(settings.state)
+        except CustodyError as e:
+            return _text(e.message + "\n", 503)
+        record = state.latest(origin)
+        if record is None:
+            return _text(f"this witness has cosigned no checkpoint of {origin} yet\n", 404)
+        note = parse_note(record.note)
+        line = cosign(
+            record.checkpoint, settings.cosigner.name, settings.cosigner.key, settings.clock()
+        )
+        body = note.text + "\n" + "".join(s.line() for s in note.signatures) + line
+        return _text(body, 200)
 
     @app.get("/livez")
     def livez() -> dict[str, bool]:

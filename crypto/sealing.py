@@ -9,6 +9,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import nacl.bindings as sodium
@@ -79,9 +80,20 @@ def derive_key(seed: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(seed)
 
 
-def seal_to(recipient_public: bytes, plaintext: bytes) -> bytes:
-    """Anonymous X25519 sealed box (libsodium crypto_box_seal)."""
-    return nacl.public.SealedBox(nacl.public.PublicKey(recipient_public)).encrypt(plaintext)
+def seal_to(
+    recipient_public: bytes, plaintext: bytes, *, ephemeral_seed: bytes | None = None
+) -> bytes:
+    """Anonymous X25519 sealed box (libsodium crypto_box_seal).
+
+    ``ephemeral_seed`` (32 bytes) makes the box reproducible, for published test vectors and
+    documentation examples only: the same format (ephemeral public key, then ``crypto_box``
+    under the nonce BLAKE2b-192(ephemeral pk || recipient pk)), opened by ``open_sealed``;
+    a seed used twice for two plaintexts to one recipient would break the box's secrecy."""
+    if ephemeral_seed is None:
+        return nacl.public.SealedBox(nacl.public.PublicKey(recipient_public)).encrypt(plaintext)
+    epk, esk = sodium.crypto_box_seed_keypair(ephemeral_seed)
+    nonce = hashlib.blake2b(epk + recipient_public, digest_size=24).digest()
+    return epk + sodium.crypto_box(plaintext, nonce, recipient_public, esk)
 
 
 def open_sealed(recipient: nacl.public.PrivateKey, sealed: bytes) -> bytes:

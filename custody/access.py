@@ -20,6 +20,9 @@ Rules:
   access log. One authority is one province's exam centre (one log per authority), so "their
   province" is the whole authority.
 - auditor: everything read-only, the export and the access log.
+- What people wrote into an incident (act notes, a public report's text and contact) is
+  sealed to the secrecy officers' keys: only a secrecy officer opens it (``may_open_sealed``),
+  and the opening is on the access log like any read of personal data.
 - A log entry is readable by whoever may read one of its packages; an entry that names no
   package (incidents, keys, leak reports) only by secrecy officers and auditors.
 - The trust document: every certificate in full (organisation, recusals) for secrecy officers
@@ -90,6 +93,7 @@ class Read(StrEnum):
     INCIDENTS = "incidents"
     ACCESS_LOG = "access_log"
     EXPORT = "export"
+    SEALED = "sealed"
 
 
 def may_read_package(p: Principal | None, pkg: PackageFacts) -> bool:
@@ -137,6 +141,12 @@ def may_export(p: Principal | None) -> bool:
     return p is not None and Role.AUDITOR in p.roles
 
 
+def may_open_sealed(p: Principal | None) -> bool:
+    """What people wrote into an incident (notes, a public report's text and contact) is
+    sealed to the secrecy officers' keys; only a secrecy officer's read of it is answered."""
+    return p is not None and Role.SECRECY_OFFICER in p.roles
+
+
 def require(allowed: bool, p: Principal | None, what: str) -> Principal:
     """The principal if ``allowed``; otherwise ``LoginRequiredError`` without a login and
     ``ForbiddenError`` with one (its message names what was refused, never whose it is)."""
@@ -155,6 +165,7 @@ __all__ = [
     "Principal",
     "Read",
     "may_export",
+    "may_open_sealed",
     "may_read_access_log",
     "may_read_directory",
     "may_read_entry",

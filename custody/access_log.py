@@ -9,8 +9,19 @@ Record (one leaf, canonical JSON; docs/formats.md "Access log"):
      "prev": hex SHA-256 leaf hash of the record before (64 zeros for the first)}
 
 Rules:
-- A record is written before the answer it records leaves the service (the route calls
-  ``record`` and only then answers): a read that could not be recorded is not answered.
+- ``flush="full"`` (the default) and ``"lazy"``: a record is committed before the answer it
+  records leaves the service (the route calls ``record`` and only then answers): a read that
+  could not be recorded is not answered.
+- ``flush="queued"``: ``record`` puts the record in a bounded queue of this process and
+  returns; a writer thread commits the queue every ``QUEUE_INTERVAL`` seconds (or sooner once
+  ``QUEUE_BATCH`` records wait), in one transaction with a full flush. So an answer may leave
+  before its record is durable: a crash of the process loses the records still queued (at
+  most the last ``QUEUE_INTERVAL`` seconds of reads, and never more than ``QUEUE_BOUND``);
+  a full queue makes ``record`` wait for room, and a queue the writer cannot commit (a
+  database fault) keeps its records and stops answering reads once full. Everything that
+  reads the access log (its size, leaves, ``who_read``, checkpoints, export) first commits
+  what this process has queued, so a checkpoint covers every read this process answered
+  before it.
 - Records get consecutive indexes under a lock on one head row (as the custody log's entries).
 - Every record names the leaf hash of the one before: deleting or editing one breaks the chain
   at that place, and the RFC 9162 root in a checkpoint signed by the log key fixes the whole.
@@ -24,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,7 +78,10 @@ CHECKPOINTS = AccessCheckpoint.__table__  # type: ignore[attr-defined]
 # "full": each commit waits for the disk (a record survives a power loss once answered);
 # "lazy": commits are durable against a process crash, flushed to disk by the next full
 # commit (a checkpoint, the custody log's next append) or the OS within a moment.
-FLUSH_MODES = ("full", "lazy")
+FLUSH_MODES = ("full", "lazy", "queued")
+QUEUE_INTERVAL = 0.05  # seconds between the queued writer's commits, at most
+QUEUE_BATCH = 256  # records that wake the queued writer at once
+QUEUE_BOUND = 4096  # records queued at most (then ``record`` waits)
 MAX_OBJECTS = 100  # objects named in one record (a list route names its first ones)
 
 
@@ -120,6 +135,82 @@ class AccessLog:
         with engine.begin() as conn:
             if conn.execute(select(HEAD.c.id).where(HEAD.c.id == 1)).first() is None:
                 conn.execute(insert(HEAD).values(id=1, size=0, last=GENESIS))
+        self._queue: list[_Pending] = []
+        self._queued = threading.Condition()
+        self._queue_error: CustodyError | None = None
+        self._closing = False
+        self._writer: threading.Thread | None = None
+        if flush == "queued":
+            self._writer = threading.Thread(
+                target=self._drain_loop, name="access-log-writer", daemon=True
+            )
+            self._writer.start()
+
+    # -- queued records ----------------------------------------------------------------------
+
+    def _drain_loop(self) -> None:
+        while True:
+            with self._queued:
+                if len(self._queue) < QUEUE_BATCH and not self._closing:
+                    self._queued.wait(QUEUE_INTERVAL)
+                if self._closing and not self._queue:
+                    return
+            try:
+                self.drain()
+            except StorageError:
+                time.sleep(QUEUE_INTERVAL)  # a database fault: the records wait, try again
+
+    def drain(self) -> None:
+        """Commit every record this process has queued (``flush="queued"``; otherwise
+        nothing waits). Raises ``StorageError`` if they could not be committed (they stay
+        queued, in order, for the next try)."""
+        if self.flush != "queued":
+            return
+        with self._turn:  # one batch at a time, in queue order
+            with self._queued:
+                batch, self._queue = self._queue, []
+            if not batch:
+                return
+            self._write(batch)
+            failed = [item for item in batch if item.error is not None]
+            with self._queued:
+                if failed:
+                    for item in failed:
+                        item.error = None
+                    self._queue[:0] = failed
+                    self._queue_error = StorageError(
+                        "the access log's queued records could not be committed"
+                    )
+                else:
+                    self._queue_error = None
+                self._queued.notify_all()
+        if failed:
+            raise self._queue_error or StorageError("the access log could not be written")
+
+    def close(self) -> None:
+        """Commit what is queued and stop the writer (``flush="queued"``)."""
+        if self._writer is None:
+            return
+        with self._queued:
+            self._closing = True
+            self._queued.notify_all()
+        self._writer.join(timeout=30)
+        self.drain()
+        self._writer = None
+
+    def _enqueue(self, item: _Pending) -> int:
+        with self._queued:
+            while len(self._queue) >= QUEUE_BOUND:
+                if self._queue_error is not None:
+                    raise StorageError(
+                        "the read could not be recorded: the access log's queue is full and "
+                        "its records cannot be committed"
+                    )
+                self._queued.wait(QUEUE_INTERVAL)
+            self._queue.append(item)
+            if len(self._queue) >= QUEUE_BATCH:
+                self._queued.notify_all()
+            return -1
 
     def record(self, principal: Principal, route: str, objects: Sequence[str], at: datetime) -> int:
         """Append one read and return its index once it is durable. Raises ``StorageError``
@@ -128,8 +219,12 @@ class AccessLog:
         Group commit: the reads of this process that arrive while a transaction is being
         written go into the next one together, so concurrent reads share one fsync instead
         of queueing one each; every caller still returns only after its own record is
-        committed."""
+        committed.
+
+        ``flush="queued"``: the record is queued and -1 returned at once (module docstring)."""
         mine = _Pending(principal, route, sorted(set(objects))[:MAX_OBJECTS], at)
+        if self.flush == "queued":
+            return self._enqueue(mine)
         with self._turn:
             self._pending.append(mine)
             while self._writing and mine.index is None and mine.error is None:
@@ -213,6 +308,7 @@ class AccessLog:
         return self.engine.connect().execution_options(**read_options(self.engine))
 
     def size(self) -> int:
+        self.drain()
         with self._reader() as conn:
             return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
 
@@ -220,6 +316,7 @@ class AccessLog:
         query = select(RECORDS.c.leaf).where(RECORDS.c.idx >= start).order_by(RECORDS.c.idx)
         if end is not None:
             query = query.where(RECORDS.c.idx < end)
+        self.drain()
         with self._reader() as conn:
             return [bytes(r.leaf) for r in conn.execute(query)]
 
@@ -235,11 +332,13 @@ class AccessLog:
             )
         if who is not None:
             query = query.where(RECORDS.c.subject == who)
+        self.drain()
         with self._reader() as conn:
             return [parse_access_leaf(r.idx, bytes(r.leaf)) for r in conn.execute(query)]
 
     def checkpoint(self, now: datetime) -> str:
         """The signed checkpoint of the access log as it is now (signed once per size)."""
+        self.drain()
         with self.engine.begin() as conn:
             # Lock the head so no record lands between reading the size and the leaves.
             conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size))
@@ -267,6 +366,7 @@ class AccessLog:
             return note
 
     def latest_checkpoint(self) -> str | None:
+        self.drain()
         with self._reader() as conn:
             note = conn.execute(
                 select(CHECKPOINTS.c.note).order_by(CHECKPOINTS.c.size.desc()).limit(1)

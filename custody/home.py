@@ -16,6 +16,8 @@ Layout (what the service reads stays under the home; the root key does not):
   trust.version          a token rewritten after every enrolment, revocation and import, so a
                          running service reloads its trust store only when it changed
   desk.lock              held by the one `custody serve --workers N` process running the desk
+  rates.sqlite           the rate limiter's counters, shared by every worker of `custody serve`
+                         (api/rate_store.py; only while a window lasts; may be deleted when stopped)
 
 The home is made 0700 when the authority is created, and the CLI runs every command under
 umask 077, so the database, its WAL files and every key file are the authority account's alone.
@@ -36,6 +38,7 @@ from crypto.encoding import Fields, parse_json_object
 from crypto.files import CAP_SMALL_JSON, read_optional_file, read_user_file
 from custody.errors import ConflictError, NotFoundError, StorageError
 from custody.exams import EXAMS_FILE, ExamPolicies, ExamPolicy, exams_from_json
+from custody.i18n import DEFAULT_TIME_ZONE
 from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from_json
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
@@ -82,6 +85,13 @@ class Home:
         except FileNotFoundError:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
+
+    @property
+    def time_zone(self) -> str:
+        """The zone people read this authority's times in: ``time_zone`` in custody.json
+        (``custody init --time-zone``), else Asia/Shanghai. Stored times stay UTC."""
+        zone = self.config.obj.get("time_zone") if self.exists() else None
+        return zone if isinstance(zone, str) and zone else DEFAULT_TIME_ZONE
 
     def bump_trust_version(self) -> None:
         """After certificates or revocations were committed: a running service reloads."""

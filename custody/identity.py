@@ -16,7 +16,7 @@ from typing import ParamSpec, TypeVar
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
-from crypto.dsse import Envelope, parse_envelope
+from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, parse_json_object
 from crypto.sealing import KdfParams
 from crypto.signing import VerifyKey, check_ed25519_public_key, check_x25519_public_key
@@ -257,20 +257,67 @@ def import_signed(home: Home, data: bytes) -> Imported:
     )
 
 
-def _store_certificate(home: Home, cert: Certificate, envelope: Envelope) -> None:
-    with Session(home.engine) as session:
-        session.add(
-            CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=envelope.to_bytes())
-        )
-        try:
-            session.commit()
-        except IntegrityError as e:
-            raise ConflictError(f"key {cert.key_id[:16]} is already certified") from e
+def _store_trust_rows(
+    home: Home,
+    rows: list[CertificateRow | RevocationRow],
+    *,
+    key_file: tuple[Path, bytes] | None = None,
+) -> None:
+    """Store certificates and revocations in one transaction, with the key file they go with:
+    all or nothing. The key file is written in full first (temporary name, fsync, link into
+    place: never a partial file, never over another), then the rows are committed; if the
+    commit fails the file is removed, so no stored byte, in the database or on disk, has
+    changed. The file goes first because the other order could lose it after the commit: a
+    certified (and, on rotation, superseding) key that nobody holds."""
+    if key_file is not None:
+        write_new_file(*key_file)
+    try:
+        with Session(home.engine) as session:
+            try:
+                for row in rows:  # in this order: the database sees the first write first
+                    session.add(row)
+                    session.flush()
+                session.commit()
+            except IntegrityError as e:
+                first = rows[0]
+                done = "certified" if isinstance(first, CertificateRow) else "revoked"
+                if len(rows) > 1:  # a rotation: another writer certified or revoked first
+                    raise ConflictError(
+                        f"key {first.key_id[:16]} or the key it supersedes changed meanwhile",
+                        hint="list the keys (`custody keys list`) and try again",
+                    ) from e
+                raise ConflictError(f"key {first.key_id[:16]} is already {done}") from e
+    except BaseException:
+        if key_file is not None:
+            key_file[0].unlink(missing_ok=True)
+        raise
     home.bump_trust_version()
 
 
-@_storage_errors
-def enroll(
+@dataclass(frozen=True)
+class _Certified:
+    """A certificate issued but not yet stored, with its row and the key file to write."""
+
+    certificate: Certificate
+    row: CertificateRow
+    key_file: tuple[Path, bytes] | None  # (where, sealed bytes); None for device-made keys
+
+
+def _stored(certify: Callable[_P, _Certified]) -> Callable[_P, Enrolment]:
+    """``certify``, then its certificate and key file stored together (``_store_trust_rows``)."""
+
+    @functools.wraps(certify)
+    def enrol(*args: _P.args, **kwargs: _P.kwargs) -> Enrolment:
+        home = args[0] if args else kwargs["home"]
+        assert isinstance(home, Home)
+        done = certify(*args, **kwargs)
+        _store_trust_rows(home, [done.row], key_file=done.key_file)
+        return Enrolment(done.certificate, done.key_file[0] if done.key_file else None)
+
+    return enrol
+
+
+def _certify(
     home: Home,
     *,
     root_passphrase: str,
@@ -289,7 +336,7 @@ def enroll(
     kdf: KdfParams | None = None,
     pair: KeyPair | None = None,
     public_keys: tuple[bytes, bytes] | None = None,
-) -> Enrolment:
+) -> _Certified:
     """Generate a person's keys, seal them under their passphrase, certify the public keys.
 
     With ``public_keys`` (Ed25519, X25519) the keys were made on the person's own device:
@@ -338,17 +385,15 @@ def enroll(
         scopes=frozenset(scopes),
     )
     envelope = issue_certificate(cert, root.signing)
-    out: Path | None = None
+    row = CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=envelope.to_bytes())
+    key_file: tuple[Path, bytes] | None = None
     if pair is not None:
         out = key_out or home.people_dir() / f"{subject}-{cert.key_id[:8]}.key"
-        write_new_file(out, seal_keypair(pair, passphrase, kdf=kdf))
-    try:
-        _store_certificate(home, cert, envelope)
-    except BaseException:  # the key file and its certificate: both or neither
-        if out is not None:
-            out.unlink(missing_ok=True)
-        raise
-    return Enrolment(cert, out)
+        key_file = (out, seal_keypair(pair, passphrase, kdf=kdf))
+    return _Certified(cert, row, key_file)
+
+
+enroll = _storage_errors(_stored(_certify))
 
 
 @_storage_errors
@@ -367,10 +412,13 @@ def rotate(
 
     What the old key signed before ``now`` stays valid: the revocation's effective time is
     ``now``, and standing is always judged at a statement's own time.
+
+    In one transaction with the new certificate: the old key's revocation. A failure at
+    either leaves neither, and no new key file.
     """
     trust = load_trust(home)
     old = trust.current_certificate(subject, now)
-    enrolment = enroll(
+    new = _certify(
         home,
         root_passphrase=root_passphrase,
         subject=subject,
@@ -387,16 +435,16 @@ def rotate(
         supersedes=old.key_id,
         kdf=kdf,
     )
-    revoke(
-        home,
-        root_passphrase=root_passphrase,
-        key_id=old.key_id,
-        reason=RevocationReason.SUPERSEDED,
-        effective_at=now,
-        now=now,
-        note=f"superseded by {enrolment.certificate.key_id}",
+    if old.key_id in trust.revocations:
+        raise ConflictError(f"key {old.key_id[:16]} is already revoked")
+    root = home.authority_key("root", root_passphrase)
+    note = f"superseded by {new.certificate.key_id}"
+    rev = Revocation(trust.authority.id, old.key_id, now, RevocationReason.SUPERSEDED, now, note)
+    revocation = RevocationRow(
+        key_id=old.key_id, envelope=issue_revocation(rev, root.signing).to_bytes()
     )
-    return enrolment
+    _store_trust_rows(home, [new.row, revocation], key_file=new.key_file)
+    return Enrolment(new.certificate, new.key_file[0] if new.key_file else None)
 
 
 MIN_KEY_PREFIX = 8  # hex digits: a shorter prefix could name the wrong person's key
@@ -436,10 +484,7 @@ def revoke(
     root = home.authority_key("root", root_passphrase)
     rev = Revocation(trust.authority.id, full, effective_at, reason, now, note)
     envelope = issue_revocation(rev, root.signing)
-    with Session(home.engine) as session:
-        session.add(RevocationRow(key_id=full, envelope=envelope.to_bytes()))
-        session.commit()
-    home.bump_trust_version()
+    _store_trust_rows(home, [RevocationRow(key_id=full, envelope=envelope.to_bytes())])
     return rev
 
 

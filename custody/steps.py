@@ -29,11 +29,8 @@ from typing import Any
 
 from custody.errors import ChainError, ClosedError, MixedPackagesError, UsageError
 from custody.events import Event, Kind
-from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
+from custody.i18n import _
 from custody.rules import ALLOWED_FROM, PackageState, Status
-
-# The authority's time zone: times are stored in UTC and shown there (with the zone's name).
-AUTHORITY_ZONE = DEFAULT_TIME_ZONE
 
 # The steps a person takes with a command, each with its Chinese and English name.
 STEP_NAMES: Mapping[Kind, tuple[str, str]] = {
@@ -118,11 +115,6 @@ def status_name(status: str) -> str:
     """``在途 in_transit``: a package status in Chinese and English."""
     zh = STATUS_NAMES.get(status)
     return f"{zh} {status}" if zh else status
-
-
-def local_time(moment: datetime) -> str:
-    """A UTC moment shown in the authority's zone, with the zone's name."""
-    return show_time(moment, AUTHORITY_ZONE)
 
 
 def _need(people: Mapping[str, str | None], option: str, what: str) -> str:

@@ -12,7 +12,7 @@ Rules:
 - A package is overdue by the incident policy's own rule (``incidents.detect.sweep``): in one
   status longer than its dwell limit, or opened and not recovered after its window.
 - Lists are paged (offset, limit at most ``MAX_PAGE``), in package id (or paper ref) order.
-- Times are UTC here; the edges show them in the authority's zone (``steps.local_time``).
+- Times are UTC here; the edges show them in the authority's zone (the CLI's ``State.show_time``).
 """
 
 from __future__ import annotations

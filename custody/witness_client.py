@@ -11,29 +11,49 @@ Rules:
   checkpoint it cosigned; its body carries that checkpoint, and if it is one this log's key
   signed and it is inconsistent with the log's, the incident desk opens a critical ``log_fork``
   incident. Anything else (or no answer) is reported and retried at the next round.
+- A 409 naming a size *larger* than the log's latest means the witness cosigned a checkpoint
+  of this log the database does not hold: the log asks the witness for it (``GET /latest``),
+  keeps it in the signed-checkpoint file when this log's key signed it (so nothing more is
+  signed over a database that lost its tail), and reports ``ahead``.
 - The log counts as published at a size when its witness policy's quorum cosigned it
-  (``published``).
+  (``published``); ``published_checkpoint`` is the largest such checkpoint.
+- The witnesses' copies (docs/adr/0012): ``witness_copies`` asks each live witness for the
+  latest checkpoint of this log it cosigned, verified under the log key and the witness's key;
+  ``check_witness_copies`` refuses (``LogStateError``) a database behind or inconsistent with
+  any of them, or with the cosignatures it stores itself. A witness that does not answer is
+  reported, not a refusal.
+- ``WitnessSender`` (in ``custody serve``) brings every live witness up to the latest
+  checkpoint continually, with a back-off per witness that failed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
+from sqlalchemy import func, select
 
-from crypto.note import parse_checkpoint, parse_note
-from custody.errors import CustodyError, NotFoundError
+from crypto import merkle
+from crypto.note import NoteVerifier, parse_checkpoint, parse_note
+from custody.errors import CustodyError, LogStateError, NotFoundError
 from custody.incidents.model import WatchedLog
 from custody.log import CustodyLog
+from custody.store.guard import RECOVER, SignedHead, SignedHeadFile, open_signed
+from custody.store.log_tables import CosignatureRow
 from custody.witness import format_add_checkpoint
 from custody.witnesses import WitnessPolicy, count_cosignatures
+
+COSIGNATURE = CosignatureRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
 class WitnessOutcome:
     witness: str
-    status: str  # cosigned | current | conflict | fork | failed
+    status: str  # cosigned | current | conflict | ahead | fork | failed
     size: int
     detail: str = ""
     incident: str | None = None
@@ -65,9 +85,17 @@ def _request(log: CustodyLog, old: int, size: int, note: str) -> bytes:
 
 
 def send_to_witnesses(
-    log: CustodyLog, policy: WitnessPolicy, now: datetime, *, timeout: float = 5.0
+    log: CustodyLog,
+    policy: WitnessPolicy,
+    now: datetime,
+    *,
+    timeout: float = 5.0,
+    only: frozenset[str] | None = None,
+    head_file: SignedHeadFile | None = None,
 ) -> list[WitnessOutcome]:
-    """One round: every live witness is brought up to the latest checkpoint (rules above)."""
+    """One round: every live witness (of ``only``, if given) is brought up to the latest
+    checkpoint (rules above). ``head_file`` keeps a checkpoint a witness holds beyond the
+    database's (``ahead``)."""
     try:
         note = log.latest_checkpoint()
     except NotFoundError:
@@ -76,14 +104,43 @@ def send_to_witnesses(
     outcomes = []
     for witness in policy.witnesses:
         url = policy.url(witness.name)
-        if url is None:
+        if url is None or (only is not None and witness.name not in only):
             continue
         old = _cosigned_size(log, witness.name)
         if old == size:
             outcomes.append(WitnessOutcome(witness.name, "current", size))
             continue
-        outcomes.append(_ask(log, policy, witness.name, url, old, size, note, now, timeout))
+        outcome = _ask(log, policy, witness.name, url, old, size, note, now, timeout)
+        if outcome.status == "ahead":
+            outcome = _keep_ahead(log, policy, outcome, url, head_file, timeout)
+        outcomes.append(outcome)
     return outcomes
+
+
+def _keep_ahead(
+    log: CustodyLog,
+    policy: WitnessPolicy,
+    outcome: WitnessOutcome,
+    url: str,
+    head_file: SignedHeadFile | None,
+    timeout: float,
+) -> WitnessOutcome:
+    """A witness holds a larger size than the database: fetch its copy and keep it outside the
+    database, so that the guard refuses to sign over a database that lost its tail."""
+    copy = _fetch_copy(log, policy, outcome.witness, url, timeout)
+    if copy.head is None or head_file is None:
+        return WitnessOutcome(outcome.witness, "ahead", outcome.size, outcome.detail + copy.detail)
+    try:
+        head_file.record(copy.head.note)
+    except CustodyError as e:
+        return WitnessOutcome(outcome.witness, "ahead", outcome.size, f"{copy.detail}; {e.message}")
+    return WitnessOutcome(
+        outcome.witness,
+        "ahead",
+        outcome.size,
+        f"{outcome.detail}; kept its copy {copy.head.describe()} in {head_file.path}: "
+        "the log signs nothing more until the database is restored",
+    )
 
 
 def _ask(
@@ -112,7 +169,14 @@ def _ask(
             return WitnessOutcome(name, "cosigned", size)
         if r.status_code == 409 and r.text.strip().isdigit():
             theirs = int(r.text.strip())
-            if theirs > size or theirs == old:
+            if theirs > size:
+                return WitnessOutcome(
+                    name,
+                    "ahead",
+                    size,
+                    f"the witness cosigned size {theirs} of this log; the database holds {size}",
+                )
+            if theirs == old:
                 return WitnessOutcome(
                     name, "conflict", size, f"the witness holds size {theirs}, the log {size}"
                 )
@@ -153,3 +217,196 @@ def published(log: CustodyLog, policy: WitnessPolicy, size: int | None = None) -
     parsed = parse_note(note)
     checkpoint = parse_checkpoint(parsed.text)
     return count_cosignatures(policy, checkpoint, parsed.signatures).ok
+
+
+def published_checkpoint(log: CustodyLog, policy: WitnessPolicy) -> str | None:
+    """The largest checkpoint whose stored cosignatures meet the witness policy (k of n), with
+    them; None while none does."""
+    with log.engine.connect() as conn:
+        rows = conn.execute(
+            select(COSIGNATURE.c.size)
+            .group_by(COSIGNATURE.c.size)
+            .having(func.count() >= policy.quorum)
+            .order_by(COSIGNATURE.c.size.desc())
+            .limit(64)
+        ).all()
+    for row in rows:
+        try:
+            note = log.cosigned_checkpoint(int(row.size))
+        except NotFoundError:
+            continue
+        parsed = parse_note(note)
+        if count_cosignatures(policy, parse_checkpoint(parsed.text), parsed.signatures).ok:
+            return note
+    return None
+
+
+# -- the witnesses' copies: a third copy of the last signed checkpoint --------------------------
+
+
+@dataclass(frozen=True)
+class WitnessCopy:
+    """What one witness holds of this log: its latest cosigned checkpoint (verified under the
+    log key and the witness's key), or None with why."""
+
+    witness: str
+    head: SignedHead | None
+    detail: str
+    reached: bool = True
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "witness": self.witness,
+            "reached": self.reached,
+            "checkpoint": self.head.describe() if self.head else None,
+            "detail": self.detail,
+        }
+
+
+def _log_verifier(log: CustodyLog) -> NoteVerifier:
+    authority = log.trust.authority
+    return NoteVerifier(authority.log_origin, authority.log_key)
+
+
+def _fetch_copy(
+    log: CustodyLog, policy: WitnessPolicy, name: str, url: str, timeout: float
+) -> WitnessCopy:
+    try:
+        r = httpx.get(f"{url}/latest", params={"origin": log.origin}, timeout=timeout)
+    except httpx.HTTPError as e:
+        return WitnessCopy(name, None, f"not reached: {type(e).__name__}", reached=False)
+    if r.status_code == 404:
+        return WitnessCopy(name, None, "has cosigned nothing of this log")
+    if r.status_code != 200:
+        return WitnessCopy(name, None, f"answered HTTP {r.status_code}", reached=False)
+    try:
+        head = open_signed(r.text, _log_verifier(log), log.origin, what=f"witness {name}'s copy")
+        parsed = parse_note(r.text)
+        count = count_cosignatures(policy, parse_checkpoint(parsed.text), parsed.signatures)
+    except CustodyError as e:
+        return WitnessCopy(name, None, f"sent a copy that does not verify: {e.message}", False)
+    if name not in count.valid:
+        return WitnessCopy(name, None, "sent a copy without its own valid cosignature", False)
+    return WitnessCopy(name, head, f"cosigned {head.describe()}")
+
+
+def witness_copies(
+    log: CustodyLog, policy: WitnessPolicy, *, timeout: float = 5.0
+) -> list[WitnessCopy]:
+    """Each live witness's latest cosigned checkpoint of this log (``GET /latest``)."""
+    copies = []
+    for witness in policy.witnesses:
+        url = policy.url(witness.name)
+        if url is not None:
+            copies.append(_fetch_copy(log, policy, witness.name, url, timeout))
+    return copies
+
+
+def check_witness_copies(
+    log: CustodyLog, copies: list[WitnessCopy], head_file: SignedHeadFile | None = None
+) -> None:
+    """Refuse (``LogStateError``) a database behind, or inconsistent with, a checkpoint a
+    witness cosigned or a cosignature the database stores. A copy ahead of the database is kept
+    in ``head_file`` first (forward only), so every writer of this host refuses too."""
+    size = log.size()
+    with log.engine.connect() as conn:
+        stored = conn.execute(select(func.max(COSIGNATURE.c.size))).scalar_one()
+    if stored is not None and int(stored) > size:
+        raise LogStateError(
+            f"the database stores a witness cosignature on size {stored}, but holds only {size} "
+            "entries: the database lost acknowledged entries",
+            hint=RECOVER,
+        )
+    for copy in copies:
+        head = copy.head
+        if head is None or head.size == 0:
+            continue
+        if head.size > size:
+            if head_file is not None:
+                head_file.record(head.note)
+            raise LogStateError(
+                f"witness {copy.witness} cosigned this log's checkpoint {head.describe()}, but "
+                f"the database holds only {size} entries: the database lost acknowledged "
+                "entries (or the log key signed a history this database never held)",
+                hint=RECOVER,
+            )
+        mine = parse_checkpoint(parse_note(log.latest_checkpoint()).text)
+        try:
+            proof = log.consistency_proof(head.size, size) if head.size < size else []
+            merkle.verify_consistency(head.size, size, head.root, mine.root, proof)
+        except CustodyError as e:
+            raise LogStateError(
+                f"witness {copy.witness} cosigned this log's checkpoint {head.describe()}, which "
+                f"the database's tree of size {size} does not extend: it holds a different "
+                "history",
+                hint=RECOVER,
+            ) from e
+
+
+@dataclass
+class WitnessSender:
+    """Brings the live witnesses up to the latest checkpoint continually (``custody serve``).
+
+    Every ``every`` seconds each witness is sent the latest checkpoint unless it already
+    cosigned it; a witness that failed is retried after a back-off that doubles from ``every``
+    up to ``max_backoff`` seconds, and is then sent the latest checkpoint with the consistency
+    proof from the size it last cosigned (so one that was down gets what it missed).
+    """
+
+    log: CustodyLog
+    policy: Callable[[], WitnessPolicy | None]
+    clock: Callable[[], datetime]
+    head_file: SignedHeadFile | None = None
+    every: float = 2.0
+    max_backoff: float = 30.0
+    timeout: float = 5.0
+    on_outcomes: Callable[[list[WitnessOutcome]], None] | None = None
+    _failures: dict[str, int] = field(default_factory=dict)
+    _next_try: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def round(self) -> list[WitnessOutcome]:
+        policy = self.policy()
+        if policy is None or not policy.urls:
+            return []
+        now = time.monotonic()
+        due = frozenset(w for w, _ in policy.urls if self._next_try.get(w, 0.0) <= now)
+        if not due:
+            return []
+        outcomes = send_to_witnesses(
+            self.log,
+            policy,
+            self.clock(),
+            timeout=self.timeout,
+            only=due,
+            head_file=self.head_file,
+        )
+        for o in outcomes:
+            if o.status in ("cosigned", "current"):
+                self._failures.pop(o.witness, None)
+                self._next_try.pop(o.witness, None)
+            else:
+                n = self._failures.get(o.witness, 0) + 1
+                self._failures[o.witness] = n
+                delay = min(self.every * 2 ** (n - 1), self.max_backoff)
+                self._next_try[o.witness] = time.monotonic() + delay
+        return outcomes
+
+    def backoff(self) -> dict[str, float]:
+        """Seconds until each failing witness is tried again."""
+        now = time.monotonic()
+        return {w: round(max(0.0, t - now), 1) for w, t in self._next_try.items()}
+
+    def run(self) -> None:
+        """Rounds until ``stop``; a failed round is reported through ``on_outcomes`` only."""
+        while not self._stop.is_set():
+            try:
+                outcomes = self.round()
+            except CustodyError as e:
+                outcomes = [WitnessOutcome("-", "failed", 0, f"{e.code}: {e.message}")]
+            if outcomes and self.on_outcomes is not None:
+                self.on_outcomes(outcomes)
+            self._stop.wait(self.every)
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -21,11 +21,13 @@ from collections.abc import Callable
 import atheris
 
 with atheris.instrument_imports():
+    from crypto import merkle
     from crypto.dsse import parse_envelope
     from crypto.errors import CustodyError
     from crypto.note import parse_checkpoint, parse_note, parse_vkey
     from custody.events import parse_event, parse_leaf
     from custody.incidents.acts import parse_act
+    from custody.receipts import parse_receipt
     from custody.witness import parse_add_checkpoint
     from keys.keyfile import parse_keyfile
     from keys.trust import load_trust_bundle
@@ -45,6 +47,18 @@ def _act(data: bytes) -> None:
     parse_act(parse_envelope(data))
 
 
+def _receipt(data: bytes) -> None:
+    """A receipt read, its checkpoint note read, and its proof run against that root (the
+    log key's signature aside: the fuzzer cannot forge one, and it is checked before the proof
+    in custody.receipts.verify_receipt)."""
+    receipt = parse_receipt(data)
+    checkpoint = parse_checkpoint(parse_note(receipt.checkpoint).text)
+    leaf = merkle.leaf_hash(b"fuzz")
+    merkle.verify_inclusion(
+        leaf, receipt.index, checkpoint.size, list(receipt.inclusion_proof), checkpoint.root
+    )
+
+
 TARGETS: dict[str, Callable[[bytes], object]] = {
     "envelope": parse_envelope,
     "event": parse_event,
@@ -57,6 +71,7 @@ TARGETS: dict[str, Callable[[bytes], object]] = {
     "trust-bundle": load_trust_bundle,
     "witness-request": parse_add_checkpoint,
     "act": _act,
+    "receipt": _receipt,
 }
 
 

@@ -5,6 +5,7 @@ Findings of longer runs become regression inputs here (``REGRESSIONS``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from crypto.encoding import b64encode, format_time
 from crypto.errors import FormatError
 from crypto.note import NoteVerifier, parse_vkey
 from custody.demo import Season
-from custody.incidents.acts import Act
+from custody.incidents.acts import Act, seal_note
+from custody.incidents.policy import note_recipients
 from custody.witness import format_add_checkpoint
 from tests.api.helpers import good_label, seal_event
 
@@ -48,10 +51,23 @@ def seeds(season: Season) -> dict[str, list[bytes]]:
     log = season.log()
     note = log.latest_checkpoint()
     authority = season.authority
-    act = Act(authority.id, "INC-1", "acknowledge", "secrecy-chen", season.now, "ok", None).sign(
+    sealed = seal_note("ok", note_recipients(season.trust(), season.now))
+    act = Act(authority.id, "INC-1", "acknowledge", "secrecy-chen", season.now, sealed, None).sign(
         season.keys["secrecy-chen"].signing
     )
     key_file = next(season.home.people_dir().glob("*.key"))
+    index = log.size() - 1
+    receipt = json.dumps(
+        {
+            "format": "custody-receipt/v1",
+            "index": index,
+            "statement_id": "0" * 64,
+            "received": format_time(season.now),
+            "tree_size": log.size(),
+            "checkpoint": note,
+            "inclusion_proof": [b64encode(h) for h in log.inclusion_proof(index, log.size())],
+        }
+    ).encode()
     return {
         "envelope": [env.to_bytes()],
         "event": [env.payload],
@@ -64,6 +80,7 @@ def seeds(season: Season) -> dict[str, list[bytes]]:
         "trust-bundle": [(season.out / "trust-bundle").read_bytes()],
         "witness-request": [format_add_checkpoint(0, [], note)],
         "act": [act.to_bytes()],
+        "receipt": [receipt],
     }
 
 
@@ -97,6 +114,7 @@ def test_every_target_has_seeds(season: Season) -> None:
         "trust-bundle",
         "witness-request",
         "act",
+        "receipt",
     ],
 )
 def test_fuzz_target_short_budget(season: Season, target: str, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer._click import exceptions as click_exceptions
 
+from custody.cli import library_words
 from custody.cli.common import State, parse_cli_time
 from custody.cli.conformance_cmd import conformance
 from custody.cli.demo_cmd import demo
@@ -34,7 +35,7 @@ from custody.cli.storage_cmd import check as log_check
 from custody.cli.storage_cmd import failover as log_failover
 from custody.cli.view_cmd import register_views
 from custody.cli.witness_cmd import witness_app
-from custody.errors import CustodyError
+from custody.errors import CustodyError, UsageError
 from custody.i18n import _
 
 app = typer.Typer(
@@ -132,6 +133,16 @@ def _run(args: list[str]) -> int:
     except typer.Abort:
         Console(stderr=True).print("[red]" + _("aborted") + "[/]")
         return 130
+    except click_exceptions.NoArgsIsHelpError as e:
+        e.show()  # the help itself (already printed by Typer's rich help), in the user's language
+        return e.exit_code
+    except click_exceptions.UsageError as e:
+        if not want_json and (line := library_words.usage_line(e)):
+            Console(stderr=True, highlight=False, soft_wrap=True).print(escape(line))
+        _report(
+            UsageError(library_words.usage_message(e), hint=library_words.help_hint(e)), want_json
+        )
+        return e.exit_code
     except click_exceptions.ClickException as e:
         e.show()
         return e.exit_code
@@ -224,6 +235,7 @@ def _translate_help(group: typer.Typer) -> None:
 
 
 _translate_help(app)
+library_words.install()
 
 
 def entry() -> None:

@@ -19,7 +19,7 @@ from rich.markup import escape
 from crypto.encoding import format_time, parse_time
 from crypto.files import CAP_ENVELOPE, CAP_PASSPHRASE, read_user_file
 from custody.errors import FormatError, UsageError
-from custody.i18n import DEFAULT_TIME_ZONE, _, show_time
+from custody.i18n import _, show_time, time_zone
 
 if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
     from custody.home import Home
@@ -67,13 +67,16 @@ class State:
     @cached_property
     def time_zone(self) -> str:
         """The authority's time zone (``time_zone`` in the home's custody.json, else
-        Asia/Shanghai): people read times in it; everything stored stays UTC."""
-        home = self.home
-        if home.exists():
-            zone = home.config.obj.get("time_zone")
-            if isinstance(zone, str) and zone:
-                return zone
-        return DEFAULT_TIME_ZONE
+        Asia/Shanghai): people read times in it; everything stored stays UTC. A zone the
+        zone database does not know is a usage error, before anything is shown or written."""
+        zone = self.home.time_zone
+        try:
+            time_zone(zone)
+        except ValueError as e:
+            raise UsageError(
+                _("custody.json names an unknown time zone: {error}").format(error=e)
+            ) from e
+        return zone
 
     def show_time(self, moment: datetime | None) -> str:
         """``moment`` in the authority's zone, named: ``2027-03-01 16:00:00 Asia/Shanghai``."""

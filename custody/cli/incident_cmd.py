@@ -87,22 +87,67 @@ def list_cmd(
 
 
 @incident_app.command("show")
-def show(ctx: typer.Context, incident_id: Annotated[str, typer.Argument()]) -> None:
+def show(
+    ctx: typer.Context,
+    incident_id: Annotated[str, typer.Argument()],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            help=_(
+                "Your key file (secrecy officer): also open what people wrote into the "
+                "incident (notes, a public report's text and contact); the read is recorded "
+                "on the access log."
+            )
+        ),
+    ] = None,
+) -> None:
     """One incident with its scope, containment, evidence, acts and notifications."""
     from custody.incidents.model import get_incident, incident_acts
     from custody.incidents.outbox import outbox_rows
 
     st = state(ctx)
     incident = get_incident(st.home.engine, incident_id)
-    data = {
+    data: dict[str, Any] = {
         **incident.as_dict(),
         "acts": incident_acts(st.home.engine, incident_id),
         "notifications": outbox_rows(st.home.engine, incident_id),
     }
+    if key is not None:
+        data["sealed_texts"] = _open_sealed(st, incident, key)
     if st.json:
         st.emit(data)
         return
     _print_incident(st, incident, data)
+
+
+def _open_sealed(st: State, incident: Incident, key: Path) -> list[dict[str, Any]]:
+    """Open what people wrote into an incident with a secrecy officer's key; the read is on
+    the access log before anything is opened (a read that cannot be recorded is not made)."""
+    from custody import access as policy
+    from custody.access_log import AccessLog
+    from custody.incidents.desk import sealed_texts
+
+    pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(
+        prompt=_("Passphrase for {key}").format(key=key)
+    )
+    pair = read_keyfile(key, pw)
+    trust = read_log(st).trust
+    cert = trust.certificates.get(pair.signing.key_id)
+    if cert is None or pair.encryption is None:
+        raise NotFoundError(
+            _("{key} holds a key no certificate of this authority binds").format(key=key)
+        )
+    now = st.now()
+    reader = policy.require(
+        policy.may_open_sealed(policy.Principal.of(cert)),
+        policy.Principal.of(cert),
+        _("the sealed text of an incident"),
+    )
+    trust.standing_at(cert.key_id, now)  # a revoked or expired officer opens nothing
+    AccessLog(st.home.engine, trust.authority, None).record(
+        reader, "cli incident show --key", [f"incident:{incident.id}"], now
+    )
+    return sealed_texts(st.home.engine, incident, pair.encryption.key_id, pair.encryption)
 
 
 def _plain(value: object) -> str:
@@ -160,6 +205,8 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
         st.out.print(table)
     else:
         st.out.print("  " + _("acts: none yet"))
+    if "sealed_texts" in data:
+        _print_sealed(st, data["sealed_texts"])
     notices = data["notifications"]
     if notices:
         table = Table(_("notification"), _("detail"), title=_("notifications"))
@@ -174,10 +221,29 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
         st.out.print("  " + _("notifications: none"))
 
 
+def _print_sealed(st: State, texts: list[dict[str, Any]]) -> None:
+    if not texts:
+        st.out.print("  " + _("written by people: nothing"))
+        return
+    table = Table(_("source"), _("person"), _("text"), title=_("written by people (opened)"))
+    for item in texts:
+        if item["source"] == "public_report":
+            source, person = _("public report"), item.get("contact") or "-"
+            text = item.get("text", "")
+        else:
+            source, person = str(item["act"]), str(item["person"])
+            text = item.get("note", "")
+        if not item["opened"]:
+            text = _("(not sealed to your key)")
+        table.add_row(escape(source), escape(person), escape(str(text)))
+    st.out.print(table)
+
+
 def _act(
     ctx: typer.Context, incident_id: str, what: str, key: Path, note: str, key_id: str | None
 ) -> None:
-    from custody.incidents.model import Act
+    from custody.incidents.acts import Act, seal_note
+    from custody.incidents.policy import note_recipients
 
     st = state(ctx)
     pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(
@@ -191,7 +257,8 @@ def _act(
             _("{key} holds a key no certificate of this authority binds").format(key=key)
         )
     now = st.now()
-    env = Act(log.trust.authority.id, incident_id, what, cert.subject, now, note, key_id).sign(
+    sealed = seal_note(note, note_recipients(log.trust, now))  # never on the log in clear
+    env = Act(log.trust.authority.id, incident_id, what, cert.subject, now, sealed, key_id).sign(
         pair.signing
     )
     incident = log.act(env, now)
@@ -204,7 +271,14 @@ def _act(
 
 
 KeyOpt = Annotated[Path, typer.Option(help=_("Your key file (you sign the act)."))]
-NoteOpt = Annotated[str, typer.Option(help=_("What you did or decided."))]
+NoteOpt = Annotated[
+    str,
+    typer.Option(
+        help=_(
+            "What you did or decided (sealed to the secrecy officers, never on the log in clear)."
+        )
+    ),
+]
 
 
 @incident_app.command("ack")
@@ -254,13 +328,13 @@ def report(
     if fmt == "pdf":
         if out is None:
             raise UsageError(_("--format pdf writes a file: give --out FILE.pdf"))
-        write_new_file(out, render_pdf(rep, st.now()), mode=0o644)
+        write_new_file(out, render_pdf(rep, st.now(), zone=st.time_zone), mode=0o644)
         st.emit({"pdf": str(out)}, _("[green]wrote[/] {path}").format(path=out))
         return
     data = (
         json.dumps(report_json(rep), ensure_ascii=False, indent=2) + "\n"
         if fmt == "json" or st.json
-        else render_text(rep)
+        else render_text(rep, st.time_zone)
     )
     if out is not None:
         write_new_file(out, data.encode(), mode=0o644)
@@ -312,7 +386,7 @@ def deliver(
 
     st = state(ctx)
     mailer = make_mailer(smtp, sender, implicit_tls=smtps, plain_loopback=smtp_plain_loopback)
-    rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer)
+    rep = deliver_outbox(st.home.engine, st.now(), mailer=mailer, zone=st.time_zone)
     st.emit(
         rep.as_dict(),
         _("sent {sent}, failed {failed} (retried later), dead {dead}").format(

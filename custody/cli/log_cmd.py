@@ -12,11 +12,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from crypto import merkle
 from crypto.dsse import parse_envelope
-from crypto.encoding import Fields, b64decode, b64encode, parse_json_object
+from crypto.encoding import b64encode
 from crypto.files import CAP_BUNDLE, CAP_NOTE, CAP_SMALL_JSON, read_optional_file
-from crypto.note import NoteVerifier, open_checkpoint, parse_checkpoint, parse_note
+from crypto.note import NoteVerifier, parse_checkpoint, parse_note
 from custody.cli.common import (
     State,
     open_writer,
@@ -24,8 +23,8 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import UsageError, VerificationError
-from custody.events import leaf_bytes
 from custody.i18n import _, ngettext
+from custody.receipts import parse_receipt, verify_receipt
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
 from keys.keyfile import write_new_file
 from keys.trust import load_trust_bundle
@@ -140,25 +139,12 @@ def check_receipt(
     store = load_trust_bundle(
         read_input(trust, what="trust bundle", limit=CAP_BUNDLE), pinned_root_id=pin
     )
-    f = Fields(
-        parse_json_object(
-            read_input(receipt, what="receipt", limit=CAP_SMALL_JSON), what="receipt"
-        ),
-        what="receipt",
-    )
-    f.expect("format", "custody-receipt/v1")
+    unverified = parse_receipt(read_input(receipt, what="receipt", limit=CAP_SMALL_JSON))
     authority = store.authority
     verifier = NoteVerifier(authority.log_origin, authority.log_key)
-    checkpoint, _note = open_checkpoint(
-        f.text("checkpoint"), [verifier], origin=authority.log_origin
-    )
     env = parse_envelope(read_input(envelope, what="envelope"), what=str(envelope))
-    proof = [b64decode(h, what="receipt proof") for h in f.texts("inclusion_proof")]
-    index = f.integer("index")
-    received = f.time("received")
-    merkle.verify_inclusion(
-        merkle.leaf_hash(leaf_bytes(env, received)), index, checkpoint.size, proof, checkpoint.root
-    )
+    checkpoint = verify_receipt(unverified, env, verifier)
+    index = unverified.index
     st.emit(
         {"ok": True, "index": index, "tree_size": checkpoint.size},
         _(

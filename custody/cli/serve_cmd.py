@@ -61,6 +61,16 @@ def serve(
             help=_("Seconds between rounds of the incident desk's sweep and delivery (0: off)."),
         ),
     ] = 60.0,
+    witness_every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help=_(
+                "Seconds between rounds of sending the latest checkpoint to the live witnesses "
+                "(0: off)."
+            ),
+        ),
+    ] = 2.0,
     smtp: Annotated[str | None, typer.Option(help=SMTP_HELP)] = None,
     sender: Annotated[str, typer.Option(help=_("From address of e-mail."))] = "custody@localhost",
     smtps: Annotated[bool, typer.Option("--smtps", help=SMTPS_HELP)] = False,
@@ -84,8 +94,9 @@ def serve(
         str,
         typer.Option(
             help=_(
-                "Access records: 'full' (each waits for the disk) or 'lazy' (durable against a "
-                "crash of the service, flushed with the next full commit)."
+                "Access records: 'full' (each waits for the disk), 'lazy' (durable against a "
+                "crash of the service, flushed with the next full commit) or 'queued' (written "
+                "within 50 ms of the answer; a crash loses the reads still queued)."
             )
         ),
     ] = "full",
@@ -113,6 +124,7 @@ def serve(
             "home": str(st.home_path),
             "now": format_time(st.now_override) if st.now_override else None,
             "desk_every": desk_every,
+            "witness_every": witness_every,
             "smtp": [smtp, sender, smtps, smtp_plain_loopback],
             "read_only": read_only,
             "public_origin": public_origin,
@@ -150,6 +162,7 @@ def serve(
         system_passphrase=secrets.system if secrets else None,
         clock=st.now,
         desk_every=desk_every,
+        witness_every=witness_every,
         mailer=mailer,
         public_origin=public_origin,
         body_timeout=body_timeout,
@@ -210,6 +223,7 @@ def _build(*, desk: bool) -> FastAPI:
         system_passphrase=os.environ.get("CUSTODY_SYSTEM_PASSPHRASE") if writable else None,
         clock=st.now,
         desk_every=desk_every,
+        witness_every=float(spec["witness_every"]) if runs_desk else 0.0,
         mailer=mailer,
         public_origin=spec["public_origin"],
         body_timeout=float(spec["body_timeout"]),
@@ -272,10 +286,11 @@ def witness_serve(
                 f"{state_file} exists: --init starts a new witness only where there is no state",
                 hint="drop --init to continue this witness from its state",
             )
-        save_witness_state(state_file, WitnessState())
     else:
         load_witness_state(state_file)  # missing or unreadable: refused before listening
     pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    if init:  # only once the key opened: a refused start leaves no state behind
+        save_witness_state(state_file, WitnessState())
     settings = WitnessSettings(
         state=state_file, cosigner=Cosigner(name, pair.signing), logs=logs, clock=st.now
     )

@@ -124,8 +124,8 @@ def _plain(value: object) -> str:
     return str(value)
 
 
-def _summary(draft: Draft, certs: dict[str, Certificate], *, offline: bool) -> list[str]:
-    from custody.steps import local_time, step_name
+def _summary(st: State, draft: Draft, certs: dict[str, Certificate], *, offline: bool) -> list[str]:
+    from custody.steps import step_name
 
     ev = draft.event
     lines = [f"[bold]{escape(step_name(ev.kind))}[/]"]
@@ -133,7 +133,7 @@ def _summary(draft: Draft, certs: dict[str, Certificate], *, offline: bool) -> l
         lines.append(f"  包裹 package        {escape(package)}")
         lines.append(f"  上一事件 previous   {previous}")
     lines += [
-        f"  时间 time           {local_time(ev.time)}",
+        f"  时间 time           {st.show_time(ev.time)}",
         f"  地点 place          {escape(ev.place) or '-'}",
     ]
     for s in draft.signers:
@@ -191,7 +191,7 @@ def _take_step(
         method=method,
     )
     certs = {p: log.trust.current_certificate(p, now) for p in draft.people}
-    for line in _summary(draft, certs, offline=offline is not None):
+    for line in _summary(st, draft, certs, offline=offline is not None):
         st.err.print(line)
     if not yes:
         typer.confirm(_("Sign this statement?"), abort=True, err=True)

@@ -4,7 +4,9 @@ The same check every writer runs at start (``custody.store.guard``), on demand, 
 passphrase (it needs only the log's public key); ``--full`` re-hashes every entry and every
 stored tree node instead of the newest ones. ``--adopt`` is the one way to start keeping the
 signed-checkpoint file for a database that has none (a home made before the file existed):
-only after a full audit passes, and never over an existing file.
+only after a full audit passes, and never over an existing file. With live witnesses in
+``witnesses.json``, each is asked for the latest checkpoint of this log it cosigned: a database
+behind or inconsistent with one is refused, with or without the file (docs/adr/0012).
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ def check(
 ) -> None:
     """Check the stored log before trusting it (exit 6, log_state, naming what is wrong)."""
     from custody.service import open_reader, signed_head_file
+    from custody.witness_client import check_witness_copies, witness_copies
 
     st = state(ctx)
     home = st.home
     log = open_reader(home)
     head = signed_head_file(home, log.trust.authority)
+    policy = home.witness_policy()
+    copies = witness_copies(log, policy) if policy is not None and policy.urls else []
     if adopt:
         if head.path.exists() or head.path.is_symlink():
             raise ConflictError(
@@ -47,17 +52,28 @@ def check(
         report = log.check_state(None, full=True)
         if report.checkpoint is None:
             raise LogStateError("the log is empty: there is no checkpoint to adopt")
+        # The witnesses' copies stand in for the lost file: a database behind them is refused
+        # before anything is adopted (and their copy is kept instead).
+        check_witness_copies(log, copies, head)
         head.record(report.checkpoint.note)
         report = log.check_state(head, full=True)
     else:
         report = log.check_state(head, full=full)
-    body = {"ok": True, "full": full or adopt, "adopted": adopt, **report.as_dict()}
+        check_witness_copies(log, copies, head)
+    body = {
+        "ok": True,
+        "full": full or adopt,
+        "adopted": adopt,
+        **report.as_dict(),
+        "witnesses": [c.as_dict() for c in copies],
+    }
     lines = [
         f"the log's stored state agrees with what its key signed: {report.size} entries",
         f"checkpoint in the database: {body['checkpoint'] or '-'}",
         f"signed-checkpoint file:     {body['signed_head_file'] or '-'}",
         f"leaves re-hashed: {report.leaves_checked}; package states read: {report.states_checked}",
     ]
+    lines += [f"witness {c.witness}: {c.detail}" for c in copies]
     if adopt:
         lines.append(f"adopted: {head.path} now holds the database's last checkpoint")
     st.emit(body, "\n".join(lines))

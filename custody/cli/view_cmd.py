@@ -25,22 +25,18 @@ def _views(st: State) -> Views:
     return Views(st.home)
 
 
-def _when(text: str | None) -> str:
+def _when(st: State, text: str | None) -> str:
+    """A UTC time from the views, in the authority's zone with its name."""
     from crypto.encoding import parse_time
-    from custody.steps import local_time
 
     if not text:
         return "-"
-    return local_time(parse_time(text, what="time"))
+    return st.show_time(parse_time(text, what="time"))
 
 
-def _short_when(moment: datetime) -> str:
-    from zoneinfo import ZoneInfo
-
-    from custody.steps import AUTHORITY_ZONE
-
-    shown = moment.astimezone(ZoneInfo(AUTHORITY_ZONE))
-    return f"{shown:%Y-%m-%d %H:%M:%S}"
+def _short_when(st: State, moment: datetime) -> str:
+    """For a column whose header names the zone: the local time to the second, no name."""
+    return st.show_time(moment).rsplit(" ", 1)[0]
 
 
 Offset = Annotated[int, typer.Option(help=_("Skip this many (for the next page)."))]
@@ -74,7 +70,7 @@ def package_list(
     from rich.table import Table
 
     from crypto.encoding import parse_time
-    from custody.steps import AUTHORITY_ZONE, status_name
+    from custody.steps import status_name
     from custody.views import PackageFilter
 
     st = state(ctx)
@@ -92,7 +88,7 @@ def package_list(
         return
     table = Table(
         _("package"), _("exam"), _("state"), _("holder"), _("exam site"),
-        _("last recorded ({zone})").format(zone=AUTHORITY_ZONE), _("overdue"),
+        _("last recorded ({zone})").format(zone=st.time_zone), _("overdue"),
     )  # fmt: skip
     for p in page.items:
         table.add_row(
@@ -101,7 +97,7 @@ def package_list(
             status_name(p["status"]) + (" ❄" if p["frozen"] else ""),
             escape(p["holder"] or "-"),
             escape(f"{p['site'] or '-'} {p['room'] or ''}".strip()),
-            _short_when(parse_time(p["last_time"], what="time")),
+            _short_when(st, parse_time(p["last_time"], what="time")),
             "⚠" if p["overdue"] else "",
         )
     st.out.print(table)
@@ -146,14 +142,14 @@ def package_show(
             site=escape(dest.get("site", "-")), room=escape(dest.get("room", ""))
         ),
         _("  window       {start} .. {end}").format(
-            start=_when(p["window"]["start"]), end=_when(p["window"]["end"])
+            start=_when(st, p["window"]["start"]), end=_when(st, p["window"]["end"])
         ),
         _("  seals        {seals}").format(seals=escape(", ".join(p["seals"]))),
         _("  copies       {copies}, distributed {distributed}, recovered {recovered}").format(
             copies=p["copies"], distributed=p["distributed"], recovered=p["recovered"]
         ),
         _("  last         {when} at {place}").format(
-            when=_when(p["last_time"]), place=escape(p["last_place"] or "-")
+            when=_when(st, p["last_time"]), place=escape(p["last_place"] or "-")
         ),
         _("  events       {n} (see `custody package timeline {id}`)").format(
             n=p["events"], id=escape(package)
@@ -178,7 +174,7 @@ def package_timeline(
     (signatures, slots and inclusion in the signed checkpoint are checked again now)."""
     from rich.table import Table
 
-    from custody.steps import AUTHORITY_ZONE, step_name
+    from custody.steps import step_name
 
     st = state(ctx)
     entries = _views(st).timeline(package)
@@ -188,7 +184,7 @@ def package_timeline(
     table = Table(
         "#",
         _("verified"),
-        _("time ({zone})").format(zone=AUTHORITY_ZONE),
+        _("time ({zone})").format(zone=st.time_zone),
         _("event"),
         _("place"),
         _("signed by"),
@@ -205,7 +201,7 @@ def package_timeline(
         table.add_row(
             str(e.index),
             "[green]✓[/]" if e.verified else "[red]✗[/]",
-            _short_when(e.time),
+            _short_when(st, e.time),
             step_name(e.kind) + ("\n" + "\n".join(notes) if notes else ""),
             escape(e.place or "-"),
             signers,
@@ -255,7 +251,7 @@ def paper_show(
     for a in p["acts"]:
         table.add_row(
             escape(a["kind"]),
-            _when(a["at"]),
+            _when(st, a["at"]),
             "\n".join(f"{escape(s['name'])} ({escape(s['person'])})" for s in a["signers"]),
             "[green]✓[/]" if a["signatures_ok"] else "[red]✗[/]",
             "-" if a["log_index"] is None else f"#{a['log_index']}",

@@ -12,10 +12,10 @@ from pathlib import Path
 from custody.demo import Season, seal_body
 from custody.errors import RouteError
 from custody.events import Kind
-from custody.incidents.acts import Act
+from custody.incidents.acts import Act, seal_note
 from custody.incidents.config import policy_from_json
 from custody.incidents.desk import WatchedLog, list_incidents
-from custody.incidents.policy import Policy
+from custody.incidents.policy import Policy, note_recipients
 from custody.incidents.report import write_reports
 from custody.service import ServiceSecrets, open_writer
 
@@ -89,7 +89,8 @@ def play_breaches(season: Season, out_dir: Path) -> list[Path]:
         *(("unblock", k) for k in route_incident.containment["blocked_keys"]),
     ):
         season.tick()
-        act = Act(authority, route_incident.id, what, "secrecy-chen", season.now, "demo", key)
+        note = seal_note("demo", note_recipients(log.trust, season.now))
+        act = Act(authority, route_incident.id, what, "secrecy-chen", season.now, note, key)
         log.act(act.sign(officer), season.now)
     # 3. 29 copies come back of 30: incident, paper compromised, backup offered.
     _seal(season, "BR-COUNT", "PAPER-BR-3", start)
@@ -116,4 +117,6 @@ def play_breaches(season: Season, out_dir: Path) -> list[Path]:
             )
         )
     new = [i for i in list_incidents(log.engine) if i.id not in before]
-    return write_reports(log, [i.id for i in new], out_dir / "incidents")
+    return write_reports(
+        log, [i.id for i in new], out_dir / "incidents", zone=season.home.time_zone
+    )

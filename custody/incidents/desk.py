@@ -32,13 +32,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from crypto.dsse import Envelope, sign_envelope
+from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import b64decode, b64encode, canonical_json, format_time, parse_json_object
 from crypto.sealing import derive_key, open_sealed, seal_to
 from crypto.signing import EncryptionKey, SigningKey
 from custody.errors import (
     ConflictError,
-    CustodyError,
     DecryptionError,
     FormatError,
     KeyBlockedError,
@@ -46,7 +45,7 @@ from custody.errors import (
 )
 from custody.events import Event, Kind, statement_id
 from custody.exams import ExamPolicy, exam_policy_body
-from custody.incidents.acts import Act, ActKind, parse_act
+from custody.incidents.acts import Act, ActKind, open_note, parse_act
 from custody.incidents.detect import (
     Detection,
     Watched,
@@ -74,6 +73,7 @@ from custody.incidents.policy import (
     joined_severity,
     level_at,
     new_incident_id,
+    note_recipients,
     recipients,
 )
 from custody.log import (
@@ -88,7 +88,6 @@ from custody.log import (
 from custody.rules import PackageState
 from custody.store import incidents as store
 from custody.store.handles import Database, Transaction
-from keys.model import Role
 from keys.trust import TrustStore
 
 NOTIFY_TYPE = "application/vnd.custody.notification.v1+json"
@@ -319,23 +318,15 @@ class WatchedLog(CustodyLog):
         are sealed to every secrecy officer in good standing; only the boxes and the
         plaintext's SHA-256 reach the log (``open_public_report`` opens one)."""
         plaintext = public_report_plaintext(text, contact)
-        officers = [
-            c
-            for c in self.desk.trust.certificates.values()
-            if Role.SECRECY_OFFICER in c.roles and _stands(self.desk.trust, c.key_id, now)
-        ]
+        officers = note_recipients(self.desk.trust, now)
         if not officers:
             raise ConflictError(
                 "no secrecy officer in good standing to seal the report to: nothing recorded",
                 hint="enrol a secrecy officer (custody keys enrol --role secrecy_officer)",
             )
         sealed = [
-            {
-                "to": c.subject,
-                "key": c.encryption_key_id,
-                "box": b64encode(seal_to(c.encryption_key, plaintext)),
-            }
-            for c in sorted(officers, key=lambda c: (c.subject, c.key_id))
+            {"to": r.subject, "key": r.key_id, "box": b64encode(seal_to(r.public, plaintext))}
+            for r in officers
         ]
         detection = detect_public_report(plaintext, sealed, now, package_id=package_id)
         ids: list[str] = []
@@ -352,14 +343,6 @@ class WatchedLog(CustodyLog):
         ids: list[str] = []
         self.run(now, lambda txn: ids.append(txn.handle(detection) or ""))
         return get_incident(self.engine, ids[0])
-
-
-def _stands(trust: TrustStore, key_id: str, now: datetime) -> bool:
-    try:
-        trust.standing_at(key_id, now)
-    except CustodyError:
-        return False
-    return True
 
 
 def open_public_report(
@@ -392,6 +375,21 @@ def list_incidents(engine: Database, *, status: str | None = None) -> list[Incid
         return store.list_incidents(conn, status=status)
 
 
+def page_incidents(
+    engine: Database,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Incident], int]:
+    """One page of incidents, newest first, and how many match (``store.page_incidents``)."""
+    with engine.connect() as conn:
+        return store.page_incidents(
+            conn, status=status, severity=severity, offset=offset, limit=limit
+        )
+
+
 def get_incident(engine: Database, incident_id: str) -> Incident:
     with engine.connect() as conn:
         return store.get_incident(conn, incident_id)
@@ -400,6 +398,46 @@ def get_incident(engine: Database, incident_id: str) -> Incident:
 def incident_acts(engine: Database, incident_id: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return store.incident_acts(conn, incident_id)
+
+
+def sealed_texts(
+    engine: Database, incident: Incident, key_id: str, secret: EncryptionKey
+) -> list[dict[str, Any]]:
+    """What people wrote into an incident, opened with one secrecy officer's X25519 key: each
+    act's note and each public report's text and contact, in order. A box not sealed to this
+    key (sealed before the officer was enrolled) is listed with ``opened: false``; a box that
+    opens to something else than the log's SHA-256 raises ``FormatError``."""
+    with engine.connect() as conn:
+        envelopes = store.act_envelopes(conn, incident.id)
+    out: list[dict[str, Any]] = []
+    for entry in incident.evidence:
+        facts = entry.get("facts") or {}
+        if entry.get("kind") != "public_report" or "sealed" not in facts:
+            continue
+        item: dict[str, Any] = {"source": "public_report", "sha256": facts.get("sha256")}
+        try:
+            item |= {"opened": True, **open_public_report(facts, key_id, secret)}
+        except DecryptionError:
+            item["opened"] = False
+        out.append(item)
+    for sid, raw in envelopes:
+        act = parse_act(parse_envelope(raw))
+        if act.note_sealed is None:
+            continue
+        item = {
+            "source": "act",
+            "statement_id": sid,
+            "act": act.act,
+            "person": act.person,
+            "time": format_time(act.time),
+            "sha256": act.note_sealed.sha256,
+        }
+        try:
+            item |= {"opened": True, "note": open_note(act.note_sealed, key_id, secret)}
+        except DecryptionError:
+            item["opened"] = False
+        out.append(item)
+    return out
 
 
 def blocked_keys(engine: Database) -> list[dict[str, Any]]:
@@ -821,7 +859,7 @@ class DeskTxn:
         sid = self.statement(
             act.incident,
             act.act,
-            extra={"act": env.to_json_obj(), "by": act.person, "note": act.note},
+            extra={"act": env.to_json_obj(), "by": act.person},
         )
         self.notify(act.incident, act.act, sid)
 
@@ -844,5 +882,6 @@ __all__ = [
     "incident_fields",
     "list_incidents",
     "notification_body",
+    "sealed_texts",
     "statement_body",
 ]

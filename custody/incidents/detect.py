@@ -94,6 +94,35 @@ class DetectionKind(StrEnum):
     BREAK_GLASS = "break_glass"
 
 
+# Each kind as people read it (reports and notices show the Chinese, then the code).
+KIND_NAMES: Mapping[str, str] = {
+    "forged_signature": "签名伪造",
+    "unknown_key": "未认证的密钥",
+    "expired_key": "密钥已过期",
+    "revoked_key": "密钥已吊销",
+    "blocked_key_used": "使用已封锁的密钥",
+    "recused_signer": "回避人员签名",
+    "off_route": "偏离路线",
+    "seal_mismatch": "封条编号不符",
+    "seal_broken": "封条破损",
+    "count_short": "份数短少",
+    "count_over": "份数多出",
+    "impossible_travel": "不可能的行程",
+    "overdue": "超时未交接",
+    "missed_checkin": "未按时报平安",
+    "missed_patrol": "未按时巡查",
+    "opening_out_of_window": "时间窗外启封",
+    "opening_without_both": "启封人员不全",
+    "clock_skew": "时间偏差",
+    "act_after_destruction": "销毁后仍有操作",
+    "frozen_violation": "冻结期间操作",
+    "log_fork": "日志分叉",
+    "leak_report": "泄密举报",
+    "public_report": "公众举报",
+    "break_glass": "紧急授权",
+}
+
+
 SEVERITY: Mapping[DetectionKind, Severity] = {
     DetectionKind.FORGED_SIGNATURE: Severity.HIGH,
     DetectionKind.UNKNOWN_KEY: Severity.HIGH,

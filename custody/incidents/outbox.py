@@ -39,16 +39,21 @@ from __future__ import annotations
 import json
 import smtplib
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, asdict, dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from typing import Any
 
 import httpx
 
 from crypto.dsse import parse_envelope
+from crypto.encoding import parse_time
 from custody.errors import FormatError, NotFoundError
+from custody.i18n import DEFAULT_TIME_ZONE, show_time
+from custody.incidents.detect import KIND_NAMES
 from custody.incidents.endpoints import check_plain_smtp, check_webhook_url, is_loopback_host
+from custody.incidents.policy import SEVERITY_NAMES
 from custody.store import outbox as store
 from custody.store.handles import Database
 from custody.store.outbox import Notification
@@ -144,7 +149,40 @@ def _send_webhook(row: Notification, timeout: float) -> None:
         raise DeliveryError(f"HTTP {response.status_code}")
 
 
-def _send_email(row: Notification, mailer: Mailer | None) -> None:
+def _named(code: object, names: Mapping[str, str]) -> str:
+    """``封条编号不符 seal_mismatch``: the Chinese name, then the code."""
+    zh = names.get(str(code))
+    return f"{zh} {code}" if zh else str(code)
+
+
+def email_text(note: Mapping[str, Any], zone: str = DEFAULT_TIME_ZONE) -> str:
+    """The readable body of a notification e-mail: Chinese first, English second, the
+    acknowledgement deadline in the authority's ``zone`` with its name (the signed attachment
+    keeps UTC)."""
+    deadline = note.get("ack_deadline")
+    due = "-"
+    if deadline:
+        try:
+            due = show_time(parse_time(deadline, what="ack_deadline"), zone)
+        except ValueError:  # a zone the zone database lacks: the notice still goes, in UTC
+            due = str(deadline)
+    packages = ", ".join(note["scope"].get("packages", [])) or "-"
+    frozen = ", ".join(note["containment"].get("frozen", [])) or "-"
+    lines = [
+        f"事件 Incident {note['incident']}: {_named(note['kind'], KIND_NAMES)}"
+        f"（{_named(note['severity'], SEVERITY_NAMES)}），{note['action']}",
+        f"上报级别 Level: {note['level_title']}; 确认期限 acknowledge by: {due}",
+        f"详情 Detail: {note['detail']}",
+        f"涉及的包裹 Packages in scope: {packages}",
+        f"冻结的包裹 Frozen: {frozen}",
+        "",
+        "附件 notification.dsse.json 由主管机构的系统密钥签名。",
+        "The attached notification.dsse.json is signed by the authority's system key.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _send_email(row: Notification, mailer: Mailer | None, zone: str) -> None:
     if mailer is None:
         raise DeliveryError("no SMTP relay configured")
     payload = row.payload
@@ -157,16 +195,7 @@ def _send_email(row: Notification, mailer: Mailer | None) -> None:
     ikey = row.idempotency_key
     msg["Message-ID"] = f"<{ikey}@custody.invalid>"
     msg["X-Custody-Idempotency-Key"] = ikey
-    lines = [
-        f"Incident {note['incident']}: {note['kind']} ({note['severity']}), {note['action']}",
-        f"Level: {note['level_title']}; acknowledge by {note['ack_deadline']}",
-        f"Detail: {note['detail']}",
-        f"Packages in scope: {', '.join(note['scope'].get('packages', [])) or '-'}",
-        f"Frozen: {', '.join(note['containment'].get('frozen', [])) or '-'}",
-        "",
-        "The attached notification.dsse.json is signed by the authority's system key.",
-    ]
-    msg.set_content("\n".join(lines))
+    msg.set_content(email_text(note, zone))
     msg.add_attachment(
         payload, maintype="application", subtype="json", filename="notification.dsse.json"
     )
@@ -215,8 +244,10 @@ def deliver_outbox(
     limit: int = 100,
     http_timeout: float = 5.0,
     after_send: Callable[[int], None] | None = None,
+    zone: str = DEFAULT_TIME_ZONE,
 ) -> DeliveryReport:
-    """Send every due row once; mark each sent, retried later, or dead.
+    """Send every due row once; mark each sent, retried later, or dead. An e-mail's readable
+    body shows times in ``zone`` (the home's ``time_zone``).
 
     ``after_send`` is called between a successful send and the row being marked sent (tests
     kill the process there to prove a crash re-sends with the same idempotency key).
@@ -230,7 +261,7 @@ def deliver_outbox(
             if row.channel == "webhook":
                 _send_webhook(row, http_timeout)
             else:
-                _send_email(row, mailer)
+                _send_email(row, mailer, zone)
         except DeliveryError as e:
             attempts = row.attempts + 1
             dead = attempts >= max_attempts or isinstance(e, UndeliverableError)

@@ -39,8 +39,8 @@ from typing import Any
 
 from crypto.dsse import Envelope
 from crypto.encoding import format_time
-from custody.errors import ClockError, ConflictError, FormatError, RoleError
-from custody.incidents.acts import Act, ActKind
+from custody.errors import ClockError, ConflictError, CustodyError, FormatError, RoleError
+from custody.incidents.acts import Act, ActKind, Recipient
 from custody.rules import DEFAULT_CLOCK, PackageState, Status
 from keys.model import Certificate, Role
 from keys.statements import require, verify_statement
@@ -65,6 +65,16 @@ class IncidentStatus(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     CONTAINED = "contained"
     RESOLVED = "resolved"
+
+
+# As people read them (reports and notices show the Chinese, then the code).
+SEVERITY_NAMES: Mapping[str, str] = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
+STATUS_NAMES: Mapping[str, str] = {
+    "open": "待确认",
+    "acknowledged": "已确认",
+    "contained": "已控制",
+    "resolved": "已解决",
+}
 
 
 # -- the ladder, places, recipients: the policy a home configures (``config.py``) -------------
@@ -452,12 +462,56 @@ def check_act(
             f"{act.person} is a suspect in incident {act.incident} and may not act on it: "
             "another secrecy officer decides"
         )
+    check_note(act, trust)
     return CheckedAct(status, check.signers)
+
+
+def note_recipients(trust: TrustStore, at: datetime) -> list[Recipient]:
+    """Whom a person's free text (an act's note, a public report) is sealed to: every
+    secrecy officer whose key stands at ``at``, by their X25519 key."""
+    out = []
+    for c in trust.certificates.values():
+        if Role.SECRECY_OFFICER not in c.roles:
+            continue
+        try:
+            trust.standing_at(c.key_id, at)
+        except CustodyError:
+            continue
+        out.append(Recipient(c.subject, c.encryption_key_id, c.encryption_key))
+    return sorted(out, key=lambda r: (r.subject, r.key_id))
+
+
+def check_note(act: Act, trust: TrustStore) -> None:
+    """An act's sealed note goes to secrecy officers only, and to one standing at the act's
+    time at least: ``RoleError`` names a box sealed to anyone else, or none readable."""
+    if act.note_sealed is None:
+        return
+    officers = {
+        c.encryption_key_id: c
+        for c in trust.certificates.values()
+        if Role.SECRECY_OFFICER in c.roles
+    }
+    for box in act.note_sealed.sealed:
+        cert = officers.get(box.key)
+        if cert is None or cert.subject != box.to:
+            raise RoleError(
+                f"the note of this {act.act} act is sealed to {box.to} ({box.key[:16]}), "
+                "who is not a secrecy officer: a note is sealed to secrecy officers only"
+            )
+    standing = {r.key_id for r in note_recipients(trust, act.time)}
+    if not standing & {b.key for b in act.note_sealed.sealed}:
+        raise RoleError(
+            f"the note of this {act.act} act is sealed to no secrecy officer in good standing: "
+            "no one could read it",
+            hint="seal it again with the trust the service holds now",
+        )
 
 
 __all__ = [
     "DEFAULT_LADDER",
     "MAX_ACT_SKEW",
+    "SEVERITY_NAMES",
+    "STATUS_NAMES",
     "CheckedAct",
     "Containment",
     "ContainmentDecision",
@@ -470,6 +524,7 @@ __all__ = [
     "Target",
     "act_roles",
     "check_act",
+    "check_note",
     "check_receipt",
     "compromises",
     "decide_containment",
@@ -481,6 +536,7 @@ __all__ = [
     "may_act",
     "new_incident_id",
     "next_status",
+    "note_recipients",
     "recipients",
     "suspects",
 ]

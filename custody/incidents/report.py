@@ -6,12 +6,19 @@ package and when, the scope, the containment taken, and the people's acts. ``ren
 ``report_json`` and ``render_pdf`` turn it into text, JSON and a PDF (Chinese names through
 the TrueType font the caller passes, by default the WenQuanYi Micro Hei subset that ships in
 ``labels/fonts/``, so no system font is needed).
+
+The text and the PDF are read by people: every heading and label in Simplified Chinese first,
+English second (whatever the reader's locale: the report is a document sent on), kinds and
+statuses named in both, and every time in the authority's zone with the zone's name
+(``show_time``). The JSON is data: codes and UTC times, as stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -26,13 +33,17 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 
-from crypto.encoding import format_time
+from crypto.encoding import format_time, parse_time
 from custody.errors import NotFoundError
 from custody.events import Kind, parse_event
+from custody.i18n import DEFAULT_TIME_ZONE, show_time
+from custody.incidents.acts import ACT_NAMES
 from custody.incidents.desk import get_incident, incident_acts
-from custody.incidents.policy import Incident
+from custody.incidents.detect import KIND_NAMES
+from custody.incidents.policy import SEVERITY_NAMES, STATUS_NAMES, Incident
 from custody.log import CustodyLog
 from custody.rules import TRANSFERS
+from custody.steps import step_name
 from keys.keyfile import write_new_file
 from labels.fonts import CJK_FONT
 
@@ -66,14 +77,29 @@ class IncidentReport:
     acts: tuple[dict[str, Any], ...]
 
 
+def _named(code: str, names: Mapping[str, str]) -> str:
+    """``封条编号不符 seal_mismatch``: Chinese, then the code (the code alone if unnamed)."""
+    zh = names.get(code)
+    return f"{zh} {code}" if zh else code
+
+
 def _summary(kind: Kind, body: dict[str, Any]) -> str:
     if kind == Kind.INCIDENT:
         return f"incident {body.get('incident')} {body.get('action')} ({body.get('severity')})"
     parts = []
     for key in ("seals", "copies", "broken_seals", "reason", "paper", "method", "text"):
         if key in body:
-            parts.append(f"{key}={body[key]}")
-    return ", ".join(parts)
+            parts.append(f"{key}: {_plain(body[key])}")
+    return "; ".join(parts)
+
+
+def _plain(value: object) -> str:
+    """A body value as people write it: lists joined by commas, maps as ``key value``."""
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    return str(value)
 
 
 def build_report(log: CustodyLog, incident_id: str) -> IncidentReport:
@@ -160,60 +186,104 @@ def report_json(report: IncidentReport) -> dict[str, Any]:
     }
 
 
-def _lines(report: IncidentReport) -> list[tuple[str, str]]:
-    """(style, text) lines shared by the text and PDF renderings."""
+def _when(text: str, zone: str) -> str:
+    """A stored UTC time (RFC 3339) in the authority's zone, named."""
+    return show_time(parse_time(text, what="time"), zone)
+
+
+def _listed(values: list[str]) -> str:
+    return ", ".join(values) or "-"
+
+
+def _lines(report: IncidentReport, zone: str) -> list[tuple[str, str]]:
+    """(style, text) lines shared by the text and PDF renderings: Chinese first, English
+    second; times in ``zone``, named."""
     i = report.incident
     c = i.containment
     s = i.scope
     out = [
-        ("title", f"Incident report {i.id} / 事件报告"),
-        ("p", f"Authority: {report.authority}"),
-        ("p", f"Kind: {i.kind}   Severity: {i.severity}   Status: {i.status}   Level: {i.level}"),
-        ("p", f"Opened: {format_time(i.opened_at)}   Updated: {format_time(i.updated_at)}"),
-        ("p", f"Subject: {i.subject}"),
-        ("p", f"Detail: {i.detail}"),
-        ("h", "Scope / 范围"),
-        ("p", f"Packages: {', '.join(s.get('packages', [])) or '-'}"),
-        ("p", f"Papers: {', '.join(s.get('papers', [])) or '-'}"),
-        ("p", f"Exams: {', '.join(s.get('exams', [])) or '-'}"),
-        ("p", f"Positions: {', '.join(s.get('positions', [])) or '-'}"),
-        ("p", f"Backup paper offered: {s.get('backup_paper') or '-'}"),
-        ("h", "Containment / 处置"),
-        ("p", f"Frozen packages: {', '.join(c.get('frozen', [])) or '-'}"),
-        ("p", f"Compromised (paper flagged): {', '.join(c.get('compromised', [])) or '-'}"),
-        ("p", f"Blocked keys: {', '.join(k[:16] for k in c.get('blocked_keys', [])) or '-'}"),
-        ("h", "People who held the package / 保管人"),
+        ("title", f"事件报告 Incident report {i.id}"),
+        ("p", f"主管机构 Authority: {report.authority}"),
+        ("p", f"类型 Kind: {_named(i.kind, KIND_NAMES)}"),
+        (
+            "p",
+            f"严重程度 Severity: {_named(i.severity, SEVERITY_NAMES)}   "
+            f"状态 Status: {_named(i.status, STATUS_NAMES)}   上报级别 Level: {i.level}",
+        ),
+        ("p", f"发现时间 Opened: {show_time(i.opened_at, zone)}"),
+        ("p", f"更新时间 Updated: {show_time(i.updated_at, zone)}"),
+        ("p", f"对象 Subject: {i.subject}"),
+        ("p", f"详情 Detail: {i.detail}"),
+        ("h", "范围 Scope"),
+        ("p", f"包裹 Packages: {_listed(s.get('packages', []))}"),
+        ("p", f"试卷 Papers: {_listed(s.get('papers', []))}"),
+        ("p", f"考试 Exams: {_listed(s.get('exams', []))}"),
+        ("p", f"职位 Positions: {_listed(s.get('positions', []))}"),
+        ("p", f"启用的备用卷 Backup paper offered: {s.get('backup_paper') or '-'}"),
+        ("h", "处置 Containment"),
+        ("p", f"冻结的包裹 Frozen packages: {_listed(c.get('frozen', []))}"),
+        (
+            "p",
+            "认定泄密（试卷已标记） Compromised (paper flagged): "
+            + _listed(c.get("compromised", [])),
+        ),
+        (
+            "p",
+            "封锁的密钥 Blocked keys: " + _listed([k[:16] for k in c.get("blocked_keys", [])]),
+        ),
+        ("h", "保管人 People who held the package"),
     ]
     for h in report.holders:
-        out.append(("p", f"{h.name} ({h.person}): {h.since} -> {h.until or 'now'}"))
+        until = _when(h.until, zone) if h.until else "至今 now"
+        out.append(("p", f"{h.name} ({h.person}): {_when(h.since, zone)} → {until}"))
     if not report.holders:
         out.append(("p", "-"))
-    out.append(("h", "Timeline from the log / 时间线"))
+    out.append(("h", "时间线（取自托管日志） Timeline from the log"))
     for t in report.timeline:
-        where = f"#{t.index}" if t.index is not None else "refused"
+        where = f"#{t.index}" if t.index is not None else "被拒绝 refused"
         who = ", ".join(f"{k}={v}" for k, v in sorted(t.actors.items()))
-        out.append(("p", f"{t.time} {where} {t.kind} [{who}] {t.summary} ({t.statement_id[:12]})"))
-    out.append(("h", "Acts / 确认与处理"))
+        out.append(
+            (
+                "p",
+                f"{_when(t.time, zone)} {where} {step_name(t.kind)} [{who}] {t.summary} "
+                f"({t.statement_id[:12]})",
+            )
+        )
+    out.append(("h", "确认与处理 Acts"))
     for a in report.acts:
-        out.append(("p", f"{a['time']} {a['act']} by {a['person']} ({a['statement_id'][:12]})"))
+        act = _named(str(a["act"]), ACT_NAMES)
+        out.append(
+            (
+                "p",
+                f"{_when(a['time'], zone)} {act}，由 by {a['person']} ({a['statement_id'][:12]})",
+            )
+        )
     if not report.acts:
-        out.append(("p", "none yet"))
-    out.append(("h", "Evidence / 证据"))
+        out.append(("p", "尚无 none yet"))
+    out.append(("h", "证据 Evidence"))
     for e in i.evidence:
-        out.append(("p", f"{e['at']} {e['kind']}: {e['detail']}"))
+        out.append(("p", f"{_when(e['at'], zone)} {_named(e['kind'], KIND_NAMES)}: {e['detail']}"))
+    if not i.evidence:
+        out.append(("p", "-"))
     return out
 
 
-def render_text(report: IncidentReport) -> str:
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def render_text(report: IncidentReport, zone: str = DEFAULT_TIME_ZONE) -> str:
+    """The report as plain text, times in ``zone`` (the home's ``time_zone``), named."""
     text = []
-    for style, line in _lines(report):
+    for style, line in _lines(report, zone):
         if style == "h":
             text.append("")
             text.append(line)
-            text.append("-" * len(line))
+            text.append("-" * _width(line))
         elif style == "title":
             text.append(line)
-            text.append("=" * len(line))
+            text.append("=" * _width(line))
         else:
             text.append(line)
     return "\n".join(text) + "\n"
@@ -229,9 +299,14 @@ def _register_font(path: Path) -> str:
 
 
 def render_pdf(
-    report: IncidentReport, generated_at: datetime, *, font: Path = CJK_FONT
+    report: IncidentReport,
+    generated_at: datetime,
+    *,
+    zone: str = DEFAULT_TIME_ZONE,
+    font: Path = CJK_FONT,
 ) -> bytes:
-    """The report as a PDF, set in the TrueType ``font`` (a subset embedded)."""
+    """The report as a PDF, set in the TrueType ``font`` (a subset embedded), times in
+    ``zone`` (the home's ``time_zone``), named."""
     name = _register_font(font)
     styles = {
         "title": ParagraphStyle("t", fontName=name, fontSize=16, leading=20, spaceAfter=6),
@@ -246,34 +321,41 @@ def render_pdf(
         rightMargin=15 * mm,
         topMargin=15 * mm,
         bottomMargin=15 * mm,
-        title=f"Incident {report.incident.id}",
+        title=f"事件报告 Incident report {report.incident.id}",
         author=report.authority,
         invariant=1,
     )
     flow: list[Any] = []
-    for style, line in _lines(report):
+    for style, line in _lines(report, zone):
         flow.append(Paragraph(escape(line), styles[style]))
     flow.append(Spacer(1, 6 * mm))
-    flow.append(Paragraph(escape(f"Generated {format_time(generated_at)}"), styles["p"]))
+    generated = f"生成时间 Generated: {show_time(generated_at, zone)}"
+    flow.append(Paragraph(escape(generated), styles["p"]))
     doc.build(flow)
     return buf.getvalue()
 
 
 def write_reports(
-    log: CustodyLog, incident_ids: list[str], folder: Path, *, font: Path = CJK_FONT
+    log: CustodyLog,
+    incident_ids: list[str],
+    folder: Path,
+    *,
+    zone: str = DEFAULT_TIME_ZONE,
+    font: Path = CJK_FONT,
 ) -> list[Path]:
-    """Write ID.txt, ID.json and ID.pdf for each incident; returns the paths written."""
+    """Write ID.txt, ID.json and ID.pdf for each incident (times read in ``zone``, the home's
+    ``time_zone``; the JSON in UTC); returns the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for incident_id in incident_ids:
         report = build_report(log, incident_id)
         for suffix, data in (
-            ("txt", render_text(report).encode()),
+            ("txt", render_text(report, zone).encode()),
             (
                 "json",
                 json.dumps(report_json(report), ensure_ascii=False, indent=2).encode() + b"\n",
             ),
-            ("pdf", render_pdf(report, report.incident.updated_at, font=font)),
+            ("pdf", render_pdf(report, report.incident.updated_at, zone=zone, font=font)),
         ):
             path = folder / f"{incident_id}.{suffix}"
             write_new_file(path, data, mode=0o644)

@@ -102,6 +102,31 @@ def list_incidents(conn: Connection, *, status: str | None = None) -> list[Incid
     return [_incident(r) for r in conn.execute(q)]
 
 
+def page_incidents(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[Incident], int]:
+    """One page of incidents, newest first (ids are issued in order), and how many match."""
+    where = []
+    if status is not None:
+        where.append(INCIDENT.c.status == status)
+    if severity is not None:
+        where.append(INCIDENT.c.severity == severity)
+    total = conn.execute(select(func.count()).select_from(INCIDENT).where(*where)).scalar_one()
+    q = (
+        select(INCIDENT)
+        .where(*where)
+        .order_by(func.length(INCIDENT.c.id).desc(), INCIDENT.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return [_incident(r) for r in conn.execute(q)], int(total)
+
+
 def unresolved_incident(conn: Connection, kind: str, subject: str) -> Incident | None:
     """The incident a detection of ``kind`` about ``subject`` joins, if one is not resolved."""
     row = conn.execute(
@@ -151,6 +176,16 @@ def incident_acts(conn: Connection, incident_id: str) -> list[dict[str, Any]]:
         .order_by(ACT.c.id)
     )
     return [dict(r._mapping) for r in rows]
+
+
+def act_envelopes(conn: Connection, incident_id: str) -> list[tuple[str, bytes]]:
+    """The signed acts recorded on an incident, in order: (statement id, envelope bytes)."""
+    rows = conn.execute(
+        select(ACT.c.statement_id, ACT.c.envelope)
+        .where(ACT.c.incident_id == incident_id)
+        .order_by(ACT.c.id)
+    )
+    return [(str(r.statement_id), bytes(r.envelope)) for r in rows]
 
 
 def act_recorded(conn: Connection, statement_id: str) -> bool:
@@ -293,8 +328,7 @@ def save_watches(conn: Connection, ws: Sequence[Watch]) -> None:
     """Save changed watches: one statement executed for all (a batch's dispatches)."""
     if ws:
         rows = [
-            {"pid": w.package_id, **{f"v_{k}": v for k, v in _watch_columns(w).items()}}
-            for w in ws
+            {"pid": w.package_id, **{f"v_{k}": v for k, v in _watch_columns(w).items()}} for w in ws
         ]
         conn.execute(_SAVE_WATCHES, rows)
 
@@ -402,6 +436,7 @@ def chunks(items: Iterable[str], size: int) -> Iterable[list[str]]:
 __all__ = [
     "PaperIncident",
     "Watch",
+    "act_envelopes",
     "act_recorded",
     "add_notification",
     "block_key",

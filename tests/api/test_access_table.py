@@ -140,6 +140,10 @@ TABLE: list[tuple[str, str, set[str]]] = [
     ("trust bundle", "/v1/trust-bundle", set(PEOPLE)),
     ("access log", "/v1/access?object=package:PK-A", {"secrecy-chen", "auditor-chu"}),
     ("access checkpoint", "/v1/access/checkpoint", {"secrecy-chen", "auditor-chu"}),
+    ("incident list", "/v1/incidents", {"secrecy-chen", "auditor-chu"}),
+    ("incident list by exam", "/v1/incidents?exam=SX-2027-INT", {"secrecy-chen", "auditor-chu"}),
+    ("one incident", "/v1/incidents/INC-00001", {"secrecy-chen", "auditor-chu"}),
+    ("export bundle", "/v1/export", {"auditor-chu"}),
 ]
 
 CASES = [
@@ -167,7 +171,7 @@ def test_authorisation_table(
         assert (r.status_code, r.json()["error"]) == (403, "forbidden")
 
 
-PUBLIC = ["/healthz", "/v1/checkpoint", "/v1/checkpoint/1"]
+PUBLIC = ["/healthz", "/v1/checkpoint", "/v1/checkpoint/1", "/v1/time-zone"]
 
 
 @pytest.mark.parametrize("path", PUBLIC)

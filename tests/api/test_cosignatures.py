@@ -112,3 +112,16 @@ def test_read_only_service_stores_no_cosignature(season: Season) -> None:
     assert (r.status_code, r.json()["error"]) == (503, "read_only")
     assert c.get("/v1/checkpoint/0").status_code == 404
     assert c.get("/v1/checkpoint/-1").status_code == 422
+
+
+def test_the_witness_policy_is_served_for_pages_to_check_cosignatures(season: Season) -> None:
+    c = client(season)
+    r = c.get("/v1/witnesses")
+    assert (r.status_code, r.json()["error"]) == (404, "not_found")
+    assert str(season.home.path) not in r.text  # no server path in the answer
+    write_policy(season.home.path, 2)
+    got = c.get("/v1/witnesses").json()
+    assert got["quorum"] == 2
+    assert [(w["name"], w["vkey"]) for w in got["witnesses"]] == [
+        (w.name, w.verifier().vkey()) for w in WITNESSES
+    ]

@@ -11,7 +11,7 @@ from importlib import resources
 
 import pytest
 
-from api.web import console_files, courier_files
+from api.web import accepts_gzip, console_files, courier_files
 from custody.demo import Season
 from tests.api.helpers import client
 
@@ -97,3 +97,77 @@ def test_the_catalogue_has_every_string_in_both_languages() -> None:
         used |= set(re.findall(r'\bt\("([\w.]+)"', text))
     assert used, "the pages use the catalogue"
     assert used <= set(catalogue["zh-CN"]), used - set(catalogue["zh-CN"])
+
+
+@pytest.mark.parametrize(
+    ("header", "takes"),
+    [
+        ("gzip", True),
+        ("gzip, deflate, br, zstd", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("identity", False),
+        ("x-gzip2", False),
+        ("", False),
+        (None, False),
+        ("gzip;q=abc", False),
+    ],
+)
+def test_which_clients_take_gzip(header: str | None, takes: bool) -> None:
+    assert accepts_gzip(header) is takes
+
+
+def test_the_pages_files_are_sent_compressed_to_clients_that_take_gzip(season: Season) -> None:
+    import gzip
+
+    c = client(season, writable=False)
+    files = {f"/console/{p}": n for p, n in console_files().items()}
+    files |= {f"/courier/{p}": n for p, n in courier_files().items()}
+    for path, name in files.items():
+        raw = (STATIC / name).read_bytes()
+        r = c.get(path, headers={"accept-encoding": "gzip"})
+        assert r.status_code == 200, path
+        assert r.content == raw, path  # decoded by the client
+        assert r.headers["vary"] == "Accept-Encoding"
+        if len(raw) >= 512:
+            assert r.headers["content-encoding"] == "gzip", path
+            with c.stream("GET", path, headers={"accept-encoding": "gzip"}) as s:
+                wire = b"".join(s.iter_raw())
+            assert gzip.decompress(wire) == raw and len(wire) < len(raw), path
+        else:
+            assert "content-encoding" not in r.headers, path
+        plain = c.get(path, headers={"accept-encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.content == raw, path
+    # API answers are never compressed (no compression oracle next to a token).
+    api = c.get("/healthz", headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in api.headers
+
+
+def test_the_pages_read_the_authoritys_time_zone(season: Season) -> None:
+    c = client(season, writable=False)
+    assert c.get("/v1/time-zone").json() == {"time_zone": "Asia/Shanghai"}  # the default
+    path = season.home.config_path
+    config = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**config, "time_zone": "Asia/Urumqi"}), encoding="utf-8")
+    c = client(season, writable=False)  # the home's settings are read when the service starts
+    assert c.get("/v1/time-zone").json() == {"time_zone": "Asia/Urumqi"}
+
+
+def test_the_console_s_composed_keys_are_in_the_catalogue() -> None:
+    """Keys the console builds from a value (t(`role.${r}`) ...) exist for every value."""
+    from custody.incidents.acts import ACTS
+    from custody.incidents.detect import DetectionKind
+    from custody.incidents.policy import DEFAULT_LADDER, IncidentStatus, Severity
+    from keys.model import Role
+
+    catalogue = json.loads((STATIC / "courier" / "i18n.json").read_text(encoding="utf-8"))
+    wanted = {f"role.{r.value}" for r in Role}
+    wanted |= {f"act.{a}" for a in ACTS}
+    wanted |= {f"istatus.{s.value}" for s in IncidentStatus}
+    wanted |= {f"severity.{s.value}" for s in Severity}
+    wanted |= {f"ladder.{lv.name}" for lv in DEFAULT_LADDER}
+    wanted |= {f"detect.{k.value}" for k in DetectionKind}
+    wanted |= {f"witness.{w}" for w in ("missing", "format", "unknown_signer", "signature")}
+    for lang in ("zh-CN", "en"):
+        assert wanted <= set(catalogue[lang]), wanted - set(catalogue[lang])

@@ -125,41 +125,43 @@ def test_a_live_witness_cosigns_and_a_fork_opens_an_incident(
             )
             witnessed = httpx.get(f"{base}/readyz").json()["witnessed"]
             assert witnessed["policy"] == "1 of 1" and witnessed["published"] is True
-        log = open_reader(season.home)
-        policy = season.home.require_witness_policy()
-        assert published(log, policy, n1) and published(log, policy)
+            log = open_reader(season.home)
+            policy = season.home.require_witness_policy()
+            assert published(log, policy, n1) and published(log, policy)
 
-        # The operator shows the witness another history: the first 4 entries, then two of its
-        # own, signed by the log key, with a valid proof from the size the witness holds.
-        real = [merkle.leaf_hash(leaf) for _, leaf in log.entries()]
-        forged_leaves = real[:n1] + [merkle.leaf_hash(b"forged-%d" % n) for n in range(2)]
-        nodes = {
-            (lv, ix): h for lv, ix, h in merkle.nodes_for_batch(0, forged_leaves, lambda *_: b"")
-        }
-        forged_root = merkle.root_from_nodes(n1 + 2, nodes)
-        proof = merkle.consistency_proof_from_nodes(n1, n1 + 2, nodes)
-        log_key = season.home.authority_key("log", PASS).signing
-        forged = sign_checkpoint(
-            Checkpoint(authority.log_origin, n1 + 2, forged_root), authority.log_origin, log_key
-        )
-        r = httpx.post(
-            f"http://127.0.0.1:{wport}/add-checkpoint",
-            content=format_add_checkpoint(n1, proof, forged),
-        )
-        assert r.status_code == 200  # the witness cannot know: it is consistent with what it saw
-        # Meanwhile the real log grows to 7: the witness now refuses its proof (422) and the log
-        # sees two checkpoints its key signed that cannot both be true.
-        with running(
-            _run(serve_argv, CUSTODY_LOG_PASSPHRASE=PASS, CUSTODY_SYSTEM_PASSPHRASE=PASS)
-        ) as serve:
-            _wait("the log", lambda: httpx.get(f"{base}/livez").is_success, serve)
-            for line in events[4:7]:
-                assert httpx.post(f"{base}/v1/events", content=line).status_code == 201
+            # The operator shows the witness another history: the first n1 entries, then two
+            # of its own, signed by the log key, with a valid proof from the size it holds.
+            real = [merkle.leaf_hash(leaf) for _, leaf in log.entries()]
+            forged_leaves = real[:n1] + [merkle.leaf_hash(b"forged-%d" % n) for n in range(2)]
+            nodes = {
+                (lv, ix): h
+                for lv, ix, h in merkle.nodes_for_batch(0, forged_leaves, lambda *_: b"")
+            }
+            forged_root = merkle.root_from_nodes(n1 + 2, nodes)
+            proof = merkle.consistency_proof_from_nodes(n1, n1 + 2, nodes)
+            log_key = season.home.authority_key("log", PASS).signing
+            forged = sign_checkpoint(
+                Checkpoint(authority.log_origin, n1 + 2, forged_root), authority.log_origin, log_key
+            )
+            r = httpx.post(
+                f"http://127.0.0.1:{wport}/add-checkpoint",
+                content=format_add_checkpoint(n1, proof, forged),
+            )
+            assert r.status_code == 200  # the witness cannot know: consistent with what it saw
+            # Meanwhile the real log grows to n1 + 3 in one append: the witness refuses its
+            # proof (422) and the log sees two checkpoints its key signed that cannot both be
+            # true.
+            batch = b"[" + b",".join(events[4:7]) + b"]"
+            assert httpx.post(f"{base}/v1/events", content=batch).status_code == 201
             _wait(
                 "a log_fork incident",
                 lambda: any(i.kind == "log_fork" for i in list_incidents(season.home.engine)),
                 serve,
             )
+        # A restart is refused now: the witness holds a checkpoint of this log's key (the
+        # forged size n1 + 2) that the database does not extend (docs/adr/0012).
+        refused = _run(serve_argv, CUSTODY_LOG_PASSPHRASE=PASS, CUSTODY_SYSTEM_PASSPHRASE=PASS)
+        assert refused.wait(timeout=120) == 6
     (fork,) = [i for i in list_incidents(season.home.engine) if i.kind == "log_fork"]
     assert fork.severity == "critical"
     assert not published(open_reader(season.home), policy, n1 + 3)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
 import re
 import sys
@@ -35,6 +36,7 @@ from custody.cli.log_cmd import receipt_document
 from custody.conformance import OFFLINE_KINDS, OWN_LOG_KINDS, create_season_home, parse_season
 from custody.events import leaf_bytes
 from custody.home import Home
+from custody.incidents.acts import Act
 from custody.log import Receipt
 from custody.sessions import Challenge, sign_login
 from keys.model import Role
@@ -291,6 +293,33 @@ def examples() -> dict[str, str]:
             entry = parse_envelope(dict(story)["seal"])
             out["log-entry"] = leaf_bytes(entry, RECEIVED).decode("utf-8") + "\n"
             assert (seal_at, at, size) == (2, 3, 4)  # as the document's text says
+            # The secrecy officer's queue and an act signed as the console signs it (issue 14).
+            officer = {"authorization": f"Bearer {_login(client, c.key('secrecy'))}"}
+            out["api-incidents"] = _http(
+                "GET /v1/incidents?status=open&limit=1\n"
+                "Authorization: Bearer <a session of the secrecy officer>",
+                "",
+                client.get("/v1/incidents", params={"status": "open", "limit": 1}, headers=officer),
+            )
+            incident = client.get("/v1/incidents", headers=officer).json()["items"][0]["id"]
+            ack = Act(
+                season.authority.id,
+                incident,
+                "acknowledge",
+                c.who("secrecy"),
+                RECEIVED,
+                "已接手，正在核查 taken in hand",
+            ).sign(c.key("secrecy"))
+            out["api-incident-act-body"] = payload_text(json.loads(ack.to_bytes())) + "\n"
+            out["api-incident-act"] = _http(
+                f"POST /v1/incidents/{incident}/acts",
+                "<the act above in a DSSE envelope, signed by the secrecy officer>",
+                client.post(
+                    f"/v1/incidents/{incident}/acts",
+                    content=ack.to_bytes(),
+                    headers={"content-type": "application/json"},
+                ),
+            )
     for name, env in story:
         if name in {"seal-2", "dispatch-2", "seal-3", "exam_policy-int"}:
             continue
@@ -360,8 +389,9 @@ def _qr_png(text: str) -> bytes:
 def _incident_examples(log: Any, season: Season, c: Case, tmp: Path) -> dict[str, str]:
     """The leak report of the story opened an incident: a person's act on it, as `custody
     incident ack` signs it, and the report `custody incident report --format json` writes."""
-    from custody.incidents.acts import Act
+    from custody.incidents.acts import Act, seal_note
     from custody.incidents.desk import list_incidents
+    from custody.incidents.policy import note_recipients
     from custody.incidents.report import build_report, report_json
 
     incident = list_incidents(log.engine)[0]
@@ -371,7 +401,11 @@ def _incident_examples(log: Any, season: Season, c: Case, tmp: Path) -> dict[str
         act="acknowledge",
         person=c.who("secrecy"),
         time=RECEIVED,
-        note="已接手 taking charge",
+        note_sealed=seal_note(
+            "已接手 taking charge",
+            note_recipients(log.trust, RECEIVED),
+            seed=hashlib.sha256(b"doc example note").digest(),
+        ),
         key=None,
     ).sign(season.keys[c.who("secrecy")])
     log.act(act, RECEIVED)

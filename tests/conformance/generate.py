@@ -2967,10 +2967,17 @@ def incident_act_vectors(f: VectorFile) -> None:
     their own: incidents are numbered in the order that log opens them, so the acts below
     name them. The acts are made by the project's own act type (``custody.incidents.acts``):
     regenerating after a change of the act's format keeps them valid."""
-    from custody.incidents.acts import Act
+    from crypto.signing import X25519, key_id
+    from custody.incidents.acts import ACT_TYPE, Act, Recipient, SealedBox, SealedNote, seal_note
 
     s = f.season
     opened = 0
+
+    def sealed_to(c: Case, role: str = "secrecy") -> Recipient:
+        """The case's person of ``role`` as a note's recipient (their X25519 key)."""
+        subject = c.who(role)
+        enc = nacl.public.PrivateKey(seed(f"x25519 {subject}")).public_key.encode()
+        return Recipient(subject, key_id(X25519, enc), enc)
 
     def leak(c: Case) -> str:
         """A setup leak report (no package): it opens one incident (critical, no suspect)."""
@@ -2999,6 +3006,9 @@ def incident_act_vectors(f: VectorFile) -> None:
         key: str | None = None,
         authority: str | None = None,
         note: str = "vector",
+        note_to: str = "secrecy",
+        note_sealed: SealedNote | None = None,
+        clear: str = "",
     ) -> Any:
         subject = person if "." in person else c.who(person)
         signing = (
@@ -3006,16 +3016,22 @@ def incident_act_vectors(f: VectorFile) -> None:
             if signer == "stranger"
             else s.keys[signer if signer and "." in signer else c.who(signer or person)]
         )
+        sealed = note_sealed or seal_note(
+            note, [sealed_to(c, note_to)], seed=seed(f"note {c.code} {kind} {note}")
+        )
         made = Act(
             authority=authority or s.authority.id,
             incident=incident,
             act=kind,
             person=subject,
             time=at,
-            note=note,
+            note_sealed=sealed,
             key=key,
         )
-        return env_obj(made.sign(signing))
+        if not clear:
+            return env_obj(made.sign(signing))
+        payload = {**json.loads(made.payload()), "note": clear}  # as acts were before sealing
+        return sign_raw(canonical_json(payload), [signing], ACT_TYPE)
 
     for kind, good, bad in (
         ("acknowledge", "custodian1", "courier1"),
@@ -3063,8 +3079,15 @@ def incident_act_vectors(f: VectorFile) -> None:
     c.done(act(c, leak(c), "acknowledge", "custodian1", authority="0" * 64), "refuse format")
     c = f.case("unknown-act", "an act that is not one of the four")
     c.done(act(c, leak(c), "escalate", "secrecy"), "refuse format")
-    c = f.case("note-too-long", "a note of 4001 characters")
-    c.done(act(c, leak(c), "acknowledge", "custodian1", note="注" * 4001), "refuse format")
+    c = f.case("note-in-clear", "a note in clear (note), not sealed: it would be on the log")
+    c.done(
+        act(c, leak(c), "acknowledge", "custodian1", clear="联系人 13800001111"), "refuse format"
+    )
+    c = f.case("note-box-too-long", "a sealed box of more than 24,000 base64 characters")
+    big = SealedNote("0" * 64, (SealedBox(c.who("secrecy"), sealed_to(c).key_id, "A" * 24004),))
+    c.done(act(c, leak(c), "acknowledge", "custodian1", note_sealed=big), "refuse format")
+    c = f.case("note-sealed-to-courier", "a note sealed to a courier, not a secrecy officer")
+    c.done(act(c, leak(c), "acknowledge", "custodian1", note_to="courier1"), "refuse role")
     c = f.case("unknown-incident", "an incident the log never opened")
     c.done(act(c, "INC-99999", "acknowledge", "custodian1"), "refuse not_found")
 

@@ -257,6 +257,35 @@ class Cert:
     not_before: datetime
     not_after: datetime
     recusals: frozenset[str]
+    enc_id: str = ""  # the X25519 key's id: hex(SHA-256("x25519:" || key))
+
+
+def sealed_note_boxes(value: object) -> list[tuple[str, str]]:
+    """docs/formats.md, "Incident act": ``note_sealed`` (null, or the boxes and a SHA-256);
+    the (to, key) of each box, or ``format``."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise Refused("format", "note_sealed")
+    digest, sealed = value.get("sha256"), value.get("sealed")
+    if not isinstance(digest, str) or not re.fullmatch("[0-9a-f]{64}", digest):
+        raise Refused("format", "note_sealed.sha256")
+    if not isinstance(sealed, list) or not 1 <= len(sealed) <= 64:
+        raise Refused("format", "note_sealed.sealed")
+    out = []
+    for box in sealed:
+        if not isinstance(box, dict):
+            raise Refused("format", "a sealed box")
+        to, key, data = box.get("to"), box.get("key"), box.get("box")
+        if not (isinstance(to, str) and isinstance(key, str) and isinstance(data, str)):
+            raise Refused("format", "a sealed box's fields")
+        if len(data) > 24000:
+            raise Refused("format", "a sealed box too long")
+        b64d(data)
+        out.append((to, key))
+    if len({k for _, k in out}) != len(out):
+        raise Refused("format", "two boxes for one key")
+    return out
 
 
 @dataclass(frozen=True)
@@ -293,6 +322,7 @@ class Trust:
                 time_of(c["not_before"]),
                 time_of(c["not_after"]),
                 frozenset(c["recusals"]),
+                hashlib.sha256(b"x25519:" + b64d(c["encryption_key"]["key"])).hexdigest(),
             )
         for raw in doc["revocations"]:
             env = parse_env(raw)
@@ -617,9 +647,9 @@ class Log:
         a = json_obj(env.payload)
         if a.get("type") != "custody.incident-act.v1" or a.get("act") not in ACTS:
             raise Refused("format", "type or act")
-        note = a.get("note", "")
-        if not isinstance(note, str) or len(note) > 4000:
-            raise Refused("format", "note")
+        if a.get("note", "") != "":
+            raise Refused("format", "a note in clear")
+        boxes = sealed_note_boxes(a.get("note_sealed"))
         for k in ("authority", "incident", "person"):
             if not isinstance(a.get(k), str) or not a[k]:
                 raise Refused("format", k)
@@ -649,6 +679,22 @@ class Log:
         suspects = {self.trust.certs[k].subject for k in inc.suspects if k in self.trust.certs}
         if a["person"] in suspects:
             raise Refused("role", "a suspect")
+        if boxes:
+            officers = {
+                c.enc_id: c for c in self.trust.certs.values() if "secrecy_officer" in c.roles
+            }
+            standing = set()
+            for to, enc in boxes:
+                cert = officers.get(enc)
+                if cert is None or cert.subject != to:
+                    raise Refused("role", "a note sealed to someone not a secrecy officer")
+                try:
+                    self.trust.standing(cert.key_id, at, None)
+                    standing.add(enc)
+                except Refused:
+                    pass
+            if not standing:
+                raise Refused("role", "a note no standing secrecy officer can open")
         if {c.key_id for c in filled.values()} & self.blocked:
             raise Refused("blocked_key", "the act's key is blocked")
         act_id = hashlib.sha256(env.payload).hexdigest()

@@ -485,6 +485,15 @@ let renderSeq = 0;
 
 async function renderHandover() {
   const seq = ++renderSeq;
+  $("#handover").dataset.rendering = "1"; // cleared when the latest render has drawn
+  try {
+    await drawHandover(seq);
+  } finally {
+    if (seq === renderSeq) delete $("#handover").dataset.rendering;
+  }
+}
+
+async function drawHandover(seq) {
   const section = $("#handover");
   const slotsBox = $("#slots");
   if (!current?.ok || !trust) {

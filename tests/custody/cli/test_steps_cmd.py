@@ -358,3 +358,34 @@ def test_a_key_file_kept_elsewhere_is_named_with_key(sealed: Season, tmp_path: P
     assert (code, json.loads(text)["error"]) == (2, "usage")
     code, out = run(sealed, *DISPATCH, "--yes", "--key", f"courier-sun={usb}")
     assert code == 0, out
+
+
+def _home_zone(season: Season, zone: str) -> None:
+    """The authority names its zone in custody.json (``custody init --time-zone``)."""
+    path = season.home.config_path
+    config = json.loads(path.read_text())
+    config["time_zone"] = zone
+    path.write_text(json.dumps(config))
+
+
+def test_the_statement_shown_before_signing_is_in_the_homes_zone(
+    sealed: Season, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _home_zone(sealed, "America/Los_Angeles")
+    code, _ = run(sealed, *DISPATCH, stdin="n\n", now="2027-03-01T08:10:00Z")
+    assert code == 130
+    shown = capsys.readouterr().err
+    assert "时间 time           2027-03-01 00:10:00 America/Los_Angeles" in shown  # UTC-8
+    assert "Asia/Shanghai" not in shown
+
+
+def test_an_unknown_zone_in_the_home_is_a_usage_error_before_signing(
+    sealed: Season, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _home_zone(sealed, "Mars/Base")
+    size = sealed.log().size()
+    code, out = run(sealed, *DISPATCH, "--yes")
+    assert code == 2
+    assert json.loads(out)["error"] == "usage"
+    assert "Mars/Base" in json.loads(out)["message"]
+    assert sealed.log().size() == size

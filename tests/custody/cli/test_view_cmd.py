@@ -152,6 +152,25 @@ def test_list_and_show_for_people(packages: Season, monkeypatch: pytest.MonkeyPa
     assert (code, out["error"]) == (4, "not_found")
 
 
+def test_times_are_shown_in_the_zone_the_home_names(
+    packages: Season, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    config = json.loads(packages.home.config_path.read_text())
+    config["time_zone"] = "Asia/Kolkata"  # UTC+05:30
+    packages.home.config_path.write_text(json.dumps(config))
+    code, text = run(packages, "package", "show", "PK-A", json_out=False)
+    assert code == 0
+    assert "2027-03-01 14:30:00 Asia/Kolkata" in text  # received 09:00 UTC
+    code, text = run(packages, "package", "timeline", "PK-A", json_out=False)
+    assert "(Asia/Kolkata)" in text and "2027-03-01 14:30:00" in text
+    code, text = run(packages, "package", "list", json_out=False)
+    assert "(Asia/Kolkata)" in text and "2027-03-01 14:30:00" in text
+    assert "Asia/Shanghai" not in text
+    code, out = run(packages, "package", "show", "PK-A")
+    assert out["last_time"] == "2027-03-01T09:00:00Z"  # stored and given to scripts in UTC
+
+
 def test_timeline_names_signers_and_marks_a_tampered_event(
     packages: Season, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -340,3 +340,73 @@ def test_the_authority_names_its_time_zone_at_init(tmp_path: Path) -> None:
     assert enrolled.returncode == 0, enrolled.stderr
     assert " UTC" in enrolled.stdout
     assert "Asia/Shanghai" not in enrolled.stdout
+
+
+# -- Typer's own words (custody/cli/library_words.py) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "words", "absent"),
+    [
+        (
+            "zh_CN.UTF-8",
+            ("用法：custody package show", "参数", "[必填]", "显示本帮助并退出"),
+            "Usage:",
+        ),
+        (
+            "C.UTF-8",
+            ("Usage: custody package show", "Arguments", "[required]", "Show this"),
+            "用法",
+        ),
+    ],
+    ids=["zh_CN", "C"],
+)
+def test_typers_help_words_speak_the_locale(lang: str, words: tuple[str, ...], absent: str) -> None:
+    done = run_custody("package", "show", "--help", env=_locale_env(LANG=lang), inherit=False)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    for word in words:
+        assert word in text, (word, text)
+    assert absent not in text
+
+
+def test_a_group_without_its_command_shows_its_help_in_chinese() -> None:
+    done = run_custody("keys", env=_locale_env(LANG="zh_CN.UTF-8"), inherit=False)
+    text = " ".join((done.stdout + done.stderr).split())
+    assert "用法：custody keys" in text
+    assert "命令" in text and "enroll" in text
+    assert "Options" not in text and "Commands" not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "zh", "en"),
+    [
+        (("package", "show"), "缺少参数 'package'", "missing argument 'package'"),
+        (("keys", "--bogus"), "没有这个选项：--bogus", "no such option: --bogus"),
+        (("bogus",), "没有这个命令：bogus", "no such command: bogus"),
+        (("log", "status", "extra"), "多余的参数：extra", "unexpected extra arguments: extra"),
+    ],
+    ids=["missing-argument", "no-such-option", "no-such-command", "extra-argument"],
+)
+def test_usage_errors_are_said_in_the_locales_language(
+    args: tuple[str, ...], zh: str, en: str
+) -> None:
+    chinese = run_custody(*args, env=_locale_env(LANG="zh_CN.UTF-8"), inherit=False)
+    english = run_custody(*args, env=_locale_env(LANG="C.UTF-8"), inherit=False)
+    assert chinese.returncode == english.returncode == 2
+    assert zh in chinese.stderr and "(usage)" in chinese.stderr
+    assert "提示" in chinese.stderr and "--help" in chinese.stderr
+    assert en in english.stderr
+    assert "Traceback" not in chinese.stderr + english.stderr
+    assert not re.search(r"[\u4e00-\u9fff]", english.stderr), english.stderr
+
+
+def test_a_usage_error_under_json_is_one_json_object() -> None:
+    done = run_custody(
+        "--json", "package", "show", env=_locale_env(LANG="zh_CN.UTF-8"), inherit=False
+    )
+    assert done.returncode == 2
+    answer = json.loads(done.stdout)
+    assert answer["ok"] is False and answer["error"] == "usage"
+    assert answer["message"] == "缺少参数 'package'"
+    assert "custody package show --help" in answer["hint"]

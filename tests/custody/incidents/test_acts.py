@@ -51,10 +51,10 @@ def _officer_blocked_by_an_incident(season: Season) -> str:
 
 
 def _act(season: Season, incident: str, what: str, person: str, **kw: object) -> object:
-    fields = {"time": season.now, "note": "", "key": None, **kw}
-    return Act(season.authority.id, incident, what, person, fields["time"], "", fields["key"]).sign(
-        season.keys[person].signing
-    )  # type: ignore[arg-type]
+    fields = {"time": season.now, "key": None, **kw}
+    return Act(
+        season.authority.id, incident, what, person, fields["time"], None, fields["key"]
+    ).sign(season.keys[person].signing)  # type: ignore[arg-type]
 
 
 def test_a_suspect_officer_cannot_unblock_or_resolve_their_own_incident(

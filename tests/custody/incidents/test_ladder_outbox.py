@@ -3,23 +3,27 @@ loopback (HTTP and SMTP with STARTTLS), a receiver down at first, and a crash mi
 
 from __future__ import annotations
 
+import email.policy
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from email import message_from_bytes
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from crypto.dsse import parse_envelope, verify_signatures
+from crypto.encoding import parse_time
 from custody.demo import Season
 from custody.demo.breaches import attach
 from custody.errors import ConflictError, KeyBlockedError, RoleError
 from custody.events import Kind, parse_leaf
-from custody.incidents.acts import Act
+from custody.incidents.acts import Act, seal_note
 from custody.incidents.config import policy_from_json
 from custody.incidents.desk import (
     NOTIFY_TYPE,
@@ -29,7 +33,7 @@ from custody.incidents.desk import (
     list_incidents,
 )
 from custody.incidents.outbox import Mailer, deliver_outbox, outbox_rows
-from custody.incidents.policy import Policy, Target
+from custody.incidents.policy import Policy, Target, note_recipients
 from custody.store.incident_tables import OutboxRow
 from tests.custody.incidents.servers import SmtpServer, WebhookReceiver, free_port
 from tests.custody.test_log import seal, transfer
@@ -47,7 +51,8 @@ def off_route(season: Season) -> str:
 
 
 def act(season: Season, incident: str, what: str, person: str, key: str | None = None):  # type: ignore[no-untyped-def]
-    return Act(season.authority.id, incident, what, person, season.now, "on it", key).sign(
+    note = seal_note("on it", note_recipients(season.trust(), season.now))
+    return Act(season.authority.id, incident, what, person, season.now, note, key).sign(
         season.keys[person].signing
     )
 
@@ -177,7 +182,7 @@ def test_outbox_delivers_to_real_receivers_with_retries(
     log.sweep(t0 + timedelta(minutes=16))
     log.sweep(t0 + timedelta(minutes=47))
     now = t0 + timedelta(minutes=48)
-    report = deliver_outbox(log.engine, now, mailer=mailer)
+    report = deliver_outbox(log.engine, now, mailer=mailer, zone="Asia/Tokyo")
     assert len(report.sent) == 3 and len(report.failed) == 1
     # Retried with backoff: not due 10 s later; due after 30 s, when the receiver is back.
     assert deliver_outbox(log.engine, now + timedelta(seconds=10), mailer=mailer).sent == []
@@ -209,6 +214,19 @@ def test_outbox_delivers_to_real_receivers_with_retries(
         ("province@secrecy.example",),
     }
     assert all(b"X-Custody-Idempotency-Key" in content for *_, content in smtp.messages)
+    # The readable body: Chinese first, the deadline in the zone asked for (the home's), named.
+    for *_, content in smtp.messages:
+        mail = message_from_bytes(content, policy=email.policy.default)
+        body = mail.get_body(preferencelist=("plain",))
+        assert body is not None
+        text = body.get_content()
+        attached = next(mail.iter_attachments()).get_content()
+        note = json.loads(parse_envelope(attached).payload)
+        deadline = parse_time(note["ack_deadline"], what="deadline")
+        local = deadline.astimezone(ZoneInfo("Asia/Tokyo"))
+        assert text.startswith(f"事件 Incident {incident_id}: 偏离路线 off_route")
+        assert f"确认期限 acknowledge by: {local:%Y-%m-%d %H:%M:%S} Asia/Tokyo" in text
+        assert text.index("详情 Detail") < text.index("The attached")
 
 
 CRASHER = """

@@ -7,14 +7,18 @@ import shutil
 import subprocess
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from crypto.encoding import format_time, parse_time
 from custody.cli import main
 from custody.demo import Season
 from custody.demo.breaches import attach, play_breaches
 from custody.incidents.desk import list_incidents
+from custody.incidents.detect import KIND_NAMES, DetectionKind
 from tests.conftest import PASS
+from tests.custody.stored import changes, stored
 from tests.custody.test_audit import full_life
 
 
@@ -139,3 +143,77 @@ def test_cli_incident_show_and_list_read_as_pages(
     assert "containment:" in page
     assert "['" not in page
     assert "{'" not in page
+
+
+def _text_of(pdf: Path) -> str:
+    """The PDF's text as pdftotext extracts it, runs of white space made one space."""
+    out = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, check=True, text=True)
+    return " ".join(out.stdout.split())
+
+
+HEADINGS = ("事件报告", "范围 Scope", "处置 Containment", "保管人", "时间线", "确认与处理 Acts")
+
+
+def test_reports_read_chinese_first_with_times_in_the_homes_zone(
+    season: Season,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The text and PDF reports: Chinese headings and labels before the English, every time
+    in the zone the home names (with its name), the JSON and the stored rows in UTC."""
+    assert shutil.which("pdftotext"), "poppler-utils (pdftotext) is needed to read the PDF"
+    attach(season)
+    paths = play_breaches(season, tmp_path / "out")  # the demo's reports: the default zone
+    written = next(p for p in paths if p.suffix == ".txt").read_text()
+    assert written.startswith("事件报告 Incident report INC-")
+    assert " Asia/Shanghai" in written
+    config = json.loads(season.home.config_path.read_text())
+    config["time_zone"] = "Asia/Tokyo"  # UTC+9 all year: not the default zone
+    season.home.config_path.write_text(json.dumps(config))
+    monkeypatch.setenv("CUSTODY_HOME", str(season.home.path))
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    now = (season.now + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (key,) = season.home.people_dir().glob("secrecy-chen*")
+    incident = next(i for i in list_incidents(season.home.engine) if i.kind == "seal_mismatch")
+    assert main(["--now", now, "incident", "ack", incident.id, "--key", str(key)]) == 0
+    before = stored(season.home)
+    opened = incident.opened_at.astimezone(ZoneInfo("Asia/Tokyo"))
+    opened_shown = f"{opened:%Y-%m-%d %H:%M:%S} Asia/Tokyo"
+    acked = parse_time(now, what="now").astimezone(ZoneInfo("Asia/Tokyo"))
+    acked_shown = f"{acked:%Y-%m-%d %H:%M:%S} Asia/Tokyo"
+
+    pdf = tmp_path / "report.pdf"
+    assert main(["--now", now, "incident", "report", incident.id, "--format", "pdf",
+                 "--out", str(pdf)]) == 0  # fmt: skip
+    text = _text_of(pdf)
+    for heading in HEADINGS:
+        assert heading in text, heading
+    assert text.index("事件报告") < text.index("Incident report")
+    assert f"发现时间 Opened: {opened_shown}" in text
+    assert "类型 Kind: 封条编号不符 seal_mismatch" in text
+    assert f"{acked_shown} 确认 acknowledge" in text
+    assert f"生成时间 Generated: {acked_shown}" in text
+    assert "Asia/Shanghai" not in text
+
+    capsys.readouterr()
+    assert main(["incident", "report", incident.id]) == 0
+    page = capsys.readouterr().out
+    lines = page.splitlines()
+    assert lines[0] == f"事件报告 Incident report {incident.id}"
+    assert set(lines[1]) == {"="} and len(lines[1]) == len(lines[0]) + len("事件报告")
+    for heading in HEADINGS:
+        assert heading in page, heading
+    assert f"发现时间 Opened: {opened_shown}" in page
+    assert "Asia/Shanghai" not in page and "Z " not in page
+    assert "['" not in page and "{'" not in page  # sentences, not Python
+
+    assert main(["incident", "report", incident.id, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["incident"]["opened_at"] == format_time(incident.opened_at)  # UTC, as stored
+    assert all(t["time"].endswith("Z") for t in data["timeline"])
+    assert changes(before, stored(season.home)) == []  # reading a report stores nothing
+
+
+def test_every_detection_kind_has_a_chinese_name_in_the_report() -> None:
+    assert set(KIND_NAMES) == {k.value for k in DetectionKind}

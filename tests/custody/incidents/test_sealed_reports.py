@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
+from crypto.encoding import format_time
 from custody.demo import Season
 from custody.errors import ConflictError, DecryptionError
 from custody.incidents.desk import open_public_report
@@ -73,3 +75,122 @@ def test_without_a_secrecy_officer_nothing_is_recorded_in_clear(season: Season) 
     with pytest.raises(ConflictError):
         season.log().report_public(TEXT, season.now, contact=PHONE)
     assert season.log().size() == size
+
+
+NOTE = "监考员王芳说 13800001111 的人取走了试卷袋 (the invigilator says)"
+
+
+def test_an_acts_note_is_sealed_and_a_secrecy_officer_reads_it_back_on_the_record(
+    season: Season,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The note a person writes into an incident goes on the log only as sealed boxes and a
+    salted SHA-256; the person's signature still verifies over them; a secrecy officer opens
+    it through `incident show --key`, and that read is on the access log; an auditor is
+    refused and nothing is recorded for them."""
+    from custody.access_log import AccessLog
+    from custody.cli import main
+    from custody.demo.breaches import attach, play_breaches
+    from custody.incidents.acts import note_plaintext, parse_act
+    from custody.incidents.model import list_incidents
+    from keys.model import Role
+    from keys.statements import require, verify_statement
+    from tests.conftest import PASS
+
+    attach(season)
+    play_breaches(season, tmp_path / "out")
+    monkeypatch.setenv("CUSTODY_HOME", str(season.home.path))
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    (key,) = season.home.people_dir().glob("secrecy-chen*")
+    (auditor,) = season.home.people_dir().glob("auditor-chu*")
+    now = format_time(season.now)
+    first = next(i for i in list_incidents(season.home.engine) if i.status == "open").id
+    assert main(["--now", now, "incident", "ack", first, "--key", str(key), "--note", NOTE]) == 0
+    assert main(["--now", now, "incident", "public-report", TEXT, "--contact", PHONE]) == 0
+    capsys.readouterr()
+
+    on_log = _all_bytes(season)
+    assert b"13800001111" not in on_log and "王芳".encode() not in on_log
+    # The act is on the log (embedded in the incident statement), its signature checkable by
+    # anyone holding the trust document, without the note.
+    log = season.log()
+    statements = [json.loads(log.entry(i).payload) for i in range(log.size())]
+    embedded = [
+        s["body"]["act"] for s in statements if s.get("kind") == "incident" and "act" in s["body"]
+    ]
+    assert embedded
+    from crypto.dsse import parse_envelope
+
+    env = parse_envelope(embedded[-1])
+    act = parse_act(env)
+    assert act.note_sealed is not None and [b.to for b in act.note_sealed.sealed] == [
+        "secrecy-chen"
+    ]
+    verify_statement(
+        env, season.trust(), [require("actor", *Role, person="secrecy-chen")], at=act.time
+    )
+    # A guess at the note does not hash to what the log holds (the salt is sealed with it).
+    assert hashlib.sha256(note_plaintext(NOTE, b"\0" * 16)).hexdigest() != act.note_sealed.sha256
+
+    access = AccessLog(season.home.engine, season.authority, None)
+    before = access.size()
+    assert main(["--json", "--now", now, "incident", "show", first, "--key", str(key)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    notes = [t for t in shown["sealed_texts"] if t["source"] == "act"]
+    assert [(t["act"], t["note"], t["opened"]) for t in notes] == [("acknowledge", NOTE, True)]
+    assert access.size() == before + 1
+    (read,) = access.who_read(obj=f"incident:{first}")
+    assert (read.who, read.route) == ("secrecy-chen", "cli incident show --key")
+
+    report = next(i for i in list_incidents(season.home.engine) if i.kind == "public_report")
+    assert main(["--json", "--now", now, "incident", "show", report.id, "--key", str(key)]) == 0
+    (opened,) = json.loads(capsys.readouterr().out)["sealed_texts"]
+    assert (opened["text"], opened["contact"]) == (TEXT, PHONE)
+    assert main(["--now", now, "incident", "show", report.id, "--key", str(key)]) == 0
+    page = capsys.readouterr().out
+    assert PHONE in page and "written by people" in page
+
+    # An auditor reads incidents but not what people wrote: refused, and no record.
+    size = access.size()
+    forbidden = 13
+    assert (
+        main(["--json", "--now", now, "incident", "show", first, "--key", str(auditor)])
+        == forbidden
+    )
+    assert "13800001111" not in capsys.readouterr().out
+    assert access.size() == size
+    # Without --key, nothing is opened and nothing is recorded.
+    assert main(["--json", "--now", now, "incident", "show", first]) == 0
+    assert "sealed_texts" not in json.loads(capsys.readouterr().out)
+    assert access.size() == size
+
+
+def test_an_act_with_a_note_in_clear_or_sealed_to_a_non_officer_is_refused(season: Season) -> None:
+    from crypto.dsse import sign_envelope
+    from crypto.encoding import canonical_json, format_time
+    from custody.errors import FormatError, RoleError
+    from custody.incidents.acts import ACT_TYPE, Act, Recipient, parse_act, seal_note
+    from custody.incidents.policy import check_note
+
+    signer = season.keys["secrecy-chen"].signing
+    clear = {
+        "type": "custody.incident-act.v1",
+        "authority": season.authority.id,
+        "incident": "INC-00001",
+        "act": "acknowledge",
+        "person": "secrecy-chen",
+        "time": format_time(season.now),
+        "note": PHONE,
+        "key": None,
+    }
+    with pytest.raises(FormatError, match="note in clear"):
+        parse_act(sign_envelope(ACT_TYPE, canonical_json(clear), [signer]))
+    auditor = season.trust().certificates[season.keys["auditor-chu"].signing.key_id]
+    wrong = seal_note(
+        "x", [Recipient(auditor.subject, auditor.encryption_key_id, auditor.encryption_key)]
+    )
+    act = Act(season.authority.id, "INC-00001", "acknowledge", "secrecy-chen", season.now, wrong)
+    with pytest.raises(RoleError, match="not a secrecy officer"):
+        check_note(act, season.trust())

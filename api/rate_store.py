@@ -1,0 +1,154 @@
+"""The rate limiter's counters, shared by every worker process of one home.
+
+``serve --workers N`` runs N processes; with counters in each process's memory a client
+would get N times its limit. The counters live instead in a small SQLite file of the home
+(``rates.sqlite``), a storage for the ``limits`` library's fixed-window strategy
+(``limits.strategies.FixedWindowRateLimiter``), so every worker counts against the same
+numbers.
+
+Rules:
+- One row per (limit, kind, who): its count and when its window ends. A hit is one SQL
+  statement (an upsert that starts a new window once the old one has ended, returning the
+  count), atomic under SQLite's write lock: two processes never both take the last request.
+- The file is the home's, apart from its database (``custody.db`` or PostgreSQL), so the
+  counting of every request never waits on the log's or the access log's writes, and it
+  needs no server. It is written without waiting for the disk (``synchronous=OFF``, WAL):
+  counters lost in a power cut only give clients a fresh window.
+- It holds client addresses and key ids for at most one window: rows whose window has ended
+  are deleted as the store goes (every ``PURGE_EVERY`` hits of a process).
+- A store that cannot be read or written raises ``StorageError`` (503): requests are not
+  answered uncounted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from limits.storage import Storage
+
+from custody.errors import StorageError
+
+RATES_FILE = "rates.sqlite"
+PURGE_EVERY = 4096
+BUSY_MS = 2000
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS rate_window ("
+    "key TEXT PRIMARY KEY, count INTEGER NOT NULL, ends REAL NOT NULL) WITHOUT ROWID"
+)
+_HIT = (
+    "INSERT INTO rate_window (key, count, ends) VALUES (:key, :amount, :ends) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    "count = CASE WHEN rate_window.ends <= :now THEN :amount "
+    "ELSE rate_window.count + :amount END, "
+    "ends = CASE WHEN rate_window.ends <= :now THEN :ends ELSE rate_window.ends END "
+    "RETURNING count"
+)
+
+
+class SharedCounters(Storage):
+    """Fixed-window counters in ``<home>/rates.sqlite`` (a ``limits`` storage)."""
+
+    STORAGE_SCHEME = ["custody-home"]  # noqa: RUF012 - the type limits declares
+
+    def __init__(self, path: Path | str, **options: float | str | bool) -> None:
+        super().__init__(str(path), wrap_exceptions=False, **options)
+        self.path = Path(path)
+        self._idle: list[sqlite3.Connection] = []  # connections not in use, any thread's
+        self._lock = threading.Lock()
+        self._hits = 0
+        try:
+            with self._conn() as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(_SCHEMA)
+        except sqlite3.Error as e:
+            raise StorageError(f"the rate limiter's store {self.path} could not be opened") from e
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the pool (one thread at a time uses it; the server's threads are
+        many and short-lived, so connections are not tied to them)."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        try:
+            yield conn
+        except BaseException:
+            conn.close()  # a connection that failed is not reused
+            raise
+        with self._lock:
+            self._idle.append(conn)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return sqlite3.Error
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        try:
+            with self._conn() as conn:
+                row = conn.execute(
+                    _HIT, {"key": key, "amount": amount, "ends": now + expiry, "now": now}
+                ).fetchone()
+                self._hits += 1
+                if self._hits % PURGE_EVERY == 0:
+                    conn.execute("DELETE FROM rate_window WHERE ends <= ?", (now,))
+        except sqlite3.Error as e:
+            raise StorageError("the rate limiter's store could not be written") from e
+        return int(row[0])
+
+    def _row(self, key: str) -> tuple[int, float] | None:
+        try:
+            with self._conn() as conn:
+                row = conn.execute(
+                    "SELECT count, ends FROM rate_window WHERE key = ?", (key,)
+                ).fetchone()
+        except sqlite3.Error as e:
+            raise StorageError("the rate limiter's store could not be read") from e
+        if row is None or float(row[1]) <= time.time():
+            return None
+        return int(row[0]), float(row[1])
+
+    def get(self, key: str) -> int:
+        row = self._row(key)
+        return 0 if row is None else row[0]
+
+    def get_expiry(self, key: str) -> float:
+        row = self._row(key)
+        return time.time() if row is None else row[1]
+
+    def check(self) -> bool:
+        try:
+            with self._conn() as conn:
+                conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        with self._conn() as conn:
+            return int(conn.execute("DELETE FROM rate_window").rowcount)
+
+    def clear(self, key: str) -> None:
+        with self._conn() as conn:
+            conn.execute("DELETE FROM rate_window WHERE key = ?", (key,))
+
+    def close(self) -> None:
+        """Close the pool's idle connections."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+__all__ = ["RATES_FILE", "SharedCounters"]

@@ -1,0 +1,95 @@
+"""Rate limits hold across the worker processes of one home: the counters are the home's
+(``rates.sqlite``), not each process's, so N workers do not give a client N times its limit."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import Settings, create_app
+from api.guard import Limiter
+from api.rate_store import RATES_FILE, SharedCounters
+from custody.demo import Season
+from custody.errors import RateLimitError, StorageError
+from tests.api.helpers import as_person
+from tests.conftest import PASS
+
+
+def _app(season: Season, **rates: str) -> TestClient:
+    settings = Settings(
+        home=season.home.path, log_passphrase=PASS, clock=lambda: season.now, **rates
+    )
+    return TestClient(create_app(settings))
+
+
+def test_two_apps_on_one_home_share_the_address_limit(season: Season) -> None:
+    one = _app(season, rate_per_address="5/minute")
+    two = _app(season, rate_per_address="5/minute")
+    codes = [(one if n % 2 else two).get("/healthz").status_code for n in range(5)]
+    assert codes == [200] * 5
+    for c in (one, two):  # the sixth request, on either, is over: together they hit 5
+        r = c.get("/healthz")
+        assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
+        assert int(r.headers["retry-after"]) >= 1
+    assert (season.home.path / RATES_FILE).exists()
+
+
+def test_two_apps_on_one_home_share_a_keys_limit(season: Season) -> None:
+    one = _app(season, rate_per_key="4/minute")
+    two = _app(season, rate_per_key="4/minute")
+    # A login counts once against the key, each logged-in read once more.
+    headers = as_person(one, season, "auditor-chu")
+    assert one.get("/v1/access/checkpoint", headers=headers).status_code == 200
+    assert two.get("/v1/access/checkpoint", headers=headers).status_code == 200
+    assert one.get("/v1/access/checkpoint", headers=headers).status_code == 200
+    r = two.get("/v1/access/checkpoint", headers=headers)
+    assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
+    other = as_person(two, season, "secrecy-chen")  # another key is still answered
+    assert two.get("/v1/access/checkpoint", headers=other).status_code == 200
+
+
+def _hammer(path: str, hits: int, allowed: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    limiter = Limiter(SharedCounters(path))
+    ok = 0
+    for _ in range(hits):
+        try:
+            limiter.hit("100/hour", "address", "203.0.113.9")
+            ok += 1
+        except RateLimitError:
+            pass
+    allowed.put(ok)
+
+
+def test_processes_hitting_at_once_take_exactly_the_limit(tmp_path: Path) -> None:
+    """Four processes, 60 hits each, at once, on one store: exactly 100 are let through."""
+    path = str(tmp_path / RATES_FILE)
+    SharedCounters(path)  # created once, as the service's start does
+    ctx = multiprocessing.get_context("fork")  # each child opens its own connection
+    allowed = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(path, 60, allowed)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert sum(allowed.get(timeout=5) for _ in procs) == 100
+
+
+def test_a_window_ends_and_a_broken_store_is_a_storage_error(tmp_path: Path) -> None:
+    store = SharedCounters(tmp_path / RATES_FILE)
+    limiter = Limiter(store)
+    limiter.hit("1/second", "key", "k")
+    with pytest.raises(RateLimitError):
+        limiter.hit("1/second", "key", "k")
+    with sqlite3.connect(tmp_path / RATES_FILE) as conn:  # the window ended a while ago
+        conn.execute("UPDATE rate_window SET ends = ends - 5")
+    limiter.hit("1/second", "key", "k")
+    store.close()
+    (tmp_path / RATES_FILE).unlink()
+    (tmp_path / RATES_FILE).mkdir()  # the store's file is now a folder: nothing opens it
+    with pytest.raises(StorageError):
+        Limiter(SharedCounters(tmp_path / RATES_FILE)).hit("1/second", "key", "k")

@@ -1,0 +1,114 @@
+"""Signature checks on several worker processes (custody/parallel.py) judge every log leaf and
+every envelope exactly as one process does, in order: good ones with who signed them, and the
+ones that are not custody events, not canonical, forged or signed twice by one key refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from crypto import merkle
+from crypto.dsse import Envelope, parse_envelope, sign_envelope
+from custody.demo import Season, seal_events
+from custody.errors import CustodyError, DuplicateSignatureError, FormatError
+from custody.events import leaf_bytes, parse_leaf
+from custody.parallel import Leaf, SignaturePool, Signers, leaf_envelope, signature_check
+
+
+def judged(items: list[Leaf] | list[Signers]) -> list[object]:
+    """Comparable outcomes: a refusal by its class and message (errors compare by identity)."""
+    out: list[object] = []
+    for item in items:
+        if isinstance(item, CustodyError):
+            out.append((type(item), item.message))
+        elif isinstance(item[-1], CustodyError):
+            out.append((item[0], type(item[-1]), item[-1].message))
+        else:
+            out.append(item)
+    return out
+
+
+def log_leaves(season: Season, count: int) -> list[bytes]:
+    log = season.log()
+    for line in seal_events(season, [f"PK-{n}" for n in range(count)]):
+        log.submit(parse_envelope(line), now=season.now)
+    return [leaf for _, leaf in log.entries()]
+
+
+def doctored(season: Season, good: bytes) -> dict[str, bytes]:
+    """Leaves no honest log holds, each built from a real one."""
+    entry = parse_leaf(good)
+    env, received = entry.envelope, entry.received
+    other = parse_leaf(log_leaves(season, 0)[0]).envelope
+    forged = Envelope(env.payload_type, env.payload, (other.signatures[0], *env.signatures[1:]))
+    twice = Envelope(env.payload_type, env.payload, (env.signatures[0], env.signatures[0]))
+    key = season.keys["print-qian"].signing
+    not_event = sign_envelope("application/x-other", b"{}", [key])
+    return {
+        "forged": leaf_bytes(forged, received),
+        "twice": leaf_bytes(twice, received),
+        "not-an-event": leaf_bytes(not_event, received),
+        "not-canonical": good.replace(b'{"envelope":', b'{ "envelope":', 1),
+        "not-json": b"not a leaf at all",
+    }
+
+
+def test_two_workers_judge_leaves_as_one_process_does(season: Season) -> None:
+    leaves = log_leaves(season, 9)
+    bad = doctored(season, leaves[-1])
+    lines = [*leaves[:4], *bad.values(), *leaves[4:]]
+    keys = season.log().trust.signing_keys
+    with SignaturePool(keys, 1) as alone:
+        one = list(alone.leaves(lines))
+    with SignaturePool(keys, 2) as pool:
+        two = list(pool.leaves(lines, chunk=2))  # more chunks than the window of 6 in flight
+    assert judged(two) == judged(one)
+    assert [item[0] for item in two] == [merkle.leaf_hash(line) for line in lines]
+
+    outcome = dict(zip(bad, two[4 : 4 + len(bad)], strict=True))
+    assert isinstance(outcome["not-an-event"][1], FormatError)
+    assert "payload type" in outcome["not-an-event"][1].message
+    assert isinstance(outcome["not-canonical"][1], FormatError)
+    assert isinstance(outcome["not-json"][1], FormatError)
+    assert isinstance(outcome["twice"][1], DuplicateSignatureError)
+    forged = outcome["forged"]
+    assert len(forged) == 5 and forged[4] == (0,)  # the forged signature matches no key
+
+    good = two[0]
+    assert len(good) == 5
+    _, parts, received, signed, unmatched = good
+    assert isinstance(received, datetime) and signed and unmatched == ()
+    assert leaf_envelope(parts) == parse_leaf(lines[0]).envelope
+
+
+def test_two_workers_name_an_envelope_s_signers_as_one_process_does(season: Season) -> None:
+    leaves = log_leaves(season, 5)
+    bad = doctored(season, leaves[-1])
+    envelopes = [parse_leaf(leaf).envelope for leaf in leaves]
+    envelopes += [parse_leaf(bad["forged"]).envelope, parse_leaf(bad["twice"]).envelope]
+    keys = season.log().trust.signing_keys
+    with SignaturePool(keys, 1) as alone:
+        one = alone.signers(envelopes)()
+    pool = SignaturePool(keys, 2)
+    try:
+        two = pool.signers(envelopes)()
+    finally:
+        pool.close()
+        pool.close()  # closing twice is harmless
+    assert judged(two) == judged(one)
+    assert isinstance(two[-1], DuplicateSignatureError)
+    forged = two[-2]
+    assert not isinstance(forged, CustodyError) and forged[1] == (0,)
+    first = two[0]
+    assert not isinstance(first, CustodyError)
+    check = signature_check(envelopes[0], first)
+    assert check.payload == envelopes[0].payload and check.signed_by == frozenset(first[0])
+
+
+@pytest.mark.parametrize("workers", [0, -3])
+def test_fewer_than_one_worker_means_this_process(season: Season, workers: int) -> None:
+    leaves = log_leaves(season, 2)
+    with SignaturePool(season.log().trust.signing_keys, workers) as pool:
+        assert pool.workers == 1
+        assert [item[0] for item in pool.leaves(leaves)] == [merkle.leaf_hash(x) for x in leaves]
