@@ -130,8 +130,9 @@ def first_load_bytes(base: str, browser: Any) -> tuple[int, dict[str, int]]:
     page.goto(f"{base}/courier/")
     page.wait_for_selector("body[data-ready='true']")
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-    sw = page.evaluate(
-        "caches.open('custody-courier-v1').then(c => c.keys()).then(ks => ks.map(r => r.url))"
+    sw = page.evaluate(  # every cache the service worker filled, whatever its version's name
+        "caches.keys().then(ns => Promise.all(ns.map(n => caches.open(n).then(c => c.keys()))))"
+        ".then(ls => ls.flat().map(r => r.url))"
     )
     context.close()
     urls = {u for u in seen | set(sw) if u.startswith(base) and "/v1/" not in u}

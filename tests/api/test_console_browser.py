@@ -18,7 +18,7 @@ import pytest
 
 from crypto.dsse import parse_envelope
 from custody.events import Kind, parse_event
-from custody.incidents.acts import parse_act
+from custody.incidents.acts import open_note, parse_act
 from custody.service import open_reader
 from tests.api.test_courier_browser import (
     CHROMIUM,
@@ -205,10 +205,13 @@ def test_the_officer_acknowledges_an_incident_signed_in_the_browser(
     assert event.body["action"] == "acknowledge" and event.body["incident"] == "INC-00001"
     env = parse_envelope(json.dumps(event.body["act"]).encode())
     act = parse_act(env)
-    assert (act.act, act.person, act.note) == (
-        "acknowledge",
-        "secrecy-chen",
-        "已接手，正在核查 taken in hand",
-    )
+    assert (act.act, act.person) == ("acknowledge", "secrecy-chen")
+    # The note was sealed in the browser: on the public log only its boxes and hash; the
+    # secrecy officer's own X25519 key opens it (libsodium's sealed box, as the CLI's notes).
+    assert "taken in hand" not in log.entry(index).payload.decode("utf-8")
+    assert act.note_sealed is not None
+    officer = season.keys["secrecy-chen"].encryption
+    assert officer is not None
+    assert open_note(act.note_sealed, officer.key_id, officer) == "已接手，正在核查 taken in hand"
     assert [s.keyid for s in env.signatures] == [season.keys["secrecy-chen"].signing.key_id]
     assert key_file(season, "secrecy-chen").exists()

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 from custody.demo import Season
 from custody.events import Kind, parse_event
-from custody.incidents.acts import Act
+from custody.incidents.acts import Act, seal_note
 from custody.incidents.model import blocked_keys, get_incident
+from custody.incidents.policy import note_recipients
 from custody.service import open_reader
 from tests.api.helpers import as_person, client, seal_event, transfer_event
 
@@ -42,7 +43,7 @@ def act(
         what,
         cert.subject,
         kw.pop("time", season.now),  # type: ignore[arg-type]
-        str(kw.pop("note", "")),
+        seal_note(str(kw.pop("note", "")), note_recipients(season.trust(), season.now)),
         kw.pop("key", None),  # type: ignore[arg-type]
     )
     return a.sign(season.keys[person].signing).to_bytes()

@@ -36,7 +36,8 @@ from custody.cli.log_cmd import receipt_document
 from custody.conformance import OFFLINE_KINDS, OWN_LOG_KINDS, create_season_home, parse_season
 from custody.events import leaf_bytes
 from custody.home import Home
-from custody.incidents.acts import Act
+from custody.incidents.acts import Act, seal_note
+from custody.incidents.policy import note_recipients
 from custody.log import Receipt
 from custody.sessions import Challenge, sign_login
 from keys.model import Role
@@ -308,7 +309,11 @@ def examples() -> dict[str, str]:
                 "acknowledge",
                 c.who("secrecy"),
                 RECEIVED,
-                "已接手，正在核查 taken in hand",
+                seal_note(  # sealed as the console seals it (reproducible for the document)
+                    "已接手，正在核查 taken in hand",
+                    note_recipients(backend.log.trust, RECEIVED),
+                    seed=hashlib.sha256(b"doc example console note").digest(),
+                ),
             ).sign(c.key("secrecy"))
             out["api-incident-act-body"] = payload_text(json.loads(ack.to_bytes())) + "\n"
             out["api-incident-act"] = _http(

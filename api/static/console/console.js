@@ -4,10 +4,10 @@
 // checkpoint the log key signed; the checkpoint's witness cosignatures under the witnesses'
 // keys; an incident act's statement on the log. Acts on incidents are signed here with the
 // officer's key, unlocked from the key file for that one signature and zeroed at once.
-import { ed, sha256 } from "/courier/vendor/crypto.js";
+import { blake2b, ed, hsalsa, sha256, xsalsa20poly1305 } from "/courier/vendor/crypto.js";
 import { unlockKeyFile } from "/courier/keyfile.js";
 import {
-  Refusal, b64decode, canonicalJson, concat, equalBytes, formatTime, hex, keyId, pae, parseCanonical,
+  Refusal, b64decode, b64encode, canonicalJson, concat, equalBytes, formatTime, hex, keyId, pae, parseCanonical,
   parseTime, signEnvelope, utf8, verifyCheckpoint, verifyInclusion,
 } from "/courier/lib.js";
 import { standing, verifyBundle } from "/courier/trust.js";
@@ -515,12 +515,47 @@ async function proveOnLog(answer, envelope) {
   throw new Refusal("not_found", t("act.notonlog"));
 }
 
+// -- a note sealed to the secrecy officers (docs/formats.md "Incident act") -------------------
+// The log is public: what a person writes into an act goes on it only as one sealed box per
+// secrecy officer standing now (libsodium crypto_box_seal: X25519 by WebCrypto, HSalsa20 box
+// key, XSalsa20-Poly1305, nonce BLAKE2b-192(ephemeral pk || recipient pk)), beside the SHA-256
+// of {"note", "salt"} (a random salt, so that a short note cannot be guessed from its hash).
+const u32 = (b) => new Uint32Array(b.buffer, b.byteOffset, b.length / 4);
+
+async function sealTo(recipient, plaintext) {
+  const eph = await crypto.subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]);
+  const epk = new Uint8Array(await crypto.subtle.exportKey("raw", eph.publicKey));
+  const peer = await crypto.subtle.importKey("raw", recipient, { name: "X25519" }, false, []);
+  const shared = new Uint8Array(await crypto.subtle.deriveBits({ name: "X25519", public: peer }, eph.privateKey, 256));
+  const boxKey = new Uint32Array(8);
+  hsalsa(u32(utf8("expand 32-byte k")), u32(shared), new Uint32Array(4), boxKey);
+  shared.fill(0);
+  const nonce = blake2b(concat(epk, recipient), { dkLen: 24 });
+  return concat(epk, xsalsa20poly1305(new Uint8Array(boxKey.buffer), nonce).encrypt(plaintext));
+}
+
+async function sealNote(text) {
+  if (!text.trim()) return null;
+  if ([...text].length > 4000) throw new Refusal("format", t("act.notetoolong"));
+  const at = Math.floor(Date.now() / 1000);
+  const officers = trust.people
+    .filter((p) => p.roles.includes("secrecy_officer") && p.encryptionKey && !standing(trust, p, at, at))
+    .sort((a, b) => (a.subject === b.subject ? (a.encryptionKeyId < b.encryptionKeyId ? -1 : 1) : a.subject < b.subject ? -1 : 1));
+  if (!officers.length) throw new Refusal("role", t("act.noofficers"));
+  const salt = crypto.getRandomValues(new Uint8Array(16));
+  const plaintext = canonicalJson({ note: text, salt: b64encode(salt) });
+  const sealed = [];
+  for (const o of officers) sealed.push({ to: o.subject, key: o.encryptionKeyId, box: b64encode(await sealTo(o.encryptionKey, plaintext)) });
+  return { sha256: hex(sha256(plaintext)), sealed };
+}
+
 async function signAct(act) {
   const file = $("#keyfile").files[0];
   const i = incident;
   show("#act-status", () => t("act.working"));
   try {
     if (!file) throw new Refusal("usage", t("act.nokeyfile"));
+    const noteSealed = await sealNote($("#act-note").value); // before the key is open
     const key = await unlockKeyFile(await file.text(), $("#act-pass").value);
     $("#act-pass").value = "";
     let envelope;
@@ -533,7 +568,7 @@ async function signAct(act) {
         act,
         person: me.subject,
         time: formatTime(Math.floor(Date.now() / 1000)),
-        note: $("#act-note").value,
+        note_sealed: noteSealed,
         key: act === "unblock" ? $("#act-key").value || null : null,
       };
       envelope = signEnvelope(ACT_TYPE, canonicalJson(statement), [key]);

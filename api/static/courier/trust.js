@@ -2,7 +2,7 @@
 // bundle" and "The directory"): the authority statement under the root key it names (pinned on
 // first use, compared ever after), then the directory under the system key (or, for secrecy
 // officers and auditors, every certificate under the root key), then each revocation.
-import { Refusal, b64decode, fromUtf8, keyId, parseTime, verifySingle } from "./lib.js";
+import { Refusal, b64decode, concat, fromUtf8, hex, keyId, parseTime, sha256Bytes, utf8, verifySingle } from "./lib.js";
 
 const T = "application/vnd.custody.";
 const AUTHORITY = `${T}authority.v1+json`;
@@ -59,7 +59,14 @@ export function verifyBundle(bundle, pin) {
       if (c.type !== "custody.certificate.v1" || c.authority !== authority.id) {
         throw new Refusal("issuer", "a certificate is not this authority's");
       }
-      return person(c.subject, c.name, c.roles, c.signing_key.key, c.not_before, c.not_after, c.recusals ?? []);
+      const who = person(c.subject, c.name, c.roles, c.signing_key.key, c.not_before, c.not_after, c.recusals ?? []);
+      if (c.encryption_key?.alg === "x25519") {
+        // Whom a note is sealed to (the console's acts): the X25519 key and its documented id.
+        who.encryptionKey = b64decode(c.encryption_key.key, "encryption key");
+        if (who.encryptionKey.length !== 32) throw new Refusal("format", `encryption key of ${c.subject} is not 32 bytes`);
+        who.encryptionKeyId = hex(sha256Bytes(concat(utf8("x25519:"), who.encryptionKey)));
+      }
+      return who;
     });
   } else {
     throw new Refusal("format", "the bundle has neither a directory nor certificates");
