@@ -1010,6 +1010,19 @@ class CustodyLog:
                 )
             ]
 
+    def statement_indices(self, statement_ids: Iterable[str]) -> dict[str, int]:
+        """The log index of each of these statements that is on the log (by statement id)."""
+        ids = sorted(set(statement_ids))
+        if not ids:
+            return {}
+        with self._reader() as conn:
+            return {
+                r.statement_id: int(r.idx)
+                for r in conn.execute(
+                    select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(ids))
+                )
+            }
+
     def findings(self) -> list[dict[str, Any]]:
         with self._reader() as conn:
             rows = conn.execute(select(FINDING).order_by(FINDING.c.id)).mappings().all()

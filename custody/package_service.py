@@ -5,6 +5,7 @@ Rules:
   sealing time: an unenrolled, revoked, expired, role-less or recused sealer stores nothing.
 - Package ids are unique; sealing an id twice is a ``ConflictError`` and leaves the first intact.
 - Loading re-verifies every stored label (the row is never believed by itself).
+- No SQL here: the rows are read and written through ``custody/store/packages.py``.
 """
 
 from __future__ import annotations
@@ -12,25 +13,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
-
 from crypto.dsse import Envelope
-from crypto.encoding import format_time
 from crypto.signing import SigningKey
 from custody import identity
-from custody.errors import N_, ConflictError, NotFoundError, StorageError
+from custody.errors import N_, ConflictError, NotFoundError
 from custody.events import Event, Kind
 from custody.home import Home
 from custody.log import Alongside
 from custody.packages import Manifest, seal_event_body
-from custody.store.package_tables import PackageRow
+from custody.store import packages as store
+from custody.store.handles import Database
+from custody.store.packages import NewPackage, PackageRepository
 from keys.model import Certificate
 from keys.trust import TrustStore
 from labels.payload import VerifiedLabel, seal_manifest, verify_label
-
-PACKAGE = PackageRow.__table__  # type: ignore[attr-defined]
 
 
 def sign_label(
@@ -45,31 +41,25 @@ def package_row_writer(manifest: Manifest, label: str, verified: VerifiedLabel) 
     """The sealed package's row, written in the transaction that appends its seal event
     (``CustodyLog.submit(..., alongside=...)``): the package and its seal event are stored
     together or not at all."""
-    row = {
-        "id": manifest.package_id,
-        "exam_id": manifest.exam_id,
-        "sealer_key_id": verified.key_id,
-        "issued_at": format_time(manifest.issued_at),
-        "label": label,
-    }
+    package = _new_package(manifest, text=label, verified=verified)
 
-    def write(conn: Connection) -> None:
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(PACKAGE), row)
-        except IntegrityError as e:
-            held = conn.execute(
-                select(PACKAGE.c.id).where(PACKAGE.c.id == manifest.package_id)
-            ).first()
-            if held is not None:
-                raise ConflictError(
-                    N_("package {package_id} is already sealed"), package_id=manifest.package_id
-                ) from e
-            raise StorageError(
-                N_("the database refused the package row: {orig}"), orig=e.orig
-            ) from e
+    def write(repo: PackageRepository) -> None:
+        if not repo.add(package):
+            raise ConflictError(
+                N_("package {package_id} is already sealed"), package_id=manifest.package_id
+            )
 
-    return write
+    return store.alongside(write)
+
+
+def _new_package(manifest: Manifest, *, text: str, verified: VerifiedLabel) -> NewPackage:
+    return NewPackage(
+        package_id=manifest.package_id,
+        exam_id=manifest.exam_id,
+        sealer_key_id=verified.key_id,
+        issued_at=manifest.issued_at,
+        label=text,
+    )
 
 
 def seal_package(
@@ -80,38 +70,28 @@ def seal_package(
     trust = identity.load_trust(home)
     text = seal_manifest(manifest, key)
     verified = verify_label(text, trust, now=now)
-    with Session(home.engine) as session:
-        session.add(
-            PackageRow(
-                id=manifest.package_id,
-                exam_id=manifest.exam_id,
-                sealer_key_id=verified.key_id,
-                issued_at=format_time(manifest.issued_at),
-                label=text,
-            )
-        )
-        try:
-            session.commit()
-        except IntegrityError as e:
+    with store.writing(home.engine) as repo:
+        if not repo.add(_new_package(manifest, text=text, verified=verified)):
             raise ConflictError(
                 N_("package {package_id} is already sealed"), package_id=manifest.package_id
-            ) from e
+            )
     return verified
 
 
 def refuse_sealed(home: Home, package_id: str) -> None:
     """``ConflictError`` if the package is sealed already (asked before anything is signed)."""
-    with Session(home.engine) as session:
-        if session.get(PackageRow, package_id) is not None:
-            raise ConflictError(N_("package {package_id} is already sealed"), package_id=package_id)
+    with store.reading(home.engine) as repo:
+        sealed = repo.is_sealed(package_id)
+    if sealed:
+        raise ConflictError(N_("package {package_id} is already sealed"), package_id=package_id)
 
 
 def label_text(home: Home, package_id: str) -> str:
-    with Session(home.engine) as session:
-        row = session.get(PackageRow, package_id)
-        if row is None:
-            raise NotFoundError(N_("no sealed package {package_id!r}"), package_id=package_id)
-        return row.label
+    with store.reading(home.engine) as repo:
+        text = repo.label(package_id)
+    if text is None:
+        raise NotFoundError(N_("no sealed package {package_id!r}"), package_id=package_id)
+    return text
 
 
 def load_labels(
@@ -125,19 +105,15 @@ def load_labels(
 
 
 def all_package_ids(home: Home, exam_id: str | None = None) -> list[str]:
-    with Session(home.engine) as session:
-        query = select(PackageRow.id).order_by(PackageRow.id)
-        if exam_id is not None:
-            query = query.where(PackageRow.exam_id == exam_id)
-        return list(session.exec(query))
+    with store.reading(home.engine) as repo:
+        return repo.ids(exam_id)
 
 
-def sealed_labels(engine: Engine) -> Iterator[tuple[str, str]]:
+def sealed_labels(engine: Database) -> Iterator[tuple[str, str]]:
     """(package id, label text) of every sealed package, by id, as stored (not re-verified:
     for an export, whose verifier checks each label itself)."""
-    with Session(engine) as session:
-        for row in session.exec(select(PackageRow.id, PackageRow.label).order_by(PackageRow.id)):
-            yield row[0], row[1]
+    with store.reading(engine) as repo:
+        yield from repo.labels()
 
 
 def seal_event(

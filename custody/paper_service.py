@@ -9,6 +9,9 @@ Rules:
 - A version at or below one already stored for the same paper id is refused (``ConflictError``).
 - An act (opening, print, break-glass, backup activation, destruction) is stored as its signed
   envelope before any plaintext is produced; break-glass also stores an incident row.
+- No SQL here: every read and write of the paper tables goes through the repository in
+  ``custody/store/papers.py``, which returns domain values; writes that must commit with an
+  act on the custody log run inside the log's append transaction (``alongside``).
 - Destruction deletes every sealed key of every version of the paper (SQLite: with
   ``secure_delete``), then proves the bytes left the database (custody/store/shred.py): SQLite's
   WAL truncated and no database file holding a copy; PostgreSQL's table vacuumed with no old
@@ -27,9 +30,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import nacl.utils
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, col, delete, select
 
 from crypto.dsse import Envelope, parse_envelope
 from crypto.encoding import format_time
@@ -55,7 +55,7 @@ from custody.errors import (
 )
 from custody.home import Home
 from custody.incidents.model import WatchedLog
-from custody.log import load_exam_policies
+from custody.log import Alongside, load_exam_policies
 from custody.papers import (
     LOG_SUBJECT,
     Incident,
@@ -79,12 +79,15 @@ from custody.papers import (
 from custody.papers import activate_backup as activate_backup_rule
 from custody.papers import break_glass as break_glass_rule
 from custody.papers import destroy as destroy_rule
-from custody.store.paper_tables import (
-    PaperActRow,
-    PaperEraseRow,
-    PaperIncidentRow,
-    PaperKeyRow,
-    PaperRow,
+from custody.store import papers as store
+from custody.store.papers import (
+    KEY_BLOB_COLUMN,
+    KEY_TABLE,
+    PaperIncidentRecord,
+    PaperRepository,
+    PaperSummary,
+    SealedKey,
+    StoredPaper,
 )
 from custody.store.shred import ERASE_WAIT, Destroyed, check_erased, locator
 from keys.keyfile import KeyPair
@@ -125,8 +128,8 @@ def propose(
     then store it."""
     trust = _fresh_trust(home, log)
     people = check_people(plan, trust, proposer, now)
-    with Session(home.engine) as session:
-        _check_versions(session, plan)
+    with store.reading(home.engine) as repo:
+        _check_versions(repo, plan)
     folder = papers_dir(home)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -162,40 +165,36 @@ def propose(
         final = blob_path(home, enc.commitment)
         os.replace(tmp, final)
 
-        def store(conn: Connection) -> None:
+        stored = StoredPaper(
+            ref=proposal.ref,
+            paper_id=proposal.paper_id,
+            version=proposal.version,
+            exam=proposal.exam,
+            position=proposal.position,
+            role=proposal.role,
+            backup_of=proposal.backup_of,
+            classification=proposal.classification.slug,
+            status=PaperStatus.ACTIVE,
+            commitment=proposal.commitment,
+            proposed_at=format_time(now),
+            proposal=envelope.to_bytes(),
+        )
+        keys = [
+            SealedKey(slot, subject, sealed)
+            for (slot, subject), sealed in material.sealed.items()
+        ]
+
+        def keep(repo: PaperRepository) -> None:
             # In the transaction that appends the proposal to the log: both or neither.
-            with Session(bind=conn) as session:
-                _check_versions(session, plan)
-                query = select(PaperRow).where(PaperRow.paper_id == plan.paper_id)
-                for old in session.exec(query):
-                    old.status = PaperStatus.SUPERSEDED.value
-                    session.add(old)
-                session.add(
-                    PaperRow(
-                        ref=proposal.ref,
-                        paper_id=proposal.paper_id,
-                        version=proposal.version,
-                        exam=proposal.exam,
-                        position=proposal.position,
-                        role=proposal.role.value,
-                        backup_of=proposal.backup_of,
-                        classification=proposal.classification.slug,
-                        status=PaperStatus.ACTIVE.value,
-                        commitment=proposal.commitment,
-                        proposed_at=format_time(now),
-                        proposal=envelope.to_bytes(),
-                    )
-                )
-                for (slot, subject), sealed in material.sealed.items():
-                    session.add(
-                        PaperKeyRow(
-                            paper_ref=proposal.ref, slot=slot.value, subject=subject, sealed=sealed
-                        )
-                    )
-                _flush(session, f"paper {proposal.ref}")
+            _check_versions(repo, plan)
+            repo.add_version(stored, keys)
 
         log.append_paper_act(
-            envelope, act_kind="proposal", paper=proposal.ref, now=now, alongside=store
+            envelope,
+            act_kind="proposal",
+            paper=proposal.ref,
+            now=now,
+            alongside=store.alongside(keep, f"paper {proposal.ref}"),
         )
     except BaseException:
         if final is not None:
@@ -206,46 +205,30 @@ def propose(
     return Proposed(proposal, envelope, final)
 
 
-def _flush(session: Session, what: str) -> None:
-    """Write the session's rows into the surrounding transaction (it commits with the log's
-    append, or rolls back with it); a row the database refuses is a storage fault."""
-    try:
-        session.flush()
-    except (IntegrityError, OperationalError) as e:
-        raise StorageError(f"the database refused the rows of {what}: {e.orig}") from e
-
-
-def _check_versions(session: Session, plan: PaperPlan) -> None:
-    rows = list(session.exec(select(PaperRow).where(PaperRow.paper_id == plan.paper_id)))
-    for row in rows:
+def _check_versions(repo: PaperRepository, plan: PaperPlan) -> None:
+    for row in repo.versions(plan.paper_id):
         if row.version >= plan.version:
             raise ConflictError(
                 f"paper {plan.paper_id} already has version {row.version}; "
                 f"version {plan.version} would replay or repeat it",
                 hint="a new version needs a higher --version",
             )
-        if (row.exam, row.position, row.role) != (plan.exam, plan.position, plan.role.value):
+        if (row.exam, row.position, row.role) != (plan.exam, plan.position, plan.role):
             raise ConflictError(f"paper {plan.paper_id} belongs to another exam, position or role")
-        if row.status == PaperStatus.DESTROYED.value:
+        if row.status is PaperStatus.DESTROYED:
             raise ConflictError(f"paper {plan.paper_id} was destroyed; use a new paper id")
     if plan.role is PaperRole.BACKUP:
-        main = session.exec(select(PaperRow).where(PaperRow.paper_id == plan.backup_of)).first()
-        if main is None:
+        mains = repo.versions(plan.backup_of or "")
+        if not mains:
             raise NotFoundError(f"no paper {plan.backup_of} to back up")
-        if (main.exam, main.position, main.role) != (plan.exam, plan.position, "main"):
+        main = mains[0]
+        if (main.exam, main.position, main.role) != (plan.exam, plan.position, PaperRole.MAIN):
             raise ChainError(
                 f"{plan.backup_of} is not the main paper of exam {plan.exam} "
                 f"position {plan.position}"
             )
     else:
-        other = session.exec(
-            select(PaperRow).where(
-                PaperRow.exam == plan.exam,
-                PaperRow.position == plan.position,
-                PaperRow.role == PaperRole.MAIN.value,
-                PaperRow.paper_id != plan.paper_id,
-            )
-        ).first()
+        other = repo.other_main(plan.exam, plan.position, plan.paper_id)
         if other is not None:
             raise ConflictError(
                 f"position {plan.position} of exam {plan.exam} already has main paper "
@@ -267,8 +250,8 @@ def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> Paper
     """The verified proposal, status and sealed keys of one paper version."""
     trust = trust or identity.load_trust(home)
     pid, version = parse_ref(paper)
-    with Session(home.engine) as session:
-        rows = list(session.exec(select(PaperRow).where(PaperRow.paper_id == pid)))
+    with store.reading(home.engine) as repo:
+        rows = repo.versions(pid)
         if not rows:
             raise NotFoundError(f"no paper {pid}")
         newest = max(r.version for r in rows)
@@ -276,38 +259,26 @@ def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> Paper
         row = next((r for r in rows if r.version == want), None)
         if row is None:
             raise NotFoundError(f"paper {pid} has no version {want}")
-        keys = list(session.exec(select(PaperKeyRow).where(PaperKeyRow.paper_ref == row.ref)))
-        proposal = verify_proposal(parse_envelope(row.proposal, what="paper proposal"), trust)
-        status = PaperStatus(row.status)
+        keys = repo.keys(row.ref)
+    proposal = verify_proposal(parse_envelope(row.proposal, what="paper proposal"), trust)
     if (proposal.paper_id, proposal.version, proposal.commitment) != (
         row.paper_id,
         row.version,
         row.commitment,
     ):
         raise ChainError(f"stored row {row.ref} does not match its signed proposal")
-    sealed = {(Slot(k.slot), k.subject): k.sealed for k in keys}
-    return PaperState(proposal, status, newest, sealed)
+    sealed = {(k.slot, k.subject): k.sealed for k in keys}
+    return PaperState(proposal, row.status, newest, sealed)
 
 
 def _act_row(
     ref: str, kind: str, env: Envelope, at: datetime, ids: list[int]
-) -> Callable[[Connection], None]:
+) -> Callable[[PaperRepository], None]:
     """The act's row (a convenience index: the act itself is on the custody log), written in
     the transaction that appends the act to the log; its id is appended to ``ids``."""
 
-    def write(conn: Connection) -> None:
-        with Session(bind=conn) as session:
-            act = PaperActRow(
-                paper_ref=ref,
-                kind=kind,
-                at=format_time(at),
-                incident=kind == "break_glass",
-                envelope=env.to_bytes(),
-            )
-            session.add(act)
-            _flush(session, f"the {kind} act of {ref}")
-            assert act.id is not None
-            ids.append(act.id)
+    def write(repo: PaperRepository) -> None:
+        ids.append(repo.add_act(ref, kind, at, env.to_bytes(), incident=kind == "break_glass"))
 
     return write
 
@@ -389,14 +360,14 @@ class _Recorder:
             act_kind=self.act_kind,
             paper=self.ref,
             now=self.now,
-            alongside=_act_row(self.ref, self.act_kind, env, self.now, self.ids),
+            alongside=store.alongside(
+                _act_row(self.ref, self.act_kind, env, self.now, self.ids),
+                f"the {self.act_kind} act of {self.ref}",
+            ),
         )
         if receipt.duplicate:  # the same act again (same people, same second): its first row
-            with Session(self.log.engine) as session:
-                query = select(PaperActRow.id).where(
-                    PaperActRow.paper_ref == self.ref, PaperActRow.envelope == env.to_bytes()
-                )
-                self.ids.extend(i for i in session.exec(query) if i is not None)
+            with store.reading(self.log.engine) as repo:
+                self.ids.extend(repo.act_ids(self.ref, env.to_bytes()))
         if release_to is None or self.state is None:
             return None
         recipient, blob = self.state.check_sealed(Slot.LOG, LOG_SUBJECT)
@@ -465,28 +436,18 @@ def activate_backup(
     env = activate_backup_rule(compromised, replacement, trust, pair, now, reason)
     ref = compromised.proposal.ref
 
-    def mark(conn: Connection) -> None:
-        with Session(bind=conn) as session:
-            row = session.get(PaperRow, ref)
-            assert row is not None
-            row.status = PaperStatus.COMPROMISED.value
-            session.add(row)
-            _flush(session, f"paper {ref}")
-        _act_row(ref, "backup_activation", env, now, [])(conn)
+    def mark(repo: PaperRepository) -> None:
+        repo.set_status(ref, PaperStatus.COMPROMISED)
+        _act_row(ref, "backup_activation", env, now, [])(repo)
 
-    log.append_paper_act(env, act_kind="backup_activation", paper=ref, now=now, alongside=mark)
+    log.append_paper_act(
+        env,
+        act_kind="backup_activation",
+        paper=ref,
+        now=now,
+        alongside=store.alongside(mark, f"paper {ref}"),
+    )
     return env
-
-
-def _secure_delete(engine: Engine, session: Session) -> None:
-    """SQLite: the deleting connection overwrites deleted rows and freed pages with zeros."""
-    if engine.dialect.name == "sqlite":
-        on = session.connection().exec_driver_sql("PRAGMA secure_delete=ON").scalar()
-        if on != 1:
-            raise StorageError(
-                "this SQLite cannot overwrite deleted rows (secure_delete is off); "
-                "nothing was destroyed"
-            )
 
 
 def destroy(
@@ -527,13 +488,8 @@ def destroy(
     """
     trust = _fresh_trust(home, log)
     pid, _ = parse_ref(paper)
-    with Session(home.engine) as session:
-        refs = [
-            r.ref
-            for r in session.exec(
-                select(PaperRow).where(PaperRow.paper_id == pid).order_by(col(PaperRow.version))
-            )
-        ]
+    with store.reading(home.engine) as repo:
+        refs = [r.ref for r in repo.versions(pid)]
     if not refs:
         raise NotFoundError(f"no paper {pid}")
     states = [load_state(home, ref, trust) for ref in refs]
@@ -551,10 +507,10 @@ def destroy(
                 for state, env in zip(live, envelopes, strict=True)
             ],
             now=now,
-            alongside=_key_deleter(home.engine, live, envelopes, now, deleted),
+            alongside=_key_deleter(live, envelopes, now, deleted),
         )
     destroyed = pending + deleted
-    check = check_erased(home.engine, PAPER_KEY_TABLE, "sealed", destroyed, wait=erase_wait)
+    check = check_erased(home.engine, KEY_TABLE, KEY_BLOB_COLUMN, destroyed, wait=erase_wait)
     if not check.complete:
         raise ShredIncompleteError(
             f"paper {pid} is destroyed (acts recorded, sealed keys deleted) but not yet erased "
@@ -563,13 +519,9 @@ def destroy(
             "process, a backup, an sqlite3 or psql session) and run the same destroy command "
             "again: it records nothing new and repeats the erase and its check",
         )
-    with Session(home.engine) as session:
-        session.exec(delete(PaperEraseRow).where(col(PaperEraseRow.paper_ref).in_(refs)))
-        session.commit()
+    with store.writing(home.engine) as repo:
+        repo.forget_erased(refs)
     return envelopes if live else _destruction_acts(home, refs)
-
-
-PAPER_KEY_TABLE = "paper_key"
 
 
 def _key_label(slot: str, subject: str, ref: str) -> str:
@@ -577,61 +529,36 @@ def _key_label(slot: str, subject: str, ref: str) -> str:
 
 
 def _key_deleter(
-    engine: Engine,
     live: Sequence[PaperState],
     envelopes: Sequence[Envelope],
     now: datetime,
     destroyed: list[Destroyed],
-) -> Callable[[Connection], None]:
-    """In the transaction that appends the destruction acts: delete the sealed keys, record
-    the acts and what is to be erased (appended to ``destroyed``)."""
+) -> Alongside:
+    """In the transaction that appends the destruction acts: delete the sealed keys (SQLite:
+    with ``secure_delete``), record the acts and what is to be erased (appended to
+    ``destroyed``)."""
 
-    def write(conn: Connection) -> None:
-        with Session(bind=conn) as session:
-            _secure_delete(engine, session)
-            for state, env in zip(live, envelopes, strict=True):
-                ref = state.proposal.ref
-                for key in session.exec(select(PaperKeyRow).where(PaperKeyRow.paper_ref == ref)):
-                    digest = sha256_hex(key.sealed)
-                    found_by = locator(key.sealed)
-                    destroyed.append(
-                        Destroyed(
-                            _key_label(key.slot, key.subject, ref), digest, (key.sealed, found_by)
-                        )
-                    )
-                    session.add(
-                        PaperEraseRow(
-                            paper_ref=ref,
-                            slot=key.slot,
-                            subject=key.subject,
-                            sealed_sha256=digest,
-                            locator=found_by.hex(),
-                        )
-                    )
-                session.exec(delete(PaperKeyRow).where(col(PaperKeyRow.paper_ref) == ref))
-                row = session.get(PaperRow, ref)
-                assert row is not None
-                row.status = PaperStatus.DESTROYED.value
-                session.add(row)
-                session.add(
-                    PaperActRow(
-                        paper_ref=ref,
-                        kind="destruction",
-                        at=format_time(now),
-                        envelope=env.to_bytes(),
-                    )
-                )
-            _flush(session, "the destruction")
+    def write(repo: PaperRepository) -> None:
+        repo.require_secure_delete()
+        for state, env in zip(live, envelopes, strict=True):
+            ref = state.proposal.ref
+            for key in repo.keys(ref):
+                digest = sha256_hex(key.sealed)
+                found_by = locator(key.sealed)
+                label = _key_label(key.slot.value, key.subject, ref)
+                destroyed.append(Destroyed(label, digest, (key.sealed, found_by)))
+                repo.add_erase(ref, key.slot.value, key.subject, digest, found_by.hex())
+            repo.delete_keys(ref)
+            repo.set_status(ref, PaperStatus.DESTROYED)
+            repo.add_act(ref, "destruction", now, env.to_bytes())
 
-    return write
+    return store.alongside(write, "the destruction")
 
 
 def _pending_erase(home: Home, refs: Sequence[str]) -> list[Destroyed]:
     """Destroyed keys of these versions whose erase a previous run could not prove."""
-    with Session(home.engine) as session:
-        rows = list(
-            session.exec(select(PaperEraseRow).where(col(PaperEraseRow.paper_ref).in_(refs)))
-        )
+    with store.reading(home.engine) as repo:
+        rows = repo.pending_erase(refs)
     out = []
     for r in rows:
         try:
@@ -644,61 +571,21 @@ def _pending_erase(home: Home, refs: Sequence[str]) -> list[Destroyed]:
 
 
 def _destruction_acts(home: Home, refs: Sequence[str]) -> list[Envelope]:
-    with Session(home.engine) as session:
-        rows = session.exec(
-            select(PaperActRow)
-            .where(col(PaperActRow.paper_ref).in_(refs), PaperActRow.kind == "destruction")
-            .order_by(col(PaperActRow.id))
-        )
-        return [parse_envelope(r.envelope, what="destruction act") for r in rows]
-
-
-@dataclass(frozen=True)
-class PaperSummary:
-    ref: str
-    paper_id: str
-    version: int
-    exam: str
-    position: str
-    role: str
-    backup_of: str | None
-    classification: str
-    status: str
-    commitment: str
-    keys_held: int
+    with store.reading(home.engine) as repo:
+        acts = repo.acts(refs, "destruction")
+    return [parse_envelope(a, what="destruction act") for a in acts]
 
 
 def list_papers(home: Home, exam: str | None = None) -> list[PaperSummary]:
-    with Session(home.engine) as session:
-        query = select(PaperRow).order_by(col(PaperRow.exam), col(PaperRow.ref))
-        if exam is not None:
-            query = query.where(PaperRow.exam == exam)
-        rows = list(session.exec(query))
-        out = []
-        for r in rows:
-            held = select(PaperKeyRow.id).where(PaperKeyRow.paper_ref == r.ref)
-            n = len(list(session.exec(held)))
-            out.append(
-                PaperSummary(
-                    r.ref,
-                    r.paper_id,
-                    r.version,
-                    r.exam,
-                    r.position,
-                    r.role,
-                    r.backup_of,
-                    r.classification,
-                    r.status,
-                    r.commitment,
-                    n,
-                )
-            )
-    return out
+    """Every paper version (of ``exam``, if given), by exam and ref, with its keys held."""
+    with store.reading(home.engine) as repo:
+        return repo.summaries(exam)
 
 
-def incidents(home: Home) -> list[PaperIncidentRow]:
-    with Session(home.engine) as session:
-        return list(session.exec(select(PaperIncidentRow).order_by(col(PaperIncidentRow.id))))
+def incidents(home: Home) -> list[PaperIncidentRecord]:
+    """The incidents paper acts raised (break-glass openings), oldest first."""
+    with store.reading(home.engine) as repo:
+        return repo.incidents()
 
 
 def decrypt_to_path(

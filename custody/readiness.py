@@ -9,6 +9,7 @@ Rules:
   configured but not streaming makes the service not ready: commits would wait for it).
 - Each check reports ``ok`` and a one-line ``detail``; a failed check names what to do. The
   check never takes the log's append lock and never writes.
+- No SQL here: the database is asked through ``custody/store/probe.py``; this judges.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import text
-
 from custody.errors import CustodyError
 from custody.log import CustodyLog
 from custody.store.faults import describe_database
 from custody.store.guard import SignedHeadFile
+from custody.store.probe import probe
 
 MIN_FREE_BYTES = 256 << 20  # below this, the service stops taking appends
 
@@ -67,52 +67,30 @@ def _failed(e: CustodyError) -> Check:
 
 def database_check(log: CustodyLog) -> tuple[Check, tuple[dict[str, object], ...]]:
     """The database answers and takes writes; its standbys, if any (PostgreSQL)."""
-    engine = log.engine
-    name = describe_database(engine.url)
+    name = describe_database(log.engine.url)
     try:
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                recovery, read_only = conn.execute(
-                    text("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
-                ).one()
-                standbys = tuple(
-                    {
-                        "name": r.application_name,
-                        "state": r.state,
-                        "sync_state": r.sync_state,
-                        "replay_lag_seconds": r.lag,
-                    }
-                    for r in conn.execute(
-                        text(
-                            "SELECT application_name, state, sync_state, "
-                            "EXTRACT(EPOCH FROM replay_lag)::float AS lag "
-                            "FROM pg_stat_replication ORDER BY application_name"
-                        )
-                    )
-                )
-                wanted = conn.execute(text("SELECT current_setting('synchronous_standby_names')"))
-                sync_names = str(wanted.scalar_one() or "")
-                conn.rollback()
-                if recovery:
-                    return Check(
-                        False,
-                        f"the {name} is a standby (in recovery): point the home "
-                        "at the primary, or promote this one",
-                    ), standbys
-                if read_only == "on":
-                    return Check(False, f"the {name} accepts reads only"), standbys
-                if sync_names and not any(s["sync_state"] in ("sync", "quorum") for s in standbys):
-                    return Check(
-                        False,
-                        f"the {name} waits for a synchronous standby ({sync_names}) that is not "
-                        "streaming: commits would hang; start the standby or fail over",
-                    ), standbys
-                return Check(True, f"the {name} is a writable primary"), standbys
-            conn.execute(text("SELECT 1 FROM log_head"))
-            conn.rollback()
+        state = probe(log.engine)
     except CustodyError as e:
         return _failed(e), ()
-    path = Path(engine.url.database or "")
+    if state.engine == "postgresql":
+        standbys = state.standbys
+        if state.in_recovery:
+            return Check(
+                False,
+                f"the {name} is a standby (in recovery): point the home "
+                "at the primary, or promote this one",
+            ), standbys
+        if state.read_only:
+            return Check(False, f"the {name} accepts reads only"), standbys
+        sync_names = state.sync_standby_names
+        if sync_names and not any(s["sync_state"] in ("sync", "quorum") for s in standbys):
+            return Check(
+                False,
+                f"the {name} waits for a synchronous standby ({sync_names}) that is not "
+                "streaming: commits would hang; start the standby or fail over",
+            ), standbys
+        return Check(True, f"the {name} is a writable primary"), standbys
+    path = state.file or Path()
     for p in (path, path.parent):
         if not os.access(p, os.W_OK):
             return Check(False, f"the {name} is not writable by this account ({p})"), ()

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, update
-
 from crypto.dsse import Envelope
 from crypto.encoding import Fields, canonical_json, format_time, parse_json_object, parse_time
 from crypto.errors import CustodyError
@@ -32,7 +30,8 @@ from crypto.signing import SigningKey, VerifyKey
 from crypto.tokens import TokenSigner, TokenVerifier
 from custody.access import Principal
 from custody.errors import N_, FormatError, LoginError, LoginRequiredError, Phrase
-from custody.store.access_tables import LoginChallenge
+from custody.store.challenges import add_challenge, spend_challenge
+from custody.store.handles import Database
 from keys.trust import TrustStore
 
 LOGIN_TYPE = "application/vnd.custody.login.v1+json"
@@ -40,8 +39,6 @@ CHALLENGE_TTL = timedelta(minutes=2)
 SESSION_TTL = timedelta(minutes=15)
 OPENED_CACHE = 10_000  # verified tokens kept per process
 TOKEN_TYPE = "custody.session.v1"  # noqa: S105 - a claim type, not a secret
-
-CHALLENGES = LoginChallenge.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -73,29 +70,17 @@ def sign_login(challenge: Challenge, key: SigningKey) -> Envelope:
 
 
 def issue_challenge(
-    engine: Engine, origin: str, now: datetime, ttl: timedelta = CHALLENGE_TTL
+    engine: Database, origin: str, now: datetime, ttl: timedelta = CHALLENGE_TTL
 ) -> Challenge:
     """A fresh challenge, stored unused; expired ones are swept on the way."""
     nonce = secrets.token_urlsafe(32)
     expires = now + ttl
-    with engine.begin() as conn:
-        conn.execute(delete(CHALLENGES).where(CHALLENGES.c.expires_at < format_time(now)))
-        conn.execute(
-            insert(CHALLENGES).values(nonce=nonce, expires_at=format_time(expires), used=False)
-        )
+    add_challenge(engine, nonce, expires, now)
     return Challenge(nonce, origin, expires)
 
 
-def _spend(engine: Engine, nonce: str, now: datetime) -> None:
-    with engine.begin() as conn:
-        spent = conn.execute(
-            update(CHALLENGES)
-            .where(CHALLENGES.c.nonce == nonce)
-            .where(CHALLENGES.c.used.is_(False))
-            .where(CHALLENGES.c.expires_at >= format_time(now))
-            .values(used=True)
-        ).rowcount
-    if spent != 1:
+def _spend(engine: Database, nonce: str, now: datetime) -> None:
+    if not spend_challenge(engine, nonce, now):
         raise LoginError(
             N_("the login challenge is unknown, expired or already used"),
             hint=N_("ask for a new challenge (POST /v1/login/challenge) and sign it at once"),
@@ -125,7 +110,13 @@ class Sessions:
         return self._signer is not None
 
     def login(
-        self, engine: Engine, statement: Envelope, trust: TrustStore, *, origin: str, now: datetime
+        self,
+        engine: Database,
+        statement: Envelope,
+        trust: TrustStore,
+        *,
+        origin: str,
+        now: datetime,
     ) -> tuple[str, Principal, datetime]:
         """Verify a signed login statement, spend its challenge, and issue a token."""
         if statement.payload_type != LOGIN_TYPE:

@@ -22,10 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlmodel import Session, col
-from sqlmodel import select as select_rows
-
 from crypto import merkle
 from crypto.dsse import Envelope, parse_envelope, verify_signatures
 from crypto.encoding import format_time
@@ -38,16 +34,13 @@ from custody.log import CustodyLog
 from custody.paper_service import list_papers, parse_ref
 from custody.rules import PackageState, Status
 from custody.service import home_policy, open_reader
+from custody.store import log_reads
+from custody.store import papers as paper_store
 from custody.store.incidents import watched_since
-from custody.store.log_tables import LogEntry, PackageEvent, PackageStateRow
-from custody.store.paper_tables import PaperActRow, PaperRow
-from custody.store.states import state_as_dict, state_from_json
+from custody.store.states import state_as_dict
 from keys.trust import TrustStore
 
 MAX_PAGE = 500
-ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
-PKG_EVENT = PackageEvent.__table__  # type: ignore[attr-defined]
-STATE = PackageStateRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -170,30 +163,19 @@ class Views:
     # -- packages ------------------------------------------------------------------------
 
     def _states(self) -> list[PackageState]:
-        with self.log.engine.connect() as conn:
-            rows = conn.execute(select(STATE.c.state).order_by(STATE.c.package_id)).all()
-        return [state_from_json(r.state) for r in rows]
+        return log_reads.package_states(self.log.engine)
 
     def _destinations(self, package_ids: Iterable[str]) -> dict[str, dict[str, str]]:
         """Each package's destination (site, room) from its seal event."""
-        wanted = list(package_ids)
         out: dict[str, dict[str, str]] = {}
-        with self.log.engine.connect() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                rows = conn.execute(
-                    select(PKG_EVENT.c.package_id, ENTRY.c.envelope)
-                    .join(ENTRY, ENTRY.c.idx == PKG_EVENT.c.idx)
-                    .where(PKG_EVENT.c.package_id.in_(chunk), ENTRY.c.kind == Kind.SEAL.value)
-                )
-                for row in rows:
-                    body = _event(bytes(row.envelope)).body
-                    dest = body.get("destination")
-                    if isinstance(dest, dict):
-                        out[row.package_id] = {
-                            "site": str(dest.get("site", "")),
-                            "room": str(dest.get("room", "")),
-                        }
+        seals = log_reads.package_entries(self.log.engine, package_ids, Kind.SEAL.value)
+        for package_id, envelope in seals:
+            dest = _event(envelope).body.get("destination")
+            if isinstance(dest, dict):
+                out[package_id] = {
+                    "site": str(dest.get("site", "")),
+                    "room": str(dest.get("room", "")),
+                }
         return out
 
     def overdue(self, now: datetime, only: str | None = None) -> dict[str, str]:
@@ -362,38 +344,26 @@ class Views:
         """One paper (a version, or the newest of an id) with every act on it, each act's
         signers verified again and the log entry that recorded it."""
         paper_id, version = parse_ref(ref)
-        with Session(self.home.engine) as session:
-            query = select_rows(PaperRow).where(col(PaperRow.paper_id) == paper_id)
-            if version is not None:
-                query = query.where(col(PaperRow.version) == version)
-            row = session.exec(query.order_by(col(PaperRow.version).desc())).first()
-            if row is None:
+        with paper_store.reading(self.home.engine) as repo:
+            found = [r for r in repo.versions(paper_id) if version in (None, r.version)]
+            if not found:
                 raise NotFoundError(N_("no paper {ref!r}"), ref=ref)
-            acts = list(
-                session.exec(
-                    select_rows(PaperActRow)
-                    .where(col(PaperActRow.paper_ref) == row.ref)
-                    .order_by(col(PaperActRow.id))
-                )
-            )
+            row = found[-1]  # the newest asked for
+            acts = repo.acts_on(row.ref)
         summary = next(p for p in list_papers(self.home, row.exam) if p.ref == row.ref)
         on_log = self._paper_entries(row.ref)
-        shown = [self._act(a.kind, a.at, bytes(a.envelope), on_log) for a in acts]
-        proposal = self._act("proposal", row.proposed_at, bytes(row.proposal), on_log)
+        shown = [self._act(a.kind, a.at, a.envelope, on_log) for a in acts]
+        proposal = self._act("proposal", row.proposed_at, row.proposal, on_log)
         return {**summary.__dict__, "proposed_at": row.proposed_at, "acts": [proposal, *shown]}
 
     def _paper_entries(self, ref: str) -> dict[bytes, int]:
         """The log index of every act on this paper, by the act's signed bytes."""
         out: dict[bytes, int] = {}
-        with self.log.engine.connect() as conn:
-            rows = conn.execute(
-                select(ENTRY.c.idx, ENTRY.c.envelope).where(ENTRY.c.kind == Kind.PAPER_ACT.value)
-            )
-            for r in rows:
-                body = _event(bytes(r.envelope)).body
-                if body.get("paper") == ref and isinstance(body.get("act"), dict):
-                    act = parse_envelope(body["act"], what=Phrase("paper act"))
-                    out[act.to_bytes()] = int(r.idx)
+        for idx, envelope in log_reads.entries_of_kind(self.log.engine, Kind.PAPER_ACT.value):
+            body = _event(envelope).body
+            if body.get("paper") == ref and isinstance(body.get("act"), dict):
+                act = parse_envelope(body["act"], what=Phrase("paper act"))
+                out[act.to_bytes()] = idx
         return out
 
     def _act(self, kind: str, at: str, envelope: bytes, on_log: dict[bytes, int]) -> dict[str, Any]:

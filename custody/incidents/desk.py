@@ -32,8 +32,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
-
 from crypto.dsse import Envelope, parse_envelope, sign_envelope
 from crypto.encoding import b64decode, b64encode, canonical_json, format_time, parse_json_object
 from crypto.sealing import derive_key, open_sealed, seal_to
@@ -91,6 +89,7 @@ from custody.log import (
 )
 from custody.rules import PackageState
 from custody.store import incidents as store
+from custody.store.handles import Database, Transaction
 from keys.trust import TrustStore
 
 NOTIFY_TYPE = "application/vnd.custody.notification.v1+json"
@@ -142,7 +141,7 @@ class IncidentDesk:
         return txn.envelopes
 
     def gate(
-        self, conn: Connection, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
+        self, conn: Transaction, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
     ) -> list[tuple[int, Prepared]]:
         """Refuse (inside the append transaction) what a blocked key signed."""
         kids = {kid for _, p in prepared for kid in p.sigcheck.signed_by}
@@ -174,7 +173,7 @@ class WatchedLog(CustodyLog):
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         trust: TrustStore,
         log_key: SigningKey | None,
         desk: IncidentDesk,
@@ -374,13 +373,13 @@ def open_public_report(
 # -- reading incidents (each its own connection, outside any append) ---------------------------
 
 
-def list_incidents(engine: Engine, *, status: str | None = None) -> list[Incident]:
+def list_incidents(engine: Database, *, status: str | None = None) -> list[Incident]:
     with engine.connect() as conn:
         return store.list_incidents(conn, status=status)
 
 
 def page_incidents(
-    engine: Engine,
+    engine: Database,
     *,
     status: str | None = None,
     severity: str | None = None,
@@ -394,18 +393,18 @@ def page_incidents(
         )
 
 
-def get_incident(engine: Engine, incident_id: str) -> Incident:
+def get_incident(engine: Database, incident_id: str) -> Incident:
     with engine.connect() as conn:
         return store.get_incident(conn, incident_id)
 
 
-def incident_acts(engine: Engine, incident_id: str) -> list[dict[str, Any]]:
+def incident_acts(engine: Database, incident_id: str) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return store.incident_acts(conn, incident_id)
 
 
 def sealed_texts(
-    engine: Engine, incident: Incident, key_id: str, secret: EncryptionKey
+    engine: Database, incident: Incident, key_id: str, secret: EncryptionKey
 ) -> list[dict[str, Any]]:
     """What people wrote into an incident, opened with one secrecy officer's X25519 key: each
     act's note and each public report's text and contact, in order. A box not sealed to this
@@ -444,7 +443,7 @@ def sealed_texts(
     return out
 
 
-def blocked_keys(engine: Engine) -> list[dict[str, Any]]:
+def blocked_keys(engine: Database) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return store.blocked_keys(conn)
 
@@ -533,7 +532,7 @@ class DeskTxn:
     local: dict[str, PackageState] = field(default_factory=dict)
 
     @property
-    def conn(self) -> Connection:
+    def conn(self) -> Transaction:
         return self.view.conn
 
     @property

@@ -31,6 +31,7 @@ Rules:
   context) or implicit TLS; clear text only when the mailer allows it and the relay is
   loopback, and a mailer allowing it for any other host is refused when it is made.
 - Time is an argument (``now``), as everywhere in the rules.
+- No SQL here: the rows are leased, marked and listed through ``custody/store/outbox.py``.
 """
 
 from __future__ import annotations
@@ -39,24 +40,23 @@ import json
 import smtplib
 import ssl
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, func, or_, select, update
 
 from crypto.dsse import parse_envelope
-from crypto.encoding import format_time, parse_time
+from crypto.encoding import parse_time
 from custody.errors import N_, FormatError, NotFoundError, Phrase
 from custody.i18n import DEFAULT_TIME_ZONE, show_time
 from custody.incidents.detect import KIND_NAMES
 from custody.incidents.endpoints import check_plain_smtp, check_webhook_url, is_loopback_host
 from custody.incidents.policy import SEVERITY_NAMES
-from custody.store.incident_tables import OutboxRow
-
-OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]
+from custody.store import outbox as store
+from custody.store.handles import Database
+from custody.store.outbox import Notification
 
 
 @dataclass(frozen=True)
@@ -123,12 +123,12 @@ def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
     return min(cap, delay)
 
 
-def _send_webhook(row: object, timeout: float) -> None:
+def _send_webhook(row: Notification, timeout: float) -> None:
     try:
-        url = check_webhook_url(row.address, what=f"recipient {row.target!r}")  # type: ignore[attr-defined]
+        url = check_webhook_url(row.address, what=f"recipient {row.target!r}")
     except FormatError as e:
         raise UndeliverableError(e.message) from e
-    payload = bytes(row.payload)  # type: ignore[attr-defined]
+    payload = row.payload
     env = parse_envelope(payload, what=Phrase("outbox payload"))
     key_ids = ",".join(s.keyid or "" for s in env.signatures)
     try:
@@ -137,9 +137,9 @@ def _send_webhook(row: object, timeout: float) -> None:
             content=payload,
             headers={
                 "Content-Type": "application/json",
-                "Idempotency-Key": row.idempotency_key,  # type: ignore[attr-defined]
+                "Idempotency-Key": row.idempotency_key,
                 "X-Custody-Key-Id": key_ids,
-                "X-Custody-Incident": row.incident_id,  # type: ignore[attr-defined]
+                "X-Custody-Incident": row.incident_id,
             },
             timeout=timeout,
         )
@@ -182,17 +182,17 @@ def email_text(note: Mapping[str, Any], zone: str = DEFAULT_TIME_ZONE) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _send_email(row: object, mailer: Mailer | None, zone: str) -> None:
+def _send_email(row: Notification, mailer: Mailer | None, zone: str) -> None:
     if mailer is None:
         raise DeliveryError("no SMTP relay configured")
-    payload = bytes(row.payload)  # type: ignore[attr-defined]
+    payload = row.payload
     env = parse_envelope(payload, what=Phrase("outbox payload"))
     note = json.loads(env.payload)
     msg = EmailMessage()
     msg["From"] = mailer.sender
-    msg["To"] = row.address  # type: ignore[attr-defined]
-    msg["Subject"] = row.subject  # type: ignore[attr-defined]
-    ikey = row.idempotency_key  # type: ignore[attr-defined]
+    msg["To"] = row.address
+    msg["Subject"] = row.subject
+    ikey = row.idempotency_key
     msg["Message-ID"] = f"<{ikey}@custody.invalid>"
     msg["X-Custody-Idempotency-Key"] = ikey
     msg.set_content(email_text(note, zone))
@@ -233,7 +233,7 @@ def _connect(mailer: Mailer) -> smtplib.SMTP:
 
 
 def deliver_outbox(
-    engine: Engine,
+    engine: Database,
     now: datetime,
     *,
     mailer: Mailer | None = None,
@@ -252,48 +252,11 @@ def deliver_outbox(
     ``after_send`` is called between a successful send and the row being marked sent (tests
     kill the process there to prove a crash re-sends with the same idempotency key).
     """
-    stamp = format_time(now)
-    held = format_time(now + lease)
     report = DeliveryReport()
-    due = (
-        (OUTBOX.c.status == "pending")
-        & (OUTBOX.c.next_attempt_at <= stamp)
-        & or_(OUTBOX.c.lease_until.is_(None), OUTBOX.c.lease_until <= stamp)
-    )
-    with engine.begin() as conn:
-        if mailer is None:
-            # E-mail waits for a relay: not leased, not attempted, not counted as a failure.
-            report.waiting = int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(OUTBOX)
-                    .where(due & (OUTBOX.c.channel == "email"))
-                ).scalar_one()
-            )
-            due = due & (OUTBOX.c.channel != "email")
-        rows = list(
-            conn.execute(
-                select(OUTBOX)
-                .where(due)
-                .order_by(OUTBOX.c.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        if rows:
-            conn.execute(
-                update(OUTBOX).where(OUTBOX.c.id.in_([r.id for r in rows])).values(lease_until=held)
-            )
-
-    def ours(row_id: int) -> Any:
-        # The row as this deliverer leased it: pending, under this lease.
-        return (
-            (OUTBOX.c.id == row_id)
-            & (OUTBOX.c.status == "pending")
-            & (OUTBOX.c.lease_until == held)
-        )
-
-    for row in rows:
+    # E-mail waits for a relay: not leased, not attempted, not counted as a failure.
+    leased = store.lease_due(engine, now, now + lease, limit=limit, email=mailer is not None)
+    report.waiting = leased.waiting
+    for row in leased.rows:
         try:
             if row.channel == "webhook":
                 _send_webhook(row, http_timeout)
@@ -302,18 +265,14 @@ def deliver_outbox(
         except DeliveryError as e:
             attempts = row.attempts + 1
             dead = attempts >= max_attempts or isinstance(e, UndeliverableError)
-            with engine.begin() as conn:
-                marked = conn.execute(
-                    update(OUTBOX)
-                    .where(ours(row.id))
-                    .values(
-                        attempts=attempts,
-                        status="dead" if dead else "pending",
-                        next_attempt_at=format_time(now + backoff(attempts, base_delay, max_delay)),
-                        lease_until=None,
-                        last_error=str(e)[:500],
-                    )
-                ).rowcount
+            marked = store.mark_failed(
+                engine,
+                row,
+                leased.until,
+                dead=dead,
+                next_attempt=now + backoff(attempts, base_delay, max_delay),
+                error=str(e),
+            )
             if not marked:
                 report.lost.append(row.id)
             elif dead:
@@ -323,68 +282,26 @@ def deliver_outbox(
             continue
         if after_send is not None:
             after_send(row.id)
-        with engine.begin() as conn:
-            marked = conn.execute(
-                update(OUTBOX)
-                .where(ours(row.id))
-                .values(
-                    attempts=row.attempts + 1,
-                    status="sent",
-                    sent_at=stamp,
-                    lease_until=None,
-                    last_error=None,
-                )
-            ).rowcount
+        marked = store.mark_sent(engine, row, leased.until, now)
         (report.sent if marked else report.lost).append(row.id)
     return report
 
 
-def requeue_dead(engine: Engine, now: datetime, ids: Sequence[int] | None = None) -> list[int]:
+def requeue_dead(engine: Database, now: datetime, ids: Sequence[int] | None = None) -> list[int]:
     """Put dead rows back (``ids``, or every dead row): pending, due at ``now``, attempts
     reset; the last error is kept until the next attempt. Returns the ids requeued."""
-    where = OUTBOX.c.status == "dead"
-    if ids is not None:
-        where = where & OUTBOX.c.id.in_(list(ids))
-    with engine.begin() as conn:
-        found = [
-            int(r.id) for r in conn.execute(select(OUTBOX.c.id).where(where).with_for_update())
-        ]
-        if ids is not None:
-            unknown = sorted(set(ids) - set(found))
-            if unknown:
-                raise NotFoundError(
-                    N_("no dead notification with id {ids}"),
-                    hint=N_("`custody incident outbox list --status dead` lists them"),
-                    ids=", ".join(map(str, unknown)),
-                )
-        if found:
-            conn.execute(
-                update(OUTBOX)
-                .where(OUTBOX.c.id.in_(found))
-                .values(
-                    status="pending", attempts=0, next_attempt_at=format_time(now), lease_until=None
-                )
-            )
+    found, unknown = store.requeue_dead(engine, now, ids)
+    if unknown:
+        raise NotFoundError(
+            N_("no dead notification with id {ids}"),
+            hint=N_("`custody incident outbox list --status dead` lists them"),
+            ids=", ".join(map(str, unknown)),
+        )
     return found
 
 
 def outbox_rows(
-    engine: Engine, incident_id: str | None = None, status: str | None = None
+    engine: Database, incident_id: str | None = None, status: str | None = None
 ) -> list[dict[str, object]]:
-    with engine.connect() as conn:
-        q = select(
-            OUTBOX.c.id,
-            OUTBOX.c.incident_id,
-            OUTBOX.c.channel,
-            OUTBOX.c.target,
-            OUTBOX.c.status,
-            OUTBOX.c.attempts,
-            OUTBOX.c.next_attempt_at,
-            OUTBOX.c.idempotency_key,
-            OUTBOX.c.last_error,
-        ).order_by(OUTBOX.c.id)
-        if incident_id is not None:
-            q = q.where(OUTBOX.c.incident_id == incident_id)
-        if status is not None:
-            q = q.where(OUTBOX.c.status == status)
-        return [dict(r._mapping) for r in conn.execute(q)]
+    """The notification rows (of one incident, in one status, if given) as plain values."""
+    return [asdict(e) for e in store.entries(engine, incident_id, status)]

@@ -32,7 +32,6 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
-from sqlalchemy import select
 
 from crypto.encoding import format_time, parse_time
 from custody.errors import N_, NotFoundError, Phrase
@@ -45,11 +44,9 @@ from custody.incidents.policy import SEVERITY_NAMES, STATUS_NAMES, Incident
 from custody.log import CustodyLog
 from custody.rules import TRANSFERS
 from custody.steps import step_name
-from custody.store.log_tables import LogEntry
 from keys.keyfile import write_new_file
 from labels.fonts import CJK_FONT
 
-ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
 FONT = "CustodyReportCJK"
 
 
@@ -114,12 +111,9 @@ def build_report(log: CustodyLog, incident_id: str) -> IncidentReport:
     named = {s for e in incident.evidence for s in e.get("statements", [])} | set(
         incident.statements
     )
-    with log.engine.connect() as conn:
-        for row in conn.execute(
-            select(ENTRY.c.idx, ENTRY.c.statement_id).where(ENTRY.c.statement_id.in_(named))
-        ):
-            indices.add(int(row.idx))
-            named.discard(row.statement_id)
+    for statement_id, idx in log.statement_indices(named).items():
+        indices.add(idx)
+        named.discard(statement_id)
     timeline: list[TimelineEntry] = []
     holders: list[HolderSpan] = []
 

@@ -13,7 +13,8 @@ from crypto.encoding import canonical_json
 from custody.audit import load_trust_document, read_bundle, verify_bundle
 from custody.cli import main
 from custody.demo import Season
-from custody.package_service import label_text, seal_event, seal_package
+from custody.errors import ConflictError
+from custody.package_service import all_package_ids, label_text, seal_event, seal_package
 from tests.labels.fixtures import resign, typical_manifest
 
 A, B, UNLOGGED = "SX27-INT-0001", "SX27-INT-0002", "SX27-INT-0003"
@@ -125,3 +126,14 @@ def test_every_label_fault_is_named(
     messages = [m for _, m in label_problems(bundle)]
     assert len(messages) == 2
     assert all("commits to a label the bundle lacks" in m for m in messages)
+
+
+def test_sealing_an_id_twice_is_a_conflict_and_keeps_the_first_label(any_season: Season) -> None:
+    first = seal_labelled(any_season, A, submit=False)
+    again = typical_manifest(any_season.now, package_id=A, copy_count=29)
+    with pytest.raises(ConflictError):
+        seal_package(
+            any_season.home, again, any_season.keys["print-qian"].signing, now=any_season.now
+        )
+    assert label_text(any_season.home, A) == first
+    assert all_package_ids(any_season.home) == [A]

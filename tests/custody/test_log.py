@@ -23,6 +23,7 @@ from custody.errors import (
     WindowError,
 )
 from custody.events import Kind, parse_event
+from custody.log import statement_id_of
 from custody.rules import Status
 from keys.model import RevocationReason
 from tests.conftest import PASS
@@ -132,6 +133,17 @@ def test_whole_life_of_a_package(season: Season) -> None:
                 signers=["custodian-zhou"],
             )
         )
+
+
+def test_statement_indices_name_the_entries_on_the_log_and_skip_the_rest(
+    season: Season,
+) -> None:
+    seal(season)
+    to_storage(season)
+    log = season.log()
+    wanted = {statement_id_of(log.entry(i)): i for i in (1, 3)}
+    assert log.statement_indices([*wanted, "not-a-statement-on-this-log"]) == wanted
+    assert log.statement_indices([]) == {}
 
 
 def test_resubmission_returns_same_receipt(season: Season) -> None:

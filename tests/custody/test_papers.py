@@ -24,6 +24,7 @@ from custody.errors import (
     CustodyError,
     DecryptionError,
     DuplicateSignatureError,
+    FormatError,
     FrozenError,
     NotFoundError,
     RecusedError,
@@ -578,3 +579,16 @@ def test_break_glass_becomes_an_incident_once(world: World) -> None:
     kinds = [parse_event(log.entry(i).payload) for i in range(log.size())]
     acts = [e.body["act_kind"] for e in kinds if e.kind == Kind.PAPER_ACT]
     assert acts == ["proposal", "break_glass"]
+
+
+def test_a_stored_status_this_version_does_not_know_is_a_format_error(world: World) -> None:
+    """A damaged row is refused by name (FormatError), not a crash; listing still shows it."""
+    with Session(world.season.home.engine) as s:
+        row = s.get(PaperRow, "SX-INT-P01-A@v1")
+        assert row is not None
+        row.status = "misplaced"
+        s.add(row)
+        s.commit()
+    with pytest.raises(FormatError, match="misplaced"):
+        ps.load_state(world.season.home, "SX-INT-P01-A")
+    assert [p.status for p in ps.list_papers(world.season.home)] == ["misplaced"]

@@ -1,0 +1,72 @@
+"""Read-only queries over the custody log's tables for the read side (``custody/views.py``).
+
+Rules:
+- Reads only, each on a read-only connection of its own (``store/db.py``'s ``read_options``:
+  no write lock on SQLite, no transaction round trips on PostgreSQL).
+- Envelopes come back as the signed bytes stored; whoever shows them parses and verifies
+  them. Cached package states come back as the rules' ``PackageState``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, Table, select
+from sqlmodel import SQLModel
+
+from custody.rules import PackageState
+from custody.store import log_tables as _log_tables  # noqa: F401  (registers the tables)
+from custody.store.db import read_options
+from custody.store.states import state_from_json
+
+ENTRY: Table = SQLModel.metadata.tables["log_entry"]
+PKG_EVENT: Table = SQLModel.metadata.tables["package_event"]
+STATE: Table = SQLModel.metadata.tables["package_state"]
+
+CHUNK = 500  # package ids per IN (...) list
+
+
+@contextmanager
+def _reader(engine: Engine) -> Iterator[Connection]:
+    with engine.connect().execution_options(**read_options(engine)) as conn:
+        yield conn
+
+
+def package_states(engine: Engine) -> list[PackageState]:
+    """Every package's cached state, by package id."""
+    with _reader(engine) as conn:
+        rows = conn.execute(select(STATE.c.state).order_by(STATE.c.package_id)).all()
+    return [state_from_json(r.state) for r in rows]
+
+
+def package_entries(
+    engine: Engine, package_ids: Iterable[str], kind: str
+) -> list[tuple[str, bytes]]:
+    """(package id, envelope) of every ``kind`` entry on the log naming one of these
+    packages."""
+    wanted = list(package_ids)
+    out: list[tuple[str, bytes]] = []
+    with _reader(engine) as conn:
+        for start in range(0, len(wanted), CHUNK):
+            rows = conn.execute(
+                select(PKG_EVENT.c.package_id, ENTRY.c.envelope)
+                .join(ENTRY, ENTRY.c.idx == PKG_EVENT.c.idx)
+                .where(
+                    PKG_EVENT.c.package_id.in_(wanted[start : start + CHUNK]),
+                    ENTRY.c.kind == kind,
+                )
+            )
+            out += [(str(r.package_id), bytes(r.envelope)) for r in rows]
+    return out
+
+
+def entries_of_kind(engine: Engine, kind: str) -> list[tuple[int, bytes]]:
+    """(log index, envelope) of every entry of ``kind``, in log order."""
+    with _reader(engine) as conn:
+        rows = conn.execute(
+            select(ENTRY.c.idx, ENTRY.c.envelope)
+            .where(ENTRY.c.kind == kind)
+            .order_by(ENTRY.c.idx)
+        )
+        return [(int(r.idx), bytes(r.envelope)) for r in rows]
