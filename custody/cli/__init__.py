@@ -35,7 +35,7 @@ from custody.cli.storage_cmd import check as log_check
 from custody.cli.storage_cmd import failover as log_failover
 from custody.cli.view_cmd import register_views
 from custody.cli.witness_cmd import witness_app
-from custody.errors import CustodyError, UsageError
+from custody.errors import CustodyError
 from custody.i18n import _, error_body, error_text, language
 
 app = typer.Typer(
@@ -139,9 +139,7 @@ def _run(args: list[str]) -> int:
     except click_exceptions.UsageError as e:
         if not want_json and (line := library_words.usage_line(e)):
             Console(stderr=True, highlight=False, soft_wrap=True).print(escape(line))
-        _report(
-            UsageError(library_words.usage_message(e), hint=library_words.help_hint(e)), want_json
-        )
+        _report(library_words.usage_error(e), want_json)
         return e.exit_code
     except click_exceptions.ClickException as e:
         e.show()

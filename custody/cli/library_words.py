@@ -31,6 +31,7 @@ from typer._click import core as click_core
 from typer._click import exceptions as click_exceptions
 from typer._click import formatting as click_formatting
 
+from custody.errors import N_, UsageError
 from custody.i18n import _
 
 _HELP_LINE = "Show this message and exit."
@@ -119,38 +120,51 @@ _NO_COMMAND = re.compile(r"^No such command '(?P<name>.*)'\.$")
 _EXTRA = re.compile(r"^Got unexpected extra argument(?:s|\(s\))? \((?P<args>.*)\)$")
 
 
-def usage_message(error: click_exceptions.UsageError) -> str:
-    """What is wrong with the command line, in the user's language."""
+def usage_error(error: click_exceptions.UsageError) -> UsageError:
+    """The refusal custody reports for a command line Typer could not parse: a message template
+    and its parameters (English in logs and ``--json``'s ``message``, the locale's language where
+    a person reads it), built from the error's fields, and where to read more."""
+    command = help_command(error)
+    hint = None if command is None else N_("run {command} for help")
+
+    def refuse(template: str, **params: object) -> UsageError:
+        return UsageError(template, hint=hint, command=command, **params)
+
     if isinstance(error, click_exceptions.MissingParameter):
         name = _name(error)
         kind = error.param_type or (error.param.param_type_name if error.param else "")
         if kind == "option":
-            return _("missing option {name}").format(name=name)
+            return refuse(N_("missing option {name}"), name=name)
         if kind == "argument":
-            return _("missing argument {name}").format(name=name)
-        return _("missing parameter {name}").format(name=name)
+            return refuse(N_("missing argument {name}"), name=name)
+        return refuse(N_("missing parameter {name}"), name=name)
     if isinstance(error, click_exceptions.BadParameter):
-        return _("invalid value for {name}: {message}").format(
-            name=_name(error), message=error.message
+        return refuse(
+            N_("invalid value for {name}: {message}"),
+            name=_name(error),
+            message=error.message,
         )
     if isinstance(error, click_exceptions.NoSuchOption):
-        said = _("no such option: {name}").format(name=error.option_name)
         if error.possibilities:
-            said += " " + _("(did you mean: {names}?)").format(
-                names=", ".join(sorted(error.possibilities))
+            return refuse(
+                N_("no such option: {name} (did you mean: {names}?)"),
+                name=error.option_name,
+                names=", ".join(sorted(error.possibilities)),
             )
-        return said
+        return refuse(N_("no such option: {name}"), name=error.option_name)
     if isinstance(error, click_exceptions.BadOptionUsage):
-        return _("option {name} is not used right: {message}").format(
-            name=error.option_name, message=error.message
+        return refuse(
+            N_("option {name} is not used right: {message}"),
+            name=error.option_name,
+            message=error.message,
         )
     if m := _NO_COMMAND.match(error.message):
-        return _("no such command: {name}").format(name=m["name"])
+        return refuse(N_("no such command: {name}"), name=m["name"])
     if error.message == "Missing command.":
-        return _("a command is missing")
+        return refuse(N_("a command is missing"))
     if m := _EXTRA.match(error.message):
-        return _("unexpected extra arguments: {args}").format(args=m["args"])
-    return error.message
+        return refuse(N_("unexpected extra arguments: {args}"), args=m["args"])
+    return refuse(N_("the command line is not understood: {message}"), message=error.message)
 
 
 def usage_line(error: click_exceptions.UsageError) -> str | None:
@@ -161,10 +175,8 @@ def usage_line(error: click_exceptions.UsageError) -> str | None:
     return error.ctx.get_usage()
 
 
-def help_hint(error: click_exceptions.UsageError) -> str | None:
-    """Where to read more: "custody package show --help"."""
+def help_command(error: click_exceptions.UsageError) -> str | None:
+    """The command that shows the help of the command in error ("custody package show --help")."""
     if error.ctx is None or error.ctx.command.get_help_option(error.ctx) is None:
         return None
-    return _("run {command} for help").format(
-        command=f"{error.ctx.command_path} {error.ctx.help_option_names[0]}"
-    )
+    return f"{error.ctx.command_path} {error.ctx.help_option_names[0]}"

@@ -408,5 +408,7 @@ def test_a_usage_error_under_json_is_one_json_object() -> None:
     assert done.returncode == 2
     answer = json.loads(done.stdout)
     assert answer["ok"] is False and answer["error"] == "usage"
-    assert answer["message"] == "缺少参数 'package'"
+    assert answer["message"] == "missing argument 'package'"  # for programs and logs
+    assert answer["message_zh"] == "缺少参数 'package'"  # for the person reading it
     assert "custody package show --help" in answer["hint"]
+    assert "custody package show --help" in answer["hint_zh"]
