@@ -34,8 +34,11 @@ from limits.strategies import FixedWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import TooLargeError
-from custody.errors import MediaTypeError, RateLimitError, RequestTimeoutError
+from custody.errors import CustodyError, MediaTypeError, RateLimitError, RequestTimeoutError
 from custody.i18n import error_body, negotiate
+
+# The health probes: never counted against an address (a full disk must not silence /readyz).
+PROBES = frozenset({"/livez", "/readyz"})
 
 
 class Limiter:
@@ -162,8 +165,9 @@ class Guard:
             await send(message)
 
         try:
-            self.limiter.hit(self.rate, "address", address)
-        except RateLimitError as e:
+            if path not in PROBES:  # an orchestrator's probes answer even when nothing else can
+                self.limiter.hit(self.rate, "address", address)
+        except CustodyError as e:  # over the rate, or its store cannot count (a full disk)
             accept = dict(scope.get("headers") or []).get(b"accept-language", b"")
             response = JSONResponse(
                 error_body(e, negotiate(accept.decode("latin-1"))),

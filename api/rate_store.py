@@ -31,7 +31,8 @@ from pathlib import Path
 
 from limits.storage import Storage
 
-from custody.errors import StorageError
+from custody.errors import N_, StorageError
+from custody.store.faults import storage_error
 
 RATES_FILE = "rates.sqlite"
 PURGE_EVERY = 4096
@@ -104,7 +105,10 @@ class SharedCounters(Storage):
                 if self._hits % PURGE_EVERY == 0:
                     conn.execute("DELETE FROM rate_window WHERE ends <= ?", (now,))
         except sqlite3.Error as e:
-            raise StorageError("the rate limiter's store could not be written") from e
+            # A full disk is db_full, a read-only one read_only, as for the log's own database.
+            raise storage_error(e, f"sqlite:///{self.path}") or StorageError(
+                N_("the rate limiter's store {path} could not be written"), path=str(self.path)
+            ) from e
         return int(row[0])
 
     def _row(self, key: str) -> tuple[int, float] | None:

@@ -280,8 +280,9 @@ def test_a_full_disk_answers_db_full(small_disk: Path) -> None:
         codes = {r.json().get("error") for r in answers if r.status_code != 201}
         assert codes and codes <= {"db_full"}, [r.text for r in answers]
         assert all(r.status_code in (201, 503) for r in answers)
-        ready = httpx.get(f"{base}/readyz").json()
-        assert ready["ready"] is False and ready["checks"]["disk"]["ok"] is False
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.status_code == 503, ready.text
+        assert ready.json()["ready"] is False and ready.json()["checks"]["disk"]["ok"] is False
     done = cli(season, "event", "submit", "-", stdin=events[-1])
     assert done.returncode == 6, done.stderr
     assert b"db_full" in done.stderr, done.stderr

@@ -98,6 +98,7 @@ def worker_spec(season: Season, monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
         "home": str(season.home.path),
         "now": format_time(season.now),
         "desk_every": 7.5,
+        "witness_every": 2.0,
         "smtp": [None, "custody@localhost", False, False],
         "read_only": False,
         "public_origin": None,
