@@ -44,6 +44,7 @@ from crypto.stream import (
 )
 from custody import identity
 from custody.errors import (
+    N_,
     ChainError,
     ConflictError,
     FormatError,
@@ -135,7 +136,9 @@ def propose(
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".incoming-", suffix=".cpaper")
     except OSError as e:
-        raise StorageError(f"cannot write under {folder}: {e.strerror}") from e
+        raise StorageError(
+            N_("cannot write under {folder}: {reason}"), folder=str(folder), reason=e.strerror
+        ) from e
     tmp = Path(tmp_name)
     final: Path | None = None
     try:
@@ -180,8 +183,7 @@ def propose(
             proposal=envelope.to_bytes(),
         )
         keys = [
-            SealedKey(slot, subject, sealed)
-            for (slot, subject), sealed in material.sealed.items()
+            SealedKey(slot, subject, sealed) for (slot, subject), sealed in material.sealed.items()
         ]
 
         def keep(repo: PaperRepository) -> None:
@@ -209,30 +211,46 @@ def _check_versions(repo: PaperRepository, plan: PaperPlan) -> None:
     for row in repo.versions(plan.paper_id):
         if row.version >= plan.version:
             raise ConflictError(
-                f"paper {plan.paper_id} already has version {row.version}; "
-                f"version {plan.version} would replay or repeat it",
-                hint="a new version needs a higher --version",
+                N_(
+                    "paper {paper} already has version {have}; "
+                    "version {version} would replay or repeat it"
+                ),
+                hint=N_("a new version needs a higher --version"),
+                paper=plan.paper_id,
+                have=row.version,
+                version=plan.version,
             )
         if (row.exam, row.position, row.role) != (plan.exam, plan.position, plan.role):
-            raise ConflictError(f"paper {plan.paper_id} belongs to another exam, position or role")
+            raise ConflictError(
+                N_("paper {paper} belongs to another exam, position or role"), paper=plan.paper_id
+            )
         if row.status is PaperStatus.DESTROYED:
-            raise ConflictError(f"paper {plan.paper_id} was destroyed; use a new paper id")
+            raise ConflictError(
+                N_("paper {paper} was destroyed; use a new paper id"), paper=plan.paper_id
+            )
     if plan.role is PaperRole.BACKUP:
         mains = repo.versions(plan.backup_of or "")
         if not mains:
-            raise NotFoundError(f"no paper {plan.backup_of} to back up")
+            raise NotFoundError(N_("no paper {paper} to back up"), paper=plan.backup_of)
         main = mains[0]
         if (main.exam, main.position, main.role) != (plan.exam, plan.position, PaperRole.MAIN):
             raise ChainError(
-                f"{plan.backup_of} is not the main paper of exam {plan.exam} "
-                f"position {plan.position}"
+                N_("{paper} is not the main paper of exam {exam} position {position}"),
+                paper=plan.backup_of,
+                exam=plan.exam,
+                position=plan.position,
             )
     else:
         other = repo.other_main(plan.exam, plan.position, plan.paper_id)
         if other is not None:
             raise ConflictError(
-                f"position {plan.position} of exam {plan.exam} already has main paper "
-                f"{other.paper_id}; propose this one as --role backup"
+                N_(
+                    "position {position} of exam {exam} already has main paper {paper}; "
+                    "propose this one as --role backup"
+                ),
+                position=plan.position,
+                exam=plan.exam,
+                paper=other.paper_id,
             )
 
 
@@ -241,7 +259,7 @@ def parse_ref(text: str) -> tuple[str, int | None]:
     if "@v" in text:
         pid, _, ver = text.rpartition("@v")
         if not ver.isdigit():
-            raise UsageError(f"paper {text!r}: write ID or ID@vN")
+            raise UsageError(N_("paper {text!r}: write ID or ID@vN"), text=text)
         return pid, int(ver)
     return text, None
 
@@ -253,12 +271,14 @@ def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> Paper
     with store.reading(home.engine) as repo:
         rows = repo.versions(pid)
         if not rows:
-            raise NotFoundError(f"no paper {pid}")
+            raise NotFoundError(N_("no paper {paper}"), paper=pid)
         newest = max(r.version for r in rows)
         want = newest if version is None else version
         row = next((r for r in rows if r.version == want), None)
         if row is None:
-            raise NotFoundError(f"paper {pid} has no version {want}")
+            raise NotFoundError(
+                N_("paper {paper} has no version {version}"), paper=pid, version=want
+            )
         keys = repo.keys(row.ref)
     proposal = verify_proposal(parse_envelope(row.proposal, what="paper proposal"), trust)
     if (proposal.paper_id, proposal.version, proposal.commitment) != (
@@ -266,7 +286,7 @@ def load_state(home: Home, paper: str, trust: TrustStore | None = None) -> Paper
         row.version,
         row.commitment,
     ):
-        raise ChainError(f"stored row {row.ref} does not match its signed proposal")
+        raise ChainError(N_("stored row {ref} does not match its signed proposal"), ref=row.ref)
     sealed = {(k.slot, k.subject): k.sealed for k in keys}
     return PaperState(proposal, row.status, newest, sealed)
 
@@ -310,7 +330,9 @@ class Opened:
         try:
             return self.blob.open("rb")
         except FileNotFoundError as e:
-            raise NotFoundError(f"the ciphertext of {self.release.proposal.ref} is missing") from e
+            raise NotFoundError(
+                N_("the ciphertext of {ref} is missing"), ref=self.release.proposal.ref
+            ) from e
 
     def write_file(self, out: Path, progress: Progress = _no_progress) -> int:
         with self._source() as src:
@@ -377,7 +399,9 @@ class _Recorder:
     @property
     def act_id(self) -> int:
         if not self.ids:  # pragma: no cover - the rules record before they release
-            raise StorageError(f"the {self.act_kind} act of {self.ref} was not recorded")
+            raise StorageError(
+                N_("the {act} act of {ref} was not recorded"), act=self.act_kind, ref=self.ref
+            )
         return self.ids[-1]
 
 
@@ -491,7 +515,7 @@ def destroy(
     with store.reading(home.engine) as repo:
         refs = [r.ref for r in repo.versions(pid)]
     if not refs:
-        raise NotFoundError(f"no paper {pid}")
+        raise NotFoundError(N_("no paper {paper}"), paper=pid)
     states = [load_state(home, ref, trust) for ref in refs]
     live = [s for s in states if s.status is not PaperStatus.DESTROYED]
     pending = _pending_erase(home, refs)
@@ -513,11 +537,17 @@ def destroy(
     check = check_erased(home.engine, KEY_TABLE, KEY_BLOB_COLUMN, destroyed, wait=erase_wait)
     if not check.complete:
         raise ShredIncompleteError(
-            f"paper {pid} is destroyed (acts recorded, sealed keys deleted) but not yet erased "
-            f"from the database: {check.describe()}",
-            hint="close whatever holds an old snapshot of the database (another custody "
-            "process, a backup, an sqlite3 or psql session) and run the same destroy command "
-            "again: it records nothing new and repeats the erase and its check",
+            N_(
+                "paper {paper} is destroyed (acts recorded, sealed keys deleted) but not yet "
+                "erased from the database: {check}"
+            ),
+            hint=N_(
+                "close whatever holds an old snapshot of the database (another custody "
+                "process, a backup, an sqlite3 or psql session) and run the same destroy command "
+                "again: it records nothing new and repeats the erase and its check"
+            ),
+            paper=pid,
+            check=check.describe(),
         )
     with store.writing(home.engine) as repo:
         repo.forget_erased(refs)
@@ -564,7 +594,9 @@ def _pending_erase(home: Home, refs: Sequence[str]) -> list[Destroyed]:
         try:
             found_by = bytes.fromhex(r.locator)
         except ValueError as e:
-            raise FormatError(f"paper_erase row {r.id} for {r.paper_ref} is damaged") from e
+            raise FormatError(
+                N_("paper_erase row {row} for {ref} is damaged"), row=r.id, ref=r.paper_ref
+            ) from e
         label = _key_label(r.slot, r.subject, r.paper_ref)
         out.append(Destroyed(label, r.sealed_sha256, (found_by,)))
     return out
@@ -601,11 +633,13 @@ def decrypt_to_path(
     when every chunk, the final tag and the commitment verified; deleted on any failure. An
     existing ``out`` is never replaced (``ConflictError``)."""
     if out.exists():
-        raise ConflictError(f"{out} already exists; refusing to overwrite it")
+        raise ConflictError(N_("{out} already exists; refusing to overwrite it"), out=str(out))
     try:
         fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     except OSError as e:
-        raise StorageError(f"cannot write beside {out}: {e.strerror}") from e
+        raise StorageError(
+            N_("cannot write beside {out}: {reason}"), out=str(out), reason=e.strerror
+        ) from e
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, 0o600)
@@ -616,7 +650,9 @@ def decrypt_to_path(
         try:
             os.link(tmp, out)  # never replaces a file that appeared meanwhile
         except FileExistsError as e:
-            raise ConflictError(f"{out} already exists; refusing to overwrite it") from e
+            raise ConflictError(
+                N_("{out} already exists; refusing to overwrite it"), out=str(out)
+            ) from e
     finally:
         tmp.unlink(missing_ok=True)
     return total
@@ -653,22 +689,29 @@ def purge(
         for name in sorted(judged):
             if name not in policies:
                 raise NotFoundError(
-                    f"exam {name} has no policy on the log: nothing of it is purged",
-                    hint="publish the exam's policy from exams.json: custody exam publish",
+                    N_("exam {exam} has no policy on the log: nothing of it is purged"),
+                    hint=N_("publish the exam's policy from exams.json: custody exam publish"),
+                    exam=name,
                 )
             until = policies[name].retention_until
             if now < until:
                 retained.append(f"{name} until {format_time(until)}")
+    if retained and exam is not None:
+        raise WindowError(
+            N_("records are kept ({kept}); it is now {now}"),
+            kept="; ".join(retained),
+            now=format_time(now),
+        )
     if retained:
         raise WindowError(
-            f"records are kept ({'; '.join(retained)}); it is now {format_time(now)}",
-            hint=None if exam is not None else "purge an exam whose retention is over: --exam ID",
+            N_("records are kept ({kept}); it is now {now}"),
+            hint=N_("purge an exam whose retention is over: --exam ID"),
+            kept="; ".join(retained),
+            now=format_time(now),
         )
     purged: list[str] = []
     kept = [row.ref for row in rows if not _destroyed(row)]
-    present = [
-        row for row in rows if _destroyed(row) and blob_path(home, row.commitment).exists()
-    ]
+    present = [row for row in rows if _destroyed(row) and blob_path(home, row.commitment).exists()]
     if present:  # the log first: no record, no deletion
         writer().append_purges([(r.ref, r.exam, r.commitment) for r in present], now=now)
     freed = 0

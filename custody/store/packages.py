@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from crypto.encoding import format_time
-from custody.errors import StorageError
+from custody.errors import N_, StorageError
 from custody.store import package_tables as _package_tables  # noqa: F401  (registers it)
 from custody.store.db import READ_ONLY
 
@@ -60,7 +60,9 @@ class PackageRepository:
         except IntegrityError as e:
             if self.is_sealed(package.package_id):
                 return False
-            raise StorageError(f"the database refused the package row: {e.orig}") from e
+            raise StorageError(
+                N_("the database refused the package row: {reason}"), reason=str(e.orig)
+            ) from e
         return True
 
     def is_sealed(self, package_id: str) -> bool:

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
 from crypto.encoding import format_time
-from custody.errors import FormatError, StorageError
+from custody.errors import N_, FormatError, StorageError
 from custody.papers import PaperRole, PaperStatus, Slot
 from custody.store import paper_tables as _paper_tables  # noqa: F401  (registers the tables)
 from custody.store.db import READ_ONLY
@@ -130,7 +130,9 @@ def _enum(kind: Any, value: str, what: str) -> Any:
     try:
         return kind(value)
     except ValueError as e:
-        raise FormatError(f"{what} holds {value!r}, which this version does not know") from e
+        raise FormatError(
+            N_("{what} holds {value!r}, which this version does not know"), what=what, value=value
+        ) from e
 
 
 def _paper(row: Any) -> StoredPaper:
@@ -193,9 +195,7 @@ class PaperRepository:
             .order_by(KEY.c.id)
         )
         return [
-            SealedKey(
-                _enum(Slot, r.slot, f"a sealed key row of {ref}"), r.subject, bytes(r.sealed)
-            )
+            SealedKey(_enum(Slot, r.slot, f"a sealed key row of {ref}"), r.subject, bytes(r.sealed))
             for r in rows
         ]
 
@@ -260,9 +260,7 @@ class PaperRepository:
         for part in _chunks(refs):
             query = select(ERASE).where(ERASE.c.paper_ref.in_(part)).order_by(ERASE.c.id)
             out += [
-                PendingErase(
-                    r.id, r.paper_ref, r.slot, r.subject, r.sealed_sha256, r.locator
-                )
+                PendingErase(r.id, r.paper_ref, r.slot, r.subject, r.sealed_sha256, r.locator)
                 for r in self.conn.execute(query)
             ]
         return sorted(out, key=lambda p: p.id)
@@ -307,7 +305,7 @@ class PaperRepository:
             update(PAPER).where(PAPER.c.ref == ref).values(status=status.value)
         )
         if done.rowcount != 1:
-            raise StorageError(f"paper {ref} is not stored; its status was not changed")
+            raise StorageError(N_("paper {ref} is not stored; its status was not changed"), ref=ref)
 
     def add_act(
         self, ref: str, kind: str, at: datetime, envelope: bytes, *, incident: bool = False
@@ -324,7 +322,9 @@ class PaperRepository:
         )
         key = result.inserted_primary_key
         if key is None or key[0] is None:  # pragma: no cover - both engines return it
-            raise StorageError(f"the {kind} act of {ref} was stored without an id")
+            raise StorageError(
+                N_("the {act} act of {ref} was stored without an id"), act=kind, ref=ref
+            )
         return int(key[0])
 
     def require_secure_delete(self) -> None:
@@ -335,8 +335,10 @@ class PaperRepository:
         on = self.conn.exec_driver_sql("PRAGMA secure_delete=ON").scalar()
         if on != 1:
             raise StorageError(
-                "this SQLite cannot overwrite deleted rows (secure_delete is off); "
-                "nothing was destroyed"
+                N_(
+                    "this SQLite cannot overwrite deleted rows (secure_delete is off); "
+                    "nothing was destroyed"
+                )
             )
 
     def delete_keys(self, ref: str) -> None:
@@ -376,9 +378,7 @@ def writing(engine: Engine) -> Iterator[PaperRepository]:
         yield PaperRepository(conn)
 
 
-def alongside(
-    work: Callable[[PaperRepository], None], what: str
-) -> Callable[[Connection], None]:
+def alongside(work: Callable[[PaperRepository], None], what: str) -> Callable[[Connection], None]:
     """``work`` as a write the custody log runs inside its append transaction (its
     ``alongside``): both commit or neither. A row the database refuses is a
     ``StorageError`` naming ``what`` was being stored."""
@@ -387,6 +387,10 @@ def alongside(
         try:
             work(PaperRepository(conn))
         except (IntegrityError, OperationalError) as e:
-            raise StorageError(f"the database refused the rows of {what}: {e.orig}") from e
+            raise StorageError(
+                N_("the database refused the rows of {what}: {reason}"),
+                what=what,
+                reason=str(e.orig),
+            ) from e
 
     return write
