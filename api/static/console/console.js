@@ -55,7 +55,9 @@ async function api(path, init = {}) {
   const text = await r.text();
   let body = text;
   try { body = JSON.parse(text); } catch { /* text routes: the checkpoint */ }
-  if (!r.ok) throw new Refusal(body.error ?? `http_${r.status}`, body.message ?? `HTTP ${r.status}`);
+  // The service gives every refusal in English (message) and Chinese (message_zh).
+  const said = (lang === "zh-CN" ? body.message_zh : null) ?? body.message;
+  if (!r.ok) throw new Refusal(body.error ?? `http_${r.status}`, said ?? `HTTP ${r.status}`);
   return body;
 }
 
