@@ -140,9 +140,9 @@ def usage_error(error: click_exceptions.UsageError) -> UsageError:
         return refuse(N_("missing parameter {name}"), name=name)
     if isinstance(error, click_exceptions.BadParameter):
         return refuse(
-            N_("invalid value for {name}: {message}"),
+            N_("invalid value for {name}: {reason}"),
             name=_name(error),
-            message=error.message,
+            reason=error.message,
         )
     if isinstance(error, click_exceptions.NoSuchOption):
         if error.possibilities:
@@ -154,9 +154,9 @@ def usage_error(error: click_exceptions.UsageError) -> UsageError:
         return refuse(N_("no such option: {name}"), name=error.option_name)
     if isinstance(error, click_exceptions.BadOptionUsage):
         return refuse(
-            N_("option {name} is not used right: {message}"),
+            N_("option {name} is not used right: {reason}"),
             name=error.option_name,
-            message=error.message,
+            reason=error.message,
         )
     if m := _NO_COMMAND.match(error.message):
         return refuse(N_("no such command: {name}"), name=m["name"])
@@ -164,7 +164,7 @@ def usage_error(error: click_exceptions.UsageError) -> UsageError:
         return refuse(N_("a command is missing"))
     if m := _EXTRA.match(error.message):
         return refuse(N_("unexpected extra arguments: {args}"), args=m["args"])
-    return refuse(N_("the command line is not understood: {message}"), message=error.message)
+    return refuse(N_("the command line is not understood: {reason}"), reason=error.message)
 
 
 def usage_line(error: click_exceptions.UsageError) -> str | None:

@@ -385,8 +385,13 @@ def test_a_group_without_its_command_shows_its_help_in_chinese() -> None:
         (("keys", "--bogus"), "没有这个选项：--bogus", "no such option: --bogus"),
         (("bogus",), "没有这个命令：bogus", "no such command: bogus"),
         (("log", "status", "extra"), "多余的参数：extra", "unexpected extra arguments: extra"),
+        (
+            ("keys", "enroll", "--subject", "x", "--name", "x", "--org", "o", "--role", "pilot"),
+            "'--role' 的值无效",
+            "invalid value for '--role'",
+        ),
     ],
-    ids=["missing-argument", "no-such-option", "no-such-command", "extra-argument"],
+    ids=["missing-argument", "no-such-option", "no-such-command", "extra-argument", "bad-value"],
 )
 def test_usage_errors_are_said_in_the_locales_language(
     args: tuple[str, ...], zh: str, en: str
