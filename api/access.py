@@ -33,7 +33,7 @@ from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
 from custody import access as policy
 from custody.access import PackageFacts, Principal
-from custody.errors import LoginRequiredError, NotFoundError
+from custody.errors import N_, LoginRequiredError, NotFoundError
 from custody.events import Event, parse_event
 from custody.rules import PackageState
 from custody.sessions import issue_challenge
@@ -54,7 +54,7 @@ def principal(request: Request) -> Principal | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise LoginRequiredError("the Authorization header must be 'Bearer <session token>'")
+        raise LoginRequiredError(N_("the Authorization header must be 'Bearer <session token>'"))
     service = backend(request)
     p = service.sessions.principal_of(token.strip(), service.trust(), service.now())
     rate_check(request, service.settings.rate_per_key, "key", p.key_id)
@@ -83,7 +83,7 @@ def _seal_facts(
     if held is not None:
         return held
     if not history:
-        raise NotFoundError(f"no package {package_id!r} on this log")
+        raise NotFoundError(N_("no package {package!r} on this log"), package=package_id)
     event = parse_event(service.log.entry(history[0]).payload)
     body = event.body
     dest = body.get("destination")

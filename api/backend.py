@@ -40,7 +40,7 @@ from sqlmodel import Session, select
 from crypto.note import parse_checkpoint, parse_note
 from custody import identity
 from custody.access_log import AccessLog
-from custody.errors import NotFoundError
+from custody.errors import N_, NotFoundError
 from custody.group_commit import GroupCommit
 from custody.home import Home
 from custody.incidents.model import WatchedLog
@@ -210,13 +210,16 @@ class Backend:
         if only_published:
             if policy is None:
                 raise NotFoundError(
-                    "this authority has no witness policy (witnesses.json): no checkpoint is "
-                    "published by witnesses"
+                    N_(
+                        "this authority has no witness policy (witnesses.json): no checkpoint is "
+                        "published by witnesses"
+                    )
                 )
             note = published_checkpoint(self.log, policy)
             if note is None:
                 raise NotFoundError(
-                    f"no checkpoint of this log is cosigned by {policy.describe()} witnesses yet"
+                    N_("no checkpoint of this log is cosigned by {policy} witnesses yet"),
+                    policy=policy.describe(),
                 )
         else:
             note = self.log.cosigned_checkpoint(size)

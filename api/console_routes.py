@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from api.backend import Backend
 from api.schemas import ErrorBody
-from custody.errors import NotFoundError
+from custody.errors import N_, NotFoundError
 from custody.i18n import DEFAULT_TIME_ZONE
 
 router = APIRouter()
@@ -47,8 +47,10 @@ def witnesses(request: Request) -> dict[str, Any]:
     policy = service.home.witness_policy()
     if policy is None:
         raise NotFoundError(
-            "the authority lists no witnesses",
-            hint="the operator writes witnesses.json in the home (docs/formats.md, 'Small files')",
+            N_("the authority lists no witnesses"),
+            hint=N_(
+                "the operator writes witnesses.json in the home (docs/formats.md, 'Small files')"
+            ),
         )
     return {
         "quorum": policy.quorum,

@@ -34,11 +34,21 @@ from limits.strategies import FixedWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import TooLargeError
-from custody.errors import CustodyError, MediaTypeError, RateLimitError, RequestTimeoutError
+from custody.errors import (
+    N_,
+    CustodyError,
+    MediaTypeError,
+    Phrase,
+    RateLimitError,
+    RequestTimeoutError,
+)
 from custody.i18n import error_body, negotiate
 
 # The health probes: never counted against an address (a full disk must not silence /readyz).
 PROBES = frozenset({"/livez", "/readyz"})
+
+# What a rate counts requests of, as a refusal names it (translated where it is read).
+_COUNTED = {"address": Phrase("address"), "key": Phrase("key")}
 
 
 class Limiter:
@@ -63,8 +73,11 @@ class Limiter:
             stats = self._limiter.get_window_stats(item, kind, who)
             wait = max(1, math.ceil(stats.reset_time - time.time()))
             error = RateLimitError(
-                f"too many requests from this {kind} (at most {rate})",
-                hint=f"retry in {wait} s",
+                N_("too many requests from this {kind} (at most {rate})"),
+                hint=N_("retry in {wait} s"),
+                kind=_COUNTED.get(kind, Phrase(kind)),
+                rate=rate,
+                wait=wait,
             )
             error.retry_after = wait  # type: ignore[attr-defined]
             raise error
@@ -99,12 +112,20 @@ async def read_body(
         got = _media_type(request)
         if got not in accepted:
             raise MediaTypeError(
-                f"{what}: Content-Type {got or '(none)'!r} is not accepted here",
-                hint="send " + " or ".join(accepted),
+                N_("{what}: Content-Type {got!r} is not accepted here"),
+                hint=N_("send {accepted}"),
+                what=what,
+                got=got or "(none)",
+                accepted=" | ".join(accepted),
             )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(f"{what}: {declared} bytes, more than the {limit} accepted")
+        raise TooLargeError(
+            N_("{what}: {declared} bytes, more than the {limit} accepted"),
+            what=what,
+            declared=declared,
+            limit=limit,
+        )
     if timeout is None:
         timeout = float(request.app.state.backend.settings.body_timeout)
     chunks: list[bytes] = []
@@ -115,14 +136,19 @@ async def read_body(
         async for chunk in request.stream():
             total += len(chunk)
             if total > limit:
-                raise TooLargeError(f"{what}: more than the {limit} bytes accepted")
+                raise TooLargeError(
+                    N_("{what}: more than the {limit} bytes accepted"), what=what, limit=limit
+                )
             chunks.append(chunk)
 
     try:
         await asyncio.wait_for(collect(), timeout)
     except TimeoutError as e:
         raise RequestTimeoutError(
-            f"{what}: the body did not arrive within {timeout:g} s ({total} bytes came)"
+            N_("{what}: the body did not arrive within {timeout:g} s ({total} bytes came)"),
+            what=what,
+            timeout=timeout,
+            total=total,
         ) from e
     return b"".join(chunks)
 

@@ -36,7 +36,7 @@ from crypto.dsse import Envelope, parse_envelope
 from crypto.vocabulary import MAX_ID
 from custody import access as policy
 from custody.access import Principal
-from custody.errors import FormatError
+from custody.errors import N_, FormatError
 from custody.incidents.acts import ACT_TYPE, ACTS, parse_act
 from custody.incidents.desk import (
     WatchedLog,
@@ -252,19 +252,21 @@ def incident(request: Request, incident_id: IncidentId, p: Viewer) -> dict[str, 
 
 def _check_act_envelope(env: Envelope) -> Envelope:
     if env.payload_type != ACT_TYPE:
-        raise FormatError(f"not an incident act: payload type {env.payload_type!r}")
+        raise FormatError(N_("not an incident act: payload type {type!r}"), type=env.payload_type)
     if not env.signatures:
-        raise FormatError("an incident act must be signed by the acting person")
+        raise FormatError(N_("an incident act must be signed by the acting person"))
     if len(env.signatures) > MAX_ACT_SIGNATURES:
         raise FormatError(
-            f"an incident act carries {len(env.signatures)} signatures; "
-            f"at most {MAX_ACT_SIGNATURES}"
+            N_("an incident act carries {n} signatures; at most {most}"),
+            n=len(env.signatures),
+            most=MAX_ACT_SIGNATURES,
         )
     for n, sig in enumerate(env.signatures):
         if not sig.keyid:
             raise FormatError(
-                f"incident act: signature {n} has no key id hint",
-                hint="set each signature's keyid to its signing key's id",
+                N_("incident act: signature {n} has no key id hint"),
+                hint=N_("set each signature's keyid to its signing key's id"),
+                n=n,
             )
     return env
 
@@ -286,8 +288,8 @@ async def add_act(request: Request, incident_id: IncidentId) -> JSONResponse:
     service = _backend(request)
     if not service.writable:
         raise ReadOnlyError(
-            "this service was started without the log key: it records no act",
-            hint="restart it with the log key's passphrase to record incident acts",
+            N_("this service was started without the log key: it records no act"),
+            hint=N_("restart it with the log key's passphrase to record incident acts"),
         )
     body = await read_body(request, MAX_ACT_BODY, "incident act", accept=JSON_TYPES)
     env = _check_act_envelope(parse_envelope(body, what="incident act"))
@@ -296,11 +298,13 @@ async def add_act(request: Request, incident_id: IncidentId) -> JSONResponse:
     act = parse_act(env)
     if act.incident != incident_id:
         raise FormatError(
-            f"the act names incident {act.incident!r}, not {incident_id!r} (the route's)"
+            N_("the act names incident {named!r}, not {route!r} (the route's)"),
+            named=act.incident,
+            route=incident_id,
         )
     log = service.log
     if not isinstance(log, WatchedLog):  # a writable service always holds the desk
-        raise ReadOnlyError("this service holds no incident desk")
+        raise ReadOnlyError(N_("this service holds no incident desk"))
 
     def run() -> tuple[Incident, int]:
         service.trust()  # enrolments and revocations made since count

@@ -68,7 +68,9 @@ class SharedCounters(Storage):
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(_SCHEMA)
         except sqlite3.Error as e:
-            raise StorageError(f"the rate limiter's store {self.path} could not be opened") from e
+            raise StorageError(
+                N_("the rate limiter's store {path} could not be opened"), path=str(self.path)
+            ) from e
 
     @contextlib.contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
@@ -118,7 +120,7 @@ class SharedCounters(Storage):
                     "SELECT count, ends FROM rate_window WHERE key = ?", (key,)
                 ).fetchone()
         except sqlite3.Error as e:
-            raise StorageError("the rate limiter's store could not be read") from e
+            raise StorageError(N_("the rate limiter's store could not be read")) from e
         if row is None or float(row[1]) <= time.time():
             return None
         return int(row[0]), float(row[1])

@@ -49,7 +49,7 @@ from crypto.encoding import b64encode, format_time, parse_json
 from crypto.vocabulary import MAX_ID, check_id
 from custody import access as policy
 from custody.audit import directory_document, trust_document
-from custody.errors import CustodyError, FormatError, UnknownSignerError
+from custody.errors import N_, CustodyError, FormatError, UnknownSignerError
 from custody.events import parse_event, parse_leaf
 from custody.i18n import error_body
 from custody.incidents.model import WatchedLog
@@ -141,8 +141,8 @@ def trust_bundle(service: Service, p: Viewer) -> Response:
         return Response(trust_document(service.trust()), media_type="application/json")
     if not isinstance(service.log, WatchedLog):
         raise ReadOnlyError(
-            "this service holds no system key to sign the directory",
-            hint="ask the service that holds the system key, or a secrecy officer",
+            N_("this service holds no system key to sign the directory"),
+            hint=N_("ask the service that holds the system key, or a secrecy officer"),
         )
     document = directory_document(service.trust(), service.log.desk.system_key, service.now())
     return Response(document, media_type="application/json")
@@ -210,8 +210,8 @@ async def add_cosignatures(
     authority's witnesses.json lists for that witness."""
     if not service.writable:
         raise ReadOnlyError(
-            "this service was started read-only: it stores nothing",
-            hint="restart it with the log key's passphrase to store cosignatures",
+            N_("this service was started read-only: it stores nothing"),
+            hint=N_("restart it with the log key's passphrase to store cosignatures"),
         )
     body = await read_body(
         request, service.settings.max_cosignature_body, "cosignature", accept=TEXT_TYPES
@@ -219,7 +219,7 @@ async def add_cosignatures(
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise FormatError("a cosigned checkpoint must be UTF-8") from e
+        raise FormatError(N_("a cosigned checkpoint must be UTF-8")) from e
 
     def store() -> list[CosignatureAdded]:
         policy = service.home.require_witness_policy()
@@ -239,8 +239,10 @@ def _check_envelope(env: Envelope, what: str) -> Envelope:
     for n, sig in enumerate(env.signatures):
         if not sig.keyid:
             raise UnknownSignerError(
-                f"{what}: signature {n} has no key id hint, so it counts for no key",
-                hint="set each signature's keyid to its signing key's id",
+                N_("{what}: signature {n} has no key id hint, so it counts for no key"),
+                hint=N_("set each signature's keyid to its signing key's id"),
+                what=what,
+                n=n,
             )
     return env
 
@@ -250,22 +252,28 @@ def _parse_submission(
 ) -> tuple[list[Envelope | CustodyError], bool]:
     """Envelopes (or each item's format refusal) and whether the body was a list."""
     if body.lstrip()[:1] == b"{" and len(body) > max_envelope:
-        raise TooLargeError(f"an envelope of {len(body)} bytes; at most {max_envelope}")
+        raise TooLargeError(
+            N_("an envelope of {size} bytes; at most {most}"), size=len(body), most=max_envelope
+        )
     value = parse_json(body, what="request body")
     if isinstance(value, dict):
         return [_check_envelope(parse_envelope(value), "envelope")], False
     if not isinstance(value, list):
-        raise FormatError("request body must be a DSSE envelope (JSON object) or a list of them")
+        raise FormatError(
+            N_("request body must be a DSSE envelope (JSON object) or a list of them")
+        )
     if not value:
-        raise FormatError("request body is an empty list: nothing to submit")
+        raise FormatError(N_("request body is an empty list: nothing to submit"))
     items: list[Envelope | CustodyError] = []
     for i, item in enumerate(value):
         try:
             if not isinstance(item, dict):
-                raise FormatError(f"envelope {i} must be a JSON object")
+                raise FormatError(N_("envelope {i} must be a JSON object"), i=i)
             # Only a body larger than one envelope's cap can hold an item over it.
             if len(body) > max_envelope and len(json.dumps(item)) > max_envelope:
-                raise TooLargeError(f"envelope {i} is larger than {max_envelope} bytes")
+                raise TooLargeError(
+                    N_("envelope {i} is larger than {most} bytes"), i=i, most=max_envelope
+                )
             env = parse_envelope(item, what=f"envelope {i}")
             items.append(_check_envelope(env, f"envelope {i}"))
         except CustodyError as e:
@@ -326,8 +334,8 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
     """
     if not service.writable:
         raise ReadOnlyError(
-            "this service was started without the log key: it answers reads only",
-            hint="restart it with the log key's passphrase to accept events",
+            N_("this service was started without the log key: it answers reads only"),
+            hint=N_("restart it with the log key's passphrase to accept events"),
         )
     settings = service.settings
     body = await read_body(request, settings.max_event_body, "request body", accept=JSON_TYPES)
@@ -337,7 +345,9 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
         rate_check(request, settings.rate_per_key, "key", keyid)
     if len(items) > service.settings.max_batch:
         raise TooLargeError(
-            f"{len(items)} envelopes in one request; at most {service.settings.max_batch}"
+            N_("{n} envelopes in one request; at most {most}"),
+            n=len(items),
+            most=service.settings.max_batch,
         )
     envelopes = [item for item in items if isinstance(item, Envelope)]
     if not is_batch and envelopes and service.committer is not None:
