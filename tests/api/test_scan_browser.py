@@ -8,18 +8,15 @@ good label and REFUSED, with the reason, for a tampered one.
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from PIL import Image
 
 from api.app import Settings, create_app
 from custody.demo import Season
-from tests.api.helpers import free_port, good_label, label_png, stranger_label
+from tests.api.helpers import good_label, label_png, serving_in_thread, stranger_label
 from tests.conftest import PASS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -51,21 +48,8 @@ def write_y4m(png: bytes, path: Path, frames: int = 3) -> Path:
 @pytest.fixture
 def served(season: Season) -> Iterator[str]:
     settings = Settings(home=season.home.path, log_passphrase=PASS, clock=lambda: season.now)
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving_in_thread(create_app(settings)) as base:
+        yield base
 
 
 def open_scan_page(base: str, video: Path) -> tuple[str, str, str]:

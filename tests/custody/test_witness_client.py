@@ -7,15 +7,12 @@ failed without storing anything."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from api.witness import WitnessSettings, create_witness_app, save_witness_state
 from crypto import merkle
@@ -27,7 +24,7 @@ from custody.incidents.desk import list_incidents
 from custody.witness import Cosigner, WitnessState, format_add_checkpoint
 from custody.witness_client import published, send_to_witnesses
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
-from tests.api.helpers import free_port
+from tests.api.helpers import free_port, serving_in_thread
 from tests.conftest import PASS
 
 WITNESS = Cosigner("witness.example/live", SigningKey(b"\x21" * 32))
@@ -38,27 +35,8 @@ QUIET = Cosigner("witness.example/offline-only", SigningKey(b"\x23" * 32))
 @contextmanager
 def serving(settings: WitnessSettings) -> Iterator[str]:
     """The witness app under uvicorn on a loopback port, in a thread of this process."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_witness_app(settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving_in_thread(create_witness_app(settings)) as base:
+        yield base
 
 
 def settings_for(season: Season, state: Path, log: NoteVerifier | None = None) -> WitnessSettings:

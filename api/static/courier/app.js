@@ -457,6 +457,7 @@ function personChoice(plan, slot) {
   select.disabled = Boolean(draft);
   select.addEventListener("change", () => {
     chosen[slot] = select.value;
+    say("#handover-status", ""); // a refusal for a slot not yet named no longer stands
     renderHandover();
   });
   wrap.append(label, select);
