@@ -6,6 +6,8 @@ Rules:
   every read; the lists and the papers only for those who see everything; a timeline judged
   by its package's facts, as ``GET /v1/packages/{id}`` is. Every read is on the access log
   (the packages, papers and people it showed) before the answer is built.
+- A route is a coroutine whose database part (read, judge, record) runs in one hop through
+  the thread pool; the login and ``reader`` run on the event loop.
 - The routes answer what the CLI's `package list|timeline` and `paper list|show` print with
   ``--json`` (``custody.views``); they decide nothing themselves and raise no HTTP error.
 - Lists are paged: ``offset`` (0..) and ``limit`` (1..500, default 50); the answer carries
@@ -20,6 +22,7 @@ from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, package_objects, package_view, record
 from api.backend import Backend
@@ -59,11 +62,12 @@ def reader(what: Read) -> Callable[[Request, Principal | None], Reader]:
     the papers (names of every holder and signer) are for those who see everything (the
     policy's ``sees_all``); a timeline is judged package by package in its route."""
 
-    def read(request: Request, p: Viewer) -> Reader:
+    async def read(request: Request, p: Viewer) -> Reader:
         service = cast(Backend, request.app.state.backend)
         allowed = p is not None and (what == "package_timeline" or p.sees_all)
         viewer = policy.require(allowed, p, READS[what])
-        service.trust()  # enrolments and revocations made since count for the marks
+        if service.current_trust() is None:  # enrolments and revocations made since count
+            await run_in_threadpool(service.trust)  # for the marks (a reload: off the loop)
         return Reader(Views(service.home, service.log), viewer, service)
 
     read.__name__ = f"read_{what}"
@@ -123,7 +127,7 @@ PackageId = Annotated[str, Path(pattern=PACKAGE_ID_PATTERN)]
 @router.get(
     "/v1/packages", response_model=PageOut, tags=["packages"], responses=_errors(400, 401, 403, 422)
 )
-def packages(
+async def packages(
     request: Request,
     read: Annotated[Reader, Depends(reader("packages"))],
     exam: str | None = None,
@@ -136,11 +140,15 @@ def packages(
 ) -> dict[str, Any]:
     """Packages with their state, holder and destination, in id order, paged."""
     filters = PackageFilter(exam=exam, status=state, holder=holder, site=site, overdue=overdue)
-    page = read.views.packages(filters, now=_now(request), offset=offset, limit=limit)
-    objects = [f"package:{i['package_id']}" for i in page.items]
-    objects += sorted({f"person:{i['holder']}" for i in page.items if i["holder"]})
-    read.record("GET /v1/packages", objects)
-    return page.as_dict()
+
+    def run() -> dict[str, Any]:
+        page = read.views.packages(filters, now=_now(request), offset=offset, limit=limit)
+        objects = [f"package:{i['package_id']}" for i in page.items]
+        objects += sorted({f"person:{i['holder']}" for i in page.items if i["holder"]})
+        read.record("GET /v1/packages", objects)
+        return page.as_dict()
+
+    return await run_in_threadpool(run)
 
 
 @router.get(
@@ -149,38 +157,46 @@ def packages(
     tags=["packages"],
     responses=_errors(401, 403, 404, 422),
 )
-def package_timeline(
+async def package_timeline(
     package_id: PackageId, read: Annotated[Reader, Depends(reader("package_timeline"))]
 ) -> dict[str, Any]:
     """Every event of a package, its signers' names and verification marks.
 
     Needs a login whose roles and assignments cover the package; the read is recorded."""
     check_id(package_id, "package id")
-    facts = package_view(read.service, package_id).facts
-    policy.require(
-        policy.may_read_package(read.viewer, facts), read.viewer, f"package {package_id}"
-    )
-    events = read.views.timeline(package_id)
-    signers = sorted({f"person:{s.person}" for e in events for s in e.signers})
-    objects = package_objects(facts)
-    read.record(
-        "GET /v1/packages/{package_id}/timeline",
-        [*objects, *(s for s in signers if s not in objects)],
-    )
-    return {"package_id": package_id, "events": [e.as_dict() for e in events]}
+
+    def run() -> dict[str, Any]:
+        facts = package_view(read.service, package_id).facts
+        policy.require(
+            policy.may_read_package(read.viewer, facts), read.viewer, f"package {package_id}"
+        )
+        events = read.views.timeline(package_id)
+        signers = sorted({f"person:{s.person}" for e in events for s in e.signers})
+        objects = package_objects(facts)
+        read.record(
+            "GET /v1/packages/{package_id}/timeline",
+            [*objects, *(s for s in signers if s not in objects)],
+        )
+        return {"package_id": package_id, "events": [e.as_dict() for e in events]}
+
+    return await run_in_threadpool(run)
 
 
 @router.get("/v1/papers", response_model=PageOut, tags=["papers"], responses=_errors(401, 403, 422))
-def papers(
+async def papers(
     read: Annotated[Reader, Depends(reader("papers"))],
     exam: str | None = None,
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> dict[str, Any]:
     """Papers with their status and how many sealed keys are held, paged."""
-    page = read.views.papers(exam=exam, offset=offset, limit=limit)
-    read.record("GET /v1/papers", [f"paper:{i['ref']}" for i in page.items])
-    return page.as_dict()
+
+    def run() -> dict[str, Any]:
+        page = read.views.papers(exam=exam, offset=offset, limit=limit)
+        read.record("GET /v1/papers", [f"paper:{i['ref']}" for i in page.items])
+        return page.as_dict()
+
+    return await run_in_threadpool(run)
 
 
 @router.get(
@@ -189,12 +205,16 @@ def papers(
     tags=["papers"],
     responses=_errors(400, 401, 403, 404, 422),
 )
-def paper(
+async def paper(
     paper: Annotated[str, Path(max_length=200, description="Paper id (newest) or ID@vN.")],
     read: Annotated[Reader, Depends(reader("paper"))],
 ) -> dict[str, Any]:
     """One paper with every act on it, each act's signers verified again."""
-    shown = read.views.paper(paper)
-    people = sorted({f"person:{s['person']}" for a in shown["acts"] for s in a["signers"]})
-    read.record("GET /v1/papers/{paper}", [f"paper:{shown['ref']}", *people])
-    return shown
+
+    def run() -> dict[str, Any]:
+        shown = read.views.paper(paper)
+        people = sorted({f"person:{s['person']}" for a in shown["acts"] for s in a["signers"]})
+        read.record("GET /v1/papers/{paper}", [f"paper:{shown['ref']}", *people])
+        return shown
+
+    return await run_in_threadpool(run)
