@@ -61,7 +61,9 @@ async def principal(request: Request) -> Principal | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise LoginRequiredError(N_("the Authorization header must be 'Bearer <session token>'"))
     service = backend(request)
-    trust = service.current_trust() or await run_in_threadpool(service.trust)
+    trust = service.current_trust()
+    if trust is None:  # a reload or a recount: off the event loop
+        trust = await run_in_threadpool(service.trust)
     p = service.sessions.principal_of(token.strip(), trust, service.now())
     rate_check(request, service.settings.rate_per_key, "key", p.key_id)
     return p

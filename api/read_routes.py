@@ -16,7 +16,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, cast
 
@@ -57,7 +57,7 @@ class Reader:
         record(self.service, self.viewer, route, objects)
 
 
-def reader(what: Read) -> Callable[[Request, Principal | None], Reader]:
+def reader(what: Read) -> Callable[[Request, Principal | None], Awaitable[Reader]]:
     """The one door of the read side: a login is needed for every read here; the lists and
     the papers (names of every holder and signer) are for those who see everything (the
     policy's ``sees_all``); a timeline is judged package by package in its route."""

@@ -278,7 +278,9 @@ class AccessLog:
                 try:
                     # One statement takes the head's lock, the indexes and the previous link.
                     cur.execute(sql["head"], (len(batch),))
-                    size, prev = cur.fetchone()
+                    head = cur.fetchone()
+                    assert head is not None  # the head row is made when the log opens
+                    size, prev = head
                     first = int(size) - len(batch)
                     prev = str(prev)
                     rows: list[tuple[object, ...]] = []
