@@ -1,5 +1,7 @@
-"""The courier's pages, served by the app: the server-side scanning page (/scan) and the
-courier's device (/courier/), a PWA that verifies labels and signs handovers on the phone.
+"""The pages, served by the app: the server-side scanning page (/scan), the courier's device
+(/courier/), a PWA that verifies labels and signs handovers on the phone, the secrecy officer's
+console (/console/) and the proposition centre's page (/proposition/), which encrypts papers in
+the browser.
 
 Rules:
 - No CDN, no build step, no third-party script: the page works on an isolated network.
@@ -183,5 +185,34 @@ def console_asset(request: Request, path: str) -> Response:
     name = _CONSOLE.get(path)
     if name is None:
         raise NotFoundError(f"no file {path!r} in the console")
+    suffix = name[name.rfind(".") :]
+    return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
+
+
+# URL path under /proposition/ -> file under api/static/ (its modules import the courier's;
+# libsodium.js, vendored, is served here only: the courier's first load stays as it was).
+_PROPOSITION = {
+    "": "proposition/index.html",
+    "prop.js": "proposition/prop.js",
+    "vendor/sodium.js": "vendor/sodium.js",
+}
+
+
+def proposition_files() -> dict[str, str]:
+    """The proposition centre's page's URL paths (under /proposition/) and their files."""
+    return dict(_PROPOSITION)
+
+
+@router.get("/proposition")
+def proposition_root() -> RedirectResponse:
+    return RedirectResponse("/proposition/", status_code=308)
+
+
+@router.get("/proposition/{path:path}")
+def proposition_asset(request: Request, path: str) -> Response:
+    """One file of the proposition centre's page; 404 for anything not listed."""
+    name = _PROPOSITION.get(path)
+    if name is None:
+        raise NotFoundError(f"no file {path!r} in the proposition page")
     suffix = name[name.rfind(".") :]
     return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)

@@ -93,6 +93,11 @@ def test_a_paper_made_elsewhere_is_stored_and_opens_to_the_same_bytes(season: Se
     stored = paper_service.blob_path(season.home, got["commitment"]).read_bytes()
     assert base64.b64decode(body["ciphertext"]) == stored
     assert PLAIN[:60] not in stored
+    # The proposer sees their paper and its commitment; a courier sees no list of papers.
+    listed = c.get("/v1/papers", headers=headers).json()["items"]
+    assert [(i["ref"], i["commitment"]) for i in listed] == [(got["ref"], got["commitment"])]
+    courier = c.get("/v1/papers", headers=as_person(c, season, "courier-sun"))
+    assert (courier.status_code, courier.json()["error"]) == (403, "forbidden")
     # The same proposal again is a replayed version: 409, nothing new.
     again = c.post("/v1/papers", json=body, headers=headers)
     assert (again.status_code, again.json()["error"]) == (409, "conflict")
