@@ -255,7 +255,7 @@ def accept_proposal(
     except DecryptionError as e:
         raise DecryptionError(
             N_("the log's part of the key does not open under the log's key for this paper"),
-            hint=N_("seal it to the key GET /v1/papers/recipients names"),
+            hint=N_("seal it to the key GET /v1/proposition/recipients names"),
         ) from e
     if len(ciphertext) != proposal.ciphertext_bytes or sha256_hex(ciphertext) != (
         proposal.commitment

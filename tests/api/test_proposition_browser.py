@@ -24,7 +24,6 @@ from tests.api.test_courier_browser import (
     CHROMIUM,
     Served,
     Shots,
-    key_file,
     log_in,
     serious_violations,
     served,
@@ -40,9 +39,8 @@ __all__ = ["served"]  # the fixture, shared with the courier's test
 
 DESKTOP = {"width": 1280, "height": 900}
 # A structured interview paper, a little over two 1 MiB chunks: three secretstream chunks.
-PAPER = (
-    "结构化面试题本（正式卷）\n第一题：请结合实际谈谈你对公共服务中保密工作的理解。\n".encode() * 24000
-)
+LINE = "结构化面试题本（正式卷）\n第一题：请结合实际谈谈你对公共服务中保密工作的理解。\n"
+PAPER = LINE.encode() * 24000
 MARKER = "请结合实际谈谈你对公共服务中保密工作的理解".encode()
 
 
