@@ -28,7 +28,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from custody.errors import NotFoundError
+from custody.errors import N_, NotFoundError
 
 router = APIRouter(include_in_schema=False)
 
@@ -156,7 +156,7 @@ def courier_asset(request: Request, path: str) -> Response:
     """One file of the courier app; 404 for anything not listed."""
     name = _COURIER.get(path)
     if name is None:
-        raise NotFoundError(f"no file {path!r} in the courier app")
+        raise NotFoundError(N_("no file {path} in the courier app"), path=repr(path))
     suffix = name[name.rfind(".") :]
     return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
 
@@ -184,7 +184,7 @@ def console_asset(request: Request, path: str) -> Response:
     """One file of the secrecy officer's console; 404 for anything not listed."""
     name = _CONSOLE.get(path)
     if name is None:
-        raise NotFoundError(f"no file {path!r} in the console")
+        raise NotFoundError(N_("no file {path} in the console"), path=repr(path))
     suffix = name[name.rfind(".") :]
     return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
 
