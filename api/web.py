@@ -213,6 +213,6 @@ def proposition_asset(request: Request, path: str) -> Response:
     """One file of the proposition centre's page; 404 for anything not listed."""
     name = _PROPOSITION.get(path)
     if name is None:
-        raise NotFoundError(f"no file {path!r} in the proposition page")
+        raise NotFoundError(N_("no file {path} in the proposition page"), path=repr(path))
     suffix = name[name.rfind(".") :]
     return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
