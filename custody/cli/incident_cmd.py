@@ -29,7 +29,7 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import N_, NotFoundError, Phrase, UsageError
-from custody.i18n import _
+from custody.i18n import _, language
 from keys.keyfile import read_keyfile, write_new_file
 
 if TYPE_CHECKING:  # storage, the desk and the reports load only in the commands that use them
@@ -177,7 +177,7 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
             (_("updated"), st.show_time(incident.updated_at)),
             (_("escalation level"), f"{data['level']} ({data['level_name']})"),
             (_("acknowledge by"), st.show_time(incident.ack_deadline)),
-            (_("what happened"), incident.detail),
+            (_("what happened"), incident.detail_zh if language() == "zh" else incident.detail),
             (_("scope"), _plain(data["scope"])),
             (_("statements"), _plain([s[:16] for s in data["statements"]])),
         )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from custody.cli.common import PASSPHRASE_ENV, State, passphrase, state
+from custody.cli.common import PASSPHRASE_ENV, State, finding_text, passphrase, state
 from custody.errors import N_, NotFoundError, UsageError
 from custody.events import Kind
 from custody.i18n import _
@@ -248,7 +248,9 @@ def _take_step(
         )
     for f in receipt.findings:
         human.append(
-            _("  [yellow]finding[/] {kind}: {detail}").format(kind=f.kind, detail=escape(f.detail))
+            _("  [yellow]finding[/] {kind}: {detail}").format(
+                kind=f.kind, detail=escape(finding_text(f))
+            )
         )
     st.emit(data, "\n".join(human))
 
@@ -434,9 +436,3 @@ STEP_COMMANDS = (
     ("return", return_),
     ("destroy", destroy),
 )
-
-
-def register_steps(app: typer.Typer) -> None:
-    """Add one top-level command per step to the `custody` app."""
-    for name, command in STEP_COMMANDS:
-        app.command(name, rich_help_panel=_("Steps of a package"))(command)

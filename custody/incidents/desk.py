@@ -464,6 +464,7 @@ def incident_fields(incident: Incident, action: str, ladder: Sequence[Level]) ->
         "level_name": level_at(ladder, incident.level).name,
         "ack_deadline": format_time(incident.ack_deadline) if incident.ack_deadline else None,
         "detail": incident.detail,
+        "detail_zh": incident.detail_zh,
         "scope": dict(incident.scope),
         "containment": dict(incident.containment),
     }

@@ -218,6 +218,15 @@ class Incident:
     containment: Mapping[str, Any]  # ``Containment.as_json()``
     statements: tuple[str, ...]
 
+    @property
+    def detail_zh(self) -> str:
+        """The detail in Chinese, as the detection that opened the incident wrote it (its
+        evidence entry's ``detail_zh``); the English ``detail`` for an incident opened before
+        details were written in both languages."""
+        first = self.evidence[0] if self.evidence else {}
+        words = first.get("detail_zh")
+        return words if isinstance(words, str) and words else self.detail
+
     def as_dict(self, ladder: Sequence[Level] = DEFAULT_LADDER) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -233,6 +242,7 @@ class Incident:
             "level_name": level_at(ladder, self.level).name,
             "ack_deadline": format_time(self.ack_deadline) if self.ack_deadline else None,
             "detail": self.detail,
+            "detail_zh": self.detail_zh,
             "scope": dict(self.scope),
             "evidence": [dict(e) for e in self.evidence],
             "containment": dict(self.containment),
