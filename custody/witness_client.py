@@ -38,7 +38,7 @@ import httpx
 
 from crypto import merkle
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note
-from custody.errors import CustodyError, LogStateError, NotFoundError
+from custody.errors import N_, CustodyError, LogStateError, NotFoundError
 from custody.incidents.model import WatchedLog
 from custody.log import CustodyLog
 from custody.store import log_reads
@@ -301,9 +301,13 @@ def check_witness_copies(
     stored = log_reads.largest_cosigned_size(log.engine)
     if stored is not None and stored > size:
         raise LogStateError(
-            f"the database stores a witness cosignature on size {stored}, but holds only {size} "
-            "entries: the database lost acknowledged entries",
+            N_(
+                "the database stores a witness cosignature on size {stored}, but holds only "
+                "{size} entries: the database lost acknowledged entries"
+            ),
             hint=RECOVER,
+            stored=int(stored),
+            size=size,
         )
     for copy in copies:
         head = copy.head
@@ -313,10 +317,15 @@ def check_witness_copies(
             if head_file is not None:
                 head_file.record(head.note)
             raise LogStateError(
-                f"witness {copy.witness} cosigned this log's checkpoint {head.describe()}, but "
-                f"the database holds only {size} entries: the database lost acknowledged "
-                "entries (or the log key signed a history this database never held)",
+                N_(
+                    "witness {witness} cosigned this log's checkpoint {checkpoint}, but the "
+                    "database holds only {size} entries: the database lost acknowledged "
+                    "entries (or the log key signed a history this database never held)"
+                ),
                 hint=RECOVER,
+                witness=copy.witness,
+                checkpoint=head.describe(),
+                size=size,
             )
         mine = parse_checkpoint(parse_note(log.latest_checkpoint()).text)
         try:
@@ -324,10 +333,14 @@ def check_witness_copies(
             merkle.verify_consistency(head.size, size, head.root, mine.root, proof)
         except CustodyError as e:
             raise LogStateError(
-                f"witness {copy.witness} cosigned this log's checkpoint {head.describe()}, which "
-                f"the database's tree of size {size} does not extend: it holds a different "
-                "history",
+                N_(
+                    "witness {witness} cosigned this log's checkpoint {checkpoint}, which the "
+                    "database's tree of size {size} does not extend: it holds a different history"
+                ),
                 hint=RECOVER,
+                witness=copy.witness,
+                checkpoint=head.describe(),
+                size=size,
             ) from e
 
 
