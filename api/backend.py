@@ -34,9 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func
-from sqlmodel import Session, select
-
 from crypto.note import parse_checkpoint, parse_note
 from custody import identity
 from custody.access_log import AccessLog
@@ -49,7 +46,7 @@ from custody.log import CustodyLog
 from custody.readiness import MIN_FREE_BYTES, Readiness, readiness
 from custody.service import ServiceSecrets, open_reader, open_writer, signed_head_file
 from custody.sessions import Sessions
-from custody.store.tables import CertificateRow, RevocationRow
+from custody.store import identities
 from custody.witness_client import (
     WitnessCopy,
     WitnessOutcome,
@@ -265,10 +262,7 @@ class Backend:
         }
 
     def _version(self) -> tuple[int, int]:
-        with Session(self.home.engine) as session:
-            certs = session.exec(select(func.count()).select_from(CertificateRow)).one()
-            revs = session.exec(select(func.count()).select_from(RevocationRow)).one()
-        return int(certs), int(revs)
+        return identities.counts(self.home.engine)
 
     def trust(self) -> TrustStore:
         """The current trust store (reloaded only when rows were added)."""

@@ -35,19 +35,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
-from sqlalchemy import func, select
 
 from crypto import merkle
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note
 from custody.errors import N_, CustodyError, LogStateError, NotFoundError
 from custody.incidents.model import WatchedLog
 from custody.log import CustodyLog
+from custody.store import log_reads
 from custody.store.guard import RECOVER, SignedHead, SignedHeadFile, open_signed
-from custody.store.log_tables import CosignatureRow
 from custody.witness import format_add_checkpoint
 from custody.witnesses import WitnessPolicy, count_cosignatures
-
-COSIGNATURE = CosignatureRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -222,17 +219,9 @@ def published(log: CustodyLog, policy: WitnessPolicy, size: int | None = None) -
 def published_checkpoint(log: CustodyLog, policy: WitnessPolicy) -> str | None:
     """The largest checkpoint whose stored cosignatures meet the witness policy (k of n), with
     them; None while none does."""
-    with log.engine.connect() as conn:
-        rows = conn.execute(
-            select(COSIGNATURE.c.size)
-            .group_by(COSIGNATURE.c.size)
-            .having(func.count() >= policy.quorum)
-            .order_by(COSIGNATURE.c.size.desc())
-            .limit(64)
-        ).all()
-    for row in rows:
+    for size in log_reads.sizes_cosigned_by(log.engine, policy.quorum):
         try:
-            note = log.cosigned_checkpoint(int(row.size))
+            note = log.cosigned_checkpoint(size)
         except NotFoundError:
             continue
         parsed = parse_note(note)
@@ -309,9 +298,8 @@ def check_witness_copies(
     witness cosigned or a cosignature the database stores. A copy ahead of the database is kept
     in ``head_file`` first (forward only), so every writer of this host refuses too."""
     size = log.size()
-    with log.engine.connect() as conn:
-        stored = conn.execute(select(func.max(COSIGNATURE.c.size))).scalar_one()
-    if stored is not None and int(stored) > size:
+    stored = log_reads.largest_cosigned_size(log.engine)
+    if stored is not None and stored > size:
         raise LogStateError(
             N_(
                 "the database stores a witness cosignature on size {stored}, but holds only "
