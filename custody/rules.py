@@ -259,9 +259,12 @@ def judge_time(event: Event, received: datetime, rules: ClockRules = DEFAULT_CLO
     if event.kind in rules.offline_kinds and received - event.time <= rules.max_lag:
         return True
     allowed = (
-        f"{_minutes(rules.max_lag)} for offline capture"
+        Said(N_("{lag} for offline capture"), {"lag": _minutes(rules.max_lag)})
         if event.kind in rules.offline_kinds
-        else f"{_minutes(rules.skew)} (a {event.kind} is made online)"
+        else Said(
+            N_("{skew} (a {kind} is made online)"),
+            {"skew": _minutes(rules.skew), "kind": event.kind.value},
+        )
     )
     raise ClockError(
         N_(
