@@ -27,7 +27,8 @@ from custody import package_service
 from custody.events import EVENT_TYPE
 from custody.packages import Manifest
 from labels.payload import manifest_from_fields, parse_label, seal_manifest, verify_label
-from tests.api.helpers import labels_printed
+from tests.api.helpers import as_person, client, labels_printed
+from tests.api.paper_helpers import submission
 from tests.api.test_console_browser import launch
 from tests.api.test_courier_browser import (
     CHROMIUM,
@@ -38,6 +39,7 @@ from tests.api.test_courier_browser import (
     served,
 )
 from tests.conformance.generate import seed
+from tests.conftest import PASS
 from tests.labels.fixtures import typical_manifest
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -54,9 +56,9 @@ BUILD = """async ({manifests, seeds, event}) => {
   const s = await import('/proposition/seal.js');
   const { ed } = await import('/courier/vendor/crypto.js');
   const { keyId } = await import('/courier/lib.js');
-  const key = (h) => { const seed = Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
-                       return { seed, keyId: keyId(ed.getPublicKey(seed)) }; };
-  const m = (j) => ({ ...j, commitment: Uint8Array.from(j.commitment.match(/../g), (x) => parseInt(x, 16)) });
+  const bytes = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+  const key = (h) => ({ seed: bytes(h), keyId: keyId(ed.getPublicKey(bytes(h))) });
+  const m = (j) => ({ ...j, commitment: bytes(j.commitment) });
   const labels = manifests.map((j, i) => s.sealManifest(m(j), key(seeds[i])));
   const sealed = s.sealPackage(m(event.manifest), key(event.seed), event.opts);
   return { labels, sealed };
@@ -149,3 +151,123 @@ def test_the_page_builds_the_vectors_labels_and_the_clis_seal_event(served: Serv
     assert got["labels"] == wanted
     assert got["sealed"]["label"] == label
     assert got["sealed"]["seal"] == envelope.to_json_obj()
+
+
+def local(dt: Any) -> str:
+    """A time as a datetime-local field takes it (the browser's zone is UTC here)."""
+    return str(dt.strftime("%Y-%m-%dT%H:%M"))
+
+
+def propose_paper(served: Served) -> None:
+    """A paper of prop-zhao's on the service (made as the page makes one), for the defaults."""
+    season = served.season
+    c = client(season)
+    headers = as_person(c, season, "prop-zhao")
+    got = c.get("/v1/proposition/recipients", headers=headers).json()
+    body = submission(
+        season, b"paper", log_public=base64.b64decode(got["log_key"]["key"]), at=season.now
+    )
+    r = c.post("/v1/papers", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+
+
+NEW = "SX27-INT-0100"
+
+
+def test_a_proposer_seals_a_package_and_prints_its_label(served: Served, tmp_path: Path) -> None:
+    season = served.season
+    propose_paper(served)
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            context = browser.new_context(
+                viewport=DESKTOP, locale="zh-CN", timezone_id="UTC", accept_downloads=True
+            )
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{served.base}/proposition/")
+            page.wait_for_selector("body[data-ready='true']")
+            shot = Shots(page, tmp_path / "screenshots-seal", start=10)
+            log_in(page, season, "prop-zhao")
+            page.wait_for_selector("#seal-section:not([hidden])")
+            page.wait_for_selector("#seal-paper option[value='SX-INT-P01-A@v1']", state="attached")
+            # The paper's facts are the defaults.
+            page.select_option("#seal-paper", "SX-INT-P01-A@v1")
+            assert page.input_value("#seal-exam") == "SX-2027-INT"
+            assert page.input_value("#seal-position") == "P01"
+            assert page.input_value("#seal-paper-id") == "SX-INT-P01-A"
+            commitment = page.input_value("#seal-commitment")
+            assert len(commitment) == 64
+            page.fill("#seal-package", NEW)
+            start = season.now + timedelta(days=2)
+            page.fill("#seal-opens", local(start))
+            page.fill("#seal-closes", local(start + timedelta(hours=3)))
+            page.fill("#seal-site", "西安市第一考点")
+            page.fill("#seal-room", "第3考场")
+            page.fill("#seal-place", "命题中心")
+            # Refused in Chinese on the page: no seal serials, then no route.
+            page.fill("#seal-pass", PASS)
+            page.click("#seal-button")
+            page.wait_for_selector("#seal-status[data-state='error']")
+            assert "请填写封条编号" in page.inner_text("#seal-status")
+            page.fill("#seal-seals", "S-100, S-101 S-102")
+            page.click("#seal-button")
+            page.locator("#seal-status", has_text="至少须有一名交接人").wait_for()
+            page.select_option("#seal-step-person-0", "courier-sun")
+            page.fill("#seal-step-place-0", "G65 服务区")
+            page.select_option("#seal-step-person-1", "custodian-zhou")
+            page.fill("#seal-step-place-1", "XA-01")
+            shot("seal-refused-no-route")
+            page.fill("#seal-pass", "a wrong passphrase")
+            page.click("#seal-button")
+            page.locator("#seal-status", has_text="口令错误").wait_for()
+            assert package_service.all_package_ids(season.home) == ["SX27-INT-0001"]
+
+            page.fill("#seal-pass", PASS)
+            page.click("#seal-button")
+            page.wait_for_selector("#seal-status[data-state='ok']", timeout=60_000)
+            assert NEW in page.inner_text("#seal-status")
+            assert page.inner_text("#seal-result dd[data-field='seal.state']") == "已封装"
+            assert page.inner_text("#seal-result dd[data-field='seal.holder']") == "prop-zhao"
+            shot("sealed")
+            with page.expect_download() as got:
+                page.click("#seal-pdf")
+            pdf = Path(got.value.path()).read_bytes()
+            assert not serious_violations(page)
+
+            # The service's refusal, in its Chinese: the same package again.
+            page.fill("#seal-pass", PASS)
+            page.click("#seal-button")
+            page.wait_for_selector("#seal-status[data-state='error']")
+            refusal = page.inner_text("#seal-status")
+            assert "(conflict)" in refusal and "已" in refusal, refusal
+            shot("seal-refused-sealed-already")
+            page.click("#lang")
+            assert page.inner_text("#seal-h") == "Seal packages and print their labels"
+            shot("seal-en")
+            assert not errors, errors
+            context.close()
+        finally:
+            browser.close()
+
+    # The printer's path: the sheet rasterised and decoded is the label stored, and it verifies.
+    (printed,) = labels_printed(pdf, tmp_path / "print")
+    assert printed == package_service.label_text(season.home, NEW)
+    verified = verify_label(printed, season.trust(), now=season.now + timedelta(minutes=5))
+    m = verified.manifest
+    assert (m.package_id, m.paper_id, m.paper_commitment.hex()) == (NEW, "SX-INT-P01-A", commitment)
+    assert [(s.person, s.place) for s in m.route] == [
+        ("prop-zhao", "命题中心"),
+        ("courier-sun", "G65 服务区"),
+        ("custodian-zhou", "XA-01"),
+    ]
+    assert (m.seal_serials, m.copy_count, m.bag_size) == (("S-100", "S-101", "S-102"), 30, 10)
+    assert verified.certificate.subject == "prop-zhao"
+    # Sealed on the log: held by its sealer, next to the courier; the seal event names the label.
+    state = season.log().package_state(NEW)
+    assert (str(state.status), state.holder, list(state.route)) == (
+        "sealed",
+        "prop-zhao",
+        ["courier-sun", "custodian-zhou"],
+    )
