@@ -147,6 +147,12 @@ def may_propose(p: Principal | None) -> bool:
     return p is not None and Role.PROPOSER in p.roles
 
 
+def may_seal(p: Principal | None) -> bool:
+    """A package sealed from the proposition page (and the exams' policies it needs): the
+    roles a label's sealer must hold, proposers and printers."""
+    return p is not None and bool(p.roles & {Role.PROPOSER, Role.PRINTER})
+
+
 def may_read_papers(p: Principal | None) -> bool:
     """The list of papers: those who see everything all of them, a proposer their own."""
     return p is not None and (p.sees_all or Role.PROPOSER in p.roles)
