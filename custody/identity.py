@@ -497,8 +497,9 @@ def revoke(
     reason: RevocationReason,
     effective_at: datetime,
     now: datetime,
-    note: str = "",
 ) -> Revocation:
+    """Revoke a key (root-signed). Its ``note`` stays empty: a revocation goes to every device
+    (trust bundle, directory), so it carries no person's words (docs/formats.md)."""
     check_key_prefix(key_id)
     trust = load_trust(home)
     matches = [k for k in trust.certificates if k.startswith(key_id)]
@@ -513,7 +514,7 @@ def revoke(
     if full in trust.revocations:
         raise ConflictError(N_("key {full} is already revoked"), full=full[:16])
     root = home.authority_key("root", root_passphrase)
-    rev = Revocation(trust.authority.id, full, effective_at, reason, now, note)
+    rev = Revocation(trust.authority.id, full, effective_at, reason, now)
     envelope = issue_revocation(rev, root.signing)
     _store_trust_rows(home, [RevocationRow(key_id=full, envelope=envelope.to_bytes())])
     return rev

@@ -70,3 +70,18 @@ def entries_of_kind(engine: Engine, kind: str) -> list[tuple[int, bytes]]:
             .order_by(ENTRY.c.idx)
         )
         return [(int(r.idx), bytes(r.envelope)) for r in rows]
+
+
+def envelopes_by_statement(engine: Engine, statement_ids: Iterable[str]) -> dict[str, bytes]:
+    """The envelope of each of these statements that is on the log, by statement id."""
+    wanted = list(dict.fromkeys(statement_ids))
+    out: dict[str, bytes] = {}
+    with _reader(engine) as conn:
+        for start in range(0, len(wanted), CHUNK):
+            rows = conn.execute(
+                select(ENTRY.c.statement_id, ENTRY.c.envelope).where(
+                    ENTRY.c.statement_id.in_(wanted[start : start + CHUNK])
+                )
+            )
+            out.update({str(r.statement_id): bytes(r.envelope) for r in rows})
+    return out
