@@ -45,7 +45,7 @@ from custody.errors import (
     NotFoundError,
     Phrase,
 )
-from custody.events import Event, Kind, parse_event, statement_id
+from custody.events import Event, Kind, parse_event, parse_leaf, statement_id
 from custody.exams import ExamPolicy, exam_policy_body
 from custody.incidents.acts import (
     Act,
@@ -417,8 +417,9 @@ def sealed_texts(
 ) -> list[dict[str, Any]]:
     """What people wrote into an incident, opened with one secrecy officer's X25519 key: each
     public report's text and contact, the sealed text of each person's statement the incident
-    names (a leak report's ``text``, a freeze's or release's ``reason``), the sealed reason of
-    its paper's break-glass openings and backup activations, and each act's note, in order. A
+    names (a leak report's ``text``) and of the officers' freezes, releases and corrections of
+    its package (``reason``), the sealed reason of its paper's break-glass openings and backup
+    activations, and each act's note, in order. A
     box not sealed to this key (sealed before the officer was enrolled) is listed with
     ``opened: false``; a box that opens to something else than the log's SHA-256 raises
     ``FormatError``."""
@@ -435,19 +436,28 @@ def sealed_texts(
         except DecryptionError:
             item["opened"] = False
         out.append(item)
-    named = log_reads.envelopes_by_statement(engine, incident.statements)
-    for sid in incident.statements:
+    # the statements its evidence names (a person's leak report), by their log entries
+    cited = [str(sid) for e in incident.evidence for sid in e.get("statements") or ()]
+    named = log_reads.envelopes_by_statement(engine, cited)
+    for sid in dict.fromkeys(cited):
         if sid in named:
-            out += _statement_texts(sid, named[sid], key_id, secret)
+            out += _statement_texts(sid, parse_leaf(named[sid]).envelope, key_id, secret)
+    if incident.package_id:  # the officers' freezes, releases and corrections of its package
+        for kind in (Kind.FREEZE, Kind.RELEASE, Kind.CORRECTION):
+            for _pid, leaf in log_reads.package_entries(engine, [incident.package_id], kind):
+                env = parse_leaf(leaf).envelope
+                sid = statement_id(env.payload)
+                if sid not in named:
+                    out += _statement_texts(sid, env, key_id, secret)
     if incident.paper:
-        for _idx, raw in log_reads.entries_of_kind(engine, Kind.PAPER_ACT.value):
-            env = parse_envelope(raw)
+        for _idx, leaf in log_reads.entries_of_kind(engine, Kind.PAPER_ACT.value):
+            env = parse_leaf(leaf).envelope
             sid = statement_id(env.payload)
             if sid in named:
                 continue
             body = parse_event(env.payload).body
             if str(body.get("paper", "")).split("@", maxsplit=1)[0] == incident.paper:
-                out += _statement_texts(sid, raw, key_id, secret)
+                out += _statement_texts(sid, env, key_id, secret)
     for sid, raw in envelopes:
         act = parse_act(parse_envelope(raw))
         if act.note_sealed is None:
@@ -474,11 +484,11 @@ def _opened(
 
 
 def _statement_texts(
-    sid: str, raw: bytes, key_id: str, secret: EncryptionKey
+    sid: str, env: Envelope, key_id: str, secret: EncryptionKey
 ) -> list[dict[str, Any]]:
     """The sealed free text of one statement on the log (a person's event, or the people's act
     a ``paper_act`` embeds), opened with a secrecy officer's key; [] when it holds none."""
-    event = parse_event(parse_envelope(raw).payload)
+    event = parse_event(env.payload)
     if event.kind == Kind.PAPER_ACT:
         if not isinstance(event.body.get("act"), dict):
             return []

@@ -73,7 +73,8 @@ def entries_of_kind(engine: Engine, kind: str) -> list[tuple[int, bytes]]:
 
 
 def envelopes_by_statement(engine: Engine, statement_ids: Iterable[str]) -> dict[str, bytes]:
-    """The envelope of each of these statements that is on the log, by statement id."""
+    """The log entry (leaf bytes, ``events.parse_leaf``) of each of these statements that is on
+    the log, by statement id."""
     wanted = list(dict.fromkeys(statement_ids))
     out: dict[str, bytes] = {}
     with _reader(engine) as conn:
