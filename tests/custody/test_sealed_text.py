@@ -124,7 +124,8 @@ def test_the_commands_seal_the_words_and_a_secrecy_officer_opens_them(
     rows = listed["incidents"] if isinstance(listed, dict) else listed
     (leak_incident,) = [i for i in rows if i["kind"] == "leak_report"]
     (key,) = season.home.people_dir().glob("secrecy-chen*")
-    shown = custody_cli(season, "--json", "incident", "show", leak_incident["id"], "--key", str(key))
+    inc = leak_incident["id"]
+    shown = custody_cli(season, "--json", "incident", "show", inc, "--key", str(key))
     assert shown.returncode == 0, shown.stderr
     found = json.loads(shown.stdout)
     texts = {(t["kind"], t["field"]): t for t in found["sealed_texts"]}
