@@ -152,7 +152,7 @@ def examples() -> dict[str, str]:
             "leak_report",
             {},
             {"reporter": c.who("auditor", roles=(Role.AUDITOR,))},
-            {"packages": [pk2], **c.sealed("text", "试题照片在网上出现 a photo of the paper online")},
+            {"packages": [pk2], **c.sealed("text", "试题照片在网上出现 a photo online")},
             ["auditor"],
         ),
     )

@@ -67,7 +67,12 @@ KINDS = {
 }
 PACKAGELESS = {"incident", "leak_report", "paper_act", "exam_policy"}
 # A person's free text, sealed (docs/formats.md, "What is in clear on the log, and why").
-TEXT_FIELDS = {"leak_report": "text", "freeze": "reason", "release": "reason", "correction": "reason"}
+TEXT_FIELDS = {
+    "leak_report": "text",
+    "freeze": "reason",
+    "release": "reason",
+    "correction": "reason",
+}
 PAPER_TEXT_FIELDS = {
     "custody.paper-opening.v1": "reason",
     "custody.paper-backup-activation.v1": "reason",
