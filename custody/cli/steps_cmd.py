@@ -1,6 +1,7 @@
 """`custody dispatch|handover|receive|inspect|patrol|checkin|open|distribute|recover|return|
-destroy|freeze|release|leak-report`: one command per step of a package's life (and a person's
-leak report), built, signed and submitted in one go.
+destroy`: one command per step of a package's life, built, signed and submitted in one go; so
+are a secrecy officer's `custody freeze` and `custody release` and a person's `custody
+leak-report`.
 
 Each command reads the package's latest state from the log, drafts the statement
 (``custody.steps``: previous event, releaser, payload type filled in), shows what is about to
