@@ -86,6 +86,7 @@ class Settings:
     max_image_body: int = 8 * MIB
     max_label_body: int = 16 * 1024
     max_cosignature_body: int = 64 * 1024
+    max_paper_body: int = 64 * MIB  # POST /v1/papers: a paper encrypted in the browser, base64
     min_free_bytes: int = MIN_FREE_BYTES  # /readyz: free disk space under the home, at least
     # -- access (issue 12) --
     session_minutes: int = 15  # a session token's life (never past its key's certificate)

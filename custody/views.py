@@ -31,7 +31,7 @@ from custody.events import Event, Kind, parse_event, parse_leaf
 from custody.home import Home
 from custody.incidents.detect import DetectionKind, Watched, sweep
 from custody.log import CustodyLog
-from custody.paper_service import list_papers, parse_ref
+from custody.paper_service import list_papers, load_state, parse_ref
 from custody.rules import PackageState, Status
 from custody.service import home_policy, open_reader
 from custody.store import log_reads
@@ -334,9 +334,23 @@ class Views:
 
     # -- papers --------------------------------------------------------------------------
 
-    def papers(self, *, exam: str | None = None, offset: int = 0, limit: int = 50) -> Page:
+    def papers(
+        self,
+        *,
+        exam: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        proposer: str | None = None,
+    ) -> Page:
+        """Paper versions, paged; with ``proposer``, only those whose signed proposal (its
+        signature verified again, never a column believed) that person proposed."""
         _page(offset, limit)
         rows = list_papers(self.home, exam)
+        if proposer is not None:
+            trust = self.log.trust
+            rows = [
+                r for r in rows if load_state(self.home, r.ref, trust).proposal.proposer == proposer
+            ]
         chosen = rows[offset : offset + limit]
         return Page(tuple(r.__dict__ for r in chosen), len(rows), offset, limit)
 

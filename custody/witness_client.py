@@ -39,7 +39,7 @@ from sqlalchemy import func, select
 
 from crypto import merkle
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note
-from custody.errors import CustodyError, LogStateError, NotFoundError
+from custody.errors import N_, CustodyError, LogStateError, NotFoundError
 from custody.incidents.model import WatchedLog
 from custody.log import CustodyLog
 from custody.store.guard import RECOVER, SignedHead, SignedHeadFile, open_signed
@@ -313,9 +313,13 @@ def check_witness_copies(
         stored = conn.execute(select(func.max(COSIGNATURE.c.size))).scalar_one()
     if stored is not None and int(stored) > size:
         raise LogStateError(
-            f"the database stores a witness cosignature on size {stored}, but holds only {size} "
-            "entries: the database lost acknowledged entries",
+            N_(
+                "the database stores a witness cosignature on size {stored}, but holds only "
+                "{size} entries: the database lost acknowledged entries"
+            ),
             hint=RECOVER,
+            stored=int(stored),
+            size=size,
         )
     for copy in copies:
         head = copy.head
@@ -325,10 +329,15 @@ def check_witness_copies(
             if head_file is not None:
                 head_file.record(head.note)
             raise LogStateError(
-                f"witness {copy.witness} cosigned this log's checkpoint {head.describe()}, but "
-                f"the database holds only {size} entries: the database lost acknowledged "
-                "entries (or the log key signed a history this database never held)",
+                N_(
+                    "witness {witness} cosigned this log's checkpoint {checkpoint}, but the "
+                    "database holds only {size} entries: the database lost acknowledged "
+                    "entries (or the log key signed a history this database never held)"
+                ),
                 hint=RECOVER,
+                witness=copy.witness,
+                checkpoint=head.describe(),
+                size=size,
             )
         mine = parse_checkpoint(parse_note(log.latest_checkpoint()).text)
         try:
@@ -336,10 +345,14 @@ def check_witness_copies(
             merkle.verify_consistency(head.size, size, head.root, mine.root, proof)
         except CustodyError as e:
             raise LogStateError(
-                f"witness {copy.witness} cosigned this log's checkpoint {head.describe()}, which "
-                f"the database's tree of size {size} does not extend: it holds a different "
-                "history",
+                N_(
+                    "witness {witness} cosigned this log's checkpoint {checkpoint}, which the "
+                    "database's tree of size {size} does not extend: it holds a different history"
+                ),
                 hint=RECOVER,
+                witness=copy.witness,
+                checkpoint=head.describe(),
+                size=size,
             ) from e
 
 
