@@ -19,7 +19,18 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api import access, console_routes, errors, export, incident_routes, read_routes, routes, web
+from api import (
+    access,
+    console_routes,
+    errors,
+    export,
+    incident_routes,
+    paper_routes,
+    read_routes,
+    routes,
+    seal_routes,
+    web,
+)
 from api.backend import Backend, Settings
 from api.guard import Guard, Limiter
 from api.rate_store import RATES_FILE, SharedCounters
@@ -93,6 +104,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(access.router)
     app.include_router(web.router)
+    app.include_router(paper_routes.router)
+    app.include_router(seal_routes.router)
     app.include_router(read_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(console_routes.router)

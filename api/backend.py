@@ -34,9 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func
-from sqlmodel import Session, select
-
 from crypto.note import parse_checkpoint, parse_note
 from custody import identity
 from custody.access_log import AccessLog
@@ -49,7 +46,7 @@ from custody.log import CustodyLog
 from custody.readiness import MIN_FREE_BYTES, Readiness, readiness
 from custody.service import ServiceSecrets, open_reader, open_writer, signed_head_file
 from custody.sessions import Sessions
-from custody.store.tables import CertificateRow, RevocationRow
+from custody.store import identities
 from custody.witness_client import (
     WitnessCopy,
     WitnessOutcome,
@@ -86,6 +83,7 @@ class Settings:
     max_image_body: int = 8 * MIB
     max_label_body: int = 16 * 1024
     max_cosignature_body: int = 64 * 1024
+    max_paper_body: int = 64 * MIB  # POST /v1/papers: a paper encrypted in the browser, base64
     min_free_bytes: int = MIN_FREE_BYTES  # /readyz: free disk space under the home, at least
     # -- access (issue 12) --
     session_minutes: int = 15  # a session token's life (never past its key's certificate)
@@ -264,10 +262,7 @@ class Backend:
         }
 
     def _version(self) -> tuple[int, int]:
-        with Session(self.home.engine) as session:
-            certs = session.exec(select(func.count()).select_from(CertificateRow)).one()
-            revs = session.exec(select(func.count()).select_from(RevocationRow)).one()
-        return int(certs), int(revs)
+        return identities.counts(self.home.engine)
 
     def current_trust(self) -> TrustStore | None:
         """The trust store if the one held is known current without asking the database

@@ -83,7 +83,7 @@ def _where(loc: Iterable[Any]) -> str:
 def describe_validation(exc: RequestValidationError) -> str:
     """One line per broken field; pydantic's ``msg`` never quotes the input value."""
     parts = [f"{_where(err.get('loc', ()))}: {err.get('msg', 'invalid')}" for err in exc.errors()]
-    return "; ".join(parts) or "the request does not match the route's schema"
+    return "; ".join(parts) or "-"
 
 
 async def _custody_error(request: Request, exc: Exception) -> JSONResponse:
@@ -93,7 +93,11 @@ async def _custody_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(InvalidRequestError(describe_validation(exc)), request_language(request))
+    error = InvalidRequestError(
+        N_("the request does not match the route's schema: {problems}"),
+        problems=describe_validation(exc),
+    )
+    return error_response(error, request_language(request))
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -146,6 +146,7 @@ class IncidentOut(BaseModel):
     level_name: str
     ack_deadline: str | None = Field(description="Acknowledge by (UTC); null once handled.")
     detail: str
+    detail_zh: str = Field(description="The detail in Chinese (the same sentence).")
     scope: dict[str, Any] = Field(
         description="packages, papers, exams, positions, backup_paper, backup_packages."
     )

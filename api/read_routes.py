@@ -3,7 +3,8 @@
 Rules:
 - Every route gets its data through ``reader(WHAT)``, the one door of the read side: it names
   what the route reads and asks the access policy (``custody.access``) there: a login for
-  every read; the lists and the papers only for those who see everything; a timeline judged
+  every read; the lists and the papers only for those who see everything (and a proposer's
+  own papers for a proposer); a timeline judged
   by its package's facts, as ``GET /v1/packages/{id}`` is. Every read is on the access log
   (the packages, papers and people it showed) before the answer is built.
 - A route is a coroutine whose database part (read, judge, record) runs in one hop through
@@ -64,7 +65,11 @@ def reader(what: Read) -> Callable[[Request, Principal | None], Awaitable[Reader
 
     async def read(request: Request, p: Viewer) -> Reader:
         service = cast(Backend, request.app.state.backend)
-        allowed = p is not None and (what == "package_timeline" or p.sees_all)
+        allowed = p is not None and (
+            what == "package_timeline"
+            or p.sees_all
+            or (what == "papers" and policy.may_read_papers(p))
+        )
         viewer = policy.require(allowed, p, READS[what])
         if service.current_trust() is None:  # enrolments and revocations made since count
             await run_in_threadpool(service.trust)  # for the marks (a reload: off the loop)
@@ -189,10 +194,12 @@ async def papers(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> dict[str, Any]:
-    """Papers with their status and how many sealed keys are held, paged."""
+    """Papers with their status and how many sealed keys are held, paged. A proposer (who
+    does not see everything) gets the papers they proposed."""
+    mine = None if read.viewer.sees_all else read.viewer.subject
 
     def run() -> dict[str, Any]:
-        page = read.views.papers(exam=exam, offset=offset, limit=limit)
+        page = read.views.papers(exam=exam, offset=offset, limit=limit, proposer=mine)
         read.record("GET /v1/papers", [f"paper:{i['ref']}" for i in page.items])
         return page.as_dict()
 

@@ -1,5 +1,7 @@
-"""The courier's pages, served by the app: the server-side scanning page (/scan) and the
-courier's device (/courier/), a PWA that verifies labels and signs handovers on the phone.
+"""The pages, served by the app: the server-side scanning page (/scan), the courier's device
+(/courier/), a PWA that verifies labels and signs handovers on the phone, the secrecy officer's
+console (/console/) and the proposition centre's page (/proposition/), which encrypts papers in
+the browser.
 
 Rules:
 - No CDN, no build step, no third-party script: the page works on an isolated network.
@@ -26,7 +28,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from custody.errors import NotFoundError
+from custody.errors import N_, NotFoundError
 
 router = APIRouter(include_in_schema=False)
 
@@ -154,7 +156,7 @@ def courier_asset(request: Request, path: str) -> Response:
     """One file of the courier app; 404 for anything not listed."""
     name = _COURIER.get(path)
     if name is None:
-        raise NotFoundError(f"no file {path!r} in the courier app")
+        raise NotFoundError(N_("no file {path} in the courier app"), path=repr(path))
     suffix = name[name.rfind(".") :]
     return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
 
@@ -182,6 +184,38 @@ def console_asset(request: Request, path: str) -> Response:
     """One file of the secrecy officer's console; 404 for anything not listed."""
     name = _CONSOLE.get(path)
     if name is None:
-        raise NotFoundError(f"no file {path!r} in the console")
+        raise NotFoundError(N_("no file {path} in the console"), path=repr(path))
+    suffix = name[name.rfind(".") :]
+    return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
+
+
+# URL path under /proposition/ -> file under api/static/ (its modules import the courier's;
+# libsodium.js and pako's deflate, vendored, are served here only: the courier's first load
+# stays as it was).
+_PROPOSITION = {
+    "": "proposition/index.html",
+    "prop.js": "proposition/prop.js",
+    "seal.js": "proposition/seal.js",
+    "vendor/sodium.js": "vendor/sodium.js",
+    "vendor/zlib.js": "vendor/zlib.js",
+}
+
+
+def proposition_files() -> dict[str, str]:
+    """The proposition centre's page's URL paths (under /proposition/) and their files."""
+    return dict(_PROPOSITION)
+
+
+@router.get("/proposition")
+def proposition_root() -> RedirectResponse:
+    return RedirectResponse("/proposition/", status_code=308)
+
+
+@router.get("/proposition/{path:path}")
+def proposition_asset(request: Request, path: str) -> Response:
+    """One file of the proposition centre's page; 404 for anything not listed."""
+    name = _PROPOSITION.get(path)
+    if name is None:
+        raise NotFoundError(N_("no file {path} in the proposition page"), path=repr(path))
     suffix = name[name.rfind(".") :]
     return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)

@@ -36,6 +36,7 @@ from crypto.encoding import Fields, parse_json_object
 from crypto.files import CAP_SMALL_JSON, read_user_file
 from crypto.note import NoteVerifier, cosign, parse_checkpoint, parse_note
 from custody.errors import (
+    N_,
     CustodyError,
     FormatError,
     LogConsistencyError,
@@ -71,7 +72,9 @@ def load_witness_state(path: Path) -> WitnessState:
     f = Fields(parse_json_object(data, what=str(path)), what=str(path))
     notes = f.obj.get("cosigned")
     if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
-        raise FormatError(f"{path} is not a witness state file (cosigned: a list of notes)")
+        raise FormatError(
+            N_("{path} is not a witness state file (cosigned: a list of notes)"), path=str(path)
+        )
     return WitnessState(
         tuple(WitnessRecord(parse_checkpoint(parse_note(n).text), n) for n in notes)
     )

@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -39,6 +40,51 @@ class Phrase(str):
 
 def _fill(template: str, params: Mapping[str, object]) -> str:
     return template.format_map(params) if params else template
+
+
+@dataclass(frozen=True)
+class Said:
+    """A sentence the service writes for people (an incident's detail, a finding): its
+    template (an ``N_`` message id) and parameters, so that each reader gets it in their own
+    language; ``english`` is what logs and JSON's ``detail`` keep."""
+
+    template: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def english(self) -> str:
+        params = {k: v.english if isinstance(v, Said) else v for k, v in self.params.items()}
+        try:
+            return _fill(self.template, params)
+        except (KeyError, IndexError, ValueError, AttributeError):
+            return self.template
+
+    def __str__(self) -> str:
+        return self.english
+
+    def __format__(self, spec: str) -> str:
+        return format(self.english, spec)
+
+    def render(self, translate: Callable[[str], str]) -> str:
+        """The sentence through ``translate`` (a catalogue's ``gettext``), ``Phrase``
+        parameters translated and ``Said`` or ``CustodyError`` parameters rendered too; a
+        translation that does not fit falls back to English."""
+        params = {
+            k: (
+                translate(v)
+                if isinstance(v, Phrase)
+                else v.render(translate)
+                if isinstance(v, Said)
+                else v.render(translate)[0]
+                if isinstance(v, CustodyError)
+                else v
+            )
+            for k, v in self.params.items()
+        }
+        try:
+            return _fill(translate(self.template), params)
+        except (KeyError, IndexError, ValueError, AttributeError):
+            return self.english
 
 
 class CustodyError(Exception):
@@ -67,6 +113,8 @@ class CustodyError(Exception):
                 if isinstance(v, CustodyError)
                 else translate(v)
                 if isinstance(v, Phrase)
+                else v.render(translate)
+                if isinstance(v, Said)
                 else v
             )
             for k, v in self.params.items()

@@ -258,6 +258,24 @@ def read_header(src: BinaryIO) -> tuple[StreamHeader, bytes, bytes]:
     return unverified, magic + raw_len + body, ss_header
 
 
+def check_framing(data: bytes, expect: StreamHeader) -> None:
+    """What anyone without the key can check of an encrypted paper made elsewhere: the
+    preamble is exactly ``expect``'s (paper, version, classification, chunk size) and the
+    length after the stream header splits into full chunks and one final chunk. The chunks'
+    authentication needs the data key; the decrypting person checks it (``decrypt_into``)."""
+    unverified, preamble, _ss = read_header(io.BytesIO(data))
+    if unverified.json_bytes() != expect.json_bytes():
+        raise FormatError(
+            N_("the encrypted paper's header is not the one the proposal names"),
+            hint=N_("paper id, version, classification and chunk size must be the proposal's"),
+        )
+    rest = len(data) - len(preamble) - SS_HEADER_BYTES
+    if rest < OVERHEAD or (rest - OVERHEAD) % (expect.chunk_size + OVERHEAD) > expect.chunk_size:
+        raise FormatError(
+            N_("the encrypted paper's length does not fit its chunk size"),
+        )
+
+
 def _chunks(src: BinaryIO, key: bytes, expect: StreamHeader, hasher: _Hasher) -> Iterator[bytes]:
     """Yield authenticated plaintext chunks; raise DecryptionError on any fault.
 

@@ -141,6 +141,23 @@ def may_export(p: Principal | None) -> bool:
     return p is not None and Role.AUDITOR in p.roles
 
 
+def may_propose(p: Principal | None) -> bool:
+    """A paper proposed from the proposition page, and the certificates of those it may be
+    sealed to (printers, opening officers, secrecy officers): proposers only."""
+    return p is not None and Role.PROPOSER in p.roles
+
+
+def may_seal(p: Principal | None) -> bool:
+    """A package sealed from the proposition page (and the exams' policies it needs): the
+    roles a label's sealer must hold, proposers and printers."""
+    return p is not None and bool(p.roles & {Role.PROPOSER, Role.PRINTER})
+
+
+def may_read_papers(p: Principal | None) -> bool:
+    """The list of papers: those who see everything all of them, a proposer their own."""
+    return p is not None and (p.sees_all or Role.PROPOSER in p.roles)
+
+
 def may_open_sealed(p: Principal | None) -> bool:
     """What people wrote into an incident (notes, a public report's text and contact) is
     sealed to the secrecy officers' keys; only a secrecy officer's read of it is answered."""
@@ -173,11 +190,13 @@ __all__ = [
     "Read",
     "may_export",
     "may_open_sealed",
+    "may_propose",
     "may_read_access_log",
     "may_read_directory",
     "may_read_entry",
     "may_read_incidents",
     "may_read_package",
+    "may_read_papers",
     "may_read_people",
     "may_read_proofs",
     "require",

@@ -32,7 +32,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import threading
 import time
@@ -40,8 +39,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-from sqlalchemy import Connection, Engine, insert, select, update
 
 from crypto import merkle
 from crypto.encoding import canonical_json, format_time
@@ -52,28 +49,17 @@ from custody.access_records import (
     ACCESS_CHECKPOINT_FILE,
     ACCESS_FILE,
     ACCESS_TYPE,
-    GENESIS,
     AccessEntry,
     access_origin,
-    parse_access_leaf,
     verify_access,
 )
 from custody.access_records import access_root as _root
 from custody.errors import N_, CustodyError, NotFoundError, StorageError, UsageError
-from custody.store.access_tables import (
-    AccessCheckpoint,
-    AccessHead,
-    AccessObject,
-    AccessRecord,
-)
-from custody.store.db import read_options
+from custody.store import access_log as store
+from custody.store.access_log import AccessRow
+from custody.store.handles import Database
 from keys.keyfile import write_new_file
 from keys.model import Authority
-
-HEAD = AccessHead.__table__  # type: ignore[attr-defined]
-RECORDS = AccessRecord.__table__  # type: ignore[attr-defined]
-OBJECTS = AccessObject.__table__  # type: ignore[attr-defined]
-CHECKPOINTS = AccessCheckpoint.__table__  # type: ignore[attr-defined]
 
 # "full": each commit waits for the disk (a record survives a power loss once answered);
 # "lazy": commits are durable against a process crash, flushed to disk by the next full
@@ -83,16 +69,6 @@ QUEUE_INTERVAL = 0.05  # seconds between the queued writer's commits, at most
 QUEUE_BATCH = 256  # records that wake the queued writer at once
 QUEUE_BOUND = 4096  # records queued at most (then ``record`` waits)
 MAX_OBJECTS = 100  # objects named in one record (a list route names its first ones)
-
-# The record's statements, written for the driver's own cursor (``_write``): SQLite's qmark
-# placeholders and psycopg's format ones. The tables are ``custody.store.access_tables``.
-_SQL_QMARK = {
-    "head": "UPDATE access_head SET size = size + ? WHERE id = 1 RETURNING size, last",
-    "record": "INSERT INTO access_record (idx, subject, at, leaf) VALUES (?, ?, ?, ?)",
-    "object": "INSERT INTO access_object (object, idx) VALUES (?, ?)",
-    "last": "UPDATE access_head SET last = ? WHERE id = 1",
-}
-_SQL_FORMAT = {name: text.replace("?", "%s") for name, text in _SQL_QMARK.items()}
 
 
 @dataclass
@@ -126,7 +102,7 @@ class AccessLog:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         authority: Authority,
         log_key: SigningKey | None,
         *,
@@ -146,9 +122,7 @@ class AccessLog:
         self.origin = access_origin(authority)
         self.log_key = log_key
         self.verifier = NoteVerifier(self.origin, authority.log_key)
-        with engine.begin() as conn:
-            if conn.execute(select(HEAD.c.id).where(HEAD.c.id == 1)).first() is None:
-                conn.execute(insert(HEAD).values(id=1, size=0, last=GENESIS))
+        store.ensure_head(engine)
         self._queue: list[_Pending] = []
         self._queued = threading.Condition()
         self._queue_error: CustodyError | None = None
@@ -263,39 +237,18 @@ class AccessLog:
         return mine.index
 
     def _write(self, batch: list[_Pending]) -> None:
-        """Commit ``batch`` as one transaction: four statements through the driver's own
-        cursor (SQLAlchemy's statement building cost four times what SQLite does here, on
-        every read of personal data), inside SQLAlchemy's transaction (``BEGIN IMMEDIATE`` on
-        SQLite, the pool, the flush mode)."""
+        def rows_for(first: int, prev: str) -> tuple[list[AccessRow], str]:
+            rows = []
+            for n, item in enumerate(batch):
+                leaf = item.leaf(prev)
+                rows.append(
+                    AccessRow(first + n, item.principal.subject, item.at, leaf, item.objects)
+                )
+                prev = merkle.leaf_hash(leaf).hex()
+            return rows, prev
+
         try:
-            with self.engine.connect() as conn, self._relaxed(conn), conn.begin():
-                if self.flush == "lazy" and conn.dialect.name == "postgresql":
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                sql = _SQL_QMARK if conn.dialect.paramstyle == "qmark" else _SQL_FORMAT
-                raw = conn.connection.dbapi_connection
-                assert raw is not None
-                cur = raw.cursor()
-                try:
-                    # One statement takes the head's lock, the indexes and the previous link.
-                    cur.execute(sql["head"], (len(batch),))
-                    head = cur.fetchone()
-                    assert head is not None  # the head row is made when the log opens
-                    size, prev = head
-                    first = int(size) - len(batch)
-                    prev = str(prev)
-                    rows: list[tuple[object, ...]] = []
-                    named: list[tuple[object, ...]] = []
-                    for n, item in enumerate(batch):
-                        leaf = item.leaf(prev)
-                        rows.append((first + n, item.principal.subject, format_time(item.at), leaf))
-                        named += [(o, first + n) for o in item.objects]
-                        prev = merkle.leaf_hash(leaf).hex()
-                    cur.executemany(sql["record"], rows)
-                    if named:
-                        cur.executemany(sql["object"], named)
-                    cur.execute(sql["last"], (prev,))
-                finally:
-                    cur.close()
+            first = store.append(self.engine, len(batch), rows_for, lazy=self.flush == "lazy")
         except Exception as e:  # noqa: BLE001 - any database failure: the reads are not answered
             error = StorageError(N_("the read could not be recorded on the access log"))
             error.__cause__ = e
@@ -305,98 +258,50 @@ class AccessLog:
         for n, item in enumerate(batch):
             item.index = first + n
 
-    @contextlib.contextmanager
-    def _relaxed(self, conn: Connection) -> Iterator[None]:
-        """SQLite, ``flush="lazy"``: this connection commits without waiting for the disk
-        (``synchronous=NORMAL`` in WAL mode: durable against a process crash; a power loss may
-        take the last records back, never a checkpointed one, as signing a checkpoint commits
-        with a full flush, which flushes every earlier commit of the WAL too)."""
-        if self.flush != "lazy" or conn.dialect.name != "sqlite":
-            yield
-            return
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        raw.execute("PRAGMA synchronous=NORMAL")
-        try:
-            yield
-        finally:
-            raw.execute("PRAGMA synchronous=FULL")
-
-    def _reader(self) -> Connection:
-        return self.engine.connect().execution_options(**read_options(self.engine))
-
     def size(self) -> int:
         self.drain()
-        with self._reader() as conn:
-            return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+        return store.size(self.engine)
 
     def leaves(self, start: int = 0, end: int | None = None) -> list[bytes]:
-        query = select(RECORDS.c.leaf).where(RECORDS.c.idx >= start).order_by(RECORDS.c.idx)
-        if end is not None:
-            query = query.where(RECORDS.c.idx < end)
         self.drain()
-        with self._reader() as conn:
-            return [bytes(r.leaf) for r in conn.execute(query)]
+        return store.leaves(self.engine, start, end)
 
     def who_read(
         self, *, obj: str | None = None, who: str | None = None, limit: int = 1000
     ) -> list[AccessEntry]:
         """The reads that named ``obj`` (``package:ID``, ``person:ID``...) or were made by
         ``who``, oldest first."""
-        query = select(RECORDS.c.idx, RECORDS.c.leaf).order_by(RECORDS.c.idx).limit(limit)
-        if obj is not None:
-            query = query.where(
-                RECORDS.c.idx.in_(select(OBJECTS.c.idx).where(OBJECTS.c.object == obj))
-            )
-        if who is not None:
-            query = query.where(RECORDS.c.subject == who)
         self.drain()
-        with self._reader() as conn:
-            return [parse_access_leaf(r.idx, bytes(r.leaf)) for r in conn.execute(query)]
+        return store.who_read(self.engine, obj=obj, who=who, limit=limit)
 
     def checkpoint(self, now: datetime) -> str:
         """The signed checkpoint of the access log as it is now (signed once per size)."""
         self.drain()
-        with self.engine.begin() as conn:
-            # Lock the head so no record lands between reading the size and the leaves.
-            conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=HEAD.c.size))
-            size = int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
-            held = conn.execute(
-                select(CHECKPOINTS.c.note).where(CHECKPOINTS.c.size == size)
-            ).scalar_one_or_none()
-            if held is not None:
-                return str(held)
-            if self.log_key is None:
-                raise NotFoundError(
-                    N_(
-                        "the access log has no checkpoint for its {size} records, and"
-                        " this service holds no log key to sign one"
-                    ),
-                    size=size,
-                )
-            rows = conn.execute(select(RECORDS.c.leaf).order_by(RECORDS.c.idx))
-            count, root = _root(bytes(r.leaf) for r in rows)
-            if count != size:  # pragma: no cover - would need an edited table
-                raise StorageError(
-                    N_("the access log holds {count} records, its head says {size}"),
-                    count=count,
-                    size=size,
-                )
-            note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.log_key)
-            conn.execute(
-                insert(CHECKPOINTS).values(
-                    size=size, root=root, note=note, signed_at=format_time(now)
-                )
+        return store.checkpoint(self.engine, now, self._sign)
+
+    def _sign(self, size: int, leaves: Iterator[bytes]) -> tuple[bytes, str]:
+        """The root over ``leaves`` (``size`` of them) and the checkpoint note signed on it."""
+        if self.log_key is None:
+            raise NotFoundError(
+                N_(
+                    "the access log has no checkpoint for its {size} records, and"
+                    " this service holds no log key to sign one"
+                ),
+                size=size,
             )
-            return note
+        count, root = _root(leaves)
+        if count != size:  # pragma: no cover - would need an edited table
+            raise StorageError(
+                N_("the access log holds {count} records, its head says {size}"),
+                count=count,
+                size=size,
+            )
+        note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.log_key)
+        return root, note
 
     def latest_checkpoint(self) -> str | None:
         self.drain()
-        with self._reader() as conn:
-            note = conn.execute(
-                select(CHECKPOINTS.c.note).order_by(CHECKPOINTS.c.size.desc()).limit(1)
-            ).scalar_one_or_none()
-        return None if note is None else str(note)
+        return store.latest_checkpoint(self.engine)
 
     def export(self, out: Path, now: datetime) -> dict[str, str]:
         """Write ``access.jsonl`` and ``access-checkpoint.note`` into ``out``; their SHA-256s.

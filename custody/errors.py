@@ -56,6 +56,7 @@ from crypto.errors import (  # storage faults (issue 13)
     WindowError,
 )
 from crypto.errors import Phrase as Phrase  # noqa: PLC0414 - re-exported: a translated parameter
+from crypto.errors import Said as Said  # noqa: PLC0414 - re-exported: a sentence for people
 
 __all__ = [
     "ChainError",

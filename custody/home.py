@@ -43,7 +43,7 @@ from custody.witnesses import WITNESSES_FILE, WitnessPolicy, witness_policy_from
 from keys.keyfile import KeyPair, read_keyfile, write_new_file
 
 if TYPE_CHECKING:  # reading a home's config never loads the database layer
-    from sqlalchemy import Engine
+    from custody.store.handles import Database
 
 HOME_FORMAT = "custody-home/v1"
 CONFIG_NAME = "custody.json"
@@ -116,7 +116,7 @@ class Home:
         return url.replace("{home}", quote(str(self.path.resolve()), safe="/"))
 
     @cached_property
-    def engine(self) -> Engine:
+    def engine(self) -> Database:
         from custody.store.db import create_schema, make_engine  # noqa: PLC0415 (fast start)
 
         engine = make_engine(self.database_url)

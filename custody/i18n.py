@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from crypto.errors import CustodyError
+    from crypto.errors import CustodyError, Said
 
 DOMAIN = "custody"
 LOCALE_DIR = Path(__file__).with_name("locale")
@@ -70,6 +70,12 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def gettext_for(lang: str) -> Callable[[str], str]:
     """The catalogue lookup of ``lang`` (``zh`` or ``en``)."""
     return _catalogue("en" if lang == "en" else "zh").gettext
+
+
+def said_in(said: Said, lang: str | None = None) -> str:
+    """A sentence the service wrote (an incident's detail, a finding) in ``lang`` (default:
+    the locale's language)."""
+    return said.render(gettext_for(language() if lang is None else lang))
 
 
 def error_text(error: CustodyError, lang: str | None = None) -> tuple[str, str | None]:

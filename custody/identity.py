@@ -13,9 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, select
-
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, parse_json_object
 from crypto.sealing import KdfParams
@@ -26,11 +23,11 @@ from custody.errors import (
     FormatError,
     NotFoundError,
     Phrase,
-    StorageError,
     UsageError,
 )
 from custody.home import Home
-from custody.store.tables import AuthorityRow, CertificateRow, RevocationRow
+from custody.store import identities
+from custody.store.identities import NewCertificate, NewRevocation
 from keys.keyfile import KeyPair, seal_keypair, write_new_file
 from keys.model import (
     CERTIFICATE_TYPE,
@@ -54,20 +51,6 @@ from keys.trust import (
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-def _storage_errors(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """A write the database refuses (full disk, lost connection, an unexpected trigger) is a
-    storage fault: ``StorageError``, its transaction rolled back, never an internal error."""
-
-    @functools.wraps(fn)
-    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return fn(*args, **kwargs)
-        except OperationalError as e:
-            raise StorageError(N_("the database refused the write: {orig}"), orig=e.orig) from e
-
-    return guarded
 
 
 def _taken_back_on_failure(fn: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -188,22 +171,15 @@ def init_authority(
         sealed = seal_keypair(pair, secrets[which], kdf=kdf or KdfParams.fresh())
         write_new_file(home.authority_key_path(which), sealed)
     home.write_config(authority.id, database_url, rehearsal=rehearsal, time_zone=time_zone)
-    envelope = issue_authority(authority, root.signing)
-    with Session(home.engine) as session:
-        session.add(AuthorityRow(id=authority.id, name=name, envelope=envelope.to_bytes()))
-        session.commit()
+    identities.add_authority(home.engine, authority, issue_authority(authority, root.signing))
     return authority
 
 
 def load_trust(home: Home) -> TrustStore:
-    with Session(home.engine) as session:
-        row = session.exec(select(AuthorityRow)).first()
-        if row is None:
-            raise NotFoundError(N_("no authority in the database of {path}"), path=home.path)
-        certs = [parse_envelope(r.envelope) for r in session.exec(select(CertificateRow))]
-        revs = [parse_envelope(r.envelope) for r in session.exec(select(RevocationRow))]
-    pinned = home.config.text("authority_id")
-    return TrustStore.build(parse_envelope(row.envelope), certs, revs, pinned_root_id=pinned)
+    trust = identities.trust(home.engine, pinned_root_id=home.config.text("authority_id"))
+    if trust is None:
+        raise NotFoundError(N_("no authority in the database of {path}"), path=home.path)
+    return trust
 
 
 @dataclass(frozen=True)
@@ -213,7 +189,6 @@ class Imported:
     already: int  # items the home held already
 
 
-@_storage_errors
 def import_signed(home: Home, data: bytes) -> Imported:
     """Store root-signed certificates and revocations issued offline (a trust document, a
     trust bundle's content, or one envelope), after checking every one against this home's
@@ -247,34 +222,29 @@ def import_signed(home: Home, data: bytes) -> Imported:
     held_certs = {e.to_bytes() for e in trust.certificate_envelopes}
     held_revs = {e.to_bytes() for e in trust.revocation_envelopes}
     new_certs = [
-        (verify_certificate(e, trust.authority), e) for e in certs if e.to_bytes() not in held_certs
+        NewCertificate(verify_certificate(e, trust.authority), e)
+        for e in certs
+        if e.to_bytes() not in held_certs
     ]
     new_revs = [
-        (verify_revocation(e, trust.authority), e) for e in revs if e.to_bytes() not in held_revs
+        NewRevocation(verify_revocation(e, trust.authority), e)
+        for e in revs
+        if e.to_bytes() not in held_revs
     ]
-    with Session(home.engine) as session:
-        for cert, env in new_certs:
-            session.add(
-                CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=env.to_bytes())
-            )
-        for rev, env in new_revs:
-            session.add(RevocationRow(key_id=rev.key_id, envelope=env.to_bytes()))
-        try:
-            session.commit()
-        except IntegrityError as e:
-            raise ConflictError(N_("a certificate for one of these keys is already held")) from e
+    if not identities.add_records(home.engine, [*new_certs, *new_revs]):
+        raise ConflictError(N_("a certificate for one of these keys is already held"))
     if new_certs or new_revs:
         home.bump_trust_version()
     return Imported(
-        tuple(c.key_id for c, _ in new_certs),
-        tuple(r.key_id for r, _ in new_revs),
+        tuple(c.certificate.key_id for c in new_certs),
+        tuple(r.revocation.key_id for r in new_revs),
         len(envelopes) - len(new_certs) - len(new_revs),
     )
 
 
 def _store_trust_rows(
     home: Home,
-    rows: list[CertificateRow | RevocationRow],
+    rows: list[NewCertificate | NewRevocation],
     *,
     key_file: tuple[Path, bytes] | None = None,
 ) -> None:
@@ -287,26 +257,20 @@ def _store_trust_rows(
     if key_file is not None:
         write_new_file(*key_file)
     try:
-        with Session(home.engine) as session:
-            try:
-                for row in rows:  # in this order: the database sees the first write first
-                    session.add(row)
-                    session.flush()
-                session.commit()
-            except IntegrityError as e:
-                first = rows[0]
-                done = (
-                    Phrase("certified") if isinstance(first, CertificateRow) else Phrase("revoked")
-                )
-                if len(rows) > 1:  # a rotation: another writer certified or revoked first
-                    raise ConflictError(
-                        N_("key {key_id} or the key it supersedes changed meanwhile"),
-                        hint=N_("list the keys (`custody keys list`) and try again"),
-                        key_id=first.key_id[:16],
-                    ) from e
+        # in this order: the database sees the first write first
+        if not identities.add_records(home.engine, rows):
+            first = rows[0]
+            if isinstance(first, NewCertificate):
+                key_id, done = first.certificate.key_id, Phrase("certified")
+            else:
+                key_id, done = first.revocation.key_id, Phrase("revoked")
+            if len(rows) > 1:  # a rotation: another writer certified or revoked first
                 raise ConflictError(
-                    N_("key {key_id} is already {done}"), key_id=first.key_id[:16], done=done
-                ) from e
+                    N_("key {key_id} or the key it supersedes changed meanwhile"),
+                    hint=N_("list the keys (`custody keys list`) and try again"),
+                    key_id=key_id[:16],
+                )
+            raise ConflictError(N_("key {key_id} is already {done}"), key_id=key_id[:16], done=done)
     except BaseException:
         if key_file is not None:
             key_file[0].unlink(missing_ok=True)
@@ -316,10 +280,10 @@ def _store_trust_rows(
 
 @dataclass(frozen=True)
 class _Certified:
-    """A certificate issued but not yet stored, with its row and the key file to write."""
+    """A certificate issued but not yet stored, with its record and the key file to write."""
 
     certificate: Certificate
-    row: CertificateRow
+    row: NewCertificate
     key_file: tuple[Path, bytes] | None  # (where, sealed bytes); None for device-made keys
 
 
@@ -413,7 +377,7 @@ def _certify(
         scopes=frozenset(scopes),
     )
     envelope = issue_certificate(cert, root.signing)
-    row = CertificateRow(key_id=cert.key_id, subject=cert.subject, envelope=envelope.to_bytes())
+    row = NewCertificate(cert, envelope)
     key_file: tuple[Path, bytes] | None = None
     if pair is not None:
         out = key_out or home.people_dir() / f"{subject}-{cert.key_id[:8]}.key"
@@ -421,10 +385,9 @@ def _certify(
     return _Certified(cert, row, key_file)
 
 
-enroll = _storage_errors(_stored(_certify))
+enroll = _stored(_certify)
 
 
-@_storage_errors
 def rotate(
     home: Home,
     *,
@@ -468,9 +431,7 @@ def rotate(
     root = home.authority_key("root", root_passphrase)
     note = f"superseded by {new.certificate.key_id}"
     rev = Revocation(trust.authority.id, old.key_id, now, RevocationReason.SUPERSEDED, now, note)
-    revocation = RevocationRow(
-        key_id=old.key_id, envelope=issue_revocation(rev, root.signing).to_bytes()
-    )
+    revocation = NewRevocation(rev, issue_revocation(rev, root.signing))
     _store_trust_rows(home, [new.row, revocation], key_file=new.key_file)
     return Enrolment(new.certificate, new.key_file[0] if new.key_file else None)
 
@@ -497,8 +458,9 @@ def revoke(
     reason: RevocationReason,
     effective_at: datetime,
     now: datetime,
-    note: str = "",
 ) -> Revocation:
+    """Revoke a key (root-signed). Its ``note`` stays empty: a revocation goes to every device
+    (trust bundle, directory), so it carries no person's words (docs/formats.md)."""
     check_key_prefix(key_id)
     trust = load_trust(home)
     matches = [k for k in trust.certificates if k.startswith(key_id)]
@@ -513,9 +475,8 @@ def revoke(
     if full in trust.revocations:
         raise ConflictError(N_("key {full} is already revoked"), full=full[:16])
     root = home.authority_key("root", root_passphrase)
-    rev = Revocation(trust.authority.id, full, effective_at, reason, now, note)
-    envelope = issue_revocation(rev, root.signing)
-    _store_trust_rows(home, [RevocationRow(key_id=full, envelope=envelope.to_bytes())])
+    rev = Revocation(trust.authority.id, full, effective_at, reason, now)
+    _store_trust_rows(home, [NewRevocation(rev, issue_revocation(rev, root.signing))])
     return rev
 
 

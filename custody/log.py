@@ -9,20 +9,18 @@ Rules:
 - Re-submitting a statement already in the log returns its original receipt and adds nothing.
 - Every append signs a checkpoint for the new size and stores it in the same transaction; the
   log never signs a second, different checkpoint for a size it already signed.
+- No SQL here: the log's tables are read and written through ``custody/store/log_store.py``
+  (Core on the append path, the same statements as before), which returns domain values.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
-
-from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
 
 from crypto import merkle
 from crypto.dsse import Envelope, SignatureCheck, verify_signatures
@@ -42,7 +40,6 @@ from custody.errors import (
     ConflictError,
     CustodyError,
     FormatError,
-    LogStateError,
     NotFoundError,
     StorageError,
     UsageError,
@@ -56,58 +53,24 @@ from custody.events import (
     parse_leaf,
     statement_id,
 )
-from custody.exams import ExamPolicy, exam_policy_body, exam_policy_from_body
+from custody.exams import ExamPolicy, exam_policy_body
 from custody.parallel import SignaturePool, signature_check
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
-from custody.store.db import read_options
-from custody.store.guard import RECOVER as GUARD_RECOVER
+from custody.store import log_store
 from custody.store.guard import SignedHeadFile, StartReport, check_at_start, check_before_signing
-from custody.store.log_tables import (
-    CheckpointRow,
-    CosignatureRow,
-    ExamPolicyRow,
-    FindingRow,
-    LogEntry,
-    LogHead,
-    PackageEvent,
-    PackageStateRow,
-    TreeNode,
+from custody.store.handles import Database, Transaction
+from custody.store.log_store import (
+    CosignatureAdded,
+    LogStore,
+    NewCosignature,
+    NewEntries,
+    ensure_head,
+    load_exam_policies,
 )
-from custody.store.states import state_from_json, state_to_json
 from custody.witnesses import WitnessPolicy, open_cosignatures, split_cosigned
 from keys.trust import TrustStore
 
 PARALLEL_BATCH = 64
-# Stored nodes by (level, idx), as the driver's own SQL: one fixed statement on PostgreSQL (two
-# array parameters, however many nodes), and on SQLite one OR of primary-key lookups per node
-# count (SQLite answers it from the index; row-value IN makes it scan). With ``_SIZE`` the log's
-# size comes back in the same round trip, as a row of level -1.
-_PG_NODES = (
-    "SELECT t.level, t.idx, t.hash FROM tree_node t "
-    "JOIN unnest(%s::integer[], %s::integer[]) AS w(level, idx) "
-    "ON t.level = w.level AND t.idx = w.idx"
-)
-_SIZE = " UNION ALL SELECT -1, size, NULL FROM log_head WHERE id = 1"
-_SQLITE_NODES: dict[int, str] = {}
-
-
-def _sqlite_nodes_sql(count: int) -> str:
-    sql = _SQLITE_NODES.get(count)
-    if sql is None:
-        where = " OR ".join(["(level = ? AND idx = ?)"] * count)
-        sql = _SQLITE_NODES[count] = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608
-    return sql
-
-
-HEAD = LogHead.__table__  # type: ignore[attr-defined]
-ENTRY = LogEntry.__table__  # type: ignore[attr-defined]
-PKG_EVENT = PackageEvent.__table__  # type: ignore[attr-defined]
-NODE = TreeNode.__table__  # type: ignore[attr-defined]
-CHECKPOINT = CheckpointRow.__table__  # type: ignore[attr-defined]
-STATE = PackageStateRow.__table__  # type: ignore[attr-defined]
-FINDING = FindingRow.__table__  # type: ignore[attr-defined]
-COSIGNATURE = CosignatureRow.__table__  # type: ignore[attr-defined]
-EXAM = ExamPolicyRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -130,26 +93,6 @@ class Receipt:
             "findings": [
                 {"kind": f.kind, "package": f.package_id, "detail": f.detail} for f in self.findings
             ],
-            "duplicate": self.duplicate,
-        }
-
-
-@dataclass(frozen=True)
-class CosignatureAdded:
-    """A witness's cosignature the log now holds (``duplicate``: it held it already)."""
-
-    size: int
-    witness: str
-    line: str
-    cosigned_at: int
-    duplicate: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "witness": self.witness,
-            "cosigned_at": self.cosigned_at,
-            "line": self.line,
             "duplicate": self.duplicate,
         }
 
@@ -207,7 +150,7 @@ class _Batch:
 class AppendView:
     """What an observer sees inside the append transaction (it may write through ``conn``)."""
 
-    conn: Connection
+    conn: Transaction
     now: datetime
     trust: TrustStore
     accepted: tuple[tuple[int, Event, Outcome], ...]
@@ -216,12 +159,12 @@ class AppendView:
 
 
 # The caller's own writes, made in the append's transaction (see ``CustodyLog.submit``).
-Alongside = Callable[[Connection], None]
+Alongside = Callable[[Transaction], None]
 
 
 class LogGate(Protocol):
     def gate(
-        self, conn: Connection, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
+        self, conn: Transaction, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
     ) -> list[tuple[int, Prepared]]:
         """Under the append lock, before the rules: keep what may proceed, reject the rest
         (appending each refusal to ``rejected``), e.g. statements by a blocked key."""
@@ -245,19 +188,12 @@ def prepare(env: Envelope, trust: TrustStore) -> Prepared:
     return Prepared(env, event, sigcheck)
 
 
-def ensure_head(engine: Engine) -> None:
-    with engine.begin() as conn:
-        if conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).first() is None:
-            with contextlib.suppress(IntegrityError):  # another process created it first
-                conn.execute(insert(HEAD).values(id=1, size=0))
-
-
 class CustodyLog:
     """One authority's log over one database (SQLite or PostgreSQL, same code)."""
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Database,
         trust: TrustStore,
         log_key: SigningKey | None,
         observers: Sequence[LogObserver] = (),
@@ -302,12 +238,8 @@ class CustodyLog:
         """The start check (``custody.store.guard.check_at_start``): the newest leaves are
         re-hashed, or with ``full`` every entry and every stored node; ``light`` reads only
         the head, the last checkpoint and the frontier (readiness)."""
-        # One snapshot for every read of the check (other writers append meanwhile): a
-        # repeatable-read transaction on PostgreSQL; SQLite's read transaction already is one.
-        options: dict[str, object] = dict(read_options(self.engine))
-        if self.engine.dialect.name == "postgresql":
-            options["isolation_level"] = "REPEATABLE READ"
-        with self.engine.connect().execution_options(**options) as conn:
+        # One snapshot for every read of the check (other writers append meanwhile).
+        with log_store.snapshot(self.engine) as conn:
             verifier = NoteVerifier(self.origin, self.trust.authority.log_key)
             if full:
                 return check_at_start(conn, verifier, self.origin, head_file, tail=None)
@@ -369,7 +301,7 @@ class CustodyLog:
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
-        self._committed(lambda conn: self._append_locked(conn, prepared, result, now, alongside))
+        self._committed(lambda db: self._append_locked(db, prepared, result, now, alongside))
         self._keep_signed(result)
         return result
 
@@ -377,34 +309,16 @@ class CustodyLog:
         """Run the observers alone under the append lock (a sweep, a person's act on an
         incident): whatever statements they return are appended in that one transaction."""
         result = AppendResult()
-        self._committed(lambda conn: self._append_locked(conn, [], result, now))
+        self._committed(lambda db: self._append_locked(db, [], result, now))
         self._keep_signed(result)
         return result
 
-    def _committed(self, append: Callable[[Connection], _Batch]) -> None:
-        """Run ``append(conn)`` in one transaction; once it is durable, keep the package states
-        it wrote (only if the cache was exactly at the size this append started from)."""
+    def _committed(self, append: Callable[[LogStore], _Batch]) -> None:
+        """Run ``append`` in one transaction (``log_store.appending``: a write the database
+        refuses rolls it all back, as a storage fault); once it is durable, keep the package
+        states it wrote (only if the cache was exactly at the size this append started from)."""
         try:
-            with self.engine.begin() as conn:
-                batch = append(conn)
-        except (OperationalError, IntegrityError) as e:
-            # Appends are serialised and checked first: a write the database still refuses
-            # (full disk, a constraint or trigger the log did not expect) is a storage fault,
-            # and the whole transaction was rolled back.
-            self._forget_states()
-            if isinstance(e, IntegrityError) and any(
-                table in str(e.orig) for table in ("log_entry", "tree_node", "checkpoint")
-            ):  # under the append lock only a damaged head collides with the log's own rows
-                raise LogStateError(
-                    N_(
-                        "the log's tables refuse the append: an entry, node or checkpoint "
-                        "already sits beyond the head row's size (the head row is behind)"
-                    ),
-                    hint=GUARD_RECOVER,
-                ) from e
-            raise StorageError(
-                N_("the log database refused the append: {orig}"), orig=e.orig
-            ) from e
+            batch = log_store.appending(self.engine, append)
         except BaseException:
             self._forget_states()
             raise
@@ -472,7 +386,7 @@ class CustodyLog:
 
     def _append_locked(
         self,
-        conn: Connection,
+        db: LogStore,
         prepared: list[tuple[int, Prepared]],
         result: AppendResult,
         now: datetime,
@@ -480,21 +394,19 @@ class CustodyLog:
     ) -> _Batch:
         if self.log_key is None:
             raise ConflictError(N_("this log was opened read-only (no log key)"))
-        size = conn.execute(
-            select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update()
-        ).scalar_one()
+        size = db.head_size()
         batch = _Batch(size=size, received=format_time(now), now=now)
         with self._states_lock:
             if self._states_at != size:  # another writer appended meanwhile: start afresh
                 self._states.clear()
                 self._states_at = size
-        self._apply(conn, prepared, batch, result)
+        self._apply(db, prepared, batch, result)
         if alongside is not None and batch.accepted and result.rejected:
             # The caller's rows go with every statement or with none: roll the lot back.
             raise result.rejected[0].error
         if self.observers:
             view = AppendView(
-                conn=conn,
+                conn=db.conn,
                 now=now,
                 trust=self.trust,
                 accepted=tuple((idx, p.event, o) for idx, p, o in batch.accepted),
@@ -506,32 +418,26 @@ class CustodyLog:
                 for env in observer.observe(view):
                     extra.append((-1, prepare(env, self.trust)))
             if extra:
-                self._apply(conn, extra, batch, result, system=True)
+                self._apply(db, extra, batch, result, system=True)
         checkpoint_text = ""
         if batch.accepted:
             new_size = size + len(batch.accepted)
             leaves = [merkle.leaf_hash(e["envelope"]) for e in batch.entries]
-            frontier = self._nodes(conn, merkle.frontier_nodes(size))
+            frontier = db.nodes(merkle.frontier_nodes(size))
             nodes = merkle.nodes_for_batch(size, leaves, lambda lvl, i: frontier[(lvl, i)])
-            conn.execute(insert(ENTRY), batch.entries)
-            if batch.links:
-                conn.execute(insert(PKG_EVENT), batch.links)
-            conn.execute(insert(NODE), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes])
-            if batch.findings:
-                conn.execute(insert(FINDING), batch.findings)
-            self._save_states(conn, batch.touched, size, batch.present)
+            db.add_entries(NewEntries(batch.entries, batch.links, nodes, batch.findings))
+            db.save_states(batch.touched, size, batch.present)
             if batch.exam_rows:
-                conn.execute(delete(EXAM).where(EXAM.c.exam_id.in_(list(batch.exam_rows))))
-                conn.execute(insert(EXAM), list(batch.exam_rows.values()))
-            conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=new_size))
+                db.replace_exam_policies(batch.exam_rows)
+            db.set_size(new_size)
             if alongside is not None and any(
                 p.event.id not in batch.system_ids for _, p, _ in batch.accepted
             ):
-                alongside(conn)
+                alongside(db.conn)
             fresh = {(lv, ix): h for lv, ix, h in nodes}
-            root = self._root(conn, new_size, fresh=fresh)
+            root = self._root(db, new_size, fresh=fresh)
             check_before_signing(
-                conn,
+                db.conn,
                 old_size=size,
                 frontier=frontier,
                 fresh=fresh,
@@ -539,10 +445,10 @@ class CustodyLog:
                 root=root,
                 head_file=self.signed_head,
             )
-            checkpoint_text = self._sign_checkpoint(conn, new_size, root, batch.received)
+            checkpoint_text = self._sign_checkpoint(db, new_size, root, batch.received)
             result.signed = checkpoint_text
         elif batch.duplicates:
-            checkpoint_text = self.latest_checkpoint(conn)
+            checkpoint_text = self.latest_checkpoint(db)
         for idx, p, outcome in batch.accepted:
             receipt = Receipt(
                 idx, p.event.id, checkpoint_text, outcome.findings, received=batch.received
@@ -560,7 +466,7 @@ class CustodyLog:
 
     def _apply(
         self,
-        conn: Connection,
+        db: LogStore,
         prepared: list[tuple[int, Prepared]],
         batch: _Batch,
         result: AppendResult,
@@ -569,15 +475,10 @@ class CustodyLog:
     ) -> None:
         if not system:
             for gate in self.gates:
-                prepared = gate.gate(conn, prepared, result.rejected)
-        ids = [p.event.id for _, p in prepared]
-        for row in conn.execute(
-            select(ENTRY.c.statement_id, ENTRY.c.idx, ENTRY.c.received_at).where(
-                ENTRY.c.statement_id.in_(ids)
-            )
-        ):
-            batch.existing[row.statement_id] = row.idx
-            batch.existing_received[row.statement_id] = row.received_at
+                prepared = gate.gate(db.conn, prepared, result.rejected)
+        for sid, idx, received_at in db.entries_of(p.event.id for _, p in prepared):
+            batch.existing[sid] = idx
+            batch.existing_received[sid] = received_at
         wanted = {pid for _, p in prepared for pid in p.event.package_ids} - set(batch.states)
         batch.states.update(dict.fromkeys(wanted))
         with self._states_lock:
@@ -589,23 +490,18 @@ class CustodyLog:
                         batch.present.add(pid)
                         wanted.discard(pid)
         if wanted:
-            for row in conn.execute(
-                select(STATE.c.package_id, STATE.c.state).where(STATE.c.package_id.in_(wanted))
-            ):
-                batch.states[row.package_id] = state_from_json(row.state)
-                batch.present.add(row.package_id)
+            stored = db.states(wanted)
+            batch.states.update(stored)
+            batch.present.update(stored)
         corrected = {p.event.corrects for _, p in prepared if p.event.corrects} - set(
             batch.existing
         )
         if corrected:
-            for row in conn.execute(
-                select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(corrected))
-            ):
-                batch.existing[row.statement_id] = row.idx
+            batch.existing.update(db.indices(corrected))
         if batch.exams is None and any(
             p.event.kind in (Kind.SEAL, Kind.EXAM_POLICY, Kind.PAPER_ACT) for _, p in prepared
         ):
-            batch.exams = load_exam_policies(conn)
+            batch.exams = db.exam_policies()
         for i, p in prepared:
             if p.event.id in batch.existing:
                 batch.duplicates.append((p.event.id, batch.existing[p.event.id]))
@@ -670,148 +566,63 @@ class CustodyLog:
                 for f in outcome.findings
             )
 
-    def _save_states(
-        self, conn: Connection, touched: dict[str, PackageState], size: int, present: set[str]
-    ) -> None:
-        new_rows = [
-            {"package_id": pid, "state": state_to_json(s), "last_idx": size}
-            for pid, s in touched.items()
-            if pid not in present
-        ]
-        if new_rows:
-            conn.execute(insert(STATE), new_rows)
-        changed = [
-            {"pid": pid, "st": state_to_json(s), "li": size}
-            for pid, s in touched.items()
-            if pid in present
-        ]
-        if changed:
-            conn.execute(
-                update(STATE)
-                .where(STATE.c.package_id == bindparam("pid"))
-                .values(state=bindparam("st"), last_idx=bindparam("li")),
-                changed,
-            )
-
-    def _sign_checkpoint(self, conn: Connection, size: int, root: bytes, signed_at: str) -> str:
+    def _sign_checkpoint(self, db: LogStore, size: int, root: bytes, signed_at: str) -> str:
         assert self.log_key is not None
-        signed = conn.execute(
-            select(CHECKPOINT.c.root, CHECKPOINT.c.note).where(CHECKPOINT.c.size == size)
-        ).first()
+        signed = db.signed_at_size(size)
         if signed is not None:
-            if signed.root != root:  # pragma: no cover - would need a corrupted tree table
+            if signed[0] != root:  # pragma: no cover - would need a corrupted tree table
                 raise StorageError(
                     N_("refusing to sign a second, different checkpoint for size {size}"), size=size
                 )
-            return str(signed.note)
+            return signed[1]
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.log_key)
-        conn.execute(
-            insert(CHECKPOINT).values(size=size, root=root, note=note, signed_at=signed_at)
-        )
+        db.add_checkpoint(size, root, note, signed_at)
         return note
 
     # -- reading -------------------------------------------------------------------------
 
-    def _reader(self) -> Connection:
-        return self.engine.connect().execution_options(**read_options(self.engine))
-
     @staticmethod
-    def _nodes(conn: Connection, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        got, _ = CustodyLog._fetch_nodes(conn, list(wanted), with_size=False)
-        return got
-
-    @staticmethod
-    def _fetch_nodes(
-        conn: Connection, wanted: list[tuple[int, int]], *, with_size: bool
-    ) -> tuple[dict[tuple[int, int], bytes], int]:
-        """The stored nodes ``wanted`` (and, ``with_size``, the log's size; else -1), in one
-        statement the driver runs as it is (no per-call SQL compilation)."""
-        if not wanted and not with_size:
-            return {}, -1
-        tail = _SIZE if with_size else ""
-        params: tuple[Any, ...]
-        if conn.dialect.name == "postgresql":
-            sql = _PG_NODES + tail
-            params = ([w[0] for w in wanted], [w[1] for w in wanted])
-        elif wanted:
-            sql = _sqlite_nodes_sql(len(wanted)) + tail
-            params = tuple(x for w in wanted for x in w)
-        else:
-            sql, params = tail.removeprefix(" UNION ALL "), ()
-        got: dict[tuple[int, int], bytes] = {}
-        size = -1
-        for level, idx, node in conn.exec_driver_sql(sql, params):
-            if level == -1:
-                size = int(idx)
-            else:
-                got[(level, idx)] = bytes(node)
-        missing = set(wanted) - set(got)
-        if missing:
-            raise LogStateError(
-                N_(
-                    "the tree table lacks node(s) {nodes}: the head row is ahead of the tree, "
-                    "or nodes were deleted"
-                ),
-                hint=GUARD_RECOVER,
-                nodes=sorted(missing)[:3],
-            )
-        return got, size
-
-    def _root(
-        self, conn: Connection, size: int, fresh: dict[tuple[int, int], bytes] | None = None
-    ) -> bytes:
+    def _root(db: LogStore, size: int, fresh: dict[tuple[int, int], bytes] | None = None) -> bytes:
         needed = merkle.root_nodes(size)
         have = {n: fresh[n] for n in needed if fresh and n in fresh}
-        have.update(self._nodes(conn, [n for n in needed if n not in have]))
+        have.update(db.nodes([n for n in needed if n not in have]))
         return merkle.root_from_nodes(size, have)
 
     def size(self) -> int:
-        with self._reader() as conn:
-            return int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+        with log_store.reading(self.engine) as db:
+            return db.size()
 
-    def latest_checkpoint(self, conn: Connection | None = None) -> str:
-        if conn is None:
-            with self._reader() as c:
-                return self.latest_checkpoint(c)
-        row = conn.execute(
-            select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size.desc()).limit(1)
-        ).first()
-        if row is None:
+    def latest_checkpoint(self, db: LogStore | None = None) -> str:
+        if db is None:
+            with log_store.reading(self.engine) as d:
+                return self.latest_checkpoint(d)
+        note = db.latest_checkpoint()
+        if note is None:
             raise NotFoundError(N_("the log is empty: no checkpoint signed yet"))
-        return str(row.note)
+        return note
 
-    def checkpoint_note(self, size: int, conn: Connection | None = None) -> str:
+    def checkpoint_note(self, size: int, db: LogStore | None = None) -> str:
         """The checkpoint the log signed for ``size`` (``NotFoundError`` if it signed none)."""
-        if conn is None:
-            with self._reader() as c:
-                return self.checkpoint_note(size, c)
-        row = conn.execute(select(CHECKPOINT.c.note).where(CHECKPOINT.c.size == size)).first()
-        if row is None:
+        if db is None:
+            with log_store.reading(self.engine) as d:
+                return self.checkpoint_note(size, d)
+        note = db.checkpoint_note(size)
+        if note is None:
             raise NotFoundError(N_("the log signed no checkpoint of size {size}"), size=size)
-        return str(row.note)
+        return note
 
-    def cosignature_lines(self, size: int, conn: Connection | None = None) -> list[str]:
+    def cosignature_lines(self, size: int) -> list[str]:
         """The witnesses' cosignature lines stored for the checkpoint of ``size``, by name."""
-        if conn is None:
-            with self._reader() as c:
-                return self.cosignature_lines(size, c)
-        rows = conn.execute(
-            select(COSIGNATURE.c.line)
-            .where(COSIGNATURE.c.size == size)
-            .order_by(COSIGNATURE.c.witness, COSIGNATURE.c.key_hash)
-        )
-        return [str(r.line) for r in rows]
+        with log_store.reading(self.engine) as db:
+            return db.cosignature_lines(size)
 
     def cosigned_checkpoint(self, size: int | None = None) -> str:
         """The checkpoint of ``size`` (default: the latest) with the log's signature and every
         stored cosignature line after it (a C2SP note may carry several signatures)."""
-        with self._reader() as conn:
-            if size is None:
-                note = self.latest_checkpoint(conn)
-            else:
-                note = self.checkpoint_note(size, conn)
+        with log_store.reading(self.engine) as db:
+            note = self.latest_checkpoint(db) if size is None else self.checkpoint_note(size, db)
             tree_size = parse_checkpoint(note.split("\n\n", 1)[0] + "\n").size
-            return note + "".join(self.cosignature_lines(tree_size, conn))
+            return note + "".join(db.cosignature_lines(tree_size))
 
     def add_cosignatures(
         self, unverified: str, policy: WitnessPolicy, *, now: datetime, size: int | None = None
@@ -825,91 +636,48 @@ class CustodyLog:
         duplicate and keeps its first line.
         """
         text, lines = split_cosigned(unverified)
-        try:
-            with self.engine.begin() as conn:
-                if text is None:
-                    note = (
-                        self.latest_checkpoint(conn)
-                        if size is None
-                        else self.checkpoint_note(size, conn)
-                    )
-                    checkpoint = parse_checkpoint(note.split("\n\n", 1)[0] + "\n")
-                else:
-                    checkpoint = parse_checkpoint(text)
-                    if checkpoint.origin != self.origin:
-                        raise FormatError(
-                            N_("a checkpoint of log {origin!r}, not of {origin2!r}"),
-                            origin=checkpoint.origin,
-                            origin2=self.origin,
-                        )
-                    if size is not None and size != checkpoint.size:
-                        raise UsageError(
-                            N_("the note is a checkpoint of size {size}, not {size2}"),
-                            size=checkpoint.size,
-                            size2=size,
-                        )
-                    stored = self.checkpoint_note(checkpoint.size, conn)
-                    if not stored.startswith(text + "\n"):
-                        raise ConflictError(
-                            N_(
-                                "the note is not the checkpoint this log signed for size "
-                                "{size}: {who}"
-                            ),
-                            size=checkpoint.size,
-                            who=checkpoint.describe(),
-                        )
-                verified = open_cosignatures(policy, checkpoint, lines)
-                return [self._store_cosignature(conn, checkpoint.size, s, now) for s in verified]
-        except OperationalError as e:
-            raise StorageError(
-                N_("the log database refused the cosignature: {orig}"), orig=e.orig
-            ) from e
 
-    @staticmethod
-    def _store_cosignature(
-        conn: Connection, size: int, sig: NoteSignature, now: datetime
-    ) -> CosignatureAdded:
-        key_hash = sig.key_hash.hex()
-        where = (
-            (COSIGNATURE.c.size == size)
-            & (COSIGNATURE.c.witness == sig.name)
-            & (COSIGNATURE.c.key_hash == key_hash)
-        )
-        held = conn.execute(select(COSIGNATURE.c.line, COSIGNATURE.c.cosigned_at).where(where))
-        row = held.first()
-        if row is not None:
-            return CosignatureAdded(size, sig.name, str(row.line), int(row.cosigned_at), True)
-        added = CosignatureAdded(size, sig.name, sig.line(), cosignature_timestamp(sig), False)
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    insert(COSIGNATURE).values(
-                        size=size,
-                        witness=sig.name,
-                        key_hash=key_hash,
-                        cosigned_at=added.cosigned_at,
-                        line=added.line,
-                        added_at=format_time(now),
-                    )
+        def keep(db: LogStore) -> list[CosignatureAdded]:
+            if text is None:
+                note = (
+                    self.latest_checkpoint(db) if size is None else self.checkpoint_note(size, db)
                 )
-        except IntegrityError:  # another request stored this witness's line first
-            first = conn.execute(
-                select(COSIGNATURE.c.line, COSIGNATURE.c.cosigned_at).where(where)
-            ).one()
-            return CosignatureAdded(size, sig.name, str(first.line), int(first.cosigned_at), True)
-        return added
+                checkpoint = parse_checkpoint(note.split("\n\n", 1)[0] + "\n")
+            else:
+                checkpoint = parse_checkpoint(text)
+                if checkpoint.origin != self.origin:
+                    raise FormatError(
+                        N_("a checkpoint of log {origin!r}, not of {origin2!r}"),
+                        origin=checkpoint.origin,
+                        origin2=self.origin,
+                    )
+                if size is not None and size != checkpoint.size:
+                    raise UsageError(
+                        N_("the note is a checkpoint of size {size}, not {size2}"),
+                        size=checkpoint.size,
+                        size2=size,
+                    )
+                stored = self.checkpoint_note(checkpoint.size, db)
+                if not stored.startswith(text + "\n"):
+                    raise ConflictError(
+                        N_("the note is not the checkpoint this log signed for size {size}: {who}"),
+                        size=checkpoint.size,
+                        who=checkpoint.describe(),
+                    )
+            verified = open_cosignatures(policy, checkpoint, lines)
+            added_at = format_time(now)
+            return [db.add_cosignature(checkpoint.size, _kept(s, added_at)) for s in verified]
+
+        return log_store.keeping_cosignatures(self.engine, keep)
 
     def checkpoints(self) -> list[str]:
-        with self._reader() as conn:
-            return [
-                str(r.note)
-                for r in conn.execute(select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size))
-            ]
+        with log_store.reading(self.engine) as db:
+            return db.checkpoints()
 
     @staticmethod
-    def _within(conn: Connection, size: int) -> None:
+    def _within(db: LogStore, size: int) -> None:
         """A tree size the log has not reached is the caller's mistake, not a storage fault."""
-        current = int(conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+        current = db.size()
         if size > current:
             raise UsageError(
                 N_("tree size {size} is beyond the log's {current} entries"),
@@ -922,11 +690,11 @@ class CustodyLog:
     ) -> dict[tuple[int, int], bytes]:
         """A proof's nodes and the log's size in one round trip; a size the log has not reached
         is the caller's mistake (``UsageError``), not a storage fault."""
-        with self._reader() as conn:
+        with log_store.reading(self.engine) as db:
             try:
-                nodes, current = self._fetch_nodes(conn, wanted, with_size=True)
+                nodes, current = db.nodes_and_size(wanted, with_size=True)
             except StorageError:
-                self._within(conn, size)  # nodes missing because the size is beyond the log
+                self._within(db, size)  # nodes missing because the size is beyond the log
                 raise
         if size > current:
             raise UsageError(
@@ -947,11 +715,11 @@ class CustodyLog:
 
     def leaf(self, index: int) -> bytes:
         """The leaf bytes of one entry, exactly as hashed into the tree."""
-        with self._reader() as conn:
-            row = conn.execute(select(ENTRY.c.envelope).where(ENTRY.c.idx == index)).first()
-        if row is None:
+        with log_store.reading(self.engine) as db:
+            leaf = db.leaf(index)
+        if leaf is None:
             raise NotFoundError(N_("no log entry {index}"), index=index)
-        return bytes(row.envelope)
+        return leaf
 
     def entry(self, index: int) -> Envelope:
         return parse_leaf(self.leaf(index)).envelope
@@ -963,29 +731,22 @@ class CustodyLog:
         end = self.size() if end is None else end
         pos = start
         while pos < end:
-            with self._reader() as conn:
-                rows = conn.execute(
-                    select(ENTRY.c.idx, ENTRY.c.envelope)
-                    .where(ENTRY.c.idx >= pos, ENTRY.c.idx < min(end, pos + batch))
-                    .order_by(ENTRY.c.idx)
-                ).all()
-            for r in rows:
-                yield int(r.idx), bytes(r.envelope)
+            with log_store.reading(self.engine) as db:
+                rows = db.leaves(pos, min(end, pos + batch))
+            yield from rows
             pos += batch
 
     def package_state(self, package_id: str) -> PackageState:
-        with self._reader() as conn:
-            row = conn.execute(
-                select(STATE.c.state).where(STATE.c.package_id == package_id)
-            ).first()
-        if row is None:
+        with log_store.reading(self.engine) as db:
+            state = db.package_state(package_id)
+        if state is None:
             raise NotFoundError(N_("no package {package_id!r} in the log"), package_id=package_id)
-        return state_from_json(row.state)
+        return state
 
     def exam_policy(self, exam_id: str) -> ExamPolicy:
         """The exam's policy in force on the log, or ``NotFoundError`` naming the exam."""
-        with self._reader() as conn:
-            policy = load_exam_policies(conn, [exam_id]).get(exam_id)
+        with log_store.reading(self.engine) as db:
+            policy = db.exam_policies([exam_id]).get(exam_id)
         if policy is None:
             raise NotFoundError(
                 N_("exam {exam_id!r} has no policy on the log"),
@@ -996,47 +757,50 @@ class CustodyLog:
 
     def exam_policies(self) -> dict[str, ExamPolicy]:
         """Every exam's policy in force on the log, by exam id."""
-        with self._reader() as conn:
-            return load_exam_policies(conn)
+        with log_store.reading(self.engine) as db:
+            return db.exam_policies()
 
     def package_history(self, package_id: str) -> list[int]:
-        with self._reader() as conn:
-            return [
-                int(r.idx)
-                for r in conn.execute(
-                    select(PKG_EVENT.c.idx)
-                    .where(PKG_EVENT.c.package_id == package_id)
-                    .order_by(PKG_EVENT.c.idx)
-                )
-            ]
+        with log_store.reading(self.engine) as db:
+            return db.package_history(package_id)
 
     def statement_indices(self, statement_ids: Iterable[str]) -> dict[str, int]:
         """The log index of each of these statements that is on the log (by statement id)."""
         ids = sorted(set(statement_ids))
         if not ids:
             return {}
-        with self._reader() as conn:
-            return {
-                r.statement_id: int(r.idx)
-                for r in conn.execute(
-                    select(ENTRY.c.statement_id, ENTRY.c.idx).where(ENTRY.c.statement_id.in_(ids))
-                )
-            }
+        with log_store.reading(self.engine) as db:
+            return db.indices(ids)
 
     def findings(self) -> list[dict[str, Any]]:
-        with self._reader() as conn:
-            rows = conn.execute(select(FINDING).order_by(FINDING.c.id)).mappings().all()
-        return [dict(r) for r in rows]
+        with log_store.reading(self.engine) as db:
+            return db.findings()
 
 
-def load_exam_policies(
-    conn: Connection, exam_ids: Sequence[str] | None = None
-) -> dict[str, ExamPolicy]:
-    query = select(EXAM.c.exam_id, EXAM.c.body)
-    if exam_ids is not None:
-        query = query.where(EXAM.c.exam_id.in_(list(exam_ids)))
-    return {row.exam_id: exam_policy_from_body(json.loads(row.body)) for row in conn.execute(query)}
+def _kept(sig: NoteSignature, added_at: str) -> NewCosignature:
+    """A verified cosignature as the log keeps it."""
+    return NewCosignature(
+        sig.name, sig.key_hash.hex(), sig.line(), cosignature_timestamp(sig), added_at
+    )
 
 
 def statement_id_of(env: Envelope) -> str:
     return statement_id(env.payload)
+
+
+__all__ = [
+    "Alongside",
+    "AppendResult",
+    "AppendView",
+    "CosignatureAdded",
+    "CustodyLog",
+    "LogGate",
+    "LogObserver",
+    "Prepared",
+    "Receipt",
+    "Rejected",
+    "ensure_head",
+    "load_exam_policies",
+    "prepare",
+    "statement_id_of",
+]

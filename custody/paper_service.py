@@ -38,6 +38,7 @@ from crypto.stream import (
     DEFAULT_CHUNK,
     Progress,
     StreamHeader,
+    check_framing,
     decrypt_into,
     decrypt_to_writer,
     encrypt_stream,
@@ -47,9 +48,11 @@ from custody.errors import (
     N_,
     ChainError,
     ConflictError,
+    DecryptionError,
     FormatError,
     NotFoundError,
     ShredIncompleteError,
+    SignatureError,
     StorageError,
     UsageError,
     WindowError,
@@ -69,8 +72,11 @@ from custody.papers import (
     Slot,
     build_proposal,
     check_people,
+    check_people_of,
+    check_submitted_keys,
     open_log_part,
     open_with_quorum,
+    plan_of,
     release_to_printer,
     sha256_hex,
     sign_proposal,
@@ -167,37 +173,128 @@ def propose(
         verify_proposal(envelope, trust)
         final = blob_path(home, enc.commitment)
         os.replace(tmp, final)
+        _keep(log, plan, proposal, envelope, material.sealed, now)
+    except BaseException:
+        if final is not None:
+            final.unlink(missing_ok=True)
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Proposed(proposal, envelope, final)
 
-        stored = StoredPaper(
-            ref=proposal.ref,
-            paper_id=proposal.paper_id,
-            version=proposal.version,
-            exam=proposal.exam,
-            position=proposal.position,
-            role=proposal.role,
-            backup_of=proposal.backup_of,
-            classification=proposal.classification.slug,
-            status=PaperStatus.ACTIVE,
-            commitment=proposal.commitment,
-            proposed_at=format_time(now),
-            proposal=envelope.to_bytes(),
+
+def _keep(
+    log: WatchedLog,
+    plan: PaperPlan,
+    proposal: Proposal,
+    envelope: Envelope,
+    sealed: dict[tuple[Slot, str], bytes],
+    now: datetime,
+) -> None:
+    """The proposal on the custody log, with its row and sealed keys in the same transaction
+    (the ciphertext file is in place already; its caller removes it if this raises)."""
+    stored = StoredPaper(
+        ref=proposal.ref,
+        paper_id=proposal.paper_id,
+        version=proposal.version,
+        exam=proposal.exam,
+        position=proposal.position,
+        role=proposal.role,
+        backup_of=proposal.backup_of,
+        classification=proposal.classification.slug,
+        status=PaperStatus.ACTIVE,
+        commitment=proposal.commitment,
+        proposed_at=format_time(now),
+        proposal=envelope.to_bytes(),
+    )
+    keys = [SealedKey(slot, subject, blob) for (slot, subject), blob in sealed.items()]
+
+    def keep(repo: PaperRepository) -> None:
+        # In the transaction that appends the proposal to the log: both or neither.
+        _check_versions(repo, plan)
+        repo.add_version(stored, keys)
+
+    log.append_paper_act(
+        envelope,
+        act_kind="proposal",
+        paper=proposal.ref,
+        now=now,
+        alongside=store.alongside(keep, f"paper {proposal.ref}"),
+    )
+
+
+def accept_proposal(
+    home: Home,
+    *,
+    envelope: Envelope,
+    sealed: dict[tuple[Slot, str], bytes],
+    ciphertext: bytes,
+    now: datetime,
+    log: WatchedLog,
+) -> Proposed:
+    """A paper encrypted and signed elsewhere (the proposition page, in the proposer's
+    browser): the service never sees its data key or its plaintext, and checks everything
+    ``propose`` guarantees by construction before it stores a byte: the proposal signed by a
+    proposer in good standing; everyone it names holding their role, unrecused, now (by the
+    service's clock); its recipients exactly their certified X25519 keys and the log's, each
+    sealed blob the one signed; the log's part opening under the log's key to this paper;
+    the ciphertext's commitment, length and framing; the versions. The log then judges the
+    proposal's time against its own clock (within 5 minutes) as for every paper act."""
+    trust = _fresh_trust(home, log)
+    proposal = verify_proposal(envelope, trust)
+    plan = plan_of(proposal)
+    signer = envelope.signatures[0].keyid if len(envelope.signatures) == 1 else ""
+    if len(envelope.signatures) != 1 or trust.certificate(signer).subject != proposal.proposer:
+        raise SignatureError(N_("paper proposal: one signature, the proposer's own"))
+    people = check_people_of(plan, trust, signer, now)
+    log_public = log.escrow.public_raw
+    check_submitted_keys(proposal, people, log_public, sealed)
+    recipient, blob = proposal.recipients[-1], sealed[(Slot.LOG, LOG_SUBJECT)]
+    try:
+        open_log_part(log.escrow, proposal, recipient, blob)
+    except DecryptionError as e:
+        raise DecryptionError(
+            N_("the log's part of the key does not open under the log's key for this paper"),
+            hint=N_("seal it to the key GET /v1/proposition/recipients names"),
+        ) from e
+    if len(ciphertext) != proposal.ciphertext_bytes or sha256_hex(ciphertext) != (
+        proposal.commitment
+    ):
+        raise SignatureError(
+            N_("the encrypted paper is not the one the proposal commits to (length or SHA-256)")
         )
-        keys = [
-            SealedKey(slot, subject, sealed) for (slot, subject), sealed in material.sealed.items()
-        ]
-
-        def keep(repo: PaperRepository) -> None:
-            # In the transaction that appends the proposal to the log: both or neither.
-            _check_versions(repo, plan)
-            repo.add_version(stored, keys)
-
-        log.append_paper_act(
-            envelope,
-            act_kind="proposal",
-            paper=proposal.ref,
-            now=now,
-            alongside=store.alongside(keep, f"paper {proposal.ref}"),
-        )
+    check_framing(
+        ciphertext,
+        StreamHeader(
+            proposal.paper_id, proposal.version, proposal.classification.slug, proposal.chunk_size
+        ),
+    )
+    with store.reading(home.engine) as repo:
+        _check_versions(repo, plan)
+    folder = papers_dir(home)
+    final: Path | None = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".incoming-", suffix=".cpaper")
+    except OSError as e:
+        raise StorageError(
+            N_("cannot write under {folder}: {reason}"), folder=str(folder), reason=e.strerror
+        ) from e
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(ciphertext)
+            fh.flush()
+            os.fsync(fh.fileno())
+        target = blob_path(home, proposal.commitment)
+        if target.exists():  # never replaced, and never removed on this refusal
+            raise ConflictError(
+                N_("an encrypted paper with commitment {commitment} is stored already"),
+                commitment=proposal.commitment,
+            )
+        os.replace(tmp, target)
+        final = target
+        _keep(log, plan, proposal, envelope, sealed, now)
     except BaseException:
         if final is not None:
             final.unlink(missing_ok=True)

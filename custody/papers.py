@@ -67,6 +67,7 @@ from custody.errors import (
     UsageError,
     WindowError,
 )
+from custody.sealed_text import seal_text
 from keys.keyfile import KeyPair
 from keys.model import Certificate, Role
 from keys.statements import SignerRequirement, require, verify_statement
@@ -357,8 +358,15 @@ def check_people(
     plan: PaperPlan, trust: TrustStore, proposer: KeyPair, at: datetime
 ) -> PaperPeople:
     """The proposition rule: everyone named holds the right role and is not recused."""
+    return check_people_of(plan, trust, proposer.signing.key_id, at)
+
+
+def check_people_of(
+    plan: PaperPlan, trust: TrustStore, proposer_key_id: str, at: datetime
+) -> PaperPeople:
+    """``check_people`` for a proposer known by key id (a proposal signed elsewhere)."""
     scope = plan.scope
-    prop = trust.standing_at(proposer.signing.key_id, at)
+    prop = trust.standing_at(proposer_key_id, at)
     if Role.PROPOSER not in prop.roles:
         raise RoleError(N_("{who} is not a proposer"), who=prop.describe())
     if prop.recusals & scope:
@@ -452,6 +460,96 @@ def wrap_keys(
         seal(slot, cert.subject, cert.encryption_key, share.x, share.y, SHARE_TYPE)
     seal(Slot.LOG, LOG_SUBJECT, log_public, 0, log_part, WRAP_TYPE)
     return KeyMaterial(sealed, tuple(recipients))
+
+
+def plan_of(proposal: Proposal) -> PaperPlan:
+    """The plan a signed proposal carries out (officers in the order of their x), checked by
+    ``PaperPlan``'s own rules: a proposal made elsewhere (the proposition page) is judged by
+    the same rules as one made here."""
+    slots = [r.slot for r in proposal.recipients]
+    printers = [r for r in proposal.recipients if r.slot is Slot.PRINTER]
+    standbys = [r for r in proposal.recipients if r.slot is Slot.STANDBY]
+    if len(printers) != 1 or len(standbys) > 1 or slots.count(Slot.LOG) != 1:
+        raise FormatError(
+            N_("paper proposal: exactly one printer, one log part and at most one standby")
+        )
+    officers = sorted(proposal.officers(), key=lambda r: r.x)
+    return PaperPlan(
+        paper_id=proposal.paper_id,
+        version=proposal.version,
+        classification=proposal.classification,
+        exam=proposal.exam,
+        position=proposal.position,
+        role=proposal.role,
+        backup_of=proposal.backup_of,
+        printer=printers[0].subject,
+        officers=tuple(r.subject for r in officers),
+        threshold=proposal.threshold,
+        window_start=proposal.window_start,
+        window_end=proposal.window_end,
+        standby=standbys[0].subject if standbys else None,
+        title=proposal.title,
+    )
+
+
+def expected_recipients(people: PaperPeople, log_public: bytes) -> list[tuple[Slot, str, str, int]]:
+    """(slot, subject, X25519 key id, x) of every sealed blob, in the order ``wrap_keys``
+    writes them: the printer, the officers (x = 1..n), the standby (x = n + 1), the log."""
+    out = [(Slot.PRINTER, people.printer.subject, key_id(X25519, people.printer.encryption_key), 0)]
+    for x, cert in enumerate(people.officers, start=1):
+        out.append((Slot.OFFICER, cert.subject, key_id(X25519, cert.encryption_key), x))
+    if people.standby is not None:
+        out.append(
+            (
+                Slot.STANDBY,
+                people.standby.subject,
+                key_id(X25519, people.standby.encryption_key),
+                len(people.officers) + 1,
+            )
+        )
+    out.append((Slot.LOG, LOG_SUBJECT, key_id(X25519, log_public), 0))
+    return out
+
+
+SEALED_OVERHEAD = 48  # crypto_box_seal: ephemeral public key + Poly1305 tag
+MAX_SEALED = 4096  # a wrapped key or share is a few hundred bytes of canonical JSON
+
+
+def check_submitted_keys(
+    proposal: Proposal,
+    people: PaperPeople,
+    log_public: bytes,
+    sealed: dict[tuple[Slot, str], bytes],
+) -> None:
+    """A proposal made elsewhere: its recipients are exactly the certified X25519 keys of the
+    people it names (and the log's), in order, and each sealed blob is the one it signed. What
+    a blob sealed to a person holds cannot be checked here (that is the point of sealing it);
+    the log's part is checked by its caller, who can open it."""
+    got = [(r.slot, r.subject, r.key_id, r.x) for r in proposal.recipients]
+    want = expected_recipients(people, log_public)
+    if got != want:
+        wrong = next(
+            (f"{g[0].value} {g[1]}" for g, w in zip(got, want, strict=False) if g != w),
+            "the list's length",
+        )
+        raise SignatureError(
+            N_(
+                "paper proposal: its recipients are not the certified keys of the people it "
+                "names, in order (first difference: {wrong})"
+            ),
+            hint=N_("seal to the X25519 keys of the certificates the service lists"),
+            wrong=wrong,
+        )
+    if set(sealed) != {(r.slot, r.subject) for r in proposal.recipients}:
+        raise FormatError(N_("paper proposal: one sealed key for each recipient, and no other"))
+    for r in proposal.recipients:
+        blob = sealed[(r.slot, r.subject)]
+        if not SEALED_OVERHEAD < len(blob) <= MAX_SEALED or sha256_hex(blob) != r.sealed_sha256:
+            raise SignatureError(
+                N_("the sealed {slot} key of {subject} is not the one the proposer signed"),
+                slot=r.slot.value,
+                subject=r.subject,
+            )
 
 
 def build_proposal(
@@ -722,6 +820,14 @@ def act_payload(
     )
 
 
+def _sealed_reason(reason: str, trust: TrustStore, at: datetime) -> dict[str, Any]:
+    """A reason as an act carries it: sealed to the secrecy officers standing at ``at``
+    (``custody.sealed_text``); none standing is a ``ConflictError``, nothing signed."""
+    sealed = seal_text(reason, trust, at, field="reason")
+    assert sealed is not None  # the callers refuse an empty reason first
+    return sealed.as_json()
+
+
 def _sign_act(
     payload_type: str,
     payload: bytes,
@@ -858,7 +964,7 @@ def break_glass(
         at,
         people,
         break_glass=True,
-        reason=reason,
+        reason_sealed=_sealed_reason(reason, trust, at),
         absent=absent,
     )
     env = _sign_act(OPENING_TYPE, payload, holders, trust, reqs, at, p.scope)
@@ -870,8 +976,9 @@ def break_glass(
         position=p.position,
         at=at,
         act_sha256=sha256_hex(env.to_bytes()),
+        # the reason is the people's words: sealed in the act, never copied into the incident
         summary=f"break-glass opening of {p.ref} by {', '.join(sorted(people))} "
-        f"standing in for {', '.join(absent)}: {reason}",
+        f"standing in for {', '.join(absent)}",
     )
     # on the log first (the desk opens the incident in that transaction)
     released = record(env, _release_to(standby[0]))
@@ -952,7 +1059,7 @@ def activate_backup(
         at,
         [holder.certificate.subject],
         backup=b.subject_ref(),
-        reason=reason,
+        reason_sealed=_sealed_reason(reason, trust, at),
     )
     return _sign_act(BACKUP_TYPE, payload, [holder], trust, reqs, at, c.scope)
 

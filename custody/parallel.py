@@ -4,15 +4,18 @@ processes, keeping order. Workers hold public keys only; nothing secret crosses 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from crypto import merkle
 from crypto.dsse import Envelope, Signature, SignatureCheck, parse_envelope, verify_signatures
 from crypto.signing import VerifyKey
 from custody.errors import N_, CustodyError, FormatError, Phrase
 from custody.events import EVENT_TYPE, parse_leaf
+
+if TYPE_CHECKING:  # process pools load multiprocessing: only when workers are asked for
+    from concurrent.futures import Future, ProcessPoolExecutor
 
 CHUNK = 1000
 
@@ -144,6 +147,8 @@ class SignaturePool:
         self._pool: ProcessPoolExecutor | None = None
         if self.workers > 1:
             raw = {kid: k.raw for kid, k in self.keys.items()}
+            from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415 (fast start)
+
             self._pool = ProcessPoolExecutor(
                 self.workers, initializer=_init_worker, initargs=(raw,)
             )

@@ -61,12 +61,14 @@ from custody.errors import (
     Phrase,
     RoleError,
     RouteError,
+    Said,
     SignatureError,
     ThresholdError,
     WindowError,
 )
 from custody.events import Event, Kind
 from custody.exams import ExamPolicy, exam_policy_from_body
+from custody.sealed_text import check_event_text, check_paper_act_text
 from keys.model import Role
 from keys.statements import (
     SignerRequirement,
@@ -130,6 +132,35 @@ class Finding:
     package_id: str
     detail: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+FINDING_WORDS: Mapping[str, str] = {
+    "seal_mismatch": N_(
+        "seal serials seen at {at} differ from the manifest (missing {missing}, unexpected "
+        "{unexpected})"
+    ),
+    "count_mismatch": N_("{recovered} copies recovered of {distributed} distributed"),
+    "late": N_("{at} captured offline at {time} and received {lag} later"),
+}
+
+
+def finding_said(kind: str, evidence: Mapping[str, Any], stored: str = "") -> Said:
+    """A finding's sentence from its kind and evidence, in any language (``Said``); a kind
+    this version does not word, or evidence it cannot fill, keeps the stored English text."""
+    template = FINDING_WORDS.get(kind)
+    if template is None:
+        return Said(stored)
+    params: dict[str, object] = {k: v for k, v in evidence.items() if isinstance(v, str | int)}
+    if kind == "seal_mismatch":
+        expected = [str(s) for s in evidence.get("expected", [])]
+        observed = [str(s) for s in evidence.get("observed", [])]
+        params["missing"] = ", ".join(sorted(set(expected) - set(observed))) or "-"
+        params["unexpected"] = ", ".join(sorted(set(observed) - set(expected))) or "-"
+    try:
+        template.format_map(params)
+    except (KeyError, IndexError, ValueError):
+        return Said(stored)  # evidence written before this version worded the kind
+    return Said(template, params)
 
 
 @dataclass(frozen=True)
@@ -229,9 +260,12 @@ def judge_time(event: Event, received: datetime, rules: ClockRules = DEFAULT_CLO
     if event.kind in rules.offline_kinds and received - event.time <= rules.max_lag:
         return True
     allowed = (
-        f"{_minutes(rules.max_lag)} for offline capture"
+        Said(N_("{lag} for offline capture"), {"lag": _minutes(rules.max_lag)})
         if event.kind in rules.offline_kinds
-        else f"{_minutes(rules.skew)} (a {event.kind} is made online)"
+        else Said(
+            N_("{skew} (a {kind} is made online)"),
+            {"skew": _minutes(rules.skew), "kind": event.kind.value},
+        )
     )
     raise ClockError(
         N_(
@@ -381,14 +415,14 @@ def _seal_finding(event: Event, state: PackageState) -> Finding | None:
     observed = _seals(event.body, what=f"{event.kind} event")
     if set(observed) == set(state.seals) and len(observed) == len(state.seals):
         return None
-    missing = sorted(set(state.seals) - set(observed))
-    unexpected = sorted(set(observed) - set(state.seals))
+    evidence = {
+        "expected": list(state.seals),
+        "observed": list(observed),
+        "event": event.id,
+        "at": event.kind.value,
+    }
     return Finding(
-        "seal_mismatch",
-        state.package_id,
-        f"seal serials seen at {event.kind} differ from the manifest "
-        f"(missing {', '.join(missing) or '-'}, unexpected {', '.join(unexpected) or '-'})",
-        {"expected": list(state.seals), "observed": list(observed), "event": event.id},
+        "seal_mismatch", state.package_id, finding_said("seal_mismatch", evidence).english, evidence
     )
 
 
@@ -648,12 +682,13 @@ def _step(
     if k == Kind.RECOVER:
         copies = _count(event.body, "copies", what=Phrase("recover event"))
         if copies != state.distributed:
+            counted = {"distributed": state.distributed, "recovered": copies, "event": event.id}
             findings.append(
                 Finding(
                     "count_mismatch",
                     state.package_id,
-                    f"{copies} copies recovered of {state.distributed} distributed",
-                    {"distributed": state.distributed, "recovered": copies, "event": event.id},
+                    finding_said("count_mismatch", counted).english,
+                    counted,
                 )
             )
         return {"status": Status.RECOVERED, "recovered": copies}, findings
@@ -709,6 +744,8 @@ def apply_event(
         if event.kind not in PACKAGELESS_KINDS:
             raise FormatError(N_("{kind} event names no package"), kind=event.kind)
         check = check_signers(event, env_check, trust, (), envelope, received)
+        if check is not None:  # a person's words are sealed, never in clear
+            check_event_text(event.kind, event.body, trust, event.time)
         if event.kind == Kind.PAPER_ACT:
             check_paper_act(event, trust, received, exams)
         if event.kind == Kind.EXAM_POLICY:
@@ -729,20 +766,21 @@ def apply_event(
             )
         known.append(state)
     check = check_signers(event, env_check, trust, known, envelope, received)
+    if check is not None:  # a person's words are sealed, never in clear
+        check_event_text(event.kind, event.body, trust, event.time)
     outcome = transition(event, states, check, received)
     if not late:
         return outcome
     lag = received - event.time
-    marks = tuple(
-        Finding(
-            "late",
-            pid,
-            f"{event.kind} captured offline at {format_time(event.time)} and received "
-            f"{_minutes(lag)} later",
-            {"event": event.id, "time": format_time(event.time), "received": format_time(received)},
-        )
-        for pid in event.package_ids
-    )
+    evidence = {
+        "event": event.id,
+        "time": format_time(event.time),
+        "received": format_time(received),
+        "at": event.kind.value,
+        "lag": _minutes(lag),
+    }
+    said = finding_said("late", evidence).english
+    marks = tuple(Finding("late", pid, said, evidence) for pid in event.package_ids)
     return replace(outcome, findings=(*outcome.findings, *marks))
 
 
@@ -829,6 +867,7 @@ def check_paper_act(
         )
     for kid in sorted(sigcheck.signed_by):
         trust.standing_at(kid, at, received=received)
+    check_paper_act_text(f.obj.get("type"), f.obj, trust, at)  # a reason sealed, not in clear
 
 
 def check_purge(event: Event, received: datetime, exams: Mapping[str, ExamPolicy]) -> None:

@@ -17,6 +17,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,10 +30,11 @@ from crypto.note import NoteVerifier, open_checkpoint
 from custody.errors import N_, CustodyError, NotFoundError, Phrase, UsageError
 from custody.events import Event, Kind, parse_event, parse_leaf
 from custody.home import Home
+from custody.i18n import said_in
 from custody.incidents.detect import DetectionKind, Watched, sweep
 from custody.log import CustodyLog
-from custody.paper_service import list_papers, parse_ref
-from custody.rules import PackageState, Status
+from custody.paper_service import list_papers, load_state, parse_ref
+from custody.rules import PackageState, Status, finding_said
 from custody.service import home_policy, open_reader
 from custody.store import log_reads
 from custody.store import papers as paper_store
@@ -41,6 +43,22 @@ from custody.store.states import state_as_dict
 from keys.trust import TrustStore
 
 MAX_PAGE = 500
+
+
+def finding_words(row: Mapping[str, Any]) -> dict[str, str]:
+    """A stored finding as people read it: its kind, its English ``detail`` (as stored) and
+    ``detail_zh``, the same sentence from its evidence in Chinese."""
+    try:
+        evidence = json.loads(row.get("evidence") or "{}")
+    except ValueError:
+        evidence = {}
+    said = finding_said(str(row["kind"]), evidence if isinstance(evidence, dict) else {})
+    detail = str(row["detail"])
+    return {
+        "kind": str(row["kind"]),
+        "detail": detail,
+        "detail_zh": said_in(said, "zh") if said.template else detail,
+    }
 
 
 @dataclass(frozen=True)
@@ -231,7 +249,7 @@ class Views:
         history = self.log.package_history(package_id)
         dest = self._destinations([package_id]).get(package_id)
         findings = [
-            {"index": f["idx"], "kind": f["kind"], "detail": f["detail"]}
+            {"index": f["idx"], **finding_words(f)}
             for f in self.log.findings()
             if f["package_id"] == package_id
         ]
@@ -254,9 +272,7 @@ class Views:
         findings: dict[int, list[dict[str, str]]] = {}
         for f in self.log.findings():
             if f["package_id"] == package_id:
-                findings.setdefault(int(f["idx"]), []).append(
-                    {"kind": str(f["kind"]), "detail": str(f["detail"])}
-                )
+                findings.setdefault(int(f["idx"]), []).append(finding_words(f))
         return [self._entry(i, size, root, findings.get(i, [])) for i in history]
 
     def _signed_head(self) -> tuple[int, bytes]:
@@ -334,9 +350,23 @@ class Views:
 
     # -- papers --------------------------------------------------------------------------
 
-    def papers(self, *, exam: str | None = None, offset: int = 0, limit: int = 50) -> Page:
+    def papers(
+        self,
+        *,
+        exam: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        proposer: str | None = None,
+    ) -> Page:
+        """Paper versions, paged; with ``proposer``, only those whose signed proposal (its
+        signature verified again, never a column believed) that person proposed."""
         _page(offset, limit)
         rows = list_papers(self.home, exam)
+        if proposer is not None:
+            trust = self.log.trust
+            rows = [
+                r for r in rows if load_state(self.home, r.ref, trust).proposal.proposer == proposer
+            ]
         chosen = rows[offset : offset + limit]
         return Page(tuple(r.__dict__ for r in chosen), len(rows), offset, limit)
 

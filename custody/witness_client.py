@@ -35,19 +35,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
-from sqlalchemy import func, select
 
 from crypto import merkle
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note
-from custody.errors import CustodyError, LogStateError, NotFoundError
+from custody.errors import N_, CustodyError, LogStateError, NotFoundError
 from custody.incidents.model import WatchedLog
 from custody.log import CustodyLog
+from custody.store import log_reads
 from custody.store.guard import RECOVER, SignedHead, SignedHeadFile, open_signed
-from custody.store.log_tables import CosignatureRow
 from custody.witness import format_add_checkpoint
 from custody.witnesses import WitnessPolicy, count_cosignatures
-
-COSIGNATURE = CosignatureRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -222,17 +219,9 @@ def published(log: CustodyLog, policy: WitnessPolicy, size: int | None = None) -
 def published_checkpoint(log: CustodyLog, policy: WitnessPolicy) -> str | None:
     """The largest checkpoint whose stored cosignatures meet the witness policy (k of n), with
     them; None while none does."""
-    with log.engine.connect() as conn:
-        rows = conn.execute(
-            select(COSIGNATURE.c.size)
-            .group_by(COSIGNATURE.c.size)
-            .having(func.count() >= policy.quorum)
-            .order_by(COSIGNATURE.c.size.desc())
-            .limit(64)
-        ).all()
-    for row in rows:
+    for size in log_reads.sizes_cosigned_by(log.engine, policy.quorum):
         try:
-            note = log.cosigned_checkpoint(int(row.size))
+            note = log.cosigned_checkpoint(size)
         except NotFoundError:
             continue
         parsed = parse_note(note)
@@ -309,13 +298,16 @@ def check_witness_copies(
     witness cosigned or a cosignature the database stores. A copy ahead of the database is kept
     in ``head_file`` first (forward only), so every writer of this host refuses too."""
     size = log.size()
-    with log.engine.connect() as conn:
-        stored = conn.execute(select(func.max(COSIGNATURE.c.size))).scalar_one()
-    if stored is not None and int(stored) > size:
+    stored = log_reads.largest_cosigned_size(log.engine)
+    if stored is not None and stored > size:
         raise LogStateError(
-            f"the database stores a witness cosignature on size {stored}, but holds only {size} "
-            "entries: the database lost acknowledged entries",
+            N_(
+                "the database stores a witness cosignature on size {stored}, but holds only "
+                "{size} entries: the database lost acknowledged entries"
+            ),
             hint=RECOVER,
+            stored=int(stored),
+            size=size,
         )
     for copy in copies:
         head = copy.head
@@ -325,10 +317,15 @@ def check_witness_copies(
             if head_file is not None:
                 head_file.record(head.note)
             raise LogStateError(
-                f"witness {copy.witness} cosigned this log's checkpoint {head.describe()}, but "
-                f"the database holds only {size} entries: the database lost acknowledged "
-                "entries (or the log key signed a history this database never held)",
+                N_(
+                    "witness {witness} cosigned this log's checkpoint {checkpoint}, but the "
+                    "database holds only {size} entries: the database lost acknowledged "
+                    "entries (or the log key signed a history this database never held)"
+                ),
                 hint=RECOVER,
+                witness=copy.witness,
+                checkpoint=head.describe(),
+                size=size,
             )
         mine = parse_checkpoint(parse_note(log.latest_checkpoint()).text)
         try:
@@ -336,10 +333,14 @@ def check_witness_copies(
             merkle.verify_consistency(head.size, size, head.root, mine.root, proof)
         except CustodyError as e:
             raise LogStateError(
-                f"witness {copy.witness} cosigned this log's checkpoint {head.describe()}, which "
-                f"the database's tree of size {size} does not extend: it holds a different "
-                "history",
+                N_(
+                    "witness {witness} cosigned this log's checkpoint {checkpoint}, which the "
+                    "database's tree of size {size} does not extend: it holds a different history"
+                ),
                 hint=RECOVER,
+                witness=copy.witness,
+                checkpoint=head.describe(),
+                size=size,
             ) from e
 
 

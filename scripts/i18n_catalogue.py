@@ -14,6 +14,7 @@ Run: python scripts/i18n_catalogue.py            (writes custody.po and compiles
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import sys
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from custody.cli import app
+from custody.cli import ENTRIES, load
 
 ROOT = Path(__file__).resolve().parents[1]
 PO = ROOT / "custody" / "locale" / "zh_CN" / "LC_MESSAGES" / "custody.po"
@@ -58,7 +59,13 @@ def extracted() -> Iterator[tuple[str | tuple[str, str], str]]:
             if sub.typer_instance is not None:
                 yield from walk(sub.typer_instance)
 
-    yield from walk(app)
+    for entry in ENTRIES:  # the CLI loads its commands lazily: load each (with its wiring)
+        load(entry)
+        target = getattr(importlib.import_module(entry.module), entry.attribute)
+        if entry.group:
+            yield from walk(target)
+        elif doc := inspect.getdoc(target):
+            yield doc, f"{target.__module__}.{target.__name__}"
 
 
 def wanted() -> Catalog:

@@ -8,35 +8,366 @@ import inspect
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click import core as click_core
 from typer._click import exceptions as click_exceptions
+from typer.core import TyperCommand, TyperGroup
 
 from custody.cli import library_words
 from custody.cli.common import State, parse_cli_time
-from custody.cli.conformance_cmd import conformance
-from custody.cli.demo_cmd import demo
-from custody.cli.exam_cmd import exam_app
-from custody.cli.incident_cmd import incident_app
-from custody.cli.keys_cmd import init, keys_app, trust_app
-from custody.cli.label_cmd import label_app, package_app
-from custody.cli.log_cmd import event_app, export, log_app, verify
-from custody.cli.login_cmd import login
-from custody.cli.outbox_cmd import outbox_app
-from custody.cli.paper_cmd import paper_app
-from custody.cli.serve_cmd import serve, witness_serve
-from custody.cli.statement_cmd import statement_app
-from custody.cli.steps_cmd import register_steps
-from custody.cli.storage_cmd import check as log_check
-from custody.cli.storage_cmd import failover as log_failover
-from custody.cli.view_cmd import register_views
-from custody.cli.witness_cmd import witness_app
-from custody.errors import CustodyError
+from custody.errors import N_, CustodyError
 from custody.i18n import _, error_body, error_text, language
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A command or group of `custody`, loaded only when it runs or prints its own help.
+
+    ``help`` is the English message id (a group's ``help=``, a command's docstring), so the
+    root's ``--help`` lists every command in the user's language without importing the module
+    that defines it; tests/custody/cli/test_start.py checks each entry against its module."""
+
+    name: str
+    module: str
+    attribute: str
+    help: str
+    group: bool = False
+    panel: str | None = None
+
+
+STEPS = N_("Steps of a package")
+ENTRIES: tuple[Entry, ...] = (
+    Entry(
+        "init",
+        "custody.cli.keys_cmd",
+        "init",
+        "Create an exam authority: root, log and system keys, sealed under a passphrase.",
+    ),
+    Entry(
+        "demo",
+        "custody.cli.demo_cmd",
+        "demo",
+        "Play a whole season end to end on the embedded default (SQLite inside --out).",
+    ),
+    Entry(
+        "keys",
+        "custody.cli.keys_cmd",
+        "keys_app",
+        "Enrol people, rotate and revoke their keys.",
+        group=True,
+    ),
+    Entry(
+        "trust",
+        "custody.cli.keys_cmd",
+        "trust_app",
+        "Trust bundles for offline devices.",
+        group=True,
+    ),
+    Entry(
+        "statement",
+        "custody.cli.statement_cmd",
+        "statement_app",
+        "Sign and verify DSSE statements.",
+        group=True,
+    ),
+    Entry(
+        "event",
+        "custody.cli.log_cmd",
+        "event_app",
+        "Submit signed custody events to the log.",
+        group=True,
+    ),
+    Entry(
+        "log",
+        "custody.cli.witness_cmd",
+        "log_app",
+        "The custody log: status, proofs, checkpoints.",
+        group=True,
+    ),
+    Entry(
+        "witness",
+        "custody.cli.witness_cmd",
+        "witness_app",
+        "Witness another log: cosign its checkpoints.",
+        group=True,
+    ),
+    Entry(
+        "export",
+        "custody.cli.log_cmd",
+        "export",
+        "Write a self-contained bundle an auditor verifies offline with `custody verify`.",
+    ),
+    Entry(
+        "verify",
+        "custody.cli.log_cmd",
+        "verify",
+        "Re-check a bundle offline against a pinned authority: signatures, roles, chains, "
+        "rules,\ncounts, closure, the root, and every file the manifest lists.",
+    ),
+    Entry(
+        "serve",
+        "custody.cli.serve_cmd",
+        "serve",
+        "Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home.",
+    ),
+    Entry(
+        "package",
+        "custody.cli.label_cmd",
+        "package_app",
+        "Seal packages (signed manifests).",
+        group=True,
+    ),
+    Entry(
+        "exam",
+        "custody.cli.exam_cmd",
+        "exam_app",
+        "Exam policies: handover witness and retention, published on the log.",
+        group=True,
+    ),
+    Entry(
+        "label",
+        "custody.cli.label_cmd",
+        "label_app",
+        "Render and verify package QR labels.",
+        group=True,
+    ),
+    Entry(
+        "paper",
+        "custody.cli.paper_cmd",
+        "paper_app",
+        "Encrypted question papers: propose, open with a quorum, print, replace, destroy.",
+        group=True,
+    ),
+    Entry(
+        "incident",
+        "custody.cli.incident_cmd",
+        "incident_app",
+        "Incidents: list, acknowledge, contain, resolve, report; sweep and deliver.",
+        group=True,
+    ),
+    Entry(
+        "login",
+        "custody.cli.login_cmd",
+        "login",
+        "Log in to a custody service with your enrolled key (no password): sign its "
+        "challenge,\nget a short-lived session token.",
+    ),
+    Entry(
+        "conformance",
+        "custody.cli.conformance_cmd",
+        "conformance",
+        "Check a custody service against the conformance vectors, case by case.",
+    ),
+    Entry(
+        "dispatch",
+        "custody.cli.steps_cmd",
+        "dispatch",
+        "Send a sealed package on its way: the printer releases it to the first courier.",
+        panel=STEPS,
+    ),
+    Entry(
+        "handover",
+        "custody.cli.steps_cmd",
+        "handover",
+        "Hand a package to the next person on its route; both sign (and the witness, if asked).",
+        panel=STEPS,
+    ),
+    Entry(
+        "receive",
+        "custody.cli.steps_cmd",
+        "receive",
+        "Receive a package into storage: the holder releases it, two custodians receive it.",
+        panel=STEPS,
+    ),
+    Entry(
+        "inspect",
+        "custody.cli.steps_cmd",
+        "inspect",
+        "Inspect a package's seals (custodian, secrecy officer, supervisor, or its courier).",
+        panel=STEPS,
+    ),
+    Entry(
+        "patrol",
+        "custody.cli.steps_cmd",
+        "patrol",
+        "Record a patrol of the room holding a stored package.",
+        panel=STEPS,
+    ),
+    Entry(
+        "checkin",
+        "custody.cli.steps_cmd",
+        "checkin",
+        'The escort\'s "all well" on the road.',
+        panel=STEPS,
+    ),
+    Entry(
+        "open",
+        "custody.cli.steps_cmd",
+        "open_",
+        "Open a stored package inside its window: the chief examiner and the supervisor together.",
+        panel=STEPS,
+    ),
+    Entry(
+        "distribute",
+        "custody.cli.steps_cmd",
+        "distribute",
+        "Hand out an opened package's copies, counted.",
+        panel=STEPS,
+    ),
+    Entry(
+        "recover",
+        "custody.cli.steps_cmd",
+        "recover",
+        "Recover the copies after use, counted (a count unlike the distributed one is a finding).",
+        panel=STEPS,
+    ),
+    Entry(
+        "return",
+        "custody.cli.steps_cmd",
+        "return_",
+        "Return an opened (or recovered) package to a custodian.",
+        panel=STEPS,
+    ),
+    Entry(
+        "destroy",
+        "custody.cli.steps_cmd",
+        "destroy",
+        "Destroy packages (their chains are closed): the officer and a witness sign one\n"
+        "destruction certificate naming them all.",
+        panel=STEPS,
+    ),
+    Entry(
+        "freeze",
+        "custody.cli.steps_cmd",
+        "freeze",
+        "Freeze a package (a secrecy officer): only custody moves to a safe place follow.",
+        panel=STEPS,
+    ),
+    Entry(
+        "release",
+        "custody.cli.steps_cmd",
+        "release",
+        "Release a frozen package (a secrecy officer).",
+        panel=STEPS,
+    ),
+    Entry(
+        "leak-report",
+        "custody.cli.steps_cmd",
+        "leak_report",
+        "Report a leak you saw (any enrolled person): a critical incident opens at once.",
+        panel=STEPS,
+    ),
+)
+
+
+def _wire_log(log_app: typer.Typer) -> None:
+    from custody.cli.storage_cmd import check, failover
+
+    log_app.command("check")(check)
+    log_app.command("failover")(failover)
+
+
+def _wire_witness(witness_app: typer.Typer) -> None:
+    from custody.cli.serve_cmd import witness_serve
+
+    witness_app.command("serve")(witness_serve)
+
+
+def _wire_incident(incident_app: typer.Typer) -> None:
+    from custody.cli.outbox_cmd import outbox_app
+
+    incident_app.add_typer(outbox_app, name="outbox")
+
+
+def _wire_package(package_app: typer.Typer) -> None:
+    from custody.cli.view_cmd import register_package_views
+
+    register_package_views(package_app)
+
+
+def _wire_paper(paper_app: typer.Typer) -> None:
+    from custody.cli.view_cmd import register_paper_views
+
+    register_paper_views(paper_app)
+
+
+# Commands one module adds to a group another module defines, added when the group loads.
+WIRING: dict[str, Callable[[typer.Typer], None]] = {
+    "log": _wire_log,
+    "witness": _wire_witness,
+    "incident": _wire_incident,
+    "package": _wire_package,
+    "paper": _wire_paper,
+}
+
+
+_WIRED: set[str] = set()
+
+
+class LazyRoot(TyperGroup):
+    """The root group: every entry is a light stand-in (its name, help and panel) until it is
+    resolved to run or to print its own help; only then is its module imported and Typer's
+    command built. A run pays for one command, not for all seventy."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for entry in ENTRIES:
+            self.commands[entry.name] = _stand_in(entry)
+
+    def resolve_command(
+        self, ctx: click_core.Context, args: list[str]
+    ) -> tuple[str | None, click_core.Command | None, list[str]]:
+        if args and args[0] in _BY_NAME and getattr(self.commands.get(args[0]), "stand_in", False):
+            self.commands[args[0]] = load(_BY_NAME[args[0]])
+        return super().resolve_command(ctx, args)
+
+    def load_all(self) -> None:
+        """Every entry built for real (for tools that walk the whole tree, such as tests)."""
+        for entry in ENTRIES:
+            self.commands[entry.name] = load(entry)
+
+
+_BY_NAME = {entry.name: entry for entry in ENTRIES}
+
+
+def _stand_in(entry: Entry) -> click_core.Command:
+    panel = None if entry.panel is None else _(entry.panel)
+    command: click_core.Command = (
+        TyperGroup(name=entry.name, help=_(entry.help), rich_help_panel=panel)
+        if entry.group
+        else TyperCommand(name=entry.name, help=_(entry.help), rich_help_panel=panel)
+    )
+    command.stand_in = True  # type: ignore[attr-defined]
+    return command
+
+
+def load(entry: Entry) -> click_core.Command:
+    """The real command (or group) of an entry, built by Typer as ``add_typer`` or
+    ``command`` on the root would build it, with its help in the user's language."""
+    import importlib
+
+    import typer.main
+
+    target = getattr(importlib.import_module(entry.module), entry.attribute)
+    holder = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    if entry.group:
+        if entry.name in WIRING and entry.name not in _WIRED:
+            WIRING[entry.name](target)
+            _WIRED.add(entry.name)  # once per process: main() may run many times
+        holder.add_typer(target, name=entry.name)
+    else:
+        panel = None if entry.panel is None else _(entry.panel)
+        holder.command(entry.name, rich_help_panel=panel)(target)
+    _translate_help(holder)
+    return typer.main.get_group(holder).commands[entry.name]
+
 
 app = typer.Typer(
     name="custody",
@@ -44,6 +375,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=LazyRoot,
 )
 
 
@@ -77,32 +409,6 @@ def _root(
     )
     if now is not None:
         ctx.obj.now()  # refused at once in a home that runs on the real clock
-
-
-app.command("init")(init)
-app.command("demo")(demo)
-app.add_typer(keys_app, name="keys")
-app.add_typer(trust_app, name="trust")
-app.add_typer(statement_app, name="statement")
-app.add_typer(event_app, name="event")
-app.add_typer(log_app, name="log")
-app.add_typer(witness_app, name="witness")
-app.command("export")(export)
-app.command("verify")(verify)
-app.command("serve")(serve)
-app.add_typer(package_app, name="package")
-app.add_typer(exam_app, name="exam")
-app.add_typer(label_app, name="label")
-app.add_typer(paper_app, name="paper")
-app.add_typer(incident_app, name="incident")
-app.command("login")(login)
-app.command("conformance")(conformance)
-register_steps(app)
-register_views(package_app, paper_app)
-log_app.command("check")(log_check)
-log_app.command("failover")(log_failover)
-incident_app.add_typer(outbox_app, name="outbox")
-witness_app.command("serve")(witness_serve)
 
 
 PRIVATE_UMASK = 0o077
@@ -234,7 +540,6 @@ def _translate_help(group: typer.Typer) -> None:
             _translate_help(sub.typer_instance)
 
 
-_translate_help(app)
 library_words.install()
 
 

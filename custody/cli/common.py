@@ -19,12 +19,13 @@ from rich.markup import escape
 from crypto.encoding import format_time, parse_time
 from crypto.files import CAP_ENVELOPE, CAP_PASSPHRASE, read_user_file
 from custody.errors import N_, FormatError, UsageError
-from custody.i18n import _, show_time, time_zone
+from custody.i18n import _, said_in, show_time, time_zone
 
 if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
     from custody.home import Home
     from custody.incidents.model import WatchedLog
     from custody.incidents.outbox import Mailer
+    from custody.rules import Finding
     from custody.service import ServiceSecrets
 
 # Names of environment variables, not secrets.
@@ -235,3 +236,10 @@ def read_input(path: Path, *, what: str = "file", limit: int = CAP_ENVELOPE) -> 
     """Read a file the user named, or '-' for stdin: regular files only, capped by kind,
     anything else refused by name (``crypto.files``)."""
     return read_user_file(path, what=what, limit=limit)
+
+
+def finding_text(finding: Finding) -> str:
+    """A finding's sentence in the reader's language (made again from its evidence)."""
+    from custody.rules import finding_said
+
+    return said_in(finding_said(finding.kind, finding.evidence, finding.detail))

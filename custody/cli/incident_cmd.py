@@ -29,7 +29,7 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import N_, NotFoundError, Phrase, UsageError
-from custody.i18n import _
+from custody.i18n import _, language
 from keys.keyfile import read_keyfile, write_new_file
 
 if TYPE_CHECKING:  # storage, the desk and the reports load only in the commands that use them
@@ -95,7 +95,8 @@ def show(
         typer.Option(
             help=_(
                 "Your key file (secrecy officer): also open what people wrote into the "
-                "incident (notes, a public report's text and contact); the read is recorded "
+                "incident (notes, a public report's text and contact, a leak report's text, "
+                "the reasons of freezes, releases and paper acts); the read is recorded "
                 "on the access log."
             )
         ),
@@ -177,7 +178,7 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
             (_("updated"), st.show_time(incident.updated_at)),
             (_("escalation level"), f"{data['level']} ({data['level_name']})"),
             (_("acknowledge by"), st.show_time(incident.ack_deadline)),
-            (_("what happened"), incident.detail),
+            (_("what happened"), incident.detail_zh if language() == "zh" else incident.detail),
             (_("scope"), _plain(data["scope"])),
             (_("statements"), _plain([s[:16] for s in data["statements"]])),
         )
@@ -228,9 +229,12 @@ def _print_sealed(st: State, texts: list[dict[str, Any]]) -> None:
         if item["source"] == "public_report":
             source, person = _("public report"), item.get("contact") or "-"
             text = item.get("text", "")
-        else:
+        elif item["source"] == "act":
             source, person = str(item["act"]), str(item["person"])
             text = item.get("note", "")
+        else:  # a person's statement, or a paper act: its sealed text or reason
+            source = f"{item['kind']} ({item['field']}, {str(item['statement_id'])[:16]})"
+            person, text = str(item["person"]), item.get("note", "")
         if not item["opened"]:
             text = _("(not sealed to your key)")
         table.add_row(escape(source), escape(person), escape(str(text)))

@@ -18,6 +18,7 @@ from crypto.files import CAP_BUNDLE, CAP_NOTE, CAP_SMALL_JSON, read_optional_fil
 from crypto.note import NoteVerifier, parse_checkpoint, parse_note
 from custody.cli.common import (
     State,
+    finding_text,
     open_writer,
     read_input,
     state,
@@ -99,7 +100,7 @@ def submit(
             for f in r.findings:
                 st.out.print(
                     _("  [yellow]finding[/] {kind}: {detail}").format(
-                        kind=f.kind, detail=escape(f.detail)
+                        kind=f.kind, detail=escape(finding_text(f))
                     )
                 )
         for item in refused:
@@ -389,7 +390,7 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
     if report.findings:
         table = Table(_("index"), _("finding"), _("package"), _("detail"), title=_("findings"))
         for index, f in report.findings[:20]:
-            table.add_row(f"#{index}", f.kind, escape(f.package_id), escape(f.detail))
+            table.add_row(f"#{index}", f.kind, escape(f.package_id), escape(finding_text(f)))
         st.out.print(table)
     if report.problems:
         table = Table(_("index"), _("rule"), _("problem"), title="[red]" + _("problems") + "[/]")

@@ -7,14 +7,14 @@ same data as the API's read routes (``custody.views``), times in UTC.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
 from custody.cli.common import State, state
 from custody.errors import Phrase
-from custody.i18n import _
+from custody.i18n import _, language
 
 if TYPE_CHECKING:
     from custody.views import Views
@@ -161,7 +161,7 @@ def package_show(
     for f in p["findings"]:
         lines.append(
             _("  [yellow]finding[/] #{index} {kind}: {detail}").format(
-                index=f["index"], kind=f["kind"], detail=escape(f["detail"])
+                index=f["index"], kind=f["kind"], detail=escape(_detail(f))
             )
         )
     st.out.print("\n".join(lines))
@@ -197,7 +197,7 @@ def package_timeline(
             + (f" ({escape(s.person)})" if s.name else "")
             for s in e.signers
         )
-        notes = [*(f"⚠ {escape(f['kind'])}: {escape(f['detail'])}" for f in e.findings)]
+        notes = [*(f"⚠ {escape(f['kind'])}: {escape(_detail(f))}" for f in e.findings)]
         notes += [f"✗ {escape(p)}" for p in e.problems]
         table.add_row(
             str(e.index),
@@ -260,9 +260,22 @@ def paper_show(
     st.out.print(table)
 
 
-def register_views(package_app: typer.Typer, paper_app: typer.Typer) -> None:
-    """Add the read commands to `custody package` and `custody paper`."""
+def register_package_views(package_app: typer.Typer) -> None:
+    """Add the read commands to `custody package`."""
     package_app.command("list")(package_list)
     package_app.command("show")(package_show)
     package_app.command("timeline")(package_timeline)
+
+
+def register_paper_views(paper_app: typer.Typer) -> None:
+    """Add the read commands to `custody paper`."""
     paper_app.command("show")(paper_show)
+
+
+def _detail(finding: dict[str, Any]) -> str:
+    """A finding's sentence in the reader's language."""
+    return (
+        str(finding.get("detail_zh") or finding["detail"])
+        if language() == "zh"
+        else str(finding["detail"])
+    )

@@ -52,18 +52,21 @@ from custody.errors import (
     FrozenError,
     KeyBlockedError,
     LogConsistencyError,
+    Phrase,
     RecusedError,
     RevokedError,
     RoleError,
     RouteError,
+    Said,
     SignatureError,
     ThresholdError,
     UnknownSignerError,
     WindowError,
 )
 from custody.events import Event, Kind
+from custody.i18n import said_in
 from custody.incidents.policy import Place, Policy, Severity
-from custody.rules import Outcome, PackageState, Status
+from custody.rules import Outcome, PackageState, Status, finding_said
 from custody.witness import check_checkpoint_consistency
 from keys.trust import TrustStore
 
@@ -163,6 +166,9 @@ class Detection:
     detail: str
     at: datetime
     subject: str
+    # The detail in Chinese (the catalogue's rendering of the same sentence): what officers
+    # read; ``detail`` stays the English of logs and JSON.
+    detail_zh: str = ""
     package_id: str | None = None
     paper: str | None = None
     statements: tuple[str, ...] = ()
@@ -177,6 +183,7 @@ class Detection:
             "kind": self.kind.value,
             "at": format_time(self.at),
             "detail": self.detail,
+            "detail_zh": self.detail_zh or self.detail,
             "statements": list(self.statements),
             "checkpoints": list(self.checkpoints),
             "suspect_keys": list(self.suspect_keys),
@@ -184,9 +191,22 @@ class Detection:
         }
 
 
+# The statuses as words in a sentence (the catalogue gives them in Chinese).
+STATUS_WORDS: Mapping[str, str] = {
+    "sealed": N_("sealed"),
+    "in_transit": N_("in transit"),
+    "stored": N_("stored"),
+    "opened": N_("open"),  # not "opened": that id is an incident's time column
+    "distributed": N_("distributed"),
+    "recovered": N_("recovered after use"),
+    "returned": N_("returned"),
+    "destroyed": N_("destroyed"),
+}
+
+
 def _detection(
     kind: DetectionKind,
-    detail: str,
+    said: Said,
     at: datetime,
     *,
     state: PackageState | None = None,
@@ -196,7 +216,8 @@ def _detection(
     return Detection(
         kind=kind,
         severity=SEVERITY[kind],
-        detail=detail,
+        detail=said.english,
+        detail_zh=said_in(said, "zh"),
         at=at,
         subject=subject or (state.package_id if state is not None else kind.value),
         package_id=state.package_id if state is not None else None,
@@ -278,7 +299,7 @@ class Refusal:
         self,
         kind: DetectionKind,
         *,
-        detail: str | None = None,
+        detail: Said | None = None,
         suspects: tuple[str, ...] = (),
         subject: str | None = None,
         facts: Mapping[str, Any] | None = None,
@@ -287,7 +308,7 @@ class Refusal:
         return [
             _detection(
                 kind,
-                self.error.message if detail is None else detail,
+                Said(self.error.template, self.error.params) if detail is None else detail,
                 self.at,
                 state=self.state,
                 subject=subject,
@@ -309,7 +330,8 @@ def _plain(kind: DetectionKind) -> Rule:
 def _after_destruction(r: Refusal) -> list[Detection]:
     what = r.facts.get("event_kind", "statement")
     return r.detection(
-        DetectionKind.ACT_AFTER_DESTRUCTION, detail=f"a {what} was attempted after destruction"
+        DetectionKind.ACT_AFTER_DESTRUCTION,
+        detail=Said(N_("a {what} was attempted after destruction"), {"what": what}),
     )
 
 
@@ -462,7 +484,12 @@ def detect_accepted(event: Event, outcome: Outcome, at: datetime) -> list[Detect
         state = outcome.states.get(f.package_id)
         out.append(
             _detection(
-                kind, f.detail, at, state=state, statements=(event.id,), facts=dict(f.evidence)
+                kind,
+                finding_said(f.kind, f.evidence, f.detail),
+                at,
+                state=state,
+                statements=(event.id,),
+                facts=dict(f.evidence),
             )
         )
     if event.kind == Kind.PAPER_ACT and event.body.get("act_kind") == "break_glass":
@@ -473,8 +500,13 @@ def detect_accepted(event: Event, outcome: Outcome, at: datetime) -> list[Detect
                 str(event.body.get("paper", "")),
                 at,
                 digest,
-                "a standby share stood in for an absent officer (see the act on the log, "
-                f"statement {event.id[:16]})",
+                Said(
+                    N_(
+                        "a standby share stood in for an absent officer (see the act on the "
+                        "log, statement {statement})"
+                    ),
+                    {"statement": event.id[:16]},
+                ),
             )
         )
     broken = event.body.get("broken_seals")
@@ -483,7 +515,10 @@ def detect_accepted(event: Event, outcome: Outcome, at: datetime) -> list[Detect
             out.append(
                 _detection(
                     DetectionKind.SEAL_BROKEN,
-                    f"seal(s) {', '.join(map(str, broken))} reported broken at {event.kind}",
+                    Said(
+                        N_("seal(s) {seals} reported broken at {at}"),
+                        {"seals": ", ".join(map(str, broken)), "at": event.kind.value},
+                    ),
                     at,
                     state=outcome.states.get(pid),
                     statements=(event.id,),
@@ -500,12 +535,17 @@ def _leak_detection(event: Event, at: datetime) -> Detection:
     packages = [p for p in named if isinstance(p, str)] if isinstance(named, list) else []
     paper = event.body.get("paper") if isinstance(event.body.get("paper"), str) else None
     reporter = event.actors.get("reporter", "")
+    said = Said(
+        N_("leak reported by {reporter} (statement {statement})"),
+        {"reporter": reporter, "statement": event.id[:16]},
+    )
     return Detection(
         kind=DetectionKind.LEAK_REPORT,
         severity=SEVERITY[DetectionKind.LEAK_REPORT],
         # The reporter's own words stay in their signed statement (``event.id``), not copied
         # into the desk's statements: free text may hold personal data (docs/formats.md).
-        detail=f"leak reported by {reporter} (statement {event.id[:16]})",
+        detail=said.english,
+        detail_zh=said_in(said, "zh"),
         at=at,
         subject=packages[0] if packages else (paper or event.id),
         package_id=packages[0] if packages else None,
@@ -543,11 +583,29 @@ def detect_travel(
     reachable = policy.max_speed_kmh * max(hours, 0.0)
     if km <= reachable:
         return None
-    speed = "instantly" if hours <= 0 else f"at {km / hours:.0f} km/h"
+    speed = (
+        Said(N_("instantly"))
+        if hours <= 0
+        else Said(N_("at {speed} km/h"), {"speed": f"{km / hours:.0f}"})
+    )
+    said = Said(
+        N_(
+            "package {package_id} seen at {place} and {then}, {km} km apart, {minutes} min "
+            "later ({speed}; the limit is {limit} km/h)"
+        ),
+        {
+            "package_id": state.package_id,
+            "place": previous[0],
+            "then": event.place,
+            "km": f"{km:.0f}",
+            "minutes": f"{hours * 60:.0f}",
+            "speed": speed,
+            "limit": f"{policy.max_speed_kmh:.0f}",
+        },
+    )
     return _detection(
         DetectionKind.IMPOSSIBLE_TRAVEL,
-        f"package {state.package_id} seen at {previous[0]} and {event.place}, {km:.0f} km apart, "
-        f"{hours * 60:.0f} min later ({speed}; the limit is {policy.max_speed_kmh:.0f} km/h)",
+        said,
         at,
         state=state,
         statements=(previous[2], event.id),
@@ -580,38 +638,68 @@ def sweep(items: Iterable[Watched], now: datetime, policy: Policy) -> list[Detec
         silent = {"holder": s.holder, "last": format_time(s.last_time)}
         limit = policy.dwell.get(s.status)
         if limit is not None and now - w.since > limit:
-            detail = (
-                f"package {s.package_id} has been {s.status.value} since "
-                f"{format_time(w.since)} (limit {limit}); the handover or receipt is overdue"
+            detail = Said(
+                N_(
+                    "package {package_id} has been {status} since {since} (limit {limit}); "
+                    "the handover or receipt is overdue"
+                ),
+                {
+                    "package_id": s.package_id,
+                    "status": Phrase(STATUS_WORDS.get(s.status.value, s.status.value)),
+                    "since": format_time(w.since),
+                    "limit": str(limit),
+                },
             )
             out.append(_swept(DetectionKind.OVERDUE, detail, s, now, dwelling))
         if (
             s.status in {Status.OPENED, Status.DISTRIBUTED}
             and now > s.window_end + policy.recovery_grace
         ):
-            detail = (
-                f"package {s.package_id} is still {s.status.value} after its window closed "
-                f"at {format_time(s.window_end)}; recovery is overdue"
+            detail = Said(
+                N_(
+                    "package {package_id} is still {status} after its window closed at "
+                    "{window_end}; recovery is overdue"
+                ),
+                {
+                    "package_id": s.package_id,
+                    "status": Phrase(STATUS_WORDS.get(s.status.value, s.status.value)),
+                    "window_end": format_time(s.window_end),
+                },
             )
             out.append(_swept(DetectionKind.OVERDUE, detail, s, now, dwelling))
         quiet = now - s.last_time
         if s.status == Status.IN_TRANSIT and quiet > policy.checkin_every:
-            detail = (
-                f"no check-in from escort {s.holder} with package {s.package_id} since "
-                f"{format_time(s.last_time)} (every {policy.checkin_every})"
+            detail = Said(
+                N_(
+                    "no check-in from escort {holder} with package {package_id} since {last} "
+                    "(every {every})"
+                ),
+                {
+                    "holder": s.holder,
+                    "package_id": s.package_id,
+                    "last": format_time(s.last_time),
+                    "every": str(policy.checkin_every),
+                },
             )
             out.append(_swept(DetectionKind.MISSED_CHECKIN, detail, s, now, silent))
         if s.status in {Status.STORED, Status.RETURNED} and quiet > policy.patrol_every:
-            detail = (
-                f"no patrol of the room holding package {s.package_id} since "
-                f"{format_time(s.last_time)} (every {policy.patrol_every})"
+            detail = Said(
+                N_(
+                    "no patrol of the room holding package {package_id} since {last} "
+                    "(every {every})"
+                ),
+                {
+                    "package_id": s.package_id,
+                    "last": format_time(s.last_time),
+                    "every": str(policy.patrol_every),
+                },
             )
             out.append(_swept(DetectionKind.MISSED_PATROL, detail, s, now, silent))
     return out
 
 
 def _swept(
-    kind: DetectionKind, detail: str, s: PackageState, now: datetime, facts: Mapping[str, Any]
+    kind: DetectionKind, detail: Said, s: PackageState, now: datetime, facts: Mapping[str, Any]
 ) -> Detection:
     """A sweep's detection: about the package's state as its last event left it."""
     return _detection(kind, detail, now, state=s, statements=(s.last_event,), facts=dict(facts))
@@ -638,10 +726,12 @@ def detect_fork(
     try:
         check_checkpoint_consistency(old, new, proof)
     except LogConsistencyError as e:
+        said = Said(e.template, e.params)
         return Detection(
             kind=DetectionKind.LOG_FORK,
             severity=SEVERITY[DetectionKind.LOG_FORK],
-            detail=e.message,
+            detail=said.english,
+            detail_zh=said_in(said, "zh"),
             at=at,
             subject=f"log:{authority.log_origin}",
             checkpoints=(old_note, new_note),
@@ -689,13 +779,15 @@ def detect_public_report(
     only their SHA-256 and the sealed boxes (``sealed``: one per secrecy officer, made by the
     desk from ``public_report_plaintext``), never the words or the phone number."""
     digest = hashlib.sha256(plaintext).hexdigest()
+    said = Said(
+        N_("public report {report} (text and contact sealed to {officers} secrecy officer(s))"),
+        {"report": digest[:16], "officers": len(sealed)},
+    )
     return Detection(
         kind=DetectionKind.PUBLIC_REPORT,
         severity=SEVERITY[DetectionKind.PUBLIC_REPORT],
-        detail=(
-            f"public report {digest[:16]} (text and contact sealed to {len(sealed)} "
-            "secrecy officer(s))"
-        ),
+        detail=said.english,
+        detail_zh=said_in(said, "zh"),
         at=at,
         subject=f"report:{digest[:16]}",
         package_id=package_id,
@@ -704,12 +796,19 @@ def detect_public_report(
     )
 
 
-def detect_break_glass(paper_ref: str, at: datetime, act_sha256: str, summary: str) -> Detection:
+def detect_break_glass(
+    paper_ref: str, at: datetime, act_sha256: str, summary: str | Said
+) -> Detection:
     """A paper opened by break-glass (a secrecy officer's standby share stood in)."""
+    said = Said(
+        N_("break-glass opening of {paper}: {summary}"),
+        {"paper": paper_ref, "summary": summary},
+    )
     return Detection(
         kind=DetectionKind.BREAK_GLASS,
         severity=SEVERITY[DetectionKind.BREAK_GLASS],
-        detail=f"break-glass opening of {paper_ref}: {summary}",
+        detail=said.english,
+        detail_zh=said_in(said, "zh"),
         at=at,
         subject=f"paper:{paper_ref}:{act_sha256[:16]}",
         paper=paper_ref.split("@", maxsplit=1)[0],

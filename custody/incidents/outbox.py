@@ -172,7 +172,8 @@ def email_text(note: Mapping[str, Any], zone: str = DEFAULT_TIME_ZONE) -> str:
         f"事件 Incident {note['incident']}: {_named(note['kind'], KIND_NAMES)}"
         f"（{_named(note['severity'], SEVERITY_NAMES)}），{note['action']}",
         f"上报级别 Level: {note['level_title']}; 确认期限 acknowledge by: {due}",
-        f"详情 Detail: {note['detail']}",
+        f"详情：{note.get('detail_zh') or note['detail']}",
+        f"Detail: {note['detail']}",
         f"涉及的包裹 Packages in scope: {packages}",
         f"冻结的包裹 Frozen: {frozen}",
         "",

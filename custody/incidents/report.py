@@ -87,9 +87,14 @@ def _summary(kind: Kind, body: dict[str, Any]) -> str:
     if kind == Kind.INCIDENT:
         return f"incident {body.get('incident')} {body.get('action')} ({body.get('severity')})"
     parts = []
-    for key in ("seals", "copies", "broken_seals", "reason", "paper", "method", "text"):
+    # ``reason`` in clear is the system's (a detection's code): the rules refuse a person's.
+    for key in ("seals", "copies", "broken_seals", "reason", "paper", "method"):
         if key in body:
             parts.append(f"{key}: {_plain(body[key])}")
+    for key in ("reason_sealed", "text_sealed"):  # a person's words: named, never copied
+        sealed = body.get(key)
+        if isinstance(sealed, dict):
+            parts.append(f"{key[: -len('_sealed')]}: sealed {str(sealed.get('sha256'))[:16]}")
     return "; ".join(parts)
 
 
@@ -161,7 +166,8 @@ def build_report(log: CustodyLog, incident_id: str) -> IncidentReport:
                         e["at"],
                         e.get("facts", {}).get("event_kind", "refused"),
                         {},
-                        f"REFUSED ({e.get('facts', {}).get('refusal', e['kind'])}): {e['detail']}",
+                        f"拒绝 REFUSED ({e.get('facts', {}).get('refusal', e['kind'])}): "
+                        f"{e.get('detail_zh') or e['detail']}",
                         sid,
                     )
                 )
@@ -213,7 +219,8 @@ def _lines(report: IncidentReport, zone: str) -> list[tuple[str, str]]:
         ("p", f"发现时间 Opened: {show_time(i.opened_at, zone)}"),
         ("p", f"更新时间 Updated: {show_time(i.updated_at, zone)}"),
         ("p", f"对象 Subject: {i.subject}"),
-        ("p", f"详情 Detail: {i.detail}"),
+        ("p", f"详情：{i.detail_zh}"),
+        ("p", f"Detail: {i.detail}"),
         ("h", "范围 Scope"),
         ("p", f"包裹 Packages: {_listed(s.get('packages', []))}"),
         ("p", f"试卷 Papers: {_listed(s.get('papers', []))}"),
@@ -262,7 +269,8 @@ def _lines(report: IncidentReport, zone: str) -> list[tuple[str, str]]:
         out.append(("p", "尚无 none yet"))
     out.append(("h", "证据 Evidence"))
     for e in i.evidence:
-        out.append(("p", f"{_when(e['at'], zone)} {_named(e['kind'], KIND_NAMES)}: {e['detail']}"))
+        words = e.get("detail_zh") or e["detail"]
+        out.append(("p", f"{_when(e['at'], zone)} {_named(e['kind'], KIND_NAMES)}: {words}"))
     if not i.evidence:
         out.append(("p", "-"))
     return out

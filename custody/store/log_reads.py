@@ -1,4 +1,5 @@
-"""Read-only queries over the custody log's tables for the read side (``custody/views.py``).
+"""Read-only queries over the custody log's tables for the read side (``custody/views.py``)
+and the witness client (``custody/witness_client.py``).
 
 Rules:
 - Reads only, each on a read-only connection of its own (``store/db.py``'s ``read_options``:
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlmodel import SQLModel
 
 from custody.rules import PackageState
@@ -23,6 +24,7 @@ from custody.store.states import state_from_json
 ENTRY: Table = SQLModel.metadata.tables["log_entry"]
 PKG_EVENT: Table = SQLModel.metadata.tables["package_event"]
 STATE: Table = SQLModel.metadata.tables["package_state"]
+COSIGNATURE: Table = SQLModel.metadata.tables["cosignature"]
 
 CHUNK = 500  # package ids per IN (...) list
 
@@ -65,8 +67,43 @@ def entries_of_kind(engine: Engine, kind: str) -> list[tuple[int, bytes]]:
     """(log index, envelope) of every entry of ``kind``, in log order."""
     with _reader(engine) as conn:
         rows = conn.execute(
-            select(ENTRY.c.idx, ENTRY.c.envelope)
-            .where(ENTRY.c.kind == kind)
-            .order_by(ENTRY.c.idx)
+            select(ENTRY.c.idx, ENTRY.c.envelope).where(ENTRY.c.kind == kind).order_by(ENTRY.c.idx)
         )
         return [(int(r.idx), bytes(r.envelope)) for r in rows]
+
+
+def sizes_cosigned_by(engine: Engine, quorum: int, limit: int = 64) -> list[int]:
+    """The largest checkpoint sizes (at most ``limit``, largest first) holding at least
+    ``quorum`` stored cosignatures (whoever uses them verifies the cosignatures)."""
+    with _reader(engine) as conn:
+        rows = conn.execute(
+            select(COSIGNATURE.c.size)
+            .group_by(COSIGNATURE.c.size)
+            .having(func.count() >= quorum)
+            .order_by(COSIGNATURE.c.size.desc())
+            .limit(limit)
+        )
+        return [int(r.size) for r in rows]
+
+
+def largest_cosigned_size(engine: Engine) -> int | None:
+    """The largest checkpoint size any stored cosignature is on (``None``: none stored)."""
+    with _reader(engine) as conn:
+        stored = conn.execute(select(func.max(COSIGNATURE.c.size))).scalar_one()
+    return None if stored is None else int(stored)
+
+
+def envelopes_by_statement(engine: Engine, statement_ids: Iterable[str]) -> dict[str, bytes]:
+    """The log entry (leaf bytes, ``events.parse_leaf``) of each of these statements that is on
+    the log, by statement id."""
+    wanted = list(dict.fromkeys(statement_ids))
+    out: dict[str, bytes] = {}
+    with _reader(engine) as conn:
+        for start in range(0, len(wanted), CHUNK):
+            rows = conn.execute(
+                select(ENTRY.c.statement_id, ENTRY.c.envelope).where(
+                    ENTRY.c.statement_id.in_(wanted[start : start + CHUNK])
+                )
+            )
+            out.update({str(r.statement_id): bytes(r.envelope) for r in rows})
+    return out

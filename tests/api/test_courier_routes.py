@@ -11,7 +11,7 @@ from importlib import resources
 
 import pytest
 
-from api.web import accepts_gzip, console_files, courier_files
+from api.web import accepts_gzip, console_files, courier_files, proposition_files
 from custody.demo import Season
 from tests.api.helpers import client
 
@@ -46,13 +46,14 @@ def test_anything_not_listed_is_not_found(season: Season, path: str) -> None:
 
 def test_vendored_builds_match_their_recorded_hashes() -> None:
     sums = (STATIC / "vendor" / "SHA256SUMS").read_text().splitlines()
-    assert len(sums) == 4
+    assert len(sums) == 6  # crypto.js, zxing.js, qr.js, zxing_reader.wasm, sodium.js, zlib.js
     for line in sums:
         digest, path = line.split()
         name = path.rsplit("/", 1)[-1]
         assert hashlib.sha256((STATIC / "vendor" / name).read_bytes()).hexdigest() == digest
     licences = (STATIC / "vendor" / "LICENSES.txt").read_text()
-    for package in ("hash-wasm", "@noble/ciphers", "@noble/ed25519", "cborg", "zxing-wasm", "uqr"):
+    packages = ("hash-wasm", "@noble/ciphers", "@noble/ed25519", "cborg", "zxing-wasm", "uqr")
+    for package in (*packages, "libsodium-wrappers", "libsodium", "pako"):
         assert f"==== {package} " in licences
 
 
@@ -91,12 +92,32 @@ def test_the_catalogue_has_every_string_in_both_languages() -> None:
         "courier/app.js",
         "console/index.html",
         "console/console.js",
+        "proposition/index.html",
+        "proposition/prop.js",
     ):
         text = (STATIC / name).read_text(encoding="utf-8")
         used |= set(re.findall(r'data-i18n="([\w.]+)"', text))
         used |= set(re.findall(r'\bt\("([\w.]+)"', text))
     assert used, "the pages use the catalogue"
     assert used <= set(catalogue["zh-CN"]), used - set(catalogue["zh-CN"])
+
+
+def test_the_proposition_page_is_served_under_the_same_policy(season: Season) -> None:
+    c = client(season, writable=False)
+    for path, name in proposition_files().items():
+        r = c.get(f"/proposition/{path}")
+        assert r.status_code == 200, path
+        assert r.content == (STATIC / name).read_bytes()
+        assert "script-src 'self' 'wasm-unsafe-eval';" in r.headers["content-security-policy"]
+    assert c.get("/proposition/%2e%2e/web.py").status_code == 404
+    assert c.get("/proposition/vendor/crypto.js").json()["error"] == "not_found"
+    for script in ("prop.js", "seal.js"):
+        page = (STATIC / "proposition" / script).read_text(encoding="utf-8")
+        assert not re.search(r"https?://", page)
+        for ref in re.findall(r"""from ["'](/[^"']+)["']""", page):
+            top, _, rest = ref.lstrip("/").partition("/")
+            listed = {"courier": courier_files(), "proposition": proposition_files()}[top]
+            assert rest in listed, ref
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from custody.demo import Season
 from custody.errors import LogStateError
 from custody.service import signed_head_file
 from custody.store.guard import open_signed
-from custody.witness_client import COSIGNATURE, WitnessCopy, check_witness_copies
+from custody.store.log_reads import COSIGNATURE
+from custody.witness_client import WitnessCopy, check_witness_copies
 from tests.conftest import PASS
 from tests.custody.witness_helpers import WITNESSES, cosign_latest, write_policy
 

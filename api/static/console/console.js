@@ -452,7 +452,7 @@ function renderIncident() {
   fact(dl, "incident.opened", when(i.opened_at));
   fact(dl, "incident.updated", when(i.updated_at));
   fact(dl, "incident.deadline", deadlineText(i));
-  fact(dl, "incident.detail", i.detail);
+  fact(dl, "incident.detail", lang === "en" ? i.detail : (i.detail_zh || i.detail));
   fact(dl, "incident.scope.packages", (i.scope.packages ?? []).join(", "));
   fact(dl, "incident.scope.exams", (i.scope.exams ?? []).join(", "));
   fact(dl, "incident.scope.papers", (i.scope.papers ?? []).join(", "));

@@ -142,6 +142,12 @@ def test_incident_show_prints_a_readable_page_and_json_only_when_asked(
     assert "事件 INC-00001" in chinese.stdout
     data = json.loads(run_custody(*home, "--json", "incident", "show", "INC-00001").stdout)
     assert data["id"] == "INC-00001"
+    # What happened, in the reader's language: the same sentence, written by the service.
+    assert data["detail_zh"] != data["detail"]
+    assert any("\u4e00" <= c <= "\u9fff" for c in data["detail_zh"])
+    flat = " ".join(chinese.stdout.split())
+    assert " ".join(data["detail_zh"].split())[:20] in flat
+    assert " ".join(data["detail"].split())[:20] in " ".join(page.stdout.split())
 
 
 def test_label_verify_shows_one_spelling_and_no_python_syntax(

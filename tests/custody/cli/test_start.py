@@ -7,6 +7,7 @@ the PDF library or the web framework: they belong to the commands that use them.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -14,9 +15,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import typer
+from typer.core import TyperGroup
 
 from crypto.encoding import format_time
 from custody.audit import export_bundle
+from custody.cli.steps_cmd import STEP_COMMANDS
 from custody.demo import Season
 from labels.payload import seal_manifest
 from labels.qr import encode_qr
@@ -101,3 +105,50 @@ def test_a_command_that_needs_the_database_still_loads_it(tmp_path: Path) -> Non
     code, modules = _modules_after(tmp_path, "--home", str(tmp_path / "none"), "log", "status")
     assert code == 4
     assert "sqlalchemy" in modules
+
+
+def test_help_loads_no_command_module(tmp_path: Path) -> None:
+    """The root's help lists every command from the index, without building any of them."""
+    code, modules = _modules_after(tmp_path, "--help")
+    assert code == 0
+    loaded = sorted(m for m in modules if m.startswith("custody.cli.") and m.endswith("_cmd"))
+    assert loaded == []
+
+
+def test_a_command_loads_its_own_module_only(tmp_path: Path) -> None:
+    code, modules = _modules_after(tmp_path, "label", "verify", "--help")
+    assert code == 0
+    loaded = sorted(m for m in modules if m.startswith("custody.cli.") and m.endswith("_cmd"))
+    assert loaded == ["custody.cli.label_cmd"]
+
+
+def test_the_index_matches_every_command_it_stands_for() -> None:
+    """Each entry's help (English id) and panel are the ones its module gives, and every command
+    it loads answers to its name: the root's help cannot drift from the commands."""
+    import inspect
+
+    import custody.cli as cli
+
+    for entry in cli.ENTRIES:
+        target = getattr(importlib.import_module(entry.module), entry.attribute)
+        if entry.group:
+            assert isinstance(target, typer.Typer), entry
+            assert target.info.help == entry.help, entry.name
+        else:
+            assert inspect.getdoc(target) == entry.help, entry.name
+        command = cli.load(entry)
+        assert command.name == entry.name
+        assert not getattr(command, "stand_in", False)
+    names = [e.name for e in cli.ENTRIES]
+    assert len(names) == len(set(names))
+    assert {e.name for e in cli.ENTRIES if e.panel} == {name for name, _ in STEP_COMMANDS}
+
+
+def test_loading_a_group_twice_wires_its_extra_commands_once() -> None:
+    import custody.cli as cli
+
+    entry = next(e for e in cli.ENTRIES if e.name == "log")
+    first, second = cli.load(entry), cli.load(entry)
+    assert isinstance(first, TyperGroup) and isinstance(second, TyperGroup)
+    assert sorted(first.commands) == sorted(second.commands)
+    assert {"check", "failover"} <= set(second.commands)

@@ -17,7 +17,7 @@ import typer
 from babel.messages.pofile import read_po
 
 from crypto.errors import ChainError, IssuerError
-from custody.cli import app
+from custody.cli import LazyRoot, app
 from custody.demo import Season
 from custody.events import Kind
 from custody.i18n import LOCALE_DIR, language, show_time
@@ -155,6 +155,8 @@ def test_pinned_authority_refusal_shows_ids_that_differ(season: Season) -> None:
 def _commands() -> dict[tuple[str, ...], set[str]]:
     """Every command path of the CLI with the options it takes (the root's included)."""
     root = typer.main.get_command(app)
+    assert isinstance(root, LazyRoot)
+    root.load_all()
     found: dict[tuple[str, ...], set[str]] = {}
 
     def walk(cmd: typer.core.TyperCommand, path: tuple[str, ...], inherited: set[str]) -> None:

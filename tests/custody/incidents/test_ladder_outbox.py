@@ -226,7 +226,8 @@ def test_outbox_delivers_to_real_receivers_with_retries(
         local = deadline.astimezone(ZoneInfo("Asia/Tokyo"))
         assert text.startswith(f"事件 Incident {incident_id}: 偏离路线 off_route")
         assert f"确认期限 acknowledge by: {local:%Y-%m-%d %H:%M:%S} Asia/Tokyo" in text
-        assert text.index("详情 Detail") < text.index("The attached")
+        assert text.index("详情：") < text.index("Detail: ") < text.index("The attached")
+        assert "不是计划中的下一持有人" in text.split("详情：")[1].split("\n")[0]  # in Chinese
 
 
 CRASHER = """

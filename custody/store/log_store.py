@@ -1,0 +1,411 @@
+"""The custody log's storage (an edge): the append's reads and writes under the head's lock,
+and the reads of entries, nodes, checkpoints, cosignatures, states, findings and exam
+policies.
+
+Rules:
+- One style with the other repositories, and fast: SQLAlchemy Core (the tree's nodes as the
+  driver's own SQL, one round trip however many), no ORM; ``custody/log.py`` holds no SQL and
+  keeps the rules (what is accepted, the tree, what is signed).
+- A ``LogStore`` works on one connection. ``appending`` runs the log's append in one
+  transaction that starts by locking the head row (``head_size``); a write the database
+  still refuses there is a ``StorageError``, or a ``LogStateError`` when the log's own rows
+  collide (the head row is behind). ``reading`` opens a read-only connection;
+  ``snapshot`` one consistent snapshot for the start check.
+- Envelopes and notes come back as stored: whoever uses them verifies them again. Cached
+  package states come back as the rules' ``PackageState``, exam policies as ``ExamPolicy``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import SQLModel
+
+from custody.errors import N_, LogStateError, StorageError
+from custody.exams import ExamPolicy, exam_policy_from_body
+from custody.rules import PackageState
+from custody.store import log_tables as _log_tables  # noqa: F401  (registers the tables)
+from custody.store.db import read_options
+from custody.store.guard import RECOVER as GUARD_RECOVER
+from custody.store.states import state_from_json, state_to_json
+
+HEAD: Table = SQLModel.metadata.tables["log_head"]
+ENTRY: Table = SQLModel.metadata.tables["log_entry"]
+PKG_EVENT: Table = SQLModel.metadata.tables["package_event"]
+NODE: Table = SQLModel.metadata.tables["tree_node"]
+CHECKPOINT: Table = SQLModel.metadata.tables["checkpoint"]
+STATE: Table = SQLModel.metadata.tables["package_state"]
+FINDING: Table = SQLModel.metadata.tables["finding"]
+COSIGNATURE: Table = SQLModel.metadata.tables["cosignature"]
+EXAM: Table = SQLModel.metadata.tables["exam_policy"]
+
+_T = TypeVar("_T")
+
+# Stored nodes by (level, idx), as the driver's own SQL: one fixed statement on PostgreSQL (two
+# array parameters, however many nodes), and on SQLite one OR of primary-key lookups per node
+# count (SQLite answers it from the index; row-value IN makes it scan). With ``_SIZE`` the log's
+# size comes back in the same round trip, as a row of level -1.
+_PG_NODES = (
+    "SELECT t.level, t.idx, t.hash FROM tree_node t "
+    "JOIN unnest(%s::integer[], %s::integer[]) AS w(level, idx) "
+    "ON t.level = w.level AND t.idx = w.idx"
+)
+_SIZE = " UNION ALL SELECT -1, size, NULL FROM log_head WHERE id = 1"
+_SQLITE_NODES: dict[int, str] = {}
+
+
+def _sqlite_nodes_sql(count: int) -> str:
+    sql = _SQLITE_NODES.get(count)
+    if sql is None:
+        where = " OR ".join(["(level = ? AND idx = ?)"] * count)
+        sql = _SQLITE_NODES[count] = f"SELECT level, idx, hash FROM tree_node WHERE {where}"  # noqa: S608
+    return sql
+
+
+@dataclass(frozen=True)
+class CosignatureAdded:
+    """A witness's cosignature the log now holds (``duplicate``: it held it already)."""
+
+    size: int
+    witness: str
+    line: str
+    cosigned_at: int
+    duplicate: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "witness": self.witness,
+            "cosigned_at": self.cosigned_at,
+            "line": self.line,
+            "duplicate": self.duplicate,
+        }
+
+
+@dataclass(frozen=True)
+class NewCosignature:
+    """A verified cosignature line to keep: its witness, key hash (hex) and timestamp."""
+
+    witness: str
+    key_hash: str
+    line: str
+    cosigned_at: int
+    added_at: str
+
+
+@dataclass(frozen=True)
+class NewEntries:
+    """An append's rows, as the log built them: entries, package links, the tree's new
+    nodes (level, index, hash) and findings."""
+
+    entries: Sequence[Mapping[str, Any]]
+    links: Sequence[Mapping[str, Any]]
+    nodes: Sequence[tuple[int, int, bytes]]
+    findings: Sequence[Mapping[str, Any]]
+
+
+def ensure_head(engine: Engine) -> None:
+    """Make the head row (size 0) if it is not there yet."""
+    with engine.begin() as conn:
+        if conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).first() is None:
+            with contextlib.suppress(IntegrityError):  # another process created it first
+                conn.execute(insert(HEAD).values(id=1, size=0))
+
+
+class LogStore:
+    """The log's tables, read and written on one connection (inside its transaction).
+
+    ``conn`` is handed on, as it is, to the writes that must commit with an append (the
+    caller's ``alongside`` rows, the incident desk, the guard's checks)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # -- the append, under the head's lock ----------------------------------------------
+
+    def head_size(self) -> int:
+        """The log's size, taking the head row's lock (``FOR UPDATE``; SQLite holds the
+        write lock from ``BEGIN IMMEDIATE``) until the transaction ends."""
+        query = select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update()
+        return int(self.conn.execute(query).scalar_one())
+
+    def entries_of(self, statement_ids: Iterable[str]) -> list[tuple[str, int, str]]:
+        """(statement id, index, receive time) of those of these statements on the log."""
+        query = select(ENTRY.c.statement_id, ENTRY.c.idx, ENTRY.c.received_at).where(
+            ENTRY.c.statement_id.in_(list(statement_ids))
+        )
+        return [(r.statement_id, r.idx, r.received_at) for r in self.conn.execute(query)]
+
+    def indices(self, statement_ids: Iterable[str]) -> dict[str, int]:
+        """The log index of each of these statements that is on the log."""
+        query = select(ENTRY.c.statement_id, ENTRY.c.idx).where(
+            ENTRY.c.statement_id.in_(list(statement_ids))
+        )
+        return {r.statement_id: int(r.idx) for r in self.conn.execute(query)}
+
+    def states(self, package_ids: Iterable[str]) -> dict[str, PackageState]:
+        """The cached states of those of these packages that have one."""
+        query = select(STATE.c.package_id, STATE.c.state).where(
+            STATE.c.package_id.in_(list(package_ids))
+        )
+        return {r.package_id: state_from_json(r.state) for r in self.conn.execute(query)}
+
+    def exam_policies(self, exam_ids: Sequence[str] | None = None) -> dict[str, ExamPolicy]:
+        """The exams' policies in force (all, or those of ``exam_ids``), by exam id."""
+        return load_exam_policies(self.conn, exam_ids)
+
+    def add_entries(self, rows: NewEntries) -> None:
+        self.conn.execute(insert(ENTRY), list(rows.entries))
+        if rows.links:
+            self.conn.execute(insert(PKG_EVENT), list(rows.links))
+        self.conn.execute(
+            insert(NODE), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in rows.nodes]
+        )
+        if rows.findings:
+            self.conn.execute(insert(FINDING), list(rows.findings))
+
+    def save_states(
+        self, touched: Mapping[str, PackageState], last_idx: int, present: set[str]
+    ) -> None:
+        """Cache ``touched``: a new row for a package not ``present``, an update otherwise."""
+        new_rows = [
+            {"package_id": pid, "state": state_to_json(s), "last_idx": last_idx}
+            for pid, s in touched.items()
+            if pid not in present
+        ]
+        if new_rows:
+            self.conn.execute(insert(STATE), new_rows)
+        changed = [
+            {"pid": pid, "st": state_to_json(s), "li": last_idx}
+            for pid, s in touched.items()
+            if pid in present
+        ]
+        if changed:
+            self.conn.execute(
+                update(STATE)
+                .where(STATE.c.package_id == bindparam("pid"))
+                .values(state=bindparam("st"), last_idx=bindparam("li")),
+                changed,
+            )
+
+    def replace_exam_policies(self, policies: Mapping[str, Mapping[str, Any]]) -> None:
+        """The policy rows (exam id, index, body) in force now, replacing those held."""
+        self.conn.execute(delete(EXAM).where(EXAM.c.exam_id.in_(list(policies))))
+        self.conn.execute(insert(EXAM), [dict(row) for row in policies.values()])
+
+    def set_size(self, size: int) -> None:
+        self.conn.execute(update(HEAD).where(HEAD.c.id == 1).values(size=size))
+
+    def signed_at_size(self, size: int) -> tuple[bytes, str] | None:
+        """(root, note) of the checkpoint signed for ``size``, if one was."""
+        query = select(CHECKPOINT.c.root, CHECKPOINT.c.note).where(CHECKPOINT.c.size == size)
+        row = self.conn.execute(query).first()
+        return None if row is None else (bytes(row.root), str(row.note))
+
+    def add_checkpoint(self, size: int, root: bytes, note: str, signed_at: str) -> None:
+        self.conn.execute(
+            insert(CHECKPOINT).values(size=size, root=root, note=note, signed_at=signed_at)
+        )
+
+    # -- the tree ------------------------------------------------------------------------
+
+    def nodes(self, wanted: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        got, _ = self.nodes_and_size(list(wanted), with_size=False)
+        return got
+
+    def nodes_and_size(
+        self, wanted: list[tuple[int, int]], *, with_size: bool
+    ) -> tuple[dict[tuple[int, int], bytes], int]:
+        """The stored nodes ``wanted`` (and, ``with_size``, the log's size; else -1), in one
+        statement the driver runs as it is (no per-call SQL compilation). A node missing is a
+        ``LogStateError``."""
+        if not wanted and not with_size:
+            return {}, -1
+        tail = _SIZE if with_size else ""
+        params: tuple[Any, ...]
+        if self.conn.dialect.name == "postgresql":
+            sql = _PG_NODES + tail
+            params = ([w[0] for w in wanted], [w[1] for w in wanted])
+        elif wanted:
+            sql = _sqlite_nodes_sql(len(wanted)) + tail
+            params = tuple(x for w in wanted for x in w)
+        else:
+            sql, params = tail.removeprefix(" UNION ALL "), ()
+        got: dict[tuple[int, int], bytes] = {}
+        size = -1
+        for level, idx, node in self.conn.exec_driver_sql(sql, params):
+            if level == -1:
+                size = int(idx)
+            else:
+                got[(level, idx)] = bytes(node)
+        missing = set(wanted) - set(got)
+        if missing:
+            raise LogStateError(
+                N_(
+                    "the tree table lacks node(s) {nodes}: the head row is ahead of the tree, "
+                    "or nodes were deleted"
+                ),
+                hint=GUARD_RECOVER,
+                nodes=sorted(missing)[:3],
+            )
+        return got, size
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def size(self) -> int:
+        return int(self.conn.execute(select(HEAD.c.size).where(HEAD.c.id == 1)).scalar_one())
+
+    def latest_checkpoint(self) -> str | None:
+        query = select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size.desc()).limit(1)
+        row = self.conn.execute(query).first()
+        return None if row is None else str(row.note)
+
+    def checkpoint_note(self, size: int) -> str | None:
+        query = select(CHECKPOINT.c.note).where(CHECKPOINT.c.size == size)
+        row = self.conn.execute(query).first()
+        return None if row is None else str(row.note)
+
+    def checkpoints(self) -> list[str]:
+        """Every checkpoint note signed, by size."""
+        query = select(CHECKPOINT.c.note).order_by(CHECKPOINT.c.size)
+        return [str(r.note) for r in self.conn.execute(query)]
+
+    def cosignature_lines(self, size: int) -> list[str]:
+        """The witnesses' cosignature lines stored for the checkpoint of ``size``, by name."""
+        rows = self.conn.execute(
+            select(COSIGNATURE.c.line)
+            .where(COSIGNATURE.c.size == size)
+            .order_by(COSIGNATURE.c.witness, COSIGNATURE.c.key_hash)
+        )
+        return [str(r.line) for r in rows]
+
+    def add_cosignature(self, size: int, sig: NewCosignature) -> CosignatureAdded:
+        """Keep ``sig`` for the checkpoint of ``size``; a witness already held for that size
+        (with that key) keeps its first line, returned as a duplicate."""
+        where = (
+            (COSIGNATURE.c.size == size)
+            & (COSIGNATURE.c.witness == sig.witness)
+            & (COSIGNATURE.c.key_hash == sig.key_hash)
+        )
+        held = select(COSIGNATURE.c.line, COSIGNATURE.c.cosigned_at).where(where)
+        row = self.conn.execute(held).first()
+        if row is not None:
+            return CosignatureAdded(size, sig.witness, str(row.line), int(row.cosigned_at), True)
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(
+                    insert(COSIGNATURE).values(
+                        size=size,
+                        witness=sig.witness,
+                        key_hash=sig.key_hash,
+                        cosigned_at=sig.cosigned_at,
+                        line=sig.line,
+                        added_at=sig.added_at,
+                    )
+                )
+        except IntegrityError:  # another request stored this witness's line first
+            first = self.conn.execute(held).one()
+            return CosignatureAdded(
+                size, sig.witness, str(first.line), int(first.cosigned_at), True
+            )
+        return CosignatureAdded(size, sig.witness, sig.line, sig.cosigned_at, False)
+
+    def leaf(self, index: int) -> bytes | None:
+        """The leaf bytes of entry ``index`` as hashed into the tree (``None``: no entry)."""
+        row = self.conn.execute(select(ENTRY.c.envelope).where(ENTRY.c.idx == index)).first()
+        return None if row is None else bytes(row.envelope)
+
+    def leaves(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """(index, leaf bytes) of the entries from ``start`` up to ``end`` (excluded)."""
+        rows = self.conn.execute(
+            select(ENTRY.c.idx, ENTRY.c.envelope)
+            .where(ENTRY.c.idx >= start, ENTRY.c.idx < end)
+            .order_by(ENTRY.c.idx)
+        ).all()
+        return [(int(r.idx), bytes(r.envelope)) for r in rows]
+
+    def package_state(self, package_id: str) -> PackageState | None:
+        query = select(STATE.c.state).where(STATE.c.package_id == package_id)
+        row = self.conn.execute(query).first()
+        return None if row is None else state_from_json(row.state)
+
+    def package_history(self, package_id: str) -> list[int]:
+        """The indexes of the entries naming ``package_id``, in order."""
+        query = (
+            select(PKG_EVENT.c.idx)
+            .where(PKG_EVENT.c.package_id == package_id)
+            .order_by(PKG_EVENT.c.idx)
+        )
+        return [int(r.idx) for r in self.conn.execute(query)]
+
+    def findings(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(select(FINDING).order_by(FINDING.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+
+def load_exam_policies(
+    conn: Connection, exam_ids: Sequence[str] | None = None
+) -> dict[str, ExamPolicy]:
+    """The exams' policies in force on the log (all, or those of ``exam_ids``), by exam id."""
+    query = select(EXAM.c.exam_id, EXAM.c.body)
+    if exam_ids is not None:
+        query = query.where(EXAM.c.exam_id.in_(list(exam_ids)))
+    return {row.exam_id: exam_policy_from_body(json.loads(row.body)) for row in conn.execute(query)}
+
+
+def appending(engine: Engine, work: Callable[[LogStore], _T]) -> _T:
+    """Run ``work`` in one transaction and commit it. Appends are serialised and checked
+    first: a write the database still refuses (full disk, a constraint or trigger the log did
+    not expect) is a storage fault, and the whole transaction is rolled back."""
+    try:
+        with engine.begin() as conn:
+            return work(LogStore(conn))
+    except (OperationalError, IntegrityError) as e:
+        if isinstance(e, IntegrityError) and any(
+            table in str(e.orig) for table in ("log_entry", "tree_node", "checkpoint")
+        ):  # under the append lock only a damaged head collides with the log's own rows
+            raise LogStateError(
+                N_(
+                    "the log's tables refuse the append: an entry, node or checkpoint "
+                    "already sits beyond the head row's size (the head row is behind)"
+                ),
+                hint=GUARD_RECOVER,
+            ) from e
+        raise StorageError(N_("the log database refused the append: {orig}"), orig=e.orig) from e
+
+
+def keeping_cosignatures(engine: Engine, work: Callable[[LogStore], _T]) -> _T:
+    """Run ``work`` (checks, then cosignatures kept) in one transaction; a write the database
+    refuses is a ``StorageError``."""
+    try:
+        with engine.begin() as conn:
+            return work(LogStore(conn))
+    except OperationalError as e:
+        raise StorageError(
+            N_("the log database refused the cosignature: {orig}"), orig=e.orig
+        ) from e
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[LogStore]:
+    """A repository for reads on a read-only connection of its own (no write lock)."""
+    with engine.connect().execution_options(**read_options(engine)) as conn:
+        yield LogStore(conn)
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One read-only snapshot for every read of a check while other writers append: a
+    repeatable-read transaction on PostgreSQL; SQLite's read transaction already is one."""
+    options: dict[str, object] = dict(read_options(engine))
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
+    with engine.connect().execution_options(**options) as conn:
+        yield conn
