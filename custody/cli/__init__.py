@@ -250,6 +250,27 @@ ENTRIES: tuple[Entry, ...] = (
         "destruction certificate naming them all.",
         panel=STEPS,
     ),
+    Entry(
+        "freeze",
+        "custody.cli.steps_cmd",
+        "freeze",
+        "Freeze a package (a secrecy officer): only custody moves to a safe place follow.",
+        panel=STEPS,
+    ),
+    Entry(
+        "release",
+        "custody.cli.steps_cmd",
+        "release",
+        "Release a frozen package (a secrecy officer).",
+        panel=STEPS,
+    ),
+    Entry(
+        "leak-report",
+        "custody.cli.steps_cmd",
+        "leak_report",
+        "Report a leak you saw (any enrolled person): a critical incident opens at once.",
+        panel=STEPS,
+    ),
 )
 
 

@@ -89,9 +89,14 @@ def _summary(kind: Kind, body: dict[str, Any]) -> str:
     if kind == Kind.INCIDENT:
         return f"incident {body.get('incident')} {body.get('action')} ({body.get('severity')})"
     parts = []
-    for key in ("seals", "copies", "broken_seals", "reason", "paper", "method", "text"):
+    # ``reason`` in clear is the system's (a detection's code): the rules refuse a person's.
+    for key in ("seals", "copies", "broken_seals", "reason", "paper", "method"):
         if key in body:
             parts.append(f"{key}: {_plain(body[key])}")
+    for key in ("reason_sealed", "text_sealed"):  # a person's words: named, never copied
+        sealed = body.get(key)
+        if isinstance(sealed, dict):
+            parts.append(f"{key[: -len('_sealed')]}: sealed {str(sealed.get('sha256'))[:16]}")
     return "; ".join(parts)
 
 

@@ -106,3 +106,19 @@ def largest_cosigned_size(engine: Engine) -> int | None:
     with _reader(engine) as conn:
         stored = conn.execute(select(func.max(COSIGNATURE.c.size))).scalar_one()
     return None if stored is None else int(stored)
+
+
+def envelopes_by_statement(engine: Engine, statement_ids: Iterable[str]) -> dict[str, bytes]:
+    """The log entry (leaf bytes, ``events.parse_leaf``) of each of these statements that is on
+    the log, by statement id."""
+    wanted = list(dict.fromkeys(statement_ids))
+    out: dict[str, bytes] = {}
+    with _reader(engine) as conn:
+        for start in range(0, len(wanted), CHUNK):
+            rows = conn.execute(
+                select(ENTRY.c.statement_id, ENTRY.c.envelope).where(
+                    ENTRY.c.statement_id.in_(wanted[start : start + CHUNK])
+                )
+            )
+            out.update({str(r.statement_id): bytes(r.envelope) for r in rows})
+    return out
