@@ -176,3 +176,15 @@ def test_cli_custody_report(
     assert main(["report", "--from", "yesterday", "--to", end, "--format", "json"]) == 2
     assert main(["report", "--exam", EXAM, "--format", "docx"]) == 2
     assert not (tmp_path / "none.pdf").exists()
+
+
+def test_a_period_report_on_both_databases(any_season: Season) -> None:
+    """The period's packages come from the received_at index of SQLite and PostgreSQL alike."""
+    full_life(any_season, "PK-1")
+    views = Views(any_season.home, any_season.log())
+    events = views.timeline("PK-1")
+    start, end = events[1].received, events[-1].received
+    report = build_custody_report(views, report_scope(start=start, end=end), any_season.now)
+    (timeline,) = custody_report_json(report)["timelines"]
+    assert len(timeline["events"]) == len(events) - 2  # the first and the last fall outside
+    assert report.verified == report.statements
