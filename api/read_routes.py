@@ -1,4 +1,5 @@
-"""The read routes of custody: packages (paged list, timeline) and papers (paged list, one).
+"""The read routes of custody: packages (paged list, timeline), papers (paged list, one) and
+custody reports.
 
 Rules:
 - Every route gets its data through ``reader(WHAT)``, the one door of the read side: it names
@@ -11,6 +12,11 @@ Rules:
   the thread pool; the login and ``reader`` run on the event loop.
 - The routes answer what the CLI's `package list|timeline` and `paper list|show` print with
   ``--json`` (``custody.views``); they decide nothing themselves and raise no HTTP error.
+- ``GET /v1/reports/custody`` (a package, an exam, or a period ``from``/``to`` with or
+  without an exam; ``format`` pdf or json) is for secrecy officers and auditors
+  (``may_read_custody_reports``); it names every package and person it shows on the access log
+  before the answer is rendered. A scope that does not fit (none, several, a half or empty
+  period, a malformed time) answers 422 ``invalid_request``; an unknown package or exam 404.
 - Lists are paged: ``offset`` (0..) and ``limit`` (1..500, default 50); the answer carries
   ``total`` and ``next_offset`` (null on the last page).
 """
@@ -19,19 +25,31 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, package_objects, package_view, record
 from api.backend import Backend
+from api.errors import InvalidRequestError
 from api.routes import PACKAGE_ID_PATTERN
 from api.schemas import ErrorBody
+from crypto.encoding import parse_time
 from crypto.vocabulary import check_id
 from custody import access as policy
 from custody.access import Principal
+from custody.custody_report import (
+    MAX_TIMELINES,
+    build_custody_report,
+    custody_report_json,
+    render_custody_pdf,
+    report_scope,
+)
+from custody.errors import FormatError, UsageError
 from custody.views import MAX_PAGE, PackageFilter, Views
 
 router = APIRouter()
@@ -225,3 +243,99 @@ async def paper(
         return shown
 
     return await run_in_threadpool(run)
+
+
+ReportFormat = Literal["pdf", "json"]
+
+
+class CustodyReportOut(BaseModel):
+    """``custody-report/v1`` (docs/formats.md, "Custody reports")."""
+
+    type: Literal["custody-report/v1"]
+    authority: str
+    scope: dict[str, Any] = Field(
+        description="kind (package, exam, period), package, exam, from, to."
+    )
+    generated_at: str
+    checkpoint: dict[str, Any] = Field(description="The signed checkpoint it rests on: size, root.")
+    statements: int = Field(description="Statements listed, each verified again for this report.")
+    verified: int = Field(description="How many of them passed every check.")
+    packages: list[dict[str, Any]]
+    timelines_shown: int
+    max_timelines: int
+    timelines: list[dict[str, Any]]
+    incidents: list[dict[str, Any]]
+
+
+def _time_param(value: str | None, what: str) -> datetime | None:
+    return None if value is None else parse_time(value, what=what)
+
+
+@router.get(
+    "/v1/reports/custody",
+    tags=["reports"],
+    response_model=CustodyReportOut,
+    responses={
+        200: {"content": {"application/pdf": {}}},
+        **_errors(401, 403, 404, 422),
+    },
+)
+def custody_report(
+    request: Request,
+    p: Viewer,
+    package: Annotated[
+        str | None, Query(pattern=PACKAGE_ID_PATTERN, description="One package.")
+    ] = None,
+    exam: Annotated[
+        str | None, Query(max_length=200, description="One exam (with from/to: only its packages).")
+    ] = None,
+    start: Annotated[
+        str | None,
+        Query(
+            alias="from", max_length=20, description="Period start, the log's receive time (UTC)."
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", max_length=20, description="Period end, excluded (UTC).")
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, Query(alias="format", description="pdf (default) or json.")
+    ] = "pdf",
+    max_timelines: Annotated[
+        int, Query(ge=0, le=MAX_TIMELINES, description="Timelines shown at most.")
+    ] = MAX_TIMELINES,
+) -> Any:
+    """A custody report for a package, an exam or a period [from, to): the packages, their
+    timelines with every statement verified again, the incidents touching them; PDF (Chinese
+    first) or JSON. Secrecy officers and auditors; recorded on the access log (it names people).
+    """
+    viewer = policy.require(policy.may_read_custody_reports(p), p, "a custody report")
+    service = cast(Backend, request.app.state.backend)
+    try:
+        if exam is not None:
+            check_id(exam, "exam")
+        scope = report_scope(
+            package=package,
+            exam=exam,
+            start=_time_param(start, "from"),
+            end=_time_param(end, "to"),
+        )
+    except (UsageError, FormatError) as e:  # a bad scope does not fit the route: 422
+        raise InvalidRequestError(e.template, hint=e.hint_template, **e.params) from e
+    service.trust()  # enrolments and revocations made since count for the marks
+    views = Views(service.home, service.log)
+    report = build_custody_report(views, scope, service.now(), max_timelines=max_timelines)
+    objects = [f"package:{row['package_id']}" for row in report.packages]
+    objects += [f"person:{person}" for person in report.people]
+    record(service, viewer, "GET /v1/reports/custody", objects)
+    if fmt == "json":
+        return custody_report_json(report)
+    data = render_custody_pdf(report, zone=service.home.time_zone)
+    name = report.scope.package or report.scope.exam or "period"
+    stamp = report.scope.start.strftime("%Y%m%dT%H%M%SZ") if report.scope.start else ""
+    filename = "-".join(x for x in ("custody-report", name, stamp) if x) + ".pdf"
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

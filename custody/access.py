@@ -133,6 +133,12 @@ def may_read_incidents(p: Principal | None) -> bool:
     return p is not None and p.sees_all
 
 
+def may_read_custody_reports(p: Principal | None) -> bool:
+    """A custody report (every package of a scope, its holders and signers by name): secrecy
+    officers (their province is the authority) and auditors."""
+    return p is not None and p.sees_all
+
+
 def may_read_access_log(p: Principal | None) -> bool:
     return p is not None and p.sees_all
 

@@ -153,6 +153,13 @@ ENTRIES: tuple[Entry, ...] = (
         group=True,
     ),
     Entry(
+        "report",
+        "custody.cli.report_cmd",
+        "report",
+        "A custody report (Chinese first) for a package, an exam or a period: every statement\n"
+        "listed verified again against the log's signed checkpoint.",
+    ),
+    Entry(
         "login",
         "custody.cli.login_cmd",
         "login",

@@ -63,6 +63,21 @@ def package_entries(
     return out
 
 
+def packages_received_between(engine: Engine, start: str, end: str) -> list[str]:
+    """The ids of the packages named by an entry the log received in [``start``, ``end``)
+    (UTC times as stored, ``YYYY-MM-DDTHH:MM:SSZ``, so text order is time order), by id. The
+    ``received_at`` column is an index: whoever shows the entries reads the time from the leaf."""
+    with _reader(engine) as conn:
+        rows = conn.execute(
+            select(PKG_EVENT.c.package_id)
+            .join(ENTRY, ENTRY.c.idx == PKG_EVENT.c.idx)
+            .where(ENTRY.c.received_at >= start, ENTRY.c.received_at < end)
+            .group_by(PKG_EVENT.c.package_id)
+            .order_by(PKG_EVENT.c.package_id)
+        )
+        return [str(r.package_id) for r in rows]
+
+
 def entries_of_kind(engine: Engine, kind: str) -> list[tuple[int, bytes]]:
     """(log index, envelope) of every entry of ``kind``, in log order."""
     with _reader(engine) as conn:
