@@ -605,7 +605,7 @@ def choose(page: Any, slot: str, person: str) -> None:
     page.select_option(f"#choose-{slot}", person)
     sync_api.expect(page.locator(f".slot[data-slot='{slot}'] h3")).not_to_contain_text("—")
     sync_api.expect(page.locator(f"#choose-{slot}")).to_have_value(person)
-    page.wait_for_function("() => !document.querySelector('#handover').dataset.rendering")
+    sync_api.expect(page.locator("#handover")).not_to_have_attribute("data-rendering", "1")
 
 
 def unlock_and_sign(page: Any, season: Season, slot: str, person: str) -> None:
