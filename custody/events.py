@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
 from crypto.dsse import MAX_SIGNATURES, Envelope, Signature, parse_envelope, sign_envelope
-from crypto.encoding import Fields, canonical_json, format_time, parse_json_object
+from crypto.encoding import Fields, canonical_json, format_time, parse_json_object, parse_time
 from crypto.signing import SigningKey
-from crypto.vocabulary import MAX_ID, check_id
+from crypto.vocabulary import MAX_ID, check_id, is_id
 from custody.errors import N_, FormatError
 
 EVENT_TYPE = "application/vnd.custody.event.v1+json"
@@ -151,11 +151,75 @@ def _fast_canonical(payload: bytes) -> dict[str, Any] | None:
     return obj
 
 
+_EVENT_FIELDS = frozenset(
+    {"type", "kind", "authority", "time", "place", "packages", "actors", "body", "corrects"}
+)
+_KINDS = {k.value: k for k in Kind}
+
+
+def _strings(value: object, nullable: bool) -> TypeGuard[dict[str, Any]]:
+    return type(value) is dict and all(
+        type(v) is str or (nullable and v is None) for v in value.values()
+    )
+
+
+def _fast_event(obj: dict[str, Any], payload: bytes) -> Event | None:
+    """The event of an already canonical payload's object when every field is as the general
+    path below wants it, else None (that path then names what is wrong)."""
+    kind, packages, actors, body = (
+        obj.get("kind"),
+        obj.get("packages"),
+        obj.get("actors"),
+        obj.get("body"),
+    )
+    authority, place, corrects = obj.get("authority"), obj.get("place"), obj.get("corrects")
+    if (
+        obj.get("type") != "custody.event.v1"
+        or not _EVENT_FIELDS.issuperset(obj)
+        or type(kind) is not str
+        or kind not in _KINDS
+        or type(authority) is not str
+        or type(place) is not str
+        or type(body) is not dict
+        or not _strings(packages, True)
+        or not _strings(actors, False)
+        or len(packages) > MAX_PACKAGES_PER_EVENT
+        or not (corrects is None or (type(corrects) is str and _STATEMENT_ID.match(corrects)))
+        or not all(map(is_id, packages))
+    ):
+        return None
+    try:
+        time = parse_time(obj.get("time"), what="event: field 'time'")
+    except FormatError:
+        return None
+    return Event(
+        kind=_KINDS[kind],
+        authority=authority,
+        time=time,
+        place=place,
+        packages=MappingProxyType(packages),
+        actors=MappingProxyType(actors),
+        body=MappingProxyType(body),
+        corrects=corrects,
+        id=statement_id(payload),
+    )
+
+
 def parse_event(payload: bytes) -> Event:
     """Parse verified (or about to be verified) payload bytes into an Event."""
-    what = "event"
     _refuse_nul(payload)
     obj = _fast_canonical(payload)
+    if obj is not None:
+        fast = _fast_event(obj, payload)
+        if fast is not None:
+            return fast
+    return _parse_event_fields(payload, obj)
+
+
+def _parse_event_fields(payload: bytes, obj: dict[str, Any] | None) -> Event:
+    """``parse_event`` field by field (``obj``: the payload's object if orjson read it as
+    canonical): the reference, and the exact refusal."""
+    what = "event"
     if obj is None:
         obj = parse_json_object(payload, what=what)
         try:
@@ -249,10 +313,10 @@ def leaf_bytes_at(env: Envelope, received: str) -> bytes:
 # match fixes the rest of the structure; each base64 field and the time must be the canonical
 # writing of what it decodes to.
 _LEAF_HEAD = b'{"envelope":{"payload":"'
-_TEXT = rb'[ !#-\[\]-~]*'
+_TEXT = rb"[ !#-\[\]-~]*"
 _SIG = rb'\{"keyid":"' + _TEXT + rb'","sig":"[A-Za-z0-9+/]{86}=="\}'
 _LEAF_TAIL_RE = re.compile(
-    rb'","payloadType":"(' + _TEXT + rb')","signatures":\[(' + _SIG + rb'(?:,' + _SIG + rb')*)\]\},'
+    rb'","payloadType":"(' + _TEXT + rb')","signatures":\[(' + _SIG + rb"(?:," + _SIG + rb")*)\]\},"
     rb'"received":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})Z",'
     rb'"type":"custody\.entry\.v1"\}'
 )

@@ -48,8 +48,19 @@ class SignerRequirement:
         return f"{self.slot} ({roles}{who})"
 
 
+_REQUIRED: dict[tuple[str, tuple[Role, ...], str | None], SignerRequirement] = {}
+
+
 def require(slot: str, *roles: Role, person: str | None = None) -> SignerRequirement:
-    return SignerRequirement(slot, frozenset(roles), person)
+    """The slot (requirements are immutable: one is made per slot, roles and person, and
+    reused by every statement that asks for it; a replay asks for one per event)."""
+    key = (slot, roles, person)
+    req = _REQUIRED.get(key)
+    if req is None:
+        if len(_REQUIRED) >= 4096:  # people named by the statements read: bounded
+            _REQUIRED.clear()
+        req = _REQUIRED[key] = SignerRequirement(slot, frozenset(roles), person)
+    return req
 
 
 @dataclass(frozen=True)

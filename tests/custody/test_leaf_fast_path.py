@@ -1,22 +1,29 @@
-"""The fast reading of a log leaf (custody/events.py ``_fast_leaf``) accepts only what the
-general JSON path accepts, with the same result: every real leaf takes it, and every damaged
-leaf either is refused by both or read alike (the exact path then gives the refusal)."""
+"""The fast readings of a log leaf and of an event payload (custody/events.py ``_fast_leaf``,
+``_fast_event``) accept only what the general paths accept, with the same result: every real
+leaf takes it, and every damaged leaf or odd event is refused by both or read alike (the
+general path then gives the refusal)."""
 
 from __future__ import annotations
 
 import base64
 from datetime import timedelta
+from typing import Any
 
 from crypto.dsse import Envelope, Signature, parse_envelope, sign_envelope
-from crypto.encoding import utc
+from crypto.encoding import canonical_json, utc
 from custody.demo import Season, seal_events
 from custody.errors import CustodyError
 from custody.events import (
     EVENT_TYPE,
     Entry,
+    Event,
+    _fast_canonical,
+    _fast_event,
     _fast_leaf,
+    _parse_event_fields,
     _parse_leaf_exact,
     leaf_bytes,
+    parse_event,
     parse_leaf,
 )
 
@@ -104,3 +111,67 @@ def test_non_canonical_values_take_the_exact_path(season: Season) -> None:
         one = leaf_bytes(e, season.now)
         assert agree(one) == Entry(e, season.now)
     assert base64.b64encode(b"a") == b"YQ=="
+
+
+# -- events ---------------------------------------------------------------------------------
+
+GOOD_EVENT: dict[str, Any] = {
+    "type": "custody.event.v1",
+    "kind": "handover",
+    "authority": "a" * 64,
+    "time": "2027-03-01T08:00:04Z",
+    "place": "road",
+    "packages": {"PK-1": "b" * 64},
+    "actors": {"releaser": "courier-sun", "receiver": "courier-li"},
+    "body": {"seals": ["S1", "S2"]},
+    "corrects": None,
+}
+
+ODD_VALUES: list[object] = [None, 1, 1.5, True, "", "x", [], ["x"], {}, {"k": 1}, {"k": None}]
+
+
+def event_variants() -> list[dict[str, Any]]:
+    out = [dict(GOOD_EVENT)]
+    for name in GOOD_EVENT:
+        less = dict(GOOD_EVENT)
+        del less[name]
+        out.append(less)
+        for value in ODD_VALUES:
+            out.append({**GOOD_EVENT, name: value})
+    out += [
+        {**GOOD_EVENT, "extra": 1},
+        {**GOOD_EVENT, "kind": "seal"},
+        {**GOOD_EVENT, "kind": "Handover"},
+        {**GOOD_EVENT, "time": "2027-02-30T08:00:04Z"},
+        {**GOOD_EVENT, "time": "2027-03-01 08:00:04Z"},
+        {**GOOD_EVENT, "corrects": "c" * 64},
+        {**GOOD_EVENT, "corrects": "C" * 64},
+        {**GOOD_EVENT, "corrects": "c" * 64 + "\n"},
+        {**GOOD_EVENT, "packages": {"bad id!": None}},
+        {**GOOD_EVENT, "packages": {"P" * 65: None}},
+        {**GOOD_EVENT, "packages": {f"P{n}": None for n in range(1000)}},
+        {**GOOD_EVENT, "packages": {f"P{n}": None for n in range(1001)}},
+        {**GOOD_EVENT, "actors": {"releaser": None}},
+        {**GOOD_EVENT, "body": {"n": 10**20}},
+    ]
+    return out
+
+
+def test_an_event_takes_the_fast_reading_only_as_the_field_path_reads_it() -> None:
+    fast_read = 0
+    for obj in event_variants():
+        payload = canonical_json(obj)
+        reread = _fast_canonical(payload)
+        if reread is None:
+            continue  # not canonical for orjson: only the field path reads it
+        fast = _fast_event(reread, payload)
+        try:
+            slow: Event | None = _parse_event_fields(payload, reread)
+        except CustodyError:
+            slow = None
+        if fast is not None:
+            fast_read += 1
+            assert fast == slow, obj
+            assert fast.id == slow.id
+        assert parse_event(payload) == slow if slow is not None else True
+    assert fast_read >= 5  # the good event, another kind, a correction, 1000 packages...
