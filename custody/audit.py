@@ -72,7 +72,7 @@ from custody.errors import (
 from custody.events import Kind, parse_event
 from custody.exams import ExamPolicy
 from custody.packages import label_disagreements
-from custody.parallel import Leaf, SignaturePool, leaf_envelope
+from custody.parallel import Leaf, LineBlocks, SignaturePool, leaf_envelope
 from custody.rules import Finding, PackageState, Status, apply_event, resync
 from custody.witnesses import WITNESSES_FILE, CosignatureCount, WitnessPolicy, count_cosignatures
 from keys.keyfile import write_new_file
@@ -87,6 +87,8 @@ EXPORT_FORMAT = "custody-export/v1"
 CAP_EXPORT_FILE = 1 << 40  # events.jsonl of tens of millions of events is streamed
 LABELS_FILE = "labels.jsonl"
 CHUNK = 2000
+BLOCK = 1 << 20  # events.jsonl is read and handed to the workers in blocks of about this
+PROGRESS_EVERY = 1000
 
 
 # -- export --------------------------------------------------------------------------------
@@ -264,17 +266,19 @@ class Report:
 def verify_log(
     trust: TrustStore,
     checkpoint_note: str,
-    lines: Iterable[bytes],
+    lines: Iterable[bytes] | LineBlocks,
     *,
     since_note: str | None = None,
     require_closed: bool = False,
     witness_policy: WitnessPolicy | None = None,
     labels: Iterable[bytes] | None = None,
     workers: int = 1,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
-    """Verify a log given as bytes (module rules); ``labels`` are the lines of
-    ``labels.jsonl`` (None: labels are not checked)."""
+    """Verify a log given as bytes (module rules): ``lines`` are the lines of
+    ``events.jsonl``, one by one or in blocks; ``labels`` are the lines of ``labels.jsonl``
+    (None: labels are not checked); ``progress`` hears (events checked, checkpoint size)
+    every thousand events or so."""
     report = Report(authority_id=trust.authority.id, authority_name=trust.authority.name)
     try:
         size, root = _checkpoint_of(checkpoint_note, trust)
@@ -320,11 +324,21 @@ def verify_log(
 
     replay = _Replay(report, trust, since)
     pool = SignaturePool(trust.signing_keys, workers)
+    step = replay.step
     try:
-        for leaf in pool.leaves(lines):
-            replay.step(leaf)
-            if progress is not None:
-                progress(replay.count)
+        if isinstance(lines, LineBlocks):
+            for block in pool.leaf_blocks(lines.blocks):
+                for leaf in block:
+                    step(leaf)
+                if progress is not None:
+                    progress(replay.count, size)
+        else:
+            for leaf in pool.leaves(lines):
+                step(leaf)
+                if progress is not None and replay.count % PROGRESS_EVERY == 0:
+                    progress(replay.count, size)
+        if progress is not None:
+            progress(replay.count, size)
     finally:
         pool.close()
     replay.conclude(size, root, require_closed)
@@ -557,7 +571,7 @@ def verify_bundle(
     require_closed: bool = False,
     witness_policy: WitnessPolicy | None = None,
     workers: int = 1,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     """Verify an export folder against a trust store the caller chose (pinned, or its own
     bundle): every event (``verify_log``), and every file the manifest lists. The bundle's own
@@ -570,11 +584,6 @@ def verify_bundle(
         )
     digest = hashlib.sha256()
 
-    def lines() -> Iterator[bytes]:
-        for line in stream_lines(events):
-            digest.update(line)
-            yield line
-
     labels_path = folder / LABELS_FILE
     labels_data = read_optional_file(
         labels_path, what=Phrase("bundle labels"), limit=CAP_EXPORT_FILE
@@ -583,7 +592,7 @@ def verify_bundle(
     report = verify_log(
         trust,
         checkpoint,
-        lines(),
+        LineBlocks(stream_blocks(events, digest.update)),
         since_note=since_note,
         require_closed=require_closed,
         witness_policy=witness_policy,
@@ -698,6 +707,25 @@ def stream_lines(path: Path) -> Iterator[bytes]:
     fh, _ = open_user_file(path, what=Phrase("bundle events"), limit=CAP_EXPORT_FILE)
     with fh:
         yield from fh
+
+
+def stream_blocks(path: Path, feed: Callable[[bytes], object] | None = None) -> Iterator[bytes]:
+    """The file in blocks of whole lines (about ``BLOCK`` bytes; a line longer than that is a
+    block of its own), every byte given to ``feed`` (a digest's ``update``) as it is read."""
+    fh, _ = open_user_file(path, what=Phrase("bundle events"), limit=CAP_EXPORT_FILE)
+    with fh:
+        rest: list[bytes] = []  # the start of a line the blocks read so far have not ended
+        while data := fh.read(BLOCK):
+            if feed is not None:
+                feed(data)
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest.append(data)
+                continue
+            yield b"".join((*rest, data[:cut])) if rest else data[:cut]
+            rest = [data[cut:]] if cut < len(data) else []
+        if rest:
+            yield b"".join(rest)
 
 
 # -- the directory (issue 12) ----------------------------------------------------------------

@@ -412,6 +412,9 @@ def _seal_finding(event: Event, state: PackageState) -> Finding | None:
     # Seals are checked until the package is opened; after that they are broken by design.
     if "seals" not in event.body or state.status in OPENED_STATUSES:
         return None
+    given = event.body["seals"]
+    if type(given) is list and tuple(given) == state.seals:  # as sealed (the usual case)
+        return None
     observed = _seals(event.body, what=f"{event.kind} event")
     if set(observed) == set(state.seals) and len(observed) == len(state.seals):
         return None
@@ -607,6 +610,9 @@ def _with(state: PackageState, changes: Mapping[str, Any], **head: Any) -> Packa
     return new
 
 
+_TRANSFER_STATUS = {Kind.RECEIVE: Status.STORED, Kind.RETURN: Status.RETURNED}
+
+
 def _step(
     event: Event, state: PackageState, check: StatementCheck | None, at: datetime
 ) -> tuple[dict[str, Any], list[Finding]]:
@@ -669,10 +675,7 @@ def _step(
                 N_("package {package_id} is returned only to a custodian"),
                 package_id=state.package_id,
             )
-        status = {
-            Kind.RECEIVE: Status.STORED,
-            Kind.RETURN: Status.RETURNED,
-        }.get(k, Status.IN_TRANSIT)
+        status = _TRANSFER_STATUS.get(k, Status.IN_TRANSIT)
         return {"holder": receiver, "route_pos": pos, "status": status}, findings
     if k == Kind.OPEN:
         if not Window(state.window_start, state.window_end).contains(at):

@@ -104,6 +104,24 @@ def _assign(
     return None
 
 
+def _first_choices(
+    requirements: list[SignerRequirement], eligible: Mapping[str, list[Certificate]]
+) -> dict[str, Certificate] | None:
+    """``_assign``'s answer when its first choice for every slot succeeds (the usual case:
+    one eligible person per slot), without its search; None when a slot needs the search."""
+    filled: dict[str, Certificate] = {}
+    used: set[str] = set()
+    for req in requirements:
+        for cert in eligible[req.slot]:
+            if cert.subject not in used:
+                filled[req.slot] = cert
+                used.add(cert.subject)
+                break
+        else:
+            return None
+    return filled
+
+
 def _best_partial(
     requirements: list[SignerRequirement], eligible: Mapping[str, list[Certificate]]
 ) -> dict[str, Certificate]:
@@ -185,14 +203,17 @@ def check_statement(
             and (req.person is None or c.subject == req.person)
             and not (c.recusals & scope_tags)
         ]
-    filled = _assign(reqs, eligible, frozenset())
+    filled = _first_choices(reqs, eligible)
+    if filled is None:
+        filled = _assign(reqs, eligible, frozenset())
     if filled is None:
         filled = _best_partial(reqs, eligible)
     missing = tuple(r for r in reqs if r.slot not in filled)
-    used = {c.subject for c in filled.values()}
-    spare = [c for c in signers if c.subject not in used]
-    for req in missing:
-        problems.append(_why_missing(req, spare, scope_tags, at))
+    if missing:
+        used = {c.subject for c in filled.values()}
+        spare = [c for c in signers if c.subject not in used]
+        for req in missing:
+            problems.append(_why_missing(req, spare, scope_tags, at))
     return StatementCheck(
         env.payload_type, sigcheck.payload, filled, missing, tuple(signers), tuple(problems)
     )

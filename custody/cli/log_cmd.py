@@ -315,7 +315,7 @@ def verify(
             require_closed=require_closed,
             witness_policy=policy,
             workers=n_workers,
-            progress=lambda n: bar.update(task, completed=n) if n % 500 == 0 else None,
+            progress=lambda n, size: bar.update(task, completed=n, total=size),
         )
     report.witness_policy_source = source
     if st.json:
