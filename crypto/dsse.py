@@ -15,7 +15,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from json.encoder import encode_basestring_ascii
@@ -158,18 +158,32 @@ def verify_signatures(env: Envelope, candidates: Mapping[str, VerifyKey]) -> Sig
     Raises:
         DuplicateSignatureError: two signatures verify under one key.
     """
-    message = env.signed_bytes()
+    signed_by, unmatched = signers_of(
+        env.payload_type, env.payload, [(s.keyid, s.sig) for s in env.signatures], candidates
+    )
+    return SignatureCheck(env.payload_type, env.payload, signed_by, unmatched)
+
+
+def signers_of(
+    payload_type: str,
+    payload: bytes,
+    signatures: Sequence[tuple[str, bytes]],
+    candidates: Mapping[str, VerifyKey],
+) -> tuple[frozenset[str], tuple[int, ...]]:
+    """``verify_signatures`` over an envelope's parts ((key id hint, signature) pairs): the
+    keys that signed and the indexes of the signatures that matched none."""
+    message = pae(payload_type, payload)
     signed_by: set[str] = set()
     unmatched: list[int] = []
-    for index, sig in enumerate(env.signatures):
+    for index, (keyid, sig) in enumerate(signatures):
         matched = None
-        if sig.keyid:
-            hinted = candidates.get(sig.keyid)
-            if hinted is not None and hinted.is_valid(message, sig.sig):
+        if keyid:
+            hinted = candidates.get(keyid)
+            if hinted is not None and hinted.is_valid(message, sig):
                 matched = hinted
         elif len(candidates) <= MAX_UNHINTED_CANDIDATES:
             for key in candidates.values():
-                if key.is_valid(message, sig.sig):
+                if key.is_valid(message, sig):
                     matched = key
                     break
         if matched is None:
@@ -179,7 +193,7 @@ def verify_signatures(env: Envelope, candidates: Mapping[str, VerifyKey]) -> Sig
             raise DuplicateSignatureError(
                 N_("key {key_id} signed this {payload_type} more than once"),
                 key_id=matched.key_id[:16],
-                payload_type=env.payload_type,
+                payload_type=payload_type,
             )
         signed_by.add(matched.key_id)
-    return SignatureCheck(env.payload_type, env.payload, frozenset(signed_by), tuple(unmatched))
+    return frozenset(signed_by), tuple(unmatched)

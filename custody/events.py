@@ -334,8 +334,33 @@ def _canonical_b64(text: bytes) -> bytes | None:
     return raw if binascii.b2a_base64(raw, newline=False) == text else None
 
 
+# A leaf's envelope as parts (payload type, payload, (key id hint, signature) pairs) and its
+# receive time: what a verifier needs of it, without building the objects.
+LeafParts = tuple[str, bytes, tuple[tuple[str, bytes], ...], datetime]
+
+
+def leaf_parts(leaf: bytes) -> LeafParts:
+    """``parse_leaf`` as parts."""
+    fast = _fast_leaf_parts(leaf)
+    if fast is not None:
+        return fast
+    entry = _parse_leaf_exact(leaf)
+    env = entry.envelope
+    sigs = tuple((s.keyid, s.sig) for s in env.signatures)
+    return env.payload_type, env.payload, sigs, entry.received
+
+
 def _fast_leaf(leaf: bytes) -> Entry | None:
-    """The entry if ``leaf`` is exactly what ``leaf_bytes`` writes for it, else None (the
+    parts = _fast_leaf_parts(leaf)
+    if parts is None:
+        return None
+    payload_type, payload, sigs, received = parts
+    envelope = Envelope(payload_type, payload, tuple([Signature(k, s) for k, s in sigs]))
+    return Entry(envelope, received)
+
+
+def _fast_leaf_parts(leaf: bytes) -> LeafParts | None:
+    """The parts if ``leaf`` is exactly what ``leaf_bytes`` writes for them, else None (the
     exact path then accepts it or names what is wrong). Every byte is accounted for: the
     head and the match fix the structure, and each value is the canonical writing of what it
     decodes to, so what this returns is what the exact path would."""
@@ -354,7 +379,7 @@ def _fast_leaf(leaf: bytes) -> Entry | None:
         sig = _canonical_b64(sig_b64)
         if sig is None:
             return None
-        sigs.append(Signature(keyid.decode("ascii"), sig))
+        sigs.append((keyid.decode("ascii"), sig))
     if len(sigs) > MAX_SIGNATURES:
         return None
     if _last_received[0] == received:
@@ -367,7 +392,7 @@ def _fast_leaf(leaf: bytes) -> Entry | None:
         except ValueError:
             return None
         _last_received = (received, when)
-    return Entry(Envelope(payload_type.decode("ascii"), payload, tuple(sigs)), when)
+    return payload_type.decode("ascii"), payload, tuple(sigs), when
 
 
 def parse_leaf(leaf: bytes) -> Entry:

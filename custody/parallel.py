@@ -9,10 +9,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from crypto import merkle
-from crypto.dsse import Envelope, Signature, SignatureCheck, parse_envelope, verify_signatures
+from crypto.dsse import (
+    Envelope,
+    Signature,
+    SignatureCheck,
+    parse_envelope,
+    signers_of,
+    verify_signatures,
+)
 from crypto.signing import VerifyKey
 from custody.errors import N_, CustodyError, FormatError, Phrase
-from custody.events import EVENT_TYPE, parse_leaf
+from custody.events import EVENT_TYPE, leaf_parts, parse_leaf
 
 if TYPE_CHECKING:  # process pools load multiprocessing: only when workers are asked for
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -115,23 +122,17 @@ def check_leaf(line: bytes, keys: Mapping[str, VerifyKey]) -> Leaf:
     leaf = line.rstrip(b"\n")
     digest = merkle.leaf_hash(leaf)
     try:
-        entry = parse_leaf(leaf)
-        env = entry.envelope
-        if env.payload_type != EVENT_TYPE:
+        payload_type, payload, sigs, received = leaf_parts(leaf)
+        if payload_type != EVENT_TYPE:
             raise FormatError(
                 N_("not a custody event: payload type {payload_type!r}"),
-                payload_type=env.payload_type,
+                payload_type=payload_type,
             )
-        check = verify_signatures(env, keys)
+        signed_by, unmatched = signers_of(payload_type, payload, sigs, keys)
     except CustodyError as e:
         return digest, e
-    signed = tuple(sorted(check.signed_by))
-    parts = (
-        _shared(env.payload_type),
-        env.payload,
-        tuple((_shared(s.keyid), s.sig) for s in env.signatures),
-    )
-    return digest, parts, entry.received, signed, check.unmatched
+    parts = (_shared(payload_type), payload, tuple([(_shared(k), s) for k, s in sigs]))
+    return digest, parts, received, tuple(sorted(signed_by)), unmatched
 
 
 def _leaf_chunk(lines: list[bytes]) -> list[Leaf]:

@@ -23,6 +23,7 @@ from custody.events import (
     _parse_event_fields,
     _parse_leaf_exact,
     leaf_bytes,
+    leaf_parts,
     parse_event,
     parse_leaf,
 )
@@ -105,6 +106,8 @@ def test_non_canonical_values_take_the_exact_path(season: Season) -> None:
     odd = leaf_bytes(quoted, season.now)
     assert _fast_leaf(odd) is None
     assert parse_leaf(odd) == Entry(quoted, season.now)
+    assert leaf_parts(odd) == (EVENT_TYPE, b"ab", (('k"q', bytes(64)),), season.now)
+    assert leaf_parts(leaf) == (EVENT_TYPE, b"ab", (("k", bytes(64)),), season.now)
     # an empty payload and the largest padding
     for payload in (b"", b"a", b"abc"):
         e = Envelope(EVENT_TYPE, payload, (Signature("k", bytes(64)),))
