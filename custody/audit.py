@@ -490,7 +490,8 @@ class _Replay:
         self.states.update(outcome.states)
         if outcome.exam is not None:
             self.exams[outcome.exam.exam_id] = outcome.exam
-        report.findings.extend((index, f) for f in outcome.findings)
+        if outcome.findings:
+            report.findings.extend((index, f) for f in outcome.findings)
         if event.kind == Kind.SEAL:
             for pid in event.package_ids:
                 sealer = event.actors.get("sealer", "")
