@@ -161,8 +161,26 @@ class LineBlocks:
 
 
 def leaf_envelope(parts: Parts) -> Envelope:
+    """The envelope of a worker's parts, built without the frozen dataclasses' __init__ (one
+    object.__setattr__ per field): the replay makes one per event."""
     payload_type, payload, sigs = parts
-    return Envelope(payload_type, payload, tuple([Signature(k, s) for k, s in sigs]))
+    signatures = []
+    for keyid, sig in sigs:
+        signature = object.__new__(Signature)
+        fields = signature.__dict__
+        fields["keyid"] = keyid
+        fields["sig"] = sig
+        signatures.append(signature)
+    env = object.__new__(Envelope)
+    fields = env.__dict__
+    fields["payload_type"] = payload_type
+    fields["payload"] = payload
+    fields["signatures"] = tuple(signatures)
+    return env
+
+
+assert not hasattr(Signature, "__post_init__")
+assert not hasattr(Envelope, "__post_init__")
 
 
 def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
