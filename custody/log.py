@@ -422,7 +422,7 @@ class CustodyLog:
         checkpoint_text = ""
         if batch.accepted:
             new_size = size + len(batch.accepted)
-            leaves = [merkle.leaf_hash(e["envelope"]) for e in batch.entries]
+            leaves = [merkle.leaf_hash(e["leaf"]) for e in batch.entries]
             frontier = db.nodes(merkle.frontier_nodes(size))
             nodes = merkle.nodes_for_batch(size, leaves, lambda lvl, i: frontier[(lvl, i)])
             db.add_entries(NewEntries(batch.entries, batch.links, nodes, batch.findings))
@@ -549,9 +549,9 @@ class CustodyLog:
                     "idx": idx,
                     "statement_id": p.event.id,
                     "kind": p.event.kind.value,
-                    "event_time": format_time(p.event.time),
                     "received_at": batch.received,
-                    "envelope": leaf_bytes_at(p.envelope, batch.received),
+                    "envelope": p.envelope,
+                    "leaf": leaf_bytes_at(p.envelope, batch.received),
                 }
             )
             batch.links.extend({"package_id": pid, "idx": idx} for pid in p.event.package_ids)

@@ -34,6 +34,7 @@ from custody.rules import PackageState
 from custody.store import log_tables as _log_tables  # noqa: F401  (registers the tables)
 from custody.store.db import read_options
 from custody.store.guard import RECOVER as GUARD_RECOVER
+from custody.store.leaves import leaf_of, stored_envelope
 from custody.store.states import state_from_json, state_to_json
 
 HEAD: Table = SQLModel.metadata.tables["log_head"]
@@ -47,6 +48,7 @@ COSIGNATURE: Table = SQLModel.metadata.tables["cosignature"]
 EXAM: Table = SQLModel.metadata.tables["exam_policy"]
 
 _T = TypeVar("_T")
+_HEX = frozenset("0123456789abcdef")
 
 # Stored nodes by (level, idx), as the driver's own SQL: one fixed statement on PostgreSQL (two
 # array parameters, however many nodes), and on SQLite one OR of primary-key lookups per node
@@ -100,9 +102,16 @@ class NewCosignature:
     added_at: str
 
 
+def _id_bytes(statement_ids: Iterable[str]) -> list[bytes]:
+    """Statement ids (64 lowercase hex digits) as their stored 32 bytes; anything else cannot
+    be on the log and is left out."""
+    return [bytes.fromhex(s) for s in statement_ids if len(s) == 64 and _HEX.issuperset(s)]
+
+
 @dataclass(frozen=True)
 class NewEntries:
-    """An append's rows, as the log built them: entries, package links, the tree's new
+    """An append's rows, as the log built them: entries (index, statement id in hex, kind,
+    receive time, the ``envelope`` and its ``leaf`` bytes), package links, the tree's new
     nodes (level, index, hash) and findings."""
 
     entries: Sequence[Mapping[str, Any]]
@@ -139,16 +148,18 @@ class LogStore:
     def entries_of(self, statement_ids: Iterable[str]) -> list[tuple[str, int, str]]:
         """(statement id, index, receive time) of those of these statements on the log."""
         query = select(ENTRY.c.statement_id, ENTRY.c.idx, ENTRY.c.received_at).where(
-            ENTRY.c.statement_id.in_(list(statement_ids))
+            ENTRY.c.statement_id.in_(_id_bytes(statement_ids))
         )
-        return [(r.statement_id, r.idx, r.received_at) for r in self.conn.execute(query)]
+        return [
+            (bytes(r.statement_id).hex(), r.idx, r.received_at) for r in self.conn.execute(query)
+        ]
 
     def indices(self, statement_ids: Iterable[str]) -> dict[str, int]:
         """The log index of each of these statements that is on the log."""
         query = select(ENTRY.c.statement_id, ENTRY.c.idx).where(
-            ENTRY.c.statement_id.in_(list(statement_ids))
+            ENTRY.c.statement_id.in_(_id_bytes(statement_ids))
         )
-        return {r.statement_id: int(r.idx) for r in self.conn.execute(query)}
+        return {bytes(r.statement_id).hex(): int(r.idx) for r in self.conn.execute(query)}
 
     def states(self, package_ids: Iterable[str]) -> dict[str, PackageState]:
         """The cached states of those of these packages that have one."""
@@ -162,7 +173,19 @@ class LogStore:
         return load_exam_policies(self.conn, exam_ids)
 
     def add_entries(self, rows: NewEntries) -> None:
-        self.conn.execute(insert(ENTRY), list(rows.entries))
+        self.conn.execute(
+            insert(ENTRY),
+            [
+                {
+                    "idx": e["idx"],
+                    "statement_id": bytes.fromhex(e["statement_id"]),
+                    "kind": e["kind"],
+                    "received_at": e["received_at"],
+                    "envelope": stored_envelope(e["envelope"], e["leaf"]),
+                }
+                for e in rows.entries
+            ],
+        )
         if rows.links:
             self.conn.execute(insert(PKG_EVENT), list(rows.links))
         self.conn.execute(
@@ -319,17 +342,18 @@ class LogStore:
 
     def leaf(self, index: int) -> bytes | None:
         """The leaf bytes of entry ``index`` as hashed into the tree (``None``: no entry)."""
-        row = self.conn.execute(select(ENTRY.c.envelope).where(ENTRY.c.idx == index)).first()
-        return None if row is None else bytes(row.envelope)
+        query = select(ENTRY.c.envelope, ENTRY.c.received_at).where(ENTRY.c.idx == index)
+        row = self.conn.execute(query).first()
+        return None if row is None else leaf_of(row.envelope, row.received_at)
 
     def leaves(self, start: int, end: int) -> list[tuple[int, bytes]]:
         """(index, leaf bytes) of the entries from ``start`` up to ``end`` (excluded)."""
         rows = self.conn.execute(
-            select(ENTRY.c.idx, ENTRY.c.envelope)
+            select(ENTRY.c.idx, ENTRY.c.envelope, ENTRY.c.received_at)
             .where(ENTRY.c.idx >= start, ENTRY.c.idx < end)
             .order_by(ENTRY.c.idx)
         ).all()
-        return [(int(r.idx), bytes(r.envelope)) for r in rows]
+        return [(int(r.idx), leaf_of(r.envelope, r.received_at)) for r in rows]
 
     def package_state(self, package_id: str) -> PackageState | None:
         query = select(STATE.c.state).where(STATE.c.package_id == package_id)
