@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-STATE_FILLFACTOR = 50  # per cent of a package_state page filled by inserts (PostgreSQL)
+STATE_FILLFACTOR = 40  # per cent of a package_state page filled by inserts (PostgreSQL)
 
 
 class LogHead(SQLModel, table=True):
@@ -87,9 +87,11 @@ class CosignatureRow(SQLModel, table=True):
 
 class PackageStateRow(SQLModel, table=True):
     """The rules engine's cache of each package's state after its last event. Every event
-    rewrites its package's row: on PostgreSQL the pages are filled to half at insert
-    (``fillfactor`` 50) so the new version fits beside the old one and the update is HOT
-    (heap-only, pruned within the page) instead of leaving a dead row version behind."""
+    rewrites its package's row: on PostgreSQL inserts fill a page only to 40% (``fillfactor``)
+    so the new version fits in the same page and the update is HOT (heap-only: the old version
+    is pruned within the page, no index entry added) instead of a dead row version left behind.
+    40, not 50: room for a second new version when a long read (an export) holds back pruning
+    for a while."""
 
     __tablename__ = "package_state"
     __table_args__ = {"postgresql_with": {"fillfactor": STATE_FILLFACTOR}}

@@ -51,7 +51,7 @@ def _migrate(engine: Engine, revision: str) -> None:
 
 
 def _layout(engine: Engine) -> tuple[bool, bool]:
-    """(tree nodes and package links WITHOUT ROWID on SQLite, package_state's fillfactor 50 on
+    """(tree nodes and package links WITHOUT ROWID on SQLite, package_state's fillfactor 40 on
     PostgreSQL); each is False on the other engine."""
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
@@ -61,7 +61,7 @@ def _layout(engine: Engine) -> tuple[bool, bool]:
         opts = conn.execute(
             text("SELECT reloptions FROM pg_class WHERE relname = 'package_state'")
         ).scalar_one()
-        return False, "fillfactor=50" in (opts or [])
+        return False, "fillfactor=40" in (opts or [])
 
 
 def test_0009_converts_the_rows_0008_wrote_and_the_export_stays_the_same(

@@ -36,7 +36,7 @@ _SELECT = sa.text(
     "SELECT idx, statement_id, received_at, envelope FROM log_entry "
     "WHERE idx > :last ORDER BY idx LIMIT :n"
 )
-FILLFACTOR = 50  # store/log_tables.py's STATE_FILLFACTOR when this revision was written
+FILLFACTOR = 40  # store/log_tables.py's STATE_FILLFACTOR when this revision was written
 
 
 def _parts_or_leaf(leaf: bytes, received_at: str) -> bytes:
