@@ -70,30 +70,24 @@ def _inflate(data: bytes) -> bytes | None:
     return out if d.eof and not d.unused_data else None
 
 
-def _key_bytes(keyid: str) -> bytes | None:
-    """32 bytes for a key id of 64 lowercase hex digits (which ``.hex()`` gives back exactly)."""
-    if len(keyid) != 2 * _KEY or not _HEX.issuperset(keyid):
-        return None
-    return bytes.fromhex(keyid)
-
-
 def envelope_parts(env: Envelope) -> bytes | None:
     """The stored form of ``env`` in parts, or ``None`` when it does not fit them (then the
     leaf's own bytes are stored)."""
-    if env.payload_type != EVENT_TYPE or not 0 < len(env.signatures) < 256:
+    # Bytes concatenated, no list or tuple: this runs for every appended event, and objects the
+    # garbage collector tracks would make its collections come sooner.
+    count = len(env.signatures)
+    if env.payload_type != EVENT_TYPE or not 0 < count < 256:
         return None
-    head = [bytes((0, len(env.signatures)))]
+    sigs = b""
     for s in env.signatures:
-        key = _key_bytes(s.keyid)
-        if key is None or len(s.sig) != _SIG:
+        keyid = s.keyid
+        if len(keyid) != 2 * _KEY or not _HEX.issuperset(keyid) or len(s.sig) != _SIG:
             return None
-        head += (key, s.sig)
+        sigs += bytes.fromhex(keyid) + s.sig
     deflated = _deflate(env.payload)
     if len(deflated) < len(env.payload):
-        head[0] = bytes((PARTS_DEFLATED, len(env.signatures)))
-        return b"".join((*head, deflated))
-    head[0] = bytes((PARTS_RAW, len(env.signatures)))
-    return b"".join((*head, env.payload))
+        return bytes((PARTS_DEFLATED, count)) + sigs + deflated
+    return bytes((PARTS_RAW, count)) + sigs + env.payload
 
 
 def stored_envelope(env: Envelope, leaf: bytes) -> bytes:
