@@ -47,8 +47,13 @@ def backend(request: Request) -> Backend:
     return service
 
 
-def principal(request: Request) -> Principal | None:
-    """The logged-in person, or None; 401 for a token that does not stand."""
+async def principal(request: Request) -> Principal | None:
+    """The logged-in person, or None; 401 for a token that does not stand.
+
+    Runs on the event loop (no hop through the thread pool on every read): a token seen
+    before is a dictionary look-up, the trust store's version one ``stat``, the key's rate
+    one upsert on the shared counters (as the per-address rate in ``api.guard.Guard``). Only
+    a trust store that must be reloaded or recounted is read in the thread pool."""
     header = request.headers.get("authorization")
     if header is None:
         return None
@@ -56,7 +61,10 @@ def principal(request: Request) -> Principal | None:
     if scheme.lower() != "bearer" or not token.strip():
         raise LoginRequiredError(N_("the Authorization header must be 'Bearer <session token>'"))
     service = backend(request)
-    p = service.sessions.principal_of(token.strip(), service.trust(), service.now())
+    trust = service.current_trust()
+    if trust is None:  # a reload or a recount: off the event loop
+        trust = await run_in_threadpool(service.trust)
+    p = service.sessions.principal_of(token.strip(), trust, service.now())
     rate_check(request, service.settings.rate_per_key, "key", p.key_id)
     return p
 

@@ -28,6 +28,7 @@ from api import (
     paper_routes,
     read_routes,
     routes,
+    seal_routes,
     web,
 )
 from api.backend import Backend, Settings
@@ -104,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(access.router)
     app.include_router(web.router)
     app.include_router(paper_routes.router)
+    app.include_router(seal_routes.router)
     app.include_router(read_routes.router)
     app.include_router(incident_routes.router)
     app.include_router(console_routes.router)

@@ -264,6 +264,19 @@ class Backend:
     def _version(self) -> tuple[int, int]:
         return identities.counts(self.home.engine)
 
+    def current_trust(self) -> TrustStore | None:
+        """The trust store if the one held is known current without asking the database
+        (one ``stat``, no recount due), else None: then call ``trust`` off the event loop.
+        Never waits (for a lock another thread holds while reloading, either)."""
+        token = self.home.trust_version()
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            fresh = time.monotonic() - self._trust_counted < TRUST_RECOUNT
+            return self.log.trust if token == self._trust_token and fresh else None
+        finally:
+            self._lock.release()
+
     def trust(self) -> TrustStore:
         """The current trust store (reloaded only when rows were added)."""
         token = self.home.trust_version()

@@ -190,11 +190,14 @@ def console_asset(request: Request, path: str) -> Response:
 
 
 # URL path under /proposition/ -> file under api/static/ (its modules import the courier's;
-# libsodium.js, vendored, is served here only: the courier's first load stays as it was).
+# libsodium.js and pako's deflate, vendored, are served here only: the courier's first load
+# stays as it was).
 _PROPOSITION = {
     "": "proposition/index.html",
     "prop.js": "proposition/prop.js",
+    "seal.js": "proposition/seal.js",
     "vendor/sodium.js": "vendor/sodium.js",
+    "vendor/zlib.js": "vendor/zlib.js",
 }
 
 

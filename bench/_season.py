@@ -72,3 +72,29 @@ def handover_stream(s: Season, packages: int, per_package: int) -> Iterator[list
             holder[pid] = to
             batch.append(env)
         yield batch
+
+
+def commit_ms(folder: Path, commits: int = 30) -> float:
+    """Median milliseconds of one small SQLite commit that waits for the disk (WAL,
+    ``synchronous=FULL``, as the home's) in ``folder``: what one durable access record costs
+    at least on this disk at this moment (a shared machine's disk swings by 10x)."""
+    import sqlite3
+    import statistics
+    import time
+
+    path = folder / "commit-probe.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE IF NOT EXISTS t (a INTEGER PRIMARY KEY, b BLOB)")
+        times = []
+        for _ in range(commits):
+            t0 = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (b) VALUES (?)", (b"x" * 400,))
+            conn.execute("COMMIT")
+            times.append(time.perf_counter() - t0)
+    finally:
+        conn.close()
+    return statistics.median(times) * 1000

@@ -2,10 +2,11 @@
 names it; the route arrived with issue 14's console).
 
 Same app, same home, same run: ``GET /v1/incidents?limit=50`` as a logged-in secrecy officer
-(token checked, policy asked, the read recorded on the access log, then answered) against the
-same page built by a bare route added to the same app for the benchmark only (the incidents
-read and shaped the same way, with none of the login, policy or recording). In-process
-(Starlette's test client), interleaved rounds, medians.
+(token checked, policy asked, the read recorded on the access log, ``--flush`` as the service's
+``--access-flush``, then answered) against the same page built by a bare route added to the same
+app for the benchmark only (the incidents read and shaped the same way, with none of the login,
+policy or recording). In-process (Starlette's test client), interleaved rounds, medians; a
+disk-waiting SQLite commit in the home's folder is timed between rounds.
 
     python bench/bench_incident_reads.py            # the figures in docs/benchmarks.md
     python bench/bench_incident_reads.py --quick    # a smoke run
@@ -36,7 +37,7 @@ from custody.incidents.desk import page_incidents
 from custody.sessions import Challenge, sign_login
 
 
-def _setup(incidents: int) -> tuple[Any, TestClient]:
+def _setup(incidents: int, flush: str = "full") -> tuple[Any, TestClient]:
     s = _season.season()
     log = s.log()
     for n in range(incidents):
@@ -50,6 +51,7 @@ def _setup(incidents: int) -> tuple[Any, TestClient]:
             desk_every=0,
             rate_per_address="1000000/minute",
             rate_per_key="1000000/minute",
+            access_flush=flush,
         )
     )
 
@@ -84,9 +86,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smoke run (seconds)")
     ap.add_argument("--json", type=Path, help="write the figures to this file")
+    ap.add_argument(
+        "--flush",
+        choices=("full", "lazy", "queued"),
+        default="full",
+        help="access records' disk flush",
+    )
     args = ap.parse_args()
     incidents, seconds, rounds = (20, 1.0, 2) if args.quick else (200, 3.0, 5)
-    _s, c = _setup(incidents)
+    s, c = _setup(incidents, args.flush)
+    disk: list[float] = []
     authed, bare = "/v1/incidents?limit=50", "/bench/unauthenticated/incidents"
     assert c.get(authed).json()["items"] == c.get(bare).json()["items"]  # the same page
     _rate(c, authed, 0.5)
@@ -95,20 +104,28 @@ def main() -> None:
     for _ in range(rounds):  # interleaved, so a noisy neighbour hits both alike
         u_rates.append(_rate(c, bare, seconds))
         a_rates.append(_rate(c, authed, seconds))
+        disk.append(_season.commit_ms(s.home.path))
     a, u = statistics.median(a_rates), statistics.median(u_rates)
     figures = {
         "incidents": incidents,
         "page": 50,
+        "access_flush": args.flush,
         "rounds": rounds,
         "seconds_per_round": seconds,
         "unauthenticated_reads_per_s": round(u, 1),
         "authenticated_reads_per_s": round(a, 1),
         "cost": round(1 - a / u, 3),
+        "disk_commit_ms": round(statistics.median(disk), 2),
+        "disk_commit_ms_range": [round(min(disk), 2), round(max(disk), 2)],
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     print(f"incident list, unauthenticated (bare route)      {u:9.1f} reads/s")
     print(f"incident list, logged in + policy + access log   {a:9.1f} reads/s")
     print(f"cost of login, authorisation and recording       {figures['cost']:9.1%}  (goal < 20%)")
+    print(
+        f"one disk-waiting SQLite commit (median, range)    {figures['disk_commit_ms']:9.2f} ms "
+        f"{figures['disk_commit_ms_range']}"
+    )
     print(f"load average                                     {figures['load_average']}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -59,6 +59,12 @@ class Said:
         except (KeyError, IndexError, ValueError, AttributeError):
             return self.template
 
+    def __str__(self) -> str:
+        return self.english
+
+    def __format__(self, spec: str) -> str:
+        return format(self.english, spec)
+
     def render(self, translate: Callable[[str], str]) -> str:
         """The sentence through ``translate`` (a catalogue's ``gettext``), ``Phrase``
         parameters translated and ``Said`` or ``CustodyError`` parameters rendered too; a
@@ -107,6 +113,8 @@ class CustodyError(Exception):
                 if isinstance(v, CustodyError)
                 else translate(v)
                 if isinstance(v, Phrase)
+                else v.render(translate)
+                if isinstance(v, Said)
                 else v
             )
             for k, v in self.params.items()

@@ -133,6 +133,12 @@ def may_read_incidents(p: Principal | None) -> bool:
     return p is not None and p.sees_all
 
 
+def may_read_custody_reports(p: Principal | None) -> bool:
+    """A custody report (every package of a scope, its holders and signers by name): secrecy
+    officers (their province is the authority) and auditors."""
+    return p is not None and p.sees_all
+
+
 def may_read_access_log(p: Principal | None) -> bool:
     return p is not None and p.sees_all
 
@@ -145,6 +151,12 @@ def may_propose(p: Principal | None) -> bool:
     """A paper proposed from the proposition page, and the certificates of those it may be
     sealed to (printers, opening officers, secrecy officers): proposers only."""
     return p is not None and Role.PROPOSER in p.roles
+
+
+def may_seal(p: Principal | None) -> bool:
+    """A package sealed from the proposition page (and the exams' policies it needs): the
+    roles a label's sealer must hold, proposers and printers."""
+    return p is not None and bool(p.roles & {Role.PROPOSER, Role.PRINTER})
 
 
 def may_read_papers(p: Principal | None) -> bool:

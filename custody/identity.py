@@ -458,8 +458,9 @@ def revoke(
     reason: RevocationReason,
     effective_at: datetime,
     now: datetime,
-    note: str = "",
 ) -> Revocation:
+    """Revoke a key (root-signed). Its ``note`` stays empty: a revocation goes to every device
+    (trust bundle, directory), so it carries no person's words (docs/formats.md)."""
     check_key_prefix(key_id)
     trust = load_trust(home)
     matches = [k for k in trust.certificates if k.startswith(key_id)]
@@ -474,7 +475,7 @@ def revoke(
     if full in trust.revocations:
         raise ConflictError(N_("key {full} is already revoked"), full=full[:16])
     root = home.authority_key("root", root_passphrase)
-    rev = Revocation(trust.authority.id, full, effective_at, reason, now, note)
+    rev = Revocation(trust.authority.id, full, effective_at, reason, now)
     _store_trust_rows(home, [NewRevocation(rev, issue_revocation(rev, root.signing))])
     return rev
 

@@ -6,20 +6,36 @@ Rules:
 - Package ids are unique; sealing an id twice is a ``ConflictError`` and leaves the first intact.
 - Loading re-verifies every stored label (the row is never believed by itself).
 - No SQL here: the rows are read and written through ``custody/store/packages.py``.
+- A seal made elsewhere (the proposition page signs the label and the seal event in the
+  sealer's browser) is accepted only as ``custody package seal`` would have made it
+  (``accept_seal``): the label verifies as a courier would, both are the sealer's own, the
+  package is new, the exam has a policy, and the seal event is byte for byte the one the CLI
+  builds from that label; then the policy (if the log lacks it), the package and its seal
+  event are stored in one transaction, or nothing is.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from crypto.dsse import Envelope
 from crypto.signing import SigningKey
 from custody import identity
-from custody.errors import N_, ConflictError, NotFoundError
-from custody.events import Event, Kind
+from custody.errors import (
+    N_,
+    ConflictError,
+    ExamPolicyError,
+    ForbiddenError,
+    FormatError,
+    NotFoundError,
+)
+from custody.events import Event, Kind, parse_event
 from custody.home import Home
-from custody.log import Alongside
+from custody.incidents.model import WatchedLog
+from custody.log import Alongside, Receipt
 from custody.packages import Manifest, seal_event_body
 from custody.store import packages as store
 from custody.store.handles import Database
@@ -129,13 +145,106 @@ def seal_event(
 
     ``handover_witness`` comes from the exam's policy (``Home.exam_policy``), never from the
     sealer: it decides for the whole chain whether handovers need a supervising witness."""
-    event = Event(
+    event = seal_event_of(
+        manifest, label, sealer.subject, authority_id, handover_witness=handover_witness
+    )
+    return event.sign([key])
+
+
+def seal_event_of(
+    manifest: Manifest, label: str, sealer: str, authority_id: str, *, handover_witness: bool
+) -> Event:
+    """The ``seal`` event (unsigned) that ``custody package seal`` makes for a label."""
+    return Event(
         kind=Kind.SEAL,
         authority=authority_id,
         time=manifest.issued_at,
         place=manifest.route[0].place if manifest.route else "",
         packages={manifest.package_id: None},
-        actors={"sealer": sealer.subject},
-        body=seal_event_body(manifest, sealer.subject, label, handover_witness=handover_witness),
+        actors={"sealer": sealer},
+        body=seal_event_body(manifest, sealer, label, handover_witness=handover_witness),
     )
-    return event.sign([key])
+
+
+@dataclass(frozen=True)
+class SealAccepted:
+    """A package sealed from elsewhere: its checked label and the seal event's receipt."""
+
+    label: str
+    verified: VerifiedLabel
+    handover_witness: bool
+    receipt: Receipt
+
+    @property
+    def label_sha256(self) -> str:
+        return hashlib.sha256(self.label.encode("ascii")).hexdigest()
+
+
+def _differences(expected: Event, payload: bytes) -> list[str]:
+    """What a submitted seal event says otherwise than the one its label makes (names only)."""
+    try:
+        got = parse_event(payload)
+    except FormatError:
+        return ["payload"]
+    out = [
+        name
+        for name in ("kind", "authority", "time", "place", "packages", "actors", "corrects")
+        if getattr(got, name) != getattr(expected, name)
+    ]
+    body = dict(got.body)
+    keys = sorted(set(body) | set(expected.body))
+    out += [f"body.{k}" for k in keys if body.get(k) != expected.body.get(k)]
+    return out or ["encoding"]
+
+
+def accept_seal(
+    home: Home,
+    log: WatchedLog,
+    *,
+    trust: TrustStore,
+    label: str,
+    seal: Envelope,
+    sealer_key_id: str,
+    now: datetime,
+) -> SealAccepted:
+    """A label and its seal event signed elsewhere by the sealer whose key is
+    ``sealer_key_id``, stored as ``custody package seal`` stores its own, or refused with
+    nothing stored (docs/formats.md "Packages sealed in a browser")."""
+    verified = verify_label(label, trust, now=now)
+    manifest = verified.manifest
+    if verified.key_id != sealer_key_id:
+        raise ForbiddenError(
+            N_("the label is signed by {signer}, not by the key logged in"),
+            signer=verified.certificate.subject,
+        )
+    refuse_sealed(home, manifest.package_id)
+    policy = home.exam_policy(manifest.exam_id)
+    expected = seal_event_of(
+        manifest,
+        label,
+        verified.certificate.subject,
+        trust.authority.id,
+        handover_witness=policy.handover_witness,
+    )
+    if seal.payload != expected.payload():
+        differ = _differences(expected, seal.payload)
+        if differ == ["body.handover_witness"]:
+            raise ExamPolicyError(
+                N_("the seal event's handover_witness is not exam {exam}'s policy ({policy})"),
+                exam=manifest.exam_id,
+                policy=policy.handover_witness,
+            )
+        raise FormatError(
+            N_("the seal event is not the one its label makes: {fields} differ"),
+            hint=N_("build it from the label as custody package seal does (docs/formats.md)"),
+            fields=", ".join(differ),
+        )
+    publish = log.exam_policy_statement(policy, now=now)
+    result = log.submit_many(
+        [*([publish] if publish is not None else []), seal],
+        now=now,
+        alongside=package_row_writer(manifest, label, verified),
+    )
+    if result.rejected:
+        raise result.rejected[0].error
+    return SealAccepted(label, verified, policy.handover_witness, result.receipts[-1])

@@ -67,6 +67,7 @@ from custody.errors import (
     UsageError,
     WindowError,
 )
+from custody.sealed_text import seal_text
 from keys.keyfile import KeyPair
 from keys.model import Certificate, Role
 from keys.statements import SignerRequirement, require, verify_statement
@@ -819,6 +820,14 @@ def act_payload(
     )
 
 
+def _sealed_reason(reason: str, trust: TrustStore, at: datetime) -> dict[str, Any]:
+    """A reason as an act carries it: sealed to the secrecy officers standing at ``at``
+    (``custody.sealed_text``); none standing is a ``ConflictError``, nothing signed."""
+    sealed = seal_text(reason, trust, at, field="reason")
+    assert sealed is not None  # the callers refuse an empty reason first
+    return sealed.as_json()
+
+
 def _sign_act(
     payload_type: str,
     payload: bytes,
@@ -955,7 +964,7 @@ def break_glass(
         at,
         people,
         break_glass=True,
-        reason=reason,
+        reason_sealed=_sealed_reason(reason, trust, at),
         absent=absent,
     )
     env = _sign_act(OPENING_TYPE, payload, holders, trust, reqs, at, p.scope)
@@ -967,8 +976,9 @@ def break_glass(
         position=p.position,
         at=at,
         act_sha256=sha256_hex(env.to_bytes()),
+        # the reason is the people's words: sealed in the act, never copied into the incident
         summary=f"break-glass opening of {p.ref} by {', '.join(sorted(people))} "
-        f"standing in for {', '.join(absent)}: {reason}",
+        f"standing in for {', '.join(absent)}",
     )
     # on the log first (the desk opens the incident in that transaction)
     released = record(env, _release_to(standby[0]))
@@ -1049,7 +1059,7 @@ def activate_backup(
         at,
         [holder.certificate.subject],
         backup=b.subject_ref(),
-        reason=reason,
+        reason_sealed=_sealed_reason(reason, trust, at),
     )
     return _sign_act(BACKUP_TYPE, payload, [holder], trust, reqs, at, c.scope)
 

@@ -68,6 +68,7 @@ from custody.errors import (
 )
 from custody.events import Event, Kind
 from custody.exams import ExamPolicy, exam_policy_from_body
+from custody.sealed_text import check_event_text, check_paper_act_text
 from keys.model import Role
 from keys.statements import (
     SignerRequirement,
@@ -259,9 +260,12 @@ def judge_time(event: Event, received: datetime, rules: ClockRules = DEFAULT_CLO
     if event.kind in rules.offline_kinds and received - event.time <= rules.max_lag:
         return True
     allowed = (
-        f"{_minutes(rules.max_lag)} for offline capture"
+        Said(N_("{lag} for offline capture"), {"lag": _minutes(rules.max_lag)})
         if event.kind in rules.offline_kinds
-        else f"{_minutes(rules.skew)} (a {event.kind} is made online)"
+        else Said(
+            N_("{skew} (a {kind} is made online)"),
+            {"skew": _minutes(rules.skew), "kind": event.kind.value},
+        )
     )
     raise ClockError(
         N_(
@@ -740,6 +744,8 @@ def apply_event(
         if event.kind not in PACKAGELESS_KINDS:
             raise FormatError(N_("{kind} event names no package"), kind=event.kind)
         check = check_signers(event, env_check, trust, (), envelope, received)
+        if check is not None:  # a person's words are sealed, never in clear
+            check_event_text(event.kind, event.body, trust, event.time)
         if event.kind == Kind.PAPER_ACT:
             check_paper_act(event, trust, received, exams)
         if event.kind == Kind.EXAM_POLICY:
@@ -760,6 +766,8 @@ def apply_event(
             )
         known.append(state)
     check = check_signers(event, env_check, trust, known, envelope, received)
+    if check is not None:  # a person's words are sealed, never in clear
+        check_event_text(event.kind, event.body, trust, event.time)
     outcome = transition(event, states, check, received)
     if not late:
         return outcome
@@ -859,6 +867,7 @@ def check_paper_act(
         )
     for kid in sorted(sigcheck.signed_by):
         trust.standing_at(kid, at, received=received)
+    check_paper_act_text(f.obj.get("type"), f.obj, trust, at)  # a reason sealed, not in clear
 
 
 def check_purge(event: Event, received: datetime, exams: Mapping[str, ExamPolicy]) -> None:

@@ -44,14 +44,14 @@ STEP_NAMES: Mapping[Kind, tuple[str, str]] = {
     Kind.RECOVER: ("回收", "recover"),
     Kind.RETURN: ("交回", "return"),
     Kind.DESTROY: ("销毁", "destroy"),
+    Kind.FREEZE: ("冻结", "freeze"),
+    Kind.RELEASE: ("解冻", "release"),
 }
 STEP_KINDS = tuple(STEP_NAMES)
 # Every event's name, for timelines: the steps' and the others'.
 EVENT_NAMES: Mapping[Kind, tuple[str, str]] = {
     Kind.SEAL: ("封装", "seal"),
     **STEP_NAMES,
-    Kind.FREEZE: ("冻结", "freeze"),
-    Kind.RELEASE: ("解冻", "release"),
     Kind.COMPROMISE: ("认定泄密", "compromise"),
     Kind.REROUTE: ("改道", "reroute"),
     Kind.ACTIVATE_BACKUP: ("启用备用卷", "activate backup"),
@@ -204,6 +204,8 @@ def _slots(kind: Kind, state: PackageState, people: Mapping[str, str | None]) ->
             Signer("officer", _need(people, "officer", Phrase("the destruction officer"))),
             Signer("witness", _need(people, "witness", Phrase("the witness to the destruction"))),
         ]
+    if kind in (Kind.FREEZE, Kind.RELEASE):
+        return [Signer("officer", _need(people, "by", Phrase("the secrecy officer")))]
     raise UsageError(N_("{kind} is not a step a person takes with a command"), kind=kind)
 
 
@@ -214,8 +216,13 @@ def _body(
     seals: Sequence[str],
     count: int | None,
     method: str | None,
+    reason_sealed: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {}
+    if kind in (Kind.FREEZE, Kind.RELEASE):
+        if reason_sealed is None:
+            raise UsageError(N_("--reason: say why (it is sealed to the secrecy officers)"))
+        body["reason_sealed"] = dict(reason_sealed)
     if seals:
         if kind not in _SEALS_KINDS:
             raise UsageError(N_("--seals: a {step} records no seal serials"), step=kind.value)
@@ -249,13 +256,16 @@ def draft_step(
     seals: Sequence[str] = (),
     count: int | None = None,
     method: str | None = None,
+    reason_sealed: Mapping[str, Any] | None = None,
 ) -> Draft:
     """The unsigned statement of one step, chained to each package's latest event.
 
     ``people`` maps the command's options (``from``, ``to``, ``witness``, ``second``, ``by``,
     ``examiner``, ``supervisor``, ``officer``) to person ids; ``place`` defaults to where the
     (first) package was last recorded. Only a destruction names several packages (one
-    certificate); they must need the same signers (``MixedPackagesError``)."""
+    certificate); they must need the same signers (``MixedPackagesError``). A freeze or a
+    release carries its reason sealed (``reason_sealed``: ``SealedNote.as_json()``), never
+    in clear."""
     states = [state] if isinstance(state, PackageState) else list(state)
     if kind not in STEP_NAMES:
         raise UsageError(N_("{kind} is not a step a person takes with a command"), kind=kind)
@@ -289,9 +299,43 @@ def draft_step(
         place=place if place else first.last_place,
         packages={s.package_id: s.last_event for s in states},
         actors={s.slot: s.person for s in slots},
-        body=_body(kind, first, seals=seals, count=count, method=method),
+        body=_body(
+            kind, first, seals=seals, count=count, method=method, reason_sealed=reason_sealed
+        ),
     )
     return Draft(event, tuple(slots))
+
+
+def draft_leak_report(
+    *,
+    authority: str,
+    at: datetime,
+    reporter: str,
+    packages: Sequence[str],
+    paper: str | None,
+    text_sealed: Mapping[str, Any],
+    place: str = "",
+) -> Draft:
+    """A person's leak report: names no package's chain (``packages`` is ``{}``), names the
+    packages and the paper it is about in its body, and carries the reporter's words sealed
+    (``text_sealed``) to the secrecy officers."""
+    if not packages and not paper:
+        raise UsageError(N_("name the package(s) or the paper the leak is about"))
+    if len(set(packages)) != len(packages):
+        raise UsageError(N_("a package is named twice"))
+    body: dict[str, Any] = {"packages": list(packages), "text_sealed": dict(text_sealed)}
+    if paper:
+        body["paper"] = paper
+    event = Event(
+        kind=Kind.LEAK_REPORT,
+        authority=authority,
+        time=at,
+        place=place,
+        packages={},
+        actors={"reporter": reporter},
+        body=body,
+    )
+    return Draft(event, (Signer("reporter", reporter),))
 
 
 def split_serials(values: Sequence[str]) -> tuple[str, ...]:

@@ -196,6 +196,17 @@ class Views:
                 }
         return out
 
+    def destinations(self, package_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        """Each package's destination (site, room) from its seal event."""
+        return self._destinations(package_ids)
+
+    def name_of(self, person: str | None) -> str:
+        """A person's name as their latest certificate gives it ("" for nobody or unknown)."""
+        if not person:
+            return ""
+        certs = self.trust.certificates_of(person)
+        return certs[-1].name if certs else ""
+
     def overdue(self, now: datetime, only: str | None = None) -> dict[str, str]:
         """Overdue packages at ``now`` (or just ``only``), each with the reason (the incident
         policy's rule)."""
@@ -274,6 +285,26 @@ class Views:
             if f["package_id"] == package_id:
                 findings.setdefault(int(f["idx"]), []).append(finding_words(f))
         return [self._entry(i, size, root, findings.get(i, [])) for i in history]
+
+    def timelines(self, package_ids: Iterable[str]) -> dict[str, list[TimelineEntry]]:
+        """Several packages' timelines (as ``timeline``), against one signed checkpoint and
+        one read of the findings; a package the log never named gets an empty list."""
+        wanted = list(dict.fromkeys(package_ids))
+        size, root = self._signed_head()
+        findings: dict[tuple[str, int], list[dict[str, str]]] = {}
+        for f in self.log.findings():
+            findings.setdefault((str(f["package_id"]), int(f["idx"])), []).append(finding_words(f))
+        return {
+            pid: [
+                self._entry(i, size, root, findings.get((pid, i), []))
+                for i in self.log.package_history(pid)
+            ]
+            for pid in wanted
+        }
+
+    def signed_head(self) -> tuple[int, bytes]:
+        """(size, root) of the log's latest checkpoint, its signature verified under the log key."""
+        return self._signed_head()
 
     def _signed_head(self) -> tuple[int, bytes]:
         authority = self.trust.authority

@@ -153,6 +153,13 @@ ENTRIES: tuple[Entry, ...] = (
         group=True,
     ),
     Entry(
+        "report",
+        "custody.cli.report_cmd",
+        "report",
+        "A custody report (Chinese first) for a package, an exam or a period: every statement\n"
+        "listed verified again against the log's signed checkpoint.",
+    ),
+    Entry(
         "login",
         "custody.cli.login_cmd",
         "login",
@@ -241,6 +248,27 @@ ENTRIES: tuple[Entry, ...] = (
         "destroy",
         "Destroy packages (their chains are closed): the officer and a witness sign one\n"
         "destruction certificate naming them all.",
+        panel=STEPS,
+    ),
+    Entry(
+        "freeze",
+        "custody.cli.steps_cmd",
+        "freeze",
+        "Freeze a package (a secrecy officer): only custody moves to a safe place follow.",
+        panel=STEPS,
+    ),
+    Entry(
+        "release",
+        "custody.cli.steps_cmd",
+        "release",
+        "Release a frozen package (a secrecy officer).",
+        panel=STEPS,
+    ),
+    Entry(
+        "leak-report",
+        "custody.cli.steps_cmd",
+        "leak_report",
+        "Report a leak you saw (any enrolled person): a critical incident opens at once.",
         panel=STEPS,
     ),
 )

@@ -95,7 +95,8 @@ def show(
         typer.Option(
             help=_(
                 "Your key file (secrecy officer): also open what people wrote into the "
-                "incident (notes, a public report's text and contact); the read is recorded "
+                "incident (notes, a public report's text and contact, a leak report's text, "
+                "the reasons of freezes, releases and paper acts); the read is recorded "
                 "on the access log."
             )
         ),
@@ -228,9 +229,12 @@ def _print_sealed(st: State, texts: list[dict[str, Any]]) -> None:
         if item["source"] == "public_report":
             source, person = _("public report"), item.get("contact") or "-"
             text = item.get("text", "")
-        else:
+        elif item["source"] == "act":
             source, person = str(item["act"]), str(item["person"])
             text = item.get("note", "")
+        else:  # a person's statement, or a paper act: its sealed text or reason
+            source = f"{item['kind']} ({item['field']}, {str(item['statement_id'])[:16]})"
+            person, text = str(item["person"]), item.get("note", "")
         if not item["opened"]:
             text = _("(not sealed to your key)")
         table.add_row(escape(source), escape(person), escape(str(text)))

@@ -305,9 +305,12 @@ def revoke(
         str | None,
         typer.Option(help=_("UTC time from which signatures are refused (default now).")),
     ] = None,
-    note: Annotated[str, typer.Option(help=_("Free text for the record."))] = "",
 ) -> None:
-    """Revoke a key from a moment on: signatures dated at or after it are refused."""
+    """Revoke a key from a moment on: signatures dated at or after it are refused.
+
+    A revocation takes no free text: it is handed to every device in the trust bundle and
+    the directory, so why a key was revoked (a lost phone, a person's absence) is written as
+    a sealed note on an incident act instead (docs/formats.md, "What is in clear")."""
     from custody import identity
 
     st = state(ctx)
@@ -321,7 +324,6 @@ def revoke(
         reason=reason,
         effective_at=effective_at,
         now=now,
-        note=note,
     )
     st.emit(
         {

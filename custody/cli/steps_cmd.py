@@ -1,5 +1,7 @@
 """`custody dispatch|handover|receive|inspect|patrol|checkin|open|distribute|recover|return|
-destroy`: one command per step of a package's life, built, signed and submitted in one go.
+destroy`: one command per step of a package's life, built, signed and submitted in one go; so
+are a secrecy officer's `custody freeze` and `custody release` and a person's `custody
+leak-report`.
 
 Each command reads the package's latest state from the log, drafts the statement
 (``custody.steps``: previous event, releaser, payload type filled in), shows what is about to
@@ -15,10 +17,16 @@ Where things come from:
   shared ``CUSTODY_PASSPHRASE`` (rehearsals), else a hidden prompt on the terminal.
 - The log key's passphrase (only when submitting): asked first, so a wrong one stops the step
   before anyone signs.
+- A person's words (a freeze's or release's ``--reason``, a leak report's ``--text``) are
+  sealed to the secrecy officers in good standing now (``custody.sealed_text``): the statement
+  carries the boxes and a salted SHA-256, never the words. No officer standing: refused before
+  anyone signs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -115,11 +123,19 @@ _BODY_LABELS = {
     "count": "清点 count",
     "copies": "份数 copies",
     "method": "方式 method",
+    "packages": "涉及包裹 packages",
+    "paper": "试卷 paper",
+    "reason_sealed": "理由 reason",
+    "text_sealed": "举报内容 text",
 }
 
 
 def _plain(value: object) -> str:
-    """A body value as people write it: lists joined by commas, maps as ``key: value``."""
+    """A body value as people write it: lists joined by commas, maps as ``key: value``; a
+    sealed text as whom it is sealed to (the words are not shown again, nor the boxes)."""
+    if isinstance(value, dict) and "sealed" in value and "sha256" in value:
+        to = ", ".join(str(b.get("to")) for b in value["sealed"] if isinstance(b, dict))
+        return f"已密封 sealed to {to}"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     if isinstance(value, dict):
@@ -162,10 +178,45 @@ def _take_step(
     seals: list[str] | None = None,
     count: int | None = None,
     method: str | None = None,
+    reason: str | None = None,
     place: str | None = None,
     yes: bool = False,
     offline: Path | None = None,
     keys: list[str] | None = None,
+) -> None:
+    from custody import steps
+    from custody.sealed_text import seal_text
+
+    def draft(log: CustodyLog, now: datetime) -> Draft:
+        # A reason is a person's words: sealed to the secrecy officers standing now, never
+        # written on the log in clear (no officer standing: refused before anyone signs).
+        sealed = None if reason is None else seal_text(reason, log.trust, now, field="reason")
+        return steps.draft_step(
+            kind,
+            [log.package_state(p) for p in names],
+            authority=log.trust.authority.id,
+            at=now,
+            people=people,
+            place=place,
+            seals=steps.split_serials(seals or []),
+            count=count,
+            method=method,
+            reason_sealed=None if sealed is None else sealed.as_json(),
+        )
+
+    names = [package] if isinstance(package, str) else list(package)
+    _sign_and_submit(ctx, kind, names, draft, yes=yes, offline=offline, keys=keys)
+
+
+def _sign_and_submit(
+    ctx: typer.Context,
+    kind: Kind,
+    names: list[str],
+    make_draft: Callable[[CustodyLog, datetime], Draft],
+    *,
+    yes: bool,
+    offline: Path | None,
+    keys: list[str] | None,
 ) -> None:
     from custody import steps
     from custody.cli.common import open_writer
@@ -181,18 +232,7 @@ def _take_step(
     now = st.now()
     # The log key first: a wrong passphrase stops the step before anyone signs.
     log: CustodyLog = open_reader(st.home) if offline is not None else open_writer(st)
-    names = [package] if isinstance(package, str) else list(package)
-    draft = steps.draft_step(
-        kind,
-        [log.package_state(p) for p in names],
-        authority=log.trust.authority.id,
-        at=now,
-        people=people,
-        place=place,
-        seals=steps.split_serials(seals or []),
-        count=count,
-        method=method,
-    )
+    draft = make_draft(log, now)
     certs = {p: log.trust.current_certificate(p, now) for p in draft.people}
     for line in _summary(st, draft, certs, offline=offline is not None):
         st.err.print(line)
@@ -211,7 +251,7 @@ def _take_step(
                 ).format(step=kind.value, minutes=int(DEFAULT_CLOCK.skew.total_seconds() // 60))
             )
         st.emit(
-            {"kind": kind.value, "package": names[0], "packages": names,
+            {"kind": kind.value, "package": names[0] if names else None, "packages": names,
              "statement_id": statement_id, "file": str(offline), "submitted": False},
             _("[bold green]signed[/] {step} of {package}: statement {sid}\n"
               "  written to {file}; submit it with `custody event submit {file}`").format(
@@ -221,15 +261,15 @@ def _take_step(
         )  # fmt: skip
         return
     receipt = log.submit(envelope, now=now)
-    after = {p: log.package_state(p) for p in names}
+    after = {p: log.package_state(p) for p in names} if draft.event.packages else {}
     data: dict[str, Any] = {
         "kind": kind.value,
-        "package": names[0],
+        "package": names[0] if names else None,
         "packages": names,
         "statement_id": receipt.statement_id,
         "submitted": True,
         "receipt": receipt.as_dict(),
-        "state": state_as_dict(after[names[0]]),
+        "state": state_as_dict(after[names[0]]) if after else None,
         "states": {p: state_as_dict(a) for p, a in after.items()},
     }
     human = [
@@ -423,6 +463,85 @@ def destroy(
     )  # fmt: skip
 
 
+Reason = Annotated[
+    str,
+    typer.Option(
+        help=_(
+            "Why (sealed to the secrecy officers in good standing, never on the log in clear)."
+        )
+    ),
+]
+Officer = Annotated[str, typer.Option("--by", help=_("The secrecy officer who decides."))]
+
+
+def freeze(
+    ctx: typer.Context, package: Package, by: Officer, reason: Reason, place: Place = None,
+    yes: Yes = False, offline: Offline = None, key: Keys = None,
+) -> None:  # fmt: skip
+    """Freeze a package (a secrecy officer): only custody moves to a safe place follow."""
+    _take_step(
+        ctx, Kind.FREEZE, package, people={"by": by}, reason=reason, place=place, yes=yes,
+        offline=offline, keys=key,
+    )  # fmt: skip
+
+
+def release(
+    ctx: typer.Context, package: Package, by: Officer, reason: Reason, place: Place = None,
+    yes: Yes = False, offline: Offline = None, key: Keys = None,
+) -> None:  # fmt: skip
+    """Release a frozen package (a secrecy officer)."""
+    _take_step(
+        ctx, Kind.RELEASE, package, people={"by": by}, reason=reason, place=place, yes=yes,
+        offline=offline, keys=key,
+    )  # fmt: skip
+
+
+def leak_report(
+    ctx: typer.Context,
+    by: Annotated[str, typer.Option("--by", help=_("Who reports (any enrolled person)."))],
+    text: Annotated[
+        str,
+        typer.Option(
+            help=_(
+                "What you saw (sealed to the secrecy officers in good standing, never on the "
+                "log in clear)."
+            )
+        ),
+    ],
+    package: Annotated[
+        list[str] | None,
+        typer.Option("--package", help=_("A package the leak is about; repeat.")),
+    ] = None,
+    paper: Annotated[str | None, typer.Option(help=_("The paper the leak is about."))] = None,
+    place: Annotated[str, typer.Option(help=_("Where you are (may be empty)."))] = "",
+    yes: Yes = False,
+    offline: Offline = None,
+    key: Keys = None,
+) -> None:
+    """Report a leak you saw (any enrolled person): a critical incident opens at once."""
+    from custody import steps
+    from custody.sealed_text import seal_text
+
+    names = list(package or [])
+    if not text.strip():
+        raise UsageError(N_("--text: say what you saw"))
+
+    def draft(log: CustodyLog, now: datetime) -> Draft:
+        sealed = seal_text(text, log.trust, now, field="text")
+        assert sealed is not None  # not empty: checked above
+        return steps.draft_leak_report(
+            authority=log.trust.authority.id,
+            at=now,
+            reporter=by,
+            packages=names,
+            paper=paper,
+            text_sealed=sealed.as_json(),
+            place=place,
+        )
+
+    _sign_and_submit(ctx, Kind.LEAK_REPORT, names, draft, yes=yes, offline=offline, keys=key)
+
+
 STEP_COMMANDS = (
     ("dispatch", dispatch),
     ("handover", handover),
@@ -435,4 +554,7 @@ STEP_COMMANDS = (
     ("recover", recover),
     ("return", return_),
     ("destroy", destroy),
+    ("freeze", freeze),
+    ("release", release),
+    ("leak-report", leak_report),
 )

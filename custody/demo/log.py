@@ -187,7 +187,7 @@ def play_custody(
             p,
             inspector,
             ["custodian-wu"],
-            {"seals": list(p.seals), "note": "all well"},
+            {"seals": list(p.seals)},  # no words in clear on the log (custody.sealed_text)
             "西安考点保密室",
         )
     season.now = window_start + timedelta(minutes=10)

@@ -197,11 +197,11 @@ class Act:
         return sign_envelope(ACT_TYPE, self.payload(), [key])
 
 
-def parse_sealed_note(value: object) -> SealedNote | None:
-    """``note_sealed`` of an act (None: no note)."""
+def parse_sealed_note(value: object, what: str = "incident act: note_sealed") -> SealedNote | None:
+    """``note_sealed`` of an act (None: no note); ``what`` names the field in a refusal (the
+    same shape seals every free text a person writes onto the log: ``custody.sealed_text``)."""
     if value is None:
         return None
-    what = "incident act: note_sealed"
     if not isinstance(value, Mapping):
         raise FormatError(N_("{what} must be an object or null"), what=what)
     f = Fields(dict(value), what=what)

@@ -45,9 +45,16 @@ from custody.errors import (
     NotFoundError,
     Phrase,
 )
-from custody.events import Event, Kind, statement_id
+from custody.events import Event, Kind, parse_event, parse_leaf, statement_id
 from custody.exams import ExamPolicy, exam_policy_body
-from custody.incidents.acts import Act, ActKind, open_note, parse_act
+from custody.incidents.acts import (
+    Act,
+    ActKind,
+    SealedNote,
+    open_note,
+    parse_act,
+    parse_sealed_note,
+)
 from custody.incidents.detect import (
     Detection,
     Watched,
@@ -88,7 +95,9 @@ from custody.log import (
     Rejected,
 )
 from custody.rules import PackageState
+from custody.sealed_text import PAPER_TEXT_FIELDS, event_text
 from custody.store import incidents as store
+from custody.store import log_reads
 from custody.store.handles import Database, Transaction
 from keys.trust import TrustStore
 
@@ -407,9 +416,13 @@ def sealed_texts(
     engine: Database, incident: Incident, key_id: str, secret: EncryptionKey
 ) -> list[dict[str, Any]]:
     """What people wrote into an incident, opened with one secrecy officer's X25519 key: each
-    act's note and each public report's text and contact, in order. A box not sealed to this
-    key (sealed before the officer was enrolled) is listed with ``opened: false``; a box that
-    opens to something else than the log's SHA-256 raises ``FormatError``."""
+    public report's text and contact, the sealed text of each person's statement the incident
+    names (a leak report's ``text``) and of the officers' freezes, releases and corrections of
+    its package (``reason``), the sealed reason of its paper's break-glass openings and backup
+    activations, and each act's note, in order. A
+    box not sealed to this key (sealed before the officer was enrolled) is listed with
+    ``opened: false``; a box that opens to something else than the log's SHA-256 raises
+    ``FormatError``."""
     with engine.connect() as conn:
         envelopes = store.act_envelopes(conn, incident.id)
     out: list[dict[str, Any]] = []
@@ -423,6 +436,28 @@ def sealed_texts(
         except DecryptionError:
             item["opened"] = False
         out.append(item)
+    # the statements its evidence names (a person's leak report), by their log entries
+    cited = [str(sid) for e in incident.evidence for sid in e.get("statements") or ()]
+    named = log_reads.envelopes_by_statement(engine, cited)
+    for sid in dict.fromkeys(cited):
+        if sid in named:
+            out += _statement_texts(sid, parse_leaf(named[sid]).envelope, key_id, secret)
+    if incident.package_id:  # the officers' freezes, releases and corrections of its package
+        for kind in (Kind.FREEZE, Kind.RELEASE, Kind.CORRECTION):
+            for _pid, leaf in log_reads.package_entries(engine, [incident.package_id], kind):
+                env = parse_leaf(leaf).envelope
+                sid = statement_id(env.payload)
+                if sid not in named:
+                    out += _statement_texts(sid, env, key_id, secret)
+    if incident.paper:
+        for _idx, leaf in log_reads.entries_of_kind(engine, Kind.PAPER_ACT.value):
+            env = parse_leaf(leaf).envelope
+            sid = statement_id(env.payload)
+            if sid in named:
+                continue
+            body = parse_event(env.payload).body
+            if str(body.get("paper", "")).split("@", maxsplit=1)[0] == incident.paper:
+                out += _statement_texts(sid, env, key_id, secret)
     for sid, raw in envelopes:
         act = parse_act(parse_envelope(raw))
         if act.note_sealed is None:
@@ -435,12 +470,61 @@ def sealed_texts(
             "time": format_time(act.time),
             "sha256": act.note_sealed.sha256,
         }
-        try:
-            item |= {"opened": True, "note": open_note(act.note_sealed, key_id, secret)}
-        except DecryptionError:
-            item["opened"] = False
-        out.append(item)
+        out.append(_opened(item, act.note_sealed, key_id, secret))
     return out
+
+
+def _opened(
+    item: dict[str, Any], sealed: SealedNote, key_id: str, secret: EncryptionKey
+) -> dict[str, Any]:
+    try:
+        return item | {"opened": True, "note": open_note(sealed, key_id, secret)}
+    except DecryptionError:
+        return item | {"opened": False}
+
+
+def _statement_texts(
+    sid: str, env: Envelope, key_id: str, secret: EncryptionKey
+) -> list[dict[str, Any]]:
+    """The sealed free text of one statement on the log (a person's event, or the people's act
+    a ``paper_act`` embeds), opened with a secrecy officer's key; [] when it holds none."""
+    event = parse_event(env.payload)
+    if event.kind == Kind.PAPER_ACT:
+        if not isinstance(event.body.get("act"), dict):
+            return []
+        act = parse_envelope(event.body["act"])
+        payload = parse_json_object(act.payload, what=Phrase("paper act"))
+        field = PAPER_TEXT_FIELDS.get(str(payload.get("type")))
+        sealed = parse_sealed_note(payload.get(f"{field}_sealed")) if field else None
+        if sealed is None:
+            return []
+        by = payload.get("by")
+        item: dict[str, Any] = {
+            "source": "paper_act",
+            "statement_id": sid,
+            "kind": str(event.body.get("act_kind")),
+            "person": ", ".join(by) if isinstance(by, list) else "",
+            "time": str(payload.get("at", "")),
+            "field": field,
+            "sha256": sealed.sha256,
+        }
+        return [_opened(item, sealed, key_id, secret)]
+    field = event_text(event.kind)
+    if field is None or "system" in event.actors:
+        return []
+    sealed = parse_sealed_note(event.body.get(f"{field}_sealed"))
+    if sealed is None:
+        return []
+    item = {
+        "source": "statement",
+        "statement_id": sid,
+        "kind": event.kind.value,
+        "person": ", ".join(sorted(set(event.actors.values()))),
+        "time": format_time(event.time),
+        "field": field,
+        "sha256": sealed.sha256,
+    }
+    return [_opened(item, sealed, key_id, secret)]
 
 
 def blocked_keys(engine: Database) -> list[dict[str, Any]]:

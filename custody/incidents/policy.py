@@ -39,9 +39,10 @@ from typing import Any
 
 from crypto.dsse import Envelope
 from crypto.encoding import format_time
-from custody.errors import N_, ClockError, ConflictError, CustodyError, FormatError, RoleError
+from custody.errors import N_, ClockError, ConflictError, FormatError, RoleError
 from custody.incidents.acts import Act, ActKind, Recipient
 from custody.rules import DEFAULT_CLOCK, PackageState, Status
+from custody.sealed_text import check_recipients, officer_recipients
 from keys.model import Certificate, Role
 from keys.statements import require, verify_statement
 from keys.trust import TrustStore
@@ -499,51 +500,13 @@ def check_act(
 def note_recipients(trust: TrustStore, at: datetime) -> list[Recipient]:
     """Whom a person's free text (an act's note, a public report) is sealed to: every
     secrecy officer whose key stands at ``at``, by their X25519 key."""
-    out = []
-    for c in trust.certificates.values():
-        if Role.SECRECY_OFFICER not in c.roles:
-            continue
-        try:
-            trust.standing_at(c.key_id, at)
-        except CustodyError:
-            continue
-        out.append(Recipient(c.subject, c.encryption_key_id, c.encryption_key))
-    return sorted(out, key=lambda r: (r.subject, r.key_id))
+    return officer_recipients(trust, at)
 
 
 def check_note(act: Act, trust: TrustStore) -> None:
     """An act's sealed note goes to secrecy officers only, and to one standing at the act's
     time at least: ``RoleError`` names a box sealed to anyone else, or none readable."""
-    if act.note_sealed is None:
-        return
-    officers = {
-        c.encryption_key_id: c
-        for c in trust.certificates.values()
-        if Role.SECRECY_OFFICER in c.roles
-    }
-    for box in act.note_sealed.sealed:
-        cert = officers.get(box.key)
-        if cert is None or cert.subject != box.to:
-            raise RoleError(
-                N_(
-                    "the note of this {act} act is sealed to {to} ({key}), who is"
-                    " not a secrecy officer: a note is sealed to secrecy officers"
-                    " only"
-                ),
-                act=act.act,
-                to=box.to,
-                key=box.key[:16],
-            )
-    standing = {r.key_id for r in note_recipients(trust, act.time)}
-    if not standing & {b.key for b in act.note_sealed.sealed}:
-        raise RoleError(
-            N_(
-                "the note of this {act} act is sealed to no secrecy officer "
-                "in good standing: no one could read it"
-            ),
-            hint=N_("seal it again with the trust the service holds now"),
-            act=act.act,
-        )
+    check_recipients(act.note_sealed, trust, act.time, what=f"the note of this {act.act} act")
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.platypus import Table as PdfTable
 
 from crypto.encoding import format_time, parse_time
 from custody.errors import N_, NotFoundError, Phrase
@@ -87,9 +89,14 @@ def _summary(kind: Kind, body: dict[str, Any]) -> str:
     if kind == Kind.INCIDENT:
         return f"incident {body.get('incident')} {body.get('action')} ({body.get('severity')})"
     parts = []
-    for key in ("seals", "copies", "broken_seals", "reason", "paper", "method", "text"):
+    # ``reason`` in clear is the system's (a detection's code): the rules refuse a person's.
+    for key in ("seals", "copies", "broken_seals", "reason", "paper", "method"):
         if key in body:
             parts.append(f"{key}: {_plain(body[key])}")
+    for key in ("reason_sealed", "text_sealed"):  # a person's words: named, never copied
+        sealed = body.get(key)
+        if isinstance(sealed, dict):
+            parts.append(f"{key[: -len('_sealed')]}: sealed {str(sealed.get('sha256'))[:16]}")
     return "; ".join(parts)
 
 
@@ -187,7 +194,7 @@ def report_json(report: IncidentReport) -> dict[str, Any]:
     }
 
 
-def _when(text: str, zone: str) -> str:
+def when(text: str, zone: str) -> str:
     """A stored UTC time (RFC 3339) in the authority's zone, named."""
     return show_time(parse_time(text, what=Phrase("time")), zone)
 
@@ -196,13 +203,13 @@ def _listed(values: list[str]) -> str:
     return ", ".join(values) or "-"
 
 
-def _lines(report: IncidentReport, zone: str) -> list[tuple[str, str]]:
+def _lines(report: IncidentReport, zone: str) -> list[Line]:
     """(style, text) lines shared by the text and PDF renderings: Chinese first, English
     second; times in ``zone``, named."""
     i = report.incident
     c = i.containment
     s = i.scope
-    out = [
+    out: list[Line] = [
         ("title", f"事件报告 Incident report {i.id}"),
         ("p", f"主管机构 Authority: {report.authority}"),
         ("p", f"类型 Kind: {_named(i.kind, KIND_NAMES)}"),
@@ -236,8 +243,8 @@ def _lines(report: IncidentReport, zone: str) -> list[tuple[str, str]]:
         ("h", "保管人 People who held the package"),
     ]
     for h in report.holders:
-        until = _when(h.until, zone) if h.until else "至今 now"
-        out.append(("p", f"{h.name} ({h.person}): {_when(h.since, zone)} → {until}"))
+        until = when(h.until, zone) if h.until else "至今 now"
+        out.append(("p", f"{h.name} ({h.person}): {when(h.since, zone)} → {until}"))
     if not report.holders:
         out.append(("p", "-"))
     out.append(("h", "时间线（取自托管日志） Timeline from the log"))
@@ -247,7 +254,7 @@ def _lines(report: IncidentReport, zone: str) -> list[tuple[str, str]]:
         out.append(
             (
                 "p",
-                f"{_when(t.time, zone)} {where} {step_name(t.kind)} [{who}] {t.summary} "
+                f"{when(t.time, zone)} {where} {step_name(t.kind)} [{who}] {t.summary} "
                 f"({t.statement_id[:12]})",
             )
         )
@@ -257,7 +264,7 @@ def _lines(report: IncidentReport, zone: str) -> list[tuple[str, str]]:
         out.append(
             (
                 "p",
-                f"{_when(a['time'], zone)} {act}，由 by {a['person']} ({a['statement_id'][:12]})",
+                f"{when(a['time'], zone)} {act}，由 by {a['person']} ({a['statement_id'][:12]})",
             )
         )
     if not report.acts:
@@ -265,7 +272,7 @@ def _lines(report: IncidentReport, zone: str) -> list[tuple[str, str]]:
     out.append(("h", "证据 Evidence"))
     for e in i.evidence:
         words = e.get("detail_zh") or e["detail"]
-        out.append(("p", f"{_when(e['at'], zone)} {_named(e['kind'], KIND_NAMES)}: {words}"))
+        out.append(("p", f"{when(e['at'], zone)} {_named(e['kind'], KIND_NAMES)}: {words}"))
     if not i.evidence:
         out.append(("p", "-"))
     return out
@@ -278,9 +285,33 @@ def _width(text: str) -> int:
 
 def render_text(report: IncidentReport, zone: str = DEFAULT_TIME_ZONE) -> str:
     """The report as plain text, times in ``zone`` (the home's ``time_zone``), named."""
-    text = []
-    for style, line in _lines(report, zone):
-        if style == "h":
+    return lines_text(_lines(report, zone))
+
+
+# A line of a document: ``(style, text)`` with style "title", "h" or "p"; or
+# ``("table", Table)``, rows the PDF sets as a grid and the text as columns.
+@dataclass(frozen=True)
+class Table:
+    """A table of a document: a header row and rows of text, with relative column widths."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    widths: tuple[float, ...]
+
+
+Line = tuple[str, "str | Table"]
+
+
+def lines_text(lines: Iterable[Line]) -> str:
+    """A document's lines as plain text: titles and headings underlined (a Chinese character
+    takes two columns), tables as columns separated by `` | ``."""
+    text: list[str] = []
+    for style, line in lines:
+        if isinstance(line, Table):
+            text.append(" | ".join(line.header))
+            text.append("-" * _width(" | ".join(line.header)))
+            text.extend(" | ".join(row) for row in line.rows)
+        elif style == "h":
             text.append("")
             text.append(line)
             text.append("-" * _width(line))
@@ -312,11 +343,28 @@ def render_pdf(
 ) -> bytes:
     """The report as a PDF, set in the TrueType ``font`` (a subset embedded), times in
     ``zone`` (the home's ``time_zone``), named."""
+    generated = f"生成时间 Generated: {show_time(generated_at, zone)}"
+    return lines_pdf(
+        [*_lines(report, zone), ("gap", ""), ("p", generated)],
+        title=f"事件报告 Incident report {report.incident.id}",
+        author=report.authority,
+        font=font,
+    )
+
+
+TABLE_CHUNK = 60  # rows per PDF table: reportlab splits short tables across pages cheaply
+
+
+def lines_pdf(lines: Iterable[Line], *, title: str, author: str, font: Path = CJK_FONT) -> bytes:
+    """A document's lines as an A4 PDF set in the TrueType ``font`` (a subset embedded);
+    tables as grids whose header row repeats on every page; ``("gap", "")`` a blank space.
+    The PDF is invariant (no creation time of its own): the same lines give the same bytes."""
     name = _register_font(font)
     styles = {
         "title": ParagraphStyle("t", fontName=name, fontSize=16, leading=20, spaceAfter=6),
         "h": ParagraphStyle("h", fontName=name, fontSize=12, leading=16, spaceBefore=8),
         "p": ParagraphStyle("p", fontName=name, fontSize=8.5, leading=11, wordWrap="CJK"),
+        "cell": ParagraphStyle("c", fontName=name, fontSize=7.5, leading=9, wordWrap="CJK"),
     }
     buf = BytesIO()
     doc = SimpleDocTemplate(
@@ -326,18 +374,42 @@ def render_pdf(
         rightMargin=15 * mm,
         topMargin=15 * mm,
         bottomMargin=15 * mm,
-        title=f"事件报告 Incident report {report.incident.id}",
-        author=report.authority,
+        title=title,
+        author=author,
         invariant=1,
     )
     flow: list[Any] = []
-    for style, line in _lines(report, zone):
-        flow.append(Paragraph(escape(line), styles[style]))
-    flow.append(Spacer(1, 6 * mm))
-    generated = f"生成时间 Generated: {show_time(generated_at, zone)}"
-    flow.append(Paragraph(escape(generated), styles["p"]))
+    for style, line in lines:
+        if isinstance(line, Table):
+            flow.extend(_grids(line, styles["cell"], doc.width))
+        elif style == "gap":
+            flow.append(Spacer(1, 6 * mm))
+        else:
+            flow.append(Paragraph(escape(line), styles[style]))
     doc.build(flow)
     return buf.getvalue()
+
+
+def _grids(table: Table, cell: ParagraphStyle, width: float) -> list[Any]:
+    """A table as PDF grids of ``TABLE_CHUNK`` rows, each with the header row repeated."""
+    total = sum(table.widths) or 1.0
+    widths = [width * w / total for w in table.widths]
+    style = TableStyle(
+        [
+            ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]
+    )
+    header = [Paragraph(escape(h), cell) for h in table.header]
+    grids: list[Any] = []
+    rows = table.rows or (tuple("-" for _ in table.header),)
+    for start in range(0, len(rows), TABLE_CHUNK):
+        body = [
+            [Paragraph(escape(c), cell) for c in row] for row in rows[start : start + TABLE_CHUNK]
+        ]
+        grids.append(PdfTable([header, *body], colWidths=widths, repeatRows=1, style=style))
+    return grids
 
 
 def write_reports(

@@ -4,6 +4,8 @@ reads of one object or person, and signed checkpoints.
 Rules:
 - One style with the other repositories: SQLAlchemy Core; ``custody/access_log.py`` holds no
   SQL, and keeps the rules (a record's form, its link to the one before, what is signed).
+  The one exception is ``append``, on every read's path: four fixed statements through the
+  driver's cursor, inside SQLAlchemy's transaction (its ``BEGIN IMMEDIATE``, pool and flush).
 - ``append`` takes the head's lock in its first statement, which gives a batch its
   consecutive indexes and the leaf hash of the record before it; the caller turns those into
   the rows (``AccessRow``), which commit with the head in one transaction.
@@ -52,6 +54,19 @@ def ensure_head(engine: Engine) -> None:
             conn.execute(insert(HEAD).values(id=1, size=0, last=GENESIS))
 
 
+# ``append``'s statements, for the driver's own cursor inside SQLAlchemy's transaction:
+# SQLite's qmark placeholders and psycopg's format ones. Every read of personal data pays
+# them, and building and compiling them through SQLAlchemy Core cost 0.5 ms a record where
+# SQLite's own work is 0.075 ms (docs/benchmarks.md, "Access").
+_SQL_QMARK = {
+    "head": "UPDATE access_head SET size = size + ? WHERE id = 1 RETURNING size, last",
+    "record": "INSERT INTO access_record (idx, subject, at, leaf) VALUES (?, ?, ?, ?)",
+    "object": "INSERT INTO access_object (object, idx) VALUES (?, ?)",
+    "last": "UPDATE access_head SET last = ? WHERE id = 1",
+}
+_SQL_FORMAT = {name: text.replace("?", "%s") for name, text in _SQL_QMARK.items()}
+
+
 def append(
     engine: Engine,
     count: int,
@@ -66,26 +81,26 @@ def append(
     with engine.connect() as conn, _relaxed(conn, lazy), conn.begin():
         if lazy and conn.dialect.name == "postgresql":
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        # One statement takes the head's lock, the indexes and the previous link.
-        head = conn.execute(
-            update(HEAD)
-            .where(HEAD.c.id == 1)
-            .values(size=HEAD.c.size + count)
-            .returning(HEAD.c.size, HEAD.c.last)
-        ).one()
-        first = int(head.size) - count
-        rows, last = rows_for(first, str(head.last))
-        conn.execute(
-            insert(RECORDS),
-            [
-                {"idx": r.idx, "subject": r.subject, "at": format_time(r.at), "leaf": r.leaf}
-                for r in rows
-            ],
-        )
-        conn.execute(update(HEAD).where(HEAD.c.id == 1).values(last=last))
-        named = [{"object": o, "idx": r.idx} for r in rows for o in r.objects]
-        if named:
-            conn.execute(insert(OBJECTS), named)
+        sql = _SQL_QMARK if conn.dialect.paramstyle == "qmark" else _SQL_FORMAT
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cur = raw.cursor()
+        try:
+            # One statement takes the head's lock, the indexes and the previous link.
+            cur.execute(sql["head"], (count,))
+            head = cur.fetchone()
+            assert head is not None  # the head row is made when the log opens
+            first = int(head[0]) - count
+            rows, last = rows_for(first, str(head[1]))
+            cur.executemany(
+                sql["record"], [(r.idx, r.subject, format_time(r.at), r.leaf) for r in rows]
+            )
+            named = [(o, r.idx) for r in rows for o in r.objects]
+            if named:
+                cur.executemany(sql["object"], named)
+            cur.execute(sql["last"], (last,))
+        finally:
+            cur.close()
     return first
 
 

@@ -64,6 +64,21 @@ def package_entries(
     return out
 
 
+def packages_received_between(engine: Engine, start: str, end: str) -> list[str]:
+    """The ids of the packages named by an entry the log received in [``start``, ``end``)
+    (UTC times as stored, ``YYYY-MM-DDTHH:MM:SSZ``, so text order is time order), by id. The
+    ``received_at`` column is an index: whoever shows the entries reads the time from the leaf."""
+    with _reader(engine) as conn:
+        rows = conn.execute(
+            select(PKG_EVENT.c.package_id)
+            .join(ENTRY, ENTRY.c.idx == PKG_EVENT.c.idx)
+            .where(ENTRY.c.received_at >= start, ENTRY.c.received_at < end)
+            .group_by(PKG_EVENT.c.package_id)
+            .order_by(PKG_EVENT.c.package_id)
+        )
+        return [str(r.package_id) for r in rows]
+
+
 def entries_of_kind(engine: Engine, kind: str) -> list[tuple[int, bytes]]:
     """(log index, envelope) of every entry of ``kind``, in log order."""
     with _reader(engine) as conn:
@@ -94,3 +109,19 @@ def largest_cosigned_size(engine: Engine) -> int | None:
     with _reader(engine) as conn:
         stored = conn.execute(select(func.max(COSIGNATURE.c.size))).scalar_one()
     return None if stored is None else int(stored)
+
+
+def envelopes_by_statement(engine: Engine, statement_ids: Iterable[str]) -> dict[str, bytes]:
+    """The log entry (leaf bytes, ``events.parse_leaf``) of each of these statements that is on
+    the log, by statement id."""
+    wanted = list(dict.fromkeys(statement_ids))
+    out: dict[str, bytes] = {}
+    with _reader(engine) as conn:
+        for start in range(0, len(wanted), CHUNK):
+            rows = conn.execute(
+                select(ENTRY.c.statement_id, ENTRY.c.envelope).where(
+                    ENTRY.c.statement_id.in_(wanted[start : start + CHUNK])
+                )
+            )
+            out.update({str(r.statement_id): bytes(r.envelope) for r in rows})
+    return out

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import cbor2
 import pytest
@@ -166,3 +168,30 @@ def serving_in_thread(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def labels_printed(pdf: bytes, tmp: Path) -> list[str]:
+    """The label texts a printer's sheet holds, read back as a printer would: the PDF
+    rasterised at 150 dpi (pdftoppm), each cell of the 2 x 5 grid decoded from its pixels."""
+    from labels.scan import read_qr_texts
+    from labels.sheet import COLUMNS, ROWS
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "sheet.pdf").write_bytes(pdf)
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-png", str(tmp / "sheet.pdf"), str(tmp / "page")], check=True
+    )
+    texts: list[str] = []
+    for page in sorted(tmp.glob("page-*.png")):
+        image = Image.open(page).convert("L")
+        width, height = image.size
+        for row in range(ROWS):
+            for col in range(COLUMNS):
+                box = (
+                    col * width // COLUMNS,
+                    row * height // ROWS,
+                    (col + 1) * width // COLUMNS,
+                    (row + 1) * height // ROWS,
+                )
+                texts.extend(read_qr_texts(image.crop(box)))
+    return texts

@@ -144,6 +144,16 @@ TABLE: list[tuple[str, str, set[str]]] = [
     ("incident list by exam", "/v1/incidents?exam=SX-2027-INT", {"secrecy-chen", "auditor-chu"}),
     ("one incident", "/v1/incidents/INC-00001", {"secrecy-chen", "auditor-chu"}),
     ("export bundle", "/v1/export", {"auditor-chu"}),
+    (
+        "custody report of a package",
+        "/v1/reports/custody?package=PK-A&format=json",
+        {"secrecy-chen", "auditor-chu"},
+    ),
+    (
+        "custody report of an exam",
+        "/v1/reports/custody?exam=SX-2027-INT",
+        {"secrecy-chen", "auditor-chu"},
+    ),
 ]
 
 CASES = [

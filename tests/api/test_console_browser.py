@@ -10,6 +10,7 @@ under the test's tmp dir and, with CUSTODY_SCREENSHOTS=DIR, copied there too.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from crypto.dsse import parse_envelope
 from custody.events import Kind, parse_event
 from custody.incidents.acts import open_note, parse_act
 from custody.service import open_reader
+from tests.api.helpers import as_person
 from tests.api.test_courier_browser import (
     CHROMIUM,
     PACKAGE,
@@ -215,3 +217,70 @@ def test_the_officer_acknowledges_an_incident_signed_in_the_browser(
     assert open_note(act.note_sealed, officer.key_id, officer) == "已接手，正在核查 taken in hand"
     assert [s.keyid for s in env.signatures] == [season.keys["secrecy-chen"].signing.key_id]
     assert key_file(season, "secrecy-chen").exists()
+
+
+def test_the_officer_downloads_a_custody_report(served: Served, tmp_path: Path) -> None:
+    """The custody report panel: a package's report downloaded as a PDF (Chinese, the
+    package's events by name), and a reversed period refused with the service's reason."""
+    season = served.season
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            context = browser.new_context(viewport=DESKTOP, locale="zh-CN", accept_downloads=True)
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"{served.base}/console/")
+            page.wait_for_selector("body[data-ready='true']")
+            shot = Shots(page, tmp_path / "screenshots-console", start=45)
+            log_in(page, season, "secrecy-chen")
+            page.wait_for_selector(f"#packages tr[data-package='{PACKAGE}']")
+            assert page.is_visible("#report-section")
+            assert page.inner_text("#report-h") == "保管报告"
+
+            page.select_option("#r-kind", "package")
+            page.select_option("#r-package", PACKAGE)
+            with page.expect_download() as got:
+                page.click("#report-button")
+            download = got.value
+            pdf = tmp_path / "report.pdf"
+            download.save_as(pdf)
+            assert download.suggested_filename == f"custody-report-{PACKAGE}.pdf"
+            assert pdf.read_bytes().startswith(b"%PDF")
+            page.wait_for_selector("#report-status[data-state='ok']")
+            assert "已下载" in page.inner_text("#report-status")
+            text = subprocess.run(
+                ["pdftotext", str(pdf), "-"], capture_output=True, check=True, text=True
+            ).stdout
+            assert "保管报告" in text and PACKAGE in text and "封装" in text
+            assert "已为本报告重新核验" in text
+
+            # A period the wrong way round: the service refuses it, the page says why.
+            page.select_option("#r-kind", "period")
+            assert page.is_visible("#r-from") and page.is_hidden("#r-package")
+            page.fill("#r-from", "2027-03-02T08:00:00")
+            page.fill("#r-to", "2027-03-01T08:00:00")
+            page.click("#report-button")
+            page.wait_for_selector("#report-status[data-state='error']")
+            assert "invalid_request" in page.inner_text("#report-status")
+            assert "时段为空" in page.inner_text("#report-status")
+
+            # The exam's report, downloaded the same way.
+            page.select_option("#r-kind", "exam")
+            assert page.input_value("#r-exam") == "SX-2027-INT"
+            with page.expect_download() as got:
+                page.click("#report-button")
+            assert got.value.suggested_filename == "custody-report-SX-2027-INT.pdf"
+            page.wait_for_selector("#report-status[data-state='ok']")
+            page.locator("#report-section").scroll_into_view_if_needed()
+            shot("console-custody-report")
+            assert serious_violations(page) == []
+            assert not errors, errors
+        finally:
+            browser.close()
+    # Both reports are on the access log, naming the package and the officer who read them.
+    with httpx.Client(base_url=served.base) as h:
+        auditor = as_person(h, season, "auditor-chu")  # type: ignore[arg-type]
+        got = h.get("/v1/access", params={"object": f"package:{PACKAGE}"}, headers=auditor)
+    reads = [(r["who"], r["route"]) for r in got.json()["records"]]
+    assert reads.count(("secrecy-chen", "GET /v1/reports/custody")) == 2

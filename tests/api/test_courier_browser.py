@@ -605,7 +605,7 @@ def choose(page: Any, slot: str, person: str) -> None:
     page.select_option(f"#choose-{slot}", person)
     sync_api.expect(page.locator(f".slot[data-slot='{slot}'] h3")).not_to_contain_text("—")
     sync_api.expect(page.locator(f"#choose-{slot}")).to_have_value(person)
-    page.wait_for_function("() => !document.querySelector('#handover').dataset.rendering")
+    sync_api.expect(page.locator("#handover")).not_to_have_attribute("data-rendering", "1")
 
 
 def unlock_and_sign(page: Any, season: Season, slot: str, person: str) -> None:
@@ -667,9 +667,14 @@ def test_the_exam_rooms_acts_signed_on_one_phone_offline_then_synced(
             assert scan(page) == "valid"
             page.select_option("#act", "open")
             choose(page, "examiner", "examiner-zheng")
-            choose(page, "supervisor", "supervisor-wang")
+            page.set_input_files("#slot-examiner-file", str(key_file(season, "examiner-zheng")))
+            choose(page, "supervisor", "supervisor-wang")  # redraws every slot
+            # The key file picked for the examiner before the redraw is still there, and signs.
+            assert page.eval_on_selector("#slot-examiner-file", "i => i.files.length") == 1
             check_seals(page)
-            unlock_and_sign(page, season, "examiner", "examiner-zheng")
+            page.fill("#slot-examiner-pass", PASS)
+            page.click("#slot-examiner-sign")
+            page.wait_for_selector(".slot[data-slot='examiner'] .signed")
             unlock_and_sign(page, season, "supervisor", "supervisor-wang")
             shot("open-signed")
             queue(page, 2)

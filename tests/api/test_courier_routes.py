@@ -46,14 +46,14 @@ def test_anything_not_listed_is_not_found(season: Season, path: str) -> None:
 
 def test_vendored_builds_match_their_recorded_hashes() -> None:
     sums = (STATIC / "vendor" / "SHA256SUMS").read_text().splitlines()
-    assert len(sums) == 5  # crypto.js, zxing.js, qr.js, zxing_reader.wasm, sodium.js
+    assert len(sums) == 6  # crypto.js, zxing.js, qr.js, zxing_reader.wasm, sodium.js, zlib.js
     for line in sums:
         digest, path = line.split()
         name = path.rsplit("/", 1)[-1]
         assert hashlib.sha256((STATIC / "vendor" / name).read_bytes()).hexdigest() == digest
     licences = (STATIC / "vendor" / "LICENSES.txt").read_text()
     packages = ("hash-wasm", "@noble/ciphers", "@noble/ed25519", "cborg", "zxing-wasm", "uqr")
-    for package in (*packages, "libsodium-wrappers", "libsodium"):
+    for package in (*packages, "libsodium-wrappers", "libsodium", "pako"):
         assert f"==== {package} " in licences
 
 
@@ -111,12 +111,13 @@ def test_the_proposition_page_is_served_under_the_same_policy(season: Season) ->
         assert "script-src 'self' 'wasm-unsafe-eval';" in r.headers["content-security-policy"]
     assert c.get("/proposition/%2e%2e/web.py").status_code == 404
     assert c.get("/proposition/vendor/crypto.js").json()["error"] == "not_found"
-    page = (STATIC / "proposition" / "prop.js").read_text(encoding="utf-8")
-    assert not re.search(r"https?://", page)
-    for ref in re.findall(r"""from ["'](/[^"']+)["']""", page):
-        top, _, rest = ref.lstrip("/").partition("/")
-        listed = {"courier": courier_files(), "proposition": proposition_files()}[top]
-        assert rest in listed, ref
+    for script in ("prop.js", "seal.js"):
+        page = (STATIC / "proposition" / script).read_text(encoding="utf-8")
+        assert not re.search(r"https?://", page)
+        for ref in re.findall(r"""from ["'](/[^"']+)["']""", page):
+            top, _, rest = ref.lstrip("/").partition("/")
+            listed = {"courier": courier_files(), "proposition": proposition_files()}[top]
+            assert rest in listed, ref
 
 
 @pytest.mark.parametrize(

@@ -103,8 +103,10 @@ def test_a_paper_is_encrypted_in_the_browser_and_opens_to_the_same_bytes(
             page.select_option("#standby", "secrecy-chen")
             page.fill("#upload-pass", "a wrong passphrase")
             page.click("#upload-button")
-            page.wait_for_function(
-                "document.querySelector('#upload-status').textContent.includes('口令错误')"
+            # (expect, not wait_for_function: a string predicate is eval'd, which the page's
+            # CSP refuses when the first check does not already pass)
+            sync_api.expect(page.locator("#upload-status")).to_contain_text(
+                "口令错误", timeout=60_000
             )
             assert page.get_attribute("#upload-status", "data-state") == "error"
             shot("refused-wrong-passphrase")

@@ -115,10 +115,11 @@ def examples() -> dict[str, str]:
     add("destroy", c.destroy_env([pk]))
     add("seal-2", c.seal_env(2))
     add("dispatch-2", c.transfer_env("dispatch", [pk2], "sealer", "courier1"))
-    add("freeze", c.officer_env("freeze", [pk2], {"reason": "seal serials differ at a handover"}))
+    # A person's words are sealed to the secrecy officers (docs/formats.md, "What is in clear").
+    add("freeze", c.officer_env("freeze", [pk2], c.sealed("reason", "封条编号在交接时不符")))
     add(
         "release",
-        c.officer_env("release", [pk2], {"reason": "serials checked: a typo at the scan"}),
+        c.officer_env("release", [pk2], c.sealed("reason", "复核：扫描时录错一位")),
     )
     add(
         "reroute",
@@ -129,7 +130,7 @@ def examples() -> dict[str, str]:
         c.officer_env(
             "correction",
             [pk2],
-            {"reason": "place of the dispatch was PRT-02"},
+            c.sealed("reason", "发出地点应为 PRT-02"),
             corrects=c.last_id(pk2),
         ),
     )
@@ -151,7 +152,7 @@ def examples() -> dict[str, str]:
             "leak_report",
             {},
             {"reporter": c.who("auditor", roles=(Role.AUDITOR,))},
-            {"packages": [pk2], "text": "试题照片在网上出现 a photo of the paper online"},
+            {"packages": [pk2], **c.sealed("text", "试题照片在网上出现 a photo online")},
             ["auditor"],
         ),
     )
@@ -484,8 +485,7 @@ def _revocation_example(season: Season, c: Case) -> str:
         RECEIVED,
         RevocationReason.KEY_COMPROMISE,
         RECEIVED,
-        "phone lost 手机丢失",
-    )
+    )  # no note: a revocation is handed to every device (docs/formats.md, "Revocation")
     return rev.payload().decode("utf-8")
 
 

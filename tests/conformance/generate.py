@@ -102,6 +102,7 @@ CAST: Mapping[str, Role] = {
     "custodian3": Role.CUSTODIAN,
     "officer": Role.DESTRUCTION_OFFICER,
     "secrecy": Role.SECRECY_OFFICER,
+    "reader": Role.SECRECY_OFFICER,  # a second secrecy officer (reads sealed words)
     "auditor": Role.AUDITOR,
 }
 
@@ -259,6 +260,23 @@ class Case:
 
     def key(self, role_name: str) -> SigningKey:
         return self.season.keys[self.who(role_name)]
+
+    def sealed(self, field: str, text: str, to: str = "secrecy") -> dict[str, Any]:
+        """A person's words as a statement's body carries them (``custody.sealed_text``):
+        ``{<field>_sealed: ...}`` sealed to the case's person of role ``to`` (a secrecy
+        officer, unless a case says otherwise), reproducibly."""
+        from crypto.signing import X25519, key_id
+        from custody.incidents.acts import Recipient, seal_note
+
+        subject = self.who(to)
+        enc = nacl.public.PrivateKey(seed(f"x25519 {subject}")).public_key.encode()
+        note = seal_note(
+            text,
+            [Recipient(subject, key_id(X25519, enc), enc)],
+            seed=seed(f"sealed {self.code} {field} {text}"),
+        )
+        assert note is not None
+        return {f"{field}_sealed": note.as_json()}
 
     def pkg(self, n: int = 1) -> str:
         return f"{self.code}.PK{n}"
@@ -895,11 +913,11 @@ def transfer_vectors(f: VectorFile, kind: str) -> None:
 def handover_extra(f: VectorFile) -> None:
     c = f.case("frozen-to-courier", "a frozen package goes only to a custodian or secrecy officer")
     c.to("in_transit")
-    c.step(c.officer_env("freeze", [c.pkg()], {"reason": "vector"}))
+    c.step(c.officer_env("freeze", [c.pkg()], c.sealed("reason", "vector")))
     c.done(c.transfer_env("handover", [c.pkg()], "courier1", "courier2"), "refuse frozen")
     c = f.case("frozen-to-custodian", "a frozen package into secure custody, off its route")
     c.to("in_transit")
-    c.step(c.officer_env("freeze", [c.pkg()], {"reason": "vector"}))
+    c.step(c.officer_env("freeze", [c.pkg()], c.sealed("reason", "vector")))
     c.done(c.transfer_env("handover", [c.pkg()], "courier1", "custodian2"), "accept")
     c = f.case("after-reroute", "a secrecy officer's reroute replaces the rest of the route")
     c.to("in_transit")
@@ -1231,17 +1249,19 @@ def destroy_vectors(f: VectorFile) -> None:
 
 
 def officer_vectors(f: VectorFile) -> None:
-    for kind, body in (
-        ("freeze", {"reason": "vector"}),
-        ("release", {"reason": "vector"}),
+    for kind, fixed in (
+        ("freeze", None),
+        ("release", None),
         ("compromise", {"paper": "P"}),
         ("activate_backup", {"paper": "P", "backup": "B"}),
     ):
         c = f.case(f"{kind}-accept", f"a secrecy officer's {kind}")
         c.to("stored")
+        body = fixed or c.sealed("reason", "vector")
         c.done(c.officer_env(kind, [c.pkg()], body), "accept")
         c = f.case(f"{kind}-by-custodian", f"{kind} needs a secrecy officer")
         c.to("stored")
+        body = fixed or c.sealed("reason", "vector")
         c.done(
             c.officer_env(
                 kind,
@@ -1255,13 +1275,13 @@ def officer_vectors(f: VectorFile) -> None:
     c = f.case("officer-not-signed", "the secrecy officer actors names did not sign")
     c.to("stored")
     c.done(
-        c.officer_env("freeze", [c.pkg()], {"reason": "x"}, signers=["custodian1"]),
+        c.officer_env("freeze", [c.pkg()], c.sealed("reason", "x"), signers=["custodian1"]),
         "refuse threshold",
     )
     c = f.case("officer-not-named", "actors names no officer")
     c.to("stored")
     c.done(
-        c.officer_env("freeze", [c.pkg()], {"reason": "x"}, actors={}, signers=["secrecy"]),
+        c.officer_env("freeze", [c.pkg()], c.sealed("reason", "x"), actors={}, signers=["secrecy"]),
         "refuse threshold",
     )
     c = f.case("reroute-accept", "a new rest of the route")
@@ -1272,28 +1292,71 @@ def officer_vectors(f: VectorFile) -> None:
     c.done(c.officer_env("reroute", [c.pkg()], {"route": "x"}), "refuse format")
     c = f.case("frozen-open", "a frozen package is not opened")
     c.to("stored")
-    c.step(c.officer_env("freeze", [c.pkg()], {"reason": "vector"}))
+    c.step(c.officer_env("freeze", [c.pkg()], c.sealed("reason", "vector")))
     c.done(c.pair_env("open", [c.pkg()], {}), "refuse frozen")
     c = f.case("released-open", "released, it opens again")
     c.to("stored")
-    c.step(c.officer_env("freeze", [c.pkg()], {"reason": "vector"}))
-    c.step(c.officer_env("release", [c.pkg()], {"reason": "vector"}))
+    c.step(c.officer_env("freeze", [c.pkg()], c.sealed("reason", "vector")))
+    c.step(c.officer_env("release", [c.pkg()], c.sealed("reason", "vector")))
     c.done(c.pair_env("open", [c.pkg()], {}), "accept")
     c = f.case("correction-accept", "a correction names the full id of the statement it corrects")
     c.to("in_transit")
     c.done(
         c.officer_env(
-            "correction", [c.pkg()], {"reason": "wrong place"}, corrects=c.last_id(c.pkg())
+            "correction",
+            [c.pkg()],
+            c.sealed("reason", "wrong place"),
+            corrects=c.last_id(c.pkg()),
         ),
         "accept",
     )
     c = f.case("correction-without-corrects", "a correction names what it corrects")
     c.to("in_transit")
-    c.done(c.officer_env("correction", [c.pkg()], {"reason": "x"}), "refuse format")
+    c.done(c.officer_env("correction", [c.pkg()], c.sealed("reason", "x")), "refuse format")
     c = f.case("correction-unknown", "the corrected statement is not in the log")
     c.to("in_transit")
     c.done(
-        c.officer_env("correction", [c.pkg()], {"reason": "x"}, corrects="2" * 64), "refuse chain"
+        c.officer_env("correction", [c.pkg()], c.sealed("reason", "x"), corrects="2" * 64),
+        "refuse chain",
+    )
+    sealed_text_vectors(f)
+
+
+def sealed_text_vectors(f: VectorFile) -> None:
+    """A person's words are sealed to the secrecy officers (docs/formats.md, "What is in
+    clear"): a text in clear is ``format`` (after the signers), a malformed box ``format``,
+    a box to anyone but a secrecy officer ``role``."""
+    for kind in ("freeze", "release", "correction"):
+        c = f.case(f"{kind}-reason-in-clear", f"a {kind}'s reason in clear is refused")
+        c.to("stored")
+        corrects = {"corrects": c.last_id(c.pkg())} if kind == "correction" else {}
+        c.done(
+            c.officer_env(kind, [c.pkg()], {"reason": "押运员电话 13700002222"}, **corrects),
+            "refuse format",
+        )
+    c = f.case("freeze-empty-reason", "an empty reason is no text: accepted")
+    c.to("stored")
+    c.done(c.officer_env("freeze", [c.pkg()], {"reason": ""}), "accept")
+    bad: list[tuple[str, str, Any]] = [
+        ("sha256-not-hex", "sha256 is 64 lowercase hex", {"sha256": "X" * 64}),
+        ("no-box", "sealed holds 1 to 64 boxes", {"sealed": []}),
+        ("box-not-base64", "a box is canonical base64", {"box": "not base64!"}),
+    ]
+    for name, title, change in bad:
+        c = f.case(f"freeze-sealed-{name}", f"reason_sealed: {title}")
+        c.to("stored")
+        body = c.sealed("reason", "vector")
+        sealed = body["reason_sealed"]
+        if "box" in change:
+            sealed["sealed"][0]["box"] = change["box"]
+        else:
+            sealed.update(change)
+        c.done(c.officer_env("freeze", [c.pkg()], body), "refuse format")
+    c = f.case("freeze-sealed-to-auditor", "a reason sealed to an auditor, not a secrecy officer")
+    c.to("stored")
+    c.done(
+        c.officer_env("freeze", [c.pkg()], c.sealed("reason", "vector", to="auditor")),
+        "refuse role",
     )
 
 
@@ -1306,7 +1369,7 @@ def packageless_vectors(f: VectorFile) -> None:
             "leak_report",
             {},
             {"reporter": c.who("auditor")},
-            {"packages": [c.pkg()], "text": "题目外泄 paper seen online"},
+            {"packages": [c.pkg()], **c.sealed("text", "题目外泄 paper seen online")},
             ["auditor"],
         ),
         "accept",
@@ -1318,10 +1381,21 @@ def packageless_vectors(f: VectorFile) -> None:
             "leak_report",
             {},
             {"reporter": c.who("auditor")},
-            {"packages": [], "text": "x"},
+            {"packages": [], **c.sealed("text", "x")},
             ["courier1"],
         ),
         "refuse threshold",
+    )
+    c = f.case("leak-report-text-in-clear", "a leak report's text in clear is refused")
+    c.done(
+        c.event(
+            "leak_report",
+            {},
+            {"reporter": c.who("auditor")},
+            {"packages": [], "text": "考生李雷 13800001111 卖题"},
+            ["auditor"],
+        ),
+        "refuse format",
     )
     c = f.case("incident-by-person", "incident statements come from the system key alone")
     c.done(
@@ -2987,7 +3061,8 @@ def incident_act_vectors(f: VectorFile) -> None:
                 "leak_report",
                 {},
                 {"reporter": c.who("auditor")},
-                {"packages": [], "text": f"vector {c.code}"},
+                # sealed to an officer of its own, whom no case revokes
+                {"packages": [], **c.sealed("text", f"vector {c.code}", to="reader")},
                 ["auditor"],
                 time=RECEIVED,
             )

@@ -66,6 +66,17 @@ KINDS = {
     "exam_policy",
 }
 PACKAGELESS = {"incident", "leak_report", "paper_act", "exam_policy"}
+# A person's free text, sealed (docs/formats.md, "What is in clear on the log, and why").
+TEXT_FIELDS = {
+    "leak_report": "text",
+    "freeze": "reason",
+    "release": "reason",
+    "correction": "reason",
+}
+PAPER_TEXT_FIELDS = {
+    "custody.paper-opening.v1": "reason",
+    "custody.paper-backup-activation.v1": "reason",
+}
 PAPER_ACT_TYPES = {
     "proposal": "application/vnd.custody.paper-proposal.v1+json",
     "print": "application/vnd.custody.paper-print.v1+json",
@@ -759,6 +770,7 @@ class Log:
             if e.kind not in PACKAGELESS:
                 raise Refused("format", "no package")
             self._signers(e, env, found, unmatched, [], received)
+            self._sealed_text(e)
             if e.kind == "paper_act":
                 self._paper_act(e, received)
             if e.kind == "exam_policy":
@@ -784,6 +796,7 @@ class Log:
                 raise Refused("closed")
             known.append(s)
         filled = self._signers(e, env, found, unmatched, known, received)
+        self._sealed_text(e)
         new, findings = self._transition(e, filled, received)
         self.states.update(new)
         self.ids.add(e.id)
@@ -792,6 +805,34 @@ class Log:
         if late:
             findings += ["late"] * len(e.packages)
         return findings
+
+    def _sealed_text(self, e: Event) -> None:
+        """docs/formats.md, "What is in clear on the log": a person's leak report ``text`` and
+        freeze, release, correction ``reason`` are sealed (``<field>_sealed``, the shape of an
+        act's ``note_sealed``): in clear, ``format``; boxes as an act's note (``role``)."""
+        field = TEXT_FIELDS.get(e.kind)
+        if field is None or "system" in e.actors:
+            return
+        if e.body.get(field, "") not in ("", None):
+            raise Refused("format", f"{field} in clear")
+        self._officer_boxes(sealed_note_boxes(e.body.get(f"{field}_sealed")), e.time)
+
+    def _officer_boxes(self, boxes: list[tuple[str, str]], at: datetime) -> None:
+        if not boxes:
+            return
+        officers = {c.enc_id: c for c in self.trust.certs.values() if "secrecy_officer" in c.roles}
+        standing = set()
+        for to, enc in boxes:
+            cert = officers.get(enc)
+            if cert is None or cert.subject != to:
+                raise Refused("role", "sealed to someone not a secrecy officer")
+            try:
+                self.trust.standing(cert.key_id, at, None)
+                standing.add(enc)
+            except Refused:
+                pass
+        if not standing:
+            raise Refused("role", "sealed to no standing secrecy officer")
 
     def _exam_policy(self, e: Event) -> None:
         """docs/formats.md, "exam_policy": exactly exam, handover_witness, retention_until."""
@@ -852,6 +893,11 @@ class Log:
             raise Refused("signature", "the act's signatures")
         for kid in sorted(found):
             self.trust.standing(kid, at, received)
+        field = PAPER_TEXT_FIELDS.get(str(obj.get("type")))
+        if field is not None:
+            if obj.get(field, "") not in ("", None):
+                raise Refused("format", f"paper act {field} in clear")
+            self._officer_boxes(sealed_note_boxes(obj.get(f"{field}_sealed")), at)
 
     @staticmethod
     def _time(e: Event, received: datetime) -> bool:

@@ -259,7 +259,7 @@ def test_frozen_package_only_goes_to_secure_custody(season: Season) -> None:
             ["PK-1"],
             actors={"officer": "secrecy-chen"},
             signers=["secrecy-chen"],
-            body={"reason": "seal"},
+            body={},
         )
     )
     with pytest.raises(FrozenError):
@@ -433,7 +433,7 @@ def test_corrections_name_an_earlier_statement_and_edit_nothing(
             place="",
             packages={"PK-1": season.prev("PK-1")},
             actors={"officer": "secrecy-chen"},
-            body={"reason": "serial S-002 was typed as S-00Z", "seals": SEALS},
+            body={"seals": SEALS},  # a reason would be sealed (custody.sealed_text)
             corrects=corrects,
         )
         return ev.sign([season.keys["secrecy-chen"].signing])

@@ -34,6 +34,7 @@ from custody.errors import (
     UsageError,
     WindowError,
 )
+from custody.incidents.desk import sealed_texts
 from custody.incidents.model import list_incidents
 from custody.interview_paper import parse_interview_paper
 from custody.papers import (
@@ -165,6 +166,20 @@ def test_break_glass_opens_and_records_an_incident(world: World) -> None:
     # the act is on the custody log, and the desk opened the incident in that transaction
     (incident,) = list_incidents(world.season.home.engine)
     assert (incident.kind, incident.paper) == ("break_glass", "SX-INT-P01-A")
+    # The reason is the people's words: sealed to the secrecy officers in the act, never in
+    # clear on the log nor copied into the incident; a secrecy officer opens it.
+    reason = "supervisor's token failed to unlock"
+    assert b'"reason_sealed"' in opened.envelope.payload
+    assert b"token failed" not in opened.envelope.payload
+    assert "token failed" not in incident.detail and "token failed" not in opened.incident.summary
+    log = world.season.log()
+    assert not any(b"token failed" in log.entry(i).payload for i in range(log.size()))
+    officer = world.season.keys["secrecy-chen"].encryption
+    assert officer is not None
+    texts = sealed_texts(world.season.home.engine, incident, officer.key_id, officer)
+    assert [(t["kind"], t["field"], t["note"]) for t in texts] == [
+        ("break_glass", "reason", reason)
+    ]
 
 
 def test_backup_activation_replaces_the_main_paper(world: World) -> None:
@@ -183,6 +198,7 @@ def test_backup_activation_replaces_the_main_paper(world: World) -> None:
         log=world.season.log(),
     )
     assert backup.proposal.commitment.encode() in env.payload
+    assert b'"reason_sealed"' in env.payload and b"question 2" not in env.payload
     statuses = {s.paper_id: s.status for s in ps.list_papers(world.season.home)}
     assert statuses == {"SX-INT-P01-A": "compromised", "SX-INT-P01-B": "active"}
     with pytest.raises(FrozenError):

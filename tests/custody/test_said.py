@@ -87,3 +87,24 @@ def test_every_worded_kind_and_status_has_chinese() -> None:
     zh = gettext_for("zh")
     for template in [*FINDING_WORDS.values(), *STATUS_WORDS.values()]:
         assert zh(template) != template, template
+
+
+def test_a_refusal_with_a_sentence_as_parameter_is_chinese_throughout() -> None:
+    from custody.errors import ClockError
+    from custody.i18n import error_text
+
+    allowed = Said(N_("{lag} for offline capture"), {"lag": "24 h"})
+    e = ClockError(
+        N_(
+            "{kind} statement is dated {time}, too long before the log "
+            "received it ({received}); at most {allowed}"
+        ),
+        kind="handover",
+        time="T",
+        received="R",
+        allowed=allowed,
+    )
+    assert e.message.endswith("at most 24 h for offline capture")
+    message, _hint = error_text(e, "zh")
+    assert message.endswith("24 h（离线记录）")
+    assert "offline" not in message

@@ -129,7 +129,7 @@ async function login(ev) {
 async function loadAll() {
   await loadCheckpoint();
   allPackages = await everyPage("/v1/packages", {});
-  for (const sel of ["#nav", "#log-section", "#incidents-section", "#packages-section", "#access-section"]) $(sel).hidden = false;
+  for (const sel of ["#nav", "#log-section", "#incidents-section", "#packages-section", "#report-section", "#access-section"]) $(sel).hidden = false;
   fillFilters();
   packages = allPackages; // no filter chosen yet: the same list (read once, recorded once)
   renderTable();
@@ -234,6 +234,16 @@ function fillFilters() {
     el.replaceChildren(new Option(t("console.all"), ""));
     for (const v of values) el.append(new Option(label[sel] ? label[sel](v) : v, v));
     el.value = keep;
+  }
+  for (const [sel, values, any] of [
+    ["#r-package", allPackages.map((p) => p.package_id).sort(), false],
+    ["#r-exam", [...new Set(allPackages.map((p) => p.exam))].sort(), true],
+  ]) {
+    const el = $(sel);
+    const keep = el.value;
+    el.replaceChildren(...(any ? [new Option(t("report.anyexam"), "")] : []));
+    for (const v of values) el.append(new Option(v, v));
+    if (keep) el.value = keep;
   }
   const who = $("#a-who");
   const keep = who.value;
@@ -592,6 +602,76 @@ async function signAct(act) {
   }
 }
 
+// -- custody reports ---------------------------------------------------------------------------
+
+function reportKind() {
+  const kind = $("#r-kind").value;
+  $("#r-package-box").hidden = kind !== "package";
+  $("#r-exam-box").hidden = kind === "package";
+  $("#r-from-box").hidden = $("#r-to-box").hidden = kind !== "period";
+  const every = $("#r-exam").options[0]; // "every exam": a period may span exams, an exam report may not
+  if (every) every.hidden = kind === "exam";
+  if (kind === "exam" && !$("#r-exam").value && $("#r-exam").options.length > 1) $("#r-exam").selectedIndex = 1;
+}
+
+/** A wall-clock time typed in the authority's zone ("2027-03-01T08:00[:00]") as UTC (RFC 3339). */
+function zoneToUtc(local) {
+  if (!local) return null;
+  const guess = Date.parse(`${local.length === 16 ? `${local}:00` : local}Z`);
+  if (Number.isNaN(guess)) return null;
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  }).formatToParts(new Date(guess)).map((p) => [p.type, p.value]));
+  const shown = Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second);
+  return new Date(guess - (shown - guess)).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+async function downloadReport(ev) {
+  ev.preventDefault();
+  const kind = $("#r-kind").value;
+  const q = new URLSearchParams({ format: "pdf" });
+  let name = "";
+  if (kind === "package") {
+    q.set("package", $("#r-package").value);
+    name = $("#r-package").value;
+  } else {
+    if ($("#r-exam").value) q.set("exam", $("#r-exam").value);
+    name = $("#r-exam").value || "period";
+  }
+  if (kind === "period") {
+    const from = zoneToUtc($("#r-from").value);
+    const to = zoneToUtc($("#r-to").value);
+    if (!from || !to) {
+      show("#report-status", () => t("report.needperiod"), "error");
+      return;
+    }
+    q.set("from", from);
+    q.set("to", to);
+  }
+  show("#report-status", () => t("report.working"));
+  $("#report-button").disabled = true;
+  try {
+    const r = await fetch(`/v1/reports/custody?${q}`, { headers: { authorization: `Bearer ${token}` }, cache: "no-store" });
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      throw new Refusal(body.error ?? `http_${r.status}`, (lang === "zh-CN" ? body.message_zh : null) ?? body.message ?? `HTTP ${r.status}`);
+    }
+    const blob = await r.blob();
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `custody-report-${name}.pdf`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+    show("#report-status", () => t("report.done", { file: a.download, kb: Math.ceil(blob.size / 1024) }), "ok");
+  } catch (e) {
+    show("#report-status", () => t("report.failed", { reason: `${e.message} (${e.code ?? "error"})` }), "error");
+  } finally {
+    $("#report-button").disabled = false;
+  }
+}
+
 // -- the access log ----------------------------------------------------------------------------
 
 async function loadAccess(ev) {
@@ -655,6 +735,8 @@ async function start() {
   for (const sel of ["#f-exam", "#f-site", "#f-holder", "#f-state", "#f-overdue"]) $(sel).addEventListener("change", loadPackages);
   for (const sel of ["#i-status", "#i-severity", "#i-exam"]) $(sel).addEventListener("change", loadIncidents);
   $("#access-form").addEventListener("submit", loadAccess);
+  $("#report-form").addEventListener("submit", downloadReport);
+  $("#r-kind").addEventListener("change", reportKind);
   for (const b of document.querySelectorAll("#act-buttons button")) b.addEventListener("click", () => signAct(b.dataset.act));
   document.body.dataset.ready = "true";
 }

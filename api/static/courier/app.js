@@ -506,6 +506,13 @@ async function drawHandover(seq) {
   const plan = await planFor(current.result.manifest.package_id);
   if (seq !== renderSeq) return;
   section.hidden = false;
+  // Key files already picked survive the redraw (choosing a person for one slot redraws them
+  // all): kept by slot and person, given back to the new input below. Passphrases are not kept.
+  const picked = new Map();
+  for (const input of slotsBox.querySelectorAll(".slot input[type='file']")) {
+    const box = input.closest(".slot");
+    if (input.files.length) picked.set(`${box.dataset.slot}|${box.dataset.subject}`, input.files[0]);
+  }
   slotsBox.replaceChildren();
   $("#act-box").replaceChildren();
   $("#act-body").replaceChildren();
@@ -524,6 +531,7 @@ async function drawHandover(seq) {
     const div = document.createElement("div");
     div.className = "slot";
     div.dataset.slot = slot;
+    div.dataset.subject = subject || "";
     const h = document.createElement("h3");
     h.textContent = `${t(`handover.slot.${slot}`)}：${who ? who.name : subject || "—"}`;
     div.append(h);
@@ -560,6 +568,12 @@ async function drawHandover(seq) {
         `<button type="button" id="slot-${slot}-relay">${escapeHtml(t("relay.show"))}</button>` +
         `<button type="button" id="slot-${slot}-relay-scan">${escapeHtml(t("relay.scan"))}</button>` +
         `<p class="status" id="slot-${slot}-status" role="status"></p>`);
+      const kept = picked.get(`${slot}|${subject}`);
+      if (kept) {
+        const files = new DataTransfer();
+        files.items.add(kept);
+        div.querySelector(`#${fileId}`).files = files.files;
+      }
       div.querySelector(`#slot-${slot}-relay`).addEventListener("click", () => {
         try {
           showStatement(freezeDraft(plan));

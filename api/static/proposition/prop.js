@@ -10,6 +10,8 @@ import { sha256 } from "/courier/vendor/crypto.js";
 import { unlockKeyFile } from "/courier/keyfile.js";
 import { Refusal, b64decode, b64encode, canonicalJson, concat, formatTime, hex, signEnvelope, utf8 } from "/courier/lib.js";
 import { standing, verifyBundle } from "/courier/trust.js";
+import { verifyLabel } from "/courier/label.js";
+import { sealPackage } from "/proposition/seal.js";
 
 const $ = (s) => document.querySelector(s);
 const LOGIN_TYPE = "application/vnd.custody.login.v1+json";
@@ -28,6 +30,11 @@ let token = null; // memory only
 let me = null;
 let recipients = null; // {people (verified, with X25519 keys), logKey, logKeyId}
 let papers = [];
+let directory = null; // the trust bundle as /v1/trust-bundle serves it, verified here
+let exams = []; // each exam's policy (exams.json), for the seal body's handover_witness
+let clockOffset = 0; // the service's clock minus this machine's, in seconds (never positive slack)
+const ROUTE_STEPS = 5;
+const HOLDER_ROLES = ["proposer", "printer", "courier", "custodian", "chief_examiner", "secrecy_officer"];
 
 const said = new Map();
 function show(sel, render, state = "") {
@@ -76,11 +83,14 @@ async function login(ev) {
     const s = await api("/v1/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(envelope) });
     token = s.token;
     me = { subject: s.subject, keyId: key.keyId, roles: s.roles };
-    await loadRecipients();
+    const proposer = s.roles.includes("proposer");
+    if (proposer) await loadRecipients();
+    if (proposer || s.roles.includes("printer")) await loadSealing();
     show("#login-status", () => t("prop.login.done", { name: me.subject, roles: s.roles.map((r) => t(`role.${r}`)).join(lang === "en" ? ", " : "、") }), "ok");
-    $("#upload-section").hidden = false;
-    $("#papers-section").hidden = false;
-    await loadPapers();
+    $("#upload-section").hidden = !proposer;
+    $("#papers-section").hidden = !proposer;
+    $("#seal-section").hidden = !(proposer || s.roles.includes("printer"));
+    if (proposer) await loadPapers();
   } catch (e) {
     show("#login-status", () => t("login.failed", { reason: reason(e) }), "error");
   }
@@ -129,6 +139,7 @@ function fillRecipients() {
   box.querySelectorAll("div").forEach((d) => d.remove());
   for (const p of recipients.people.filter((q) => q.roles.some((r) => OPENING.includes(r)))) {
     const div = document.createElement("div");
+    div.className = "check"; // the box beside its name (console.css)
     const input = document.createElement("input");
     input.type = "checkbox";
     input.value = p.subject;
@@ -304,6 +315,7 @@ async function loadPapers() {
     const got = await api("/v1/papers?limit=500");
     papers = got.items;
     renderPapers();
+    fillSealPapers();
   } catch (e) {
     show("#papers-status", () => reason(e), "error");
   }
@@ -326,6 +338,187 @@ function renderPapers() {
   show("#papers-status", () => t("prop.papers.count", { n: papers.length }));
 }
 
+
+// -- sealing packages (docs/formats.md "Packages sealed in a browser") ---------------------------
+
+/** The directory (people and their keys, checked under the system key) and the exams' policies. */
+async function loadSealing() {
+  directory = verifyBundle(await api("/v1/trust-bundle"), null);
+  await loadExams();
+  fillSealForm();
+}
+
+/** Each exam's policy, and the service's clock: a label's issued-at is the service's now. */
+async function loadExams() {
+  const doc = await api("/v1/proposition/exams");
+  clockOffset = Date.parse(doc.now) / 1000 - Date.now() / 1000;
+  exams = doc.exams;
+}
+
+const serverNow = () => Math.floor(Date.now() / 1000 + clockOffset);
+
+function fillSealForm() {
+  if (!directory) return;
+  const exam = $("#seal-exam");
+  const keep = exam.value;
+  exam.replaceChildren();
+  option(exam, "", t("prop.choose"));
+  for (const e of exams) option(exam, e.exam, e.handover_witness ? `${e.exam} · ${t("seal.witnessed")}` : e.exam);
+  exam.value = keep;
+  const box = $("#seal-route");
+  if (!box.querySelector("[data-step]")) {
+    for (let i = 0; i < ROUTE_STEPS; i++) {
+      const row = document.createElement("div");
+      row.className = "row";
+      row.dataset.step = String(i);
+      row.innerHTML = `<div><label for="seal-step-person-${i}"></label><select id="seal-step-person-${i}"></select></div>` +
+        `<div><label for="seal-step-place-${i}"></label><input id="seal-step-place-${i}"></div>`;
+      box.append(row);
+    }
+  }
+  const now = Date.now() / 1000;
+  const holders = directory.people.filter((p) => p.subject !== me.subject && p.roles.some((r) => HOLDER_ROLES.includes(r)) &&
+    !standing(directory, p, now, now));
+  for (let i = 0; i < ROUTE_STEPS; i++) {
+    $(`label[for='seal-step-person-${i}']`).textContent = t("seal.step.person", { n: i + 1 });
+    $(`label[for='seal-step-place-${i}']`).textContent = t("seal.step.place", { n: i + 1 });
+    const sel = $(`#seal-step-person-${i}`);
+    const was = sel.value;
+    sel.replaceChildren();
+    option(sel, "", t("prop.none"));
+    for (const p of holders) option(sel, p.subject, `${p.name} (${p.subject}) · ${p.roles.map((r) => t(`role.${r}`)).join("、")}`);
+    sel.value = was;
+  }
+  fillSealPapers();
+}
+
+function fillSealPapers() {
+  const sel = $("#seal-paper");
+  const keep = sel.value;
+  sel.replaceChildren();
+  option(sel, "", t("seal.paper.none"));
+  for (const p of papers.filter((q) => q.status === "active")) option(sel, p.ref, `${p.ref} · ${p.exam} · ${p.position}`);
+  sel.value = keep;
+}
+
+/** Defaults from the chosen paper: exam, position, paper id, commitment, classification. */
+function paperChosen() {
+  const p = papers.find((q) => q.ref === $("#seal-paper").value);
+  if (!p) return;
+  if (exams.some((e) => e.exam === p.exam)) $("#seal-exam").value = p.exam;
+  $("#seal-position").value = p.position;
+  $("#seal-paper-id").value = p.paper_id;
+  $("#seal-commitment").value = p.commitment;
+  $("#seal-class").value = p.classification;
+  if (!$("#seal-package").value) $("#seal-package").value = `${p.paper_id}-001`;
+}
+
+const unix = (local) => Math.floor(new Date(local).getTime() / 1000);
+
+/** The manifest the form describes (issued now by the service's clock), or a refusal in the page's words. */
+function readSealForm() {
+  const get = (sel) => $(sel).value.trim();
+  const need = (ok, code) => { if (!ok) throw new Refusal(code, t(`prop.error.${code}`)); };
+  need(get("#seal-package") && get("#seal-exam") && get("#seal-session") && get("#seal-position") && get("#seal-paper-id"), "seal_missing_ids");
+  need(/^[0-9a-f]{64}$/.test(get("#seal-commitment")), "seal_bad_commitment");
+  const copies = Number(get("#seal-copies"));
+  need(Number.isInteger(copies) && copies >= 1 && copies <= 10000, "seal_bad_copies");
+  const seals = get("#seal-seals").split(/[\s,，、]+/).filter(Boolean);
+  need(seals.length >= 1, "seal_missing_seals");
+  const bag = get("#seal-bag") ? Number(get("#seal-bag")) : Math.ceil(copies / seals.length);
+  need(Number.isInteger(bag) && bag >= 1 && Math.ceil(copies / bag) === seals.length, "seal_seals_count");
+  need(get("#seal-site") && get("#seal-room"), "seal_missing_destination");
+  need(get("#seal-place"), "seal_missing_place");
+  const steps = [];
+  for (let i = 0; i < ROUTE_STEPS; i++) {
+    const person = get(`#seal-step-person-${i}`);
+    if (!person) continue;
+    need(get(`#seal-step-place-${i}`), "seal_missing_place");
+    steps.push({ person, place: get(`#seal-step-place-${i}`) });
+  }
+  need(steps.length >= 1, "seal_missing_route");
+  const opens = get("#seal-opens") ? unix(get("#seal-opens")) : NaN;
+  const closes = get("#seal-closes") ? unix(get("#seal-closes")) : NaN;
+  const issued = serverNow();
+  need(opens >= issued && closes > opens, "seal_bad_window");
+  const days = Number(get("#seal-days"));
+  need(Number.isInteger(days) && days >= 1, "seal_bad_days");
+  const exam = exams.find((e) => e.exam === get("#seal-exam"));
+  need(exam, "seal_missing_ids");
+  return {
+    manifest: {
+      package_id: get("#seal-package"), exam: exam.exam, session: get("#seal-session"), position: get("#seal-position"),
+      paper: get("#seal-paper-id"), commitment: Uint8Array.from(get("#seal-commitment").match(/../g), (h) => parseInt(h, 16)),
+      copies, bag_size: bag, seals, site: get("#seal-site"), room: get("#seal-room"), opens, closes,
+      route: [{ person: me.subject, place: get("#seal-place") }, ...steps], classification: get("#seal-class"),
+      issued, expires: Math.max(closes, issued) + days * 86400,
+    },
+    handoverWitness: exam.handover_witness,
+  };
+}
+
+let pdfUrl = null;
+
+async function sealSubmit(ev) {
+  ev.preventDefault();
+  $("#seal-result").hidden = true;
+  $("#seal-pdf").hidden = true;
+  try {
+    await loadExams(); // the service's clock, fresh
+    const form = readSealForm();
+    show("#seal-status", () => t("prop.working.unlock"));
+    const key = await unlockKeyFile(await $("#keyfile").files[0].text(), $("#seal-pass").value);
+    $("#seal-pass").value = "";
+    let sealed;
+    try {
+      if (key.keyId !== me.keyId) throw new Refusal("forbidden", t("prop.error.otherkey"));
+      sealed = sealPackage(form.manifest, key, { sealer: me.subject, authority: directory.authority.id, handoverWitness: form.handoverWitness });
+    } finally {
+      key.seed.fill(0);
+    }
+    // Checked here as a courier's phone will check it, before anything is sent.
+    try {
+      await verifyLabel(sealed.label, directory, serverNow());
+    } catch (e) {
+      throw new Refusal(e.code ?? "format", t("seal.label_refused", { code: e.code ?? "format" }));
+    }
+    show("#seal-status", () => t("seal.working.send"));
+    const done = await api("/v1/packages", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(sealed),
+    });
+    const state = await api(`/v1/packages/${encodeURIComponent(done.package_id)}`);
+    const r = await fetch(done.label_pdf, { headers: { authorization: `Bearer ${token}` }, cache: "no-store" });
+    if (!r.ok) throw new Refusal(`http_${r.status}`, `HTTP ${r.status}`);
+    if (pdfUrl) URL.revokeObjectURL(pdfUrl);
+    pdfUrl = URL.createObjectURL(await r.blob());
+    const link = $("#seal-pdf");
+    link.href = pdfUrl;
+    link.download = `label-${done.package_id}.pdf`;
+    link.hidden = false;
+    show("#seal-status", () => t("seal.done", { id: done.package_id, index: done.receipt.index }), "ok");
+    const dl = $("#seal-result");
+    dl.replaceChildren();
+    for (const [k, v, raw] of [
+      ["seal.package", done.package_id], ["seal.state", `state.${state.state.status}`, true], ["seal.holder", state.state.holder],
+      ["seal.index", String(done.receipt.index)], ["seal.label_sha256", done.label_sha256],
+    ]) {
+      const dt = document.createElement("dt");
+      dt.dataset.i18n = k;
+      dt.textContent = t(k);
+      const dd = document.createElement("dd");
+      if (raw) dd.dataset.i18n = v;
+      dd.textContent = raw ? t(v) : v;
+      dd.dataset.field = k;
+      dl.append(dt, dd);
+    }
+    dl.hidden = false;
+  } catch (e) {
+    show("#seal-status", () => t("seal.failed", { reason: reason(e) }), "error");
+  }
+}
+
 // -- the page ------------------------------------------------------------------------------------
 
 function applyLanguage() {
@@ -337,6 +530,7 @@ function applyLanguage() {
     $(sel).dataset.state = s.state;
   }
   fillRecipients();
+  fillSealForm();
   if (papers.length) renderPapers();
 }
 
@@ -351,6 +545,8 @@ async function start() {
   });
   $("#login-form").addEventListener("submit", login);
   $("#upload-form").addEventListener("submit", upload);
+  $("#seal-form").addEventListener("submit", sealSubmit);
+  $("#seal-paper").addEventListener("change", paperChosen);
   document.body.dataset.ready = "true";
 }
 

@@ -152,3 +152,16 @@ def test_loading_a_group_twice_wires_its_extra_commands_once() -> None:
     assert isinstance(first, TyperGroup) and isinstance(second, TyperGroup)
     assert sorted(first.commands) == sorted(second.commands)
     assert {"check", "failover"} <= set(second.commands)
+
+
+def test_the_index_covers_the_custody_report(tmp_path: Path) -> None:
+    """A command added since (``custody report``) is in the index, and its help loads its
+    own module only, without the database or the PDF library (they load when it runs)."""
+    import custody.cli as cli
+
+    assert "report" in {e.name for e in cli.ENTRIES}
+    code, modules = _modules_after(tmp_path, "report", "--help")
+    assert code == 0
+    loaded = sorted(m for m in modules if m.startswith("custody.cli.") and m.endswith("_cmd"))
+    assert loaded == ["custody.cli.report_cmd"]
+    assert _heavy(modules) == []

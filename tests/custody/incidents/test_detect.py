@@ -17,6 +17,7 @@ from custody.errors import CustodyError
 from custody.events import Kind
 from custody.incidents.desk import list_incidents
 from custody.incidents.detect import DetectionKind
+from custody.sealed_text import seal_text
 from keys.model import RevocationReason
 from tests.conftest import PASS
 from tests.custody.incidents.conftest import desk_log
@@ -253,9 +254,19 @@ def leak_report(season: Season) -> None:
             [],
             actors={"reporter": "courier-li"},
             signers=["courier-li"],
-            body={"packages": ["PK-1"], "text": "photos of the paper are on a chat group"},
+            body={
+                "packages": ["PK-1"],
+                "text_sealed": sealed_as_json(season, "photos of the paper are on a chat group"),
+            },
         )
     )
+
+
+def sealed_as_json(season: Season, text: str) -> dict[str, object]:
+    """A person's words as a statement carries them: sealed to the secrecy officers."""
+    sealed = seal_text(text, season.log().trust, season.now, field="text")
+    assert sealed is not None
+    return sealed.as_json()
 
 
 def public_report(season: Season) -> None:
