@@ -139,6 +139,7 @@ function fillRecipients() {
   box.querySelectorAll("div").forEach((d) => d.remove());
   for (const p of recipients.people.filter((q) => q.roles.some((r) => OPENING.includes(r)))) {
     const div = document.createElement("div");
+    div.className = "check"; // the box beside its name (console.css)
     const input = document.createElement("input");
     input.type = "checkbox";
     input.value = p.subject;
