@@ -287,12 +287,20 @@ def accept_proposal(
             fh.flush()
             os.fsync(fh.fileno())
         target = blob_path(home, proposal.commitment)
-        if target.exists():  # never replaced, and never removed on this refusal
+        try:
+            # A hard link is created only if no file has the name (atomically): of two
+            # submissions of one paper at once only one places the file, and the other's
+            # refusal never removes the file the first one stored.
+            os.link(tmp, target)
+        except FileExistsError as e:
             raise ConflictError(
                 N_("an encrypted paper with commitment {commitment} is stored already"),
                 commitment=proposal.commitment,
-            )
-        os.replace(tmp, target)
+            ) from e
+        except OSError as e:
+            raise StorageError(
+                N_("cannot write under {folder}: {reason}"), folder=str(folder), reason=e.strerror
+            ) from e
         final = target
         _keep(log, plan, proposal, envelope, sealed, now)
     except BaseException:
