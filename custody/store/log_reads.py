@@ -114,14 +114,21 @@ def largest_cosigned_size(engine: Engine) -> int | None:
 def envelopes_by_statement(engine: Engine, statement_ids: Iterable[str]) -> dict[str, bytes]:
     """The log entry (leaf bytes, ``events.parse_leaf``) of each of these statements that is on
     the log, by statement id."""
-    wanted = list(dict.fromkeys(statement_ids))
+    hexits = frozenset("0123456789abcdef")
+    wanted = [  # stored as 32 bytes; anything but 64 lowercase hex digits is on no entry
+        bytes.fromhex(s)
+        for s in dict.fromkeys(statement_ids)
+        if len(s) == 64 and hexits.issuperset(s)
+    ]
     out: dict[str, bytes] = {}
     with _reader(engine) as conn:
         for start in range(0, len(wanted), CHUNK):
             rows = conn.execute(
-                select(ENTRY.c.statement_id, ENTRY.c.envelope).where(
+                select(ENTRY.c.statement_id, ENTRY.c.envelope, ENTRY.c.received_at).where(
                     ENTRY.c.statement_id.in_(wanted[start : start + CHUNK])
                 )
             )
-            out.update({str(r.statement_id): bytes(r.envelope) for r in rows})
+            out.update(
+                {bytes(r.statement_id).hex(): leaf_of(r.envelope, r.received_at) for r in rows}
+            )
     return out
