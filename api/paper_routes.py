@@ -172,10 +172,11 @@ async def submit_paper(request: Request, service: Service, p: Viewer) -> JSONRes
             envelope=envelope,
             sealed=sealed,
             ciphertext=ciphertext,
-            now=service.now(),
+            now=received,
             log=log,
         )
 
+    received = service.now()  # the server's clock: what the paper's row records
     done = await run_in_threadpool(accept)
     proposal = done.proposal
     return JSONResponse(
@@ -185,7 +186,8 @@ async def submit_paper(request: Request, service: Service, p: Viewer) -> JSONRes
             "version": proposal.version,
             "commitment": proposal.commitment,
             "ciphertext_bytes": proposal.ciphertext_bytes,
-            "proposed_at": format_time(proposal.proposed_at),
+            "proposed_at": format_time(proposal.proposed_at),  # as the proposer signed it
+            "received": format_time(received),  # the server's clock, as stored
             "log_size": log.size(),
         },
         status_code=201,
