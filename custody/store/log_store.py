@@ -3,15 +3,18 @@ and the reads of entries, nodes, checkpoints, cosignatures, states, findings and
 policies.
 
 Rules:
-- One style with the other repositories, and fast: SQLAlchemy Core (the tree's nodes as the
-  driver's own SQL, one round trip however many), no ORM; ``custody/log.py`` holds no SQL and
-  keeps the rules (what is accepted, the tree, what is signed).
+- One style with the other repositories, and fast: SQLAlchemy Core, no ORM; what runs for
+  every event (the entry, package link, node and state rows an append writes, the statement
+  ids it looks up) and the tree's nodes as the driver's own SQL, rows as tuples, one round
+  trip however many. ``custody/log.py`` holds no SQL and keeps the rules (what is accepted,
+  the tree, what is signed).
 - A ``LogStore`` works on one connection. ``appending`` runs the log's append in one
   transaction that starts by locking the head row (``head_size``); a write the database
   still refuses there is a ``StorageError``, or a ``LogStateError`` when the log's own rows
   collide (the head row is behind). ``reading`` opens a read-only connection;
   ``snapshot`` one consistent snapshot for the start check.
-- Envelopes and notes come back as stored: whoever uses them verifies them again. Cached
+- Entries are stored in their parts (``store/leaves.py``) and come back as their leaf bytes,
+  notes as stored: whoever uses them verifies them again. Cached
   package states come back as the rules' ``PackageState``, exam policies as ``ExamPolicy``.
 """
 
@@ -213,10 +216,13 @@ class LogStore:
         nodes) go to the driver as tuples in the driver's own SQL: no SQLAlchemy processing
         (or garbage-collected dicts) per row."""
         sql = partial(_driver_sql, self.conn)
-        self.conn.exec_driver_sql(sql(_INSERT_ENTRIES), list(rows.entries))
-        if rows.links:
-            self.conn.exec_driver_sql(sql(_INSERT_LINKS), list(rows.links))
-        self.conn.exec_driver_sql(sql(_INSERT_NODES), list(rows.nodes))
+        for template, many in (
+            (_INSERT_ENTRIES, rows.entries),
+            (_INSERT_LINKS, rows.links),
+            (_INSERT_NODES, rows.nodes),
+        ):
+            if many:
+                self.conn.exec_driver_sql(sql(template), list(many))
         if rows.findings:
             self.conn.execute(insert(FINDING), list(rows.findings))
 
