@@ -27,8 +27,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.backend import Backend
+from api.deps import backend_of, error_responses
 from api.guard import rate_check, read_body
-from api.schemas import LOGIN_BODY, AccessRecordsOut, ChallengeOut, ErrorBody, SessionOut
+from api.schemas import LOGIN_BODY, AccessRecordsOut, ChallengeOut, SessionOut
 from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
 from custody import access as policy
@@ -39,12 +40,6 @@ from custody.rules import PackageState
 from custody.sessions import issue_challenge
 
 router = APIRouter()
-
-
-def backend(request: Request) -> Backend:
-    service = request.app.state.backend
-    assert isinstance(service, Backend)
-    return service
 
 
 async def principal(request: Request) -> Principal | None:
@@ -60,7 +55,7 @@ async def principal(request: Request) -> Principal | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise LoginRequiredError(N_("the Authorization header must be 'Bearer <session token>'"))
-    service = backend(request)
+    service = backend_of(request)
     trust = service.current_trust()
     if trust is None:  # a reload or a recount: off the event loop
         trust = await run_in_threadpool(service.trust)
@@ -70,10 +65,6 @@ async def principal(request: Request) -> Principal | None:
 
 
 Viewer = Annotated[Principal | None, Depends(principal)]
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 # -- the facts the policy judges -------------------------------------------------------------
@@ -162,11 +153,11 @@ def origin_of(request: Request, service: Backend) -> str:
     "/v1/login/challenge",
     tags=["login"],
     response_model=ChallengeOut,
-    responses=_errors(429, 503),
+    responses=error_responses(429, 503),
 )
 def login_challenge(request: Request) -> dict[str, str]:
     """A fresh login challenge (single use, short-lived), bound to this service's origin."""
-    service = backend(request)
+    service = backend_of(request)
     challenge = issue_challenge(
         service.home.engine,
         origin_of(request, service),
@@ -181,12 +172,12 @@ def login_challenge(request: Request) -> dict[str, str]:
     tags=["login"],
     response_model=SessionOut,
     openapi_extra=LOGIN_BODY,
-    responses=_errors(400, 401, 408, 413, 415, 422, 429),
+    responses=error_responses(400, 401, 408, 413, 415, 422, 429),
 )
 async def login(request: Request) -> JSONResponse:
     """Exchange a login statement (the challenge, signed by your enrolled key) for a session
     token: ``Authorization: Bearer <token>`` on every read that needs a login."""
-    service = backend(request)
+    service = backend_of(request)
     body = await read_body(
         request, service.settings.max_login_body, "login statement", accept=("application/json",)
     )
@@ -220,7 +211,7 @@ async def login(request: Request) -> JSONResponse:
     "/v1/access",
     tags=["access"],
     response_model=AccessRecordsOut,
-    responses=_errors(400, 401, 403, 422),
+    responses=error_responses(400, 401, 403, 422),
 )
 def access_records(
     request: Request,
@@ -236,7 +227,7 @@ def access_records(
 ) -> dict[str, Any]:
     """Who read whose data, and when: the access log's records naming ``object`` or made by
     ``who`` (secrecy officers and auditors). This read is itself recorded."""
-    service = backend(request)
+    service = backend_of(request)
     viewer = policy.require(policy.may_read_access_log(p), p, "the access log")
     named = [f"access:{object}"] if object else []
     record(service, viewer, "GET /v1/access", [*named, *([f"person:{who}"] if who else [])])
@@ -247,10 +238,10 @@ def access_records(
 @router.get(
     "/v1/access/checkpoint",
     tags=["access"],
-    responses={200: {"content": {"text/plain": {}}}, **_errors(401, 403, 404)},
+    responses={200: {"content": {"text/plain": {}}}, **error_responses(401, 403, 404)},
 )
 def access_checkpoint(request: Request, p: Viewer) -> PlainTextResponse:
     """The access log's signed checkpoint (its own origin, the log key)."""
-    service = backend(request)
+    service = backend_of(request)
     policy.require(policy.may_read_access_log(p), p, "the access log")
     return PlainTextResponse(service.access.checkpoint(service.now()))

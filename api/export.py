@@ -24,14 +24,13 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from api.access import Viewer, backend, record
-from api.schemas import ErrorBody
+from api.access import Viewer, record
+from api.deps import backend_of, error_responses
 from crypto.files import CAP_SMALL_JSON, read_optional_file
 from custody import access as policy
 from custody.audit import export_bundle
@@ -41,10 +40,6 @@ router = APIRouter()
 TAR_TYPE = "application/x-tar"
 FOLDER = "custody-export"
 CHUNK = 1 << 20
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 def _tar(folder: Path) -> Iterator[bytes]:
@@ -78,13 +73,13 @@ def _stream(tmp: Path) -> Iterator[bytes]:
 @router.get(
     "/v1/export",
     tags=["access"],
-    responses={200: {"content": {TAR_TYPE: {}}}, **_errors(401, 403, 429, 503)},
+    responses={200: {"content": {TAR_TYPE: {}}}, **error_responses(401, 403, 429, 503)},
     response_class=StreamingResponse,
 )
 def export(request: Request, p: Viewer) -> StreamingResponse:
     """The export bundle (`custody export`) as a tar stream, for auditors; the export is
     recorded on the access log first."""
-    service = backend(request)
+    service = backend_of(request)
     viewer = policy.require(policy.may_export(p), p, "the export")
     service.trust()  # enrolments and revocations made since are in trust.json
     size = service.log.size()

@@ -19,7 +19,7 @@ Rules:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -28,10 +28,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, record
 from api.backend import Backend
+from api.deps import backend_of, error_responses
 from api.errors import ReadOnlyError
 from api.guard import rate_check, read_body
 from api.read_routes import PageOut
-from api.schemas import ErrorBody
 from crypto.dsse import Envelope, parse_envelope
 from crypto.vocabulary import MAX_ID
 from custody import access as policy
@@ -72,14 +72,6 @@ ACT_BODY: dict[str, Any] = {
 }
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
-
-
-def _backend(request: Request) -> Backend:
-    return cast(Backend, request.app.state.backend)
-
-
 def _ladder(service: Backend) -> tuple[Level, ...]:
     if isinstance(service.log, WatchedLog):
         return tuple(service.log.desk.policy.ladder)
@@ -87,7 +79,7 @@ def _ladder(service: Backend) -> tuple[Level, ...]:
 
 
 def _reader(request: Request, p: Principal | None) -> tuple[Backend, Principal]:
-    service = _backend(request)
+    service = backend_of(request)
     viewer = policy.require(policy.may_read_incidents(p), p, "incidents")
     return service, viewer
 
@@ -190,7 +182,7 @@ ExamQ = Annotated[
     "/v1/incidents",
     response_model=PageOut,
     tags=["incidents"],
-    responses=_errors(401, 403, 422),
+    responses=error_responses(401, 403, 422),
 )
 async def incidents(
     request: Request,
@@ -242,7 +234,7 @@ async def incidents(
     "/v1/incidents/{incident_id}",
     response_model=IncidentOut,
     tags=["incidents"],
-    responses=_errors(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 def incident(request: Request, incident_id: IncidentId, p: Viewer) -> dict[str, Any]:
     """One incident with its ladder, deadline, scope, containment and the acts on it."""
@@ -283,14 +275,14 @@ def _check_act_envelope(env: Envelope) -> Envelope:
     openapi_extra=ACT_BODY,
     responses={
         201: {"model": ActOut, "description": "Recorded, and on the log."},
-        **_errors(400, 403, 404, 408, 409, 413, 415, 422, 423, 429, 503),
+        **error_responses(400, 403, 404, 408, 409, 413, 415, 422, 423, 429, 503),
     },
 )
 async def add_act(request: Request, incident_id: IncidentId) -> JSONResponse:
     """Record a person's signed act on an incident: acknowledge, contain, resolve or unblock
     (docs/formats.md 'Incident act'). The act is judged as the CLI's are; its statement goes on
     the log. A replay of a recorded act answers 409 ``conflict``."""
-    service = _backend(request)
+    service = backend_of(request)
     if not service.writable:
         raise ReadOnlyError(
             N_("this service was started without the log key: it records no act"),

@@ -16,18 +16,18 @@ Rules:
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, cast
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, record
 from api.backend import Backend
+from api.deps import Service, error_responses
 from api.errors import ReadOnlyError
 from api.guard import read_body
 from api.routes import JSON_TYPES, _check_envelope
-from api.schemas import ErrorBody
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, b64encode, format_time, parse_json_object
 from crypto.signing import X25519, key_id
@@ -43,17 +43,6 @@ router = APIRouter()
 
 RECIPIENT_ROLES = frozenset({Role.PRINTER, Role.SECRECY_OFFICER, *OPENING_ROLES})
 MAX_KEYS = 20  # printer, up to 16 officers, a standby, the log
-
-
-def _backend(request: Request) -> Backend:
-    return cast(Backend, request.app.state.backend)
-
-
-Service = Annotated[Backend, Depends(_backend)]
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 def _writer(service: Backend) -> WatchedLog:
@@ -95,7 +84,7 @@ def recipients_document(trust: TrustStore, log_public: bytes, now: Any) -> bytes
     "/v1/proposition/recipients",
     tags=["papers"],
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, **_errors(401, 403, 503)},
+    responses={200: {"content": {"application/json": {}}}, **error_responses(401, 403, 503)},
 )
 def recipients(service: Service, p: Viewer) -> Response:
     """Whom a proposer may seal a paper to: root-signed certificates (check them under the
@@ -142,7 +131,7 @@ def _parse(body: bytes) -> tuple[Any, dict[tuple[Slot, str], bytes], bytes]:
     status_code=201,
     responses={
         201: {"description": "Stored, and the proposal is on the custody log."},
-        **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
+        **error_responses(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
     },
 )
 async def submit_paper(request: Request, service: Service, p: Viewer) -> JSONResponse:
@@ -172,10 +161,11 @@ async def submit_paper(request: Request, service: Service, p: Viewer) -> JSONRes
             envelope=envelope,
             sealed=sealed,
             ciphertext=ciphertext,
-            now=service.now(),
+            now=received,
             log=log,
         )
 
+    received = service.now()  # the server's clock: what the paper's row records
     done = await run_in_threadpool(accept)
     proposal = done.proposal
     return JSONResponse(
@@ -185,7 +175,8 @@ async def submit_paper(request: Request, service: Service, p: Viewer) -> JSONRes
             "version": proposal.version,
             "commitment": proposal.commitment,
             "ciphertext_bytes": proposal.ciphertext_bytes,
-            "proposed_at": format_time(proposal.proposed_at),
+            "proposed_at": format_time(proposal.proposed_at),  # as the proposer signed it
+            "received": format_time(received),  # the server's clock, as stored
             "log_size": log.size(),
         },
         status_code=201,

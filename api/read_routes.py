@@ -35,9 +35,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, package_objects, package_view, record
 from api.backend import Backend
+from api.deps import error_responses
 from api.errors import InvalidRequestError
 from api.routes import PACKAGE_ID_PATTERN
-from api.schemas import ErrorBody
 from crypto.encoding import parse_time
 from crypto.vocabulary import check_id
 from custody import access as policy
@@ -101,10 +101,6 @@ def _now(request: Request) -> Any:
     return cast(Backend, request.app.state.backend).now()
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
-
-
 class PageOut(BaseModel):
     items: list[dict[str, Any]] = Field(description="This page's items.")
     total: int = Field(description="How many match in all.")
@@ -148,7 +144,10 @@ PackageId = Annotated[str, Path(pattern=PACKAGE_ID_PATTERN)]
 
 
 @router.get(
-    "/v1/packages", response_model=PageOut, tags=["packages"], responses=_errors(400, 401, 403, 422)
+    "/v1/packages",
+    response_model=PageOut,
+    tags=["packages"],
+    responses=error_responses(400, 401, 403, 422),
 )
 async def packages(
     request: Request,
@@ -178,7 +177,7 @@ async def packages(
     "/v1/packages/{package_id}/timeline",
     response_model=TimelineOut,
     tags=["packages"],
-    responses=_errors(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 async def package_timeline(
     package_id: PackageId, read: Annotated[Reader, Depends(reader("package_timeline"))]
@@ -205,7 +204,9 @@ async def package_timeline(
     return await run_in_threadpool(run)
 
 
-@router.get("/v1/papers", response_model=PageOut, tags=["papers"], responses=_errors(401, 403, 422))
+@router.get(
+    "/v1/papers", response_model=PageOut, tags=["papers"], responses=error_responses(401, 403, 422)
+)
 async def papers(
     read: Annotated[Reader, Depends(reader("papers"))],
     exam: str | None = None,
@@ -228,7 +229,7 @@ async def papers(
     "/v1/papers/{paper}",
     response_model=PaperOut,
     tags=["papers"],
-    responses=_errors(400, 401, 403, 404, 422),
+    responses=error_responses(400, 401, 403, 404, 422),
 )
 async def paper(
     paper: Annotated[str, Path(max_length=200, description="Paper id (newest) or ID@vN.")],
@@ -277,7 +278,7 @@ def _time_param(value: str | None, what: str) -> datetime | None:
     response_model=CustodyReportOut,
     responses={
         200: {"content": {"application/pdf": {}}},
-        **_errors(401, 403, 404, 422),
+        **error_responses(401, 403, 404, 422),
     },
 )
 def custody_report(

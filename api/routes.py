@@ -18,14 +18,14 @@ from __future__ import annotations
 import asyncio
 import json
 from concurrent.futures import Future
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, event_facts, package_objects, package_view, record
-from api.backend import Backend
+from api.deps import Service, error_responses
 from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError, request_language
 from api.guard import rate_check, read_body
 from api.schemas import (
@@ -37,7 +37,6 @@ from api.schemas import (
     ConsistencyProof,
     CosignaturesOut,
     EntryOut,
-    ErrorBody,
     Health,
     InclusionProof,
     PackageOut,
@@ -72,23 +71,11 @@ TEXT_TYPES = ("text/plain", "")
 IMAGE_TYPES = ("image/png", "image/jpeg", "application/octet-stream", "")
 
 
-async def backend(request: Request) -> Backend:
-    """The service (a dependency on the event loop: no hop through the thread pool)."""
-    return cast(Backend, request.app.state.backend)
-
-
-Service = Annotated[Backend, Depends(backend)]
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
-
-
 def _receipt(r: Receipt) -> dict[str, Any]:
     return r.as_dict()
 
 
-@router.get("/healthz", response_model=Health, tags=["service"], responses=_errors(503))
+@router.get("/healthz", response_model=Health, tags=["service"], responses=error_responses(503))
 def healthz(service: Service) -> dict[str, Any]:
     """Liveness and the database's reachability (the log's size is read)."""
     authority = service.trust().authority
@@ -107,7 +94,7 @@ def livez() -> dict[str, Any]:
     return {"ok": True}
 
 
-@router.get("/readyz", tags=["service"], responses=_errors(503))
+@router.get("/readyz", tags=["service"], responses=error_responses(503))
 def readyz(service: Service) -> JSONResponse:
     """May this service take appends now: the database writable (a primary), disk space above
     the floor, the last signed checkpoint consistent, the standbys' state. 503 when not."""
@@ -123,7 +110,7 @@ def readyz(service: Service) -> JSONResponse:
     "/v1/trust-bundle",
     tags=["trust"],
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, **_errors(401, 403, 503)},
+    responses={200: {"content": {"application/json": {}}}, **error_responses(401, 403, 503)},
 )
 def trust_bundle(service: Service, p: Viewer) -> Response:
     """What a device needs to check signatures offline; needs a login.
@@ -153,7 +140,7 @@ def trust_bundle(service: Service, p: Viewer) -> Response:
     "/v1/checkpoint",
     tags=["log"],
     response_class=PlainTextResponse,
-    responses=_errors(404),
+    responses=error_responses(404),
 )
 def checkpoint(
     service: Service,
@@ -177,7 +164,7 @@ Size = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Tree size of a check
     "/v1/checkpoint/{size}",
     tags=["log"],
     response_class=PlainTextResponse,
-    responses=_errors(404, 422),
+    responses=error_responses(404, 422),
 )
 def checkpoint_of_size(size: Size, service: Service) -> PlainTextResponse:
     """The checkpoint the log signed for ``size``, with its stored cosignature lines (header
@@ -194,7 +181,7 @@ def checkpoint_of_size(size: Size, service: Service) -> PlainTextResponse:
     responses={
         201: {"model": CosignaturesOut, "description": "Stored."},
         200: {"model": CosignaturesOut, "description": "Every cosignature was held already."},
-        **_errors(400, 404, 408, 409, 413, 415, 422, 503),
+        **error_responses(400, 404, 408, 409, 413, 415, 422, 503),
     },
 )
 async def add_cosignatures(
@@ -324,7 +311,7 @@ def _batch_answer(
     responses={
         201: {"model": ReceiptOut, "description": "Appended (a list: `BatchResult`)."},
         200: {"model": BatchResult, "description": "Already in the log (a list: nothing new)."},
-        **_errors(400, 403, 404, 408, 409, 413, 415, 422, 423, 429, 503),
+        **error_responses(400, 403, 404, 408, 409, 413, 415, 422, 423, 429, 503),
     },
 )
 async def submit_events(request: Request, service: Service) -> JSONResponse:
@@ -381,7 +368,7 @@ Index = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Log index (from 0).
     "/v1/entries/{index}",
     response_model=EntryOut,
     tags=["log"],
-    responses=_errors(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 def entry(index: Index, service: Service, p: Viewer) -> dict[str, Any]:
     """One log entry: the DSSE envelope, its receive time, and the leaf as hashed.
@@ -411,7 +398,7 @@ def entry(index: Index, service: Service, p: Viewer) -> dict[str, Any]:
     "/v1/proofs/inclusion",
     response_model=InclusionProof,
     tags=["log"],
-    responses=_errors(400, 401, 422),
+    responses=error_responses(400, 401, 422),
 )
 def inclusion(
     service: Service,
@@ -429,7 +416,7 @@ def inclusion(
     "/v1/proofs/consistency",
     response_model=ConsistencyProof,
     tags=["log"],
-    responses=_errors(400, 401, 422),
+    responses=error_responses(400, 401, 422),
 )
 def consistency(
     service: Service,
@@ -447,7 +434,7 @@ def consistency(
     "/v1/packages/{package_id}",
     response_model=PackageOut,
     tags=["packages"],
-    responses=_errors(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422),
 )
 async def package(
     package_id: Annotated[str, Path(pattern=PACKAGE_ID_PATTERN)], service: Service, p: Viewer
@@ -477,7 +464,7 @@ async def package(
     response_model_exclude_none=True,
     tags=["labels"],
     openapi_extra=LABEL_TEXT_BODY,
-    responses=_errors(400, 403, 408, 413, 415, 422),
+    responses=error_responses(400, 403, 408, 413, 415, 422),
 )
 async def verify_label_text(request: Request, service: Service) -> dict[str, object]:
     """Verify a label's text (what its QR code holds) as a courier's scanner would."""
@@ -497,7 +484,7 @@ async def verify_label_text(request: Request, service: Service) -> dict[str, obj
     response_model_exclude_none=True,
     tags=["labels"],
     openapi_extra=IMAGE_BODY,
-    responses=_errors(400, 403, 408, 413, 415, 422),
+    responses=error_responses(400, 403, 408, 413, 415, 422),
 )
 async def scan_label_image(request: Request, service: Service) -> dict[str, object]:
     """Read the one QR code in a photo (PNG, JPEG...) and verify the label it holds.

@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, package_facts, package_objects, record
 from api.backend import Backend
+from api.deps import Service, error_responses
 from api.errors import ReadOnlyError
 from api.guard import read_body
 from api.read_routes import PackageId
 from api.routes import JSON_TYPES, _check_envelope
-from api.schemas import ErrorBody
 from crypto.dsse import parse_envelope
 from crypto.encoding import Fields, format_time, parse_json_object
 from custody import access as policy
@@ -44,17 +44,6 @@ from labels.sheet import write_sheets
 router = APIRouter()
 
 MAX_SEAL_BODY = 64 * 1024  # a label (at most 1600 characters) and one seal event
-
-
-def _backend(request: Request) -> Backend:
-    return cast(Backend, request.app.state.backend)
-
-
-Service = Annotated[Backend, Depends(_backend)]
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody} for s in statuses}
 
 
 def _writer(service: Backend) -> WatchedLog:
@@ -70,7 +59,7 @@ def _writer(service: Backend) -> WatchedLog:
 @router.get(
     "/v1/proposition/exams",
     tags=["packages"],
-    responses=_errors(401, 403),
+    responses=error_responses(401, 403),
 )
 def exams(service: Service, p: Viewer) -> dict[str, Any]:
     """Every exam's policy a seal follows (``exams.json``), and the service's clock."""
@@ -103,7 +92,7 @@ def _parse(body: bytes) -> tuple[str, Any]:
     status_code=201,
     responses={
         201: {"description": "Sealed: the package and its seal event are on the log."},
-        **_errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
+        **error_responses(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
     },
 )
 async def seal_package(request: Request, service: Service, p: Viewer) -> JSONResponse:
@@ -150,7 +139,7 @@ async def seal_package(request: Request, service: Service, p: Viewer) -> JSONRes
     "/v1/packages/{package_id}/label.pdf",
     tags=["packages"],
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}, **_errors(401, 403, 404, 422)},
+    responses={200: {"content": {"application/pdf": {}}}, **error_responses(401, 403, 404, 422)},
 )
 def label_pdf(package_id: PackageId, service: Service, p: Viewer) -> Response:
     """The package's label on an A4 sheet (PDF, CJK font embedded), re-verified first; for

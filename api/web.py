@@ -28,7 +28,7 @@ from importlib import resources
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from custody.errors import N_, NotFoundError
+from custody.errors import N_, NotFoundError, Phrase
 
 router = APIRouter(include_in_schema=False)
 
@@ -146,21 +146,6 @@ def courier_files() -> dict[str, str]:
     return dict(_COURIER)
 
 
-@router.get("/courier")
-def courier_root() -> RedirectResponse:
-    return RedirectResponse("/courier/", status_code=308)
-
-
-@router.get("/courier/{path:path}")
-def courier_asset(request: Request, path: str) -> Response:
-    """One file of the courier app; 404 for anything not listed."""
-    name = _COURIER.get(path)
-    if name is None:
-        raise NotFoundError(N_("no file {path} in the courier app"), path=repr(path))
-    suffix = name[name.rfind(".") :]
-    return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
-
-
 # URL path under /console/ -> file under api/static/ (its modules import the courier's).
 _CONSOLE = {
     "": "console/index.html",
@@ -172,21 +157,6 @@ _CONSOLE = {
 def console_files() -> dict[str, str]:
     """The secrecy officer's console's URL paths (under /console/) and their files."""
     return dict(_CONSOLE)
-
-
-@router.get("/console")
-def console_root() -> RedirectResponse:
-    return RedirectResponse("/console/", status_code=308)
-
-
-@router.get("/console/{path:path}")
-def console_asset(request: Request, path: str) -> Response:
-    """One file of the secrecy officer's console; 404 for anything not listed."""
-    name = _CONSOLE.get(path)
-    if name is None:
-        raise NotFoundError(N_("no file {path} in the console"), path=repr(path))
-    suffix = name[name.rfind(".") :]
-    return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
 
 
 # URL path under /proposition/ -> file under api/static/ (its modules import the courier's;
@@ -206,16 +176,30 @@ def proposition_files() -> dict[str, str]:
     return dict(_PROPOSITION)
 
 
-@router.get("/proposition")
-def proposition_root() -> RedirectResponse:
-    return RedirectResponse("/proposition/", status_code=308)
+# Each page: its URL prefix, its files, and what a refusal calls it. One redirect (/courier ->
+# /courier/) and one route per page serve only the files listed; anything else is 404.
+_PAGES: tuple[tuple[str, dict[str, str], str], ...] = (
+    ("courier", _COURIER, N_("the courier app")),
+    ("console", _CONSOLE, N_("the console")),
+    ("proposition", _PROPOSITION, N_("the proposition page")),
+)
 
 
-@router.get("/proposition/{path:path}")
-def proposition_asset(request: Request, path: str) -> Response:
-    """One file of the proposition centre's page; 404 for anything not listed."""
-    name = _PROPOSITION.get(path)
-    if name is None:
-        raise NotFoundError(N_("no file {path} in the proposition page"), path=repr(path))
-    suffix = name[name.rfind(".") :]
-    return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
+def _page_routes(prefix: str, files: dict[str, str], page: str) -> None:
+    def root() -> RedirectResponse:
+        return RedirectResponse(f"/{prefix}/", status_code=308)
+
+    def asset(request: Request, path: str) -> Response:
+        name = files.get(path)
+        if name is None:
+            raise NotFoundError(N_("no file {path} in {page}"), path=repr(path), page=Phrase(page))
+        suffix = name[name.rfind(".") :]
+        return static_file(request, name, _TYPES[suffix], _COURIER_POLICY)
+
+    asset.__doc__ = f"One file of /{prefix}/; 404 for anything not listed."
+    router.add_api_route(f"/{prefix}", root, methods=["GET"], name=f"{prefix}_root")
+    router.add_api_route(f"/{prefix}/{{path:path}}", asset, methods=["GET"], name=f"{prefix}_asset")
+
+
+for _prefix, _files, _page in _PAGES:
+    _page_routes(_prefix, _files, _page)

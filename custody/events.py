@@ -151,6 +151,27 @@ def _fast_canonical(payload: bytes) -> dict[str, Any] | None:
     return obj
 
 
+MAX_PLACE = 200
+# C0 and C1 controls, and the bidirectional overrides that make a line read otherwise than it is.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_place(place: str) -> str:
+    """An event's ``place``: one line of plain text (it is shown in terminals, pages and
+    reports), at most ``MAX_PLACE`` characters; empty is allowed."""
+    if len(place) > MAX_PLACE:
+        raise FormatError(
+            N_("event.place holds at most {max_place} characters"), max_place=MAX_PLACE
+        )
+    found = _CONTROL.search(place)
+    if found is not None:
+        raise FormatError(
+            N_("event.place holds a control character (U+{code}): a place is one line of text"),
+            code=f"{ord(found.group()):04X}",
+        )
+    return place
+
+
 _EVENT_FIELDS = frozenset(
     {"type", "kind", "authority", "time", "place", "packages", "actors", "body", "corrects"}
 )
@@ -180,6 +201,8 @@ def _fast_event(obj: dict[str, Any], payload: bytes) -> Event | None:
         or kind not in _KINDS
         or type(authority) is not str
         or type(place) is not str
+        or len(place) > MAX_PLACE
+        or _CONTROL.search(place) is not None
         or type(body) is not dict
         or not _strings(packages, True)
         or not _strings(actors, False)
@@ -276,7 +299,7 @@ def _parse_event_fields(payload: bytes, obj: dict[str, Any] | None) -> Event:
         kind=kind,
         authority=f.text("authority"),
         time=f.time("time"),
-        place=f.text("place"),
+        place=check_place(f.text("place")),
         packages=MappingProxyType(packages),
         actors=MappingProxyType(
             _string_map(f.obj.get("actors"), what="event.actors", nullable=False)

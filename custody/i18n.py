@@ -23,7 +23,7 @@ from __future__ import annotations
 import gettext
 import os
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -141,5 +141,8 @@ def show_time(moment: datetime | None, zone: str = DEFAULT_TIME_ZONE) -> str:
     """A stored UTC time as people read it: in the authority's zone, with the zone's name."""
     if moment is None:
         return "-"
-    local = moment.astimezone(time_zone(zone))
+    try:
+        local = moment.astimezone(time_zone(zone))
+    except OverflowError:  # past the calendar's ends in that zone (a period "to 9999"): UTC
+        return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     return f"{local:%Y-%m-%d %H:%M:%S} {zone}"

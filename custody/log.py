@@ -136,8 +136,9 @@ class _Batch:
     existing_received: dict[str, str] = field(default_factory=dict)
     accepted: list[tuple[int, Prepared, Outcome]] = field(default_factory=list)
     duplicates: list[tuple[str, int]] = field(default_factory=list)
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    links: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[tuple[int, bytes, str, str, bytes]] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)  # the entries' leaf bytes, in order
+    links: list[tuple[str, int]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, PackageState] = field(default_factory=dict)
     system_ids: set[str] = field(default_factory=set)
@@ -422,7 +423,7 @@ class CustodyLog:
         checkpoint_text = ""
         if batch.accepted:
             new_size = size + len(batch.accepted)
-            leaves = [merkle.leaf_hash(e["envelope"]) for e in batch.entries]
+            leaves = [merkle.leaf_hash(leaf) for leaf in batch.leaves]
             frontier = db.nodes(merkle.frontier_nodes(size))
             nodes = merkle.nodes_for_batch(size, leaves, lambda lvl, i: frontier[(lvl, i)])
             db.add_entries(NewEntries(batch.entries, batch.links, nodes, batch.findings))
@@ -544,17 +545,14 @@ class CustodyLog:
                     "idx": idx,
                     "body": json.dumps(exam_policy_body(outcome.exam), sort_keys=True),
                 }
+            leaf = leaf_bytes_at(p.envelope, batch.received)
+            batch.leaves.append(leaf)
             batch.entries.append(
-                {
-                    "idx": idx,
-                    "statement_id": p.event.id,
-                    "kind": p.event.kind.value,
-                    "event_time": format_time(p.event.time),
-                    "received_at": batch.received,
-                    "envelope": leaf_bytes_at(p.envelope, batch.received),
-                }
+                log_store.entry_row(
+                    idx, p.event.id, p.event.kind.value, batch.received, p.envelope, leaf
+                )
             )
-            batch.links.extend({"package_id": pid, "idx": idx} for pid in p.event.package_ids)
+            batch.links.extend((pid, idx) for pid in p.event.package_ids)
             batch.findings.extend(
                 {
                     "idx": idx,

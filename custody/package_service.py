@@ -22,15 +22,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from crypto.dsse import Envelope
+from crypto.encoding import format_time
 from crypto.signing import SigningKey
 from custody import identity
 from custody.errors import (
     N_,
     ConflictError,
     ExamPolicyError,
+    ExpiredError,
     ForbiddenError,
     FormatError,
     NotFoundError,
+    RecusedError,
+    RevokedError,
+    RouteError,
+    UnknownSignerError,
 )
 from custody.events import Event, Kind, parse_event
 from custody.home import Home
@@ -45,12 +51,53 @@ from keys.trust import TrustStore
 from labels.payload import VerifiedLabel, seal_manifest, verify_label
 
 
+def check_plan(manifest: Manifest, trust: TrustStore, now: datetime) -> None:
+    """What a package must promise before it is sealed, beyond what a courier's phone checks:
+    everyone on its route enrolled and in good standing now (by the service's clock), none
+    recused for its exam, position or package; and a label that lives until its opening
+    window closes. A typo in a route, or a label that expires before its exam, would make
+    a package nobody may carry or open: refused before anything is stored."""
+    for n, step in enumerate(manifest.route, start=1):
+        try:
+            cert = trust.current_certificate(step.person, now)
+        except UnknownSignerError as e:
+            raise RouteError(
+                N_("route step {step}: nobody called {person!r} is enrolled with this authority"),
+                hint=N_("name people as they are enrolled (custody keys list)"),
+                step=n,
+                person=step.person,
+            ) from e
+        except (RevokedError, ExpiredError) as e:
+            raise RouteError(
+                N_("route step {step}: {person} holds no key in good standing now"),
+                step=n,
+                person=step.person,
+            ) from e
+        recused = cert.recusals & manifest.scope
+        if recused:
+            raise RecusedError(
+                N_("route step {step}: {person} is recused from {recused}"),
+                step=n,
+                person=step.person,
+                recused=", ".join(sorted(recused)),
+            )
+    if manifest.expires_at < manifest.closes_at:
+        raise FormatError(
+            N_("the label expires at {expires} before its opening window closes at {closes}"),
+            expires=format_time(manifest.expires_at),
+            closes=format_time(manifest.closes_at),
+        )
+
+
 def sign_label(
     home: Home, manifest: Manifest, key: SigningKey, *, now: datetime
 ) -> tuple[str, VerifiedLabel]:
-    """Sign the manifest with the sealer's key and check it as a courier would; stores nothing."""
+    """Sign the manifest with the sealer's key and check it as a courier would, and its plan
+    (``check_plan``); stores nothing."""
+    trust = identity.load_trust(home)
+    check_plan(manifest, trust, now)
     text = seal_manifest(manifest, key)
-    return text, verify_label(text, identity.load_trust(home), now=now)
+    return text, verify_label(text, trust, now=now)
 
 
 def package_row_writer(manifest: Manifest, label: str, verified: VerifiedLabel) -> Alongside:
@@ -217,6 +264,7 @@ def accept_seal(
             N_("the label is signed by {signer}, not by the key logged in"),
             signer=verified.certificate.subject,
         )
+    check_plan(manifest, trust, now)
     refuse_sealed(home, manifest.package_id)
     policy = home.exam_policy(manifest.exam_id)
     expected = seal_event_of(

@@ -25,7 +25,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -120,6 +120,31 @@ class Proposed:
     blob: Path
 
 
+# How far ahead a paper's opening window may lie (a season is planned a year or so ahead).
+MAX_WINDOW_AHEAD = timedelta(days=3 * 366)
+
+
+def check_window_ahead(plan: PaperPlan, now: datetime) -> None:
+    """A paper must be openable: its window not over by the service's clock, and not decades
+    away (a typo in the year)."""
+    if plan.window_end <= now:
+        raise WindowError(
+            N_(
+                "paper {ref}: its opening window ended at {end}, before now ({now}): it could "
+                "never be opened"
+            ),
+            ref=f"{plan.paper_id}@v{plan.version}",
+            end=format_time(plan.window_end),
+            now=format_time(now),
+        )
+    if plan.window_start > now + MAX_WINDOW_AHEAD:
+        raise WindowError(
+            N_("paper {ref}: its opening window starts at {start}, more than three years ahead"),
+            ref=f"{plan.paper_id}@v{plan.version}",
+            start=format_time(plan.window_start),
+        )
+
+
 def propose(
     home: Home,
     *,
@@ -134,6 +159,7 @@ def propose(
     """Encrypt at once, wrap the key to people, sign the proposal, put it on the custody log,
     then store it."""
     trust = _fresh_trust(home, log)
+    check_window_ahead(plan, now)
     people = check_people(plan, trust, proposer, now)
     with store.reading(home.engine) as repo:
         _check_versions(repo, plan)
@@ -246,6 +272,7 @@ def accept_proposal(
     signer = envelope.signatures[0].keyid if len(envelope.signatures) == 1 else ""
     if len(envelope.signatures) != 1 or trust.certificate(signer).subject != proposal.proposer:
         raise SignatureError(N_("paper proposal: one signature, the proposer's own"))
+    check_window_ahead(plan, now)
     people = check_people_of(plan, trust, signer, now)
     log_public = log.escrow.public_raw
     check_submitted_keys(proposal, people, log_public, sealed)
@@ -287,12 +314,20 @@ def accept_proposal(
             fh.flush()
             os.fsync(fh.fileno())
         target = blob_path(home, proposal.commitment)
-        if target.exists():  # never replaced, and never removed on this refusal
+        try:
+            # A hard link is created only if no file has the name (atomically): of two
+            # submissions of one paper at once only one places the file, and the other's
+            # refusal never removes the file the first one stored.
+            os.link(tmp, target)
+        except FileExistsError as e:
             raise ConflictError(
                 N_("an encrypted paper with commitment {commitment} is stored already"),
                 commitment=proposal.commitment,
-            )
-        os.replace(tmp, target)
+            ) from e
+        except OSError as e:
+            raise StorageError(
+                N_("cannot write under {folder}: {reason}"), folder=str(folder), reason=e.strerror
+            ) from e
         final = target
         _keep(log, plan, proposal, envelope, sealed, now)
     except BaseException:

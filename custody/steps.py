@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from custody.errors import N_, ChainError, ClosedError, MixedPackagesError, Phrase, UsageError
-from custody.events import Event, Kind
+from custody.events import Event, Kind, check_place
 from custody.rules import ALLOWED_FROM, PackageState, Status
 
 # The steps a person takes with a command, each with its Chinese and English name.
@@ -296,7 +296,7 @@ def draft_step(
         kind=kind,
         authority=authority,
         time=at,
-        place=place if place else first.last_place,
+        place=check_place(place) if place else first.last_place,
         packages={s.package_id: s.last_event for s in states},
         actors={s.slot: s.person for s in slots},
         body=_body(
@@ -330,7 +330,7 @@ def draft_leak_report(
         kind=Kind.LEAK_REPORT,
         authority=authority,
         time=at,
-        place=place,
+        place=check_place(place),
         packages={},
         actors={"reporter": reporter},
         body=body,

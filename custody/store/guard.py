@@ -38,6 +38,7 @@ from crypto.errors import CustodyError
 from crypto.note import NoteVerifier, open_checkpoint
 from custody.errors import N_, LogStateError, Phrase
 from custody.store.faults import file_error
+from custody.store.leaves import leaf_of
 from custody.store.log_tables import CheckpointRow, LogEntry, LogHead, PackageStateRow, TreeNode
 from custody.store.states import state_from_json
 
@@ -640,12 +641,13 @@ def _audit_leaves(conn: Connection, start: int) -> int:
     """Every entry from ``start`` on hashes to its stored leaf node; returns how many."""
     checked = 0
     for entry in conn.execute(
-        select(ENTRY.c.idx, ENTRY.c.envelope, NODE.c.hash)
+        select(ENTRY.c.idx, ENTRY.c.envelope, ENTRY.c.received_at, NODE.c.hash)
         .join(NODE, (NODE.c.level == 0) & (NODE.c.idx == ENTRY.c.idx), isouter=True)
         .where(ENTRY.c.idx >= start)
         .order_by(ENTRY.c.idx)
     ):
-        if entry.hash is None or merkle.leaf_hash(bytes(entry.envelope)) != bytes(entry.hash):
+        leaf = leaf_of(entry.envelope, entry.received_at)
+        if entry.hash is None or merkle.leaf_hash(leaf) != bytes(entry.hash):
             raise LogStateError(
                 N_(
                     "log entry {idx} does not hash to its stored tree leaf: the "
@@ -672,9 +674,9 @@ def _audit_tree(conn: Connection, size: int) -> int:
     pos = 0
     while pos < size:
         leaves = [
-            merkle.leaf_hash(bytes(r.envelope))
+            merkle.leaf_hash(leaf_of(r.envelope, r.received_at))
             for r in conn.execute(
-                select(ENTRY.c.envelope)
+                select(ENTRY.c.envelope, ENTRY.c.received_at)
                 .where(ENTRY.c.idx >= pos, ENTRY.c.idx < pos + AUDIT_CHUNK)
                 .order_by(ENTRY.c.idx)
             )

@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 from custody.rules import PackageState
 from custody.store import log_tables as _log_tables  # noqa: F401  (registers the tables)
 from custody.store.db import read_options
+from custody.store.leaves import leaf_of
 from custody.store.states import state_from_json
 
 ENTRY: Table = SQLModel.metadata.tables["log_entry"]
@@ -52,14 +53,14 @@ def package_entries(
     with _reader(engine) as conn:
         for start in range(0, len(wanted), CHUNK):
             rows = conn.execute(
-                select(PKG_EVENT.c.package_id, ENTRY.c.envelope)
+                select(PKG_EVENT.c.package_id, ENTRY.c.envelope, ENTRY.c.received_at)
                 .join(ENTRY, ENTRY.c.idx == PKG_EVENT.c.idx)
                 .where(
                     PKG_EVENT.c.package_id.in_(wanted[start : start + CHUNK]),
                     ENTRY.c.kind == kind,
                 )
             )
-            out += [(str(r.package_id), bytes(r.envelope)) for r in rows]
+            out += [(str(r.package_id), leaf_of(r.envelope, r.received_at)) for r in rows]
     return out
 
 
@@ -82,9 +83,11 @@ def entries_of_kind(engine: Engine, kind: str) -> list[tuple[int, bytes]]:
     """(log index, envelope) of every entry of ``kind``, in log order."""
     with _reader(engine) as conn:
         rows = conn.execute(
-            select(ENTRY.c.idx, ENTRY.c.envelope).where(ENTRY.c.kind == kind).order_by(ENTRY.c.idx)
+            select(ENTRY.c.idx, ENTRY.c.envelope, ENTRY.c.received_at)
+            .where(ENTRY.c.kind == kind)
+            .order_by(ENTRY.c.idx)
         )
-        return [(int(r.idx), bytes(r.envelope)) for r in rows]
+        return [(int(r.idx), leaf_of(r.envelope, r.received_at)) for r in rows]
 
 
 def sizes_cosigned_by(engine: Engine, quorum: int, limit: int = 64) -> list[int]:
@@ -111,14 +114,21 @@ def largest_cosigned_size(engine: Engine) -> int | None:
 def envelopes_by_statement(engine: Engine, statement_ids: Iterable[str]) -> dict[str, bytes]:
     """The log entry (leaf bytes, ``events.parse_leaf``) of each of these statements that is on
     the log, by statement id."""
-    wanted = list(dict.fromkeys(statement_ids))
+    hexits = frozenset("0123456789abcdef")
+    wanted = [  # stored as 32 bytes; anything but 64 lowercase hex digits is on no entry
+        bytes.fromhex(s)
+        for s in dict.fromkeys(statement_ids)
+        if len(s) == 64 and hexits.issuperset(s)
+    ]
     out: dict[str, bytes] = {}
     with _reader(engine) as conn:
         for start in range(0, len(wanted), CHUNK):
             rows = conn.execute(
-                select(ENTRY.c.statement_id, ENTRY.c.envelope).where(
+                select(ENTRY.c.statement_id, ENTRY.c.envelope, ENTRY.c.received_at).where(
                     ENTRY.c.statement_id.in_(wanted[start : start + CHUNK])
                 )
             )
-            out.update({str(r.statement_id): bytes(r.envelope) for r in rows})
+            out.update(
+                {bytes(r.statement_id).hex(): leaf_of(r.envelope, r.received_at) for r in rows}
+            )
     return out

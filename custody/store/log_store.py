@@ -3,15 +3,18 @@ and the reads of entries, nodes, checkpoints, cosignatures, states, findings and
 policies.
 
 Rules:
-- One style with the other repositories, and fast: SQLAlchemy Core (the tree's nodes as the
-  driver's own SQL, one round trip however many), no ORM; ``custody/log.py`` holds no SQL and
-  keeps the rules (what is accepted, the tree, what is signed).
+- One style with the other repositories, and fast: SQLAlchemy Core, no ORM; what runs for
+  every event (the entry, package link, node and state rows an append writes, the statement
+  ids it looks up) and the tree's nodes as the driver's own SQL, rows as tuples, one round
+  trip however many. ``custody/log.py`` holds no SQL and keeps the rules (what is accepted,
+  the tree, what is signed).
 - A ``LogStore`` works on one connection. ``appending`` runs the log's append in one
   transaction that starts by locking the head row (``head_size``); a write the database
   still refuses there is a ``StorageError``, or a ``LogStateError`` when the log's own rows
   collide (the head row is behind). ``reading`` opens a read-only connection;
   ``snapshot`` one consistent snapshot for the start check.
-- Envelopes and notes come back as stored: whoever uses them verifies them again. Cached
+- Entries are stored in their parts (``store/leaves.py``) and come back as their leaf bytes,
+  notes as stored: whoever uses them verifies them again. Cached
   package states come back as the rules' ``PackageState``, exam policies as ``ExamPolicy``.
 """
 
@@ -22,18 +25,21 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
+from crypto.dsse import Envelope
 from custody.errors import N_, LogStateError, StorageError
 from custody.exams import ExamPolicy, exam_policy_from_body
 from custody.rules import PackageState
 from custody.store import log_tables as _log_tables  # noqa: F401  (registers the tables)
 from custody.store.db import read_options
 from custody.store.guard import RECOVER as GUARD_RECOVER
+from custody.store.leaves import leaf_of, stored_envelope
 from custody.store.states import state_from_json, state_to_json
 
 HEAD: Table = SQLModel.metadata.tables["log_head"]
@@ -47,6 +53,7 @@ COSIGNATURE: Table = SQLModel.metadata.tables["cosignature"]
 EXAM: Table = SQLModel.metadata.tables["exam_policy"]
 
 _T = TypeVar("_T")
+_HEX = frozenset("0123456789abcdef")
 
 # Stored nodes by (level, idx), as the driver's own SQL: one fixed statement on PostgreSQL (two
 # array parameters, however many nodes), and on SQLite one OR of primary-key lookups per node
@@ -59,6 +66,26 @@ _PG_NODES = (
 )
 _SIZE = " UNION ALL SELECT -1, size, NULL FROM log_head WHERE id = 1"
 _SQLITE_NODES: dict[int, str] = {}
+
+
+_INSERT_ENTRIES = (
+    "INSERT INTO log_entry (idx, statement_id, kind, received_at, envelope) "
+    "VALUES ({0}, {0}, {0}, {0}, {0})"
+)
+_INSERT_LINKS = "INSERT INTO package_event (package_id, idx) VALUES ({0}, {0})"
+_INSERT_NODES = "INSERT INTO tree_node (level, idx, hash) VALUES ({0}, {0}, {0})"
+_UPDATE_STATES = "UPDATE package_state SET state = {0}, last_idx = {0} WHERE package_id = {0}"
+_PG_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE statement_id = ANY(%s)"
+_SQLITE_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE statement_id IN "
+
+
+def _driver_sql(conn: Connection, template: str) -> str:
+    """``template`` with the driver's placeholder (``%s`` for psycopg, ``?`` for sqlite3)."""
+    return template.format("%s" if conn.dialect.name == "postgresql" else "?")
+
+
+def _sqlite_entries_sql(count: int) -> str:
+    return _SQLITE_ENTRIES + "(" + ", ".join(["?"] * count) + ")"
 
 
 def _sqlite_nodes_sql(count: int) -> str:
@@ -100,13 +127,29 @@ class NewCosignature:
     added_at: str
 
 
+def _id_bytes(statement_ids: Iterable[str]) -> list[bytes]:
+    """Statement ids (64 lowercase hex digits) as their stored 32 bytes; anything else cannot
+    be on the log and is left out."""
+    return [bytes.fromhex(s) for s in statement_ids if len(s) == 64 and _HEX.issuperset(s)]
+
+
+def entry_row(
+    idx: int, statement_id: str, kind: str, received_at: str, env: Envelope, leaf: bytes
+) -> tuple[int, bytes, str, str, bytes]:
+    """The ``log_entry`` row (the columns of ``_INSERT_ENTRIES``) of an accepted envelope
+    whose leaf is ``leaf``: the statement id as its 32 bytes, the envelope in its parts
+    (``store/leaves.py``). Built once, as the log accepts the event; the append hands these
+    tuples to the driver as they are."""
+    return (idx, bytes.fromhex(statement_id), kind, received_at, stored_envelope(env, leaf))
+
+
 @dataclass(frozen=True)
 class NewEntries:
-    """An append's rows, as the log built them: entries, package links, the tree's new
-    nodes (level, index, hash) and findings."""
+    """An append's rows, as the log built them: entries (``entry_row``), package links, the
+    tree's new nodes (level, index, hash) and findings."""
 
-    entries: Sequence[Mapping[str, Any]]
-    links: Sequence[Mapping[str, Any]]
+    entries: Sequence[tuple[int, bytes, str, str, bytes]]
+    links: Sequence[tuple[str, int]]
     nodes: Sequence[tuple[int, int, bytes]]
     findings: Sequence[Mapping[str, Any]]
 
@@ -138,17 +181,24 @@ class LogStore:
 
     def entries_of(self, statement_ids: Iterable[str]) -> list[tuple[str, int, str]]:
         """(statement id, index, receive time) of those of these statements on the log."""
-        query = select(ENTRY.c.statement_id, ENTRY.c.idx, ENTRY.c.received_at).where(
-            ENTRY.c.statement_id.in_(list(statement_ids))
-        )
-        return [(r.statement_id, r.idx, r.received_at) for r in self.conn.execute(query)]
+        return [(sid.hex(), idx, received) for sid, idx, received in self._entries(statement_ids)]
 
     def indices(self, statement_ids: Iterable[str]) -> dict[str, int]:
         """The log index of each of these statements that is on the log."""
-        query = select(ENTRY.c.statement_id, ENTRY.c.idx).where(
-            ENTRY.c.statement_id.in_(list(statement_ids))
-        )
-        return {r.statement_id: int(r.idx) for r in self.conn.execute(query)}
+        return {sid.hex(): idx for sid, idx, _ in self._entries(statement_ids)}
+
+    def _entries(self, statement_ids: Iterable[str]) -> list[tuple[bytes, int, str]]:
+        """(statement id, index, receive time) by statement id, as the driver's own SQL: one
+        array parameter on PostgreSQL, one ``IN`` list per count on SQLite (no SQLAlchemy
+        processing per id: the append asks this for every statement of a batch)."""
+        wanted = _id_bytes(statement_ids)
+        if not wanted:
+            return []
+        if self.conn.dialect.name == "postgresql":
+            rows = self.conn.exec_driver_sql(_PG_ENTRIES, (wanted,))
+        else:
+            rows = self.conn.exec_driver_sql(_sqlite_entries_sql(len(wanted)), tuple(wanted))
+        return [(bytes(sid), int(idx), str(received)) for sid, idx, received in rows]
 
     def states(self, package_ids: Iterable[str]) -> dict[str, PackageState]:
         """The cached states of those of these packages that have one."""
@@ -162,12 +212,17 @@ class LogStore:
         return load_exam_policies(self.conn, exam_ids)
 
     def add_entries(self, rows: NewEntries) -> None:
-        self.conn.execute(insert(ENTRY), list(rows.entries))
-        if rows.links:
-            self.conn.execute(insert(PKG_EVENT), list(rows.links))
-        self.conn.execute(
-            insert(NODE), [{"level": lv, "idx": ix, "hash": h} for lv, ix, h in rows.nodes]
-        )
+        """Insert an append's rows. Those written for every event (entries, package links,
+        nodes) go to the driver as tuples in the driver's own SQL: no SQLAlchemy processing
+        (or garbage-collected dicts) per row."""
+        sql = partial(_driver_sql, self.conn)
+        for template, many in (
+            (_INSERT_ENTRIES, rows.entries),
+            (_INSERT_LINKS, rows.links),
+            (_INSERT_NODES, rows.nodes),
+        ):
+            if many:
+                self.conn.exec_driver_sql(sql(template), list(many))
         if rows.findings:
             self.conn.execute(insert(FINDING), list(rows.findings))
 
@@ -183,17 +238,10 @@ class LogStore:
         if new_rows:
             self.conn.execute(insert(STATE), new_rows)
         changed = [
-            {"pid": pid, "st": state_to_json(s), "li": last_idx}
-            for pid, s in touched.items()
-            if pid in present
+            (state_to_json(s), last_idx, pid) for pid, s in touched.items() if pid in present
         ]
-        if changed:
-            self.conn.execute(
-                update(STATE)
-                .where(STATE.c.package_id == bindparam("pid"))
-                .values(state=bindparam("st"), last_idx=bindparam("li")),
-                changed,
-            )
+        if changed:  # one row per event: the driver's own SQL, as add_entries
+            self.conn.exec_driver_sql(_driver_sql(self.conn, _UPDATE_STATES), changed)
 
     def replace_exam_policies(self, policies: Mapping[str, Mapping[str, Any]]) -> None:
         """The policy rows (exam id, index, body) in force now, replacing those held."""
@@ -319,17 +367,18 @@ class LogStore:
 
     def leaf(self, index: int) -> bytes | None:
         """The leaf bytes of entry ``index`` as hashed into the tree (``None``: no entry)."""
-        row = self.conn.execute(select(ENTRY.c.envelope).where(ENTRY.c.idx == index)).first()
-        return None if row is None else bytes(row.envelope)
+        query = select(ENTRY.c.envelope, ENTRY.c.received_at).where(ENTRY.c.idx == index)
+        row = self.conn.execute(query).first()
+        return None if row is None else leaf_of(row.envelope, row.received_at)
 
     def leaves(self, start: int, end: int) -> list[tuple[int, bytes]]:
         """(index, leaf bytes) of the entries from ``start`` up to ``end`` (excluded)."""
         rows = self.conn.execute(
-            select(ENTRY.c.idx, ENTRY.c.envelope)
+            select(ENTRY.c.idx, ENTRY.c.envelope, ENTRY.c.received_at)
             .where(ENTRY.c.idx >= start, ENTRY.c.idx < end)
             .order_by(ENTRY.c.idx)
         ).all()
-        return [(int(r.idx), bytes(r.envelope)) for r in rows]
+        return [(int(r.idx), leaf_of(r.envelope, r.received_at)) for r in rows]
 
     def package_state(self, package_id: str) -> PackageState | None:
         query = select(STATE.c.state).where(STATE.c.package_id == package_id)

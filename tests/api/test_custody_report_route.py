@@ -102,3 +102,26 @@ def test_refusals(
     r = c.get(ROUTE, params=params, headers=headers)
     assert (r.status_code, r.json()["error"]) == (status, code), r.text
     assert "message_zh" in r.json()
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2027-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ("0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ("9999-12-31T20:00:00Z", "9999-12-31T23:59:59Z"),
+    ],
+    ids=["to-the-last-year", "from-the-first-year", "far-future"],
+)
+@pytest.mark.parametrize("fmt", ["pdf", "json"])
+def test_a_period_at_the_ends_of_the_calendar_is_reported(
+    officer: TestClient, start: str, end: str, fmt: str
+) -> None:
+    # "Everything up to 9999" is how people ask for all of it: shown in the authority's zone
+    # (UTC+8) that end is past the calendar; the report still answers, no 500.
+    r = officer.get(ROUTE, params={"from": start, "to": end, "format": fmt})
+    assert r.status_code == 200, r.text
+    if fmt == "pdf":
+        assert r.content.startswith(b"%PDF")
+    else:
+        assert r.json()["scope"]["to"] == end

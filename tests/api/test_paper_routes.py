@@ -165,6 +165,14 @@ def _officer_key_of_another(payload: dict[str, Any]) -> None:
     payload["recipients"][1]["key_id"] = "0" * 64
 
 
+def _window_over(payload: dict[str, Any]) -> None:
+    payload["window"] = {"start": "2001-03-01T08:00:00Z", "end": "2001-03-01T11:00:00Z"}
+
+
+def _window_decades_ahead(payload: dict[str, Any]) -> None:
+    payload["window"] = {"start": "2070-03-01T08:00:00Z", "end": "2070-03-01T11:00:00Z"}
+
+
 def _not_json(season: Season, body: dict[str, Any], log_pub: bytes) -> bytes:
     return b"{not json"
 
@@ -179,6 +187,8 @@ CASES: list[tuple[str, Change, int, str]] = [
     ("threshold-one", _edit_payload(_threshold_one), 422, "threshold"),
     ("no-printer", _edit_payload(_no_printer), 400, "format"),
     ("officer-key-not-certified", _edit_payload(_officer_key_of_another), 422, "signature"),
+    ("window-already-over", _edit_payload(_window_over), 403, "window"),
+    ("window-decades-ahead", _edit_payload(_window_decades_ahead), 403, "window"),
 ]
 
 

@@ -18,7 +18,7 @@ from crypto.encoding import canonical_json
 from custody import package_service
 from custody.demo import Season
 from custody.events import EVENT_TYPE
-from custody.packages import Manifest
+from custody.packages import Manifest, RouteStep
 from labels.payload import seal_manifest, verify_label
 from tests.api.helpers import (
     as_person,
@@ -122,6 +122,13 @@ def _later(season: Season) -> Manifest:
     return typical_manifest(season.now, issued_at=season.now + timedelta(minutes=10))
 
 
+def _route(*steps: tuple[str, str]) -> Any:
+    """The typical package with another planned route."""
+    return lambda s: seal_request(
+        s, typical_manifest(s.now, route=tuple(RouteStep(p, where) for p, where in steps))
+    )
+
+
 REFUSALS: list[tuple[str, Any, str, int, str]] = [
     # (name, body builder, person logged in, status, code)
     ("not JSON", lambda s: b"{not json", "print-qian", 400, "format"),
@@ -204,6 +211,27 @@ REFUSALS: list[tuple[str, Any, str, int, str]] = [
     (
         "another place",
         lambda s: seal_request(s, typical_manifest(s.now), edit=lambda o: o.update({"place": "X"})),
+        "print-qian",
+        400,
+        "format",
+    ),
+    (
+        "a route naming someone not enrolled",
+        _route(("print-qian", "PRT-01"), ("courier-sunn", "ROAD"), ("custodian-zhou", "XA-01")),
+        "print-qian",
+        403,
+        "route",
+    ),
+    (
+        "a route through a courier recused for the exam",
+        _route(("print-qian", "PRT-01"), ("courier-he", "ROAD"), ("custodian-zhou", "XA-01")),
+        "print-qian",
+        403,
+        "recused",
+    ),
+    (
+        "a label that expires before its window closes",
+        lambda s: seal_request(s, typical_manifest(s.now, expires_at=s.now + timedelta(days=1))),
         "print-qian",
         400,
         "format",

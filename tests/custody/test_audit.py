@@ -17,6 +17,7 @@ from custody.audit import export_bundle, load_trust_document, read_bundle, strea
 from custody.cli import main
 from custody.demo import Season
 from custody.events import Kind, leaf_bytes, parse_leaf
+from custody.store.leaves import leaf_of, stored_envelope
 from tests.custody.test_log import SEALS, seal, to_storage, transfer, two
 
 
@@ -65,8 +66,8 @@ def test_insider_row_edit_is_named(any_season: Season, tmp_path: Path, workers: 
     full_life(any_season, "PK-1")
     # An insider rewrites the seal serials observed at the handover (index 2) in the database.
     with any_season.home.engine.begin() as conn:
-        raw = conn.execute(text("SELECT envelope FROM log_entry WHERE idx = 2")).scalar_one()
-        entry = parse_leaf(bytes(raw))
+        row = conn.execute(text("SELECT envelope, received_at FROM log_entry WHERE idx = 2")).one()
+        entry = parse_leaf(leaf_of(row.envelope, row.received_at))
         payload = json.loads(entry.envelope.payload)
         payload["body"]["seals"] = ["S-001", "S-777"]
         edited = Envelope(
@@ -74,7 +75,7 @@ def test_insider_row_edit_is_named(any_season: Season, tmp_path: Path, workers: 
         )
         conn.execute(
             text("UPDATE log_entry SET envelope = :e WHERE idx = 2"),
-            {"e": leaf_bytes(edited, entry.received)},
+            {"e": stored_envelope(edited, leaf_bytes(edited, entry.received))},
         )
     export_bundle(any_season.log(), tmp_path / "export")
     report = verify_folder(tmp_path / "export", workers=workers)

@@ -4,8 +4,10 @@ clean packages and three breaches, reported by package, by exam and by period.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from tests.conftest import PASS
 from tests.custody.test_audit import full_life
 
 EXAM = "SX-2027-INT"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -188,3 +191,23 @@ def test_a_period_report_on_both_databases(any_season: Season) -> None:
     (timeline,) = custody_report_json(report)["timelines"]
     assert len(timeline["events"]) == len(events) - 2  # the first and the last fall outside
     assert report.verified == report.statements
+
+
+@pytest.mark.parametrize("fmt", ["text", "pdf", "json"])
+def test_cli_period_to_the_last_year_is_reported(played: Season, tmp_path: Path, fmt: str) -> None:
+    # `custody report` as a person runs it (a subprocess): a period up to 9999 is shown in the
+    # authority's zone without overflowing the calendar (before: internal error, exit 70).
+    out = tmp_path / f"all.{fmt}"
+    argv = ["--home", str(played.home.path), "--now", format_time(played.now), "report"]
+    argv += ["--from", "2027-01-01T00:00:00Z", "--to", "9999-12-31T23:59:59Z"]
+    argv += ["--format", fmt, "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CUSTODY_PASSPHRASE": PASS},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert "internal error" not in done.stderr.decode()
+    assert out.stat().st_size > 0

@@ -156,6 +156,11 @@ def event_variants() -> list[dict[str, Any]]:
         {**GOOD_EVENT, "packages": {f"P{n}": None for n in range(1001)}},
         {**GOOD_EVENT, "actors": {"releaser": None}},
         {**GOOD_EVENT, "body": {"n": 10**20}},
+        {**GOOD_EVENT, "place": "x" * 200},
+        {**GOOD_EVENT, "place": "x" * 201},
+        {**GOOD_EVENT, "place": "a\u202eb"},
+        {**GOOD_EVENT, "place": "line\nbreak"},
+        {**GOOD_EVENT, "place": "考场 3"},
     ]
     return out
 

@@ -52,6 +52,8 @@ def _is_marked(node: ast.expr) -> bool:
     is marked where it is defined (``RECOVER = N_(...)``)."""
     if isinstance(node, ast.Name) and node.id.isupper():
         return True
+    if isinstance(node, ast.Attribute) and node.attr in ("template", "hint_template"):
+        return True  # another refusal's template, passed on as it is (re-raised as a new class)
     if isinstance(node, ast.IfExp):
         return _is_marked(node.body) and _is_marked(node.orelse)
     return (
@@ -87,6 +89,9 @@ def test_the_scan_finds_unmarked_messages() -> None:
     assert unmarked_refusals('raise FormatError(N_("bad"), hint=f"see {x}")', errors) == [1]
     assert unmarked_refusals('raise FormatError(N_("bad {x}"), x=x, hint=N_("see"))', errors) == []
     assert unmarked_refusals('raise ValueError(f"not ours {x}")', errors) == []
+    passed_on = "raise FormatError(e.template, hint=e.hint_template, **e.params)"
+    assert unmarked_refusals(passed_on, errors) == []
+    assert unmarked_refusals("raise FormatError(e.message)", errors) == [1]
 
 
 def test_converted_modules_raise_only_marked_messages() -> None:

@@ -12,6 +12,7 @@ import binascii
 import contextlib
 import json
 import re
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from custody.errors import FormatError, RoleError
 from custody.events import Kind
 from custody.incidents.acts import Recipient, open_note, parse_sealed_note, seal_note
 from custody.sealed_text import check_paper_act_text, seal_text
+from custody.store.leaves import leaf_of
 from tests.api.helpers import client, seal_event, transfer_event
 from tests.api.test_access_log import custody_cli
 
@@ -39,8 +41,14 @@ def _started(season: Season) -> None:
 
 def _stored_bytes(root: Path) -> bytes:
     """Every file under ``root`` (the database and its WAL, an export), concatenated, and
-    every base64 run in them decoded (a statement's payload is base64 in its envelope)."""
+    every base64 run in them decoded (a statement's payload is base64 in its envelope). The
+    log's rows hold their payloads deflated (``store/leaves.py``): a database's leaves are
+    rebuilt and added, so a byte search sees every payload as the log serves it."""
     raw = b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+    for db_path in sorted(root.rglob("custody.db")):
+        with contextlib.closing(sqlite3.connect(db_path)) as db:
+            rows = db.execute("SELECT envelope, received_at FROM log_entry").fetchall()
+        raw += b"\n".join(leaf_of(stored, received) for stored, received in rows)
     decoded = []
     for run in re.findall(rb"[A-Za-z0-9+/]{24,}={0,2}", raw):
         with contextlib.suppress(binascii.Error, ValueError):

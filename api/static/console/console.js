@@ -8,12 +8,11 @@ import { blake2b, ed, hsalsa, sha256, xsalsa20poly1305 } from "/courier/vendor/c
 import { unlockKeyFile } from "/courier/keyfile.js";
 import {
   Refusal, b64decode, b64encode, canonicalJson, concat, equalBytes, formatTime, hex, keyId, pae, parseCanonical,
-  parseTime, signEnvelope, utf8, verifyCheckpoint, verifyInclusion,
+  logIn, parseTime, signEnvelope, utf8, verifyCheckpoint, verifyInclusion,
 } from "/courier/lib.js";
 import { standing, verifyBundle } from "/courier/trust.js";
 
 const $ = (s) => document.querySelector(s);
-const LOGIN_TYPE = "application/vnd.custody.login.v1+json";
 const ACT_TYPE = "application/vnd.custody.incident-act.v1+json";
 const PAGE = 500; // the routes' largest page
 
@@ -109,11 +108,8 @@ async function login(ev) {
   try {
     const key = await unlockKeyFile(await file.text(), $("#passphrase").value);
     $("#passphrase").value = "";
-    const ch = await api("/v1/login/challenge", { method: "POST" });
-    const statement = { challenge: ch.challenge, key_id: key.keyId, origin: ch.origin, type: "custody.login.v1" };
-    const envelope = signEnvelope(LOGIN_TYPE, canonicalJson(statement), [key]);
+    const s = await logIn(api, key);
     key.seed.fill(0); // each act unlocks the key file again: no seed outlives its signature
-    const s = await api("/v1/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(envelope) });
     token = s.token;
     trust = verifyBundle(await api("/v1/trust-bundle"), null);
     const person = trust.people.find((p) => p.keyId === key.keyId);

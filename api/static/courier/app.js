@@ -7,7 +7,7 @@ import { prepareZXingModule, readBarcodes } from "/courier/vendor/zxing.js";
 import { unlockKeyFile } from "./keyfile.js";
 import { verifyLabel } from "./label.js";
 import {
-  Refusal, b64decode, b64encode, canonicalJson, equalBytes, formatTime, hex, keyId, parseCanonical,
+  Refusal, b64decode, b64encode, canonicalJson, equalBytes, formatTime, hex, keyId, logIn, parseCanonical,
   sha256Bytes, signEnvelope, utf8, verifyCheckpoint, verifyInclusion, verifySingle,
 } from "./lib.js";
 import * as store from "./store.js";
@@ -19,7 +19,6 @@ prepareZXingModule({
 
 const $ = (sel) => document.querySelector(sel);
 const EVENT_TYPE = "application/vnd.custody.event.v1+json";
-const LOGIN_TYPE = "application/vnd.custody.login.v1+json";
 
 // ---- language -------------------------------------------------------------------------------
 let catalogue = {};
@@ -105,14 +104,7 @@ async function login(ev) {
     $("#passphrase").value = "";
     let token = null;
     if (navigator.onLine) {
-      const { body: ch } = await api("/v1/login/challenge", { method: "POST" });
-      const statement = { challenge: ch.challenge, key_id: key.keyId, origin: ch.origin, type: "custody.login.v1" };
-      const envelope = signEnvelope(LOGIN_TYPE, canonicalJson(statement), [key]);
-      const { body: s } = await api("/v1/login", {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(envelope),
-      });
+      const s = await logIn((path, init) => api(path, init).then((r) => r.body), key);
       token = s.token;
       session = { token };
       await refreshTrust();

@@ -112,6 +112,19 @@ export function signEnvelope(payloadType, payload, signers) {
   };
 }
 
+export const LOGIN_TYPE = "application/vnd.custody.login.v1+json";
+
+/** Log in with an unlocked key (docs/formats.md, "Login statement and session token"): sign
+ * the service's challenge (single use, bound to its origin) and answer the session
+ * (`{token, subject, roles, ...}`). `call(path, init)` is the page's own API helper, answering
+ * the parsed body or throwing the service's refusal. */
+export async function logIn(call, key) {
+  const ch = await call("/v1/login/challenge", { method: "POST" });
+  const statement = { challenge: ch.challenge, key_id: key.keyId, origin: ch.origin, type: "custody.login.v1" };
+  const envelope = signEnvelope(LOGIN_TYPE, canonicalJson(statement), [key]);
+  return call("/v1/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(envelope) });
+}
+
 /** Verify an envelope signed by exactly one key; return its payload bytes. */
 export function verifySingle(envelope, payloadType, publicKey, what) {
   if (!envelope || typeof envelope !== "object") throw new Refusal("format", `${what}: no envelope`);

@@ -8,13 +8,12 @@
 import sodium from "/proposition/vendor/sodium.js";
 import { sha256 } from "/courier/vendor/crypto.js";
 import { unlockKeyFile } from "/courier/keyfile.js";
-import { Refusal, b64decode, b64encode, canonicalJson, concat, formatTime, hex, signEnvelope, utf8 } from "/courier/lib.js";
+import { Refusal, b64decode, b64encode, canonicalJson, concat, formatTime, hex, logIn, signEnvelope, utf8 } from "/courier/lib.js";
 import { standing, verifyBundle } from "/courier/trust.js";
 import { verifyLabel } from "/courier/label.js";
 import { sealPackage } from "/proposition/seal.js";
 
 const $ = (s) => document.querySelector(s);
-const LOGIN_TYPE = "application/vnd.custody.login.v1+json";
 const PROPOSAL_TYPE = "application/vnd.custody.paper-proposal.v1+json";
 const MAGIC = utf8("custody-paper/v1\n");
 const CHUNK = 1 << 20; // the CLI's default chunk size
@@ -76,11 +75,8 @@ async function login(ev) {
   try {
     const key = await unlockKeyFile(await file.text(), $("#passphrase").value);
     $("#passphrase").value = "";
-    const ch = await api("/v1/login/challenge", { method: "POST" });
-    const statement = { challenge: ch.challenge, key_id: key.keyId, origin: ch.origin, type: "custody.login.v1" };
-    const envelope = signEnvelope(LOGIN_TYPE, canonicalJson(statement), [key]);
+    const s = await logIn(api, key);
     key.seed.fill(0); // signing a paper unlocks the key file again
-    const s = await api("/v1/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(envelope) });
     token = s.token;
     me = { subject: s.subject, keyId: key.keyId, roles: s.roles };
     const proposer = s.roles.includes("proposer");
@@ -139,6 +135,7 @@ function fillRecipients() {
   box.querySelectorAll("div").forEach((d) => d.remove());
   for (const p of recipients.people.filter((q) => q.roles.some((r) => OPENING.includes(r)))) {
     const div = document.createElement("div");
+    div.className = "check"; // the box beside its name (console.css)
     const input = document.createElement("input");
     input.type = "checkbox";
     input.value = p.subject;

@@ -14,6 +14,7 @@ from crypto.encoding import format_time
 from custody.cli import main
 from custody.demo import EXAM_ID, Season
 from custody.events import Kind, parse_event
+from custody.store.leaves import PARTS_DEFLATED, PARTS_RAW
 from tests.conftest import PASS, T0
 
 SAMPLES = Path(__file__).resolve().parents[3] / "custody" / "samples"
@@ -192,16 +193,16 @@ def test_timeline_names_signers_and_marks_a_tampered_event(
     assert "2027-03-01 17:00:00" in text  # 09:00 UTC in Beijing time
     assert "every signature verified" in text
 
-    # An insider swaps a signature byte in the stored envelope of the receive event.
+    # An insider changes a signature byte in the stored envelope of the receive event (the
+    # row holds the envelope in parts: two bytes of header, then 32 of key id and 64 of
+    # signature per signature).
     db = _connect(packages)
-    (leaf,) = db.execute("SELECT envelope FROM log_entry WHERE idx = ?", (events[2]["index"],))
-    doc = json.loads(bytes(leaf[0]))  # type: ignore[arg-type]
-    sig = doc["envelope"]["signatures"][0]["sig"]
-    doc["envelope"]["signatures"][0]["sig"] = ("A" if sig[0] != "A" else "B") + sig[1:]
-    tampered = json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    (row,) = db.execute("SELECT envelope FROM log_entry WHERE idx = ?", (events[2]["index"],))
+    stored = bytearray(row[0])  # type: ignore[arg-type]
+    assert stored[0] in (PARTS_RAW, PARTS_DEFLATED)
+    stored[2 + 32] ^= 0x01
     db.execute(
-        "UPDATE log_entry SET envelope = ? WHERE idx = ?",
-        (tampered.encode(), events[2]["index"]),
+        "UPDATE log_entry SET envelope = ? WHERE idx = ?", (bytes(stored), events[2]["index"])
     )
     db.commit()
     db.close()

@@ -450,10 +450,10 @@ def test_a_writer_starting_between_the_first_commit_and_its_record_is_not_refuse
     with home.engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO log_entry (idx, statement_id, kind, event_time, received_at, envelope)"
-                " VALUES (0, 's', 'seal', 't', 't', :e)"
+                "INSERT INTO log_entry (idx, statement_id, kind, received_at, envelope)"
+                " VALUES (0, :s, 'seal', 't', :e)"
             ),
-            {"e": leaf},
+            {"s": bytes(32), "e": leaf},
         )
         conn.execute(
             text("INSERT INTO tree_node (level, idx, hash) VALUES (0, 0, :h)"),
