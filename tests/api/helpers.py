@@ -123,10 +123,20 @@ def blank_png() -> bytes:
     return out.getvalue()
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on now, never one this process handed out before (a
+    test starts several servers before any binds: two must not be told the same port). Across
+    xdist workers, the kernel's random choice among ~28,000 ports keeps collisions rare."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def login_token(c: TestClient, season: Season, person: str) -> str:

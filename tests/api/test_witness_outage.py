@@ -78,7 +78,13 @@ def start_serve(season: Season, port: int) -> subprocess.Popen[bytes]:
     proc = _run(
         serve_argv(season, port), CUSTODY_LOG_PASSPHRASE=PASS, CUSTODY_SYSTEM_PASSPHRASE=PASS
     )
-    _wait("the log", lambda: httpx.get(f"http://127.0.0.1:{port}/livez").is_success, proc)
+    origin = season.authority.log_origin
+
+    def ours() -> bool:  # this home's log answering, not another server on a reused port
+        r = httpx.get(f"http://127.0.0.1:{port}/healthz")
+        return r.is_success and r.json().get("log_origin") == origin
+
+    _wait("the log", ours, proc)
     return proc
 
 
