@@ -164,14 +164,7 @@ def propose(
     with store.reading(home.engine) as repo:
         _check_versions(repo, plan)
     folder = papers_dir(home)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".incoming-", suffix=".cpaper")
-    except OSError as e:
-        raise StorageError(
-            N_("cannot write under {folder}: {reason}"), folder=str(folder), reason=e.strerror
-        ) from e
-    tmp = Path(tmp_name)
+    fd, tmp = _incoming(folder)
     final: Path | None = None
     try:
         data_key = nacl.utils.random(32)
@@ -197,8 +190,7 @@ def propose(
         )
         envelope = sign_proposal(proposal, proposer)
         verify_proposal(envelope, trust)
-        final = blob_path(home, enc.commitment)
-        os.replace(tmp, final)
+        final = _place(tmp, blob_path(home, enc.commitment), enc.commitment)
         _keep(log, plan, proposal, envelope, material.sealed, now)
     except BaseException:
         if final is not None:
@@ -300,35 +292,13 @@ def accept_proposal(
         _check_versions(repo, plan)
     folder = papers_dir(home)
     final: Path | None = None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".incoming-", suffix=".cpaper")
-    except OSError as e:
-        raise StorageError(
-            N_("cannot write under {folder}: {reason}"), folder=str(folder), reason=e.strerror
-        ) from e
-    tmp = Path(tmp_name)
+    fd, tmp = _incoming(folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(ciphertext)
             fh.flush()
             os.fsync(fh.fileno())
-        target = blob_path(home, proposal.commitment)
-        try:
-            # A hard link is created only if no file has the name (atomically): of two
-            # submissions of one paper at once only one places the file, and the other's
-            # refusal never removes the file the first one stored.
-            os.link(tmp, target)
-        except FileExistsError as e:
-            raise ConflictError(
-                N_("an encrypted paper with commitment {commitment} is stored already"),
-                commitment=proposal.commitment,
-            ) from e
-        except OSError as e:
-            raise StorageError(
-                N_("cannot write under {folder}: {reason}"), folder=str(folder), reason=e.strerror
-            ) from e
-        final = target
+        final = _place(tmp, blob_path(home, proposal.commitment), proposal.commitment)
         _keep(log, plan, proposal, envelope, sealed, now)
     except BaseException:
         if final is not None:
@@ -337,6 +307,39 @@ def accept_proposal(
     finally:
         tmp.unlink(missing_ok=True)
     return Proposed(proposal, envelope, final)
+
+
+def _incoming(folder: Path) -> tuple[int, Path]:
+    """A new private temporary file under the papers' folder, for a ciphertext being written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".incoming-", suffix=".cpaper")
+    except OSError as e:
+        raise StorageError(
+            N_("cannot write under {folder}: {reason}"), folder=str(folder), reason=e.strerror
+        ) from e
+    return fd, Path(name)
+
+
+def _place(tmp: Path, target: Path, commitment: str) -> Path:
+    """The written ciphertext under its final name. A hard link is made only if no file has
+    that name (atomically): of two submissions of one paper at once only one places the file,
+    and the other's refusal never removes the file the first one stored (the CLI and the
+    browser route alike)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError as e:
+        raise ConflictError(
+            N_("an encrypted paper with commitment {commitment} is stored already"),
+            commitment=commitment,
+        ) from e
+    except OSError as e:
+        raise StorageError(
+            N_("cannot write under {folder}: {reason}"),
+            folder=str(target.parent),
+            reason=e.strerror,
+        ) from e
+    return target
 
 
 def _check_versions(repo: PaperRepository, plan: PaperPlan) -> None:
