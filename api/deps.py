@@ -8,7 +8,10 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, Request
 
 from api.backend import Backend
+from api.errors import InvalidRequestError
 from api.schemas import ErrorBody
+from crypto.errors import FormatError
+from crypto.vocabulary import check_id
 
 
 def backend_of(request: Request) -> Backend:
@@ -28,3 +31,14 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """A route's documented error statuses for the OpenAPI schema, each answered with an
     ``ErrorBody`` (schemathesis checks that no other status is seen)."""
     return {s: {"model": ErrorBody} for s in statuses}
+
+
+def path_id(value: str, what: str) -> str:
+    """An id from a route's path, by the one id rule (``crypto.vocabulary``). The route's
+    pattern only approximates it (its ``\\w`` knows newer Unicode than Python's), so what the
+    pattern admits and the rule refuses answers as every path parameter that does not fit:
+    422 ``invalid_request``."""
+    try:
+        return check_id(value, what)
+    except FormatError as e:
+        raise InvalidRequestError(e.template, hint=e.hint_template, **e.params) from e

@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, package_objects, package_view, record
 from api.backend import Backend
-from api.deps import error_responses
+from api.deps import error_responses, path_id
 from api.errors import InvalidRequestError
 from api.routes import PACKAGE_ID_PATTERN
 from crypto.encoding import parse_time
@@ -185,7 +185,7 @@ async def package_timeline(
     """Every event of a package, its signers' names and verification marks.
 
     Needs a login whose roles and assignments cover the package; the read is recorded."""
-    check_id(package_id, "package id")
+    path_id(package_id, "package id")
 
     def run() -> dict[str, Any]:
         facts = package_view(read.service, package_id).facts

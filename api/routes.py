@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, event_facts, package_objects, package_view, record
-from api.deps import Service, error_responses
+from api.deps import Service, error_responses, path_id
 from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError, request_language
 from api.guard import rate_check, read_body
 from api.schemas import (
@@ -45,7 +45,7 @@ from api.schemas import (
 )
 from crypto.dsse import MAX_SIGNATURES, Envelope, parse_envelope
 from crypto.encoding import b64encode, format_time, parse_json
-from crypto.vocabulary import MAX_ID, check_id
+from crypto.vocabulary import MAX_ID
 from custody import access as policy
 from custody.audit import directory_document, trust_document
 from custody.errors import N_, CustodyError, FormatError, UnknownSignerError
@@ -442,7 +442,7 @@ async def package(
     """A package's state after its latest event, and the log indexes of all its events.
 
     Needs a login whose roles and assignments cover the package; the read is recorded."""
-    check_id(package_id, "package id")  # the pattern admits '_' marks; the rule is exact
+    path_id(package_id, "package id")  # the pattern admits '_' marks; the rule is exact
     policy.require(p is not None, p, f"package {package_id}")
 
     def read() -> dict[str, Any]:  # the database's part, in one hop through the thread pool

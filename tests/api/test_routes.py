@@ -464,3 +464,14 @@ def test_openapi_documents_every_route(season: Season) -> None:
         assert method in paths[path], path
     assert "requestBody" in paths["/v1/events"]["post"]
     assert "/scan" not in paths
+
+
+def test_an_id_the_path_pattern_admits_but_the_id_rule_refuses_is_422(season: Season) -> None:
+    """U+31350 is a letter to the route's pattern (newer Unicode) but not to the id rule:
+    schemathesis found it answered an undocumented 400; it answers as every bad path parameter."""
+    c = client(season)
+    headers = as_person(c, season, "secrecy-chen")
+    for path in ("/v1/packages/%F0%B1%8D%90", "/v1/packages/%F0%B1%8D%90/timeline"):
+        r = c.get(path, headers=headers)
+        assert (r.status_code, r.json()["error"]) == (422, "invalid_request"), r.text
+        assert r.json()["message_zh"]
