@@ -558,9 +558,10 @@ def run_profile(quick: bool, report: _report.Report) -> None:
     )
 
 
-def _fresh_pg(base: str) -> str:
+def _fresh_pg(base: str, keep: bool = False) -> str:
     """A new, empty database on the server of ``base``, dropped when the benchmark exits (even
-    on an error): a run leaves the server as it found it."""
+    on an error): a run leaves the server as it found it. ``keep``: left in place (its URL is
+    printed), for measuring it again after the run."""
     import atexit
     import uuid
 
@@ -569,7 +570,8 @@ def _fresh_pg(base: str) -> str:
     name = f"custody_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(base, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    atexit.register(_drop_pg, base, name)
+    if not keep:
+        atexit.register(_drop_pg, base, name)
     return base.rsplit("/", 1)[0] + "/" + name
 
 

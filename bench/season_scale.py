@@ -120,10 +120,15 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--wave", type=int, default=1000, help="Packages appended together.")
     ap.add_argument("--verify", action="store_true", help="Export and verify it all at the end.")
+    ap.add_argument(
+        "--keep", action="store_true", help="Keep the PostgreSQL database (its URL is printed)."
+    )
     args = ap.parse_args()
     events = 20_000 if args.quick else args.events
     pg = os.environ.get("CUSTODY_BENCH_PG")
-    url = _fresh_pg(pg) if pg else None
+    url = _fresh_pg(pg, keep=args.keep) if pg else None
+    if url and args.keep:
+        print(f"database kept after the run: {url}")
     engine = "postgresql" if url else "sqlite"
     report = _report.Report("season_scale.py", args.quick)
     print(f"load average at start: {_report.load_average()}")
