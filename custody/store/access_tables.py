@@ -1,7 +1,8 @@
 """Tables of access: login challenges, and the access log (every read of personal data).
 
 The access log is kept like the custody log: rows hold the exact leaf bytes that are hashed;
-``access_object`` is an index (which records name an object) that verification never trusts.
+``access_object`` is an index (which records name an object) that verification never trusts,
+derived from the leaves and written a batch of records at a time (``access_head.indexed``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class AccessHead(SQLModel, table=True):
     id: int = Field(primary_key=True)
     size: int = 0
     last: str = Field(default="0" * 64, max_length=64)  # hex leaf hash of the last record
+    # Records [0, indexed) are in ``access_object``; the ones after wait for the next batch.
+    indexed: int = 0
 
 
 class AccessRecord(SQLModel, table=True):

@@ -119,3 +119,28 @@ def test_0009_converts_the_rows_0008_wrote_and_the_export_stays_the_same(
     export_bundle(season.log(), tmp_path / "later")
     report = verify_folder(tmp_path / "later")
     assert report.ok, report.problems
+
+
+def test_0010_keeps_every_access_record_findable_both_ways(any_season: Season) -> None:
+    """Upgrading marks every record 0009 wrote as indexed; downgrading indexes the records
+    0010 left waiting, as 0009 expects of every record."""
+    from custody.access import Principal
+    from custody.access_log import AccessLog
+
+    season = any_season
+    engine = season.home.engine
+    cert = season.trust().certificates[season.keys["courier-sun"].signing.key_id]
+    access = AccessLog(engine, season.authority, None)
+    for n in range(5):
+        access.record(Principal.of(cert), "GET /v1/packages/{package_id}", [f"package:PK-{n}"],
+                      season.now)  # fmt: skip
+    count = "SELECT count(*) FROM access_object"
+    with engine.connect() as conn:
+        assert conn.execute(text(count)).scalar_one() == 0  # 5 records wait for their batch
+    _migrate(engine, "0009")
+    with engine.connect() as conn:
+        assert conn.execute(text(count)).scalar_one() == 5
+    _migrate(engine, "head")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT indexed, size FROM access_head")).one() == (5, 5)
+    assert [e.index for e in access.who_read(obj="package:PK-3")] == [3]
