@@ -217,3 +217,20 @@ def _seal_body(s: Season) -> dict[str, object]:
         window=(start, start + timedelta(hours=2)),
         route=["courier-sun"],
     )
+
+
+def test_a_writer_sets_the_garbage_collector_once(season: Season) -> None:
+    import gc
+
+    from custody.service import COLLECTOR_THRESHOLDS
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)  # CPython's defaults
+        open_writer(season.home, ServiceSecrets(log=PASS, system=PASS)).close()
+        assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+        frozen = gc.get_freeze_count()
+        open_writer(season.home, ServiceSecrets(log=PASS, system=PASS)).close()
+        assert gc.get_freeze_count() == frozen  # the second writer froze nothing more
+    finally:
+        gc.set_threshold(*before)
