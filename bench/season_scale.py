@@ -97,7 +97,9 @@ def _wave(args: tuple[int, list[str], str, dict[str, bytes]]) -> bytes:
     return b"".join(b"%d\n" % len(r) + b"\n".join(r) + b"\n" for r in rounds)
 
 
-def generate(path: Path, events: int, wave_size: int, authority: str, seeds: dict[str, bytes]) -> int:
+def generate(
+    path: Path, events: int, wave_size: int, authority: str, seeds: dict[str, bytes]
+) -> int:
     pids = list(package_ids(events // STEPS))
     waves = [pids[i : i + wave_size] for i in range(0, len(pids), wave_size)]
     with path.open("wb") as fh, ProcessPoolExecutor(CORES) as pool:
@@ -148,6 +150,9 @@ def main() -> None:
     marks = sorted({m for m in (10_000, 100_000, 1_000_000, 10_000_000) if m <= total} | {total})
     window: list[float] = []  # seconds per event over the last 10,000 events
     rates: dict[int, float] = {}
+    every = max(10_000, total // 20)  # the whole curve: a rate for each twentieth of the season
+    curve: list[tuple[int, float, float]] = []  # (events, events/s over the step, 1-min load)
+    step_t, step_n = time.perf_counter(), 0
     appended = 0
     started = time.perf_counter()
     for raw in batches(folder / "season.jsonl"):
@@ -160,6 +165,12 @@ def main() -> None:
         appended += len(envs)
         window.extend([took / len(envs)] * len(envs))
         window = window[-10_000:]
+        if appended - step_n >= every:
+            now = time.perf_counter()
+            curve.append((appended, (appended - step_n) / (now - step_t), os.getloadavg()[0]))
+            print(f"  {appended:>10,} events: {curve[-1][1]:,.0f} events/s over the last "
+                  f"{appended - step_n:,} (load {curve[-1][2]:.2f})", flush=True)  # fmt: skip
+            step_t, step_n = now, appended
         for m in marks:
             if m not in rates and appended >= m:
                 rates[m] = 1 / statistics.fmean(window)
@@ -195,6 +206,7 @@ def main() -> None:
         limit_is="handovers/s: half the raw Ed25519 verify rate on all cores, same run",
         events=appended,
         seconds=round(elapsed, 1),
+        curve=[[n, round(r, 1), round(load, 2)] for n, r, load in curve],
         **extra,
     )
     report.add(f"season_bytes_per_event_{engine}", grown / size, unit="bytes", limit=1200,
