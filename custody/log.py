@@ -71,6 +71,11 @@ from custody.witnesses import WitnessPolicy, open_cosignatures, split_cosigned
 from keys.trust import TrustStore
 
 PARALLEL_BATCH = 64
+# The tree's top, kept in memory by each log object (``_proof_nodes``): stored nodes at this
+# level and above (one per 1,024 leaves), at most TOP_MAX of them (a 50M-event log has about
+# 98,000: some 15 MB).
+TOP_LEVEL = 10
+TOP_MAX = 200_000
 
 
 @dataclass(frozen=True)
@@ -221,6 +226,10 @@ class CustodyLog:
         self._states: dict[str, PackageState] = {}
         self._states_at = -1
         self._states_lock = threading.Lock()
+        # The tree's top (stored nodes at level TOP_LEVEL and above), read once on the first
+        # proof and kept: a stored node never changes, and these few are in every proof.
+        self._top: dict[tuple[int, int], bytes] = {}
+        self._top_loaded = False
         ensure_head(engine)
 
     def attach_signed_head(self, head_file: SignedHeadFile) -> StartReport:
@@ -687,10 +696,22 @@ class CustodyLog:
         self, wanted: list[tuple[int, int]], size: int
     ) -> dict[tuple[int, int], bytes]:
         """A proof's nodes and the log's size in one round trip; a size the log has not reached
-        is the caller's mistake (``UsageError``), not a storage fault."""
+        is the caller's mistake (``UsageError``), not a storage fault.
+
+        Nodes of the tree's top (level ``TOP_LEVEL`` and above: one per 1,024 leaves or
+        fewer) come from memory once read; a proof at 10M leaves then reads 10 of its 24 nodes
+        from the database instead of 24, each on a page of its own (docs/benchmarks.md)."""
+        top = self._top
+        nodes = {w: top[w] for w in wanted if w in top}
+        ask = [w for w in wanted if w not in nodes]
         with log_store.reading(self.engine) as db:
+            if not self._top_loaded:
+                self._top_loaded = True
+                top.update(db.nodes_from_level(TOP_LEVEL, TOP_MAX))
+                nodes.update((w, top[w]) for w in ask if w in top)
+                ask = [w for w in ask if w not in nodes]
             try:
-                nodes, current = db.nodes_and_size(wanted, with_size=True)
+                got, current = db.nodes_and_size(ask, with_size=True)
             except StorageError:
                 self._within(db, size)  # nodes missing because the size is beyond the log
                 raise
@@ -700,6 +721,9 @@ class CustodyLog:
                 size=size,
                 current=current,
             )
+        if len(top) < TOP_MAX:
+            top.update((w, h) for w, h in got.items() if w[0] >= TOP_LEVEL)
+        nodes.update(got)
         return nodes
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:

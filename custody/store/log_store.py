@@ -268,6 +268,16 @@ class LogStore:
         got, _ = self.nodes_and_size(list(wanted), with_size=False)
         return got
 
+    def nodes_from_level(self, level: int, limit: int) -> dict[tuple[int, int], bytes]:
+        """Every stored node at ``level`` and above (the tree's top), at most ``limit``."""
+        rows = self.conn.execute(
+            select(NODE.c.level, NODE.c.idx, NODE.c.hash)
+            .where(NODE.c.level >= level)
+            .order_by(NODE.c.level.desc(), NODE.c.idx)
+            .limit(limit)
+        )
+        return {(r.level, r.idx): bytes(r.hash) for r in rows}
+
     def nodes_and_size(
         self, wanted: list[tuple[int, int]], *, with_size: bool
     ) -> tuple[dict[tuple[int, int], bytes], int]:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from crypto import merkle
 from crypto.dsse import Envelope, Signature, sign_envelope
@@ -171,14 +172,24 @@ def test_signature_workers_judge_a_batch_as_one_process_does(season: Season) -> 
     assert [r.duplicate for r in result.receipts] == [False] + [True] * 70
 
 
+@pytest.mark.parametrize("top_level", [10, 1])
 @pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
 def test_proofs_read_in_one_statement_verify_at_every_size(
-    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+    engine_name: str,
+    top_level: int,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Also with the tree's top kept in memory from level 1 up (``custody.log.TOP_LEVEL``):
+    read at the first proof, completed as the log grows, the same proofs."""
+    monkeypatch.setattr("custody.log.TOP_LEVEL", top_level)
     url = None if engine_name == "sqlite" else request.getfixturevalue("pg_url")
     s = start_season(tmp_path / "s", now=T0, passphrase=PASS, kdf=fast_kdf(), database_url=url)
     log = s.log()
-    for n in range(11):  # 11 entries: perfect subtrees and ragged edges
+    for n in range(22):  # 22 entries: perfect subtrees and ragged edges
+        if n == 7:  # the first proofs, at 8 entries: the top is read then
+            log.inclusion_proof(0, log.size())
         log.submit(
             s.event(
                 Kind.SEAL,
@@ -203,6 +214,11 @@ def test_proofs_read_in_one_statement_verify_at_every_size(
         log.inclusion_proof(0, size + 1)
     with pytest.raises(UsageError):
         log.consistency_proof(1, size + 5)
+    if top_level == 1:  # a node of the top, once read, is not read again
+        with s.home.engine.begin() as conn:
+            conn.execute(text("DELETE FROM tree_node WHERE level = 2 AND idx = 1"))
+        proof = log.inclusion_proof(0, size)
+        merkle.verify_inclusion(merkle.leaf_hash(log.leaf(0)), 0, size, proof, roots[size])
     s.log().close()
 
 
