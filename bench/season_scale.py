@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -30,13 +29,14 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _report
 import _season
-from bench_log import CORES, _fresh_pg, db_bytes, raw_rates
+from bench_log import CORES, _fresh_pg, db_bytes, raw_rates, time_proofs
 
 from crypto.dsse import parse_envelope
 from crypto.signing import SigningKey
@@ -183,20 +183,10 @@ def main() -> None:
     print(f"appended {appended:,} events in {elapsed:.0f} s ({appended / elapsed:,.0f}/s); "
           f"log size {size:,}; database grew {grown / 1e6:,.0f} MB = {grown / size:,.0f} "
           "bytes per event")  # fmt: skip
-    rng = random.Random(7)
-    inc, con = [], []
-    for _ in range(300):
-        i = rng.randrange(size)
-        t = time.perf_counter()
-        log.inclusion_proof(i, size)
-        inc.append(time.perf_counter() - t)
-        m = rng.randrange(1, size)
-        t = time.perf_counter()
-        log.consistency_proof(m, size)
-        con.append(time.perf_counter() - t)
+    inc, con = time_proofs(log, size, 300, seed=7)
     print(f"proofs at {size:,}: inclusion {statistics.median(inc) * 1e3:.3f} ms, "
           f"consistency {statistics.median(con) * 1e3:.3f} ms (medians of 300)")  # fmt: skip
-    extra: dict[str, object] = {}
+    extra: dict[str, Any] = {}
     for m, r in rates.items():
         extra[f"rate_at_{m}"] = round(r, 1)
     report.add(
