@@ -106,8 +106,7 @@ class PackageView:
 def package_view(service: Backend, package_id: str) -> PackageView:
     """Read a package once (404 if the log has none of that id) with the facts the policy
     judges; the route answers from the same state and history."""
-    state = service.log.package_state(package_id)
-    history = service.log.package_history(package_id)
+    state, history = service.log.package_state_and_history(package_id)
     exam, site, sealers = _seal_facts(service, package_id, history)
     people = [*state.route, state.holder, *sealers]
     facts = PackageFacts.build(package_id, exam=exam or state.exam, site=site, people=people)

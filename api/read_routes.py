@@ -188,11 +188,12 @@ async def package_timeline(
     path_id(package_id, "package id")
 
     def run() -> dict[str, Any]:
-        facts = package_view(read.service, package_id).facts
+        view = package_view(read.service, package_id)
+        facts = view.facts
         policy.require(
             policy.may_read_package(read.viewer, facts), read.viewer, f"package {package_id}"
         )
-        events = read.views.timeline(package_id)
+        events = read.views.timeline(package_id, history=view.history)
         signers = sorted({f"person:{s.person}" for e in events for s in e.signers})
         objects = package_objects(facts)
         read.record(

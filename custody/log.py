@@ -786,6 +786,15 @@ class CustodyLog:
         with log_store.reading(self.engine) as db:
             return db.package_history(package_id)
 
+    def package_state_and_history(self, package_id: str) -> tuple[PackageState, list[int]]:
+        """``package_state`` and ``package_history`` read together, on one connection."""
+        with log_store.reading(self.engine) as db:
+            state = db.package_state(package_id)
+            history = db.package_history(package_id)
+        if state is None:
+            raise NotFoundError(N_("no package {package_id!r} in the log"), package_id=package_id)
+        return state, history
+
     def statement_indices(self, statement_ids: Iterable[str]) -> dict[str, int]:
         """The log index of each of these statements that is on the log (by statement id)."""
         ids = sorted(set(statement_ids))

@@ -274,9 +274,13 @@ class Views:
             "overdue": overdue,
         }
 
-    def timeline(self, package_id: str) -> list[TimelineEntry]:
-        """Every event naming the package, in log order, each verified again as shown."""
-        history = self.log.package_history(package_id)
+    def timeline(self, package_id: str, history: list[int] | None = None) -> list[TimelineEntry]:
+        """Every event naming the package, in log order, each verified again as shown.
+
+        ``history``: the package's entries as the caller already read them (the service's
+        route reads them once for the policy and the answer)."""
+        if history is None:
+            history = self.log.package_history(package_id)
         if not history:
             raise NotFoundError(N_("no package {package_id!r} in the log"), package_id=package_id)
         size, root = self._signed_head()
