@@ -1,11 +1,12 @@
 """The service as `custody serve` builds it (``api.app.create_app``), plus one trivial endpoint
 served the same way (same app, same server, same worker count): the yardstick of bench_api.py.
 
-    python bench/_api_server.py HOME PORT CLOCK_ISO
+    python bench/_api_server.py HOME PORT CLOCK_ISO [WORKERS]
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,15 +14,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import uvicorn
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from api.app import Settings, create_app
 
 
-def main() -> None:
-    home, port, clock = sys.argv[1], int(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
+def make_app() -> FastAPI:
+    """The app of one worker process (``BENCH_HOME`` and ``BENCH_CLOCK`` in the environment)."""
+    clock = datetime.fromisoformat(os.environ["BENCH_CLOCK"])
     settings = Settings(
-        home=Path(home),
+        home=Path(os.environ["BENCH_HOME"]),
         log_passphrase="bench passphrase",
         system_passphrase="bench passphrase",
         clock=lambda: clock,
@@ -41,7 +43,28 @@ def main() -> None:
         """The same body as a submission, read and dropped: the HTTP stack's own ceiling."""
         return {"bytes": len(await request.body())}
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return app
+
+
+def main() -> None:
+    home, port, clock = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    workers = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    os.environ.update(BENCH_HOME=home, BENCH_CLOCK=clock)
+    if workers == 1:
+        app = make_app()
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        return
+    # as `custody serve --workers N`: uvicorn's worker processes, each building the app
+    uvicorn.run(
+        "_api_server:make_app",
+        factory=True,
+        app_dir=str(Path(__file__).resolve().parent),
+        workers=workers,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

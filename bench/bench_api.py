@@ -1,4 +1,4 @@
-"""HTTP service benchmark: 50 concurrent clients against `custody serve`'s app (one worker).
+"""HTTP service benchmark: 50 concurrent clients against `custody serve`'s app (one worker; `--workers N` for the events).
 
 Figures, each against a yardstick measured in the same run:
 - ``api_label_vs_trivial_ratio``: label verifications per second (POST /v1/labels/verify)
@@ -50,12 +50,12 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, season: Season, clock: str) -> None:
+    def __init__(self, season: Season, clock: str, workers: int = 1) -> None:
         self.port = _free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "_api_server.py"), str(season.home.path),
-             str(self.port), clock],
+             str(self.port), clock, str(workers)],
             env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -116,7 +116,9 @@ async def _load(
                 except asyncio.QueueEmpty:
                     return
                 t = time.perf_counter()
-                status, data = await _request(reader, writer, _head(method, path, body, ctype), body)
+                status, data = await _request(
+                    reader, writer, _head(method, path, body, ctype), body
+                )
                 latencies.append(time.perf_counter() - t)
                 if status not in expect:
                     raise RuntimeError(f"{path}: HTTP {status}: {data[:300]!r}")
@@ -155,8 +157,12 @@ def labels(report: _report.Report, quick: bool) -> None:
         load_l = _report.load_average()
     finally:
         server.stop()
-    print(f"| trivial endpoint (GET) | {trivial:,.0f} req/s | p50 {statistics.median(t_lat) * 1e3:.1f} ms | p99 {_p99(t_lat):.1f} ms | {load_t} |")
-    print(f"| POST /v1/labels/verify | {label:,.0f} req/s | p50 {statistics.median(l_lat) * 1e3:.1f} ms | p99 {_p99(l_lat):.1f} ms | {load_l} |")
+    print(
+        f"| trivial endpoint (GET) | {trivial:,.0f} req/s | p50 {statistics.median(t_lat) * 1e3:.1f} ms | p99 {_p99(t_lat):.1f} ms | {load_t} |"
+    )
+    print(
+        f"| POST /v1/labels/verify | {label:,.0f} req/s | p50 {statistics.median(l_lat) * 1e3:.1f} ms | p99 {_p99(l_lat):.1f} ms | {load_l} |"
+    )
     report.add(
         "api_label_vs_trivial_ratio",
         label / trivial,
@@ -189,7 +195,7 @@ def _batched_rate(packages: int) -> float:
     return rate
 
 
-def singles(report: _report.Report, quick: bool) -> None:
+def singles(report: _report.Report, quick: bool, workers: int = 1) -> None:
     packages = 1000 if quick else 5000
     s = _season.season()
     log = open_writer(s.home, ServiceSecrets(log=_season.PASS, system=_season.PASS))
@@ -199,11 +205,9 @@ def singles(report: _report.Report, quick: bool) -> None:
     log.close()
     dispatches = next(stream)  # independent of each other: any order, any client
     clock = (_season.T0 + timedelta(seconds=2)).isoformat()
-    server = Server(s, clock)
+    server = Server(s, clock, workers)
     try:
-        jobs = [
-            ("POST", "/v1/events", env.to_bytes(), "application/json") for env in dispatches
-        ]
+        jobs = [("POST", "/v1/events", env.to_bytes(), "application/json") for env in dispatches]
         single, lat = asyncio.run(_load(server.port, jobs, {201}))
         load_s = _report.load_average()
         # The same bodies to an endpoint that only reads them: no handler could answer faster.
@@ -214,9 +218,15 @@ def singles(report: _report.Report, quick: bool) -> None:
         server.stop()
     batched = _batched_rate(packages)
     load_b = _report.load_average()
-    print(f"| POST /v1/events, one handover a request | {single:,.0f} handovers/s | p50 {statistics.median(lat) * 1e3:.1f} ms | p99 {_p99(lat):.1f} ms | {load_s} |")
-    print(f"| POST /bench/trivial, the same bodies read and dropped | {ceiling:,.0f} req/s | p50 {statistics.median(c_lat) * 1e3:.1f} ms | p99 {_p99(c_lat):.1f} ms | {load_c} |")
-    print(f"| library, batches of {packages} (submit_many) | {batched:,.0f} handovers/s | | | {load_b} |")
+    print(
+        f"| POST /v1/events, one handover a request, {workers} server process(es) | {single:,.0f} handovers/s | p50 {statistics.median(lat) * 1e3:.1f} ms | p99 {_p99(lat):.1f} ms | {load_s} |"
+    )
+    print(
+        f"| POST /bench/trivial, the same bodies read and dropped | {ceiling:,.0f} req/s | p50 {statistics.median(c_lat) * 1e3:.1f} ms | p99 {_p99(c_lat):.1f} ms | {load_c} |"
+    )
+    print(
+        f"| library, batches of {packages} (submit_many) | {batched:,.0f} handovers/s | | | {load_b} |"
+    )
     report.add(
         "api_single_vs_batched_ratio",
         single / batched,
@@ -226,6 +236,7 @@ def singles(report: _report.Report, quick: bool) -> None:
         single_rate=round(single, 1),
         p99_ms=round(_p99(lat), 2),
         clients=CLIENTS,
+        server_workers=workers,
     )
     report.add(
         "api_trivial_vs_batched_ratio",
@@ -242,6 +253,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     _report.add_arguments(ap)
     ap.add_argument("--only", choices=["labels", "events"])
+    ap.add_argument(
+        "--workers", type=int, default=1, help="server processes for the events (serve --workers)"
+    )
     args = ap.parse_args()
     report = _report.Report("bench_api.py", args.quick)
     print(f"load average at start: {_report.load_average()}\n")
@@ -250,7 +264,7 @@ def main() -> None:
     if args.only in (None, "labels"):
         labels(report, args.quick)
     if args.only in (None, "events"):
-        singles(report, args.quick)
+        singles(report, args.quick, args.workers)
     print(f"\nload average at end: {_report.load_average()}")
     report.write(args.json)
     if args.json:
