@@ -295,4 +295,11 @@ def accept_seal(
     )
     if result.rejected:
         raise result.rejected[0].error
+    if result.receipts[-1].duplicate:
+        # The same seal sent twice at once: both passed ``refuse_sealed`` before either was
+        # committed, and the log took the envelope once. The later sender is answered as it
+        # would have been a moment later.
+        raise ConflictError(
+            N_("package {package_id} is already sealed"), package_id=manifest.package_id
+        )
     return SealAccepted(label, verified, policy.handover_witness, result.receipts[-1])

@@ -303,3 +303,22 @@ def test_a_policy_the_log_lacks_goes_on_it_with_the_seal(tmp_path: Path) -> None
     assert season.log().exam_policy("SX-2027-INT").handover_witness is False
     state = season.log().package_state(PACKAGE)
     assert (str(state.status), state.holder) == ("sealed", "print-qian")
+
+
+def test_the_same_seal_sent_at_once_is_sealed_once_and_refused_after(season: Season) -> None:
+    """Six identical requests at the same moment answer as six in a row: one 201, then 409
+    (the log takes the envelope once; the others are not told it is theirs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = client(season)
+    headers = as_person(c, season, "print-qian")
+    body = seal_request(season, typical_manifest(season.now))
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: post(c, headers, body), range(6)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201, 409, 409, 409, 409, 409], [r.text for r in answers]
+    assert all(r.json()["error"] == "conflict" for r in answers if r.status_code == 409)
+    assert package_service.all_package_ids(season.home) == [PACKAGE]
+    assert c.get(f"/v1/packages/{PACKAGE}", headers=headers).json()["history"] == [
+        next(r for r in answers if r.status_code == 201).json()["receipt"]["index"]
+    ]
