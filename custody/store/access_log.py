@@ -16,7 +16,8 @@ Rules:
   pages) instead of one index entry per object named, each on its own page of the index (a
   list of 50 incidents: 50 pages to write and flush, 0.5 ms of a 0.7 ms record).
   ``who_read`` reads the index for the records it covers and the waiting records' own
-  leaves for the rest, in one snapshot: an answer never misses a record.
+  leaves for the rest, in an order that misses none (a record indexed in between is kept
+  once).
 - ``lazy``: the append commits without waiting for the disk (SQLite ``synchronous=NORMAL``,
   PostgreSQL ``synchronous_commit`` off, for that transaction only).
 - ``checkpoint`` locks the head too, so no record lands between the size it reads and the
@@ -168,7 +169,7 @@ def who_read(
     engine: Engine, *, obj: str | None = None, who: str | None = None, limit: int = 1000
 ) -> list[AccessEntry]:
     """The records that named ``obj`` or were made by ``who``, oldest first: for ``obj``, the
-    index's records and those waiting to be indexed, read in one snapshot."""
+    index's records and those still waiting to be indexed."""
     query = select(RECORDS.c.idx, RECORDS.c.leaf).order_by(RECORDS.c.idx)
     if who is not None:
         query = query.where(RECORDS.c.subject == who)
