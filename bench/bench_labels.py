@@ -131,12 +131,24 @@ def main() -> None:
     print(f"Labels benchmark, {platform.python_version()} on {platform.machine()}, "
           f"{n} labels (decode: {k}); typical manifest {len(texts[0])} characters, "
           f"QR {symbol0.designator} ({symbol0.size} modules)\n")  # fmt: skip
-    report.add("label_png_vs_qr_ratio", png_rate / raw_qr, limit=raw_qr,
-               limit_is="labels/s: the fastest raw QR encoder, same run")
-    report.add("label_pdf_vs_qr_ratio", pdf_rate / raw_qr, limit=raw_qr,
-               limit_is="labels/s: the fastest raw QR encoder, same run")
-    report.add("label_verify_vs_raw_ratio", text_verify / raw_verify, limit=raw_verify,
-               limit_is="raw Ed25519 verifications/s (pynacl), same run")
+    report.add(
+        "label_png_vs_qr_ratio",
+        png_rate / raw_qr,
+        limit=raw_qr,
+        limit_is="labels/s: the fastest raw QR encoder, same run",
+    )
+    report.add(
+        "label_pdf_vs_qr_ratio",
+        pdf_rate / raw_qr,
+        limit=raw_qr,
+        limit_is="labels/s: the fastest raw QR encoder, same run",
+    )
+    report.add(
+        "label_verify_vs_raw_ratio",
+        text_verify / raw_verify,
+        limit=raw_verify,
+        limit_is="raw Ed25519 verifications/s (pynacl), same run",
+    )
     report.add("label_scan_vs_raw_ratio", scan_verify / raw_verify, limit=raw_verify,
                limit_is="raw Ed25519 verifications/s (pynacl), same run")  # fmt: skip
     print("| what | per second | ratio to raw |")

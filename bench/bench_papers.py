@@ -140,7 +140,11 @@ def main() -> None:
     import _report
 
     if args.quick:
-        args.size_mib, args.small_mib, args.rounds = min(args.size_mib, 256), min(args.small_mib, 32), 1
+        args.size_mib, args.small_mib, args.rounds = (
+            min(args.size_mib, 256),
+            min(args.small_mib, 32),
+            1,
+        )
     report = _report.Report("bench_papers.py", args.quick)
     print(f"load average at start: {_report.load_average()}")
     key_hex = os.urandom(32).hex()

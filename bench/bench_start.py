@@ -48,7 +48,9 @@ def cpu_of(argv: list[str], env: dict[str, str]) -> float:
     """CPU seconds (user + system) one child process used. It runs in the system's temporary
     folder, so that PYTHONPATH (not the current folder) decides which tree is imported."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(argv, env=env, capture_output=True, check=False, cwd=tempfile.gettempdir())
+    done = subprocess.run(
+        argv, env=env, capture_output=True, check=False, cwd=tempfile.gettempdir()
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         output = (done.stdout + done.stderr).decode()[-600:]

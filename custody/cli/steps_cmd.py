@@ -466,9 +466,7 @@ def destroy(
 Reason = Annotated[
     str,
     typer.Option(
-        help=_(
-            "Why (sealed to the secrecy officers in good standing, never on the log in clear)."
-        )
+        help=_("Why (sealed to the secrecy officers in good standing, never on the log in clear).")
     ),
 ]
 Officer = Annotated[str, typer.Option("--by", help=_("The secrecy officer who decides."))]

@@ -363,8 +363,7 @@ def pending_package(
         "pending_package": p.package_id,
         "to_submit": files,
         "submit_with": (
-            f"custody --home {home} --now {format_time(now)} event submit "
-            + " ".join(files)
+            f"custody --home {home} --now {format_time(now)} event submit " + " ".join(files)
         ),
         "labels_pending": [str(x) for x in play.labels],
     }

@@ -69,9 +69,7 @@ class Leased:
     until: datetime  # the lease the rows were taken under
 
 
-def lease_due(
-    engine: Engine, now: datetime, until: datetime, *, limit: int, email: bool
-) -> Leased:
+def lease_due(engine: Engine, now: datetime, until: datetime, *, limit: int, email: bool) -> Leased:
     """Lease up to ``limit`` due rows until ``until``, oldest first. Without ``email`` the
     e-mail rows are not leased, only counted."""
     stamp = format_time(now)
