@@ -807,9 +807,10 @@ class CustodyLog:
         with log_store.reading(self.engine) as db:
             return db.indices(ids)
 
-    def findings(self) -> list[dict[str, Any]]:
+    def findings(self, at: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Every finding on the log, or (``at``) those of the entries at these indices."""
         with log_store.reading(self.engine) as db:
-            return db.findings()
+            return db.findings(at)
 
 
 def _kept(sig: NoteSignature, added_at: str) -> NewCosignature:

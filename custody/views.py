@@ -261,7 +261,7 @@ class Views:
         dest = self._destinations([package_id]).get(package_id)
         findings = [
             {"index": f["idx"], **finding_words(f)}
-            for f in self.log.findings()
+            for f in self.log.findings(at=history)
             if f["package_id"] == package_id
         ]
         overdue = self.overdue(now, only=package_id).get(package_id)
@@ -285,7 +285,7 @@ class Views:
             raise NotFoundError(N_("no package {package_id!r} in the log"), package_id=package_id)
         size, root = self._signed_head()
         findings: dict[int, list[dict[str, str]]] = {}
-        for f in self.log.findings():
+        for f in self.log.findings(at=history):
             if f["package_id"] == package_id:
                 findings.setdefault(int(f["idx"]), []).append(finding_words(f))
         return [self._entry(i, size, root, findings.get(i, [])) for i in history]
@@ -295,15 +295,14 @@ class Views:
         one read of the findings; a package the log never named gets an empty list."""
         wanted = list(dict.fromkeys(package_ids))
         size, root = self._signed_head()
+        histories = {pid: self.log.package_history(pid) for pid in wanted}
         findings: dict[tuple[str, int], list[dict[str, str]]] = {}
-        for f in self.log.findings():
+        at = [i for history in histories.values() for i in history]
+        for f in self.log.findings(at=at):
             findings.setdefault((str(f["package_id"]), int(f["idx"])), []).append(finding_words(f))
         return {
-            pid: [
-                self._entry(i, size, root, findings.get((pid, i), []))
-                for i in self.log.package_history(pid)
-            ]
-            for pid in wanted
+            pid: [self._entry(i, size, root, findings.get((pid, i), [])) for i in history]
+            for pid, history in histories.items()
         }
 
     def signed_head(self) -> tuple[int, bytes]:

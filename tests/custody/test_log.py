@@ -237,7 +237,18 @@ def test_seal_mismatch_is_recorded_with_a_finding(season: Season) -> None:
         season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun", seals=["S-001", "S-999"]
     )
     assert [f.kind for f in receipt.findings] == ["seal_mismatch"]  # type: ignore[attr-defined]
-    assert season.log().findings()[0]["package_id"] == "PK-1"
+    log = season.log()
+    assert log.findings()[0]["package_id"] == "PK-1"
+    # Read by the entries they are at: only those; asked in chunks however many indices.
+    at = receipt.index  # type: ignore[attr-defined]
+    assert [f["idx"] for f in log.findings(at=[at])] == [at]
+    assert log.findings(at=[at - 1]) == []
+    assert [f["idx"] for f in log.findings(at=range(at + 1000))] == [at]
+    from custody.views import Views
+
+    shown = {e.index: e.findings for e in Views(season.home, log).timeline("PK-1")}
+    assert [f["kind"] for f in shown[at]] == ["seal_mismatch"]
+    assert all(not found for i, found in shown.items() if i != at)
 
 
 def test_short_count_on_recovery_is_a_finding(season: Season) -> None:
