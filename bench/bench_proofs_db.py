@@ -7,7 +7,10 @@ into memory), then the medians and p99 of the next ones. The database server's c
 left as they are; ``--cold`` first drops this machine's page cache (root only), so the pages
 come from the disk.
 
-    python bench/bench_proofs_db.py /tmp/custody-season-XXXX/season/home [--proofs 300] [--json FILE]
+    python bench/bench_proofs_db.py HOME [--proofs 300] [--json FILE]
+
+HOME is the home folder inside the season folder that season_scale.py printed (its
+``season/home``).
 """
 
 from __future__ import annotations
