@@ -9,8 +9,7 @@ come from the disk.
 
     python bench/bench_proofs_db.py HOME [--proofs 300] [--json FILE]
 
-HOME is the home folder inside the season folder that season_scale.py printed (its
-``season/home``).
+HOME is the folder season_scale.py prints as ``season home:``.
 """
 
 from __future__ import annotations

@@ -140,6 +140,7 @@ def main() -> None:
           f"limit {limit:,.0f} countersigned handovers/s")  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="custody-season-"))
     s = _season.season(url, folder)
+    print(f"season home: {s.home.path}")  # what bench_proofs_db.py reads afterwards
     seeds = {p: s.keys[p].signing.seed() for p in ("print-qian", *COURIERS)}
     t = time.perf_counter()
     total = generate(folder / "season.jsonl", events, args.wave, s.authority.id, seeds)
