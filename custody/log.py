@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -71,6 +71,8 @@ from custody.witnesses import WitnessPolicy, open_cosignatures, split_cosigned
 from keys.trust import TrustStore
 
 PARALLEL_BATCH = 64
+# A pooled batch is verified and applied in chunks of this many envelopes (``_append_pooled``).
+PARALLEL_CHUNK = 128
 # The tree's top, kept in memory by each log object (``_proof_nodes``): stored nodes at level
 # TOP_LEVEL and above (one per 1,024 leaves), at most TOP_MAX of them (a 50M-event log has
 # about 98,000: some 15 MB). The first proof reads the highest of them at once, about
@@ -186,6 +188,19 @@ class LogObserver(Protocol):
         ...
 
 
+def _parsed(env: Envelope) -> Event | CustodyError:
+    """The envelope's event, or why it is not one (``prepare`` without the signatures)."""
+    try:
+        if env.payload_type != EVENT_TYPE:
+            raise FormatError(
+                N_("not a custody event: payload type {payload_type!r}"),
+                payload_type=env.payload_type,
+            )
+        return parse_event(env.payload)
+    except CustodyError as e:
+        return e
+
+
 def prepare(env: Envelope, trust: TrustStore) -> Prepared:
     """Parse the event and verify its signatures (pure CPU; safe to run in parallel)."""
     if env.payload_type != EVENT_TYPE:
@@ -296,6 +311,8 @@ class CustodyLog:
         freeze) that are appended in that transaction too: nothing is acknowledged, and no
         incident exists, unless both are durable together.
         """
+        if self.workers > 1 and len(envelopes) >= PARALLEL_BATCH:
+            return self._append_pooled(list(envelopes), now, alongside)
         prepared, early = self._prepare_all(envelopes)
         return self.append_prepared(prepared, early, now=now, alongside=alongside)
 
@@ -314,7 +331,39 @@ class CustodyLog:
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
-        self._committed(lambda db: self._append_locked(db, prepared, result, now, alongside))
+        chunks = [(prepared, list[Rejected]())]
+        self._committed(lambda db: self._append_locked(db, chunks, result, now, alongside))
+        self._keep_signed(result)
+        return result
+
+    def _append_pooled(
+        self, envelopes: list[Envelope], now: datetime, alongside: Alongside | None
+    ) -> AppendResult:
+        """``submit_many`` of a large batch with the signatures checked on the worker
+        processes, in chunks: this process parses and applies chunk k (inside the append's
+        one transaction) while the workers verify the chunks after it, so the rules and the
+        signatures run at the same time instead of one after the other."""
+        if self._pool is None:
+            self._pool = SignaturePool(self.trust.signing_keys, self.workers)
+        pending = self._pool.signer_chunks(envelopes, PARALLEL_CHUNK)
+
+        def chunks() -> Iterator[tuple[list[tuple[int, Prepared]], list[Rejected]]]:
+            for start, wait in pending:
+                part = envelopes[start : start + PARALLEL_CHUNK]
+                events = [_parsed(env) for env in part]  # while the workers verify
+                prepared: list[tuple[int, Prepared]] = []
+                early: list[Rejected] = []
+                for i, (env, event, found) in enumerate(zip(part, events, wait(), strict=True)):
+                    if isinstance(found, CustodyError) or isinstance(event, CustodyError):
+                        error = event if isinstance(event, CustodyError) else found
+                        assert isinstance(error, CustodyError)
+                        early.append(Rejected(start + i, error, None, env))
+                        continue
+                    prepared.append((start + i, Prepared(env, event, signature_check(env, found))))
+                yield prepared, early
+
+        result = AppendResult()
+        self._committed(lambda db: self._append_locked(db, chunks(), result, now, alongside))
         self._keep_signed(result)
         return result
 
@@ -322,7 +371,7 @@ class CustodyLog:
         """Run the observers alone under the append lock (a sweep, a person's act on an
         incident): whatever statements they return are appended in that one transaction."""
         result = AppendResult()
-        self._committed(lambda db: self._append_locked(db, [], result, now))
+        self._committed(lambda db: self._append_locked(db, (), result, now))
         self._keep_signed(result)
         return result
 
@@ -361,30 +410,6 @@ class CustodyLog:
     ) -> tuple[list[tuple[int, Prepared]], list[Rejected]]:
         prepared: list[tuple[int, Prepared]] = []
         early: list[Rejected] = []
-        if self.workers > 1 and len(envelopes) >= PARALLEL_BATCH:
-            if self._pool is None:
-                self._pool = SignaturePool(self.trust.signing_keys, self.workers)
-            answers = self._pool.signers(list(envelopes))
-            # the events are parsed here while the workers verify the signatures
-            events: list[Event | CustodyError] = []
-            for env in envelopes:
-                try:
-                    if env.payload_type != EVENT_TYPE:
-                        raise FormatError(
-                            N_("not a custody event: payload type {payload_type!r}"),
-                            payload_type=env.payload_type,
-                        )
-                    events.append(parse_event(env.payload))
-                except CustodyError as e:
-                    events.append(e)
-            for i, (env, event, found) in enumerate(zip(envelopes, events, answers(), strict=True)):
-                if isinstance(found, CustodyError) or isinstance(event, CustodyError):
-                    error = event if isinstance(event, CustodyError) else found  # as prepare()
-                    assert isinstance(error, CustodyError)
-                    early.append(Rejected(i, error, None, env))
-                    continue
-                prepared.append((i, Prepared(env, event, signature_check(env, found))))
-            return prepared, early
         for i, env in enumerate(envelopes):
             try:
                 prepared.append((i, prepare(env, self.trust)))
@@ -400,7 +425,7 @@ class CustodyLog:
     def _append_locked(
         self,
         db: LogStore,
-        prepared: list[tuple[int, Prepared]],
+        chunks: Iterable[tuple[list[tuple[int, Prepared]], list[Rejected]]],
         result: AppendResult,
         now: datetime,
         alongside: Alongside | None = None,
@@ -413,7 +438,9 @@ class CustodyLog:
             if self._states_at != size:  # another writer appended meanwhile: start afresh
                 self._states.clear()
                 self._states_at = size
-        self._apply(db, prepared, batch, result)
+        for prepared, early in chunks:  # applied in order, each as its signatures are known
+            result.rejected.extend(early)
+            self._apply(db, prepared, batch, result)
         if alongside is not None and batch.accepted and result.rejected:
             # The caller's rows go with every statement or with none: roll the lot back.
             raise result.rejected[0].error

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from crypto import merkle
@@ -89,8 +90,12 @@ def _signers(parts: Parts, keys: Mapping[str, VerifyKey]) -> Signers:
     return tuple(sorted(check.signed_by)), check.unmatched
 
 
+def _signers_each(chunk: list[Parts], keys: Mapping[str, VerifyKey]) -> list[Signers]:
+    return [_signers(parts, keys) for parts in chunk]
+
+
 def _signers_chunk(chunk: list[Parts]) -> list[Signers]:
-    return [_signers(parts, _WORKER_KEYS) for parts in chunk]
+    return _signers_each(chunk, _WORKER_KEYS)
 
 
 def signature_check(
@@ -227,18 +232,19 @@ class SignaturePool:
         for done, fut in pending:
             yield from zip(done, fut.result(), strict=True)
 
-    def signers(self, envelopes: list[Envelope]) -> Callable[[], list[Signers]]:
-        """Start verifying the signatures of already parsed envelopes on every worker; the
-        returned call waits for the answers, in order (the caller works meanwhile)."""
-        parts = [envelope_parts(env) for env in envelopes]
-        if self._pool is None:
-            return lambda: [_signers(p, self.keys) for p in parts]
-        size = max(1, min(CHUNK, len(parts) // (self.workers * 2) + 1))
-        futures = [
-            self._pool.submit(_signers_chunk, parts[i : i + size])
-            for i in range(0, len(parts), size)
+    def signer_chunks(
+        self, envelopes: list[Envelope], size: int
+    ) -> list[tuple[int, Callable[[], list[Signers]]]]:
+        """``signers`` in chunks of ``size``: every chunk is sent to the workers at once, and
+        each (its first position, a call waiting for its answers) can be taken in order while
+        the later chunks are still being verified."""
+        chunks = [
+            (i, [envelope_parts(env) for env in envelopes[i : i + size]])
+            for i in range(0, len(envelopes), size)
         ]
-        return lambda: [s for fut in futures for s in fut.result()]
+        if self._pool is None:
+            return [(i, partial(_signers_each, parts, self.keys)) for i, parts in chunks]
+        return [(i, self._pool.submit(_signers_chunk, parts).result) for i, parts in chunks]
 
     def leaves(self, lines: Iterable[bytes], chunk: int = CHUNK) -> Iterator[Leaf]:
         """Hash, parse and verify log leaves in order on every worker (a few chunks per worker

@@ -19,6 +19,7 @@ from crypto.note import parse_checkpoint
 from custody.demo import EXAM_ID, Season, seal_body, start_season
 from custody.errors import ChainError, FormatError, SignatureError, ThresholdError, UsageError
 from custody.events import EVENT_TYPE, Kind, parse_event
+from custody.log import PARALLEL_CHUNK, statement_id_of
 from custody.service import ServiceSecrets, open_writer
 from tests.conftest import PASS, T0, fast_kdf
 from tests.custody.test_log import SEALS, seal, transfer
@@ -161,15 +162,27 @@ def test_signature_workers_judge_a_batch_as_one_process_does(season: Season) -> 
     forged = Envelope(
         good[0].payload_type, good[0].payload, (forged_sig.signatures[0], good[0].signatures[1])
     )
+    not_event = Envelope("text/plain", good[1].payload, good[1].signatures)
+    size_before = season.log().size()
     log = open_writer(season.home, ServiceSecrets(log=PASS, system=PASS), workers=2)
     try:
-        batch = [forged, good[1]] + [good[1]] * 70  # over the parallel threshold
+        # over the parallel threshold, in several chunks: the forged and the misnamed envelopes
+        # sit in a later chunk than the first acceptance, and are refused by their position
+        late = PARALLEL_CHUNK + 5
+        batch = [good[1]] * late + [forged, not_event] + [good[1]] * PARALLEL_CHUNK + [good[0]]
         result = log.submit_many(batch, now=season.now)
     finally:
         log.close()
-    assert [r.envelope_index for r in result.rejected] == [0]
-    assert isinstance(result.rejected[0].error, SignatureError)
-    assert [r.duplicate for r in result.receipts] == [False] + [True] * 70
+    refused = {r.envelope_index: r.error for r in result.rejected}
+    assert sorted(refused) == [late, late + 1]
+    assert isinstance(refused[late], SignatureError)  # a countersignature that is not one
+    assert isinstance(refused[late + 1], FormatError)
+    # the new ones first, in order, then the duplicates
+    assert [r.statement_id for r in result.receipts[:2]] == [statement_id_of(e) for e in good[::-1]]
+    assert [r.duplicate for r in result.receipts] == [False, False] + [True] * (
+        late - 1 + PARALLEL_CHUNK
+    )
+    assert result.receipts[1].index == result.receipts[0].index + 1 == size_before + 1
 
 
 @pytest.mark.parametrize("top_level", [10, 1])

@@ -108,10 +108,12 @@ def test_two_workers_name_an_envelope_s_signers_as_one_process_does(season: Seas
     envelopes += [parse_leaf(bad["forged"]).envelope, parse_leaf(bad["twice"]).envelope]
     keys = season.log().trust.signing_keys
     with SignaturePool(keys, 1) as alone:
-        one = alone.signers(envelopes)()
+        one = [s for _, wait in alone.signer_chunks(envelopes, 3) for s in wait()]
     pool = SignaturePool(keys, 2)
     try:
-        two = pool.signers(envelopes)()
+        chunks = pool.signer_chunks(envelopes, 3)  # answers come back chunk by chunk, in order
+        assert [start for start, _ in chunks] == list(range(0, len(envelopes), 3))
+        two = [s for _, wait in chunks for s in wait()]
     finally:
         pool.close()
         pool.close()  # closing twice is harmless
