@@ -59,6 +59,7 @@ from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageSt
 from custody.store import log_store
 from custody.store.guard import SignedHeadFile, StartReport, check_at_start, check_before_signing
 from custody.store.handles import Database, Transaction
+from custody.store.leaves import envelope_parts
 from custody.store.log_store import (
     CosignatureAdded,
     LogStore,
@@ -114,6 +115,7 @@ class Prepared:
     envelope: Envelope
     event: Event
     sigcheck: SignatureCheck
+    stored: bytes | None = None  # the entry row's form of the envelope, if already made
 
 
 @dataclass(frozen=True)
@@ -345,7 +347,8 @@ class CustodyLog:
         signatures run at the same time instead of one after the other."""
         if self._pool is None:
             self._pool = SignaturePool(self.trust.signing_keys, self.workers)
-        pending = self._pool.signer_chunks(envelopes, PARALLEL_CHUNK)
+        # the workers also deflate each envelope into the form its entry row keeps
+        pending = self._pool.signer_chunks(envelopes, PARALLEL_CHUNK, extra=envelope_parts)
 
         def chunks() -> Iterator[tuple[list[tuple[int, Prepared]], list[Rejected]]]:
             for start, wait in pending:
@@ -353,13 +356,16 @@ class CustodyLog:
                 events = [_parsed(env) for env in part]  # while the workers verify
                 prepared: list[tuple[int, Prepared]] = []
                 early: list[Rejected] = []
-                for i, (env, event, found) in enumerate(zip(part, events, wait(), strict=True)):
+                for i, (env, event, (found, stored)) in enumerate(
+                    zip(part, events, wait(), strict=True)
+                ):
                     if isinstance(found, CustodyError) or isinstance(event, CustodyError):
                         error = event if isinstance(event, CustodyError) else found
                         assert isinstance(error, CustodyError)
                         early.append(Rejected(start + i, error, None, env))
                         continue
-                    prepared.append((start + i, Prepared(env, event, signature_check(env, found))))
+                    check = signature_check(env, found)
+                    prepared.append((start + i, Prepared(env, event, check, stored)))
                 yield prepared, early
 
         result = AppendResult()
@@ -588,7 +594,7 @@ class CustodyLog:
             batch.leaves.append(leaf)
             batch.entries.append(
                 log_store.entry_row(
-                    idx, p.event.id, p.event.kind.value, batch.received, p.envelope, leaf
+                    idx, p.event.id, p.event.kind.value, batch.received, p.envelope, leaf, p.stored
                 )
             )
             batch.links.extend((pid, idx) for pid in p.event.package_ids)

@@ -80,22 +80,32 @@ def envelope_parts(env: Envelope) -> Parts:
     return env.payload_type, env.payload, tuple((s.keyid, s.sig) for s in env.signatures)
 
 
-def _signers(parts: Parts, keys: Mapping[str, VerifyKey]) -> Signers:
+# Something a worker computes from each envelope besides its signers (a module-level function,
+# sent to the workers by name), e.g. the form the log stores it in.
+Extra = Callable[[Envelope], bytes | None]
+
+
+def _signers(parts: Parts, keys: Mapping[str, VerifyKey], extra: Extra | None = None) -> Answer:
     payload_type, payload, sigs = parts
     env = Envelope(payload_type, payload, tuple(Signature(k, s) for k, s in sigs))
     try:
         check = verify_signatures(env, keys)
     except CustodyError as e:
-        return e
-    return tuple(sorted(check.signed_by)), check.unmatched
+        return e, None
+    return (tuple(sorted(check.signed_by)), check.unmatched), (extra(env) if extra else None)
 
 
-def _signers_each(chunk: list[Parts], keys: Mapping[str, VerifyKey]) -> list[Signers]:
-    return [_signers(parts, keys) for parts in chunk]
+Answer = tuple[Signers, bytes | None]  # a worker's answer: the signers, and ``extra``'s result
 
 
-def _signers_chunk(chunk: list[Parts]) -> list[Signers]:
-    return _signers_each(chunk, _WORKER_KEYS)
+def _signers_each(
+    chunk: list[Parts], keys: Mapping[str, VerifyKey], extra: Extra | None = None
+) -> list[Answer]:
+    return [_signers(parts, keys, extra) for parts in chunk]
+
+
+def _signers_chunk(chunk: list[Parts], extra: Extra | None = None) -> list[Answer]:
+    return _signers_each(chunk, _WORKER_KEYS, extra)
 
 
 def signature_check(
@@ -233,18 +243,21 @@ class SignaturePool:
             yield from zip(done, fut.result(), strict=True)
 
     def signer_chunks(
-        self, envelopes: list[Envelope], size: int
-    ) -> list[tuple[int, Callable[[], list[Signers]]]]:
-        """``signers`` in chunks of ``size``: every chunk is sent to the workers at once, and
-        each (its first position, a call waiting for its answers) can be taken in order while
-        the later chunks are still being verified."""
+        self, envelopes: list[Envelope], size: int, extra: Extra | None = None
+    ) -> list[tuple[int, Callable[[], list[Answer]]]]:
+        """Verify the signatures of already parsed envelopes on every worker, in chunks of
+        ``size``: every chunk is sent at once, and each (its first position, a call waiting
+        for its answers) can be taken in order while the later chunks are still being
+        verified. With ``extra``, each answer also carries ``extra(envelope)`` (``None`` for
+        an envelope whose signatures could not be checked)."""
         chunks = [
             (i, [envelope_parts(env) for env in envelopes[i : i + size]])
             for i in range(0, len(envelopes), size)
         ]
         if self._pool is None:
-            return [(i, partial(_signers_each, parts, self.keys)) for i, parts in chunks]
-        return [(i, self._pool.submit(_signers_chunk, parts).result) for i, parts in chunks]
+            return [(i, partial(_signers_each, parts, self.keys, extra)) for i, parts in chunks]
+        pool = self._pool
+        return [(i, pool.submit(_signers_chunk, parts, extra).result) for i, parts in chunks]
 
     def leaves(self, lines: Iterable[bytes], chunk: int = CHUNK) -> Iterator[Leaf]:
         """Hash, parse and verify log leaves in order on every worker (a few chunks per worker

@@ -134,13 +134,21 @@ def _id_bytes(statement_ids: Iterable[str]) -> list[bytes]:
 
 
 def entry_row(
-    idx: int, statement_id: str, kind: str, received_at: str, env: Envelope, leaf: bytes
+    idx: int,
+    statement_id: str,
+    kind: str,
+    received_at: str,
+    env: Envelope,
+    leaf: bytes,
+    parts: bytes | None = None,
 ) -> tuple[int, bytes, str, str, bytes]:
     """The ``log_entry`` row (the columns of ``_INSERT_ENTRIES``) of an accepted envelope
     whose leaf is ``leaf``: the statement id as its 32 bytes, the envelope in its parts
-    (``store/leaves.py``). Built once, as the log accepts the event; the append hands these
-    tuples to the driver as they are."""
-    return (idx, bytes.fromhex(statement_id), kind, received_at, stored_envelope(env, leaf))
+    (``store/leaves.py``; ``parts``: ``envelope_parts(env)`` already made, by a signature
+    worker). Built once, as the log accepts the event; the append hands these tuples to the
+    driver as they are."""
+    stored = parts if parts is not None else stored_envelope(env, leaf)
+    return (idx, bytes.fromhex(statement_id), kind, received_at, stored)
 
 
 @dataclass(frozen=True)

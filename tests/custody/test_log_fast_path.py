@@ -183,6 +183,9 @@ def test_signature_workers_judge_a_batch_as_one_process_does(season: Season) -> 
         late - 1 + PARALLEL_CHUNK
     )
     assert result.receipts[1].index == result.receipts[0].index + 1 == size_before + 1
+    # the rows the workers' deflated forms went into read back as the envelopes sent
+    reader = season.log()
+    assert [reader.entry(r.index) for r in result.receipts[:2]] == good[::-1]
 
 
 @pytest.mark.parametrize("top_level", [10, 1])

@@ -33,6 +33,7 @@ from custody.parallel import (
     signature_check,
     split_block,
 )
+from custody.store.leaves import envelope_parts
 
 
 def judged(items: list[Leaf] | list[Signers]) -> list[object]:
@@ -108,12 +109,16 @@ def test_two_workers_name_an_envelope_s_signers_as_one_process_does(season: Seas
     envelopes += [parse_leaf(bad["forged"]).envelope, parse_leaf(bad["twice"]).envelope]
     keys = season.log().trust.signing_keys
     with SignaturePool(keys, 1) as alone:
-        one = [s for _, wait in alone.signer_chunks(envelopes, 3) for s in wait()]
+        one = [s for _, wait in alone.signer_chunks(envelopes, 3) for s, _ in wait()]
     pool = SignaturePool(keys, 2)
     try:
-        chunks = pool.signer_chunks(envelopes, 3)  # answers come back chunk by chunk, in order
+        # answers come back chunk by chunk, in order, each with the extra the workers computed
+        chunks = pool.signer_chunks(envelopes, 3, extra=envelope_parts)
         assert [start for start, _ in chunks] == list(range(0, len(envelopes), 3))
-        two = [s for _, wait in chunks for s in wait()]
+        answers = [a for _, wait in chunks for a in wait()]
+        two = [s for s, _ in answers]
+        assert [stored for _, stored in answers[:-1]] == [envelope_parts(e) for e in envelopes[:-1]]
+        assert answers[-1][1] is None  # no stored form for an envelope that was refused
     finally:
         pool.close()
         pool.close()  # closing twice is harmless
