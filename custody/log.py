@@ -59,7 +59,7 @@ from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageSt
 from custody.store import log_store
 from custody.store.guard import SignedHeadFile, StartReport, check_at_start, check_before_signing
 from custody.store.handles import Database, Transaction
-from custody.store.leaves import envelope_parts
+from custody.store.leaves import envelope_parts, stored_envelope
 from custody.store.log_store import (
     CosignatureAdded,
     LogStore,
@@ -115,7 +115,11 @@ class Prepared:
     envelope: Envelope
     event: Event
     sigcheck: SignatureCheck
-    stored: bytes | None = None  # the entry row's form of the envelope, if already made
+    # Made by a signature worker (``_append_pooled``), if they were: the entry row's form of
+    # the envelope, and its leaf hash under the receive time ``received``.
+    stored: bytes | None = None
+    leaf_hash: bytes | None = None
+    received: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ class _Batch:
     accepted: list[tuple[int, Prepared, Outcome]] = field(default_factory=list)
     duplicates: list[tuple[str, int]] = field(default_factory=list)
     entries: list[tuple[int, bytes, str, str, bytes]] = field(default_factory=list)
-    leaves: list[bytes] = field(default_factory=list)  # the entries' leaf bytes, in order
+    leaf_hashes: list[bytes] = field(default_factory=list)  # the entries' leaf hashes, in order
     links: list[tuple[str, int]] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
     touched: dict[str, PackageState] = field(default_factory=dict)
@@ -347,8 +351,12 @@ class CustodyLog:
         signatures run at the same time instead of one after the other."""
         if self._pool is None:
             self._pool = SignaturePool(self.trust.signing_keys, self.workers)
-        # the workers also deflate each envelope into the form its entry row keeps
-        pending = self._pool.signer_chunks(envelopes, PARALLEL_CHUNK, extra=envelope_parts)
+        # the workers also deflate each envelope into the form its entry row keeps, and hash
+        # its leaf
+        received = format_time(now)  # the batch's receive time (``_append_locked``)
+        pending = self._pool.signer_chunks(
+            envelopes, PARALLEL_CHUNK, stored=envelope_parts, received=received
+        )
 
         def chunks() -> Iterator[tuple[list[tuple[int, Prepared]], list[Rejected]]]:
             for start, wait in pending:
@@ -356,7 +364,7 @@ class CustodyLog:
                 events = [_parsed(env) for env in part]  # while the workers verify
                 prepared: list[tuple[int, Prepared]] = []
                 early: list[Rejected] = []
-                for i, (env, event, (found, stored)) in enumerate(
+                for i, (env, event, (found, stored, leaf_hash)) in enumerate(
                     zip(part, events, wait(), strict=True)
                 ):
                     if isinstance(found, CustodyError) or isinstance(event, CustodyError):
@@ -365,7 +373,8 @@ class CustodyLog:
                         early.append(Rejected(start + i, error, None, env))
                         continue
                     check = signature_check(env, found)
-                    prepared.append((start + i, Prepared(env, event, check, stored)))
+                    ready = Prepared(env, event, check, stored, leaf_hash, received)
+                    prepared.append((start + i, ready))
                 yield prepared, early
 
         result = AppendResult()
@@ -468,7 +477,7 @@ class CustodyLog:
         checkpoint_text = ""
         if batch.accepted:
             new_size = size + len(batch.accepted)
-            leaves = [merkle.leaf_hash(leaf) for leaf in batch.leaves]
+            leaves = batch.leaf_hashes
             frontier = db.nodes(merkle.frontier_nodes(size))
             nodes = merkle.nodes_for_batch(size, leaves, lambda lvl, i: frontier[(lvl, i)])
             db.add_entries(NewEntries(batch.entries, batch.links, nodes, batch.findings))
@@ -590,12 +599,14 @@ class CustodyLog:
                     "idx": idx,
                     "body": json.dumps(exam_policy_body(outcome.exam), sort_keys=True),
                 }
-            leaf = leaf_bytes_at(p.envelope, batch.received)
-            batch.leaves.append(leaf)
+            if p.leaf_hash is not None and p.stored is not None and p.received == batch.received:
+                leaf_hash, row_form = p.leaf_hash, p.stored  # made by a signature worker
+            else:
+                leaf = leaf_bytes_at(p.envelope, batch.received)
+                leaf_hash, row_form = merkle.leaf_hash(leaf), stored_envelope(p.envelope, leaf)
+            batch.leaf_hashes.append(leaf_hash)
             batch.entries.append(
-                log_store.entry_row(
-                    idx, p.event.id, p.event.kind.value, batch.received, p.envelope, leaf, p.stored
-                )
+                log_store.entry_row(idx, p.event.id, p.event.kind.value, batch.received, row_form)
             )
             batch.links.extend((pid, idx) for pid in p.event.package_ids)
             batch.findings.extend(

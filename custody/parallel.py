@@ -20,7 +20,7 @@ from crypto.dsse import (
 )
 from crypto.signing import VerifyKey
 from custody.errors import N_, CustodyError, FormatError, Phrase
-from custody.events import EVENT_TYPE, leaf_parts, parse_leaf
+from custody.events import EVENT_TYPE, leaf_bytes_at, leaf_parts, parse_leaf
 
 if TYPE_CHECKING:  # process pools load multiprocessing: only when workers are asked for
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -80,32 +80,47 @@ def envelope_parts(env: Envelope) -> Parts:
     return env.payload_type, env.payload, tuple((s.keyid, s.sig) for s in env.signatures)
 
 
-# Something a worker computes from each envelope besides its signers (a module-level function,
-# sent to the workers by name), e.g. the form the log stores it in.
-Extra = Callable[[Envelope], bytes | None]
+# The form the log stores an envelope in (``custody.store.leaves.envelope_parts``, a module-level
+# function: it is sent to the workers by name; storage is not imported here).
+Stored = Callable[[Envelope], bytes | None]
+# A worker's answer about one envelope: its signers (or the refusal), and for an envelope whose
+# signatures could be checked, what the append asked for besides: its stored form, and its
+# Merkle leaf hash under the batch's receive time.
+Answer = tuple[Signers, bytes | None, bytes | None]
 
 
-def _signers(parts: Parts, keys: Mapping[str, VerifyKey], extra: Extra | None = None) -> Answer:
+def _signers(
+    parts: Parts,
+    keys: Mapping[str, VerifyKey],
+    stored: Stored | None = None,
+    received: str | None = None,
+) -> Answer:
     payload_type, payload, sigs = parts
     env = Envelope(payload_type, payload, tuple(Signature(k, s) for k, s in sigs))
     try:
         check = verify_signatures(env, keys)
     except CustodyError as e:
-        return e, None
-    return (tuple(sorted(check.signed_by)), check.unmatched), (extra(env) if extra else None)
-
-
-Answer = tuple[Signers, bytes | None]  # a worker's answer: the signers, and ``extra``'s result
+        return e, None, None
+    return (
+        (tuple(sorted(check.signed_by)), check.unmatched),
+        stored(env) if stored else None,
+        merkle.leaf_hash(leaf_bytes_at(env, received)) if received is not None else None,
+    )
 
 
 def _signers_each(
-    chunk: list[Parts], keys: Mapping[str, VerifyKey], extra: Extra | None = None
+    chunk: list[Parts],
+    keys: Mapping[str, VerifyKey],
+    stored: Stored | None = None,
+    received: str | None = None,
 ) -> list[Answer]:
-    return [_signers(parts, keys, extra) for parts in chunk]
+    return [_signers(parts, keys, stored, received) for parts in chunk]
 
 
-def _signers_chunk(chunk: list[Parts], extra: Extra | None = None) -> list[Answer]:
-    return _signers_each(chunk, _WORKER_KEYS, extra)
+def _signers_chunk(
+    chunk: list[Parts], stored: Stored | None = None, received: str | None = None
+) -> list[Answer]:
+    return _signers_each(chunk, _WORKER_KEYS, stored, received)
 
 
 def signature_check(
@@ -243,21 +258,31 @@ class SignaturePool:
             yield from zip(done, fut.result(), strict=True)
 
     def signer_chunks(
-        self, envelopes: list[Envelope], size: int, extra: Extra | None = None
+        self,
+        envelopes: list[Envelope],
+        size: int,
+        *,
+        stored: Stored | None = None,
+        received: str | None = None,
     ) -> list[tuple[int, Callable[[], list[Answer]]]]:
         """Verify the signatures of already parsed envelopes on every worker, in chunks of
         ``size``: every chunk is sent at once, and each (its first position, a call waiting
         for its answers) can be taken in order while the later chunks are still being
-        verified. With ``extra``, each answer also carries ``extra(envelope)`` (``None`` for
-        an envelope whose signatures could not be checked)."""
+        verified. Each answer also carries, if asked, ``stored(envelope)`` and the leaf hash
+        of the envelope received at ``received`` (work taken off the appending process)."""
         chunks = [
             (i, [envelope_parts(env) for env in envelopes[i : i + size]])
             for i in range(0, len(envelopes), size)
         ]
         if self._pool is None:
-            return [(i, partial(_signers_each, parts, self.keys, extra)) for i, parts in chunks]
+            return [
+                (i, partial(_signers_each, parts, self.keys, stored, received))
+                for i, parts in chunks
+            ]
         pool = self._pool
-        return [(i, pool.submit(_signers_chunk, parts, extra).result) for i, parts in chunks]
+        return [
+            (i, pool.submit(_signers_chunk, parts, stored, received).result) for i, parts in chunks
+        ]
 
     def leaves(self, lines: Iterable[bytes], chunk: int = CHUNK) -> Iterator[Leaf]:
         """Hash, parse and verify log leaves in order on every worker (a few chunks per worker

@@ -214,16 +214,14 @@ def blocked_keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(select(BLOCKED).order_by(BLOCKED.c.key_id))]
 
 
+_BLOCKS = select(BLOCKED.c.key_id, BLOCKED.c.incident_id).where(
+    BLOCKED.c.key_id.in_(bindparam("key_ids", expanding=True)), BLOCKED.c.unblocked_at.is_(None)
+)  # built once: every append asks it (the compiled form is then SQLAlchemy's cached one)
+
+
 def blocks(conn: Connection, key_ids: Iterable[str]) -> list[tuple[str, str]]:
     """(key id, incident id) for each of ``key_ids`` still blocked."""
-    return [
-        (r.key_id, r.incident_id)
-        for r in conn.execute(
-            select(BLOCKED.c.key_id, BLOCKED.c.incident_id).where(
-                BLOCKED.c.key_id.in_(list(key_ids)), BLOCKED.c.unblocked_at.is_(None)
-            )
-        )
-    ]
+    return [(r.key_id, r.incident_id) for r in conn.execute(_BLOCKS, {"key_ids": list(key_ids)})]
 
 
 def block_key(
@@ -294,20 +292,32 @@ def _watch_columns(w: Watch) -> dict[str, Any]:
     }
 
 
+_WATCH_SELECT = (
+    "SELECT package_id, paper, status, since, last_place, last_place_time, last_place_event "
+    "FROM incident_watch WHERE package_id "
+)
+
+
 def watches(conn: Connection, package_ids: Sequence[str]) -> dict[str, Watch]:
+    """The watches of those of these packages that have one. Every append reads those of its
+    packages, so the query is the driver's own SQL (one array parameter on PostgreSQL, an
+    ``IN`` list on SQLite), without SQLAlchemy's work per id and per row."""
     out: dict[str, Watch] = {}
     for chunk in chunks(package_ids, CHUNK):
-        for r in conn.execute(select(WATCH).where(WATCH.c.package_id.in_(chunk))):
-            out[r.package_id] = Watch(
-                package_id=r.package_id,
-                paper=r.paper,
-                status=r.status,
-                since=parse_time(r.since, what="watch since"),
-                last_place=r.last_place,
-                last_place_time=(
-                    parse_time(r.last_place_time, what="watch time") if r.last_place_time else None
-                ),
-                last_place_event=r.last_place_event,
+        if conn.dialect.name == "postgresql":
+            rows = conn.exec_driver_sql(_WATCH_SELECT + "= ANY(%s)", (chunk,))
+        else:
+            marks = ", ".join(["?"] * len(chunk))
+            rows = conn.exec_driver_sql(_WATCH_SELECT + "IN (" + marks + ")", tuple(chunk))
+        for pid, paper, status, since, place, place_time, place_event in rows:
+            out[pid] = Watch(
+                package_id=pid,
+                paper=paper,
+                status=status,
+                since=parse_time(since, what="watch since"),
+                last_place=place,
+                last_place_time=parse_time(place_time, what="watch time") if place_time else None,
+                last_place_event=place_event,
             )
     return out
 

@@ -32,14 +32,13 @@ from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
-from crypto.dsse import Envelope
 from custody.errors import N_, LogStateError, StorageError
 from custody.exams import ExamPolicy, exam_policy_from_body
 from custody.rules import PackageState
 from custody.store import log_tables as _log_tables  # noqa: F401  (registers the tables)
 from custody.store.db import read_options
 from custody.store.guard import RECOVER as GUARD_RECOVER
-from custody.store.leaves import leaf_of, stored_envelope
+from custody.store.leaves import leaf_of
 from custody.store.states import state_from_json, state_to_json
 
 HEAD: Table = SQLModel.metadata.tables["log_head"]
@@ -134,20 +133,12 @@ def _id_bytes(statement_ids: Iterable[str]) -> list[bytes]:
 
 
 def entry_row(
-    idx: int,
-    statement_id: str,
-    kind: str,
-    received_at: str,
-    env: Envelope,
-    leaf: bytes,
-    parts: bytes | None = None,
+    idx: int, statement_id: str, kind: str, received_at: str, stored: bytes
 ) -> tuple[int, bytes, str, str, bytes]:
     """The ``log_entry`` row (the columns of ``_INSERT_ENTRIES``) of an accepted envelope
-    whose leaf is ``leaf``: the statement id as its 32 bytes, the envelope in its parts
-    (``store/leaves.py``; ``parts``: ``envelope_parts(env)`` already made, by a signature
-    worker). Built once, as the log accepts the event; the append hands these tuples to the
-    driver as they are."""
-    stored = parts if parts is not None else stored_envelope(env, leaf)
+    kept as ``stored`` (``store/leaves.py``: ``stored_envelope``, its parts or its leaf): the
+    statement id as its 32 bytes. Built once, as the log accepts the event; the append hands
+    these tuples to the driver as they are."""
     return (idx, bytes.fromhex(statement_id), kind, received_at, stored)
 
 

@@ -23,7 +23,7 @@ from custody.audit import (
 )
 from custody.demo import Season, seal_events
 from custody.errors import CustodyError, DuplicateSignatureError, FormatError
-from custody.events import leaf_bytes, parse_leaf
+from custody.events import leaf_bytes, leaf_bytes_at, parse_leaf
 from custody.parallel import (
     Leaf,
     LineBlocks,
@@ -109,16 +109,20 @@ def test_two_workers_name_an_envelope_s_signers_as_one_process_does(season: Seas
     envelopes += [parse_leaf(bad["forged"]).envelope, parse_leaf(bad["twice"]).envelope]
     keys = season.log().trust.signing_keys
     with SignaturePool(keys, 1) as alone:
-        one = [s for _, wait in alone.signer_chunks(envelopes, 3) for s, _ in wait()]
+        one = [a[0] for _, wait in alone.signer_chunks(envelopes, 3) for a in wait()]
     pool = SignaturePool(keys, 2)
     try:
         # answers come back chunk by chunk, in order, each with the extra the workers computed
-        chunks = pool.signer_chunks(envelopes, 3, extra=envelope_parts)
+        received = "2027-03-01T08:00:00Z"
+        chunks = pool.signer_chunks(envelopes, 3, stored=envelope_parts, received=received)
         assert [start for start, _ in chunks] == list(range(0, len(envelopes), 3))
         answers = [a for _, wait in chunks for a in wait()]
-        two = [s for s, _ in answers]
-        assert [stored for _, stored in answers[:-1]] == [envelope_parts(e) for e in envelopes[:-1]]
-        assert answers[-1][1] is None  # no stored form for an envelope that was refused
+        two = [s for s, _, _ in answers]
+        assert [a[1] for a in answers[:-1]] == [envelope_parts(e) for e in envelopes[:-1]]
+        assert [a[2] for a in answers[:-1]] == [
+            merkle.leaf_hash(leaf_bytes_at(e, received)) for e in envelopes[:-1]
+        ]
+        assert answers[-1][1:] == (None, None)  # nothing more for an envelope that was refused
     finally:
         pool.close()
         pool.close()  # closing twice is harmless
