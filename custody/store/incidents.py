@@ -214,14 +214,22 @@ def blocked_keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(select(BLOCKED).order_by(BLOCKED.c.key_id))]
 
 
-_BLOCKS = select(BLOCKED.c.key_id, BLOCKED.c.incident_id).where(
-    BLOCKED.c.key_id.in_(bindparam("key_ids", expanding=True)), BLOCKED.c.unblocked_at.is_(None)
-)  # built once: every append asks it (the compiled form is then SQLAlchemy's cached one)
+_BLOCKS = "SELECT key_id, incident_id FROM blocked_key WHERE unblocked_at IS NULL AND key_id "
 
 
 def blocks(conn: Connection, key_ids: Iterable[str]) -> list[tuple[str, str]]:
-    """(key id, incident id) for each of ``key_ids`` still blocked."""
-    return [(r.key_id, r.incident_id) for r in conn.execute(_BLOCKS, {"key_ids": list(key_ids)})]
+    """(key id, incident id) for each of ``key_ids`` still blocked. Every append asks it (the
+    desk's gate, for a batch's signers), so it is the driver's own SQL, as ``watches``."""
+    kids = sorted(set(key_ids))
+    if not kids:
+        return []
+    if conn.dialect.name == "postgresql":
+        rows = conn.exec_driver_sql(_BLOCKS + "= ANY(%s)", (kids,))
+    else:
+        rows = conn.exec_driver_sql(
+            _BLOCKS + "IN (" + ", ".join(["?"] * len(kids)) + ")", tuple(kids)
+        )
+    return [(str(kid), str(incident)) for kid, incident in rows]
 
 
 def block_key(
