@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import SQLModel
 
 from custody.errors import N_, LogStateError, StorageError
@@ -73,6 +73,11 @@ _INSERT_ENTRIES = (
 )
 _INSERT_LINKS = "INSERT INTO package_event (package_id, idx) VALUES ({0}, {0})"
 _INSERT_NODES = "INSERT INTO tree_node (level, idx, hash) VALUES ({0}, {0}, {0})"
+# PostgreSQL takes the same rows by COPY (psycopg's ``write_row``): a third of the server's and
+# the driver's work of a multi-row INSERT.
+_COPY_ENTRIES = "COPY log_entry (idx, statement_id, kind, received_at, envelope) FROM STDIN"
+_COPY_LINKS = "COPY package_event (package_id, idx) FROM STDIN"
+_COPY_NODES = "COPY tree_node (level, idx, hash) FROM STDIN"
 _UPDATE_STATES = "UPDATE package_state SET state = {0}, last_idx = {0} WHERE package_id = {0}"
 _PG_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE statement_id = ANY(%s)"
 _SQLITE_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE statement_id IN "
@@ -81,6 +86,29 @@ _SQLITE_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE st
 def _driver_sql(conn: Connection, template: str) -> str:
     """``template`` with the driver's placeholder (``%s`` for psycopg, ``?`` for sqlite3)."""
     return template.format("%s" if conn.dialect.name == "postgresql" else "?")
+
+
+def _copy_rows(conn: Connection, *tables: tuple[str, Sequence[Sequence[Any]]]) -> None:
+    """Write rows by COPY on the connection's psycopg connection, inside its transaction. A
+    refusal of the server is raised as SQLAlchemy raises it for a statement (``IntegrityError``
+    for a duplicate key, ``OperationalError`` for a full disk or a lost server), so the append
+    handles it as any other write's."""
+    import psycopg  # noqa: PLC0415 - only with PostgreSQL
+
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    try:
+        with raw.cursor() as cur:
+            for sql, rows in tables:
+                if rows:
+                    with cur.copy(sql) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+    except psycopg.Error as e:
+        wrapped = DBAPIError.instance(
+            sql, None, e, psycopg.Error, dialect=conn.dialect, ismulti=True
+        )
+        raise wrapped from e
 
 
 def _sqlite_entries_sql(count: int) -> str:
@@ -214,14 +242,22 @@ class LogStore:
         """Insert an append's rows. Those written for every event (entries, package links,
         nodes) go to the driver as tuples in the driver's own SQL: no SQLAlchemy processing
         (or garbage-collected dicts) per row."""
-        sql = partial(_driver_sql, self.conn)
-        for template, many in (
-            (_INSERT_ENTRIES, rows.entries),
-            (_INSERT_LINKS, rows.links),
-            (_INSERT_NODES, rows.nodes),
-        ):
-            if many:
-                self.conn.exec_driver_sql(sql(template), list(many))
+        if self.conn.dialect.name == "postgresql":
+            _copy_rows(
+                self.conn,
+                (_COPY_ENTRIES, rows.entries),
+                (_COPY_LINKS, rows.links),
+                (_COPY_NODES, rows.nodes),
+            )
+        else:
+            sql = partial(_driver_sql, self.conn)
+            for template, many in (
+                (_INSERT_ENTRIES, rows.entries),
+                (_INSERT_LINKS, rows.links),
+                (_INSERT_NODES, rows.nodes),
+            ):
+                if many:
+                    self.conn.exec_driver_sql(sql(template), list(many))
         if rows.findings:
             self.conn.execute(insert(FINDING), list(rows.findings))
 

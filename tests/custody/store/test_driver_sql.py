@@ -1,5 +1,6 @@
-"""The incident desk's reads on every append (blocked keys, package watches) as the driver's own
-SQL: the same answers on SQLite and PostgreSQL, for one id, many, none, and ids not there."""
+"""What every append does through the driver's own SQL (the incident desk's reads of blocked keys
+and package watches; the log's rows by COPY on PostgreSQL): the same answers and the same
+refusals on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from crypto.encoding import utc
 from custody.demo import start_season
+from custody.errors import LogStateError
 from custody.store import incidents as store
+from custody.store import log_store
 from tests.conftest import PASS, fast_kdf
 
 T0 = utc(2027, 3, 1, 8)
@@ -42,3 +45,25 @@ def test_blocks_and_watches_read_back_what_was_written(
         read = store.watches(conn, wanted)
     assert read == {w.package_id: w for w in watches}
     assert read["PK-0003"].last_seen == ("site-1", T0 + timedelta(hours=1), "ab" * 32)
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
+def test_an_entry_row_written_twice_is_the_log_s_state_error_on_both_engines(
+    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL takes an append's rows by COPY, SQLite by INSERT: a row that collides (a head
+    row behind its entries) is refused alike, as the log's state, and nothing is written."""
+    url = None if engine_name == "sqlite" else request.getfixturevalue("pg_url")
+    s = start_season(tmp_path / "s", now=T0, passphrase=PASS, kdf=fast_kdf(), database_url=url)
+    log = s.log()
+    size = log.size()
+    assert size > 0  # the demo season's set-up statements
+    row = log_store.entry_row(0, "00" * 32, "seal", "2027-03-01T08:00:00Z", b"x")
+    fresh = log_store.entry_row(size, "11" * 32, "seal", "2027-03-01T08:00:00Z", b"y")
+    with pytest.raises(LogStateError):
+        log_store.appending(
+            s.home.engine,
+            lambda db: db.add_entries(log_store.NewEntries([fresh, row], [], [], [])),
+        )
+    with log_store.reading(s.home.engine) as db:
+        assert db.entries_of(["11" * 32]) == []  # the fresh row went with the refused one
