@@ -214,7 +214,11 @@ def blocked_keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(select(BLOCKED).order_by(BLOCKED.c.key_id))]
 
 
-_BLOCKS = "SELECT key_id, incident_id FROM blocked_key WHERE unblocked_at IS NULL AND key_id "
+_BLOCKS = "SELECT key_id, incident_id FROM blocked_key WHERE unblocked_at IS NULL AND key_id IN "
+_PG_BLOCKS = (
+    "SELECT b.key_id, b.incident_id FROM unnest(%s::text[]) AS wanted(id) "
+    "JOIN blocked_key b ON b.key_id = wanted.id WHERE b.unblocked_at IS NULL"
+)
 
 
 def blocks(conn: Connection, key_ids: Iterable[str]) -> list[tuple[str, str]]:
@@ -224,11 +228,9 @@ def blocks(conn: Connection, key_ids: Iterable[str]) -> list[tuple[str, str]]:
     if not kids:
         return []
     if conn.dialect.name == "postgresql":
-        rows = conn.exec_driver_sql(_BLOCKS + "= ANY(%s)", (kids,))
+        rows = conn.exec_driver_sql(_PG_BLOCKS, (kids,))
     else:
-        rows = conn.exec_driver_sql(
-            _BLOCKS + "IN (" + ", ".join(["?"] * len(kids)) + ")", tuple(kids)
-        )
+        rows = conn.exec_driver_sql(_BLOCKS + "(" + ", ".join(["?"] * len(kids)) + ")", tuple(kids))
     return [(str(kid), str(incident)) for kid, incident in rows]
 
 
@@ -300,9 +302,13 @@ def _watch_columns(w: Watch) -> dict[str, Any]:
     }
 
 
-_WATCH_SELECT = (
-    "SELECT package_id, paper, status, since, last_place, last_place_time, last_place_event "
-    "FROM incident_watch WHERE package_id "
+_WATCH_COLUMNS = "package_id, paper, status, since, last_place, last_place_time, last_place_event"
+_WATCH_SELECT = f"SELECT {_WATCH_COLUMNS} FROM incident_watch WHERE package_id IN "  # noqa: S608
+# PostgreSQL: the ids as one array joined to the table (``WHERE package_id = ANY(%s)`` can be
+# planned once, by psycopg's prepared statement, as a scan of the whole table: see log_store).
+_PG_WATCHES = (
+    f"SELECT w.{_WATCH_COLUMNS.replace(', ', ', w.')} "  # noqa: S608
+    "FROM unnest(%s::text[]) AS wanted(id) JOIN incident_watch w ON w.package_id = wanted.id"
 )
 
 
@@ -313,10 +319,10 @@ def watches(conn: Connection, package_ids: Sequence[str]) -> dict[str, Watch]:
     out: dict[str, Watch] = {}
     for chunk in chunks(package_ids, CHUNK):
         if conn.dialect.name == "postgresql":
-            rows = conn.exec_driver_sql(_WATCH_SELECT + "= ANY(%s)", (chunk,))
+            rows = conn.exec_driver_sql(_PG_WATCHES, (chunk,))
         else:
             marks = ", ".join(["?"] * len(chunk))
-            rows = conn.exec_driver_sql(_WATCH_SELECT + "IN (" + marks + ")", tuple(chunk))
+            rows = conn.exec_driver_sql(_WATCH_SELECT + "(" + marks + ")", tuple(chunk))
         for pid, paper, status, since, place, place_time, place_event in rows:
             out[pid] = Watch(
                 package_id=pid,

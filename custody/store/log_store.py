@@ -79,7 +79,12 @@ _COPY_ENTRIES = "COPY log_entry (idx, statement_id, kind, received_at, envelope)
 _COPY_LINKS = "COPY package_event (package_id, idx) FROM STDIN"
 _COPY_NODES = "COPY tree_node (level, idx, hash) FROM STDIN"
 _UPDATE_STATES = "UPDATE package_state SET state = {0}, last_idx = {0} WHERE package_id = {0}"
-_PG_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE statement_id = ANY(%s)"
+# The ids as one array joined to the table: ``WHERE statement_id = ANY(%s)``, once psycopg had
+# prepared it, was planned as a scan of the whole log (20-50 ms for 128 ids at 14,000 entries).
+_PG_ENTRIES = (
+    "SELECT e.statement_id, e.idx, e.received_at FROM unnest(%s::bytea[]) AS wanted(id) "
+    "JOIN log_entry e ON e.statement_id = wanted.id"
+)
 _SQLITE_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE statement_id IN "
 
 
@@ -218,7 +223,7 @@ class LogStore:
         """(statement id, index, receive time) by statement id, as the driver's own SQL: one
         array parameter on PostgreSQL, one ``IN`` list per count on SQLite (no SQLAlchemy
         processing per id: the append asks this for every statement of a batch)."""
-        wanted = _id_bytes(statement_ids)
+        wanted = list(dict.fromkeys(_id_bytes(statement_ids)))  # each id once
         if not wanted:
             return []
         if self.conn.dialect.name == "postgresql":
