@@ -406,6 +406,13 @@ def run_appends(quick: bool, pg: str | None, limit: float, report: _report.Repor
         one = appends(url and _fresh_pg(url), packages, rounds, singles, 1)
         many = appends(url and _fresh_pg(url), packages, rounds, 20, CORES)
         load = _report.load_average()
+        # Measured again after this engine's appends; the higher of the two is the limit (on
+        # a shared machine the raw rate on all cores moves by 2x within minutes: the higher
+        # one never flatters the ratio).
+        again = raw_rates(10000 if quick else 40000)[1] / 2
+        if again > limit:
+            print(f"(the limit measured again: {again:,.0f} handovers/s, taken instead)")
+            limit = again
         print(
             f"| {label}: one handover per transaction | {one.single:,.0f} | {one.single / limit:.3f} | {load} |"
         )
@@ -436,7 +443,8 @@ def run_appends(quick: bool, pg: str | None, limit: float, report: _report.Repor
             f"append_batched_ratio_{name}",
             best / limit,
             limit=limit,
-            limit_is="handovers/s: half the raw Ed25519 verify rate on all cores, same run",
+            limit_is="handovers/s: half the raw Ed25519 verify rate on all cores, same run "
+            "(the higher of the measurements before and after the appends)",
             goal=">= 0.5",
             rate=round(best, 1),
             batch=packages,
