@@ -1,9 +1,11 @@
 """What every append does through the driver's own SQL (the incident desk's reads of blocked keys
 and package watches; the log's rows by COPY on PostgreSQL): the same answers and the same
-refusals on SQLite and PostgreSQL."""
+refusals on SQLite and PostgreSQL; on PostgreSQL an append's package states are rewritten in
+one statement."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from crypto.encoding import utc
 from custody.demo import start_season
 from custody.errors import LogStateError
+from custody.rules import PackageState, Status
 from custody.store import incidents as store
 from custody.store import log_store
 from tests.conftest import PASS, fast_kdf
@@ -67,3 +70,29 @@ def test_an_entry_row_written_twice_is_the_log_s_state_error_on_both_engines(
         )
     with log_store.reading(s.home.engine) as db:
         assert db.entries_of(["11" * 32]) == []  # the fresh row went with the refused one
+
+
+@pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
+def test_package_states_saved_in_one_statement_read_back(
+    engine_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL rewrites an append's package states in one UPDATE over three arrays, SQLite
+    one row at a time: new rows and changed rows read back the same on both."""
+    url = None if engine_name == "sqlite" else request.getfixturevalue("pg_url")
+    s = start_season(tmp_path / "s", now=T0, passphrase=PASS, kdf=fast_kdf(), database_url=url)
+
+    def state(n: int, holder: str) -> PackageState:
+        return PackageState(
+            f"PK-{n}", "E", "P-01", "PA", 30, ("S1",), T0, T0 + timedelta(days=1),
+            ("print-qian", "courier-li"), False, Status.SEALED, holder, 0, f"{n:064x}",
+            T0, "site-1",
+        )  # fmt: skip
+
+    first = {f"PK-{n}": state(n, "print-qian") for n in range(5)}
+    log_store.appending(s.home.engine, lambda db: db.save_states(first, 7, set()))
+    moved = {f"PK-{n}": replace(state(n, "courier-li"), route_pos=1) for n in (1, 3)}
+    moved["PK-9"] = state(9, "print-qian")  # a new one beside them
+    log_store.appending(s.home.engine, lambda db: db.save_states(moved, 8, {"PK-1", "PK-3"}))
+    with log_store.reading(s.home.engine) as db:
+        read = db.states([*first, "PK-9", "PK-none"])
+    assert read == {**first, **moved}
