@@ -129,3 +129,8 @@ def create_schema(engine: Engine) -> None:
             url=describe_database(engine.url),
             orig=e.orig,
         ) from e
+
+
+def sqlite_marks(count: int) -> str:
+    """``(?, ?, …)``: ``count`` placeholders of an ``IN`` list in sqlite3's own SQL."""
+    return "(" + ", ".join(["?"] * count) + ")"

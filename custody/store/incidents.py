@@ -22,6 +22,7 @@ from custody.errors import N_, NotFoundError
 from custody.incidents.acts import Act
 from custody.incidents.policy import Incident, IncidentStatus, Severity, Target
 from custody.rules import PackageState, Status
+from custody.store.db import sqlite_marks
 from custody.store.incident_tables import (
     BlockedKeyRow,
     IncidentActRow,
@@ -230,7 +231,7 @@ def blocks(conn: Connection, key_ids: Iterable[str]) -> list[tuple[str, str]]:
     if conn.dialect.name == "postgresql":
         rows = conn.exec_driver_sql(_PG_BLOCKS, (kids,))
     else:
-        rows = conn.exec_driver_sql(_BLOCKS + "(" + ", ".join(["?"] * len(kids)) + ")", tuple(kids))
+        rows = conn.exec_driver_sql(_BLOCKS + sqlite_marks(len(kids)), tuple(kids))
     return [(str(kid), str(incident)) for kid, incident in rows]
 
 
@@ -321,8 +322,7 @@ def watches(conn: Connection, package_ids: Sequence[str]) -> dict[str, Watch]:
         if conn.dialect.name == "postgresql":
             rows = conn.exec_driver_sql(_PG_WATCHES, (chunk,))
         else:
-            marks = ", ".join(["?"] * len(chunk))
-            rows = conn.exec_driver_sql(_WATCH_SELECT + "(" + marks + ")", tuple(chunk))
+            rows = conn.exec_driver_sql(_WATCH_SELECT + sqlite_marks(len(chunk)), tuple(chunk))
         for pid, paper, status, since, place, place_time, place_event in rows:
             out[pid] = Watch(
                 package_id=pid,

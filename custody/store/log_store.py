@@ -36,7 +36,7 @@ from custody.errors import N_, LogStateError, StorageError
 from custody.exams import ExamPolicy, exam_policy_from_body
 from custody.rules import PackageState
 from custody.store import log_tables as _log_tables  # noqa: F401  (registers the tables)
-from custody.store.db import read_options
+from custody.store.db import read_options, sqlite_marks
 from custody.store.guard import RECOVER as GUARD_RECOVER
 from custody.store.leaves import leaf_of
 from custody.store.states import state_from_json, state_to_json
@@ -107,22 +107,24 @@ def _copy_rows(conn: Connection, *tables: tuple[str, Sequence[Sequence[Any]]]) -
 
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
+    current = tables[0][0] if tables else "COPY"  # the statement a refusal is reported with
     try:
         with raw.cursor() as cur:
             for sql, rows in tables:
                 if rows:
+                    current = sql
                     with cur.copy(sql) as copy:
                         for row in rows:
                             copy.write_row(row)
     except psycopg.Error as e:
         wrapped = DBAPIError.instance(
-            sql, None, e, psycopg.Error, dialect=conn.dialect, ismulti=True
+            current, None, e, psycopg.Error, dialect=conn.dialect, ismulti=True
         )
         raise wrapped from e
 
 
 def _sqlite_entries_sql(count: int) -> str:
-    return _SQLITE_ENTRIES + "(" + ", ".join(["?"] * count) + ")"
+    return _SQLITE_ENTRIES + sqlite_marks(count)
 
 
 def _sqlite_nodes_sql(count: int) -> str:
