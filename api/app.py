@@ -33,7 +33,7 @@ from api import (
 )
 from api.backend import Backend, Settings
 from api.guard import Guard, Limiter
-from api.rate_store import RATES_FILE, SharedCounters
+from api.rate_store import RATES_FILE, ProcessCounters, SharedCounters
 from custody.errors import CustodyError
 
 log = logging.getLogger("custody.desk")
@@ -98,7 +98,10 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.backend = backend
-    app.state.limiter = Limiter(SharedCounters(settings.home / RATES_FILE))
+    counters = (
+        SharedCounters(settings.home / RATES_FILE) if settings.shared_rates else ProcessCounters()
+    )
+    app.state.limiter = Limiter(counters)
     errors.install(app)
     app.add_middleware(Guard, limiter=app.state.limiter, rate=settings.rate_per_address)
     app.include_router(routes.router)

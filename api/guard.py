@@ -9,7 +9,8 @@ Rules (the numbers are ``api.backend.Settings``, documented in docs/formats.md "
   ``unsupported_media_type`` before a byte is read. JSON routes accept only
   ``application/json``, which a cross-site HTML form cannot send without a CORS preflight.
 - Rates (the ``limits`` library, fixed windows, counted in the home's ``rates.sqlite`` that
-  every worker process of the home shares: ``api/rate_store.py``): every request counts
+  every worker process of ``serve --workers N`` shares, or in the memory of a lone server
+  process: ``api/rate_store.py``): every request counts
   against its client address; logins, logged-in reads and submitted envelopes count against
   their key id too. Over the limit answers 429 ``rate_limited`` with ``Retry-After``. A
   window starts at the first request counted in it and lasts the rate's period; a client may
@@ -53,7 +54,8 @@ _COUNTED = {"address": Phrase("address"), "key": Phrase("key")}
 
 class Limiter:
     """Fixed-window rate limits over a ``limits`` storage (the service's: the home's shared
-    ``rates.sqlite``, ``api.rate_store.SharedCounters``)."""
+    ``rates.sqlite``, ``api.rate_store.SharedCounters``, for several workers; else this
+    process's ``api.rate_store.ProcessCounters``)."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage

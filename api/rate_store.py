@@ -1,10 +1,12 @@
-"""The rate limiter's counters, shared by every worker process of one home.
+"""The rate limiter's counters: in the process that serves the home, or shared by every
+worker process of ``serve --workers N``.
 
-``serve --workers N`` runs N processes; with counters in each process's memory a client
-would get N times its limit. The counters live instead in a small SQLite file of the home
-(``rates.sqlite``), a storage for the ``limits`` library's fixed-window strategy
-(``limits.strategies.FixedWindowRateLimiter``), so every worker counts against the same
-numbers.
+One server process counts in its own memory (``ProcessCounters``): nothing else answers for
+the home, and a counter costs no write. ``serve --workers N`` runs N processes; with counters
+in each process's memory a client would get N times its limit. Their counters live instead in
+a small SQLite file of the home (``rates.sqlite``, ``SharedCounters``), so every worker counts
+against the same numbers. Both are storages for the ``limits`` library's fixed-window strategy
+(``limits.strategies.FixedWindowRateLimiter``) and count alike.
 
 Rules:
 - One row per (limit, kind, who): its count and when its window ends. A hit is one SQL
@@ -15,7 +17,8 @@ Rules:
   needs no server. It is written without waiting for the disk (``synchronous=OFF``, WAL):
   counters lost in a power cut only give clients a fresh window.
 - It holds client addresses and key ids for at most one window: rows whose window has ended
-  are deleted as the store goes (every ``PURGE_EVERY`` hits of a process).
+  are deleted as the store goes (every ``PURGE_EVERY`` hits of a process); so does the
+  in-memory store with its entries.
 - A store that cannot be read or written raises ``StorageError`` (503): requests are not
   answered uncounted.
 """
@@ -157,4 +160,56 @@ class SharedCounters(Storage):
             conn.close()
 
 
-__all__ = ["RATES_FILE", "SharedCounters"]
+class ProcessCounters(Storage):
+    """Fixed-window counters in this process's memory, counted as ``SharedCounters`` counts
+    (a window starts at the first hit after the last one ended): one ``serve`` process."""
+
+    STORAGE_SCHEME = ["custody-process"]  # noqa: RUF012 - the type limits declares
+
+    def __init__(self, uri: str = "custody-process://", **options: float | str | bool) -> None:
+        super().__init__(uri, wrap_exceptions=False, **options)
+        self._windows: dict[str, tuple[int, float]] = {}  # key: (count, when the window ends)
+        self._lock = threading.Lock()
+        self._hits = 0
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ValueError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        with self._lock:
+            count, ends = self._windows.get(key, (0, now))
+            count, ends = (count + amount, ends) if ends > now else (amount, now + expiry)
+            self._windows[key] = (count, ends)
+            self._hits += 1
+            if self._hits % PURGE_EVERY == 0:
+                self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+        return count
+
+    def _row(self, key: str) -> tuple[int, float] | None:
+        row = self._windows.get(key)
+        return row if row is not None and row[1] > time.time() else None
+
+    def get(self, key: str) -> int:
+        row = self._row(key)
+        return 0 if row is None else row[0]
+
+    def get_expiry(self, key: str) -> float:
+        row = self._row(key)
+        return time.time() if row is None else row[1]
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with self._lock:
+            n, self._windows = len(self._windows), {}
+        return n
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._windows.pop(key, None)
+
+
+__all__ = ["RATES_FILE", "ProcessCounters", "SharedCounters"]

@@ -31,6 +31,8 @@ def make_app() -> FastAPI:
         # the benchmark's clients are one address and a few keys: no rate limit in the way
         rate_per_address="100000000/minute",
         rate_per_key="100000000/minute",
+        # counted as `custody serve` counts: in memory alone, in rates.sqlite with workers
+        shared_rates=int(os.environ.get("BENCH_WORKERS", "1")) > 1,
     )
     app = create_app(settings)
 
@@ -49,7 +51,7 @@ def make_app() -> FastAPI:
 def main() -> None:
     home, port, clock = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     workers = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    os.environ.update(BENCH_HOME=home, BENCH_CLOCK=clock)
+    os.environ.update(BENCH_HOME=home, BENCH_CLOCK=clock, BENCH_WORKERS=str(workers))
     if workers == 1:
         app = make_app()
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

@@ -228,6 +228,7 @@ def _build(*, desk: bool) -> FastAPI:
         rate_per_address=spec["rate_per_address"],
         rate_per_key=spec["rate_per_key"],
         access_flush=spec["access_flush"],
+        shared_rates=True,  # the workers count each client against the same numbers
     )
     return create_app(settings)
 

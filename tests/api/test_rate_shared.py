@@ -1,5 +1,6 @@
-"""Rate limits hold across the worker processes of one home: the counters are the home's
-(``rates.sqlite``), not each process's, so N workers do not give a client N times its limit."""
+"""Rate limits hold across the worker processes of one home: their counters are the home's
+(``rates.sqlite``), not each process's, so N workers do not give a client N times its limit.
+A service of one process counts in its memory, alike, and writes no file."""
 
 from __future__ import annotations
 
@@ -12,16 +13,21 @@ from fastapi.testclient import TestClient
 
 from api.app import Settings, create_app
 from api.guard import Limiter
-from api.rate_store import RATES_FILE, SharedCounters
+from api.rate_store import RATES_FILE, ProcessCounters, SharedCounters
 from custody.demo import Season
 from custody.errors import RateLimitError, StorageError
 from tests.api.helpers import as_person
 from tests.conftest import PASS
 
 
-def _app(season: Season, **rates: str) -> TestClient:
+def _app(season: Season, *, shared: bool = True, **rates: str) -> TestClient:
+    """The app of one worker of ``serve --workers N`` (``shared``), or of a lone ``serve``."""
     settings = Settings(
-        home=season.home.path, log_passphrase=PASS, clock=lambda: season.now, **rates
+        home=season.home.path,
+        log_passphrase=PASS,
+        clock=lambda: season.now,
+        shared_rates=shared,
+        **rates,
     )
     return TestClient(create_app(settings))
 
@@ -93,3 +99,40 @@ def test_a_window_ends_and_a_broken_store_is_a_storage_error(tmp_path: Path) -> 
     (tmp_path / RATES_FILE).mkdir()  # the store's file is now a folder: nothing opens it
     with pytest.raises(StorageError):
         Limiter(SharedCounters(tmp_path / RATES_FILE)).hit("1/second", "key", "k")
+
+
+def test_a_lone_service_counts_in_memory_and_writes_no_file(season: Season) -> None:
+    one = _app(season, shared=False, rate_per_address="5/minute")
+    assert [one.get("/healthz").status_code for _ in range(5)] == [200] * 5
+    r = one.get("/healthz")
+    assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
+    assert int(r.headers["retry-after"]) >= 1
+    assert not (season.home.path / RATES_FILE).exists()
+    other = _app(season, shared=False, rate_per_address="5/minute")  # another process
+    assert other.get("/healthz").status_code == 200
+
+
+def test_the_memory_store_counts_windows_as_the_file_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("api.rate_store.time.time", lambda: clock[0])
+    memory = ProcessCounters()
+    limiter = Limiter(memory)
+    limiter.hit("2/second", "key", "k")
+    limiter.hit("2/second", "key", "k")
+    with pytest.raises(RateLimitError) as over:
+        limiter.hit("2/second", "key", "k")
+    assert over.value.retry_after == 1  # type: ignore[attr-defined]
+    limiter.hit("2/second", "key", "other")  # another key has its own window
+    clock[0] += 1.0  # the window has ended: the next hit starts a new one
+    limiter.hit("2/second", "key", "k")
+    limiter.hit("2/second", "key", "k")
+    with pytest.raises(RateLimitError):
+        limiter.hit("2/second", "key", "k")
+    clock[0] += 5.0
+    monkeypatch.setattr("api.rate_store.PURGE_EVERY", 1)
+    limiter.hit("2/second", "key", "k")  # ended windows are dropped as it goes
+    assert len(memory._windows) == 1
+    assert memory.get_expiry("absent") == clock[0]
+    assert memory.reset() == 1

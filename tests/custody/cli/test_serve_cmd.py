@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
+from api.rate_store import SharedCounters
 from crypto.encoding import format_time
 from crypto.signing import SigningKey
 from custody.cli import main, serve_cmd
@@ -133,6 +134,9 @@ def test_one_worker_runs_the_desk(
     first = serve_cmd.worker_app()
     assert desk_every(first) == 7.5
     assert first.state.backend.writable
+    # the workers count each client in the home's shared file, not each in its memory
+    assert first.state.backend.settings.shared_rates
+    assert isinstance(first.state.limiter._limiter.storage, SharedCounters)
     # Another worker process finds the desk taken and serves without it.
     other = subprocess.run(
         [sys.executable, "-c", TAKE_DESK, str(season.home.path)],
