@@ -217,7 +217,7 @@ def blocked_keys(conn: Connection) -> list[dict[str, Any]]:
 
 _BLOCKS = "SELECT key_id, incident_id FROM blocked_key WHERE unblocked_at IS NULL AND key_id IN "
 _PG_BLOCKS = (
-    "SELECT b.key_id, b.incident_id FROM unnest(%s::text[]) AS wanted(id) "
+    "SELECT b.key_id, b.incident_id FROM unnest(%b::text[]) AS wanted(id) "
     "JOIN blocked_key b ON b.key_id = wanted.id WHERE b.unblocked_at IS NULL"
 )
 
@@ -309,7 +309,7 @@ _WATCH_SELECT = f"SELECT {_WATCH_COLUMNS} FROM incident_watch WHERE package_id I
 # planned once, by psycopg's prepared statement, as a scan of the whole table: see log_store).
 _PG_WATCHES = (
     f"SELECT w.{_WATCH_COLUMNS.replace(', ', ', w.')} "  # noqa: S608
-    "FROM unnest(%s::text[]) AS wanted(id) JOIN incident_watch w ON w.package_id = wanted.id"
+    "FROM unnest(%b::text[]) AS wanted(id) JOIN incident_watch w ON w.package_id = wanted.id"
 )
 
 

@@ -60,7 +60,7 @@ _HEX = frozenset("0123456789abcdef")
 # size comes back in the same round trip, as a row of level -1.
 _PG_NODES = (
     "SELECT t.level, t.idx, t.hash FROM tree_node t "
-    "JOIN unnest(%s::integer[], %s::integer[]) AS w(level, idx) "
+    "JOIN unnest(%b::integer[], %b::integer[]) AS w(level, idx) "
     "ON t.level = w.level AND t.idx = w.idx"
 )
 _SIZE = " UNION ALL SELECT -1, size, NULL FROM log_head WHERE id = 1"
@@ -75,19 +75,27 @@ _INSERT_LINKS = "INSERT INTO package_event (package_id, idx) VALUES ({0}, {0})"
 _INSERT_NODES = "INSERT INTO tree_node (level, idx, hash) VALUES ({0}, {0}, {0})"
 # PostgreSQL takes the same rows by COPY (psycopg's ``write_row``): a third of the server's and
 # the driver's work of a multi-row INSERT.
-_COPY_ENTRIES = "COPY log_entry (idx, statement_id, kind, received_at, envelope) FROM STDIN"
-_COPY_LINKS = "COPY package_event (package_id, idx) FROM STDIN"
-_COPY_NODES = "COPY tree_node (level, idx, hash) FROM STDIN"
+# In COPY's binary format, each value as the column's type takes it (``set_types``): no text
+# escaping of the envelopes' and hashes' bytes.
+_COPY_ENTRIES = (
+    "COPY log_entry (idx, statement_id, kind, received_at, envelope) FROM STDIN (FORMAT BINARY)",
+    ("int4", "bytea", "text", "text", "bytea"),
+)
+_COPY_LINKS = ("COPY package_event (package_id, idx) FROM STDIN (FORMAT BINARY)", ("text", "int4"))
+_COPY_NODES = (
+    "COPY tree_node (level, idx, hash) FROM STDIN (FORMAT BINARY)",
+    ("int4", "int4", "bytea"),
+)
 _UPDATE_STATES = "UPDATE package_state SET state = {0}, last_idx = {0} WHERE package_id = {0}"
 _PG_UPDATE_STATES = (
     "UPDATE package_state AS p SET state = u.state, last_idx = u.last_idx "
-    "FROM unnest(%s::text[], %s::bigint[], %s::text[]) AS u(state, last_idx, package_id) "
+    "FROM unnest(%b::text[], %b::bigint[], %b::text[]) AS u(state, last_idx, package_id) "
     "WHERE p.package_id = u.package_id"
 )
 # The ids as one array joined to the table: ``WHERE statement_id = ANY(%s)``, once psycopg had
 # prepared it, was planned as a scan of the whole log (20-50 ms for 128 ids at 14,000 entries).
 _PG_ENTRIES = (
-    "SELECT e.statement_id, e.idx, e.received_at FROM unnest(%s::bytea[]) AS wanted(id) "
+    "SELECT e.statement_id, e.idx, e.received_at FROM unnest(%b::bytea[]) AS wanted(id) "
     "JOIN log_entry e ON e.statement_id = wanted.id"
 )
 _SQLITE_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE statement_id IN "
@@ -98,22 +106,25 @@ def _driver_sql(conn: Connection, template: str) -> str:
     return template.format("%s" if conn.dialect.name == "postgresql" else "?")
 
 
-def _copy_rows(conn: Connection, *tables: tuple[str, Sequence[Sequence[Any]]]) -> None:
-    """Write rows by COPY on the connection's psycopg connection, inside its transaction. A
-    refusal of the server is raised as SQLAlchemy raises it for a statement (``IntegrityError``
-    for a duplicate key, ``OperationalError`` for a full disk or a lost server), so the append
-    handles it as any other write's."""
+def _copy_rows(
+    conn: Connection, *tables: tuple[tuple[str, Sequence[str]], Sequence[Sequence[Any]]]
+) -> None:
+    """Write rows by COPY (binary, of the given column types) on the connection's psycopg
+    connection, inside its transaction. A refusal of the server is raised as SQLAlchemy raises
+    it for a statement (``IntegrityError`` for a duplicate key, ``OperationalError`` for a full
+    disk or a lost server), so the append handles it as any other write's."""
     import psycopg  # noqa: PLC0415 - only with PostgreSQL
 
     raw = conn.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
-    current = tables[0][0] if tables else "COPY"  # the statement a refusal is reported with
+    current = tables[0][0][0] if tables else "COPY"  # the statement a refusal is reported with
     try:
         with raw.cursor() as cur:
-            for sql, rows in tables:
+            for (sql, types), rows in tables:
                 if rows:
                     current = sql
                     with cur.copy(sql) as copy:
+                        copy.set_types(list(types))
                         for row in rows:
                             copy.write_row(row)
     except psycopg.Error as e:
