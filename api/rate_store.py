@@ -55,7 +55,23 @@ _HIT = (
 )
 
 
-class SharedCounters(Storage):
+class _Windows(Storage):
+    """What both stores read alike: a key's count and the end of its window, from ``_row``
+    (``None`` once the window has ended)."""
+
+    def _row(self, key: str) -> tuple[int, float] | None:
+        raise NotImplementedError
+
+    def get(self, key: str) -> int:
+        row = self._row(key)
+        return 0 if row is None else row[0]
+
+    def get_expiry(self, key: str) -> float:
+        row = self._row(key)
+        return time.time() if row is None else row[1]
+
+
+class SharedCounters(_Windows):
     """Fixed-window counters in ``<home>/rates.sqlite`` (a ``limits`` storage)."""
 
     STORAGE_SCHEME = ["custody-home"]  # noqa: RUF012 - the type limits declares
@@ -128,14 +144,6 @@ class SharedCounters(Storage):
             return None
         return int(row[0]), float(row[1])
 
-    def get(self, key: str) -> int:
-        row = self._row(key)
-        return 0 if row is None else row[0]
-
-    def get_expiry(self, key: str) -> float:
-        row = self._row(key)
-        return time.time() if row is None else row[1]
-
     def check(self) -> bool:
         try:
             with self._conn() as conn:
@@ -160,7 +168,7 @@ class SharedCounters(Storage):
             conn.close()
 
 
-class ProcessCounters(Storage):
+class ProcessCounters(_Windows):
     """Fixed-window counters in this process's memory, counted as ``SharedCounters`` counts
     (a window starts at the first hit after the last one ended): one ``serve`` process."""
 
@@ -190,14 +198,6 @@ class ProcessCounters(Storage):
     def _row(self, key: str) -> tuple[int, float] | None:
         row = self._windows.get(key)
         return row if row is not None and row[1] > time.time() else None
-
-    def get(self, key: str) -> int:
-        row = self._row(key)
-        return 0 if row is None else row[0]
-
-    def get_expiry(self, key: str) -> float:
-        row = self._row(key)
-        return time.time() if row is None else row[1]
 
     def check(self) -> bool:
         return True
