@@ -29,6 +29,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,8 +60,9 @@ class _Windows(Storage):
     """What both stores read alike: a key's count and the end of its window, from ``_row``
     (``None`` once the window has ended)."""
 
+    @abstractmethod
     def _row(self, key: str) -> tuple[int, float] | None:
-        raise NotImplementedError
+        """The key's (count, end of its window), or ``None`` (no window, or one that ended)."""
 
     def get(self, key: str) -> int:
         row = self._row(key)
