@@ -18,7 +18,9 @@ Rules:
   and import) says so, and the rows are counted every ``TRUST_RECOUNT`` seconds besides, in
   case a writer stopped between its commit and its bump.
 - Single submissions go through one group-commit writer (``custody.group_commit``): requests
-  arriving together share one durable transaction, each answered once it has committed.
+  arriving together share one durable transaction, each answered once it has committed. Under
+  `serve --workers N` that writer is the serving process's (``api.writer_link``): every worker
+  sends it its single submissions, so they all join one transaction stream.
 - Sessions (``custody.sessions``) are issued with the system key (a writer only) and checked
   on every process with the authority's public system key; the access log
   (``custody.access_log``) records every read of personal data. The limits below are settings
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from api.writer_link import WriterLink
 from crypto.note import parse_checkpoint, parse_note
 from custody import identity
 from custody.access_log import AccessLog
@@ -99,6 +102,9 @@ class Settings:
     # in this process's memory (it alone serves the home).
     shared_rates: bool = False
     access_flush: str = "full"  # access records: "full" (fsync each), "lazy", "queued" (access_log)
+    # `serve --workers N`: the socket of the one log writer (``api.writer_link``) that takes
+    # this process's single submissions; None: this process commits them itself.
+    writer_socket: Path | None = None
 
 
 class Backend:
@@ -150,9 +156,12 @@ class Backend:
         )
         self.seal_facts: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # api.access
         self._trust_counted = time.monotonic()
-        self.committer: GroupCommit | None = (
-            GroupCommit(self.log, self.now) if self.log.log_key is not None else None
-        )
+        self.link: WriterLink | None = None
+        self.committer: GroupCommit | None = None
+        if self.log.log_key is not None and settings.writer_socket is not None:
+            self.link = WriterLink(settings.writer_socket)
+        elif self.log.log_key is not None:
+            self.committer = GroupCommit(self.log, self.now, refresh=self.trust)
 
     def close(self) -> None:
         """Commit the queued submissions and access records; stop their writers."""

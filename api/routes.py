@@ -43,7 +43,7 @@ from api.schemas import (
     ReceiptOut,
     VerifiedLabelOut,
 )
-from crypto.dsse import MAX_SIGNATURES, Envelope, parse_envelope
+from crypto.dsse import MAX_SIGNATURES, Envelope, parse_envelope, verify_signatures
 from crypto.encoding import b64encode, format_time, parse_json
 from crypto.vocabulary import MAX_ID
 from custody import access as policy
@@ -338,6 +338,16 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
             most=service.settings.max_batch,
         )
     envelopes = [item for item in items if isinstance(item, Envelope)]
+    if not is_batch and envelopes and service.link is not None:
+        # one envelope, `serve --workers N`: its signatures checked here, on this process's
+        # core, then to the one log writer's group commit (api.writer_link)
+        service.trust()  # reload first if someone was enrolled or revoked meanwhile
+        try:
+            checked = verify_signatures(envelopes[0], service.log.trust.signing_keys)
+        except CustodyError:
+            checked = None  # the writer checks it again and gives the refusal
+        one = await service.link.submit(body, checked)
+        return JSONResponse(_receipt(one), status_code=200 if one.duplicate else 201)
     if not is_batch and envelopes and service.committer is not None:
         # one envelope: joins the requests arriving now in one transaction (group commit)
         def queue() -> Future[Receipt]:

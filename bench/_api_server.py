@@ -17,12 +17,14 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from api.app import Settings, create_app
+from api.backend import Backend
+from api.writer_link import LogWriterServer
 
 
-def make_app() -> FastAPI:
-    """The app of one worker process (``BENCH_HOME`` and ``BENCH_CLOCK`` in the environment)."""
+def _settings() -> Settings:
     clock = datetime.fromisoformat(os.environ["BENCH_CLOCK"])
-    settings = Settings(
+    writer = os.environ.get("BENCH_WRITER")
+    return Settings(
         home=Path(os.environ["BENCH_HOME"]),
         log_passphrase="bench passphrase",
         system_passphrase="bench passphrase",
@@ -33,8 +35,14 @@ def make_app() -> FastAPI:
         rate_per_key="100000000/minute",
         # counted as `custody serve` counts: in memory alone, in rates.sqlite with workers
         shared_rates=int(os.environ.get("BENCH_WORKERS", "1")) > 1,
+        # with workers, single submissions go to the one writer in the parent process
+        writer_socket=Path(writer) if writer else None,
     )
-    app = create_app(settings)
+
+
+def make_app() -> FastAPI:
+    """The app of one worker process (``BENCH_HOME`` and ``BENCH_CLOCK`` in the environment)."""
+    app = create_app(_settings())
 
     @app.get("/bench/trivial")
     def trivial() -> dict[str, bool]:
@@ -56,17 +64,25 @@ def main() -> None:
         app = make_app()
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
         return
-    # as `custody serve --workers N`: uvicorn's worker processes, each building the app
-    uvicorn.run(
-        "_api_server:make_app",
-        factory=True,
-        app_dir=str(Path(__file__).resolve().parent),
-        workers=workers,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
+    # as `custody serve --workers N`: uvicorn's worker processes, each building the app, and
+    # this process the one log writer of their single submissions
+    backend = Backend(_settings())
+    writer = LogWriterServer(backend)
+    os.environ["BENCH_WRITER"] = str(writer.path)
+    try:
+        uvicorn.run(
+            "_api_server:make_app",
+            factory=True,
+            app_dir=str(Path(__file__).resolve().parent),
+            workers=workers,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        writer.close()
+        backend.close()
 
 
 if __name__ == "__main__":

@@ -7,15 +7,16 @@ gathers whatever arrived while the previous transaction was committing, and comm
 ``append_prepared`` batch, pays it once for all of them.
 
 Rules:
-- Each submission is parsed and its signatures verified in the caller's thread (pynacl releases
-  the interpreter's lock, so the callers' checks run on every core); only the rules and the
-  commit run on the writer thread.
+- Each submission is parsed, its signatures verified and its row form made (the deflated
+  payload) in the caller's thread (pynacl and zlib release the interpreter's lock, so the
+  callers' work runs on every core); only the rules and the commit run on the writer thread.
 - A submission is answered only once the transaction holding it has committed: its receipt,
   its own refusal, or the storage error that failed the whole transaction.
 - Within a batch each envelope is judged alone and in arrival order, exactly as in
   ``submit_many``: a refusal refuses that submission only, and the same statement sent twice
   is appended once (the later sender gets the duplicate receipt).
-- The batch's receive time is read from the service's clock when the batch is taken.
+- The batch's receive time is read from the service's clock when the batch is taken, and the
+  trust store is reloaded then (``refresh``) if someone was enrolled or revoked meanwhile.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
-from crypto.dsse import Envelope
+from crypto.dsse import Envelope, SignatureCheck
 from custody.errors import N_, CustodyError, StorageError
 from custody.log import AppendResult, CustodyLog, Prepared, Receipt, Rejected, prepare
 
@@ -52,9 +53,11 @@ class GroupCommit:
         *,
         window: float = WINDOW,
         max_batch: int = MAX_BATCH,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         self.log = log
         self.clock = clock
+        self.refresh = refresh  # run before each batch (the service reloads its trust store)
         self.window = window
         self.max_batch = max_batch
         self._queue: list[_Pending] = []
@@ -63,13 +66,15 @@ class GroupCommit:
         self._thread = threading.Thread(target=self._run, name="custody-group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, env: Envelope) -> Future[Receipt]:
-        """Check the envelope's signatures here, then queue it for the next transaction.
+    def submit(self, env: Envelope, checked: SignatureCheck | None = None) -> Future[Receipt]:
+        """Check the envelope's signatures here (unless ``checked`` by another process of this
+        service), then queue it for the next transaction.
 
         The future holds the receipt once the event is durable, or the refusal."""
         answer: Future[Receipt] = Future()
         try:
-            item = _Pending(env, prepare(env, self.log.trust), None, answer)
+            prepared = prepare(env, self.log.trust, parts=True, checked=checked)
+            item = _Pending(env, prepared, None, answer)
         except CustodyError as e:
             item = _Pending(env, None, e, answer)
         with self._cond:
@@ -116,6 +121,8 @@ class GroupCommit:
             _answer(batch, result)
 
     def _commit(self, batch: list[_Pending]) -> AppendResult:
+        if self.refresh is not None:
+            self.refresh()
         prepared = [(i, it.prepared) for i, it in enumerate(batch) if it.prepared is not None]
         early = [
             Rejected(i, it.refusal, None, it.envelope)

@@ -115,8 +115,10 @@ class Prepared:
     envelope: Envelope
     event: Event
     sigcheck: SignatureCheck
-    # Made by a signature worker (``_append_pooled``), if they were: the entry row's form of
-    # the envelope, and its leaf hash under the receive time ``received``.
+    # Made beside the signature check (by a signature worker in ``_append_pooled``, or by
+    # ``prepare(parts=True)``), if they were: the envelope in parts (``envelope_parts``; None:
+    # it does not fit them and the row keeps the leaf), and its leaf hash under the receive
+    # time ``received`` (workers only).
     stored: bytes | None = None
     leaf_hash: bytes | None = None
     received: str | None = None
@@ -207,15 +209,24 @@ def _parsed(env: Envelope) -> Event | CustodyError:
         return e
 
 
-def prepare(env: Envelope, trust: TrustStore) -> Prepared:
-    """Parse the event and verify its signatures (pure CPU; safe to run in parallel)."""
+def prepare(
+    env: Envelope,
+    trust: TrustStore,
+    *,
+    parts: bool = False,
+    checked: SignatureCheck | None = None,
+) -> Prepared:
+    """Parse the event and verify its signatures (pure CPU; safe to run in parallel); with
+    ``parts``, also make the entry row's form of the envelope (``envelope_parts``), so the
+    writer does not deflate it while it holds the append lock. ``checked``: the signatures
+    were verified already, by a process of this service (``api.writer_link``)."""
     if env.payload_type != EVENT_TYPE:
         raise FormatError(
             N_("not a custody event: payload type {payload_type!r}"), payload_type=env.payload_type
         )
     event = parse_event(env.payload)
-    sigcheck = verify_signatures(env, trust.signing_keys)
-    return Prepared(env, event, sigcheck)
+    sigcheck = checked if checked is not None else verify_signatures(env, trust.signing_keys)
+    return Prepared(env, event, sigcheck, envelope_parts(env) if parts else None)
 
 
 class CustodyLog:
@@ -603,7 +614,9 @@ class CustodyLog:
                 leaf_hash, row_form = p.leaf_hash, p.stored  # made by a signature worker
             else:
                 leaf = leaf_bytes_at(p.envelope, batch.received)
-                leaf_hash, row_form = merkle.leaf_hash(leaf), stored_envelope(p.envelope, leaf)
+                leaf_hash = merkle.leaf_hash(leaf)
+                # the parts do not depend on the receive time: made beside the signature check
+                row_form = p.stored if p.stored is not None else stored_envelope(p.envelope, leaf)
             batch.leaf_hashes.append(leaf_hash)
             batch.entries.append(
                 log_store.entry_row(idx, p.event.id, p.event.kind.value, batch.received, row_form)

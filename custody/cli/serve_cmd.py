@@ -7,8 +7,10 @@ clock work (sweep, escalation, outbox delivery) runs every `--desk-every` second
 
 `--workers N` runs N server processes on one port (uvicorn's workers): each opens the home and
 unseals the keys itself (the passphrases reach them in their environment, never on a command
-line), appends through the same database lock, and only the one holding the home's desk lock
-(``desk.lock``) runs the desk's clock work, so no sweep or e-mail is done twice.
+line), and only the one holding the home's desk lock (``desk.lock``) runs the desk's clock
+work, so no sweep or e-mail is done twice. Single submissions go to this process, which stays
+the one log writer (``api.writer_link``): every worker's submissions join one group commit.
+Other writes append from the worker through the same database lock.
 """
 
 from __future__ import annotations
@@ -137,24 +139,37 @@ def serve(
         if secrets is not None:  # the workers unseal the keys themselves
             os.environ["CUSTODY_LOG_PASSPHRASE"] = secrets.log
             os.environ["CUSTODY_SYSTEM_PASSPHRASE"] = secrets.system
-        _build(desk=False).state.backend.close()  # keys and home checked before any worker
+        # Keys and home checked before any worker starts; with the log key, this process
+        # stays the one writer of the workers' single submissions (api.writer_link).
+        backend = _build(desk=False).state.backend
+        writer = None
+        if backend.writable:
+            from api.writer_link import LogWriterServer
+
+            writer = LogWriterServer(backend)
+            os.environ[WORKER_SPEC] = json.dumps({**spec, "writer": str(writer.path)})
         st.err.print(
             _(
                 "serving {home} on http://{host}:{port}/ ({mode}, {workers} workers); "
                 "scan page at /scan"
             ).format(home=st.home_path, host=host, port=port, mode=mode, workers=workers)
         )
-        uvicorn.run(
-            "custody.cli.serve_cmd:worker_app",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level="info",
-            access_log=False,
-            timeout_keep_alive=5,
-            limit_concurrency=max_connections,
-        )
+        try:
+            uvicorn.run(
+                "custody.cli.serve_cmd:worker_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                log_level="info",
+                access_log=False,
+                timeout_keep_alive=5,
+                limit_concurrency=max_connections,
+            )
+        finally:
+            if writer is not None:
+                writer.close()
+            backend.close()
         return
     settings = Settings(
         home=st.home_path,
@@ -229,6 +244,7 @@ def _build(*, desk: bool) -> FastAPI:
         rate_per_key=spec["rate_per_key"],
         access_flush=spec["access_flush"],
         shared_rates=True,  # the workers count each client against the same numbers
+        writer_socket=Path(spec["writer"]) if spec.get("writer") else None,
     )
     return create_app(settings)
 

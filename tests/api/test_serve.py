@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -14,9 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import Settings, create_app
+from crypto.dsse import Envelope
 from crypto.encoding import format_time
 from custody.demo import Season
-from tests.api.helpers import free_port, seal_event
+from custody.events import Kind
+from tests.api.helpers import free_port, seal_event, transfer_event
 from tests.conftest import PASS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,16 +122,33 @@ def test_serve_with_several_workers_shares_one_log(season: Season) -> None:
     for n in range(12):  # all dated at the service's clock (each event ticks the season's)
         season.now = start
         seals.append(seal_event(season, f"PK-{n}"))
+    season.now = start
+    alone = transfer_event(season, Kind.DISPATCH, "PK-0", "print-qian", "courier-sun",
+                           signers=["courier-sun"])  # fmt: skip
     proc, base = _serve(season, "--workers", "2")
     try:
         with httpx.Client(base_url=base, timeout=30) as http:
             assert http.get("/healthz").json()["writable"] is True
-            answers = [http.post("/v1/events", content=s.to_bytes()) for s in seals]
+
+            def post(env: Envelope) -> httpx.Response:
+                with httpx.Client(base_url=base, timeout=30) as own:  # a connection each
+                    return own.post("/v1/events", content=env.to_bytes())
+
+            with ThreadPoolExecutor(6) as pool:  # at once: both workers, one log writer
+                answers = list(pool.map(post, seals))
             assert [a.status_code for a in answers] == [201] * 12
             indexes = sorted(a.json()["index"] for a in answers)
-            assert len(set(indexes)) == 12  # one order across both processes
+            assert indexes == list(range(indexes[0], indexes[0] + 12))  # one order, no gap
             again = http.post("/v1/events", content=seals[0].to_bytes())
             assert again.status_code == 200 and again.json()["duplicate"] is True
+            refused = http.post("/v1/events", content=alone.to_bytes())
+            assert refused.status_code == 422, refused.text  # as one process answers it
+            assert refused.json()["error"] == "threshold"
+            assert "print-qian" in refused.json()["message"]
+            assert "尚未签名" in refused.json()["message_zh"]
+            listed = http.post("/v1/events", content=f"[{alone.to_bytes().decode()}]")
+            assert listed.status_code == 200  # a list is answered by the worker itself
+            assert listed.json()["refused"][0]["error"] == "threshold"
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)

@@ -1,0 +1,297 @@
+"""One log writer for the processes of `custody serve --workers N`.
+
+Why: N server processes committing their own single submissions contend for the database's
+write lock, and each pays a whole transaction (head row, tree nodes, a signed checkpoint, the
+fsync) for the few events it gathered; measured, two processes appended fewer single
+submissions than one. A process is also bound to one core by its interpreter lock, so one
+process cannot serve the HTTP side and the appends of two cores' worth of clients.
+
+Rules:
+- The writer is the `custody serve` process itself (uvicorn's supervisor, otherwise idle). It
+  holds the log key and one group commit (``custody.group_commit``); the workers send it each
+  single submission (``POST /v1/events`` with one envelope) over a Unix socket in a private
+  directory (mode 0700, removed when the service stops) and answer their client with what it
+  returns. Every other write (a list of envelopes, cosignatures, incidents, enrolments) stays
+  in the worker and appends through the database's lock, as before.
+- A worker verifies the envelope's signatures (its process has a core of its own; the
+  writer's interpreter lock is kept for the rules and the commit) and sends which keys signed
+  it with the envelope's bytes. The writer takes that one fact from its own child processes,
+  which hold the same keys it does; everything else it judges as it would any submission:
+  it parses the envelope, and the roles, certificates, revocations, rules and the incident
+  desk's gate are checked with its own trust store (reloaded before each batch when someone was
+  enrolled or revoked) at its own clock. A check it cannot use (a signature by a key the worker
+  did not know yet, or one that does not add up) it redoes itself.
+- Frames both ways: a 4-byte big-endian length, a 4-byte request number, then the body. A
+  worker's body: one byte, the number of keys that signed (255: not checked), each key id as
+  one length byte and its ASCII; one byte, the number of signatures that matched no key, and
+  their positions, one byte each; then the envelope's JSON. The writer's body is a pickle of
+  ``("ok", Receipt)`` or ``("refused", CustodyError)``, written only by the writer and read
+  only by the processes it started (the socket's directory admits no other user). Answers come
+  in commit order, not in request order: the request number pairs them.
+- A worker whose link breaks (the writer stopped or the socket closed) answers each submission
+  in flight with a storage error (503) and connects again for the next one. Such a submission
+  may have been appended: sent again, it gets its receipt (a duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import pickle
+import shutil
+import socket
+import struct
+import tempfile
+import threading
+from concurrent.futures import Future
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crypto.dsse import Envelope, SignatureCheck, parse_envelope
+from custody.errors import N_, CustodyError, FormatError, Phrase, StorageError
+from custody.log import Receipt
+
+if TYPE_CHECKING:
+    from api.backend import Backend
+
+HEADER = struct.Struct(">II")  # body length, request number
+SOCKET_NAME = "log.sock"
+
+
+class LogWriterServer:
+    """The writer's side: accepts the workers' connections and feeds their envelopes to the
+    backend's group commit (one thread per connection reads; answers are sent as batches
+    commit)."""
+
+    def __init__(self, backend: Backend) -> None:
+        if backend.committer is None:
+            raise StorageError(N_("the log writer needs the log key"))
+        self.backend = backend
+        self.max_body = backend.settings.max_envelope + 4096  # the envelope and the check
+        self.directory = Path(tempfile.mkdtemp(prefix="custody-writer-"))  # mode 0700
+        self.path = self.directory / SOCKET_NAME
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self.path))
+        self._listener.listen(64)
+        self._connections: set[socket.socket] = set()
+        self._guard = threading.Lock()
+        self._accepting = threading.Thread(
+            target=self._accept, name="custody-log-writer", daemon=True
+        )
+        self._accepting.start()
+
+    def close(self) -> None:
+        """Stop taking connections and drop the open ones (their workers see a broken link);
+        the group commit itself is closed with the backend."""
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._accepting.join(timeout=5)
+        with self._guard:
+            for conn in self._connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            with self._guard:
+                self._connections.add(conn)
+            threading.Thread(
+                target=self._serve, args=(conn,), name="custody-log-writer-link", daemon=True
+            ).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        sending = threading.Lock()
+
+        def answer(number: int, done: Future[Receipt]) -> None:
+            try:
+                value: tuple[str, object] = ("ok", done.result())
+            except CustodyError as e:
+                value = ("refused", e)
+            try:
+                data = pickle.dumps(value)
+            except Exception as e:  # noqa: BLE001 - an unpicklable refusal still gets an answer
+                data = pickle.dumps(("refused", _unsendable(e)))
+            with sending, contextlib.suppress(OSError):
+                conn.sendall(HEADER.pack(len(data), number) + data)
+
+        try:
+            with conn, conn.makefile("rb") as stream:
+                while len(head := stream.read(HEADER.size)) == HEADER.size:
+                    size, number = HEADER.unpack(head)
+                    if size > self.max_body:
+                        return  # not from our worker (it checks the size first): hang up
+                    body = stream.read(size)
+                    if len(body) != size:
+                        return
+                    self._submit(body).add_done_callback(partial(answer, number))
+        except OSError:
+            return
+        finally:
+            with self._guard:
+                self._connections.discard(conn)
+
+    def _submit(self, body: bytes) -> Future[Receipt]:
+        try:
+            signers, at = _read_signers(body)
+            envelope = parse_envelope(body[at:], what=Phrase("event envelope"))
+            assert self.backend.committer is not None
+            checked = self._usable(envelope, signers)
+            return self.backend.committer.submit(envelope, checked)
+        except CustodyError as e:
+            refused: Future[Receipt] = Future()
+            refused.set_exception(e)
+            return refused
+
+    def _usable(self, env: Envelope, signers: Signers | None) -> SignatureCheck | None:
+        """The worker's check of ``env``, if it adds up and no signature it could not match
+        is by a key this process knows (then the writer verifies them all itself)."""
+        if signers is None:
+            return None
+        signed, unmatched = signers
+        hints = [s.keyid for s in env.signatures]
+        if (
+            len(signed) + len(unmatched) != len(hints)
+            or not set(signed) <= set(hints)
+            or any(not 0 <= i < len(hints) for i in unmatched)
+        ):
+            return None
+        known = self.backend.log.trust.signing_keys
+        if any(hints[i] in known for i in unmatched):
+            return None
+        return SignatureCheck(env.payload_type, env.payload, frozenset(signed), unmatched)
+
+
+# A worker's check: the key ids that signed, and the positions of the signatures that matched
+# no key it knows (``SignatureCheck``'s two facts).
+Signers = tuple[tuple[str, ...], tuple[int, ...]]
+UNCHECKED = 255
+
+
+def signers_frame(check: SignatureCheck | None) -> bytes:
+    """The start of a worker's body: its check of the envelope (None: not checked)."""
+    if check is None or len(check.signed_by) >= UNCHECKED or len(check.unmatched) >= UNCHECKED:
+        return bytes([UNCHECKED])
+    out = bytearray([len(check.signed_by)])
+    for keyid in sorted(check.signed_by):
+        raw = keyid.encode("ascii")
+        if len(raw) > 255:
+            return bytes([UNCHECKED])
+        out += bytes([len(raw)]) + raw
+    out.append(len(check.unmatched))
+    out += bytes(i for i in check.unmatched if i < 256)
+    return bytes(out)
+
+
+def _read_signers(body: bytes) -> tuple[Signers | None, int]:
+    """A worker's check and where the envelope starts (a check that does not parse is not
+    used: the envelope after it cannot be found either, and the frame is refused)."""
+    try:
+        count, at = body[0], 1
+        if count == UNCHECKED:
+            return None, 1
+        signed = []
+        for _ in range(count):
+            size = body[at]
+            signed.append(body[at + 1 : at + 1 + size].decode("ascii"))
+            at += 1 + size
+        n = body[at]
+        unmatched = tuple(body[at + 1 : at + 1 + n])
+        at += 1 + n
+        if at > len(body):
+            raise IndexError(at)
+    except (IndexError, UnicodeDecodeError) as e:
+        raise FormatError(N_("the log writer got a frame it cannot read")) from e
+    return (tuple(signed), unmatched), at
+
+
+def _unsendable(e: Exception) -> StorageError:
+    return StorageError(
+        N_("the log writer could not send its answer: {name}"), name=type(e).__name__
+    )
+
+
+class WriterLink:
+    """A worker's side: sends one envelope, awaits its receipt or refusal (connects lazily,
+    on the worker's event loop, and again after a broken link)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._numbers = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Receipt]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def submit(self, envelope: bytes, checked: SignatureCheck | None) -> Receipt:
+        """The receipt of ``envelope`` (its JSON bytes) once it is durable; its refusal is
+        raised as the writer raised it. The route checked its size (``max_envelope``);
+        ``checked``: this process's check of its signatures, if it made one."""
+        writer = await self._connected()
+        number = next(self._numbers) & 0xFFFFFFFF
+        answer: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self._pending[number] = answer
+        body = signers_frame(checked) + envelope
+        try:
+            writer.write(HEADER.pack(len(body), number) + body)
+            return await answer
+        finally:
+            self._pending.pop(number, None)
+
+    async def _connected(self) -> asyncio.StreamWriter:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a link belongs to one event loop (a worker has one)
+            self._loop, self._writer, self._connecting = loop, None, asyncio.Lock()
+        assert self._connecting is not None
+        async with self._connecting:
+            if self._writer is not None and not self._writer.is_closing():
+                return self._writer
+            try:
+                reader, writer = await asyncio.open_unix_connection(str(self.path))
+            except OSError as e:
+                raise StorageError(
+                    N_("the log writer of this service is not reachable: {name}"),
+                    hint=N_("the service is stopping or restarting; submit again shortly"),
+                    name=type(e).__name__,
+                ) from e
+            self._writer = writer
+            self._reading = asyncio.create_task(self._read(reader, writer))
+            return writer
+
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                size, number = HEADER.unpack(await reader.readexactly(HEADER.size))
+                kind, value = pickle.loads(await reader.readexactly(size))  # noqa: S301 - our writer's
+                answer = self._pending.pop(number, None)
+                if answer is None or answer.done():
+                    continue  # its client went away meanwhile
+                if kind == "ok":
+                    answer.set_result(value)
+                else:
+                    answer.set_exception(value)
+        except (OSError, asyncio.IncompleteReadError, pickle.UnpicklingError, ValueError):
+            pass  # the writer stopped or hung up: what is in flight is answered below
+        if self._writer is writer:
+            self._writer = None
+        writer.close()
+        for number, answer in list(self._pending.items()):
+            if not answer.done():
+                answer.set_exception(
+                    StorageError(
+                        N_(
+                            "the link to the log writer broke before the answer: the event "
+                            "may have been appended"
+                        ),
+                        hint=N_("submit it again: if it was appended, you get its receipt"),
+                    )
+                )
+            self._pending.pop(number, None)
