@@ -5,6 +5,7 @@ adds up, and a broken link answers what is in flight with a storage error, never
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -12,7 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.backend import Backend, Settings
 from api.writer_link import HEADER, LogWriterServer, WriterLink, _read_signers, signers_frame
 from crypto.dsse import Envelope, SignatureCheck, verify_signatures
@@ -197,3 +200,39 @@ def test_the_socket_is_private_and_removed_at_close(season: Season) -> None:
         server.close()
         backend.close()
     assert not server.directory.exists()
+
+
+def test_the_route_sends_to_the_writer_and_answers_as_one_process(
+    season: Season, writer: LogWriterServer
+) -> None:
+    """POST /v1/events on an app whose single submissions go to the writer: a handover's
+    signatures are verified on the event loop, an envelope with more than four in a thread,
+    and one the worker refuses to check (a key that signed twice) is checked by the writer;
+    the answers are those of the one-process service."""
+    settings = Settings(
+        home=season.home.path,
+        log_passphrase=PASS,
+        system_passphrase=PASS,
+        clock=lambda: season.now,
+        desk_every=0,
+        writer_socket=writer.path,
+    )
+    start = season.now
+    seal = seal_event(season, "PK-1")
+    body = json.loads(seal.payload)["body"]
+    five = ["print-qian", "courier-sun", "courier-li", "custodian-zhou", "examiner-zheng"]
+
+    def sealed(pkg: str, signers: list[str]) -> Envelope:
+        season.now = start
+        return season.event(Kind.SEAL, [pkg], actors={"sealer": "print-qian"},
+                            signers=signers, body=body, prevs={pkg: None})  # fmt: skip
+
+    many, twice = sealed("PK-2", five), sealed("PK-3", ["print-qian", "print-qian"])
+    with TestClient(create_app(settings)) as c:
+        assert c.app.state.backend.committer is None  # nothing is committed in this process
+        answers = [c.post("/v1/events", content=e.to_bytes()) for e in (seal, seal, many, twice)]
+    assert [a.status_code for a in answers] == [201, 200, 201, 422], [a.text for a in answers]
+    assert answers[1].json()["duplicate"] is True
+    assert answers[3].json()["error"] == "duplicate_signature"
+    log = season.log()
+    assert log.entry(answers[2].json()["index"]) == many  # all five signatures kept
