@@ -106,7 +106,15 @@ def serve(
         int, typer.Option(min=1, help=_("Open connections at most; beyond them answers 503."))
     ] = 256,
     workers: Annotated[
-        int, typer.Option(min=1, max=64, help=_("Server processes sharing the port."))
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help=_(
+                "Server processes sharing the port; this process stays the one writer of "
+                "their single submissions."
+            ),
+        ),
     ] = 1,
 ) -> None:
     """Serve the HTTP API (/v1/...) and the scanning page (/scan) for this home."""
