@@ -266,7 +266,7 @@ def main() -> None:
     args = ap.parse_args()
     report = _report.Report("bench_api.py", args.quick)
     print(f"load average at start: {_report.load_average()}\n")
-    print(f"## HTTP service, {CLIENTS} clients, one worker (SQLite)\n")
+    print(f"## HTTP service, {CLIENTS} clients, one worker; events on {args.workers} (SQLite)\n")
     print("| what | rate | p50 | p99 | load average |\n|---|---:|---:|---:|---|")
     if args.only in (None, "labels"):
         labels(report, args.quick)
