@@ -28,16 +28,20 @@ from tests.api.helpers import people_entries, seal_event, transfer_event
 from tests.conftest import PASS
 
 
-@pytest.fixture
-def writer(season: Season) -> Iterator[LogWriterServer]:
-    settings = Settings(
+def _settings(season: Season, writer_socket: Path | None = None) -> Settings:
+    return Settings(
         home=season.home.path,
         log_passphrase=PASS,
         system_passphrase=PASS,
         clock=lambda: season.now,
         desk_every=0,
+        writer_socket=writer_socket,
     )
-    backend = Backend(settings)
+
+
+@pytest.fixture
+def writer(season: Season) -> Iterator[LogWriterServer]:
+    backend = Backend(_settings(season))
     server = LogWriterServer(backend)
     try:
         yield server
@@ -190,9 +194,7 @@ def test_an_oversized_frame_is_hung_up_on(season: Season, writer: LogWriterServe
 
 
 def test_the_socket_is_private_and_removed_at_close(season: Season) -> None:
-    backend = Backend(
-        Settings(home=season.home.path, log_passphrase=PASS, clock=lambda: season.now)
-    )
+    backend = Backend(_settings(season))
     server = LogWriterServer(backend)
     try:
         assert server.directory.stat().st_mode & 0o777 == 0o700
@@ -209,14 +211,7 @@ def test_the_route_sends_to_the_writer_and_answers_as_one_process(
     signatures are verified on the event loop, an envelope with more than four in a thread,
     and one the worker refuses to check (a key that signed twice) is checked by the writer;
     the answers are those of the one-process service."""
-    settings = Settings(
-        home=season.home.path,
-        log_passphrase=PASS,
-        system_passphrase=PASS,
-        clock=lambda: season.now,
-        desk_every=0,
-        writer_socket=writer.path,
-    )
+    settings = _settings(season, writer.path)
     start = season.now
     seal = seal_event(season, "PK-1")
     body = json.loads(seal.payload)["body"]
