@@ -204,6 +204,8 @@ class Backend:
         report = readiness(
             self.log, self.head_file, self.home.path, floor=self.settings.min_free_bytes
         )
+        if self.link is not None:
+            report.checks["writer"] = self.link.probe()
         policy = self.home.witness_policy()
         if policy is None or not report.checks["database"].ok:
             return report

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 from crypto.dsse import Envelope, SignatureCheck, parse_envelope
 from custody.errors import N_, CustodyError, FormatError, Phrase, StorageError
 from custody.log import Receipt
+from custody.readiness import Check
 
 if TYPE_CHECKING:
     from api.backend import Backend
@@ -245,6 +246,19 @@ class WriterLink:
             return await answer
         finally:
             self._pending.pop(number, None)
+
+    def probe(self) -> Check:
+        """``/readyz``'s check: does the writer take connections? (A worker whose writer is
+        gone answers every submission 503: it must not be sent them.)"""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2.0)
+            try:
+                s.connect(str(self.path))
+            except OSError as e:
+                return Check(
+                    False, f"the log writer (the serving process) does not answer: {e}", "storage"
+                )
+        return Check(True, "the log writer (the serving process) takes submissions")
 
     async def _connected(self) -> asyncio.StreamWriter:
         loop = asyncio.get_running_loop()

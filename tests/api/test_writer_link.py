@@ -231,3 +231,29 @@ def test_the_route_sends_to_the_writer_and_answers_as_one_process(
     assert answers[3].json()["error"] == "duplicate_signature"
     log = season.log()
     assert log.entry(answers[2].json()["index"]) == many  # all five signatures kept
+
+
+def test_readyz_fails_when_the_writer_is_gone(season: Season) -> None:
+    """A worker whose writer stopped would answer every submission 503: its /readyz says so,
+    so that a balancer stops sending it appends."""
+    backend = Backend(_settings(season))
+    server = LogWriterServer(backend)
+    try:
+        with TestClient(create_app(_settings(season, server.path))) as c:
+            ready = c.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"]["writer"]["ok"] is True
+            server.close()
+            gone = c.get("/readyz")
+            assert gone.status_code == 503
+            assert gone.json()["checks"]["writer"] == {
+                "ok": False,
+                "detail": gone.json()["checks"]["writer"]["detail"],
+                "error": "storage",
+            }
+            assert "does not answer" in gone.json()["checks"]["writer"]["detail"]
+            refused = c.post("/v1/events", content=seal_event(season, "PK-9").to_bytes())
+            assert refused.status_code == 503 and refused.json()["error"] == "storage"
+    finally:
+        server.close()
+        backend.close()
