@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 from crypto.dsse import Envelope, SignatureCheck, parse_envelope
 from custody.errors import N_, CustodyError, FormatError, Phrase, StorageError
 from custody.log import Receipt
+from custody.parallel import signature_check
 from custody.readiness import Check
 
 if TYPE_CHECKING:
@@ -167,19 +168,24 @@ class LogWriterServer:
         known = self.backend.log.trust.signing_keys
         if any(hints[i] in known for i in unmatched):
             return None
-        return SignatureCheck(env.payload_type, env.payload, frozenset(signed), unmatched)
+        return signature_check(env, signers)  # as the log's own signature workers hand back
 
 
 # A worker's check: the key ids that signed, and the positions of the signatures that matched
-# no key it knows (``SignatureCheck``'s two facts).
+# no key it knows (``SignatureCheck``'s two facts, as ``custody.parallel``'s workers send them).
 Signers = tuple[tuple[str, ...], tuple[int, ...]]
 UNCHECKED = 255
 
 
 def signers_frame(check: SignatureCheck | None) -> bytes:
     """The start of a worker's body: its check of the envelope (None: not checked)."""
-    if check is None or len(check.signed_by) >= UNCHECKED or len(check.unmatched) >= UNCHECKED:
-        return bytes([UNCHECKED])
+    if (
+        check is None
+        or len(check.signed_by) >= UNCHECKED
+        or len(check.unmatched) >= UNCHECKED
+        or any(i > 255 for i in check.unmatched)
+    ):
+        return bytes([UNCHECKED])  # the writer checks it itself
     out = bytearray([len(check.signed_by)])
     for keyid in sorted(check.signed_by):
         raw = keyid.encode("ascii")
@@ -187,7 +193,7 @@ def signers_frame(check: SignatureCheck | None) -> bytes:
             return bytes([UNCHECKED])
         out += bytes([len(raw)]) + raw
     out.append(len(check.unmatched))
-    out += bytes(i for i in check.unmatched if i < 256)
+    out += bytes(check.unmatched)
     return bytes(out)
 
 
