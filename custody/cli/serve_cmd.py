@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
@@ -43,6 +44,7 @@ from keys.keyfile import read_keyfile
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+log = logging.getLogger("custody.api")
 WORKER_SPEC = "CUSTODY_SERVE_WORKER"  # what each worker process builds its app from (JSON)
 DESK_LOCK = "desk.lock"
 _desk_lock: IO[str] | None = None  # held for the life of the worker that runs the desk
@@ -224,7 +226,35 @@ def _rate(text: str, option: str) -> str:
 
 def worker_app() -> FastAPI:
     """The app of one worker process of ``serve --workers N`` (uvicorn's factory)."""
+    _stop_with_parent()
     return _build(desk=True)
+
+
+PARENT_POLL = 0.5  # seconds between a worker's looks at whether its serving process is there
+STOP_GRACE = 10.0  # seconds a worker's graceful stop may take before it exits anyway
+
+
+def _stop_with_parent() -> None:
+    """Stop this worker when the process that started it is gone (killed, crashed): that
+    process is the one log writer, and uvicorn does not tell its workers when it dies. An
+    orphaned worker would answer every submission 503 and keep the port, so that the service
+    could not be started again until someone found and killed it."""
+    import signal
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL)
+        said = _("the serving process {pid} is gone: this worker stops").format(pid=parent)
+        log.warning("%s", said)
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful stop: requests under way end
+        time.sleep(STOP_GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="custody-parent-watch", daemon=True).start()
 
 
 def _build(*, desk: bool) -> FastAPI:

@@ -25,8 +25,10 @@ from tests.conftest import PASS
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _serve(season: Season, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def _serve(
+    season: Season, *extra: str, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -155,3 +157,71 @@ def test_serve_with_several_workers_shares_one_log(season: Season) -> None:
     assert PASS.encode() not in out
     log = season.log()
     assert all(log.package_state(f"PK-{n}").status.value == "sealed" for n in range(12))
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+
+
+def test_workers_stop_when_the_serving_process_is_killed(season: Season) -> None:
+    """The serving process is the one log writer: killed (kill -9, no goodbye), its workers
+    stop by themselves and free the port, so the service can simply be started again."""
+    proc, base = _serve(season, "--workers", "2")
+    port = int(base.rsplit(":", 1)[1])
+    workers: list[int] = []
+    spawned: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # uvicorn's two workers (and any helper)
+            workers = _children(proc.pid)
+            spawned = [p for p in workers if b"spawn_main" in _cmdline(p)]
+            if len(spawned) >= 2:
+                break
+            time.sleep(0.1)
+        assert len(spawned) == 2, [_cmdline(p) for p in workers]
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "a process outlived the serving process"
+        again, _ = _serve(season, port=port)  # the same port: nothing holds it any more
+        try:
+            with httpx.Client(base_url=base, timeout=30) as http:
+                assert http.get("/healthz").json()["writable"] is True
+        finally:
+            again.terminate()
+            again.communicate(timeout=30)
+    finally:
+        for p in workers:
+            if _alive(p):
+                os.kill(p, 9)
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
