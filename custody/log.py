@@ -54,7 +54,7 @@ from custody.events import (
     statement_id,
 )
 from custody.exams import ExamPolicy, exam_policy_body
-from custody.parallel import SignaturePool, signature_check
+from custody.parallel import Answer, SignaturePool, signature_check
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store import log_store
 from custody.store.guard import SignedHeadFile, StartReport, check_at_start, check_before_signing
@@ -163,6 +163,17 @@ class _Batch:
     exams: dict[str, ExamPolicy] | None = None  # loaded when a statement needs them
     exam_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)  # packages with a row in package_state
+
+
+@dataclass(frozen=True)
+class _Dispatched:
+    """A batch whose signatures are being checked by the workers (``CustodyLog._dispatch``)."""
+
+    envelopes: list[Envelope]
+    now: datetime
+    received: str
+    pending: list[tuple[int, int, Callable[[], list[Answer]]]]
+    trust: TrustStore  # the store whose keys the workers hold
 
 
 @dataclass(frozen=True)
@@ -353,6 +364,42 @@ class CustodyLog:
         self._keep_signed(result)
         return result
 
+    def submit_batches(
+        self, batches: Iterable[tuple[Sequence[Envelope], datetime]]
+    ) -> Iterator[AppendResult]:
+        """``submit_many`` of each (envelopes, the service's clock for them) in turn, one
+        transaction each, yielding each result once it is durable. With signature workers the
+        next batch's signatures are checked while this one is applied and committed (its
+        rules, the tree, the checkpoint, the commit run in this process alone), so the workers
+        are not idle between batches. A batch whose signatures were checked against a trust
+        store that changed before its turn is checked again."""
+        ahead: _Dispatched | None = None
+        for envelopes, now in batches:
+            if self.workers <= 1 or len(envelopes) < PARALLEL_BATCH:
+                if ahead is not None:  # pragma: no cover - only a mix of sizes comes here
+                    yield self._append_dispatched(ahead, None)
+                    ahead = None
+                yield self.submit_many(envelopes, now=now)
+                continue
+            this = self._dispatch(list(envelopes), now)
+            if ahead is not None:
+                yield self._append_dispatched(ahead, None)
+            ahead = this
+        if ahead is not None:
+            yield self._append_dispatched(ahead, None)
+
+    def _dispatch(self, envelopes: list[Envelope], now: datetime) -> _Dispatched:
+        """Send a batch's signatures to the workers (in chunks, answered in order)."""
+        if self._pool is None:
+            self._pool = SignaturePool(self.trust.signing_keys, self.workers)
+        # the workers also deflate each envelope into the form its entry row keeps, and hash
+        # its leaf under the batch's receive time (``_append_locked``)
+        received = format_time(now)
+        pending = self._pool.signer_chunks(
+            envelopes, PARALLEL_CHUNK, stored=envelope_parts, received=received
+        )
+        return _Dispatched(envelopes, now, received, pending, self.trust)
+
     def _append_pooled(
         self, envelopes: list[Envelope], now: datetime, alongside: Alongside | None
     ) -> AppendResult:
@@ -360,18 +407,16 @@ class CustodyLog:
         processes, in chunks: this process parses and applies chunk k (inside the append's
         one transaction) while the workers verify the chunks after it, so the rules and the
         signatures run at the same time instead of one after the other."""
-        if self._pool is None:
-            self._pool = SignaturePool(self.trust.signing_keys, self.workers)
-        # the workers also deflate each envelope into the form its entry row keeps, and hash
-        # its leaf
-        received = format_time(now)  # the batch's receive time (``_append_locked``)
-        pending = self._pool.signer_chunks(
-            envelopes, PARALLEL_CHUNK, stored=envelope_parts, received=received
-        )
+        return self._append_dispatched(self._dispatch(envelopes, now), alongside)
+
+    def _append_dispatched(self, sent: _Dispatched, alongside: Alongside | None) -> AppendResult:
+        if sent.trust is not self.trust:  # enrolled or revoked since: the workers' keys were old
+            return self._append_pooled(sent.envelopes, sent.now, alongside)
+        envelopes, received = sent.envelopes, sent.received
 
         def chunks() -> Iterator[tuple[list[tuple[int, Prepared]], list[Rejected]]]:
-            for start, wait in pending:
-                part = envelopes[start : start + PARALLEL_CHUNK]
+            for start, end, wait in sent.pending:
+                part = envelopes[start:end]
                 events = [_parsed(env) for env in part]  # while the workers verify
                 prepared: list[tuple[int, Prepared]] = []
                 early: list[Rejected] = []
@@ -389,6 +434,7 @@ class CustodyLog:
                 yield prepared, early
 
         result = AppendResult()
+        now = sent.now
         self._committed(lambda db: self._append_locked(db, chunks(), result, now, alongside))
         self._keep_signed(result)
         return result

@@ -213,6 +213,23 @@ assert not hasattr(Signature, "__post_init__")
 assert not hasattr(Envelope, "__post_init__")
 
 
+FIRST_CHUNK = 16  # envelopes in the first chunk of a batch (``ramp``)
+
+
+def ramp(total: int, size: int, first: int = FIRST_CHUNK) -> list[tuple[int, int]]:
+    """Where the chunks of ``total`` items start and end: the first ``first`` long, each next
+    one twice the one before, up to ``size``. The process waiting for the first answer (the
+    one applying the rules, in order) can start after a small chunk instead of a whole one,
+    while the workers go on with larger ones."""
+    bounds = []
+    start, step = 0, min(first, size)
+    while start < total:
+        end = min(total, start + step)
+        bounds.append((start, end))
+        start, step = end, min(size, step * 2)
+    return bounds
+
+
 def _chunks(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
     chunk: list[bytes] = []
     for line in lines:
@@ -264,24 +281,26 @@ class SignaturePool:
         *,
         stored: Stored | None = None,
         received: str | None = None,
-    ) -> list[tuple[int, Callable[[], list[Answer]]]]:
-        """Verify the signatures of already parsed envelopes on every worker, in chunks of
-        ``size``: every chunk is sent at once, and each (its first position, a call waiting
-        for its answers) can be taken in order while the later chunks are still being
-        verified. Each answer also carries, if asked, ``stored(envelope)`` and the leaf hash
-        of the envelope received at ``received`` (work taken off the appending process)."""
+    ) -> list[tuple[int, int, Callable[[], list[Answer]]]]:
+        """Verify the signatures of already parsed envelopes on every worker, in chunks of at
+        most ``size`` (``ramp``: small first): every chunk is sent at once, and each (where it
+        starts and ends, a call waiting for its answers) can be taken in order while the later
+        chunks are still being verified. Each answer also carries, if asked,
+        ``stored(envelope)`` and the leaf hash of the envelope received at ``received`` (work
+        taken off the appending process)."""
         chunks = [
-            (i, [envelope_parts(env) for env in envelopes[i : i + size]])
-            for i in range(0, len(envelopes), size)
+            (i, j, [envelope_parts(env) for env in envelopes[i:j]])
+            for i, j in ramp(len(envelopes), size)
         ]
         if self._pool is None:
             return [
-                (i, partial(_signers_each, parts, self.keys, stored, received))
-                for i, parts in chunks
+                (i, j, partial(_signers_each, parts, self.keys, stored, received))
+                for i, j, parts in chunks
             ]
         pool = self._pool
         return [
-            (i, pool.submit(_signers_chunk, parts, stored, received).result) for i, parts in chunks
+            (i, j, pool.submit(_signers_chunk, parts, stored, received).result)
+            for i, j, parts in chunks
         ]
 
     def leaves(self, lines: Iterable[bytes], chunk: int = CHUNK) -> Iterator[Leaf]:

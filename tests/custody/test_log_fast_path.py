@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -16,11 +17,22 @@ from crypto import merkle
 from crypto.dsse import Envelope, Signature, sign_envelope
 from crypto.encoding import canonical_json
 from crypto.note import parse_checkpoint
+from custody import identity
 from custody.demo import EXAM_ID, Season, seal_body, start_season
-from custody.errors import ChainError, FormatError, SignatureError, ThresholdError, UsageError
+from custody.errors import (
+    ChainError,
+    FormatError,
+    RevokedError,
+    SignatureError,
+    ThresholdError,
+    UsageError,
+)
 from custody.events import EVENT_TYPE, Kind, parse_event
-from custody.log import PARALLEL_CHUNK, statement_id_of
+from custody.log import PARALLEL_BATCH, PARALLEL_CHUNK, statement_id_of
+from custody.parallel import SignaturePool
 from custody.service import ServiceSecrets, open_writer
+from keys.model import RevocationReason
+from tests.api.helpers import seal_event
 from tests.conftest import PASS, T0, fast_kdf
 from tests.custody.test_log import SEALS, seal, transfer
 
@@ -266,3 +278,75 @@ def test_a_writer_sets_the_garbage_collector_once(season: Season) -> None:
         assert gc.get_freeze_count() == frozen  # the second writer froze nothing more
     finally:
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize("workers", [2, 1])
+def test_batches_streamed_append_in_order_and_a_revocation_between_them_counts(
+    season: Season, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """``submit_batches``: one transaction and checkpoint per batch, in order, with no gap; the
+    workers check the next batch's signatures while one commits. A revocation made between
+    two batches refuses the later one's statements by the revoked key, although its
+    signatures were checked (against the old store) before: they are checked again."""
+    size = PARALLEL_BATCH + 6
+    start_time = season.now
+
+    def at_start(env: Envelope) -> Envelope:  # every statement dated at the service's clock
+        season.now = start_time
+        return env
+
+    seals = [at_start(seal_event(season, f"PK-{n}")) for n in range(size)]
+    dispatches = [
+        at_start(
+            season.event(
+                Kind.DISPATCH,
+                [f"PK-{n}"],
+                actors={"releaser": "print-qian", "receiver": "courier-sun"},
+                signers=["print-qian", "courier-sun"],
+                body={"seals": SEALS},
+                prevs={f"PK-{n}": statement_id_of(env)},
+            )
+        )
+        for n, env in enumerate(seals)
+    ]
+    more = [at_start(seal_event(season, f"PK-M{n}")) for n in range(size)]
+    dispatched = []
+    real = SignaturePool.signer_chunks
+
+    def counted(pool: SignaturePool, envelopes: list[Envelope], *a: Any, **k: Any) -> Any:
+        dispatched.append(len(envelopes))
+        return real(pool, envelopes, *a, **k)
+
+    monkeypatch.setattr(SignaturePool, "signer_chunks", counted)
+    start = season.log().size()
+    log = open_writer(season.home, ServiceSecrets(log=PASS, system=PASS), workers=workers)
+    try:
+        results = log.submit_batches((b, season.now) for b in (seals, dispatches, more))
+        first = next(results)
+        assert dispatched == ([size, size] if workers > 1 else [])  # the next one under way
+        identity.revoke(
+            season.home,
+            root_passphrase=PASS,
+            key_id=season.keys["courier-sun"].signing.key_id,
+            reason=RevocationReason.KEY_COMPROMISE,
+            effective_at=season.now,
+            now=season.now,
+        )
+        log.set_trust(season.trust())
+        second, third = list(results)
+    finally:
+        log.close()
+    if workers > 1:  # the dispatches checked again, against the store that knows the revocation
+        assert dispatched == [size] * 4
+    assert [r.index for r in first.receipts] == list(range(start, start + size))
+    assert not first.rejected and not second.receipts
+    assert len(second.rejected) == size
+    assert all(isinstance(r.error, RevokedError) for r in second.rejected)
+    assert second.system  # refusals by a compromised key: the desk's own statements
+    after = start + size + len(second.system)
+    assert [r.index for r in second.system] == list(range(start + size, after))
+    assert [r.index for r in third.receipts] == list(range(after, after + size))
+    checkpoints = [
+        parse_checkpoint(r.receipts[0].checkpoint.split("\n\n")[0] + "\n") for r in (first, third)
+    ]
+    assert [c.size for c in checkpoints] == [start + size, after + size]

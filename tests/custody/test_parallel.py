@@ -30,6 +30,7 @@ from custody.parallel import (
     SignaturePool,
     Signers,
     leaf_envelope,
+    ramp,
     signature_check,
     split_block,
 )
@@ -109,14 +110,16 @@ def test_two_workers_name_an_envelope_s_signers_as_one_process_does(season: Seas
     envelopes += [parse_leaf(bad["forged"]).envelope, parse_leaf(bad["twice"]).envelope]
     keys = season.log().trust.signing_keys
     with SignaturePool(keys, 1) as alone:
-        one = [a[0] for _, wait in alone.signer_chunks(envelopes, 3) for a in wait()]
+        one = [a[0] for _, _, wait in alone.signer_chunks(envelopes, 3) for a in wait()]
     pool = SignaturePool(keys, 2)
     try:
         # answers come back chunk by chunk, in order, each with the extra the workers computed
         received = "2027-03-01T08:00:00Z"
         chunks = pool.signer_chunks(envelopes, 3, stored=envelope_parts, received=received)
-        assert [start for start, _ in chunks] == list(range(0, len(envelopes), 3))
-        answers = [a for _, wait in chunks for a in wait()]
+        bounds = [(start, end) for start, end, _ in chunks]
+        assert bounds == ramp(len(envelopes), 3)
+        assert [start for start, _ in bounds] == [0] + [end for _, end in bounds[:-1]]
+        answers = [a for _, _, wait in chunks for a in wait()]
         two = [s for s, _, _ in answers]
         assert [a[1] for a in answers[:-1]] == [envelope_parts(e) for e in envelopes[:-1]]
         assert [a[2] for a in answers[:-1]] == [
