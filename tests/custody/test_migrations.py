@@ -3,6 +3,8 @@ convert the rows an earlier revision wrote."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,9 @@ from crypto import merkle
 from crypto.encoding import format_time
 from custody.audit import export_bundle
 from custody.demo import Season
+from custody.errors import SchemaBehindError
 from custody.events import Kind, parse_event, parse_leaf, statement_id
-from custody.store.db import alembic_config, create_schema, make_engine
+from custody.store.db import SCHEMA_HEAD, alembic_config, at_head, create_schema, make_engine
 from custody.store.leaves import PARTS_DEFLATED, PARTS_RAW, leaf_of
 from tests.custody.test_audit import verify_folder
 from tests.custody.test_log import seal, to_storage, transfer
@@ -144,3 +147,41 @@ def test_0010_keeps_every_access_record_findable_both_ways(any_season: Season) -
     with engine.connect() as conn:
         assert conn.execute(text("SELECT indexed, size FROM access_head")).one() == (5, 5)
     assert [e.index for e in access.who_read(obj="package:PK-3")] == [3]
+
+
+def test_the_schema_head_named_in_the_code_is_alembic_s_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config(make_engine("sqlite://"))
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
+
+
+def test_a_database_at_the_head_opens_without_alembic_and_another_one_is_migrated(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/m.db"
+    engine = make_engine(url)
+    assert not at_head(engine)  # empty: no version table
+    create_schema(engine)
+    assert at_head(engine)
+    engine.dispose()
+    # a command's start on it: the schema is checked by one read, alembic is never loaded
+    code = (
+        "import sys; from custody.store.db import create_schema, make_engine; "
+        f"create_schema(make_engine({url!r})); "
+        "assert not [m for m in sys.modules if m.startswith('alembic')], 'alembic loaded'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    # one revision behind: not at the head, so alembic brings it there
+    _migrate(make_engine(url), "0009")
+    engine = make_engine(url)
+    assert not at_head(engine)
+    create_schema(engine)
+    assert at_head(engine)
+    # a revision this custody does not know (a newer one's): refused, named
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(SchemaBehindError):
+        create_schema(engine)
+    engine.dispose()
