@@ -83,11 +83,7 @@ def _seal_facts(
         return held
     if not history:
         raise NotFoundError(N_("no package {package!r} on this log"), package=package_id)
-    event = parse_event(service.log.entry(history[0]).payload)
-    body = event.body
-    dest = body.get("destination")
-    site = str(dest.get("site", "")) if isinstance(dest, dict) else ""
-    facts = (str(body.get("exam", "")), site, tuple(event.actors.values()))
+    facts = policy.seal_facts(parse_event(service.log.entry(history[0]).payload))
     if len(service.seal_facts) >= SEAL_CACHE:
         service.seal_facts.clear()
     service.seal_facts[package_id] = facts
@@ -129,9 +125,7 @@ def event_facts(service: Backend, event: Event) -> list[PackageFacts]:
     return out
 
 
-def package_objects(facts: PackageFacts) -> list[str]:
-    """What a read of a package names on the access log: it and the people on it."""
-    return [f"package:{facts.package_id}", *(f"person:{p}" for p in sorted(facts.people))]
+package_objects = policy.package_objects  # what a read of a package names on the access log
 
 
 def record(service: Backend, p: Principal, route: str, objects: list[str]) -> None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from custody.errors import N_, ForbiddenError, LoginRequiredError
+from custody.events import Event
 from keys.model import Certificate, Role
 
 ALL_SEEING = frozenset({Role.SECRECY_OFFICER, Role.AUDITOR})
@@ -81,6 +82,19 @@ class PackageFacts:
     @classmethod
     def build(cls, package_id: str, *, exam: str, site: str, people: Iterable[str]) -> PackageFacts:
         return cls(package_id, exam, site, frozenset(p for p in people if p))
+
+
+def package_objects(facts: PackageFacts) -> list[str]:
+    """What a read of a package names on the access log: it and the people on it."""
+    return [f"package:{facts.package_id}", *(f"person:{p}" for p in sorted(facts.people))]
+
+
+def seal_facts(seal: Event) -> tuple[str, str, tuple[str, ...]]:
+    """A package's exam, destination site and sealers, from its first event (its seal)."""
+    body = seal.body
+    dest = body.get("destination")
+    site = str(dest.get("site", "")) if isinstance(dest, dict) else ""
+    return str(body.get("exam", "")), site, tuple(seal.actors.values())
 
 
 class Read(StrEnum):

@@ -27,6 +27,7 @@ from crypto import merkle
 from crypto.dsse import Envelope, parse_envelope, verify_signatures
 from crypto.encoding import format_time
 from crypto.note import NoteVerifier, open_checkpoint
+from custody.access import PackageFacts, seal_facts
 from custody.errors import N_, CustodyError, NotFoundError, Phrase, UsageError
 from custody.events import Event, Kind, parse_event, parse_leaf
 from custody.home import Home
@@ -273,6 +274,17 @@ class Views:
             "findings": findings,
             "overdue": overdue,
         }
+
+    def package_facts(self, package_id: str) -> PackageFacts:
+        """What the access policy judges of a package (``custody.access``): its exam,
+        destination site and the people on it (route, holder, sealer), from its state and its
+        seal event (``NotFoundError`` if the log has no such package)."""
+        state, history = self.log.package_state_and_history(package_id)
+        if not history:
+            raise NotFoundError(N_("no package {package_id!r} in the log"), package_id=package_id)
+        exam, site, sealers = seal_facts(parse_event(self.log.entry(history[0]).payload))
+        people = [*state.route, state.holder, *sealers]
+        return PackageFacts.build(package_id, exam=exam or state.exam, site=site, people=people)
 
     def timeline(self, package_id: str, history: list[int] | None = None) -> list[TimelineEntry]:
         """Every event naming the package, in log order, each verified again as shown.

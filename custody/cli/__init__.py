@@ -157,7 +157,8 @@ ENTRIES: tuple[Entry, ...] = (
         "custody.cli.report_cmd",
         "report",
         "A custody report (Chinese first) for a package, an exam or a period: every statement\n"
-        "listed verified again against the log's signed checkpoint.",
+        "listed verified again against the log's signed checkpoint. It names people: secrecy\n"
+        "officers and auditors read it with their key, and the read is on the access log.",
     ),
     Entry(
         "login",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,11 +22,13 @@ from custody.errors import N_, FormatError, UsageError
 from custody.i18n import _, said_in, show_time, time_zone
 
 if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
+    from custody.access import Principal
     from custody.home import Home
     from custody.incidents.model import WatchedLog
     from custody.incidents.outbox import Mailer
     from custody.rules import Finding
     from custody.service import ServiceSecrets
+    from keys.trust import TrustStore
 
 # Names of environment variables, not secrets.
 PASSPHRASE_ENV = "CUSTODY_PASSPHRASE"  # noqa: S105
@@ -243,3 +245,62 @@ def finding_text(finding: Finding) -> str:
     from custody.rules import finding_said
 
     return said_in(finding_said(finding.kind, finding.evidence, finding.detail))
+
+
+KEY_PASSPHRASE_ENV = "CUSTODY_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+
+# The option of every command that reads what names people (reports, timelines, lists): the
+# reader's own key, so that the access policy judges them and the read is recorded.
+ReaderKey = Annotated[
+    Path | None,
+    typer.Option(
+        "--key",
+        help=_(
+            "Your own key file: what this shows names people, so your roles decide whether "
+            "you may read it and the read is recorded on the access log (its passphrase from "
+            "CUSTODY_KEY_PASSPHRASE or a prompt)."
+        ),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class RecordedRead:
+    """Who reads, judged by the access policy as a login is over HTTP (``custody.access``):
+    ``record`` puts the read on the access log before anything is shown."""
+
+    st: State
+    reader: Principal
+    trust: TrustStore
+    at: datetime
+
+    def record(self, command: str, objects: list[str]) -> None:
+        from custody.access_log import AccessLog
+
+        AccessLog(self.st.home.engine, self.trust.authority, None).record(
+            self.reader, f"cli {command}", objects, self.at
+        )
+
+
+def reader_of(st: State, key: Path | None, trust: TrustStore, *, what: str) -> RecordedRead:
+    """The person reading with ``key`` (unsealed with CUSTODY_KEY_PASSPHRASE or a prompt):
+    enrolled in this authority, in standing now; ``what`` names what they read, for the
+    refusal without a key. The caller asks the policy, then records, then shows."""
+    from custody.access import Principal
+    from custody.errors import NotFoundError
+    from keys.keyfile import read_keyfile
+
+    if key is None:
+        raise UsageError(
+            N_("{what} names people: give your own key file (--key), so that the read is "
+               "judged by your roles and recorded on the access log"),
+            what=what,
+        )  # fmt: skip
+    pw = passphrase(env=KEY_PASSPHRASE_ENV, prompt=_("Passphrase for {key}").format(key=key))
+    pair = read_keyfile(key, pw)
+    cert = trust.certificates.get(pair.signing.key_id)
+    if cert is None:
+        raise NotFoundError(N_("{key} holds a key no certificate of this authority binds"), key=key)
+    now = st.now()
+    trust.standing_at(cert.key_id, now)  # a revoked or expired key reads nothing
+    return RecordedRead(st, Principal.of(cert), trust, now)

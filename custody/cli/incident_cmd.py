@@ -18,6 +18,7 @@ from rich.table import Table
 
 from crypto.encoding import parse_time
 from custody.cli.common import (
+    KEY_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
     SMTP_HELP,
     SMTP_PLAIN_HELP,
@@ -41,7 +42,7 @@ incident_app = typer.Typer(
     help=_("Incidents: list, acknowledge, contain, resolve, report; sweep and deliver."),
     no_args_is_help=True,
 )
-KEY_PASSPHRASE_ENV = "CUSTODY_KEY_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+
 POLICY_FILE = "incidents.json"
 
 

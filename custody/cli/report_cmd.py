@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import parse_cli_time, state
+from custody.cli.common import ReaderKey, parse_cli_time, reader_of, state
 from custody.errors import N_, UsageError
 from custody.i18n import _
 from keys.keyfile import write_new_file
@@ -39,9 +39,12 @@ def report(
     max_timelines: Annotated[
         int, typer.Option(help=_("Show at most this many packages' timelines."))
     ] = 200,
+    key: ReaderKey = None,
 ) -> None:
     """A custody report (Chinese first) for a package, an exam or a period: every statement
-    listed verified again against the log's signed checkpoint."""
+    listed verified again against the log's signed checkpoint. It names people: secrecy
+    officers and auditors read it with their key, and the read is on the access log."""
+    from custody import access as policy
     from custody.custody_report import (
         build_custody_report,
         custody_report_json,
@@ -63,7 +66,13 @@ def report(
     if fmt == "pdf" and out is None:
         raise UsageError(N_("--format pdf writes a file: give --out FILE.pdf"))
     zone = st.time_zone
-    rep = build_custody_report(Views(st.home), scope, st.now(), max_timelines=max_timelines)
+    views = Views(st.home)
+    read = reader_of(st, key, views.trust, what=_("a custody report"))
+    policy.require(policy.may_read_custody_reports(read.reader), read.reader, _("a custody report"))
+    rep = build_custody_report(views, scope, read.at, max_timelines=max_timelines)
+    objects = [f"package:{row['package_id']}" for row in rep.packages]
+    objects += [f"person:{person}" for person in rep.people]
+    read.record("report", objects)  # before a byte of it is shown or written
     if fmt == "pdf":
         data = render_custody_pdf(rep, zone=zone)
     elif fmt == "json":

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from custody.cli.common import State, state
+from custody.cli.common import ReaderKey, RecordedRead, State, reader_of, state
 from custody.errors import Phrase
 from custody.i18n import _, language
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from custody.views import Views
 
 
@@ -66,21 +68,30 @@ def package_list(
     ] = False,
     offset: Offset = 0,
     limit: Limit = 50,
+    key: ReaderKey = None,
 ) -> None:
-    """Packages with their state, holder and destination."""
+    """Packages with their state, holder and destination (secrecy officers and auditors,
+    as over HTTP; the read is on the access log)."""
     from rich.table import Table
 
     from crypto.encoding import parse_time
+    from custody import access as policy
     from custody.steps import status_name
     from custody.views import PackageFilter
 
     st = state(ctx)
-    page = _views(st).packages(
+    views = _views(st)
+    read = reader_of(st, key, views.trust, what=_("the list of packages"))
+    policy.require(read.reader.sees_all, read.reader, _("the list of packages"))
+    page = views.packages(
         PackageFilter(exam=exam, status=status, holder=holder, site=site, overdue=overdue),
-        now=st.now(),
+        now=read.at,
         offset=offset,
         limit=limit,
     )
+    objects = [f"package:{i['package_id']}" for i in page.items]
+    objects += sorted({f"person:{i['holder']}" for i in page.items if i["holder"]})
+    read.record("package list", objects)
     if st.json:
         st.emit(page.as_dict())
         return
@@ -114,12 +125,18 @@ def package_list(
 def package_show(
     ctx: typer.Context,
     package: Annotated[str, typer.Argument(help=_("The package id."))],
+    key: ReaderKey = None,
 ) -> None:
-    """One package: state, holder, route, seals, counts, destination and findings."""
+    """One package: state, holder, route, seals, counts, destination and findings (for
+    whoever its route, site or exam makes a reader, as over HTTP; recorded)."""
+    from custody import access as policy
     from custody.steps import status_name
 
     st = state(ctx)
-    p = _views(st).package(package, now=st.now())
+    views = _views(st)
+    read = _package_reader(st, views, key, package)
+    p = views.package(package, now=read.at)
+    read.record("package show", policy.package_objects(views.package_facts(package)))
     if st.json:
         st.emit(p)
         return
@@ -170,15 +187,23 @@ def package_show(
 def package_timeline(
     ctx: typer.Context,
     package: Annotated[str, typer.Argument(help=_("The package id."))],
+    key: ReaderKey = None,
 ) -> None:
     """Every event of a package with its signers' names, times and verification marks
-    (signatures, slots and inclusion in the signed checkpoint are checked again now)."""
+    (signatures, slots and inclusion in the signed checkpoint are checked again now; for
+    whoever its route, site or exam makes a reader, as over HTTP; recorded)."""
     from rich.table import Table
 
+    from custody import access as policy
     from custody.steps import step_name
 
     st = state(ctx)
-    entries = _views(st).timeline(package)
+    views = _views(st)
+    read = _package_reader(st, views, key, package)
+    entries = views.timeline(package)
+    objects = policy.package_objects(views.package_facts(package))
+    named = sorted({f"person:{s.person}" for e in entries for s in e.signers})
+    read.record("package timeline", [*objects, *(n for n in named if n not in objects)])
     if st.json:
         st.emit({"package_id": package, "events": [e.as_dict() for e in entries]})
         return
@@ -227,12 +252,21 @@ def package_timeline(
 def paper_show(
     ctx: typer.Context,
     paper: Annotated[str, typer.Argument(help=_("Paper id (newest version) or ID@vN."))],
+    key: ReaderKey = None,
 ) -> None:
-    """One paper with every act on it (who signed, when, which log entry recorded it)."""
+    """One paper with every act on it (who signed, when, which log entry recorded it);
+    secrecy officers and auditors, as over HTTP; recorded."""
     from rich.table import Table
 
+    from custody import access as policy
+
     st = state(ctx)
-    p = _views(st).paper(paper)
+    views = _views(st)
+    read = reader_of(st, key, views.trust, what=_("a paper and its acts"))
+    policy.require(read.reader.sees_all, read.reader, _("a paper and its acts"))
+    p = views.paper(paper)
+    people = sorted({f"person:{s['person']}" for a in p["acts"] for s in a["signers"]})
+    read.record("paper show", [f"paper:{p['ref']}", *people])
     if st.json:
         st.emit(p)
         return
@@ -258,6 +292,16 @@ def paper_show(
             "-" if a["log_index"] is None else f"#{a['log_index']}",
         )
     st.out.print(table)
+
+
+def _package_reader(st: State, views: Views, key: Path | None, package: str) -> RecordedRead:
+    """The reader of one package, judged by the policy on the package's facts."""
+    from custody import access as policy
+
+    read = reader_of(st, key, views.trust, what=_("a package"))
+    facts = views.package_facts(package)
+    policy.require(policy.may_read_package(read.reader, facts), read.reader, f"package {package}")
+    return read
 
 
 def register_package_views(package_app: typer.Typer) -> None:

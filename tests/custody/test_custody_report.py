@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from crypto.encoding import format_time, parse_time
-from custody.cli import main
+from custody.access_log import AccessLog
+from custody.cli import main as cli_main
 from custody.custody_report import (
     build_custody_report,
     custody_report_json,
@@ -153,8 +154,26 @@ def test_cli_custody_report(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("CUSTODY_HOME", str(played.home.path))
-    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    monkeypatch.setenv("CUSTODY_KEY_PASSPHRASE", PASS)
     capsys.readouterr()
+    people = played.home.people_dir()
+    auditor = str(next(people.glob("auditor-chu-*.key")))
+    printer = str(next(people.glob("print-qian-*.key")))
+    access = AccessLog(played.home.engine, played.authority, None)
+    before = access.size()
+    # it names people: without a key, or with a printer's, nothing is shown or recorded
+    at = ["--now", format_time(played.now)]  # the season's clock: the keys are valid then
+    assert cli_main([*at, "report", "--package", "PK-1", "--format", "json"]) == 2
+    assert "--key" in capsys.readouterr().err
+    assert (
+        cli_main([*at, "report", "--package", "PK-1", "--format", "json", "--key", printer]) == 13
+    )
+    assert capsys.readouterr().out == ""
+    assert access.size() == before
+
+    def main(argv: list[str]) -> int:  # an auditor's reads
+        return cli_main([*at, *argv, "--key", auditor])
+
     pdf = tmp_path / "exam.pdf"
     assert main(["report", "--exam", EXAM, "--out", str(pdf)]) == 0
     assert pdf.read_bytes().startswith(b"%PDF")
@@ -179,6 +198,10 @@ def test_cli_custody_report(
     assert main(["report", "--from", "yesterday", "--to", end, "--format", "json"]) == 2
     assert main(["report", "--exam", EXAM, "--format", "docx"]) == 2
     assert not (tmp_path / "none.pdf").exists()
+    # each report read is on the access log with the packages and the people it names
+    reads = access.who_read(obj="package:PK-1")
+    assert [(r.who, r.route) for r in reads] == [("auditor-chu", "cli report")] * 4
+    assert access.who_read(obj="person:courier-sun")
 
 
 def test_a_period_report_on_both_databases(any_season: Season) -> None:
@@ -201,9 +224,10 @@ def test_cli_period_to_the_last_year_is_reported(played: Season, tmp_path: Path,
     argv = ["--home", str(played.home.path), "--now", format_time(played.now), "report"]
     argv += ["--from", "2027-01-01T00:00:00Z", "--to", "9999-12-31T23:59:59Z"]
     argv += ["--format", fmt, "--out", str(out)]
+    argv += ["--key", str(next(played.home.people_dir().glob("secrecy-chen-*.key")))]
     done = subprocess.run(
         [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "CUSTODY_PASSPHRASE": PASS},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CUSTODY_KEY_PASSPHRASE": PASS},
         capture_output=True,
         timeout=120,
         check=False,

@@ -305,8 +305,9 @@ def test_passphrase_variable_names() -> None:
 def test_times_are_utc_stored(sealed: Season) -> None:
     code, out = run(sealed, *DISPATCH, "--yes", now="2027-03-01T08:05:00Z")
     assert code == 0, out
-    code, out = run(sealed, "--json", "package", "show", "PK-W", now="2027-03-01T08:05:00Z")
-    event = parse_event(sealed.log().entry(json.loads(out)["history"][-1]).payload)
+    code, shown = view_run(sealed, "package", "show", "PK-W", now="2027-03-01T08:05:00Z")
+    assert code == 0, shown
+    event = parse_event(sealed.log().entry(shown["history"][-1]).payload)
     assert format_time(event.time) == "2027-03-01T08:05:00Z"
     assert event.time == utc(2027, 3, 1, 8, 5)
 

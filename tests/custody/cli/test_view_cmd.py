@@ -32,10 +32,23 @@ def seal_args(package: str, site: str) -> list[str]:
     ]  # fmt: skip
 
 
-def run(season: Season, *args: str, now: str = NOW, json_out: bool = True) -> tuple[int, Any]:
+READS = {("package", "list"), ("package", "show"), ("package", "timeline"), ("paper", "show")}
+
+
+def key_of(season: Season, person: str) -> str:
+    return str(next(season.home.people_dir().glob(f"{person}-*.key")))
+
+
+def run(
+    season: Season, *args: str, now: str = NOW, json_out: bool = True, reader: str = "secrecy-chen"
+) -> tuple[int, Any]:
+    """The command; a read (``READS``) with ``reader``'s key, its passphrase in the variable."""
     out = io.StringIO()
     flags = ["--json"] if json_out else []
-    with contextlib.redirect_stdout(out):
+    if tuple(args[:2]) in READS and "--key" not in args:
+        args = (*args, "--key", key_of(season, reader))
+    with pytest.MonkeyPatch.context() as env, contextlib.redirect_stdout(out):
+        env.setenv("CUSTODY_KEY_PASSPHRASE", PASS)
         code = main(["--home", str(season.home.path), *flags, "--now", now, *args])
     text = out.getvalue()
     if not json_out:
@@ -262,3 +275,44 @@ def test_timeline_shows_an_unreadable_row_as_such(packages: Season) -> None:
     assert code == 0
     assert [e["kind"] for e in timeline["events"]] == ["seal", "unreadable", "receive"]
     assert timeline["events"][1]["verified"] is False
+
+
+def test_reads_are_judged_by_the_reader_s_key_and_recorded(
+    packages: Season, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What names people is read as over HTTP: with the reader's own key, their roles and
+    assignments decide, and every read is on the access log before anything is shown."""
+    from custody.access_log import AccessLog
+
+    season = packages
+    access = AccessLog(season.home.engine, season.authority, None)
+    before = access.size()
+    # no key: refused, named, nothing shown, nothing recorded
+    home = ["--home", str(season.home.path), "--now", NOW]
+    for args in (["package", "list"], ["package", "timeline", "PK-A"], ["report", "--package",
+                 "PK-A", "--format", "text"]):  # fmt: skip
+        assert main([*home, *args]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "--key" in err and "access log" in err
+    assert access.size() == before
+    # a courier on PK-A's route reads its timeline; one on no route does not; neither the list
+    code, timeline = run(season, "package", "timeline", "PK-A", reader="courier-sun")
+    assert code == 0 and len(timeline["events"]) == 3
+    assert run(season, "package", "timeline", "PK-A", reader="courier-he")[0] == 13
+    assert run(season, "package", "show", "PK-A", reader="courier-he")[0] == 13
+    assert run(season, "package", "list", reader="courier-sun")[0] == 13
+    assert run(season, "paper", "show", "NO-SUCH", reader="courier-sun")[0] == 13
+    # a custodian of the destination site reads the package; the secrecy officer the list
+    code, shown = run(season, "package", "show", "PK-A", reader="custodian-zhou")
+    assert code == 0 and shown["holder"] == "custodian-zhou"
+    assert run(season, "package", "list")[0] == 0
+    reads = [(r.who, r.route) for r in access.who_read(obj="package:PK-A")]
+    assert reads == [
+        ("courier-sun", "cli package timeline"),
+        ("custodian-zhou", "cli package show"),
+        ("secrecy-chen", "cli package list"),
+    ]
+    assert [r.route for r in access.who_read(obj="person:custodian-zhou")][-1] == (
+        "cli package list"  # the holder the list names
+    )
+    assert access.size() == before + 3  # the refused reads are not on it
