@@ -69,6 +69,23 @@ def season(tmp_path: Path) -> Season:
     return start_season(tmp_path / "season", now=T0, passphrase=PASS, kdf=fast_kdf())
 
 
+def revoke_now(season: Season, person: str = "courier-sun", reason: str = "key_compromise") -> None:
+    """Revoke ``person``'s key from the season's clock on (the root key's act); the season's
+    log judges by the new trust store. Another log object needs its own ``set_trust``."""
+    from custody import identity
+    from keys.model import RevocationReason
+
+    identity.revoke(
+        season.home,
+        root_passphrase=PASS,
+        key_id=season.keys[person].signing.key_id,
+        reason=RevocationReason(reason),
+        effective_at=season.now,
+        now=season.now,
+    )
+    season.refresh_trust()
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home")

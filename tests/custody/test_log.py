@@ -8,7 +8,6 @@ import pytest
 
 from crypto import merkle
 from crypto.note import NoteVerifier, open_checkpoint
-from custody import identity
 from custody.demo import EXAM_ID, Season, seal_body
 from custody.errors import (
     ChainError,
@@ -25,8 +24,7 @@ from custody.errors import (
 from custody.events import Kind, parse_event
 from custody.log import statement_id_of
 from custody.rules import Status
-from keys.model import RevocationReason
-from tests.conftest import PASS
+from tests.conftest import PASS, revoke_now
 
 SEALS = ["S-001", "S-002"]
 ROUTE = ["courier-sun", "courier-li", "custodian-zhou"]
@@ -308,15 +306,7 @@ def test_unsealed_package_refused(season: Season) -> None:
 
 def test_revoked_key_refused(season: Season) -> None:
     seal(season)
-    identity.revoke(
-        season.home,
-        root_passphrase=PASS,
-        key_id=season.keys["courier-sun"].signing.key_id,
-        reason=RevocationReason.KEY_COMPROMISE,
-        effective_at=season.now,
-        now=season.now,
-    )
-    season.refresh_trust()
+    revoke_now(season)
     with pytest.raises(RevokedError):
         transfer(season, Kind.DISPATCH, "PK-1", "print-qian", "courier-sun")
 

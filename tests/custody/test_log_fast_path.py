@@ -17,7 +17,6 @@ from crypto import merkle
 from crypto.dsse import Envelope, Signature, sign_envelope
 from crypto.encoding import canonical_json
 from crypto.note import parse_checkpoint
-from custody import identity
 from custody.demo import EXAM_ID, Season, seal_body, start_season
 from custody.errors import (
     ChainError,
@@ -31,9 +30,8 @@ from custody.events import EVENT_TYPE, Kind, parse_event
 from custody.log import PARALLEL_BATCH, PARALLEL_CHUNK, statement_id_of
 from custody.parallel import SignaturePool
 from custody.service import ServiceSecrets, open_writer
-from keys.model import RevocationReason
 from tests.api.helpers import seal_event
-from tests.conftest import PASS, T0, fast_kdf
+from tests.conftest import PASS, T0, fast_kdf, revoke_now
 from tests.custody.test_log import SEALS, seal, transfer
 
 
@@ -324,14 +322,7 @@ def test_batches_streamed_append_in_order_and_a_revocation_between_them_counts(
         results = log.submit_batches((b, season.now) for b in (seals, dispatches, more))
         first = next(results)
         assert dispatched == ([size, size] if workers > 1 else [])  # the next one under way
-        identity.revoke(
-            season.home,
-            root_passphrase=PASS,
-            key_id=season.keys["courier-sun"].signing.key_id,
-            reason=RevocationReason.KEY_COMPROMISE,
-            effective_at=season.now,
-            now=season.now,
-        )
+        revoke_now(season)
         log.set_trust(season.trust())
         second, third = list(results)
     finally:

@@ -11,15 +11,13 @@ import pytest
 
 from crypto.note import Checkpoint, sign_checkpoint
 from crypto.signing import SigningKey
-from custody import identity
 from custody.demo import Season
 from custody.errors import CustodyError
 from custody.events import Kind
 from custody.incidents.desk import list_incidents
 from custody.incidents.detect import DetectionKind
 from custody.sealed_text import seal_text
-from keys.model import RevocationReason
-from tests.conftest import PASS
+from tests.conftest import PASS, revoke_now
 from tests.custody.incidents.conftest import desk_log
 from tests.custody.test_audit import full_life
 from tests.custody.test_log import EXAMINERS, SEALS, seal, to_storage, transfer, two
@@ -81,15 +79,7 @@ def expired_key(season: Season) -> None:
 
 def revoked_key(season: Season) -> None:
     seal(season)
-    identity.revoke(
-        season.home,
-        root_passphrase=PASS,
-        key_id=season.keys["courier-sun"].signing.key_id,
-        reason=RevocationReason.KEY_COMPROMISE,
-        effective_at=season.now,
-        now=season.now,
-    )
-    season.refresh_trust()
+    revoke_now(season)
     _try(lambda: dispatch(season))
 
 

@@ -58,19 +58,9 @@ def test_a_public_report_is_sealed_to_the_secrecy_officers(season: Season) -> No
 
 
 def test_without_a_secrecy_officer_nothing_is_recorded_in_clear(season: Season) -> None:
-    from custody import identity
-    from keys.model import RevocationReason
-    from tests.conftest import PASS
+    from tests.conftest import revoke_now
 
-    identity.revoke(
-        season.home,
-        root_passphrase=PASS,
-        key_id=season.keys["secrecy-chen"].signing.key_id,
-        reason=RevocationReason.LEFT_POST,
-        effective_at=season.now,
-        now=season.now,
-    )
-    season.refresh_trust()
+    revoke_now(season, "secrecy-chen", "left_post")
     size = season.log().size()
     with pytest.raises(ConflictError):
         season.log().report_public(TEXT, season.now, contact=PHONE)
