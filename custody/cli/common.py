@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the CLI imports storage and the services only in the comman
     from custody.incidents.outbox import Mailer
     from custody.rules import Finding
     from custody.service import ServiceSecrets
+    from keys.keyfile import KeyPair
+    from keys.model import Certificate
     from keys.trust import TrustStore
 
 # Names of environment variables, not secrets.
@@ -282,25 +284,44 @@ class RecordedRead:
         )
 
 
-def reader_of(st: State, key: Path | None, trust: TrustStore, *, what: str) -> RecordedRead:
-    """The person reading with ``key`` (unsealed with CUSTODY_KEY_PASSPHRASE or a prompt):
-    enrolled in this authority, in standing now; ``what`` names what they read, for the
-    refusal without a key. The caller asks the policy, then records, then shows."""
-    from custody.access import Principal
+def enrolled_key(key: Path, trust: TrustStore) -> tuple[KeyPair, Certificate]:
+    """A person's key file, unsealed with CUSTODY_KEY_PASSPHRASE (else CUSTODY_PASSPHRASE)
+    or a prompt, and the
+    certificate of this authority that binds it."""
     from custody.errors import NotFoundError
     from keys.keyfile import read_keyfile
 
+    pw = passphrase(
+        env=KEY_PASSPHRASE_ENV,
+        fallback=PASSPHRASE_ENV,
+        prompt=_("Passphrase for {key}").format(key=key),
+    )
+    pair = read_keyfile(key, pw)
+    cert = trust.certificates.get(pair.signing.key_id)
+    if cert is None:
+        raise NotFoundError(N_("{key} holds a key no certificate of this authority binds"), key=key)
+    return pair, cert
+
+
+def in_standing(st: State, cert: Certificate, trust: TrustStore) -> RecordedRead:
+    """The reader ``cert`` names, if their key is in standing at the service's clock (a
+    revoked or expired key reads nothing)."""
+    from custody.access import Principal
+
+    now = st.now()
+    trust.standing_at(cert.key_id, now)
+    return RecordedRead(st, Principal.of(cert), trust, now)
+
+
+def reader_of(st: State, key: Path | None, trust: TrustStore, *, what: str) -> RecordedRead:
+    """The person reading with ``key``: enrolled in this authority, in standing now; ``what``
+    names what they read, for the refusal without a key. The caller asks the policy, then
+    records, then shows."""
     if key is None:
         raise UsageError(
             N_("{what} names people: give your own key file (--key), so that the read is "
                "judged by your roles and recorded on the access log"),
             what=what,
         )  # fmt: skip
-    pw = passphrase(env=KEY_PASSPHRASE_ENV, prompt=_("Passphrase for {key}").format(key=key))
-    pair = read_keyfile(key, pw)
-    cert = trust.certificates.get(pair.signing.key_id)
-    if cert is None:
-        raise NotFoundError(N_("{key} holds a key no certificate of this authority binds"), key=key)
-    now = st.now()
-    trust.standing_at(cert.key_id, now)  # a revoked or expired key reads nothing
-    return RecordedRead(st, Principal.of(cert), trust, now)
+    _pair, cert = enrolled_key(key, trust)
+    return in_standing(st, cert, trust)

@@ -8,7 +8,6 @@ CUSTODY_KEY_PASSPHRASE, else CUSTODY_PASSPHRASE).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,20 +17,20 @@ from rich.table import Table
 
 from crypto.encoding import parse_time
 from custody.cli.common import (
-    KEY_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
     SMTP_HELP,
     SMTP_PLAIN_HELP,
     SMTPS_HELP,
     State,
+    enrolled_key,
+    in_standing,
     make_mailer,
     open_writer,
-    passphrase,
     state,
 )
 from custody.errors import N_, NotFoundError, Phrase, UsageError
 from custody.i18n import _, language
-from keys.keyfile import read_keyfile, write_new_file
+from keys.keyfile import write_new_file
 
 if TYPE_CHECKING:  # storage, the desk and the reports load only in the commands that use them
     from custody.incidents.model import WatchedLog
@@ -126,27 +125,17 @@ def _open_sealed(st: State, incident: Incident, key: Path) -> list[dict[str, Any
     """Open what people wrote into an incident with a secrecy officer's key; the read is on
     the access log before anything is opened (a read that cannot be recorded is not made)."""
     from custody import access as policy
-    from custody.access_log import AccessLog
     from custody.incidents.desk import sealed_texts
 
-    pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(
-        prompt=_("Passphrase for {key}").format(key=key)
-    )
-    pair = read_keyfile(key, pw)
     trust = read_log(st).trust
-    cert = trust.certificates.get(pair.signing.key_id)
-    if cert is None or pair.encryption is None:
+    pair, cert = enrolled_key(key, trust)
+    if pair.encryption is None:
         raise NotFoundError(N_("{key} holds a key no certificate of this authority binds"), key=key)
-    now = st.now()
-    reader = policy.require(
-        policy.may_open_sealed(policy.Principal.of(cert)),
-        policy.Principal.of(cert),
-        _("the sealed text of an incident"),
+    read = in_standing(st, cert, trust)
+    policy.require(
+        policy.may_open_sealed(read.reader), read.reader, _("the sealed text of an incident")
     )
-    trust.standing_at(cert.key_id, now)  # a revoked or expired officer opens nothing
-    AccessLog(st.home.engine, trust.authority, None).record(
-        reader, "cli incident show --key", [f"incident:{incident.id}"], now
-    )
+    read.record("incident show --key", [f"incident:{incident.id}"])
     return sealed_texts(st.home.engine, incident, pair.encryption.key_id, pair.encryption)
 
 
@@ -249,14 +238,8 @@ def _act(
     from custody.incidents.policy import note_recipients
 
     st = state(ctx)
-    pw = os.environ.get(KEY_PASSPHRASE_ENV) or passphrase(
-        prompt=_("Passphrase for {key}").format(key=key)
-    )
-    pair = read_keyfile(key, pw)
     log = open_desk(st)
-    cert = log.trust.certificates.get(pair.signing.key_id)
-    if cert is None:
-        raise NotFoundError(N_("{key} holds a key no certificate of this authority binds"), key=key)
+    pair, cert = enrolled_key(key, log.trust)
     now = st.now()
     sealed = seal_note(note, note_recipients(log.trust, now))  # never on the log in clear
     env = Act(log.trust.authority.id, incident_id, what, cert.subject, now, sealed, key_id).sign(

@@ -19,6 +19,7 @@ from custody.i18n import _, language
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from custody.access import PackageFacts
     from custody.views import Views
 
 
@@ -134,9 +135,9 @@ def package_show(
 
     st = state(ctx)
     views = _views(st)
-    read = _package_reader(st, views, key, package)
+    read, facts = _package_reader(st, views, key, package)
     p = views.package(package, now=read.at)
-    read.record("package show", policy.package_objects(views.package_facts(package)))
+    read.record("package show", policy.package_objects(facts))
     if st.json:
         st.emit(p)
         return
@@ -199,9 +200,9 @@ def package_timeline(
 
     st = state(ctx)
     views = _views(st)
-    read = _package_reader(st, views, key, package)
+    read, facts = _package_reader(st, views, key, package)
     entries = views.timeline(package)
-    objects = policy.package_objects(views.package_facts(package))
+    objects = policy.package_objects(facts)
     named = sorted({f"person:{s.person}" for e in entries for s in e.signers})
     read.record("package timeline", [*objects, *(n for n in named if n not in objects)])
     if st.json:
@@ -294,14 +295,17 @@ def paper_show(
     st.out.print(table)
 
 
-def _package_reader(st: State, views: Views, key: Path | None, package: str) -> RecordedRead:
-    """The reader of one package, judged by the policy on the package's facts."""
+def _package_reader(
+    st: State, views: Views, key: Path | None, package: str
+) -> tuple[RecordedRead, PackageFacts]:
+    """The reader of one package, judged by the policy on the package's facts (returned:
+    the record names them)."""
     from custody import access as policy
 
     read = reader_of(st, key, views.trust, what=_("a package"))
     facts = views.package_facts(package)
     policy.require(policy.may_read_package(read.reader, facts), read.reader, f"package {package}")
-    return read
+    return read, facts
 
 
 def register_package_views(package_app: typer.Typer) -> None:
