@@ -2,7 +2,11 @@
 
 Writing commands open the log with the authority's log and system keys (passphrase from
 CUSTODY_PASSPHRASE); a person's act is signed with their key file (passphrase from
-CUSTODY_KEY_PASSPHRASE, else CUSTODY_PASSPHRASE).
+CUSTODY_KEY_PASSPHRASE, else CUSTODY_PASSPHRASE). Reading incidents (`list`, `show`, `report`)
+takes the reader's own key (``--key``): the access policy judges them as over HTTP
+(``may_read_incidents``: secrecy officers and auditors) and the read is on the access log
+before anything is shown; what people wrote into an incident opens only with ``show --sealed``
+and a secrecy officer's key.
 """
 
 from __future__ import annotations
@@ -21,11 +25,14 @@ from custody.cli.common import (
     SMTP_HELP,
     SMTP_PLAIN_HELP,
     SMTPS_HELP,
+    ReaderKey,
+    RecordedRead,
     State,
     enrolled_key,
     in_standing,
     make_mailer,
     open_writer,
+    reader_of,
     state,
 )
 from custody.errors import N_, NotFoundError, Phrase, UsageError
@@ -55,18 +62,31 @@ def read_log(st: State) -> CustodyLog:
     return open_reader(st.home)
 
 
+def _incident_reader(st: State, key: Path | None, *, what: str) -> RecordedRead:
+    """The person reading incidents with ``key``, allowed by the access policy (secrecy
+    officers and auditors, as ``GET /v1/incidents``); the caller records, then shows."""
+    from custody import access as policy
+
+    read = reader_of(st, key, read_log(st).trust, what=what)
+    policy.require(policy.may_read_incidents(read.reader), read.reader, what)
+    return read
+
+
 @incident_app.command("list")
 def list_cmd(
     ctx: typer.Context,
     status: Annotated[
         str | None, typer.Option(help=_("open, acknowledged, contained, resolved"))
     ] = None,
+    key: ReaderKey = None,
 ) -> None:
     """Every incident, newest last."""
     from custody.incidents.model import list_incidents
 
     st = state(ctx)
+    read = _incident_reader(st, key, what=_("the incidents"))
     incidents = list_incidents(st.home.engine, status=status)
+    read.record("incident list", [f"incident:{i.id}" for i in incidents])
     if st.json:
         st.emit({"incidents": [i.as_dict() for i in incidents]})
         return
@@ -90,53 +110,64 @@ def list_cmd(
 def show(
     ctx: typer.Context,
     incident_id: Annotated[str, typer.Argument()],
-    key: Annotated[
-        Path | None,
+    key: ReaderKey = None,
+    sealed: Annotated[
+        bool,
         typer.Option(
+            "--sealed",
             help=_(
-                "Your key file (secrecy officer): also open what people wrote into the "
-                "incident (notes, a public report's text and contact, a leak report's text, "
-                "the reasons of freezes, releases and paper acts); the read is recorded "
-                "on the access log."
-            )
+                "Secrecy officers only: also open what people wrote into the incident "
+                "(notes, a public report's text and contact, a leak report's text, the "
+                "reasons of freezes, releases and paper acts) with the encryption key of "
+                "--key; the opening is recorded on the access log."
+            ),
         ),
-    ] = None,
+    ] = False,
 ) -> None:
     """One incident with its scope, containment, evidence, acts and notifications."""
+    from custody import access as policy
+    from custody.incidents.desk import sealed_texts
     from custody.incidents.model import get_incident, incident_acts
     from custody.incidents.outbox import outbox_rows
 
     st = state(ctx)
+    what = _("an incident")
+    trust = read_log(st).trust
+    if key is None:
+        reader_of(st, key, trust, what=what)  # the refusal that names --key
+        return
+    pair, cert = enrolled_key(key, trust)
+    read = in_standing(st, cert, trust)
+    policy.require(policy.may_read_incidents(read.reader), read.reader, what)
+    if sealed:
+        policy.require(
+            policy.may_open_sealed(read.reader), read.reader, _("the sealed text of an incident")
+        )
+        if pair.encryption is None:
+            raise NotFoundError(
+                N_("{key} holds no encryption key: nothing sealed can be opened with it"), key=key
+            )
     incident = get_incident(st.home.engine, incident_id)
+    acts = incident_acts(st.home.engine, incident_id)
+    people = sorted({f"person:{a['person']}" for a in acts if a.get("person")})
+    # on the access log before a byte is shown or a box opened (a read that cannot be
+    # recorded is not made)
+    read.record("incident show --sealed" if sealed else "incident show", [
+        f"incident:{incident.id}", *people
+    ])  # fmt: skip
     data: dict[str, Any] = {
         **incident.as_dict(),
-        "acts": incident_acts(st.home.engine, incident_id),
+        "acts": acts,
         "notifications": outbox_rows(st.home.engine, incident_id),
     }
-    if key is not None:
-        data["sealed_texts"] = _open_sealed(st, incident, key)
+    if sealed and pair.encryption is not None:
+        data["sealed_texts"] = sealed_texts(
+            st.home.engine, incident, pair.encryption.key_id, pair.encryption
+        )
     if st.json:
         st.emit(data)
         return
     _print_incident(st, incident, data)
-
-
-def _open_sealed(st: State, incident: Incident, key: Path) -> list[dict[str, Any]]:
-    """Open what people wrote into an incident with a secrecy officer's key; the read is on
-    the access log before anything is opened (a read that cannot be recorded is not made)."""
-    from custody import access as policy
-    from custody.incidents.desk import sealed_texts
-
-    trust = read_log(st).trust
-    pair, cert = enrolled_key(key, trust)
-    if pair.encryption is None:
-        raise NotFoundError(N_("{key} holds a key no certificate of this authority binds"), key=key)
-    read = in_standing(st, cert, trust)
-    policy.require(
-        policy.may_open_sealed(read.reader), read.reader, _("the sealed text of an incident")
-    )
-    read.record("incident show --key", [f"incident:{incident.id}"])
-    return sealed_texts(st.home.engine, incident, pair.encryption.key_id, pair.encryption)
 
 
 def _plain(value: object) -> str:
@@ -301,6 +332,7 @@ def report(
     incident_id: str,
     fmt: Annotated[str, typer.Option("--format", help=_("text, json or pdf"))] = "text",
     out: Annotated[Path | None, typer.Option(help=_("File to write (required for pdf)."))] = None,
+    key: ReaderKey = None,
 ) -> None:
     """The report for the provincial department: timeline, holders, scope, containment."""
     from custody.incidents.report import build_report, render_pdf, render_text, report_json
@@ -308,10 +340,16 @@ def report(
     st = state(ctx)
     if fmt not in {"text", "json", "pdf"}:
         raise UsageError(N_("--format must be text, json or pdf, not {fmt!r}"), fmt=fmt)
+    if fmt == "pdf" and out is None:
+        raise UsageError(N_("--format pdf writes a file: give --out FILE.pdf"))
+    read = _incident_reader(st, key, what=_("an incident report"))
     rep = build_report(read_log(st), incident_id)
-    if fmt == "pdf":
-        if out is None:
-            raise UsageError(N_("--format pdf writes a file: give --out FILE.pdf"))
+    named = dict.fromkeys(
+        [f"person:{h.person}" for h in rep.holders]
+        + [f"person:{a['person']}" for a in rep.acts if a.get("person")]
+    )
+    read.record("incident report", [f"incident:{rep.incident.id}", *named])  # before it is shown
+    if fmt == "pdf" and out is not None:
         write_new_file(out, render_pdf(rep, st.now(), zone=st.time_zone), mode=0o644)
         st.emit({"pdf": str(out)}, _("[green]wrote[/] {path}").format(path=out))
         return

@@ -126,14 +126,15 @@ def test_the_commands_seal_the_words_and_a_secrecy_officer_opens_them(
     for digest in (freeze["reason_sealed"]["sha256"], leak["text_sealed"]["sha256"]):
         assert digest.encode() in stored and digest.encode() in exported
 
-    incidents = custody_cli(season, "--json", "incident", "list")
+    (key,) = season.home.people_dir().glob("secrecy-chen*")
+    (auditor,) = season.home.people_dir().glob("auditor-chu*")
+    incidents = custody_cli(season, "--json", "incident", "list", "--key", str(key))
     assert incidents.returncode == 0, incidents.stderr
     listed = json.loads(incidents.stdout)
     rows = listed["incidents"] if isinstance(listed, dict) else listed
     (leak_incident,) = [i for i in rows if i["kind"] == "leak_report"]
-    (key,) = season.home.people_dir().glob("secrecy-chen*")
     inc = leak_incident["id"]
-    shown = custody_cli(season, "--json", "incident", "show", inc, "--key", str(key))
+    shown = custody_cli(season, "--json", "incident", "show", inc, "--sealed", "--key", str(key))
     assert shown.returncode == 0, shown.stderr
     found = json.loads(shown.stdout)
     texts = {(t["kind"], t["field"]): t for t in found["sealed_texts"]}
@@ -142,10 +143,12 @@ def test_the_commands_seal_the_words_and_a_secrecy_officer_opens_them(
     assert texts[("freeze", "reason")]["note"] == REASON
     assert all(t["opened"] for t in texts.values())
     # the human page shows the words to the officer, and nothing to anyone without the key
-    page = custody_cli(season, "incident", "show", leak_incident["id"], "--key", str(key))
+    page = custody_cli(season, "incident", "show", inc, "--sealed", "--key", str(key))
     assert "chat group" in page.stdout
-    plain = custody_cli(season, "--json", "incident", "show", leak_incident["id"])
-    assert _absent(plain.stdout.encode(), TEXT, REASON)
+    for reader in (key, auditor):  # without --sealed, the officer's own page holds no words
+        plain = custody_cli(season, "--json", "incident", "show", inc, "--key", str(reader))
+        assert plain.returncode == 0, plain.stderr
+        assert _absent(plain.stdout.encode(), TEXT, REASON)
 
 
 def test_a_text_in_clear_is_refused_by_event_submit(season: Season, tmp_path: Path) -> None:

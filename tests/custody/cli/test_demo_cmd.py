@@ -131,16 +131,20 @@ def test_incident_show_prints_a_readable_page_and_json_only_when_asked(
     out, done = demo_dir
     assert done.returncode == 0, done.stderr
     home = ("--home", str(out / "home"))
-    page = run_custody(*home, "incident", "show", "INC-00001", env={"LANG": "C.UTF-8"})
+    # the reader: the demo's secrecy officer, with their own key (the read is recorded)
+    (officer,) = (out / "home" / "people").glob("secrecy-chen-*.key")
+    show = ("incident", "show", "INC-00001", "--key", str(officer))
+    secret = {"CUSTODY_PASSPHRASE": PASSPHRASE}
+    page = run_custody(*home, *show, env={"LANG": "C.UTF-8", **secret})
     assert page.returncode == 0, page.stderr
     assert not page.stdout.lstrip().startswith("{")
     assert "incident INC-00001" in page.stdout
     assert "Asia/Shanghai" in page.stdout  # times in the authority's zone, named
     assert "': " not in page.stdout  # no Python dict or list syntax
     assert "['" not in page.stdout
-    chinese = run_custody(*home, "incident", "show", "INC-00001", env={"LANG": "zh_CN.UTF-8"})
+    chinese = run_custody(*home, *show, env={"LANG": "zh_CN.UTF-8", **secret})
     assert "事件 INC-00001" in chinese.stdout
-    data = json.loads(run_custody(*home, "--json", "incident", "show", "INC-00001").stdout)
+    data = json.loads(run_custody(*home, "--json", *show, env=secret).stdout)
     assert data["id"] == "INC-00001"
     # What happened, in the reader's language: the same sentence, written by the service.
     assert data["detail_zh"] != data["detail"]

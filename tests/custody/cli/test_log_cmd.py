@@ -93,7 +93,8 @@ def test_submit_refusal_is_reported_with_exit_code(cli, season: Season, tmp_path
     # statement again is refused at the gate, before the rules.
     code, out, _ = cli("--json", "event", "submit", str(_write(tmp_path, "bad2.json", off_route)))
     assert json.loads(out)["refused"][0]["error"] == "blocked_key"
-    code, out, _ = cli("--json", "incident", "list")
+    officer = next(season.home.people_dir().glob("secrecy-chen-*.key"))
+    code, out, _ = cli("--json", "incident", "list", "--key", str(officer))
     assert [i["kind"] for i in json.loads(out)["incidents"]] == ["off_route", "blocked_key_used"]
     (tmp_path / "junk.json").write_text("{not json")
     code, _, err = cli("event", "submit", str(tmp_path / "junk.json"))

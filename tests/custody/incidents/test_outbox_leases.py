@@ -179,7 +179,8 @@ def test_dead_rows_are_listed_and_requeued_by_the_cli(season: Season) -> None:
     add_rows(season, 2, f"http://127.0.0.1:{port}/hook")
     report = deliver_outbox(season.home.engine, season.now, max_attempts=1)
     assert sorted(report.dead) == [1, 2]
-    listed = _cli(season, "incident", "outbox", "list", "--status", "dead")
+    auditor = next(season.home.people_dir().glob("auditor-chu-*.key"))
+    listed = _cli(season, "incident", "outbox", "list", "--status", "dead", "--key", str(auditor))
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)["notifications"]
     assert [r["id"] for r in rows] == [1, 2] and all(r["last_error"] for r in rows)

@@ -64,13 +64,15 @@ def test_cli_incident_commands(
     capsys.readouterr()
     monkeypatch.setenv("CUSTODY_HOME", str(season.home.path))
     monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
-    assert main(["--json", "incident", "list"]) == 0
+    (key,) = season.home.people_dir().glob("secrecy-chen*")
+    at = ["--now", format_time(season.now)]
+    assert main(["--json", *at, "incident", "list", "--key", str(key)]) == 0
     listed = json.loads(capsys.readouterr().out)["incidents"]
     assert len(listed) == 3
     first = listed[0]["id"]
-    assert main(["--json", "incident", "show", first]) == 0
+    assert main(["--json", *at, "incident", "show", first, "--key", str(key)]) == 0
     assert json.loads(capsys.readouterr().out)["id"] == first
-    assert main(["incident", "show", "INC-99999"]) == 4
+    assert main([*at, "incident", "show", "INC-99999", "--key", str(key)]) == 4
     now = (season.now + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert main(["--json", "--now", now, "incident", "sweep"]) == 0
     touched = set(json.loads(capsys.readouterr().out)["incidents"])
@@ -84,7 +86,6 @@ def test_cli_incident_commands(
         ("missed_checkin", "BR-ROUTE"),
         ("missed_checkin", "BR-SEAL"),
     ]
-    (key,) = season.home.people_dir().glob("secrecy-chen*")
     (custodian,) = season.home.people_dir().glob("custodian-zhou*")
     # At the municipal level a custodian may not acknowledge any more.
     assert main(["--now", now, "incident", "ack", first, "--key", str(custodian)]) == 10
@@ -94,16 +95,14 @@ def test_cli_incident_commands(
         main(["--now", now, "incident", "resolve", first, "--key", str(key), "--note", "ok"]) == 0
     )
     capsys.readouterr()
-    assert main(["incident", "report", first, "--format", "json"]) == 0
+    report = ["--now", now, "incident", "report", first, "--key", str(key)]
+    assert main([*report, "--format", "json"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert [a["act"] for a in rep["acts"]] == ["acknowledge", "resolve"]
-    assert main(["incident", "report", first, "--format", "pdf"]) == 2
-    assert (
-        main(["incident", "report", first, "--format", "pdf", "--out", str(tmp_path / "r.pdf")])
-        == 0
-    )
+    assert main([*report, "--format", "pdf"]) == 2
+    assert main([*report, "--format", "pdf", "--out", str(tmp_path / "r.pdf")]) == 0
     assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
-    assert main(["incident", "report", first]) == 0
+    assert main(report) == 0
     assert "Timeline" in capsys.readouterr().out
     assert main(["--json", "--now", now, "incident", "public-report", "答案已泄露"]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "public_report"
@@ -129,11 +128,11 @@ def test_cli_incident_show_and_list_read_as_pages(
     first = list_incidents(season.home.engine)[0].id
     assert main(["--now", now, "incident", "ack", first, "--key", str(key), "--note", "on it"]) == 0
     capsys.readouterr()
-    assert main(["incident", "list"]) == 0
+    assert main(["--now", now, "incident", "list", "--key", str(key)]) == 0
     table = capsys.readouterr().out
     assert first in table
     assert "(Asia/Shanghai)" in table  # the zone named once, in the column header
-    assert main(["incident", "show", first]) == 0
+    assert main(["--now", now, "incident", "show", first, "--key", str(key)]) == 0
     page = capsys.readouterr().out
     assert not page.lstrip().startswith("{")
     assert f"incident {first}" in page
@@ -143,6 +142,67 @@ def test_cli_incident_show_and_list_read_as_pages(
     assert "containment:" in page
     assert "['" not in page
     assert "{'" not in page
+
+
+def test_incident_reads_are_judged_by_the_reader_s_key_and_recorded(
+    season: Season,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Incidents are read on the command line as over HTTP (``GET /v1/incidents``): with the
+    reader's own key, by secrecy officers and auditors only, each read on the access log
+    before anything is shown; the texts people wrote open only with --sealed and a secrecy
+    officer's key. A refusal shows nothing and records nothing."""
+    from custody.access_log import AccessLog
+    from tests.custody.incidents.test_outbox_leases import add_rows
+
+    attach(season)
+    play_breaches(season, tmp_path / "out")
+    add_rows(season, 1, "https://hooks.example.org/custody")  # a notification of INC-0000
+    monkeypatch.setenv("CUSTODY_HOME", str(season.home.path))
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASS)
+    capsys.readouterr()
+    people = ("courier-sun", "custodian-zhou", "examiner-zheng", "auditor-chu", "secrecy-chen")
+    key = {who: str(next(season.home.people_dir().glob(f"{who}-*.key"))) for who in people}
+    first = list_incidents(season.home.engine)[0].id
+    at = ["--now", format_time(season.now)]
+    access = AccessLog(season.home.engine, season.authority, None)
+    before = access.size()
+    reads = (
+        ["incident", "list"],
+        ["incident", "show", first],
+        ["incident", "report", first, "--format", "json"],
+        ["incident", "outbox", "list"],
+    )
+    for args in reads:  # no key: a usage error naming --key
+        assert main([*at, *args]) == 2, args
+        out, err = capsys.readouterr()
+        assert out == "" and "--key" in err and "access log" in err
+        for reader in ("courier-sun", "custodian-zhou", "examiner-zheng"):  # not their role
+            assert main([*at, *args, "--key", key[reader]]) == 13, (args, reader)
+            out, err = capsys.readouterr()
+            assert out == "" and first not in err
+    assert access.size() == before
+    # an auditor reads them all, but opens nothing sealed
+    for args in reads:
+        assert main(["--json", *at, *args, "--key", key["auditor-chu"]]) == 0, args
+        assert (first if "outbox" not in args else "INC-0000") in capsys.readouterr().out
+    assert main([*at, "incident", "show", first, "--sealed", "--key", key["auditor-chu"]]) == 13
+    capsys.readouterr()
+    assert main(["--json", *at, "incident", "show", first, "--sealed", "--key",
+                 key["secrecy-chen"]]) == 0  # fmt: skip
+    assert "sealed_texts" in json.loads(capsys.readouterr().out)
+    on_log = [(r.who, r.route) for r in access.who_read(obj=f"incident:{first}")]
+    assert on_log == [
+        ("auditor-chu", "cli incident list"),
+        ("auditor-chu", "cli incident show"),
+        ("auditor-chu", "cli incident report"),
+        ("secrecy-chen", "cli incident show --sealed"),
+    ]
+    outbox = [(r.who, r.route) for r in access.who_read(obj="incident:INC-0000")]
+    assert outbox == [("auditor-chu", "cli incident outbox list")]
+    assert access.size() == before + 5
 
 
 def _text_of(pdf: Path) -> str:
@@ -184,8 +244,8 @@ def test_reports_read_chinese_first_with_times_in_the_homes_zone(
     acked_shown = f"{acked:%Y-%m-%d %H:%M:%S} Asia/Tokyo"
 
     pdf = tmp_path / "report.pdf"
-    assert main(["--now", now, "incident", "report", incident.id, "--format", "pdf",
-                 "--out", str(pdf)]) == 0  # fmt: skip
+    report = ["--now", now, "incident", "report", incident.id, "--key", str(key)]
+    assert main([*report, "--format", "pdf", "--out", str(pdf)]) == 0
     text = _text_of(pdf)
     for heading in HEADINGS:
         assert heading in text, heading
@@ -197,7 +257,7 @@ def test_reports_read_chinese_first_with_times_in_the_homes_zone(
     assert "Asia/Shanghai" not in text
 
     capsys.readouterr()
-    assert main(["incident", "report", incident.id]) == 0
+    assert main(report) == 0
     page = capsys.readouterr().out
     lines = page.splitlines()
     assert lines[0] == f"事件报告 Incident report {incident.id}"
@@ -208,11 +268,12 @@ def test_reports_read_chinese_first_with_times_in_the_homes_zone(
     assert "Asia/Shanghai" not in page and "Z " not in page
     assert "['" not in page and "{'" not in page  # sentences, not Python
 
-    assert main(["incident", "report", incident.id, "--format", "json"]) == 0
+    assert main([*report, "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["incident"]["opened_at"] == format_time(incident.opened_at)  # UTC, as stored
     assert all(t["time"].endswith("Z") for t in data["timeline"])
-    assert changes(before, stored(season.home)) == []  # reading a report stores nothing
+    # reading a report stores nothing but the record of each read, on the access log
+    assert changes(before, stored(season.home)) == ["table access_head", "table access_record"]
 
 
 def test_every_detection_kind_has_a_chinese_name_in_the_report() -> None:

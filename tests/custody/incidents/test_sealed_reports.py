@@ -126,35 +126,35 @@ def test_an_acts_note_is_sealed_and_a_secrecy_officer_reads_it_back_on_the_recor
 
     access = AccessLog(season.home.engine, season.authority, None)
     before = access.size()
-    assert main(["--json", "--now", now, "incident", "show", first, "--key", str(key)]) == 0
+    show = ["--json", "--now", now, "incident", "show"]
+    assert main([*show, first, "--sealed", "--key", str(key)]) == 0
     shown = json.loads(capsys.readouterr().out)
     notes = [t for t in shown["sealed_texts"] if t["source"] == "act"]
     assert [(t["act"], t["note"], t["opened"]) for t in notes] == [("acknowledge", NOTE, True)]
     assert access.size() == before + 1
     (read,) = access.who_read(obj=f"incident:{first}")
-    assert (read.who, read.route) == ("secrecy-chen", "cli incident show --key")
+    assert (read.who, read.route) == ("secrecy-chen", "cli incident show --sealed")
 
     report = next(i for i in list_incidents(season.home.engine) if i.kind == "public_report")
-    assert main(["--json", "--now", now, "incident", "show", report.id, "--key", str(key)]) == 0
+    assert main([*show, report.id, "--sealed", "--key", str(key)]) == 0
     (opened,) = json.loads(capsys.readouterr().out)["sealed_texts"]
     assert (opened["text"], opened["contact"]) == (TEXT, PHONE)
-    assert main(["--now", now, "incident", "show", report.id, "--key", str(key)]) == 0
+    assert main(["--now", now, "incident", "show", report.id, "--sealed", "--key", str(key)]) == 0
     page = capsys.readouterr().out
     assert PHONE in page and "written by people" in page
 
     # An auditor reads incidents but not what people wrote: refused, and no record.
     size = access.size()
     forbidden = 13
-    assert (
-        main(["--json", "--now", now, "incident", "show", first, "--key", str(auditor)])
-        == forbidden
-    )
+    assert main([*show, first, "--sealed", "--key", str(auditor)]) == forbidden
     assert "13800001111" not in capsys.readouterr().out
     assert access.size() == size
-    # Without --key, nothing is opened and nothing is recorded.
-    assert main(["--json", "--now", now, "incident", "show", first]) == 0
-    assert "sealed_texts" not in json.loads(capsys.readouterr().out)
-    assert access.size() == size
+    # Without --sealed, nothing is opened; the read of the incident itself is recorded.
+    for reader in (key, auditor):
+        assert main([*show, report.id, "--key", str(reader)]) == 0
+        plain = capsys.readouterr().out
+        assert "sealed_texts" not in json.loads(plain) and PHONE not in plain
+    assert access.size() == size + 2
 
 
 def test_an_act_with_a_note_in_clear_or_sealed_to_a_non_officer_is_refused(season: Season) -> None:

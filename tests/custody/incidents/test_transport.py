@@ -121,7 +121,8 @@ def test_policy_with_plain_http_webhook_is_refused_when_read(season: Season, url
     code, out = cli(season, "incident", "public-report", "答案已泄露")
     assert code == FormatError.exit_code
     assert out["error"] == FormatError.code
-    code, listed = cli(season, "incident", "list")
+    officer = next(season.home.people_dir().glob("secrecy-chen-*.key"))
+    code, listed = cli(season, "incident", "list", "--key", str(officer))
     assert code == 0 and listed["incidents"] == []
 
 
