@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -64,31 +65,45 @@ def now() -> datetime:
     return T0
 
 
-@pytest.fixture(scope="session")
-def _season_template(tmp_path_factory: pytest.TempPathFactory) -> Season:
-    """One season made by ``start_season`` per test process, closed (no connection open, the
-    SQLite file checkpointed), for ``season`` to copy: each test gets its own folder and
-    database, holding what a fresh season holds, without paying for 13 enrolments again."""
-    made = start_season(
-        tmp_path_factory.mktemp("template") / "season", now=T0, passphrase=PASS, kdf=fast_kdf()
-    )
+def _closed(made: Season) -> Season:
+    """``made`` with no connection left open (the SQLite file checkpointed, a PostgreSQL
+    database free to be a template)."""
     made.log().close()
     made.home.engine.dispose()
+    made.facts.clear()
     return made
+
+
+def _copy_season(made: Season, out: Path, database_url: str | None = None) -> Season:
+    """A copy of the closed season ``made`` at ``out``: its folder, and its database (the
+    SQLite file inside, or ``database_url``, a copy of its PostgreSQL database)."""
+    assert not any(made.out.glob("home/*.db-wal")), "the template season was left open"
+    shutil.copytree(made.out, out)
+    if database_url is not None:
+        config = out / "home" / "custody.json"
+        body = json.loads(config.read_text())
+        body["database_url"] = database_url
+        config.write_text(json.dumps(body, indent=2) + "\n")
+    return Season(
+        out=out, home=Home(out / "home"), passphrase=made.passphrase, now=made.now,
+        keys=dict(made.keys), kdf=made.kdf,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def _season_template(tmp_path_factory: pytest.TempPathFactory) -> Season:
+    """One season made by ``start_season`` per test process, closed, for ``season`` to copy:
+    each test gets its own folder and database, holding what a fresh season holds, without
+    paying for 13 enrolments again."""
+    out = tmp_path_factory.mktemp("template") / "season"
+    return _closed(start_season(out, now=T0, passphrase=PASS, kdf=fast_kdf()))
 
 
 @pytest.fixture
 def season(tmp_path: Path, _season_template: Season) -> Season:
     """An authority with one person per role (and a recused courier), keys in memory: a copy
     of the process's template season in this test's own folder (``tmp_path / "season"``)."""
-    made = _season_template
-    assert not any(made.out.glob("home/*.db-wal")), "the template season was left open"
-    out = tmp_path / "season"
-    shutil.copytree(made.out, out)
-    return Season(
-        out=out, home=Home(out / "home"), passphrase=made.passphrase, now=made.now,
-        keys=dict(made.keys), kdf=made.kdf,
-    )  # fmt: skip
+    return _copy_season(_season_template, tmp_path / "season")
 
 
 def revoke_now(season: Season, person: str = "courier-sun", reason: str = "key_compromise") -> None:
@@ -116,6 +131,32 @@ def home(tmp_path: Path) -> Home:
 PG_ENV = "CUSTODY_TEST_PG_URL"
 
 
+def _pg_base() -> str:
+    """The server named by CUSTODY_TEST_PG_URL, reachable; else the test skips with the
+    reason (fails when CUSTODY_REQUIRE_PG=1: CI must run these tests, not skip them)."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL server to test against")
+    import psycopg
+
+    try:
+        psycopg.connect(base.replace("postgresql+psycopg://", "postgresql://")).close()
+    except psycopg.OperationalError as e:
+        if os.environ.get("CUSTODY_REQUIRE_PG") == "1":
+            pytest.fail(f"PostgreSQL at {base} is unreachable: {e}")
+        pytest.skip(f"PostgreSQL at {base} is unreachable: {e}")
+    return base
+
+
+def _pg_admin(base: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as admin:
+        admin.execute(statement)  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards.
@@ -123,38 +164,44 @@ def pg_url() -> Iterator[str]:
     Skips (with the reason) when CUSTODY_TEST_PG_URL is not set; fails when it is set but the
     server is unreachable and CUSTODY_REQUIRE_PG=1 (CI must run these tests, not skip them).
     """
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL server to test against")
-    import psycopg
-
+    base = _pg_base()
     name = f"custody_t_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(
-            base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-        )
-    except psycopg.OperationalError as e:
-        if os.environ.get("CUSTODY_REQUIRE_PG") == "1":
-            pytest.fail(f"PostgreSQL at {base} is unreachable: {e}")
-        pytest.skip(f"PostgreSQL at {base} is unreachable: {e}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+    _pg_admin(base, f'CREATE DATABASE "{name}"')
     url = base.rsplit("/", 1)[0] + "/" + name
     try:
         yield url
     finally:
-        with psycopg.connect(
-            base.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-        ) as admin2:
-            admin2.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def _pg_season_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Season]:
+    """The template season on a PostgreSQL database of its own (per test process), closed, so
+    that each test's database is made from it with ``CREATE DATABASE ... TEMPLATE``."""
+    base = _pg_base()
+    name = f"custody_tpl_{uuid.uuid4().hex[:12]}"
+    _pg_admin(base, f'CREATE DATABASE "{name}"')
+    out = tmp_path_factory.mktemp("pg-template") / "season"
+    url = base.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield _closed(start_season(out, now=T0, passphrase=PASS, kdf=fast_kdf(), database_url=url))
+    finally:
+        _pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_season(request: pytest.FixtureRequest, tmp_path: Path) -> Season:
-    """The same season on the embedded default and on PostgreSQL (one code path)."""
-    url = None
-    if request.param == "postgresql":
-        url = request.getfixturevalue("pg_url")
-    return start_season(
-        tmp_path / "season", now=T0, passphrase=PASS, kdf=fast_kdf(), database_url=url
+    """The same season on the embedded default and on PostgreSQL (one code path): copies of
+    the process's template seasons."""
+    if request.param == "sqlite":
+        made: Season = request.getfixturevalue("_season_template")
+        return _copy_season(made, tmp_path / "season")
+    url = request.getfixturevalue("pg_url")
+    template: Season = request.getfixturevalue("_pg_season_template")
+    name = url.rsplit("/", 1)[1]
+    base = _pg_base()
+    _pg_admin(base, f'DROP DATABASE "{name}"')
+    _pg_admin(
+        base, f'CREATE DATABASE "{name}" TEMPLATE "{template.home.database_url.rsplit("/", 1)[1]}"'
     )
+    return _copy_season(template, tmp_path / "season", database_url=url)
