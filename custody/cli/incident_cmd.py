@@ -84,7 +84,7 @@ def list_cmd(
     from custody.incidents.model import list_incidents
 
     st = state(ctx)
-    read = _incident_reader(st, key, what=_("the incidents"))
+    read = _incident_reader(st, key, what=_("the incident list"))
     incidents = list_incidents(st.home.engine, status=status)
     read.record("incident list", [f"incident:{i.id}" for i in incidents])
     if st.json:
