@@ -62,12 +62,15 @@ def read_log(st: State) -> CustodyLog:
     return open_reader(st.home)
 
 
-def _incident_reader(st: State, key: Path | None, *, what: str) -> RecordedRead:
+def _incident_reader(
+    st: State, key: Path | None, *, what: str, log: CustodyLog | None = None
+) -> RecordedRead:
     """The person reading incidents with ``key``, allowed by the access policy (secrecy
-    officers and auditors, as ``GET /v1/incidents``); the caller records, then shows."""
+    officers and auditors, as ``GET /v1/incidents``), judged by the trust of ``log`` (the
+    home's, opened here when not given); the caller records, then shows."""
     from custody import access as policy
 
-    read = reader_of(st, key, read_log(st).trust, what=what)
+    read = reader_of(st, key, (log or read_log(st)).trust, what=what)
     policy.require(policy.may_read_incidents(read.reader), read.reader, what)
     return read
 
@@ -342,8 +345,9 @@ def report(
         raise UsageError(N_("--format must be text, json or pdf, not {fmt!r}"), fmt=fmt)
     if fmt == "pdf" and out is None:
         raise UsageError(N_("--format pdf writes a file: give --out FILE.pdf"))
-    read = _incident_reader(st, key, what=_("an incident report"))
-    rep = build_report(read_log(st), incident_id)
+    log = read_log(st)
+    read = _incident_reader(st, key, what=_("an incident report"), log=log)
+    rep = build_report(log, incident_id)
     named = dict.fromkeys(
         [f"person:{h.person}" for h in rep.holders]
         + [f"person:{a['person']}" for a in rep.acts if a.get("person")]
