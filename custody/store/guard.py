@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from crypto import merkle
 from crypto.encoding import b64encode
@@ -94,6 +94,10 @@ class SignedHeadFile:
         self.verifier = verifier
         self.origin = origin
         self._cache: tuple[tuple[int, int, int, int], SignedHead] | None = None
+        # The last note this object verified or wrote: the same text read back is not
+        # verified again (a writer reads the file before each signing and again under the
+        # lock when it records; the text is compared whole, so a replaced file is verified).
+        self._known: SignedHead | None = None
 
     def read(self) -> SignedHead | None:
         """The file's checkpoint; None when the log never signed one (no file).
@@ -155,7 +159,12 @@ class SignedHeadFile:
             note = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise LogStateError(N_("{path} is not UTF-8 text"), hint=RECOVER, path=self.path) from e
-        return open_signed(note, self.verifier, self.origin, what=str(self.path))
+        known = self._known
+        if known is not None and known.note == note:
+            return known
+        head = open_signed(note, self.verifier, self.origin, what=str(self.path))
+        self._known = head
+        return head
 
     def exists(self) -> bool:
         return os.path.lexists(self.path)
@@ -210,6 +219,7 @@ class SignedHeadFile:
                     )
                 return
             self._write(note)
+            self._known = new
         finally:
             os.close(lock_fd)  # releases the lock
 
@@ -277,9 +287,13 @@ class SignedHeadFile:
 # -- epochs: fencing a former primary ---------------------------------------------------------
 
 
+_EPOCH = select(HEAD.c.size).where(HEAD.c.id == EPOCH_ROW)  # asked before every signing
+_SIGNED_ROOT = select(CHECKPOINT.c.root).where(CHECKPOINT.c.size == bindparam("size"))
+
+
 def db_epoch(conn: Connection) -> int:
     """The database's epoch: 1, raised by one at each failover (``raise_epoch``)."""
-    row = conn.execute(select(HEAD.c.size).where(HEAD.c.id == EPOCH_ROW)).first()
+    row = conn.execute(_EPOCH).first()
     return 1 if row is None else int(row.size)
 
 
@@ -322,7 +336,7 @@ def raise_epoch(conn: Connection) -> int:
 
 
 def _signed_root(conn: Connection, size: int) -> bytes | None:
-    row = conn.execute(select(CHECKPOINT.c.root).where(CHECKPOINT.c.size == size)).first()
+    row = conn.execute(_SIGNED_ROOT, {"size": size}).first()
     return None if row is None else bytes(row.root)
 
 
