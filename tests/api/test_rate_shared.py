@@ -136,3 +136,30 @@ def test_the_memory_store_counts_windows_as_the_file_does(
     assert len(memory._windows) == 1
     assert memory.get_expiry("absent") == clock[0]
     assert memory.reset() == 1
+
+
+def test_writers_take_turns_on_the_file_lock_beside_the_store(tmp_path: Path) -> None:
+    """A hit waits for the kernel's file lock (not SQLite's sleeping busy handler), and goes
+    on as soon as the holder lets go."""
+    import fcntl
+    import os
+    import threading
+
+    path = tmp_path / RATES_FILE
+    limiter = Limiter(SharedCounters(path))
+    fd = os.open(f"{path}.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another process's turn
+    done = threading.Event()
+
+    def hit() -> None:
+        limiter.hit("5/minute", "key", "k")
+        done.set()
+
+    worker = threading.Thread(target=hit, daemon=True)
+    worker.start()
+    assert not done.wait(0.3)  # waiting for its turn
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    assert done.wait(5)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count FROM rate_window").fetchall() == [(1,)]
