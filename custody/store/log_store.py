@@ -58,9 +58,6 @@ _T = TypeVar("_T")
 # 258 against 71 µs on SQLite), and an append of a few events pays it for each.
 _HEAD_SIZE = select(HEAD.c.size).where(HEAD.c.id == 1).with_for_update()
 _SET_SIZE = update(HEAD).where(HEAD.c.id == 1).values(size=bindparam("size"))
-_STATES = select(STATE.c.package_id, STATE.c.state).where(
-    STATE.c.package_id.in_(bindparam("ids", expanding=True))
-)
 _NEW_STATES = insert(STATE)
 _NEW_FINDINGS = insert(FINDING)
 _SIGNED_AT = select(CHECKPOINT.c.root, CHECKPOINT.c.note).where(
@@ -114,6 +111,12 @@ _PG_ENTRIES = (
     "JOIN log_entry e ON e.statement_id = wanted.id"
 )
 _SQLITE_ENTRIES = "SELECT statement_id, idx, received_at FROM log_entry WHERE statement_id IN "
+# A batch's package states, by id: the driver's own SQL, as the entries above.
+_PG_STATES = (
+    "SELECT s.package_id, s.state FROM unnest(%b::text[]) AS wanted(id) "
+    "JOIN package_state s ON s.package_id = wanted.id"
+)
+_SQLITE_STATES = "SELECT package_id, state FROM package_state WHERE package_id IN "
 
 
 def _driver_sql(conn: Connection, template: str) -> str:
@@ -266,11 +269,14 @@ class LogStore:
 
     def states(self, package_ids: Iterable[str]) -> dict[str, PackageState]:
         """The cached states of those of these packages that have one."""
-        ids = list(package_ids)
+        ids = list(dict.fromkeys(package_ids))
         if not ids:
             return {}
-        rows = self.conn.execute(_STATES, {"ids": ids})
-        return {r.package_id: state_from_json(r.state) for r in rows}
+        if self.conn.dialect.name == "postgresql":
+            rows = self.conn.exec_driver_sql(_PG_STATES, (ids,))
+        else:
+            rows = self.conn.exec_driver_sql(_SQLITE_STATES + sqlite_marks(len(ids)), tuple(ids))
+        return {str(pid): state_from_json(state) for pid, state in rows}
 
     def exam_policies(self, exam_ids: Sequence[str] | None = None) -> dict[str, ExamPolicy]:
         """The exams' policies in force (all, or those of ``exam_ids``), by exam id."""
