@@ -18,10 +18,12 @@ from custody.cli.common import (
     PASSPHRASE_ENV,
     ROOT_PASSPHRASE_ENV,
     SYSTEM_PASSPHRASE_ENV,
+    ReaderKey,
     fmt_time,
     parse_cli_time,
     passphrase,
     read_input,
+    reader_of,
     root_passphrase,
     state,
 )
@@ -338,12 +340,23 @@ def revoke(
 
 
 @keys_app.command("list")
-def list_keys(ctx: typer.Context) -> None:
-    """List every certified key with its standing now."""
+def list_keys(ctx: typer.Context, key: ReaderKey = None) -> None:
+    """List every certified key with its standing now: as every device's directory shows
+    people (name, roles, key, validity), or, with a secrecy officer's or an auditor's own
+    --key, their whole certificates (organisation, recusals), the read recorded."""
+    from custody import access as policy
     from custody import identity
 
     st = state(ctx)
     trust = identity.load_trust(st.home)
+    full = False
+    if key is not None:  # the whole certificates: judged and recorded as GET /v1/trust-bundle
+        read = reader_of(st, key, trust, what=_("the full certificate list"))
+        policy.require(
+            policy.may_read_people(read.reader), read.reader, _("the full certificate list")
+        )
+        read.record("keys list", ["people:all"])
+        full = True
     now = st.now()
     rows: list[dict[str, Any]] = []
     human: list[tuple[Any, str]] = []
@@ -360,41 +373,45 @@ def list_keys(ctx: typer.Context) -> None:
         else:
             status, shown = "valid", _("valid")
         human.append((cert, shown))
-        rows.append(
-            {
-                "subject": cert.subject,
-                "name": cert.name,
-                "organisation": cert.organisation,
-                "roles": sorted(cert.roles),
-                "key_id": cert.key_id,
-                "not_after": fmt_time(cert.not_after),
-                "recusals": sorted(cert.recusals),
-                "status": status,
-            }
-        )
-    table = Table(
-        _("person"),
-        _("name"),
-        _("roles"),
-        _("key id"),
-        st.in_zone(_("valid until")),
-        _("recusals"),
-        _("status"),
-    )
+        row: dict[str, Any] = {
+            "subject": cert.subject,
+            "name": cert.name,
+            "roles": sorted(cert.roles),
+            "key_id": cert.key_id,
+            "not_after": fmt_time(cert.not_after),
+            "status": status,
+        }
+        if full:
+            row["organisation"] = cert.organisation
+            row["recusals"] = sorted(cert.recusals)
+        rows.append(row)
+    if st.json:
+        view = "certificates" if full else "directory"
+        st.emit({"authority_id": trust.authority.id, "view": view, "keys": rows})
+        return
+    columns = [_("person"), _("name"), _("roles"), _("key id"), st.in_zone(_("valid until"))]
+    if full:
+        columns += [_("organisation"), _("recusals")]
+    table = Table(*columns, _("status"))
     for cert, shown in human:
-        table.add_row(
+        cells = [
             cert.subject,
             cert.name,
             ", ".join(sorted(cert.roles)),
             cert.key_id[:16],
             st.table_time(cert.not_after),
-            ", ".join(sorted(cert.recusals)) or "-",
-            shown,
+        ]
+        if full:
+            cells += [cert.organisation, ", ".join(sorted(cert.recusals)) or "-"]
+        table.add_row(*cells, shown)
+    st.out.print(table)
+    if not full:
+        st.out.print(
+            _(
+                "Organisations and recusals are shown to a secrecy officer or an auditor "
+                "with their own key (--key); the read is recorded."
+            )
         )
-    if st.json:
-        st.emit({"authority_id": trust.authority.id, "keys": rows})
-    else:
-        st.out.print(table)
 
 
 @keys_app.command("import")
