@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlmodel import create_engine
@@ -153,6 +153,12 @@ def create_schema(engine: Engine) -> None:
             url=describe_database(engine.url),
             orig=e.orig,
         ) from e
+
+
+def driver_sql(conn: Connection, template: str) -> str:
+    """``template`` with the driver's placeholder for each ``{0}`` (``%s`` for psycopg, ``?``
+    for sqlite3): SQL the driver runs as it is, without SQLAlchemy's work per row."""
+    return template.format("%s" if conn.dialect.name == "postgresql" else "?")
 
 
 def sqlite_marks(count: int) -> str:

@@ -22,7 +22,7 @@ from custody.errors import N_, NotFoundError
 from custody.incidents.acts import Act
 from custody.incidents.policy import Incident, IncidentStatus, Severity, Target
 from custody.rules import PackageState, Status
-from custody.store.db import sqlite_marks
+from custody.store.db import driver_sql, sqlite_marks
 from custody.store.incident_tables import (
     BlockedKeyRow,
     IncidentActRow,
@@ -352,8 +352,7 @@ def save_watches(conn: Connection, ws: Sequence[Watch]) -> None:
     """Save changed watches: one statement executed for all (a batch's dispatches)."""
     if ws:
         rows = [(*_watch_columns(w).values(), w.package_id) for w in ws]
-        mark = "%s" if conn.dialect.name == "postgresql" else "?"
-        conn.exec_driver_sql(_SAVE_WATCHES.format(mark), rows)
+        conn.exec_driver_sql(driver_sql(conn, _SAVE_WATCHES), rows)
 
 
 def watched_since(conn: Connection) -> list[tuple[str, datetime]]:

@@ -36,7 +36,7 @@ from custody.errors import N_, LogStateError, StorageError
 from custody.exams import ExamPolicy, exam_policy_from_body
 from custody.rules import PackageState
 from custody.store import log_tables as _log_tables  # noqa: F401  (registers the tables)
-from custody.store.db import read_options, sqlite_marks
+from custody.store.db import driver_sql, read_options, sqlite_marks
 from custody.store.guard import RECOVER as GUARD_RECOVER
 from custody.store.leaves import leaf_of
 from custody.store.states import state_from_json, state_to_json
@@ -117,11 +117,6 @@ _PG_STATES = (
     "JOIN package_state s ON s.package_id = wanted.id"
 )
 _SQLITE_STATES = "SELECT package_id, state FROM package_state WHERE package_id IN "
-
-
-def _driver_sql(conn: Connection, template: str) -> str:
-    """``template`` with the driver's placeholder (``%s`` for psycopg, ``?`` for sqlite3)."""
-    return template.format("%s" if conn.dialect.name == "postgresql" else "?")
 
 
 def _copy_rows(
@@ -294,7 +289,7 @@ class LogStore:
                 (_COPY_NODES, rows.nodes),
             )
         else:
-            sql = partial(_driver_sql, self.conn)
+            sql = partial(driver_sql, self.conn)
             for template, many in (
                 (_INSERT_ENTRIES, rows.entries),
                 (_INSERT_LINKS, rows.links),
@@ -325,7 +320,7 @@ class LogStore:
             states, indices, pids = (list(column) for column in zip(*changed, strict=True))
             self.conn.exec_driver_sql(_PG_UPDATE_STATES, (states, indices, pids))
         else:  # one row per event: the driver's own SQL, as add_entries
-            self.conn.exec_driver_sql(_driver_sql(self.conn, _UPDATE_STATES), changed)
+            self.conn.exec_driver_sql(driver_sql(self.conn, _UPDATE_STATES), changed)
 
     def replace_exam_policies(self, policies: Mapping[str, Mapping[str, Any]]) -> None:
         """The policy rows (exam id, index, body) in force now, replacing those held."""
