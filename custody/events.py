@@ -22,7 +22,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeGuard
@@ -417,7 +417,7 @@ def _fast_leaf_parts(leaf: bytes) -> LeafParts | None:
         if received < b"1000":  # format_time writes a year before 1000 in fewer digits
             return None
         try:  # the match fixed the shape parse_time checks; this is its date check
-            when = datetime.fromisoformat(received.decode("ascii")).replace(tzinfo=UTC)
+            when = datetime.fromisoformat(received.decode("ascii") + "Z")  # UTC, as parse_time
         except ValueError:
             return None
         _last_received = (received, when)

@@ -5,6 +5,7 @@ ones that are not custody events, not canonical, forged or signed twice by one k
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from custody.demo import Season, seal_events
 from custody.errors import CustodyError, DuplicateSignatureError, FormatError
 from custody.events import leaf_bytes, leaf_bytes_at, parse_leaf
 from custody.parallel import (
+    WORKER_NICENESS,
     Leaf,
     LineBlocks,
     SignaturePool,
@@ -145,6 +147,16 @@ def test_fewer_than_one_worker_means_this_process(season: Season, workers: int) 
     with SignaturePool(season.log().trust.signing_keys, workers) as pool:
         assert pool.workers == 1
         assert [item[0] for item in pool.leaves(leaves)] == [merkle.leaf_hash(x) for x in leaves]
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="process priorities are a Unix feature")
+def test_workers_run_below_the_process_that_waits_on_them() -> None:
+    """The writer (or the replay) is the one every event waits on: its workers yield to it."""
+    with SignaturePool({}, 2) as pool:
+        assert pool._pool is not None
+        theirs = {pool._pool.submit(os.nice, 0).result() for _ in range(4)}
+    assert theirs == {min(19, os.nice(0) + WORKER_NICENESS)}
+    assert WORKER_NICENESS > 0
 
 
 def test_blocks_of_lines_give_the_lines_the_file_gives(tmp_path: Path) -> None:
