@@ -45,8 +45,9 @@ def make_app() -> FastAPI:
     app = create_app(_settings())
 
     @app.get("/bench/trivial")
-    def trivial() -> dict[str, bool]:
-        return {"ok": True}
+    def trivial() -> dict[str, int]:
+        """Which worker process answered: the benchmark waits until every worker has."""
+        return {"pid": os.getpid()}
 
     @app.post("/bench/trivial")
     async def trivial_post(request: Request) -> dict[str, int]:

@@ -58,15 +58,38 @@ class Server:
              str(self.port), clock, str(workers)],
             env=env,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
+        # Ready when every worker process has answered, not when the port accepts: uvicorn's
+        # supervisor listens before its workers have imported the app (seconds each), and a
+        # load started then would time the workers' start-up, not the service.
+        deadline = time.monotonic() + 120
+        seen: set[int] = set()
         while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
+            pid = self._answering_pid()
+            if pid is not None:
+                seen.add(pid)
+                if len(seen) >= workers:
+                    return
+            else:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("the service did not start")
+        raise RuntimeError(f"the service did not start ({len(seen)} of {workers} workers answered)")
+
+    def _answering_pid(self) -> int | None:
+        """The process id of the worker that answers one request on a new connection."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=5) as conn:
+                conn.sendall(
+                    b"GET /bench/trivial HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+                )
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+        except OSError:
+            return None
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            return None
+        return int(json.loads(body)["pid"])
 
     def stop(self) -> None:
         self.proc.terminate()
