@@ -57,7 +57,13 @@ from custody.exams import ExamPolicy, exam_policy_body
 from custody.parallel import Answer, SignaturePool, signature_check
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store import log_store
-from custody.store.guard import SignedHeadFile, StartReport, check_at_start, check_before_signing
+from custody.store.guard import (
+    SignedHead,
+    SignedHeadFile,
+    StartReport,
+    check_at_start,
+    check_before_signing,
+)
 from custody.store.handles import Database, Transaction
 from custody.store.leaves import envelope_parts, stored_envelope
 from custody.store.log_store import (
@@ -140,6 +146,9 @@ class AppendResult:
     rejected: list[Rejected] = field(default_factory=list)
     system: list[Receipt] = field(default_factory=list)
     signed: str = ""  # the checkpoint this append signed ("" if it signed none)
+    # that checkpoint's size and root when this process's log key made it in this append (the
+    # signed-head file then takes it without verifying the note again)
+    made: SignedHead | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -475,7 +484,7 @@ class CustodyLog:
         """After the commit, before any receipt is handed out: the new checkpoint goes to the
         file beside the log key (fsynced)."""
         if result.signed and self.signed_head is not None:
-            self.signed_head.record(result.signed)
+            self.signed_head.record(result.signed, made=result.made)
 
     def _prepare_all(
         self, envelopes: Sequence[Envelope]
@@ -547,7 +556,8 @@ class CustodyLog:
             ):
                 alongside(db.conn)
             fresh = {(lv, ix): h for lv, ix, h in nodes}
-            root = self._root(db, new_size, fresh=fresh)
+            # every node of the new root is new or in the old frontier, read above
+            root = self._root(db, new_size, fresh={**frontier, **fresh})
             check_before_signing(
                 db.conn,
                 old_size=size,
@@ -557,7 +567,7 @@ class CustodyLog:
                 root=root,
                 head_file=self.signed_head,
             )
-            checkpoint_text = self._sign_checkpoint(db, new_size, root, batch.received)
+            checkpoint_text, result.made = self._sign_checkpoint(db, new_size, root, batch.received)
             result.signed = checkpoint_text
         elif batch.duplicates:
             checkpoint_text = self.latest_checkpoint(db)
@@ -679,7 +689,11 @@ class CustodyLog:
                 for f in outcome.findings
             )
 
-    def _sign_checkpoint(self, db: LogStore, size: int, root: bytes, signed_at: str) -> str:
+    def _sign_checkpoint(
+        self, db: LogStore, size: int, root: bytes, signed_at: str
+    ) -> tuple[str, SignedHead | None]:
+        """The checkpoint note for ``size``: the one signed before (and ``None``), or a new one
+        signed now with the head it holds."""
         assert self.log_key is not None
         signed = db.signed_at_size(size)
         if signed is not None:
@@ -687,10 +701,10 @@ class CustodyLog:
                 raise StorageError(
                     N_("refusing to sign a second, different checkpoint for size {size}"), size=size
                 )
-            return signed[1]
+            return signed[1], None
         note = sign_checkpoint(Checkpoint(self.origin, size, root), self.origin, self.log_key)
         db.add_checkpoint(size, root, note, signed_at)
-        return note
+        return note, SignedHead(size, root, note)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -185,16 +185,21 @@ class SignedHeadFile:
         finally:
             os.close(lock_fd)
 
-    def record(self, note: str) -> None:
+    def record(self, note: str, *, made: SignedHead | None = None) -> None:
         """Keep ``note`` as the last signed checkpoint, durably, if it is newer than the file's.
 
         Several processes may append to one database: the file is replaced under an exclusive
         lock, and only by a larger size. A different note for the size the file holds is a
-        fork and is refused.
+        fork and is refused. ``made``: the head the caller's log key has just signed into
+        this very note (the writer, after each append), taken as it is; any other note is
+        verified under the log key first.
         """
-        new = open_signed(
-            note, self.verifier, self.origin, what=Phrase("the checkpoint just signed")
-        )
+        if made is not None and made.note == note:
+            new = made
+        else:
+            new = open_signed(
+                note, self.verifier, self.origin, what=Phrase("the checkpoint just signed")
+            )
         lock_path = self.path.with_name(self.path.name + ".lock")
         try:
             lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)

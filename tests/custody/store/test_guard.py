@@ -30,6 +30,7 @@ from custody.demo import Season, seal_events
 from custody.errors import LogStateError, StorageError
 from custody.service import ServiceSecrets, open_writer, signed_head_file
 from custody.store.db import make_engine
+from custody.store.guard import SignedHead
 from tests.conftest import PASS
 
 SIZE = 6  # events appended before the damage; frontier of 6 = nodes (2, 0) and (1, 2)
@@ -285,6 +286,17 @@ def test_two_checkpoints_of_one_size_are_refused_by_the_file(season: Season) -> 
                 authority.log_origin,
                 stranger,
             )
+        )
+    # A head said to be "just made" is taken only with the very note it was made into: a
+    # stranger's note beside it is verified, and refused.
+    with pytest.raises(LogStateError):
+        head.record(
+            sign_checkpoint(
+                Checkpoint(authority.log_origin, SIZE + 1, bytes(32)),
+                authority.log_origin,
+                stranger,
+            ),
+            made=SignedHead(SIZE + 1, bytes(32), "another note"),
         )
     held = head.read()
     assert held is not None and held.size == SIZE and held.root != bytes(32)
