@@ -67,8 +67,22 @@ def _is_space(ch: str) -> bool:
     return ch.isspace() or unicodedata.category(ch) == "Zs"
 
 
+# Key names already found good: a log checks its own origin at every signing, and a verifier
+# every signature line's name; the scan by character is done once per name (bounded).
+_GOOD_NAMES: set[str] = set()
+
+
 def check_key_name(name: str) -> None:
     """Refuse a key name that is empty, or holds a Unicode space, a ``+`` or a control char."""
+    if isinstance(name, str) and name in _GOOD_NAMES:
+        return
+    _scan_key_name(name)
+    if len(_GOOD_NAMES) >= 1024:
+        _GOOD_NAMES.clear()
+    _GOOD_NAMES.add(name)
+
+
+def _scan_key_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise FormatError(N_("a signed-note key name must be non-empty"))
     if any(_is_space(ch) or ch == "+" or ord(ch) < 0x20 for ch in name):
