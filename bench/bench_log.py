@@ -396,7 +396,7 @@ def main() -> None:
 
 
 def run_appends(quick: bool, pg: str | None, limit: float, report: _report.Report) -> None:
-    packages, rounds = (500, 3) if quick else (1000, 6)
+    packages, rounds = (500, 8) if quick else (1000, 8)
     singles = 100 if quick else 300
     engines: list[tuple[str, str | None]] = [("sqlite", None)]
     if pg:
