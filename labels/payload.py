@@ -344,12 +344,30 @@ class VerifiedLabel:
         }
 
 
+# The key ids each kid may name, for the trust store last asked about: a province's trust holds
+# thousands of certificates, and a scan per label would work out every one's kid. A reloaded
+# trust store is a new object, so the index is rebuilt once per reload.
+_KID_INDEX: tuple[TrustStore | None, int, Mapping[bytes, tuple[str, ...]]] = (None, 0, {})
+
+
+def _keys_of_kid(trust: TrustStore, kid: bytes) -> tuple[str, ...]:
+    global _KID_INDEX  # noqa: PLW0603 (one tuple replaced whole: safe across threads)
+    held, count, index = _KID_INDEX
+    if held is not trust or count != len(trust.certificates):
+        grouped: dict[bytes, list[str]] = {}
+        for key_id in trust.certificates:  # in the trust store's order, as before
+            grouped.setdefault(kid_of(key_id), []).append(key_id)
+        index = {k: tuple(ids) for k, ids in grouped.items()}
+        _KID_INDEX = (trust, len(trust.certificates), index)
+    return index.get(kid, ())
+
+
 def verify_label(
     unverified_text: str | bytes, trust: TrustStore, *, now: datetime
 ) -> VerifiedLabel:
     """Parse, verify the signature against the trust store, apply every rule; or raise."""
     unverified = parse_label(unverified_text)
-    candidates = [k for k in trust.certificates if kid_of(k) == unverified.kid]
+    candidates = _keys_of_kid(trust, unverified.kid)
     if not candidates:
         raise UnknownSignerError(
             N_("label signed by key {kid}…, which no certificate of this authority binds"),
