@@ -25,16 +25,16 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from limits import RateLimitItem, parse
-from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import TooLargeError
+from api.rate_store import Counters
 from custody.errors import (
     N_,
     CustodyError,
@@ -57,7 +57,7 @@ class Limiter:
     ``rates.sqlite``, ``api.rate_store.SharedCounters``, for several workers; else this
     process's ``api.rate_store.ProcessCounters``)."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Counters) -> None:
         self.storage = storage
         self._limiter = FixedWindowRateLimiter(storage)
         self._items: dict[str, RateLimitItem] = {}
@@ -72,17 +72,33 @@ class Limiter:
         """Count one request of ``who``; ``RateLimitError`` once over ``rate``."""
         item = self._item(rate)
         if not self._limiter.hit(item, kind, who):
-            stats = self._limiter.get_window_stats(item, kind, who)
-            wait = max(1, math.ceil(stats.reset_time - time.time()))
-            error = RateLimitError(
-                N_("too many requests from this {kind} (at most {rate})"),
-                hint=N_("retry in {wait} s"),
-                kind=_COUNTED.get(kind, Phrase(kind)),
-                rate=rate,
-                wait=wait,
-            )
-            error.retry_after = wait  # type: ignore[attr-defined]
-            raise error
+            self._refuse(item, rate, kind, who)
+
+    def hit_each(self, rate: str, kind: str, whos: Sequence[str]) -> None:
+        """``hit`` for each of ``whos`` (a submission's signers' keys), all counted at once: one
+        turn at the shared store for all of them. ``RateLimitError`` names the first over."""
+        if not whos:
+            return
+        item = self._item(rate)
+        counts = self.storage.incr_many(
+            [item.key_for(kind, who) for who in whos], item.get_expiry()
+        )
+        for who, count in zip(whos, counts, strict=True):
+            if count > item.amount:
+                self._refuse(item, rate, kind, who)
+
+    def _refuse(self, item: RateLimitItem, rate: str, kind: str, who: str) -> None:
+        stats = self._limiter.get_window_stats(item, kind, who)
+        wait = max(1, math.ceil(stats.reset_time - time.time()))
+        error = RateLimitError(
+            N_("too many requests from this {kind} (at most {rate})"),
+            hint=N_("retry in {wait} s"),
+            kind=_COUNTED.get(kind, Phrase(kind)),
+            rate=rate,
+            wait=wait,
+        )
+        error.retry_after = wait  # type: ignore[attr-defined]
+        raise error
 
 
 def limiter_of(request: Request) -> Limiter:
@@ -93,6 +109,10 @@ def limiter_of(request: Request) -> Limiter:
 
 def rate_check(request: Request, rate: str, kind: str, who: str) -> None:
     limiter_of(request).hit(rate, kind, who)
+
+
+def rate_check_each(request: Request, rate: str, kind: str, whos: Sequence[str]) -> None:
+    limiter_of(request).hit_each(rate, kind, whos)
 
 
 def _media_type(request: Request) -> str:

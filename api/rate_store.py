@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from limits.storage import Storage
@@ -62,9 +62,13 @@ _HIT = (
 )
 
 
-class _Windows(Storage):
+class Counters(Storage):
     """What both stores read alike: a key's count and the end of its window, from ``_row``
     (``None`` once the window has ended)."""
+
+    @abstractmethod
+    def incr_many(self, keys: Sequence[str], expiry: int, amount: int = 1) -> list[int]:
+        """``incr`` of each key, in order, counted together."""
 
     @abstractmethod
     def _row(self, key: str) -> tuple[int, float] | None:
@@ -79,7 +83,7 @@ class _Windows(Storage):
         return time.time() if row is None else row[1]
 
 
-class SharedCounters(_Windows):
+class SharedCounters(Counters):
     """Fixed-window counters in ``<home>/rates.sqlite`` (a ``limits`` storage)."""
 
     STORAGE_SCHEME = ["custody-home"]  # noqa: RUF012 - the type limits declares
@@ -140,17 +144,30 @@ class SharedCounters(_Windows):
         return sqlite3.Error
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.incr_many([key], expiry, amount)[0]
+
+    def incr_many(self, keys: Sequence[str], expiry: int, amount: int = 1) -> list[int]:
+        """``incr`` of each key, in order, on one turn at the file lock and in one transaction
+        (a submission counts against each of its signers' keys)."""
         now = time.time()
+        counts: list[int] = []
         try:
             with self._turn, self._file_lock(), self._conn() as conn:
-                row = conn.execute(
-                    _HIT, {"key": key, "amount": amount, "ends": now + expiry, "now": now}
-                ).fetchone()
+                if len(keys) > 1:
+                    conn.execute("BEGIN IMMEDIATE")
+                for key in keys:
+                    row = conn.execute(
+                        _HIT, {"key": key, "amount": amount, "ends": now + expiry, "now": now}
+                    ).fetchone()
+                    counts.append(int(row[0]))
+                if len(keys) > 1:
+                    conn.execute("COMMIT")
                 self._hits += 1
                 if self._hits % PURGE_EVERY == 0:
                     conn.execute("DELETE FROM rate_window WHERE ends <= ?", (now,))
         except sqlite3.Error as e:
             # A full disk is db_full, a read-only one read_only, as for the log's own database.
+            # (A connection that failed inside its transaction is closed, not reused: _conn.)
             raise storage_error(e, f"sqlite:///{self.path}") or StorageError(
                 N_("the rate limiter's store {path} could not be written"), path=str(self.path)
             ) from e
@@ -158,7 +175,7 @@ class SharedCounters(_Windows):
             raise StorageError(
                 N_("the rate limiter's store {path} could not be written"), path=str(self.path)
             ) from e
-        return int(row[0])
+        return counts
 
     def _row(self, key: str) -> tuple[int, float] | None:
         try:
@@ -199,7 +216,7 @@ class SharedCounters(_Windows):
             os.close(lock_fd)
 
 
-class ProcessCounters(_Windows):
+class ProcessCounters(Counters):
     """Fixed-window counters in this process's memory, counted as ``SharedCounters`` counts
     (a window starts at the first hit after the last one ended): one ``serve`` process."""
 
@@ -226,6 +243,9 @@ class ProcessCounters(_Windows):
                 self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
         return count
 
+    def incr_many(self, keys: Sequence[str], expiry: int, amount: int = 1) -> list[int]:
+        return [self.incr(key, expiry, amount) for key in keys]
+
     def _row(self, key: str) -> tuple[int, float] | None:
         row = self._windows.get(key)
         return row if row is not None and row[1] > time.time() else None
@@ -243,4 +263,4 @@ class ProcessCounters(_Windows):
             self._windows.pop(key, None)
 
 
-__all__ = ["RATES_FILE", "ProcessCounters", "SharedCounters"]
+__all__ = ["RATES_FILE", "Counters", "ProcessCounters", "SharedCounters"]

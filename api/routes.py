@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from api.access import Viewer, event_facts, package_objects, package_view, record
 from api.deps import Service, error_responses, path_id
 from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError, request_language
-from api.guard import rate_check, read_body
+from api.guard import rate_check_each, read_body
 from api.schemas import (
     COSIGNATURE_BODY,
     EVENTS_BODY,
@@ -334,8 +334,7 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
     body = await read_body(request, settings.max_event_body, "request body", accept=JSON_TYPES)
     items, is_batch = _parse_submission(body, max_envelope=settings.max_envelope)
     hinted = {s.keyid for item in items if isinstance(item, Envelope) for s in item.signatures}
-    for keyid in sorted(hinted)[:MAX_SIGNATURES]:
-        rate_check(request, settings.rate_per_key, "key", keyid)
+    rate_check_each(request, settings.rate_per_key, "key", sorted(hinted)[:MAX_SIGNATURES])
     if len(items) > service.settings.max_batch:
         raise TooLargeError(
             N_("{n} envelopes in one request; at most {most}"),

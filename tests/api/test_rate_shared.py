@@ -163,3 +163,23 @@ def test_writers_take_turns_on_the_file_lock_beside_the_store(tmp_path: Path) ->
     assert done.wait(5)
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count FROM rate_window").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_submission_counts_against_each_signer_s_key_at_once(
+    tmp_path: Path, shared: bool
+) -> None:
+    """A countersigned submission counts once against each of its keys, in one turn at the
+    store; it is refused once one of them is over, and the others are counted all the same."""
+    store = SharedCounters(tmp_path / RATES_FILE) if shared else ProcessCounters()
+    limiter = Limiter(store)
+    limiter.hit_each("3/minute", "key", ["a", "b"])
+    limiter.hit("3/minute", "key", "a")
+    limiter.hit_each("3/minute", "key", ["a", "b"])  # a: 3, b: 2
+    with pytest.raises(RateLimitError) as over:
+        limiter.hit_each("3/minute", "key", ["a", "b"])  # a: 4 (over), b: 3
+    assert "3/minute" in str(over.value)
+    assert store.get(limiter._item("3/minute").key_for("key", "b")) == 3
+    limiter.hit_each("3/minute", "key", [])  # no keys: nothing counted, nothing refused
+    with pytest.raises(RateLimitError):
+        limiter.hit("3/minute", "key", "b")
