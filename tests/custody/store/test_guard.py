@@ -278,26 +278,17 @@ def test_two_checkpoints_of_one_size_are_refused_by_the_file(season: Season) -> 
     )
     with pytest.raises(LogStateError):
         head.record(other_history)
-    stranger = SigningKey.generate()
+    stranger_note = sign_checkpoint(
+        Checkpoint(authority.log_origin, SIZE + 1, bytes(32)),
+        authority.log_origin,
+        SigningKey.generate(),
+    )
     with pytest.raises(LogStateError):
-        head.record(
-            sign_checkpoint(
-                Checkpoint(authority.log_origin, SIZE + 1, bytes(32)),
-                authority.log_origin,
-                stranger,
-            )
-        )
+        head.record(stranger_note)
     # A head said to be "just made" is taken only with the very note it was made into: a
     # stranger's note beside it is verified, and refused.
     with pytest.raises(LogStateError):
-        head.record(
-            sign_checkpoint(
-                Checkpoint(authority.log_origin, SIZE + 1, bytes(32)),
-                authority.log_origin,
-                stranger,
-            ),
-            made=SignedHead(SIZE + 1, bytes(32), "another note"),
-        )
+        head.record(stranger_note, made=SignedHead(SIZE + 1, bytes(32), "another note"))
     held = head.read()
     assert held is not None and held.size == SIZE and held.root != bytes(32)
 
