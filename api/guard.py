@@ -76,7 +76,8 @@ class Limiter:
 
     def hit_each(self, rate: str, kind: str, whos: Sequence[str]) -> None:
         """``hit`` for each of ``whos`` (a submission's signers' keys), all counted at once: one
-        turn at the shared store for all of them. ``RateLimitError`` names the first over."""
+        turn at the shared store for all of them. ``RateLimitError`` once any is over (each
+        of them is counted all the same)."""
         if not whos:
             return
         item = self._item(rate)

@@ -6,7 +6,8 @@ that process (the log's single writer applying the rules, or ``custody verify`` 
 is the one every event waits on, so it gets a core whenever it has work, and the workers take
 every cycle it leaves. At equal priority the three processes on two cores share them evenly,
 the writer falls behind the workers, and they idle at the end of each batch: batched appends
-ran 7,540/s at equal priority against 8,200/s so (docs/benchmarks.md).
+ran 7,540/s at equal priority against 8,200/s with the workers lowered (means of three
+interleaved runs, docs/benchmarks.md "session 10").
 """
 
 from __future__ import annotations
