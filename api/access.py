@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.backend import Backend
 from api.deps import backend_of, error_responses
-from api.guard import rate_check, read_body
+from api.guard import key_check, key_count, rate_check, read_body
 from api.schemas import LOGIN_BODY, AccessRecordsOut, ChallengeOut, SessionOut
 from crypto.dsse import parse_envelope
 from crypto.encoding import format_time
@@ -175,8 +175,9 @@ async def login(request: Request) -> JSONResponse:
         request, service.settings.max_login_body, "login statement", accept=("application/json",)
     )
     statement = parse_envelope(body, what="login statement")
-    for sig in statement.signatures[:1]:
-        rate_check(request, service.settings.rate_per_key, "key", sig.keyid or "-")
+    # refused if the key is over its rate; counted once the login succeeded (a stranger's
+    # statement naming the key spends nothing of it: api.guard.key_check)
+    key_check(request, [sig.keyid for sig in statement.signatures[:1]])
     origin = origin_of(request, service)
 
     def run() -> tuple[str, Principal, Any]:
@@ -185,6 +186,7 @@ async def login(request: Request) -> JSONResponse:
         )
 
     token, p, expires = await run_in_threadpool(run)
+    key_count(request, [p.key_id])
     return JSONResponse(
         {
             "token": token,

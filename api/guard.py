@@ -11,8 +11,11 @@ Rules (the numbers are ``api.backend.Settings``, documented in docs/formats.md "
 - Rates (the ``limits`` library, fixed windows, counted in the home's ``rates.sqlite`` that
   every worker process of ``serve --workers N`` shares, or in the memory of a lone server
   process: ``api/rate_store.py``): every request counts
-  against its client address; logins, logged-in reads and submitted envelopes count against
-  their key id too. Over the limit answers 429 ``rate_limited`` with ``Retry-After``. A
+  against its client address; a logged-in read counts against its session's key, and a
+  signed request (a login, events, an incident act) against each key that signed it, once
+  its signatures verified on work done (``key_check`` before, ``key_count`` after): a key
+  id a stranger writes on a request costs that key nothing. Over the limit answers 429
+  ``rate_limited`` with ``Retry-After``. A
   window starts at the first request counted in it and lasts the rate's period; a client may
   so send up to twice the rate across the end of one window and the start of the next.
 - Every answer carries ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``, a
@@ -23,6 +26,7 @@ Rules (the numbers are ``api.backend.Settings``, documented in docs/formats.md "
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -44,6 +48,8 @@ from custody.errors import (
     RequestTimeoutError,
 )
 from custody.i18n import error_body, negotiate
+
+log = logging.getLogger("custody.api")
 
 # The health probes: never counted against an address (a full disk must not silence /readyz).
 PROBES = frozenset({"/livez", "/readyz"})
@@ -74,19 +80,27 @@ class Limiter:
         if not self._limiter.hit(item, kind, who):
             self._refuse(item, rate, kind, who)
 
-    def hit_each(self, rate: str, kind: str, whos: Sequence[str]) -> None:
-        """``hit`` for each of ``whos`` (a submission's signers' keys), all counted at once: one
-        turn at the shared store for all of them. ``RateLimitError`` once any is over (each
-        of them is counted all the same)."""
+    def check_each(self, rate: str, kind: str, whos: Sequence[str]) -> None:
+        """Refuse (``RateLimitError``) if any of ``whos`` is already at ``rate``, counting
+        nothing: what a signed request does before its signatures are verified, so that a
+        key id a stranger writes on a request costs that key nothing (``count_each`` counts
+        once they have verified)."""
         if not whos:
             return
         item = self._item(rate)
-        counts = self.storage.incr_many(
-            [item.key_for(kind, who) for who in whos], item.get_expiry()
-        )
+        counts = self.storage.get_many([item.key_for(kind, who) for who in whos])
         for who, count in zip(whos, counts, strict=True):
-            if count > item.amount:
+            if count >= item.amount:
                 self._refuse(item, rate, kind, who)
+
+    def count_each(self, rate: str, kind: str, whos: Sequence[str]) -> None:
+        """Count one request against each of ``whos`` (keys whose signatures verified on work
+        that was done: a login, a newly appended event, a recorded act), in one turn at the
+        store; never refuses (the work is done; the next request is refused by
+        ``check_each``)."""
+        if whos:
+            item = self._item(rate)
+            self.storage.incr_many([item.key_for(kind, who) for who in whos], item.get_expiry())
 
     def _refuse(self, item: RateLimitItem, rate: str, kind: str, who: str) -> None:
         stats = self._limiter.get_window_stats(item, kind, who)
@@ -112,8 +126,25 @@ def rate_check(request: Request, rate: str, kind: str, who: str) -> None:
     limiter_of(request).hit(rate, kind, who)
 
 
-def rate_check_each(request: Request, rate: str, kind: str, whos: Sequence[str]) -> None:
-    limiter_of(request).hit_each(rate, kind, whos)
+def key_check(request: Request, keys: Iterable[str]) -> None:
+    """Before a signed request's work: refused if one of the key ids it names is over the
+    per-key rate (nothing counted: the signatures are not verified yet)."""
+    limiter_of(request).check_each(_per_key(request), "key", sorted(set(keys) - {""}))
+
+
+def key_count(request: Request, keys: Iterable[str]) -> None:
+    """After the work: each key whose signature verified counted once. A counter store that
+    cannot be written now is logged, not answered: the work is durable and the client must
+    not be told otherwise (the next request's ``key_check`` reads the store and answers its
+    failure)."""
+    try:
+        limiter_of(request).count_each(_per_key(request), "key", sorted(set(keys) - {""}))
+    except CustodyError as e:
+        log.warning("a per-key rate count was not written: %s", e.code)
+
+
+def _per_key(request: Request) -> str:
+    return str(request.app.state.backend.settings.rate_per_key)
 
 
 def _media_type(request: Request) -> str:
@@ -228,4 +259,4 @@ class Guard:
         await self.app(scope, receive, guarded_send)
 
 
-__all__ = ["Guard", "Limiter", "TooLargeError", "rate_check", "read_body"]
+__all__ = ["Guard", "Limiter", "TooLargeError", "key_check", "key_count", "rate_check", "read_body"]

@@ -30,7 +30,7 @@ from api.access import Viewer, record
 from api.backend import Backend
 from api.deps import backend_of, error_responses
 from api.errors import ReadOnlyError
-from api.guard import rate_check, read_body
+from api.guard import key_check, key_count, read_body
 from api.read_routes import PageOut
 from crypto.dsse import Envelope, parse_envelope
 from crypto.vocabulary import MAX_ID
@@ -290,8 +290,7 @@ async def add_act(request: Request, incident_id: IncidentId) -> JSONResponse:
         )
     body = await read_body(request, MAX_ACT_BODY, "incident act", accept=JSON_TYPES)
     env = _check_act_envelope(parse_envelope(body, what="incident act"))
-    for sig in env.signatures:
-        rate_check(request, service.settings.rate_per_key, "key", sig.keyid or "-")
+    key_check(request, [sig.keyid for sig in env.signatures])  # counted once recorded
     act = parse_act(env)
     if act.incident != incident_id:
         raise FormatError(
@@ -309,6 +308,7 @@ async def add_act(request: Request, incident_id: IncidentId) -> JSONResponse:
         return got, log.size()
 
     done, size = await run_in_threadpool(run)
+    key_count(request, [sig.keyid for sig in env.signatures])
     ladder = _ladder(service)
     return JSONResponse(
         {

@@ -78,6 +78,10 @@ class Counters(Storage):
         row = self._row(key)
         return 0 if row is None else row[0]
 
+    def get_many(self, keys: Sequence[str]) -> list[int]:
+        """``get`` of each key, in order (nothing counted)."""
+        return [self.get(key) for key in keys]
+
     def get_expiry(self, key: str) -> float:
         row = self._row(key)
         return time.time() if row is None else row[1]
@@ -178,16 +182,28 @@ class SharedCounters(Counters):
         return counts
 
     def _row(self, key: str) -> tuple[int, float] | None:
+        return self._rows([key])[0]
+
+    def _rows(self, keys: Sequence[str]) -> list[tuple[int, float] | None]:
+        """Each key's (count, end of its window) or ``None``, read on one connection."""
+        now = time.time()
+        rows: list[tuple[int, float] | None] = []
         try:
             with self._conn() as conn:
-                row = conn.execute(
-                    "SELECT count, ends FROM rate_window WHERE key = ?", (key,)
-                ).fetchone()
+                for key in keys:
+                    row = conn.execute(
+                        "SELECT count, ends FROM rate_window WHERE key = ?", (key,)
+                    ).fetchone()
+                    live = row is not None and float(row[1]) > now
+                    rows.append((int(row[0]), float(row[1])) if live else None)
         except sqlite3.Error as e:
-            raise StorageError(N_("the rate limiter's store could not be read")) from e
-        if row is None or float(row[1]) <= time.time():
-            return None
-        return int(row[0]), float(row[1])
+            raise storage_error(e, f"sqlite:///{self.path}") or StorageError(
+                N_("the rate limiter's store could not be read")
+            ) from e
+        return rows
+
+    def get_many(self, keys: Sequence[str]) -> list[int]:
+        return [0 if row is None else row[0] for row in self._rows(keys)]
 
     def check(self) -> bool:
         try:

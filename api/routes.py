@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from api.access import Viewer, event_facts, package_objects, package_view, record
 from api.deps import Service, error_responses, path_id
 from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError, request_language
-from api.guard import rate_check_each, read_body
+from api.guard import key_check, key_count, read_body
 from api.schemas import (
     COSIGNATURE_BODY,
     EVENTS_BODY,
@@ -43,7 +43,7 @@ from api.schemas import (
     ReceiptOut,
     VerifiedLabelOut,
 )
-from crypto.dsse import MAX_SIGNATURES, Envelope, parse_envelope, verify_signatures
+from crypto.dsse import Envelope, parse_envelope, verify_signatures
 from crypto.encoding import b64encode, format_time, parse_json
 from crypto.vocabulary import MAX_ID
 from custody import access as policy
@@ -303,6 +303,18 @@ def _batch_answer(
     return JSONResponse(body, status_code=201 if appended else 200)
 
 
+def _count_signers(request: Request, envelopes: list[Envelope], receipts: list[Receipt]) -> None:
+    """Each key that signed an event this request newly appended, counted once against its
+    rate (every signature of an accepted event verified; a duplicate, which anyone holding
+    the statement can send again, counts for no one)."""
+    new = {r.statement_id for r in receipts if not r.duplicate}
+    if new:
+        key_count(
+            request,
+            {s.keyid for env in envelopes if statement_id_of(env) in new for s in env.signatures},
+        )
+
+
 # Signatures of one envelope verified on the event loop itself under `serve --workers N`; an
 # envelope with more is verified in a thread, so that it does not hold up the other requests.
 INLINE_SIGNATURES = 4
@@ -333,8 +345,15 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
     settings = service.settings
     body = await read_body(request, settings.max_event_body, "request body", accept=JSON_TYPES)
     items, is_batch = _parse_submission(body, max_envelope=settings.max_envelope)
-    hinted = {s.keyid for item in items if isinstance(item, Envelope) for s in item.signatures}
-    rate_check_each(request, settings.rate_per_key, "key", sorted(hinted)[:MAX_SIGNATURES])
+    # Per-key rates: a key over its rate is refused before any work; a key counts only once
+    # its signature verified on an event newly appended (a stranger writing its id spends
+    # nothing of it), after the append (api.guard.key_check, key_count).
+    known = service.log.trust.signing_keys
+    key_check(
+        request,
+        {s.keyid for item in items if isinstance(item, Envelope) for s in item.signatures}
+        & known.keys(),
+    )
     if len(items) > service.settings.max_batch:
         raise TooLargeError(
             N_("{n} envelopes in one request; at most {most}"),
@@ -357,6 +376,7 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
         except CustodyError:
             checked = None  # the writer checks it again and gives the refusal
         one = await service.link.submit(body, checked)
+        _count_signers(request, envelopes, [one])
         return JSONResponse(_receipt(one), status_code=200 if one.duplicate else 201)
     if not is_batch and envelopes and service.committer is not None:
         # one envelope: joins the requests arriving now in one transaction (group commit)
@@ -373,6 +393,7 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
             else await run_in_threadpool(queue)
         )
         one = await asyncio.wrap_future(queued)
+        _count_signers(request, envelopes, [one])
         return JSONResponse(_receipt(one), status_code=200 if one.duplicate else 201)
 
     def append() -> AppendResult:
@@ -380,6 +401,7 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
         return service.log.submit_many(envelopes, now=service.now())
 
     result = await run_in_threadpool(append) if envelopes else AppendResult()
+    _count_signers(request, envelopes, result.receipts)
     if is_batch:
         return _batch_answer(items, result, request_language(request))
     if result.rejected:

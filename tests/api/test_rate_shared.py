@@ -16,7 +16,7 @@ from api.guard import Limiter
 from api.rate_store import RATES_FILE, ProcessCounters, SharedCounters
 from custody.demo import Season
 from custody.errors import RateLimitError, StorageError
-from tests.api.helpers import as_person
+from tests.api.helpers import as_person, seal_event
 from tests.conftest import PASS
 
 
@@ -56,6 +56,31 @@ def test_two_apps_on_one_home_share_a_keys_limit(season: Season) -> None:
     assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
     other = as_person(two, season, "secrecy-chen")  # another key is still answered
     assert two.get("/v1/access/checkpoint", headers=other).status_code == 200
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_key_s_events_count_once_appended_and_its_next_is_refused_unread(
+    season: Season, shared: bool
+) -> None:
+    """Through the API: each event a key newly appends counts once against it; a replay of an
+    appended statement (anyone may hold one) counts for no one; once the key is at its rate,
+    its next event is refused before any work, and the log is as it was."""
+    client = _app(season, shared=shared, rate_per_key="2/minute")
+    first = seal_event(season, "PK-1")
+    assert client.post("/v1/events", content=first.to_bytes()).status_code == 201
+    for _ in range(3):
+        assert client.post("/v1/events", content=first.to_bytes()).status_code == 200
+    assert (
+        client.post("/v1/events", content=seal_event(season, "PK-2").to_bytes()).status_code == 201
+    )
+    size = client.get("/v1/checkpoint").text.split("\n")[1]
+    r = client.post("/v1/events", content=seal_event(season, "PK-3").to_bytes())
+    assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
+    assert int(r.headers["retry-after"]) >= 1
+    assert client.get("/v1/checkpoint").text.split("\n")[1] == size
+    # a batch naming the key is refused whole, before any of it is judged
+    r = client.post("/v1/events", content=b"[" + seal_event(season, "PK-4").to_bytes() + b"]")
+    assert (r.status_code, r.json()["error"]) == (429, "rate_limited")
 
 
 def _hammer(path: str, hits: int, allowed: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -166,20 +191,29 @@ def test_writers_take_turns_on_the_file_lock_beside_the_store(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_a_submission_counts_against_each_signer_s_key_at_once(
+def test_keys_are_checked_before_the_work_and_counted_only_after_it(
     tmp_path: Path, shared: bool
 ) -> None:
-    """A countersigned submission counts once against each of its keys, in one turn at the
-    store; it is refused once one of them is over, and the others are counted all the same."""
+    """A signed request is refused if one of its keys is at its rate, counting nothing; the
+    keys whose signatures verified on work done are counted after it, in one turn, and
+    never refused there (the work is durable)."""
     store = SharedCounters(tmp_path / RATES_FILE) if shared else ProcessCounters()
     limiter = Limiter(store)
-    limiter.hit_each("3/minute", "key", ["a", "b"])
-    limiter.hit("3/minute", "key", "a")
-    limiter.hit_each("3/minute", "key", ["a", "b"])  # a: 3, b: 2
+    key = limiter._item("3/minute").key_for
+    for _ in range(50):  # checks alone (a stranger naming the keys) spend nothing
+        limiter.check_each("3/minute", "key", ["a", "b"])
+    assert store.get_many([key("key", "a"), key("key", "b")]) == [0, 0]
+    limiter.count_each("3/minute", "key", ["a", "b"])
+    limiter.count_each("3/minute", "key", ["a"])
+    limiter.check_each("3/minute", "key", ["a", "b"])  # a: 2, b: 1
+    limiter.count_each("3/minute", "key", ["a", "b"])  # a: 3, b: 2
     with pytest.raises(RateLimitError) as over:
-        limiter.hit_each("3/minute", "key", ["a", "b"])  # a: 4 (over), b: 3
+        limiter.check_each("3/minute", "key", ["b", "a"])
     assert "3/minute" in str(over.value)
-    assert store.get(limiter._item("3/minute").key_for("key", "b")) == 3
-    limiter.hit_each("3/minute", "key", [])  # no keys: nothing counted, nothing refused
+    limiter.check_each("3/minute", "key", ["b"])  # b alone is under
+    limiter.count_each("3/minute", "key", ["a", "b"])  # over now: counted, not refused
+    assert store.get_many([key("key", "a"), key("key", "b")]) == [4, 3]
+    limiter.check_each("3/minute", "key", [])  # no keys: nothing read, nothing refused
+    limiter.count_each("3/minute", "key", [])
     with pytest.raises(RateLimitError):
-        limiter.hit("3/minute", "key", "b")
+        limiter.check_each("3/minute", "key", ["b"])

@@ -166,6 +166,24 @@ def test_each_abuse_hits_its_limit_and_others_are_answered(season: Season, serve
         statement = sign_login(ch, season.keys[person].signing)
         return c.post(f"{base}/v1/login", content=statement.to_bytes(), headers=JSON)
 
+    # a stranger's statements naming courier-sun's key, signed by another: refused, and they
+    # spend nothing of that key's rate (only a verified signature on work done counts)
+    sun = season.keys["courier-sun"].signing.verify_key.key_id
+    fresh = seal_event(season, "PK-FORGED")
+    for _ in range(4):
+        forged = Envelope(fresh.payload_type, fresh.payload, (Signature(sun, STRANGER.sign(b"x")),))
+        r = c.post(f"{base}/v1/events", content=forged.to_bytes(), headers=JSON)
+        assert r.status_code == 422, r.text  # refused (whichever check comes first)
+        stranger = Envelope(
+            "application/vnd.custody.login+json", b"{}", (Signature(sun, bytes(64)),)
+        )
+        assert c.post(
+            f"{base}/v1/login", content=stranger.to_bytes(), headers=JSON
+        ).status_code in (
+            400,
+            401,
+            422,
+        )
     answers = [login("courier-sun") for _ in range(3)]
     t = time.monotonic()
     answers.append(login("courier-sun"))
