@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.backend import Backend
 from api.errors import InvalidRequestError
 from api.schemas import ErrorBody
 from crypto.errors import FormatError
 from crypto.vocabulary import check_id
+from keys.trust import TrustStore
 
 
 def backend_of(request: Request) -> Backend:
@@ -25,6 +27,16 @@ async def backend(request: Request) -> Backend:
 
 
 Service = Annotated[Backend, Depends(backend)]
+
+
+async def current_trust(service: Backend) -> TrustStore:
+    """The service's trust store for a route on the event loop: the one held when it is known
+    current (one ``stat``), else reloaded in the thread pool (an enrolment or a revocation
+    was made: the reload reads the database, which must not stop the event loop)."""
+    trust = service.current_trust()
+    if trust is None:
+        trust = await run_in_threadpool(service.trust)
+    return trust
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

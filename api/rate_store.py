@@ -214,11 +214,12 @@ class SharedCounters(Counters):
         return True
 
     def reset(self) -> int | None:
-        with self._conn() as conn:
+        # writes take their turn at the file lock, as ``incr_many`` does
+        with self._turn, self._file_lock(), self._conn() as conn:
             return int(conn.execute("DELETE FROM rate_window").rowcount)
 
     def clear(self, key: str) -> None:
-        with self._conn() as conn:
+        with self._turn, self._file_lock(), self._conn() as conn:
             conn.execute("DELETE FROM rate_window WHERE key = ?", (key,))
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, event_facts, package_objects, package_view, record
-from api.deps import Service, error_responses, path_id
+from api.deps import Service, current_trust, error_responses, path_id
 from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError, request_language
 from api.guard import key_check, key_count, read_body
 from api.schemas import (
@@ -364,8 +364,8 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
     if not is_batch and envelopes and service.link is not None:
         # one envelope, `serve --workers N`: its signatures checked here, on this process's
         # core, then to the one log writer's group commit (api.writer_link)
-        service.trust()  # reload first if someone was enrolled or revoked meanwhile
-        keys = service.log.trust.signing_keys
+        # reloaded first (off the event loop) if someone was enrolled or revoked meanwhile
+        keys = (await current_trust(service)).signing_keys
         try:
             # a handover's two signatures on the event loop (0.2 ms); up to 16 in a thread
             checked = (
@@ -387,11 +387,11 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
 
         # a handover's two signatures on the event loop (0.2 ms, less than a hop through the
         # thread pool and back); an envelope with up to 16 in a thread
-        queued = (
-            queue()
-            if len(envelopes[0].signatures) <= INLINE_SIGNATURES
-            else await run_in_threadpool(queue)
-        )
+        if len(envelopes[0].signatures) <= INLINE_SIGNATURES:
+            await current_trust(service)  # a reload, if one is due, off the event loop
+            queued = queue()
+        else:
+            queued = await run_in_threadpool(queue)
         one = await asyncio.wrap_future(queued)
         _count_signers(request, envelopes, [one])
         return JSONResponse(_receipt(one), status_code=200 if one.duplicate else 201)
@@ -523,7 +523,7 @@ async def verify_label_text(request: Request, service: Service) -> dict[str, obj
 
     # A label's check is about 0.2 ms of CPU (one signature, a small CBOR document), less than
     # a hop through the thread pool and back: it runs here, on the event loop.
-    return verify_label(body, service.trust(), now=service.now()).report()
+    return verify_label(body, await current_trust(service), now=service.now()).report()
 
 
 @router.post(

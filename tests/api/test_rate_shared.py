@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,40 @@ def test_writers_take_turns_on_the_file_lock_beside_the_store(tmp_path: Path) ->
     assert done.wait(5)
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count FROM rate_window").fetchall() == [(1,)]
+
+
+def test_clearing_the_store_takes_its_turn_too(tmp_path: Path) -> None:
+    """``clear`` and ``reset`` write as hits do: each waits for the file lock another process
+    holds, then counts are as they should be."""
+    import fcntl
+    import os
+    import threading
+
+    path = tmp_path / RATES_FILE
+    store = SharedCounters(path)
+    limiter = Limiter(store)
+    limiter.hit("5/minute", "key", "k")
+    limiter.hit("5/minute", "key", "j")
+    key = limiter._item("5/minute").key_for
+
+    def clear_k() -> None:
+        store.clear(key("key", "k"))
+
+    for clearing, left in ((clear_k, [0, 1]), (store.reset, [0, 0])):
+        fd = os.open(f"{path}.lock", os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another process's turn
+        done = threading.Event()
+
+        def run(clearing: Callable[[], object] = clearing, done: threading.Event = done) -> None:
+            clearing()
+            done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        assert not done.wait(0.3)  # waiting for its turn
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        assert done.wait(5)
+        assert store.get_many([key("key", "k"), key("key", "j")]) == left
 
 
 @pytest.mark.parametrize("shared", [True, False])
