@@ -15,10 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import Settings, create_app
-from crypto.dsse import Envelope
-from crypto.encoding import format_time
+from crypto.dsse import Envelope, Signature
+from crypto.encoding import format_time, parse_time
 from custody.demo import Season
+from custody.errors import NotFoundError
 from custody.events import Kind
+from custody.sessions import Challenge, sign_login
 from tests.api.helpers import free_port, seal_event, transfer_event
 from tests.conftest import PASS
 
@@ -157,6 +159,47 @@ def test_serve_with_several_workers_shares_one_log(season: Season) -> None:
     assert PASS.encode() not in out
     log = season.log()
     assert all(log.package_state(f"PK-{n}").status.value == "sealed" for n in range(12))
+
+
+def test_several_workers_count_a_key_once_its_events_are_appended(season: Season) -> None:
+    """Under ``--workers 2`` (a worker checks the signatures, the serving process appends): a
+    key counts for each event newly appended, across both workers; junk naming another key
+    costs that key nothing; a key at its rate is refused before its event reaches the log."""
+    start = season.now
+    seals = []
+    for n in range(4):
+        season.now = start
+        seals.append(seal_event(season, f"PK-{n}"))
+    season.now = start
+    sun = season.keys["courier-sun"].signing.verify_key.key_id
+    junk = Envelope(seals[3].payload_type, seals[3].payload, (Signature(sun, bytes(64)),))
+    proc, base = _serve(season, "--workers", "2", "--rate-per-key", "3/minute")
+    try:
+        codes = []
+        for env in [*seals[:3], junk, junk, junk, junk, seals[3]]:
+            with httpx.Client(base_url=base, timeout=30) as own:  # a connection each: both workers
+                r = own.post("/v1/events", content=env.to_bytes())
+                codes.append((r.status_code, r.json().get("error")))
+        assert codes[:3] == [(201, None)] * 3
+        assert all(status == 422 for status, _ in codes[3:7])  # junk, whichever check refuses
+        assert codes[7] == (429, "rate_limited")  # print-qian has appended three
+        with httpx.Client(base_url=base, timeout=30) as http:
+            got = http.post("/v1/login/challenge").json()
+            challenge = Challenge(got["challenge"], got["origin"], parse_time(got["expires_at"]))
+            statement = sign_login(challenge, season.keys["courier-sun"].signing)
+            login = http.post(
+                "/v1/login",
+                content=statement.to_bytes(),
+                headers={"content-type": "application/json"},
+            )
+            assert login.status_code == 200, login.text
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    log = season.log()
+    assert [log.package_state(f"PK-{n}").status.value for n in range(3)] == ["sealed"] * 3
+    with pytest.raises(NotFoundError):  # the refused seal never reached the log
+        log.package_state("PK-3")
 
 
 def _children(pid: int) -> list[int]:
