@@ -105,6 +105,37 @@ class AppendFigures:
     batched: float  # handovers/s, in batches
     bytes_per_event: float  # database growth over every event appended
     batched_cpu: float  # handovers per second of this process's CPU time, in batches
+    # CPU µs per handover in batches: this process (the writer), its live children (the
+    # signature workers), the database server's processes on this machine (0 for SQLite)
+    split: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+def _proc_cpu(pid: str) -> float:
+    """CPU seconds (user and system) of a live process, from /proc (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_now() -> tuple[float, float, float]:
+    """CPU seconds so far of this process, of its live children, and of every process named
+    ``postgres`` (the database server, when it runs on this machine)."""
+    me, kids, server = str(os.getpid()), 0.0, 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        if rest.split()[1] == me:
+            kids += _proc_cpu(entry.name)
+        elif name == "postgres":
+            server += _proc_cpu(entry.name)
+    return _proc_cpu(me), kids, server
 
 
 def appends(
@@ -127,6 +158,7 @@ def appends(
         log.submit_many(rest, now=_now(rest))
     t = time.perf_counter()
     cpu = time.process_time()
+    split = _cpu_now()
     n = 0
     # batch after batch, each one transaction (``submit_batches``: with signature workers the
     # next batch's signatures are checked while one commits)
@@ -135,10 +167,11 @@ def appends(
         n += len(result.receipts)
     batched = n / (time.perf_counter() - t)
     batched_cpu = n / (time.process_time() - cpu)
+    spent = tuple((b - a) * 1e6 / n for a, b in zip(split, _cpu_now(), strict=True))
     log.close()
     events = log.size()
     grown = db_bytes(url, s.home.path) - size_before
-    return AppendFigures(single, batched, grown / events, batched_cpu)
+    return AppendFigures(single, batched, grown / events, batched_cpu, spent)  # type: ignore[arg-type]
 
 
 def _gen_chains(args: tuple[int, int, int, str, bytes, bytes, bytes]) -> bytes:
@@ -426,6 +459,12 @@ def run_appends(quick: bool, pg: str | None, limit: float, report: _report.Repor
         )
         print(f"| {label}: database bytes per event | {one.bytes_per_event:,.0f} | | {load} |")
         cpu_limit = raw_cpu_rate(20000) / 2
+        writer, workers, server = many.split
+        print(
+            f"| {label}: batches of {packages}, signatures on {CORES} processes, CPU µs per "
+            f"handover | writer {writer:.0f}, workers {workers:.0f}, database server "
+            f"{server:.0f}; the two signatures alone {1e6 / cpu_limit:.0f} | | {load} |"
+        )
         print(
             f"| {label}: batches of {packages}, handovers per CPU-second of the appending "
             f"process | {one.batched_cpu:,.0f} | {one.batched_cpu / cpu_limit:.2f} of "
@@ -451,6 +490,12 @@ def run_appends(quick: bool, pg: str | None, limit: float, report: _report.Repor
             batch=packages,
             one_process=round(one.batched, 1),
             signature_processes=round(many.batched, 1),
+            cpu_us_per_event={
+                "writer": round(many.split[0], 1),
+                "workers": round(many.split[1], 1),
+                "database_server": round(many.split[2], 1),
+                "signatures_alone": round(1e6 / cpu_limit, 1),
+            },
             single_per_transaction=round(one.single, 1),
         )
         report.add(
