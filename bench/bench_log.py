@@ -404,6 +404,8 @@ def main() -> None:
     args = ap.parse_args()
     part = args.only
     pg = os.environ.get("CUSTODY_BENCH_PG")
+    if pg:  # the SQLAlchemy form of the URL is accepted too
+        pg = pg.replace("postgresql+psycopg://", "postgresql://", 1)
     quick = args.quick
     report = _report.Report("bench_log.py", quick)
     print(f"load average at start: {_report.load_average()}")

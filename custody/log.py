@@ -172,6 +172,11 @@ class _Batch:
     exams: dict[str, ExamPolicy] | None = None  # loaded when a statement needs them
     exam_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)  # packages with a row in package_state
+    # statement ids already looked up on the log (found ones are in ``existing``), and the ids
+    # the batch's later chunks will bring, looked up with the first chunk's (one query a batch)
+    looked_up: set[str] = field(default_factory=set)
+    upcoming: list[str] = field(default_factory=list)
+    gate_known: dict[str, str | None] = field(default_factory=dict)  # ``LogGate.gate``
 
 
 @dataclass(frozen=True)
@@ -203,10 +208,16 @@ Alongside = Callable[[Transaction], None]
 
 class LogGate(Protocol):
     def gate(
-        self, conn: Transaction, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
+        self,
+        conn: Transaction,
+        prepared: list[tuple[int, Prepared]],
+        rejected: list[Rejected],
+        known: dict[str, str | None],
     ) -> list[tuple[int, Prepared]]:
         """Under the append lock, before the rules: keep what may proceed, reject the rest
-        (appending each refusal to ``rejected``), e.g. statements by a blocked key."""
+        (appending each refusal to ``rejected``), e.g. statements by a blocked key. ``known``
+        is what this transaction's earlier chunks learned (a key id and the incident blocking
+        it, or ``None``): the gate adds to it and need not ask again."""
         ...
 
 
@@ -444,7 +455,11 @@ class CustodyLog:
 
         result = AppendResult()
         now = sent.now
-        self._committed(lambda db: self._append_locked(db, chunks(), result, now, alongside))
+        # every statement id of the batch, looked up on the log with the first chunk's
+        upcoming = [statement_id(env.payload) for env in envelopes]
+        self._committed(
+            lambda db: self._append_locked(db, chunks(), result, now, alongside, upcoming)
+        )
         self._keep_signed(result)
         return result
 
@@ -510,11 +525,12 @@ class CustodyLog:
         result: AppendResult,
         now: datetime,
         alongside: Alongside | None = None,
+        upcoming: list[str] | None = None,
     ) -> _Batch:
         if self.log_key is None:
             raise ConflictError(N_("this log was opened read-only (no log key)"))
         size = db.head_size()
-        batch = _Batch(size=size, received=format_time(now), now=now)
+        batch = _Batch(size=size, received=format_time(now), now=now, upcoming=upcoming or [])
         with self._states_lock:
             if self._states_at != size:  # another writer appended meanwhile: start afresh
                 self._states.clear()
@@ -597,10 +613,15 @@ class CustodyLog:
     ) -> None:
         if not system:
             for gate in self.gates:
-                prepared = gate.gate(db.conn, prepared, result.rejected)
-        for sid, idx, received_at in db.entries_of(p.event.id for _, p in prepared):
-            batch.existing[sid] = idx
-            batch.existing_received[sid] = received_at
+                prepared = gate.gate(db.conn, prepared, result.rejected, batch.gate_known)
+        ask = {p.event.id for _, p in prepared} - batch.looked_up
+        if ask:
+            ask.update(batch.upcoming)
+            batch.upcoming = []
+            for sid, idx, received_at in db.entries_of(ask):
+                batch.existing[sid] = idx
+                batch.existing_received[sid] = received_at
+            batch.looked_up |= ask
         wanted = {pid for _, p in prepared for pid in p.event.package_ids} - set(batch.states)
         batch.states.update(dict.fromkeys(wanted))
         with self._states_lock:

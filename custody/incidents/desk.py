@@ -150,13 +150,21 @@ class IncidentDesk:
         return txn.envelopes
 
     def gate(
-        self, conn: Transaction, prepared: list[tuple[int, Prepared]], rejected: list[Rejected]
+        self,
+        conn: Transaction,
+        prepared: list[tuple[int, Prepared]],
+        rejected: list[Rejected],
+        known: dict[str, str | None],
     ) -> list[tuple[int, Prepared]]:
-        """Refuse (inside the append transaction) what a blocked key signed."""
+        """Refuse (inside the append transaction) what a blocked key signed. Keys this
+        transaction asked about already (``known``) are not asked again: a large batch's
+        chunks share its signers."""
         kids = {kid for _, p in prepared for kid in p.sigcheck.signed_by}
-        if not kids:
-            return prepared
-        blocked = dict(store.blocks(conn, kids))
+        ask = kids - known.keys()
+        if ask:
+            found = dict(store.blocks(conn, ask))
+            known.update((kid, found.get(kid)) for kid in ask)
+        blocked = {kid: known[kid] for kid in kids if known[kid] is not None}
         if not blocked:
             return prepared
         keep = []

@@ -147,6 +147,9 @@ def _copy_rows(
         raise wrapped from e
 
 
+_SQLITE_IDS = 4096
+
+
 def _sqlite_entries_sql(count: int) -> str:
     return _SQLITE_ENTRIES + sqlite_marks(count)
 
@@ -257,9 +260,12 @@ class LogStore:
         if not wanted:
             return []
         if self.conn.dialect.name == "postgresql":
-            rows = self.conn.exec_driver_sql(_PG_ENTRIES, (wanted,))
-        else:
-            rows = self.conn.exec_driver_sql(_sqlite_entries_sql(len(wanted)), tuple(wanted))
+            rows = list(self.conn.exec_driver_sql(_PG_ENTRIES, (wanted,)))
+        else:  # at most _SQLITE_IDS parameters a statement (SQLite's limit is 32,766)
+            rows = []
+            for i in range(0, len(wanted), _SQLITE_IDS):
+                part = wanted[i : i + _SQLITE_IDS]
+                rows += self.conn.exec_driver_sql(_sqlite_entries_sql(len(part)), tuple(part))
         return [(bytes(sid), int(idx), str(received)) for sid, idx, received in rows]
 
     def states(self, package_ids: Iterable[str]) -> dict[str, PackageState]:

@@ -198,6 +198,67 @@ def test_signature_workers_judge_a_batch_as_one_process_does(season: Season) -> 
     assert [reader.entry(r.index) for r in result.receipts[:2]] == good[::-1]
 
 
+def test_a_large_batch_asks_the_log_once_and_judges_every_chunk(
+    season: Season, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signature workers hand a large batch back in chunks; the writer looks up the whole
+    batch's statement ids, and its signers' blocks, with the first chunk. A statement already on
+    the log in the last chunk is still a duplicate at its own index, and a blocked key's
+    statements are refused in the first chunk and in the last."""
+    from custody.store import incidents as incident_store
+    from custody.store.log_store import LogStore
+
+    seal(season, "PK-1")
+    seal(season, "PK-2")
+    seal(season, "PK-3")
+    reader = season.log()
+    on_log, on_log_index = reader.entry(reader.size() - 1), reader.size() - 1  # PK-3's seal
+    li = season.keys["courier-li"].signing.key_id
+    with reader.engine.begin() as conn:
+        incident_store.block_key(conn, li, subject="courier-li", incident_id="IN-T", at=T0)
+    to_sun, to_li = (
+        season.event(
+            Kind.DISPATCH,
+            [p],
+            actors={"releaser": "print-qian", "receiver": who},
+            signers=["print-qian", who],
+            body={"seals": SEALS},
+            prevs={p: season.prev(p)},
+        )
+        for p, who in (("PK-1", "courier-sun"), ("PK-2", "courier-li"))
+    )
+    asked = {"entries": 0, "blocks": 0}
+    entries, blocks = LogStore._entries, incident_store.blocks
+
+    def count_entries(self: LogStore, ids: Any) -> Any:
+        asked["entries"] += 1
+        return entries(self, ids)
+
+    def count_blocks(conn: Any, kids: Any) -> Any:
+        asked["blocks"] += 1
+        return blocks(conn, kids)
+
+    monkeypatch.setattr(LogStore, "_entries", count_entries)
+    monkeypatch.setattr(incident_store, "blocks", count_blocks)
+    first, last = 0, 2 * PARALLEL_CHUNK + 2
+    batch = [to_li] + [to_sun] * (2 * PARALLEL_CHUNK) + [on_log, to_li]
+    log = open_writer(season.home, ServiceSecrets(log=PASS, system=PASS), workers=2)
+    try:
+        result = log.submit_many(batch, now=season.now)
+    finally:
+        log.close()
+    assert asked["blocks"] == 1
+    assert asked["entries"] <= 2  # the batch's, and the desk's own statements' if it makes any
+    refused = {r.envelope_index: type(r.error).__name__ for r in result.rejected}
+    assert refused == {first: "KeyBlockedError", last: "KeyBlockedError"}
+    # the new one first, then the duplicates in order: the batch's own, then the one on the log
+    new, *again = result.receipts
+    assert (new.statement_id, new.duplicate) == (statement_id_of(to_sun), False)
+    assert [r.duplicate for r in again] == [True] * (2 * PARALLEL_CHUNK)
+    assert {r.index for r in again[:-1]} == {new.index}
+    assert (again[-1].statement_id, again[-1].index) == (statement_id_of(on_log), on_log_index)
+
+
 @pytest.mark.parametrize("top_level", [10, 1])
 @pytest.mark.parametrize("engine_name", ["sqlite", "postgresql"])
 def test_proofs_read_in_one_statement_verify_at_every_size(
