@@ -17,10 +17,16 @@ Rules:
   is appended once (the later sender gets the duplicate receipt).
 - The batch's receive time is read from the service's clock when the batch is taken, and the
   trust store is reloaded then (``refresh``) if someone was enrolled or revoked meanwhile.
+- Once a batch has committed, a second thread records its checkpoint in the signed-head file
+  (two fsyncs) and only then answers its submissions, while the writer thread goes on with the
+  next batch: the file's fsyncs are off the writer's path, and no receipt is handed out
+  before the checkpoint it carries is kept outside the database. Batches are answered in
+  commit order; the writer runs at most ``AHEAD`` committed batches ahead of the answers.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -33,6 +39,7 @@ from custody.log import AppendResult, CustodyLog, Prepared, Receipt, Rejected, p
 
 WINDOW = 0.002  # seconds the writer waits for more submissions once one has arrived
 MAX_BATCH = 1000
+AHEAD = 2  # committed batches waiting for their checkpoint's record, at most
 
 
 @dataclass
@@ -63,7 +70,14 @@ class GroupCommit:
         self._queue: list[_Pending] = []
         self._cond = threading.Condition()
         self._closed = False
+        # committed batches and what to answer them (``None``: the writer stopped)
+        self._committed: queue.Queue[tuple[list[_Pending], AppendResult | CustodyError] | None]
+        self._committed = queue.Queue(maxsize=AHEAD)
+        self._answerer = threading.Thread(
+            target=self._answer_committed, name="custody-group-answer", daemon=True
+        )
         self._thread = threading.Thread(target=self._run, name="custody-group-commit", daemon=True)
+        self._answerer.start()
         self._thread.start()
 
     def submit(self, env: Envelope, checked: SignatureCheck | None = None) -> Future[Receipt]:
@@ -90,6 +104,7 @@ class GroupCommit:
             self._closed = True
             self._cond.notify()
         self._thread.join()
+        self._answerer.join()
 
     def _take(self) -> list[_Pending] | None:
         with self._cond:
@@ -103,22 +118,30 @@ class GroupCommit:
             return batch
 
     def _run(self) -> None:
-        while (batch := self._take()) is not None:
-            try:
-                result = self._commit(batch)
-            except CustodyError as e:
+        try:
+            while (batch := self._take()) is not None:
+                try:
+                    result: AppendResult | CustodyError = self._commit(batch)
+                except Exception as e:  # noqa: BLE001 - answered, never left hanging
+                    result = _failure(e)
+                self._committed.put((batch, result))
+        finally:
+            self._committed.put(None)
+
+    def _answer_committed(self) -> None:
+        """Record each committed batch's checkpoint outside the database, then answer it."""
+        while (done := self._committed.get()) is not None:
+            batch, result = done
+            if isinstance(result, AppendResult):
+                try:
+                    self.log.keep_signed(result)
+                except Exception as e:  # noqa: BLE001 - answered, never left hanging
+                    result = _failure(e)
+            if isinstance(result, CustodyError):
                 for item in batch:
-                    item.answer.set_exception(e)
-                continue
-            except Exception as e:  # noqa: BLE001 - answered as a storage fault, never left hanging
-                failure = StorageError(
-                    N_("the log could not append: {name}"), name=type(e).__name__
-                )
-                failure.__cause__ = e
-                for item in batch:
-                    item.answer.set_exception(failure)
-                continue
-            _answer(batch, result)
+                    item.answer.set_exception(result)
+            else:
+                _answer(batch, result)
 
     def _commit(self, batch: list[_Pending]) -> AppendResult:
         if self.refresh is not None:
@@ -129,7 +152,18 @@ class GroupCommit:
             for i, it in enumerate(batch)
             if it.refusal is not None
         ]
-        return self.log.append_prepared(prepared, early, now=self.clock())
+        # the checkpoint is recorded by the answering thread (``_answer_committed``)
+        return self.log.append_prepared(prepared, early, now=self.clock(), keep=False)
+
+
+def _failure(e: Exception) -> CustodyError:
+    """What a batch's submissions are answered when its append failed: the refusal, or a
+    storage fault for anything else."""
+    if isinstance(e, CustodyError):
+        return e
+    failure = StorageError(N_("the log could not append: {name}"), name=type(e).__name__)
+    failure.__cause__ = e
+    return failure
 
 
 def _answer(batch: list[_Pending], result: AppendResult) -> None:

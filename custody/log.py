@@ -371,17 +371,21 @@ class CustodyLog:
         *,
         now: datetime,
         alongside: Alongside | None = None,
+        keep: bool = True,
     ) -> AppendResult:
         """``submit_many`` after its signature checks: envelopes already parsed and verified
         (``prepare``, by the caller's threads or workers) and those refused on the way, by
-        their position in the batch. The rules, the observers and the commit run here."""
+        their position in the batch. The rules, the observers and the commit run here.
+        ``keep=False`` leaves the new checkpoint's record in the signed-head file to the
+        caller (``keep_signed``), which must make it before it hands out any receipt."""
         result = AppendResult()
         result.rejected.extend(early)
         if not prepared and not (early and self.observers):
             return result
         chunks = [(prepared, list[Rejected]())]
         self._committed(lambda db: self._append_locked(db, chunks, result, now, alongside))
-        self._keep_signed(result)
+        if keep:
+            self.keep_signed(result)
         return result
 
     def submit_batches(
@@ -460,7 +464,7 @@ class CustodyLog:
         self._committed(
             lambda db: self._append_locked(db, chunks(), result, now, alongside, upcoming)
         )
-        self._keep_signed(result)
+        self.keep_signed(result)
         return result
 
     def append_system_work(self, now: datetime) -> AppendResult:
@@ -468,7 +472,7 @@ class CustodyLog:
         incident): whatever statements they return are appended in that one transaction."""
         result = AppendResult()
         self._committed(lambda db: self._append_locked(db, (), result, now))
-        self._keep_signed(result)
+        self.keep_signed(result)
         return result
 
     def _committed(self, append: Callable[[LogStore], _Batch]) -> None:
@@ -495,7 +499,7 @@ class CustodyLog:
             self._states.clear()
             self._states_at = -1
 
-    def _keep_signed(self, result: AppendResult) -> None:
+    def keep_signed(self, result: AppendResult) -> None:
         """After the commit, before any receipt is handed out: the new checkpoint goes to the
         file beside the log key (fsynced)."""
         if result.signed and self.signed_head is not None:

@@ -26,6 +26,7 @@ import contextlib
 import fcntl
 import os
 import stat
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,12 +99,19 @@ class SignedHeadFile:
         # verified again (a writer reads the file before each signing and again under the
         # lock when it records; the text is compared whole, so a replaced file is verified).
         self._known: SignedHead | None = None
+        # One thread of this process at a time (a service's writer reads the file before each
+        # signing while its answering thread records the batch before; ``GroupCommit``).
+        self._lock = threading.RLock()
 
     def read(self) -> SignedHead | None:
         """The file's checkpoint; None when the log never signed one (no file).
 
         A file unchanged since the last read (same inode, size and times) is not verified again.
         """
+        with self._lock:
+            return self._read_cached()
+
+    def _read_cached(self) -> SignedHead | None:
         try:
             st = os.stat(self.path, follow_symlinks=False)
         except FileNotFoundError:
@@ -200,6 +208,10 @@ class SignedHeadFile:
             new = open_signed(
                 note, self.verifier, self.origin, what=Phrase("the checkpoint just signed")
             )
+        with self._lock:
+            self._record(new, note)
+
+    def _record(self, new: SignedHead, note: str) -> None:
         lock_path = self.path.with_name(self.path.name + ".lock")
         try:
             lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)

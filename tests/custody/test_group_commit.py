@@ -4,6 +4,8 @@ transaction answers every submission in it with the storage error; closing drain
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
@@ -18,6 +20,15 @@ from custody.log import Receipt
 from tests.custody.test_log import SEALS, seal
 
 PACKAGES = [f"PK-{n}" for n in range(30)]
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _dispatch(season: Season, pkg: str, signers: list[str]) -> Envelope:
@@ -100,3 +111,44 @@ def test_closing_commits_what_is_queued_then_refuses_more(season: Season) -> Non
     assert all(isinstance(a.result(timeout=1), Receipt) for a in answers)
     with pytest.raises(StorageError):
         committer.submit(envs[3])
+
+
+def test_a_batch_is_answered_only_once_its_checkpoint_is_kept_while_the_next_commits(
+    season: Season, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint's record outside the database (two fsyncs) is made by a second thread:
+    while it holds the first batch's record, the writer commits the next batch, and neither
+    batch is answered before its own checkpoint is kept; a record that fails answers its
+    batch with the storage error."""
+    envs = _sealed(season)
+    log = season.log()
+    size = log.size()
+    release = threading.Event()
+    kept: list[int] = []
+    keep = log.keep_signed
+
+    def slow_keep(result):  # type: ignore[no-untyped-def]
+        release.wait(30)  # the first batch's record is slow; so is every one after it
+        if len(kept) == 1:
+            raise StorageError("the disk refused the checkpoint file")
+        keep(result)
+        kept.append(len(result.receipts))
+
+    monkeypatch.setattr(log, "keep_signed", slow_keep)
+    committer = GroupCommit(log, lambda: season.now, window=0.05)
+    try:
+        first = committer.submit(envs[0])
+        assert _until(lambda: log.size() == size + 1)  # the first batch commits
+        second = [committer.submit(e) for e in envs[1:3]]
+        # the second commits while the first's record is still held
+        assert _until(lambda: log.size() == size + 3)
+        assert not first.done() and not any(a.done() for a in second)
+        release.set()
+        assert first.result(timeout=30).index == size
+        for answer in second:
+            with pytest.raises(StorageError):
+                answer.result(timeout=30)
+    finally:
+        release.set()
+        committer.close()
+    assert kept == [1]
