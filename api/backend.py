@@ -98,7 +98,7 @@ class Settings:
     body_timeout: float = 30.0  # seconds for a whole request body to arrive (slow-loris)
     rate_per_address: str = "600/minute"  # every request, per client address
     rate_per_key: str = "300/minute"  # per signing key: logins, logged-in reads, events
-    # Count in <home>/rates.sqlite with the other processes of `serve --workers N`; False:
+    # Count in <home>/rates.table with the other processes of `serve --workers N`; False:
     # in this process's memory (it alone serves the home).
     shared_rates: bool = False
     access_flush: str = "full"  # access records: "full" (fsync each), "lazy", "queued" (access_log)

@@ -8,7 +8,7 @@ Rules (the numbers are ``api.backend.Settings``, documented in docs/formats.md "
 - A route with a body names the media types it accepts; anything else is 415
   ``unsupported_media_type`` before a byte is read. JSON routes accept only
   ``application/json``, which a cross-site HTML form cannot send without a CORS preflight.
-- Rates (the ``limits`` library, fixed windows, counted in the home's ``rates.sqlite`` that
+- Rates (the ``limits`` library, fixed windows, counted in the home's ``rates.table`` that
   every worker process of ``serve --workers N`` shares, or in the memory of a lone server
   process: ``api/rate_store.py``): every request counts
   against its client address; a logged-in read counts against its session's key, and a
@@ -60,7 +60,7 @@ _COUNTED = {"address": Phrase("address"), "key": Phrase("key")}
 
 class Limiter:
     """Fixed-window rate limits over a ``limits`` storage (the service's: the home's shared
-    ``rates.sqlite``, ``api.rate_store.SharedCounters``, for several workers; else this
+    ``rates.table``, ``api.rate_store.SharedCounters``, for several workers; else this
     process's ``api.rate_store.ProcessCounters``)."""
 
     def __init__(self, storage: Counters) -> None:

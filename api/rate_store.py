@@ -4,35 +4,40 @@ worker process of ``serve --workers N``.
 One server process counts in its own memory (``ProcessCounters``): nothing else answers for
 the home, and a counter costs no write. ``serve --workers N`` runs N processes; with counters
 in each process's memory a client would get N times its limit. Their counters live instead in
-a small SQLite file of the home (``rates.sqlite``, ``SharedCounters``), so every worker counts
-against the same numbers. Both are storages for the ``limits`` library's fixed-window strategy
-(``limits.strategies.FixedWindowRateLimiter``) and count alike.
+a small table file of the home (``rates.table``, ``SharedCounters``) that every worker maps
+into its memory, so every worker counts against the same numbers. Both are storages for the
+``limits`` library's fixed-window strategy (``limits.strategies.FixedWindowRateLimiter``) and
+count alike.
 
 Rules:
-- One row per (limit, kind, who): its count and when its window ends. A hit is one SQL
-  statement (an upsert that starts a new window once the old one has ended, returning the
-  count), atomic under SQLite's write lock: two processes never both take the last request.
-- Writers take turns on a file lock beside it (``rates.sqlite.lock``, ``flock``) before
-  SQLite's own lock: two processes meeting in SQLite's busy handler sleep a millisecond or
-  more (measured: a worker's event loop stopped up to 180 ms), while one waiting on the file
-  lock wakes as soon as the other lets go (worst 2-5 ms).
-- The file is the home's, apart from its database (``custody.db`` or PostgreSQL), so the
-  counting of every request never waits on the log's or the access log's writes, and it
-  needs no server. It is written without waiting for the disk (``synchronous=OFF``, WAL):
-  counters lost in a power cut only give clients a fresh window.
-- It holds client addresses and key ids for at most one window: rows whose window has ended
-  are deleted as the store goes (every ``PURGE_EVERY`` hits of a process); so does the
-  in-memory store with its entries.
-- A store that cannot be read or written raises ``StorageError`` (503): requests are not
-  answered uncounted.
+- The file is a fixed-size hash table (``SLOTS`` slots of 32 bytes after a 64-byte header;
+  2 MiB), made whole when first opened (its blocks allocated: a full disk is found then, not
+  in the middle of a count). A slot holds a keyed BLAKE2b digest of (limit, kind, who), the
+  count and when its window ends; a window that has ended counts as none. The digest's key
+  is random, made with the file: the file holds no client address or key id in clear.
+- Every read and write of the table is made under ``flock`` on the file (one process at a
+  time; the kernel wakes a waiting process as soon as the holder lets go) and a thread lock
+  (one thread of a process at a time): two processes never both take the last request. A
+  count is a few memory reads and writes: microseconds, where an SQLite upsert with its
+  transaction took tens (docs/benchmarks.md, session 12).
+- Counters are not made durable: a power cut only gives clients a fresh window.
+- A digest stays for at most one window and one sweep: each hit also sweeps ``SWEEP`` slots
+  (a cursor kept in the header goes round the table), turning slots whose window has ended
+  into free ones. Slots are found by linear probing; when a search walks past ``REBUILD_AFTER``
+  slots the table is rebuilt with only the live windows. A table whose every slot holds a live
+  window refuses the hit with ``StorageError`` (503), as does a store that cannot be opened:
+  requests are not answered uncounted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import mmap
 import os
-import sqlite3
+import secrets
+import struct
 import threading
 import time
 from abc import abstractmethod
@@ -42,24 +47,20 @@ from pathlib import Path
 from limits.storage import Storage
 
 from custody.errors import N_, StorageError
-from custody.store.faults import storage_error
 
-RATES_FILE = "rates.sqlite"
-PURGE_EVERY = 4096
-BUSY_MS = 2000
+RATES_FILE = "rates.table"
+PURGE_EVERY = 4096  # the memory store's sweep of ended windows, in hits
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS rate_window ("
-    "key TEXT PRIMARY KEY, count INTEGER NOT NULL, ends REAL NOT NULL) WITHOUT ROWID"
-)
-_HIT = (
-    "INSERT INTO rate_window (key, count, ends) VALUES (:key, :amount, :ends) "
-    "ON CONFLICT (key) DO UPDATE SET "
-    "count = CASE WHEN rate_window.ends <= :now THEN :amount "
-    "ELSE rate_window.count + :amount END, "
-    "ends = CASE WHEN rate_window.ends <= :now THEN :ends ELSE rate_window.ends END "
-    "RETURNING count"
-)
+MAGIC = b"custody-rates-1\n"  # 16 bytes
+HEADER = 64  # magic, digest key (16 bytes), sweep cursor and slot count (u32 each), zeros
+SLOTS = 1 << 16
+SLOT = 32  # digest (16 bytes), count (u32), zeros (4 bytes), window end (f64, Unix seconds)
+SWEEP = 16  # slots swept by each hit
+REBUILD_AFTER = 64  # slots a search may walk before the table is rebuilt
+_FREE = bytes(16)  # never used
+_GONE = b"\xff" * 16  # used before, free now (a search walks on past it)
+_COUNT_ENDS = struct.Struct("<I4xd")
+_CURSOR = struct.Struct("<I")
 
 
 class Counters(Storage):
@@ -88,149 +89,207 @@ class Counters(Storage):
 
 
 class SharedCounters(Counters):
-    """Fixed-window counters in ``<home>/rates.sqlite`` (a ``limits`` storage)."""
+    """Fixed-window counters in ``<home>/rates.table``, mapped by every worker (a ``limits``
+    storage)."""
 
     STORAGE_SCHEME = ["custody-home"]  # noqa: RUF012 - the type limits declares
 
     def __init__(self, path: Path | str, **options: float | str | bool) -> None:
         super().__init__(str(path), wrap_exceptions=False, **options)
         self.path = Path(path)
-        self._idle: list[sqlite3.Connection] = []  # connections not in use, any thread's
-        self._lock = threading.Lock()
-        self._hits = 0
         self._turn = threading.Lock()  # this process's threads, one at a time on the file lock
-        self._lock_fd = -1
+        self._fd = -1
+        self._map: mmap.mmap | None = None
         try:
-            self._lock_fd = os.open(
-                f"{self.path}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            self._fd = os.open(
+                self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
             )
-            with self._conn() as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(_SCHEMA)
-        except (sqlite3.Error, OSError) as e:
+            with self._file_lock():
+                size = os.fstat(self._fd).st_size
+                if size == 0:  # new: allocated whole, then marked as a table
+                    os.posix_fallocate(self._fd, 0, HEADER + SLOTS * SLOT)
+                    header = MAGIC + secrets.token_bytes(16) + struct.pack("<II", 0, SLOTS)
+                    os.pwrite(self._fd, header, 0)
+                    size = HEADER + SLOTS * SLOT
+                if size != HEADER + SLOTS * SLOT:
+                    raise OSError(f"{size} bytes, not a rate table")
+                self._map = mmap.mmap(self._fd, size)
+            if self._map[:16] != MAGIC:
+                raise OSError("not a rate table")
+            self._secret = bytes(self._map[16:32])
+        except OSError as e:
+            self.close()
             raise StorageError(
                 N_("the rate limiter's store {path} could not be opened"), path=str(self.path)
             ) from e
 
     @contextlib.contextmanager
-    def _conn(self) -> Iterator[sqlite3.Connection]:
-        """A connection of the pool (one thread at a time uses it; the server's threads are
-        many and short-lived, so connections are not tied to them)."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_MS / 1000, isolation_level=None, check_same_thread=False
-            )
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-        try:
-            yield conn
-        except BaseException:
-            conn.close()  # a connection that failed is not reused
-            raise
-        with self._lock:
-            self._idle.append(conn)
-
-    @contextlib.contextmanager
     def _file_lock(self) -> Iterator[None]:
-        """The processes' turns at writing, taken in the kernel (``flock``): a process waiting
-        wakes as soon as the other lets go. Without it the writers meet in SQLite, whose busy
-        handler sleeps a millisecond or more each time, with the server's event loop stopped."""
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        """The processes' turns at the table, taken in the kernel (``flock``): a process
+        waiting wakes as soon as the other lets go."""
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _table(self) -> Iterator[mmap.mmap]:
+        table = self._map
+        if table is None:
+            raise StorageError(
+                N_("the rate limiter's store {path} could not be opened"), path=str(self.path)
+            )
+        with self._turn, self._file_lock():
+            yield table
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
-        return sqlite3.Error
+        return OSError
+
+    def _digest(self, key: str) -> bytes:
+        d = hashlib.blake2b(key.encode("utf-8"), digest_size=16, key=self._secret).digest()
+        return d if d not in (_FREE, _GONE) else bytes(15) + b"\x01"
+
+    def _find(self, table: mmap.mmap, digest: bytes, now: float) -> tuple[int, int, int]:
+        """(the digest's slot or -1, the first slot free to take or -1, slots walked)."""
+        mask = SLOTS - 1
+        i = int.from_bytes(digest[:8], "little") & mask
+        free = -1
+        for walked in range(SLOTS):
+            at = HEADER + i * SLOT
+            held = table[at : at + 16]
+            if held == digest:
+                return i, free, walked
+            if held == _FREE:
+                return -1, (i if free < 0 else free), walked
+            if free < 0 and (held == _GONE or _COUNT_ENDS.unpack_from(table, at + 16)[1] <= now):
+                free = i
+            i = (i + 1) & mask
+        return -1, free, SLOTS
+
+    def _hit(self, table: mmap.mmap, key: str, expiry: int, amount: int, now: float) -> int:
+        digest = self._digest(key)
+        found, free, walked = self._find(table, digest, now)
+        if found >= 0:
+            at = HEADER + found * SLOT
+            count, ends = _COUNT_ENDS.unpack_from(table, at + 16)
+            count, ends = (count + amount, ends) if ends > now else (amount, now + expiry)
+            _COUNT_ENDS.pack_into(table, at + 16, min(count, 0xFFFFFFFF), ends)
+            return int(count)
+        if walked > REBUILD_AFTER:
+            self._rebuild(table, now)
+            found, free, walked = self._find(table, digest, now)
+        if free < 0:
+            raise StorageError(
+                N_(
+                    "the rate limiter's store {path} is full: {slots} clients and keys "
+                    "are counted in their windows now"
+                ),
+                hint=N_("retry once the windows counted now have ended (at most one rate period)"),
+                path=str(self.path),
+                slots=SLOTS,
+            )
+        at = HEADER + free * SLOT
+        _COUNT_ENDS.pack_into(table, at + 16, amount, now + expiry)
+        table[at : at + 16] = digest
+        return amount
+
+    def _sweep(self, table: mmap.mmap, now: float) -> None:
+        """Free ``SWEEP`` slots' ended windows, from the cursor on (their digests are gone)."""
+        (cursor,) = _CURSOR.unpack_from(table, 32)
+        for i in range(cursor, cursor + SWEEP):
+            at = HEADER + (i % SLOTS) * SLOT
+            held = table[at : at + 16]
+            if held not in (_FREE, _GONE) and _COUNT_ENDS.unpack_from(table, at + 16)[1] <= now:
+                table[at : at + SLOT] = _GONE + bytes(SLOT - 16)
+        _CURSOR.pack_into(table, 32, (cursor + SWEEP) % SLOTS)
+
+    def _rebuild(self, table: mmap.mmap, now: float) -> None:
+        """The table again with only its live windows (searches walk no freed slots)."""
+        live = []
+        for i in range(SLOTS):
+            at = HEADER + i * SLOT
+            held = table[at : at + 16]
+            if held not in (_FREE, _GONE):
+                count, ends = _COUNT_ENDS.unpack_from(table, at + 16)
+                if ends > now:
+                    live.append((bytes(held), count, ends))
+        table[HEADER:] = bytes(SLOTS * SLOT)
+        mask = SLOTS - 1
+        for digest, count, ends in live:
+            i = int.from_bytes(digest[:8], "little") & mask
+            while table[HEADER + i * SLOT : HEADER + i * SLOT + 16] != _FREE:
+                i = (i + 1) & mask
+            at = HEADER + i * SLOT
+            _COUNT_ENDS.pack_into(table, at + 16, count, ends)
+            table[at : at + 16] = digest
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         return self.incr_many([key], expiry, amount)[0]
 
     def incr_many(self, keys: Sequence[str], expiry: int, amount: int = 1) -> list[int]:
-        """``incr`` of each key, in order, on one turn at the file lock and in one transaction
-        (a submission counts against each of its signers' keys)."""
+        """``incr`` of each key, in order, in one turn at the table (a submission counts
+        against each of its signers' keys)."""
         now = time.time()
-        counts: list[int] = []
-        try:
-            with self._turn, self._file_lock(), self._conn() as conn:
-                if len(keys) > 1:
-                    conn.execute("BEGIN IMMEDIATE")
-                for key in keys:
-                    row = conn.execute(
-                        _HIT, {"key": key, "amount": amount, "ends": now + expiry, "now": now}
-                    ).fetchone()
-                    counts.append(int(row[0]))
-                if len(keys) > 1:
-                    conn.execute("COMMIT")
-                self._hits += 1
-                if self._hits % PURGE_EVERY == 0:
-                    conn.execute("DELETE FROM rate_window WHERE ends <= ?", (now,))
-        except sqlite3.Error as e:
-            # A full disk is db_full, a read-only one read_only, as for the log's own database.
-            # (A connection that failed inside its transaction is closed, not reused: _conn.)
-            raise storage_error(e, f"sqlite:///{self.path}") or StorageError(
-                N_("the rate limiter's store {path} could not be written"), path=str(self.path)
-            ) from e
-        except OSError as e:  # the file lock
-            raise StorageError(
-                N_("the rate limiter's store {path} could not be written"), path=str(self.path)
-            ) from e
+        with self._table() as table:
+            counts = [self._hit(table, key, expiry, amount, now) for key in keys]
+            self._sweep(table, now)
         return counts
 
     def _row(self, key: str) -> tuple[int, float] | None:
         return self._rows([key])[0]
 
     def _rows(self, keys: Sequence[str]) -> list[tuple[int, float] | None]:
-        """Each key's (count, end of its window) or ``None``, read on one connection."""
+        """Each key's (count, end of its window) or ``None``, read in one turn."""
         now = time.time()
         rows: list[tuple[int, float] | None] = []
-        try:
-            with self._conn() as conn:
-                for key in keys:
-                    row = conn.execute(
-                        "SELECT count, ends FROM rate_window WHERE key = ?", (key,)
-                    ).fetchone()
-                    live = row is not None and float(row[1]) > now
-                    rows.append((int(row[0]), float(row[1])) if live else None)
-        except sqlite3.Error as e:
-            raise storage_error(e, f"sqlite:///{self.path}") or StorageError(
-                N_("the rate limiter's store could not be read")
-            ) from e
+        with self._table() as table:
+            for key in keys:
+                found, _, _ = self._find(table, self._digest(key), now)
+                if found < 0:
+                    rows.append(None)
+                    continue
+                count, ends = _COUNT_ENDS.unpack_from(table, HEADER + found * SLOT + 16)
+                rows.append((int(count), float(ends)) if ends > now else None)
         return rows
 
     def get_many(self, keys: Sequence[str]) -> list[int]:
         return [0 if row is None else row[0] for row in self._rows(keys)]
 
     def check(self) -> bool:
-        try:
-            with self._conn() as conn:
-                conn.execute("SELECT 1").fetchone()
-        except sqlite3.Error:
-            return False
-        return True
+        table = self._map
+        return table is not None and table[:16] == MAGIC
 
     def reset(self) -> int | None:
-        # writes take their turn at the file lock, as ``incr_many`` does
-        with self._turn, self._file_lock(), self._conn() as conn:
-            return int(conn.execute("DELETE FROM rate_window").rowcount)
+        now = time.time()
+        with self._table() as table:
+            n = sum(
+                1
+                for i in range(SLOTS)
+                if table[HEADER + i * SLOT : HEADER + i * SLOT + 16] not in (_FREE, _GONE)
+                and _COUNT_ENDS.unpack_from(table, HEADER + i * SLOT + 16)[1] > now
+            )
+            table[HEADER:] = bytes(SLOTS * SLOT)
+        return n
 
     def clear(self, key: str) -> None:
-        with self._turn, self._file_lock(), self._conn() as conn:
-            conn.execute("DELETE FROM rate_window WHERE key = ?", (key,))
+        now = time.time()
+        with self._table() as table:
+            found, _, _ = self._find(table, self._digest(key), now)
+            if found >= 0:
+                at = HEADER + found * SLOT
+                table[at : at + SLOT] = _GONE + bytes(SLOT - 16)
 
     def close(self) -> None:
-        """Close the pool's idle connections."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-            lock_fd, self._lock_fd = self._lock_fd, -1
-        for conn in idle:
-            conn.close()
-        if lock_fd >= 0:
-            os.close(lock_fd)
+        """Unmap the table and close the file."""
+        table, self._map = self._map, None
+        fd, self._fd = self._fd, -1
+        if table is not None:
+            with contextlib.suppress(BufferError):
+                table.close()
+        if fd >= 0:
+            os.close(fd)
 
 
 class ProcessCounters(Counters):

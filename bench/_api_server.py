@@ -33,7 +33,7 @@ def _settings() -> Settings:
         # the benchmark's clients are one address and a few keys: no rate limit in the way
         rate_per_address="100000000/minute",
         rate_per_key="100000000/minute",
-        # counted as `custody serve` counts: in memory alone, in rates.sqlite with workers
+        # counted as `custody serve` counts: in memory alone, in rates.table with workers
         shared_rates=int(os.environ.get("BENCH_WORKERS", "1")) > 1,
         # with workers, single submissions go to the one writer in the parent process
         writer_socket=Path(writer) if writer else None,

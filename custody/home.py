@@ -16,7 +16,7 @@ Layout (what the service reads stays under the home; the root key does not):
   trust.version          a token rewritten after every enrolment, revocation and import, so a
                          running service reloads its trust store only when it changed
   desk.lock              held by the one `custody serve --workers N` process running the desk
-  rates.sqlite           the rate limiter's counters, shared by every worker of `custody serve`
+  rates.table            the rate limiter's counters, shared by every worker of `custody serve`
                          (api/rate_store.py; only while a window lasts; may be deleted when stopped)
 
 The home is made 0700 when the authority is created, and the CLI runs every command under

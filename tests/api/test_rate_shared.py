@@ -1,11 +1,10 @@
 """Rate limits hold across the worker processes of one home: their counters are the home's
-(``rates.sqlite``), not each process's, so N workers do not give a client N times its limit.
+(``rates.table``), not each process's, so N workers do not give a client N times its limit.
 A service of one process counts in its memory, alike, and writes no file."""
 
 from __future__ import annotations
 
 import multiprocessing
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,20 +110,75 @@ def test_processes_hitting_at_once_take_exactly_the_limit(tmp_path: Path) -> Non
     assert sum(allowed.get(timeout=5) for _ in procs) == 100
 
 
-def test_a_window_ends_and_a_broken_store_is_a_storage_error(tmp_path: Path) -> None:
+def test_a_window_ends_and_a_broken_store_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("api.rate_store.time.time", lambda: clock[0])
     store = SharedCounters(tmp_path / RATES_FILE)
     limiter = Limiter(store)
     limiter.hit("1/second", "key", "k")
-    with pytest.raises(RateLimitError):
+    with pytest.raises(RateLimitError) as over:
         limiter.hit("1/second", "key", "k")
-    with sqlite3.connect(tmp_path / RATES_FILE) as conn:  # the window ended a while ago
-        conn.execute("UPDATE rate_window SET ends = ends - 5")
+    assert over.value.retry_after == 1  # type: ignore[attr-defined]
+    clock[0] += 5  # the window ended a while ago: the next hit starts a new one
     limiter.hit("1/second", "key", "k")
     store.close()
+    with pytest.raises(StorageError):  # closed: nothing is counted
+        limiter.hit("1/second", "key", "k")
+    (tmp_path / RATES_FILE).write_bytes(b"SQLite format 3\x00" + bytes(100))  # not a table
+    with pytest.raises(StorageError, match="could not be opened"):
+        SharedCounters(tmp_path / RATES_FILE)
     (tmp_path / RATES_FILE).unlink()
     (tmp_path / RATES_FILE).mkdir()  # the store's file is now a folder: nothing opens it
     with pytest.raises(StorageError):
         Limiter(SharedCounters(tmp_path / RATES_FILE)).hit("1/second", "key", "k")
+
+
+def test_the_table_holds_no_one_in_clear_and_frees_ended_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slots hold keyed digests, not addresses or key ids; a window that ended gives its slot
+    to the next client, searches that walk far rebuild the table with the live windows, and
+    a table whose every slot is live refuses the hit (503), counting nothing."""
+    from api import rate_store
+
+    monkeypatch.setattr(rate_store, "SLOTS", 64)
+    monkeypatch.setattr(rate_store, "REBUILD_AFTER", 8)
+    clock = [1000.0]
+    monkeypatch.setattr("api.rate_store.time.time", lambda: clock[0])
+    path = tmp_path / RATES_FILE
+    store = SharedCounters(path)
+    assert path.stat().st_size == rate_store.HEADER + 64 * rate_store.SLOT
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    limiter = Limiter(store)
+    addresses = [f"203.0.113.{n}" for n in range(64)]
+    for address in addresses:
+        limiter.hit("2/minute", "address", address)
+    limiter.hit("2/minute", "address", addresses[7])
+    assert b"203.0.113" not in path.read_bytes()
+    with pytest.raises(StorageError, match="is full") as full:
+        limiter.hit("2/minute", "address", "198.51.100.1")
+    assert full.value.http_status == 503
+    key = limiter._item("2/minute").key_for
+    assert store.get_many([key("address", a) for a in addresses[6:9]]) == [1, 2, 1]
+    clock[0] += 30  # within the windows: a newcomer still finds no slot
+    with pytest.raises(StorageError):
+        limiter.hit("2/minute", "address", "198.51.100.1")
+    clock[0] += 31  # every window has ended: their slots are free again
+    limiter.hit("2/minute", "address", "198.51.100.1")
+    for address in addresses[:40]:  # new windows, over slots freed and rebuilt
+        limiter.hit("2/minute", "address", address)
+    assert store.get_many([key("address", a) for a in (*addresses[:2], "198.51.100.1")]) == [
+        1,
+        1,
+        1,
+    ]
+    assert store.get_many([key("address", addresses[50])]) == [0]  # its window ended
+    limiter.hit("2/minute", "address", addresses[0])
+    with pytest.raises(RateLimitError):
+        limiter.hit("2/minute", "address", addresses[0])
+    assert store.reset() == 41
 
 
 def test_a_lone_service_counts_in_memory_and_writes_no_file(season: Season) -> None:
@@ -165,15 +219,15 @@ def test_the_memory_store_counts_windows_as_the_file_does(
 
 
 def test_writers_take_turns_on_the_file_lock_beside_the_store(tmp_path: Path) -> None:
-    """A hit waits for the kernel's file lock (not SQLite's sleeping busy handler), and goes
-    on as soon as the holder lets go."""
+    """A hit waits for the kernel's lock on the table file, and goes on as soon as the holder
+    lets go."""
     import fcntl
     import os
     import threading
 
     path = tmp_path / RATES_FILE
     limiter = Limiter(SharedCounters(path))
-    fd = os.open(f"{path}.lock", os.O_RDWR)
+    fd = os.open(path, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)  # another process's turn
     done = threading.Event()
 
@@ -187,8 +241,7 @@ def test_writers_take_turns_on_the_file_lock_beside_the_store(tmp_path: Path) ->
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
     assert done.wait(5)
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count FROM rate_window").fetchall() == [(1,)]
+    assert limiter.storage.get_many([limiter._item("5/minute").key_for("key", "k")]) == [1]
 
 
 def test_clearing_the_store_takes_its_turn_too(tmp_path: Path) -> None:
@@ -209,7 +262,7 @@ def test_clearing_the_store_takes_its_turn_too(tmp_path: Path) -> None:
         store.clear(key("key", "k"))
 
     for clearing, left in ((clear_k, [0, 1]), (store.reset, [0, 0])):
-        fd = os.open(f"{path}.lock", os.O_RDWR)
+        fd = os.open(path, os.O_RDWR)
         fcntl.flock(fd, fcntl.LOCK_EX)  # another process's turn
         done = threading.Event()
 
