@@ -21,10 +21,11 @@ Rules:
   count is a few memory reads and writes: microseconds, where an SQLite upsert with its
   transaction took tens (docs/benchmarks.md, session 12).
 - Counters are not made durable: a power cut only gives clients a fresh window.
-- A digest stays for at most one window and one sweep: each hit also sweeps ``SWEEP`` slots
-  (a cursor kept in the header goes round the table), turning slots whose window has ended
-  into free ones. Slots are found by linear probing; when a search walks past ``REBUILD_AFTER``
-  slots the table is rebuilt with only the live windows. A table whose every slot holds a live
+- A digest stays for at most one window and one sweep: every ``SWEEP_EVERY`` hits of a
+  process also sweep ``SWEEP`` slots (a cursor kept in the header goes round the table),
+  turning slots whose window has ended into free ones. Slots are found by linear probing;
+  when a search walks past ``REBUILD_AFTER`` slots the table is rebuilt with only the live
+  windows. A table whose every slot holds a live
   window refuses the hit with ``StorageError`` (503), as does a store that cannot be opened:
   requests are not answered uncounted.
 """
@@ -55,7 +56,8 @@ MAGIC = b"custody-rates-1\n"  # 16 bytes
 HEADER = 64  # magic, digest key (16 bytes), sweep cursor and slot count (u32 each), zeros
 SLOTS = 1 << 16
 SLOT = 32  # digest (16 bytes), count (u32), zeros (4 bytes), window end (f64, Unix seconds)
-SWEEP = 16  # slots swept by each hit
+SWEEP = 1024  # slots swept at a time (a divisor of SLOTS)
+SWEEP_EVERY = 64  # hits of a process between its sweeps
 REBUILD_AFTER = 64  # slots a search may walk before the table is rebuilt
 _FREE = bytes(16)  # never used
 _GONE = b"\xff" * 16  # used before, free now (a search walks on past it)
@@ -100,6 +102,8 @@ class SharedCounters(Counters):
         self._turn = threading.Lock()  # this process's threads, one at a time on the file lock
         self._fd = -1
         self._map: mmap.mmap | None = None
+        self._ends: memoryview[float] | None = None  # the slots' window ends (4 doubles a slot)
+        self._hits = 0
         try:
             self._fd = os.open(
                 self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
@@ -117,6 +121,7 @@ class SharedCounters(Counters):
             if self._map[:16] != MAGIC:
                 raise OSError("not a rate table")
             self._secret = bytes(self._map[16:32])
+            self._ends = memoryview(self._map)[HEADER:].cast("d")
         except OSError as e:
             self.close()
             raise StorageError(
@@ -133,15 +138,34 @@ class SharedCounters(Counters):
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    @contextlib.contextmanager
-    def _table(self) -> Iterator[mmap.mmap]:
+    def _enter(self) -> mmap.mmap:
+        """This process's turn, then the processes' turn, at the table (``_leave`` after)."""
         table = self._map
         if table is None:
             raise StorageError(
                 N_("the rate limiter's store {path} could not be opened"), path=str(self.path)
             )
-        with self._turn, self._file_lock():
+        self._turn.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._turn.release()
+            raise
+        return table
+
+    def _leave(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._turn.release()
+
+    @contextlib.contextmanager
+    def _table(self) -> Iterator[mmap.mmap]:
+        table = self._enter()
+        try:
             yield table
+        finally:
+            self._leave()
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -196,14 +220,18 @@ class SharedCounters(Counters):
         return amount
 
     def _sweep(self, table: mmap.mmap, now: float) -> None:
-        """Free ``SWEEP`` slots' ended windows, from the cursor on (their digests are gone)."""
+        """Free ``SWEEP`` slots' ended windows, from the cursor on (their digests are gone).
+        A free slot's window end is 0; a used one's is after the epoch."""
+        assert self._ends is not None
+        sweep = min(SWEEP, SLOTS)
         (cursor,) = _CURSOR.unpack_from(table, 32)
-        for i in range(cursor, cursor + SWEEP):
-            at = HEADER + (i % SLOTS) * SLOT
-            held = table[at : at + 16]
-            if held not in (_FREE, _GONE) and _COUNT_ENDS.unpack_from(table, at + 16)[1] <= now:
+        cursor -= cursor % sweep
+        ends = self._ends[4 * cursor + 3 : 4 * (cursor + sweep) : 4].tolist()
+        for k, end in enumerate(ends):
+            if 0 < end <= now:
+                at = HEADER + (cursor + k) * SLOT
                 table[at : at + SLOT] = _GONE + bytes(SLOT - 16)
-        _CURSOR.pack_into(table, 32, (cursor + SWEEP) % SLOTS)
+        _CURSOR.pack_into(table, 32, (cursor + sweep) % SLOTS)
 
     def _rebuild(self, table: mmap.mmap, now: float) -> None:
         """The table again with only its live windows (searches walk no freed slots)."""
@@ -232,9 +260,14 @@ class SharedCounters(Counters):
         """``incr`` of each key, in order, in one turn at the table (a submission counts
         against each of its signers' keys)."""
         now = time.time()
-        with self._table() as table:
+        table = self._enter()
+        try:
             counts = [self._hit(table, key, expiry, amount, now) for key in keys]
-            self._sweep(table, now)
+            self._hits += 1
+            if self._hits % SWEEP_EVERY == 0:
+                self._sweep(table, now)
+        finally:
+            self._leave()
         return counts
 
     def _row(self, key: str) -> tuple[int, float] | None:
@@ -244,7 +277,8 @@ class SharedCounters(Counters):
         """Each key's (count, end of its window) or ``None``, read in one turn."""
         now = time.time()
         rows: list[tuple[int, float] | None] = []
-        with self._table() as table:
+        table = self._enter()
+        try:
             for key in keys:
                 found, _, _ = self._find(table, self._digest(key), now)
                 if found < 0:
@@ -252,6 +286,8 @@ class SharedCounters(Counters):
                     continue
                 count, ends = _COUNT_ENDS.unpack_from(table, HEADER + found * SLOT + 16)
                 rows.append((int(count), float(ends)) if ends > now else None)
+        finally:
+            self._leave()
         return rows
 
     def get_many(self, keys: Sequence[str]) -> list[int]:
@@ -285,6 +321,9 @@ class SharedCounters(Counters):
         """Unmap the table and close the file."""
         table, self._map = self._map, None
         fd, self._fd = self._fd, -1
+        ends, self._ends = self._ends, None
+        if ends is not None:
+            ends.release()
         if table is not None:
             with contextlib.suppress(BufferError):
                 table.close()

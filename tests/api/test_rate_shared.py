@@ -166,6 +166,17 @@ def test_the_table_holds_no_one_in_clear_and_frees_ended_windows(
     with pytest.raises(StorageError):
         limiter.hit("2/minute", "address", "198.51.100.1")
     clock[0] += 31  # every window has ended: their slots are free again
+    monkeypatch.setattr(rate_store, "SWEEP_EVERY", 1)  # and swept at the next hit
+    used = {bytes(rate_store._FREE), bytes(rate_store._GONE)}
+
+    def digests() -> int:
+        table = path.read_bytes()[rate_store.HEADER :]
+        slots = [table[i : i + 16] for i in range(0, len(table), rate_store.SLOT)]
+        return sum(1 for d in slots if d not in used)
+
+    assert digests() == 64
+    limiter.hit("2/minute", "address", addresses[63])  # its own slot: found, not rebuilt
+    assert digests() == 1  # the ended windows' digests are gone from the file
     limiter.hit("2/minute", "address", "198.51.100.1")
     for address in addresses[:40]:  # new windows, over slots freed and rebuilt
         limiter.hit("2/minute", "address", address)
@@ -178,7 +189,7 @@ def test_the_table_holds_no_one_in_clear_and_frees_ended_windows(
     limiter.hit("2/minute", "address", addresses[0])
     with pytest.raises(RateLimitError):
         limiter.hit("2/minute", "address", addresses[0])
-    assert store.reset() == 41
+    assert store.reset() == 42
 
 
 def test_a_lone_service_counts_in_memory_and_writes_no_file(season: Season) -> None:
