@@ -316,3 +316,27 @@ def test_keys_are_checked_before_the_work_and_counted_only_after_it(
     limiter.count_each("3/minute", "key", [])
     with pytest.raises(RateLimitError):
         limiter.check_each("3/minute", "key", ["b"])
+
+
+def test_a_full_table_answers_503_and_the_next_window_serves_again(
+    season: Season, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the service: when every slot of the shared table holds a live window, a new
+    client is answered 503 ``storage`` with ``Retry-After`` (not let through uncounted);
+    once those windows end, it is served."""
+    from api import rate_store
+
+    monkeypatch.setattr(rate_store, "SLOTS", 64)
+    clock = [1000.0]
+    monkeypatch.setattr("api.rate_store.time.time", lambda: clock[0])
+    client = _app(season, rate_per_address="5/minute")
+    store = client.app.state.limiter.storage  # type: ignore[attr-defined]
+    others = Limiter(store)
+    for n in range(64):  # 64 other clients, each in its window
+        others.hit("5/minute", "address", f"198.51.100.{n}")
+    r = client.get("/healthz")
+    assert (r.status_code, r.json()["error"]) == (503, "storage")
+    assert "is full" in r.json()["message"] and "已满" in r.json()["message_zh"]
+    assert int(r.headers["retry-after"]) >= 1
+    clock[0] += 61  # their windows have ended
+    assert client.get("/healthz").status_code == 200
