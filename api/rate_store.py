@@ -25,9 +25,13 @@ Rules:
   process also sweep ``SWEEP`` slots (a cursor kept in the header goes round the table),
   turning slots whose window has ended into free ones. Slots are found by linear probing;
   when a search walks past ``REBUILD_AFTER`` slots the table is rebuilt with only the live
-  windows. A table whose every slot holds a live
-  window refuses the hit with ``StorageError`` (503), as does a store that cannot be opened:
-  requests are not answered uncounted.
+  windows. A table whose every slot holds a live window refuses the hit with
+  ``StorageError`` (503), as does a store that cannot be opened: requests are not answered
+  uncounted. Until the first of those windows ends, a process that found the table full
+  searches only ``REBUILD_AFTER`` slots and refuses what it does not find there (a flood of
+  new addresses must not cost a walk of the whole table per request).
+- Each process opens the table itself (``flock`` does not keep apart two processes sharing
+  one open file): uvicorn's workers are started afresh, each building its own app.
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ class SharedCounters(Counters):
         self._map: mmap.mmap | None = None
         self._ends: memoryview[float] | None = None  # the slots' window ends (4 doubles a slot)
         self._hits = 0
+        self._full_until = 0.0  # found full until this time (this process's knowledge)
         try:
             self._fd = os.open(
                 self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
@@ -175,12 +180,15 @@ class SharedCounters(Counters):
         d = hashlib.blake2b(key.encode("utf-8"), digest_size=16, key=self._secret).digest()
         return d if d not in (_FREE, _GONE) else bytes(15) + b"\x01"
 
-    def _find(self, table: mmap.mmap, digest: bytes, now: float) -> tuple[int, int, int]:
-        """(the digest's slot or -1, the first slot free to take or -1, slots walked)."""
+    def _find(
+        self, table: mmap.mmap, digest: bytes, now: float, limit: int | None = None
+    ) -> tuple[int, int, int]:
+        """(the digest's slot or -1, the first slot free to take or -1, slots walked), walking
+        at most ``limit`` slots (all of them by default)."""
         mask = SLOTS - 1
         i = int.from_bytes(digest[:8], "little") & mask
         free = -1
-        for walked in range(SLOTS):
+        for walked in range(SLOTS if limit is None else min(limit, SLOTS)):
             at = HEADER + i * SLOT
             held = table[at : at + 16]
             if held == digest:
@@ -194,17 +202,22 @@ class SharedCounters(Counters):
 
     def _hit(self, table: mmap.mmap, key: str, expiry: int, amount: int, now: float) -> int:
         digest = self._digest(key)
-        found, free, walked = self._find(table, digest, now)
+        # Once this process found the table full, until its first window ends a newcomer is
+        # refused after a short search: no walk of the whole table, no rebuild, per request.
+        full = now < self._full_until
+        found, free, walked = self._find(table, digest, now, REBUILD_AFTER if full else None)
         if found >= 0:
             at = HEADER + found * SLOT
             count, ends = _COUNT_ENDS.unpack_from(table, at + 16)
             count, ends = (count + amount, ends) if ends > now else (amount, now + expiry)
             _COUNT_ENDS.pack_into(table, at + 16, min(count, 0xFFFFFFFF), ends)
             return int(count)
-        if walked > REBUILD_AFTER:
-            self._rebuild(table, now)
+        if not full and walked > REBUILD_AFTER:
+            earliest = self._rebuild(table, now)
             found, free, walked = self._find(table, digest, now)
-        if free < 0:
+            if free < 0:
+                self._full_until = earliest
+        if full or free < 0:
             raise StorageError(
                 N_(
                     "the rate limiter's store {path} is full: {slots} clients and keys "
@@ -233,8 +246,9 @@ class SharedCounters(Counters):
                 table[at : at + SLOT] = _GONE + bytes(SLOT - 16)
         _CURSOR.pack_into(table, 32, (cursor + sweep) % SLOTS)
 
-    def _rebuild(self, table: mmap.mmap, now: float) -> None:
-        """The table again with only its live windows (searches walk no freed slots)."""
+    def _rebuild(self, table: mmap.mmap, now: float) -> float:
+        """The table again with only its live windows (searches walk no freed slots); returns
+        when the first of them ends (0 if none is live)."""
         live = []
         for i in range(SLOTS):
             at = HEADER + i * SLOT
@@ -252,6 +266,7 @@ class SharedCounters(Counters):
             at = HEADER + i * SLOT
             _COUNT_ENDS.pack_into(table, at + 16, count, ends)
             table[at : at + 16] = digest
+        return min((ends for _, _, ends in live), default=0.0)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         return self.incr_many([key], expiry, amount)[0]

@@ -162,9 +162,14 @@ def test_the_table_holds_no_one_in_clear_and_frees_ended_windows(
     assert full.value.http_status == 503
     key = limiter._item("2/minute").key_for
     assert store.get_many([key("address", a) for a in addresses[6:9]]) == [1, 2, 1]
+    rebuilds = []
+    rebuild = store._rebuild
+    monkeypatch.setattr(store, "_rebuild", lambda *a: rebuilds.append(1) or rebuild(*a))
     clock[0] += 30  # within the windows: a newcomer still finds no slot
-    with pytest.raises(StorageError):
-        limiter.hit("2/minute", "address", "198.51.100.1")
+    for n in range(20):  # refused after a short search: the whole table is not walked again
+        with pytest.raises(StorageError):
+            limiter.hit("2/minute", "address", f"198.51.100.{n}")
+    assert rebuilds == []
     clock[0] += 31  # every window has ended: their slots are free again
     monkeypatch.setattr(rate_store, "SWEEP_EVERY", 1)  # and swept at the next hit
     used = {bytes(rate_store._FREE), bytes(rate_store._GONE)}
