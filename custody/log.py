@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -177,6 +177,7 @@ class _Batch:
     looked_up: set[str] = field(default_factory=set)
     upcoming: list[str] = field(default_factory=list)
     gate_known: dict[str, str | None] = field(default_factory=dict)  # ``LogGate.gate``
+    kept: dict[int, dict[str, Any]] = field(default_factory=dict)  # each observer's ``keep``
 
 
 @dataclass(frozen=True)
@@ -190,9 +191,20 @@ class _Dispatched:
     trust: TrustStore  # the store whose keys the workers hold
 
 
+def _recall_nothing(keys: Iterable[str]) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class AppendView:
-    """What an observer sees inside the append transaction (it may write through ``conn``)."""
+    """What an observer sees inside the append transaction (it may write through ``conn``).
+
+    ``recall`` and ``keep`` spare an observer the reads of rows it wrote itself: what it puts
+    in ``keep`` (by key: rows it wrote, as they now are) the log keeps once this transaction
+    has committed, and ``recall(keys)`` gives back, of what it kept so, the values of those
+    keys, exact for the log's size when this append began (kept like the package states: an
+    append by another writer, or one that failed, empties it). A key it does not give back
+    must be read from the database."""
 
     conn: Transaction
     now: datetime
@@ -200,6 +212,8 @@ class AppendView:
     accepted: tuple[tuple[int, Event, Outcome], ...]
     rejected: tuple[Rejected, ...]
     states: Mapping[str, PackageState | None]
+    recall: Callable[[Iterable[str]], dict[str, Any]] = _recall_nothing
+    keep: dict[str, Any] = field(default_factory=dict)
 
 
 # The caller's own writes, made in the append's transaction (see ``CustodyLog.submit``).
@@ -292,6 +306,9 @@ class CustodyLog:
         self._states: dict[str, PackageState] = {}
         self._states_at = -1
         self._states_lock = threading.Lock()
+        # What each observer (by its place in ``observers``) asked to keep (``AppendView``),
+        # valid, like the states, while the log's size is ``_states_at``.
+        self._kept: dict[int, dict[str, Any]] = {}
         # The tree's top (stored nodes at level TOP_LEVEL and above), read once on the first
         # proof and kept: a stored node never changes, and these few are in every proof.
         self._top: dict[tuple[int, int], bytes] = {}
@@ -489,15 +506,31 @@ class CustodyLog:
         with self._states_lock:
             if self._states_at == batch.size:
                 self._states.update(batch.touched)
+                for i, keep in batch.kept.items():
+                    self._kept.setdefault(i, {}).update(keep)
                 self._states_at = batch.size + len(batch.accepted)
             else:
                 self._states.clear()
+                self._kept.clear()
                 self._states_at = -1
 
     def _forget_states(self) -> None:
         with self._states_lock:
             self._states.clear()
+            self._kept.clear()
             self._states_at = -1
+
+    def _recall(self, observer: int, size: int) -> Callable[[Iterable[str]], dict[str, Any]]:
+        """``AppendView.recall`` for an observer, in an append that began at ``size``."""
+
+        def recall(keys: Iterable[str]) -> dict[str, Any]:
+            with self._states_lock:
+                kept = self._kept.get(observer)
+                if self._states_at != size or not kept:
+                    return {}
+                return {k: kept[k] for k in keys if k in kept}
+
+        return recall
 
     def keep_signed(self, result: AppendResult) -> None:
         """After the commit, before any receipt is handed out: the new checkpoint goes to the
@@ -538,6 +571,7 @@ class CustodyLog:
         with self._states_lock:
             if self._states_at != size:  # another writer appended meanwhile: start afresh
                 self._states.clear()
+                self._kept.clear()
                 self._states_at = size
         for prepared, early in chunks:  # applied in order, each as its signatures are known
             result.rejected.extend(early)
@@ -555,9 +589,12 @@ class CustodyLog:
                 states=batch.states,
             )
             extra: list[tuple[int, Prepared]] = []
-            for observer in self.observers:
-                for env in observer.observe(view):
+            for i, observer in enumerate(self.observers):
+                mine = replace(view, recall=self._recall(i, size), keep={})
+                for env in observer.observe(mine):
                     extra.append((-1, prepare(env, self.trust)))
+                if mine.keep:
+                    batch.kept[i] = mine.keep
             if extra:
                 self._apply(db, extra, batch, result, system=True)
         checkpoint_text = ""

@@ -657,7 +657,12 @@ class DeskTxn:
         pids = {pid for _, _, o in accepted for pid in o.states}
         if not pids:
             return []
-        rows = store.watches(self.conn, sorted(pids))
+        # the rows this desk wrote in the log's last appends, as they are (``AppendView``);
+        # only the others are read
+        rows: dict[str, store.Watch] = self.view.recall(pids)
+        missing = pids - rows.keys()
+        if missing:
+            rows.update(store.watches(self.conn, sorted(missing)))
         fresh: set[str] = set()
         changed: set[str] = set()
         found: list[Detection] = []
@@ -685,6 +690,7 @@ class DeskTxn:
         if fresh:
             store.insert_watches(self.conn, [rows[p] for p in sorted(fresh)])
         store.save_watches(self.conn, [rows[pid] for pid in sorted(changed - fresh)])
+        self.view.keep.update((pid, rows[pid]) for pid in pids)
         return found
 
     # -- incidents -----------------------------------------------------------------------

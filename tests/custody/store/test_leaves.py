@@ -52,6 +52,23 @@ def test_an_event_envelope_is_kept_in_parts_and_rebuilds_to_its_leaf() -> None:
     assert envelope_from_parts(stored) == env
 
 
+def test_the_stored_form_is_what_a_fresh_compressor_with_the_dictionary_writes() -> None:
+    """Each payload is deflated by a copy of one compressor with the dictionary loaded: the
+    bytes are those of a compressor set up afresh, payload after payload (the state a copy
+    starts from is never the previous payload's)."""
+    import zlib
+
+    from custody.store import leaves
+
+    for payload in (PAYLOAD, PAYLOAD.replace(b"road", b"depot"), PAYLOAD[:40], PAYLOAD):
+        fresh = zlib.compressobj(6, zlib.DEFLATED, -10, 4, zlib.Z_DEFAULT_STRATEGY, leaves._ZDICT_1)
+        expected = fresh.compress(payload) + fresh.flush()
+        stored = envelope_parts(_env(payload))
+        assert stored is not None and stored[0] == PARTS_DEFLATED
+        assert stored[2 + 2 * 96 :] == expected
+        assert envelope_from_parts(stored) == _env(payload)
+
+
 def test_a_payload_deflate_cannot_shorten_is_kept_raw() -> None:
     env = _env(os.urandom(300))
     stored = stored_envelope(env, leaf_bytes_at(env, RECEIVED))
