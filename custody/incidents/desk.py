@@ -666,16 +666,17 @@ class DeskTxn:
         fresh: set[str] = set()
         changed: set[str] = set()
         found: list[Detection] = []
+        places = self.policy.places
         for _idx, event, outcome in accepted:
             for pid, st in outcome.states.items():
                 w = rows.get(pid)
                 if w is None:
                     w = store.Watch(pid, st.paper, st.status.value, event.time)
                     fresh.add(pid)
-                elif w.status != st.status.value:
+                elif w.status != st.status:  # a StrEnum member equals its value
                     w = replace(w, status=st.status.value, since=event.time)
                     changed.add(pid)
-                if event.place in self.policy.places:
+                if event.place in places:
                     d = detect_travel(st, w.last_seen, event, self.policy, self.now)
                     if d is not None:
                         found.append(d)
