@@ -447,7 +447,7 @@ def entry(index: Index, service: Service, p: Viewer) -> dict[str, Any]:
     "/v1/proofs/inclusion",
     response_model=InclusionProof,
     tags=["log"],
-    responses=error_responses(400, 401, 422),
+    responses=error_responses(400, 401, 422, 503),
 )
 def inclusion(
     service: Service,
@@ -465,7 +465,7 @@ def inclusion(
     "/v1/proofs/consistency",
     response_model=ConsistencyProof,
     tags=["log"],
-    responses=error_responses(400, 401, 422),
+    responses=error_responses(400, 401, 422, 503),
 )
 def consistency(
     service: Service,

@@ -40,6 +40,8 @@ from custody.errors import (
     ConflictError,
     CustodyError,
     FormatError,
+    LogConsistencyError,
+    LogStateError,
     NotFoundError,
     StorageError,
     UsageError,
@@ -58,6 +60,7 @@ from custody.parallel import Answer, SignaturePool, signature_check
 from custody.rules import DEFAULT_CLOCK, ClockRules, Finding, Outcome, PackageState, apply_event
 from custody.store import log_store
 from custody.store.guard import (
+    RECOVER,
     SignedHead,
     SignedHeadFile,
     StartReport,
@@ -80,6 +83,17 @@ from keys.trust import TrustStore
 PARALLEL_BATCH = 64
 # A pooled batch is verified and applied in chunks of this many envelopes (``_append_pooled``).
 PARALLEL_CHUNK = 128
+ROOTS_KEPT = 4096  # signed roots kept in memory for proofs (``CustodyLog._signed_root``)
+_BAD_INCLUSION = N_(
+    "the proof of entry {index} in the tree of size {size}, built from the stored tree nodes, "
+    "does not lead to the root the log signed: a stored node was altered or lost (custody log "
+    "check --full names it)"
+)
+_BAD_CONSISTENCY = N_(
+    "the consistency proof from size {old} to {new}, built from the stored tree nodes, does not "
+    "lead to the roots the log signed: a stored node was altered or lost (custody log check "
+    "--full names it)"
+)
 # The tree's top, kept in memory by each log object (``_proof_nodes``): stored nodes at level
 # TOP_LEVEL and above (one per 1,024 leaves), at most TOP_MAX of them (a 50M-event log has
 # about 98,000: some 15 MB). The first proof reads the highest of them at once, about
@@ -313,6 +327,9 @@ class CustodyLog:
         # proof and kept: a stored node never changes, and these few are in every proof.
         self._top: dict[tuple[int, int], bytes] = {}
         self._top_loaded = False
+        # The roots the log signed, by size (``_signed_root``): a signed checkpoint never
+        # changes, and most proofs are asked at the latest one's size.
+        self._roots: dict[int, bytes] = {}
         ensure_head(engine)
 
     def attach_signed_head(self, head_file: SignedHeadFile) -> StartReport:
@@ -909,14 +926,55 @@ class CustodyLog:
         nodes.update(got)
         return nodes
 
+    def _signed_root(self, size: int) -> bytes | None:
+        """The root of the checkpoint the log signed for ``size`` (None: it signed none)."""
+        root = self._roots.get(size)
+        if root is None:
+            with log_store.reading(self.engine) as db:
+                signed = db.signed_at_size(size)
+            if signed is None:
+                return None
+            if len(self._roots) >= ROOTS_KEPT:
+                self._roots.clear()
+            root = self._roots[size] = signed[0]
+        return root
+
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """The proof of entry ``index`` in the tree of ``size``, checked before it is handed
+        out: from the entry's stored leaf hash, it leads to the root the log signed for that
+        size. A proof that does not (a stored node altered or lost behind the tree's edge,
+        where the checks at start and before signing do not look) is the log's state, refused
+        as such, not a proof every client would refuse without saying why."""
         wanted = merkle.inclusion_proof_nodes(index, size)
-        return merkle.inclusion_proof_from_nodes(index, size, self._proof_nodes(wanted, size))
+        nodes = self._proof_nodes([*wanted, (0, index)], size)
+        proof = merkle.inclusion_proof_from_nodes(index, size, nodes)
+        root = self._signed_root(size)
+        if root is not None:
+            try:
+                merkle.verify_inclusion(nodes[(0, index)], index, size, proof, root)
+            except LogConsistencyError as e:
+                raise self._damaged(_BAD_INCLUSION, index=index, size=size) from e
+        return proof
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """The proof that the tree of ``old_size`` is a prefix of that of ``new_size``,
+        checked against the roots the log signed for both before it is handed out (as
+        ``inclusion_proof``)."""
         wanted = merkle.consistency_proof_nodes(old_size, new_size)
         nodes = self._proof_nodes(wanted, new_size)
-        return merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
+        proof = merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
+        if 0 < old_size < new_size:
+            old, new = self._signed_root(old_size), self._signed_root(new_size)
+            if old is not None and new is not None:
+                try:
+                    merkle.verify_consistency(old_size, new_size, old, new, proof)
+                except LogConsistencyError as e:
+                    raise self._damaged(_BAD_CONSISTENCY, old=old_size, new=new_size) from e
+        return proof
+
+    @staticmethod
+    def _damaged(template: str, **fields: int) -> LogStateError:
+        return LogStateError(template, hint=RECOVER, **fields)
 
     def leaf(self, index: int) -> bytes:
         """The leaf bytes of one entry, exactly as hashed into the tree."""

@@ -473,3 +473,67 @@ def test_a_writer_starting_between_the_first_commit_and_its_record_is_not_refuse
     home.signed_head_path.unlink()  # no file at all, with a signed log: refused
     with pytest.raises(LogStateError):
         open_writer(home, SECRETS)
+
+
+def zero_node_behind_the_frontier(season: Season) -> None:
+    """Node (1, 0), under the frontier's (2, 0): neither the start check nor the check before
+    signing reads it (new roots do not need it); proofs of entries 2 and 3 do."""
+    _run(season, "UPDATE tree_node SET hash = :h WHERE level = 1 AND idx = 0", h=bytes(32))
+
+
+def test_a_proof_through_a_damaged_node_is_refused_not_handed_out(any_season: Season) -> None:
+    """Every proof is checked against the roots the log signed before it leaves: one built
+    through an altered node is the log's state (exit 6, HTTP 503), never a proof that clients
+    refuse without knowing why; proofs that do not pass through it are served."""
+    season = any_season
+    _fill(season)
+    log = season.log()
+    assert len(log.inclusion_proof(2, SIZE)) == 3  # (0, 3), (1, 0), (1, 2)
+    zero_node_behind_the_frontier(season)
+    fresh = open_writer(season.home, SECRETS)  # the start check does not see it
+    for running in (log, fresh):
+        with pytest.raises(LogStateError) as caught:
+            running.inclusion_proof(2, SIZE)
+        assert "entry 2 in the tree of size 6" in caught.value.message
+        assert caught.value.hint is not None and "restore" in caught.value.hint
+        with pytest.raises(LogStateError):
+            running.consistency_proof(3, SIZE)
+        assert len(running.inclusion_proof(4, SIZE)) == 2  # (0, 5) and (2, 0): intact
+    fresh.close()
+
+
+def test_the_command_line_refuses_the_damaged_proof_with_the_storage_exit(season: Season) -> None:
+    from tests.custody.cli.subprocess_cli import run_custody
+
+    _fill(season)
+    season.log().close()
+    season.home.engine.dispose()
+    zero_node_behind_the_frontier(season)
+    home = str(season.home.path)
+    ok = run_custody("--home", home, "--json", "log", "proof", "4")
+    assert ok.returncode == 0, ok.stderr
+    bad = run_custody("--home", home, "--json", "log", "proof", "2")
+    assert bad.returncode == 6, (bad.stdout, bad.stderr)
+    assert "log_state" in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_the_service_answers_the_damaged_proof_503_log_state(season: Season) -> None:
+    from tests.api.helpers import as_person, client
+
+    _fill(season)
+    c = client(season)
+    who = as_person(c, season, "courier-li")
+    assert c.get("/v1/proofs/inclusion?index=2&size=6", headers=who).status_code == 200
+    zero_node_behind_the_frontier(season)
+    fresh = client(season)  # a service started on the damaged database
+    for running in (c, fresh):
+        who = as_person(running, season, "courier-li")
+        bad = running.get("/v1/proofs/inclusion?index=2&size=6", headers=who)
+        assert bad.status_code == 503, bad.text
+        assert bad.json()["error"] == "log_state"
+        assert "Retry-After" in bad.headers
+        bad = running.get("/v1/proofs/consistency?old=3&new=6", headers=who)
+        assert (bad.status_code, bad.json()["error"]) == (503, "log_state")
+        ok = running.get("/v1/proofs/inclusion?index=4&size=6", headers=who)
+        assert ok.status_code == 200 and len(ok.json()["proof"]) == 2
