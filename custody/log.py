@@ -892,10 +892,11 @@ class CustodyLog:
             )
 
     def _proof_nodes(
-        self, wanted: list[tuple[int, int]], size: int
+        self, wanted: list[tuple[int, int]], size: int, roots: Sequence[int] = ()
     ) -> dict[tuple[int, int], bytes]:
-        """A proof's nodes and the log's size in one round trip; a size the log has not reached
-        is the caller's mistake (``UsageError``), not a storage fault.
+        """A proof's nodes and the log's size in one round trip, with the roots the log signed
+        for the sizes ``roots`` that are not in memory yet (kept: ``_signed_root``); a size the
+        log has not reached is the caller's mistake (``UsageError``), not a storage fault.
 
         Nodes of the tree's top (level ``TOP_LEVEL`` and above: one per 1,024 leaves or
         fewer) come from memory once read; a proof at 10M leaves then reads 10 to 13 of its 24
@@ -910,8 +911,9 @@ class CustodyLog:
                 top.update(db.nodes_from_level(first, TOP_MAX))
                 nodes.update((w, top[w]) for w in ask if w in top)
                 ask = [w for w in ask if w not in nodes]
+            need = [r for r in roots if r not in self._roots]
             try:
-                got, current = db.nodes_and_size(ask, with_size=True)
+                got, current, signed = db.proof_reads(ask, with_size=True, roots=need)
             except StorageError:
                 self._within(db, size)  # nodes missing because the size is beyond the log
                 raise
@@ -923,21 +925,16 @@ class CustodyLog:
             )
         if len(top) < TOP_MAX:
             top.update((w, h) for w, h in got.items() if w[0] >= TOP_LEVEL)
+        if signed:
+            if len(self._roots) + len(signed) > ROOTS_KEPT:
+                self._roots.clear()
+            self._roots.update(signed)
         nodes.update(got)
         return nodes
 
     def _signed_root(self, size: int) -> bytes | None:
-        """The root of the checkpoint the log signed for ``size`` (None: it signed none)."""
-        root = self._roots.get(size)
-        if root is None:
-            with log_store.reading(self.engine) as db:
-                signed = db.signed_at_size(size)
-            if signed is None:
-                return None
-            if len(self._roots) >= ROOTS_KEPT:
-                self._roots.clear()
-            root = self._roots[size] = signed[0]
-        return root
+        """The root the log signed for ``size``, as ``_proof_nodes`` read it (None: none)."""
+        return self._roots.get(size)
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The proof of entry ``index`` in the tree of ``size``, checked before it is handed
@@ -946,7 +943,7 @@ class CustodyLog:
         where the checks at start and before signing do not look) is the log's state, refused
         as such, not a proof every client would refuse without saying why."""
         wanted = merkle.inclusion_proof_nodes(index, size)
-        nodes = self._proof_nodes([*wanted, (0, index)], size)
+        nodes = self._proof_nodes([*wanted, (0, index)], size, (size,))
         proof = merkle.inclusion_proof_from_nodes(index, size, nodes)
         root = self._signed_root(size)
         if root is not None:
@@ -961,7 +958,8 @@ class CustodyLog:
         checked against the roots the log signed for both before it is handed out (as
         ``inclusion_proof``)."""
         wanted = merkle.consistency_proof_nodes(old_size, new_size)
-        nodes = self._proof_nodes(wanted, new_size)
+        roots = (old_size, new_size) if 0 < old_size < new_size else ()
+        nodes = self._proof_nodes(wanted, new_size, roots)
         proof = merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
         if 0 < old_size < new_size:
             old, new = self._signed_root(old_size), self._signed_root(new_size)

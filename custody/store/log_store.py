@@ -76,6 +76,13 @@ _PG_NODES = (
     "ON t.level = w.level AND t.idx = w.idx"
 )
 _SIZE = " UNION ALL SELECT -1, size, NULL FROM log_head WHERE id = 1"
+# The roots signed for one or two sizes, in the same statement (a proof is checked against them).
+_ROOTS = {
+    ("postgresql", 1): " UNION ALL SELECT -2, size, root FROM checkpoint WHERE size = %s",
+    ("postgresql", 2): " UNION ALL SELECT -2, size, root FROM checkpoint WHERE size IN (%s, %s)",
+    ("sqlite", 1): " UNION ALL SELECT -2, size, root FROM checkpoint WHERE size = ?",
+    ("sqlite", 2): " UNION ALL SELECT -2, size, root FROM checkpoint WHERE size IN (?, ?)",
+}
 _SQLITE_NODES: dict[int, str] = {}
 
 
@@ -368,23 +375,35 @@ class LogStore:
         """The stored nodes ``wanted`` (and, ``with_size``, the log's size; else -1), in one
         statement the driver runs as it is (no per-call SQL compilation). A node missing is a
         ``LogStateError``."""
-        if not wanted and not with_size:
-            return {}, -1
-        tail = _SIZE if with_size else ""
+        got, size, _ = self.proof_reads(wanted, with_size=with_size)
+        return got, size
+
+    def proof_reads(
+        self, wanted: list[tuple[int, int]], *, with_size: bool, roots: Sequence[int] = ()
+    ) -> tuple[dict[tuple[int, int], bytes], int, dict[int, bytes]]:
+        """``nodes_and_size``, and the roots the log signed for the sizes ``roots`` (at most
+        two; a size it signed none for is absent), in the same statement."""
+        if not wanted and not with_size and not roots:
+            return {}, -1, {}
+        dialect = self.conn.dialect.name
+        tail = (_SIZE if with_size else "") + (_ROOTS[(dialect, len(roots))] if roots else "")
         params: tuple[Any, ...]
-        if self.conn.dialect.name == "postgresql":
+        if dialect == "postgresql":
             sql = _PG_NODES + tail
-            params = ([w[0] for w in wanted], [w[1] for w in wanted])
+            params = ([w[0] for w in wanted], [w[1] for w in wanted], *roots)
         elif wanted:
             sql = _sqlite_nodes_sql(len(wanted)) + tail
-            params = tuple(x for w in wanted for x in w)
+            params = (*(x for w in wanted for x in w), *roots)
         else:
-            sql, params = tail.removeprefix(" UNION ALL "), ()
+            sql, params = tail.removeprefix(" UNION ALL "), tuple(roots)
         got: dict[tuple[int, int], bytes] = {}
         size = -1
+        signed: dict[int, bytes] = {}
         for level, idx, node in self.conn.exec_driver_sql(sql, params):
             if level == -1:
                 size = int(idx)
+            elif level == -2:
+                signed[int(idx)] = bytes(node)
             else:
                 got[(level, idx)] = bytes(node)
         missing = set(wanted) - set(got)
@@ -397,7 +416,7 @@ class LogStore:
                 hint=GUARD_RECOVER,
                 nodes=sorted(missing)[:3],
             )
-        return got, size
+        return got, size, signed
 
     # -- reads ---------------------------------------------------------------------------
 
