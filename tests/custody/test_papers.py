@@ -182,6 +182,46 @@ def test_break_glass_opens_and_records_an_incident(world: World) -> None:
     ]
 
 
+def test_deleting_the_paper_rows_after_break_glass_leaves_the_log_entry_and_the_incident(
+    world: World,
+) -> None:
+    """The attack of the trust-boundary issue: after a break-glass opening, delete the paper
+    tables' rows of the act and of its incident. The act is a statement on the custody log
+    (hashed into the tree, in every checkpoint after it) and the incident is the desk's, opened
+    in the same transaction: neither goes with those rows, and the log still verifies."""
+    from sqlalchemy import text
+
+    from custody.audit import verify_log
+    from custody.events import Kind, parse_event
+    from custody.incidents.model import list_incidents as incidents_now
+
+    ps.break_glass(
+        world.season.home,
+        "SX-INT-P01-A",
+        world.k("examiner-zheng", "secrecy-chen"),
+        IN_WINDOW,
+        "supervisor's token failed to unlock",
+        log=world.season.log(),
+    )
+    with world.season.home.engine.begin() as conn:
+        gone = conn.execute(text("DELETE FROM paper_act")).rowcount
+        gone += conn.execute(text("DELETE FROM paper_incident")).rowcount
+    log = world.season.log()
+    events = [parse_event(log.entry(i).payload) for i in range(log.size())]
+    acts = [parse_envelope(e.body["act"]) for e in events if e.kind == Kind.PAPER_ACT]
+    opened = [a for a in acts if b'"break_glass":true' in a.payload]
+    assert len(opened) == 1  # the opening, still on the log
+    assert b"SX-INT-P01-A" in opened[0].payload
+    assert [(i.kind, i.paper) for i in incidents_now(world.season.home.engine)] == [
+        ("break_glass", "SX-INT-P01-A")
+    ]
+    lines = [log.leaf(i) for i in range(log.size())]
+    report = verify_log(world.season.trust(), log.latest_checkpoint(), lines)
+    assert report.ok, report.problems
+    assert report.checked == log.size()
+    assert gone >= 1  # the rows were there, and are gone
+
+
 def test_backup_activation_replaces_the_main_paper(world: World) -> None:
     backup = propose(
         world.season,
