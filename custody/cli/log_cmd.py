@@ -349,12 +349,13 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
         ),
     ]
     if report.access_records is not None:
-        lines.append(
-            (
-                _("access log"),
-                _("{n} reads, chained to its checkpoint").format(n=report.access_records),
-            )
+        broken = any(p.rule == "access" for p in report.problems)
+        said = (
+            _("{n} reads, NOT chained to its checkpoint (see the problems below)")
+            if broken
+            else _("{n} reads, chained to its checkpoint")
         )
+        lines.append((_("access log"), said.format(n=report.access_records)))
     st.out.print(st.rows(*lines))
     st.out.print(
         "  " + _("root vs checkpoint") + "  " + verdict(report.root_ok, _("matches"), _("DIFFERS"))

@@ -136,6 +136,9 @@ def test_an_edited_access_log_fails_verification(
     assert done.returncode == 10
     problems = [p for p in json.loads(done.stdout)["problems"] if p["rule"] == "access"]
     assert problems, done.stdout
+    said = " ".join(custody_cli(season, "verify", str(out)).stdout.split())
+    assert "NOT chained to its checkpoint" in said  # the summary line agrees with the verdict
+    assert "reads, chained to its checkpoint" not in said
 
 
 @pytest.mark.parametrize("flush", ["full", "lazy"])
