@@ -313,7 +313,20 @@ def verify_inclusion(
         raise LogConsistencyError(
             N_("leaf index {index} is not in a tree of size {size}"), index=index, size=size
         )
-    fn, sn, r = index, size - 1, bytes(leaf_hash)
+    if inclusion_root(bytes(leaf_hash), index, size, proof) != root:
+        raise LogConsistencyError(
+            N_("inclusion proof for leaf {index} in size {size} does not lead to the root"),
+            index=index,
+            size=size,
+        )
+
+
+def inclusion_root(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """The root an inclusion proof leads to from ``leaf_hash`` at ``index`` (RFC 9162
+    2.1.3.2's fold), or ``LogConsistencyError`` for a proof of the wrong length. No check of
+    its inputs' form (``verify_inclusion`` makes them): the log folds the proofs it builds
+    from its own nodes, to compare with the root it signed, before serving them."""
+    fn, sn, r = index, size - 1, leaf_hash
     for p in proof:
         if sn == 0:
             raise LogConsistencyError(
@@ -322,13 +335,13 @@ def verify_inclusion(
                 size=size,
             )
         if fn & 1 or fn == sn:
-            r = node_hash(p, r)
+            r = _sha256(NODE_PREFIX + p + r).digest()
             if not fn & 1:
                 while fn and not fn & 1:
                     fn >>= 1
                     sn >>= 1
         else:
-            r = node_hash(r, p)
+            r = _sha256(NODE_PREFIX + r + p).digest()
         fn >>= 1
         sn >>= 1
     if sn != 0:
@@ -337,12 +350,7 @@ def verify_inclusion(
             index=index,
             size=size,
         )
-    if r != root:
-        raise LogConsistencyError(
-            N_("inclusion proof for leaf {index} in size {size} does not lead to the root"),
-            index=index,
-            size=size,
-        )
+    return r
 
 
 def verify_consistency(
