@@ -446,6 +446,13 @@ class CustodyLog:
         if ahead is not None:
             yield self._append_dispatched(ahead, None)
 
+    def start_workers(self) -> None:
+        """Start the signature workers now rather than with the first large batch (a long
+        import, a season's appends: its first batch then does not wait for them)."""
+        if self.workers > 1 and self._pool is None:
+            self._pool = SignaturePool(self.trust.signing_keys, self.workers)
+            self._pool.start()
+
     def _dispatch(self, envelopes: list[Envelope], now: datetime) -> _Dispatched:
         """Send a batch's signatures to the workers (in chunks, answered in order)."""
         if self._pool is None:

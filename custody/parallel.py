@@ -81,6 +81,10 @@ def _init_worker(keys: dict[str, bytes]) -> None:
     _WORKER_KEYS.update({kid: VerifyKey(raw) for kid, raw in keys.items()})
 
 
+def _ready() -> int:
+    return len(_WORKER_KEYS)
+
+
 def _check_chunk(lines: list[bytes], leaf: bool) -> list[Checked]:
     return [check_line(line, _WORKER_KEYS, leaf) for line in lines]
 
@@ -271,6 +275,13 @@ class SignaturePool:
             self._pool = ProcessPoolExecutor(
                 self.workers, initializer=_init_worker, initargs=(raw,)
             )
+
+    def start(self) -> None:
+        """Start every worker now and wait until each has its keys (the pool otherwise starts
+        them with its first chunk, which then waits for them)."""
+        if self._pool is not None:
+            for ready in [self._pool.submit(_ready) for _ in range(self.workers)]:
+                ready.result()
 
     def stream(
         self, lines: Iterable[bytes], chunk: int = CHUNK, *, leaves: bool = False

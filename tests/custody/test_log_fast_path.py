@@ -402,3 +402,29 @@ def test_batches_streamed_append_in_order_and_a_revocation_between_them_counts(
         parse_checkpoint(r.receipts[0].checkpoint.split("\n\n")[0] + "\n") for r in (first, third)
     ]
     assert [c.size for c in checkpoints] == [start + size, after + size]
+
+
+def test_workers_started_before_the_first_batch_are_the_ones_it_uses(season: Season) -> None:
+    """``start_workers``: the processes start (and load the keys) before any batch, and the
+    first large batch is judged by them, not by new ones."""
+    seal(season, "PK-1")
+    env = season.event(
+        Kind.DISPATCH,
+        ["PK-1"],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian", "courier-sun"],
+        body={"seals": SEALS},
+    )
+    log = open_writer(season.home, ServiceSecrets(log=PASS, system=PASS), workers=2)
+    try:
+        log.start_workers()
+        pool = log._pool
+        assert pool is not None and pool._pool is not None
+        started = set(pool._pool._processes)  # type: ignore[attr-defined]
+        assert len(started) == 2
+        result = log.submit_many([env] * (PARALLEL_CHUNK + 1), now=season.now)
+        assert log._pool is pool and set(pool._pool._processes) == started  # type: ignore[attr-defined]
+    finally:
+        log.close()
+    assert not result.rejected
+    assert [r.duplicate for r in result.receipts] == [False] + [True] * PARALLEL_CHUNK
