@@ -152,21 +152,23 @@ def test_envelope_bytes_are_its_canonical_json() -> None:
     assert env.to_bytes() is env.to_bytes()  # built once
 
 
+def _dispatch(season: Season, pkg: str, prev: str | None = None) -> Envelope:
+    """The printer's dispatch of ``pkg`` to courier-sun, signed by both, not submitted."""
+    return season.event(
+        Kind.DISPATCH,
+        [pkg],
+        actors={"releaser": "print-qian", "receiver": "courier-sun"},
+        signers=["print-qian", "courier-sun"],
+        body={"seals": SEALS},
+        prevs=None if prev is None else {pkg: prev},
+    )
+
+
 def test_signature_workers_judge_a_batch_as_one_process_does(season: Season) -> None:
     seal(season, "PK-1")
     seal(season, "PK-2")
     prevs = {p: season.prev(p) for p in ("PK-1", "PK-2")}
-    good = [
-        season.event(
-            Kind.DISPATCH,
-            [p],
-            actors={"releaser": "print-qian", "receiver": "courier-sun"},
-            signers=["print-qian", "courier-sun"],
-            body={"seals": SEALS},
-            prevs={p: prevs[p]},
-        )
-        for p in ("PK-1", "PK-2")
-    ]
+    good = [_dispatch(season, p, prevs[p]) for p in ("PK-1", "PK-2")]
     # the first countersignature forged (another payload's signature under the right key id)
     forged_sig = sign_envelope(EVENT_TYPE, b"other", [season.keys["print-qian"].signing])
     forged = Envelope(
@@ -408,13 +410,7 @@ def test_workers_started_before_the_first_batch_are_the_ones_it_uses(season: Sea
     """``start_workers``: the processes start (and load the keys) before any batch, and the
     first large batch is judged by them, not by new ones."""
     seal(season, "PK-1")
-    env = season.event(
-        Kind.DISPATCH,
-        ["PK-1"],
-        actors={"releaser": "print-qian", "receiver": "courier-sun"},
-        signers=["print-qian", "courier-sun"],
-        body={"seals": SEALS},
-    )
+    env = _dispatch(season, "PK-1")
     log = open_writer(season.home, ServiceSecrets(log=PASS, system=PASS), workers=2)
     try:
         log.start_workers()

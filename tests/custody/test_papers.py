@@ -147,8 +147,9 @@ def test_plaintext_and_key_never_rest_in_the_home(world: World, tmp_path: Path) 
     assert world.main.blob.read_bytes().startswith(b"custody-paper/v1\n")
 
 
-def test_break_glass_opens_and_records_an_incident(world: World) -> None:
-    opened = ps.break_glass(
+def _break_glass(world: World) -> ps.Opened:
+    """The examiner and the secrecy officer open the main paper without the supervisor."""
+    return ps.break_glass(
         world.season.home,
         "SX-INT-P01-A",
         world.k("examiner-zheng", "secrecy-chen"),
@@ -156,6 +157,10 @@ def test_break_glass_opens_and_records_an_incident(world: World) -> None:
         "supervisor's token failed to unlock",
         log=world.season.log(),
     )
+
+
+def test_break_glass_opens_and_records_an_incident(world: World) -> None:
+    opened = _break_glass(world)
     sink = io.BytesIO()
     opened.write_stream(sink)
     assert sink.getvalue() == PLAIN
@@ -195,14 +200,7 @@ def test_deleting_the_paper_rows_after_break_glass_leaves_the_log_entry_and_the_
     from custody.events import Kind, parse_event
     from custody.incidents.model import list_incidents as incidents_now
 
-    ps.break_glass(
-        world.season.home,
-        "SX-INT-P01-A",
-        world.k("examiner-zheng", "secrecy-chen"),
-        IN_WINDOW,
-        "supervisor's token failed to unlock",
-        log=world.season.log(),
-    )
+    _break_glass(world)
     with world.season.home.engine.begin() as conn:
         gone = conn.execute(text("DELETE FROM paper_act")).rowcount
         gone += conn.execute(text("DELETE FROM paper_incident")).rowcount
@@ -619,14 +617,7 @@ def test_status_reflects_supersession(world: World) -> None:
 def test_break_glass_becomes_an_incident_once(world: World) -> None:
     from custody.events import Kind, parse_event
 
-    ps.break_glass(
-        world.season.home,
-        "SX-INT-P01-A",
-        world.k("examiner-zheng", "secrecy-chen"),
-        IN_WINDOW,
-        "supervisor's token failed to unlock",
-        log=world.season.log(),
-    )
+    _break_glass(world)
     log = world.season.log()
     assert log.ingest_paper_incidents(IN_WINDOW) == []  # nothing left to take in: it is done
     (incident,) = list_incidents(world.season.home.engine)
