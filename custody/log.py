@@ -84,16 +84,6 @@ PARALLEL_BATCH = 64
 # A pooled batch is verified and applied in chunks of this many envelopes (``_append_pooled``).
 PARALLEL_CHUNK = 128
 ROOTS_KEPT = 4096  # signed roots kept in memory for proofs (``CustodyLog._signed_root``)
-_BAD_INCLUSION = N_(
-    "the proof of entry {index} in the tree of size {size}, built from the stored tree nodes, "
-    "does not lead to the root the log signed: a stored node was altered or lost (custody log "
-    "check --full names it)"
-)
-_BAD_CONSISTENCY = N_(
-    "the consistency proof from size {old} to {new}, built from the stored tree nodes, does not "
-    "lead to the roots the log signed: a stored node was altered or lost (custody log check "
-    "--full names it)"
-)
 # The tree's top, kept in memory by each log object (``_proof_nodes``): stored nodes at level
 # TOP_LEVEL and above (one per 1,024 leaves), at most TOP_MAX of them (a 50M-event log has
 # about 98,000: some 15 MB). The first proof reads the highest of them at once, about
@@ -955,11 +945,20 @@ class CustodyLog:
         root = self._signed_root(size)
         if root is not None:
             try:
-                reached = merkle.inclusion_root(nodes[(0, index)], index, size, proof)
-            except LogConsistencyError as e:  # pragma: no cover - the proof's length is ours
-                raise self._damaged(_BAD_INCLUSION, index=index, size=size) from e
+                reached: bytes | None = merkle.inclusion_root(nodes[(0, index)], index, size, proof)
+            except LogConsistencyError:  # pragma: no cover - the proof's length is ours
+                reached = None
             if reached != root:
-                raise self._damaged(_BAD_INCLUSION, index=index, size=size)
+                raise LogStateError(
+                    N_(
+                        "the proof of entry {index} in the tree of size {size}, built from the "
+                        "stored tree nodes, does not lead to the root the log signed: a stored "
+                        "node was altered or lost (custody log check --full names it)"
+                    ),
+                    hint=RECOVER,
+                    index=index,
+                    size=size,
+                )
         return proof
 
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
@@ -976,12 +975,17 @@ class CustodyLog:
                 try:
                     merkle.verify_consistency(old_size, new_size, old, new, proof)
                 except LogConsistencyError as e:
-                    raise self._damaged(_BAD_CONSISTENCY, old=old_size, new=new_size) from e
+                    raise LogStateError(
+                        N_(
+                            "the consistency proof from size {old} to {new}, built from the "
+                            "stored tree nodes, does not lead to the roots the log signed: a "
+                            "stored node was altered or lost (custody log check --full names it)"
+                        ),
+                        hint=RECOVER,
+                        old=old_size,
+                        new=new_size,
+                    ) from e
         return proof
-
-    @staticmethod
-    def _damaged(template: str, **fields: int) -> LogStateError:
-        return LogStateError(template, hint=RECOVER, **fields)
 
     def leaf(self, index: int) -> bytes:
         """The leaf bytes of one entry, exactly as hashed into the tree."""
