@@ -112,7 +112,7 @@ def _name(error: click_exceptions.BadParameter) -> str:
         hint = error.param_hint
         return " / ".join(hint) if not isinstance(hint, str) else hint
     if error.param is not None:
-        return str(error.param.get_error_hint())
+        return str(error.param.get_error_hint(error.ctx))  # type: ignore[arg-type]
     return ""
 
 
