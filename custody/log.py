@@ -83,7 +83,7 @@ from keys.trust import TrustStore
 PARALLEL_BATCH = 64
 # A pooled batch is verified and applied in chunks of this many envelopes (``_append_pooled``).
 PARALLEL_CHUNK = 128
-ROOTS_KEPT = 4096  # signed roots kept in memory for proofs (``CustodyLog._signed_root``)
+ROOTS_KEPT = 4096  # signed roots kept in memory for proofs (``CustodyLog._proof_reads``)
 # The tree's top, kept in memory by each log object (``_proof_nodes``): stored nodes at level
 # TOP_LEVEL and above (one per 1,024 leaves), at most TOP_MAX of them (a 50M-event log has
 # about 98,000: some 15 MB). The first proof reads the highest of them at once, about
@@ -317,7 +317,7 @@ class CustodyLog:
         # proof and kept: a stored node never changes, and these few are in every proof.
         self._top: dict[tuple[int, int], bytes] = {}
         self._top_loaded = False
-        # The roots the log signed, by size (``_signed_root``): a signed checkpoint never
+        # The roots the log signed, by size (``_proof_reads``): a signed checkpoint never
         # changes, and most proofs are asked at the latest one's size.
         self._roots: dict[int, bytes] = {}
         ensure_head(engine)
@@ -889,11 +889,19 @@ class CustodyLog:
             )
 
     def _proof_nodes(
-        self, wanted: list[tuple[int, int]], size: int, roots: Sequence[int] = ()
+        self, wanted: list[tuple[int, int]], size: int
     ) -> dict[tuple[int, int], bytes]:
-        """A proof's nodes and the log's size in one round trip, with the roots the log signed
-        for the sizes ``roots`` that are not in memory yet (kept: ``_signed_root``); a size the
-        log has not reached is the caller's mistake (``UsageError``), not a storage fault.
+        """``_proof_reads`` without roots."""
+        nodes, _ = self._proof_reads(wanted, size)
+        return nodes
+
+    def _proof_reads(
+        self, wanted: list[tuple[int, int]], size: int, roots: Sequence[int] = ()
+    ) -> tuple[dict[tuple[int, int], bytes], dict[int, bytes]]:
+        """A proof's nodes and the log's size in one round trip, and the roots the log signed
+        for the sizes ``roots`` (from memory, or read in the same statement and kept; a size
+        it signed none for is absent); a size the log has not reached is the caller's mistake
+        (``UsageError``), not a storage fault.
 
         Nodes of the tree's top (level ``TOP_LEVEL`` and above: one per 1,024 leaves or
         fewer) come from memory once read; a proof at 10M leaves then reads 10 to 13 of its 24
@@ -922,16 +930,14 @@ class CustodyLog:
             )
         if len(top) < TOP_MAX:
             top.update((w, h) for w, h in got.items() if w[0] >= TOP_LEVEL)
+        known = {r: h for r in roots if (h := self._roots.get(r)) is not None}
         if signed:
             if len(self._roots) + len(signed) > ROOTS_KEPT:
                 self._roots.clear()
             self._roots.update(signed)
+            known.update(signed)
         nodes.update(got)
-        return nodes
-
-    def _signed_root(self, size: int) -> bytes | None:
-        """The root the log signed for ``size``, as ``_proof_nodes`` read it (None: none)."""
-        return self._roots.get(size)
+        return nodes, known
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """The proof of entry ``index`` in the tree of ``size``, checked before it is handed
@@ -940,9 +946,9 @@ class CustodyLog:
         where the checks at start and before signing do not look) is the log's state, refused
         as such, not a proof every client would refuse without saying why."""
         wanted = merkle.inclusion_proof_nodes(index, size)
-        nodes = self._proof_nodes([*wanted, (0, index)], size, (size,))
+        nodes, roots = self._proof_reads([*wanted, (0, index)], size, (size,))
         proof = merkle.inclusion_proof_from_nodes(index, size, nodes)
-        root = self._signed_root(size)
+        root = roots.get(size)
         if root is not None:
             try:
                 reached: bytes | None = merkle.inclusion_root(nodes[(0, index)], index, size, proof)
@@ -967,10 +973,10 @@ class CustodyLog:
         ``inclusion_proof``)."""
         wanted = merkle.consistency_proof_nodes(old_size, new_size)
         roots = (old_size, new_size) if 0 < old_size < new_size else ()
-        nodes = self._proof_nodes(wanted, new_size, roots)
+        nodes, signed = self._proof_reads(wanted, new_size, roots)
         proof = merkle.consistency_proof_from_nodes(old_size, new_size, nodes)
         if 0 < old_size < new_size:
-            old, new = self._signed_root(old_size), self._signed_root(new_size)
+            old, new = signed.get(old_size), signed.get(new_size)
             if old is not None and new is not None:
                 try:
                     merkle.verify_consistency(old_size, new_size, old, new, proof)
