@@ -15,7 +15,7 @@ from typing import Any
 from crypto import merkle
 from crypto.encoding import Fields, canonical_json, parse_json_object
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import N_, CustodyError, FormatError, Phrase
+from custody.errors import N_, CustodyError, FormatError, Phrase, Said
 from keys.model import Authority
 
 ACCESS_TYPE = "custody.access.v1"
@@ -88,20 +88,26 @@ def parse_access_leaf(index: int, leaf: bytes) -> AccessEntry:
     )
 
 
-def verify_access(authority: Authority, note: str, lines: Sequence[bytes]) -> list[str]:
-    """Problems with an exported access log (empty: it verifies)."""
+def verify_access(authority: Authority, note: str, lines: Sequence[bytes]) -> list[Said]:
+    """Problems with an exported access log (empty: it verifies), each a sentence for people
+    (``Said``: English in ``.english``, the reader's language by ``render``)."""
     origin = access_origin(authority)
     try:
         checkpoint, _ = open_checkpoint(
             note, [NoteVerifier(origin, authority.log_key)], origin=origin
         )
     except CustodyError as e:
-        return [f"access checkpoint does not verify under the log key: {e.message}"]
-    problems: list[str] = []
+        return [
+            Said(N_("access checkpoint does not verify under the log key: {error}"), {"error": e})
+        ]
+    problems: list[Said] = []
     leaves = [line.rstrip(b"\n") for line in lines]
     if len(leaves) != checkpoint.size:
         problems.append(
-            f"the access log holds {len(leaves)} records, its checkpoint {checkpoint.size}"
+            Said(
+                N_("the access log holds {n} records, its checkpoint {size}"),
+                {"n": len(leaves), "size": checkpoint.size},
+            )
         )
     prev = GENESIS
     for index, leaf in enumerate(leaves):
@@ -110,15 +116,20 @@ def verify_access(authority: Authority, note: str, lines: Sequence[bytes]) -> li
             if canonical_json(parse_json_object(leaf, what=Phrase("access record"))) != leaf:
                 raise FormatError(N_("access record {index} is not canonical JSON"), index=index)
         except FormatError as e:
-            problems.append(e.message)
+            problems.append(Said("{error}", {"error": e}))
             prev = merkle.leaf_hash(leaf).hex()
             continue
         if entry.prev != prev:
-            problems.append(f"access record {index} does not link to the record before it")
+            problems.append(
+                Said(
+                    N_("access record {index} does not link to the record before it"),
+                    {"index": index},
+                )
+            )
         prev = merkle.leaf_hash(leaf).hex()
     _, root = access_root(leaves)
     if root != checkpoint.root:
-        problems.append("the access log's records do not hash to its checkpoint's root")
+        problems.append(Said(N_("the access log's records do not hash to its checkpoint's root")))
     return problems
 
 

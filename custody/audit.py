@@ -68,6 +68,7 @@ from custody.errors import (
     FormatError,
     NotFoundError,
     Phrase,
+    Said,
 )
 from custody.events import Kind, parse_event
 from custody.exams import ExamPolicy
@@ -199,10 +200,19 @@ def _checkpoint_of(note: str, trust: TrustStore) -> tuple[int, bytes]:
 
 @dataclass(frozen=True)
 class Problem:
+    """What verification found wrong: where (``index``, None for the bundle as a whole), by
+    which rule (a stable code), and what. ``message`` is the English (JSON and logs); ``said``
+    the same sentence as a template, which ``text`` renders in the reader's language."""
+
     index: int | None
     rule: str
     message: str
     statement_id: str = ""
+    said: Said | None = field(default=None, compare=False, repr=False)
+
+    def text(self, translate: Callable[[str], str]) -> str:
+        """The problem in the reader's language (``translate``: a catalogue's ``gettext``)."""
+        return self.message if self.said is None else self.said.render(translate)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +221,21 @@ class Problem:
             "message": self.message,
             "statement_id": self.statement_id,
         }
+
+
+def _problem(index: int | None, rule: str, template: str, **params: object) -> Problem:
+    """A problem told by ``template`` (an ``N_`` message id) and its parameters."""
+    said = Said(template, params)
+    return Problem(index, rule, said.english, said=said)
+
+
+def _refusal(
+    index: int | None, error: CustodyError, statement_id: str = "", rule: str | None = None
+) -> Problem:
+    """A problem that is a refusal: its words the message, its code the rule (unless
+    ``rule`` names another)."""
+    said = Said("{error}", {"error": error})
+    return Problem(index, rule or error.code, error.message, statement_id, said)
 
 
 @dataclass
@@ -284,7 +309,7 @@ def verify_log(
         size, root = _checkpoint_of(checkpoint_note, trust)
     except CustodyError as e:
         report.problems.append(
-            Problem(None, "checkpoint_signature", f"checkpoint refused: {e.message}")
+            _problem(None, "checkpoint_signature", N_("checkpoint refused: {error}"), error=e)
         )
         return report
     report.size = size
@@ -294,14 +319,18 @@ def verify_log(
         count = count_cosignatures(witness_policy, parse_checkpoint(note.text), note.signatures)
         report.witnesses = count
         if not count.ok:
-            report.problems.append(Problem(None, "witness_policy", count.describe()))
+            said = count.said()
+            report.problems.append(Problem(None, "witness_policy", said.english, said=said))
         for name in count.invalid:  # a listed witness's line that does not verify: forged
             report.problems.append(
-                Problem(
+                _problem(
                     None,
                     "witness_cosignature",
-                    f"the cosignature line of listed witness {name} does not verify over the "
-                    "checkpoint: it was altered or forged",
+                    N_(
+                        "the cosignature line of listed witness {name} does not verify over "
+                        "the checkpoint: it was altered or forged"
+                    ),
+                    name=name,
                 )
             )
     since: tuple[int, bytes] | None = None
@@ -310,14 +339,18 @@ def verify_log(
             since = _checkpoint_of(since_note, trust)
         except CustodyError as e:
             report.problems.append(
-                Problem(None, "checkpoint_signature", f"earlier checkpoint refused: {e.message}")
+                _problem(
+                    None, "checkpoint_signature", N_("earlier checkpoint refused: {error}"), error=e
+                )
             )
         if since is not None and since[0] > size:
             report.problems.append(
-                Problem(
+                _problem(
                     None,
                     "log_consistency",
-                    f"earlier checkpoint has size {since[0]} > {size}: the log shrank",
+                    N_("earlier checkpoint has size {earlier} > {size}: the log shrank"),
+                    earlier=since[0],
+                    size=size,
                 )
             )
             since = None
@@ -365,10 +398,18 @@ def _label_problems(
             f = Fields(obj, what=where)
             pid, text = f.text("package_id"), f.text("label")
         except CustodyError as e:
-            problems.append(Problem(None, "label", e.message))
+            problems.append(_refusal(None, e, rule="label"))
             continue
         if pid in seen:
-            problems.append(Problem(None, "label", f"package {pid}: listed twice in {LABELS_FILE}"))
+            problems.append(
+                _problem(
+                    None,
+                    "label",
+                    N_("package {pid}: listed twice in {file}"),
+                    pid=pid,
+                    file=LABELS_FILE,
+                )
+            )
             continue
         seen.add(pid)
         report.labels += 1
@@ -378,38 +419,48 @@ def _label_problems(
             issued_at = manifest_from_fields(parse_label(text).fields).issued_at
             verified = verify_label(text, trust, now=issued_at)
         except CustodyError as e:
-            problems.append(Problem(None, "label", f"package {pid}: label refused: {e.message}"))
+            problems.append(
+                _problem(
+                    None, "label", N_("package {pid}: label refused: {error}"), pid=pid, error=e
+                )
+            )
             continue
         if verified.manifest.package_id != pid:
             problems.append(
-                Problem(
+                _problem(
                     None,
                     "label",
-                    f"package {pid}: the label is package {verified.manifest.package_id}'s",
+                    N_("package {pid}: the label is package {other}'s"),
+                    pid=pid,
+                    other=verified.manifest.package_id,
                 )
             )
             continue
         if seal is None:
-            problems.append(Problem(None, "label", f"package {pid}: no seal event on the log"))
+            problems.append(
+                _problem(None, "label", N_("package {pid}: no seal event on the log"), pid=pid)
+            )
             continue
         index, sealer, body = seal
         differ = label_disagreements(verified.manifest, text, sealer, body)
         if differ:
             problems.append(
-                Problem(
+                _problem(
                     index,
                     "label",
-                    f"package {pid}: the label disagrees with its seal event on "
-                    f"{', '.join(differ)}",
+                    N_("package {pid}: the label disagrees with its seal event on {fields}"),
+                    pid=pid,
+                    fields=", ".join(differ),
                 )
             )
     for pid, (index, _, body) in sorted(seals.items()):
         if pid not in seen and "label_sha256" in body:
             problems.append(
-                Problem(
+                _problem(
                     index,
                     "label",
-                    f"package {pid}: its seal event commits to a label the bundle lacks",
+                    N_("package {pid}: its seal event commits to a label the bundle lacks"),
+                    pid=pid,
                 )
             )
     return problems
@@ -440,17 +491,20 @@ class _Replay:
             report.since_ok = self.tree.root() == self.since[1]
             if not report.since_ok:
                 report.problems.append(
-                    Problem(
+                    _problem(
                         index,
                         "log_consistency",
-                        f"the first {self.since[0]} events do not match the earlier checkpoint: "
-                        "the log was rewritten or forked",
+                        N_(
+                            "the first {n} events do not match the earlier checkpoint: the log "
+                            "was rewritten or forked"
+                        ),
+                        n=self.since[0],
                     )
                 )
         report.checked += 1
         if len(leaf) == 2:
             err = leaf[1]
-            report.problems.append(Problem(index, err.code, err.message))
+            report.problems.append(_refusal(index, err))
             return
         _, parts, received, signed_by, unmatched = leaf
         env = leaf_envelope(parts)
@@ -458,18 +512,22 @@ class _Replay:
         report.signatures += len(env.signatures)
         if self.last_received is not None and received < self.last_received:
             report.problems.append(
-                Problem(
+                _problem(
                     index,
                     "receive_order",
-                    f"received {format_time(received)} before the previous entry's "
-                    f"{format_time(self.last_received)}: the log's clock never runs backwards",
+                    N_(
+                        "received {received} before the previous entry's {previous}: the "
+                        "log's clock never runs backwards"
+                    ),
+                    received=format_time(received),
+                    previous=format_time(self.last_received),
                 )
             )
         self.last_received = received
         try:
             event = parse_event(env.payload)
         except CustodyError as e:
-            report.problems.append(Problem(index, e.code, e.message))
+            report.problems.append(_refusal(index, e))
             return
         for pid in event.package_ids:
             self.states.setdefault(pid, None)
@@ -484,7 +542,7 @@ class _Replay:
                 event, sigcheck, env, self.states, self.trust, received=received, exams=self.exams
             )
         except CustodyError as e:
-            report.problems.append(Problem(index, e.code, e.message, event.id))
+            report.problems.append(_refusal(index, e, event.id))
             resync(event, self.states)
             return
         self.states.update(outcome.states)
@@ -503,29 +561,34 @@ class _Replay:
             report.since_ok = since[1] == merkle.EMPTY_ROOT
         if since is not None and count < since[0]:
             report.problems.append(
-                Problem(
+                _problem(
                     None,
                     "log_consistency",
-                    f"the bundle holds {count} events, fewer than the earlier checkpoint's "
-                    f"{since[0]}",
+                    N_("the bundle holds {count} events, fewer than the earlier checkpoint's {n}"),
+                    count=count,
+                    n=since[0],
                 )
             )
         if count != size:
             report.problems.append(
-                Problem(
+                _problem(
                     None,
                     "checkpoint_size",
-                    f"the bundle holds {count} events but the signed checkpoint says {size}",
+                    N_("the bundle holds {count} events but the signed checkpoint says {size}"),
+                    count=count,
+                    size=size,
                 )
             )
         report.root_ok = count == size and self.tree.root() == root
         if count == size and not report.root_ok:
             report.problems.append(
-                Problem(
+                _problem(
                     None,
                     "checkpoint_root",
-                    "the Merkle root of the events differs from the signed checkpoint's root: "
-                    "an event was altered, removed, added or reordered",
+                    N_(
+                        "the Merkle root of the events differs from the signed checkpoint's "
+                        "root: an event was altered, removed, added or reordered"
+                    ),
                 )
             )
         known = {pid: s for pid, s in self.states.items() if s is not None}
@@ -535,8 +598,11 @@ class _Replay:
         if require_closed:
             for pid in report.open_chains:
                 report.problems.append(
-                    Problem(
-                        None, "not_closed", f"package {pid} was never destroyed: its chain is open"
+                    _problem(
+                        None,
+                        "not_closed",
+                        N_("package {pid} was never destroyed: its chain is open"),
+                        pid=pid,
                     )
                 )
 
@@ -623,11 +689,14 @@ def _access_problems(folder: Path, trust: TrustStore, report: Report) -> list[Pr
     if not lines_path.is_file() and not note_path.is_file():
         return []
     if not lines_path.is_file() or not note_path.is_file():
-        return [Problem(None, "access", "the access log is exported without its checkpoint")]
+        return [_problem(None, "access", N_("the access log is exported without its checkpoint"))]
     lines = lines_path.read_bytes().splitlines()
     report.access_records = len(lines)
     note = note_path.read_text("utf-8", errors="replace")
-    return [Problem(None, "access", m) for m in verify_access(trust.authority, note, lines)]
+    return [
+        Problem(None, "access", said.english, said=said)
+        for said in verify_access(trust.authority, note, lines)
+    ]
 
 
 def _manifest_problems(
@@ -636,18 +705,21 @@ def _manifest_problems(
     """Everything ``manifest.json`` says, checked against the files and the pinned trust."""
     problems: list[Problem] = []
 
-    def problem(message: str) -> None:
-        problems.append(Problem(None, "manifest", message))
+    def problem(template: str, **params: object) -> None:
+        problems.append(_problem(None, "manifest", template, **params))
 
     try:
         own = load_trust_document(trust_doc, pinned_root_id=None)
         if own.authority.id != trust.authority.id:
             problem(
-                f"trust.json is authority {own.authority.id[:16]} ({own.authority.name}), not "
-                f"the pinned {trust.authority.id[:16]} ({trust.authority.name})"
+                N_("trust.json is authority {own} ({own_name}), not the pinned {pinned} ({name})"),
+                own=own.authority.id[:16],
+                own_name=own.authority.name,
+                pinned=trust.authority.id[:16],
+                name=trust.authority.name,
             )
     except CustodyError as e:
-        problem(f"trust.json is not a valid trust document: {e.message}")
+        problem(N_("trust.json is not a valid trust document: {error}"), error=e)
     try:
         data = read_user_file(
             folder / "manifest.json",
@@ -657,29 +729,41 @@ def _manifest_problems(
         )
         f = Fields(parse_json_object(data, what="manifest.json"), what="manifest.json")
         if _manifest_bytes(f.obj) != data:
-            problem("manifest.json is not in the exact form export writes (it was edited)")
+            problem(N_("manifest.json is not in the exact form export writes (it was edited)"))
         f.expect("format", EXPORT_FORMAT)
         if f.text("authority_id") != trust.authority.id:
             problem(
-                f"manifest.json names authority {f.text('authority_id')[:16]}, not the pinned one"
+                N_("manifest.json names authority {named}, not the pinned one"),
+                named=f.text("authority_id")[:16],
             )
         if f.text("origin") != trust.authority.log_origin:
-            problem(f"manifest.json names log origin {f.text('origin')!r}, not the authority's")
+            problem(
+                N_("manifest.json names log origin {origin}, not the authority's"),
+                origin=repr(f.text("origin")),
+            )
         if f.integer("size") != size:
-            problem(f"manifest.json says {f.integer('size')} events, the checkpoint {size}")
+            problem(
+                N_("manifest.json says {said} events, the checkpoint {size}"),
+                said=f.integer("size"),
+                size=size,
+            )
         listed = f.sub("files").obj
         if set(listed) != set(hashes):
             problem(
-                f"manifest.json lists files {', '.join(sorted(listed))}, "
-                f"expected {', '.join(sorted(hashes))}"
+                N_("manifest.json lists files {listed}, expected {expected}"),
+                listed=", ".join(sorted(listed)),
+                expected=", ".join(sorted(hashes)),
             )
         for name, want in hashes.items():
             if name in listed and listed[name] != want:
-                problem(f"{name} does not match the SHA-256 that manifest.json lists for it")
+                problem(
+                    N_("{name} does not match the SHA-256 that manifest.json lists for it"),
+                    name=name,
+                )
     except NotFoundError:
-        problem("manifest.json is missing")
+        problem(N_("manifest.json is missing"))
     except CustodyError as e:
-        problem(f"manifest.json is unreadable: {e.message}")
+        problem(N_("manifest.json is unreadable: {error}"), error=e)
     return problems
 
 

@@ -34,7 +34,7 @@ from crypto.note import (
     parse_vkey,
     verify_note,
 )
-from custody.errors import N_, FormatError, Phrase, ThresholdError
+from custody.errors import N_, FormatError, Phrase, Said, ThresholdError
 
 WITNESSES_FILE = "witnesses.json"
 MAX_WITNESSES = 32
@@ -96,14 +96,32 @@ class CosignatureCount:
         return len(self.valid) >= self.policy.quorum
 
     def describe(self) -> str:
-        names = ", ".join(self.valid) or "none"
-        text = (
-            f"cosigned by {len(self.valid)} of the {len(self.policy.witnesses)} listed witnesses "
-            f"({names}); the policy needs {self.policy.quorum}"
-        )
+        return self.said().english
+
+    def said(self) -> Said:
+        """The count as a sentence for people (rendered in the reader's language)."""
+        params: dict[str, object] = {
+            "n": len(self.valid),
+            "listed": len(self.policy.witnesses),
+            "names": ", ".join(self.valid) or Phrase("none"),
+            "quorum": self.policy.quorum,
+        }
         if self.invalid:
-            text += f"; not counted, signatures that do not verify: {', '.join(self.invalid)}"
-        return text
+            params["invalid"] = ", ".join(self.invalid)
+            return Said(
+                N_(
+                    "cosigned by {n} of the {listed} listed witnesses ({names}); the policy "
+                    "needs {quorum}; not counted, signatures that do not verify: {invalid}"
+                ),
+                params,
+            )
+        return Said(
+            N_(
+                "cosigned by {n} of the {listed} listed witnesses ({names}); the policy needs "
+                "{quorum}"
+            ),
+            params,
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {

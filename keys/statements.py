@@ -27,6 +27,7 @@ from crypto.errors import (
     DuplicateSignatureError,
     RecusedError,
     RoleError,
+    Said,
     SignatureError,
     ThresholdError,
     UnknownSignerError,
@@ -79,11 +80,18 @@ class StatementCheck:
         return not self.missing and not self.problems
 
     def summary(self) -> str:
-        n = len(self.filled) + len(self.missing)
-        text = f"signed by {len(self.filled)}/{n} required signers"
+        return self.said().english
+
+    def said(self) -> Said:
+        """``summary`` as a sentence for people (rendered in the reader's language)."""
+        params: dict[str, object] = {
+            "filled": len(self.filled),
+            "n": len(self.filled) + len(self.missing),
+        }
         if self.missing:
-            text += "; missing " + ", ".join(r.describe() for r in self.missing)
-        return text
+            params["missing"] = ", ".join(r.describe() for r in self.missing)
+            return Said(N_("signed by {filled}/{n} required signers; missing {missing}"), params)
+        return Said(N_("signed by {filled}/{n} required signers"), params)
 
 
 def _assign(

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -19,7 +20,15 @@ from rich.markup import escape
 from crypto.encoding import format_time, parse_time
 from crypto.files import CAP_ENVELOPE, CAP_PASSPHRASE, read_user_file
 from custody.errors import N_, FormatError, UsageError
-from custody.i18n import _, said_in, show_time, time_zone
+from custody.i18n import _, language, said_in, show_time, time_zone
+
+
+def named(code: str, names: Mapping[str, str]) -> str:
+    """A code as a Chinese reader reads it (``封条编号不符 seal_mismatch``: the name, then the
+    code that JSON and the logs keep); the code alone in English or when it has no name."""
+    name = names.get(code)
+    return f"{name} {code}" if name and language() == "zh" else code
+
 
 if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them
     from custody.access import Principal

@@ -9,8 +9,14 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from custody.cli.common import PASSPHRASE_ENV, state
-from custody.i18n import _
+from custody.cli.common import PASSPHRASE_ENV, named, state
+from custody.errors import Said
+from custody.i18n import _, said_in
+
+
+def _words(value: object) -> str:
+    """A sentence of the demo's summary in the reader's language (``Said``), or as it is."""
+    return said_in(value) if isinstance(value, Said) else str(value)
 
 
 def demo(
@@ -21,6 +27,8 @@ def demo(
 ) -> None:
     """Play a whole season end to end on the embedded default (SQLite inside --out)."""
     from custody.demo.play import STEPS, run_demo
+    from custody.incidents.detect import KIND_NAMES
+    from custody.incidents.policy import CONTAINMENT_NAMES, SEVERITY_NAMES
 
     st = state(ctx)
     given = os.environ.get(PASSPHRASE_ENV)
@@ -42,9 +50,9 @@ def demo(
     rows = [
         (_("authority root key"), summary["authority_id"]),
         (_("people enrolled"), str(len(summary["people"]))),
-        (_("handover statement"), summary["statements"]["handover"]),
+        (_("handover statement"), said_in(summary["statements"]["handover"])),
         *(
-            (_("refused ({case})").format(case=label), reason)
+            (_("refused ({case})").format(case=_(label)), said_in(reason))
             for label, reason in summary["statements"]["refusals"].items()
         ),
         (
@@ -80,10 +88,13 @@ def demo(
             (
                 f"  {i['id']}",
                 _("{kind} ({severity}) package {package}: {contained}").format(
-                    kind=i["kind"],
-                    severity=i["severity"],
+                    kind=named(i["kind"], KIND_NAMES),
+                    severity=named(i["severity"], SEVERITY_NAMES),
                     package=i["package"],
-                    contained=", ".join(k for k, v in i["containment"].items() if v) or "-",
+                    contained=", ".join(
+                        named(k, CONTAINMENT_NAMES) for k, v in i["containment"].items() if v
+                    )
+                    or "-",
                 ),
             )
             for i in incidents["breaches"]
@@ -104,12 +115,12 @@ def demo(
         ),
         (
             _("verify tampered"),
-            _("{what}: caught, problems named").format(what=tampered["tampering"]),
+            _("{what}: caught, problems named").format(what=said_in(tampered["tampering"])),
         ),
         *(
             (
                 "  " + ("-" if p["index"] is None else f"#{p['index']}"),
-                f"{p['rule']}: {p['message']}",
+                f"{p['rule']}: {_words(p['message'])}",
             )
             for p in tampered["problems"]
         ),

@@ -31,6 +31,7 @@ from custody.cli.common import (
     enrolled_key,
     in_standing,
     make_mailer,
+    named,
     open_writer,
     reader_of,
     state,
@@ -84,7 +85,9 @@ def list_cmd(
     key: ReaderKey = None,
 ) -> None:
     """Every incident, newest last."""
+    from custody.incidents.detect import KIND_NAMES
     from custody.incidents.model import list_incidents
+    from custody.incidents.policy import SEVERITY_NAMES, STATUS_NAMES
 
     st = state(ctx)
     read = _incident_reader(st, key, what=_("the incident list"))
@@ -104,7 +107,13 @@ def list_cmd(
     )
     for i in incidents:
         table.add_row(
-            i.id, i.kind, i.severity, i.status, str(i.level), i.subject, st.table_time(i.opened_at)
+            i.id,
+            named(i.kind, KIND_NAMES),
+            named(i.severity, SEVERITY_NAMES),
+            named(i.status, STATUS_NAMES),
+            str(i.level),
+            i.subject,
+            st.table_time(i.opened_at),
         )
     st.out.print(table if incidents else _("no incidents"))
 
@@ -188,9 +197,19 @@ def _plain(value: object) -> str:
 
 def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None:
     """One incident as a readable page: its facts, containment, evidence, acts, notices."""
+    from custody.incidents.detect import KIND_NAMES
+    from custody.incidents.policy import (
+        CONTAINMENT_NAMES,
+        SEVERITY_NAMES,
+        STATUS_NAMES,
+    )
+
     st.out.print(
         _("[bold]incident {id}[/]: {kind} ({severity}), {status}").format(
-            id=incident.id, kind=incident.kind, severity=incident.severity, status=incident.status
+            id=incident.id,
+            kind=named(incident.kind, KIND_NAMES),
+            severity=named(incident.severity, SEVERITY_NAMES),
+            status=named(incident.status, STATUS_NAMES),
         )
     )
     st.out.print(
@@ -207,7 +226,7 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
             (_("statements"), _plain([s[:16] for s in data["statements"]])),
         )
     )
-    taken = [k for k, v in data["containment"].items() if v]
+    taken = [named(k, CONTAINMENT_NAMES) for k, v in data["containment"].items() if v]
     st.out.print("  " + _("containment: {taken}").format(taken=escape(", ".join(taken) or "-")))
     if data["evidence"]:
         table = Table(_("evidence"), _("detail"), title=_("evidence"))

@@ -24,7 +24,7 @@ from custody.cli.common import (
     state,
 )
 from custody.errors import N_, Phrase, UsageError, VerificationError
-from custody.i18n import _, ngettext
+from custody.i18n import _, gettext_for, language, ngettext
 from custody.receipts import parse_receipt, verify_receipt
 from custody.witnesses import WitnessPolicy, witness_policy_from_json
 from keys.keyfile import write_new_file
@@ -389,14 +389,19 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
             "  " + _("open chains: {ids}").format(ids=escape(", ".join(report.open_chains[:10])))
         )
     if report.findings:
-        table = Table(_("index"), _("finding"), _("package"), _("detail"), title=_("findings"))
+        table = Table(_("index"), _("finding"), _("package"), title=_("findings"))
+        table.add_column(_("detail"), overflow="fold")
         for index, f in report.findings[:20]:
             table.add_row(f"#{index}", f.kind, escape(f.package_id), escape(finding_text(f)))
         st.out.print(table)
     if report.problems:
-        table = Table(_("index"), _("rule"), _("problem"), title="[red]" + _("problems") + "[/]")
+        table = Table(_("index"), _("rule"), title="[red]" + _("problems") + "[/]")
+        table.add_column(_("problem"), overflow="fold")  # Chinese has no spaces to wrap at
+        translate = gettext_for(language())
         for p in report.problems[:200]:
-            table.add_row("-" if p.index is None else str(p.index), p.rule, escape(p.message))
+            table.add_row(
+                "-" if p.index is None else str(p.index), p.rule, escape(p.text(translate))
+            )
         st.out.print(table)
         st.out.print(
             ngettext(

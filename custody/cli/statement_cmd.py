@@ -13,7 +13,7 @@ from crypto.encoding import parse_json
 from crypto.files import CAP_BUNDLE
 from custody.cli.common import fmt_time, parse_cli_time, passphrase, read_input, state
 from custody.errors import N_, Phrase, UsageError
-from custody.i18n import _
+from custody.i18n import _, said_in
 from keys.keyfile import read_keyfile, write_new_file
 from keys.model import Role
 from keys.statements import SignerRequirement, check_statement, most_specific
@@ -125,7 +125,7 @@ def verify(
         st.out.print(f"  [red]✗[/] {req.describe()}: " + _("not signed"))
     if problem is not None:
         raise problem
-    st.out.print(_("[bold green]valid[/]: {summary}").format(summary=check.summary()))
+    st.out.print(_("[bold green]valid[/]: {summary}").format(summary=said_in(check.said())))
     try:
         st.out.print(json.dumps(json.loads(check.payload), ensure_ascii=False, indent=2))
     except ValueError:

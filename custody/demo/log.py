@@ -21,6 +21,7 @@ from custody.audit import (
     verify_bundle,
 )
 from custody.demo import EXAM_ID, Season
+from custody.errors import N_, Said
 from custody.events import Kind, leaf_bytes, parse_leaf, statement_id
 from custody.package_service import label_text, load_labels, seal_event, seal_package
 from custody.packages import Classification, Manifest, RouteStep
@@ -286,7 +287,7 @@ def verify_export(folder: Path, pinned_root_id: str | None = None) -> Report:
     return verify_bundle(folder, trust)
 
 
-def tamper_copy(export: Path, target: Path, index: int) -> str:
+def tamper_copy(export: Path, target: Path, index: int) -> Said:
     """Copy the export and, in the copy, change the seal serials an event records."""
     shutil.copytree(export, target)
     path = target / "events.jsonl"
@@ -297,7 +298,9 @@ def tamper_copy(export: Path, target: Path, index: int) -> str:
     env = Envelope(entry.envelope.payload_type, canonical_json(payload), entry.envelope.signatures)
     lines[index] = leaf_bytes(env, entry.received) + b"\n"
     path.write_bytes(b"".join(lines))
-    return f"event #{index}: seal serials rewritten in {path.name}"
+    return Said(
+        N_("event #{index}: seal serials rewritten in {file}"), {"index": index, "file": path.name}
+    )
 
 
 def audit_season(season: Season, out: Path) -> dict[str, Any]:
@@ -307,7 +310,8 @@ def audit_season(season: Season, out: Path) -> dict[str, Any]:
     tampered_dir = out / "export-tampered"
     what = tamper_copy(export, tampered_dir, index=30)
     tampered = verify_export(tampered_dir, season.authority.id)
-    results = {"clean": clean.as_dict(), "tampered": {"tampering": what, **tampered.as_dict()}}
+    tampered_dict = {"tampering": what.english, **tampered.as_dict()}
+    results = {"clean": clean.as_dict(), "tampered": tampered_dict}
     write_new_file(
         out / "verification.json",
         json.dumps(results, ensure_ascii=False, indent=2).encode() + b"\n",

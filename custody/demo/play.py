@@ -21,7 +21,7 @@ from custody.demo.season import (
     fresh_out_dir,
     start_season,
 )
-from custody.errors import CustodyError
+from custody.errors import N_, CustodyError, Said
 from custody.incidents.model import list_incidents
 from keys.keyfile import write_new_file
 from keys.model import Role
@@ -32,6 +32,13 @@ INCIDENT_SUMMARY = (
     *("id", "kind", "severity", "status", "package", "level_name", "scope", "containment"),
 )
 HANDOVER_TYPE = "application/vnd.custody.demo-handover.v1+json"
+
+
+def _english(value: object) -> str:
+    """How summary.json writes a sentence for people (``Said``): its English."""
+    if isinstance(value, Said):
+        return value.english
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def statements_step(season: Season) -> dict[str, Any]:
@@ -52,22 +59,22 @@ def statements_step(season: Season) -> dict[str, Any]:
     scope = [f"exam:{EXAM_ID}"]
     both = season.sign(HANDOVER_TYPE, body, "courier-sun", "custodian-zhou")
     check = verify_statement(both, trust, reqs, at=at, scope=scope)
-    refusals: dict[str, str] = {}
+    refusals: dict[str, Said] = {}
     one = season.sign(HANDOVER_TYPE, body, "courier-sun")
     recused_body = {**body, "from": "courier-he"}
     recused = season.sign(HANDOVER_TYPE, recused_body, "courier-he", "custodian-zhou")
     recused_reqs = [require("releaser", Role.COURIER), reqs[1]]
     for label, env, rq in (
-        ("receiver missing", one, reqs),
-        ("recused courier", recused, recused_reqs),
+        (N_("receiver missing"), one, reqs),
+        (N_("recused courier"), recused, recused_reqs),
     ):
         try:
             verify_statement(env, trust, rq, at=at, scope=scope)
         except CustodyError as e:
-            refusals[label] = f"{e.code}: {e.message}"
+            refusals[label] = Said("{code}: {error}", {"code": e.code, "error": e})
         else:  # pragma: no cover - a demo that accepts these would be a defect
             raise AssertionError(f"demo: {label} was accepted")
-    return {"handover": check.summary(), "refusals": refusals}
+    return {"handover": check.said(), "refusals": refusals}
 
 
 STEPS = 9  # how many steps run_demo announces through ``say`` (for a progress count)
@@ -186,12 +193,15 @@ def _play(
         "verify_tampered": {
             "ok": tampered.ok,
             "tampering": audit["tampering"],
-            "problems": [p.as_dict() for p in tampered.problems],
+            # each message also as a sentence (``Said``): summary.json keeps the English
+            "problems": [
+                {**p.as_dict(), "message": p.said or p.message} for p in tampered.problems
+            ],
         },
     }
     write_new_file(
         out / "summary.json",
-        json.dumps(summary, ensure_ascii=False, indent=2).encode() + b"\n",
+        json.dumps(summary, ensure_ascii=False, indent=2, default=_english).encode() + b"\n",
         mode=0o644,
     )
     return summary

@@ -76,6 +76,14 @@ STATUS_NAMES: Mapping[str, str] = {
     "contained": "已控制",
     "resolved": "已解决",
 }
+# The parts of an incident's ``containment`` object.
+CONTAINMENT_NAMES: Mapping[str, str] = {
+    "frozen": "已冻结试卷袋",
+    "compromised": "已认定泄密",
+    "blocked_keys": "已封锁密钥",
+    "backup": "已启用备用卷",
+    "unblocked_keys": "已解封密钥",
+}
 
 
 # -- the ladder, places, recipients: the policy a home configures (``config.py``) -------------
@@ -510,6 +518,7 @@ def check_note(act: Act, trust: TrustStore) -> None:
 
 
 __all__ = [
+    "CONTAINMENT_NAMES",
     "DEFAULT_LADDER",
     "MAX_ACT_SKEW",
     "SEVERITY_NAMES",

@@ -154,6 +154,45 @@ def test_incident_show_prints_a_readable_page_and_json_only_when_asked(
     assert " ".join(data["detail"].split())[:20] in " ".join(page.stdout.split())
 
 
+def test_a_chinese_reader_reads_the_problems_and_the_summary_in_chinese(
+    demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """What `custody verify` finds in the demo's tampered copy, the demo's own summary and an
+    incident's kind, severity and containment: Chinese first for a Chinese reader, the same
+    codes kept; English for an English one; the JSON (for scripts) in English either way."""
+    out, done = demo_dir
+    assert done.returncode == 0, done.stderr
+    verify = ("verify", str(out / "export-tampered"), "--trust", str(out / "trust-bundle"))
+    zh = run_custody(*verify, env={"LANG": "zh_CN.UTF-8", "COLUMNS": "200"})
+    en = run_custody(*verify, env={"LANG": "C.UTF-8", "COLUMNS": "200"})
+    assert zh.returncode == en.returncode == 10, zh.stdout + zh.stderr
+    assert "事件的默克尔根与已签名检查点的根不同" in zh.stdout
+    assert "events.jsonl 与 manifest.json 所列的 SHA-256 不符" in zh.stdout
+    assert "的密钥，但无法验证" in zh.stdout  # the refusal behind the problem, in Chinese
+    assert "does not verify" not in zh.stdout
+    assert "checkpoint_root" in zh.stdout  # the rule's code stays as it is
+    assert "the Merkle root of the events differs" in en.stdout
+    assert "默克尔" not in en.stdout
+    report = json.loads(run_custody("--json", *verify, env={"LANG": "zh_CN.UTF-8"}).stdout)
+    messages = [p["message"] for p in report["problems"]]
+    assert any(m.startswith("the Merkle root of the events differs") for m in messages)
+    # the demo's summary as a Chinese reader's terminal shows it
+    again = out.parent / "season-zh"
+    shown = run_custody(
+        "demo", "--out", str(again), env={"LANG": "zh_CN.UTF-8", "COLUMNS": "300"}
+    ).stdout
+    assert "已有 2/2 名必需签名人签名" in shown
+    assert "已拒绝（缺少接收人）" in shown
+    assert "封条编号不符 seal_mismatch" in shown
+    assert "已冻结试卷袋 frozen" in shown
+    assert "事件 #30：events.jsonl 中的封条编号被改写" in shown
+    assert "signed by 2/2" not in shown
+    assert "signed by 2/2 required signers" in done.stdout or "已有 2/2" in done.stdout
+    summary = json.loads((again / "summary.json").read_text("utf-8"))
+    assert summary["statements"]["handover"] == "signed by 2/2 required signers"
+    assert summary["verify_tampered"]["tampering"].startswith("event #30: seal serials")
+
+
 def test_label_verify_shows_one_spelling_and_no_python_syntax(
     demo_dir: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
