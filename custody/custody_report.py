@@ -277,7 +277,7 @@ def _named(code: str, names: dict[str, str] | Any) -> str:
 
 def _scope_line(scope: Scope, zone: str) -> str:
     if scope.package is not None:
-        return f"范围 Scope: 包裹 package {scope.package}"
+        return f"范围 Scope: 试卷袋 package {scope.package}"
     if scope.start is None:
         return f"范围 Scope: 考试 exam {scope.exam}"
     text = (
@@ -334,12 +334,12 @@ def _lines(report: CustodyReport, zone: str) -> list[Line]:
             f"其中 {r.verified} 条通过。 Every one of the {r.statements} statements listed "
             f"was verified again for this report; {r.verified} passed.",
         ),
-        ("h", f"包裹 Packages ({total})"),
+        ("h", f"试卷袋 Packages ({total})"),
         (
             "table",
             Table(
                 header=(
-                    "包裹 Package",
+                    "试卷袋 Package",
                     "考试 Exam",
                     "职位 Position",
                     "状态 State",
@@ -370,8 +370,8 @@ def _lines(report: CustodyReport, zone: str) -> list[Line]:
         out.append(
             (
                 "p",
-                f"本报告只列出前 {len(r.timelines)} 个包裹（共 {total} 个，按编号）的时间线；"
-                f"其余请按包裹出具报告（custody report --package ID）。 Timelines of the first "
+                f"本报告只列出前 {len(r.timelines)} 个试卷袋（共 {total} 个，按编号）的时间线；"
+                f"其余请按试卷袋出具报告（custody report --package ID）。 Timelines of the first "
                 f"{len(r.timelines)} of {total} packages (by id) are shown; report on a package "
                 "for the others.",
             )
@@ -381,7 +381,7 @@ def _lines(report: CustodyReport, zone: str) -> list[Line]:
             ("p", "仅列出该时段内日志接收的事件。 Only events the log received in the period.")
         )
     for pid, events in r.timelines:
-        out.append(("h", f"包裹 Package {pid}"))
+        out.append(("h", f"试卷袋 Package {pid}"))
         out.extend(("p", _event_line(e, zone)) for e in events)
         if not events:
             out.append(("p", "-"))

@@ -123,7 +123,7 @@ _BODY_LABELS = {
     "count": "清点 count",
     "copies": "份数 copies",
     "method": "方式 method",
-    "packages": "涉及包裹 packages",
+    "packages": "涉及试卷袋 packages",
     "paper": "试卷 paper",
     "reason_sealed": "理由 reason",
     "text_sealed": "举报内容 text",
@@ -149,7 +149,7 @@ def _summary(st: State, draft: Draft, certs: dict[str, Certificate], *, offline:
     ev = draft.event
     lines = [f"[bold]{escape(step_name(ev.kind))}[/]"]
     for package, previous in ev.packages.items():
-        lines.append(f"  包裹 package        {escape(package)}")
+        lines.append(f"  试卷袋 package        {escape(package)}")
         lines.append(f"  上一事件 previous   {previous}")
     lines += [
         f"  时间 time           {st.show_time(ev.time)}",
@@ -164,7 +164,7 @@ def _summary(st: State, draft: Draft, certs: dict[str, Certificate], *, offline:
     lines.append(
         "  → 写入文件，稍后提交 written to a file, to submit later"
         if offline
-        else "  → 签名后立即提交到托管日志 signed and submitted to the custody log"
+        else "  → 签名后立即提交到保管日志 signed and submitted to the custody log"
     )
     return lines
 

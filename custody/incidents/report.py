@@ -224,13 +224,13 @@ def _lines(report: IncidentReport, zone: str) -> list[Line]:
         ("p", f"详情：{i.detail_zh}"),
         ("p", f"Detail: {i.detail}"),
         ("h", "范围 Scope"),
-        ("p", f"包裹 Packages: {_listed(s.get('packages', []))}"),
+        ("p", f"试卷袋 Packages: {_listed(s.get('packages', []))}"),
         ("p", f"试卷 Papers: {_listed(s.get('papers', []))}"),
         ("p", f"考试 Exams: {_listed(s.get('exams', []))}"),
         ("p", f"职位 Positions: {_listed(s.get('positions', []))}"),
         ("p", f"启用的备用卷 Backup paper offered: {s.get('backup_paper') or '-'}"),
         ("h", "处置 Containment"),
-        ("p", f"冻结的包裹 Frozen packages: {_listed(c.get('frozen', []))}"),
+        ("p", f"冻结的试卷袋 Frozen packages: {_listed(c.get('frozen', []))}"),
         (
             "p",
             "认定泄密（试卷已标记） Compromised (paper flagged): "
@@ -247,7 +247,7 @@ def _lines(report: IncidentReport, zone: str) -> list[Line]:
         out.append(("p", f"{h.name} ({h.person}): {when(h.since, zone)} → {until}"))
     if not report.holders:
         out.append(("p", "-"))
-    out.append(("h", "时间线（取自托管日志） Timeline from the log"))
+    out.append(("h", "时间线（取自保管日志） Timeline from the log"))
     for t in report.timeline:
         where = f"#{t.index}" if t.index is not None else "被拒绝 refused"
         who = ", ".join(f"{k}={v}" for k, v in sorted(t.actors.items()))

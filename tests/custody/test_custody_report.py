@@ -92,7 +92,7 @@ def test_timelines_are_capped_and_the_report_says_so(played: Season) -> None:
     assert len(data["packages"]) == 5
     assert data["timelines_shown"] == 2
     assert [t["package_id"] for t in data["timelines"]] == ["BR-COUNT", "BR-ROUTE"]
-    assert "前 2 个包裹（共 5 个" in render_custody_text(report)
+    assert "前 2 个试卷袋（共 5 个" in render_custody_text(report)
 
 
 def test_a_period_shows_only_what_the_log_received_in_it(played: Season) -> None:
