@@ -21,7 +21,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,32 @@ class Phrase(str):
     shown: ``raise UsageError(N_("--to: name {what}"), what=Phrase("who receives it"))``."""
 
     __slots__ = ()
+
+
+class Words(str):
+    """A parameter that is a phrase of its own (a person with their roles, a signer slot): the
+    string is its English, ``said`` renders it in the reader's language. Being a string, it
+    joins, compares and formats as the English does (``Certificate.describe``)."""
+
+    said: Said
+
+    def __new__(cls, english: str, said: Said | None = None) -> Words:
+        words = super().__new__(cls, english)
+        words.said = said if said is not None else Said(english)
+        return words
+
+    @classmethod
+    def of(cls, said: Said) -> Words:
+        return cls(said.english, said)
+
+    @classmethod
+    def joined(cls, names: Iterable[str], sep: str) -> Words:
+        """Names (message ids: role or slot codes) joined by ``sep``, each translated."""
+        params = {f"w{i}": Phrase(name) for i, name in enumerate(names)}
+        return cls.of(Said(sep.join("{" + k + "}" for k in params), params))
+
+    def __reduce__(self) -> tuple[object, ...]:  # errors cross processes (api.writer_link)
+        return (Words, (str(self), self.said))
 
 
 def _fill(template: str, params: Mapping[str, object]) -> str:
@@ -73,6 +99,8 @@ class Said:
             k: (
                 translate(v)
                 if isinstance(v, Phrase)
+                else v.said.render(translate)
+                if isinstance(v, Words)
                 else v.render(translate)
                 if isinstance(v, Said)
                 else v.render(translate)[0]
@@ -113,6 +141,8 @@ class CustodyError(Exception):
                 if isinstance(v, CustodyError)
                 else translate(v)
                 if isinstance(v, Phrase)
+                else v.said.render(translate)
+                if isinstance(v, Words)
                 else v.render(translate)
                 if isinstance(v, Said)
                 else v

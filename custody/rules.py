@@ -293,7 +293,7 @@ def _actor(event: Event, slot: str) -> str:
         raise ThresholdError(
             N_("missing signer: {kind} needs a {slot}, and actors names none"),
             kind=event.kind,
-            slot=slot,
+            slot=Phrase(slot),
         )
     return person
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from crypto.encoding import Fields, b64encode, canonical_json, format_time, parse_json_object
-from crypto.errors import N_, FormatError, Phrase
+from crypto.errors import N_, FormatError, Phrase, Said, Words
 from crypto.signing import ED25519, X25519, VerifyKey, key_id
 
 CERTIFICATE_TYPE = "application/vnd.custody.certificate.v1+json"
@@ -41,6 +41,22 @@ class Role(StrEnum):
     DESTRUCTION_OFFICER = "destruction_officer"
     SECRECY_OFFICER = "secrecy_officer"
     AUDITOR = "auditor"
+
+
+# The roles as message ids: a message naming a person's roles shows them in the reader's
+# language (``Certificate.describe``); these marks put them in the catalogue.
+ROLE_WORDS = (
+    N_("proposer"),
+    N_("printer"),
+    N_("courier"),
+    N_("custodian"),
+    N_("chief_examiner"),
+    N_("supervisor"),
+    N_("destruction_officer"),
+    N_("secrecy_officer"),
+    N_("auditor"),
+)
+assert set(ROLE_WORDS) == {r.value for r in Role}
 
 
 def parse_roles(values: tuple[str, ...], *, what: str) -> frozenset[Role]:
@@ -185,8 +201,18 @@ class Certificate:
         )
 
     def describe(self) -> str:
-        roles = ",".join(sorted(self.roles))
-        return f"{self.name} ({self.subject}, {roles}, key {self.key_id[:16]})"
+        """Who holds the key, for messages (``Words``: in the reader's language where shown)."""
+        return Words.of(
+            Said(
+                N_("{name} ({subject}, {roles}, key {key})"),
+                {
+                    "name": self.name,
+                    "subject": self.subject,
+                    "roles": Words.joined(sorted(self.roles), ","),
+                    "key": self.key_id[:16],
+                },
+            )
+        )
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from crypto.errors import (
     N_,
     CustodyError,
     DuplicateSignatureError,
+    Phrase,
     RecusedError,
     RoleError,
     Said,
@@ -32,9 +33,30 @@ from crypto.errors import (
     ThresholdError,
     UnknownSignerError,
     VerificationError,
+    Words,
 )
 from keys.model import Certificate, Role
 from keys.trust import TrustStore
+
+# The signer slots the rules ask for, as message ids (``SignerRequirement.describe`` shows a
+# slot in the reader's language; these marks put them in the catalogue). Numbered slots
+# (``officer-1``) and any other slot are shown as they are.
+SLOT_WORDS = (
+    N_("sealer"),
+    N_("releaser"),
+    N_("receiver"),
+    N_("custodian2"),
+    N_("witness"),
+    N_("inspector"),
+    N_("escort"),
+    N_("examiner"),
+    N_("officer"),
+    N_("reporter"),
+    N_("actor"),
+    N_("destroyer"),
+    N_("standby"),
+    N_("system"),
+)
 
 
 @dataclass(frozen=True)
@@ -44,9 +66,15 @@ class SignerRequirement:
     person: str | None = None
 
     def describe(self) -> str:
-        roles = "/".join(sorted(self.roles))
-        who = f" {self.person}" if self.person else ""
-        return f"{self.slot} ({roles}{who})"
+        """The slot, for messages (``Words``: in the reader's language where shown)."""
+        params: dict[str, object] = {
+            "slot": Phrase(self.slot),
+            "roles": Words.joined(sorted(self.roles), "/"),
+        }
+        if self.person:
+            params["person"] = self.person
+            return Words.of(Said(N_("{slot} ({roles} {person})"), params))
+        return Words.of(Said(N_("{slot} ({roles})"), params))
 
 
 _REQUIRED: dict[tuple[str, tuple[Role, ...], str | None], SignerRequirement] = {}
@@ -238,7 +266,7 @@ def _why_missing(
                 N_("{who} is recused from {tags}; cannot sign as {slot}"),
                 who=cert.describe(),
                 tags=tags,
-                slot=req.slot,
+                slot=Phrase(req.slot),
             )
     for cert in candidates:
         if not cert.roles & req.roles:

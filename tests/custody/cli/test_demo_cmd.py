@@ -183,6 +183,10 @@ def test_a_chinese_reader_reads_the_problems_and_the_summary_in_chinese(
     ).stdout
     assert "已有 2/2 名必需签名人签名" in shown
     assert "已拒绝（缺少接收人）" in shown
+    # people's roles and signer slots inside refusals, named in Chinese too
+    assert "缺少签名人：接收人（保管员 custodian-zhou）" in shown
+    assert "（courier-he，押运员，密钥 " in shown
+    assert "不能以 交出人 身份签名" in shown
     assert "封条编号不符 seal_mismatch" in shown
     assert "已冻结试卷袋 frozen" in shown
     assert "事件 #30：events.jsonl 中的封条编号被改写" in shown
@@ -190,6 +194,9 @@ def test_a_chinese_reader_reads_the_problems_and_the_summary_in_chinese(
     assert "signed by 2/2 required signers" in done.stdout or "已有 2/2" in done.stdout
     summary = json.loads((again / "summary.json").read_text("utf-8"))
     assert summary["statements"]["handover"] == "signed by 2/2 required signers"
+    refused = summary["statements"]["refusals"]["recused courier"]
+    assert "(courier-he, courier, key " in refused  # the English as it always was
+    assert refused.endswith("cannot sign as releaser")
     assert summary["verify_tampered"]["tampering"].startswith("event #30: seal serials")
 
 
