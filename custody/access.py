@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from custody.errors import N_, ForbiddenError, LoginRequiredError
+from custody.errors import N_, ForbiddenError, LoginRequiredError, Words
 from custody.events import Event
 from keys.model import Certificate, Role
 
@@ -194,7 +194,7 @@ def require(allowed: bool, p: Principal | None, what: str) -> Principal:
             what=what,
         )
     if not allowed:
-        roles = ",".join(sorted(p.roles))
+        roles = Words.joined(sorted(p.roles), ",")
         raise ForbiddenError(
             N_("{what} is outside what {subject} ({roles}) may read"),
             what=what,

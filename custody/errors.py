@@ -57,6 +57,7 @@ from crypto.errors import (  # storage faults (issue 13)
 )
 from crypto.errors import Phrase as Phrase  # noqa: PLC0414 - re-exported: a translated parameter
 from crypto.errors import Said as Said  # noqa: PLC0414 - re-exported: a sentence for people
+from crypto.errors import Words as Words  # noqa: PLC0414 - re-exported: a phrase in a message
 
 __all__ = [
     "ChainError",

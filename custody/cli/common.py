@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from crypto.encoding import format_time, parse_time
 from crypto.files import CAP_ENVELOPE, CAP_PASSPHRASE, read_user_file
-from custody.errors import N_, FormatError, UsageError
+from custody.errors import N_, FormatError, UsageError, Words
 from custody.i18n import _, language, said_in, show_time, time_zone
 
 
@@ -109,10 +109,13 @@ class State:
 
     @staticmethod
     def rows(*pairs: tuple[str, str]) -> str:
-        """Label-value lines, the labels aligned (how human output shows one record)."""
+        """Label-value lines, the labels aligned (how human output shows one record); a value
+        that is ``Words`` is shown in the reader's language."""
         width = max((_width(label) for label, _value in pairs), default=0)
         return "\n".join(
-            f"  {label}{' ' * (width - _width(label))}  {escape(value)}" for label, value in pairs
+            f"  {label}{' ' * (width - _width(label))}  "
+            + escape(said_in(value.said) if isinstance(value, Words) else value)
+            for label, value in pairs
         )
 
     def emit(self, data: dict[str, Any], human: str | None = None) -> None:

@@ -305,16 +305,17 @@ def _take_desk(home: Path) -> bool:
 def witness_serve(
     ctx: typer.Context,
     log_vkey: Annotated[
-        list[str], typer.Option(help="A followed log's verifier key (signed-note); repeat.")
+        list[str], typer.Option(help=_("A followed log's verifier key (signed-note); repeat."))
     ],
-    state_file: Annotated[Path, typer.Option("--state", help="This witness's state file.")],
-    key: Annotated[Path, typer.Option(help="The witness's key file (CUSTODY_PASSPHRASE).")],
-    name: Annotated[str, typer.Option(help="The witness's key name.")],
+    state_file: Annotated[Path, typer.Option("--state", help=_("This witness's state file."))],
+    key: Annotated[Path, typer.Option(help=_("The witness's key file (CUSTODY_PASSPHRASE)."))],
+    name: Annotated[str, typer.Option(help=_("The witness's key name."))],
     init: Annotated[
-        bool, typer.Option("--init", help="A new witness: start its state file (none may exist).")
+        bool,
+        typer.Option("--init", help=_("A new witness: start its state file (none may exist).")),
     ] = False,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8090,
+    host: Annotated[str, typer.Option(help=_("Address to listen on."))] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help=_("TCP port."))] = 8090,
 ) -> None:
     """Run a witness over HTTP (c2sp.org/tlog-witness): POST /add-checkpoint."""
     import uvicorn
@@ -342,11 +343,15 @@ def witness_serve(
             )
     else:
         load_witness_state(state_file)  # missing or unreadable: refused before listening
-    pair = read_keyfile(key, passphrase(prompt=f"Passphrase for {key}"))
+    pair = read_keyfile(key, passphrase(prompt=_("Passphrase for {key}").format(key=key)))
     if init:  # only once the key opened: a refused start leaves no state behind
         save_witness_state(state_file, WitnessState())
     settings = WitnessSettings(
         state=state_file, cosigner=Cosigner(name, pair.signing), logs=logs, clock=st.now
     )
-    st.err.print(f"witness {name} on http://{host}:{port}/add-checkpoint ({len(logs)} log(s))")
+    st.err.print(
+        _("witness {name} on {url} ({n} logs followed)").format(
+            name=name, url=f"http://{host}:{port}/add-checkpoint", n=len(logs)
+        )
+    )
     uvicorn.run(create_witness_app(settings), host=host, port=port, log_level="warning")

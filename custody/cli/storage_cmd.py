@@ -17,19 +17,22 @@ import typer
 
 from custody.cli.common import state
 from custody.errors import N_, ConflictError, LogStateError
+from custody.i18n import _
 
 
 def check(
     ctx: typer.Context,
     full: Annotated[
-        bool, typer.Option("--full", help="Re-hash every entry and every stored tree node.")
+        bool, typer.Option("--full", help=_("Re-hash every entry and every stored tree node."))
     ] = False,
     adopt: Annotated[
         bool,
         typer.Option(
             "--adopt",
-            help="The home has no signed-checkpoint file: audit in full, then keep the "
-            "database's last checkpoint in it.",
+            help=_(
+                "The home has no signed-checkpoint file: audit in full, then keep the "
+                "database's last checkpoint in it."
+            ),
         ),
     ] = False,
 ) -> None:
@@ -69,14 +72,28 @@ def check(
         "witnesses": [c.as_dict() for c in copies],
     }
     lines = [
-        f"the log's stored state agrees with what its key signed: {report.size} entries",
-        f"checkpoint in the database: {body['checkpoint'] or '-'}",
-        f"signed-checkpoint file:     {body['signed_head_file'] or '-'}",
-        f"leaves re-hashed: {report.leaves_checked}; package states read: {report.states_checked}",
+        _("the log's stored state agrees with what its key signed: {n} entries").format(
+            n=report.size
+        ),
+        st.rows(
+            (
+                _("checkpoint in the database"),
+                report.checkpoint.describe() if report.checkpoint else "-",
+            ),
+            (_("signed-checkpoint file"), report.file.describe() if report.file else "-"),
+            (
+                _("checked"),
+                _("{leaves} leaves re-hashed; {states} package states read").format(
+                    leaves=report.leaves_checked, states=report.states_checked
+                ),
+            ),
+            *((_("witness {name}").format(name=c.witness), c.detail) for c in copies),
+        ),
     ]
-    lines += [f"witness {c.witness}: {c.detail}" for c in copies]
     if adopt:
-        lines.append(f"adopted: {head.path} now holds the database's last checkpoint")
+        lines.append(
+            _("adopted: {path} now holds the database's last checkpoint").format(path=head.path)
+        )
     st.emit(body, "\n".join(lines))
 
 
@@ -101,6 +118,12 @@ def failover(ctx: typer.Context) -> None:
     report = log.check_state(head)
     st.emit(
         {"ok": True, **report.as_dict()},
-        f"epoch {epoch}: this database is the log's primary; {report.size} entries, "
-        f"last checkpoint {report.checkpoint.describe() if report.checkpoint else '-'}",
+        _(
+            "epoch {epoch}: this database is the log's primary; {n} entries, last checkpoint "
+            "{checkpoint}"
+        ).format(
+            epoch=epoch,
+            n=report.size,
+            checkpoint=report.checkpoint.describe() if report.checkpoint else "-",
+        ),
     )

@@ -304,7 +304,11 @@ def _package_reader(
 
     read = reader_of(st, key, views.trust, what=_("a package"))
     facts = views.package_facts(package)
-    policy.require(policy.may_read_package(read.reader, facts), read.reader, f"package {package}")
+    policy.require(
+        policy.may_read_package(read.reader, facts),
+        read.reader,
+        _("package {package}").format(package=package),
+    )
     return read, facts
 
 

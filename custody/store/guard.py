@@ -37,7 +37,7 @@ from crypto import merkle
 from crypto.encoding import b64encode
 from crypto.errors import CustodyError
 from crypto.note import NoteVerifier, open_checkpoint
-from custody.errors import N_, LogStateError, Phrase
+from custody.errors import N_, LogStateError, Phrase, Said, Words
 from custody.store.faults import file_error
 from custody.store.leaves import leaf_of
 from custody.store.log_tables import CheckpointRow, LogEntry, LogHead, PackageStateRow, TreeNode
@@ -70,7 +70,10 @@ class SignedHead:
     note: str
 
     def describe(self) -> str:
-        return f"size {self.size} (root {b64encode(self.root)})"
+        """For messages (``Words``: in the reader's language where shown)."""
+        return Words.of(
+            Said(N_("size {size} (root {root})"), {"size": self.size, "root": b64encode(self.root)})
+        )
 
 
 def open_signed(note: str, verifier: NoteVerifier, origin: str, *, what: str) -> SignedHead:

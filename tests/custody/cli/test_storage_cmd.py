@@ -19,12 +19,16 @@ from custody.store.db import make_engine
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def check(season: Season, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = ["--home", str(season.home.path), "--json", "log", "check", *args]
+def check(
+    season: Season, *args: str, json_out: bool = True, lang: str = "C.UTF-8"
+) -> subprocess.CompletedProcess[str]:
+    argv = ["--home", str(season.home.path), *(["--json"] if json_out else []), "log", "check"]
+    argv += args
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
     return subprocess.run(
         [sys.executable, "-c", f"from custody.cli import main; raise SystemExit(main({argv!r}))"],
-        env={**env, "PYTHONPATH": str(ROOT)},  # no passphrase: the check needs none
+        # no passphrase: the check needs none
+        env={**env, "PYTHONPATH": str(ROOT), "LANG": lang, "LC_ALL": ""},
         capture_output=True,
         text=True,
         timeout=120,
@@ -56,6 +60,18 @@ def test_a_sound_log_passes_quick_and_full(season: Season) -> None:
         size = body["size"]  # 9 events, and the season's own (its exam policy)
         assert body["ok"] is True and size >= 9 and body["leaves_checked"] == size
         assert body["signed_head_file"].startswith(f"size {size} ")
+
+
+def test_the_check_reads_in_the_readers_language(season: Season) -> None:
+    fill(season, 3)
+    zh = check(season, json_out=False, lang="zh_CN.UTF-8")
+    en = check(season, json_out=False)
+    assert zh.returncode == en.returncode == 0, zh.stdout + zh.stderr
+    assert "日志的存储状态与其密钥所签署的内容一致" in zh.stdout
+    assert "已签名检查点文件  大小 " in zh.stdout
+    assert "agrees" not in zh.stdout
+    assert "the log's stored state agrees with what its key signed" in en.stdout
+    assert "signed-checkpoint file      size " in en.stdout
 
 
 def test_a_zeroed_inner_node_is_found_by_the_full_check(season: Season) -> None:
