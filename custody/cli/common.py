@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -20,7 +20,27 @@ from rich.markup import escape
 from crypto.encoding import format_time, parse_time
 from crypto.files import CAP_ENVELOPE, CAP_PASSPHRASE, read_user_file
 from custody.errors import N_, FormatError, UsageError, Words
-from custody.i18n import _, language, said_in, show_time, time_zone
+from custody.i18n import _, gettext_for, language, said_in, show_time, time_zone
+
+
+class _Catalogued(Mapping[str, str]):
+    """Codes whose names are the catalogue's (``ROLE_WORDS``, ``SLOT_WORDS``): a code the
+    catalogue translates has that name."""
+
+    def __getitem__(self, code: str) -> str:
+        name = gettext_for("zh")(code)
+        if name == code:
+            raise KeyError(code)
+        return name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+ROLE_NAMES: Mapping[str, str] = _Catalogued()  # roles (and signer slots) by their codes
 
 
 def named(code: str, names: Mapping[str, str]) -> str:

@@ -22,6 +22,7 @@ from rich.table import Table
 from crypto.encoding import parse_time
 from custody.cli.common import (
     PASSPHRASE_ENV,
+    ROLE_NAMES,
     SMTP_HELP,
     SMTP_PLAIN_HELP,
     SMTPS_HELP,
@@ -219,7 +220,10 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
             (_("paper"), incident.paper or "-"),
             (_("opened"), st.show_time(incident.opened_at)),
             (_("updated"), st.show_time(incident.updated_at)),
-            (_("escalation level"), f"{data['level']} ({data['level_name']})"),
+            (
+                _("escalation level"),
+                f"{data['level']} ({named(data['level_name'], ROLE_NAMES)})",
+            ),
             (_("acknowledge by"), st.show_time(incident.ack_deadline)),
             (_("what happened"), incident.detail_zh if language() == "zh" else incident.detail),
             (_("scope"), _plain(data["scope"])),

@@ -16,10 +16,12 @@ from custody.cli.common import (
     LOG_PASSPHRASE_ENV,
     NEW_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
+    ROLE_NAMES,
     ROOT_PASSPHRASE_ENV,
     SYSTEM_PASSPHRASE_ENV,
     ReaderKey,
     fmt_time,
+    named,
     parse_cli_time,
     passphrase,
     read_input,
@@ -397,7 +399,7 @@ def list_keys(ctx: typer.Context, key: ReaderKey = None) -> None:
         cells = [
             cert.subject,
             cert.name,
-            ", ".join(sorted(cert.roles)),
+            ", ".join(named(role, ROLE_NAMES) for role in sorted(cert.roles)),
             cert.key_id[:16],
             st.table_time(cert.not_after),
         ]
