@@ -656,10 +656,11 @@ def verify_bundle(
         labels_path, what=Phrase("bundle labels"), limit=CAP_EXPORT_FILE
     )
     label_lines = labels_data.splitlines() if labels_data is not None else []
+    blocks = stream_blocks(events, digest.update)
     report = verify_log(
         trust,
         checkpoint,
-        LineBlocks(stream_blocks(events, digest.update)),
+        LineBlocks(blocks),
         since_note=since_note,
         require_closed=require_closed,
         witness_policy=witness_policy,
@@ -667,6 +668,10 @@ def verify_bundle(
         workers=workers,
         progress=progress,
     )
+    for (
+        _
+    ) in blocks:  # not read when the checkpoint was refused: hashed for the manifest all the same
+        pass
     hashes = {
         "events.jsonl": digest.hexdigest(),
         "trust.json": hashlib.sha256(trust_doc).hexdigest(),
@@ -679,7 +684,9 @@ def verify_bundle(
         if data is not None:
             hashes[optional] = hashlib.sha256(data).hexdigest()
     report.problems.extend(_access_problems(folder, trust, report))
-    report.problems.extend(_manifest_problems(folder, trust, trust_doc, report.size, hashes))
+    # the checkpoint's size, when the checkpoint could be read (else nothing to compare with)
+    size = report.size if report.checkpoint_root else None
+    report.problems.extend(_manifest_problems(folder, trust, trust_doc, size, hashes))
     return report
 
 
@@ -700,7 +707,7 @@ def _access_problems(folder: Path, trust: TrustStore, report: Report) -> list[Pr
 
 
 def _manifest_problems(
-    folder: Path, trust: TrustStore, trust_doc: bytes, size: int, hashes: dict[str, str]
+    folder: Path, trust: TrustStore, trust_doc: bytes, size: int | None, hashes: dict[str, str]
 ) -> list[Problem]:
     """Everything ``manifest.json`` says, checked against the files and the pinned trust."""
     problems: list[Problem] = []
@@ -741,7 +748,7 @@ def _manifest_problems(
                 N_("manifest.json names log origin {origin}, not the authority's"),
                 origin=repr(f.text("origin")),
             )
-        if f.integer("size") != size:
+        if size is not None and f.integer("size") != size:
             problem(
                 N_("manifest.json says {said} events, the checkpoint {size}"),
                 said=f.integer("size"),

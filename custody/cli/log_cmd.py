@@ -336,7 +336,9 @@ def _print_report(st: State, report: Report, bundle: Path) -> None:
         (_("authority id"), report.authority_id),
         (
             _("checkpoint"),
-            _("size {size}, root {root}").format(size=report.size, root=report.checkpoint_root),
+            _("size {size}, root {root}").format(size=report.size, root=report.checkpoint_root)
+            if report.checkpoint_root
+            else _("refused (see the problems below): no event was checked against it"),
         ),
         (_("events checked"), str(report.checked)),
         (_("signatures checked"), str(report.signatures)),

@@ -78,9 +78,32 @@ def test_another_authoritys_export_is_refused(
         "1",
     )
     assert code == 10
-    rules = {p["rule"] for p in json.loads(out)["problems"]}
+    problems = json.loads(out)["problems"]
+    rules = {p["rule"] for p in problems}
     assert "checkpoint_signature" in rules
     assert "manifest" in rules
+    # only what is so: the files are the ones the manifest lists (the events, not checked
+    # against a refused checkpoint, are hashed all the same), and no size is compared with
+    # a checkpoint that could not be read
+    manifest = [p["message"] for p in problems if p["rule"] == "manifest"]
+    assert manifest, problems
+    assert not [m for m in manifest if "does not match the SHA-256" in m], manifest
+    assert not [m for m in manifest if "events, the checkpoint" in m], manifest
+    assert any("names authority" in m for m in manifest), manifest
+    code, shown = _run(
+        capsys,
+        "--home",
+        nohome,
+        "verify",
+        str(tmp_path / "other-export"),
+        "--trust",
+        str(season.out / "trust-bundle"),
+        "--workers",
+        "1",
+    )
+    assert code == 10
+    assert "root (empty)" not in shown and "size 0" not in shown
+    assert "refused (see the problems below)" in shown
 
 
 def _verify(folder: Path, season: Season) -> list[str]:
