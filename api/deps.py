@@ -3,6 +3,7 @@ the documented error answers of a route (each an ``ErrorBody``)."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
@@ -43,6 +44,14 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """A route's documented error statuses for the OpenAPI schema, each answered with an
     ``ErrorBody`` (schemathesis checks that no other status is seen)."""
     return {s: {"model": ErrorBody} for s in statuses}
+
+
+def plain_route_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``error_responses`` for a route whose success is not JSON (``PlainTextResponse``):
+    FastAPI would document its errors under the route's own media type, but an error is
+    always the JSON ``ErrorBody``, and the schema says so."""
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    return {s: {"description": HTTPStatus(s).phrase, "content": body} for s in statuses}
 
 
 def path_id(value: str, what: str) -> str:

@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Viewer, event_facts, package_objects, package_view, record
-from api.deps import Service, current_trust, error_responses, path_id
+from api.deps import Service, current_trust, error_responses, path_id, plain_route_errors
 from api.errors import RETRY_AFTER_SECONDS, ReadOnlyError, TooLargeError, request_language
 from api.guard import key_check, key_count, read_body
 from api.schemas import (
@@ -140,7 +140,7 @@ def trust_bundle(service: Service, p: Viewer) -> Response:
     "/v1/checkpoint",
     tags=["log"],
     response_class=PlainTextResponse,
-    responses=error_responses(404),
+    responses=plain_route_errors(404),
 )
 def checkpoint(
     service: Service,
@@ -164,7 +164,7 @@ Size = Annotated[int, Path(ge=0, le=MAX_INDEX, description="Tree size of a check
     "/v1/checkpoint/{size}",
     tags=["log"],
     response_class=PlainTextResponse,
-    responses=error_responses(404, 422),
+    responses=plain_route_errors(404, 422),
 )
 def checkpoint_of_size(size: Size, service: Service) -> PlainTextResponse:
     """The checkpoint the log signed for ``size``, with its stored cosignature lines (header

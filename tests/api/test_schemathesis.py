@@ -63,6 +63,16 @@ def _check(case: Any, response: Any) -> None:
     assert str(response.status_code) in documented | {"default", "405", "429"}, (
         f"{case.method} {case.path}: {response.status_code} is not among {sorted(documented)}"
     )
+    # the answer's media type is one the route documents for that status (schemathesis's
+    # content_type_conformance: a route whose success is text/plain still errs in JSON)
+    responses = case.operation.definition.raw.get("responses", {})
+    media = set(responses.get(str(response.status_code), {}).get("content", {}))
+    if media:
+        (header,) = response.headers.get("content-type", [""])  # schemathesis: a list each
+        got = header.split(";")[0].strip()
+        assert got in media, (
+            f"{case.method} {case.path}: {got} answered, {sorted(media)} documented"
+        )
     if response.status_code >= 400:
         body = response.json()
         assert set(body) <= {"error", "message", "hint", "message_zh", "hint_zh"}, body
