@@ -395,7 +395,10 @@ def test_tampered_label_is_refused_offline_with_the_reason(served: Served, tmp_p
             context.set_offline(True)
             assert scan(page).startswith("refused")
             assert page.inner_text("#verdict-title") == "拒绝"
-            assert "unknown_signer" in page.inner_text("#verdict-reason")
+            reason = page.inner_text("#verdict-reason")
+            # what the code means, in Chinese, then the code and the verifier's own detail
+            assert reason.startswith("签名密钥不在本考试机构的名录中（unknown_signer）"), reason
+            assert "no certified key has kid" in reason
             assert page.is_hidden("#handover")
             assert serious_violations(page) == []
             shot("refused-offline")
@@ -951,7 +954,7 @@ def test_a_sealer_revoked_for_compromise_voids_their_labels_on_the_device(
             log_in(page, season, "courier-sun")  # the bundle now carries both revocations
             context.set_offline(True)
             assert scan(page).startswith("refused")
-            assert "(revoked)" in page.inner_text("#verdict-reason")
+            assert "签名人的密钥已吊销（revoked）" in page.inner_text("#verdict-reason")
             page.click("#label-text >> xpath=ancestor::details/summary")
             page.fill("#label-text", earlier)
             page.click("#check-text")

@@ -29,6 +29,41 @@ function t(key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
 }
 
+// Times as the authority's people read them: in its zone (from GET /v1/time-zone when online,
+// kept for offline use; Asia/Shanghai until then), never the UTC the statements carry.
+let zone = localStorage.getItem("custody.zone") || "Asia/Shanghai";
+
+function showTime(seconds) {
+  try {
+    return new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", {
+      timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }).format(new Date(seconds * 1000));
+  } catch {
+    return formatTime(seconds);
+  }
+}
+
+async function refreshZone() {
+  try {
+    const { body } = await api("/v1/time-zone");
+    if (typeof body?.time_zone === "string" && body.time_zone) {
+      zone = body.time_zone;
+      localStorage.setItem("custody.zone", zone);
+    }
+  } catch {
+    // offline or refused: the zone kept from before stands
+  }
+}
+
+// A refusal in the reader's language: what its code means, the code, then the verifier's own
+// words (the detail names the key, the person or the byte; it stays as the verifier wrote it).
+function refusalText(error) {
+  const key = `refusal.${error.code}`;
+  const summary = catalogue[lang]?.[key];
+  if (!summary) return `${error.message} (${error.code})`;
+  return t("refusal.detail", { summary, code: error.code, message: error.message });
+}
+
 function applyLanguage() {
   document.documentElement.lang = lang;
   document.title = t("app.title");
@@ -108,6 +143,7 @@ async function login(ev) {
       token = s.token;
       session = { token };
       await refreshTrust();
+      await refreshZone();
     } else {
       trust = await loadCachedTrust();
       if (!trust) throw new Refusal("not_found", t("scan.notrust"));
@@ -116,7 +152,7 @@ async function login(ev) {
     if (!me) throw new Refusal("unknown_signer", "this key is not in the authority's directory");
     session = { subject: me.subject, name: me.name, roles: me.roles, seed: key.seed, keyId: key.keyId, publicKey: key.publicKey, token };
     const cached = await store.get("settings", "bundle");
-    say(status, token ? t("login.done", { name: me.name, roles: me.roles.join(", ") }) : t("login.offline", { when: formatTime(cached.fetched_at) }), "ok");
+    say(status, token ? t("login.done", { name: me.name, roles: me.roles.map((r) => t(`role.${r}`)).join(lang === "en" ? ", " : "、") }) : t("login.offline", { when: showTime(cached.fetched_at) }), "ok");
     say("#authority", t("login.pinned", { authority: `${trust.authority.name} · ${trust.authority.id.slice(0, 16)}…` }));
     document.body.dataset.session = token ? "online" : "offline";
     $("#logout").hidden = false;
@@ -269,7 +305,7 @@ async function judge(text) {
   renderHandover();
   renderMine();
   const item = document.createElement("li");
-  item.textContent = `${formatTime(current.at)} ${current.ok ? `${t("verdict.valid")} ${current.result.manifest.package_id}` : `${t("verdict.refused")} ${current.error.code}`}`;
+  item.textContent = `${showTime(current.at)} ${current.ok ? `${t("verdict.valid")} ${current.result.manifest.package_id}` : `${t("verdict.refused")} ${current.error.code}`}`;
   $("#history").prepend(item);
 }
 
@@ -282,7 +318,7 @@ function renderVerdict() {
   const facts = $("#facts");
   facts.replaceChildren();
   if (!current.ok) {
-    $("#verdict-reason").textContent = `${current.error.message} (${current.error.code})`;
+    $("#verdict-reason").textContent = refusalText(current.error);
     $("#seals-section").hidden = true;
     return;
   }
@@ -297,7 +333,7 @@ function renderVerdict() {
     ["fact.copies", `${m.copies}（${m.seals.length} × ${m.bag_size}）`],
     ["fact.seals", m.seals.join(", ")],
     ["fact.destination", `${m.destination.site} ${m.destination.room}`],
-    ["fact.window", `${formatTime(m.window.start)} – ${formatTime(m.window.end)}`],
+    ["fact.window", `${showTime(m.window.start)} – ${showTime(m.window.end)}`],
     ["fact.route", m.route.map((r) => `${r.person}@${r.place}`).join(" → ")],
     ["fact.sealer", `${s.name} (${s.subject}, ${s.keyId.slice(0, 16)}…)`],
   ];
@@ -969,7 +1005,7 @@ async function renderOutbox() {
     else if (item.proof === "failed") text = t("outbox.proof.failed", { index: item.receipt.index });
     else text = t("outbox.synced.unproven", { index: item.receipt.index });
     const findings = item.receipt?.findings?.map((f) => f.kind).join(", ");
-    li.textContent = `${item.package_id} · ${item.kind} · ${formatTime(item.created)} · ${item.statement_id.slice(0, 12)}… — ${text}${findings ? ` · ${t("outbox.findings", { findings })}` : ""}`;
+    li.textContent = `${item.package_id} · ${item.kind} · ${showTime(item.created)} · ${item.statement_id.slice(0, 12)}… — ${text}${findings ? ` · ${t("outbox.findings", { findings })}` : ""}`;
     list.append(li);
   }
 }
