@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from custody.cli.common import ReaderKey, RecordedRead, State, reader_of, state
+from custody.cli.common import ROLE_NAMES, ReaderKey, RecordedRead, State, named, reader_of, state
 from custody.errors import Phrase
 from custody.i18n import _, language
 
@@ -203,8 +203,8 @@ def package_timeline(
     read, facts = _package_reader(st, views, key, package)
     entries = views.timeline(package)
     objects = policy.package_objects(facts)
-    named = sorted({f"person:{s.person}" for e in entries for s in e.signers})
-    read.record("package timeline", [*objects, *(n for n in named if n not in objects)])
+    people = sorted({f"person:{s.person}" for e in entries for s in e.signers})
+    read.record("package timeline", [*objects, *(n for n in people if n not in objects)])
     if st.json:
         st.emit({"package_id": package, "events": [e.as_dict() for e in entries]})
         return
@@ -219,7 +219,8 @@ def package_timeline(
     )
     for e in entries:
         signers = "\n".join(
-            f"{'✓' if s.ok else '✗'} {escape(s.slot)}: {escape(s.name or s.person)}"
+            f"{'✓' if s.ok else '✗'} {escape(named(s.slot, ROLE_NAMES))}: "
+            + escape(s.name or s.person)
             + (f" ({escape(s.person)})" if s.name else "")
             for s in e.signers
         )
