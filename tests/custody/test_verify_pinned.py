@@ -65,18 +65,11 @@ def test_another_authoritys_export_is_refused(
     )
     assert code == 10
     # with our trust bundle: the checkpoint and the manifest are named
-    code, out = _run(
-        capsys,
-        "--home",
-        nohome,
-        "--json",
-        "verify",
-        str(tmp_path / "other-export"),
-        "--trust",
-        str(season.out / "trust-bundle"),
-        "--workers",
-        "1",
-    )
+    ours_trusted = (
+        "verify", str(tmp_path / "other-export"), "--trust", str(season.out / "trust-bundle"),
+        "--workers", "1",
+    )  # fmt: skip
+    code, out = _run(capsys, "--home", nohome, "--json", *ours_trusted)
     assert code == 10
     problems = json.loads(out)["problems"]
     rules = {p["rule"] for p in problems}
@@ -90,17 +83,7 @@ def test_another_authoritys_export_is_refused(
     assert not [m for m in manifest if "does not match the SHA-256" in m], manifest
     assert not [m for m in manifest if "events, the checkpoint" in m], manifest
     assert any("names authority" in m for m in manifest), manifest
-    code, shown = _run(
-        capsys,
-        "--home",
-        nohome,
-        "verify",
-        str(tmp_path / "other-export"),
-        "--trust",
-        str(season.out / "trust-bundle"),
-        "--workers",
-        "1",
-    )
+    code, shown = _run(capsys, "--home", nohome, *ours_trusted)
     assert code == 10
     assert "root (empty)" not in shown and "size 0" not in shown
     assert "refused (see the problems below)" in shown
