@@ -183,12 +183,52 @@ def show(
     _print_incident(st, incident, data)
 
 
-def _plain(value: object) -> str:
-    """A value of an incident's record as a person reads it (no Python or JSON syntax)."""
+# The keys of an incident's scope and evidence as a Chinese reader reads them (the JSON keeps
+# the keys; an English reader sees them as they are).
+FIELD_NAMES = {
+    "packages": "试卷袋",
+    "papers": "试卷",
+    "exams": "考试",
+    "positions": "职位",
+    "backup_packages": "备用试卷袋",
+    "backup_paper": "备用卷",
+    "at": "时间",
+    "detail": "经过",
+    "detail_zh": "经过",
+    "facts": "事实",
+    "message": "拒绝理由",
+    "kind": "类型",
+    "key": "密钥",
+    "statements": "声明",
+    "suspect_keys": "可疑密钥",
+    "checkpoints": "检查点",
+    "refusal": "拒绝类别",
+    "event_kind": "事件类型",
+    "planned": "计划中的下一持有人",
+    "receiver": "接收人",
+}
+# A sentence the service wrote twice: the reader's language only.
+_TWINS = {"zh": {"detail", "message"}, "en": {"detail_zh"}}
+
+
+def _plain(value: object, skip: frozenset[str] = frozenset()) -> str:
+    """A value of an incident's record as a person reads it (no Python or JSON syntax; keys
+    named in the reader's language, a sentence written in both shown in theirs: ``skip``, the
+    other language's keys, holds inside a record that has both)."""
     if isinstance(value, dict):
-        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items()) or "-"
+        lang = language()
+        if "detail_zh" in value:
+            skip = frozenset(_TWINS[lang])
+        return (
+            "; ".join(
+                f"{FIELD_NAMES.get(k, k) if lang == 'zh' else k}: {_plain(v, skip)}"
+                for k, v in value.items()
+                if k not in skip
+            )
+            or "-"
+        )
     if isinstance(value, list | tuple):
-        return ", ".join(_plain(v) for v in value) or "-"
+        return ", ".join(_plain(v, skip) for v in value) or "-"
     if value is None or value == "":
         return "-"
     if isinstance(value, bool):

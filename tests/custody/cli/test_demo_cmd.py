@@ -144,6 +144,10 @@ def test_incident_show_prints_a_readable_page_and_json_only_when_asked(
     assert "['" not in page.stdout
     chinese = run_custody(*home, *show, env={"LANG": "zh_CN.UTF-8", **secret})
     assert "事件 INC-00001" in chinese.stdout
+    # the scope's and the evidence's keys by their Chinese names, each sentence once, in Chinese
+    assert "试卷袋: BR-SEAL" in chinese.stdout
+    assert "backup_packages" not in chinese.stdout and "detail_zh" not in chinese.stdout
+    assert "backup_packages: -" in page.stdout
     data = json.loads(run_custody(*home, "--json", *show, env=secret).stdout)
     assert data["id"] == "INC-00001"
     # What happened, in the reader's language: the same sentence, written by the service.
