@@ -57,7 +57,13 @@ class Words(str):
     @classmethod
     def joined(cls, names: Iterable[str], sep: str) -> Words:
         """Names (message ids: role or slot codes) joined by ``sep``, each translated."""
-        params = {f"w{i}": Phrase(name) for i, name in enumerate(names)}
+        return cls.listed((Phrase(name) for name in names), sep)
+
+    @classmethod
+    def listed(cls, parts: Iterable[object], sep: str) -> Words:
+        """Parts joined by ``sep``, each rendered as a parameter is (``Phrase``, ``Words``,
+        ``Said``, a refusal, or shown as it is)."""
+        params = {f"w{i}": part for i, part in enumerate(parts)}
         return cls.of(Said(sep.join("{" + k + "}" for k in params), params))
 
     def __reduce__(self) -> tuple[object, ...]:  # errors cross processes (api.writer_link)

@@ -65,6 +65,7 @@ from custody.errors import (
     SignatureError,
     ThresholdError,
     WindowError,
+    Words,
 )
 from custody.events import Event, Kind
 from custody.exams import ExamPolicy, exam_policy_from_body
@@ -475,9 +476,11 @@ def joint_requirements(
 
 
 def _describe(reqs: list[SignerRequirement] | ThresholdError) -> str:
+    """A package's signer slots (or why it has none) for a message: ``Words``, in the
+    reader's language where shown."""
     if isinstance(reqs, ThresholdError):
-        return reqs.message
-    return ", ".join(r.describe() for r in reqs)
+        return Words.listed([reqs], "")
+    return Words.listed((r.describe() for r in reqs), ", ")
 
 
 def check_signers(

@@ -117,7 +117,7 @@ class StatementCheck:
             "n": len(self.filled) + len(self.missing),
         }
         if self.missing:
-            params["missing"] = ", ".join(r.describe() for r in self.missing)
+            params["missing"] = Words.listed((r.describe() for r in self.missing), ", ")
             return Said(N_("signed by {filled}/{n} required signers; missing {missing}"), params)
         return Said(N_("signed by {filled}/{n} required signers"), params)
 

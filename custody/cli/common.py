@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -23,31 +23,15 @@ from custody.errors import N_, FormatError, UsageError, Words
 from custody.i18n import _, gettext_for, language, said_in, show_time, time_zone
 
 
-class _Catalogued(Mapping[str, str]):
-    """Codes whose names are the catalogue's (``ROLE_WORDS``, ``SLOT_WORDS``): a code the
-    catalogue translates has that name."""
-
-    def __getitem__(self, code: str) -> str:
-        name = gettext_for("zh")(code)
-        if name == code:
-            raise KeyError(code)
-        return name
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-
-ROLE_NAMES: Mapping[str, str] = _Catalogued()  # roles (and signer slots) by their codes
-
-
-def named(code: str, names: Mapping[str, str]) -> str:
+def named(code: str, names: Mapping[str, str] | None = None) -> str:
     """A code as a Chinese reader reads it (``封条编号不符 seal_mismatch``: the name, then the
-    code that JSON and the logs keep); the code alone in English or when it has no name."""
-    name = names.get(code)
-    return f"{name} {code}" if name and language() == "zh" else code
+    code that JSON and the logs keep); the code alone in English or when it has no name.
+    ``names`` maps codes to names; without it, the catalogue's (roles and signer slots are
+    message ids: ``keys.model.ROLE_WORDS``, ``keys.statements.SLOT_WORDS``)."""
+    if language() != "zh":
+        return code
+    name = names.get(code) if names is not None else gettext_for("zh")(code)
+    return f"{name} {code}" if name and name != code else code
 
 
 if TYPE_CHECKING:  # the CLI imports storage and the services only in the commands that use them

@@ -22,7 +22,6 @@ from rich.table import Table
 from crypto.encoding import parse_time
 from custody.cli.common import (
     PASSPHRASE_ENV,
-    ROLE_NAMES,
     SMTP_HELP,
     SMTP_PLAIN_HELP,
     SMTPS_HELP,
@@ -262,7 +261,7 @@ def _print_incident(st: State, incident: Incident, data: dict[str, Any]) -> None
             (_("updated"), st.show_time(incident.updated_at)),
             (
                 _("escalation level"),
-                f"{data['level']} ({named(data['level_name'], ROLE_NAMES)})",
+                f"{data['level']} ({named(data['level_name'])})",
             ),
             (_("acknowledge by"), st.show_time(incident.ack_deadline)),
             (_("what happened"), incident.detail_zh if language() == "zh" else incident.detail),

@@ -16,7 +16,6 @@ from custody.cli.common import (
     LOG_PASSPHRASE_ENV,
     NEW_PASSPHRASE_ENV,
     PASSPHRASE_ENV,
-    ROLE_NAMES,
     ROOT_PASSPHRASE_ENV,
     SYSTEM_PASSPHRASE_ENV,
     ReaderKey,
@@ -399,7 +398,7 @@ def list_keys(ctx: typer.Context, key: ReaderKey = None) -> None:
         cells = [
             cert.subject,
             cert.name,
-            ", ".join(named(role, ROLE_NAMES) for role in sorted(cert.roles)),
+            ", ".join(named(role) for role in sorted(cert.roles)),
             cert.key_id[:16],
             st.table_time(cert.not_after),
         ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from custody.cli.common import ROLE_NAMES, ReaderKey, RecordedRead, State, named, reader_of, state
+from custody.cli.common import ReaderKey, RecordedRead, State, named, reader_of, state
 from custody.errors import Phrase
 from custody.i18n import _, language
 
@@ -219,7 +219,7 @@ def package_timeline(
     )
     for e in entries:
         signers = "\n".join(
-            f"{'✓' if s.ok else '✗'} {escape(named(s.slot, ROLE_NAMES))}: "
+            f"{'✓' if s.ok else '✗'} {escape(named(s.slot))}: "
             + escape(s.name or s.person)
             + (f" ({escape(s.person)})" if s.name else "")
             for s in e.signers
