@@ -15,11 +15,19 @@ Rules:
   in the middle of a count). A slot holds a keyed BLAKE2b digest of (limit, kind, who), the
   count and when its window ends; a window that has ended counts as none. The digest's key
   is random, made with the file: the file holds no client address or key id in clear.
-- Every read and write of the table is made under ``flock`` on the file (one process at a
-  time; the kernel wakes a waiting process as soon as the holder lets go) and a thread lock
-  (one thread of a process at a time): two processes never both take the last request. A
-  count is a few memory reads and writes: microseconds, where an SQLite upsert with its
-  transaction took tens (docs/benchmarks.md, session 12).
+- Every count (``incr``) is made under ``flock`` on the file (one process at a time; the
+  kernel wakes a waiting process as soon as the holder lets go) and a thread lock (one thread
+  of a process at a time): two processes never both take the last request. A count is a few
+  memory reads and writes: microseconds, where an SQLite upsert with its transaction took
+  tens (docs/benchmarks.md, session 12). The digests are made before the turn is taken: the
+  turn is held only for the table's own reads and writes.
+- A read that counts nothing (``get_many``: the check before a signed request's work, which
+  refuses a key already at its rate) takes no turn. It sees each count as before or after a
+  count being made meanwhile, and a slot being filled or a table being rebuilt at that instant
+  as no count: such a check lets one request through that a locked one would have refused, no
+  more. The count after the work stays exact. (A check and its count were never one turn: two
+  requests checked at once both pass; the per-key rate is the count's.) Skipping the turn
+  saves one of a submission's three (docs/benchmarks.md, session 15).
 - Counters are not made durable: a power cut only gives clients a fresh window.
 - A digest stays for at most one window and one sweep: every ``SWEEP_EVERY`` hits of a
   process also sweep ``SWEEP`` slots (a cursor kept in the header goes round the table),
@@ -200,8 +208,7 @@ class SharedCounters(Counters):
             i = (i + 1) & mask
         return -1, free, SLOTS
 
-    def _hit(self, table: mmap.mmap, key: str, expiry: int, amount: int, now: float) -> int:
-        digest = self._digest(key)
+    def _hit(self, table: mmap.mmap, digest: bytes, expiry: int, amount: int, now: float) -> int:
         # Once this process found the table full, until its first window ends a newcomer is
         # refused after a short search: no walk of the whole table, no rebuild, per request.
         full = now < self._full_until
@@ -274,10 +281,11 @@ class SharedCounters(Counters):
     def incr_many(self, keys: Sequence[str], expiry: int, amount: int = 1) -> list[int]:
         """``incr`` of each key, in order, in one turn at the table (a submission counts
         against each of its signers' keys)."""
+        digests = [self._digest(key) for key in keys]
         now = time.time()
         table = self._enter()
         try:
-            counts = [self._hit(table, key, expiry, amount, now) for key in keys]
+            counts = [self._hit(table, digest, expiry, amount, now) for digest in digests]
             self._hits += 1
             if self._hits % SWEEP_EVERY == 0:
                 self._sweep(table, now)
@@ -289,20 +297,23 @@ class SharedCounters(Counters):
         return self._rows([key])[0]
 
     def _rows(self, keys: Sequence[str]) -> list[tuple[int, float] | None]:
-        """Each key's (count, end of its window) or ``None``, read in one turn."""
+        """Each key's (count, end of its window) or ``None``, read without a turn (the
+        module's rules: a read that counts nothing)."""
+        table = self._map
+        if table is None:
+            raise StorageError(
+                N_("the rate limiter's store {path} could not be opened"), path=str(self.path)
+            )
+        digests = [self._digest(key) for key in keys]
         now = time.time()
         rows: list[tuple[int, float] | None] = []
-        table = self._enter()
-        try:
-            for key in keys:
-                found, _, _ = self._find(table, self._digest(key), now)
-                if found < 0:
-                    rows.append(None)
-                    continue
-                count, ends = _COUNT_ENDS.unpack_from(table, HEADER + found * SLOT + 16)
-                rows.append((int(count), float(ends)) if ends > now else None)
-        finally:
-            self._leave()
+        for digest in digests:
+            found, _, _ = self._find(table, digest, now)
+            if found < 0:
+                rows.append(None)
+                continue
+            count, ends = _COUNT_ENDS.unpack_from(table, HEADER + found * SLOT + 16)
+            rows.append((int(count), float(ends)) if ends > now else None)
         return rows
 
     def get_many(self, keys: Sequence[str]) -> list[int]:

@@ -375,7 +375,7 @@ async def submit_events(request: Request, service: Service) -> JSONResponse:
             )
         except CustodyError:
             checked = None  # the writer checks it again and gives the refusal
-        one = await service.link.submit(body, checked)
+        one = await service.link.submit(envelopes[0], body, checked)
         _count_signers(request, envelopes, [one])
         return JSONResponse(_receipt(one), status_code=200 if one.duplicate else 201)
     if not is_batch and envelopes and service.committer is not None:

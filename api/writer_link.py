@@ -24,7 +24,11 @@ Rules:
 - Frames both ways: a 4-byte big-endian length, a 4-byte request number, then the body. A
   worker's body: one byte, the number of keys that signed (255: not checked), each key id as
   one length byte and its ASCII; one byte, the number of signatures that matched no key, and
-  their positions, one byte each; then the envelope's JSON. The writer's body is a pickle of
+  their positions, one byte each; then the envelope: the form the log's entry row stores it in
+  (``custody.store.leaves.envelope_parts``: raw bytes, the payload deflated; its first byte
+  0x01 or 0x02) when it fits that form, else its JSON as the client sent it. The worker parsed
+  the envelope and deflated its payload on its own core; the writer reads the parts back
+  (no JSON, no base64) and stores those very bytes. The writer's body is a pickle of
   ``("ok", Receipt)`` or ``("refused", CustodyError)``, written only by the writer and read
   only by the processes it started (the socket's directory admits no other user). Answers come
   in commit order, not in request order: the request number pairs them.
@@ -54,6 +58,7 @@ from custody.errors import N_, CustodyError, FormatError, Phrase, StorageError
 from custody.log import Receipt
 from custody.parallel import signature_check
 from custody.readiness import Check
+from custody.store.leaves import PARTS_DEFLATED, PARTS_RAW, envelope_from_parts, envelope_parts
 
 if TYPE_CHECKING:
     from api.backend import Backend
@@ -143,10 +148,10 @@ class LogWriterServer:
     def _submit(self, body: bytes) -> Future[Receipt]:
         try:
             signers, at = _read_signers(body)
-            envelope = parse_envelope(body[at:], what=Phrase("event envelope"))
+            envelope, stored = _read_envelope(body[at:])
             assert self.backend.committer is not None
             checked = self._usable(envelope, signers)
-            return self.backend.committer.submit(envelope, checked)
+            return self.backend.committer.submit(envelope, checked, stored)
         except CustodyError as e:
             refused: Future[Receipt] = Future()
             refused.set_exception(e)
@@ -219,6 +224,23 @@ def _read_signers(body: bytes) -> tuple[Signers | None, int]:
     return (tuple(signed), unmatched), at
 
 
+def envelope_frame(envelope: Envelope, sent: bytes) -> bytes:
+    """The rest of a worker's body: ``envelope`` (parsed from ``sent``, the client's JSON) in
+    the form the log stores it, or ``sent`` when it does not fit that form."""
+    parts = envelope_parts(envelope)
+    return sent if parts is None else parts
+
+
+def _read_envelope(data: bytes) -> tuple[Envelope, bytes | None]:
+    """The envelope a worker sent, and its stored form when it came in that form."""
+    if data[:1] in (bytes([PARTS_RAW]), bytes([PARTS_DEFLATED])):  # never a JSON text's start
+        envelope = envelope_from_parts(data)
+        if envelope is None:
+            raise FormatError(N_("the log writer got a frame it cannot read"))
+        return envelope, data
+    return parse_envelope(data, what=Phrase("event envelope")), None
+
+
 def _unsendable(e: Exception) -> StorageError:
     return StorageError(
         N_("the log writer could not send its answer: {name}"), name=type(e).__name__
@@ -238,15 +260,18 @@ class WriterLink:
         self._connecting: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def submit(self, envelope: bytes, checked: SignatureCheck | None) -> Receipt:
-        """The receipt of ``envelope`` (its JSON bytes) once it is durable; its refusal is
-        raised as the writer raised it. The route checked its size (``max_envelope``);
-        ``checked``: this process's check of its signatures, if it made one."""
+    async def submit(
+        self, envelope: Envelope, sent: bytes, checked: SignatureCheck | None
+    ) -> Receipt:
+        """The receipt of ``envelope`` (parsed from ``sent``, its JSON bytes) once it is
+        durable; its refusal is raised as the writer raised it. The route checked its size
+        (``max_envelope``); ``checked``: this process's check of its signatures, if it made
+        one."""
         writer = await self._connected()
         number = next(self._numbers) & 0xFFFFFFFF
         answer: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._pending[number] = answer
-        body = signers_frame(checked) + envelope
+        body = signers_frame(checked) + envelope_frame(envelope, sent)
         try:
             writer.write(HEADER.pack(len(body), number) + body)
             return await answer

@@ -80,14 +80,20 @@ class GroupCommit:
         self._answerer.start()
         self._thread.start()
 
-    def submit(self, env: Envelope, checked: SignatureCheck | None = None) -> Future[Receipt]:
+    def submit(
+        self,
+        env: Envelope,
+        checked: SignatureCheck | None = None,
+        stored: bytes | None = None,
+    ) -> Future[Receipt]:
         """Check the envelope's signatures here (unless ``checked`` by another process of this
-        service), then queue it for the next transaction.
+        service), then queue it for the next transaction. ``stored``: the entry row's form of
+        ``env``, if that process made it.
 
         The future holds the receipt once the event is durable, or the refusal."""
         answer: Future[Receipt] = Future()
         try:
-            prepared = prepare(env, self.log.trust, parts=True, checked=checked)
+            prepared = prepare(env, self.log.trust, parts=True, checked=checked, stored=stored)
             item = _Pending(env, prepared, None, answer)
         except CustodyError as e:
             item = _Pending(env, None, e, answer)

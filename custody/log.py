@@ -264,18 +264,23 @@ def prepare(
     *,
     parts: bool = False,
     checked: SignatureCheck | None = None,
+    stored: bytes | None = None,
 ) -> Prepared:
     """Parse the event and verify its signatures (pure CPU; safe to run in parallel); with
     ``parts``, also make the entry row's form of the envelope (``envelope_parts``), so the
     writer does not deflate it while it holds the append lock. ``checked``: the signatures
-    were verified already, by a process of this service (``api.writer_link``)."""
+    were verified already, by a process of this service (``api.writer_link``); ``stored``:
+    that process made the row's form too (the bytes ``envelope_from_parts`` read ``env``
+    from)."""
     if env.payload_type != EVENT_TYPE:
         raise FormatError(
             N_("not a custody event: payload type {payload_type!r}"), payload_type=env.payload_type
         )
     event = parse_event(env.payload)
     sigcheck = checked if checked is not None else verify_signatures(env, trust.signing_keys)
-    return Prepared(env, event, sigcheck, envelope_parts(env) if parts else None)
+    if stored is None and parts:
+        stored = envelope_parts(env)
+    return Prepared(env, event, sigcheck, stored)
 
 
 class CustodyLog:

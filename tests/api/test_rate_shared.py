@@ -4,7 +4,10 @@ A service of one process counts in its memory, alike, and writes no file."""
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -345,3 +348,29 @@ def test_a_full_table_answers_503_and_the_next_window_serves_again(
     assert int(r.headers["retry-after"]) >= 1
     clock[0] += 61  # their windows have ended
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_read_takes_no_turn_a_count_waits_for_its_turn(tmp_path: Path) -> None:
+    """The check before a signed request's work reads the table while another process holds
+    it (its count stays exact: it waits for its turn)."""
+    path = tmp_path / RATES_FILE
+    store = SharedCounters(path)
+    store.incr("k", 60)
+    holder = os.open(path, os.O_RDWR)  # another open file: another process's turn, to flock
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    counted = threading.Event()
+    try:
+        read: list[list[int]] = []
+        reader = threading.Thread(target=lambda: read.append(store.get_many(["k", "other"])))
+        reader.start()
+        reader.join(5)
+        assert read == [[1, 0]]  # answered while the turn is held
+        waiting = threading.Thread(target=lambda: (store.incr("k", 60), counted.set()))
+        waiting.start()
+        assert not counted.wait(0.3)  # the count waits for the holder
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    waiting.join(10)
+    assert counted.is_set() and store.get_many(["k"]) == [2]
+    store.close()

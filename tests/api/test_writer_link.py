@@ -17,15 +17,27 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.backend import Backend, Settings
-from api.writer_link import HEADER, LogWriterServer, WriterLink, _read_signers, signers_frame
-from crypto.dsse import Envelope, SignatureCheck, verify_signatures
+from api.writer_link import (
+    HEADER,
+    LogWriterServer,
+    WriterLink,
+    _read_envelope,
+    _read_signers,
+    envelope_frame,
+    signers_frame,
+)
+from crypto.dsse import Envelope, Signature, SignatureCheck, verify_signatures
 from custody.demo import Season
 from custody.errors import FormatError, StorageError, ThresholdError, VerificationError
 from custody.events import Kind
 from custody.i18n import error_text
 from custody.log import Receipt
+from custody.store.leaves import PARTS_DEFLATED, envelope_parts
 from tests.api.helpers import people_entries, seal_event, transfer_event
 from tests.conftest import PASS
+
+# sent as the JSON it came in (not an event: no stored form)
+NOT_AN_EVENT = Envelope("text/plain", b"{}", (Signature("k", bytes(64)),))
 
 
 def _settings(season: Season, writer_socket: Path | None = None) -> Settings:
@@ -59,7 +71,7 @@ def _send(link: WriterLink, *items: tuple[Envelope, SignatureCheck | None]) -> l
 
     async def run() -> list[object]:
         return await asyncio.gather(
-            *(link.submit(env.to_bytes(), check) for env, check in items),
+            *(link.submit(env, env.to_bytes(), check) for env, check in items),
             return_exceptions=True,
         )
 
@@ -144,10 +156,26 @@ def test_the_worker_check_travels_exactly() -> None:
         _read_signers(bytes([3, 64]) + b"a" * 10)  # cut short
 
 
+def test_the_envelope_travels_in_the_form_the_log_stores(season: Season) -> None:
+    """The worker sends the entry row's form (no JSON for the writer to parse, the payload
+    deflated on the worker's core); an envelope that does not fit it goes as the client's JSON;
+    a stored form that does not add up is refused, not guessed at."""
+    env = seal_event(season, "PK-1")
+    sent = env.to_bytes()
+    frame = envelope_frame(env, sent)
+    assert frame == envelope_parts(env) and frame[0] == PARTS_DEFLATED and len(frame) < len(sent)
+    assert _read_envelope(frame) == (env, frame)
+    odd = replace(env, signatures=(replace(env.signatures[0], keyid="NOT-HEX"),))
+    assert envelope_frame(odd, odd.to_bytes()) == odd.to_bytes()
+    assert _read_envelope(odd.to_bytes()) == (odd, None)
+    with pytest.raises(FormatError, match="cannot read"):
+        _read_envelope(frame[:-3])  # the deflated payload cut short
+
+
 def test_no_writer_is_a_storage_error_not_a_hang(tmp_path: Path) -> None:
     link = WriterLink(tmp_path / "absent.sock")
     with pytest.raises(StorageError, match="not reachable"):
-        asyncio.run(link.submit(b"{}", None))
+        asyncio.run(link.submit(NOT_AN_EVENT, b"{}", None))
 
 
 def test_a_writer_that_hangs_up_answers_what_is_in_flight(tmp_path: Path) -> None:
@@ -172,7 +200,8 @@ def test_a_writer_that_hangs_up_answers_what_is_in_flight(tmp_path: Path) -> Non
     async def run() -> list[object]:
         link = WriterLink(path)
         return await asyncio.wait_for(
-            asyncio.gather(link.submit(b"{}", None), link.submit(b"{}", None),
+            asyncio.gather(link.submit(NOT_AN_EVENT, b"{}", None),
+                           link.submit(NOT_AN_EVENT, b"{}", None),
                            return_exceptions=True),
             timeout=30,
         )  # fmt: skip
