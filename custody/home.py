@@ -83,10 +83,14 @@ class Home:
         """Which version of the trust rows this is (``None``: never bumped): one stat call.
         ``bump_trust_version`` replaces the file, so its inode, time and size change."""
         try:
-            st = os.stat(self.path / TRUST_VERSION)
+            st = os.stat(self._trust_version_file)
         except FileNotFoundError:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
+
+    @cached_property
+    def _trust_version_file(self) -> str:
+        return str(self.path / TRUST_VERSION)  # asked on every request: joined once
 
     @property
     def time_zone(self) -> str:
