@@ -32,6 +32,7 @@ Rules:
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -43,6 +44,8 @@ from datetime import datetime
 from crypto.dsse import Envelope, SignatureCheck
 from custody.errors import N_, CustodyError, StorageError
 from custody.log import AppendResult, CustodyLog, Prepared, Receipt, Rejected, prepare
+
+_log = logging.getLogger("custody.log")
 
 WINDOW = 0.004  # seconds the writer gathers submissions once one is queued
 MAX_BATCH = 1000
@@ -80,6 +83,10 @@ class GroupCommit:
         # committed batches and what to answer them (``None``: the writer stopped)
         self._committed: queue.Queue[tuple[list[_Pending], AppendResult | CustodyError] | None]
         self._committed = queue.Queue(maxsize=AHEAD)
+        # called once a batch's submissions are all answered, on the answering thread (a
+        # caller that sends the answers on collects them while ``answering()`` and sends them
+        # together then)
+        self.after_answers: list[Callable[[], None]] = []
         self._answerer = threading.Thread(
             target=self._answer_committed, name="custody-group-answer", daemon=True
         )
@@ -157,11 +164,20 @@ class GroupCommit:
                     self.log.keep_signed(result)
                 except Exception as e:  # noqa: BLE001 - answered, never left hanging
                     result = _failure(e)
-            if isinstance(result, CustodyError):
-                for item in batch:
-                    item.answer.set_exception(result)
-            else:
-                _answer(batch, result)
+            _ANSWERING.active = True
+            try:
+                if isinstance(result, CustodyError):
+                    for item in batch:
+                        item.answer.set_exception(result)
+                else:
+                    _answer(batch, result)
+            finally:
+                _ANSWERING.active = False
+            for hook in self.after_answers:
+                try:
+                    hook()
+                except Exception as e:  # noqa: BLE001 - the answers are given; the hook's fault is its own
+                    _log.warning("a hook after a batch's answers failed: %s", type(e).__name__)
 
     def _commit(self, batch: list[_Pending]) -> AppendResult:
         if self.refresh is not None:
@@ -174,6 +190,15 @@ class GroupCommit:
         ]
         # the checkpoint is recorded by the answering thread (``_answer_committed``)
         return self.log.append_prepared(prepared, early, now=self.clock(), keep=False)
+
+
+_ANSWERING = threading.local()
+
+
+def answering() -> bool:
+    """Whether this thread is answering a committed batch now (a future's callback runs
+    there; ``GroupCommit.after_answers`` follow once the whole batch is answered)."""
+    return bool(getattr(_ANSWERING, "active", False))
 
 
 def _failure(e: Exception) -> CustodyError:

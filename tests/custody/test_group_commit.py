@@ -15,7 +15,7 @@ from crypto.dsse import Envelope
 from custody.demo import Season
 from custody.errors import StorageError, ThresholdError
 from custody.events import Kind
-from custody.group_commit import GroupCommit
+from custody.group_commit import GroupCommit, answering
 from custody.log import Receipt
 from tests.custody.test_log import SEALS, seal
 
@@ -68,6 +68,35 @@ def test_concurrent_submissions_are_each_answered_with_their_own_receipt(season:
         assert log.entry(receipt.index) == env  # durable, where the receipt says
         assert receipt.checkpoint  # signed for a size that holds it
     assert all(log.package_state(p).holder == "courier-sun" for p in PACKAGES)
+
+
+def test_after_a_batch_is_answered_its_hooks_run_with_every_answer_given(season: Season) -> None:
+    """What a caller sending the answers on relies on (``api.writer_link`` writes a batch's
+    answers together): a future's callback runs while ``answering()``, and the hooks after the
+    whole batch is answered, on the same thread."""
+    envs = _sealed(season)
+    committer = GroupCommit(season.log(), lambda: season.now)
+    futures: list[Future[Receipt]] = []
+    seen: list[tuple[str, bool, int]] = []
+    committer.after_answers.append(
+        lambda: seen.append(("hook", answering(), sum(f.done() for f in futures)))
+    )
+    for env in envs[:5]:
+        future = committer.submit(env)
+        future.add_done_callback(lambda f: seen.append(("answer", answering(), 0)))
+        futures.append(future)
+    try:
+        assert all(f.result(timeout=60).index >= 0 for f in futures)
+        assert _until(lambda: any(kind == "hook" for kind, _, _ in seen))
+    finally:
+        committer.close()
+    answers = [s for s in seen if s[0] == "answer"]
+    hooks = [s for s in seen if s[0] == "hook"]
+    assert len(answers) == 5 and all(during for _, during, _ in answers)
+    assert hooks and all(not during for _, during, _ in hooks)
+    assert hooks[-1][2] == 5  # the last hook ran with every answer given
+    assert seen.index(hooks[0]) > seen.index(answers[0])
+    assert not answering()  # not on this thread
 
 
 def test_a_refusal_refuses_only_its_own_submission(season: Season) -> None:
