@@ -20,9 +20,10 @@ Rules:
 - The writer takes a batch once a submission is queued and ``WINDOW`` has passed (or the
   batch is full): a lone submission waits that long, and under load each transaction carries
   what arrived meanwhile. Its cost hardly grows with its size (on a 2-core machine, 15 and
-  25 submissions both about 7 ms of the writer's wall time), so with 50 clients a 4 ms window
-  answered 7% more submissions than taking the queue as soon as one more arrived
-  (docs/benchmarks.md, session 15).
+  25 submissions both about 7 ms of the writer's wall time): with 50 clients, gathering for a
+  whole window of 2-4 ms answered 4-7% more submissions than taking the queue as soon as one
+  more arrived; once ``api.writer_link`` wrote its frames together, windows of 1, 2 and 4 ms
+  answered alike (docs/benchmarks.md, session 15).
 - Once a batch has committed, a second thread records its checkpoint in the signed-head file
   (two fsyncs) and only then answers its submissions, while the writer thread goes on with the
   next batch: the file's fsyncs are off the writer's path, and no receipt is handed out
@@ -47,7 +48,7 @@ from custody.log import AppendResult, CustodyLog, Prepared, Receipt, Rejected, p
 
 _log = logging.getLogger("custody.log")
 
-WINDOW = 0.004  # seconds the writer gathers submissions once one is queued
+WINDOW = 0.002  # seconds the writer gathers submissions once one is queued
 MAX_BATCH = 1000
 AHEAD = 2  # committed batches waiting for their checkpoint's record, at most
 
