@@ -38,6 +38,10 @@ class Phrase(str):
     __slots__ = ()
 
 
+# The separators of the lists ``Words.listed`` makes, as message ids (translated where shown).
+LIST_SEPARATORS = (N_(", "), N_(","), N_("/"))
+
+
 class Words(str):
     """A parameter that is a phrase of its own (a person with their roles, a signer slot): the
     string is its English, ``said`` renders it in the reader's language. Being a string, it
@@ -64,7 +68,7 @@ class Words(str):
         """Parts joined by ``sep``, each rendered as a parameter is (``Phrase``, ``Words``,
         ``Said``, a refusal, or shown as it is)."""
         params = {f"w{i}": part for i, part in enumerate(parts)}
-        return cls.of(Said(sep.join("{" + k + "}" for k in params), params))
+        return cls.of(Said(sep.join("{" + k + "}" for k in params), params, sep=sep))
 
     def __reduce__(self) -> tuple[object, ...]:  # errors cross processes (api.writer_link)
         return (Words, (str(self), self.said))
@@ -82,6 +86,9 @@ class Said:
 
     template: str
     params: Mapping[str, object] = field(default_factory=dict)
+    # a list (``Words.listed``): its parts joined by ``sep``, which is translated too (a
+    # Chinese list reads 押运员、保管员, not 押运员,保管员)
+    sep: str | None = None
 
     @property
     def english(self) -> str:
@@ -115,6 +122,9 @@ class Said:
             )
             for k, v in self.params.items()
         }
+        if self.sep is not None:
+            sep = translate(self.sep) if self.sep else ""  # (gettext("") is the header)
+            return sep.join(str(params[k]) for k in self.params)
         try:
             return _fill(translate(self.template), params)
         except (KeyError, IndexError, ValueError, AttributeError):

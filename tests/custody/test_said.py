@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custody.errors import N_, Phrase, Said, WindowError
+from custody.errors import N_, Phrase, Said, WindowError, Words
 from custody.i18n import gettext_for, said_in
 from custody.incidents.detect import STATUS_WORDS
 from custody.rules import FINDING_WORDS, finding_said
@@ -108,3 +108,17 @@ def test_a_refusal_with_a_sentence_as_parameter_is_chinese_throughout() -> None:
     message, _hint = error_text(e, "zh")
     assert message.endswith("24 h（离线记录）")
     assert "offline" not in message
+
+
+def test_a_list_reads_with_the_reader_s_separator() -> None:
+    """Roles and signer slots listed in a refusal: English keeps its commas, a Chinese reader
+    gets the enumeration comma (押运员、保管员), and a list joined by nothing stays so."""
+    roles = Words.joined(["courier", "custodian"], ",")
+    assert roles == "courier,custodian" and said_in(roles.said, "en") == "courier,custodian"
+    assert said_in(roles.said, "zh") == "押运员、保管员"
+    slots = Words.listed([Phrase("courier"), Phrase("witness")], ", ")
+    assert slots == "courier, witness" and said_in(slots.said, "zh") == "押运员、见证人"
+    alone = Words.listed([Phrase("courier"), "X"], "")
+    assert said_in(alone.said, "zh") == "押运员X"  # not the catalogue's header
+    sentence = Said(N_("missing signer(s): {missing}"), {"missing": slots})
+    assert "押运员、见证人" in said_in(sentence, "zh")
