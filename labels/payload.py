@@ -179,10 +179,41 @@ def unwrap_text(unverified_text: str | bytes) -> tuple[bytes, bool]:
             raise FormatError(
                 N_("label: the compressed payload is truncated or has trailing bytes")
             )
+        if _padding_set(raw, cose):
+            raise FormatError(
+                N_(
+                    "label: the compressed payload's last byte has bits set after its end: "
+                    "not the one writing of this label"
+                )
+            )
         return cose, True
     if raw[0] != _COSE_FIRST:
         raise FormatError(N_("label: the payload is neither COSE_Sign1 nor zlib-compressed"))
     return raw, False
+
+
+def _padding_set(stream: bytes, inflated: bytes) -> bool:
+    """Whether the deflate data of the zlib ``stream`` (already inflated to ``inflated``, its
+    checksum checked) has a bit set after the final block's end, in its last byte. Such bits
+    change nothing that is inflated, so without this check one label would have several
+    texts (a changed character of the QR code's text still verifying). Each set bit of that
+    byte is cleared in turn: a bit whose clearing inflates to the same bytes, ending at the
+    same place, is padding."""
+    deflated = stream[2:-4]  # after the 2-byte header, before the Adler-32 checksum
+    if not deflated:
+        return False
+    last = deflated[-1]
+    for bit in range(8):
+        if not last & (1 << bit):
+            continue
+        inflater = zlib.decompressobj(-15)  # raw deflate: the checksum is not at issue here
+        try:
+            again = inflater.decompress(deflated[:-1] + bytes([last & ~(1 << bit)]), MAX_COSE)
+        except zlib.error:
+            continue
+        if again == inflated and inflater.eof and not inflater.unused_data:
+            return True
+    return False
 
 
 def _loads(data: bytes, what: str) -> Any:

@@ -107,6 +107,23 @@ CAST: Mapping[str, Role] = {
 }
 
 
+def _with_padding_bit(stream: bytes) -> bytes:
+    """``stream`` (zlib) with one bit set after its deflate data's end, in the last byte: it
+    inflates to the same bytes, under the same checksum."""
+    inflated = zlib.decompress(stream)
+    at = len(stream) - 5  # the deflate data's last byte, before the Adler-32 checksum
+    for bit in range(7, -1, -1):
+        if stream[at] >> bit & 1:
+            continue
+        padded = stream[:at] + bytes([stream[at] | 1 << bit]) + stream[at + 1 :]
+        try:
+            if zlib.decompress(padded) == inflated:
+                return padded
+        except zlib.error:
+            continue
+    raise ValueError("this stream ends on a byte boundary: no padding bit to set")
+
+
 def seed(label: str) -> bytes:
     return hashlib.sha256(b"custody conformance vectors v1 " + label.encode()).digest()
 
@@ -2077,6 +2094,13 @@ def label_vectors(f: VectorFile) -> None:
     c = f.case("sealer-cert-expired", "the sealer's certificate ended before issued-at")
     c.who("sealer", not_after=RECEIVED - 2 * DAY)
     c.done(seal_manifest(manifest(c), c.key("sealer")), "refuse expired")
+    c = f.case(
+        "zlib-padding",
+        "a bit set after the deflate data's end in its last byte (inflates alike: another "
+        "writing of the same label)",
+    )
+    cose = encode_cose(manifest_to_cbor(manifest(c)), c.key("sealer"))
+    c.done(text(_with_padding_bit(zlib.compress(cose, 9))), "refuse format")
 
 
 # --- trust bundles and checkpoints (verified offline) ---------------------------------------

@@ -1219,6 +1219,18 @@ def verify_label(text: str, trust: Trust, now: datetime | None) -> Mapping[int, 
             raise Refused("format", "zlib") from e
         if d.unconsumed_tail or not d.eof or d.unused_data:
             raise Refused("format", "zlib cap/trailing")
+        # formats.md: no bit set after the final block's end in the deflate data's last byte
+        deflated = raw[2:-4]
+        for bit in range(8):
+            if not deflated or not deflated[-1] >> bit & 1:
+                continue
+            raw_inflater = zlib.decompressobj(wbits=-15)
+            try:
+                again = raw_inflater.decompress(deflated[:-1] + bytes([deflated[-1] ^ 1 << bit]))
+            except zlib.error:
+                continue
+            if again == cose and raw_inflater.eof and not raw_inflater.unused_data:
+                raise Refused("format", "zlib padding bits")
     elif raw[0] == 0xD2:
         cose = raw
     else:

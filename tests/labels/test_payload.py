@@ -412,6 +412,31 @@ def test_any_changed_character_is_refused(shared: Season, data: st.DataObject) -
         verify_label(text[:i] + c + text[i + 1 :], shared.trust(), now=T0)
 
 
+def test_a_padding_bit_after_the_deflate_data_is_refused(shared: Season) -> None:
+    """Found by the test above in CI: the bits after the final deflate block's end inflate to
+    nothing and the checksum is over what is inflated, so a label whose last deflate byte has
+    one of them set verified: two texts of one label. Every such bit is refused now, and the
+    label as sealed still verifies."""
+    text = _valid(shared)
+    stream = base45.b45decode(text[len(PREFIX) :])
+    cose = zlib.decompress(stream)
+    at = len(stream) - 5  # the deflate data's last byte, before the Adler-32 checksum
+    padded = []
+    for bit in range(8):
+        if stream[at] >> bit & 1:
+            continue
+        candidate = stream[:at] + bytes([stream[at] | 1 << bit]) + stream[at + 1 :]
+        with contextlib.suppress(zlib.error):
+            if zlib.decompress(candidate) == cose:
+                padded.append(PREFIX + base45.b45encode(candidate).decode())
+    if not padded:
+        pytest.skip("this label's deflate data ends on a byte boundary (no padding bit)")
+    for other in padded:
+        with pytest.raises(FormatError, match="bits set after its end"):
+            verify_label(other, shared.trust(), now=T0)
+    verify_label(text, shared.trust(), now=T0)
+
+
 def _check_only_custody_errors(season: Season, text: str) -> None:
     trust = _TRUST.get(id(season)) or _TRUST.setdefault(id(season), season.trust())
     with contextlib.suppress(CustodyError):

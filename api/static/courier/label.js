@@ -33,8 +33,8 @@ export function base45decode(text) {
   return Uint8Array.from(out);
 }
 
-async function inflateCapped(body) {
-  const stream = new Blob([body]).stream().pipeThrough(new DecompressionStream("deflate"));
+async function inflateCapped(body, format = "deflate") {
+  const stream = new Blob([body]).stream().pipeThrough(new DecompressionStream(format));
   const reader = stream.getReader();
   const parts = [];
   let total = 0;
@@ -59,6 +59,31 @@ async function inflateCapped(body) {
     at += p.length;
   }
   return out;
+}
+
+/**
+ * Whether the zlib stream `body` (inflated to `inflated`) has a bit set after its final
+ * block's end, in the deflate data's last byte: such bits inflate to nothing, so one label
+ * would have several texts. Each set bit is cleared in turn; one whose clearing inflates to
+ * the same bytes is padding (docs/formats.md, "Compression").
+ */
+async function paddingSet(body, inflated) {
+  const data = body.subarray(2, body.length - 4);
+  if (data.length === 0) return false;
+  const last = data[data.length - 1];
+  for (let bit = 0; bit < 8; bit++) {
+    if (!(last & (1 << bit))) continue;
+    const cleared = Uint8Array.from(data);
+    cleared[cleared.length - 1] = last & ~(1 << bit);
+    let again;
+    try {
+      again = await inflateCapped(cleared, "deflate-raw");
+    } catch {
+      continue;
+    }
+    if (again.length === inflated.length && again.every((b, i) => b === inflated[i])) return true;
+  }
+  return false;
 }
 
 const STRICT = { strict: true, rejectDuplicateMapKeys: true, useMaps: true, allowIndefinite: false, allowUndefined: false, allowBigInt: false };
@@ -130,8 +155,13 @@ export async function verifyLabel(text, trust, now) {
   if (!m) throw new Refusal("format", "label: not a custody label (no CP1: prefix)");
   if (m[1] !== "1") throw new Refusal("format", `label: version CP${m[1]} is not supported`);
   let body = base45decode(text.slice(m[0].length));
-  if (body[0] === 0x78) body = await inflateCapped(body);
-  else if (body[0] !== 0xd2) throw new Refusal("format", "label: neither zlib nor COSE");
+  if (body[0] === 0x78) {
+    const inflated = await inflateCapped(body);
+    if (await paddingSet(body, inflated)) {
+      throw new Refusal("format", "label: the compressed payload's last byte has bits set after its end");
+    }
+    body = inflated;
+  } else if (body[0] !== 0xd2) throw new Refusal("format", "label: neither zlib nor COSE");
   const tags = [];
   tags[18] = (decode) => ({ cose: decode() });
   const outer = cbor(body, "COSE", tags);
