@@ -196,24 +196,21 @@ def _padding_set(stream: bytes, inflated: bytes) -> bool:
     """Whether the deflate data of the zlib ``stream`` (already inflated to ``inflated``, its
     checksum checked) has a bit set after the final block's end, in its last byte. Such bits
     change nothing that is inflated, so without this check one label would have several
-    texts (a changed character of the QR code's text still verifying). Each set bit of that
-    byte is cleared in turn: a bit whose clearing inflates to the same bytes, ending at the
-    same place, is padding."""
+    texts (a changed character of the QR code's text still verifying). Deflate fills a byte
+    from its lowest bit up, so the padding is the byte's highest bits: the highest set bit
+    decides. Cleared, if the stream inflates to the same bytes and ends at the same place, it
+    is padding; else it carries data, and so does every bit below it. One inflate at most."""
     deflated = stream[2:-4]  # after the 2-byte header, before the Adler-32 checksum
-    if not deflated:
+    if not deflated or not deflated[-1]:
         return False
     last = deflated[-1]
-    for bit in range(8):
-        if not last & (1 << bit):
-            continue
-        inflater = zlib.decompressobj(-15)  # raw deflate: the checksum is not at issue here
-        try:
-            again = inflater.decompress(deflated[:-1] + bytes([last & ~(1 << bit)]), MAX_COSE)
-        except zlib.error:
-            continue
-        if again == inflated and inflater.eof and not inflater.unused_data:
-            return True
-    return False
+    top = 1 << (last.bit_length() - 1)
+    inflater = zlib.decompressobj(-15)  # raw deflate: the checksum is not at issue here
+    try:
+        again = inflater.decompress(deflated[:-1] + bytes([last ^ top]), MAX_COSE)
+    except zlib.error:
+        return False
+    return again == inflated and inflater.eof and not inflater.unused_data
 
 
 def _loads(data: bytes, what: str) -> Any:

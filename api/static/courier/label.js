@@ -64,26 +64,23 @@ async function inflateCapped(body, format = "deflate") {
 /**
  * Whether the zlib stream `body` (inflated to `inflated`) has a bit set after its final
  * block's end, in the deflate data's last byte: such bits inflate to nothing, so one label
- * would have several texts. Each set bit is cleared in turn; one whose clearing inflates to
- * the same bytes is padding (docs/formats.md, "Compression").
+ * would have several texts (docs/formats.md, "Compression"). Deflate fills a byte from its
+ * lowest bit up, so the padding is the highest bits: the highest set bit decides. Cleared, if
+ * the data inflates to the same bytes it is padding; else it and every bit below carry data.
  */
 async function paddingSet(body, inflated) {
   const data = body.subarray(2, body.length - 4);
-  if (data.length === 0) return false;
+  if (data.length === 0 || data[data.length - 1] === 0) return false;
   const last = data[data.length - 1];
-  for (let bit = 0; bit < 8; bit++) {
-    if (!(last & (1 << bit))) continue;
-    const cleared = Uint8Array.from(data);
-    cleared[cleared.length - 1] = last & ~(1 << bit);
-    let again;
-    try {
-      again = await inflateCapped(cleared, "deflate-raw");
-    } catch {
-      continue;
-    }
-    if (again.length === inflated.length && again.every((b, i) => b === inflated[i])) return true;
+  const cleared = Uint8Array.from(data);
+  cleared[cleared.length - 1] = last ^ (1 << (31 - Math.clz32(last)));
+  let again;
+  try {
+    again = await inflateCapped(cleared, "deflate-raw");
+  } catch {
+    return false;
   }
-  return false;
+  return again.length === inflated.length && again.every((b, i) => b === inflated[i]);
 }
 
 const STRICT = { strict: true, rejectDuplicateMapKeys: true, useMaps: true, allowIndefinite: false, allowUndefined: false, allowBigInt: false };
