@@ -324,10 +324,16 @@ class WriterLink:
         self._out.append(frame)
 
     def _flush(self) -> None:
-        if self._out and self._out_to is not None:
-            # a connection that closed meanwhile: its reader answers every pending submission
-            self._out_to.write(b"".join(self._out))
-        self._out.clear()
+        out, self._out = self._out, []
+        writer = self._out_to
+        if not out or writer is None:
+            return
+        try:
+            # a connection that closed meanwhile drops them: its reader has answered, or
+            # answers, every pending submission with the broken link's storage error
+            writer.write(b"".join(out))
+        except (OSError, RuntimeError):
+            writer.close()  # its reader ends and answers them (never a submission left waiting)
 
     def probe(self) -> Check:
         """``/readyz``'s check: does the writer take connections? (A worker whose writer is

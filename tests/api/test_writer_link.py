@@ -212,6 +212,40 @@ def test_a_writer_that_hangs_up_answers_what_is_in_flight(tmp_path: Path) -> Non
     assert all("may have been appended" in str(a) for a in answers)
 
 
+def test_a_write_that_fails_is_answered_never_left_waiting(tmp_path: Path) -> None:
+    """The frames of a turn go out in one write after it (``_flush``): if that write fails,
+    the link is closed and every submission in it gets the broken link's storage error."""
+    path = tmp_path / "w.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+
+    async def run() -> list[object]:
+        link = WriterLink(path)
+        writer = await link._connected()
+
+        def broken(data: bytes) -> None:
+            raise RuntimeError("the transport broke")
+
+        writer.write = broken  # type: ignore[method-assign]
+        return await asyncio.wait_for(
+            asyncio.gather(link.submit(NOT_AN_EVENT, b"{}", None),
+                           link.submit(NOT_AN_EVENT, b"{}", None), return_exceptions=True),
+            timeout=30,
+        )  # fmt: skip
+
+    try:
+        answers = asyncio.run(run())
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert all(isinstance(a, StorageError) for a in answers), answers
+    assert all("may have been appended" in str(a) for a in answers)
+
+
 def test_an_oversized_frame_is_hung_up_on(season: Season, writer: LogWriterServer) -> None:
     size = season.log().size()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
