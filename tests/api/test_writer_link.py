@@ -220,7 +220,8 @@ def test_a_write_that_fails_is_answered_never_left_waiting(tmp_path: Path) -> No
     listener.bind(str(path))
     listener.listen(1)
     accepted: list[socket.socket] = []
-    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    accepting = threading.Thread(target=lambda: accepted.append(listener.accept()[0]))
+    accepting.start()
 
     async def run() -> list[object]:
         link = WriterLink(path)
@@ -238,11 +239,12 @@ def test_a_write_that_fails_is_answered_never_left_waiting(tmp_path: Path) -> No
 
     try:
         answers = asyncio.run(run())
+        accepting.join(10)  # the link connected: its connection is taken before the close
     finally:
         listener.close()
         for conn in accepted:
             conn.close()
-    assert all(isinstance(a, StorageError) for a in answers), answers
+    assert accepted and all(isinstance(a, StorageError) for a in answers), answers
     assert all("may have been appended" in str(a) for a in answers)
 
 
