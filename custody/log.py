@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import islice
 from typing import Any, Protocol
 
 from crypto import merkle
@@ -92,6 +93,12 @@ ROOTS_KEPT = 4096  # signed roots kept in memory for proofs (``CustodyLog._proof
 TOP_LEVEL = 10
 TOP_SPAN = 11
 TOP_MAX = 200_000
+# Packages whose state (and each observer's rows) the writer keeps in memory between appends,
+# at most: each costs about 2.5 KB there (1.9 KB of state, 0.4 KB of the incident desk's row),
+# so a season of a million packages held 2.5 GB and of five million would hold 12 GB, for
+# good. Beyond this many, the longest kept are dropped; a dropped package's state is read
+# back from the database when it is next named (docs/benchmarks.md, session 16).
+CACHED_PACKAGES = 200_000
 
 
 @dataclass(frozen=True)
@@ -524,9 +531,9 @@ class CustodyLog:
             return
         with self._states_lock:
             if self._states_at == batch.size:
-                self._states.update(batch.touched)
+                _keep_at_most(self._states, batch.touched, CACHED_PACKAGES)
                 for i, keep in batch.kept.items():
-                    self._kept.setdefault(i, {}).update(keep)
+                    _keep_at_most(self._kept.setdefault(i, {}), keep, CACHED_PACKAGES)
                 self._states_at = batch.size + len(batch.accepted)
             else:
                 self._states.clear()
@@ -1070,6 +1077,17 @@ class CustodyLog:
         """Every finding on the log, or (``at``) those of the entries at these indices."""
         with log_store.reading(self.engine) as db:
             return db.findings(at)
+
+
+def _keep_at_most(cache: dict[str, Any], new: Mapping[str, Any], most: int) -> None:
+    """Add ``new`` to ``cache``, then drop the entries kept longest beyond ``most`` (down to
+    nine tenths of it, so that not every append drops some). A dropped entry is only read
+    again from the database: the cache holds nothing the database does not."""
+    cache.update(new)
+    excess = len(cache) - most
+    if excess > 0:
+        for key in list(islice(cache, excess + most // 10)):
+            del cache[key]
 
 
 def _kept(sig: NoteSignature, added_at: str) -> NewCosignature:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+import custody.log
 from crypto import merkle
 from crypto.dsse import Envelope, Signature, sign_envelope
 from crypto.encoding import canonical_json
@@ -79,6 +80,42 @@ def test_a_refused_append_keeps_the_states_that_are_on_the_log(season: Season) -
     after = log.package_state("PK-1")
     assert after.holder == "courier-li" and after.last_event != before.last_event
 
+
+
+def test_the_writer_keeps_the_states_of_a_bounded_number_of_packages(
+    season: Season, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its bound, the writer drops the package states (and the incident desk's rows) it
+    kept longest; a dropped package's chain goes on from the database, judged as before."""
+    monkeypatch.setattr(custody.log, "CACHED_PACKAGES", 4)
+    log = season.log()
+    packages = [f"PK-{n}" for n in range(10)]
+    for pid in packages:
+        seal(season, pid)
+        assert len(log._states) <= 4 and all(len(rows) <= 4 for rows in log._kept.values())
+    assert "PK-0" not in log._states and "PK-9" in log._states
+    for pid in packages:
+        transfer(season, Kind.DISPATCH, pid, "print-qian", "courier-sun")
+        assert len(log._states) <= 4 and all(len(rows) <= 4 for rows in log._kept.values())
+    assert "PK-0" not in log._states  # dropped again; read back for the step below
+    dispatched = log.package_state("PK-0").last_event
+    wrong = season.event(
+        Kind.HANDOVER,
+        ["PK-0"],
+        actors={"releaser": "courier-sun", "receiver": "courier-li"},
+        signers=["courier-sun", "courier-li"],
+        body={"seals": SEALS},
+        prevs={"PK-0": "0" * 64},
+    )
+    with pytest.raises(ChainError):
+        log.submit(wrong, now=season.now)
+    transfer(season, Kind.HANDOVER, "PK-0", "courier-sun", "courier-li")
+    after = log.package_state("PK-0")
+    assert after.holder == "courier-li" and after.last_event != dispatched
+    # the desk's rows, dropped and read back, still follow each package's status
+    with season.home.engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT package_id, status FROM incident_watch")).all())
+    assert rows == {**dict.fromkeys(packages, "in_transit"), "PK-0": "in_transit"}
 
 BASE = {
     "type": "custody.event.v1",
