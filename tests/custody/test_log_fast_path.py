@@ -81,7 +81,6 @@ def test_a_refused_append_keeps_the_states_that_are_on_the_log(season: Season) -
     assert after.holder == "courier-li" and after.last_event != before.last_event
 
 
-
 def test_the_writer_keeps_the_states_of_a_bounded_number_of_packages(
     season: Season, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,6 +115,7 @@ def test_the_writer_keeps_the_states_of_a_bounded_number_of_packages(
     with season.home.engine.connect() as conn:
         rows = dict(conn.execute(text("SELECT package_id, status FROM incident_watch")).all())
     assert rows == {**dict.fromkeys(packages, "in_transit"), "PK-0": "in_transit"}
+
 
 BASE = {
     "type": "custody.event.v1",
