@@ -229,7 +229,7 @@ def _gen_chains(args: tuple[int, int, int, str, bytes, bytes, bytes]) -> bytes:
     return bytes(out)
 
 
-def full_verify(events: int, folder: Path) -> VerifyFigures:
+def full_verify(events: int, folder: Path, processes: int = CORES) -> VerifyFigures:
     s = _season.season(folder=folder)
     trust = s.trust()
     length = 1000
@@ -265,7 +265,7 @@ def full_verify(events: int, folder: Path) -> VerifyFigures:
     t = time.perf_counter()
     main, workers = _cpu_split()
     # read as `custody verify` reads a bundle: blocks of whole lines
-    report = verify_log(doc, note, LineBlocks(stream_blocks(path)), workers=CORES)
+    report = verify_log(doc, note, LineBlocks(stream_blocks(path)), workers=processes)
     elapsed = time.perf_counter() - t
     main_end, workers_end = _cpu_split()  # the workers have ended: their CPU time is counted
     assert report.ok, report.problems[:3]
@@ -604,6 +604,7 @@ def run_verify(quick: bool, events: int, allc: float, report: _report.Report) ->
         workers_cpu_us_per_event=round(f.workers_cpu * per_event, 1),
         signatures_cpu_us_per_event=round(sigs / raw_cpu * per_event, 1),
     )
+    verify_ceiling(report)
     report.add(
         "verify_ratio",
         f.rate / allc,
@@ -615,6 +616,41 @@ def run_verify(quick: bool, events: int, allc: float, report: _report.Report) ->
         seconds=round(f.seconds, 2),
         ratio_to_raw_after=round(f.rate / allc_after, 3),
         raw_after=round(allc_after),
+    )
+
+
+CEILING_EVENTS = 50_000
+
+
+def verify_ceiling(report: _report.Report) -> None:
+    """The most ``verify_ratio`` can reach with the code's work per event, on any number of
+    cores: a verification of 50,001 events in this one process (no workers, so nothing is
+    spent handing events to them), and the share of its CPU time that raw verification of its
+    signatures would take. Spread over C cores with nothing added, the rate is C cores over
+    the CPU an event; raw verification on C cores is C over the signatures' CPU: the ratio
+    of the two is that share, whatever C is."""
+    before = raw_cpu_rate(20000)
+    with tempfile.TemporaryDirectory() as tmp:
+        f = full_verify(CEILING_EVENTS, Path(tmp), processes=1)
+    raw_cpu = (before + raw_cpu_rate(20000)) / 2
+    per_event = f.main_cpu * 1e6 / f.events
+    sig_us = f.signatures / raw_cpu * 1e6 / f.events
+    print(
+        f"The same checks in one process ({f.events:,} events, no workers): {per_event:.1f} µs "
+        f"of CPU an event, of which its signatures at the raw rate {sig_us:.1f} µs. That share, "
+        f"**{sig_us / per_event:.2f}**, is the most verify_ratio can reach with this work an "
+        "event, on any number of cores.\n"
+    )
+    report.add(
+        "verify_ceiling",
+        sig_us / per_event,
+        limit=raw_cpu,
+        limit_is="raw verifications per CPU-second in this process (mean of before and after); "
+        "the figure is the share of a one-process verification's CPU time that its signatures "
+        "take at that rate: the bound on verify_ratio with this work an event",
+        events=f.events,
+        cpu_us_per_event=round(per_event, 1),
+        signatures_cpu_us_per_event=round(sig_us, 1),
     )
 
 
@@ -656,6 +692,7 @@ def run_profile(quick: bool, report: _report.Report) -> None:
     keys = s.trust().signing_keys
     # CPU time of this process (what other jobs on the machine do does not count), per batch:
     # verifying the batch's signatures alone, then appending it; medians over six batches
+    raw_before = raw_cpu_rate(20000)
     sigs, totals = [], []
     for _ in range(6):
         batch = next(stream)
@@ -668,6 +705,8 @@ def run_profile(quick: bool, report: _report.Report) -> None:
         totals.append(time.process_time() - t)
         assert not result.rejected
     sig, total = statistics.median(sigs), statistics.median(totals)
+    raw_cpu = (raw_before + raw_cpu_rate(20000)) / 2
+    raw_pair = 2 / raw_cpu * 1e6  # µs of CPU: a handover's two raw verifications
     third = next(stream)
     prof = cProfile.Profile()
     prof.enable()
@@ -688,6 +727,13 @@ def run_profile(quick: bool, report: _report.Report) -> None:
         f"{sig * 1e6 / packages:.0f} µs: signatures are {sig / total:.0%} of the append "
         f"(under cProfile: {sodium_time / profiled:.0%}).\n"
     )
+    print(
+        f"Its two signatures at the raw rate take {raw_pair:.0f} µs: that share of the append, "
+        f"**{raw_pair / (total * 1e6 / packages):.2f}**, is the most append_batched_ratio can "
+        "reach with this work a handover, on any number of cores (spread over C cores with "
+        "nothing added, C cores over the CPU a handover, against C cores over its two raw "
+        "verifications).\n"
+    )
     print("cProfile, the same append (top 15 by own time):\n```")
     stats.sort_stats("tottime").print_stats(15)
     print("```")
@@ -699,6 +745,17 @@ def run_profile(quick: bool, report: _report.Report) -> None:
         us_per_event=round(total * 1e6 / packages, 1),
         signature_us_per_event=round(sig * 1e6 / packages, 1),
         profiled_share=round(sodium_time / profiled, 3),
+    )
+    report.add(
+        "append_ceiling",
+        raw_pair / (total * 1e6 / packages),
+        limit=raw_cpu,
+        limit_is="raw verifications per CPU-second in this process (mean of before and after); "
+        "the figure is the share of a one-process batched append's CPU time that its two "
+        "signatures take at that rate: the bound on append_batched_ratio with this work a "
+        "handover",
+        us_per_event=round(total * 1e6 / packages, 1),
+        raw_signatures_us_per_event=round(raw_pair, 1),
     )
 
 
